@@ -1,0 +1,48 @@
+"""What every table shares: one metadata with a naming convention, ids, and UTC timestamp columns."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from hub.db import NAMING_CONVENTION, UTCDateTime, utcnow
+
+SQLModel.metadata.naming_convention = NAMING_CONVENTION
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def id_field() -> Any:
+    return Field(default_factory=new_id, primary_key=True, max_length=36)
+
+
+def utc_field(*, nullable: bool = False, index: bool = False, now: bool = False) -> Any:
+    """A timezone-aware UTC column; `now` stamps it with the hub's clock on insert."""
+    column = sa.Column(UTCDateTime(), nullable=nullable, index=index)
+    if now:
+        return Field(default_factory=utcnow, sa_column=column)
+    return Field(default=None, sa_column=column) if nullable else Field(sa_column=column)
+
+
+def org_field(*, nullable: bool = False, index: bool = True) -> Any:
+    return Field(
+        default=None if nullable else ...,
+        foreign_key="organisation.code",
+        max_length=32,
+        index=index,
+        nullable=nullable,
+    )
+
+
+def enum_field(*, nullable: bool = False, index: bool = False) -> Any:
+    """Enums are stored as short strings: adding a value needs no database type migration."""
+    return Field(default=None if nullable else ..., max_length=32, index=index, nullable=nullable)
+
+
+__all__ = ["Field", "SQLModel", "dt", "enum_field", "id_field", "new_id", "org_field", "utc_field"]

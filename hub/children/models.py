@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import datetime as dt
+import enum
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from hub.base import enum_field, id_field, org_field, utc_field
+
+
+class ReferenceKind(enum.StrEnum):
+    POLICE_PERSON = "police_person"
+    COUNCIL_CASE = "council_case"
+
+
+class Child(SQLModel, table=True):
+    id: str = id_field()
+    given_name: str = Field(max_length=100)
+    family_name: str = Field(max_length=100)
+    date_of_birth: dt.date
+    nhs_number: str | None = Field(default=None, max_length=10, unique=True)
+    responsible_council_code: str = org_field()
+    host_council_code: str | None = org_field(nullable=True)
+    looked_after: bool = False
+    created_at: dt.datetime = utc_field(now=True)
+    updated_at: dt.datetime = utc_field(now=True)
+
+
+class ChildReference(SQLModel, table=True):
+    """A reference an organisation holds for a child: how a push finds the child again."""
+
+    __tablename__ = "child_reference"
+    __table_args__ = (sa.UniqueConstraint("organisation_code", "kind", "value"),)
+
+    id: str = id_field()
+    child_id: str = Field(foreign_key="child.id", max_length=36, index=True)
+    organisation_code: str = org_field(index=False)
+    kind: str = enum_field()
+    value: str = Field(max_length=64)

@@ -1,0 +1,73 @@
+"""Typed settings, read once from `HUB_*` environment variables (and a `.env` file)."""
+
+from __future__ import annotations
+
+import enum
+from functools import cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_PSEUDONYM_KEY = "dev-only-pseudonym-key-change-me"  # noqa: S105 - refused in production
+DEFAULT_DATA_DIR = Path(".hub")
+
+
+class Mode(enum.StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HUB_", env_file=".env", extra="ignore")
+
+    mode: Mode = Mode.DEVELOPMENT
+    database_url: str = f"sqlite+aiosqlite:///{DEFAULT_DATA_DIR / 'hub.db'}"
+    data_dir: Path = DEFAULT_DATA_DIR
+
+    # JOSE: a JWKS file of private keys; the first key signs, every key verifies.
+    signing_keys_file: Path | None = None
+    issuer: str = "http://127.0.0.1:8000"
+    audience: str = "safeguarding-hub"
+    access_token_ttl_seconds: int = Field(default=600, ge=30, le=3600)
+
+    pseudonym_key: SecretStr = SecretStr(DEV_PSEUDONYM_KEY)
+
+    # Off unless asked for: `demo` turns both on for a newcomer's GraphiQL.
+    graphiql: bool = False
+    introspection: bool = False
+    max_body_bytes: int = Field(default=256 * 1024, ge=1024)
+    max_page_size: int = Field(default=100, ge=1, le=1000)
+    default_page_size: int = Field(default=50, ge=1)
+    max_query_depth: int = Field(default=10, ge=2)
+    clock_skew_seconds: int = Field(default=300, ge=0)
+
+    @property
+    def is_production(self) -> bool:
+        return self.mode is Mode.PRODUCTION
+
+    @property
+    def keys_path(self) -> Path:
+        return self.signing_keys_file or self.data_dir / "dev-signing-keys.json"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @model_validator(mode="after")
+    def _production_refuses_development_defaults(self) -> Settings:
+        if not self.is_production:
+            return self
+        problems = []
+        if self.pseudonym_key.get_secret_value() == DEV_PSEUDONYM_KEY:
+            problems.append("HUB_PSEUDONYM_KEY is the development default")
+        if self.signing_keys_file is None:
+            problems.append("HUB_SIGNING_KEYS_FILE must name the production key set")
+        if problems:
+            raise ValueError("production mode refuses: " + "; ".join(problems))
+        return self
+
+
+@cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,33 @@
+"""Import every table so that `SQLModel.metadata` is complete (Alembic and tests rely on it)."""
+
+from sqlmodel import SQLModel
+
+from hub.access.models import OAuthClient
+from hub.children.models import Child, ChildReference
+from hub.incidents.models import Incident, IncidentChild
+from hub.investigations.models import (
+    Investigation,
+    InvestigationChild,
+    InvestigationIncident,
+    InvestigationTransition,
+)
+from hub.missing.models import MissingEpisode
+from hub.reference.models import ForceCoverage, Organisation
+
+metadata = SQLModel.metadata
+
+__all__ = [
+    "Child",
+    "ChildReference",
+    "ForceCoverage",
+    "Incident",
+    "IncidentChild",
+    "Investigation",
+    "InvestigationChild",
+    "InvestigationIncident",
+    "InvestigationTransition",
+    "MissingEpisode",
+    "OAuthClient",
+    "Organisation",
+    "metadata",
+]
