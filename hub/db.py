@@ -7,6 +7,7 @@ write lock instead of failing on a lock upgrade; PostgreSQL read transactions ar
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -58,6 +59,30 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+class SerialSession(AsyncSession):
+    """An AsyncSession that queues its statements.
+
+    GraphQL resolves sibling fields concurrently, and DataLoaders of different kinds dispatch
+    together; one request's session must still send one statement at a time.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._lock = asyncio.Lock()
+
+    async def execute(self, *args: Any, **kwargs: Any) -> Any:
+        async with self._lock:
+            return await super().execute(*args, **kwargs)
+
+    async def get(self, *args: Any, **kwargs: Any) -> Any:
+        async with self._lock:
+            return await super().get(*args, **kwargs)
+
+    async def flush(self, *args: Any, **kwargs: Any) -> None:
+        async with self._lock:
+            await super().flush(*args, **kwargs)
+
+
 class Database:
     """The engine and the two kinds of transaction a request can ask for."""
 
@@ -76,8 +101,12 @@ class Database:
         else:
             read_engine = self.engine.execution_options(postgresql_readonly=True)
         write_engine = self.engine.execution_options(**{_WRITE: True})
-        self._reader = async_sessionmaker(read_engine, expire_on_commit=False, autoflush=False)
-        self._writer = async_sessionmaker(write_engine, expire_on_commit=False, autoflush=False)
+        self._reader = async_sessionmaker(
+            read_engine, class_=SerialSession, expire_on_commit=False, autoflush=False
+        )
+        self._writer = async_sessionmaker(
+            write_engine, class_=SerialSession, expire_on_commit=False, autoflush=False
+        )
 
     def session(self, *, write: bool) -> AsyncSession:
         return (self._writer if write else self._reader)()

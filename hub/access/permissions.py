@@ -1,0 +1,32 @@
+"""Named permission classes the schema applies; resolvers never test roles themselves."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from strawberry.permission import BasePermission
+
+from hub.access.models import Role
+from hub.graphql.context import Info
+
+
+class _RolePermission(BasePermission):
+    roles: ClassVar[frozenset[Role]]
+    error_extensions: ClassVar[dict[str, Any]] = {"code": "FORBIDDEN"}
+
+    def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
+        return Role(info.context.principal.role) in self.roles
+
+
+class PushesPoliceRecords(_RolePermission):
+    """Only a police record system pushes, and only for its own force (the token's)."""
+
+    message = "only a police force's system may push records"
+    roles = frozenset({Role.POLICE_OFFICER})
+
+
+class ReadsCaseRecords(_RolePermission):
+    """Roles whose view includes case records; the row scope narrows what each sees."""
+
+    message = "this role may not read case records"
+    roles = frozenset({Role.POLICE_OFFICER, Role.COUNCIL_SOCIAL_WORKER})

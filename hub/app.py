@@ -1,0 +1,183 @@
+"""The ASGI application: GraphQL, OAuth token endpoint, JWKS, health, and the guards in front."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from strawberry.asgi import GraphQL
+
+from hub import telemetry
+from hub.access.keys import KeySet
+from hub.access.oauth import routes as oauth_routes
+from hub.access.tokens import authenticate_request
+from hub.db import Database
+from hub.errors import HubError, Unauthenticated
+from hub.graphql.context import HubContext
+from hub.graphql.schema import build_schema
+from hub.settings import Settings, get_settings
+
+log = logging.getLogger("hub.app")
+
+
+@dataclasses.dataclass
+class HubState:
+    settings: Settings
+    db: Database
+    keys: KeySet
+
+
+def _error_body(error: HubError) -> bytes:
+    return json.dumps({"errors": [{"message": error.message, "extensions": error.extensions}]}).encode()
+
+
+async def _send_error(send: Send, status: int, error: HubError, headers: dict[str, str]) -> None:
+    body = _error_body(error)
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    raw += [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+class PayloadTooLarge(HubError):
+    code = "PAYLOAD_TOO_LARGE"
+
+
+class BodyLimit:
+    """Refuse request bodies over the limit, whether declared up front or streamed."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        too_large = PayloadTooLarge(f"request body over {self.max_bytes} bytes")
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await _send_error(send, 413, too_large, {})
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                raise _BodyTooLarge
+            return message
+
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited, tracking_send)
+        except _BodyTooLarge:
+            if not started:
+                await _send_error(send, 413, too_large, {})
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class Authenticated:
+    """No anonymous data access: /graphql needs a valid hub token (GraphiQL's page excepted)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or self._is_graphiql_page(scope):
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        hub: HubState = request.app.state.hub
+        try:
+            principal = authenticate_request(request.headers, settings=hub.settings, keys=hub.keys)
+        except Unauthenticated as error:
+            challenge = 'Bearer error="invalid_token"' if "authorization" in request.headers else "Bearer"
+            await _send_error(send, 401, error, {"WWW-Authenticate": challenge})
+            return
+        except HubError as error:
+            await _send_error(send, 400, error, {})
+            return
+        scope.setdefault("state", {})["principal"] = principal
+        await self.app(scope, receive, send)
+
+    @staticmethod
+    def _is_graphiql_page(scope: Scope) -> bool:
+        headers = dict(scope["headers"])
+        accept = headers.get(b"accept", b"").decode("latin-1")
+        return scope["method"] == "GET" and not scope.get("query_string") and "text/html" in accept
+
+
+class HubGraphQL(GraphQL[HubContext, None]):
+    async def get_context(self, request: Any, response: Any = None) -> HubContext:
+        hub: HubState = request.app.state.hub
+        return HubContext(
+            request=request,
+            response=response,
+            hub=hub,
+            principal=request.state.principal,
+            request_id=request.headers.get("x-request-id") or str(uuid.uuid4()),
+        )
+
+
+async def healthz(_: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    hub: HubState = request.app.state.hub
+    try:
+        await hub.db.ping()
+    except Exception:  # noqa: BLE001 - any failure to reach the database means not ready
+        log.warning("readiness check: database unreachable")
+        return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
+    return JSONResponse({"status": "ok", "database": "reachable"})
+
+
+def create_app(settings: Settings | None = None) -> ASGIApp:
+    settings = settings or get_settings()
+    db = Database(settings.database_url)
+    state = HubState(settings=settings, db=db, keys=KeySet.for_settings(settings))
+    telemetry.configure(db.engine)
+    graphql = HubGraphQL(
+        build_schema(settings),
+        graphql_ide="graphiql" if settings.graphiql else None,
+        allow_queries_via_get=True,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        yield
+        await db.dispose()
+
+    app = Starlette(
+        routes=[
+            Route("/graphql", Authenticated(graphql), methods=["GET", "POST"]),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            *oauth_routes(),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.hub = state
+    return BodyLimit(app, max_bytes=settings.max_body_bytes)

@@ -1,0 +1,160 @@
+"""Finding the child a push is about, or recording a new one, by the references agencies hold."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import re
+
+import sqlalchemy as sa
+from sqlmodel import col
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hub import validation
+from hub.children.models import Child, ChildReference, ReferenceKind
+from hub.db import utcnow
+from hub.errors import InvalidInput
+from hub.reference.models import OrganisationKind
+
+NHS_NUMBER = re.compile(r"^\d{10}$")
+
+
+@dataclasses.dataclass(frozen=True)
+class ChildDetails:
+    """A child as a police system knows them; `police_reference` is the force's person reference."""
+
+    police_reference: str
+    given_name: str
+    family_name: str
+    date_of_birth: dt.date
+    nhs_number: str | None = None
+    responsible_council: str | None = None
+    host_council: str | None = None
+    looked_after: bool | None = None
+
+
+def normalise(details: ChildDetails, *, field: str, today: dt.date) -> ChildDetails:
+    if details.date_of_birth > today:
+        raise InvalidInput(f"{field}.dateOfBirth is in the future", field=f"{field}.dateOfBirth")
+    nhs = details.nhs_number.replace(" ", "") if details.nhs_number else None
+    if nhs is not None and not NHS_NUMBER.match(nhs):
+        raise InvalidInput(f"{field}.nhsNumber must be 10 digits", field=f"{field}.nhsNumber")
+    return dataclasses.replace(
+        details,
+        police_reference=validation.text(
+            details.police_reference, field=f"{field}.policeReference", max_length=64
+        ),
+        given_name=validation.text(details.given_name, field=f"{field}.givenName", max_length=100),
+        family_name=validation.text(
+            details.family_name, field=f"{field}.familyName", max_length=100
+        ),
+        nhs_number=nhs,
+    )
+
+
+def council_codes(details: ChildDetails, *, field: str) -> list[tuple[str, str, OrganisationKind]]:
+    named = [
+        (details.responsible_council, f"{field}.responsibleCouncil"),
+        (details.host_council, f"{field}.hostCouncil"),
+    ]
+    return [(code, path, OrganisationKind.COUNCIL) for code, path in named if code is not None]
+
+
+async def get(session: AsyncSession, *, child_id: str) -> Child | None:
+    return await session.get(Child, child_id)
+
+
+async def find_by_police_reference(
+    session: AsyncSession, *, force_code: str, reference: str
+) -> Child | None:
+    return (
+        await session.execute(
+            sa.select(Child)
+            .join(ChildReference, col(ChildReference.child_id) == Child.id)
+            .where(
+                ChildReference.organisation_code == force_code,
+                ChildReference.kind == ReferenceKind.POLICE_PERSON,
+                ChildReference.value == reference,
+            )
+        )
+    ).scalar_one_or_none()
+
+
+async def record_from_push(
+    session: AsyncSession, *, force_code: str, details: ChildDetails, default_council: str
+) -> Child:
+    """The child a push names: found by the force's reference or NHS number, else created.
+
+    What the police now say about placement (responsible or host council, looked after) updates
+    the child; names and dates of birth are kept as first recorded.
+    """
+    child = await find_by_police_reference(
+        session, force_code=force_code, reference=details.police_reference
+    )
+    if child is None and details.nhs_number is not None:
+        child = (
+            await session.execute(sa.select(Child).where(Child.nhs_number == details.nhs_number))
+        ).scalar_one_or_none()
+        if child is not None:
+            await _add_reference(session, child=child, force_code=force_code, details=details)
+    if child is None:
+        return await _create(
+            session, force_code=force_code, details=details, default_council=default_council
+        )
+    _apply_placement(child, details)
+    return child
+
+
+def _apply_placement(child: Child, details: ChildDetails) -> None:
+    changed = False
+    for attribute in ("responsible_council", "host_council", "looked_after"):
+        value = getattr(details, attribute)
+        column = f"{attribute}_code" if attribute.endswith("council") else attribute
+        if value is not None and getattr(child, column) != value:
+            setattr(child, column, value)
+            changed = True
+    if changed:
+        child.updated_at = utcnow()
+
+
+async def _create(
+    session: AsyncSession, *, force_code: str, details: ChildDetails, default_council: str
+) -> Child:
+    child = Child(
+        given_name=details.given_name,
+        family_name=details.family_name,
+        date_of_birth=details.date_of_birth,
+        nhs_number=details.nhs_number,
+        responsible_council_code=details.responsible_council or default_council,
+        host_council_code=details.host_council,
+        looked_after=bool(details.looked_after),
+    )
+    try:
+        async with session.begin_nested():
+            session.add(child)
+            await session.flush()
+            await _add_reference(session, child=child, force_code=force_code, details=details)
+    except IntegrityError:
+        # Another push recorded the same child a moment ago: use theirs.
+        found = await find_by_police_reference(
+            session, force_code=force_code, reference=details.police_reference
+        )
+        if found is None:
+            raise
+        return found
+    return child
+
+
+async def _add_reference(
+    session: AsyncSession, *, child: Child, force_code: str, details: ChildDetails
+) -> None:
+    session.add(
+        ChildReference(
+            child_id=child.id,
+            organisation_code=force_code,
+            kind=ReferenceKind.POLICE_PERSON,
+            value=details.police_reference,
+        )
+    )
+    await session.flush()

@@ -1,0 +1,100 @@
+"""`safeguarding-hub`: run, migrate, demo, manage clients and keys, export the contract."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(
+    help="The safeguarding hub: police and councils' children's services sharing, on time.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+schema_app = typer.Typer(help="The GraphQL contract.", no_args_is_help=True)
+app.add_typer(schema_app, name="schema")
+
+DEFAULT_SCHEMA_FILE = Path("schema/hub.graphql")
+
+
+def _mount_access_commands() -> None:
+    from hub.access.cli import clients_app, keys_app, token_command  # noqa: PLC0415
+
+    app.add_typer(clients_app, name="clients")
+    app.add_typer(keys_app, name="keys")
+    app.command("token", help="Print a short-lived access token (development only).")(token_command)
+
+
+_mount_access_commands()
+
+
+@app.command()
+def migrate() -> None:
+    """Apply the database migrations and sync the reference data (forces, councils)."""
+    from hub.migrate import upgrade  # noqa: PLC0415
+    from hub.settings import get_settings  # noqa: PLC0415
+
+    report = asyncio.run(upgrade(get_settings().database_url))
+    typer.echo(
+        f"migrated; organisations added {report.added}, updated {report.updated}; "
+        f"force coverage pairs {report.coverage}"
+    )
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(8000, help="Port to listen on."),
+    workers: int = typer.Option(1, help="Worker processes (PostgreSQL only for more than one)."),
+) -> None:
+    """Serve the hub (run `migrate` first)."""
+    import uvicorn  # noqa: PLC0415
+
+    uvicorn.run(
+        "hub.app:create_app", factory=True, host=host, port=port, workers=workers,
+        proxy_headers=True, access_log=False,
+    )
+
+
+@app.command()
+def demo(
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(8000, help="Port to listen on."),
+    serve_after: bool = typer.Option(True, "--serve/--no-serve", help="Serve once loaded."),
+) -> None:
+    """Create a demo database with synthetic data, print a token per role, and serve with GraphiQL."""
+    from hub import demo as demo_data  # noqa: PLC0415
+    from hub.settings import get_settings  # noqa: PLC0415
+
+    os.environ.setdefault("HUB_DATABASE_URL", "sqlite+aiosqlite:///.hub/demo.db")
+    os.environ["HUB_GRAPHIQL"] = "true"
+    os.environ["HUB_INTROSPECTION"] = "true"
+    os.environ.setdefault("HUB_ISSUER", f"http://{host}:{port}")
+    get_settings.cache_clear()
+    settings = get_settings()
+    if settings.is_production:
+        typer.echo("demo refuses to run in production mode", err=True)
+        raise typer.Exit(2)
+    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    introduction = asyncio.run(demo_data.load(settings, base_url=f"http://{host}:{port}"))
+    typer.echo(introduction)
+    if serve_after:
+        serve(host=host, port=port, workers=1)
+
+
+@schema_app.command("export")
+def schema_export(
+    output: Path = typer.Option(DEFAULT_SCHEMA_FILE, help="Where to write the SDL."),
+) -> None:
+    """Write the subgraph SDL (the contract a gateway composes) to a file."""
+    from hub.graphql.schema import export_sdl  # noqa: PLC0415
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(export_sdl())
+    typer.echo(f"wrote {output}")
+
+
+def main() -> None:
+    app()

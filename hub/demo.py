@@ -1,0 +1,166 @@
+"""Synthetic demo data: every name, reference and date here is invented.
+
+The demo pushes its records through the same services a police system's pushes go through, so
+what a newcomer sees in GraphiQL is what a force and a council would see.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import textwrap
+
+from hub.access import clients
+from hub.access.keys import KeySet
+from hub.access.models import Role
+from hub.access.tokens import issue_access_token
+from hub.children.service import ChildDetails
+from hub.db import Database, utcnow
+from hub.incidents import service as incidents
+from hub.incidents.models import DashRisk, IncidentType
+from hub.incidents.service import IncidentReport, InvolvedChild
+from hub.investigations import service as investigations
+from hub.investigations.models import InvestigationStatus
+from hub.investigations.service import StatusChange
+from hub.migrate import upgrade
+from hub.missing import service as missing
+from hub.missing.models import MissingFrom, MissingStatus, RiskGrade
+from hub.missing.service import MissingReport, MissingUpdate
+from hub.reference.models import Organisation, OrganisationKind
+from hub.settings import Settings
+
+# Two forces and the councils they cover; a third council hosts a placed child out of area.
+FORCE_A, FORCE_B = "WEST_MIDLANDS", "GREATER_MANCHESTER"
+COUNCIL_A, COUNCIL_B, COUNCIL_HOST = "E08000025", "E08000003", "E06000016"  # Birmingham, Manchester, Leicester
+DEMO_SCHOOL = "DEMO-SCHOOL-1"
+
+GIVEN = ["Alex", "Sam", "Jordan", "Riley", "Casey", "Morgan", "Jamie", "Taylor", "Robin", "Quinn"]
+FAMILY = ["Example", "Sample", "Testcase", "Fictional", "Madeup", "Placeholder"]
+
+DEMO_ROLES: list[tuple[Role, str, str]] = [
+    (Role.POLICE_OFFICER, FORCE_A, "West Midlands Police record system (demo)"),
+    (Role.COUNCIL_SOCIAL_WORKER, COUNCIL_A, "Birmingham children's services case system (demo)"),
+    (Role.SCHOOL_DSL, DEMO_SCHOOL, "Demo Primary School (synthetic)"),
+    (Role.AUDITOR, "OFSTED", "Inspectorate analyst (demo)"),
+    (Role.DPO, COUNCIL_A, "Birmingham data protection officer (demo)"),
+    (Role.HUB_ADMIN, "HUB", "Hub operator (demo)"),
+]
+
+
+def _child(rng: random.Random, number: int, council: str, **extra: object) -> ChildDetails:
+    born = dt.date(2010, 1, 1) + dt.timedelta(days=rng.randrange(0, 14 * 365))
+    return ChildDetails(
+        police_reference=f"DEMO-P{number:05d}",
+        given_name=rng.choice(GIVEN),
+        family_name=rng.choice(FAMILY),
+        date_of_birth=born,
+        responsible_council=council,
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+async def _push_records(db: Database, rng: random.Random) -> int:
+    now = utcnow().replace(microsecond=0)
+    pushed = 0
+    async with db.transaction(write=True) as session:
+        session.add(
+            Organisation(code=DEMO_SCHOOL, name="Demo Primary School (synthetic)",
+                         kind=OrganisationKind.SCHOOL, nation="england")
+        )
+        await session.flush()
+        for number in range(1, 41):
+            force, council = (FORCE_A, COUNCIL_A) if number % 3 else (FORCE_B, COUNCIL_B)
+            occurred = now - dt.timedelta(days=rng.randrange(1, 90), hours=rng.randrange(0, 24))
+            report = IncidentReport(
+                police_reference=f"DEMO-INC-{number:05d}",
+                type=IncidentType.DOMESTIC_ABUSE if number % 4 else IncidentType.NEGLECT,
+                occurred_at=occurred,
+                recorded_at=occurred + dt.timedelta(hours=rng.randrange(1, 48)),
+                location_council=council,
+                children=(InvolvedChild(child=_child(rng, number, council), present=number % 2 == 0,
+                                        household_member=True),),
+                dash_risk=rng.choice(list(DashRisk)),
+                summary="Synthetic demo incident: no real people or places.",
+            )
+            await incidents.report(session, force_code=force, client_id="demo-loader", incident=report)
+            pushed += 1
+        for number in range(41, 51):
+            reported = now - dt.timedelta(days=rng.randrange(1, 30))
+            placed_out = number % 2 == 0
+            child = _child(rng, number, COUNCIL_A, looked_after=placed_out,
+                           host_council=COUNCIL_HOST if placed_out else None)
+            episode = MissingReport(
+                police_reference=f"DEMO-MISS-{number:05d}",
+                child=child,
+                reported_missing_at=reported,
+                recorded_at=reported + dt.timedelta(minutes=rng.randrange(10, 600)),
+                risk_grade=rng.choice(list(RiskGrade)),
+                last_seen_council=COUNCIL_HOST if placed_out else COUNCIL_A,
+                missing_from=MissingFrom.CARE if placed_out else MissingFrom.HOME,
+            )
+            await missing.record(session, force_code=FORCE_A, client_id="demo-loader", episode=episode)
+            if number % 3 == 0:
+                await missing.update(session, force_code=FORCE_A, change=MissingUpdate(
+                    police_reference=episode.police_reference, status=MissingStatus.RETURNED,
+                    at=reported + dt.timedelta(hours=rng.randrange(2, 30))))
+            pushed += 1
+        opened = now - dt.timedelta(days=20)
+        for step, (status, reason) in enumerate([
+            (InvestigationStatus.OPEN, "Referral from a strategy discussion"),
+            (InvestigationStatus.INVESTIGATING, "Officer assigned"),
+            (InvestigationStatus.NO_FURTHER_ACTION, "Evidential threshold not met"),
+        ]):
+            await investigations.update_status(session, force_code=FORCE_A, client_id="demo-loader",
+                change=StatusChange(
+                    police_reference="DEMO-INV-00001", status=status,
+                    changed_at=opened + dt.timedelta(days=3 * step), reason=reason,
+                    incident_references=("DEMO-INC-00001", "DEMO-INC-00002"),
+                ))
+            pushed += 1
+    return pushed
+
+
+async def load(settings: Settings, *, base_url: str) -> str:
+    """Create the database, load the demo, register a client per role; return what to print."""
+    await upgrade(settings.database_url)
+    db = Database(settings.database_url)
+    rng = random.Random(2026)  # fixed: the same demo every time
+    try:
+        async with db.transaction(write=False) as session:
+            loaded = await incidents.get_by_reference(session, force_code=FORCE_A,
+                                                      police_reference="DEMO-INC-00001")
+        pushed = 0 if loaded else await _push_records(db, rng)
+        keys = KeySet.for_settings(settings)
+        lines = [f"Demo hub at {base_url}/graphql (GraphiQL in a browser). "
+                 f"{pushed} synthetic records loaded." if pushed else
+                 f"Demo hub at {base_url}/graphql (GraphiQL in a browser); demo data already loaded."]
+        async with db.transaction(write=True) as session:
+            for role, org, name in DEMO_ROLES:
+                client, secret = await clients.create_client(
+                    session, organisation_code=org, role=role, name=name
+                )
+                token = issue_access_token(
+                    settings=settings, keys=keys, client_id=client.client_id,
+                    organisation_code=org, role=role, user="demo-user-1",
+                    purpose="demo_walkthrough",
+                )
+                lines.append(_client_block(role, org, client.client_id, secret, token, base_url))
+        return "\n".join(lines)
+    finally:
+        await db.dispose()
+
+
+def _client_block(role: Role, org: str, client_id: str, secret: str, token: str, base: str) -> str:
+    query = (
+        '{"query":"{ viewer { role organisation { name } } incidents(first: 3) '
+        '{ edges { node { policeReference type occurredAt children { child { givenName } } } } } }"}'
+    )
+    return textwrap.dedent(f"""
+        == {role.value} ({org})
+        client id: {client_id}   secret: {secret}
+        token:     {token}
+        curl -s {base}/graphql -H 'Content-Type: application/json' \\
+          -H 'Authorization: Bearer {token}' \\
+          -H 'Hub-On-Behalf-Of: demo-user-1' -H 'Hub-Purpose: demo_walkthrough' \\
+          -d '{query}'
+        (a new token: curl -s -u {client_id}:{secret} -d grant_type=client_credentials {base}/oauth/token)""")

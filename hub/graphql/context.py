@@ -1,0 +1,54 @@
+"""What every resolver can reach: the caller, their scope, the request's transaction, loaders."""
+
+from __future__ import annotations
+
+import dataclasses
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.websockets import WebSocket
+from strawberry.types import Info as StrawberryInfo
+
+from hub.access.identity import Principal
+from hub.access.models import Role
+from hub.access.scope import RowScope
+from hub.graphql.loaders import Loaders
+
+if TYPE_CHECKING:
+    from hub.app import HubState
+
+
+@dataclasses.dataclass
+class HubContext:
+    request: Request | WebSocket
+    response: Response | None
+    hub: HubState
+    principal: Principal
+    request_id: str
+    _session: AsyncSession | None = None
+
+    @property
+    def session(self) -> AsyncSession:
+        if self._session is None:
+            msg = "no transaction is open: the RequestTransaction extension opens one"
+            raise RuntimeError(msg)
+        return self._session
+
+    def open(self, session: AsyncSession) -> None:
+        self._session = session
+
+    @cached_property
+    def scope(self) -> RowScope:
+        return RowScope.for_role(
+            role=Role(self.principal.role), organisation_code=self.principal.organisation_code
+        )
+
+    @cached_property
+    def loaders(self) -> Loaders:
+        return Loaders(self.session, self.scope)
+
+
+Info = StrawberryInfo[HubContext, None]

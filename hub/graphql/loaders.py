@@ -1,0 +1,160 @@
+"""Per-request DataLoaders: a nested list costs one statement per level, whatever the page size.
+
+Every loader for case records applies the caller's row scope, so a nested path or an `_entities`
+lookup can reach nothing a root query could not.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlmodel import col
+from sqlalchemy.ext.asyncio import AsyncSession
+from strawberry.dataloader import DataLoader
+
+from hub.access.scope import RowScope
+from hub.children.models import Child, ChildReference
+from hub.incidents.models import Incident, IncidentChild
+from hub.investigations.models import (
+    Investigation,
+    InvestigationChild,
+    InvestigationIncident,
+    InvestigationTransition,
+)
+from hub.missing.models import MissingEpisode
+from hub.reference.models import Organisation
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def _one(
+    session: AsyncSession, query: Callable[[list[K]], sa.Select[Any]], key: Callable[[V], K]
+) -> DataLoader[K, V | None]:
+    async def load(keys: list[K]) -> Sequence[V | None]:
+        rows = (await session.execute(query(keys))).scalars()
+        found = {key(r): r for r in rows}
+        return [found.get(k) for k in keys]
+
+    return DataLoader(load_fn=load)
+
+
+def _many(
+    session: AsyncSession,
+    query: Callable[[list[K]], sa.Select[Any]],
+    key: Callable[[Any], K],
+    value: Callable[[Any], V] = lambda row: row,
+) -> DataLoader[K, list[V]]:
+    async def load(keys: list[K]) -> Sequence[list[V]]:
+        grouped: defaultdict[K, list[V]] = defaultdict(list)
+        for row in (await session.execute(query(keys))).all():
+            grouped[key(row)].append(value(row))
+        return [grouped[k] for k in keys]
+
+    return DataLoader(load_fn=load)
+
+
+class Loaders:
+    def __init__(self, session: AsyncSession, scope: RowScope) -> None:
+        s = session
+        self.organisation = _one(
+            s, lambda codes: sa.select(Organisation).where(col(Organisation.code).in_(codes)),
+            lambda o: o.code,
+        )
+        # A child reached through a record the caller may see is part of that record.
+        self.child = _one(
+            s, lambda ids: sa.select(Child).where(col(Child.id).in_(ids)), lambda c: c.id
+        )
+        self.incident = _one(
+            s,
+            lambda ids: sa.select(Incident).where(col(Incident.id).in_(ids), scope.incidents()),
+            lambda i: i.id,
+        )
+        self.missing_episode = _one(
+            s,
+            lambda ids: sa.select(MissingEpisode).where(
+                col(MissingEpisode.id).in_(ids), scope.missing_episodes()
+            ),
+            lambda m: m.id,
+        )
+        self.investigation = _one(
+            s,
+            lambda ids: sa.select(Investigation).where(
+                col(Investigation.id).in_(ids), scope.investigations()
+            ),
+            lambda i: i.id,
+        )
+        self.scoped_child = _one(
+            s,
+            lambda ids: sa.select(Child).where(col(Child.id).in_(ids), scope.children()),
+            lambda c: c.id,
+        )
+        self.incident_children = _many(
+            s,
+            lambda ids: sa.select(IncidentChild)
+            .where(col(IncidentChild.incident_id).in_(ids))
+            .order_by(IncidentChild.child_id),
+            lambda row: row[0].incident_id,
+            lambda row: row[0],
+        )
+        self.child_references = _many(
+            s,
+            lambda ids: sa.select(ChildReference).where(col(ChildReference.child_id).in_(ids)),
+            lambda row: row[0].child_id,
+            lambda row: row[0],
+        )
+        self.child_incidents = _many(
+            s,
+            lambda ids: sa.select(IncidentChild.child_id, Incident)
+            .join(Incident, col(Incident.id) == IncidentChild.incident_id)
+            .where(col(IncidentChild.child_id).in_(ids), scope.incidents())
+            .order_by(col(Incident.occurred_at).desc()),
+            lambda row: row[0],
+            lambda row: row[1],
+        )
+        self.child_missing_episodes = _many(
+            s,
+            lambda ids: sa.select(MissingEpisode)
+            .where(col(MissingEpisode.child_id).in_(ids), scope.missing_episodes())
+            .order_by(col(MissingEpisode.reported_missing_at).desc()),
+            lambda row: row[0].child_id,
+            lambda row: row[0],
+        )
+        self.child_investigations = _many(
+            s,
+            lambda ids: sa.select(InvestigationChild.child_id, Investigation)
+            .join(Investigation, col(Investigation.id) == InvestigationChild.investigation_id)
+            .where(col(InvestigationChild.child_id).in_(ids), scope.investigations())
+            .order_by(col(Investigation.status_changed_at).desc()),
+            lambda row: row[0],
+            lambda row: row[1],
+        )
+        self.investigation_history = _many(
+            s,
+            lambda ids: sa.select(InvestigationTransition)
+            .where(col(InvestigationTransition.investigation_id).in_(ids))
+            .order_by(InvestigationTransition.changed_at),
+            lambda row: row[0].investigation_id,
+            lambda row: row[0],
+        )
+        self.investigation_incidents = _many(
+            s,
+            lambda ids: sa.select(InvestigationIncident.investigation_id, Incident)
+            .join(Incident, col(Incident.id) == InvestigationIncident.incident_id)
+            .where(col(InvestigationIncident.investigation_id).in_(ids), scope.incidents())
+            .order_by(Incident.occurred_at),
+            lambda row: row[0],
+            lambda row: row[1],
+        )
+        self.investigation_children = _many(
+            s,
+            lambda ids: sa.select(InvestigationChild.investigation_id, Child)
+            .join(Child, col(Child.id) == InvestigationChild.child_id)
+            .where(col(InvestigationChild.investigation_id).in_(ids))
+            .order_by(Child.id),
+            lambda row: row[0],
+            lambda row: row[1],
+        )

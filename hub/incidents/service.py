@@ -1,0 +1,190 @@
+"""Incidents police notify councils about: pushed once, read by those in jurisdiction."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+import sqlalchemy as sa
+from sqlmodel import col
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hub import pushes, validation
+from hub.access.scope import RowScope
+from hub.children import service as children
+from hub.children.service import ChildDetails
+from hub.db import utcnow
+from hub.errors import InvalidInput
+from hub.incidents.models import DashRisk, Incident, IncidentChild, IncidentType
+from hub.pagination import Page, paginate
+from hub.reference.models import OrganisationKind
+
+
+@dataclasses.dataclass(frozen=True)
+class InvolvedChild:
+    child: ChildDetails
+    present: bool = False
+    household_member: bool = False
+    victim: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class IncidentReport:
+    police_reference: str
+    type: IncidentType
+    occurred_at: dt.datetime
+    recorded_at: dt.datetime
+    location_council: str
+    children: tuple[InvolvedChild, ...]
+    dash_risk: DashRisk | None = None
+    summary: str = ""
+    idempotency_key: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class IncidentFilter:
+    child_id: str | None = None
+    occurred_from: dt.datetime | None = None
+    occurred_to: dt.datetime | None = None
+    types: tuple[IncidentType, ...] = ()
+    dash_risks: tuple[DashRisk, ...] = ()
+
+
+async def _validated(session: AsyncSession, report: IncidentReport) -> IncidentReport:
+    now = utcnow()
+    occurred = validation.event_time(report.occurred_at, field="input.occurredAt", now=now)
+    recorded = validation.event_time(report.recorded_at, field="input.recordedAt", now=now)
+    validation.not_before(recorded, occurred, field="input.recordedAt", what="occurredAt")
+    if not report.children:
+        raise InvalidInput("input.children must name at least one child", field="input.children")
+    involved = tuple(
+        dataclasses.replace(
+            c, child=children.normalise(c.child, field=f"input.children.{i}.child", today=now.date())
+        )
+        for i, c in enumerate(report.children)
+    )
+    await validation.require_organisations(
+        session,
+        [
+            (report.location_council, "input.locationCouncil", OrganisationKind.COUNCIL),
+            *(
+                code
+                for i, c in enumerate(involved)
+                for code in children.council_codes(c.child, field=f"input.children.{i}.child")
+            ),
+        ],
+    )
+    return dataclasses.replace(
+        report,
+        police_reference=validation.text(
+            report.police_reference, field="input.policeReference", max_length=64
+        ),
+        summary=validation.text(report.summary, field="input.summary", max_length=4000,
+                                required=False),
+        occurred_at=occurred,
+        recorded_at=recorded,
+        children=involved,
+    )
+
+
+async def report(
+    session: AsyncSession, *, force_code: str, client_id: str, incident: IncidentReport
+) -> tuple[Incident, bool]:
+    """Record a pushed incident once; the same push again returns it, a different one conflicts."""
+    incident = await _validated(session, incident)
+    payload_hash = pushes.fingerprint(incident)
+
+    async def find() -> Incident | None:
+        return await _find(session, force_code=force_code, incident=incident)
+
+    async def insert() -> Incident:
+        row = Incident(
+            force_code=force_code,
+            police_reference=incident.police_reference,
+            idempotency_key=incident.idempotency_key,
+            payload_hash=payload_hash,
+            type=incident.type,
+            occurred_at=incident.occurred_at,
+            recorded_at=incident.recorded_at,
+            location_council_code=incident.location_council,
+            dash_risk=incident.dash_risk,
+            summary=incident.summary,
+            pushed_by_client=client_id,
+        )
+        session.add(row)
+        await session.flush()
+        await _link_children(session, row=row, force_code=force_code, incident=incident)
+        return row
+
+    return await pushes.insert_once(
+        session, find=find, insert=insert, payload_hash=payload_hash, what="incident"
+    )
+
+
+async def _find(session: AsyncSession, *, force_code: str, incident: IncidentReport) -> Incident | None:
+    keys = [Incident.police_reference == incident.police_reference]
+    if incident.idempotency_key is not None:
+        keys.append(Incident.idempotency_key == incident.idempotency_key)
+    query = sa.select(Incident).where(Incident.force_code == force_code, sa.or_(*keys)).limit(1)
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def _link_children(
+    session: AsyncSession, *, row: Incident, force_code: str, incident: IncidentReport
+) -> None:
+    links: dict[str, IncidentChild] = {}
+    for involved in incident.children:
+        child = await children.record_from_push(
+            session, force_code=force_code, details=involved.child,
+            default_council=incident.location_council,
+        )
+        link = links.setdefault(
+            child.id, IncidentChild(incident_id=row.id, child_id=child.id)
+        )
+        link.present |= involved.present
+        link.household_member |= involved.household_member
+        link.victim |= involved.victim
+    session.add_all(links.values())
+    await session.flush()
+
+
+def _filtered(scope: RowScope, where: IncidentFilter) -> sa.Select[tuple[Incident]]:
+    query = sa.select(Incident).where(scope.incidents())
+    if where.child_id is not None:
+        query = query.where(
+            sa.exists().where(
+                IncidentChild.incident_id == Incident.id, IncidentChild.child_id == where.child_id
+            )
+        )
+    if where.occurred_from is not None:
+        query = query.where(Incident.occurred_at >= where.occurred_from)
+    if where.occurred_to is not None:
+        query = query.where(Incident.occurred_at < where.occurred_to)
+    if where.types:
+        query = query.where(col(Incident.type).in_(where.types))
+    if where.dash_risks:
+        query = query.where(col(Incident.dash_risk).in_(where.dash_risks))
+    return query
+
+
+async def list_(
+    session: AsyncSession, *, scope: RowScope, where: IncidentFilter, first: int, after: str | None
+) -> Page[Incident]:
+    return await paginate(
+        session, _filtered(scope, where), time_column=col(Incident.occurred_at),
+        id_column=col(Incident.id), first=first, after=after,
+    )
+
+
+async def get_many(session: AsyncSession, *, scope: RowScope, ids: list[str]) -> list[Incident]:
+    query = sa.select(Incident).where(col(Incident.id).in_(ids), scope.incidents())
+    return list((await session.execute(query)).scalars())
+
+
+async def get_by_reference(
+    session: AsyncSession, *, force_code: str, police_reference: str
+) -> Incident | None:
+    query = sa.select(Incident).where(
+        Incident.force_code == force_code, Incident.police_reference == police_reference
+    )
+    return (await session.execute(query)).scalar_one_or_none()

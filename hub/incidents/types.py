@@ -1,0 +1,155 @@
+from __future__ import annotations
+
+import datetime as dt
+from typing import Self
+
+import strawberry
+
+from hub.children.types import Child, ChildInput, load_child
+from hub.graphql.context import Info
+from hub.incidents import models
+from hub.incidents.models import DashRisk, IncidentType
+from hub.incidents.service import IncidentFilter, IncidentReport, InvolvedChild
+from hub.reference.types import Organisation, load_organisation
+from hub.validation import optional_utc
+
+IncidentTypeType = strawberry.enum(IncidentType, name="IncidentType")
+DashRiskType = strawberry.enum(DashRisk, name="DashRisk", description="SafeLives DASH risk level.")
+
+
+@strawberry.type
+class IncidentChild:
+    """How a child was involved: present, a member of the household, a victim (any may hold)."""
+
+    row: strawberry.Private[models.IncidentChild]
+
+    @strawberry.field
+    async def child(self, info: Info) -> Child | None:
+        return await load_child(info, self.row.child_id)
+
+    @strawberry.field
+    def present(self) -> bool | None:
+        return self.row.present
+
+    @strawberry.field
+    def household_member(self) -> bool | None:
+        return self.row.household_member
+
+    @strawberry.field
+    def victim(self) -> bool | None:
+        return self.row.victim
+
+
+@strawberry.federation.type(keys=["id"], name="Incident")
+class Incident:
+    row: strawberry.Private[models.Incident]
+    id: strawberry.ID
+
+    @classmethod
+    def of(cls, row: models.Incident) -> Self:
+        return cls(row=row, id=strawberry.ID(row.id))
+
+    @classmethod
+    async def resolve_reference(cls, info: Info, id: strawberry.ID) -> Self | None:  # noqa: A002
+        row = await info.context.loaders.incident.load(str(id))
+        return cls.of(row) if row else None
+
+    @strawberry.field
+    async def force(self, info: Info) -> Organisation | None:
+        return await load_organisation(info, self.row.force_code)
+
+    @strawberry.field
+    def police_reference(self) -> str | None:
+        return self.row.police_reference
+
+    @strawberry.field
+    def type(self) -> IncidentTypeType | None:  # type: ignore[valid-type]
+        return IncidentType(self.row.type)
+
+    @strawberry.field(description="When the incident happened.")
+    def occurred_at(self) -> dt.datetime | None:
+        return self.row.occurred_at
+
+    @strawberry.field(description="When the force recorded it in its own system.")
+    def recorded_at(self) -> dt.datetime | None:
+        return self.row.recorded_at
+
+    @strawberry.field(description="When the hub received it (set by the hub).")
+    def shared_at(self) -> dt.datetime | None:
+        return self.row.shared_at
+
+    @strawberry.field
+    async def location_council(self, info: Info) -> Organisation | None:
+        return await load_organisation(info, self.row.location_council_code)
+
+    @strawberry.field
+    def dash_risk(self) -> DashRiskType | None:  # type: ignore[valid-type]
+        return DashRisk(self.row.dash_risk) if self.row.dash_risk else None
+
+    @strawberry.field
+    def summary(self) -> str | None:
+        return self.row.summary
+
+    @strawberry.field
+    async def children(self, info: Info) -> list[IncidentChild]:
+        rows = await info.context.loaders.incident_children.load(self.row.id)
+        return [IncidentChild(row=r) for r in rows]
+
+
+@strawberry.input
+class InvolvedChildInput:
+    child: ChildInput
+    present: bool = False
+    household_member: bool = False
+    victim: bool = False
+
+
+@strawberry.input
+class ReportIncidentInput:
+    police_reference: str
+    type: IncidentTypeType  # type: ignore[valid-type]
+    occurred_at: dt.datetime
+    recorded_at: dt.datetime
+    location_council: str = strawberry.field(description="GSS code of the council area.")
+    children: list[InvolvedChildInput]
+    dash_risk: DashRiskType | None = None  # type: ignore[valid-type]
+    summary: str = ""
+    idempotency_key: str | None = None
+
+    def command(self) -> IncidentReport:
+        return IncidentReport(
+            police_reference=self.police_reference,
+            type=IncidentType(self.type),
+            occurred_at=self.occurred_at,
+            recorded_at=self.recorded_at,
+            location_council=self.location_council,
+            children=tuple(
+                InvolvedChild(
+                    child=c.child.details(), present=c.present,
+                    household_member=c.household_member, victim=c.victim,
+                )
+                for c in self.children
+            ),
+            dash_risk=DashRisk(self.dash_risk) if self.dash_risk else None,
+            summary=self.summary,
+            idempotency_key=self.idempotency_key,
+        )
+
+
+@strawberry.input
+class IncidentFilterInput:
+    child_id: strawberry.ID | None = None
+    occurred_from: dt.datetime | None = None
+    occurred_to: dt.datetime | None = None
+    types: list[IncidentTypeType] | None = None  # type: ignore[valid-type]
+    dash_risks: list[DashRiskType] | None = None  # type: ignore[valid-type]
+
+    def where(self) -> IncidentFilter:
+        return IncidentFilter(
+            child_id=str(self.child_id) if self.child_id else None,
+            occurred_from=optional_utc(self.occurred_from, field="filter.occurredFrom"),
+            occurred_to=optional_utc(self.occurred_to, field="filter.occurredTo"),
+            types=tuple(IncidentType(t) for t in self.types or ()),
+            dash_risks=tuple(DashRisk(r) for r in self.dash_risks or ()),
+        )
+

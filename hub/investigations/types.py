@@ -1,0 +1,134 @@
+from __future__ import annotations
+
+import datetime as dt
+from typing import Self
+
+import strawberry
+
+from hub.children.types import Child, ChildInput
+from hub.graphql.context import Info
+from hub.incidents.types import Incident
+from hub.investigations import models
+from hub.investigations.models import InvestigationStatus
+from hub.investigations.service import InvestigationFilter, StatusChange
+from hub.reference.types import Organisation, load_organisation
+from hub.validation import optional_utc
+
+StatusType = strawberry.enum(InvestigationStatus, name="InvestigationStatus")
+
+
+@strawberry.type
+class StatusChangeRecord:
+    """One transition in an investigation's history."""
+
+    row: strawberry.Private[models.InvestigationTransition]
+
+    @strawberry.field
+    def from_status(self) -> StatusType | None:  # type: ignore[valid-type]
+        return InvestigationStatus(self.row.from_status) if self.row.from_status else None
+
+    @strawberry.field
+    def to_status(self) -> StatusType | None:  # type: ignore[valid-type]
+        return InvestigationStatus(self.row.to_status)
+
+    @strawberry.field
+    def changed_at(self) -> dt.datetime | None:
+        return self.row.changed_at
+
+    @strawberry.field
+    def reason(self) -> str | None:
+        return self.row.reason
+
+    @strawberry.field(description="When the hub received the change.")
+    def shared_at(self) -> dt.datetime | None:
+        return self.row.shared_at
+
+
+@strawberry.federation.type(keys=["id"], name="Investigation")
+class Investigation:
+    row: strawberry.Private[models.Investigation]
+    id: strawberry.ID
+
+    @classmethod
+    def of(cls, row: models.Investigation) -> Self:
+        return cls(row=row, id=strawberry.ID(row.id))
+
+    @classmethod
+    async def resolve_reference(cls, info: Info, id: strawberry.ID) -> Self | None:  # noqa: A002
+        row = await info.context.loaders.investigation.load(str(id))
+        return cls.of(row) if row else None
+
+    @strawberry.field
+    async def force(self, info: Info) -> Organisation | None:
+        return await load_organisation(info, self.row.force_code)
+
+    @strawberry.field
+    def police_reference(self) -> str | None:
+        return self.row.police_reference
+
+    @strawberry.field
+    def status(self) -> StatusType | None:  # type: ignore[valid-type]
+        return InvestigationStatus(self.row.status)
+
+    @strawberry.field
+    def status_changed_at(self) -> dt.datetime | None:
+        return self.row.status_changed_at
+
+    @strawberry.field
+    def shared_at(self) -> dt.datetime | None:
+        return self.row.shared_at
+
+    @strawberry.field(description="Every status change, oldest first, each with its reason.")
+    async def history(self, info: Info) -> list[StatusChangeRecord]:
+        rows = await info.context.loaders.investigation_history.load(self.row.id)
+        return [StatusChangeRecord(row=r) for r in rows]
+
+    @strawberry.field
+    async def incidents(self, info: Info) -> list[Incident]:
+        rows = await info.context.loaders.investigation_incidents.load(self.row.id)
+        return [Incident.of(r) for r in rows]
+
+    @strawberry.field
+    async def children(self, info: Info) -> list[Child]:
+        rows = await info.context.loaders.investigation_children.load(self.row.id)
+        return [Child.of(r) for r in rows]
+
+
+@strawberry.input
+class UpdateInvestigationStatusInput:
+    police_reference: str
+    status: StatusType  # type: ignore[valid-type]
+    changed_at: dt.datetime
+    reason: str
+    incident_references: list[str] | None = strawberry.field(
+        default=None, description="Police references of this force's incidents to link."
+    )
+    children: list[ChildInput] | None = None
+    idempotency_key: str | None = None
+
+    def command(self) -> StatusChange:
+        return StatusChange(
+            police_reference=self.police_reference,
+            status=InvestigationStatus(self.status),
+            changed_at=self.changed_at,
+            reason=self.reason,
+            incident_references=tuple(self.incident_references or ()),
+            children=tuple(c.details() for c in self.children or ()),
+            idempotency_key=self.idempotency_key,
+        )
+
+
+@strawberry.input
+class InvestigationFilterInput:
+    child_id: strawberry.ID | None = None
+    changed_from: dt.datetime | None = None
+    changed_to: dt.datetime | None = None
+    statuses: list[StatusType] | None = None  # type: ignore[valid-type]
+
+    def where(self) -> InvestigationFilter:
+        return InvestigationFilter(
+            child_id=str(self.child_id) if self.child_id else None,
+            changed_from=optional_utc(self.changed_from, field="filter.changedFrom"),
+            changed_to=optional_utc(self.changed_to, field="filter.changedTo"),
+            statuses=tuple(InvestigationStatus(s) for s in self.statuses or ()),
+        )

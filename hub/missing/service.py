@@ -1,0 +1,201 @@
+"""Missing-child episodes: reported the moment police record them, updated as the child is found."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+import sqlalchemy as sa
+from sqlmodel import col
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hub import pushes, validation
+from hub.access.scope import RowScope
+from hub.children import service as children
+from hub.children.service import ChildDetails
+from hub.db import utcnow
+from hub.errors import Conflict, InvalidInput, NotFound
+from hub.missing.models import MissingEpisode, MissingFrom, MissingStatus, RiskGrade
+from hub.pagination import Page, paginate
+from hub.reference.models import OrganisationKind
+
+APP_2017 = "college_of_policing_app_2017"
+
+
+@dataclasses.dataclass(frozen=True)
+class MissingReport:
+    police_reference: str
+    child: ChildDetails
+    reported_missing_at: dt.datetime
+    recorded_at: dt.datetime
+    risk_grade: RiskGrade
+    last_seen_council: str
+    missing_from: MissingFrom
+    risk_framework: str = APP_2017
+    idempotency_key: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class MissingUpdate:
+    police_reference: str
+    status: MissingStatus
+    at: dt.datetime
+    risk_grade: RiskGrade | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class MissingFilter:
+    child_id: str | None = None
+    reported_from: dt.datetime | None = None
+    reported_to: dt.datetime | None = None
+    risk_grades: tuple[RiskGrade, ...] = ()
+    statuses: tuple[MissingStatus, ...] = ()
+
+
+async def _validated(session: AsyncSession, episode: MissingReport) -> MissingReport:
+    now = utcnow()
+    reported = validation.event_time(
+        episode.reported_missing_at, field="input.reportedMissingAt", now=now
+    )
+    recorded = validation.event_time(episode.recorded_at, field="input.recordedAt", now=now)
+    validation.not_before(recorded, reported, field="input.recordedAt", what="reportedMissingAt")
+    child = children.normalise(episode.child, field="input.child", today=now.date())
+    await validation.require_organisations(
+        session,
+        [
+            (episode.last_seen_council, "input.lastSeenCouncil", OrganisationKind.COUNCIL),
+            *children.council_codes(child, field="input.child"),
+        ],
+    )
+    return dataclasses.replace(
+        episode,
+        police_reference=validation.text(
+            episode.police_reference, field="input.policeReference", max_length=64
+        ),
+        risk_framework=validation.text(
+            episode.risk_framework, field="input.riskFramework", max_length=64
+        ),
+        child=child,
+        reported_missing_at=reported,
+        recorded_at=recorded,
+    )
+
+
+async def record(
+    session: AsyncSession, *, force_code: str, client_id: str, episode: MissingReport
+) -> tuple[MissingEpisode, bool]:
+    episode = await _validated(session, episode)
+    payload_hash = pushes.fingerprint(episode)
+
+    async def find() -> MissingEpisode | None:
+        keys = [MissingEpisode.police_reference == episode.police_reference]
+        if episode.idempotency_key is not None:
+            keys.append(MissingEpisode.idempotency_key == episode.idempotency_key)
+        query = sa.select(MissingEpisode).where(
+            MissingEpisode.force_code == force_code, sa.or_(*keys)
+        )
+        return (await session.execute(query.limit(1))).scalar_one_or_none()
+
+    async def insert() -> MissingEpisode:
+        child = await children.record_from_push(
+            session, force_code=force_code, details=episode.child,
+            default_council=episode.last_seen_council,
+        )
+        row = MissingEpisode(
+            child_id=child.id,
+            force_code=force_code,
+            police_reference=episode.police_reference,
+            idempotency_key=episode.idempotency_key,
+            payload_hash=payload_hash,
+            reported_missing_at=episode.reported_missing_at,
+            recorded_at=episode.recorded_at,
+            risk_grade=episode.risk_grade,
+            risk_framework=episode.risk_framework,
+            last_seen_council_code=episode.last_seen_council,
+            missing_from=episode.missing_from,
+            status=MissingStatus.MISSING,
+            pushed_by_client=client_id,
+        )
+        session.add(row)
+        await session.flush()
+        return row
+
+    return await pushes.insert_once(
+        session, find=find, insert=insert, payload_hash=payload_hash, what="missing episode"
+    )
+
+
+_STATUS_TIME = {MissingStatus.FOUND: "found_at", MissingStatus.RETURNED: "returned_at"}
+
+
+async def update(
+    session: AsyncSession, *, force_code: str, change: MissingUpdate
+) -> MissingEpisode:
+    """Found, then returned (or returned straight away). Replaying a change changes nothing."""
+    if change.status is MissingStatus.MISSING:
+        raise InvalidInput("status must be FOUND or RETURNED", field="input.status")
+    at = validation.event_time(change.at, field="input.at", now=utcnow())
+    episode = (
+        await session.execute(
+            sa.select(MissingEpisode)
+            .where(
+                MissingEpisode.force_code == force_code,
+                MissingEpisode.police_reference == change.police_reference,
+            )
+            .with_for_update()
+        )
+    ).scalar_one_or_none()
+    if episode is None:
+        raise NotFound("no missing episode with that police reference", field="input.policeReference")
+    validation.not_before(at, episode.reported_missing_at, field="input.at", what="reportedMissingAt")
+    attribute = _STATUS_TIME[change.status]
+    already = getattr(episode, attribute)
+    if already is not None:
+        if already != at:
+            raise Conflict(f"the episode was already marked {change.status} at another time")
+        return episode
+    if episode.status == MissingStatus.RETURNED:
+        raise Conflict("the child has already returned; a new absence is a new episode")
+    found_at = episode.found_at
+    if found_at is not None:
+        validation.not_before(at, found_at, field="input.at", what="the time found")
+    setattr(episode, attribute, at)
+    episode.status = change.status
+    if change.risk_grade is not None:
+        episode.risk_grade = change.risk_grade
+    episode.updated_at = utcnow()
+    await session.flush()
+    return episode
+
+
+def _filtered(scope: RowScope, where: MissingFilter) -> sa.Select[tuple[MissingEpisode]]:
+    query = sa.select(MissingEpisode).where(scope.missing_episodes())
+    if where.child_id is not None:
+        query = query.where(MissingEpisode.child_id == where.child_id)
+    if where.reported_from is not None:
+        query = query.where(MissingEpisode.reported_missing_at >= where.reported_from)
+    if where.reported_to is not None:
+        query = query.where(MissingEpisode.reported_missing_at < where.reported_to)
+    if where.risk_grades:
+        query = query.where(col(MissingEpisode.risk_grade).in_(where.risk_grades))
+    if where.statuses:
+        query = query.where(col(MissingEpisode.status).in_(where.statuses))
+    return query
+
+
+async def list_(
+    session: AsyncSession, *, scope: RowScope, where: MissingFilter, first: int, after: str | None
+) -> Page[MissingEpisode]:
+    return await paginate(
+        session, _filtered(scope, where), time_column=col(MissingEpisode.reported_missing_at),
+        id_column=col(MissingEpisode.id), first=first, after=after,
+    )
+
+
+async def get_many(
+    session: AsyncSession, *, scope: RowScope, ids: list[str]
+) -> list[MissingEpisode]:
+    query = sa.select(MissingEpisode).where(
+        col(MissingEpisode.id).in_(ids), scope.missing_episodes()
+    )
+    return list((await session.execute(query)).scalars())

@@ -1,0 +1,147 @@
+from __future__ import annotations
+
+import datetime as dt
+from typing import Self
+
+import strawberry
+
+from hub.children.types import Child, ChildInput, load_child
+from hub.graphql.context import Info
+from hub.missing import models
+from hub.missing.models import MissingFrom, MissingStatus, RiskGrade
+from hub.missing.service import APP_2017, MissingFilter, MissingReport, MissingUpdate
+from hub.reference.types import Organisation, load_organisation
+from hub.validation import optional_utc
+
+RiskGradeType = strawberry.enum(
+    RiskGrade, name="MissingRiskGrade", description="College of Policing APP (2017) risk grade."
+)
+MissingFromType = strawberry.enum(MissingFrom, name="MissingFrom")
+MissingStatusType = strawberry.enum(MissingStatus, name="MissingStatus")
+
+
+@strawberry.federation.type(keys=["id"], name="MissingEpisode")
+class MissingEpisode:
+    row: strawberry.Private[models.MissingEpisode]
+    id: strawberry.ID
+
+    @classmethod
+    def of(cls, row: models.MissingEpisode) -> Self:
+        return cls(row=row, id=strawberry.ID(row.id))
+
+    @classmethod
+    async def resolve_reference(cls, info: Info, id: strawberry.ID) -> Self | None:  # noqa: A002
+        row = await info.context.loaders.missing_episode.load(str(id))
+        return cls.of(row) if row else None
+
+    @strawberry.field
+    async def child(self, info: Info) -> Child | None:
+        return await load_child(info, self.row.child_id)
+
+    @strawberry.field
+    async def force(self, info: Info) -> Organisation | None:
+        return await load_organisation(info, self.row.force_code)
+
+    @strawberry.field
+    def police_reference(self) -> str | None:
+        return self.row.police_reference
+
+    @strawberry.field
+    def reported_missing_at(self) -> dt.datetime | None:
+        return self.row.reported_missing_at
+
+    @strawberry.field
+    def recorded_at(self) -> dt.datetime | None:
+        return self.row.recorded_at
+
+    @strawberry.field
+    def shared_at(self) -> dt.datetime | None:
+        return self.row.shared_at
+
+    @strawberry.field
+    def risk_grade(self) -> RiskGradeType | None:  # type: ignore[valid-type]
+        return RiskGrade(self.row.risk_grade)
+
+    @strawberry.field(description="The framework the grade came from.")
+    def risk_framework(self) -> str | None:
+        return self.row.risk_framework
+
+    @strawberry.field
+    async def last_seen_council(self, info: Info) -> Organisation | None:
+        return await load_organisation(info, self.row.last_seen_council_code)
+
+    @strawberry.field
+    def missing_from(self) -> MissingFromType | None:  # type: ignore[valid-type]
+        return MissingFrom(self.row.missing_from)
+
+    @strawberry.field
+    def status(self) -> MissingStatusType | None:  # type: ignore[valid-type]
+        return MissingStatus(self.row.status)
+
+    @strawberry.field
+    def found_at(self) -> dt.datetime | None:
+        return self.row.found_at
+
+    @strawberry.field
+    def returned_at(self) -> dt.datetime | None:
+        return self.row.returned_at
+
+
+@strawberry.input
+class RecordMissingEpisodeInput:
+    police_reference: str
+    child: ChildInput
+    reported_missing_at: dt.datetime
+    recorded_at: dt.datetime
+    risk_grade: RiskGradeType  # type: ignore[valid-type]
+    last_seen_council: str = strawberry.field(description="GSS code of the council area.")
+    missing_from: MissingFromType  # type: ignore[valid-type]
+    risk_framework: str = APP_2017
+    idempotency_key: str | None = None
+
+    def command(self) -> MissingReport:
+        return MissingReport(
+            police_reference=self.police_reference,
+            child=self.child.details(),
+            reported_missing_at=self.reported_missing_at,
+            recorded_at=self.recorded_at,
+            risk_grade=RiskGrade(self.risk_grade),
+            last_seen_council=self.last_seen_council,
+            missing_from=MissingFrom(self.missing_from),
+            risk_framework=self.risk_framework,
+            idempotency_key=self.idempotency_key,
+        )
+
+
+@strawberry.input
+class UpdateMissingEpisodeInput:
+    police_reference: str
+    status: MissingStatusType = strawberry.field(description="FOUND or RETURNED.")  # type: ignore[valid-type]
+    at: dt.datetime
+    risk_grade: RiskGradeType | None = None  # type: ignore[valid-type]
+
+    def command(self) -> MissingUpdate:
+        return MissingUpdate(
+            police_reference=self.police_reference,
+            status=MissingStatus(self.status),
+            at=self.at,
+            risk_grade=RiskGrade(self.risk_grade) if self.risk_grade else None,
+        )
+
+
+@strawberry.input
+class MissingEpisodeFilterInput:
+    child_id: strawberry.ID | None = None
+    reported_from: dt.datetime | None = None
+    reported_to: dt.datetime | None = None
+    risk_grades: list[RiskGradeType] | None = None  # type: ignore[valid-type]
+    statuses: list[MissingStatusType] | None = None  # type: ignore[valid-type]
+
+    def where(self) -> MissingFilter:
+        return MissingFilter(
+            child_id=str(self.child_id) if self.child_id else None,
+            reported_from=optional_utc(self.reported_from, field="filter.reportedFrom"),
+            reported_to=optional_utc(self.reported_to, field="filter.reportedTo"),
+            risk_grades=tuple(RiskGrade(g) for g in self.risk_grades or ()),
+            statuses=tuple(MissingStatus(s) for s in self.statuses or ()),
+        )

@@ -1,0 +1,66 @@
+"""Idempotent pushes: police systems retry until answered, and a retry must never duplicate.
+
+A push is identified by its natural key (force and police reference) or by the client's
+idempotency key. Its content is fingerprinted: the same content again returns the stored record,
+different content under the same key is a CONFLICT. Concurrent identical pushes race on the
+database's unique constraints; the loser rolls back to a savepoint and finds the winner's row.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hub.errors import Conflict
+
+
+class Fingerprinted(Protocol):
+    payload_hash: str
+
+
+RecordT = TypeVar("RecordT", bound=Fingerprinted)
+
+
+def fingerprint(command: Any) -> str:
+    """The content of a push. The idempotency key is left out: it names the push, it is not it."""
+    payload = dataclasses.asdict(command)
+    payload.pop("idempotency_key", None)
+    canonical = json.dumps(payload, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def same_or_conflict(existing: RecordT, payload_hash: str, *, what: str) -> RecordT:
+    if existing.payload_hash != payload_hash:
+        raise Conflict(
+            f"a different {what} was already pushed with this police reference or idempotency key"
+        )
+    return existing
+
+
+async def insert_once(
+    session: AsyncSession,
+    *,
+    find: Callable[[], Awaitable[RecordT | None]],
+    insert: Callable[[], Awaitable[RecordT]],
+    payload_hash: str,
+    what: str,
+) -> tuple[RecordT, bool]:
+    """Return (record, created). Inserts inside a savepoint so a lost race loses nothing else."""
+    existing = await find()
+    if existing is not None:
+        return same_or_conflict(existing, payload_hash, what=what), False
+    try:
+        async with session.begin_nested():
+            record = await insert()
+    except IntegrityError:
+        existing = await find()
+        if existing is None:
+            raise
+        return same_or_conflict(existing, payload_hash, what=what), False
+    return record, True

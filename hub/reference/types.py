@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+from typing import Self
+
+import strawberry
+
+from hub.graphql.context import Info
+from hub.reference import models
+from hub.reference.models import Nation, OrganisationKind
+
+OrganisationKindType = strawberry.enum(OrganisationKind, name="OrganisationKind")
+NationType = strawberry.enum(Nation, name="Nation")
+
+
+@strawberry.federation.type(keys=["id"], name="Organisation")
+class Organisation:
+    """A police force, council, school, inspectorate or the hub operator, by its official code."""
+
+    id: strawberry.ID
+    name: str
+    kind: OrganisationKindType  # type: ignore[valid-type]
+    nation: NationType | None  # type: ignore[valid-type]
+    ons_code: str | None
+
+    @classmethod
+    def of(cls, row: models.Organisation) -> Self:
+        return cls(
+            id=strawberry.ID(row.code),
+            name=row.name,
+            kind=OrganisationKind(row.kind),
+            nation=Nation(row.nation) if row.nation else None,
+            ons_code=row.ons_code,
+        )
+
+    @classmethod
+    async def resolve_reference(cls, info: Info, id: strawberry.ID) -> Self | None:  # noqa: A002
+        row = await info.context.loaders.organisation.load(str(id))
+        return cls.of(row) if row else None
+
+
+async def load_organisation(info: Info, code: str | None) -> Organisation | None:
+    if code is None:
+        return None
+    row = await info.context.loaders.organisation.load(code)
+    return Organisation.of(row) if row else None

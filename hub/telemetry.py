@@ -1,0 +1,88 @@
+"""OpenTelemetry: traces for GraphQL operations and SQL, exported where `OTEL_*` says, else nowhere.
+
+Spans carry the operation's name and type and the caller's role and organisation, never the query
+text, its variables or any value from a record: those can hold personal data.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    ConsoleSpanExporter,
+    SimpleSpanProcessor,
+    SpanExporter,
+)
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from sqlalchemy.ext.asyncio import AsyncEngine
+from strawberry.extensions import SchemaExtension
+
+_tracer = trace.get_tracer("hub.graphql")
+_configured = False
+
+
+def _exporter(name: str) -> SpanExporter | None:
+    if name == "otlp":
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # noqa: PLC0415
+            OTLPSpanExporter,
+        )
+
+        return OTLPSpanExporter()
+    if name == "console":
+        return ConsoleSpanExporter()
+    return None
+
+
+def configure(engine: AsyncEngine | None = None, *, provider: TracerProvider | None = None) -> None:
+    """Install a tracer provider from `OTEL_TRACES_EXPORTER` (none by default) and trace SQL."""
+    global _configured  # noqa: PLW0603 - the global tracer provider can be set once per process
+    if provider is None and not _configured:
+        provider = TracerProvider(
+            resource=Resource.create({"service.name": os.getenv("OTEL_SERVICE_NAME", "safeguarding-hub")})
+        )
+        for name in os.getenv("OTEL_TRACES_EXPORTER", "none").split(","):
+            exporter = _exporter(name.strip())
+            if exporter is not None:
+                processor = SimpleSpanProcessor if name.strip() == "console" else BatchSpanProcessor
+                provider.add_span_processor(processor(exporter))
+        trace.set_tracer_provider(provider)
+        _configured = True
+    if engine is not None:
+        from opentelemetry.instrumentation.sqlalchemy import (  # noqa: PLC0415
+            SQLAlchemyInstrumentor,
+        )
+
+        # Statements are traced with their placeholders; bound values never reach a span.
+        SQLAlchemyInstrumentor().instrument(engine=engine.sync_engine, enable_commenter=False)
+
+
+class OperationTracing(SchemaExtension):
+    def on_operation(self) -> Iterator[None]:
+        context = self.execution_context.context
+        with _tracer.start_as_current_span("graphql.operation", kind=SpanKind.SERVER) as span:
+            principal = getattr(context, "principal", None)
+            if principal is not None:
+                span.set_attribute("hub.role", str(principal.role))
+                span.set_attribute("hub.organisation", principal.organisation_code)
+            span.set_attribute("hub.request_id", getattr(context, "request_id", ""))
+            yield
+            name = self.execution_context.operation_name
+            if name:
+                span.update_name(f"graphql {name}")
+                span.set_attribute("graphql.operation.name", name)
+            try:
+                span.set_attribute(
+                    "graphql.operation.type", self.execution_context.operation_type.value
+                )
+            except Exception:  # noqa: BLE001, S110 - an unparsable document has no operation type
+                pass
+            result = self.execution_context.result
+            errors = getattr(result, "errors", None) or []
+            span.set_attribute("graphql.errors", len(errors))
+            if errors:
+                span.set_status(Status(StatusCode.ERROR))

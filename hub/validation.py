@@ -1,0 +1,66 @@
+"""Checks every push shares: aware timestamps, no events from the future, codes that exist."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+
+import sqlalchemy as sa
+from sqlmodel import col
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hub.errors import InvalidInput
+from hub.reference.models import Organisation, OrganisationKind
+
+MAX_CLOCK_SKEW = dt.timedelta(minutes=5)
+
+
+def aware_utc(value: dt.datetime, *, field: str) -> dt.datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidInput(f"{field} must carry a timezone offset, e.g. 2026-01-31T09:00:00Z",
+                           field=field)
+    return value.astimezone(dt.UTC)
+
+
+def optional_utc(value: dt.datetime | None, *, field: str) -> dt.datetime | None:
+    return None if value is None else aware_utc(value, field=field)
+
+
+def event_time(value: dt.datetime, *, field: str, now: dt.datetime) -> dt.datetime:
+    """An event's time: aware, and not later than the hub's clock allows."""
+    value = aware_utc(value, field=field)
+    if value > now + MAX_CLOCK_SKEW:
+        raise InvalidInput(f"{field} is in the future", field=field)
+    return value
+
+
+def not_before(later: dt.datetime, earlier: dt.datetime, *, field: str, what: str) -> None:
+    if later < earlier:
+        raise InvalidInput(f"{field} is before {what}", field=field)
+
+
+def text(value: str, *, field: str, max_length: int, required: bool = True) -> str:
+    value = value.strip()
+    if required and not value:
+        raise InvalidInput(f"{field} must not be empty", field=field)
+    if len(value) > max_length:
+        raise InvalidInput(f"{field} is longer than {max_length} characters", field=field)
+    return value
+
+
+async def require_organisations(
+    session: AsyncSession, codes: Iterable[tuple[str, str, OrganisationKind]]
+) -> None:
+    """Each (code, field, kind) must name an organisation of that kind; the first miss is reported."""
+    wanted = list(codes)
+    if not wanted:
+        return
+    rows = await session.execute(
+        sa.select(Organisation.code, Organisation.kind).where(
+            col(Organisation.code).in_({code for code, _, _ in wanted})
+        )
+    )
+    kinds = {code: kind for code, kind in rows}
+    for code, field, kind in wanted:
+        if kinds.get(code) != kind:
+            raise InvalidInput(f"{field} is not a known {kind.replace('_', ' ')} code", field=field)

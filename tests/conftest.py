@@ -1,0 +1,191 @@
+"""Fixtures: a migrated database (SQLite by default, PostgreSQL when asked), a real uvicorn server.
+
+`HUB_TEST_DATABASE_URL` picks the server: unset, a fresh SQLite file; a PostgreSQL URL (any
+database on the server), a fresh database created for the run and dropped after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+import uvicorn
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from hub.access.keys import KeySet
+from hub.access.models import Role
+from hub.access.tokens import issue_access_token
+from hub.db import Database
+from hub.migrate import upgrade
+from hub.settings import Settings
+
+POSTGRES_URL = os.getenv("HUB_TEST_DATABASE_URL", "")
+
+
+def is_postgres() -> bool:
+    return POSTGRES_URL.startswith("postgresql")
+
+
+async def _create_pg_database(base_url: str, name: str) -> str:
+    url = make_url(base_url)
+    admin = create_async_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    async with admin.connect() as connection:
+        await connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    await admin.dispose()
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+async def _drop_pg_database(base_url: str, name: str) -> None:
+    admin = create_async_engine(
+        make_url(base_url).set(database="postgres"), isolation_level="AUTOCOMMIT"
+    )
+    async with admin.connect() as connection:
+        await connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    await admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("hub-data")
+
+
+@pytest.fixture(scope="session")
+async def database_url(data_dir: Path) -> AsyncIterator[str]:
+    """A freshly migrated database with the reference data loaded."""
+    if is_postgres():
+        name = f"hub_test_{uuid.uuid4().hex[:12]}"
+        url = await _create_pg_database(POSTGRES_URL, name)
+        try:
+            await upgrade(url)
+            yield url
+        finally:
+            await _drop_pg_database(POSTGRES_URL, name)
+    else:
+        url = f"sqlite+aiosqlite:///{data_dir / 'test.db'}"
+        await upgrade(url)
+        yield url
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    """A Database on the test loop, for reading what the server stored."""
+    database = Database(database_url)
+    yield database
+    await database.dispose()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class LiveServer:
+    """A hub served by uvicorn in a thread, on a real port, with its own event loop."""
+
+    settings: Settings
+    url: str
+    app: Any
+    keys: KeySet
+    statements: list[str] = field(default_factory=list)
+
+    @property
+    def graphql_url(self) -> str:
+        return f"{self.url}/graphql"
+
+    def token(
+        self, role: Role, org: str, *, user: str | None = "test-user", purpose: str | None = "test"
+    ) -> str:
+        return issue_access_token(
+            settings=self.settings, keys=self.keys, client_id=f"test-{role.value}",
+            organisation_code=org, role=role, user=user, purpose=purpose,
+        )
+
+
+def _serve(app: Any, port: int) -> tuple[uvicorn.Server, threading.Thread]:
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            msg = "uvicorn did not start"
+            raise RuntimeError(msg)
+        time.sleep(0.05)
+    return server, thread
+
+
+@pytest.fixture(scope="session")
+def live_server(database_url: str, data_dir: Path) -> Iterator[LiveServer]:
+    from hub.app import create_app  # noqa: PLC0415
+
+    port = _free_port()
+    settings = Settings(
+        database_url=database_url, data_dir=data_dir, issuer=f"http://127.0.0.1:{port}",
+        graphiql=True, introspection=True,
+    )
+    app = create_app(settings)
+    live = LiveServer(settings=settings, url=f"http://127.0.0.1:{port}", app=app,
+                      keys=KeySet.for_settings(settings))
+    engine = app.app.state.hub.db.engine.sync_engine
+
+    @sa.event.listens_for(engine, "before_cursor_execute")
+    def _count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        live.statements.append(statement)
+
+    server, thread = _serve(app, port)
+    yield live
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=30) as client:
+        yield client
+
+
+class GraphQLClient:
+    def __init__(self, http: httpx.AsyncClient, server: LiveServer, token: str) -> None:
+        self.http = http
+        self.server = server
+        self.headers = {"Authorization": f"Bearer {token}", "Hub-On-Behalf-Of": "sw-0001",
+                        "Hub-Purpose": "section_47_enquiry"}
+
+    async def post(self, query: str, variables: dict[str, Any] | None = None) -> httpx.Response:
+        return await self.http.post(
+            self.server.graphql_url, json={"query": query, "variables": variables or {}},
+            headers=self.headers,
+        )
+
+    async def __call__(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        response = await self.post(query, variables)
+        body: dict[str, Any] = response.json()
+        return body
+
+
+@pytest.fixture
+def as_role(http: httpx.AsyncClient, live_server: LiveServer) -> Any:
+    def make(role: Role, org: str) -> GraphQLClient:
+        return GraphQLClient(http, live_server, live_server.token(role, org))
+
+    return make
+
+
+def unique(prefix: str) -> str:
+    """A reference no other test uses: the session's database is shared."""
+    return f"{prefix}-{uuid.uuid4().hex[:10].upper()}"
