@@ -54,7 +54,11 @@ class PayloadTooLarge(HubError):
 
 
 class BodyLimit:
-    """Refuse request bodies over the limit, whether declared up front or streamed."""
+    """Refuse request bodies over the limit, whether declared up front or sent chunked.
+
+    A declared length is checked before anything is read (the server holds the client to it);
+    a chunked body is read up to the limit first, so the app never sees a partial request.
+    """
 
     def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
         self.app = app
@@ -66,35 +70,37 @@ class BodyLimit:
             return
         too_large = PayloadTooLarge(f"request body over {self.max_bytes} bytes")
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await _send_error(send, 413, too_large, {})
-            return
-        seen = 0
-
-        async def limited() -> Message:
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.max_bytes:
-                raise _BodyTooLarge
-            return message
-
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, limited, tracking_send)
-        except _BodyTooLarge:
-            if not started:
+        if declared is not None:
+            if declared.isdigit() and int(declared) > self.max_bytes:
                 await _send_error(send, 413, too_large, {})
+                return
+            await self.app(scope, receive, send)
+            return
+        body = bytearray()
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > self.max_bytes:
+                await _send_error(send, 413, too_large, {})
+                return
+        await self.app(scope, _replay(bytes(body), receive), send)
 
 
-class _BodyTooLarge(Exception):
-    pass
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
 
 
 class Authenticated:

@@ -50,9 +50,7 @@ def add_client(
     """Register a client and print its id and secret (the secret only this once)."""
 
     async def work(session: AsyncSession) -> tuple[OAuthClient, str]:
-        return await clients.create_client(
-            session, organisation_code=org, role=role, name=name
-        )
+        return await clients.create_client(session, organisation_code=org, role=role, name=name)
 
     client, secret = _in_transaction(work, write=True)
     typer.echo(f"client id: {client.client_id}")
@@ -133,16 +131,19 @@ def token_command(
     """Print a short-lived access token and nothing else (development mode only)."""
     settings = get_settings()
     if settings.is_production:
-        typer.echo(
-            "token refuses production mode: clients get tokens from /oauth/token", err=True
-        )
+        typer.echo("token refuses production mode: clients get tokens from /oauth/token", err=True)
         raise typer.Exit(2)
     _check_organisation(settings, org, role)
     keys = _keys_or_fail(lambda: KeySet.for_settings(settings))
     try:
         token = issue_access_token(
-            settings=settings, keys=keys, client_id=CLI_CLIENT_ID, organisation_code=org,
-            role=role, user=user, purpose=purpose,
+            settings=settings,
+            keys=keys,
+            client_id=CLI_CLIENT_ID,
+            organisation_code=org,
+            role=role,
+            user=user,
+            purpose=purpose,
         )
     except HubError as error:
         _fail(error.message)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import traceback
 from collections.abc import AsyncIterator, Iterator
 
@@ -44,6 +45,40 @@ class RequestTransaction(SchemaExtension):
                 await session.rollback()
 
 
+# graphql-core 3.3: "Variable '$input' has invalid value at .a[0].b: reason" (3.2 said "got").
+_COERCION = re.compile(
+    r"^Variable '\$(?P<variable>\w+)' (?:has|got) invalid value"
+    r"(?: at (?P<path>\S+?))?: (?P<reason>.*)$",
+    re.S,
+)
+
+
+def _without_values(reason: str) -> str:
+    """graphql-core quotes the offending input; input can be personal data, so drop it."""
+    reason = re.sub(r",? found: .*$", ".", reason, flags=re.S)
+    reason = re.sub(r"Value '.*?' ", "The value ", reason, flags=re.S)
+    return re.sub(r'"[^"]*"', "<withheld>", reason)
+
+
+def _field_path(variable: str, path: str | None) -> str:
+    """`.children[0].child.dateOfBirth` of `$input` -> `input.children.0.child.dateOfBirth`."""
+    if not path:
+        return variable
+    return variable + re.sub(r"\[(\d+)\]", r".\1", path)
+
+
+def _coercion_error(error: GraphQLError) -> GraphQLError | None:
+    """A variable that does not fit its type: INVALID_INPUT naming the field, without its value."""
+    match = _COERCION.match(error.message)
+    if match is None:
+        return None
+    field = _field_path(match["variable"], match["path"])
+    message = f"Variable '${match['variable']}' is invalid at {field}: " \
+              f"{_without_values(match['reason'])}"
+    return GraphQLError(message, nodes=error.nodes,
+                        extensions={"code": "INVALID_INPUT", "field": field})
+
+
 def _code_for(error: GraphQLError) -> str | None:
     """The stable code of an error, or None when it is unexpected and must be masked."""
     original = error.original_error
@@ -55,9 +90,7 @@ def _code_for(error: GraphQLError) -> str | None:
     if isinstance(original, GraphQLSyntaxError) or isinstance(error, GraphQLSyntaxError):
         return "GRAPHQL_PARSE_FAILED"
     if original is None:
-        # Validation and variable coercion errors: about the request, never about data.
-        if error.message.startswith("Variable "):
-            return "INVALID_INPUT"
+        # Validation errors: about the request's shape, never about data.
         return "GRAPHQL_VALIDATION_FAILED"
     return None
 
@@ -74,6 +107,9 @@ class ErrorCodes(SchemaExtension):
         result.errors = [self._coded(e) for e in errors]  # type: ignore[union-attr]
 
     def _coded(self, error: GraphQLError) -> GraphQLError:
+        coerced = _coercion_error(error)
+        if coerced is not None:
+            return coerced
         code = _code_for(error)
         if code is not None:
             error.extensions = {**(error.extensions or {}), "code": code}
