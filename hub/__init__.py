@@ -1,3 +1,3 @@
-"""The safeguarding hub: police and councils' children's services sharing what they know, on time."""
+"""The safeguarding hub: police and councils' children's services sharing what they know."""
 
 __version__ = "0.1.0"

@@ -38,7 +38,9 @@ class HubState:
 
 
 def _error_body(error: HubError) -> bytes:
-    return json.dumps({"errors": [{"message": error.message, "extensions": error.extensions}]}).encode()
+    return json.dumps(
+        {"errors": [{"message": error.message, "extensions": error.extensions}]}
+    ).encode()
 
 
 async def _send_error(send: Send, status: int, error: HubError, headers: dict[str, str]) -> None:
@@ -118,7 +120,9 @@ class Authenticated:
         try:
             principal = authenticate_request(request.headers, settings=hub.settings, keys=hub.keys)
         except Unauthenticated as error:
-            challenge = 'Bearer error="invalid_token"' if "authorization" in request.headers else "Bearer"
+            challenge = (
+                'Bearer error="invalid_token"' if "authorization" in request.headers else "Bearer"
+            )
             await _send_error(send, 401, error, {"WWW-Authenticate": challenge})
             return
         except HubError as error:
@@ -141,7 +145,7 @@ class HubGraphQL(GraphQL[HubContext, None]):
             request=request,
             response=response,
             hub=hub,
-            principal=request.state.principal,
+            identity=getattr(request.state, "principal", None),
             request_id=request.headers.get("x-request-id") or str(uuid.uuid4()),
         )
 

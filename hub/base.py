@@ -1,4 +1,4 @@
-"""What every table shares: one metadata with a naming convention, ids, and UTC timestamp columns."""
+"""What every table shares: one metadata with a naming convention, ids, UTC timestamps."""
 
 from __future__ import annotations
 

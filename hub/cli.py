@@ -53,8 +53,13 @@ def serve(
     import uvicorn  # noqa: PLC0415
 
     uvicorn.run(
-        "hub.app:create_app", factory=True, host=host, port=port, workers=workers,
-        proxy_headers=True, access_log=False,
+        "hub.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        proxy_headers=True,
+        access_log=False,
     )
 
 
@@ -62,9 +67,9 @@ def serve(
 def demo(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     port: int = typer.Option(8000, help="Port to listen on."),
-    serve_after: bool = typer.Option(True, "--serve/--no-serve", help="Serve once loaded."),
+    serve_after: bool = typer.Option(True, "--serve/--no-serve", help="Serve once loaded."),  # noqa: FBT003 - typer's default
 ) -> None:
-    """Create a demo database with synthetic data, print a token per role, and serve with GraphiQL."""
+    """Create a demo database of synthetic data, print a token per role, serve with GraphiQL."""
     from hub import demo as demo_data  # noqa: PLC0415
     from hub.settings import get_settings  # noqa: PLC0415
 

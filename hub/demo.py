@@ -31,7 +31,11 @@ from hub.settings import Settings
 
 # Two forces and the councils they cover; a third council hosts a placed child out of area.
 FORCE_A, FORCE_B = "WEST_MIDLANDS", "GREATER_MANCHESTER"
-COUNCIL_A, COUNCIL_B, COUNCIL_HOST = "E08000025", "E08000003", "E06000016"  # Birmingham, Manchester, Leicester
+COUNCIL_A, COUNCIL_B, COUNCIL_HOST = (
+    "E08000025",
+    "E08000003",
+    "E06000016",
+)  # Birmingham, Manchester, Leicester
 DEMO_SCHOOL = "DEMO-SCHOOL-1"
 
 GIVEN = ["Alex", "Sam", "Jordan", "Riley", "Casey", "Morgan", "Jamie", "Taylor", "Robin", "Quinn"]
@@ -64,8 +68,12 @@ async def _push_records(db: Database, rng: random.Random) -> int:
     pushed = 0
     async with db.transaction(write=True) as session:
         session.add(
-            Organisation(code=DEMO_SCHOOL, name="Demo Primary School (synthetic)",
-                         kind=OrganisationKind.SCHOOL, nation="england")
+            Organisation(
+                code=DEMO_SCHOOL,
+                name="Demo Primary School (synthetic)",
+                kind=OrganisationKind.SCHOOL,
+                nation="england",
+            )
         )
         await session.flush()
         for number in range(1, 41):
@@ -77,18 +85,30 @@ async def _push_records(db: Database, rng: random.Random) -> int:
                 occurred_at=occurred,
                 recorded_at=occurred + dt.timedelta(hours=rng.randrange(1, 48)),
                 location_council=council,
-                children=(InvolvedChild(child=_child(rng, number, council), present=number % 2 == 0,
-                                        household_member=True),),
+                children=(
+                    InvolvedChild(
+                        child=_child(rng, number, council),
+                        present=number % 2 == 0,
+                        household_member=True,
+                    ),
+                ),
                 dash_risk=rng.choice(list(DashRisk)),
                 summary="Synthetic demo incident: no real people or places.",
             )
-            await incidents.report(session, force_code=force, client_id="demo-loader", incident=report)
+            await incidents.report(
+                session, force_code=force, client_id="demo-loader", incident=report
+            )
             pushed += 1
         for number in range(41, 51):
             reported = now - dt.timedelta(days=rng.randrange(1, 30))
             placed_out = number % 2 == 0
-            child = _child(rng, number, COUNCIL_A, looked_after=placed_out,
-                           host_council=COUNCIL_HOST if placed_out else None)
+            child = _child(
+                rng,
+                number,
+                COUNCIL_A,
+                looked_after=placed_out,
+                host_council=COUNCIL_HOST if placed_out else None,
+            )
             episode = MissingReport(
                 police_reference=f"DEMO-MISS-{number:05d}",
                 child=child,
@@ -98,24 +118,40 @@ async def _push_records(db: Database, rng: random.Random) -> int:
                 last_seen_council=COUNCIL_HOST if placed_out else COUNCIL_A,
                 missing_from=MissingFrom.CARE if placed_out else MissingFrom.HOME,
             )
-            await missing.record(session, force_code=FORCE_A, client_id="demo-loader", episode=episode)
+            await missing.record(
+                session, force_code=FORCE_A, client_id="demo-loader", episode=episode
+            )
             if number % 3 == 0:
-                await missing.update(session, force_code=FORCE_A, change=MissingUpdate(
-                    police_reference=episode.police_reference, status=MissingStatus.RETURNED,
-                    at=reported + dt.timedelta(hours=rng.randrange(2, 30))))
+                await missing.update(
+                    session,
+                    force_code=FORCE_A,
+                    change=MissingUpdate(
+                        police_reference=episode.police_reference,
+                        status=MissingStatus.RETURNED,
+                        at=reported + dt.timedelta(hours=rng.randrange(2, 30)),
+                    ),
+                )
             pushed += 1
         opened = now - dt.timedelta(days=20)
-        for step, (status, reason) in enumerate([
-            (InvestigationStatus.OPEN, "Referral from a strategy discussion"),
-            (InvestigationStatus.INVESTIGATING, "Officer assigned"),
-            (InvestigationStatus.NO_FURTHER_ACTION, "Evidential threshold not met"),
-        ]):
-            await investigations.update_status(session, force_code=FORCE_A, client_id="demo-loader",
+        for step, (status, reason) in enumerate(
+            [
+                (InvestigationStatus.OPEN, "Referral from a strategy discussion"),
+                (InvestigationStatus.INVESTIGATING, "Officer assigned"),
+                (InvestigationStatus.NO_FURTHER_ACTION, "Evidential threshold not met"),
+            ]
+        ):
+            await investigations.update_status(
+                session,
+                force_code=FORCE_A,
+                client_id="demo-loader",
                 change=StatusChange(
-                    police_reference="DEMO-INV-00001", status=status,
-                    changed_at=opened + dt.timedelta(days=3 * step), reason=reason,
+                    police_reference="DEMO-INV-00001",
+                    status=status,
+                    changed_at=opened + dt.timedelta(days=3 * step),
+                    reason=reason,
                     incident_references=("DEMO-INC-00001", "DEMO-INC-00002"),
-                ))
+                ),
+            )
             pushed += 1
     return pushed
 
@@ -127,33 +163,53 @@ async def load(settings: Settings, *, base_url: str) -> str:
     rng = random.Random(2026)  # fixed: the same demo every time
     try:
         async with db.transaction(write=False) as session:
-            loaded = await incidents.get_by_reference(session, force_code=FORCE_A,
-                                                      police_reference="DEMO-INC-00001")
+            loaded = await incidents.get_by_reference(
+                session, force_code=FORCE_A, police_reference="DEMO-INC-00001"
+            )
         pushed = 0 if loaded else await _push_records(db, rng)
         keys = KeySet.for_settings(settings)
-        lines = [f"Demo hub at {base_url}/graphql (GraphiQL in a browser). "
-                 f"{pushed} synthetic records loaded." if pushed else
-                 f"Demo hub at {base_url}/graphql (GraphiQL in a browser); demo data already loaded."]
+        lines = [
+            f"Demo hub at {base_url}/graphql (GraphiQL in a browser). "
+            f"{pushed} synthetic records loaded."
+            if pushed
+            else f"Demo hub at {base_url}/graphql (GraphiQL in a browser); demo data was loaded."
+        ]
         async with db.transaction(write=True) as session:
             for role, org, name in DEMO_ROLES:
                 client, secret = await clients.create_client(
                     session, organisation_code=org, role=role, name=name
                 )
                 token = issue_access_token(
-                    settings=settings, keys=keys, client_id=client.client_id,
-                    organisation_code=org, role=role, user="demo-user-1",
+                    settings=settings,
+                    keys=keys,
+                    client_id=client.client_id,
+                    organisation_code=org,
+                    role=role,
+                    user="demo-user-1",
                     purpose="demo_walkthrough",
                 )
-                lines.append(_client_block(role, org, client.client_id, secret, token, base_url))
+                lines.append(
+                    _client_block(
+                        role=role,
+                        org=org,
+                        client_id=client.client_id,
+                        secret=secret,
+                        token=token,
+                        base=base_url,
+                    )
+                )
         return "\n".join(lines)
     finally:
         await db.dispose()
 
 
-def _client_block(role: Role, org: str, client_id: str, secret: str, token: str, base: str) -> str:
+def _client_block(
+    *, role: Role, org: str, client_id: str, secret: str, token: str, base: str
+) -> str:
     query = (
         '{"query":"{ viewer { role organisation { name } } incidents(first: 3) '
-        '{ edges { node { policeReference type occurredAt children { child { givenName } } } } } }"}'
+        "{ edges { node { policeReference type occurredAt "
+        'children { child { givenName } } } } } }"}'
     )
     return textwrap.dedent(f"""
         == {role.value} ({org})
@@ -163,4 +219,5 @@ def _client_block(role: Role, org: str, client_id: str, secret: str, token: str,
           -H 'Authorization: Bearer {token}' \\
           -H 'Hub-On-Behalf-Of: demo-user-1' -H 'Hub-Purpose: demo_walkthrough' \\
           -d '{query}'
-        (a new token: curl -s -u {client_id}:{secret} -d grant_type=client_credentials {base}/oauth/token)""")
+        a new token: curl -s -u {client_id}:{secret} \\
+          -d grant_type=client_credentials {base}/oauth/token""")

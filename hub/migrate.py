@@ -28,7 +28,7 @@ def alembic_config(database_url: str) -> Config:
 
 
 async def upgrade(database_url: str, revision: str = "head") -> SyncReport:
-    """Apply migrations (Alembic runs its own event loop, so in a thread), then sync reference data."""
+    """Apply migrations (in a thread: Alembic runs its own loop), then sync reference data."""
     await asyncio.to_thread(command.upgrade, alembic_config(database_url), revision)
     db = Database(database_url)
     try:

@@ -6,6 +6,7 @@ text, its variables or any value from a record: those can hold personal data.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 
@@ -43,7 +44,9 @@ def configure(engine: AsyncEngine | None = None, *, provider: TracerProvider | N
     global _configured  # noqa: PLW0603 - the global tracer provider can be set once per process
     if provider is None and not _configured:
         provider = TracerProvider(
-            resource=Resource.create({"service.name": os.getenv("OTEL_SERVICE_NAME", "safeguarding-hub")})
+            resource=Resource.create(
+                {"service.name": os.getenv("OTEL_SERVICE_NAME", "safeguarding-hub")}
+            )
         )
         for name in os.getenv("OTEL_TRACES_EXPORTER", "none").split(","):
             exporter = _exporter(name.strip())
@@ -58,7 +61,11 @@ def configure(engine: AsyncEngine | None = None, *, provider: TracerProvider | N
         )
 
         # Statements are traced with their placeholders; bound values never reach a span.
-        SQLAlchemyInstrumentor().instrument(engine=engine.sync_engine, enable_commenter=False)
+        # The instrumentor declares support up to SQLAlchemy 2.0; it works on 2.1 (the test of
+        # spans proves it), so its dependency check is skipped rather than pinning SQLAlchemy.
+        SQLAlchemyInstrumentor().instrument(
+            engine=engine.sync_engine, enable_commenter=False, skip_dep_check=True
+        )
 
 
 class OperationTracing(SchemaExtension):
@@ -75,12 +82,11 @@ class OperationTracing(SchemaExtension):
             if name:
                 span.update_name(f"graphql {name}")
                 span.set_attribute("graphql.operation.name", name)
-            try:
+            # An unparsable document has no operation type.
+            with contextlib.suppress(Exception):
                 span.set_attribute(
                     "graphql.operation.type", self.execution_context.operation_type.value
                 )
-            except Exception:  # noqa: BLE001, S110 - an unparsable document has no operation type
-                pass
             result = self.execution_context.result
             errors = getattr(result, "errors", None) or []
             span.set_attribute("graphql.errors", len(errors))

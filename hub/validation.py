@@ -6,8 +6,8 @@ import datetime as dt
 from collections.abc import Iterable
 
 import sqlalchemy as sa
-from sqlmodel import col
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from hub.errors import InvalidInput
 from hub.reference.models import Organisation, OrganisationKind
@@ -17,8 +17,9 @@ MAX_CLOCK_SKEW = dt.timedelta(minutes=5)
 
 def aware_utc(value: dt.datetime, *, field: str) -> dt.datetime:
     if value.tzinfo is None or value.utcoffset() is None:
-        raise InvalidInput(f"{field} must carry a timezone offset, e.g. 2026-01-31T09:00:00Z",
-                           field=field)
+        raise InvalidInput(
+            f"{field} must carry a timezone offset, e.g. 2026-01-31T09:00:00Z", field=field
+        )
     return value.astimezone(dt.UTC)
 
 
@@ -51,7 +52,7 @@ def text(value: str, *, field: str, max_length: int, required: bool = True) -> s
 async def require_organisations(
     session: AsyncSession, codes: Iterable[tuple[str, str, OrganisationKind]]
 ) -> None:
-    """Each (code, field, kind) must name an organisation of that kind; the first miss is reported."""
+    """Each (code, field, kind) must name an organisation of that kind; report the first miss."""
     wanted = list(codes)
     if not wanted:
         return
@@ -60,7 +61,7 @@ async def require_organisations(
             col(Organisation.code).in_({code for code, _, _ in wanted})
         )
     )
-    kinds = {code: kind for code, kind in rows}
+    kinds: dict[str, str] = {code: kind for code, kind in rows.all()}  # noqa: C416 - typed rows
     for code, field, kind in wanted:
         if kinds.get(code) != kind:
             raise InvalidInput(f"{field} is not a known {kind.replace('_', ' ')} code", field=field)

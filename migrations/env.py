@@ -1,4 +1,4 @@
-"""Alembic environment: one history for SQLite and PostgreSQL, configured from the hub's settings."""
+"""Alembic environment: one history for SQLite and PostgreSQL, from the hub's settings."""
 
 import asyncio
 

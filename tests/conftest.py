@@ -6,7 +6,6 @@ database on the server), a fresh database created for the run and dropped after 
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 import threading
@@ -110,8 +109,13 @@ class LiveServer:
         self, role: Role, org: str, *, user: str | None = "test-user", purpose: str | None = "test"
     ) -> str:
         return issue_access_token(
-            settings=self.settings, keys=self.keys, client_id=f"test-{role.value}",
-            organisation_code=org, role=role, user=user, purpose=purpose,
+            settings=self.settings,
+            keys=self.keys,
+            client_id=f"test-{role.value}",
+            organisation_code=org,
+            role=role,
+            user=user,
+            purpose=purpose,
         )
 
 
@@ -135,12 +139,19 @@ def live_server(database_url: str, data_dir: Path) -> Iterator[LiveServer]:
 
     port = _free_port()
     settings = Settings(
-        database_url=database_url, data_dir=data_dir, issuer=f"http://127.0.0.1:{port}",
-        graphiql=True, introspection=True,
+        database_url=database_url,
+        data_dir=data_dir,
+        issuer=f"http://127.0.0.1:{port}",
+        graphiql=True,
+        introspection=True,
     )
     app = create_app(settings)
-    live = LiveServer(settings=settings, url=f"http://127.0.0.1:{port}", app=app,
-                      keys=KeySet.for_settings(settings))
+    live = LiveServer(
+        settings=settings,
+        url=f"http://127.0.0.1:{port}",
+        app=app,
+        keys=KeySet.for_settings(settings),
+    )
     engine = app.app.state.hub.db.engine.sync_engine
 
     @sa.event.listens_for(engine, "before_cursor_execute")
@@ -163,12 +174,16 @@ class GraphQLClient:
     def __init__(self, http: httpx.AsyncClient, server: LiveServer, token: str) -> None:
         self.http = http
         self.server = server
-        self.headers = {"Authorization": f"Bearer {token}", "Hub-On-Behalf-Of": "sw-0001",
-                        "Hub-Purpose": "section_47_enquiry"}
+        self.headers = {
+            "Authorization": f"Bearer {token}",
+            "Hub-On-Behalf-Of": "sw-0001",
+            "Hub-Purpose": "section_47_enquiry",
+        }
 
     async def post(self, query: str, variables: dict[str, Any] | None = None) -> httpx.Response:
         return await self.http.post(
-            self.server.graphql_url, json={"query": query, "variables": variables or {}},
+            self.server.graphql_url,
+            json={"query": query, "variables": variables or {}},
             headers=self.headers,
         )
 

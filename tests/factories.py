@@ -65,8 +65,13 @@ def child(reference: str, *, council: str = COUNCIL, **extra: Any) -> dict[str, 
     }
 
 
-def incident(reference: str, *, children: list[dict[str, Any]] | None = None,
-             council: str = COUNCIL, **extra: Any) -> dict[str, Any]:
+def incident(
+    reference: str,
+    *,
+    children: list[dict[str, Any]] | None = None,
+    council: str = COUNCIL,
+    **extra: Any,
+) -> dict[str, Any]:
     return {
         "policeReference": reference,
         "type": "DOMESTIC_ABUSE",
@@ -81,8 +86,9 @@ def incident(reference: str, *, children: list[dict[str, Any]] | None = None,
     }
 
 
-def missing_episode(reference: str, *, child_input: dict[str, Any] | None = None,
-                    **extra: Any) -> dict[str, Any]:
+def missing_episode(
+    reference: str, *, child_input: dict[str, Any] | None = None, **extra: Any
+) -> dict[str, Any]:
     return {
         "policeReference": reference,
         "child": child_input or child(f"{reference}-C1"),
@@ -95,8 +101,9 @@ def missing_episode(reference: str, *, child_input: dict[str, Any] | None = None
     }
 
 
-def status_change(reference: str, status: str, *, hours: float, reason: str = "Test reason",
-                  **extra: Any) -> dict[str, Any]:
+def status_change(
+    reference: str, status: str, *, hours: float, reason: str = "Test reason", **extra: Any
+) -> dict[str, Any]:
     return {
         "policeReference": reference,
         "status": status,

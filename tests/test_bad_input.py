@@ -1,4 +1,4 @@
-"""Bad input: a clear error with a stable code and the right HTTP status, and nothing half-written."""
+"""Bad input: a clear error, a stable code, the right HTTP status, nothing half-written."""
 
 from __future__ import annotations
 
@@ -31,8 +31,11 @@ def _codes(body: dict[str, Any]) -> list[str]:
 
 
 async def _push(http: httpx.AsyncClient, server: LiveServer, payload: dict) -> dict:
-    response = await http.post(server.graphql_url, headers=_headers(server),
-                               json={"query": REPORT_INCIDENT, "variables": {"input": payload}})
+    response = await http.post(
+        server.graphql_url,
+        headers=_headers(server),
+        json={"query": REPORT_INCIDENT, "variables": {"input": payload}},
+    )
     body: dict = response.json()
     return body
 
@@ -40,15 +43,17 @@ async def _push(http: httpx.AsyncClient, server: LiveServer, payload: dict) -> d
 async def _stored(db: Database, reference: str) -> int:
     async with db.transaction(write=False) as session:
         count = await session.scalar(
-            sa.select(sa.func.count()).select_from(Incident).where(
-                Incident.police_reference == reference)
+            sa.select(sa.func.count())
+            .select_from(Incident)
+            .where(Incident.police_reference == reference)
         )
     return int(count or 0)
 
 
 async def test_malformed_json_is_400(http: httpx.AsyncClient, live_server: LiveServer) -> None:
     response = await http.post(
-        live_server.graphql_url, content=b'{"query": "{ viewer { role } "',
+        live_server.graphql_url,
+        content=b'{"query": "{ viewer { role } "',
         headers={**_headers(live_server), "Content-Type": "application/json"},
     )
     assert response.status_code == 400
@@ -58,8 +63,9 @@ async def test_malformed_json_is_400(http: httpx.AsyncClient, live_server: LiveS
 async def test_malformed_graphql_has_parse_code(
     http: httpx.AsyncClient, live_server: LiveServer
 ) -> None:
-    response = await http.post(live_server.graphql_url, headers=_headers(live_server),
-                               json={"query": "{ viewer { role "})
+    response = await http.post(
+        live_server.graphql_url, headers=_headers(live_server), json={"query": "{ viewer { role "}
+    )
     assert _codes(response.json()) == ["GRAPHQL_PARSE_FAILED"]
 
 
@@ -80,9 +86,11 @@ async def test_oversize_streamed_body_is_413(
         for _ in range(40):
             yield b" " * 10_000
 
-    response = await http.post(live_server.graphql_url, content=chunks(),
-                               headers={**_headers(live_server),
-                                        "Content-Type": "application/json"})
+    response = await http.post(
+        live_server.graphql_url,
+        content=chunks(),
+        headers={**_headers(live_server), "Content-Type": "application/json"},
+    )
     assert response.status_code == 413
     assert _codes(response.json()) == ["PAYLOAD_TOO_LARGE"]
 
@@ -101,11 +109,17 @@ async def test_unknown_council_code_names_the_field(
 async def test_unknown_child_council_names_the_nested_field(
     http: httpx.AsyncClient, live_server: LiveServer
 ) -> None:
-    payload = incident(unique("UNK"), children=[
-        {"child": child(unique("C"), council=COUNCIL, hostCouncil="W06999999"), "victim": True}])
+    payload = incident(
+        unique("UNK"),
+        children=[
+            {"child": child(unique("C"), council=COUNCIL, hostCouncil="W06999999"), "victim": True}
+        ],
+    )
     body = await _push(http, live_server, payload)
     assert body["errors"][0]["extensions"] == {
-        "code": "INVALID_INPUT", "field": "input.children.0.child.hostCouncil"}
+        "code": "INVALID_INPUT",
+        "field": "input.children.0.child.hostCouncil",
+    }
 
 
 async def test_wrong_enum_value_is_rejected_before_execution(
@@ -131,11 +145,15 @@ async def test_missing_required_field(http: httpx.AsyncClient, live_server: Live
 async def test_bad_date_names_the_nested_field_without_the_value(
     http: httpx.AsyncClient, live_server: LiveServer
 ) -> None:
-    payload = incident(unique("DOB"), children=[
-        {"child": child(unique("C"), dateOfBirth="2015-13-45"), "present": True}])
+    payload = incident(
+        unique("DOB"),
+        children=[{"child": child(unique("C"), dateOfBirth="2015-13-45"), "present": True}],
+    )
     error = (await _push(http, live_server, payload))["errors"][0]
     assert error["extensions"] == {
-        "code": "INVALID_INPUT", "field": "input.children.0.child.dateOfBirth"}
+        "code": "INVALID_INPUT",
+        "field": "input.children.0.child.dateOfBirth",
+    }
     assert "2015-13-45" not in error["message"]
 
 
@@ -174,8 +192,11 @@ async def test_a_failed_mutation_rolls_back_the_whole_request(
         second: reportIncident(input: $b) { id }
       }"""
     variables = {"a": incident(good), "b": incident(bad, council="E99999999")}
-    response = await http.post(live_server.graphql_url, headers=_headers(live_server),
-                               json={"query": query, "variables": variables})
+    response = await http.post(
+        live_server.graphql_url,
+        headers=_headers(live_server),
+        json={"query": query, "variables": variables},
+    )
     assert _codes(response.json()) == ["INVALID_INPUT"]
     assert await _stored(db, good) == 0, "the first push must not survive the second's failure"
 
@@ -208,10 +229,14 @@ async def test_garbage_cursor(http: httpx.AsyncClient, live_server: LiveServer) 
     assert response.json()["errors"][0]["extensions"] == {"code": "INVALID_INPUT", "field": "after"}
 
 
-async def test_unexpected_errors_are_masked(http: httpx.AsyncClient, live_server: LiveServer) -> None:
+async def test_unexpected_errors_are_masked(
+    http: httpx.AsyncClient, live_server: LiveServer
+) -> None:
     # Depth over the limit is an expected refusal, not masked.
-    deep = "{ incidents { edges { node { children { child { incidents { children { child {" \
-           " incidents { children { child { id } } } } } } } } } } } }"
+    deep = (
+        "{ incidents { edges { node { children { child { incidents { children { child {"
+        " incidents { children { child { id } } } } } } } } } } } }"
+    )
     response = await http.post(
         live_server.graphql_url,
         headers=_headers(live_server, Role.COUNCIL_SOCIAL_WORKER, COUNCIL),

@@ -1,4 +1,4 @@
-"""Retries never duplicate: the same push again returns the same record, a different one conflicts."""
+"""Retries never duplicate: the same push returns the same record; a different one conflicts."""
 
 from __future__ import annotations
 
@@ -25,10 +25,12 @@ from tests.factories import (
 )
 
 
-async def _push(http: httpx.AsyncClient, server: LiveServer, query: str, payload: dict,
-                force: str = FORCE) -> dict:
+async def _push(
+    http: httpx.AsyncClient, server: LiveServer, query: str, payload: dict, force: str = FORCE
+) -> dict:
     response = await http.post(
-        server.graphql_url, json={"query": query, "variables": {"input": payload}},
+        server.graphql_url,
+        json={"query": query, "variables": {"input": payload}},
         headers={"Authorization": f"Bearer {server.token(Role.POLICE_OFFICER, force)}"},
     )
     body: dict = response.json()
@@ -37,8 +39,9 @@ async def _push(http: httpx.AsyncClient, server: LiveServer, query: str, payload
 
 async def _count(db: Database, model: type, *where: sa.ColumnElement[bool]) -> int:
     async with db.transaction(write=False) as session:
-        return int(await session.scalar(sa.select(sa.func.count()).select_from(model).where(*where))
-                   or 0)
+        return int(
+            await session.scalar(sa.select(sa.func.count()).select_from(model).where(*where)) or 0
+        )
 
 
 async def test_same_incident_twice_is_one_record(
@@ -69,8 +72,9 @@ async def test_idempotency_key_identifies_the_push(
     first = await _push(http, live_server, REPORT_INCIDENT, payload)
     replay = await _push(http, live_server, REPORT_INCIDENT, payload)
     assert first["data"]["reportIncident"]["id"] == replay["data"]["reportIncident"]["id"]
-    other = await _push(http, live_server, REPORT_INCIDENT,
-                        incident(unique("K2"), idempotencyKey=key))
+    other = await _push(
+        http, live_server, REPORT_INCIDENT, incident(unique("K2"), idempotencyKey=key)
+    )
     assert other["errors"][0]["extensions"]["code"] == "CONFLICT"
 
 
@@ -87,18 +91,28 @@ async def test_the_same_child_is_found_again(
     http: httpx.AsyncClient, live_server: LiveServer, db: Database
 ) -> None:
     person = unique("PERSON")
-    first = await _push(http, live_server, REPORT_INCIDENT, incident(
-        unique("A"), children=[{"child": {**_child(person)}, "present": True}]))
-    second = await _push(http, live_server, RECORD_MISSING, missing_episode(
-        unique("M"), child_input=_child(person)))
+    first = await _push(
+        http,
+        live_server,
+        REPORT_INCIDENT,
+        incident(unique("A"), children=[{"child": {**_child(person)}, "present": True}]),
+    )
+    second = await _push(
+        http, live_server, RECORD_MISSING, missing_episode(unique("M"), child_input=_child(person))
+    )
     child_id = first["data"]["reportIncident"]["children"][0]["child"]["id"]
     assert second["data"]["recordMissingEpisode"]["child"]["id"] == child_id
     assert await _count(db, ChildReference, ChildReference.value == person) == 1
 
 
 def _child(reference: str) -> dict:
-    return {"policeReference": reference, "givenName": "Sam", "familyName": "Sample",
-            "dateOfBirth": "2016-07-08", "responsibleCouncil": "E08000025"}
+    return {
+        "policeReference": reference,
+        "givenName": "Sam",
+        "familyName": "Sample",
+        "dateOfBirth": "2016-07-08",
+        "responsibleCouncil": "E08000025",
+    }
 
 
 async def test_ten_concurrent_identical_pushes_create_one_record(
@@ -116,9 +130,11 @@ async def test_ten_concurrent_identical_pushes_create_one_record(
     assert await _count(db, ChildReference, ChildReference.value == person) == 1
     async with db.transaction(write=False) as session:
         children = await session.scalar(
-            sa.select(sa.func.count()).select_from(Child)
+            sa.select(sa.func.count())
+            .select_from(Child)
             .join(ChildReference, ChildReference.child_id == Child.id)
-            .where(ChildReference.value == person))
+            .where(ChildReference.value == person)
+        )
     assert children == 1
 
 
@@ -133,8 +149,9 @@ async def test_concurrent_status_changes_record_one_transition(
     assert [r.get("errors") for r in results] == [None] * 10
     assert len({r["data"]["updateInvestigationStatus"]["id"] for r in results}) == 1
     investigation_id = results[0]["data"]["updateInvestigationStatus"]["id"]
-    transitions = await _count(db, InvestigationTransition,
-                               InvestigationTransition.investigation_id == investigation_id)
+    transitions = await _count(
+        db, InvestigationTransition, InvestigationTransition.investigation_id == investigation_id
+    )
     assert transitions == 1
 
 
@@ -149,7 +166,7 @@ async def test_status_replay_adds_no_history_and_a_clash_conflicts(
     assert len(replay["data"]["updateInvestigationStatus"]["history"]) == 2
     clash = await _push(http, live_server, UPDATE_INVESTIGATION, {**change, "reason": "Other"})
     assert clash["errors"][0]["extensions"]["code"] == "CONFLICT"
-    stale = await _push(http, live_server, UPDATE_INVESTIGATION,
-                        status_change(reference, "CLOSED", hours=5))
-    assert stale["errors"][0]["extensions"] == {"code": "INVALID_INPUT",
-                                                "field": "input.changedAt"}
+    stale = await _push(
+        http, live_server, UPDATE_INVESTIGATION, status_change(reference, "CLOSED", hours=5)
+    )
+    assert stale["errors"][0]["extensions"] == {"code": "INVALID_INPUT", "field": "input.changedAt"}

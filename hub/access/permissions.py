@@ -14,7 +14,7 @@ class _RolePermission(BasePermission):
     roles: ClassVar[frozenset[Role]]
     error_extensions: ClassVar[dict[str, Any]] = {"code": "FORBIDDEN"}
 
-    def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
+    def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:  # noqa: ARG002 - strawberry's signature
         return Role(info.context.principal.role) in self.roles
 
 

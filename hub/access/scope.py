@@ -57,7 +57,9 @@ class RowScope:
             .correlate_except(child)
         )
 
-    def _any_child_ours(self, link_model: Any, link_column: Any, record_id: Any) -> sa.ColumnElement[bool]:
+    def _any_child_ours(
+        self, link_model: Any, link_column: Any, record_id: Any
+    ) -> sa.ColumnElement[bool]:
         """Some child linked to the record (through `link_model`) is one of our councils'."""
         link = aliased(link_model)
         return (

@@ -253,8 +253,11 @@ def _check_hub_claims(claims: dict[str, Any], settings: Settings) -> None:
     # A lifetime longer than the hub ever issues means the token was not minted by this code.
     if claims["exp"] - claims["iat"] > settings.access_token_ttl_seconds + LEEWAY_SECONDS:
         raise TokenRejected(RejectReason.INVALID_CLAIM)
-    # Building the principal checks the client, organisation and role claims' shapes.
-    principal_from_request({}, claims)
+    # Building the principal checks the client, organisation, role and context claims' shapes.
+    try:
+        principal_from_request({}, claims)
+    except InvalidInput:
+        raise TokenRejected(RejectReason.INVALID_CLAIM) from None
 
 
 def _is_number(value: object) -> bool:

@@ -7,9 +7,9 @@ import datetime as dt
 import re
 
 import sqlalchemy as sa
-from sqlmodel import col
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from hub import validation
 from hub.children.models import Child, ChildReference, ReferenceKind

@@ -86,7 +86,9 @@ class Child:
     ) -> list[Annotated[Incident, strawberry.lazy("hub.incidents.types")]]:
         from hub.incidents.types import Incident  # noqa: PLC0415 - types refer to each other
 
-        return [Incident.of(r) for r in await info.context.loaders.child_incidents.load(self.row.id)]
+        return [
+            Incident.of(r) for r in await info.context.loaders.child_incidents.load(self.row.id)
+        ]
 
     @strawberry.field
     async def missing_episodes(
@@ -138,4 +140,3 @@ class ChildInput:
             host_council=self.host_council,
             looked_after=self.looked_after,
         )
-

@@ -31,6 +31,10 @@ class Connection(Generic[NodeT]):
 
     @classmethod
     def of(cls, page: Page[Any], node: Callable[[Any], NodeT]) -> Self:
-        edges = [Edge(cursor=c, node=node(r)) for r, c in zip(page.items, page.cursors, strict=True)]
+        edges = [
+            Edge(cursor=c, node=node(r)) for r, c in zip(page.items, page.cursors, strict=True)
+        ]
         end = page.cursors[-1] if page.cursors else None
-        return cls(edges=edges, page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=end))
+        return cls(
+            edges=edges, page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=end)
+        )

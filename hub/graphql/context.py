@@ -15,6 +15,7 @@ from strawberry.types import Info as StrawberryInfo
 from hub.access.identity import Principal
 from hub.access.models import Role
 from hub.access.scope import RowScope
+from hub.errors import Unauthenticated
 from hub.graphql.loaders import Loaders
 
 if TYPE_CHECKING:
@@ -26,9 +27,16 @@ class HubContext:
     request: Request | WebSocket
     response: Response | None
     hub: HubState
-    principal: Principal
     request_id: str
+    identity: Principal | None
     _session: AsyncSession | None = None
+
+    @property
+    def principal(self) -> Principal:
+        # Only GraphiQL's HTML page is served without a token, and it runs no operation.
+        if self.identity is None:
+            raise Unauthenticated("an access token is required")
+        return self.identity
 
     @property
     def session(self) -> AsyncSession:

@@ -49,14 +49,14 @@ class RequestTransaction(SchemaExtension):
 _COERCION = re.compile(
     r"^Variable '\$(?P<variable>\w+)' (?:has|got) invalid value"
     r"(?: at (?P<path>\S+?))?: (?P<reason>.*)$",
-    re.S,
+    re.DOTALL,
 )
 
 
 def _without_values(reason: str) -> str:
     """graphql-core quotes the offending input; input can be personal data, so drop it."""
-    reason = re.sub(r",? found: .*$", ".", reason, flags=re.S)
-    reason = re.sub(r"Value '.*?' ", "The value ", reason, flags=re.S)
+    reason = re.sub(r",? found: .*$", ".", reason, flags=re.DOTALL)
+    reason = re.sub(r"Value '.*?' ", "The value ", reason, flags=re.DOTALL)
     return re.sub(r'"[^"]*"', "<withheld>", reason)
 
 
@@ -73,10 +73,12 @@ def _coercion_error(error: GraphQLError) -> GraphQLError | None:
     if match is None:
         return None
     field = _field_path(match["variable"], match["path"])
-    message = f"Variable '${match['variable']}' is invalid at {field}: " \
-              f"{_without_values(match['reason'])}"
-    return GraphQLError(message, nodes=error.nodes,
-                        extensions={"code": "INVALID_INPUT", "field": field})
+    message = (
+        f"Variable '${match['variable']}' is invalid at {field}: {_without_values(match['reason'])}"
+    )
+    return GraphQLError(
+        message, nodes=error.nodes, extensions={"code": "INVALID_INPUT", "field": field}
+    )
 
 
 def _code_for(error: GraphQLError) -> str | None:

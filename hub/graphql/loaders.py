@@ -11,8 +11,8 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from sqlmodel import col
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 from strawberry.dataloader import DataLoader
 
 from hub.access.scope import RowScope
@@ -61,7 +61,8 @@ class Loaders:
     def __init__(self, session: AsyncSession, scope: RowScope) -> None:
         s = session
         self.organisation = _one(
-            s, lambda codes: sa.select(Organisation).where(col(Organisation.code).in_(codes)),
+            s,
+            lambda codes: sa.select(Organisation).where(col(Organisation.code).in_(codes)),
             lambda o: o.code,
         )
         # A child reached through a record the caller may see is part of that record.
@@ -94,9 +95,11 @@ class Loaders:
         )
         self.incident_children = _many(
             s,
-            lambda ids: sa.select(IncidentChild)
-            .where(col(IncidentChild.incident_id).in_(ids))
-            .order_by(IncidentChild.child_id),
+            lambda ids: (
+                sa.select(IncidentChild)
+                .where(col(IncidentChild.incident_id).in_(ids))
+                .order_by(IncidentChild.child_id)
+            ),
             lambda row: row[0].incident_id,
             lambda row: row[0],
         )
@@ -108,53 +111,65 @@ class Loaders:
         )
         self.child_incidents = _many(
             s,
-            lambda ids: sa.select(IncidentChild.child_id, Incident)
-            .join(Incident, col(Incident.id) == IncidentChild.incident_id)
-            .where(col(IncidentChild.child_id).in_(ids), scope.incidents())
-            .order_by(col(Incident.occurred_at).desc()),
+            lambda ids: (
+                sa.select(IncidentChild.child_id, Incident)
+                .join(Incident, col(Incident.id) == IncidentChild.incident_id)
+                .where(col(IncidentChild.child_id).in_(ids), scope.incidents())
+                .order_by(col(Incident.occurred_at).desc())
+            ),
             lambda row: row[0],
             lambda row: row[1],
         )
         self.child_missing_episodes = _many(
             s,
-            lambda ids: sa.select(MissingEpisode)
-            .where(col(MissingEpisode.child_id).in_(ids), scope.missing_episodes())
-            .order_by(col(MissingEpisode.reported_missing_at).desc()),
+            lambda ids: (
+                sa.select(MissingEpisode)
+                .where(col(MissingEpisode.child_id).in_(ids), scope.missing_episodes())
+                .order_by(col(MissingEpisode.reported_missing_at).desc())
+            ),
             lambda row: row[0].child_id,
             lambda row: row[0],
         )
         self.child_investigations = _many(
             s,
-            lambda ids: sa.select(InvestigationChild.child_id, Investigation)
-            .join(Investigation, col(Investigation.id) == InvestigationChild.investigation_id)
-            .where(col(InvestigationChild.child_id).in_(ids), scope.investigations())
-            .order_by(col(Investigation.status_changed_at).desc()),
+            lambda ids: (
+                sa.select(InvestigationChild.child_id, Investigation)
+                .join(Investigation, col(Investigation.id) == InvestigationChild.investigation_id)
+                .where(col(InvestigationChild.child_id).in_(ids), scope.investigations())
+                .order_by(col(Investigation.status_changed_at).desc())
+            ),
             lambda row: row[0],
             lambda row: row[1],
         )
         self.investigation_history = _many(
             s,
-            lambda ids: sa.select(InvestigationTransition)
-            .where(col(InvestigationTransition.investigation_id).in_(ids))
-            .order_by(InvestigationTransition.changed_at),
+            lambda ids: (
+                sa.select(InvestigationTransition)
+                .where(col(InvestigationTransition.investigation_id).in_(ids))
+                .order_by(InvestigationTransition.changed_at)
+            ),
             lambda row: row[0].investigation_id,
             lambda row: row[0],
         )
         self.investigation_incidents = _many(
             s,
-            lambda ids: sa.select(InvestigationIncident.investigation_id, Incident)
-            .join(Incident, col(Incident.id) == InvestigationIncident.incident_id)
-            .where(col(InvestigationIncident.investigation_id).in_(ids), scope.incidents())
-            .order_by(Incident.occurred_at),
+            lambda ids: (
+                sa.select(InvestigationIncident.investigation_id, Incident)
+                .join(Incident, col(Incident.id) == InvestigationIncident.incident_id)
+                .where(col(InvestigationIncident.investigation_id).in_(ids), scope.incidents())
+                .order_by(Incident.occurred_at)
+            ),
             lambda row: row[0],
             lambda row: row[1],
         )
         self.investigation_children = _many(
             s,
-            lambda ids: sa.select(InvestigationChild.investigation_id, Child)
-            .join(Child, col(Child.id) == InvestigationChild.child_id)
-            .where(col(InvestigationChild.investigation_id).in_(ids))
-            .order_by(Child.id),
+            lambda ids: (
+                sa.select(InvestigationChild.investigation_id, Child)
+                .join(Child, col(Child.id) == InvestigationChild.child_id)
+                .where(col(InvestigationChild.investigation_id).in_(ids))
+                .order_by(Child.id)
+            ),
             lambda row: row[0],
             lambda row: row[1],
         )

@@ -41,9 +41,11 @@ from hub.reference.types import Organisation, OrganisationKindType, load_organis
 from hub.settings import Settings
 from hub.telemetry import OperationTracing
 
+
 def _first(info: Info, first: int | None) -> int:
     settings = info.context.hub.settings
     return page_size(first, default=settings.default_page_size, maximum=settings.max_page_size)
+
 
 @strawberry.type(description="Who the hub takes the caller to be, from the token and headers.")
 class Viewer:
@@ -57,19 +59,25 @@ class Viewer:
     async def organisation(self, info: Info) -> Organisation | None:
         return await load_organisation(info, self.organisation_code)
 
+
 @strawberry.type
 class Query:
     @strawberry.field
     def viewer(self, info: Info) -> Viewer:
         p = info.context.principal
         return Viewer(
-            client_id=p.client_id, role=p.role, on_behalf_of=p.user, purpose=p.purpose,
+            client_id=p.client_id,
+            role=p.role,
+            on_behalf_of=p.user,
+            purpose=p.purpose,
             organisation_code=p.organisation_code,
         )
 
     @strawberry.field(description="Reference data: forces, councils and the other organisations.")
     async def organisations(
-        self, info: Info, kind: OrganisationKindType | None = None  # type: ignore[valid-type]
+        self,
+        info: Info,
+        kind: OrganisationKindType | None = None,  # type: ignore[valid-type]
     ) -> list[Organisation]:
         rows = await reference.list_(
             info.context.session, kind=OrganisationKind(kind) if kind else None
@@ -78,35 +86,51 @@ class Query:
 
     @strawberry.field(permission_classes=[ReadsCaseRecords])
     async def incidents(
-        self, info: Info, filter: IncidentFilterInput | None = None,  # noqa: A002
-        first: int | None = None, after: str | None = None,
+        self,
+        info: Info,
+        filter: IncidentFilterInput | None = None,  # noqa: A002
+        first: int | None = None,
+        after: str | None = None,
     ) -> Connection[Incident] | None:
         page = await incidents.list_(
-            info.context.session, scope=info.context.scope,
-            where=(filter or IncidentFilterInput()).where(), first=_first(info, first), after=after,
+            info.context.session,
+            scope=info.context.scope,
+            where=(filter or IncidentFilterInput()).where(),
+            first=_first(info, first),
+            after=after,
         )
         return Connection[Incident].of(page, Incident.of)
 
     @strawberry.field(permission_classes=[ReadsCaseRecords])
     async def missing_episodes(
-        self, info: Info, filter: MissingEpisodeFilterInput | None = None,  # noqa: A002
-        first: int | None = None, after: str | None = None,
+        self,
+        info: Info,
+        filter: MissingEpisodeFilterInput | None = None,  # noqa: A002
+        first: int | None = None,
+        after: str | None = None,
     ) -> Connection[MissingEpisode] | None:
         page = await missing.list_(
-            info.context.session, scope=info.context.scope,
-            where=(filter or MissingEpisodeFilterInput()).where(), first=_first(info, first),
+            info.context.session,
+            scope=info.context.scope,
+            where=(filter or MissingEpisodeFilterInput()).where(),
+            first=_first(info, first),
             after=after,
         )
         return Connection[MissingEpisode].of(page, MissingEpisode.of)
 
     @strawberry.field(permission_classes=[ReadsCaseRecords])
     async def investigations(
-        self, info: Info, filter: InvestigationFilterInput | None = None,  # noqa: A002
-        first: int | None = None, after: str | None = None,
+        self,
+        info: Info,
+        filter: InvestigationFilterInput | None = None,  # noqa: A002
+        first: int | None = None,
+        after: str | None = None,
     ) -> Connection[Investigation] | None:
         page = await investigations.list_(
-            info.context.session, scope=info.context.scope,
-            where=(filter or InvestigationFilterInput()).where(), first=_first(info, first),
+            info.context.session,
+            scope=info.context.scope,
+            where=(filter or InvestigationFilterInput()).where(),
+            first=_first(info, first),
             after=after,
         )
         return Connection[Investigation].of(page, Investigation.of)
@@ -121,15 +145,20 @@ class Query:
 
     @strawberry.field(permission_classes=[ReadsCaseRecords])
     async def missing_episode(
-        self, info: Info, id: strawberry.ID  # noqa: A002
+        self,
+        info: Info,
+        id: strawberry.ID,  # noqa: A002
     ) -> MissingEpisode | None:
         return await MissingEpisode.resolve_reference(info, id)
 
     @strawberry.field(permission_classes=[ReadsCaseRecords])
     async def investigation(
-        self, info: Info, id: strawberry.ID  # noqa: A002
+        self,
+        info: Info,
+        id: strawberry.ID,  # noqa: A002
     ) -> Investigation | None:
         return await Investigation.resolve_reference(info, id)
+
 
 @strawberry.type
 class Mutation:
@@ -140,7 +169,9 @@ class Mutation:
     async def report_incident(self, info: Info, input: ReportIncidentInput) -> Incident | None:  # noqa: A002
         p = info.context.principal
         row, _ = await incidents.report(
-            info.context.session, force_code=p.organisation_code, client_id=p.client_id,
+            info.context.session,
+            force_code=p.organisation_code,
+            client_id=p.client_id,
             incident=input.command(),
         )
         return Incident.of(row)
@@ -150,11 +181,15 @@ class Mutation:
         description="Push a missing-child episode the moment it is reported. Safe to retry.",
     )
     async def record_missing_episode(
-        self, info: Info, input: RecordMissingEpisodeInput  # noqa: A002
+        self,
+        info: Info,
+        input: RecordMissingEpisodeInput,  # noqa: A002
     ) -> MissingEpisode | None:
         p = info.context.principal
         row, _ = await missing.record(
-            info.context.session, force_code=p.organisation_code, client_id=p.client_id,
+            info.context.session,
+            force_code=p.organisation_code,
+            client_id=p.client_id,
             episode=input.command(),
         )
         return MissingEpisode.of(row)
@@ -164,10 +199,13 @@ class Mutation:
         description="Mark a missing child found or returned. Safe to retry.",
     )
     async def update_missing_episode(
-        self, info: Info, input: UpdateMissingEpisodeInput  # noqa: A002
+        self,
+        info: Info,
+        input: UpdateMissingEpisodeInput,  # noqa: A002
     ) -> MissingEpisode | None:
         row = await missing.update(
-            info.context.session, force_code=info.context.principal.organisation_code,
+            info.context.session,
+            force_code=info.context.principal.organisation_code,
             change=input.command(),
         )
         return MissingEpisode.of(row)
@@ -177,14 +215,19 @@ class Mutation:
         description="Open an investigation or change its status, with the reason. Safe to retry.",
     )
     async def update_investigation_status(
-        self, info: Info, input: UpdateInvestigationStatusInput  # noqa: A002
+        self,
+        info: Info,
+        input: UpdateInvestigationStatusInput,  # noqa: A002
     ) -> Investigation | None:
         p = info.context.principal
         row, _ = await investigations.update_status(
-            info.context.session, force_code=p.organisation_code, client_id=p.client_id,
+            info.context.session,
+            force_code=p.organisation_code,
+            client_id=p.client_id,
             change=input.command(),
         )
         return Investigation.of(row)
+
 
 def build_schema(settings: Settings) -> strawberry.federation.Schema:
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
@@ -205,6 +248,7 @@ def build_schema(settings: Settings) -> strawberry.federation.Schema:
         federation_version="2.9",
         config=StrawberryConfig(auto_camel_case=True),
     )
+
 
 def export_sdl() -> str:
     """The subgraph's SDL as a gateway sees it (with federation directives), ending in a newline."""

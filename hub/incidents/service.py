@@ -6,8 +6,8 @@ import dataclasses
 import datetime as dt
 
 import sqlalchemy as sa
-from sqlmodel import col
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from hub import pushes, validation
 from hub.access.scope import RowScope
@@ -59,7 +59,8 @@ async def _validated(session: AsyncSession, report: IncidentReport) -> IncidentR
         raise InvalidInput("input.children must name at least one child", field="input.children")
     involved = tuple(
         dataclasses.replace(
-            c, child=children.normalise(c.child, field=f"input.children.{i}.child", today=now.date())
+            c,
+            child=children.normalise(c.child, field=f"input.children.{i}.child", today=now.date()),
         )
         for i, c in enumerate(report.children)
     )
@@ -79,8 +80,9 @@ async def _validated(session: AsyncSession, report: IncidentReport) -> IncidentR
         police_reference=validation.text(
             report.police_reference, field="input.policeReference", max_length=64
         ),
-        summary=validation.text(report.summary, field="input.summary", max_length=4000,
-                                required=False),
+        summary=validation.text(
+            report.summary, field="input.summary", max_length=4000, required=False
+        ),
         occurred_at=occurred,
         recorded_at=recorded,
         children=involved,
@@ -121,7 +123,9 @@ async def report(
     )
 
 
-async def _find(session: AsyncSession, *, force_code: str, incident: IncidentReport) -> Incident | None:
+async def _find(
+    session: AsyncSession, *, force_code: str, incident: IncidentReport
+) -> Incident | None:
     keys = [Incident.police_reference == incident.police_reference]
     if incident.idempotency_key is not None:
         keys.append(Incident.idempotency_key == incident.idempotency_key)
@@ -135,12 +139,12 @@ async def _link_children(
     links: dict[str, IncidentChild] = {}
     for involved in incident.children:
         child = await children.record_from_push(
-            session, force_code=force_code, details=involved.child,
+            session,
+            force_code=force_code,
+            details=involved.child,
             default_council=incident.location_council,
         )
-        link = links.setdefault(
-            child.id, IncidentChild(incident_id=row.id, child_id=child.id)
-        )
+        link = links.setdefault(child.id, IncidentChild(incident_id=row.id, child_id=child.id))
         link.present |= involved.present
         link.household_member |= involved.household_member
         link.victim |= involved.victim
@@ -171,8 +175,12 @@ async def list_(
     session: AsyncSession, *, scope: RowScope, where: IncidentFilter, first: int, after: str | None
 ) -> Page[Incident]:
     return await paginate(
-        session, _filtered(scope, where), time_column=col(Incident.occurred_at),
-        id_column=col(Incident.id), first=first, after=after,
+        session,
+        _filtered(scope, where),
+        time_column=col(Incident.occurred_at),
+        id_column=col(Incident.id),
+        first=first,
+        after=after,
     )
 
 

@@ -125,8 +125,10 @@ class ReportIncidentInput:
             location_council=self.location_council,
             children=tuple(
                 InvolvedChild(
-                    child=c.child.details(), present=c.present,
-                    household_member=c.household_member, victim=c.victim,
+                    child=c.child.details(),
+                    present=c.present,
+                    household_member=c.household_member,
+                    victim=c.victim,
                 )
                 for c in self.children
             ),
@@ -152,4 +154,3 @@ class IncidentFilterInput:
             types=tuple(IncidentType(t) for t in self.types or ()),
             dash_risks=tuple(DashRisk(r) for r in self.dash_risks or ()),
         )
-

@@ -6,9 +6,9 @@ import dataclasses
 import datetime as dt
 
 import sqlalchemy as sa
-from sqlmodel import col
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from hub import validation
 from hub.access.scope import RowScope
@@ -54,7 +54,11 @@ async def _validated(session: AsyncSession, change: StatusChange) -> StatusChang
     )
     await validation.require_organisations(
         session,
-        [code for i, c in enumerate(kids) for code in children.council_codes(c, field=f"input.children.{i}")],
+        [
+            code
+            for i, c in enumerate(kids)
+            for code in children.council_codes(c, field=f"input.children.{i}")
+        ],
     )
     return dataclasses.replace(
         change,
@@ -97,7 +101,9 @@ async def update_status(
     return investigation, created
 
 
-async def _locked(session: AsyncSession, *, force_code: str, reference: str) -> Investigation | None:
+async def _locked(
+    session: AsyncSession, *, force_code: str, reference: str
+) -> Investigation | None:
     query = sa.select(Investigation).where(
         Investigation.force_code == force_code, Investigation.police_reference == reference
     )
@@ -147,19 +153,21 @@ async def _transition(
     ).scalar_one_or_none()
     if recorded is not None:
         same = (recorded.to_status, recorded.changed_at, recorded.reason) == (
-            change.status, change.changed_at, change.reason,
+            change.status,
+            change.changed_at,
+            change.reason,
         )
         if not same:
             raise Conflict("a different status change was already pushed for this investigation")
         return False
     validation.not_before(
-        change.changed_at, investigation.status_changed_at, field="input.changedAt",
+        change.changed_at,
+        investigation.status_changed_at,
+        field="input.changedAt",
         what="the investigation's latest status change",
     )
     if investigation.status == change.status:
-        raise InvalidInput(
-            f"the investigation is already {change.status}", field="input.status"
-        )
+        raise InvalidInput(f"the investigation is already {change.status}", field="input.status")
     return True
 
 
@@ -181,31 +189,44 @@ async def _link(
             field = f"input.incidentReferences.{index}"
             raise InvalidInput(f"{field} names no incident of this force", field=field)
     existing_incidents = set(
-        (await session.execute(
-            sa.select(InvestigationIncident.incident_id).where(
-                InvestigationIncident.investigation_id == investigation.id
+        (
+            await session.execute(
+                sa.select(InvestigationIncident.incident_id).where(
+                    InvestigationIncident.investigation_id == investigation.id
+                )
             )
-        )).scalars()
+        ).scalars()
     )
     session.add_all(
         InvestigationIncident(investigation_id=investigation.id, incident_id=i.id)
         for i in incidents.values()
         if i.id not in existing_incidents
     )
-    await _link_children(session, investigation=investigation, force_code=force_code,
-                         change=change, incidents=list(incidents.values()))
+    await _link_children(
+        session,
+        investigation=investigation,
+        force_code=force_code,
+        change=change,
+        incidents=list(incidents.values()),
+    )
 
 
 async def _link_children(
-    session: AsyncSession, *, investigation: Investigation, force_code: str, change: StatusChange,
+    session: AsyncSession,
+    *,
+    investigation: Investigation,
+    force_code: str,
+    change: StatusChange,
     incidents: list[Incident],
 ) -> None:
     existing = set(
-        (await session.execute(
-            sa.select(InvestigationChild.child_id).where(
-                InvestigationChild.investigation_id == investigation.id
+        (
+            await session.execute(
+                sa.select(InvestigationChild.child_id).where(
+                    InvestigationChild.investigation_id == investigation.id
+                )
             )
-        )).scalars()
+        ).scalars()
     )
     # The children of a linked incident are children the investigation concerns.
     if incidents:
@@ -216,7 +237,9 @@ async def _link_children(
         )
         for child_id in linked.scalars():
             if child_id not in existing:
-                session.add(InvestigationChild(investigation_id=investigation.id, child_id=child_id))
+                session.add(
+                    InvestigationChild(investigation_id=investigation.id, child_id=child_id)
+                )
                 existing.add(child_id)
     default_council = incidents[0].location_council_code if incidents else None
     for index, details in enumerate(change.children):
@@ -227,8 +250,9 @@ async def _link_children(
             )
             if known is None:
                 field = f"input.children.{index}.responsibleCouncil"
-                raise InvalidInput(f"{field} is needed for a child the hub does not know",
-                                   field=field)
+                raise InvalidInput(
+                    f"{field} is needed for a child the hub does not know", field=field
+                )
             council = known.responsible_council_code
         child = await children.record_from_push(
             session, force_code=force_code, details=details, default_council=council
@@ -257,19 +281,25 @@ def _filtered(scope: RowScope, where: InvestigationFilter) -> sa.Select[tuple[In
 
 
 async def list_(
-    session: AsyncSession, *, scope: RowScope, where: InvestigationFilter, first: int,
+    session: AsyncSession,
+    *,
+    scope: RowScope,
+    where: InvestigationFilter,
+    first: int,
     after: str | None,
 ) -> Page[Investigation]:
     return await paginate(
-        session, _filtered(scope, where), time_column=col(Investigation.status_changed_at),
-        id_column=col(Investigation.id), first=first, after=after,
+        session,
+        _filtered(scope, where),
+        time_column=col(Investigation.status_changed_at),
+        id_column=col(Investigation.id),
+        first=first,
+        after=after,
     )
 
 
 async def get_many(
     session: AsyncSession, *, scope: RowScope, ids: list[str]
 ) -> list[Investigation]:
-    query = sa.select(Investigation).where(
-        col(Investigation.id).in_(ids), scope.investigations()
-    )
+    query = sa.select(Investigation).where(col(Investigation.id).in_(ids), scope.investigations())
     return list((await session.execute(query)).scalars())

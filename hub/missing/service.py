@@ -6,8 +6,8 @@ import dataclasses
 import datetime as dt
 
 import sqlalchemy as sa
-from sqlmodel import col
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from hub import pushes, validation
 from hub.access.scope import RowScope
@@ -98,7 +98,9 @@ async def record(
 
     async def insert() -> MissingEpisode:
         child = await children.record_from_push(
-            session, force_code=force_code, details=episode.child,
+            session,
+            force_code=force_code,
+            details=episode.child,
             default_council=episode.last_seen_council,
         )
         row = MissingEpisode(
@@ -146,8 +148,12 @@ async def update(
         )
     ).scalar_one_or_none()
     if episode is None:
-        raise NotFound("no missing episode with that police reference", field="input.policeReference")
-    validation.not_before(at, episode.reported_missing_at, field="input.at", what="reportedMissingAt")
+        raise NotFound(
+            "no missing episode with that police reference", field="input.policeReference"
+        )
+    validation.not_before(
+        at, episode.reported_missing_at, field="input.at", what="reportedMissingAt"
+    )
     attribute = _STATUS_TIME[change.status]
     already = getattr(episode, attribute)
     if already is not None:
@@ -187,8 +193,12 @@ async def list_(
     session: AsyncSession, *, scope: RowScope, where: MissingFilter, first: int, after: str | None
 ) -> Page[MissingEpisode]:
     return await paginate(
-        session, _filtered(scope, where), time_column=col(MissingEpisode.reported_missing_at),
-        id_column=col(MissingEpisode.id), first=first, after=after,
+        session,
+        _filtered(scope, where),
+        time_column=col(MissingEpisode.reported_missing_at),
+        id_column=col(MissingEpisode.id),
+        first=first,
+        after=after,
     )
 
 

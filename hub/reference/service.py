@@ -21,15 +21,22 @@ class SyncReport:
 def _catalogue_organisations() -> list[Organisation]:
     forces = [
         Organisation(
-            code=f.code, name=f.name, kind=OrganisationKind.POLICE_FORCE, nation=f.nation,
+            code=f.code,
+            name=f.name,
+            kind=OrganisationKind.POLICE_FORCE,
+            nation=f.nation,
             ons_code=f.ons_code,
         )
         for f in catalogue.police_forces()
     ]
     councils = [
         Organisation(
-            code=c.code, name=c.name, kind=OrganisationKind.COUNCIL, nation=c.nation,
-            ons_code=c.code, council_kind=c.kind,
+            code=c.code,
+            name=c.name,
+            kind=OrganisationKind.COUNCIL,
+            nation=c.nation,
+            ons_code=c.code,
+            council_kind=c.kind,
         )
         for c in catalogue.councils()
     ]
@@ -63,7 +70,9 @@ async def sync(session: AsyncSession) -> SyncReport:
     return SyncReport(added=added, updated=updated, coverage=len(pairs))
 
 
-async def list_(session: AsyncSession, *, kind: OrganisationKind | None = None) -> list[Organisation]:
+async def list_(
+    session: AsyncSession, *, kind: OrganisationKind | None = None
+) -> list[Organisation]:
     query = sa.select(Organisation).order_by(Organisation.kind, Organisation.name)
     if kind is not None:
         query = query.where(Organisation.kind == kind)

@@ -1,0 +1,93 @@
+"""Migrations build the schema the models describe, on SQLite and PostgreSQL, both ways."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from hub.migrate import alembic_config, upgrade
+from hub.reference.models import ForceCoverage, Organisation
+from hub.tables import metadata
+from tests.conftest import POSTGRES_URL, _create_pg_database, _drop_pg_database, is_postgres
+
+
+@pytest.fixture
+async def empty_database(tmp_path: Path) -> AsyncIterator[str]:
+    if is_postgres():
+        name = f"hub_mig_{uuid.uuid4().hex[:10]}"
+        url = await _create_pg_database(POSTGRES_URL, name)
+        yield url
+        await _drop_pg_database(POSTGRES_URL, name)
+    else:
+        yield f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
+
+
+async def _drift(url: str) -> list:
+    engine = create_async_engine(url)
+
+    def compare(connection: sa.Connection) -> list:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return list(compare_metadata(context, metadata))
+
+    async with engine.connect() as connection:
+        differences = await connection.run_sync(compare)
+    await engine.dispose()
+    return differences
+
+
+async def _tables(url: str) -> set[str]:
+    engine = create_async_engine(url)
+    async with engine.connect() as connection:
+        names = await connection.run_sync(lambda c: set(sa.inspect(c).get_table_names()))
+    await engine.dispose()
+    return names - {"alembic_version"}
+
+
+async def test_migrations_match_the_models(empty_database: str) -> None:
+    await upgrade(empty_database)
+    assert await _drift(empty_database) == []
+    assert await _tables(empty_database) == set(metadata.tables)
+
+
+async def test_migrations_downgrade_and_upgrade_again(empty_database: str) -> None:
+    await upgrade(empty_database)
+    config = alembic_config(empty_database)
+    await asyncio.to_thread(command.downgrade, config, "base")
+    assert await _tables(empty_database) == set()
+    assert await _drift(empty_database) != [], "the drift check sees a missing schema"
+    await upgrade(empty_database)
+    assert await _drift(empty_database) == []
+
+
+async def test_reference_data_is_loaded_and_sync_is_repeatable(empty_database: str) -> None:
+    first = await upgrade(empty_database)
+    again = await upgrade(empty_database)
+    assert (first.added, again.added, again.updated) == (44 + 175 + 4, 0, 0)
+    engine = create_async_engine(empty_database)
+    async with engine.connect() as connection:
+        kinds = dict(
+            (
+                await connection.execute(
+                    sa.select(Organisation.kind, sa.func.count()).group_by(Organisation.kind)
+                )
+            ).all()
+        )
+        coverage = await connection.scalar(sa.select(sa.func.count()).select_from(ForceCoverage))
+        london = await connection.scalar(
+            sa.select(sa.func.count())
+            .select_from(ForceCoverage)
+            .where(ForceCoverage.force_code == "MET")
+        )
+    await engine.dispose()
+    assert kinds == {"police_force": 44, "council": 175, "inspectorate": 3, "hub_operator": 1}
+    assert coverage == 175 * 2  # each council's territorial force, and BTP
+    assert london == 32
