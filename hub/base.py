@@ -24,7 +24,7 @@ def id_field() -> Any:
 
 def utc_field(*, nullable: bool = False, index: bool = False, now: bool = False) -> Any:
     """A timezone-aware UTC column; `now` stamps it with the hub's clock on insert."""
-    column = sa.Column(UTCDateTime(), nullable=nullable, index=index)
+    column: sa.Column[dt.datetime] = sa.Column(UTCDateTime(), nullable=nullable, index=index)
     if now:
         return Field(default_factory=utcnow, sa_column=column)
     return Field(default=None, sa_column=column) if nullable else Field(sa_column=column)

@@ -89,6 +89,34 @@ def demo(
         serve(host=host, port=port, workers=1)
 
 
+@app.command()
+def bench(
+    database_url: str = typer.Option(
+        "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres",
+        help="A PostgreSQL server (a scratch database is created and dropped) or a SQLite URL.",
+    ),
+    pushes: int = typer.Option(2000, min=1, help="Incidents to push."),
+    queries: int = typer.Option(1000, min=1, help="Council queries to run."),
+    concurrency: int = typer.Option(16, min=1, help="Requests in flight at once."),
+    page_size: int = typer.Option(20, min=2, help="Incidents per council query."),
+) -> None:
+    """Measure pushes/s, queries/s and p50/p99 latency through a real uvicorn process."""
+    from hub.bench import run  # noqa: PLC0415
+
+    figures = asyncio.run(
+        run(
+            database_url=database_url,
+            pushes=pushes,
+            queries=queries,
+            concurrency=concurrency,
+            page_size=page_size,
+        )
+    )
+    typer.echo(f"concurrency {concurrency}, page size {page_size}, {database_url.split(':')[0]}")
+    for figure in figures:
+        typer.echo(figure.line())
+
+
 @schema_app.command("export")
 def schema_export(
     output: Path = typer.Option(DEFAULT_SCHEMA_FILE, help="Where to write the SDL."),

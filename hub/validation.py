@@ -57,7 +57,7 @@ async def require_organisations(
     if not wanted:
         return
     rows = await session.execute(
-        sa.select(Organisation.code, Organisation.kind).where(
+        sa.select(col(Organisation.code), col(Organisation.kind)).where(
             col(Organisation.code).in_({code for code, _, _ in wanted})
         )
     )

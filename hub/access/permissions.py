@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from graphql import GraphQLErrorExtensions
 from strawberry.permission import BasePermission
 
 from hub.access.models import Role
@@ -12,7 +13,8 @@ from hub.graphql.context import Info
 
 class _RolePermission(BasePermission):
     roles: ClassVar[frozenset[Role]]
-    error_extensions: ClassVar[dict[str, Any]] = {"code": "FORBIDDEN"}
+    # An instance attribute on BasePermission, so declared the same way; it is only ever read.
+    error_extensions: GraphQLErrorExtensions | None = {"code": "FORBIDDEN"}  # noqa: RUF012
 
     def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:  # noqa: ARG002 - strawberry's signature
         return Role(info.context.principal.role) in self.roles

@@ -48,10 +48,10 @@ class RowScope:
         return (
             sa.exists()
             .where(
-                child.id == child_id,
+                col(child.id) == child_id,
                 sa.or_(
-                    child.responsible_council_code.in_(self.councils),
-                    child.host_council_code.in_(self.councils),
+                    col(child.responsible_council_code).in_(self.councils),
+                    col(child.host_council_code).in_(self.councils),
                 ),
             )
             .correlate_except(child)
@@ -78,7 +78,7 @@ class RowScope:
             col(Child.responsible_council_code).in_(self.councils),
             col(Child.host_council_code).in_(self.councils),
             sa.exists().where(
-                ChildReference.child_id == Child.id,
+                col(ChildReference.child_id) == Child.id,
                 col(ChildReference.organisation_code).in_(self.forces),
             ),
         )
@@ -107,9 +107,9 @@ class RowScope:
         linked_incident = (
             sa.exists()
             .where(
-                link.investigation_id == Investigation.id,
-                incident.id == link.incident_id,
-                incident.location_council_code.in_(self.councils),
+                col(link.investigation_id) == Investigation.id,
+                col(incident.id) == link.incident_id,
+                col(incident.location_council_code).in_(self.councils),
             )
             .correlate_except(link, incident)
         )

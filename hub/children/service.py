@@ -73,9 +73,9 @@ async def find_by_police_reference(
             sa.select(Child)
             .join(ChildReference, col(ChildReference.child_id) == Child.id)
             .where(
-                ChildReference.organisation_code == force_code,
-                ChildReference.kind == ReferenceKind.POLICE_PERSON,
-                ChildReference.value == reference,
+                col(ChildReference.organisation_code) == force_code,
+                col(ChildReference.kind) == ReferenceKind.POLICE_PERSON,
+                col(ChildReference.value) == reference,
             )
         )
     ).scalar_one_or_none()
@@ -94,7 +94,9 @@ async def record_from_push(
     )
     if child is None and details.nhs_number is not None:
         child = (
-            await session.execute(sa.select(Child).where(Child.nhs_number == details.nhs_number))
+            await session.execute(
+                sa.select(Child).where(col(Child.nhs_number) == details.nhs_number)
+            )
         ).scalar_one_or_none()
         if child is not None:
             await _add_reference(session, child=child, force_code=force_code, details=details)

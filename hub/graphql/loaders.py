@@ -32,7 +32,7 @@ V = TypeVar("V")
 
 
 def _one(
-    session: AsyncSession, query: Callable[[list[K]], sa.Select[Any]], key: Callable[[V], K]
+    session: AsyncSession, query: Callable[[list[K]], sa.Select[V]], key: Callable[[V], K]
 ) -> DataLoader[K, V | None]:
     async def load(keys: list[K]) -> Sequence[V | None]:
         rows = (await session.execute(query(keys))).scalars()
@@ -44,7 +44,7 @@ def _one(
 
 def _many(
     session: AsyncSession,
-    query: Callable[[list[K]], sa.Select[Any]],
+    query: Callable[[list[K]], sa.Select[*tuple[Any, ...]]],
     key: Callable[[Any], K],
     value: Callable[[Any], V] = lambda row: row,
 ) -> DataLoader[K, list[V]]:
@@ -60,59 +60,59 @@ def _many(
 class Loaders:
     def __init__(self, session: AsyncSession, scope: RowScope) -> None:
         s = session
-        self.organisation = _one(
+        self.organisation: DataLoader[str, Organisation | None] = _one(
             s,
             lambda codes: sa.select(Organisation).where(col(Organisation.code).in_(codes)),
             lambda o: o.code,
         )
         # A child reached through a record the caller may see is part of that record.
-        self.child = _one(
+        self.child: DataLoader[str, Child | None] = _one(
             s, lambda ids: sa.select(Child).where(col(Child.id).in_(ids)), lambda c: c.id
         )
-        self.incident = _one(
+        self.incident: DataLoader[str, Incident | None] = _one(
             s,
             lambda ids: sa.select(Incident).where(col(Incident.id).in_(ids), scope.incidents()),
             lambda i: i.id,
         )
-        self.missing_episode = _one(
+        self.missing_episode: DataLoader[str, MissingEpisode | None] = _one(
             s,
             lambda ids: sa.select(MissingEpisode).where(
                 col(MissingEpisode.id).in_(ids), scope.missing_episodes()
             ),
             lambda m: m.id,
         )
-        self.investigation = _one(
+        self.investigation: DataLoader[str, Investigation | None] = _one(
             s,
             lambda ids: sa.select(Investigation).where(
                 col(Investigation.id).in_(ids), scope.investigations()
             ),
             lambda i: i.id,
         )
-        self.scoped_child = _one(
+        self.scoped_child: DataLoader[str, Child | None] = _one(
             s,
             lambda ids: sa.select(Child).where(col(Child.id).in_(ids), scope.children()),
             lambda c: c.id,
         )
-        self.incident_children = _many(
+        self.incident_children: DataLoader[str, list[IncidentChild]] = _many(
             s,
             lambda ids: (
                 sa.select(IncidentChild)
                 .where(col(IncidentChild.incident_id).in_(ids))
-                .order_by(IncidentChild.child_id)
+                .order_by(col(IncidentChild.child_id))
             ),
             lambda row: row[0].incident_id,
             lambda row: row[0],
         )
-        self.child_references = _many(
+        self.child_references: DataLoader[str, list[ChildReference]] = _many(
             s,
             lambda ids: sa.select(ChildReference).where(col(ChildReference.child_id).in_(ids)),
             lambda row: row[0].child_id,
             lambda row: row[0],
         )
-        self.child_incidents = _many(
+        self.child_incidents: DataLoader[str, list[Incident]] = _many(
             s,
             lambda ids: (
-                sa.select(IncidentChild.child_id, Incident)
+                sa.select(col(IncidentChild.child_id), Incident)
                 .join(Incident, col(Incident.id) == IncidentChild.incident_id)
                 .where(col(IncidentChild.child_id).in_(ids), scope.incidents())
                 .order_by(col(Incident.occurred_at).desc())
@@ -120,7 +120,7 @@ class Loaders:
             lambda row: row[0],
             lambda row: row[1],
         )
-        self.child_missing_episodes = _many(
+        self.child_missing_episodes: DataLoader[str, list[MissingEpisode]] = _many(
             s,
             lambda ids: (
                 sa.select(MissingEpisode)
@@ -130,10 +130,10 @@ class Loaders:
             lambda row: row[0].child_id,
             lambda row: row[0],
         )
-        self.child_investigations = _many(
+        self.child_investigations: DataLoader[str, list[Investigation]] = _many(
             s,
             lambda ids: (
-                sa.select(InvestigationChild.child_id, Investigation)
+                sa.select(col(InvestigationChild.child_id), Investigation)
                 .join(Investigation, col(Investigation.id) == InvestigationChild.investigation_id)
                 .where(col(InvestigationChild.child_id).in_(ids), scope.investigations())
                 .order_by(col(Investigation.status_changed_at).desc())
@@ -141,34 +141,34 @@ class Loaders:
             lambda row: row[0],
             lambda row: row[1],
         )
-        self.investigation_history = _many(
+        self.investigation_history: DataLoader[str, list[InvestigationTransition]] = _many(
             s,
             lambda ids: (
                 sa.select(InvestigationTransition)
                 .where(col(InvestigationTransition.investigation_id).in_(ids))
-                .order_by(InvestigationTransition.changed_at)
+                .order_by(col(InvestigationTransition.changed_at))
             ),
             lambda row: row[0].investigation_id,
             lambda row: row[0],
         )
-        self.investigation_incidents = _many(
+        self.investigation_incidents: DataLoader[str, list[Incident]] = _many(
             s,
             lambda ids: (
-                sa.select(InvestigationIncident.investigation_id, Incident)
+                sa.select(col(InvestigationIncident.investigation_id), Incident)
                 .join(Incident, col(Incident.id) == InvestigationIncident.incident_id)
                 .where(col(InvestigationIncident.investigation_id).in_(ids), scope.incidents())
-                .order_by(Incident.occurred_at)
+                .order_by(col(Incident.occurred_at))
             ),
             lambda row: row[0],
             lambda row: row[1],
         )
-        self.investigation_children = _many(
+        self.investigation_children: DataLoader[str, list[Child]] = _many(
             s,
             lambda ids: (
-                sa.select(InvestigationChild.investigation_id, Child)
+                sa.select(col(InvestigationChild.investigation_id), Child)
                 .join(Child, col(Child.id) == InvestigationChild.child_id)
                 .where(col(InvestigationChild.investigation_id).in_(ids))
-                .order_by(Child.id)
+                .order_by(col(Child.id))
             ),
             lambda row: row[0],
             lambda row: row[1],

@@ -126,10 +126,12 @@ async def report(
 async def _find(
     session: AsyncSession, *, force_code: str, incident: IncidentReport
 ) -> Incident | None:
-    keys = [Incident.police_reference == incident.police_reference]
+    keys = [col(Incident.police_reference) == incident.police_reference]
     if incident.idempotency_key is not None:
-        keys.append(Incident.idempotency_key == incident.idempotency_key)
-    query = sa.select(Incident).where(Incident.force_code == force_code, sa.or_(*keys)).limit(1)
+        keys.append(col(Incident.idempotency_key) == incident.idempotency_key)
+    query = (
+        sa.select(Incident).where(col(Incident.force_code) == force_code, sa.or_(*keys)).limit(1)
+    )
     return (await session.execute(query)).scalar_one_or_none()
 
 
@@ -152,18 +154,19 @@ async def _link_children(
     await session.flush()
 
 
-def _filtered(scope: RowScope, where: IncidentFilter) -> sa.Select[tuple[Incident]]:
+def _filtered(scope: RowScope, where: IncidentFilter) -> sa.Select[Incident]:
     query = sa.select(Incident).where(scope.incidents())
     if where.child_id is not None:
         query = query.where(
             sa.exists().where(
-                IncidentChild.incident_id == Incident.id, IncidentChild.child_id == where.child_id
+                col(IncidentChild.incident_id) == Incident.id,
+                col(IncidentChild.child_id) == where.child_id,
             )
         )
     if where.occurred_from is not None:
-        query = query.where(Incident.occurred_at >= where.occurred_from)
+        query = query.where(col(Incident.occurred_at) >= where.occurred_from)
     if where.occurred_to is not None:
-        query = query.where(Incident.occurred_at < where.occurred_to)
+        query = query.where(col(Incident.occurred_at) < where.occurred_to)
     if where.types:
         query = query.where(col(Incident.type).in_(where.types))
     if where.dash_risks:
@@ -193,6 +196,7 @@ async def get_by_reference(
     session: AsyncSession, *, force_code: str, police_reference: str
 ) -> Incident | None:
     query = sa.select(Incident).where(
-        Incident.force_code == force_code, Incident.police_reference == police_reference
+        col(Incident.force_code) == force_code,
+        col(Incident.police_reference) == police_reference,
     )
     return (await session.execute(query)).scalar_one_or_none()

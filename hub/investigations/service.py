@@ -105,7 +105,8 @@ async def _locked(
     session: AsyncSession, *, force_code: str, reference: str
 ) -> Investigation | None:
     query = sa.select(Investigation).where(
-        Investigation.force_code == force_code, Investigation.police_reference == reference
+        col(Investigation.force_code) == force_code,
+        col(Investigation.police_reference) == reference,
     )
     return (await session.execute(query.with_for_update())).scalar_one_or_none()
 
@@ -138,16 +139,16 @@ async def _transition(
     """Whether `change` is new. A replay of a recorded change is not; a clash is a CONFLICT."""
     keys = [
         sa.and_(
-            InvestigationTransition.to_status == change.status,
-            InvestigationTransition.changed_at == change.changed_at,
+            col(InvestigationTransition.to_status) == change.status,
+            col(InvestigationTransition.changed_at) == change.changed_at,
         )
     ]
     if change.idempotency_key is not None:
-        keys.append(InvestigationTransition.idempotency_key == change.idempotency_key)
+        keys.append(col(InvestigationTransition.idempotency_key) == change.idempotency_key)
     recorded = (
         await session.execute(
             sa.select(InvestigationTransition)
-            .where(InvestigationTransition.investigation_id == investigation.id, sa.or_(*keys))
+            .where(col(InvestigationTransition.investigation_id) == investigation.id, sa.or_(*keys))
             .limit(1)
         )
     ).scalar_one_or_none()
@@ -179,7 +180,7 @@ async def _link(
     if change.incident_references:
         rows = await session.execute(
             sa.select(Incident).where(
-                Incident.force_code == force_code,
+                col(Incident.force_code) == force_code,
                 col(Incident.police_reference).in_(change.incident_references),
             )
         )
@@ -191,8 +192,8 @@ async def _link(
     existing_incidents = set(
         (
             await session.execute(
-                sa.select(InvestigationIncident.incident_id).where(
-                    InvestigationIncident.investigation_id == investigation.id
+                sa.select(col(InvestigationIncident.incident_id)).where(
+                    col(InvestigationIncident.investigation_id) == investigation.id
                 )
             )
         ).scalars()
@@ -222,8 +223,8 @@ async def _link_children(
     existing = set(
         (
             await session.execute(
-                sa.select(InvestigationChild.child_id).where(
-                    InvestigationChild.investigation_id == investigation.id
+                sa.select(col(InvestigationChild.child_id)).where(
+                    col(InvestigationChild.investigation_id) == investigation.id
                 )
             )
         ).scalars()
@@ -231,7 +232,7 @@ async def _link_children(
     # The children of a linked incident are children the investigation concerns.
     if incidents:
         linked = await session.execute(
-            sa.select(IncidentChild.child_id).where(
+            sa.select(col(IncidentChild.child_id)).where(
                 col(IncidentChild.incident_id).in_([i.id for i in incidents])
             )
         )
@@ -262,19 +263,19 @@ async def _link_children(
             existing.add(child.id)
 
 
-def _filtered(scope: RowScope, where: InvestigationFilter) -> sa.Select[tuple[Investigation]]:
+def _filtered(scope: RowScope, where: InvestigationFilter) -> sa.Select[Investigation]:
     query = sa.select(Investigation).where(scope.investigations())
     if where.child_id is not None:
         query = query.where(
             sa.exists().where(
-                InvestigationChild.investigation_id == Investigation.id,
-                InvestigationChild.child_id == where.child_id,
+                col(InvestigationChild.investigation_id) == Investigation.id,
+                col(InvestigationChild.child_id) == where.child_id,
             )
         )
     if where.changed_from is not None:
-        query = query.where(Investigation.status_changed_at >= where.changed_from)
+        query = query.where(col(Investigation.status_changed_at) >= where.changed_from)
     if where.changed_to is not None:
-        query = query.where(Investigation.status_changed_at < where.changed_to)
+        query = query.where(col(Investigation.status_changed_at) < where.changed_to)
     if where.statuses:
         query = query.where(col(Investigation.status).in_(where.statuses))
     return query

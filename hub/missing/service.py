@@ -88,11 +88,11 @@ async def record(
     payload_hash = pushes.fingerprint(episode)
 
     async def find() -> MissingEpisode | None:
-        keys = [MissingEpisode.police_reference == episode.police_reference]
+        keys = [col(MissingEpisode.police_reference) == episode.police_reference]
         if episode.idempotency_key is not None:
-            keys.append(MissingEpisode.idempotency_key == episode.idempotency_key)
+            keys.append(col(MissingEpisode.idempotency_key) == episode.idempotency_key)
         query = sa.select(MissingEpisode).where(
-            MissingEpisode.force_code == force_code, sa.or_(*keys)
+            col(MissingEpisode.force_code) == force_code, sa.or_(*keys)
         )
         return (await session.execute(query.limit(1))).scalar_one_or_none()
 
@@ -141,8 +141,8 @@ async def update(
         await session.execute(
             sa.select(MissingEpisode)
             .where(
-                MissingEpisode.force_code == force_code,
-                MissingEpisode.police_reference == change.police_reference,
+                col(MissingEpisode.force_code) == force_code,
+                col(MissingEpisode.police_reference) == change.police_reference,
             )
             .with_for_update()
         )
@@ -174,14 +174,14 @@ async def update(
     return episode
 
 
-def _filtered(scope: RowScope, where: MissingFilter) -> sa.Select[tuple[MissingEpisode]]:
+def _filtered(scope: RowScope, where: MissingFilter) -> sa.Select[MissingEpisode]:
     query = sa.select(MissingEpisode).where(scope.missing_episodes())
     if where.child_id is not None:
-        query = query.where(MissingEpisode.child_id == where.child_id)
+        query = query.where(col(MissingEpisode.child_id) == where.child_id)
     if where.reported_from is not None:
-        query = query.where(MissingEpisode.reported_missing_at >= where.reported_from)
+        query = query.where(col(MissingEpisode.reported_missing_at) >= where.reported_from)
     if where.reported_to is not None:
-        query = query.where(MissingEpisode.reported_missing_at < where.reported_to)
+        query = query.where(col(MissingEpisode.reported_missing_at) < where.reported_to)
     if where.risk_grades:
         query = query.where(col(MissingEpisode.risk_grade).in_(where.risk_grades))
     if where.statuses:

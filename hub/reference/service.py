@@ -6,6 +6,7 @@ import dataclasses
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from hub.reference import catalogue
 from hub.reference.models import ForceCoverage, Organisation, OrganisationKind
@@ -73,9 +74,9 @@ async def sync(session: AsyncSession) -> SyncReport:
 async def list_(
     session: AsyncSession, *, kind: OrganisationKind | None = None
 ) -> list[Organisation]:
-    query = sa.select(Organisation).order_by(Organisation.kind, Organisation.name)
+    query = sa.select(Organisation).order_by(col(Organisation.kind), col(Organisation.name))
     if kind is not None:
-        query = query.where(Organisation.kind == kind)
+        query = query.where(col(Organisation.kind) == kind)
     return list((await session.execute(query)).scalars())
 
 

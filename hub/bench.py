@@ -1,0 +1,225 @@
+"""`safeguarding-hub bench`: pushes and queries through a real uvicorn process, with figures.
+
+Not a test: it measures. It creates a scratch database (a fresh PostgreSQL database by
+default, dropped afterwards), migrates it, starts `safeguarding-hub serve` in a child process,
+and drives it over HTTP with distinct synthetic pushes, then with council queries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime as dt
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from hub.access.keys import KeySet
+from hub.access.models import Role
+from hub.access.tokens import issue_access_token
+from hub.migrate import upgrade
+from hub.settings import Settings
+
+FORCE, COUNCIL = "WEST_MIDLANDS", "E08000025"
+
+PUSH = """mutation Push($input: ReportIncidentInput!) { reportIncident(input: $input) { id } }"""
+QUERY = """query Council($first: Int!) { incidents(first: $first) { edges { node {
+  policeReference type occurredAt dashRisk force { name } locationCouncil { name }
+  children { present child { givenName familyName responsibleCouncil { name } } } } } } }"""
+
+
+@dataclasses.dataclass
+class Figures:
+    name: str
+    count: int
+    seconds: float
+    latencies: list[float]
+    errors: int
+
+    def line(self) -> str:
+        ordered = sorted(self.latencies)
+        p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+        return (
+            f"{self.name:<8} {self.count:>6} in {self.seconds:6.2f}s  "
+            f"{self.count / self.seconds:8.1f}/s  p50 {statistics.median(ordered) * 1000:7.1f} ms"
+            f"  p99 {p99 * 1000:7.1f} ms  errors {self.errors}"
+        )
+
+
+def _incident(number: int, run: str) -> dict[str, Any]:
+    occurred = dt.datetime.now(dt.UTC) - dt.timedelta(hours=2 + number % 500)
+    return {
+        "policeReference": f"BENCH-{run}-{number:07d}",
+        "type": "DOMESTIC_ABUSE",
+        "occurredAt": occurred.isoformat(),
+        "recordedAt": (occurred + dt.timedelta(minutes=30)).isoformat(),
+        "locationCouncil": COUNCIL,
+        "dashRisk": "MEDIUM",
+        "summary": "Synthetic benchmark incident.",
+        "children": [
+            {
+                "child": {
+                    "policeReference": f"BENCH-{run}-P{number:07d}",
+                    "givenName": "Bench",
+                    "familyName": "Synthetic",
+                    "dateOfBirth": "2015-01-01",
+                    "responsibleCouncil": COUNCIL,
+                },
+                "present": True,
+            }
+        ],
+    }
+
+
+async def _drive(
+    name: str, count: int, concurrency: int, call: Callable[[int], Awaitable[bool]]
+) -> Figures:
+    latencies: list[float] = []
+    errors = 0
+    numbers = iter(range(count))
+
+    async def worker() -> None:
+        nonlocal errors
+        for number in numbers:
+            started = time.perf_counter()
+            ok = await call(number)
+            latencies.append(time.perf_counter() - started)
+            errors += not ok
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return Figures(name, count, time.perf_counter() - started, latencies, errors)
+
+
+@contextlib.asynccontextmanager
+async def _scratch_database(url: str) -> AsyncIterator[str]:
+    if not url.startswith("postgresql"):
+        yield url
+        return
+    name = f"hub_bench_{uuid.uuid4().hex[:10]}"
+    admin_url = make_url(url).set(database="postgres")
+    admin = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as connection:
+        await connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        async with admin.connect() as connection:
+            await connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await admin.dispose()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def _wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
+    async with httpx.AsyncClient() as client:
+        for _ in range(200):
+            if process.poll() is not None:
+                msg = "the hub process exited during start-up"
+                raise RuntimeError(msg)
+            with contextlib.suppress(httpx.HTTPError):
+                if (await client.get(f"{url}/readyz")).status_code == 200:
+                    return
+            await asyncio.sleep(0.1)
+    msg = "the hub did not become ready"
+    raise RuntimeError(msg)
+
+
+async def run(
+    *, database_url: str, pushes: int, queries: int, concurrency: int, page_size: int
+) -> list[Figures]:
+    async with _scratch_database(database_url) as url:
+        await upgrade(url)
+        data_dir = Path(tempfile.mkdtemp(prefix="hub-bench-"))
+        port = _free_port()
+        base = f"http://127.0.0.1:{port}"
+        env = {
+            **os.environ,
+            "HUB_DATABASE_URL": url,
+            "HUB_DATA_DIR": str(data_dir),
+            "HUB_ISSUER": base,
+            "HUB_MODE": "development",
+        }
+        settings = Settings(database_url=url, data_dir=data_dir, issuer=base)
+        keys = KeySet.for_settings(settings)  # written before the server starts: it loads them
+        command = [sys.executable, "-m", "hub", "serve", "--port", str(port)]
+        process = subprocess.Popen(command, env=env)  # noqa: S603 - our own CLI
+        try:
+            await _wait_ready(base, process)
+            return await _measure(
+                base,
+                settings,
+                keys,
+                pushes=pushes,
+                queries=queries,
+                concurrency=concurrency,
+                page_size=page_size,
+            )
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+async def _measure(
+    base: str,
+    settings: Settings,
+    keys: KeySet,
+    *,
+    pushes: int,
+    queries: int,
+    concurrency: int,
+    page_size: int,
+) -> list[Figures]:
+    def headers(role: Role, org: str) -> dict[str, str]:
+        token = issue_access_token(
+            settings=settings,
+            keys=keys,
+            client_id=f"bench-{role.value}",
+            organisation_code=org,
+            role=role,
+            user="bench-user",
+            purpose="bench",
+        )
+        return {"Authorization": f"Bearer {token}"}
+
+    police, council = (
+        headers(Role.POLICE_OFFICER, FORCE),
+        headers(Role.COUNCIL_SOCIAL_WORKER, COUNCIL),
+    )
+    run_id = uuid.uuid4().hex[:6].upper()
+    limits = httpx.Limits(max_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as client:
+
+        async def push(number: int) -> bool:
+            body = {"query": PUSH, "variables": {"input": _incident(number, run_id)}}
+            response = await client.post("/graphql", json=body, headers=police)
+            return response.status_code == 200 and "errors" not in response.json()
+
+        async def query(number: int) -> bool:
+            # Distinct variables per request: nothing in front may collapse identical ones.
+            body = {"query": QUERY, "variables": {"first": page_size - number % 2}}
+            response = await client.post("/graphql", json=body, headers=council)
+            return response.status_code == 200 and "errors" not in response.json()
+
+        await _drive("warm-up", min(20, pushes), concurrency, lambda n: push(pushes + n))
+        pushed = await _drive("pushes", pushes, concurrency, push)
+        queried = await _drive("queries", queries, concurrency, query)
+    return [pushed, queried]
