@@ -20,6 +20,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -136,7 +137,7 @@ async def _wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
                 msg = "the hub process exited during start-up"
                 raise RuntimeError(msg)
             with contextlib.suppress(httpx.HTTPError):
-                if (await client.get(f"{url}/readyz")).status_code == 200:
+                if (await client.get(f"{url}/readyz")).status_code == HTTPStatus.OK:
                     return
             await asyncio.sleep(0.1)
     msg = "the hub did not become ready"
@@ -161,7 +162,8 @@ async def run(
         settings = Settings(database_url=url, data_dir=data_dir, issuer=base)
         keys = KeySet.for_settings(settings)  # written before the server starts: it loads them
         command = [sys.executable, "-m", "hub", "serve", "--port", str(port)]
-        process = subprocess.Popen(command, env=env)  # noqa: S603 - our own CLI
+        # A plain Popen: the child outlives no await, and we stop it in `finally`.
+        process = subprocess.Popen(command, env=env)  # noqa: S603, ASYNC220 - our own CLI
         try:
             await _wait_ready(base, process)
             return await _measure(
@@ -211,13 +213,13 @@ async def _measure(
         async def push(number: int) -> bool:
             body = {"query": PUSH, "variables": {"input": _incident(number, run_id)}}
             response = await client.post("/graphql", json=body, headers=police)
-            return response.status_code == 200 and "errors" not in response.json()
+            return response.status_code == HTTPStatus.OK and "errors" not in response.json()
 
         async def query(number: int) -> bool:
             # Distinct variables per request: nothing in front may collapse identical ones.
             body = {"query": QUERY, "variables": {"first": page_size - number % 2}}
             response = await client.post("/graphql", json=body, headers=council)
-            return response.status_code == 200 and "errors" not in response.json()
+            return response.status_code == HTTPStatus.OK and "errors" not in response.json()
 
         await _drive("warm-up", min(20, pushes), concurrency, lambda n: push(pushes + n))
         pushed = await _drive("pushes", pushes, concurrency, push)

@@ -112,7 +112,8 @@ def bench(
             page_size=page_size,
         )
     )
-    typer.echo(f"concurrency {concurrency}, page size {page_size}, {database_url.split(':')[0]}")
+    backend = database_url.split(":", maxsplit=1)[0]
+    typer.echo(f"concurrency {concurrency}, page size {page_size}, {backend}")
     for figure in figures:
         typer.echo(figure.line())
 

@@ -48,13 +48,13 @@ def page_size(first: int | None, *, default: int, maximum: int) -> int:
 
 async def paginate(
     session: AsyncSession,
-    query: sa.Select[Any],
+    query: sa.Select[T],
     *,
     time_column: Any,
     id_column: Any,
     first: int,
     after: str | None,
-) -> Page[Any]:
+) -> Page[T]:
     if after is not None:
         time, record_id = decode_cursor(after)
         query = query.where(sa.tuple_(time_column, id_column) < sa.tuple_(time, record_id))

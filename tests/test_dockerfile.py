@@ -130,7 +130,8 @@ def test_production_mode_and_data_volume(instructions: list[tuple[str, str]]) ->
 def test_dockerignore_lets_every_copy_source_through(instructions: list[tuple[str, str]]) -> None:
     """The .dockerignore is an allowlist: a COPY of anything it does not re-include would fail."""
     lines = [
-        line.strip() for line in DOCKERIGNORE.read_text().splitlines()
+        line.strip()
+        for line in DOCKERIGNORE.read_text().splitlines()
         if line.strip() and not line.startswith("#")
     ]
     assert lines[0] == "*", "expected an allowlist .dockerignore"

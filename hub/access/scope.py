@@ -9,6 +9,7 @@ is indistinguishable from one that does not exist.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,9 +22,20 @@ from hub.incidents.models import Incident, IncidentChild
 from hub.investigations.models import Investigation, InvestigationChild, InvestigationIncident
 from hub.missing.models import MissingEpisode
 
+# Subqueries use aliases of their own so that they never correlate with the outer query's tables
+# by accident (a loader may select from the same tables). Building an alias is costly, so they
+# are built once; the same alias in sibling subqueries is fine, each has its own FROM.
+_child = aliased(Child, name="scope_child")
+_incident = aliased(Incident, name="scope_incident")
+_incident_child = aliased(IncidentChild, name="scope_incident_child")
+_investigation_child = aliased(InvestigationChild, name="scope_investigation_child")
+_investigation_incident = aliased(InvestigationIncident, name="scope_investigation_incident")
+
 
 @dataclasses.dataclass(frozen=True)
 class RowScope:
+    """The rows a caller may see. Equal scopes share their (cached) predicates."""
+
     forces: frozenset[str] = frozenset()
     councils: frozenset[str] = frozenset()
     everything: bool = False
@@ -41,36 +53,30 @@ class RowScope:
         """For the hub's own jobs (CLI, benchmarks' baseline), never for a client request."""
         return cls(everything=True)
 
-    # Subqueries use their own aliases so that they never correlate with the outer query's
-    # tables by accident (a loader may select from the same tables).
     def _child_is_ours(self, child_id: Any) -> sa.ColumnElement[bool]:
-        child = aliased(Child)
         return (
             sa.exists()
             .where(
-                col(child.id) == child_id,
+                col(_child.id) == child_id,
                 sa.or_(
-                    col(child.responsible_council_code).in_(self.councils),
-                    col(child.host_council_code).in_(self.councils),
+                    col(_child.responsible_council_code).in_(self.councils),
+                    col(_child.host_council_code).in_(self.councils),
                 ),
             )
-            .correlate_except(child)
+            .correlate_except(_child)
         )
 
     def _any_child_ours(
-        self, link_model: Any, link_column: Any, record_id: Any
+        self, link: Any, record_column: Any, record_id: Any
     ) -> sa.ColumnElement[bool]:
-        """Some child linked to the record (through `link_model`) is one of our councils'."""
-        link = aliased(link_model)
+        """Some child linked to the record (through the `link` alias) is one of our councils'."""
         return (
             sa.exists()
-            .where(
-                getattr(link, link_column.key) == record_id,
-                self._child_is_ours(link.child_id),
-            )
+            .where(record_column == record_id, self._child_is_ours(link.child_id))
             .correlate_except(link)
         )
 
+    @functools.lru_cache(maxsize=1024)  # noqa: B019 - scopes are few and live as long as the hub
     def children(self) -> sa.ColumnElement[bool]:
         if self.everything:
             return sa.true()
@@ -83,15 +89,17 @@ class RowScope:
             ),
         )
 
+    @functools.lru_cache(maxsize=1024)  # noqa: B019 - scopes are few and live as long as the hub
     def incidents(self) -> sa.ColumnElement[bool]:
         if self.everything:
             return sa.true()
         return sa.or_(
             col(Incident.force_code).in_(self.forces),
             col(Incident.location_council_code).in_(self.councils),
-            self._any_child_ours(IncidentChild, IncidentChild.incident_id, Incident.id),
+            self._any_child_ours(_incident_child, _incident_child.incident_id, Incident.id),
         )
 
+    @functools.lru_cache(maxsize=1024)  # noqa: B019 - scopes are few and live as long as the hub
     def missing_episodes(self) -> sa.ColumnElement[bool]:
         if self.everything:
             return sa.true()
@@ -100,23 +108,23 @@ class RowScope:
             self._child_is_ours(MissingEpisode.child_id),
         )
 
+    @functools.lru_cache(maxsize=1024)  # noqa: B019 - scopes are few and live as long as the hub
     def investigations(self) -> sa.ColumnElement[bool]:
         if self.everything:
             return sa.true()
-        link, incident = aliased(InvestigationIncident), aliased(Incident)
         linked_incident = (
             sa.exists()
             .where(
-                col(link.investigation_id) == Investigation.id,
-                col(incident.id) == link.incident_id,
-                col(incident.location_council_code).in_(self.councils),
+                col(_investigation_incident.investigation_id) == Investigation.id,
+                col(_incident.id) == _investigation_incident.incident_id,
+                col(_incident.location_council_code).in_(self.councils),
             )
-            .correlate_except(link, incident)
+            .correlate_except(_investigation_incident, _incident)
         )
         return sa.or_(
             col(Investigation.force_code).in_(self.forces),
             self._any_child_ours(
-                InvestigationChild, InvestigationChild.investigation_id, Investigation.id
+                _investigation_child, _investigation_child.investigation_id, Investigation.id
             ),
             linked_incident,
         )
