@@ -77,6 +77,8 @@ def demo(
     os.environ["HUB_GRAPHIQL"] = "true"
     os.environ["HUB_INTROSPECTION"] = "true"
     os.environ.setdefault("HUB_ISSUER", f"http://{host}:{port}")
+    # An hour (the most the hub issues) so a newcomer's printed tokens outlast a first look.
+    os.environ.setdefault("HUB_ACCESS_TOKEN_TTL_SECONDS", "3600")
     get_settings.cache_clear()
     settings = get_settings()
     if settings.is_production:
