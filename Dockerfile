@@ -26,7 +26,7 @@ ENV PIP_NO_CACHE_DIR=1 \
 # uvloop, httptools), so no compiler is installed.
 RUN python -m venv /opt/venv
 WORKDIR /src
-# Metadata first: the layer with the dependencies is rebuilt only when pyproject.toml changes.
+# README.md too: pyproject.toml names it as the package's long description.
 COPY pyproject.toml README.md ./
 COPY hub ./hub
 # A wheel rather than `pip install -e`: the runtime image carries the installed package, not the

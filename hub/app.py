@@ -8,6 +8,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from http import HTTPStatus
 from typing import Any
 
 from starlette.applications import Starlette
@@ -16,6 +17,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLHTTPResponse
+from strawberry.types import ExecutionResult
 
 from hub import telemetry
 from hub.access.keys import KeySet
@@ -24,6 +27,7 @@ from hub.access.tokens import authenticate_request
 from hub.db import Database
 from hub.errors import HubError, Unauthenticated
 from hub.graphql.context import HubContext
+from hub.graphql.media import GRAPHQL_RESPONSE_JSON, prefers_graphql_response_json
 from hub.graphql.schema import build_schema
 from hub.settings import Settings, get_settings
 
@@ -105,6 +109,28 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
+class ResponseMedia:
+    """Applies what `HubGraphQL.process_result` decided: media type and status of the response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_with_media(message: Message) -> None:
+            state = scope.get("state", {})
+            if message["type"] == "http.response.start" and "graphql_media_type" in state:
+                headers = [(k, v) for k, v in message["headers"] if k.lower() != b"content-type"]
+                media = f"{state['graphql_media_type']}; charset=utf-8".encode()
+                message = {
+                    **message,
+                    "status": state.get("graphql_status", message["status"]),
+                    "headers": [*headers, (b"content-type", media)],
+                }
+            await send(message)
+
+        await self.app(scope, receive, send_with_media)
+
+
 class Authenticated:
     """No anonymous data access: /graphql needs a valid hub token (GraphiQL's page excepted)."""
 
@@ -139,6 +165,18 @@ class Authenticated:
 
 
 class HubGraphQL(GraphQL[HubContext, None]):
+    async def process_result(
+        self, request: Request, result: ExecutionResult
+    ) -> GraphQLHTTPResponse:
+        body = await super().process_result(request, result)
+        if prefers_graphql_response_json(request.headers.get("accept", "")):
+            request.state.graphql_media_type = GRAPHQL_RESPONSE_JSON
+            # Errors without a path are request errors: nothing ran, so no `data` and a 400.
+            if result.data is None and result.errors and all(e.path is None for e in result.errors):
+                body.pop("data", None)
+                request.state.graphql_status = HTTPStatus.BAD_REQUEST
+        return body
+
     async def get_context(self, request: Any, response: Any = None) -> HubContext:
         hub: HubState = request.app.state.hub
         return HubContext(
@@ -182,7 +220,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
 
     app = Starlette(
         routes=[
-            Route("/graphql", Authenticated(graphql), methods=["GET", "POST"]),
+            Route("/graphql", Authenticated(ResponseMedia(graphql)), methods=["GET", "POST"]),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             *oauth_routes(),
