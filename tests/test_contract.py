@@ -22,8 +22,10 @@ def test_contract_file_matches_the_code() -> None:
 def test_contract_is_a_federation_2_subgraph() -> None:
     sdl = CONTRACT.read_text()
     assert 'url: "https://specs.apollo.dev/federation/v2.9"' in sdl
-    for entity in ("Child", "Incident", "MissingEpisode", "Investigation", "Organisation"):
+    for entity in ("Child", "Organisation"):
         assert f'type {entity} @key(fields: "id")' in sdl
+    for record in ("Incident", "MissingEpisode", "Investigation"):
+        assert f'type {record} implements PoliceRecord @key(fields: "id")' in sdl
 
 
 async def test_entities_resolve_through_the_service_field(
@@ -53,4 +55,6 @@ async def test_entities_resolve_through_the_service_field(
             json={"query": "{ _service { sdl } }"},
         )
     ).json()
-    assert "type Incident @key" in sdl["data"]["_service"]["sdl"]
+    assert (
+        'type Incident implements PoliceRecord @key(fields: "id")' in sdl["data"]["_service"]["sdl"]
+    )

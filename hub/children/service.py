@@ -61,10 +61,6 @@ def council_codes(details: ChildDetails, *, field: str) -> list[tuple[str, str, 
     return [(code, path, OrganisationKind.COUNCIL) for code, path in named if code is not None]
 
 
-async def get(session: AsyncSession, *, child_id: str) -> Child | None:
-    return await session.get(Child, child_id)
-
-
 async def find_by_police_reference(
     session: AsyncSession, *, force_code: str, reference: str
 ) -> Child | None:

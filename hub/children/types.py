@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Annotated, Self
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
@@ -9,6 +9,7 @@ from hub.children import models
 from hub.children.models import ReferenceKind
 from hub.children.service import ChildDetails
 from hub.graphql.context import Info
+from hub.graphql.entity import Entity
 from hub.reference.types import Organisation, load_organisation
 
 if TYPE_CHECKING:
@@ -29,18 +30,10 @@ class ChildReference:
 
 
 @strawberry.federation.type(keys=["id"], name="Child")
-class Child:
+class Child(Entity):
+    loader = "scoped_child"
     row: strawberry.Private[models.Child]
     id: strawberry.ID
-
-    @classmethod
-    def of(cls, row: models.Child) -> Self:
-        return cls(row=row, id=strawberry.ID(row.id))
-
-    @classmethod
-    async def resolve_reference(cls, info: Info, id: strawberry.ID) -> Self | None:  # noqa: A002
-        row = await info.context.loaders.scoped_child.load(str(id))
-        return cls.of(row) if row else None
 
     @strawberry.field
     def given_name(self) -> str | None:

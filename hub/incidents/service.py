@@ -187,11 +187,6 @@ async def list_(
     )
 
 
-async def get_many(session: AsyncSession, *, scope: RowScope, ids: list[str]) -> list[Incident]:
-    query = sa.select(Incident).where(col(Incident.id).in_(ids), scope.incidents())
-    return list((await session.execute(query)).scalars())
-
-
 async def get_by_reference(
     session: AsyncSession, *, force_code: str, police_reference: str
 ) -> Incident | None:

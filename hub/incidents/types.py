@@ -1,12 +1,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Self
 
 import strawberry
 
 from hub.children.types import Child, ChildInput, load_child
 from hub.graphql.context import Info
+from hub.graphql.entity import PoliceRecord
 from hub.incidents import models
 from hub.incidents.models import DashRisk, IncidentType
 from hub.incidents.service import IncidentFilter, IncidentReport, InvolvedChild
@@ -41,26 +41,10 @@ class IncidentChild:
 
 
 @strawberry.federation.type(keys=["id"], name="Incident")
-class Incident:
+class Incident(PoliceRecord):
+    loader = "incident"
     row: strawberry.Private[models.Incident]
     id: strawberry.ID
-
-    @classmethod
-    def of(cls, row: models.Incident) -> Self:
-        return cls(row=row, id=strawberry.ID(row.id))
-
-    @classmethod
-    async def resolve_reference(cls, info: Info, id: strawberry.ID) -> Self | None:  # noqa: A002
-        row = await info.context.loaders.incident.load(str(id))
-        return cls.of(row) if row else None
-
-    @strawberry.field
-    async def force(self, info: Info) -> Organisation | None:
-        return await load_organisation(info, self.row.force_code)
-
-    @strawberry.field
-    def police_reference(self) -> str | None:
-        return self.row.police_reference
 
     @strawberry.field
     def type(self) -> IncidentTypeType | None:  # type: ignore[valid-type]
@@ -73,10 +57,6 @@ class Incident:
     @strawberry.field(description="When the force recorded it in its own system.")
     def recorded_at(self) -> dt.datetime | None:
         return self.row.recorded_at
-
-    @strawberry.field(description="When the hub received it (set by the hub).")
-    def shared_at(self) -> dt.datetime | None:
-        return self.row.shared_at
 
     @strawberry.field
     async def location_council(self, info: Info) -> Organisation | None:

@@ -297,10 +297,3 @@ async def list_(
         first=first,
         after=after,
     )
-
-
-async def get_many(
-    session: AsyncSession, *, scope: RowScope, ids: list[str]
-) -> list[Investigation]:
-    query = sa.select(Investigation).where(col(Investigation.id).in_(ids), scope.investigations())
-    return list((await session.execute(query)).scalars())

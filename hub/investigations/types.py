@@ -1,17 +1,16 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Self
 
 import strawberry
 
 from hub.children.types import Child, ChildInput
 from hub.graphql.context import Info
+from hub.graphql.entity import PoliceRecord
 from hub.incidents.types import Incident
 from hub.investigations import models
 from hub.investigations.models import InvestigationStatus
 from hub.investigations.service import InvestigationFilter, StatusChange
-from hub.reference.types import Organisation, load_organisation
 from hub.validation import optional_utc
 
 StatusType = strawberry.enum(InvestigationStatus, name="InvestigationStatus")
@@ -45,26 +44,10 @@ class StatusChangeRecord:
 
 
 @strawberry.federation.type(keys=["id"], name="Investigation")
-class Investigation:
+class Investigation(PoliceRecord):
+    loader = "investigation"
     row: strawberry.Private[models.Investigation]
     id: strawberry.ID
-
-    @classmethod
-    def of(cls, row: models.Investigation) -> Self:
-        return cls(row=row, id=strawberry.ID(row.id))
-
-    @classmethod
-    async def resolve_reference(cls, info: Info, id: strawberry.ID) -> Self | None:  # noqa: A002
-        row = await info.context.loaders.investigation.load(str(id))
-        return cls.of(row) if row else None
-
-    @strawberry.field
-    async def force(self, info: Info) -> Organisation | None:
-        return await load_organisation(info, self.row.force_code)
-
-    @strawberry.field
-    def police_reference(self) -> str | None:
-        return self.row.police_reference
 
     @strawberry.field
     def status(self) -> StatusType | None:  # type: ignore[valid-type]
@@ -73,10 +56,6 @@ class Investigation:
     @strawberry.field
     def status_changed_at(self) -> dt.datetime | None:
         return self.row.status_changed_at
-
-    @strawberry.field
-    def shared_at(self) -> dt.datetime | None:
-        return self.row.shared_at
 
     @strawberry.field(description="Every status change, oldest first, each with its reason.")
     async def history(self, info: Info) -> list[StatusChangeRecord]:

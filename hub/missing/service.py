@@ -200,12 +200,3 @@ async def list_(
         first=first,
         after=after,
     )
-
-
-async def get_many(
-    session: AsyncSession, *, scope: RowScope, ids: list[str]
-) -> list[MissingEpisode]:
-    query = sa.select(MissingEpisode).where(
-        col(MissingEpisode.id).in_(ids), scope.missing_episodes()
-    )
-    return list((await session.execute(query)).scalars())

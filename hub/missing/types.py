@@ -1,12 +1,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Self
 
 import strawberry
 
 from hub.children.types import Child, ChildInput, load_child
 from hub.graphql.context import Info
+from hub.graphql.entity import PoliceRecord
 from hub.missing import models
 from hub.missing.models import MissingFrom, MissingStatus, RiskGrade
 from hub.missing.service import APP_2017, MissingFilter, MissingReport, MissingUpdate
@@ -21,30 +21,14 @@ MissingStatusType = strawberry.enum(MissingStatus, name="MissingStatus")
 
 
 @strawberry.federation.type(keys=["id"], name="MissingEpisode")
-class MissingEpisode:
+class MissingEpisode(PoliceRecord):
+    loader = "missing_episode"
     row: strawberry.Private[models.MissingEpisode]
     id: strawberry.ID
-
-    @classmethod
-    def of(cls, row: models.MissingEpisode) -> Self:
-        return cls(row=row, id=strawberry.ID(row.id))
-
-    @classmethod
-    async def resolve_reference(cls, info: Info, id: strawberry.ID) -> Self | None:  # noqa: A002
-        row = await info.context.loaders.missing_episode.load(str(id))
-        return cls.of(row) if row else None
 
     @strawberry.field
     async def child(self, info: Info) -> Child | None:
         return await load_child(info, self.row.child_id)
-
-    @strawberry.field
-    async def force(self, info: Info) -> Organisation | None:
-        return await load_organisation(info, self.row.force_code)
-
-    @strawberry.field
-    def police_reference(self) -> str | None:
-        return self.row.police_reference
 
     @strawberry.field
     def reported_missing_at(self) -> dt.datetime | None:
@@ -53,10 +37,6 @@ class MissingEpisode:
     @strawberry.field
     def recorded_at(self) -> dt.datetime | None:
         return self.row.recorded_at
-
-    @strawberry.field
-    def shared_at(self) -> dt.datetime | None:
-        return self.row.shared_at
 
     @strawberry.field
     def risk_grade(self) -> RiskGradeType | None:  # type: ignore[valid-type]

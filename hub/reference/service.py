@@ -78,7 +78,3 @@ async def list_(
     if kind is not None:
         query = query.where(col(Organisation.kind) == kind)
     return list((await session.execute(query)).scalars())
-
-
-async def get(session: AsyncSession, *, code: str) -> Organisation | None:
-    return await session.get(Organisation, code)

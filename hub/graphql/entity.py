@@ -1,0 +1,54 @@
+"""What the hub's entity types share: built from one row, resolved by id through a scoped loader."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any, ClassVar, Self
+
+import strawberry
+
+from hub.graphql.context import Info
+from hub.reference.types import Organisation, load_organisation
+
+
+class Entity:
+    """`of` and `resolve_reference` for a type wrapping one row and keyed by its id.
+
+    `loader` names the request's DataLoader for the type; it applies the caller's row scope, so
+    an `_entities` lookup from a gateway reaches exactly what a root query would.
+    """
+
+    loader: ClassVar[str]
+
+    if TYPE_CHECKING:
+
+        def __init__(self, *, row: Any, id: strawberry.ID) -> None: ...  # noqa: A002
+
+    @classmethod
+    def of(cls, row: Any) -> Self:
+        return cls(row=row, id=strawberry.ID(row.id))
+
+    @classmethod
+    async def resolve_reference(cls, info: Info, id: strawberry.ID) -> Self | None:  # noqa: A002
+        row = await getattr(info.context.loaders, cls.loader).load(str(id))
+        return cls.of(row) if row is not None else None
+
+
+@strawberry.interface(description="A record a police force pushed to the hub.")
+class PoliceRecord(Entity):
+    row: strawberry.Private[Any]
+    id: strawberry.ID
+
+    @strawberry.field
+    async def force(self, info: Info) -> Organisation | None:
+        return await load_organisation(info, self.row.force_code)
+
+    @strawberry.field(description="The force's own reference for the record.")
+    def police_reference(self) -> str | None:
+        reference: str = self.row.police_reference
+        return reference
+
+    @strawberry.field(description="When the hub received it (set by the hub).")
+    def shared_at(self) -> dt.datetime | None:
+        shared: dt.datetime = self.row.shared_at
+        return shared
