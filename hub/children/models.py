@@ -22,6 +22,8 @@ class Child(SQLModel, table=True):
     nhs_number: str | None = Field(default=None, max_length=10, unique=True)
     responsible_council_code: str = org_field()
     host_council_code: str | None = org_field(nullable=True)
+    # The school a police force names for Operation Encompass notices (a school organisation).
+    school_code: str | None = org_field(nullable=True)
     looked_after: bool = False
     created_at: dt.datetime = utc_field(now=True)
     updated_at: dt.datetime = utc_field(now=True)

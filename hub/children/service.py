@@ -32,6 +32,7 @@ class ChildDetails:
     responsible_council: str | None = None
     host_council: str | None = None
     looked_after: bool | None = None
+    school: str | None = None
 
 
 def normalise(details: ChildDetails, *, field: str, today: dt.date) -> ChildDetails:
@@ -58,7 +59,10 @@ def council_codes(details: ChildDetails, *, field: str) -> list[tuple[str, str, 
         (details.responsible_council, f"{field}.responsibleCouncil"),
         (details.host_council, f"{field}.hostCouncil"),
     ]
-    return [(code, path, OrganisationKind.COUNCIL) for code, path in named if code is not None]
+    codes = [(code, path, OrganisationKind.COUNCIL) for code, path in named if code is not None]
+    if details.school is not None:
+        codes.append((details.school, f"{field}.school", OrganisationKind.SCHOOL))
+    return codes
 
 
 async def find_by_police_reference(
@@ -106,9 +110,9 @@ async def record_from_push(
 
 def _apply_placement(child: Child, details: ChildDetails) -> None:
     changed = False
-    for attribute in ("responsible_council", "host_council", "looked_after"):
+    for attribute in ("responsible_council", "host_council", "school", "looked_after"):
         value = getattr(details, attribute)
-        column = f"{attribute}_code" if attribute.endswith("council") else attribute
+        column = attribute if attribute == "looked_after" else f"{attribute}_code"
         if value is not None and getattr(child, column) != value:
             setattr(child, column, value)
             changed = True
@@ -126,6 +130,7 @@ async def _create(
         nhs_number=details.nhs_number,
         responsible_council_code=details.responsible_council or default_council,
         host_council_code=details.host_council,
+        school_code=details.school,
         looked_after=bool(details.looked_after),
     )
     try:

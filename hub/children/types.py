@@ -64,6 +64,10 @@ class Child(Entity):
         return await load_organisation(info, self.row.host_council_code)
 
     @strawberry.field
+    async def school(self, info: Info) -> Organisation | None:
+        return await load_organisation(info, self.row.school_code)
+
+    @strawberry.field
     async def references(self, info: Info) -> list[ChildReference]:
         rows = await info.context.loaders.child_references.load(self.row.id)
         return [
@@ -121,6 +125,9 @@ class ChildInput:
         default=None, description="Council code (GSS) where the child is placed out of area."
     )
     looked_after: bool | None = None
+    school: str | None = strawberry.field(
+        default=None, description="Code of the child's school, for Operation Encompass notices."
+    )
 
     def details(self) -> ChildDetails:
         return ChildDetails(
@@ -132,4 +139,5 @@ class ChildInput:
             responsible_council=self.responsible_council,
             host_council=self.host_council,
             looked_after=self.looked_after,
+            school=self.school,
         )

@@ -43,6 +43,8 @@ class Incident(SQLModel, table=True):
     location_council_code: str = org_field()
     dash_risk: str | None = enum_field(nullable=True)
     summary: str = Field(default="", sa_type=sa.Text)
+    # Police-restricted operational detail: the agreement keeps it from every other role.
+    operational_notes: str = Field(default="", sa_type=sa.Text)
     pushed_by_client: str = Field(max_length=64)
 
 

@@ -38,6 +38,7 @@ class IncidentReport:
     children: tuple[InvolvedChild, ...]
     dash_risk: DashRisk | None = None
     summary: str = ""
+    operational_notes: str = ""
     idempotency_key: str | None = None
 
 
@@ -80,6 +81,12 @@ async def _validated(session: AsyncSession, report: IncidentReport) -> IncidentR
         police_reference=validation.text(
             report.police_reference, field="input.policeReference", max_length=64
         ),
+        operational_notes=validation.text(
+            report.operational_notes,
+            field="input.operationalNotes",
+            max_length=4000,
+            required=False,
+        ),
         summary=validation.text(
             report.summary, field="input.summary", max_length=4000, required=False
         ),
@@ -111,6 +118,7 @@ async def report(
             location_council_code=incident.location_council,
             dash_risk=incident.dash_risk,
             summary=incident.summary,
+            operational_notes=incident.operational_notes,
             pushed_by_client=client_id,
         )
         session.add(row)

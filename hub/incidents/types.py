@@ -70,6 +70,10 @@ class Incident(PoliceRecord):
     def summary(self) -> str | None:
         return self.row.summary
 
+    @strawberry.field(description="Police-restricted operational detail.")
+    def operational_notes(self) -> str | None:
+        return self.row.operational_notes
+
     @strawberry.field
     async def children(self, info: Info) -> list[IncidentChild]:
         rows = await info.context.loaders.incident_children.load(self.row.id)
@@ -94,6 +98,9 @@ class ReportIncidentInput:
     children: list[InvolvedChildInput]
     dash_risk: DashRiskType | None = None  # type: ignore[valid-type]
     summary: str = ""
+    operational_notes: str = strawberry.field(
+        default="", description="Police-restricted detail; the agreement keeps it from others."
+    )
     idempotency_key: str | None = None
 
     def command(self) -> IncidentReport:
@@ -114,6 +121,7 @@ class ReportIncidentInput:
             ),
             dash_risk=DashRisk(self.dash_risk) if self.dash_risk else None,
             summary=self.summary,
+            operational_notes=self.operational_notes,
             idempotency_key=self.idempotency_key,
         )
 
