@@ -43,7 +43,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     HUB_MODE=production \
     HUB_DATA_DIR=/data \
     HUB_DATABASE_URL=sqlite+aiosqlite:////data/hub.db \
-    HUB_MIGRATIONS_DIR=/app/migrations
+    HUB_MIGRATIONS_DIR=/app/migrations \
+    HUB_AGREEMENT_FILE=/app/auth/agreement.toml
 
 # A fixed uid/gid so that volume ownership and Kubernetes runAsUser policies can name it.
 RUN groupadd --system --gid 10001 hub \
@@ -58,6 +59,9 @@ WORKDIR /app
 # root-owned: the hub reads them, nothing at runtime may change them.
 COPY alembic.ini ./
 COPY migrations ./migrations
+# The sharing agreement the hub enforces; an organisation may mount its own signed-off version
+# over it (read-only) and the hub checks it against the schema at start.
+COPY auth ./auth
 
 # Numeric, so that Kubernetes' runAsNonRoot can verify it (it refuses a user given by name).
 USER 10001:10001

@@ -21,6 +21,7 @@ from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
 from hub import telemetry
+from hub.access.agreement import Agreement, default_path
 from hub.access.keys import KeySet
 from hub.access.oauth import routes as oauth_routes
 from hub.access.tokens import authenticate_request
@@ -39,6 +40,7 @@ class HubState:
     settings: Settings
     db: Database
     keys: KeySet
+    agreement: Agreement
 
 
 def _error_body(error: HubError) -> bytes:
@@ -204,11 +206,15 @@ async def readyz(request: Request) -> Response:
 
 def create_app(settings: Settings | None = None) -> ASGIApp:
     settings = settings or get_settings()
+    schema = build_schema(settings)
+    agreement = Agreement.load(settings.agreement_file or default_path(), schema._schema)  # noqa: SLF001 - the GraphQL schema the agreement names
     db = Database(settings.database_url)
-    state = HubState(settings=settings, db=db, keys=KeySet.for_settings(settings))
+    state = HubState(
+        settings=settings, db=db, keys=KeySet.for_settings(settings), agreement=agreement
+    )
     telemetry.configure(db.engine)
     graphql = HubGraphQL(
-        build_schema(settings),
+        schema,
         graphql_ide="graphiql" if settings.graphiql else None,
         allow_queries_via_get=True,
     )

@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from hub.access.keys import KeySet
 from hub.access.models import Role
 from hub.access.tokens import issue_access_token
+from hub.db import Database
 from hub.migrate import upgrade
 from hub.settings import Settings
 
@@ -225,3 +226,144 @@ async def _measure(
         pushed = await _drive("pushes", pushes, concurrency, push)
         queried = await _drive("queries", queries, concurrency, query)
     return [pushed, queried]
+
+
+# -- the agreement's cost --------------------------------------------------------------------------
+
+POLICY_QUERY = """query Council($first: Int!) { incidents(first: $first) { edges { node {
+  id policeReference type occurredAt recordedAt sharedAt dashRisk summary
+  force { name } locationCouncil { name }
+  children { present victim householdMember
+    child { id givenName familyName dateOfBirth responsibleCouncil { name } } } } } } }"""
+
+
+async def _seed_incidents(database_url: str, count: int) -> None:
+    from hub.children.service import ChildDetails  # noqa: PLC0415
+    from hub.incidents import service as incidents  # noqa: PLC0415
+    from hub.incidents.models import IncidentType  # noqa: PLC0415
+    from hub.incidents.service import IncidentReport, InvolvedChild  # noqa: PLC0415
+
+    db = Database(database_url)
+    now = dt.datetime.now(dt.UTC)
+    async with db.transaction(write=True) as session:
+        for number in range(count):
+            occurred = now - dt.timedelta(hours=2 + number)
+            kids = tuple(
+                InvolvedChild(
+                    child=ChildDetails(
+                        police_reference=f"PB-{number}-{k}",
+                        given_name="Bench",
+                        family_name="Synthetic",
+                        date_of_birth=dt.date(2015, 1, 1),
+                        responsible_council=COUNCIL,
+                    ),
+                    present=k == 0,
+                )
+                for k in range(2)
+            )
+            await incidents.report(
+                session,
+                force_code=FORCE,
+                client_id="bench",
+                incident=IncidentReport(
+                    police_reference=f"PB-{number}",
+                    type=IncidentType.DOMESTIC_ABUSE,
+                    occurred_at=occurred,
+                    recorded_at=occurred,
+                    location_council=COUNCIL,
+                    children=kids,
+                    summary="Synthetic benchmark incident.",
+                ),
+            )
+    await db.dispose()
+
+
+@dataclasses.dataclass
+class PolicyFigures:
+    scoped_ms: float
+    internal_ms: float
+    repeats: int
+    page_size: int
+
+    def lines(self) -> list[str]:
+        ratio = self.scoped_ms / self.internal_ms
+        return [
+            (
+                f"council query, {self.page_size} incidents with children, "
+                f"{self.repeats} runs each, interleaved"
+            ),
+            f"internal (no agreement, unrestricted rows)  median {self.internal_ms:7.2f} ms",
+            f"council (purpose, rows, every field)        median {self.scoped_ms:7.2f} ms",
+            f"ratio scoped/internal {ratio:.3f}  (policy cost {100 * (ratio - 1):+.1f}%)",
+        ]
+
+
+async def run_policy(
+    *, database_url: str, records: int, repeats: int, page_size: int
+) -> PolicyFigures:
+    """The same council query, enforced and internal, executed in-process, side by side."""
+    from hub.access.agreement import Agreement, default_path  # noqa: PLC0415
+    from hub.access.identity import Principal  # noqa: PLC0415
+    from hub.app import HubState  # noqa: PLC0415
+    from hub.graphql.context import HubContext  # noqa: PLC0415
+    from hub.graphql.schema import build_schema  # noqa: PLC0415
+
+    async with _scratch_database(database_url) as url:
+        await upgrade(url)
+        await _seed_incidents(url, records)
+        data_dir = Path(tempfile.mkdtemp(prefix="hub-bench-"))
+        settings = Settings(database_url=url, data_dir=data_dir)
+        enforced = build_schema(settings)
+        internal = build_schema(settings, enforce_agreement=False)
+        db = Database(url)
+        state = HubState(
+            settings=settings,
+            db=db,
+            keys=KeySet.for_settings(settings),
+            agreement=Agreement.load(default_path(), enforced._schema),  # noqa: SLF001
+        )
+        principal = Principal(
+            client_id="bench",
+            organisation_code=COUNCIL,
+            role=Role.COUNCIL_SOCIAL_WORKER,
+            user="bench-user",
+            purpose="section_47_enquiry",
+            token_id="bench",  # noqa: S106 - an id, not a secret
+        )
+
+        async def once(schema: Any, *, is_internal: bool) -> float:
+            context = HubContext(
+                request=None,
+                response=None,
+                hub=state,
+                request_id="bench",
+                identity=principal,
+                internal=is_internal,
+            )
+            started = time.perf_counter()
+            result = await schema.execute(
+                POLICY_QUERY, variable_values={"first": page_size}, context_value=context
+            )
+            elapsed = time.perf_counter() - started
+            if result.errors or len(result.data["incidents"]["edges"]) != page_size:
+                msg = f"the benchmark query failed: {result.errors}"
+                raise RuntimeError(msg)
+            return elapsed
+
+        scoped: list[float] = []
+        unrestricted: list[float] = []
+        try:
+            for _ in range(5):  # warm caches and statement compilation on both paths
+                await once(enforced, is_internal=False)
+                await once(internal, is_internal=True)
+            for _ in range(repeats):
+                scoped.append(await once(enforced, is_internal=False))
+                unrestricted.append(await once(internal, is_internal=True))
+        finally:
+            await db.dispose()
+    return PolicyFigures(
+        scoped_ms=statistics.median(scoped) * 1000,
+        internal_ms=statistics.median(unrestricted) * 1000,
+        repeats=repeats,
+        page_size=page_size,
+    )

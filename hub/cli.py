@@ -5,8 +5,14 @@ from __future__ import annotations
 import asyncio
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+from hub.access.models import Role
+
+if TYPE_CHECKING:
+    from hub.access.agreement import Agreement
 
 app = typer.Typer(
     help="The safeguarding hub: police and councils' children's services sharing, on time.",
@@ -15,6 +21,8 @@ app = typer.Typer(
 )
 schema_app = typer.Typer(help="The GraphQL contract.", no_args_is_help=True)
 app.add_typer(schema_app, name="schema")
+policy_app = typer.Typer(help="The sharing agreement (auth/agreement.toml).", no_args_is_help=True)
+app.add_typer(policy_app, name="policy")
 
 DEFAULT_SCHEMA_FILE = Path("schema/hub.graphql")
 
@@ -118,6 +126,75 @@ def bench(
     typer.echo(f"concurrency {concurrency}, page size {page_size}, {backend}")
     for figure in figures:
         typer.echo(figure.line())
+
+
+def _agreement(path: Path | None) -> Agreement:
+    from hub.access.agreement import Agreement, AgreementInvalid, default_path  # noqa: PLC0415
+    from hub.graphql.schema import build_schema  # noqa: PLC0415
+    from hub.settings import get_settings  # noqa: PLC0415
+
+    settings = get_settings()
+    chosen = path or settings.agreement_file or default_path()
+    try:
+        return Agreement.load(chosen, build_schema(settings)._schema)  # noqa: SLF001
+    except AgreementInvalid as invalid:
+        typer.echo(str(invalid), err=True)
+        raise typer.Exit(1) from invalid
+
+
+AgreementFile = typer.Option(None, "--file", help="Agreement file (default: the hub's).")
+
+
+@policy_app.command("check")
+def policy_check(path: Path | None = AgreementFile) -> None:
+    """Validate the agreement against the schema; list every problem."""
+    agreement = _agreement(path)
+    typer.echo(
+        f"ok: {agreement.path} version {agreement.version}: {len(agreement.roles)} roles, "
+        f"{len(agreement.purposes)} purposes"
+    )
+
+
+@policy_app.command("explain")
+def policy_explain(
+    role: Role = typer.Option(..., "--role", help="The role to explain."),
+    path: Path | None = AgreementFile,
+) -> None:
+    """Print what a role sees under the agreement, as a table."""
+    from hub.access.agreement import GUARDED_TYPES  # noqa: PLC0415
+
+    policy = _agreement(path).policy(role)
+    typer.echo(f"{role.value}: {policy.description}")
+    typer.echo(f"  organisations: {', '.join(sorted(policy.organisation_kinds))}")
+    typer.echo(f"  purposes:      {', '.join(sorted(policy.purposes))}")
+    typer.echo(f"  rows:          {policy.rows.value}")
+    width = max(len(t) for t in GUARDED_TYPES)
+    typer.echo(f"\n  {'type':<{width}}  fields it receives (every other field: FORBIDDEN_FIELD)")
+    typer.echo(f"  {'-' * width}  {'-' * 60}")
+    for type_name in GUARDED_TYPES:
+        fields = policy.fields.get(type_name)
+        shown = ", ".join(sorted(fields)) if fields else "(nothing)"
+        typer.echo(f"  {type_name:<{width}}  {shown}")
+
+
+@app.command("bench-policy")
+def bench_policy(
+    database_url: str = typer.Option(
+        "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres",
+        help="A PostgreSQL server (a scratch database is created and dropped) or a SQLite URL.",
+    ),
+    records: int = typer.Option(200, min=1, help="Incidents to seed."),
+    repeats: int = typer.Option(200, min=1, help="Runs of each path."),
+    page_size: int = typer.Option(50, min=1, help="Incidents per query."),
+) -> None:
+    """The agreement's cost: one council query enforced vs the internal path, ratio printed."""
+    from hub.bench import run_policy  # noqa: PLC0415
+
+    figures = asyncio.run(
+        run_policy(database_url=database_url, records=records, repeats=repeats, page_size=page_size)
+    )
+    for line in figures.lines():
+        typer.echo(line)
 
 
 @schema_app.command("export")

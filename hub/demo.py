@@ -41,6 +41,16 @@ DEMO_SCHOOL = "DEMO-SCHOOL-1"
 GIVEN = ["Alex", "Sam", "Jordan", "Riley", "Casey", "Morgan", "Jamie", "Taylor", "Robin", "Quinn"]
 FAMILY = ["Example", "Sample", "Testcase", "Fictional", "Madeup", "Placeholder"]
 
+# A purpose each role may give under auth/agreement.toml, for the printed examples.
+EXAMPLE_PURPOSE: dict[Role, str] = {
+    Role.POLICE_OFFICER: "police_investigation",
+    Role.COUNCIL_SOCIAL_WORKER: "section_47_enquiry",
+    Role.SCHOOL_DSL: "operation_encompass",
+    Role.AUDITOR: "inspection",
+    Role.DPO: "data_protection_review",
+    Role.HUB_ADMIN: "hub_operations",
+}
+
 DEMO_ROLES: list[tuple[Role, str, str]] = [
     (Role.POLICE_OFFICER, FORCE_A, "West Midlands Police record system (demo)"),
     (Role.COUNCIL_SOCIAL_WORKER, COUNCIL_A, "Birmingham children's services case system (demo)"),
@@ -186,7 +196,7 @@ async def load(settings: Settings, *, base_url: str) -> str:
                     organisation_code=org,
                     role=role,
                     user="demo-user-1",
-                    purpose="demo_walkthrough",
+                    purpose=EXAMPLE_PURPOSE[role],
                 )
                 lines.append(
                     _client_block(
@@ -217,7 +227,7 @@ def _client_block(
         token:     {token}
         curl -s {base}/graphql -H 'Content-Type: application/json' \\
           -H 'Authorization: Bearer {token}' \\
-          -H 'Hub-On-Behalf-Of: demo-user-1' -H 'Hub-Purpose: demo_walkthrough' \\
+          -H 'Hub-On-Behalf-Of: demo-user-1' -H 'Hub-Purpose: {EXAMPLE_PURPOSE[role]}' \\
           -d '{query}'
         a new token: curl -s -u {client_id}:{secret} \\
           -d grant_type=client_credentials {base}/oauth/token""")

@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     audience: str = "safeguarding-hub"
     access_token_ttl_seconds: int = Field(default=600, ge=30, le=3600)
 
+    # The sharing agreement; empty means the checkout's auth/agreement.toml.
+    agreement_file: Path | None = None
+
     pseudonym_key: SecretStr = SecretStr(DEV_PSEUDONYM_KEY)
 
     # Off unless asked for: `demo` turns both on for a newcomer's GraphiQL.

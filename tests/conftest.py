@@ -27,6 +27,7 @@ from hub.access.keys import KeySet
 from hub.access.models import Role
 from hub.access.tokens import issue_access_token
 from hub.db import Database
+from hub.demo import EXAMPLE_PURPOSE
 from hub.migrate import upgrade
 from hub.settings import Settings
 
@@ -106,8 +107,9 @@ class LiveServer:
         return f"{self.url}/graphql"
 
     def token(
-        self, role: Role, org: str, *, user: str | None = "test-user", purpose: str | None = "test"
+        self, role: Role, org: str, *, user: str | None = "test-user", purpose: str | None = ""
     ) -> str:
+        """A valid token; by default it names a person and a purpose the role may give."""
         return issue_access_token(
             settings=self.settings,
             keys=self.keys,
@@ -115,7 +117,7 @@ class LiveServer:
             organisation_code=org,
             role=role,
             user=user,
-            purpose=purpose,
+            purpose=EXAMPLE_PURPOSE[role] if purpose == "" else purpose,
         )
 
 
@@ -174,11 +176,8 @@ class GraphQLClient:
     def __init__(self, http: httpx.AsyncClient, server: LiveServer, token: str) -> None:
         self.http = http
         self.server = server
-        self.headers = {
-            "Authorization": f"Bearer {token}",
-            "Hub-On-Behalf-Of": "sw-0001",
-            "Hub-Purpose": "section_47_enquiry",
-        }
+        # The token names the person and the purpose; tests that vary them send headers.
+        self.headers = {"Authorization": f"Bearer {token}"}
 
     async def post(self, query: str, variables: dict[str, Any] | None = None) -> httpx.Response:
         return await self.http.post(

@@ -1,9 +1,10 @@
 """Row scope: which records a caller's organisation may see, as SQL predicates.
 
-Jurisdiction decides rows. A force sees what it pushed; a council sees records about children
-it is responsible for or hosts in a placement, and incidents located in its area. Every other
-role sees no case rows. The predicates are applied inside the queries, so a record out of scope
-is indistinguishable from one that does not exist.
+Jurisdiction decides rows, as the sharing agreement's `rows` term names them. A force sees what
+it pushed; a council sees records about children it is responsible for or hosts in a placement,
+and incidents located in its area; a school sees domestic abuse incidents involving its pupils,
+and of their children only its pupils. Other roles see no case rows. The predicates are applied
+inside the queries, so a record out of scope is indistinguishable from one that does not exist.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ import sqlalchemy as sa
 from sqlalchemy.orm import aliased
 from sqlmodel import col
 
-from hub.access.models import Role
+from hub.access.agreement import RowKind
 from hub.children.models import Child, ChildReference
-from hub.incidents.models import Incident, IncidentChild
+from hub.incidents.models import Incident, IncidentChild, IncidentType
 from hub.investigations.models import Investigation, InvestigationChild, InvestigationIncident
 from hub.missing.models import MissingEpisode
 
@@ -38,15 +39,21 @@ class RowScope:
 
     forces: frozenset[str] = frozenset()
     councils: frozenset[str] = frozenset()
+    schools: frozenset[str] = frozenset()
     everything: bool = False
 
     @classmethod
-    def for_role(cls, *, role: Role, organisation_code: str) -> RowScope:
-        if role is Role.POLICE_OFFICER:
-            return cls(forces=frozenset({organisation_code}))
-        if role is Role.COUNCIL_SOCIAL_WORKER:
-            return cls(councils=frozenset({organisation_code}))
-        return cls()
+    def for_rows(cls, rows: RowKind, organisation_code: str) -> RowScope:
+        ours = frozenset({organisation_code})
+        match rows:
+            case RowKind.OWN_FORCE:
+                return cls(forces=ours)
+            case RowKind.COUNCIL_CHILDREN:
+                return cls(councils=ours)
+            case RowKind.SCHOOL_PUPILS:
+                return cls(schools=ours)
+            case RowKind.NONE:
+                return cls()
 
     @classmethod
     def unrestricted(cls) -> RowScope:
@@ -83,6 +90,7 @@ class RowScope:
         return sa.or_(
             col(Child.responsible_council_code).in_(self.councils),
             col(Child.host_council_code).in_(self.councils),
+            col(Child.school_code).in_(self.schools),
             sa.exists().where(
                 col(ChildReference.child_id) == Child.id,
                 col(ChildReference.organisation_code).in_(self.forces),
@@ -97,6 +105,32 @@ class RowScope:
             col(Incident.force_code).in_(self.forces),
             col(Incident.location_council_code).in_(self.councils),
             self._any_child_ours(_incident_child, _incident_child.incident_id, Incident.id),
+            sa.and_(col(Incident.type) == IncidentType.DOMESTIC_ABUSE, self._pupil_involved()),
+        )
+
+    def _pupil_involved(self) -> sa.ColumnElement[bool]:
+        """Operation Encompass: one of the school's pupils was involved in the incident."""
+        return (
+            sa.exists()
+            .where(
+                col(_incident_child.incident_id) == Incident.id,
+                col(_child.id) == _incident_child.child_id,
+                col(_child.school_code).in_(self.schools),
+            )
+            .correlate_except(_incident_child, _child)
+        )
+
+    @functools.lru_cache(maxsize=1024)  # noqa: B019 - scopes are few and live as long as the hub
+    def incident_children(self) -> sa.ColumnElement[bool]:
+        """Which of an incident's children the caller sees: a school only its own pupils."""
+        if self.everything or not self.schools or self.forces or self.councils:
+            return sa.true()
+        return (
+            sa.exists()
+            .where(
+                col(_child.id) == IncidentChild.child_id, col(_child.school_code).in_(self.schools)
+            )
+            .correlate_except(_child)
         )
 
     @functools.lru_cache(maxsize=1024)  # noqa: B019 - scopes are few and live as long as the hub

@@ -29,7 +29,7 @@ class ChildReference:
     value: str
 
 
-@strawberry.federation.type(keys=["id"], name="Child")
+@strawberry.federation.type(keys=["id"], name="Child", authenticated=True)
 class Child(Entity):
     loader = "scoped_child"
     row: strawberry.Private[models.Child]
@@ -68,7 +68,7 @@ class Child(Entity):
         return await load_organisation(info, self.row.school_code)
 
     @strawberry.field
-    async def references(self, info: Info) -> list[ChildReference]:
+    async def references(self, info: Info) -> list[ChildReference] | None:
         rows = await info.context.loaders.child_references.load(self.row.id)
         return [
             ChildReference(
@@ -80,7 +80,7 @@ class Child(Entity):
     @strawberry.field(description="Incidents concerning the child that the caller may see.")
     async def incidents(
         self, info: Info
-    ) -> list[Annotated[Incident, strawberry.lazy("hub.incidents.types")]]:
+    ) -> list[Annotated[Incident, strawberry.lazy("hub.incidents.types")]] | None:
         from hub.incidents.types import Incident  # noqa: PLC0415 - types refer to each other
 
         return [
@@ -90,7 +90,7 @@ class Child(Entity):
     @strawberry.field
     async def missing_episodes(
         self, info: Info
-    ) -> list[Annotated[MissingEpisode, strawberry.lazy("hub.missing.types")]]:
+    ) -> list[Annotated[MissingEpisode, strawberry.lazy("hub.missing.types")]] | None:
         from hub.missing.types import MissingEpisode  # noqa: PLC0415 - types refer to each other
 
         rows = await info.context.loaders.child_missing_episodes.load(self.row.id)
@@ -99,7 +99,7 @@ class Child(Entity):
     @strawberry.field
     async def investigations(
         self, info: Info
-    ) -> list[Annotated[Investigation, strawberry.lazy("hub.investigations.types")]]:
+    ) -> list[Annotated[Investigation, strawberry.lazy("hub.investigations.types")]] | None:
         from hub.investigations.types import Investigation  # noqa: PLC0415 - mutual references
 
         rows = await info.context.loaders.child_investigations.load(self.row.id)

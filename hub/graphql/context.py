@@ -12,8 +12,8 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket
 from strawberry.types import Info as StrawberryInfo
 
+from hub.access.agreement import RolePolicy
 from hub.access.identity import Principal
-from hub.access.models import Role
 from hub.access.scope import RowScope
 from hub.errors import Unauthenticated
 from hub.graphql.loaders import Loaders
@@ -24,11 +24,13 @@ if TYPE_CHECKING:
 
 @dataclasses.dataclass
 class HubContext:
-    request: Request | WebSocket
+    request: Request | WebSocket | None  # None for the hub's own jobs
     response: Response | None
     hub: HubState
     request_id: str
     identity: Principal | None
+    # The hub's own jobs read without a client's row scope or field view (never a request).
+    internal: bool = False
     _session: AsyncSession | None = None
 
     @property
@@ -49,10 +51,15 @@ class HubContext:
         self._session = session
 
     @cached_property
+    def policy(self) -> RolePolicy:
+        policy = self.hub.agreement.policy(self.principal.role)
+        return dataclasses.replace(policy, internal=True) if self.internal else policy
+
+    @cached_property
     def scope(self) -> RowScope:
-        return RowScope.for_role(
-            role=Role(self.principal.role), organisation_code=self.principal.organisation_code
-        )
+        if self.internal:
+            return RowScope.unrestricted()
+        return RowScope.for_rows(self.policy.rows, self.principal.organisation_code)
 
     @cached_property
     def loaders(self) -> Loaders:

@@ -97,7 +97,7 @@ class Loaders:
             s,
             lambda ids: (
                 sa.select(IncidentChild)
-                .where(col(IncidentChild.incident_id).in_(ids))
+                .where(col(IncidentChild.incident_id).in_(ids), scope.incident_children())
                 .order_by(col(IncidentChild.child_id))
             ),
             lambda row: row[0].incident_id,

@@ -14,11 +14,13 @@ from strawberry.extensions import (
 )
 from strawberry.schema.config import StrawberryConfig
 
-from hub.access.permissions import PushesPoliceRecords, ReadsCaseRecords
+from hub.access.permissions import PushesPoliceRecords
+from hub.access.policy import AgreementFields, PurposeOfAccess
 from hub.children.types import Child
 from hub.graphql.connection import Connection
 from hub.graphql.context import Info
 from hub.graphql.extensions import ErrorCodes, RequestTransaction
+from hub.graphql.filters import checked
 from hub.incidents import service as incidents
 from hub.incidents.types import Incident, IncidentFilterInput, ReportIncidentInput
 from hub.investigations import service as investigations
@@ -53,6 +55,9 @@ class Viewer:
     role: str
     on_behalf_of: str | None
     purpose: str | None
+    agreement_version: str = strawberry.field(
+        description="The version of the sharing agreement this request is served under."
+    )
     organisation_code: strawberry.Private[str]
 
     @strawberry.field
@@ -70,6 +75,7 @@ class Query:
             role=p.role,
             on_behalf_of=p.user,
             purpose=p.purpose,
+            agreement_version=info.context.hub.agreement.version,
             organisation_code=p.organisation_code,
         )
 
@@ -78,13 +84,13 @@ class Query:
         self,
         info: Info,
         kind: OrganisationKindType | None = None,  # type: ignore[valid-type]
-    ) -> list[Organisation]:
+    ) -> list[Organisation] | None:
         rows = await reference.list_(
             info.context.session, kind=OrganisationKind(kind) if kind else None
         )
         return [Organisation.of(r) for r in rows]
 
-    @strawberry.field(permission_classes=[ReadsCaseRecords])
+    @strawberry.field
     async def incidents(
         self,
         info: Info,
@@ -95,13 +101,13 @@ class Query:
         page = await incidents.list_(
             info.context.session,
             scope=info.context.scope,
-            where=(filter or IncidentFilterInput()).where(),
+            where=checked(info, filter or IncidentFilterInput()),
             first=_first(info, first),
             after=after,
         )
         return Connection[Incident].of(page, Incident.of)
 
-    @strawberry.field(permission_classes=[ReadsCaseRecords])
+    @strawberry.field
     async def missing_episodes(
         self,
         info: Info,
@@ -112,13 +118,13 @@ class Query:
         page = await missing.list_(
             info.context.session,
             scope=info.context.scope,
-            where=(filter or MissingEpisodeFilterInput()).where(),
+            where=checked(info, filter or MissingEpisodeFilterInput()),
             first=_first(info, first),
             after=after,
         )
         return Connection[MissingEpisode].of(page, MissingEpisode.of)
 
-    @strawberry.field(permission_classes=[ReadsCaseRecords])
+    @strawberry.field
     async def investigations(
         self,
         info: Info,
@@ -129,21 +135,21 @@ class Query:
         page = await investigations.list_(
             info.context.session,
             scope=info.context.scope,
-            where=(filter or InvestigationFilterInput()).where(),
+            where=checked(info, filter or InvestigationFilterInput()),
             first=_first(info, first),
             after=after,
         )
         return Connection[Investigation].of(page, Investigation.of)
 
-    @strawberry.field(permission_classes=[ReadsCaseRecords])
+    @strawberry.field
     async def child(self, info: Info, id: strawberry.ID) -> Child | None:  # noqa: A002
         return await Child.resolve_reference(info, id)
 
-    @strawberry.field(permission_classes=[ReadsCaseRecords])
+    @strawberry.field
     async def incident(self, info: Info, id: strawberry.ID) -> Incident | None:  # noqa: A002
         return await Incident.resolve_reference(info, id)
 
-    @strawberry.field(permission_classes=[ReadsCaseRecords])
+    @strawberry.field
     async def missing_episode(
         self,
         info: Info,
@@ -151,7 +157,7 @@ class Query:
     ) -> MissingEpisode | None:
         return await MissingEpisode.resolve_reference(info, id)
 
-    @strawberry.field(permission_classes=[ReadsCaseRecords])
+    @strawberry.field
     async def investigation(
         self,
         info: Info,
@@ -229,10 +235,15 @@ class Mutation:
         return Investigation.of(row)
 
 
-def build_schema(settings: Settings) -> strawberry.federation.Schema:
+def build_schema(
+    settings: Settings, *, enforce_agreement: bool = True
+) -> strawberry.federation.Schema:
+    """The served schema. Without `enforce_agreement` only for the hub's own internal reads."""
+    agreement: list[type[SchemaExtension]] = [PurposeOfAccess, AgreementFields]
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
         ErrorCodes,
         OperationTracing,
+        *(agreement if enforce_agreement else []),
         lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
         lambda: MaxAliasesLimiter(max_alias_count=15),
         lambda: MaxTokensLimiter(max_token_count=2000),

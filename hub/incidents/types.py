@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
+from typing import ClassVar
 
 import strawberry
 
@@ -40,7 +42,7 @@ class IncidentChild:
         return self.row.victim
 
 
-@strawberry.federation.type(keys=["id"], name="Incident")
+@strawberry.federation.type(keys=["id"], name="Incident", authenticated=True)
 class Incident(PoliceRecord):
     loader = "incident"
     row: strawberry.Private[models.Incident]
@@ -75,7 +77,7 @@ class Incident(PoliceRecord):
         return self.row.operational_notes
 
     @strawberry.field
-    async def children(self, info: Info) -> list[IncidentChild]:
+    async def children(self, info: Info) -> list[IncidentChild] | None:
         rows = await info.context.loaders.incident_children.load(self.row.id)
         return [IncidentChild(row=r) for r in rows]
 
@@ -128,6 +130,14 @@ class ReportIncidentInput:
 
 @strawberry.input
 class IncidentFilterInput:
+    target: ClassVar[str] = "Incident"
+    tests: ClassVar[Mapping[str, str]] = {
+        "child_id": "children",
+        "occurred_from": "occurredAt",
+        "occurred_to": "occurredAt",
+        "types": "type",
+        "dash_risks": "dashRisk",
+    }
     child_id: strawberry.ID | None = None
     occurred_from: dt.datetime | None = None
     occurred_to: dt.datetime | None = None

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
+from typing import ClassVar
 
 import strawberry
 
@@ -43,7 +45,7 @@ class StatusChangeRecord:
         return self.row.shared_at
 
 
-@strawberry.federation.type(keys=["id"], name="Investigation")
+@strawberry.federation.type(keys=["id"], name="Investigation", authenticated=True)
 class Investigation(PoliceRecord):
     loader = "investigation"
     row: strawberry.Private[models.Investigation]
@@ -58,17 +60,17 @@ class Investigation(PoliceRecord):
         return self.row.status_changed_at
 
     @strawberry.field(description="Every status change, oldest first, each with its reason.")
-    async def history(self, info: Info) -> list[StatusChangeRecord]:
+    async def history(self, info: Info) -> list[StatusChangeRecord] | None:
         rows = await info.context.loaders.investigation_history.load(self.row.id)
         return [StatusChangeRecord(row=r) for r in rows]
 
     @strawberry.field
-    async def incidents(self, info: Info) -> list[Incident]:
+    async def incidents(self, info: Info) -> list[Incident] | None:
         rows = await info.context.loaders.investigation_incidents.load(self.row.id)
         return [Incident.of(r) for r in rows]
 
     @strawberry.field
-    async def children(self, info: Info) -> list[Child]:
+    async def children(self, info: Info) -> list[Child] | None:
         rows = await info.context.loaders.investigation_children.load(self.row.id)
         return [Child.of(r) for r in rows]
 
@@ -99,6 +101,13 @@ class UpdateInvestigationStatusInput:
 
 @strawberry.input
 class InvestigationFilterInput:
+    target: ClassVar[str] = "Investigation"
+    tests: ClassVar[Mapping[str, str]] = {
+        "child_id": "children",
+        "changed_from": "statusChangedAt",
+        "changed_to": "statusChangedAt",
+        "statuses": "status",
+    }
     child_id: strawberry.ID | None = None
     changed_from: dt.datetime | None = None
     changed_to: dt.datetime | None = None

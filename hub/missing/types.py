@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
+from typing import ClassVar
 
 import strawberry
 
@@ -20,7 +22,7 @@ MissingFromType = strawberry.enum(MissingFrom, name="MissingFrom")
 MissingStatusType = strawberry.enum(MissingStatus, name="MissingStatus")
 
 
-@strawberry.federation.type(keys=["id"], name="MissingEpisode")
+@strawberry.federation.type(keys=["id"], name="MissingEpisode", authenticated=True)
 class MissingEpisode(PoliceRecord):
     loader = "missing_episode"
     row: strawberry.Private[models.MissingEpisode]
@@ -111,6 +113,14 @@ class UpdateMissingEpisodeInput:
 
 @strawberry.input
 class MissingEpisodeFilterInput:
+    target: ClassVar[str] = "MissingEpisode"
+    tests: ClassVar[Mapping[str, str]] = {
+        "child_id": "child",
+        "reported_from": "reportedMissingAt",
+        "reported_to": "reportedMissingAt",
+        "risk_grades": "riskGrade",
+        "statuses": "status",
+    }
     child_id: strawberry.ID | None = None
     reported_from: dt.datetime | None = None
     reported_to: dt.datetime | None = None

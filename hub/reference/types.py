@@ -17,8 +17,8 @@ class Organisation:
     """A police force, council, school, inspectorate or the hub operator, by its official code."""
 
     id: strawberry.ID
-    name: str
-    kind: OrganisationKindType  # type: ignore[valid-type]
+    name: str | None
+    kind: OrganisationKindType | None  # type: ignore[valid-type]
     nation: NationType | None  # type: ignore[valid-type]
     ons_code: str | None
 

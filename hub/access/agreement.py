@@ -1,0 +1,227 @@
+"""The information sharing agreement (`auth/agreement.toml`) loaded, checked and versioned.
+
+The file says, per role, which organisations may hold it, which purposes it may give, which rows
+it sees and which fields of each GraphQL type. It is checked against the schema at start: any
+unknown role, purpose, type or field stops the hub with the whole list of problems.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import hashlib
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from graphql import GraphQLInterfaceType, GraphQLObjectType, GraphQLSchema
+
+from hub.access.models import Role
+from hub.reference.models import OrganisationKind
+
+# The types whose fields the agreement governs. Connection wrappers, page info and the viewer
+# carry no case data and are open to every authenticated caller.
+GUARDED_TYPES = (
+    "Query",
+    "Organisation",
+    "Child",
+    "ChildReference",
+    "Incident",
+    "IncidentChild",
+    "MissingEpisode",
+    "Investigation",
+    "StatusChangeRecord",
+)
+# Federation's own root fields: `_service` is the contract, `_entities` resolves entities whose
+# fields and rows are governed like any other path.
+OPEN_QUERY_FIELDS = frozenset({"_service", "_entities"})
+EVERY_FIELD = "*"
+
+
+class RowKind(enum.StrEnum):
+    OWN_FORCE = "own_force"
+    COUNCIL_CHILDREN = "council_children"
+    SCHOOL_PUPILS = "school_pupils"
+    NONE = "none"
+
+
+class AgreementInvalid(Exception):
+    def __init__(self, path: Path, problems: list[str]) -> None:
+        listing = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"the sharing agreement {path} has {len(problems)} problem(s):\n{listing}")
+        self.problems = problems
+
+
+@dataclasses.dataclass(frozen=True)
+class RolePolicy:
+    role: Role
+    description: str
+    organisation_kinds: frozenset[OrganisationKind]
+    purposes: frozenset[str]
+    rows: RowKind
+    fields: Mapping[str, frozenset[str]]
+    # Only for the hub's own jobs (reports, benchmarks' baseline), never for a client request.
+    internal: bool = False
+
+    def sees(self, type_name: str, field: str) -> bool:
+        if self.internal or (type_name == "Query" and field in OPEN_QUERY_FIELDS):
+            return True
+        allowed = self.fields.get(type_name)
+        # Types the agreement does not govern are open; governed ones only as listed.
+        return type_name not in GUARDED_TYPES or (allowed is not None and field in allowed)
+
+
+@dataclasses.dataclass(frozen=True)
+class Agreement:
+    title: str
+    reference: str
+    purposes: Mapping[str, str]
+    roles: Mapping[Role, RolePolicy]
+    version: str
+    path: Path
+
+    def policy(self, role: Role) -> RolePolicy:
+        return self.roles[role]
+
+    @classmethod
+    def load(cls, path: Path, schema: GraphQLSchema) -> Agreement:
+        raw = path.read_bytes()
+        try:
+            document = tomllib.loads(raw.decode())
+        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+            raise AgreementInvalid(path, [f"not valid TOML: {error}"]) from error
+        problems: list[str] = []
+        agreement = _parse(document, schema, problems, path=path, version=_version(raw))
+        if problems or agreement is None:
+            raise AgreementInvalid(path, problems)
+        return agreement
+
+
+def _version(raw: bytes) -> str:
+    return "sha256:" + hashlib.sha256(raw).hexdigest()[:16]
+
+
+def _type_fields(schema: GraphQLSchema) -> dict[str, frozenset[str]]:
+    fields: dict[str, frozenset[str]] = {}
+    for name in GUARDED_TYPES:
+        graphql_type = schema.get_type(name)
+        if isinstance(graphql_type, GraphQLObjectType | GraphQLInterfaceType):
+            fields[name] = frozenset(graphql_type.fields)
+    return fields
+
+
+def _parse(
+    document: dict[str, Any],
+    schema: GraphQLSchema,
+    problems: list[str],
+    *,
+    path: Path,
+    version: str,
+) -> Agreement | None:
+    head = document.get("agreement", {})
+    purposes = document.get("purposes", {})
+    if not isinstance(purposes, dict) or not purposes:
+        problems.append("[purposes] must list at least one purpose")
+        purposes = {}
+    for code, text in purposes.items():
+        if not isinstance(text, str) or not text.strip():
+            problems.append(f"purpose {code!r} needs a description")
+    known_types = _type_fields(schema)
+    raw_roles = document.get("roles", {})
+    roles: dict[Role, RolePolicy] = {}
+    for name, body in raw_roles.items():
+        policy = _role(name, body, purposes, known_types, problems)
+        if policy is not None:
+            roles[policy.role] = policy
+    missing = sorted(r.value for r in Role if r.value not in raw_roles)
+    if missing:
+        problems.append(f"roles without terms: {', '.join(missing)}")
+    if problems:
+        return None
+    return Agreement(
+        title=str(head.get("title", "")),
+        reference=str(head.get("reference", "")),
+        purposes=dict(purposes),
+        roles=roles,
+        version=version,
+        path=path,
+    )
+
+
+def _role(
+    name: str,
+    body: Any,
+    purposes: Mapping[str, str],
+    known_types: Mapping[str, frozenset[str]],
+    problems: list[str],
+) -> RolePolicy | None:
+    try:
+        role = Role(name)
+    except ValueError:
+        problems.append(f"unknown role {name!r}")
+        return None
+    where = f"role {name}"
+    kinds = _enum_set(
+        body.get("organisation_kinds", []),
+        OrganisationKind,
+        problems,
+        f"{where}: organisation kind",
+    )
+    granted = set(body.get("purposes", []))
+    problems.extend(f"{where}: unknown purpose {p!r}" for p in sorted(granted - set(purposes)))
+    rows_text = body.get("rows")
+    try:
+        rows = RowKind(rows_text)
+    except ValueError:
+        problems.append(f"{where}: unknown rows {rows_text!r} (one of {', '.join(RowKind)})")
+        rows = RowKind.NONE
+    fields = _fields(body.get("fields", {}), known_types, problems, where)
+    return RolePolicy(
+        role=role,
+        description=str(body.get("description", "")),
+        organisation_kinds=frozenset(kinds),
+        purposes=frozenset(granted & set(purposes)),
+        rows=rows,
+        fields=fields,
+    )
+
+
+def _enum_set(values: Any, kind: type[enum.StrEnum], problems: list[str], what: str) -> set[Any]:
+    found = set()
+    for value in values:
+        try:
+            found.add(kind(value))
+        except ValueError:
+            problems.append(f"{what} {value!r} is unknown")
+    return found
+
+
+def _fields(
+    raw: Mapping[str, Any],
+    known_types: Mapping[str, frozenset[str]],
+    problems: list[str],
+    where: str,
+) -> dict[str, frozenset[str]]:
+    fields: dict[str, frozenset[str]] = {}
+    for type_name, listed in raw.items():
+        available = known_types.get(type_name)
+        if available is None:
+            problems.append(f"{where}: unknown or ungoverned type {type_name!r}")
+            continue
+        if listed == EVERY_FIELD:
+            fields[type_name] = available
+            continue
+        chosen = set(listed)
+        problems.extend(
+            f"{where}: {type_name} has no field {f!r}" for f in sorted(chosen - available)
+        )
+        if "id" in available and chosen and "id" not in chosen:
+            problems.append(f"{where}: {type_name} is listed without its id")
+        fields[type_name] = frozenset(chosen & available)
+    return fields
+
+
+def default_path() -> Path:
+    """`auth/agreement.toml` of the checkout (the image sets HUB_AGREEMENT_FILE)."""
+    return Path(__file__).resolve().parents[2] / "auth" / "agreement.toml"
