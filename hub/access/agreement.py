@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import hashlib
 import tomllib
 from collections.abc import Mapping
@@ -220,6 +221,20 @@ def _fields(
             problems.append(f"{where}: {type_name} is listed without its id")
         fields[type_name] = frozenset(chosen & available)
     return fields
+
+
+@functools.cache
+def organisation_kinds(path: Path) -> dict[Role, frozenset[OrganisationKind]]:
+    """Who may hold each role, straight from the agreement's file.
+
+    For issuing clients and tokens, where no schema is at hand; the hub itself checks the whole
+    file against the schema at start.
+    """
+    document = tomllib.loads(path.read_text())
+    return {
+        Role(name): frozenset(OrganisationKind(k) for k in body.get("organisation_kinds", []))
+        for name, body in document.get("roles", {}).items()
+    }
 
 
 def default_path() -> Path:

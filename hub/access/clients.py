@@ -16,10 +16,12 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlmodel import col, select
 
+from hub.access.agreement import default_path, organisation_kinds
 from hub.access.models import OAuthClient, Role
 from hub.db import utcnow
 from hub.errors import InvalidInput, NotFound
-from hub.reference.models import Organisation, OrganisationKind
+from hub.reference.models import Organisation
+from hub.settings import get_settings
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -29,14 +31,6 @@ if TYPE_CHECKING:
 CLIENT_ID_PREFIX = "hub_"
 
 # Which kind of organisation each role can belong to: the agreement's parties, nobody else.
-ROLE_ORGANISATION_KINDS: dict[Role, frozenset[OrganisationKind]] = {
-    Role.POLICE_OFFICER: frozenset({OrganisationKind.POLICE_FORCE}),
-    Role.COUNCIL_SOCIAL_WORKER: frozenset({OrganisationKind.COUNCIL}),
-    Role.SCHOOL_DSL: frozenset({OrganisationKind.SCHOOL}),
-    Role.AUDITOR: frozenset({OrganisationKind.INSPECTORATE}),
-    Role.DPO: frozenset({OrganisationKind.POLICE_FORCE, OrganisationKind.COUNCIL}),
-    Role.HUB_ADMIN: frozenset({OrganisationKind.HUB_OPERATOR}),
-}
 
 _hasher = PasswordHasher()
 
@@ -70,7 +64,9 @@ def verify_secret(secret_hash: str | None, secret: str) -> bool:
 
 
 def check_role_fits(role: Role, organisation: Organisation) -> None:
-    allowed = ROLE_ORGANISATION_KINDS[role]
+    # The agreement says who may hold which role; it is the one source of that rule.
+    settings = get_settings()
+    allowed = organisation_kinds(settings.agreement_file or default_path()).get(role, frozenset())
     if organisation.kind not in allowed:
         kinds = " or ".join(sorted(allowed))
         message = f"role {role} belongs to a {kinds}, not a {organisation.kind}"
