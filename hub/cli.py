@@ -29,7 +29,9 @@ DEFAULT_SCHEMA_FILE = Path("schema/hub.graphql")
 
 def _mount_access_commands() -> None:
     from hub.access.cli import clients_app, keys_app, token_command  # noqa: PLC0415
+    from hub.audit.cli import audit_app  # noqa: PLC0415
 
+    app.add_typer(audit_app, name="audit")
     app.add_typer(clients_app, name="clients")
     app.add_typer(keys_app, name="keys")
     app.command("token", help="Print a short-lived access token (development only).")(token_command)
@@ -177,8 +179,8 @@ def policy_explain(
         typer.echo(f"  {type_name:<{width}}  {shown}")
 
 
-@app.command("bench-policy")
-def bench_policy(
+@app.command("bench-costs")
+def bench_costs(
     database_url: str = typer.Option(
         "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres",
         help="A PostgreSQL server (a scratch database is created and dropped) or a SQLite URL.",
@@ -187,13 +189,30 @@ def bench_policy(
     repeats: int = typer.Option(200, min=1, help="Runs of each path."),
     page_size: int = typer.Option(50, min=1, help="Incidents per query."),
 ) -> None:
-    """The agreement's cost: one council query enforced vs the internal path, ratio printed."""
-    from hub.bench import run_policy  # noqa: PLC0415
+    """The agreement's and the audit's cost: one council query on three paths, ratios printed."""
+    from hub.bench import run_costs  # noqa: PLC0415
 
     figures = asyncio.run(
-        run_policy(database_url=database_url, records=records, repeats=repeats, page_size=page_size)
+        run_costs(database_url=database_url, records=records, repeats=repeats, page_size=page_size)
     )
     for line in figures.lines():
+        typer.echo(line)
+
+
+@app.command("bench-audit")
+def bench_audit(
+    database_url: str = typer.Option(
+        "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres",
+        help="A PostgreSQL server: a scratch database is created and dropped.",
+    ),
+    events: int = typer.Option(10_000_000, min=1, help="Synthetic access events to load."),
+    children: int = typer.Option(200_000, min=1, help="Distinct children they concern."),
+) -> None:
+    """The audit at national size: a child's access history and verify, with figures."""
+    from hub.audit.bench import run as run_audit  # noqa: PLC0415
+
+    report = asyncio.run(run_audit(database_url=database_url, events=events, children=children))
+    for line in report.lines():
         typer.echo(line)
 
 

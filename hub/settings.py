@@ -33,6 +33,12 @@ class Settings(BaseSettings):
 
     # The sharing agreement; empty means the checkout's auth/agreement.toml.
     agreement_file: Path | None = None
+    # The agreement's timescale targets; empty means the checkout's auth/targets.toml.
+    targets_file: Path | None = None
+
+    # How long access events are kept before `audit erase` may remove them (an erasure is itself
+    # logged). Seven years by default: a local choice, the law sets no figure.
+    audit_retention_days: int = Field(default=7 * 365, ge=30)
 
     pseudonym_key: SecretStr = SecretStr(DEV_PSEUDONYM_KEY)
 

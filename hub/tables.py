@@ -3,6 +3,7 @@
 from sqlmodel import SQLModel
 
 from hub.access.models import OAuthClient
+from hub.audit.models import AuditChainHead, AuditEvent, AuditEventChild
 from hub.children.models import Child, ChildReference
 from hub.incidents.models import Incident, IncidentChild
 from hub.investigations.models import (
@@ -17,6 +18,9 @@ from hub.reference.models import ForceCoverage, Organisation
 metadata = SQLModel.metadata
 
 __all__ = [
+    "AuditChainHead",
+    "AuditEvent",
+    "AuditEventChild",
     "Child",
     "ChildReference",
     "ForceCoverage",

@@ -92,3 +92,9 @@ class OperationTracing(SchemaExtension):
             span.set_attribute("graphql.errors", len(errors))
             if errors:
                 span.set_status(Status(StatusCode.ERROR))
+
+
+def current_trace_id() -> str | None:
+    """The current trace's id (32 hex digits), to tie an audit event to its trace."""
+    context = trace.get_current_span().get_span_context()
+    return format(context.trace_id, "032x") if context.is_valid else None

@@ -153,16 +153,18 @@ async def test_root_fields_follow_the_agreement(
     query_type = SCHEMA.query_type
     assert query_type is not None
     arguments = {
-        "child": world.inside.child,
-        "incident": world.inside.incident,
-        "missingEpisode": world.inside.missing_episode,
-        "investigation": world.inside.investigation,
+        "child": f'id: "{world.inside.child}"',
+        "incident": f'id: "{world.inside.incident}"',
+        "missingEpisode": f'id: "{world.inside.missing_episode}"',
+        "investigation": f'id: "{world.inside.investigation}"',
+        "childAccessHistory": f'childId: "{world.inside.child}"',
+        "recordAccessHistory": f'recordType: "Incident", recordId: "{world.inside.incident}"',
     }
     token = live_server.token(role, ORGANISATION_OF[role])
     for name in query_type.fields:
         if name.startswith("_"):
             continue
-        call = f'{name}(id: "{arguments[name]}")' if name in arguments else name
+        call = f"{name}({arguments[name]})" if name in arguments else name
         response = await http.post(
             live_server.graphql_url,
             headers={"Authorization": f"Bearer {token}"},

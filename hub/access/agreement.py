@@ -14,7 +14,7 @@ import hashlib
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from graphql import GraphQLInterfaceType, GraphQLObjectType, GraphQLSchema
 
@@ -33,6 +33,7 @@ GUARDED_TYPES = (
     "MissingEpisode",
     "Investigation",
     "StatusChangeRecord",
+    "AccessEvent",
 )
 # Federation's own root fields: `_service` is the contract, `_entities` resolves entities whose
 # fields and rows are governed like any other path.
@@ -45,6 +46,21 @@ class RowKind(enum.StrEnum):
     COUNCIL_CHILDREN = "council_children"
     SCHOOL_PUPILS = "school_pupils"
     NONE = "none"
+
+
+class AuditRows(enum.StrEnum):
+    """Which access events a role reads: every one, its organisation's records', or none."""
+
+    ALL = "all"
+    OWN_RECORDS = "own_records"
+    NONE = "none"
+
+
+class ChildIdentities(enum.StrEnum):
+    """How a role sees children in access events: by their hub id, or only by a pseudonym."""
+
+    IDENTIFIED = "identified"
+    PSEUDONYMISED = "pseudonymised"
 
 
 class AgreementInvalid(Exception):
@@ -62,6 +78,8 @@ class RolePolicy:
     purposes: frozenset[str]
     rows: RowKind
     fields: Mapping[str, frozenset[str]]
+    audit_rows: AuditRows = AuditRows.NONE
+    child_identities: ChildIdentities = ChildIdentities.IDENTIFIED
     # Only for the hub's own jobs (reports, benchmarks' baseline), never for a client request.
     internal: bool = False
 
@@ -178,7 +196,16 @@ def _role(
         problems.append(f"{where}: unknown rows {rows_text!r} (one of {', '.join(RowKind)})")
         rows = RowKind.NONE
     fields = _fields(body.get("fields", {}), known_types, problems, where)
+    audit_rows = _one_of(body.get("audit", "none"), AuditRows, problems, f"{where}: audit")
+    identities = _one_of(
+        body.get("child_identities", "identified"),
+        ChildIdentities,
+        problems,
+        f"{where}: child_identities",
+    )
     return RolePolicy(
+        audit_rows=audit_rows or AuditRows.NONE,
+        child_identities=identities or ChildIdentities.IDENTIFIED,
         role=role,
         description=str(body.get("description", "")),
         organisation_kinds=frozenset(kinds),
@@ -186,6 +213,17 @@ def _role(
         rows=rows,
         fields=fields,
     )
+
+
+EnumT = TypeVar("EnumT", bound=enum.StrEnum)
+
+
+def _one_of(value: Any, kind: type[EnumT], problems: list[str], what: str) -> EnumT | None:
+    try:
+        return kind(value)
+    except ValueError:
+        problems.append(f"{what} {value!r} is unknown (one of {', '.join(kind)})")
+        return None
 
 
 def _enum_set(values: Any, kind: type[enum.StrEnum], problems: list[str], what: str) -> set[Any]:

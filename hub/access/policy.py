@@ -10,18 +10,17 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from graphql import (
-    FieldNode,
     GraphQLError,
     GraphQLResolveInfo,
-    OperationDefinitionNode,
-    get_operation_ast,
 )
 from strawberry.extensions import SchemaExtension
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
 from hub.errors import HubError
+from hub.graphql.audit_trail import AUDITED_TYPES
 from hub.graphql.context import HubContext, Info
+from hub.graphql.operation import root_fields
 
 # Root fields a caller may ask for without giving a purpose: they disclose nothing about anyone.
 PURPOSE_FREE_FIELDS = frozenset({"__typename", "__schema", "__type", "_service", "viewer"})
@@ -73,11 +72,6 @@ def purpose_problem(context: HubContext) -> PurposeRefused | None:
     return None
 
 
-def _root_fields(operation: OperationDefinitionNode) -> Iterable[str | None]:
-    for selection in operation.selection_set.selections:
-        yield selection.name.value if isinstance(selection, FieldNode) else None
-
-
 class PurposeOfAccess(SchemaExtension):
     """Every read names a permitted purpose and a person, checked before any data is touched."""
 
@@ -91,26 +85,36 @@ class PurposeOfAccess(SchemaExtension):
         yield
 
     def _discloses(self) -> bool:
-        document = self.execution_context.graphql_document
-        if document is None:
-            return True
-        operation = get_operation_ast(document, self.execution_context.operation_name)
-        if operation is None:
-            return True
-        return any(name not in PURPOSE_FREE_FIELDS for name in _root_fields(operation))
+        names = root_fields(self.execution_context)
+        return names is None or any(name not in PURPOSE_FREE_FIELDS for name in names)
 
 
 class AgreementFields(SchemaExtension):
-    """Each field resolves only if the caller's role sees it; otherwise null and FORBIDDEN_FIELD."""
+    """Each field resolves only if the caller's role sees it; otherwise null and FORBIDDEN_FIELD.
+
+    The same gate notes what it lets through on records, for the audit of the response.
+    """
+
+    notes_served = True
 
     def resolve(
         self, _next: Any, root: Any, info: GraphQLResolveInfo[HubContext], *args: Any, **kwargs: Any
     ) -> Any:
         field = info.field_name
         parent = info.parent_type.name
+        if self.notes_served and parent in AUDITED_TYPES:
+            # Noted before the check: a refused field is taken out again as redacted, and the
+            # record itself was reached (the caller learns it exists) even if nothing else is.
+            info.context.served.note(info, root)
         if not field.startswith("__") and not info.context.policy.sees(parent, field):
             raise FieldForbidden(parent, field)
         return _next(root, info, *args, **kwargs)
+
+
+class AgreementFieldsUnaudited(AgreementFields):
+    """The gate without noting: only for the audit benchmark's side-by-side baseline."""
+
+    notes_served = False
 
 
 def require_visible(info: Info, type_name: str, fields: Iterable[str]) -> None:

@@ -16,6 +16,7 @@ from hub.access.agreement import RolePolicy
 from hub.access.identity import Principal
 from hub.access.scope import RowScope
 from hub.errors import Unauthenticated
+from hub.graphql.audit_trail import ServedRecords
 from hub.graphql.loaders import Loaders
 
 if TYPE_CHECKING:
@@ -32,6 +33,7 @@ class HubContext:
     # The hub's own jobs read without a client's row scope or field view (never a request).
     internal: bool = False
     _session: AsyncSession | None = None
+    served: ServedRecords = dataclasses.field(default_factory=ServedRecords)
 
     @property
     def principal(self) -> Principal:

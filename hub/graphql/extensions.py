@@ -6,13 +6,21 @@ import logging
 import re
 import traceback
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 from graphql import GraphQLError, GraphQLSyntaxError
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.extensions import SchemaExtension
 from strawberry.types.graphql import OperationType
 
+from hub import telemetry
+from hub.audit.models import OperationKind
+from hub.audit.service import Actor, AuditWriteFailed, ServedRecord
 from hub.errors import HubError
+from hub.graphql import audit_trail
 from hub.graphql.context import HubContext
+from hub.graphql.operation import root_fields
 
 log = logging.getLogger("hub.graphql")
 
@@ -20,11 +28,16 @@ INTERNAL_MESSAGE = "Internal error: the request was not completed and nothing wa
 
 
 class RequestTransaction(SchemaExtension):
-    """One transaction per operation: mutations commit only if every field succeeded.
+    """One transaction per operation, and the audit of what it released, fail-closed.
 
-    A request is all or nothing, so a failed push in a batch leaves none of it half-written.
-    Queries run in a read-only transaction.
+    A request is all or nothing, so a failed push in a batch leaves none of it half-written;
+    queries run in a read-only transaction. Every record the response carries is an audit event
+    written before the response leaves: a mutation's in its own transaction, a query's in a
+    write transaction of its own. If the audit cannot be written, the caller gets an error and
+    no data.
     """
+
+    audited = True
 
     async def on_execute(self) -> AsyncIterator[None]:
         context: HubContext = self.execution_context.context
@@ -37,12 +50,87 @@ class RequestTransaction(SchemaExtension):
             except BaseException:
                 await session.rollback()
                 raise
-            result = self.execution_context.result
-            failed = result is None or bool(getattr(result, "errors", None))
-            if write and not failed:
-                await session.commit()
-            else:
+            try:
+                await self._finish(context, session, write=write)
+            except (AuditWriteFailed, SQLAlchemyError) as error:
+                # The type only: a database error's text and traceback can carry parameters.
+                log.error(  # noqa: TRY400
+                    "audit write failed in request %s: %s", context.request_id, type(error).__name__
+                )
                 await session.rollback()
+                failure = AuditWriteFailed("the audit log could not be written: nothing was served")
+                # Raised, not returned: strawberry then answers with this error and no data.
+                raise GraphQLError(failure.message, extensions=failure.extensions) from error
+
+    async def _finish(self, context: HubContext, session: AsyncSession, *, write: bool) -> None:
+        result = self.execution_context.result
+        errors = list(getattr(result, "errors", None) or [])
+        failed = result is None or bool(errors)
+        records: list[ServedRecord] = []
+        if self.audited and not (write and failed):
+            records = await context.served.served_records(
+                session, getattr(result, "data", None), errors
+            )
+        denied = audit_trail.denials(errors)
+        if write and not failed:
+            if self.audited:
+                await self._write(context, session, records, denied)
+            await session.commit()
+            return
+        await session.rollback()
+        if self.audited and (records or denied):
+            async with context.hub.db.transaction(write=True) as audit_session:
+                await self._write(context, audit_session, records, denied)
+
+    async def _write(
+        self,
+        context: HubContext,
+        session: AsyncSession,
+        records: list[ServedRecord],
+        denied: list[str],
+    ) -> None:
+        await audit_trail.write(
+            session,
+            facts=self._facts(context),
+            records=records,
+            changes=context.served.changes,
+            denied=denied,
+        )
+
+    def _facts(self, context: HubContext) -> audit_trail.RequestFacts:
+        principal = context.principal
+        execution = self.execution_context
+        kind = (
+            OperationKind.MUTATION
+            if execution.operation_type is OperationType.MUTATION
+            else OperationKind.ENTITIES
+            if _asks_for_entities(execution)
+            else OperationKind.QUERY
+        )
+        return audit_trail.RequestFacts(
+            actor=Actor(
+                user=principal.user,
+                organisation_code=principal.organisation_code,
+                client_id=principal.client_id,
+                role=principal.role.value,
+                purpose=principal.purpose,
+            ),
+            kind=kind,
+            operation_name=execution.operation_name,
+            request_id=context.request_id,
+            trace_id=telemetry.current_trace_id(),
+            agreement_version=context.hub.agreement.version,
+        )
+
+
+class UnauditedTransaction(RequestTransaction):
+    """The same transaction without the audit: only for the benchmark's side-by-side baseline."""
+
+    audited = False
+
+
+def _asks_for_entities(execution: Any) -> bool:
+    return "_entities" in (root_fields(execution) or [])
 
 
 # graphql-core 3.3: "Variable '$input' has invalid value at .a[0].b: reason" (3.2 said "got").

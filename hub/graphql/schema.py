@@ -15,11 +15,13 @@ from strawberry.extensions import (
 from strawberry.schema.config import StrawberryConfig
 
 from hub.access.permissions import PushesPoliceRecords
-from hub.access.policy import AgreementFields, PurposeOfAccess
+from hub.access.policy import AgreementFields, AgreementFieldsUnaudited, PurposeOfAccess
+from hub.audit.models import S62Operation
+from hub.audit.types import AuditQuery
 from hub.children.types import Child
 from hub.graphql.connection import Connection
 from hub.graphql.context import Info
-from hub.graphql.extensions import ErrorCodes, RequestTransaction
+from hub.graphql.extensions import ErrorCodes, RequestTransaction, UnauditedTransaction
 from hub.graphql.filters import checked
 from hub.incidents import service as incidents
 from hub.incidents.types import Incident, IncidentFilterInput, ReportIncidentInput
@@ -66,7 +68,7 @@ class Viewer:
 
 
 @strawberry.type
-class Query:
+class Query(AuditQuery):
     @strawberry.field
     def viewer(self, info: Info) -> Viewer:
         p = info.context.principal
@@ -174,12 +176,14 @@ class Mutation:
     )
     async def report_incident(self, info: Info, input: ReportIncidentInput) -> Incident | None:  # noqa: A002
         p = info.context.principal
-        row, _ = await incidents.report(
+        row, created = await incidents.report(
             info.context.session,
             force_code=p.organisation_code,
             client_id=p.client_id,
             incident=input.command(),
         )
+        if created:
+            info.context.served.changed("Incident", row.id, S62Operation.COLLECTION)
         return Incident.of(row)
 
     @strawberry.mutation(
@@ -192,12 +196,14 @@ class Mutation:
         input: RecordMissingEpisodeInput,  # noqa: A002
     ) -> MissingEpisode | None:
         p = info.context.principal
-        row, _ = await missing.record(
+        row, created = await missing.record(
             info.context.session,
             force_code=p.organisation_code,
             client_id=p.client_id,
             episode=input.command(),
         )
+        if created:
+            info.context.served.changed("MissingEpisode", row.id, S62Operation.COLLECTION)
         return MissingEpisode.of(row)
 
     @strawberry.mutation(
@@ -209,11 +215,13 @@ class Mutation:
         info: Info,
         input: UpdateMissingEpisodeInput,  # noqa: A002
     ) -> MissingEpisode | None:
-        row = await missing.update(
+        row, changed = await missing.update(
             info.context.session,
             force_code=info.context.principal.organisation_code,
             change=input.command(),
         )
+        if changed:
+            info.context.served.changed("MissingEpisode", row.id, S62Operation.ALTERATION)
         return MissingEpisode.of(row)
 
     @strawberry.mutation(
@@ -226,28 +234,39 @@ class Mutation:
         input: UpdateInvestigationStatusInput,  # noqa: A002
     ) -> Investigation | None:
         p = info.context.principal
-        row, _ = await investigations.update_status(
+        row, changed, opened = await investigations.update_status(
             info.context.session,
             force_code=p.organisation_code,
             client_id=p.client_id,
             change=input.command(),
         )
+        if changed:
+            operation = S62Operation.COLLECTION if opened else S62Operation.ALTERATION
+            info.context.served.changed("Investigation", row.id, operation)
         return Investigation.of(row)
 
 
 def build_schema(
-    settings: Settings, *, enforce_agreement: bool = True
+    settings: Settings, *, enforce_agreement: bool = True, audit: bool = True
 ) -> strawberry.federation.Schema:
-    """The served schema. Without `enforce_agreement` only for the hub's own internal reads."""
-    agreement: list[type[SchemaExtension]] = [PurposeOfAccess, AgreementFields]
+    """The served schema: the agreement enforced and every response audited.
+
+    Turning either off is for the benchmarks' side-by-side baselines only; the app never does.
+    """
+    gate: list[type[SchemaExtension]] = []
+    if enforce_agreement:
+        gate = [PurposeOfAccess, AgreementFields if audit else AgreementFieldsUnaudited]
+    elif audit:
+        msg = "an audited schema needs the agreement's field gate: it notes what is released"
+        raise ValueError(msg)
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
         ErrorCodes,
         OperationTracing,
-        *(agreement if enforce_agreement else []),
+        *gate,
         lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
         lambda: MaxAliasesLimiter(max_alias_count=15),
         lambda: MaxTokensLimiter(max_token_count=2000),
-        RequestTransaction,
+        RequestTransaction if audit else UnauditedTransaction,
     ]
     if not settings.introspection:
         extensions.append(DisableIntrospection)

@@ -73,8 +73,11 @@ async def _validated(session: AsyncSession, change: StatusChange) -> StatusChang
 
 async def update_status(
     session: AsyncSession, *, force_code: str, client_id: str, change: StatusChange
-) -> tuple[Investigation, bool]:
-    """Open an investigation or move it on. Replaying a change returns it and adds nothing."""
+) -> tuple[Investigation, bool, bool]:
+    """Open an investigation or move it on. Replaying a change returns it and adds nothing.
+
+    Returns the investigation, whether this call changed it, and whether it opened it.
+    """
     change = await _validated(session, change)
     investigation = await _locked(session, force_code=force_code, reference=change.police_reference)
     opened = False
@@ -98,7 +101,7 @@ async def update_status(
         investigation.updated_at = utcnow()
         await _link(session, investigation=investigation, force_code=force_code, change=change)
         await session.flush()
-    return investigation, created
+    return investigation, created, opened
 
 
 async def _locked(

@@ -132,8 +132,11 @@ _STATUS_TIME = {MissingStatus.FOUND: "found_at", MissingStatus.RETURNED: "return
 
 async def update(
     session: AsyncSession, *, force_code: str, change: MissingUpdate
-) -> MissingEpisode:
-    """Found, then returned (or returned straight away). Replaying a change changes nothing."""
+) -> tuple[MissingEpisode, bool]:
+    """Found, then returned (or returned straight away). Replaying a change changes nothing.
+
+    Returns the episode and whether this call changed it.
+    """
     if change.status is MissingStatus.MISSING:
         raise InvalidInput("status must be FOUND or RETURNED", field="input.status")
     at = validation.event_time(change.at, field="input.at", now=utcnow())
@@ -159,7 +162,7 @@ async def update(
     if already is not None:
         if already != at:
             raise Conflict(f"the episode was already marked {change.status} at another time")
-        return episode
+        return episode, False
     if episode.status == MissingStatus.RETURNED:
         raise Conflict("the child has already returned; a new absence is a new episode")
     found_at = episode.found_at
@@ -171,7 +174,7 @@ async def update(
         episode.risk_grade = change.risk_grade
     episode.updated_at = utcnow()
     await session.flush()
-    return episode
+    return episode, True
 
 
 def _filtered(scope: RowScope, where: MissingFilter) -> sa.Select[MissingEpisode]:

@@ -1,0 +1,128 @@
+"""The audit log's tables: hash-chained events, a child index over them, and the chain's head.
+
+No foreign keys: the log records what happened even after reference data changes, and an append
+must not wait on checks against tables it does not own.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import json
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from hub.base import enum_field, utc_field
+
+HASH_LENGTH = 64
+GENESIS_HASH = "0" * HASH_LENGTH
+HEAD_ID = 1
+
+
+class S62Operation(enum.StrEnum):
+    """The processing operations DPA 2018 s.62 requires a log of."""
+
+    COLLECTION = "collection"
+    ALTERATION = "alteration"
+    CONSULTATION = "consultation"
+    DISCLOSURE = "disclosure"
+    COMBINATION = "combination"
+    ERASURE = "erasure"
+
+
+class Outcome(enum.StrEnum):
+    SERVED = "served"
+    DENIED = "denied"
+
+
+class OperationKind(enum.StrEnum):
+    QUERY = "query"
+    MUTATION = "mutation"
+    SUBSCRIPTION = "subscription"
+    ENTITIES = "entities"
+    EXPORT = "export"
+    RETENTION = "retention"
+
+
+class AuditEvent(SQLModel, table=True):
+    """One record served (or one access denied), chained to the event before it by `prev_hash`."""
+
+    __tablename__ = "audit_event"
+    __table_args__ = (
+        # Each index leads with what a report filters on and ends with `seq`, so that
+        # "newest first" pages are read straight off the index.
+        sa.Index("ix_audit_event_record", "record_type", "record_id", "seq"),
+        sa.Index("ix_audit_event_organisation", "organisation_code", "seq"),
+        sa.Index("ix_audit_event_owner", "record_owner", "seq"),
+        sa.Index("ix_audit_event_user", "user", "seq"),
+        # Erasures are few; `verify` finds them without reading the log.
+        sa.Index(
+            "ix_audit_event_erasure",
+            "seq",
+            postgresql_where=sa.text("operation = 'erasure'"),
+            sqlite_where=sa.text("operation = 'erasure'"),
+        ),
+    )
+
+    # Assigned by the hub under the chain lock, never by a sequence: seq order is chain order.
+    seq: int = Field(sa_column=sa.Column(sa.BigInteger, primary_key=True, autoincrement=False))
+    id: str = Field(max_length=36, unique=True)
+    occurred_at: dt.datetime = utc_field(index=True)
+    operation: str = enum_field()
+    outcome: str = enum_field()
+    user: str | None = Field(default=None, max_length=128)
+    organisation_code: str = Field(max_length=32)
+    client_id: str = Field(max_length=64)
+    role: str = enum_field()
+    purpose: str | None = Field(default=None, max_length=128)
+    operation_name: str | None = Field(default=None, max_length=128)
+    operation_kind: str = enum_field()
+    record_type: str | None = Field(default=None, max_length=32)
+    record_id: str | None = Field(default=None, max_length=64)
+    record_owner: str | None = Field(default=None, max_length=32)
+    fields: str = Field(default="[]", sa_type=sa.Text)
+    child_ids: str = Field(default="[]", sa_type=sa.Text)
+    request_id: str | None = Field(default=None, max_length=64)
+    trace_id: str | None = Field(default=None, max_length=32)
+    agreement_version: str | None = Field(default=None, max_length=64)
+    detail: str | None = Field(default=None, sa_type=sa.Text)
+    prev_hash: str = Field(min_length=HASH_LENGTH, max_length=HASH_LENGTH)
+    hash: str = Field(min_length=HASH_LENGTH, max_length=HASH_LENGTH)
+
+    @property
+    def field_names(self) -> list[str]:
+        return list(json.loads(self.fields))
+
+    @property
+    def child_id_list(self) -> list[str]:
+        return list(json.loads(self.child_ids))
+
+    @property
+    def detail_data(self) -> dict[str, object] | None:
+        return None if self.detail is None else dict(json.loads(self.detail))
+
+
+class AuditEventChild(SQLModel, table=True):
+    """Which events concern which child: "who has seen this child's records", newest first.
+
+    The primary key (child_id, seq) serves `WHERE child_id = ? ORDER BY seq DESC LIMIT n`.
+    """
+
+    __tablename__ = "audit_event_child"
+
+    child_id: str = Field(primary_key=True, max_length=36)
+    # Indexed for retention, which deletes by seq range.
+    seq: int = Field(
+        sa_column=sa.Column(sa.BigInteger, primary_key=True, autoincrement=False, index=True)
+    )
+
+
+class AuditChainHead(SQLModel, table=True):
+    """The single row every append locks: the serialisation point of the chain."""
+
+    __tablename__ = "audit_chain_head"
+
+    id: int = Field(default=HEAD_ID, primary_key=True, sa_column_kwargs={"autoincrement": False})
+    last_seq: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
+    last_hash: str = Field(max_length=HASH_LENGTH)

@@ -1,0 +1,220 @@
+"""The audit log in GraphQL: who saw what, when and why, for inspectorates and DPOs.
+
+Which events a role reads, and whether it sees children's ids or only pseudonyms, is the
+agreement's (`audit` and `child_identities`): an inspectorate reads every event with children
+pseudonymised; a data protection officer reads the accesses to its own organisation's records.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from typing import Self
+
+import strawberry
+
+from hub.access.agreement import AuditRows, ChildIdentities
+from hub.audit import service as audit
+from hub.audit.models import AuditEvent, OperationKind, Outcome, S62Operation
+from hub.audit.service import EventFilter
+from hub.errors import Forbidden
+from hub.graphql.connection import Connection
+from hub.graphql.context import Info
+from hub.pagination import Page, page_size
+from hub.reference.types import Organisation, load_organisation
+from hub.validation import optional_utc
+
+S62Type = strawberry.enum(
+    S62Operation, name="AccessOperation", description="The DPA 2018 s.62 kind of processing."
+)
+OutcomeType = strawberry.enum(Outcome, name="AccessOutcome")
+KindType = strawberry.enum(OperationKind, name="AccessKind")
+
+
+@strawberry.type(description="One access to one record (or one refusal), from the audit log.")
+class AccessEvent:
+    row: strawberry.Private[AuditEvent]
+    pseudonym_key: strawberry.Private[str | None]
+
+    @classmethod
+    def of(cls, row: AuditEvent, pseudonym_key: str | None) -> Self:
+        return cls(row=row, pseudonym_key=pseudonym_key)
+
+    @strawberry.field(description="Place in the hash chain.")
+    def sequence(self) -> str | None:
+        return str(self.row.seq)
+
+    @strawberry.field
+    def occurred_at(self) -> dt.datetime | None:
+        return self.row.occurred_at
+
+    @strawberry.field
+    def operation(self) -> S62Type | None:  # type: ignore[valid-type]
+        return S62Operation(self.row.operation)
+
+    @strawberry.field
+    def outcome(self) -> OutcomeType | None:  # type: ignore[valid-type]
+        return Outcome(self.row.outcome)
+
+    @strawberry.field(description="The person the client system acted for.")
+    def user(self) -> str | None:
+        return self.row.user
+
+    @strawberry.field
+    async def organisation(self, info: Info) -> Organisation | None:
+        return await load_organisation(info, self.row.organisation_code)
+
+    @strawberry.field
+    def client_id(self) -> str | None:
+        return self.row.client_id
+
+    @strawberry.field
+    def role(self) -> str | None:
+        return self.row.role
+
+    @strawberry.field
+    def purpose(self) -> str | None:
+        return self.row.purpose
+
+    @strawberry.field
+    def operation_name(self) -> str | None:
+        return self.row.operation_name
+
+    @strawberry.field
+    def operation_kind(self) -> KindType | None:  # type: ignore[valid-type]
+        return OperationKind(self.row.operation_kind)
+
+    @strawberry.field
+    def record_type(self) -> str | None:
+        return self.row.record_type
+
+    @strawberry.field
+    def record_id(self) -> str | None:
+        return self.row.record_id
+
+    @strawberry.field(description="The organisation whose record it is.")
+    async def record_owner(self, info: Info) -> Organisation | None:
+        return await load_organisation(info, self.row.record_owner)
+
+    @strawberry.field(description="The fields the caller actually received.")
+    def fields(self) -> list[str] | None:
+        values: list[str] = json.loads(self.row.fields)
+        return values
+
+    @strawberry.field(description="The children the record concerns (pseudonyms for some roles).")
+    def children(self) -> list[str] | None:
+        ids: list[str] = json.loads(self.row.child_ids)
+        if self.pseudonym_key is None:
+            return ids
+        return [audit.pseudonym(i, key=self.pseudonym_key) for i in ids]
+
+    @strawberry.field
+    def request_id(self) -> str | None:
+        return self.row.request_id
+
+    @strawberry.field
+    def trace_id(self) -> str | None:
+        return self.row.trace_id
+
+    @strawberry.field(description="The sharing agreement the access was served under.")
+    def agreement_version(self) -> str | None:
+        return self.row.agreement_version
+
+
+@strawberry.input
+class AccessEventFilterInput:
+    user: str | None = None
+    organisation: str | None = None
+    record_type: str | None = None
+    record_id: strawberry.ID | None = None
+    purpose: str | None = None
+    occurred_from: dt.datetime | None = None
+    occurred_to: dt.datetime | None = None
+
+
+def _scoped(info: Info, given: EventFilter) -> EventFilter:
+    """The caller's events only: every one, or those about its organisation's records."""
+    policy = info.context.policy
+    if policy.audit_rows is AuditRows.ALL:
+        return given
+    if policy.audit_rows is AuditRows.OWN_RECORDS:
+        owner = info.context.principal.organisation_code
+        return dataclasses.replace(given, record_owner=owner)
+    raise Forbidden("this role reads no access events")
+
+
+def _pseudonym_key(info: Info) -> str | None:
+    if info.context.policy.child_identities is ChildIdentities.PSEUDONYMISED:
+        return info.context.hub.settings.pseudonym_key.get_secret_value()
+    return None
+
+
+def _connection(info: Info, page: Page[AuditEvent]) -> Connection[AccessEvent]:
+    key = _pseudonym_key(info)
+    return Connection[AccessEvent].of(page, lambda row: AccessEvent.of(row, key))
+
+
+def _first(info: Info, first: int | None) -> int:
+    settings = info.context.hub.settings
+    return page_size(first, default=settings.default_page_size, maximum=settings.max_page_size)
+
+
+@strawberry.type
+class AuditQuery:
+    @strawberry.field(description="Access events, newest first, within the caller's view.")
+    async def access_events(
+        self,
+        info: Info,
+        filter: AccessEventFilterInput | None = None,  # noqa: A002
+        first: int | None = None,
+        after: str | None = None,
+    ) -> Connection[AccessEvent] | None:
+        given = filter or AccessEventFilterInput()
+        filters = _scoped(
+            info,
+            EventFilter(
+                user=given.user,
+                organisation_code=given.organisation,
+                record_type=given.record_type,
+                record_id=str(given.record_id) if given.record_id else None,
+                purpose=given.purpose,
+                occurred_from=optional_utc(given.occurred_from, field="filter.occurredFrom"),
+                occurred_to=optional_utc(given.occurred_to, field="filter.occurredTo"),
+            ),
+        )
+        page = await audit.list_events(
+            info.context.session, filters=filters, first=_first(info, first), after=after
+        )
+        return _connection(info, page)
+
+    @strawberry.field(description="Every access to one record, newest first.")
+    async def record_access_history(
+        self,
+        info: Info,
+        record_type: str,
+        record_id: strawberry.ID,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> Connection[AccessEvent] | None:
+        filters = _scoped(info, EventFilter(record_type=record_type, record_id=str(record_id)))
+        page = await audit.list_events(
+            info.context.session, filters=filters, first=_first(info, first), after=after
+        )
+        return _connection(info, page)
+
+    @strawberry.field(description="Who has seen this child's records, newest first.")
+    async def child_access_history(
+        self,
+        info: Info,
+        child_id: strawberry.ID,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> Connection[AccessEvent] | None:
+        if _pseudonym_key(info) is not None:
+            raise Forbidden("this role sees children only as pseudonyms")
+        filters = _scoped(info, EventFilter(child_id=str(child_id)))
+        page = await audit.list_events(
+            info.context.session, filters=filters, first=_first(info, first), after=after
+        )
+        return _connection(info, page)

@@ -1,0 +1,234 @@
+"""What a response released, record by record, for the audit log: what left, not what was touched.
+
+While a request resolves, the field gate notes each field resolved on a record (Child, Incident,
+MissingEpisode, Investigation) under the record's place in the response. Once the result is
+final, each noted record still present in the data (not nulled by an error further down) is an
+access to that record, with the fields the caller received: those in the data that were not
+redacted by the agreement.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from graphql import GraphQLError, GraphQLResolveInfo
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from hub.audit import service as audit
+from hub.audit.models import OperationKind, Outcome, S62Operation
+from hub.audit.service import Actor, ServedRecord
+from hub.incidents.models import IncidentChild
+from hub.investigations.models import InvestigationChild
+
+AUDITED_TYPES = frozenset({"Child", "Incident", "MissingEpisode", "Investigation"})
+Path = tuple[str | int, ...]
+
+
+@dataclasses.dataclass
+class _Noted:
+    type_name: str
+    row: Any
+    fields: dict[str, str] = dataclasses.field(default_factory=dict)  # response key -> field
+
+
+def _owner(type_name: str, row: Any) -> str | None:
+    if type_name == "Child":
+        owner: str | None = row.responsible_council_code
+        return owner
+    return str(row.force_code)
+
+
+class ServedRecords:
+    """The request's collector; one per request, on the context."""
+
+    def __init__(self) -> None:
+        self._noted: dict[Path, _Noted] = {}
+        self.changes: dict[tuple[str, str], S62Operation] = {}
+
+    def note(self, info: GraphQLResolveInfo[Any], root: Any) -> None:
+        parent = info.path.prev
+        place: Path = tuple(parent.as_list()) if parent is not None else ()
+        noted = self._noted.get(place)
+        if noted is None:
+            noted = self._noted[place] = _Noted(info.parent_type.name, root.row)
+        if not info.field_name.startswith("__"):
+            noted.fields[str(info.path.key)] = info.field_name
+
+    def changed(self, type_name: str, record_id: str, operation: S62Operation) -> None:
+        """A mutation says what it did to a record: collected it, or altered it."""
+        self.changes[(type_name, record_id)] = operation
+
+    def released(
+        self, data: Mapping[str, Any] | None, errors: Sequence[GraphQLError]
+    ) -> list[tuple[str, Any, tuple[str, ...]]]:
+        """(type, row, fields received) for each noted record present in the final data."""
+        redacted = {
+            tuple(e.path)
+            for e in errors
+            if e.path and (e.extensions or {}).get("code") == "FORBIDDEN_FIELD"
+        }
+        released = []
+        for place, noted in self._noted.items():
+            value = _at(data, place)
+            if not isinstance(value, Mapping):
+                continue  # nulled by an error below it: nothing of it left
+            fields = tuple(
+                sorted(
+                    {
+                        field
+                        for key, field in noted.fields.items()
+                        if key in value and (*place, key) not in redacted
+                    }
+                )
+            )
+            released.append((noted.type_name, noted.row, fields))
+        return released
+
+    async def served_records(
+        self,
+        session: AsyncSession,
+        data: Mapping[str, Any] | None,
+        errors: Sequence[GraphQLError],
+    ) -> list[ServedRecord]:
+        released = self.released(data, errors)
+        children = await _children_of(session, released)
+        merged: dict[tuple[str, str], ServedRecord] = {}
+        for type_name, row, fields in released:
+            key = (type_name, str(row.id))
+            earlier = merged.get(key)
+            every = fields if earlier is None else tuple(sorted({*earlier.fields, *fields}))
+            merged[key] = ServedRecord(
+                record_type=type_name,
+                record_id=str(row.id),
+                fields=every,
+                child_ids=children.get(key, ()),
+                owner=_owner(type_name, row),
+            )
+        return list(merged.values())
+
+
+def _at(data: Mapping[str, Any] | None, place: Path) -> Any:
+    value: Any = data
+    for key in place:
+        if isinstance(value, Mapping):
+            value = value.get(str(key))
+        elif isinstance(value, list) and isinstance(key, int) and key < len(value):
+            value = value[key]
+        else:
+            return None
+    return value
+
+
+async def _children_of(
+    session: AsyncSession, released: Iterable[tuple[str, Any, tuple[str, ...]]]
+) -> dict[tuple[str, str], tuple[str, ...]]:
+    """The children each record concerns; incidents and investigations in one statement each."""
+    concerned: dict[tuple[str, str], tuple[str, ...]] = {}
+    by_type: defaultdict[str, set[str]] = defaultdict(set)
+    for type_name, row, _ in released:
+        if type_name == "Child":
+            concerned[(type_name, row.id)] = (row.id,)
+        elif type_name == "MissingEpisode":
+            concerned[(type_name, row.id)] = (row.child_id,)
+        else:
+            by_type[type_name].add(row.id)
+    links = {
+        "Incident": (col(IncidentChild.incident_id), col(IncidentChild.child_id)),
+        "Investigation": (
+            col(InvestigationChild.investigation_id),
+            col(InvestigationChild.child_id),
+        ),
+    }
+    for type_name, ids in by_type.items():
+        record_column, child_column = links[type_name]
+        rows = await session.execute(
+            sa.select(record_column, child_column).where(record_column.in_(ids))
+        )
+        grouped: defaultdict[str, list[str]] = defaultdict(list)
+        for record_id, child_id in rows.all():
+            grouped[record_id].append(child_id)
+        for record_id in ids:
+            concerned[(type_name, record_id)] = tuple(sorted(grouped[record_id]))
+    return concerned
+
+
+# Refusals that are themselves events: an attempt the agreement or the hub turned down.
+DENIAL_CODES = frozenset(
+    {
+        "FORBIDDEN",
+        "FORBIDDEN_FIELD",
+        "PURPOSE_REQUIRED",
+        "PURPOSE_UNKNOWN",
+        "PURPOSE_NOT_PERMITTED",
+        "ON_BEHALF_OF_REQUIRED",
+    }
+)
+
+
+def denials(errors: Sequence[GraphQLError]) -> list[str]:
+    found = set()
+    for error in errors:
+        extensions = error.extensions or {}
+        code = extensions.get("code")
+        if code == "FORBIDDEN_FIELD":
+            found.add(f"FORBIDDEN_FIELD {extensions.get('type')}.{extensions.get('field')}")
+        elif code in DENIAL_CODES:
+            found.add(str(code))
+    return sorted(found)
+
+
+@dataclasses.dataclass(frozen=True)
+class RequestFacts:
+    """What the audit needs to know about the request, apart from the records."""
+
+    actor: Actor
+    kind: OperationKind
+    operation_name: str | None
+    request_id: str
+    trace_id: str | None
+    agreement_version: str
+
+
+async def write(
+    session: AsyncSession,
+    *,
+    facts: RequestFacts,
+    records: Sequence[ServedRecord],
+    changes: Mapping[tuple[str, str], S62Operation],
+    denied: Sequence[str],
+) -> None:
+    """The request's events: each record under what was done with it, and any refusal."""
+    grouped: defaultdict[S62Operation, list[ServedRecord]] = defaultdict(list)
+    for served in records:
+        operation = changes.get((served.record_type, served.record_id), S62Operation.CONSULTATION)
+        grouped[operation].append(served)
+
+    async def record(
+        operation: S62Operation,
+        outcome: Outcome,
+        served: Sequence[ServedRecord],
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        await audit.record(
+            session,
+            actor=facts.actor,
+            operation=operation,
+            operation_kind=facts.kind,
+            operation_name=facts.operation_name,
+            outcome=outcome,
+            records=served,
+            request_id=facts.request_id,
+            trace_id=facts.trace_id,
+            agreement_version=facts.agreement_version,
+            detail=detail,
+        )
+
+    for operation, served_records in grouped.items():
+        await record(operation, Outcome.SERVED, served_records)
+    if denied:
+        await record(S62Operation.CONSULTATION, Outcome.DENIED, [], {"denied": list(denied)})
