@@ -6,6 +6,7 @@ database on the server), a fresh database created for the run and dropped after 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
@@ -61,20 +62,31 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("hub-data")
 
 
-@pytest.fixture(scope="session")
-async def database_url(data_dir: Path) -> AsyncIterator[str]:
-    """A freshly migrated database with the reference data loaded."""
+@contextlib.asynccontextmanager
+async def scratch_database(
+    directory: Path, prefix: str, *, migrate: bool = True
+) -> AsyncIterator[str]:
+    """A database of its own: a fresh PostgreSQL database (dropped after) or a SQLite file."""
     if is_postgres():
-        name = f"hub_test_{uuid.uuid4().hex[:12]}"
+        name = f"{prefix}_{uuid.uuid4().hex[:12]}"
         url = await _create_pg_database(POSTGRES_URL, name)
         try:
-            await upgrade(url)
+            if migrate:
+                await upgrade(url)
             yield url
         finally:
             await _drop_pg_database(POSTGRES_URL, name)
     else:
-        url = f"sqlite+aiosqlite:///{data_dir / 'test.db'}"
-        await upgrade(url)
+        url = f"sqlite+aiosqlite:///{directory / f'{prefix}.db'}"
+        if migrate:
+            await upgrade(url)
+        yield url
+
+
+@pytest.fixture(scope="session")
+async def database_url(data_dir: Path) -> AsyncIterator[str]:
+    """A freshly migrated database with the reference data loaded."""
+    async with scratch_database(data_dir, "hub_test") as url:
         yield url
 
 
@@ -203,3 +215,14 @@ def as_role(http: httpx.AsyncClient, live_server: LiveServer) -> Any:
 def unique(prefix: str) -> str:
     """A reference no other test uses: the session's database is shared."""
     return f"{prefix}-{uuid.uuid4().hex[:10].upper()}"
+
+
+@pytest.fixture(scope="module")
+async def world(live_server: LiveServer, database_url: str) -> AsyncIterator[Any]:
+    """The agreement's small synthetic world (tests/scenario.py), built once per module."""
+    from tests.scenario import build_world  # noqa: PLC0415 - scenario imports this module
+
+    database = Database(database_url)
+    async with httpx.AsyncClient(timeout=30) as http:
+        yield await build_world(http, live_server, database)
+    await database.dispose()

@@ -7,7 +7,6 @@ or where the role's rows exclude the record, the entity does not exist for it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -16,11 +15,10 @@ from graphql import GraphQLInterfaceType, GraphQLObjectType, GraphQLUnionType, g
 
 from hub.access.agreement import Agreement, RowKind, default_path
 from hub.access.models import Role
-from hub.db import Database
 from hub.graphql.schema import build_schema
 from hub.settings import Settings
 from tests.conftest import LiveServer
-from tests.scenario import ORGANISATION_OF, World, build_world
+from tests.scenario import ORGANISATION_OF, World
 
 SCHEMA = build_schema(Settings())._schema
 AGREEMENT = Agreement.load(default_path(), SCHEMA)
@@ -50,14 +48,6 @@ def _selection(type_name: str) -> tuple[str, list[str]]:
         parts.append(f"{name} {{ __typename }}" if composite else name)
         names.append(name)
     return " ".join(parts), names
-
-
-@pytest.fixture(scope="module")
-async def world(live_server: LiveServer, database_url: str) -> AsyncIterator[World]:
-    database = Database(database_url)
-    async with httpx.AsyncClient(timeout=30) as http:
-        yield await build_world(http, live_server, database)
-    await database.dispose()
 
 
 async def _entities(

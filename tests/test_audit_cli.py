@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -21,9 +20,8 @@ from hub.audit import bench, chain, service
 from hub.audit.cli import audit_app, parse_when
 from hub.audit.models import Outcome
 from hub.db import Database
-from hub.migrate import upgrade
 from hub.settings import get_settings
-from tests.conftest import POSTGRES_URL, _create_pg_database, _drop_pg_database, is_postgres
+from tests.conftest import POSTGRES_URL, is_postgres, scratch_database
 from tests.test_audit_chain import record, served
 
 runner = CliRunner()
@@ -34,17 +32,7 @@ runner = CliRunner()
 
 @pytest.fixture
 async def private_url(tmp_path: Path) -> AsyncIterator[str]:
-    if is_postgres():
-        name = f"hub_audit_cli_{uuid.uuid4().hex[:10]}"
-        url = await _create_pg_database(POSTGRES_URL, name)
-        try:
-            await upgrade(url)
-            yield url
-        finally:
-            await _drop_pg_database(POSTGRES_URL, name)
-    else:
-        url = f"sqlite+aiosqlite:///{tmp_path / 'audit.db'}"
-        await upgrade(url)
+    async with scratch_database(tmp_path, "hub_audit_cli") as url:
         yield url
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import random
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -32,7 +31,7 @@ from tests.factories import (
     incident,
     iso,
 )
-from tests.scenario import ORGANISATION_OF, SCHOOL, World, build_world
+from tests.scenario import ORGANISATION_OF, SCHOOL, World
 
 SCHEMA = build_schema(Settings())._schema
 AUDITED = {"Child", "Incident", "MissingEpisode", "Investigation"}
@@ -41,14 +40,6 @@ ROOTS = {  # root field -> (type, arguments builder)
     "missingEpisodes": "MissingEpisode",
     "investigations": "Investigation",
 }
-
-
-@pytest.fixture(scope="module")
-async def world(live_server: LiveServer, database_url: str) -> AsyncIterator[World]:
-    database = Database(database_url)
-    async with httpx.AsyncClient(timeout=30) as http:
-        yield await build_world(http, live_server, database)
-    await database.dispose()
 
 
 def _object_fields(type_name: str) -> dict[str, str | None]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,18 +16,13 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from hub.migrate import alembic_config, upgrade
 from hub.reference.models import ForceCoverage, Organisation
 from hub.tables import metadata
-from tests.conftest import POSTGRES_URL, _create_pg_database, _drop_pg_database, is_postgres
+from tests.conftest import scratch_database
 
 
 @pytest.fixture
 async def empty_database(tmp_path: Path) -> AsyncIterator[str]:
-    if is_postgres():
-        name = f"hub_mig_{uuid.uuid4().hex[:10]}"
-        url = await _create_pg_database(POSTGRES_URL, name)
+    async with scratch_database(tmp_path, "hub_mig", migrate=False) as url:
         yield url
-        await _drop_pg_database(POSTGRES_URL, name)
-    else:
-        yield f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
 
 
 async def _drift(url: str) -> list:

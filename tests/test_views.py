@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import base64
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 
 from hub.access.models import Role
-from hub.db import Database
 from tests.conftest import LiveServer, unique
 from tests.factories import (
     COUNCIL,
@@ -27,15 +25,7 @@ from tests.factories import (
     child,
     incident,
 )
-from tests.scenario import OTHER_SCHOOL, SCHOOL, World, build_world
-
-
-@pytest.fixture(scope="module")
-async def world(live_server: LiveServer, database_url: str) -> AsyncIterator[World]:
-    database = Database(database_url)
-    async with httpx.AsyncClient(timeout=30) as http:
-        yield await build_world(http, live_server, database)
-    await database.dispose()
+from tests.scenario import OTHER_SCHOOL, SCHOOL, World
 
 
 async def ask(
