@@ -44,7 +44,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     HUB_DATA_DIR=/data \
     HUB_DATABASE_URL=sqlite+aiosqlite:////data/hub.db \
     HUB_MIGRATIONS_DIR=/app/migrations \
-    HUB_AGREEMENT_FILE=/app/auth/agreement.toml
+    HUB_AGREEMENT_FILE=/app/auth/agreement.toml \
+    HUB_TARGETS_FILE=/app/auth/targets.toml
 
 # A fixed uid/gid so that volume ownership and Kubernetes runAsUser policies can name it.
 RUN groupadd --system --gid 10001 hub \

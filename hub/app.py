@@ -31,6 +31,7 @@ from hub.graphql.context import HubContext
 from hub.graphql.media import GRAPHQL_RESPONSE_JSON, prefers_graphql_response_json
 from hub.graphql.schema import build_schema
 from hub.settings import Settings, get_settings
+from hub.timeliness import dashboard
 
 log = logging.getLogger("hub.app")
 
@@ -230,6 +231,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             *oauth_routes(),
+            *dashboard.routes(),
         ],
         lifespan=lifespan,
     )

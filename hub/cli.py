@@ -30,11 +30,13 @@ DEFAULT_SCHEMA_FILE = Path("schema/hub.graphql")
 def _mount_access_commands() -> None:
     from hub.access.cli import clients_app, keys_app, token_command  # noqa: PLC0415
     from hub.audit.cli import audit_app  # noqa: PLC0415
+    from hub.timeliness.cli import report_command  # noqa: PLC0415
 
     app.add_typer(audit_app, name="audit")
     app.add_typer(clients_app, name="clients")
     app.add_typer(keys_app, name="keys")
     app.command("token", help="Print a short-lived access token (development only).")(token_command)
+    app.command("report")(report_command)
 
 
 _mount_access_commands()
@@ -213,6 +215,33 @@ def bench_audit(
 
     report = asyncio.run(run_audit(database_url=database_url, events=events, children=children))
     for line in report.lines():
+        typer.echo(line)
+
+
+@app.command("bench-report")
+def bench_report(
+    database_url: str = typer.Option(
+        "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres",
+        help="A PostgreSQL server: a scratch database is created and dropped.",
+    ),
+    incidents: int = typer.Option(1_500_000, min=1, help="Synthetic incidents (a year)."),
+    episodes: int = typer.Option(220_000, min=0, help="Synthetic missing episodes."),
+    events: int = typer.Option(20_000_000, min=0, help="Synthetic access events."),
+    council: str = typer.Option("E08000025", help="The council whose year report is timed."),
+) -> None:
+    """The sharing report at national size: one council's year and the national year, timed."""
+    from hub.timeliness.bench import run as run_report  # noqa: PLC0415
+
+    figures = asyncio.run(
+        run_report(
+            database_url=database_url,
+            incidents=incidents,
+            episodes=episodes,
+            events=events,
+            council=council,
+        )
+    )
+    for line in figures.lines():
         typer.echo(line)
 
 

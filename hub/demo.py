@@ -17,8 +17,6 @@ from hub.access.tokens import issue_access_token
 from hub.children.service import ChildDetails
 from hub.db import Database, utcnow
 from hub.incidents import service as incidents
-from hub.incidents.models import DashRisk, IncidentType
-from hub.incidents.service import IncidentReport, InvolvedChild
 from hub.investigations import service as investigations
 from hub.investigations.models import InvestigationStatus
 from hub.investigations.service import StatusChange
@@ -28,6 +26,7 @@ from hub.missing.models import MissingFrom, MissingStatus, RiskGrade
 from hub.missing.service import MissingReport, MissingUpdate
 from hub.reference.models import Organisation, OrganisationKind
 from hub.settings import Settings
+from hub.timeliness.demo_story import push_story
 
 # Two forces and the councils they cover; a third council hosts a placed child out of area.
 FORCE_A, FORCE_B = "WEST_MIDLANDS", "GREATER_MANCHESTER"
@@ -86,30 +85,10 @@ async def _push_records(db: Database, rng: random.Random) -> int:
             )
         )
         await session.flush()
-        for number in range(1, 41):
-            force, council = (FORCE_A, COUNCIL_A) if number % 3 else (FORCE_B, COUNCIL_B)
-            occurred = now - dt.timedelta(days=rng.randrange(1, 90), hours=rng.randrange(0, 24))
-            report = IncidentReport(
-                police_reference=f"DEMO-INC-{number:05d}",
-                type=IncidentType.DOMESTIC_ABUSE if number % 4 else IncidentType.NEGLECT,
-                occurred_at=occurred,
-                recorded_at=occurred + dt.timedelta(hours=rng.randrange(1, 48)),
-                location_council=council,
-                children=(
-                    InvolvedChild(
-                        child=_child(rng, number, council),
-                        present=number % 2 == 0,
-                        household_member=True,
-                    ),
-                ),
-                dash_risk=rng.choice(list(DashRisk)),
-                summary="Synthetic demo incident: no real people or places.",
-            )
-            await incidents.report(
-                session, force_code=force, client_id="demo-loader", incident=report
-            )
-            pushed += 1
-        for number in range(41, 51):
+        # Six months of incidents from a prompt, a late and a batching force (the report's story).
+        pushed += await push_story(session, rng, now, _child)
+        first_episode = 100_000
+        for number in range(first_episode + 41, first_episode + 51):
             reported = now - dt.timedelta(days=rng.randrange(1, 30))
             placed_out = number % 2 == 0
             child = _child(
@@ -128,19 +107,30 @@ async def _push_records(db: Database, rng: random.Random) -> int:
                 last_seen_council=COUNCIL_HOST if placed_out else COUNCIL_A,
                 missing_from=MissingFrom.CARE if placed_out else MissingFrom.HOME,
             )
-            await missing.record(
-                session, force_code=FORCE_A, client_id="demo-loader", episode=episode
+            recorded = episode.recorded_at
+            row, _ = await missing.record(
+                session,
+                force_code=FORCE_A,
+                client_id="demo-loader",
+                episode=episode,
+                shared_at=recorded + dt.timedelta(minutes=rng.randrange(1, 30)),
             )
             if number % 3 == 0:
+                returned = reported + dt.timedelta(hours=rng.randrange(2, 30))
                 await missing.update(
                     session,
                     force_code=FORCE_A,
                     change=MissingUpdate(
                         police_reference=episode.police_reference,
                         status=MissingStatus.RETURNED,
-                        at=reported + dt.timedelta(hours=rng.randrange(2, 30)),
+                        at=returned,
                     ),
                 )
+                # Return home interviews: most within 72 hours, one late (T5).
+                interview = returned + dt.timedelta(hours=30 if number % 2 else 100)
+                if interview < now:
+                    row.return_interview_at = interview
+                    row.return_interview_by_council = COUNCIL_A
             pushed += 1
         opened = now - dt.timedelta(days=20)
         for step, (status, reason) in enumerate(

@@ -14,6 +14,7 @@ from hub.investigations.models import (
 )
 from hub.missing.models import MissingEpisode
 from hub.reference.models import ForceCoverage, Organisation
+from hub.timeliness.models import RecordReceipt
 
 metadata = SQLModel.metadata
 
@@ -33,5 +34,6 @@ __all__ = [
     "MissingEpisode",
     "OAuthClient",
     "Organisation",
+    "RecordReceipt",
     "metadata",
 ]

@@ -10,7 +10,13 @@ import contextlib
 import os
 from collections.abc import Iterator
 
-from opentelemetry import trace
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import (
+    ConsoleMetricExporter,
+    MetricExporter,
+    PeriodicExportingMetricReader,
+)
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import (
@@ -25,6 +31,38 @@ from strawberry.extensions import SchemaExtension
 
 _tracer = trace.get_tracer("hub.graphql")
 _configured = False
+_metrics_configured = False
+
+
+def _metric_exporter(name: str) -> MetricExporter | None:
+    if name == "otlp":
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import (  # noqa: PLC0415
+            OTLPMetricExporter,
+        )
+
+        return OTLPMetricExporter()
+    if name == "console":
+        return ConsoleMetricExporter()
+    return None
+
+
+def configure_metrics() -> None:
+    """Install a meter provider from `OTEL_METRICS_EXPORTER` (none by default: no provider)."""
+    global _metrics_configured  # noqa: PLW0603 - the global meter provider can be set once
+    if _metrics_configured:
+        return
+    exporters = [
+        exporter
+        for name in os.getenv("OTEL_METRICS_EXPORTER", "none").split(",")
+        if (exporter := _metric_exporter(name.strip())) is not None
+    ]
+    if exporters:
+        resource = Resource.create(
+            {"service.name": os.getenv("OTEL_SERVICE_NAME", "safeguarding-hub")}
+        )
+        readers = [PeriodicExportingMetricReader(exporter) for exporter in exporters]
+        metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=readers))
+    _metrics_configured = True
 
 
 def _exporter(name: str) -> SpanExporter | None:
@@ -55,6 +93,7 @@ def configure(engine: AsyncEngine | None = None, *, provider: TracerProvider | N
                 provider.add_span_processor(processor(exporter))
         trace.set_tracer_provider(provider)
         _configured = True
+        configure_metrics()
     if engine is not None:
         from opentelemetry.instrumentation.sqlalchemy import (  # noqa: PLC0415
             SQLAlchemyInstrumentor,

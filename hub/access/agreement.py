@@ -34,6 +34,16 @@ GUARDED_TYPES = (
     "Investigation",
     "StatusChangeRecord",
     "AccessEvent",
+    "Timeline",
+    "TimelineStage",
+    "Receipt",
+    "SharingReport",
+    "ReportTarget",
+    "StageFigures",
+    "ReportBreach",
+    "ReportBurst",
+    "BatchingFigure",
+    "ReportChart",
 )
 # Federation's own root fields: `_service` is the contract, `_entities` resolves entities whose
 # fields and rows are governed like any other path.

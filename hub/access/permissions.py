@@ -32,3 +32,28 @@ class ReadsCaseRecords(_RolePermission):
 
     message = "this role may not read case records"
     roles = frozenset({Role.POLICE_OFFICER, Role.COUNCIL_SOCIAL_WORKER})
+
+
+class ReceivesRecords(_RolePermission):
+    """A receiving council acknowledges what it received (DA-ACK, MISSING-ACK).
+
+    Schools receive too, but their receipt is their first sight of the notice: the agreement
+    gives them no acknowledgement duty and no view of receipts.
+    """
+
+    message = "only a receiving council may acknowledge records"
+    roles = frozenset({Role.COUNCIL_SOCIAL_WORKER})
+
+
+class RecordsReturnInterviews(_RolePermission):
+    """A council's children's services hold return home interviews and record them."""
+
+    message = "only a council may record a return home interview"
+    roles = frozenset({Role.COUNCIL_SOCIAL_WORKER})
+
+
+class ReadsSharingFigures(_RolePermission):
+    """Sharing-delay figures: an inspectorate's for all; a force's or council's for its own."""
+
+    message = "this role may not read sharing figures"
+    roles = frozenset({Role.AUDITOR, Role.POLICE_OFFICER, Role.COUNCIL_SOCIAL_WORKER})

@@ -22,8 +22,10 @@ from sqlmodel import col
 from hub.audit import service as audit
 from hub.audit.models import OperationKind, Outcome, S62Operation
 from hub.audit.service import Actor, ServedRecord
+from hub.db import utcnow
 from hub.incidents.models import IncidentChild
 from hub.investigations.models import InvestigationChild
+from hub.timeliness.models import RECEIVING_ROLES, note_first_seen
 
 AUDITED_TYPES = frozenset({"Child", "Incident", "MissingEpisode", "Investigation"})
 Path = tuple[str | int, ...]
@@ -230,5 +232,12 @@ async def write(
 
     for operation, served_records in grouped.items():
         await record(operation, Outcome.SERVED, served_records)
+    consulted = grouped.get(S62Operation.CONSULTATION)
+    if consulted and facts.actor.role in RECEIVING_ROLES:
+        # Sharing delays: a receiving organisation's first consultation is when it received it.
+        seen = [(served.record_type, served.record_id) for served in consulted]
+        await note_first_seen(
+            session, organisation_code=facts.actor.organisation_code, records=seen, at=utcnow()
+        )
     if denied:
         await record(S62Operation.CONSULTATION, Outcome.DENIED, [], {"denied": list(denied)})

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Self
 
 import strawberry
 
 from hub.graphql.context import Info
 from hub.reference.types import Organisation, load_organisation
+
+if TYPE_CHECKING:
+    from hub.timeliness.types import Timeline
 
 
 class Entity:
@@ -52,3 +55,15 @@ class PoliceRecord(Entity):
     def shared_at(self) -> dt.datetime | None:
         shared: dt.datetime = self.row.shared_at
         return shared
+
+    @strawberry.field(
+        description="The record's clock: each stage's delay per receiving council, against its "
+        "target (auth/targets.toml)."
+    )
+    async def timeline(
+        self, info: Info
+    ) -> Annotated[Timeline, strawberry.lazy("hub.timeliness.types")] | None:
+        from hub.timeliness.types import load_timeline  # noqa: PLC0415 - the types import records
+
+        # Each record type's class is named as its GraphQL type (Incident, MissingEpisode, ...).
+        return await load_timeline(info, type(self).__name__, str(self.row.id))

@@ -44,6 +44,7 @@ from hub.reference.models import OrganisationKind
 from hub.reference.types import Organisation, OrganisationKindType, load_organisation
 from hub.settings import Settings
 from hub.telemetry import OperationTracing
+from hub.timeliness.types import TimelinessMutation, TimelinessQuery, note_shared
 
 
 def _first(info: Info, first: int | None) -> int:
@@ -68,7 +69,7 @@ class Viewer:
 
 
 @strawberry.type
-class Query(AuditQuery):
+class Query(AuditQuery, TimelinessQuery):
     @strawberry.field
     def viewer(self, info: Info) -> Viewer:
         p = info.context.principal
@@ -169,7 +170,7 @@ class Query(AuditQuery):
 
 
 @strawberry.type
-class Mutation:
+class Mutation(TimelinessMutation):
     @strawberry.mutation(
         permission_classes=[PushesPoliceRecords],
         description="Push an incident the moment it is recorded. Safe to retry.",
@@ -184,6 +185,7 @@ class Mutation:
         )
         if created:
             info.context.served.changed("Incident", row.id, S62Operation.COLLECTION)
+            await note_shared(info, "Incident", row)
         return Incident.of(row)
 
     @strawberry.mutation(
@@ -204,6 +206,7 @@ class Mutation:
         )
         if created:
             info.context.served.changed("MissingEpisode", row.id, S62Operation.COLLECTION)
+            await note_shared(info, "MissingEpisode", row)
         return MissingEpisode.of(row)
 
     @strawberry.mutation(

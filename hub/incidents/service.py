@@ -97,9 +97,18 @@ async def _validated(session: AsyncSession, report: IncidentReport) -> IncidentR
 
 
 async def report(
-    session: AsyncSession, *, force_code: str, client_id: str, incident: IncidentReport
+    session: AsyncSession,
+    *,
+    force_code: str,
+    client_id: str,
+    incident: IncidentReport,
+    shared_at: dt.datetime | None = None,
 ) -> tuple[Incident, bool]:
-    """Record a pushed incident once; the same push again returns it, a different one conflicts."""
+    """Record a pushed incident once; the same push again returns it, a different one conflicts.
+
+    `shared_at` is internal only: the demo loader sets a historic one to tell a story of sharing
+    delays. GraphQL never passes it; a push is shared when the hub receives it.
+    """
     incident = await _validated(session, incident)
     payload_hash = pushes.fingerprint(incident)
 
@@ -121,6 +130,8 @@ async def report(
             operational_notes=incident.operational_notes,
             pushed_by_client=client_id,
         )
+        if shared_at is not None:
+            row.shared_at = shared_at
         session.add(row)
         await session.flush()
         await _link_children(session, row=row, force_code=force_code, incident=incident)

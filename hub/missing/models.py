@@ -54,3 +54,6 @@ class MissingEpisode(SQLModel, table=True):
     returned_at: dt.datetime | None = utc_field(nullable=True)
     updated_at: dt.datetime = utc_field(now=True)
     pushed_by_client: str = Field(max_length=64)
+    # The return home interview (T5), recorded by a council after the child's return.
+    return_interview_at: dt.datetime | None = utc_field(nullable=True)
+    return_interview_by_council: str | None = Field(default=None, max_length=32)

@@ -82,8 +82,15 @@ async def _validated(session: AsyncSession, episode: MissingReport) -> MissingRe
 
 
 async def record(
-    session: AsyncSession, *, force_code: str, client_id: str, episode: MissingReport
+    session: AsyncSession,
+    *,
+    force_code: str,
+    client_id: str,
+    episode: MissingReport,
+    shared_at: dt.datetime | None = None,
 ) -> tuple[MissingEpisode, bool]:
+    """Record a reported absence once. `shared_at` is internal only (the demo loader's historic
+    sharing); GraphQL never passes it."""
     episode = await _validated(session, episode)
     payload_hash = pushes.fingerprint(episode)
 
@@ -118,6 +125,8 @@ async def record(
             status=MissingStatus.MISSING,
             pushed_by_client=client_id,
         )
+        if shared_at is not None:
+            row.shared_at = shared_at
         session.add(row)
         await session.flush()
         return row

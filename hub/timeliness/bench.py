@@ -1,0 +1,267 @@
+"""`safeguarding-hub bench-report`: the sharing report at national scale, with figures.
+
+Not a test: it measures. It creates a scratch PostgreSQL database (dropped afterwards), migrates
+it, COPYs in a synthetic year (incidents with their children, missing episodes, receipts, and the
+audit log through `hub.audit.bench.load`), then times one council's year report and the national
+year report: extraction and build, not rendering. Every value is invented.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import random
+import time
+import uuid
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from hub.audit.bench import load as load_audit
+from hub.bench import _scratch_database
+from hub.db import Database
+from hub.migrate import upgrade
+from hub.settings import Settings
+from hub.timeliness import extract
+from hub.timeliness.report_data import ReportScope
+
+LATE_FORCE, BATCHING_FORCE = "GREATER_MANCHESTER", "LEICESTERSHIRE"
+CHUNK = 100_000
+
+
+@dataclasses.dataclass
+class ReportBenchFigures:
+    incidents: int
+    episodes: int
+    events: int
+    load_seconds: float
+    council: str
+    council_seconds: float
+    council_stages: int
+    national_seconds: float
+    national_stages: int
+    breaches: int
+
+    def lines(self) -> list[str]:
+        return [
+            (
+                f"loaded   {self.incidents:,} incidents, {self.episodes:,} missing episodes, "
+                f"{self.events:,} access events in {self.load_seconds:.1f} s"
+            ),
+            (
+                f"council  {self.council} year report: {self.council_seconds:.2f} s "
+                f"({self.council_stages:,} stages judged; target < 1 s)"
+            ),
+            (
+                f"national year report: {self.national_seconds:.2f} s "
+                f"({self.national_stages:,} stages judged, {self.breaches:,} breaches; "
+                "target < 10 s)"
+            ),
+        ]
+
+
+def _uuid(rng: random.Random) -> str:
+    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+
+class _Year:
+    """A synthetic year of records: most forces prompt, one late, one sending weekly batches."""
+
+    def __init__(
+        self, councils: list[tuple[str, str]], rng: random.Random, end: dt.datetime
+    ) -> None:
+        self.councils, self.rng, self.end = councils, rng, end
+        self.start = end - dt.timedelta(days=365)
+
+    def _times(self, force: str) -> tuple[dt.datetime, dt.datetime, dt.datetime]:
+        rng = self.rng
+        event = self.start + dt.timedelta(seconds=rng.uniform(0, 364 * 86400))
+        recorded = event + dt.timedelta(minutes=rng.uniform(5, 240))
+        if force == LATE_FORCE:
+            shared = recorded + dt.timedelta(hours=rng.uniform(24, 200))
+        elif force == BATCHING_FORCE:
+            monday = (recorded + dt.timedelta(days=7 - recorded.weekday())).date()
+            shared = dt.datetime.combine(monday, dt.time(9), tzinfo=dt.UTC) + dt.timedelta(
+                seconds=rng.uniform(0, 600)
+            )
+        else:
+            shared = recorded + dt.timedelta(minutes=rng.uniform(1, 90))
+        return event, recorded, min(shared, self.end)
+
+    def receipt(self, record_type: str, record_id: str, council: str, shared: dt.datetime) -> Any:
+        rng = self.rng
+        if rng.random() < 0.1:  # noqa: PLR2004 - a tenth never read yet
+            return None
+        seen = min(shared + dt.timedelta(hours=rng.expovariate(1 / 3)), self.end)
+        acknowledged = seen + dt.timedelta(hours=rng.expovariate(1 / 8))
+        acknowledged_at = acknowledged if acknowledged < self.end and rng.random() < 0.85 else None  # noqa: PLR2004
+        return (record_type, record_id, council, seen, acknowledged_at, "bench-sw")
+
+    def incidents(self, count: int) -> Any:
+        rng = self.rng
+        for number in range(count):
+            council, force = rng.choice(self.councils)
+            event, recorded, shared = self._times(force)
+            incident_id, child_id = _uuid(rng), _uuid(rng)
+            kind = "domestic_abuse" if rng.random() < 0.65 else "neglect"  # noqa: PLR2004
+            incident = (
+                incident_id, force, f"B-{number:08d}", None, "0" * 64, kind, event, recorded,
+                shared, council, "medium", "", "", "bench",
+            )  # fmt: skip
+            child = (
+                child_id, "Bench", "Synthetic", dt.date(2015, 1, 1), None, council, None, None,
+                False, shared, shared,
+            )  # fmt: skip
+            link = (incident_id, child_id, True, True, False)
+            yield incident, child, link, self.receipt("Incident", incident_id, council, shared)
+
+    def episodes(self, count: int) -> Any:
+        rng = self.rng
+        for number in range(count):
+            council, force = rng.choice(self.councils)
+            event, recorded, shared = self._times(force)
+            episode_id, child_id = _uuid(rng), _uuid(rng)
+            returned = event + dt.timedelta(hours=rng.uniform(2, 60))
+            back = returned < self.end
+            interview = returned + dt.timedelta(hours=rng.uniform(10, 120))
+            episode = (
+                episode_id, child_id, force, f"BM-{number:08d}", None, "0" * 64, event, recorded,
+                shared, "medium", "college_of_policing_app_2017", council, "home",
+                "returned" if back else "missing", None, returned if back else None, shared,
+                "bench", interview if back and interview < self.end else None, None,
+            )  # fmt: skip
+            child = (
+                child_id, "Bench", "Synthetic", dt.date(2012, 1, 1), None, council, None, None,
+                False, shared, shared,
+            )  # fmt: skip
+            receipt = self.receipt("MissingEpisode", episode_id, council, shared)
+            yield episode, child, receipt
+
+
+INCIDENT = (
+    "id", "force_code", "police_reference", "idempotency_key", "payload_hash", "type",
+    "occurred_at", "recorded_at", "shared_at", "location_council_code", "dash_risk", "summary",
+    "operational_notes", "pushed_by_client",
+)  # fmt: skip
+CHILD = (
+    "id", "given_name", "family_name", "date_of_birth", "nhs_number", "responsible_council_code",
+    "host_council_code", "school_code", "looked_after", "created_at", "updated_at",
+)  # fmt: skip
+LINK = ("incident_id", "child_id", "present", "household_member", "victim")
+EPISODE = (
+    "id", "child_id", "force_code", "police_reference", "idempotency_key", "payload_hash",
+    "reported_missing_at", "recorded_at", "shared_at", "risk_grade", "risk_framework",
+    "last_seen_council_code", "missing_from", "status", "found_at", "returned_at", "updated_at",
+    "pushed_by_client", "return_interview_at", "return_interview_by_council",
+)  # fmt: skip
+RECEIPT = (
+    "record_type", "record_id", "organisation_code", "first_seen_at", "acknowledged_at",
+    "acknowledged_by",
+)  # fmt: skip
+
+
+async def _copy(connection: Any, table: str, rows: list[Any], columns: tuple[str, ...]) -> None:
+    if rows:
+        await connection.copy_records_to_table(table, records=rows, columns=columns)
+
+
+async def _load(url: str, *, incidents: int, episodes: int, seed: int) -> list[str]:
+    """COPY the year in; return the children's ids (the audit's events concern them)."""
+    engine = create_async_engine(url, poolclass=sa.pool.NullPool)
+    children: list[str] = []
+    try:
+        async with engine.connect() as wrapper:
+            connection: Any = (await wrapper.get_raw_connection()).driver_connection
+            councils = [
+                (council, force)
+                for council, force in await connection.fetch(
+                    "SELECT council_code, force_code FROM force_coverage WHERE force_code <> 'BTP'"
+                )
+            ]
+            year = _Year(councils, random.Random(seed), dt.datetime.now(dt.UTC))  # noqa: S311
+            batch: dict[str, list[Any]] = {"i": [], "c": [], "l": [], "r": [], "e": []}
+
+            async def flush() -> None:
+                await _copy(connection, "child", batch["c"], CHILD)
+                await _copy(connection, "incident", batch["i"], INCIDENT)
+                await _copy(connection, "incident_child", batch["l"], LINK)
+                await _copy(connection, "missing_episode", batch["e"], EPISODE)
+                await _copy(connection, "record_receipt", batch["r"], RECEIPT)
+                children.extend(row[0] for row in batch["c"])
+                for rows in batch.values():
+                    rows.clear()
+
+            for incident, child, link, receipt in year.incidents(incidents):
+                batch["i"].append(incident)
+                batch["c"].append(child)
+                batch["l"].append(link)
+                if receipt is not None:
+                    batch["r"].append(receipt)
+                if len(batch["i"]) >= CHUNK:
+                    await flush()
+            for episode, child, receipt in year.episodes(episodes):
+                batch["e"].append(episode)
+                batch["c"].append(child)
+                if receipt is not None:
+                    batch["r"].append(receipt)
+            await flush()
+            await connection.execute("ANALYZE")
+    finally:
+        await engine.dispose()
+    return children
+
+
+async def run(
+    *,
+    database_url: str,
+    incidents: int = 1_500_000,
+    episodes: int = 220_000,
+    events: int = 20_000_000,
+    council: str = "E08000025",
+    seed: int = 2026,
+) -> ReportBenchFigures:
+    if not database_url.startswith("postgresql"):
+        raise ValueError(
+            "bench-report needs a PostgreSQL server (the SQL path is what it measures)"
+        )
+    async with _scratch_database(database_url) as url:
+        await upgrade(url)
+        started = time.perf_counter()
+        children = await _load(url, incidents=incidents, episodes=episodes, seed=seed)
+        if events:
+            await load_audit(url, events=events, children=children[:200_000], seed=seed)
+        loaded = time.perf_counter() - started
+        db = Database(url)
+        settings = Settings(database_url=url)
+        today = dt.datetime.now(dt.UTC).date()
+        common: dict[str, Any] = {
+            "targets": extract.targets_for(settings),
+            "period_from": today - dt.timedelta(days=365),
+            "period_to": today,
+            "as_of": dt.datetime.now(dt.UTC),
+            "pseudonym_key": "bench",
+        }
+        try:
+            timed = []
+            for scope in (ReportScope(council_code=council), ReportScope()):
+                begun = time.perf_counter()
+                data = await extract.report(db, scope=scope, **common)
+                seconds = time.perf_counter() - begun
+                stages = sum(row.count + row.open for row in data.by_kind)
+                timed.append((seconds, stages, len(data.breaches)))
+        finally:
+            await db.dispose()
+    (council_s, council_n, _), (national_s, national_n, breaches) = timed
+    return ReportBenchFigures(
+        incidents=incidents,
+        episodes=episodes,
+        events=events,
+        load_seconds=loaded,
+        council=council,
+        council_seconds=council_s,
+        council_stages=council_n,
+        national_seconds=national_s,
+        national_stages=national_n,
+        breaches=breaches,
+    )

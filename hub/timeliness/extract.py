@@ -1,0 +1,366 @@
+"""The report's figures from the database: Python on SQLite, SQL on PostgreSQL.
+
+Both paths measure the same stages (`timeline.stage_delays` defines them) against the same
+targets and return the same `ReportData`; a test runs both on one database and compares them.
+
+* SQLite (and any small database): `service.in_period` loads the period's records with their
+  receiving councils and receipts, and `report_data.build_report` does the rest in Python.
+* PostgreSQL: one statement (`report_sql`) derives every stage in SQL, judges it against its
+  target (deadlines from a calendar the Python `calendar` module computes, passed in as arrays,
+  so bank holidays still come from one place), and returns the per-group figures
+  (`percentile_cont(0.5)` is the Python median, `percentile_disc(0.9)` the nearest-rank 90th
+  percentile), every breach, and the records that may lie in a burst, so that Python only builds
+  the result and runs the batching detector on candidates instead of on every record.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Callable, Iterable, Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from hub.audit.service import pseudonym
+from hub.db import Database
+from hub.reference.models import Organisation
+from hub.settings import Settings
+from hub.timeliness import service
+from hub.timeliness.batching import BatchingParams, BatchingScore, SharedRecord, detect_batching
+from hub.timeliness.calendar import LONDON, is_working_day, local_date
+from hub.timeliness.report_data import ReportData, ReportScope, build_report
+from hub.timeliness.report_sql import STATS_PER_CELL, Cell, build
+from hub.timeliness.stats import Breach, Group, StageStats
+from hub.timeliness.targets import STAGES, TargetSet, Unit, load_targets
+from hub.timeliness.timeline import stage_delays
+
+_HOUR_US = 3_600_000_000
+NATIONS = ("england", "wales")
+
+
+def default_targets_path() -> Path:
+    """`auth/targets.toml` of the checkout (the image sets HUB_TARGETS_FILE)."""
+    return Path(__file__).resolve().parents[2] / "auth" / "targets.toml"
+
+
+@cache
+def _targets(path: Path) -> TargetSet:
+    return load_targets(path)
+
+
+def targets_for(settings: Settings) -> TargetSet:
+    return _targets(settings.targets_file or default_targets_path())
+
+
+def period_bounds(period_from: dt.date, period_to: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    """The UTC instants of the first and after the last day, in England and Wales."""
+    start = dt.datetime.combine(period_from, dt.time(), tzinfo=LONDON).astimezone(dt.UTC)
+    end_day = period_to + dt.timedelta(days=1)
+    return start, dt.datetime.combine(end_day, dt.time(), tzinfo=LONDON).astimezone(dt.UTC)
+
+
+async def report(
+    db: Database,
+    *,
+    targets: TargetSet,
+    period_from: dt.date,
+    period_to: dt.date,
+    scope: ReportScope,
+    as_of: dt.datetime,
+    pseudonym_key: str,
+    agreement_version: str | None = None,
+    use_sql: bool | None = None,
+) -> ReportData:
+    """The report for events from `period_from` to `period_to` (inclusive), judged at `as_of`."""
+    if period_to < period_from:
+        raise ValueError("period_to is before period_from")
+    sql = not db.is_sqlite if use_sql is None else use_sql
+
+    def pseudonymise(child_id: str) -> str:
+        return pseudonym(child_id, key=pseudonym_key)
+
+    common: dict[str, Any] = {
+        "targets": targets,
+        "period_from": period_from,
+        "period_to": period_to,
+        "scope": scope,
+        "as_of": as_of,
+        "pseudonymise": pseudonymise,
+        "agreement_version": agreement_version,
+    }
+    if sql:
+        return await _sql_report(db, **common)
+    return await _python_report(db, **common)
+
+
+async def _names(connection: AsyncConnection) -> dict[str, str]:
+    rows = await connection.execute(sa.select(Organisation.code, Organisation.name))  # type: ignore[call-overload]
+    return dict(rows.all())
+
+
+async def _python_report(
+    db: Database,
+    *,
+    targets: TargetSet,
+    period_from: dt.date,
+    period_to: dt.date,
+    scope: ReportScope,
+    as_of: dt.datetime,
+    pseudonymise: Callable[[str], str],
+    agreement_version: str | None,
+) -> ReportData:
+    start, end = period_bounds(period_from, period_to)
+    async with db.transaction(write=False) as session:
+        found = await service.in_period(
+            session, start=start, end=end, as_of=as_of, force_code=scope.force_code
+        )
+        names = await _names(await session.connection())
+    rows = [row for t in found for r in t.records for row in stage_delays(r, t.recipients)]
+    return build_report(
+        rows,
+        targets,
+        period_from=period_from,
+        period_to=period_to,
+        as_of=as_of,
+        pseudonymise=pseudonymise,
+        scope=scope,
+        agreement_version=agreement_version,
+        names=names,
+    )
+
+
+# -- PostgreSQL ------------------------------------------------------------------------------
+
+
+def _at(day: dt.date, time: dt.time) -> dt.datetime:
+    return dt.datetime.combine(day, time, tzinfo=LONDON).astimezone(dt.UTC)
+
+
+def calendar_arrays(targets: TargetSet, first: dt.date, last: dt.date) -> dict[str, Any]:
+    """Each calendar target's deadline pieces per nation and day, from the Python calendar.
+
+    Laid out as flat arrays indexed by (calendar target, nation, day), so that SQL finds a
+    day's entry by arithmetic instead of a join. For next_school_day, `a` is the deadline of a
+    start before the school day's start and `b` of one after it; for working_days, `a` is the
+    deadline when it does not depend on the time (a start at midnight, or on a day that is not
+    a working day) and `shift` the days from a working day's start to its deadline, which keeps
+    the start's wall-clock time (-1: no shift).
+    """
+    a: list[dt.datetime] = []
+    b: list[dt.datetime] = []
+    shift: list[int] = []
+    days = (last - first).days + 1
+    for target in (t for t in targets.targets if t.unit is not Unit.HOURS):
+        for nation in NATIONS:
+            for offset in range(days):
+                day = first + dt.timedelta(days=offset)
+                early = target.deadline(_at(day, dt.time()), nation)
+                if target.unit is Unit.NEXT_SCHOOL_DAY:
+                    a.append(early)
+                    b.append(target.deadline(_at(day, target.school_day_start), nation))
+                    shift.append(-1)
+                    continue
+                a.append(early)
+                b.append(early)
+                noon = target.deadline(_at(day, dt.time(12)), nation)
+                shift.append((local_date(noon) - day).days if is_working_day(day, nation) else -1)
+    return {"c_a": a, "c_b": b, "c_shift": shift, "c_first": first, "c_days": days}
+
+
+async def _sql_report(
+    db: Database,
+    *,
+    targets: TargetSet,
+    period_from: dt.date,
+    period_to: dt.date,
+    scope: ReportScope,
+    as_of: dt.datetime,
+    pseudonymise: Callable[[str], str],
+    agreement_version: str | None,
+) -> ReportData:
+    start, end = period_bounds(period_from, period_to)
+    batching = BatchingParams()
+    first_day = period_from - dt.timedelta(days=1)
+    last_day = max(local_date(as_of), period_to) + dt.timedelta(days=1)
+    sql, extra, found = build(targets, scope)
+    params: dict[str, Any] = {
+        "start": start,
+        "end": end,
+        "as_of": as_of,
+        "force": scope.force_code,
+        "council": scope.council_code,
+        "kind": scope.kind,
+        "window": batching.window,
+        "min_records": batching.min_records,
+        "min_span": batching.min_event_span,
+        **calendar_arrays(targets, first_day, last_day),
+        **extra,
+    }
+    statement = sa.text(sql)
+    params = {name: value for name, value in params.items() if f":{name}" in sql}
+    async with db.engine.connect() as connection:
+        await connection.execution_options(
+            isolation_level="REPEATABLE READ", postgresql_readonly=True
+        )
+        async with connection.begin():
+            # Sorting a national year's stages needs more than the default 4 MB; compiling this
+            # one statement (JIT) would cost seconds and save none.
+            await connection.execute(sa.text("SET LOCAL work_mem = '256MB'"))
+            await connection.execute(sa.text("SET LOCAL jit = off"))
+            # One council's year is a few thousand records: found by index, not by hashing
+            # whole tables (the default cost assumes spinning disks).
+            await connection.execute(sa.text("SET LOCAL random_page_cost = 1.1"))
+            # A national year joins millions of rows: hashing them beats sorting them to merge.
+            await connection.execute(sa.text("SET LOCAL enable_mergejoin = off"))
+            rows = (await connection.execute(statement, params)).mappings().all()
+            names = await _names(connection)
+    return _assemble(
+        rows,
+        targets,
+        found,
+        batching,
+        period_from=period_from,
+        period_to=period_to,
+        scope=scope,
+        as_of=as_of,
+        pseudonymise=pseudonymise,
+        agreement_version=agreement_version,
+        names=names,
+    )
+
+
+def _hours(value: float | None) -> float | None:
+    return None if value is None else float(value) / _HOUR_US
+
+
+def _cell_stats(grouping: str, group: str, cell: Cell, values: list[float]) -> StageStats | None:
+    rows, ended, median, p90, longest, within, breached = values
+    if not rows:
+        return None  # no record has this stage in this group
+    kind = cell.kinds[0] if cell.target is not None else None
+    if grouping == "kind":
+        kind = group
+    return StageStats(
+        group=Group(
+            force_code=group if grouping == "force" else None,
+            council_code=group if grouping == "council" else None,
+            kind=kind,
+            month=group if grouping == "month" else None,
+        ),
+        stage=cell.stage,
+        target_id=None,  # set by the caller, which knows the targets
+        count=int(ended),
+        open=int(rows - ended),
+        median_hours=_hours(median),
+        p90_hours=_hours(p90),
+        max_hours=_hours(longest),
+        within=int(within),
+        breached=int(breached),
+    )
+
+
+def _order(stats: list[StageStats]) -> tuple[StageStats, ...]:
+    stage_order = {stage: index for index, stage in enumerate(STAGES)}
+
+    def key(s: StageStats) -> tuple[object, ...]:
+        g = s.group
+        names = (g.force_code, g.council_code, g.kind, g.month)
+        return (*(n or "" for n in names), stage_order.get(s.stage, 99), s.target_id or "")
+
+    return tuple(sorted(stats, key=key))
+
+
+def _assemble(
+    rows: Iterable[Mapping[Any, Any]],
+    targets: TargetSet,
+    cells: list[Cell],
+    batching: BatchingParams,
+    *,
+    period_from: dt.date,
+    period_to: dt.date,
+    scope: ReportScope,
+    as_of: dt.datetime,
+    pseudonymise: Callable[[str], str],
+    agreement_version: str | None,
+    names: Mapping[str, str],
+) -> ReportData:
+    groupings: dict[str, list[StageStats]] = {g: [] for g in ("force", "council", "kind", "month")}
+    found: list[Breach] = []
+    candidates: list[SharedRecord] = []
+    records: dict[str, int] = {}
+    pseudonyms: dict[str, str] = {}
+    for row in rows:
+        section = row["section"]
+        if section == "stats":
+            stats = row["stats"]
+            for index, cell in enumerate(cells):
+                values = stats[index * STATS_PER_CELL : (index + 1) * STATS_PER_CELL]
+                found_stats = _cell_stats(row["grouping"], row["grp"], cell, values)
+                if found_stats is not None:
+                    target_id = targets.targets[cell.target].id if cell.target is not None else None
+                    groupings[row["grouping"]].append(
+                        dataclasses.replace(found_stats, target_id=target_id)
+                    )
+        elif section == "breach":
+            child = row["child_id"]
+            if child is not None and child not in pseudonyms:
+                pseudonyms[child] = pseudonymise(child)
+            target = targets.targets[row["target"]]
+            found.append(
+                Breach(
+                    target_id=target.id,
+                    kind=row["kind"],
+                    force_code=row["force_code"],
+                    council_code=row["council_code"],
+                    month=row["month"],
+                    stage=target.stage,
+                    record_id=row["record_id"],
+                    child=pseudonyms.get(child) if child is not None else None,
+                    start=row["started_at"],
+                    end=row["ended_at"],
+                    deadline=row["deadline"],
+                    delay_hours=float(row["delay_us"]) / _HOUR_US,
+                    open=row["still_open"],
+                )
+            )
+        elif section == "shared":
+            candidates.append(
+                SharedRecord(
+                    row["force_code"],
+                    row["council_code"],
+                    row["kind"],
+                    row["record_id"],
+                    row["started_at"],
+                    row["ended_at"],
+                )
+            )
+        else:  # "records": each force's shared records, for its batching score
+            records[row["force_code"]] = int(row["stats"][0])
+    found.sort(key=lambda b: (-b.delay_hours, b.target_id, b.record_id))
+    batches = detect_batching(candidates, batching)
+    in_bursts = {score.force_code: score.in_bursts for score in batches.scores}
+    scores = tuple(
+        BatchingScore(force, n, in_bursts.get(force, 0)) for force, n in sorted(records.items())
+    )
+    return ReportData(
+        period_from=period_from,
+        period_to=period_to,
+        scope=scope,
+        as_of=as_of,
+        generated_at=as_of,
+        targets=targets,
+        by_force=_order(groupings["force"]),
+        by_council=_order(groupings["council"]),
+        by_kind=_order(groupings["kind"]),
+        by_month=_order(groupings["month"]),
+        breaches=tuple(found),
+        bursts=batches.bursts,
+        batching_scores=scores,
+        batching_params=batching,
+        agreement_version=agreement_version,
+        names=dict(names),
+    )

@@ -1,0 +1,72 @@
+"""Receipts: when each receiving organisation first saw a record, and when it acknowledged it.
+
+First sight comes from the audit (the first consultation a council or school was served), never
+from the client; acknowledgement from the council's `acknowledge` mutation. Both are kept as first
+set: a later read or a second acknowledgement moves neither.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import Field, SQLModel
+
+from hub.base import utc_field
+
+# The record types a receipt can be about: those the audit names when it serves a record.
+RECEIPT_TYPES = ("Incident", "MissingEpisode", "Investigation")
+# The roles that receive what police share; their first consultation of a record is its receipt.
+RECEIVING_ROLES = frozenset({"council_social_worker", "school_dsl"})
+
+
+class RecordReceipt(SQLModel, table=True):
+    __tablename__ = "record_receipt"
+
+    record_type: str = Field(primary_key=True, max_length=32)
+    record_id: str = Field(primary_key=True, max_length=36)
+    # No foreign key, like the audit log it comes from: a receipt must never block the audit.
+    organisation_code: str = Field(primary_key=True, max_length=32, index=True)
+    first_seen_at: dt.datetime = utc_field()
+    acknowledged_at: dt.datetime | None = utc_field(nullable=True)
+    # The person the council's system acted for, as it named them (Hub-On-Behalf-Of).
+    acknowledged_by: str | None = Field(default=None, max_length=128)
+
+
+async def note_first_seen(
+    session: AsyncSession,
+    *,
+    organisation_code: str,
+    records: Sequence[tuple[str, str]],
+    at: dt.datetime,
+) -> None:
+    """Record that the organisation first saw these (record type, id) at `at`; keep earlier ones.
+
+    One statement, insert-or-ignore: a record already seen keeps its first sight, and two
+    concurrent first reads cannot both win.
+    """
+    rows = [
+        {
+            "record_type": record_type,
+            "record_id": record_id,
+            "organisation_code": organisation_code,
+            "first_seen_at": at,
+        }
+        for record_type, record_id in dict.fromkeys(records)
+        if record_type in RECEIPT_TYPES
+    ]
+    if not rows:
+        return
+    table = RecordReceipt.__table__  # type: ignore[attr-defined]
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(table).values(rows).on_conflict_do_nothing()
+    await session.execute(statement)
+
+
+def receipt_key(record_type: str, record_id: str) -> sa.ColumnElement[bool]:
+    table = RecordReceipt.__table__  # type: ignore[attr-defined]
+    return sa.and_(table.c.record_type == record_type, table.c.record_id == record_id)

@@ -1,0 +1,338 @@
+"""The sharing report: GraphQL for an inspectorate and for a council's own figures, the CLI in
+three formats (logged as a disclosure), and PostgreSQL's SQL path against the Python path."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import dataclasses
+import datetime as dt
+import io
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from hub.access.models import Role
+from hub.audit.models import AuditEvent
+from hub.audit.service import pseudonym
+from hub.cli import app
+from hub.db import Database
+from hub.settings import Settings, get_settings
+from hub.timeliness import extract
+from hub.timeliness.report_data import ReportScope
+from tests.conftest import LiveServer, is_postgres, unique
+from tests.factories import COUNCIL, FORCE, OTHER_COUNCIL, REPORT_INCIDENT, child, incident, iso
+
+REPORT = """query($from: Date!, $to: Date!, $council: String) {
+  sharingReport(from: $from, to: $to, council: $council) {
+    force council breachCount
+    byCouncil { council targetId count breached }
+    breaches(first: 1000) { targetId council recordId child delayHours }
+    batching { force score } charts { chart svg } } }"""
+
+
+def _late_incident(reference: str, council: str, hours: float = 40) -> dict[str, Any]:
+    occurred = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(hours=hours)
+    return incident(
+        reference,
+        council=council,
+        occurredAt=iso(occurred),
+        recordedAt=iso(occurred + dt.timedelta(hours=1)),
+        children=[{"child": child(f"{reference}-C", council=council), "present": True}],
+    )
+
+
+@pytest.fixture(scope="module")
+async def pushed(live_server: LiveServer) -> dict[str, Any]:
+    """Two late incidents, one per council; returns ids and children."""
+    import httpx  # noqa: PLC0415
+
+    found: dict[str, Any] = {}
+    async with httpx.AsyncClient(timeout=30) as http:
+        for council in (COUNCIL, OTHER_COUNCIL):
+            token = live_server.token(Role.POLICE_OFFICER, FORCE)
+            response = await http.post(
+                live_server.graphql_url,
+                headers={"Authorization": f"Bearer {token}"},
+                json={
+                    "query": REPORT_INCIDENT,
+                    "variables": {"input": _late_incident(unique("RP"), council)},
+                },
+            )
+            body = response.json()
+            assert "errors" not in body, body
+            found[council] = body["data"]["reportIncident"]
+    return found
+
+
+def _period() -> dict[str, str]:
+    today = dt.datetime.now(dt.UTC).date()
+    return {"from": (today - dt.timedelta(days=7)).isoformat(), "to": today.isoformat()}
+
+
+async def test_the_inspectorate_sees_breaches_with_children_pseudonymised(
+    as_role: Any, pushed: dict[str, Any], live_server: LiveServer
+) -> None:
+    response = await as_role(Role.AUDITOR, "OFSTED").post(REPORT, _period())
+    body = response.json()
+    assert "errors" not in body, body
+    report = body["data"]["sharingReport"]
+    ours = {pushed[COUNCIL]["id"], pushed[OTHER_COUNCIL]["id"]}
+    breaches = [b for b in report["breaches"] if b["recordId"] in ours and b["targetId"] == "T9"]
+    assert {b["council"] for b in breaches} == {COUNCIL, OTHER_COUNCIL}
+    key = live_server.settings.pseudonym_key.get_secret_value()
+    children = {c["child"]["id"] for p in pushed.values() for c in p["children"]}
+    assert {b["child"] for b in breaches} == {pseudonym(c, key=key) for c in children}
+    for child_id in children:
+        assert child_id not in response.text, "a child's id reached the inspectorate"
+    assert all(b["delayHours"] >= 40 for b in breaches)
+    assert {c["chart"] for c in report["charts"]} >= {"delay-by-force", "batching-score"}
+    assert all(c["svg"].startswith("<svg data-chart=") for c in report["charts"])
+
+
+async def test_a_council_sees_only_its_own_figures(as_role: Any, pushed: dict[str, Any]) -> None:
+    council = as_role(Role.COUNCIL_SOCIAL_WORKER, COUNCIL)
+    council.headers["Hub-Purpose"] = "sharing_timeliness"
+    body = await council(REPORT, _period())
+    assert "errors" not in body, body
+    report = body["data"]["sharingReport"]
+    assert report["council"] == COUNCIL
+    assert {row["council"] for row in report["byCouncil"]} == {COUNCIL}
+    assert {b["council"] for b in report["breaches"]} == {COUNCIL}
+    assert pushed[OTHER_COUNCIL]["id"] not in {b["recordId"] for b in report["breaches"]}
+    other = await council(REPORT, {**_period(), "council": OTHER_COUNCIL})
+    assert other["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    school = await as_role(Role.SCHOOL_DSL, "TEST-SCHOOL-A")(REPORT, _period())
+    assert school["errors"][0]["extensions"]["code"] == "FORBIDDEN_FIELD"
+
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def cli_env(database_url: str, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    monkeypatch.setenv("HUB_DATABASE_URL", database_url)
+    monkeypatch.setenv("HUB_DATA_DIR", str(data_dir))
+    monkeypatch.delenv("HUB_MODE", raising=False)
+    get_settings.cache_clear()
+    yield database_url
+    get_settings.cache_clear()
+
+
+def _disclosures(url: str) -> list[AuditEvent]:
+    async def read() -> list[AuditEvent]:
+        db = Database(url)
+        try:
+            async with db.transaction(write=False) as session:
+                rows = await session.execute(
+                    sa.select(AuditEvent).where(AuditEvent.operation_name == "sharing report")
+                )
+                return list(rows.scalars())
+        finally:
+            await db.dispose()
+
+    return asyncio.run(read())
+
+
+@pytest.mark.usefixtures("pushed")
+def test_the_report_command_in_three_formats_is_logged(cli_env: str, tmp_path: Path) -> None:
+    period = _period()
+    before = len(_disclosures(cli_env))
+    outputs = {}
+    for report_format in ("md", "html", "csv"):
+        target = tmp_path / f"report.{report_format}"
+        result = runner.invoke(
+            app,
+            [
+                "report",
+                "--from",
+                period["from"],
+                "--to",
+                period["to"],
+                "--council",
+                COUNCIL,
+                "--format",
+                report_format,
+                "--output",
+                str(target),
+                "--user",
+                "inspector-7",
+            ],
+        )
+        assert result.exit_code == 0, result.output
+        outputs[report_format] = target.read_text()
+    assert outputs["md"].startswith("# Sharing delays")
+    assert "| T9 |" in outputs["md"]
+    html = outputs["html"]
+    assert html.startswith("<!DOCTYPE html>")
+    assert "<script" not in html
+    assert 'data-chart="delay-by-force"' in html
+    rows = list(csv.DictReader(io.StringIO(outputs["csv"])))
+    assert {row["council_code"] for row in rows if row["section"] == "breach"} == {COUNCIL}
+    assert any(row["section"] == "stats" and row["target_id"] == "T9" for row in rows)
+    logged = _disclosures(cli_env)[before:]
+    assert [e.operation for e in logged] == ["disclosure"] * 3
+    assert {e.operation_kind for e in logged} == {"export"}
+    assert {e.user for e in logged} == {"inspector-7"}
+    details = [e.detail_data or {} for e in logged]
+    assert [d["format"] for d in details] == ["md", "html", "csv"]
+    assert {d["council"] for d in details} == {COUNCIL}
+    bad = runner.invoke(app, ["report", "--from", "2026-02-01", "--to", "2026-01-01"])
+    assert bad.exit_code == 2
+
+
+def _close(a: Any, b: Any) -> bool:
+    """Equal, floats to 1e-9 relative (SQL and Python round the last bit differently)."""
+    if isinstance(a, float) and isinstance(b, float):
+        return a == pytest.approx(b, rel=1e-9)
+    if dataclasses.is_dataclass(a) and dataclasses.is_dataclass(b):
+        return type(a) is type(b) and all(
+            _close(getattr(a, f.name), getattr(b, f.name)) for f in dataclasses.fields(a)
+        )
+    if isinstance(a, tuple | list) and isinstance(b, tuple | list):
+        return len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+def _ordered(breaches: tuple[Any, ...]) -> list[Any]:
+    """Breaches of equal delay (one record shared with two councils) may come in either order."""
+    return sorted(breaches, key=lambda b: (b.target_id, b.record_id, b.council_code, b.stage))
+
+
+@pytest.mark.skipif(not is_postgres(), reason="the SQL path is PostgreSQL's")
+@pytest.mark.usefixtures("pushed")
+async def test_the_sql_path_gives_the_python_paths_figures(database_url: str) -> None:
+    db = Database(database_url)
+    today = dt.datetime.now(dt.UTC).date()
+    common: dict[str, Any] = {
+        "targets": extract.targets_for(Settings()),
+        "period_from": today - dt.timedelta(days=30),
+        "period_to": today,
+        "as_of": dt.datetime.now(dt.UTC),
+        "pseudonym_key": "test-key",
+    }
+    try:
+        for scope in (
+            ReportScope(),
+            ReportScope(council_code=COUNCIL),
+            ReportScope(force_code=FORCE, kind="domestic_abuse"),
+        ):
+            python = await extract.report(db, scope=scope, use_sql=False, **common)
+            sql = await extract.report(db, scope=scope, use_sql=True, **common)
+            assert python.by_force, "the database holds records for the comparison"
+            for name in ("by_force", "by_council", "by_kind", "by_month"):
+                assert _close(getattr(python, name), getattr(sql, name)), (scope, name)
+            assert _close(_ordered(python.breaches), _ordered(sql.breaches)), scope
+            assert python.bursts == sql.bursts
+            assert python.batching_scores == sql.batching_scores
+    finally:
+        await db.dispose()
+
+
+@pytest.mark.skipif(not is_postgres(), reason="bench-report measures PostgreSQL's SQL path")
+async def test_the_report_benchmark_runs_tiny() -> None:
+    from hub.timeliness import bench  # noqa: PLC0415
+    from tests.conftest import POSTGRES_URL  # noqa: PLC0415
+
+    figures = await bench.run(database_url=POSTGRES_URL, incidents=400, episodes=60, events=300)
+    lines = figures.lines()
+    assert figures.national_stages > figures.council_stages > 0
+    assert figures.national_seconds > 0
+    assert "national year report" in lines[2]
+
+
+def _london(text: str) -> dt.datetime:
+    from hub.timeliness.calendar import LONDON  # noqa: PLC0415
+
+    return dt.datetime.fromisoformat(text).replace(tzinfo=LONDON).astimezone(dt.UTC)
+
+
+# (event, shared, acknowledged) in UK time: bank holidays, weekends, midnight, the clocks changing.
+_EDGES = (
+    ("2026-05-01T16:00", "2026-05-05T08:29", "2026-05-06T08:29"),  # Early May bank holiday
+    ("2026-05-01T16:00", "2026-05-05T08:31", "2026-05-06T08:31"),
+    ("2025-12-24T17:00", "2025-12-29T08:00", "2025-12-30T07:59"),  # Christmas, the weekend
+    ("2026-06-05T00:00", "2026-06-05T00:00", "2026-06-06T00:00"),  # midnight on a Friday
+    ("2026-06-05T00:00", "2026-06-05T00:00", "2026-06-08T00:01"),
+    ("2026-03-28T23:30", "2026-03-30T08:30", "2026-03-31T08:30"),  # clocks go forward
+    ("2026-10-24T12:00", "2026-10-26T08:30", "2026-10-27T08:31"),  # clocks go back
+    ("2026-02-14T10:00", "2026-02-16T08:29", "2026-02-16T09:00"),  # a Saturday's incident
+)
+
+
+@pytest.mark.skipif(not is_postgres(), reason="the SQL path is PostgreSQL's")
+async def test_sql_deadlines_follow_the_calendar_in_england_and_wales(tmp_path: Path) -> None:
+    """Working days and school days computed in SQL agree with the Python calendar."""
+    from hub.children.service import ChildDetails  # noqa: PLC0415
+    from hub.incidents import service as incidents  # noqa: PLC0415
+    from hub.incidents.models import IncidentType  # noqa: PLC0415
+    from hub.incidents.service import IncidentReport, InvolvedChild  # noqa: PLC0415
+    from hub.timeliness.models import RecordReceipt  # noqa: PLC0415
+    from tests.conftest import scratch_database  # noqa: PLC0415
+
+    places = (("WEST_MIDLANDS", COUNCIL), ("SOUTH_WALES", "W06000015"))
+    async with scratch_database(tmp_path, "hub_edges") as url:
+        db = Database(url)
+        try:
+            async with db.transaction(write=True) as session:
+                for number, (event, shared, acknowledged) in enumerate(_EDGES):
+                    for force, council in places:
+                        row, _ = await incidents.report(
+                            session,
+                            force_code=force,
+                            client_id="test",
+                            incident=IncidentReport(
+                                police_reference=f"EDGE-{number}",
+                                type=IncidentType.DOMESTIC_ABUSE,
+                                occurred_at=_london(event),
+                                recorded_at=_london(event),
+                                location_council=council,
+                                children=(
+                                    InvolvedChild(
+                                        child=ChildDetails(
+                                            police_reference=f"EDGE-C{number}",
+                                            given_name="Alex",
+                                            family_name="Example",
+                                            date_of_birth=dt.date(2015, 1, 1),
+                                            responsible_council=council,
+                                        )
+                                    ),
+                                ),
+                            ),
+                            shared_at=_london(shared),
+                        )
+                        session.add(
+                            RecordReceipt(
+                                record_type="Incident",
+                                record_id=row.id,
+                                organisation_code=council,
+                                first_seen_at=_london(shared),
+                                acknowledged_at=_london(acknowledged),
+                            )
+                        )
+            common: dict[str, Any] = {
+                "targets": extract.targets_for(Settings()),
+                "period_from": dt.date(2025, 12, 1),
+                "period_to": dt.date(2026, 11, 1),
+                "scope": ReportScope(),
+                "as_of": dt.datetime(2026, 11, 2, tzinfo=dt.UTC),
+                "pseudonym_key": "k",
+            }
+            python = await extract.report(db, use_sql=False, **common)
+            sql = await extract.report(db, use_sql=True, **common)
+        finally:
+            await db.dispose()
+    assert _close(_ordered(python.breaches), _ordered(sql.breaches))
+    assert _close(python.by_council, sql.by_council)
+    judged = {(r.group.council_code, r.target_id): (r.within, r.breached) for r in sql.by_council}
+    # By hand: T8 is missed only by the 08:31 share after the bank holiday (the Saturday's
+    # incident shared on Monday at 08:29 is in time). DA-ACK (one working day from the share) is
+    # missed by the Monday 00:01 acknowledgement of a Friday-midnight share (due Saturday 00:00)
+    # and by the 08:31 one after the clocks went back; the others end at or before it.
+    for council in (COUNCIL, "W06000015"):
+        assert judged[council, "T8"] == (len(_EDGES) - 1, 1)
+        assert judged[council, "DA-ACK"] == (len(_EDGES) - 2, 2)
