@@ -21,7 +21,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemaining
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.audit import chain, export, retention, service, verify
-from hub.audit.models import OperationKind, Outcome, S62Operation
 from hub.db import Database
 from hub.errors import HubError
 from hub.settings import get_settings
@@ -168,17 +167,10 @@ async def _log_export(
     real: bool,
 ) -> int:
     total = await export.count(session, occurred_from=start, occurred_to=end)
-    await service.record(
+    await service.record_disclosure(
         session,
         actor=actor,
-        operation=S62Operation.DISCLOSURE,
-        operation_kind=OperationKind.EXPORT,
         operation_name="audit export",
-        outcome=Outcome.SERVED,
-        records=[],
-        request_id=None,
-        trace_id=None,
-        agreement_version=None,
         detail={
             "occurred_from": chain.timestamp_text(start),
             "occurred_to": chain.timestamp_text(end),

@@ -162,6 +162,25 @@ async def record(
     return len(pending)
 
 
+async def record_disclosure(
+    session: AsyncSession, *, actor: Actor, operation_name: str, detail: dict[str, Any]
+) -> int:
+    """An export or report leaving the hub: a disclosure (s.62), logged before it is produced."""
+    return await record(
+        session,
+        actor=actor,
+        operation=S62Operation.DISCLOSURE,
+        operation_kind=OperationKind.EXPORT,
+        operation_name=operation_name,
+        outcome=Outcome.SERVED,
+        records=[],
+        request_id=None,
+        trace_id=None,
+        agreement_version=None,
+        detail=detail,
+    )
+
+
 def pseudonym(child_id: str, *, key: str) -> str:
     """A stable, keyed stand-in for a child's id: auditors follow a child without learning who."""
     digest = hmac.new(key.encode(), child_id.encode(), hashlib.sha256).hexdigest()

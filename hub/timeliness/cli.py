@@ -14,7 +14,6 @@ from typing import Annotated
 import typer
 
 from hub.audit import service as audit
-from hub.audit.models import OperationKind, Outcome, S62Operation
 from hub.db import Database, utcnow
 from hub.settings import get_settings
 from hub.timeliness import extract
@@ -55,7 +54,7 @@ async def _report(
             pseudonym_key=settings.pseudonym_key.get_secret_value(),
         )
         async with db.transaction(write=True) as session:
-            await audit.record(
+            await audit.record_disclosure(
                 session,
                 actor=audit.Actor(
                     user=user,
@@ -64,14 +63,7 @@ async def _report(
                     role="hub_admin",
                     purpose=purpose,
                 ),
-                operation=S62Operation.DISCLOSURE,
-                operation_kind=OperationKind.EXPORT,
                 operation_name="sharing report",
-                outcome=Outcome.SERVED,
-                records=[],
-                request_id=None,
-                trace_id=None,
-                agreement_version=None,
                 detail={
                     "period_from": period_from.isoformat(),
                     "period_to": period_to.isoformat(),
