@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import datetime as dt
+from collections.abc import Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
@@ -75,3 +77,22 @@ async def paginate(
     items = rows[:first]
     cursors = [encode_cursor(getattr(r, id_column.key)) for r in items]
     return Page(items=items, cursors=cursors, has_next_page=len(rows) > first)
+
+
+def narrowed(
+    query: sa.Select[T],
+    *,
+    time_column: Any,
+    since: dt.datetime | None,
+    until: dt.datetime | None,
+    any_of: Mapping[Any, Sequence[Any]],
+) -> sa.Select[T]:
+    """The filters every record list shares: a half-open time range, and any of some values."""
+    if since is not None:
+        query = query.where(time_column >= since)
+    if until is not None:
+        query = query.where(time_column < until)
+    for column, values in any_of.items():
+        if values:
+            query = query.where(column.in_(values))
+    return query

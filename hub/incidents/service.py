@@ -16,7 +16,7 @@ from hub.children.service import ChildDetails
 from hub.db import utcnow
 from hub.errors import InvalidInput
 from hub.incidents.models import DashRisk, Incident, IncidentChild, IncidentType
-from hub.pagination import Page, paginate
+from hub.pagination import Page, narrowed, paginate
 from hub.reference.models import OrganisationKind
 
 
@@ -182,15 +182,13 @@ def _filtered(scope: RowScope, where: IncidentFilter) -> sa.Select[Incident]:
                 col(IncidentChild.child_id) == where.child_id,
             )
         )
-    if where.occurred_from is not None:
-        query = query.where(col(Incident.occurred_at) >= where.occurred_from)
-    if where.occurred_to is not None:
-        query = query.where(col(Incident.occurred_at) < where.occurred_to)
-    if where.types:
-        query = query.where(col(Incident.type).in_(where.types))
-    if where.dash_risks:
-        query = query.where(col(Incident.dash_risk).in_(where.dash_risks))
-    return query
+    return narrowed(
+        query,
+        time_column=col(Incident.occurred_at),
+        since=where.occurred_from,
+        until=where.occurred_to,
+        any_of={col(Incident.type): where.types, col(Incident.dash_risk): where.dash_risks},
+    )
 
 
 async def list_(

@@ -24,7 +24,7 @@ from hub.investigations.models import (
     InvestigationStatus,
     InvestigationTransition,
 )
-from hub.pagination import Page, paginate
+from hub.pagination import Page, narrowed, paginate
 
 
 @dataclasses.dataclass(frozen=True)
@@ -275,13 +275,13 @@ def _filtered(scope: RowScope, where: InvestigationFilter) -> sa.Select[Investig
                 col(InvestigationChild.child_id) == where.child_id,
             )
         )
-    if where.changed_from is not None:
-        query = query.where(col(Investigation.status_changed_at) >= where.changed_from)
-    if where.changed_to is not None:
-        query = query.where(col(Investigation.status_changed_at) < where.changed_to)
-    if where.statuses:
-        query = query.where(col(Investigation.status).in_(where.statuses))
-    return query
+    return narrowed(
+        query,
+        time_column=col(Investigation.status_changed_at),
+        since=where.changed_from,
+        until=where.changed_to,
+        any_of={col(Investigation.status): where.statuses},
+    )
 
 
 async def list_(

@@ -16,7 +16,7 @@ from hub.children.service import ChildDetails
 from hub.db import utcnow
 from hub.errors import Conflict, InvalidInput, NotFound
 from hub.missing.models import MissingEpisode, MissingFrom, MissingStatus, RiskGrade
-from hub.pagination import Page, paginate
+from hub.pagination import Page, narrowed, paginate
 from hub.reference.models import OrganisationKind
 
 APP_2017 = "college_of_policing_app_2017"
@@ -190,15 +190,16 @@ def _filtered(scope: RowScope, where: MissingFilter) -> sa.Select[MissingEpisode
     query = sa.select(MissingEpisode).where(scope.missing_episodes())
     if where.child_id is not None:
         query = query.where(col(MissingEpisode.child_id) == where.child_id)
-    if where.reported_from is not None:
-        query = query.where(col(MissingEpisode.reported_missing_at) >= where.reported_from)
-    if where.reported_to is not None:
-        query = query.where(col(MissingEpisode.reported_missing_at) < where.reported_to)
-    if where.risk_grades:
-        query = query.where(col(MissingEpisode.risk_grade).in_(where.risk_grades))
-    if where.statuses:
-        query = query.where(col(MissingEpisode.status).in_(where.statuses))
-    return query
+    return narrowed(
+        query,
+        time_column=col(MissingEpisode.reported_missing_at),
+        since=where.reported_from,
+        until=where.reported_to,
+        any_of={
+            col(MissingEpisode.risk_grade): where.risk_grades,
+            col(MissingEpisode.status): where.statuses,
+        },
+    )
 
 
 async def list_(

@@ -37,7 +37,8 @@ class ReportBenchFigures:
     events: int
     load_seconds: float
     council: str
-    council_seconds: float
+    council_seconds: float  # the first run, on a cold cache right after the load
+    council_warm_seconds: float  # the best of two more
     council_stages: int
     national_seconds: float
     national_stages: int
@@ -50,7 +51,8 @@ class ReportBenchFigures:
                 f"{self.events:,} access events in {self.load_seconds:.1f} s"
             ),
             (
-                f"council  {self.council} year report: {self.council_seconds:.2f} s "
+                f"council  {self.council} year report: {self.council_seconds:.2f} s cold, "
+                f"{self.council_warm_seconds:.2f} s warm "
                 f"({self.council_stages:,} stages judged; target < 1 s)"
             ),
             (
@@ -244,7 +246,8 @@ async def run(
         }
         try:
             timed = []
-            for scope in (ReportScope(council_code=council), ReportScope()):
+            scopes = [ReportScope(council_code=council)] * 3 + [ReportScope()]
+            for scope in scopes:
                 begun = time.perf_counter()
                 data = await extract.report(db, scope=scope, **common)
                 seconds = time.perf_counter() - begun
@@ -252,7 +255,7 @@ async def run(
                 timed.append((seconds, stages, len(data.breaches)))
         finally:
             await db.dispose()
-    (council_s, council_n, _), (national_s, national_n, breaches) = timed
+    (council_s, council_n, _), *warm, (national_s, national_n, breaches) = timed
     return ReportBenchFigures(
         incidents=incidents,
         episodes=episodes,
@@ -260,6 +263,7 @@ async def run(
         load_seconds=loaded,
         council=council,
         council_seconds=council_s,
+        council_warm_seconds=min(seconds for seconds, _, _ in warm),
         council_stages=council_n,
         national_seconds=national_s,
         national_stages=national_n,
