@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
+from hub.access.agreement import default_path, file_version
 from hub.access.models import Role
 from hub.audit.models import AuditEvent
 from hub.audit.service import pseudonym
@@ -167,6 +168,8 @@ def test_the_report_command_in_three_formats_is_logged(cli_env: str, tmp_path: P
         outputs[report_format] = target.read_text()
     assert outputs["md"].startswith("# Sharing delays")
     assert "| T9 |" in outputs["md"]
+    shipped = file_version(default_path())
+    assert f"agreement version {shipped}" in outputs["md"], "the report names its agreement"
     html = outputs["html"]
     assert html.startswith("<!DOCTYPE html>")
     assert "<script" not in html

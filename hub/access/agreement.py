@@ -131,6 +131,11 @@ def _version(raw: bytes) -> str:
     return "sha256:" + hashlib.sha256(raw).hexdigest()[:16]
 
 
+def file_version(path: Path) -> str:
+    """The version the hub records for an agreement file (its hash), without the schema check."""
+    return _version(path.read_bytes())
+
+
 def _type_fields(schema: GraphQLSchema) -> dict[str, frozenset[str]]:
     fields: dict[str, frozenset[str]] = {}
     for name in GUARDED_TYPES:

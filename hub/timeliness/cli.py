@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from hub.access.agreement import default_path, file_version
 from hub.audit import service as audit
 from hub.db import Database, utcnow
 from hub.settings import get_settings
@@ -52,6 +53,7 @@ async def _report(
             scope=scope,
             as_of=utcnow(),
             pseudonym_key=settings.pseudonym_key.get_secret_value(),
+            agreement_version=file_version(settings.agreement_file or default_path()),
         )
         async with db.transaction(write=True) as session:
             await audit.record_disclosure(
