@@ -3,7 +3,7 @@
 from sqlmodel import SQLModel
 
 from hub.access.models import OAuthClient
-from hub.audit.models import AuditChainHead, AuditEvent, AuditEventChild
+from hub.audit.models import AuditChainHead, AuditEvent, AuditEventChild, AuditEventRecord
 from hub.children.models import Child, ChildReference
 from hub.incidents.models import Incident, IncidentChild
 from hub.investigations.models import (
@@ -22,6 +22,7 @@ __all__ = [
     "AuditChainHead",
     "AuditEvent",
     "AuditEventChild",
+    "AuditEventRecord",
     "Child",
     "ChildReference",
     "ForceCoverage",

@@ -56,24 +56,28 @@ async def record(
     outcome: Outcome = Outcome.SERVED,
     detail: dict[str, Any] | None = None,
     request_id: str = "req-test",
+    grouped: bool = False,
 ) -> list[int]:
-    """Record one response; return the seqs its events took."""
-    head = await chain.read_head(session)
-    assert head is not None
-    count = await service.record(
-        session,
-        actor=actor,
-        operation=S62Operation.CONSULTATION,
-        operation_kind=OperationKind.QUERY,
-        operation_name="CouncilIncidents",
-        outcome=outcome,
-        records=records,
-        request_id=request_id,
-        trace_id="0af7651916cd43dd8448eb211c80319c",
-        agreement_version="sha256:test",
-        detail=detail,
-    )
-    return list(range(head.last_seq + 1, head.last_seq + 1 + count))
+    """Record responses of one record each (or all `records` in one, `grouped`); return the
+    seqs their events took.
+    """
+    responses = [records] if grouped or not records else [[r] for r in records]
+    return [
+        await service.record(
+            session,
+            actor=actor,
+            operation=S62Operation.CONSULTATION,
+            operation_kind=OperationKind.QUERY,
+            operation_name="CouncilIncidents",
+            outcome=outcome,
+            records=response,
+            request_id=request_id,
+            trace_id="0af7651916cd43dd8448eb211c80319c",
+            agreement_version="sha256:test",
+            detail=detail,
+        )
+        for response in responses
+    ]
 
 
 @pytest.fixture
@@ -283,6 +287,111 @@ async def test_a_missing_child_index_row_is_named(session: AsyncSession) -> None
     problem = (await check(session)).problem
     assert problem is not None
     assert (problem.seq, problem.reason) == (seqs[1], Reason.CHILD_INDEX)
+
+
+async def test_one_response_is_one_event_listing_its_records(session: AsyncSession) -> None:
+    records = served(3, children=2)
+    (seq,) = await record(session, records, grouped=True)
+    event = await event_row(session, seq)
+    listed = json.loads(event["records"])
+    assert [(e["type"], e["id"], e["owner"]) for e in listed] == [
+        (r.record_type, r.record_id, r.owner) for r in records
+    ]
+    assert listed[0]["fields"] == ["id", "occurredAt", "type"]  # sorted, once each
+    assert json.loads(event["child_ids"]) == sorted(c for r in records for c in r.child_ids)
+    indexed = await session.execute(
+        sa.select(chain.RECORDS.c.ordinal, chain.RECORDS.c.record_id)
+        .where(chain.RECORDS.c.seq == seq)
+        .order_by(chain.RECORDS.c.ordinal)
+    )
+    assert indexed.all() == [(i, r.record_id) for i, r in enumerate(records)]
+    assert (await check(session)).ok
+
+
+async def test_a_record_slipped_into_an_event_is_named(session: AsyncSession) -> None:
+    seqs = await record(session, served(2), grouped=True)
+    seqs += await record(session, served(1))
+    event = await event_row(session, seqs[0])
+    listed = json.loads(event["records"])
+    listed.append({**listed[0], "id": str(uuid.uuid4())})
+    await tamper(
+        session,
+        "UPDATE audit_event SET records = :records WHERE seq = :seq",
+        records=json.dumps(listed, separators=(",", ":")),
+        seq=seqs[0],
+    )
+    problem = (await check(session)).problem
+    assert problem is not None
+    assert (problem.seq, problem.reason) == (seqs[0], Reason.ALTERED)
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "DELETE FROM audit_event_record WHERE seq = :seq AND ordinal = 1",
+        (
+            "INSERT INTO audit_event_record (seq, ordinal, record_type, record_id) "
+            "VALUES (:seq, 7, 'Incident', 'another')"
+        ),
+    ],
+    ids=["deleted", "inserted"],
+)
+async def test_a_record_index_that_disagrees_is_named(
+    session: AsyncSession, statement: str
+) -> None:
+    seqs = await record(session, served(1))
+    seqs += await record(session, served(3), grouped=True)
+    seqs += await record(session, served(1))
+    await tamper(session, statement, seq=seqs[1])
+    problem = (await check(session)).problem
+    assert problem is not None
+    assert (problem.seq, problem.reason) == (seqs[1], Reason.RECORD_INDEX)
+
+
+async def test_version_1_events_still_verify(session: AsyncSession) -> None:
+    """An event written before records were grouped: its one record in its own columns."""
+    head = await chain.read_head(session)
+    assert head is not None
+    content: dict[str, Any] = dict.fromkeys(chain.CONTENT_COLUMNS)
+    content.update(
+        id=str(uuid.uuid4()),
+        occurred_at=dt.datetime(2026, 11, 1, 9, tzinfo=dt.UTC),
+        operation="consultation",
+        outcome="served",
+        organisation_code="E08000025",
+        client_id="test-council",
+        role="council_social_worker",
+        operation_kind="query",
+        record_type="Incident",
+        record_id="inc-1",
+        record_owner="WEST_MIDLANDS",
+        fields='["id"]',
+        child_ids='["c-1"]',
+    )
+    ordered = [content[name] for name in chain.CONTENT_COLUMNS]
+    assert chain.canonical(ordered).startswith(b"[1,")  # no `records`: version 1
+    digest = chain.event_hash(head.last_hash, ordered)
+    seq = head.last_seq + 1
+    row = {**content, "seq": seq, "prev_hash": head.last_hash, "hash": digest}
+    await session.execute(sa.insert(chain.EVENTS), [row])
+    await session.execute(
+        sa.insert(chain.RECORDS),
+        [{"seq": seq, "ordinal": 0, "record_type": "Incident", "record_id": "inc-1"}],
+    )
+    await session.execute(sa.insert(chain.CHILDREN), [{"child_id": "c-1", "seq": seq}])
+    await session.execute(
+        sa.update(chain.HEAD).values(last_seq=seq, last_hash=digest).where(chain.HEAD.c.id == 1)
+    )
+    seqs = await record(session, served(2), grouped=True)
+    report = await check(session)
+    assert report.ok, report.problem
+    assert report.last_seq == seqs[-1]
+    history = await service.record_history(
+        session, record_type="Incident", record_id="inc-1", first=5
+    )
+    assert [(a.event.seq, a.fields, a.child_ids) for a in history.items] == [
+        (seq, ("id",), ("c-1",))
+    ]
 
 
 async def test_a_problem_message_names_no_content(session: AsyncSession) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import random
 import uuid
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -17,7 +18,9 @@ import sqlalchemy as sa
 from graphql import GraphQLObjectType, get_named_type
 
 from hub.access.models import Role
+from hub.audit import chain
 from hub.audit.models import AuditChainHead, AuditEvent
+from hub.audit.service import Access, accesses_of
 from hub.db import Database
 from hub.graphql.schema import build_schema
 from hub.settings import Settings
@@ -111,17 +114,33 @@ def _expected(
     return found
 
 
-async def _events(db: Database, request_id: str) -> list[AuditEvent]:
+def _flat(access: Access) -> SimpleNamespace:
+    """One access as a flat row: the event's columns with the record's in place of its own."""
+    event = access.event
+    columns = {name: getattr(event, name) for name in chain.EVENT_COLUMNS}
+    return SimpleNamespace(
+        **{
+            **columns,
+            "record_type": access.record_type,
+            "record_id": access.record_id,
+            "record_owner": access.record_owner,
+            "fields": json.dumps(list(access.fields)),
+            "child_ids": json.dumps(list(access.child_ids)),
+        }
+    )
+
+
+async def _events(db: Database, request_id: str) -> list[SimpleNamespace]:
+    """The request's accesses, one per record received (one for an event about none)."""
     async with db.transaction(write=False) as session:
-        return list(
-            (
-                await session.execute(
-                    sa.select(AuditEvent)
-                    .where(AuditEvent.request_id == request_id)
-                    .order_by(AuditEvent.seq)
-                )
-            ).scalars()
-        )
+        events = (
+            await session.execute(
+                sa.select(AuditEvent)
+                .where(AuditEvent.request_id == request_id)
+                .order_by(AuditEvent.seq)
+            )
+        ).scalars()
+        return [_flat(access) for event in events for access in reversed(accesses_of(event))]
 
 
 async def _ask(

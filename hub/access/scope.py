@@ -120,10 +120,15 @@ class RowScope:
             .correlate_except(_incident_child, _child)
         )
 
+    @property
+    def sees_every_incident_child(self) -> bool:
+        """Whether `incident_children` lets every child of a visible incident through."""
+        return self.everything or not self.schools or bool(self.forces or self.councils)
+
     @functools.lru_cache(maxsize=1024)  # noqa: B019 - scopes are few and live as long as the hub
     def incident_children(self) -> sa.ColumnElement[bool]:
         """Which of an incident's children the caller sees: a school only its own pupils."""
-        if self.everything or not self.schools or self.forces or self.councils:
+        if self.sees_every_incident_child:
             return sa.true()
         return (
             sa.exists()

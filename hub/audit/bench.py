@@ -1,8 +1,9 @@
 """`safeguarding-hub bench-audit`: the audit log at national scale, with figures.
 
 Not a test: it measures. It creates a scratch PostgreSQL database (dropped afterwards), migrates
-it, bulk-loads N synthetic events with COPY (the chain computed in Python as it goes, exactly as
-`record` would), then times a child's access history (the latest 50 events) over many distinct
+it, bulk-loads N synthetic accesses (records served, in responses of 1 to 50 records, each
+response one chained event) with COPY (the chain computed in Python as it goes, exactly as
+`record` would), then times a child's access history (the latest 50 accesses) over many distinct
 children, appends through `record`, and `verify` over the whole log. Every value is invented.
 """
 
@@ -52,7 +53,8 @@ MIX = (
 
 @dataclasses.dataclass
 class AuditBenchReport:
-    events: int
+    events: int  # accesses loaded
+    chained: int  # the events they were chained in
     children: int
     load_seconds: float
     index_seconds: float
@@ -66,21 +68,25 @@ class AuditBenchReport:
         verdict = "OK" if self.verify.ok else f"FAILED {self.verify.problem}"
         return [
             (
-                f"loaded   {self.events:,} events over {self.children:,} children in "
-                f"{self.load_seconds:.1f} s (+ indexes and vacuum {self.index_seconds:.1f} s)"
+                f"loaded   {self.events:,} accesses (records served) in {self.chained:,} "
+                f"chained events, over {self.children:,} children in {self.load_seconds:.1f} s "
+                f"(+ indexes and vacuum {self.index_seconds:.1f} s)"
             ),
             (
-                f"history  latest {HISTORY_PAGE} of a child's events, "
+                f"history  latest {HISTORY_PAGE} of a child's accesses, "
                 f"{len(self.history_seconds)} children ({self.children_with_history} with any): "
                 f"p50 {history[0]:.2f} ms  p99 {history[1]:.2f} ms  (target < 50 ms)"
             ),
             (
-                f"append   record() of {APPEND_RECORDS} events, {len(self.append_seconds)} "
-                f"responses: p50 {appends[0]:.2f} ms  p99 {appends[1]:.2f} ms"
+                f"append   record() of a response of {APPEND_RECORDS} records, "
+                f"{len(self.append_seconds)} responses: "
+                f"p50 {appends[0]:.2f} ms  p99 {appends[1]:.2f} ms"
             ),
             (
-                f"verify   {self.verify.checked:,} events in {self.verify.seconds:.1f} s: "
-                f"{self.verify.rate:,.0f} events/s  (target > 100,000/s)  {verdict}"
+                f"verify   {self.verify.checked:,} chained events holding {self.events:,} "
+                f"accesses in {self.verify.seconds:.1f} s: {self.verify.rate:,.0f} events/s, "
+                f"{self.events / max(self.verify.seconds, 1e-9):,.0f} accesses/s  "
+                f"(target > 100,000/s)  {verdict}"
             ),
         ]
 
@@ -97,25 +103,55 @@ def _uuid(rng: random.Random) -> str:
     return str(uuid.UUID(int=rng.getrandbits(128), version=4))
 
 
-class _Synthetic:
-    """Synthetic events in seq order, chained: the rows COPY loads."""
+# Records per response: mostly small pages, some full ones (mean about 10).
+RESPONSE_SIZES = (1, 1, 2, 3, 5, 10, 20, 20, 25, 50)
 
-    def __init__(self, *, events: int, children: list[str], rng: random.Random) -> None:
-        self.events, self.children, self.rng = events, children, rng
-        self.records = [_uuid(rng) for _ in range(max(1, events // 10))]
+
+@dataclasses.dataclass
+class _Chunk:
+    events: list[tuple[Any, ...]] = dataclasses.field(default_factory=list)
+    records: list[tuple[Any, ...]] = dataclasses.field(default_factory=list)
+    children: list[tuple[str, int]] = dataclasses.field(default_factory=list)
+
+
+class _Synthetic:
+    """Synthetic responses in seq order, chained: the rows COPY loads.
+
+    `accesses` counts records served (plus one per event that served none): the issue's
+    "events" as a reader of the log counts them, one per record a caller received.
+    """
+
+    def __init__(self, *, accesses: int, children: list[str], rng: random.Random) -> None:
+        self.accesses, self.children, self.rng = accesses, children, rng
+        self.records = [_uuid(rng) for _ in range(max(1, accesses // 10))]
         self.start = dt.datetime.now(dt.UTC) - LOG_SPAN
-        self.step = LOG_SPAN / max(1, events)
+        self.step = LOG_SPAN / max(1, accesses)
         self.head = chain.Head(0, GENESIS_HASH)
+        self.written = 0  # accesses so far
         weights = [weight for *_, weight in MIX]
         self.kinds = rng.choices([mix[:3] for mix in MIX], weights=weights, k=1024)
 
-    def content(self, seq: int) -> tuple[list[Any], list[str]]:
+    def _record(self, seq: int, ordinal: int) -> dict[str, Any]:
         rng = self.rng
+        index = seq + ordinal
+        return {
+            "type": RECORD_TYPES[index % len(RECORD_TYPES)],
+            "id": rng.choice(self.records),
+            "owner": FORCES[index % len(FORCES)],
+            "fields": json.loads(FIELDS[index % len(FIELDS)]),
+            "children": sorted(set(rng.choices(self.children, k=rng.choice((1, 1, 2, 3))))),
+        }
+
+    def content(self, seq: int) -> tuple[list[Any], list[dict[str, Any]], list[str]]:
         operation, kind, outcome = self.kinds[seq % len(self.kinds)]
-        concerned = sorted(set(rng.choices(self.children, k=rng.choice((1, 1, 2, 3)))))
         served = outcome is Outcome.SERVED
+        size = self.rng.choice(RESPONSE_SIZES) if served else 0
+        size = min(size, max(1, self.accesses - self.written)) if served else 0
+        records = [self._record(seq, ordinal) for ordinal in range(size)]
+        concerned = sorted({child for record in records for child in record["children"]})
         council = COUNCILS[seq % len(COUNCILS)]
-        occurred_at = self.start + self.step * seq
+        occurred_at = self.start + self.step * self.written
+        self.written += max(1, size)
         values = {
             "id": service.event_id(occurred_at),
             "occurred_at": occurred_at,
@@ -128,31 +164,36 @@ class _Synthetic:
             "purpose": "section_47_enquiry",
             "operation_name": "CouncilIncidents",
             "operation_kind": kind.value,
-            "record_type": RECORD_TYPES[seq % len(RECORD_TYPES)] if served else None,
-            "record_id": rng.choice(self.records) if served else None,
-            "record_owner": FORCES[seq % len(FORCES)] if served else None,
-            "fields": FIELDS[seq % len(FIELDS)] if served else "[]",
-            "child_ids": json.dumps(concerned, separators=(",", ":")) if served else "[]",
+            "record_type": None,
+            "record_id": None,
+            "record_owner": None,
+            "fields": "[]",
+            "child_ids": chain.encode_json(concerned),
             "request_id": f"req-{seq:012d}",
             "trace_id": f"{seq:032x}",
             "agreement_version": "sha256:0000000000000000",
-            "detail": None,
+            "detail": None if served else '{"denied":["PURPOSE_NOT_PERMITTED"]}',
+            "records": chain.encode_json(records),
         }
-        return [values[name] for name in chain.CONTENT_COLUMNS], concerned if served else []
+        return [values[name] for name in chain.CONTENT_COLUMNS], records, concerned
 
-    def chunks(self) -> Iterator[tuple[list[tuple[Any, ...]], list[tuple[str, int]]]]:
-        prev = self.head.last_hash
-        for first in range(1, self.events + 1, CHUNK):
-            rows: list[tuple[Any, ...]] = []
-            child_rows: list[tuple[str, int]] = []
-            for seq in range(first, min(first + CHUNK, self.events + 1)):
-                content, concerned = self.content(seq)
+    def chunks(self) -> Iterator[_Chunk]:
+        prev, seq = self.head.last_hash, 0
+        while self.written < self.accesses:
+            chunk = _Chunk()
+            while self.written < self.accesses and len(chunk.records) < CHUNK:
+                seq += 1
+                content, records, concerned = self.content(seq)
                 digest = chain.event_hash(prev, content)
-                rows.append((seq, *content, prev, digest))
-                child_rows.extend((child, seq) for child in concerned)
+                chunk.events.append((seq, *content, prev, digest))
+                chunk.records.extend(
+                    (seq, ordinal, record["type"], record["id"], record["owner"])
+                    for ordinal, record in enumerate(records)
+                )
+                chunk.children.extend((child, seq) for child in concerned)
                 prev = digest
-            self.head = chain.Head(rows[-1][0], prev)
-            yield rows, child_rows
+            self.head = chain.Head(seq, prev)
+            yield chunk
 
 
 @contextlib.asynccontextmanager
@@ -198,8 +239,15 @@ async def _without_secondary_indexes(connection: Any) -> list[str]:
     return rebuild
 
 
-async def load(url: str, *, events: int, children: list[str], seed: int) -> tuple[float, float]:
-    """COPY the synthetic log in; return (load seconds, index rebuild and vacuum seconds)."""
+@dataclasses.dataclass(frozen=True)
+class Loaded:
+    load_seconds: float
+    index_seconds: float  # rebuilding the secondary indexes, and vacuum
+    chained: int  # events in the chain (one per response)
+
+
+async def load(url: str, *, events: int, children: list[str], seed: int) -> Loaded:
+    """COPY `events` synthetic accesses in, grouped in responses, each one chained event."""
     engine = create_async_engine(url, poolclass=sa.pool.NullPool)
     try:
         async with engine.connect() as wrapper:
@@ -208,25 +256,30 @@ async def load(url: str, *, events: int, children: list[str], seed: int) -> tupl
             connection: Any = (await wrapper.get_raw_connection()).driver_connection
             rebuild = await _without_secondary_indexes(connection)
             started = time.perf_counter()
-            await _copy_in(connection, events=events, children=children, seed=seed)
+            chained = await _copy_in(connection, events=events, children=children, seed=seed)
             loaded = time.perf_counter()
             await connection.execute("SET maintenance_work_mem = '1GB'")
             for statement in rebuild:
                 await connection.execute(statement)
             # Vacuum sets the visibility map: index-only scans (the child index's count) need it.
-            await connection.execute("VACUUM ANALYZE audit_event, audit_event_child")
-            return loaded - started, time.perf_counter() - loaded
+            await connection.execute(
+                "VACUUM ANALYZE audit_event, audit_event_record, audit_event_child"
+            )
+            return Loaded(loaded - started, time.perf_counter() - loaded, chained)
     finally:
         await engine.dispose()
 
 
-async def _copy_in(connection: Any, *, events: int, children: list[str], seed: int) -> None:
+async def _copy_in(connection: Any, *, events: int, children: list[str], seed: int) -> int:
     rng = random.Random(seed)  # noqa: S311 - synthetic data, repeatable
-    synthetic = _Synthetic(events=events, children=children, rng=rng)
-    for rows, child_rows in synthetic.chunks():
-        await connection.copy_records_to_table("audit_event", records=rows, columns=COLUMNS)
+    synthetic = _Synthetic(accesses=events, children=children, rng=rng)
+    for chunk in synthetic.chunks():
+        await connection.copy_records_to_table("audit_event", records=chunk.events, columns=COLUMNS)
         await connection.copy_records_to_table(
-            "audit_event_child", records=child_rows, columns=("child_id", "seq")
+            "audit_event_record", records=chunk.records, columns=chain.RECORD_COLUMNS
+        )
+        await connection.copy_records_to_table(
+            "audit_event_child", records=chunk.children, columns=("child_id", "seq")
         )
     head = synthetic.head
     await connection.execute(
@@ -234,6 +287,7 @@ async def _copy_in(connection: Any, *, events: int, children: list[str], seed: i
         head.last_seq,
         head.last_hash,
     )
+    return head.last_seq
 
 
 async def _history(db: Database, sample: list[str]) -> tuple[list[float], int]:
@@ -302,7 +356,7 @@ async def run(
     pool = [_uuid(rng) for _ in range(children)]
     async with _scratch_database(database_url) as url:
         await upgrade(url)
-        load_seconds, index_seconds = await load(url, events=events, children=pool, seed=seed)
+        loaded = await load(url, events=events, children=pool, seed=seed)
         db = Database(url)
         try:
             sample = rng.sample(pool, min(samples, len(pool)))
@@ -313,9 +367,10 @@ async def run(
             await db.dispose()
     return AuditBenchReport(
         events=events,
+        chained=loaded.chained,
         children=children,
-        load_seconds=load_seconds,
-        index_seconds=index_seconds,
+        load_seconds=loaded.load_seconds,
+        index_seconds=loaded.index_seconds,
         history_seconds=history,
         children_with_history=found,
         append_seconds=appended,

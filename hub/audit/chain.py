@@ -2,13 +2,17 @@ r"""The hash chain: how an event commits to the one before it, and how appends k
 
 `hash = sha256(prev_hash || canonical(content))`. `canonical` is compact JSON (no spaces, UTF-8,
 only the escapes RFC 8259 requires: `\"`, `\\`, `\b \f \n \r \t`, other controls as
-lowercase `\u00xx`) of `[1, <CONTENT_COLUMNS in order>]`, times as ISO 8601 UTC with
+lowercase `\u00xx`) of `[2, <CONTENT_COLUMNS in order>]`, times as ISO 8601 UTC with
 microseconds (`2026-01-31T09:00:00.000000+00:00`). The first event's `prev_hash` is 64 zeros.
 `seq` is not hashed: the links carry the order, and `verify` checks that seq order follows them.
+Version 1 events (written before `records` existed) hash `[1, <CONTENT_COLUMNS_V1>]`.
 
-Appends serialise on the single `audit_chain_head` row: `SELECT ... FOR UPDATE` on PostgreSQL (so
-any number of hub processes share one chain); on SQLite the hub's write transactions begin
-IMMEDIATE and so already hold the database's write lock.
+Appends serialise on the single `audit_chain_head` row. On PostgreSQL one statement locks it
+(`FOR UPDATE`, so any number of hub processes share one chain), links the new events to it
+(`sha256` in the database over bytes canonicalised here), inserts them with their record and
+child index rows and moves the head: one round trip for a response's events. On SQLite the
+hub's write transactions begin IMMEDIATE and so already hold the database's write lock; the
+links are computed here.
 
 `hub.audit.verify` walks the chain; a lawful erasure leaves an `Erasure` anchor it starts from.
 """
@@ -33,17 +37,20 @@ from hub.audit.models import (
     AuditChainHead,
     AuditEvent,
     AuditEventChild,
+    AuditEventRecord,
     OperationKind,
     S62Operation,
 )
+from hub.timeliness.models import FirstSeen, note_first_seen
 
 # Core tables: appends and the walk skip the ORM's per-row bookkeeping.
 EVENTS = SQLModel.metadata.tables[AuditEvent.__tablename__]
+RECORDS = SQLModel.metadata.tables[AuditEventRecord.__tablename__]
 CHILDREN = SQLModel.metadata.tables[AuditEventChild.__tablename__]
 HEAD = SQLModel.metadata.tables[AuditChainHead.__tablename__]
 
-CHAIN_VERSION = 1
-CONTENT_COLUMNS = (
+CHAIN_VERSION = 2
+CONTENT_COLUMNS_V1 = (
     "id",
     "occurred_at",
     "operation",
@@ -65,8 +72,10 @@ CONTENT_COLUMNS = (
     "agreement_version",
     "detail",
 )
+CONTENT_COLUMNS = (*CONTENT_COLUMNS_V1, "records")
 _TIME_INDEX = CONTENT_COLUMNS.index("occurred_at")
 EVENT_COLUMNS = ("seq", *CONTENT_COLUMNS, "prev_hash", "hash")
+RECORD_COLUMNS = ("seq", "ordinal", "record_type", "record_id", "record_owner")
 
 
 def _compact_json_encoder() -> Callable[[Any], str]:
@@ -99,8 +108,11 @@ def timestamp_text(value: dt.datetime) -> str:
 
 
 def canonical(content: Sequence[Any]) -> bytes:
-    """The bytes hashed for an event: `content` holds the values of `CONTENT_COLUMNS`, in order."""
-    values: list[Any] = [CHAIN_VERSION, *content]
+    """The bytes hashed for an event: `content` holds the values of `CONTENT_COLUMNS`, in order
+    (a version 1 event's `records` is None and is left out, with its version number).
+    """
+    legacy = content[-1] is None
+    values: list[Any] = [1, *content[:-1]] if legacy else [CHAIN_VERSION, *content]
     values[_TIME_INDEX + 1] = timestamp_text(content[_TIME_INDEX])
     return encode_json(values).encode()
 
@@ -134,17 +146,34 @@ def event_hash(prev_hash: str, content: Sequence[Any]) -> str:
 
 
 @dataclasses.dataclass(frozen=True)
+class IndexedRecord:
+    """A record an event lists, as the record index holds it."""
+
+    record_type: str
+    record_id: str
+    owner: str | None
+
+
+@dataclasses.dataclass(frozen=True)
 class Pending:
     """An event's content, canonicalised before the lock so that the lock is held briefly."""
 
     content: dict[str, Any]
     canonical: bytes
+    records: tuple[IndexedRecord, ...]
     child_ids: tuple[str, ...]
 
     @classmethod
-    def of(cls, content: dict[str, Any], child_ids: Sequence[str]) -> Pending:
+    def of(
+        cls, content: dict[str, Any], records: Sequence[IndexedRecord], child_ids: Sequence[str]
+    ) -> Pending:
         ordered = [content[name] for name in CONTENT_COLUMNS]
-        return cls(content=content, canonical=canonical(ordered), child_ids=tuple(child_ids))
+        return cls(
+            content=content,
+            canonical=canonical(ordered),
+            records=tuple(records),
+            child_ids=tuple(child_ids),
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -174,69 +203,144 @@ async def read_head(session: AsyncSession) -> Head | None:
     return None if row is None else Head(last_seq=int(row[0]), last_hash=str(row[1]))
 
 
-def chain_rows(
-    pending: Sequence[Pending], head: Head
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], Head]:
+@dataclasses.dataclass
+class IndexRows:
+    """The record and child index rows of events about to be appended."""
+
+    records: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    children: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+
+
+def index_rows(pending: Sequence[Pending], first_seq: int) -> IndexRows:
+    rows = IndexRows()
+    for seq, event in enumerate(pending, start=first_seq):
+        rows.records.extend(
+            {
+                "seq": seq,
+                "ordinal": ordinal,
+                "record_type": record.record_type,
+                "record_id": record.record_id,
+                "record_owner": record.owner,
+            }
+            for ordinal, record in enumerate(event.records)
+        )
+        rows.children.extend({"child_id": child, "seq": seq} for child in event.child_ids)
+    return rows
+
+
+def chain_rows(pending: Sequence[Pending], head: Head) -> tuple[list[dict[str, Any]], Head]:
     """Give each pending event its seq and hashes, after the head; return the new head too."""
     rows: list[dict[str, Any]] = []
-    children: list[dict[str, Any]] = []
     seq, prev_hash = head.last_seq, head.last_hash
     for event in pending:
         seq += 1
         digest = link(prev_hash, event.canonical)
         rows.append({**event.content, "seq": seq, "prev_hash": prev_hash, "hash": digest})
-        children.extend({"child_id": child, "seq": seq} for child in event.child_ids)
         prev_hash = digest
-    return rows, children, Head(last_seq=seq, last_hash=prev_hash)
+    return rows, Head(last_seq=seq, last_hash=prev_hash)
 
 
-_PG_TYPES = {"seq": "BIGINT", "occurred_at": "TIMESTAMPTZ"}
+_PG_TYPES = {"occurred_at": "TIMESTAMPTZ"}
+_PG_RECORD_TYPES = {"seq": "BIGINT", "ordinal": "INTEGER"}
 
 
 def _postgres_append() -> sa.TextClause:
-    """One statement of constant shape whatever the number of events (prepared once per
-    connection, no parameter limit): CTEs insert the events and the child rows from arrays, and
-    the body moves the head.
+    """One statement of constant shape whatever the number of events and records (prepared once
+    per connection, no parameter limit).
+
+    `head` locks the chain's head row; `linked` walks the new events in order, each hash the
+    sha256 of the one before and the event's canonical bytes (as `link` computes it); the
+    other CTEs insert the events and their index rows from arrays (seqs as offsets from the
+    head), and any first sight of records by a receiving organisation (`FirstSeen`); the body
+    moves the head to the last link.
     """
-    columns = ", ".join(f'"{name}"' for name in EVENT_COLUMNS)
-    arrays = ", ".join(
-        f"CAST(:{name} AS {_PG_TYPES.get(name, 'TEXT')}[])" for name in EVENT_COLUMNS
+    content = CONTENT_COLUMNS
+    columns = ", ".join(f'"{name}"' for name in ("seq", *content, "prev_hash", "hash"))
+    arrays = ", ".join(f"CAST(:{name} AS {_PG_TYPES.get(name, 'TEXT')}[])" for name in content)
+    values = ", ".join(f'e."{name}"' for name in content)
+    aliases = ", ".join(f'"{name}"' for name in content)
+    record_arrays = ", ".join(
+        f"CAST(:record_{name} AS {_PG_RECORD_TYPES.get(name, 'TEXT')}[])" for name in RECORD_COLUMNS
     )
+    record_columns = ", ".join(RECORD_COLUMNS)
     return sa.text(
-        f"WITH written AS (INSERT INTO audit_event ({columns}) SELECT * FROM unnest({arrays})), "  # noqa: S608 - constant column names
-        "indexed AS (INSERT INTO audit_event_child (child_id, seq) "
-        "SELECT * FROM unnest(CAST(:child_child_id AS TEXT[]), CAST(:child_seq AS BIGINT[]))) "
-        "UPDATE audit_chain_head SET last_seq = :last_seq, last_hash = :last_hash WHERE id = 1"
+        "WITH RECURSIVE "  # noqa: S608 - constant column names; values are bound
+        "head AS MATERIALIZED (SELECT last_seq, last_hash FROM audit_chain_head "
+        "WHERE id = 1 FOR UPDATE), "
+        "linked (n, seq, prev_hash, hash) AS ("
+        "SELECT 0::BIGINT, last_seq, NULL::TEXT, last_hash::TEXT FROM head "
+        "UNION ALL SELECT l.n + 1, l.seq + 1, l.hash, "
+        "encode(sha256(convert_to(l.hash, 'UTF8') || "
+        "(CAST(:canonical AS BYTEA[]))[l.n + 1]), 'hex') "
+        "FROM linked l WHERE l.n < cardinality(CAST(:canonical AS BYTEA[]))), "
+        f"written AS (INSERT INTO audit_event ({columns}) "
+        f"SELECT l.seq, {values}, l.prev_hash, l.hash FROM linked l "
+        f"JOIN unnest({arrays}) WITH ORDINALITY AS e({aliases}, n) ON e.n = l.n), "
+        f"indexed AS (INSERT INTO audit_event_record ({record_columns}) "
+        f"SELECT head.last_seq + r.seq, r.ordinal, r.record_type, r.record_id, r.record_owner "
+        f"FROM head, unnest({record_arrays}) AS r({record_columns})), "
+        "children AS (INSERT INTO audit_event_child (child_id, seq) "
+        "SELECT c.child_id, head.last_seq + c.seq FROM head, "
+        "unnest(CAST(:child_child_id AS TEXT[]), CAST(:child_seq AS BIGINT[])) "
+        "AS c(child_id, seq)), "
+        "seen AS (INSERT INTO record_receipt "
+        "(record_type, record_id, organisation_code, first_seen_at) "
+        "SELECT s.record_type, s.record_id, CAST(:seen_by AS TEXT), CAST(:seen_at AS TIMESTAMPTZ) "
+        "FROM unnest(CAST(:seen_type AS TEXT[]), CAST(:seen_id AS TEXT[])) "
+        "AS s(record_type, record_id) ON CONFLICT DO NOTHING) "
+        "UPDATE audit_chain_head SET last_seq = l.seq, last_hash = l.hash "
+        "FROM linked l WHERE audit_chain_head.id = 1 "
+        "AND l.n = cardinality(CAST(:canonical AS BYTEA[])) "
+        "RETURNING audit_chain_head.last_seq, audit_chain_head.last_hash"
     )
 
 
 _PG_APPEND = _postgres_append()
 
 
-async def append(session: AsyncSession, pending: Sequence[Pending]) -> Head:
-    """Append events to the chain: 2 statements on PostgreSQL, 3 or 4 on SQLite.
+async def append(
+    session: AsyncSession, pending: Sequence[Pending], *, first_seen: FirstSeen | None = None
+) -> Head:
+    """Append events to the chain: 1 statement on PostgreSQL, 3 to 6 on SQLite.
 
-    PostgreSQL: the head lock, then `_PG_APPEND`. SQLite has no writable CTEs: an executemany
-    per table and the head update go separately, in-process, under the lock already held.
+    SQLite has no writable CTEs: the head is read (under the write lock the transaction already
+    holds), the links computed here, and each table written by an executemany.
     """
-    head = await lock_head(session)
-    rows, children, new_head = chain_rows(pending, head)
+    seen = first_seen.records if first_seen is not None else ()
     if session.get_bind().dialect.name == "postgresql":
-        arrays: dict[str, Any] = {name: [row[name] for row in rows] for name in EVENT_COLUMNS}
-        arrays["child_child_id"] = [child["child_id"] for child in children]
-        arrays["child_seq"] = [child["seq"] for child in children]
-        await session.execute(
-            _PG_APPEND, {**arrays, "last_seq": new_head.last_seq, "last_hash": new_head.last_hash}
-        )
-        return new_head
+        # Index rows carry seqs relative to the head (1 for the first new event).
+        relative = index_rows(pending, 1)
+        params: dict[str, Any] = {
+            name: [event.content[name] for event in pending] for name in CONTENT_COLUMNS
+        }
+        params["canonical"] = [event.canonical for event in pending]
+        for name in RECORD_COLUMNS:
+            params[f"record_{name}"] = [row[name] for row in relative.records]
+        params["child_child_id"] = [row["child_id"] for row in relative.children]
+        params["child_seq"] = [row["seq"] for row in relative.children]
+        params["seen_by"] = first_seen.organisation_code if first_seen is not None else None
+        params["seen_at"] = first_seen.at if first_seen is not None else None
+        params["seen_type"] = [record_type for record_type, _ in seen]
+        params["seen_id"] = [record_id for _, record_id in seen]
+        moved = (await session.execute(_PG_APPEND, params)).one_or_none()
+        if moved is None:
+            raise ChainHeadMissing("the audit chain head row is missing")
+        return Head(last_seq=int(moved[0]), last_hash=str(moved[1]))
+    head = await lock_head(session)
+    rows, new_head = chain_rows(pending, head)
+    indexes = index_rows(pending, head.last_seq + 1)
     await session.execute(sa.insert(EVENTS), rows)
-    if children:
-        await session.execute(sa.insert(CHILDREN), children)
+    if indexes.records:
+        await session.execute(sa.insert(RECORDS), indexes.records)
+    if indexes.children:
+        await session.execute(sa.insert(CHILDREN), indexes.children)
     await session.execute(
         sa.update(HEAD)
         .where(HEAD.c.id == HEAD_ID)
         .values(last_seq=new_head.last_seq, last_hash=new_head.last_hash)
     )
+    if first_seen is not None and seen:
+        await note_first_seen(session, first_seen)
     return new_head
 
 

@@ -1,6 +1,7 @@
 """Exporting the log: JSON lines or CSV, streamed from a server-side cursor in constant memory.
 
-Every column is exported, `prev_hash` and `hash` included. With real child ids an export can be
+One line (or CSV row) per event, its records nested in `records`. Every column is exported,
+`prev_hash` and `hash` included. With real child ids an export can be
 re-hashed independently (`chain.CONTENT_COLUMNS` and `chain.canonical` define the bytes); with
 pseudonyms (`pseudonym_key`) it cannot, by design: the ids are what is withheld.
 """
@@ -24,7 +25,7 @@ from hub.audit.models import AuditEvent
 from hub.audit.service import pseudonym
 
 COLUMNS = EVENT_COLUMNS  # seq, the hashed content in its order, prev_hash, hash
-_JSON_COLUMNS = ("fields", "child_ids", "detail")
+_JSON_COLUMNS = ("fields", "child_ids", "detail", "records")
 BATCH_ROWS = 5_000
 
 
@@ -53,11 +54,21 @@ def _pseudonymised(child_ids: str, key: str) -> str:
     return json.dumps(ids, separators=(",", ":"))
 
 
+def _pseudonymised_records(records: str | None, key: str) -> str | None:
+    if records is None:
+        return None
+    listed = json.loads(records)
+    for entry in listed:
+        entry["children"] = [pseudonym(child_id, key=key) for child_id in entry["children"]]
+    return json.dumps(listed, separators=(",", ":"))
+
+
 def _text_row(row: Sequence[Any], key: str | None) -> dict[str, Any]:
     record = dict(zip(COLUMNS, row, strict=True))
     record["occurred_at"] = timestamp_text(record["occurred_at"])
     if key is not None:
         record["child_ids"] = _pseudonymised(record["child_ids"], key)
+        record["records"] = _pseudonymised_records(record["records"], key)
     return record
 
 

@@ -1,4 +1,12 @@
-"""The audit log's tables: hash-chained events, a child index over them, and the chain's head.
+"""The audit log's tables: hash-chained events, record and child indexes, and the chain's head.
+
+An event is one response's worth of one kind of processing: the records a caller received (each
+with the fields it received and the children it concerns) are listed in the event's `records`,
+inside what the hash covers, so a response costs one chained row however many records it holds.
+The narrow `audit_event_record` and `audit_event_child` rows index them for "who saw this record"
+and "who saw this child's records"; `verify` checks both indexes against the events.
+Events written before records were grouped (chain version 1) hold one record in their own
+`record_*` columns and have no `records`.
 
 No foreign keys: the log records what happened even after reference data changes, and an append
 must not wait on checks against tables it does not own.
@@ -46,15 +54,14 @@ class OperationKind(enum.StrEnum):
 
 
 class AuditEvent(SQLModel, table=True):
-    """One record served (or one access denied), chained to the event before it by `prev_hash`."""
+    """One response's records under one operation (or a refusal, an export, an erasure),
+    chained to the event before it by `prev_hash`."""
 
     __tablename__ = "audit_event"
     __table_args__ = (
         # Each index leads with what a report filters on and ends with `seq`, so that
         # "newest first" pages are read straight off the index.
-        sa.Index("ix_audit_event_record", "record_type", "record_id", "seq"),
         sa.Index("ix_audit_event_organisation", "organisation_code", "seq"),
-        sa.Index("ix_audit_event_owner", "record_owner", "seq"),
         sa.Index("ix_audit_event_user", "user", "seq"),
         # Erasures are few; `verify` finds them without reading the log.
         sa.Index(
@@ -78,15 +85,19 @@ class AuditEvent(SQLModel, table=True):
     purpose: str | None = Field(default=None, max_length=128)
     operation_name: str | None = Field(default=None, max_length=128)
     operation_kind: str = enum_field()
+    # Version 1 events only: the one record they are about.
     record_type: str | None = Field(default=None, max_length=32)
     record_id: str | None = Field(default=None, max_length=64)
     record_owner: str | None = Field(default=None, max_length=32)
     fields: str = Field(default="[]", sa_type=sa.Text)
+    # Every child the event's records concern (what the child index holds for this event).
     child_ids: str = Field(default="[]", sa_type=sa.Text)
     request_id: str | None = Field(default=None, max_length=64)
     trace_id: str | None = Field(default=None, max_length=32)
     agreement_version: str | None = Field(default=None, max_length=64)
     detail: str | None = Field(default=None, sa_type=sa.Text)
+    # Version 2: the records served, as compact JSON objects {type, id, owner, fields, children}.
+    records: str | None = Field(default=None, sa_type=sa.Text)
     prev_hash: str = Field(min_length=HASH_LENGTH, max_length=HASH_LENGTH)
     hash: str = Field(min_length=HASH_LENGTH, max_length=HASH_LENGTH)
 
@@ -101,6 +112,26 @@ class AuditEvent(SQLModel, table=True):
     @property
     def detail_data(self) -> dict[str, object] | None:
         return None if self.detail is None else dict(json.loads(self.detail))
+
+
+class AuditEventRecord(SQLModel, table=True):
+    """Which events served which records: "who has seen this record", newest first.
+
+    The record's place in its event's `records` is `ordinal`; what was received is read from
+    the event (hashed), not from here. Version 1 events have one row, ordinal 0.
+    """
+
+    __tablename__ = "audit_event_record"
+    __table_args__ = (
+        sa.Index("ix_audit_event_record_record", "record_type", "record_id", "seq"),
+        sa.Index("ix_audit_event_record_owner", "record_owner", "seq"),
+    )
+
+    seq: int = Field(sa_column=sa.Column(sa.BigInteger, primary_key=True, autoincrement=False))
+    ordinal: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    record_type: str = Field(max_length=32)
+    record_id: str = Field(max_length=64)
+    record_owner: str | None = Field(default=None, max_length=32)
 
 
 class AuditEventChild(SQLModel, table=True):

@@ -17,7 +17,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from hub.audit import chain, service, verify
-from hub.audit.models import AuditEvent, AuditEventChild, OperationKind, Outcome, S62Operation
+from hub.audit.models import (
+    AuditEvent,
+    AuditEventChild,
+    AuditEventRecord,
+    OperationKind,
+    Outcome,
+    S62Operation,
+)
 from hub.errors import HubError, InvalidInput
 
 OPERATION_NAME = "audit erase"
@@ -57,7 +64,7 @@ async def _allow_erasure(session: AsyncSession) -> None:
 
 async def _delete_through(session: AsyncSession, last_seq: int) -> None:
     await _allow_erasure(session)
-    for table in (AuditEventChild, AuditEvent):
+    for table in (AuditEventChild, AuditEventRecord, AuditEvent):
         statement = sa.delete(table).where(col(table.seq) <= last_seq)
         await session.execute(statement.execution_options(synchronize_session=False))
 

@@ -1,7 +1,7 @@
 """Recording access events and reading them back: the audit log's small, named interface.
 
-`record` writes one event per record a caller received (or one for a denial), chained, in the
-caller's transaction: it flushes nothing else and never commits. If it fails, it raises
+`record` writes one event listing the records a caller received (or one for a denial), chained,
+in the caller's transaction: it flushes nothing else and never commits. If it fails, it raises
 `AuditWriteFailed` and the response must fail with it: nothing is served unaudited.
 """
 
@@ -21,14 +21,14 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Mapped
 from sqlmodel import col
 
 from hub.audit import chain
-from hub.audit.models import AuditEvent, AuditEventChild, OperationKind, Outcome, S62Operation
+from hub.audit.models import AuditEvent, OperationKind, Outcome, S62Operation
 from hub.db import utcnow
 from hub.errors import HubError, InvalidInput
 from hub.pagination import Page
+from hub.timeliness.models import FirstSeen
 
 PSEUDONYM_PREFIX = "C-"
 _PSEUDONYM_HEX = 16
@@ -103,21 +103,41 @@ def event_id(at: dt.datetime) -> str:
     return str(uuid.UUID(int=value | rand & (2**62 - 1)))
 
 
-def _pending(
-    common: dict[str, Any], served: ServedRecord | None, *, occurred_at: dt.datetime
-) -> chain.Pending:
-    children = sorted(set(served.child_ids)) if served else []
+def _records_json(records: Sequence[ServedRecord]) -> str:
+    """The records an event lists, as hashed: one JSON object each, keys in a fixed order."""
+    return chain.encode_json(
+        [
+            {
+                "type": served.record_type,
+                "id": served.record_id,
+                "owner": served.owner,
+                "fields": sorted(set(served.fields)),
+                "children": sorted(set(served.child_ids)),
+            }
+            for served in records
+        ]
+    )
+
+
+def _pending(common: dict[str, Any], records: Sequence[ServedRecord]) -> chain.Pending:
+    children = sorted({child for served in records for child in served.child_ids})
+    occurred_at = utcnow()
     content = {
         **common,
         "id": event_id(occurred_at),
         "occurred_at": occurred_at,
-        "record_type": served.record_type if served else None,
-        "record_id": served.record_id if served else None,
-        "record_owner": served.owner if served else None,
-        "fields": _json_list(served.fields) if served else "[]",
-        "child_ids": _compact(children),
+        "record_type": None,
+        "record_id": None,
+        "record_owner": None,
+        "fields": "[]",
+        "child_ids": chain.encode_json(children),
+        "records": _records_json(records),
     }
-    return chain.Pending.of(content, children)
+    indexed = [
+        chain.IndexedRecord(served.record_type, served.record_id, served.owner)
+        for served in records
+    ]
+    return chain.Pending.of(content, indexed, children)
 
 
 async def record(
@@ -134,38 +154,87 @@ async def record(
     agreement_version: str | None,
     detail: dict[str, Any] | None = None,
 ) -> int:
-    """Append one event per record (one about no record when `records` is empty); return how many.
+    """Append one event listing `records` (none for a refusal, an export, an erasure); return
+    its seq.
 
-    Statements: PostgreSQL 2 (lock and read the head; one statement inserting events and child
-    rows and moving the head), SQLite 3, or 4 when any record concerns a child.
+    Statements: PostgreSQL 1 (see `chain.append`); SQLite 3 to 5.
     """
-    common: dict[str, Any] = {
-        **{name: _text(value) for name, value in dataclasses.asdict(actor).items()},
-        "operation": S62Operation(operation).value,
-        "outcome": Outcome(outcome).value,
-        "operation_kind": OperationKind(operation_kind).value,
-        "operation_name": _clip("operation_name", operation_name),
-        "request_id": _clip("request_id", request_id),
-        "trace_id": _clip("trace_id", trace_id),
-        "agreement_version": _clip("agreement_version", agreement_version),
-        "detail": None if detail is None else _compact(detail),
-    }
-    now = utcnow()
-    pending = [_pending(common, served, occurred_at=now) for served in records] or [
-        _pending(common, None, occurred_at=now)
-    ]
+    return (
+        await record_many(
+            session,
+            [
+                EventDraft(
+                    actor=actor,
+                    operation=operation,
+                    operation_kind=operation_kind,
+                    operation_name=operation_name,
+                    outcome=outcome,
+                    records=records,
+                    request_id=request_id,
+                    trace_id=trace_id,
+                    agreement_version=agreement_version,
+                    detail=detail,
+                )
+            ],
+        )
+    )[0]
+
+
+@dataclasses.dataclass(frozen=True)
+class EventDraft:
+    """One event to append: who, what kind of processing, which records, and why."""
+
+    actor: Actor
+    operation: S62Operation
+    operation_kind: OperationKind
+    operation_name: str | None
+    outcome: Outcome
+    records: Sequence[ServedRecord]
+    request_id: str | None
+    trace_id: str | None
+    agreement_version: str | None
+    detail: dict[str, Any] | None = None
+
+    def pending(self) -> chain.Pending:
+        common: dict[str, Any] = {
+            **{name: _text(value) for name, value in dataclasses.asdict(self.actor).items()},
+            "operation": S62Operation(self.operation).value,
+            "outcome": Outcome(self.outcome).value,
+            "operation_kind": OperationKind(self.operation_kind).value,
+            "operation_name": _clip("operation_name", self.operation_name),
+            "request_id": _clip("request_id", self.request_id),
+            "trace_id": _clip("trace_id", self.trace_id),
+            "agreement_version": _clip("agreement_version", self.agreement_version),
+            "detail": None if self.detail is None else _compact(self.detail),
+        }
+        return _pending(common, self.records)
+
+
+async def record_many(
+    session: AsyncSession, drafts: Sequence[EventDraft], *, first_seen: FirstSeen | None = None
+) -> list[int]:
+    """Append several events in one go (a response's, under each operation); return their seqs.
+
+    `first_seen` notes the receipts the response's consultations amount to, in the same write.
+    Raises `AuditWriteFailed` if they cannot be written: the caller must then serve nothing.
+    """
+    pending = [draft.pending() for draft in drafts]
     try:
-        await chain.append(session, pending)
+        head = await chain.append(session, pending, first_seen=first_seen)
     except (sa.exc.SQLAlchemyError, OSError, chain.ChainHeadMissing) as error:
         # The cause stays chained for operators' logs; the message carries no request data.
         raise AuditWriteFailed("the audit log could not be written: nothing was served") from error
-    return len(pending)
+    first = head.last_seq - len(pending) + 1
+    return list(range(first, head.last_seq + 1))
 
 
 async def record_disclosure(
     session: AsyncSession, *, actor: Actor, operation_name: str, detail: dict[str, Any]
 ) -> int:
-    """An export or report leaving the hub: a disclosure (s.62), logged before it is produced."""
+    """An export or report leaving the hub: a disclosure (s.62), logged before it is produced.
+
+    Returns the event's seq.
+    """
     return await record(
         session,
         actor=actor,
@@ -190,30 +259,85 @@ def pseudonym(child_id: str, *, key: str) -> str:
 # --- reading ------------------------------------------------------------------------------------
 
 
-def encode_cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(f"audit:{seq}".encode()).decode().rstrip("=")
+@dataclasses.dataclass(frozen=True)
+class Access:
+    """One record as one event served it, or an event that served no record: what readers list.
+
+    `ordinal` is the record's place in the event (-1 for an event about no record).
+    """
+
+    event: AuditEvent
+    ordinal: int
+    record_type: str | None
+    record_id: str | None
+    record_owner: str | None
+    fields: tuple[str, ...]
+    child_ids: tuple[str, ...]
+
+    @property
+    def seq(self) -> int:
+        return self.event.seq
+
+    @property
+    def key(self) -> tuple[int, int]:
+        return (self.event.seq, self.ordinal)
 
 
-def decode_cursor(cursor: str) -> int:
+def accesses_of(event: AuditEvent) -> list[Access]:
+    """An event's accesses, last record first (the order readers page in)."""
+    if event.records is None:  # chain version 1: the record is in the event's own columns
+        entries = [
+            {
+                "type": event.record_type,
+                "id": event.record_id,
+                "owner": event.record_owner,
+                "fields": json.loads(event.fields),
+                "children": json.loads(event.child_ids),
+            }
+        ]
+        if event.record_type is None:
+            entries = []
+    else:
+        entries = json.loads(event.records)
+    if not entries:
+        return [Access(event, -1, None, None, None, (), tuple(json.loads(event.child_ids)))]
+    return [
+        Access(
+            event=event,
+            ordinal=ordinal,
+            record_type=entry["type"],
+            record_id=entry["id"],
+            record_owner=entry["owner"],
+            fields=tuple(entry["fields"]),
+            child_ids=tuple(entry["children"]),
+        )
+        for ordinal, entry in reversed(list(enumerate(entries)))
+    ]
+
+
+def encode_cursor(key: tuple[int, int]) -> str:
+    seq, ordinal = key
+    return base64.urlsafe_b64encode(f"audit:{seq}:{ordinal}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[int, int]:
     not_ours = InvalidInput("after is not a cursor this API gave out", field="after")
     try:
-        prefix, _, seq = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).partition(b":")
-        value = int(seq)
-    except (ValueError, binascii.Error) as error:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        prefix, seq, ordinal = text.split(":")
+        value = (int(seq), int(ordinal))
+    except (ValueError, binascii.Error, UnicodeDecodeError) as error:
         raise not_ours from error
-    if prefix != b"audit":
+    if prefix != "audit":
         raise not_ours
     return value
 
 
-def _conditions(filters: EventFilter) -> list[sa.ColumnElement[bool]]:
+def _event_conditions(filters: EventFilter) -> list[sa.ColumnElement[bool]]:
     equal = {
         col(AuditEvent.user): filters.user,
         col(AuditEvent.organisation_code): filters.organisation_code,
-        col(AuditEvent.record_type): filters.record_type,
-        col(AuditEvent.record_id): filters.record_id,
         col(AuditEvent.purpose): filters.purpose,
-        col(AuditEvent.record_owner): filters.record_owner,
     }
     conditions = [column == value for column, value in equal.items() if value is not None]
     if filters.occurred_from is not None:
@@ -223,56 +347,80 @@ def _conditions(filters: EventFilter) -> list[sa.ColumnElement[bool]]:
     return conditions
 
 
-def _concerning(child_id: str) -> sa.Select[AuditEvent]:
-    return (
-        sa.select(AuditEvent)
-        .join(AuditEventChild, col(AuditEventChild.seq) == col(AuditEvent.seq))
-        .where(col(AuditEventChild.child_id) == child_id)
-    )
+def _narrowed(filters: EventFilter) -> tuple[sa.Select[AuditEvent], Any]:
+    """The events that may hold a matching access, and the seq column the index walks.
 
-
-async def _newest_first(
-    session: AsyncSession,
-    query: sa.Select[AuditEvent],
-    seq: sa.ColumnElement[int] | Mapped[int],
-    *,
-    first: int,
-    after: str | None,
-) -> Page[AuditEvent]:
-    """Newest first by seq (the chain's order), keyset-paged: cheap at any depth.
-
-    `seq` is the column the index walks: the child index's own for a child's history.
+    A child's accesses come off the child index, a record's or an owner's off the record
+    index; each event found holds at least one matching access.
     """
-    if first < 1:
-        raise InvalidInput("first must be at least 1", field="first")
-    if after is not None:
-        query = query.where(seq < decode_cursor(after))
-    rows = list((await session.execute(query.order_by(seq.desc()).limit(first + 1))).scalars())
-    items = rows[:first]
-    return Page(
-        items=items,
-        cursors=[encode_cursor(event.seq) for event in items],
-        has_next_page=len(rows) > first,
-    )
+    query: sa.Select[AuditEvent] = sa.select(AuditEvent)
+    if filters.child_id is not None:
+        children = chain.CHILDREN
+        query = query.join(children, children.c.seq == col(AuditEvent.seq)).where(
+            children.c.child_id == filters.child_id
+        )
+        return query, children.c.seq
+    by_record = {
+        chain.RECORDS.c.record_type: filters.record_type,
+        chain.RECORDS.c.record_id: filters.record_id,
+        chain.RECORDS.c.record_owner: filters.record_owner,
+    }
+    wanted = [column == value for column, value in by_record.items() if value is not None]
+    if wanted:
+        # One event may list several of an owner's records: a semi-join finds each event once.
+        listed = sa.exists().where(chain.RECORDS.c.seq == col(AuditEvent.seq), *wanted)
+        query = query.where(listed)
+    return query, col(AuditEvent.seq)
+
+
+def _matches(access: Access, filters: EventFilter) -> bool:
+    wanted = {
+        "record_type": filters.record_type,
+        "record_id": filters.record_id,
+        "record_owner": filters.record_owner,
+    }
+    if any(value is not None and getattr(access, name) != value for name, value in wanted.items()):
+        return False
+    return filters.child_id is None or filters.child_id in access.child_ids
 
 
 async def list_events(
     session: AsyncSession, *, filters: EventFilter, first: int, after: str | None = None
-) -> Page[AuditEvent]:
-    if filters.child_id is None:
-        query, seq = sa.select(AuditEvent), col(AuditEvent.seq)
-    else:
-        query, seq = _concerning(filters.child_id), col(AuditEventChild.seq)
-    query = query.where(*_conditions(filters))
-    return await _newest_first(session, query, seq, first=first, after=after)
+) -> Page[Access]:
+    """Accesses newest first (by seq, the chain's order), keyset-paged: cheap at any depth."""
+    if first < 1:
+        raise InvalidInput("first must be at least 1", field="first")
+    bound = decode_cursor(after) if after is not None else None
+    query, seq = _narrowed(filters)
+    query = query.where(*_event_conditions(filters)).order_by(seq.desc())
+    found: list[Access] = []
+    batch = first + 2
+    while len(found) <= first:
+        limited = query if bound is None else query.where(seq <= bound[0])
+        events: list[AuditEvent] = list((await session.execute(limited.limit(batch))).scalars())
+        for event in events:
+            found.extend(
+                access
+                for access in accesses_of(event)
+                if (bound is None or access.key < bound) and _matches(access, filters)
+            )
+        if len(events) < batch:
+            break
+        bound = (events[-1].seq, -2)  # the next batch starts below the last event read
+    items = found[:first]
+    return Page(
+        items=items,
+        cursors=[encode_cursor(access.key) for access in items],
+        has_next_page=len(found) > first,
+    )
 
 
 async def child_history(
     session: AsyncSession, *, child_id: str, first: int, after: str | None = None
-) -> Page[AuditEvent]:
+) -> Page[Access]:
     """Who has seen this child's records, newest first: one walk down (child_id, seq)."""
-    query = _concerning(child_id)
-    return await _newest_first(session, query, col(AuditEventChild.seq), first=first, after=after)
+    filters = EventFilter(child_id=child_id)
+    return await list_events(session, filters=filters, first=first, after=after)
 
 
 async def record_history(
@@ -282,7 +430,7 @@ async def record_history(
     record_id: str,
     first: int,
     after: str | None = None,
-) -> Page[AuditEvent]:
+) -> Page[Access]:
     """Every access to one record, newest first, off the (record_type, record_id, seq) index."""
     filters = EventFilter(record_type=record_type, record_id=record_id)
     return await list_events(session, filters=filters, first=first, after=after)

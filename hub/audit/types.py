@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 from typing import Self
 
 import strawberry
@@ -17,7 +16,7 @@ import strawberry
 from hub.access.agreement import AuditRows, ChildIdentities
 from hub.audit import service as audit
 from hub.audit.models import AuditEvent, OperationKind, Outcome, S62Operation
-from hub.audit.service import EventFilter
+from hub.audit.service import Access, EventFilter
 from hub.errors import Forbidden
 from hub.graphql.connection import Connection
 from hub.graphql.context import Info
@@ -34,12 +33,17 @@ KindType = strawberry.enum(OperationKind, name="AccessKind")
 
 @strawberry.type(description="One access to one record (or one refusal), from the audit log.")
 class AccessEvent:
-    row: strawberry.Private[AuditEvent]
+    access: strawberry.Private[Access]
     pseudonym_key: strawberry.Private[str | None]
 
     @classmethod
-    def of(cls, row: AuditEvent, pseudonym_key: str | None) -> Self:
-        return cls(row=row, pseudonym_key=pseudonym_key)
+    def of(cls, access: Access, pseudonym_key: str | None) -> Self:
+        return cls(access=access, pseudonym_key=pseudonym_key)
+
+    @property
+    def row(self) -> AuditEvent:
+        """The event (one response's worth of one kind of processing) the access is part of."""
+        return self.access.event
 
     @strawberry.field(description="Place in the hash chain.")
     def sequence(self) -> str | None:
@@ -87,24 +91,23 @@ class AccessEvent:
 
     @strawberry.field
     def record_type(self) -> str | None:
-        return self.row.record_type
+        return self.access.record_type
 
     @strawberry.field
     def record_id(self) -> str | None:
-        return self.row.record_id
+        return self.access.record_id
 
     @strawberry.field(description="The organisation whose record it is.")
     async def record_owner(self, info: Info) -> Organisation | None:
-        return await load_organisation(info, self.row.record_owner)
+        return await load_organisation(info, self.access.record_owner)
 
     @strawberry.field(description="The fields the caller actually received.")
     def fields(self) -> list[str] | None:
-        values: list[str] = json.loads(self.row.fields)
-        return values
+        return list(self.access.fields)
 
     @strawberry.field(description="The children the record concerns (pseudonyms for some roles).")
     def children(self) -> list[str] | None:
-        ids: list[str] = json.loads(self.row.child_ids)
+        ids = list(self.access.child_ids)
         if self.pseudonym_key is None:
             return ids
         return [audit.pseudonym(i, key=self.pseudonym_key) for i in ids]
@@ -150,9 +153,9 @@ def _pseudonym_key(info: Info) -> str | None:
     return None
 
 
-def _connection(info: Info, page: Page[AuditEvent]) -> Connection[AccessEvent]:
+def _connection(info: Info, page: Page[Access]) -> Connection[AccessEvent]:
     key = _pseudonym_key(info)
-    return Connection[AccessEvent].of(page, lambda row: AccessEvent.of(row, key))
+    return Connection[AccessEvent].of(page, lambda access: AccessEvent.of(access, key))
 
 
 def _first(info: Info, first: int | None) -> int:

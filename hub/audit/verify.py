@@ -12,7 +12,8 @@ What each reason means (`Problem.seq` names the first event concerned):
 - inserted: an event that is not part of the chain (chained past, in an erased range, or
   appended without moving the head);
 - reordered: an event is stored after one it does not follow;
-- child_index: `audit_event_child` disagrees with the events' child ids.
+- child_index: `audit_event_child` disagrees with the events' child ids;
+- record_index: `audit_event_record` disagrees with the records the events list.
 """
 
 from __future__ import annotations
@@ -35,8 +36,10 @@ from hub.audit import chain
 from hub.audit.chain import CHAIN_VERSION, CONTENT_COLUMNS, Erasure, Head, TimeText
 from hub.audit.models import GENESIS_HASH
 
-_EVENTS, _CHILDREN = chain.EVENTS, chain.CHILDREN
+_EVENTS, _CHILDREN, _RECORDS = chain.EVENTS, chain.CHILDREN, chain.RECORDS
 _CONTENT = slice(3, 3 + len(CONTENT_COLUMNS))
+_CONTENT_V1 = slice(3, 3 + len(CONTENT_COLUMNS) - 1)  # a version 1 event has no `records`
+_RECORDS_AT = 3 + CONTENT_COLUMNS.index("records")
 SELECT_BATCH = 10_000
 COPY_SEGMENT = 100_000
 _PENDING_CHUNKS = 16
@@ -48,6 +51,10 @@ class Reason(enum.StrEnum):
     INSERTED = "inserted"
     REORDERED = "reordered"
     CHILD_INDEX = "child_index"
+    RECORD_INDEX = "record_index"
+
+
+_INDEX_REASONS = frozenset({Reason.CHILD_INDEX, Reason.RECORD_INDEX})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,16 +84,37 @@ class VerifyReport:
         return self.checked / self.seconds if self.seconds > 0 else 0.0
 
 
+def _characters_of(column: Any, text: str) -> Any:
+    """How many characters of `column` belong to occurrences of `text`."""
+    return sa.func.length(column) - sa.func.length(sa.func.replace(column, text, ""))
+
+
+def _record_marks() -> Any:
+    """Twice the records an event lists: each is a JSON object, and only an object's opening
+    brace can stand before an unescaped quote (`{"`, two characters). A version 1 event has its
+    one record (or none) in its own columns. (Doubled, not divided: SQL division of integers is
+    not integer division everywhere.)
+    """
+    return sa.case(
+        (_EVENTS.c.records.is_not(None), _characters_of(_EVENTS.c.records, '{"')),
+        (_EVENTS.c.record_type.is_not(None), 2),
+        else_=0,
+    )
+
+
 def _walk_query(*, after: int, through: int | None, size: int) -> sa.Select[Any]:
-    """seq, prev_hash, hash, the content (time as canonical text), and the child count."""
+    """seq, prev_hash, hash, the content (time as canonical text), the child id list's quotes
+    and the record marks (twice the records).
+    """
     content = (
         TimeText(_EVENTS.c.occurred_at) if name == "occurred_at" else _EVENTS.c[name]
         for name in CONTENT_COLUMNS
     )
     # A child id never holds a quote: the list's quotes are twice its ids.
-    child_ids = _EVENTS.c.child_ids
-    quotes = sa.func.length(child_ids) - sa.func.length(sa.func.replace(child_ids, '"', ""))
-    query = sa.select(_EVENTS.c.seq, _EVENTS.c.prev_hash, _EVENTS.c.hash, *content, quotes)
+    quotes = _characters_of(_EVENTS.c.child_ids, '"')
+    query = sa.select(
+        _EVENTS.c.seq, _EVENTS.c.prev_hash, _EVENTS.c.hash, *content, quotes, _record_marks()
+    )
     query = query.where(_EVENTS.c.seq > after)
     if through is not None:
         query = query.where(_EVENTS.c.seq <= through)
@@ -105,6 +133,7 @@ class _Suspect:
     last_seq: int | None  # the last event that passed, and what it linked to
     last_prev: str
     quotes: int = 0  # of its child ids, for the child-index check should it pass after all
+    records: int = 0  # twice the records it lists, for the record-index check likewise
 
 
 @dataclasses.dataclass
@@ -114,6 +143,7 @@ class _Segment:
     first_seq: int | None = None
     last_seq: int | None = None
     quotes: int = 0  # twice the child ids the events name
+    records: int = 0  # twice the records the events list
     delivered: int = 0
 
 
@@ -160,8 +190,8 @@ class _Walk:
             self.last_seq,
             self.last_prev,
         )
-        encode, sha256, content = chain.encode_json, hashlib.sha256, _CONTENT
-        passed = quotes = 0
+        encode, sha256, content, v1 = chain.encode_json, hashlib.sha256, _CONTENT, _CONTENT_V1
+        passed = quotes = records = 0
         for row in rows:
             seq, prev_hash, stored = row[0], row[1], row[2]
             if seq != next_seq:
@@ -169,20 +199,30 @@ class _Walk:
             elif prev_hash != next_prev:
                 kind = "link"
             elif (
-                sha256((prev_hash + encode([CHAIN_VERSION, *row[content]])).encode()).hexdigest()
+                sha256(
+                    (
+                        prev_hash
+                        + (
+                            encode([CHAIN_VERSION, *row[content]])
+                            if row[_RECORDS_AT] is not None
+                            else encode([1, *row[v1]])
+                        )
+                    ).encode()
+                ).hexdigest()
                 != stored
             ):
                 kind = "hash"
             else:
                 last_seq, last_prev, next_seq, next_prev = seq, prev_hash, seq + 1, stored
                 passed += 1
-                quotes += row[-1]
+                quotes += row[-2]
+                records += row[-1]
                 continue
             self.suspect = _Suspect(
-                kind, seq, prev_hash, stored, next_seq, last_seq, last_prev, row[-1]
+                kind, seq, prev_hash, stored, next_seq, last_seq, last_prev, row[-2], row[-1]
             )
             break
-        self._passed(passed, quotes, first=rows[0][0])
+        self._passed(passed, quotes, records, first=rows[0][0])
         self.next_seq, self.next_prev, self.last_seq, self.last_prev = (
             next_seq,
             next_prev,
@@ -190,7 +230,7 @@ class _Walk:
             last_prev,
         )
 
-    def _passed(self, count: int, quotes: int, *, first: int) -> None:
+    def _passed(self, count: int, quotes: int, records: int, *, first: int) -> None:
         if not count:
             return
         segment = self.segment
@@ -198,6 +238,7 @@ class _Walk:
             segment.first_seq = first
         segment.last_seq = first + count - 1  # passed events are consecutive from `first`
         segment.quotes += quotes
+        segment.records += records
         self.checked += count
 
     def accept(self, suspect: _Suspect) -> None:
@@ -259,7 +300,7 @@ def _copy_rows(text: str) -> list[list[Any]]:
             for index in _NULLABLE:
                 if row[index] == _COPY_NULL:
                     row[index] = None
-        row[0], row[-1] = int(row[0]), int(row[-1])
+        row[0], row[-2], row[-1] = int(row[0]), int(row[-2]), int(row[-1])
         rows.append(row)
     return rows
 
@@ -412,18 +453,58 @@ async def _children_problem(session: AsyncSession, segment: _Segment) -> Problem
     return None
 
 
+def _listed(records: str | None, record_type: str | None, record_id: str | None) -> list[Any]:
+    if records is None:
+        return [] if record_type is None else [(0, record_type, record_id)]
+    return [(i, entry["type"], entry["id"]) for i, entry in enumerate(json.loads(records))]
+
+
+async def _records_problem(session: AsyncSession, segment: _Segment) -> Problem | None:
+    """Compare the record index with the records the events list, like `_children_problem`."""
+    first, last = segment.first_seq, segment.last_seq
+    if first is None or last is None:
+        return None
+    in_range = (_RECORDS.c.seq >= first, _RECORDS.c.seq <= last)
+    indexed_count = await _scalar(session, sa.select(sa.func.count()).where(*in_range))
+    if indexed_count * 2 == segment.records:
+        return None
+    indexed: dict[int, list[Any]] = {}
+    query = sa.select(
+        _RECORDS.c.seq, _RECORDS.c.ordinal, _RECORDS.c.record_type, _RECORDS.c.record_id
+    ).where(*in_range)
+    for seq, *entry in (await session.execute(query)).all():
+        indexed.setdefault(seq, []).append(tuple(entry))
+    query = sa.select(
+        _EVENTS.c.seq, _EVENTS.c.records, _EVENTS.c.record_type, _EVENTS.c.record_id
+    ).where(_EVENTS.c.seq >= first, _EVENTS.c.seq <= last)
+    events = {row[0]: _listed(*row[1:]) for row in (await session.execute(query)).all()}
+    for seq in sorted(indexed.keys() | events.keys()):
+        if sorted(indexed.get(seq, [])) != events.get(seq, []):
+            return Problem(seq, Reason.RECORD_INDEX, f"the record index disagrees at seq {seq}")
+    return None
+
+
 async def _settle(session: AsyncSession, walk: _Walk) -> Problem | None:
     """After a segment: check its child index, name (or clear) the suspect; the first wins.
 
     At the same seq the chain's reason wins: a forged event also upsets the child index.
     """
-    problems = [await _children_problem(session, walk.segment)]
+    problems = [
+        await _children_problem(session, walk.segment),
+        await _records_problem(session, walk.segment),
+    ]
     suspect = walk.suspect
     if suspect is not None:
         if suspect.kind == "hash" and await _confirmed_in_python(session, suspect):
             walk.accept(suspect)
-            alone = _Segment(first_seq=suspect.seq, last_seq=suspect.seq, quotes=suspect.quotes)
+            alone = _Segment(
+                first_seq=suspect.seq,
+                last_seq=suspect.seq,
+                quotes=suspect.quotes,
+                records=suspect.records,
+            )
             problems.append(await _children_problem(session, alone))
+            problems.append(await _records_problem(session, alone))
         else:
             problems.append(await _classify(session, walk, suspect))
     return _first(*problems)
@@ -431,7 +512,7 @@ async def _settle(session: AsyncSession, walk: _Walk) -> Problem | None:
 
 def _first(*problems: Problem | None) -> Problem | None:
     found = [problem for problem in problems if problem is not None]
-    return min(found, key=lambda p: (p.seq, p.reason is Reason.CHILD_INDEX)) if found else None
+    return min(found, key=lambda p: (p.seq, p.reason in _INDEX_REASONS)) if found else None
 
 
 async def verify(
@@ -461,7 +542,7 @@ async def verify(
     if (
         through is None
         and walked_to_the_end
-        and (problem is None or problem.reason is Reason.CHILD_INDEX)
+        and (problem is None or problem.reason in _INDEX_REASONS)
     ):
         problem = _first(problem, walk.finish(await chain.read_head(session)))
     return VerifyReport(

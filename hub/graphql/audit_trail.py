@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -25,7 +25,7 @@ from hub.audit.service import Actor, ServedRecord
 from hub.db import utcnow
 from hub.incidents.models import IncidentChild
 from hub.investigations.models import InvestigationChild
-from hub.timeliness.models import RECEIVING_ROLES, note_first_seen
+from hub.timeliness.models import RECEIVING_ROLES, FirstSeen
 
 AUDITED_TYPES = frozenset({"Child", "Incident", "MissingEpisode", "Investigation"})
 Path = tuple[str | int, ...]
@@ -96,9 +96,11 @@ class ServedRecords:
         session: AsyncSession,
         data: Mapping[str, Any] | None,
         errors: Sequence[GraphQLError],
+        *,
+        loaded: LoadedChildren | None = None,
     ) -> list[ServedRecord]:
         released = self.released(data, errors)
-        children = await _children_of(session, released)
+        children = await _children_of(session, released, loaded or LoadedChildren())
         merged: dict[tuple[str, str], ServedRecord] = {}
         for type_name, row, fields in released:
             key = (type_name, str(row.id))
@@ -126,10 +128,39 @@ def _at(data: Mapping[str, Any] | None, place: Path) -> Any:
     return value
 
 
+@dataclasses.dataclass(frozen=True)
+class LoadedChildren:
+    """Every child of a record, where the request's loaders already fetched them whole.
+
+    Each maps a record id to a finished load (a future), or has no entry. A load filtered by
+    the caller's scope (a school sees only its pupils among an incident's children) must not
+    be offered here: a record concerns all its children, seen or not.
+    """
+
+    incidents: Callable[[str], Any] = dataclasses.field(default=lambda _: None)
+    investigations: Callable[[str], Any] = dataclasses.field(default=lambda _: None)
+
+    def of(self, type_name: str, record_id: str) -> tuple[str, ...] | None:
+        lookup = self.incidents if type_name == "Incident" else self.investigations
+        future = lookup(record_id)
+        if future is None or not future.done() or future.exception() is not None:
+            return None
+        return tuple(sorted(_child_id(row) for row in future.result()))
+
+
+def _child_id(row: Any) -> str:
+    # An incident's links carry `child_id`; an investigation's loader yields the children.
+    return str(row.child_id if hasattr(row, "child_id") else row.id)
+
+
 async def _children_of(
-    session: AsyncSession, released: Iterable[tuple[str, Any, tuple[str, ...]]]
+    session: AsyncSession,
+    released: Iterable[tuple[str, Any, tuple[str, ...]]],
+    loaded: LoadedChildren,
 ) -> dict[tuple[str, str], tuple[str, ...]]:
-    """The children each record concerns; incidents and investigations in one statement each."""
+    """The children each record concerns: from the record itself, from what the request's
+    loaders fetched already, and the rest in one statement per record type.
+    """
     concerned: dict[tuple[str, str], tuple[str, ...]] = {}
     by_type: defaultdict[str, set[str]] = defaultdict(set)
     for type_name, row, _ in released:
@@ -137,6 +168,8 @@ async def _children_of(
             concerned[(type_name, row.id)] = (row.id,)
         elif type_name == "MissingEpisode":
             concerned[(type_name, row.id)] = (row.child_id,)
+        elif (known := loaded.of(type_name, row.id)) is not None:
+            concerned[(type_name, row.id)] = known
         else:
             by_type[type_name].add(row.id)
     links = {
@@ -204,20 +237,21 @@ async def write(
     changes: Mapping[tuple[str, str], S62Operation],
     denied: Sequence[str],
 ) -> None:
-    """The request's events: each record under what was done with it, and any refusal."""
+    """The request's events, appended together: one per kind of processing done to its
+    records (a push collects one record and may consult others), and one for any refusal.
+    """
     grouped: defaultdict[S62Operation, list[ServedRecord]] = defaultdict(list)
     for served in records:
         operation = changes.get((served.record_type, served.record_id), S62Operation.CONSULTATION)
         grouped[operation].append(served)
 
-    async def record(
+    def draft(
         operation: S62Operation,
         outcome: Outcome,
         served: Sequence[ServedRecord],
         detail: dict[str, Any] | None = None,
-    ) -> None:
-        await audit.record(
-            session,
+    ) -> audit.EventDraft:
+        return audit.EventDraft(
             actor=facts.actor,
             operation=operation,
             operation_kind=facts.kind,
@@ -230,14 +264,16 @@ async def write(
             detail=detail,
         )
 
-    for operation, served_records in grouped.items():
-        await record(operation, Outcome.SERVED, served_records)
+    drafts = [draft(operation, Outcome.SERVED, served) for operation, served in grouped.items()]
+    if denied:
+        drafts.append(
+            draft(S62Operation.CONSULTATION, Outcome.DENIED, [], {"denied": list(denied)})
+        )
     consulted = grouped.get(S62Operation.CONSULTATION)
+    first_seen = None
     if consulted and facts.actor.role in RECEIVING_ROLES:
         # Sharing delays: a receiving organisation's first consultation is when it received it.
         seen = [(served.record_type, served.record_id) for served in consulted]
-        await note_first_seen(
-            session, organisation_code=facts.actor.organisation_code, records=seen, at=utcnow()
-        )
-    if denied:
-        await record(S62Operation.CONSULTATION, Outcome.DENIED, [], {"denied": list(denied)})
+        first_seen = FirstSeen.of(facts.actor.organisation_code, seen, utcnow())
+    if drafts:
+        await audit.record_many(session, drafts, first_seen=first_seen)

@@ -16,7 +16,7 @@ from hub.access.agreement import RolePolicy
 from hub.access.identity import Principal
 from hub.access.scope import RowScope
 from hub.errors import Unauthenticated
-from hub.graphql.audit_trail import ServedRecords
+from hub.graphql.audit_trail import LoadedChildren, ServedRecords
 from hub.graphql.loaders import Loaders
 
 if TYPE_CHECKING:
@@ -66,6 +66,18 @@ class HubContext:
     @cached_property
     def loaders(self) -> Loaders:
         return Loaders(self.session, self.scope)
+
+    def loaded_children(self) -> LoadedChildren:
+        """Records' children the loaders fetched whole, for the audit (no second lookup)."""
+        if "loaders" not in self.__dict__:  # no loader ran: nothing fetched
+            return LoadedChildren()
+        loaders = self.loaders
+        investigations = loaders.investigation_children.cache_map.get
+        if not self.scope.sees_every_incident_child:
+            return LoadedChildren(investigations=investigations)
+        return LoadedChildren(
+            incidents=loaders.incident_children.cache_map.get, investigations=investigations
+        )
 
 
 Info = StrawberryInfo[HubContext, None]

@@ -30,18 +30,21 @@ INTERNAL_MESSAGE = "Internal error: the request was not completed and nothing wa
 class RequestTransaction(SchemaExtension):
     """One transaction per operation, and the audit of what it released, fail-closed.
 
-    A request is all or nothing, so a failed push in a batch leaves none of it half-written;
-    queries run in a read-only transaction. Every record the response carries is an audit event
-    written before the response leaves: a mutation's in its own transaction, a query's in a
-    write transaction of its own. If the audit cannot be written, the caller gets an error and
-    no data.
+    A request is all or nothing, so a failed push in a batch leaves none of it half-written.
+    Every record the response carries is in an audit event written before the response leaves,
+    in the request's own transaction (on SQLite, a query's in a write transaction of its own).
+    If the audit cannot be written, the caller gets an error and no data.
     """
 
     audited = True
 
     async def on_execute(self) -> AsyncIterator[None]:
         context: HubContext = self.execution_context.context
-        write = self.execution_context.operation_type is OperationType.MUTATION
+        mutation = self.execution_context.operation_type is OperationType.MUTATION
+        # PostgreSQL: a query's events go in the query's own transaction (one more statement,
+        # and the commit), so it is not READ ONLY. SQLite: a writer holds the database's one
+        # write lock from BEGIN, so a query reads in a read transaction and is audited after.
+        write = mutation or (self.audited and not context.hub.db.is_sqlite)
         async with context.hub.db.session(write=write) as session:
             await session.begin()
             context.open(session)
@@ -51,7 +54,7 @@ class RequestTransaction(SchemaExtension):
                 await session.rollback()
                 raise
             try:
-                await self._finish(context, session, write=write)
+                await self._finish(context, session, mutation=mutation, write=write)
             except (AuditWriteFailed, SQLAlchemyError) as error:
                 # The type only: a database error's text and traceback can carry parameters.
                 log.error(  # noqa: TRY400
@@ -62,18 +65,25 @@ class RequestTransaction(SchemaExtension):
                 # Raised, not returned: strawberry then answers with this error and no data.
                 raise GraphQLError(failure.message, extensions=failure.extensions) from error
 
-    async def _finish(self, context: HubContext, session: AsyncSession, *, write: bool) -> None:
+    async def _finish(
+        self, context: HubContext, session: AsyncSession, *, mutation: bool, write: bool
+    ) -> None:
         result = self.execution_context.result
         errors = list(getattr(result, "errors", None) or [])
         failed = result is None or bool(errors)
         records: list[ServedRecord] = []
-        if self.audited and not (write and failed):
+        if self.audited and not (mutation and failed):
             records = await context.served.served_records(
-                session, getattr(result, "data", None), errors
+                session,
+                getattr(result, "data", None),
+                errors,
+                loaded=context.loaded_children(),
             )
         denied = audit_trail.denials(errors)
-        if write and not failed:
-            if self.audited:
+        # A query changed nothing, so its transaction can carry its events whatever the errors;
+        # a failed mutation is undone and its refusals logged in a transaction of their own.
+        if write and not (mutation and failed):
+            if self.audited and (records or denied):
                 await self._write(context, session, records, denied)
             await session.commit()
             return

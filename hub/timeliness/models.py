@@ -7,6 +7,7 @@ set: a later read or a second acknowledgement moves neither.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Sequence
 
@@ -36,27 +37,37 @@ class RecordReceipt(SQLModel, table=True):
     acknowledged_by: str | None = Field(default=None, max_length=128)
 
 
-async def note_first_seen(
-    session: AsyncSession,
-    *,
-    organisation_code: str,
-    records: Sequence[tuple[str, str]],
-    at: dt.datetime,
-) -> None:
-    """Record that the organisation first saw these (record type, id) at `at`; keep earlier ones.
+@dataclasses.dataclass(frozen=True)
+class FirstSeen:
+    """A receiving organisation's consultation of records: their receipt, if it is the first."""
+
+    organisation_code: str
+    records: tuple[tuple[str, str], ...]  # (record type, id), only types a receipt is about
+    at: dt.datetime
+
+    @classmethod
+    def of(
+        cls, organisation_code: str, records: Sequence[tuple[str, str]], at: dt.datetime
+    ) -> FirstSeen:
+        kept = tuple(record for record in dict.fromkeys(records) if record[0] in RECEIPT_TYPES)
+        return cls(organisation_code=organisation_code, records=kept, at=at)
+
+
+async def note_first_seen(session: AsyncSession, seen: FirstSeen) -> None:
+    """Record that the organisation first saw these records at `seen.at`; keep earlier ones.
 
     One statement, insert-or-ignore: a record already seen keeps its first sight, and two
-    concurrent first reads cannot both win.
+    concurrent first reads cannot both win. (On PostgreSQL the audit's append does the same
+    insert inside its own statement: `hub.audit.chain`.)
     """
     rows = [
         {
             "record_type": record_type,
             "record_id": record_id,
-            "organisation_code": organisation_code,
-            "first_seen_at": at,
+            "organisation_code": seen.organisation_code,
+            "first_seen_at": seen.at,
         }
-        for record_type, record_id in dict.fromkeys(records)
-        if record_type in RECEIPT_TYPES
+        for record_type, record_id in seen.records
     ]
     if not rows:
         return

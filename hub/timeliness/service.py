@@ -31,7 +31,7 @@ from hub.investigations.models import (
 )
 from hub.missing.models import MissingEpisode, MissingStatus
 from hub.reference.models import Organisation
-from hub.timeliness.models import RECEIPT_TYPES, RecordReceipt, note_first_seen
+from hub.timeliness.models import RECEIPT_TYPES, FirstSeen, RecordReceipt, note_first_seen
 from hub.timeliness.timeline import Recipient, RecordTimes, incident_kind, nation_of
 
 Key = tuple[str, str]  # (record type, record id)
@@ -342,9 +342,7 @@ async def acknowledge(
     now = at or utcnow()
     # Race-free without locks: the receipt exists after the insert-or-ignore, and only one
     # UPDATE can find it still unacknowledged.
-    await note_first_seen(
-        session, organisation_code=organisation_code, records=[(record_type, record_id)], at=now
-    )
+    await note_first_seen(session, FirstSeen.of(organisation_code, [(record_type, record_id)], now))
     key = (
         col(RecordReceipt.record_type) == record_type,
         col(RecordReceipt.record_id) == record_id,
