@@ -28,8 +28,10 @@ from tests.conftest import LiveServer, unique
 from tests.factories import (
     COUNCIL,
     FORCE,
+    OTHER_FORCE,
     REPORT_INCIDENT,
     UPDATE_MISSING,
+    child,
     hours_ago,
     incident,
     iso,
@@ -316,6 +318,38 @@ async def test_pushes_are_collection_and_changes_alteration(
         UPDATE_MISSING, {"policeReference": "nope", "status": "FOUND", "at": iso(hours_ago(1))}
     )
     assert await _events(db, found) == [], "a failed push stored nothing and served nothing"
+
+
+async def test_a_child_matched_by_nhs_number_is_a_combination(
+    http: httpx.AsyncClient, live_server: LiveServer, db: Database
+) -> None:
+    nhs = f"9{uuid.uuid4().int % 10**9:09d}"  # synthetic: no check digit is claimed
+
+    async def push(force: str, reference: str) -> tuple[dict[str, Any], str]:
+        request_id = str(uuid.uuid4())
+        kid = {**child(f"{reference}-C1"), "nhsNumber": nhs}
+        payload = incident(reference, children=[{"child": kid, "present": True}])
+        response = await http.post(
+            live_server.graphql_url,
+            headers={
+                "Authorization": f"Bearer {live_server.token(Role.POLICE_OFFICER, force)}",
+                "X-Request-Id": request_id,
+            },
+            json={"query": REPORT_INCIDENT, "variables": {"input": payload}},
+        )
+        body = response.json()
+        assert "errors" not in body, body
+        return body, request_id
+
+    _, first = await push(FORCE, unique("CMB"))
+    assert not [e for e in await _events(db, first) if e.operation == "combination"]
+    _, second = await push(OTHER_FORCE, unique("CMB"))
+    combined = [e for e in await _events(db, second) if e.operation == "combination"]
+    assert [(e.record_type, e.outcome, json.loads(e.fields)) for e in combined] == [
+        ("Child", "served", [])
+    ]
+    assert json.loads(combined[0].detail) == {"matched_by": ["nhs_number"]}
+    assert json.loads(combined[0].child_ids) == [combined[0].record_id]
 
 
 async def _bypass_guards(session: Any) -> None:

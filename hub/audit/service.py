@@ -74,6 +74,26 @@ class EventFilter:
     record_owner: str | None = None
 
 
+_COMBINED = "hub.audit.combined"
+
+
+def note_combination(session: AsyncSession, combined: ServedRecord, *, matched_by: str) -> None:
+    """Say that this transaction combined data (s.62): a push matched to a record another
+    organisation holds (a child found by NHS number, not by the pushing force's reference).
+
+    The request's audit writes it as a `combination` event when the transaction succeeds.
+    """
+    session.info.setdefault(_COMBINED, {})[(combined.record_type, combined.record_id)] = (
+        combined,
+        matched_by,
+    )
+
+
+def combinations(session: AsyncSession) -> list[tuple[ServedRecord, str]]:
+    """What `note_combination` noted in this session's transaction, once each."""
+    return list(session.info.get(_COMBINED, {}).values())
+
+
 def _compact(value: object) -> str:
     # Compact and key-sorted: an exported event re-serialises to the very text that was hashed.
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)

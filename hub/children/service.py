@@ -12,6 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from hub import validation
+from hub.audit import service as audit
+from hub.audit.service import ServedRecord
 from hub.children.models import Child, ChildReference, ReferenceKind
 from hub.db import utcnow
 from hub.errors import InvalidInput
@@ -100,6 +102,18 @@ async def record_from_push(
         ).scalar_one_or_none()
         if child is not None:
             await _add_reference(session, child=child, force_code=force_code, details=details)
+            # The force's record now joins what others hold on this child: a combination.
+            audit.note_combination(
+                session,
+                ServedRecord(
+                    record_type="Child",
+                    record_id=child.id,
+                    fields=(),
+                    child_ids=(child.id,),
+                    owner=child.responsible_council_code,
+                ),
+                matched_by="nhs_number",
+            )
     if child is None:
         return await _create(
             session, force_code=force_code, details=details, default_council=default_council

@@ -236,9 +236,11 @@ async def write(
     records: Sequence[ServedRecord],
     changes: Mapping[tuple[str, str], S62Operation],
     denied: Sequence[str],
+    combined: Sequence[tuple[ServedRecord, str]] = (),
 ) -> None:
     """The request's events, appended together: one per kind of processing done to its
-    records (a push collects one record and may consult others), and one for any refusal.
+    records (a push collects one record and may consult others), one for records it combined
+    with what others hold, and one for any refusal.
     """
     grouped: defaultdict[S62Operation, list[ServedRecord]] = defaultdict(list)
     for served in records:
@@ -265,6 +267,16 @@ async def write(
         )
 
     drafts = [draft(operation, Outcome.SERVED, served) for operation, served in grouped.items()]
+    if combined:
+        matched_by = sorted({how for _, how in combined})
+        drafts.append(
+            draft(
+                S62Operation.COMBINATION,
+                Outcome.SERVED,
+                [record for record, _ in combined],
+                {"matched_by": matched_by},
+            )
+        )
     if denied:
         drafts.append(
             draft(S62Operation.CONSULTATION, Outcome.DENIED, [], {"denied": list(denied)})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import traceback
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 from graphql import GraphQLError, GraphQLSyntaxError
@@ -15,6 +15,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.types.graphql import OperationType
 
 from hub import telemetry
+from hub.audit import service as audit
 from hub.audit.models import OperationKind
 from hub.audit.service import Actor, AuditWriteFailed, ServedRecord
 from hub.errors import HubError
@@ -83,8 +84,9 @@ class RequestTransaction(SchemaExtension):
         # A query changed nothing, so its transaction can carry its events whatever the errors;
         # a failed mutation is undone and its refusals logged in a transaction of their own.
         if write and not (mutation and failed):
-            if self.audited and (records or denied):
-                await self._write(context, session, records, denied)
+            combined = audit.combinations(session) if mutation else []
+            if self.audited and (records or denied or combined):
+                await self._write(context, session, records, denied, combined)
             await session.commit()
             return
         await session.rollback()
@@ -98,6 +100,7 @@ class RequestTransaction(SchemaExtension):
         session: AsyncSession,
         records: list[ServedRecord],
         denied: list[str],
+        combined: Sequence[tuple[ServedRecord, str]] = (),
     ) -> None:
         await audit_trail.write(
             session,
@@ -105,6 +108,7 @@ class RequestTransaction(SchemaExtension):
             records=records,
             changes=context.served.changes,
             denied=denied,
+            combined=combined,
         )
 
     def _facts(self, context: HubContext) -> audit_trail.RequestFacts:
