@@ -32,6 +32,16 @@ class Pushed(Fingerprinted, Protocol):
     idempotency_key: str | None
 
 
+class PushKeys(Protocol):
+    """What names a push: the force's police reference, and the client's idempotency key if any."""
+
+    @property
+    def police_reference(self) -> str: ...
+
+    @property
+    def idempotency_key(self) -> str | None: ...
+
+
 RecordT = TypeVar("RecordT", bound=Fingerprinted)
 PushedT = TypeVar("PushedT", bound=Pushed)
 
@@ -49,13 +59,12 @@ async def find_pushed(
     model: type[PushedT],
     *,
     force_code: str,
-    police_reference: str,
-    idempotency_key: str | None,
+    push: PushKeys,
 ) -> PushedT | None:
-    """The force's earlier push under this police reference or this idempotency key, if any."""
-    keys = [col(model.police_reference) == police_reference]
-    if idempotency_key is not None:
-        keys.append(col(model.idempotency_key) == idempotency_key)
+    """The force's earlier push under this one's police reference or idempotency key, if any."""
+    keys = [col(model.police_reference) == push.police_reference]
+    if push.idempotency_key is not None:
+        keys.append(col(model.idempotency_key) == push.idempotency_key)
     query = sa.select(model).where(col(model.force_code) == force_code, sa.or_(*keys)).limit(1)
     return (await session.execute(query)).scalar_one_or_none()
 

@@ -113,13 +113,7 @@ async def report(
     payload_hash = pushes.fingerprint(incident)
 
     async def find() -> Incident | None:
-        return await pushes.find_pushed(
-            session,
-            Incident,
-            force_code=force_code,
-            police_reference=incident.police_reference,
-            idempotency_key=incident.idempotency_key,
-        )
+        return await pushes.find_pushed(session, Incident, force_code=force_code, push=incident)
 
     async def insert() -> Incident:
         row = Incident(

@@ -96,11 +96,7 @@ async def record(
 
     async def find() -> MissingEpisode | None:
         return await pushes.find_pushed(
-            session,
-            MissingEpisode,
-            force_code=force_code,
-            police_reference=episode.police_reference,
-            idempotency_key=episode.idempotency_key,
+            session, MissingEpisode, force_code=force_code, push=episode
         )
 
     async def insert() -> MissingEpisode:
