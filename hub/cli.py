@@ -103,12 +103,18 @@ def demo(
         serve(host=host, port=port, workers=1)
 
 
+# The server every bench makes its scratch database on; two benches also run on SQLite.
+_BENCH_SERVER = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+_SCRATCH = "a scratch database is created and dropped"
+BenchDatabase = typer.Option(
+    _BENCH_SERVER, help=f"A PostgreSQL server ({_SCRATCH}) or a SQLite URL."
+)
+PostgresBenchDatabase = typer.Option(_BENCH_SERVER, help=f"A PostgreSQL server: {_SCRATCH}.")
+
+
 @app.command()
 def bench(
-    database_url: str = typer.Option(
-        "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres",
-        help="A PostgreSQL server (a scratch database is created and dropped) or a SQLite URL.",
-    ),
+    database_url: str = BenchDatabase,
     pushes: int = typer.Option(2000, min=1, help="Incidents to push."),
     queries: int = typer.Option(1000, min=1, help="Council queries to run."),
     concurrency: int = typer.Option(16, min=1, help="Requests in flight at once."),
@@ -183,10 +189,7 @@ def policy_explain(
 
 @app.command("bench-costs")
 def bench_costs(
-    database_url: str = typer.Option(
-        "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres",
-        help="A PostgreSQL server (a scratch database is created and dropped) or a SQLite URL.",
-    ),
+    database_url: str = BenchDatabase,
     records: int = typer.Option(200, min=1, help="Incidents to seed."),
     repeats: int = typer.Option(200, min=1, help="Runs of each path."),
     page_size: int = typer.Option(50, min=1, help="Incidents per query."),
@@ -203,10 +206,7 @@ def bench_costs(
 
 @app.command("bench-audit")
 def bench_audit(
-    database_url: str = typer.Option(
-        "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres",
-        help="A PostgreSQL server: a scratch database is created and dropped.",
-    ),
+    database_url: str = PostgresBenchDatabase,
     events: int = typer.Option(10_000_000, min=1, help="Synthetic access events to load."),
     children: int = typer.Option(200_000, min=1, help="Distinct children they concern."),
 ) -> None:
@@ -220,10 +220,7 @@ def bench_audit(
 
 @app.command("bench-report")
 def bench_report(
-    database_url: str = typer.Option(
-        "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres",
-        help="A PostgreSQL server: a scratch database is created and dropped.",
-    ),
+    database_url: str = PostgresBenchDatabase,
     incidents: int = typer.Option(1_500_000, min=1, help="Synthetic incidents (a year)."),
     episodes: int = typer.Option(220_000, min=0, help="Synthetic missing episodes."),
     events: int = typer.Option(20_000_000, min=0, help="Synthetic access events."),

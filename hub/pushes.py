@@ -14,8 +14,10 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
+import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from hub.errors import Conflict
 
@@ -24,7 +26,24 @@ class Fingerprinted(Protocol):
     payload_hash: str
 
 
+class Pushed(Fingerprinted, Protocol):
+    force_code: str
+    police_reference: str
+    idempotency_key: str | None
+
+
+class PushKeys(Protocol):
+    """What names a push: the force's police reference, and the client's idempotency key if any."""
+
+    @property
+    def police_reference(self) -> str: ...
+
+    @property
+    def idempotency_key(self) -> str | None: ...
+
+
 RecordT = TypeVar("RecordT", bound=Fingerprinted)
+PushedT = TypeVar("PushedT", bound=Pushed)
 
 
 def fingerprint(command: Any) -> str:
@@ -33,6 +52,21 @@ def fingerprint(command: Any) -> str:
     payload.pop("idempotency_key", None)
     canonical = json.dumps(payload, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def find_pushed(
+    session: AsyncSession,
+    model: type[PushedT],
+    *,
+    force_code: str,
+    push: PushKeys,
+) -> PushedT | None:
+    """The force's earlier push under this one's police reference or idempotency key, if any."""
+    keys = [col(model.police_reference) == push.police_reference]
+    if push.idempotency_key is not None:
+        keys.append(col(model.idempotency_key) == push.idempotency_key)
+    query = sa.select(model).where(col(model.force_code) == force_code, sa.or_(*keys)).limit(1)
+    return (await session.execute(query)).scalar_one_or_none()
 
 
 def same_or_conflict(existing: RecordT, payload_hash: str, *, what: str) -> RecordT:

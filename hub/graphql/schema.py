@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol, TypeVar
 
 import strawberry
+from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.extensions import (
     DisableIntrospection,
     MaxAliasesLimiter,
@@ -16,13 +18,14 @@ from strawberry.schema.config import StrawberryConfig
 
 from hub.access.permissions import PushesPoliceRecords
 from hub.access.policy import AgreementFields, AgreementFieldsUnaudited, PurposeOfAccess
+from hub.access.scope import RowScope
 from hub.audit.models import S62Operation
 from hub.audit.types import AuditQuery
 from hub.children.types import Child
 from hub.graphql.connection import Connection
 from hub.graphql.context import Info
 from hub.graphql.extensions import ErrorCodes, RequestTransaction, UnauditedTransaction
-from hub.graphql.filters import checked
+from hub.graphql.filters import GuardedFilter, checked
 from hub.incidents import service as incidents
 from hub.incidents.types import Incident, IncidentFilterInput, ReportIncidentInput
 from hub.investigations import service as investigations
@@ -38,7 +41,7 @@ from hub.missing.types import (
     RecordMissingEpisodeInput,
     UpdateMissingEpisodeInput,
 )
-from hub.pagination import page_size
+from hub.pagination import Page, page_size
 from hub.reference import service as reference
 from hub.reference.models import OrganisationKind
 from hub.reference.types import Organisation, OrganisationKindType, load_organisation
@@ -50,6 +53,46 @@ from hub.timeliness.types import TimelinessMutation, TimelinessQuery, note_share
 def _first(info: Info, first: int | None) -> int:
     settings = info.context.hub.settings
     return page_size(first, default=settings.default_page_size, maximum=settings.max_page_size)
+
+
+WhereT = TypeVar("WhereT")
+WhereT_contra = TypeVar("WhereT_contra", contravariant=True)
+RowT = TypeVar("RowT")
+NodeT = TypeVar("NodeT")
+
+
+class RecordList(Protocol[WhereT_contra, RowT]):
+    """A service's `list_`: a page of the records in the caller's scope that match the filter."""
+
+    async def __call__(
+        self,
+        session: AsyncSession,
+        *,
+        scope: RowScope,
+        where: WhereT_contra,
+        first: int,
+        after: str | None,
+    ) -> Page[RowT]: ...
+
+
+async def _connection(
+    info: Info,
+    list_: RecordList[WhereT, RowT],
+    given: GuardedFilter[WhereT],
+    node: Callable[[RowT], NodeT],
+    *,
+    first: int | None,
+    after: str | None,
+) -> Connection[NodeT]:
+    """A root list field: the filter checked against the caller's view, then one page of it."""
+    page = await list_(
+        info.context.session,
+        scope=info.context.scope,
+        where=checked(info, given),
+        first=_first(info, first),
+        after=after,
+    )
+    return Connection[NodeT].of(page, node)
 
 
 @strawberry.type(description="Who the hub takes the caller to be, from the token and headers.")
@@ -101,14 +144,10 @@ class Query(AuditQuery, TimelinessQuery):
         first: int | None = None,
         after: str | None = None,
     ) -> Connection[Incident] | None:
-        page = await incidents.list_(
-            info.context.session,
-            scope=info.context.scope,
-            where=checked(info, filter or IncidentFilterInput()),
-            first=_first(info, first),
-            after=after,
+        given = filter or IncidentFilterInput()
+        return await _connection(
+            info, incidents.list_, given, Incident.of, first=first, after=after
         )
-        return Connection[Incident].of(page, Incident.of)
 
     @strawberry.field
     async def missing_episodes(
@@ -118,14 +157,10 @@ class Query(AuditQuery, TimelinessQuery):
         first: int | None = None,
         after: str | None = None,
     ) -> Connection[MissingEpisode] | None:
-        page = await missing.list_(
-            info.context.session,
-            scope=info.context.scope,
-            where=checked(info, filter or MissingEpisodeFilterInput()),
-            first=_first(info, first),
-            after=after,
+        given = filter or MissingEpisodeFilterInput()
+        return await _connection(
+            info, missing.list_, given, MissingEpisode.of, first=first, after=after
         )
-        return Connection[MissingEpisode].of(page, MissingEpisode.of)
 
     @strawberry.field
     async def investigations(
@@ -135,14 +170,10 @@ class Query(AuditQuery, TimelinessQuery):
         first: int | None = None,
         after: str | None = None,
     ) -> Connection[Investigation] | None:
-        page = await investigations.list_(
-            info.context.session,
-            scope=info.context.scope,
-            where=checked(info, filter or InvestigationFilterInput()),
-            first=_first(info, first),
-            after=after,
+        given = filter or InvestigationFilterInput()
+        return await _connection(
+            info, investigations.list_, given, Investigation.of, first=first, after=after
         )
-        return Connection[Investigation].of(page, Investigation.of)
 
     @strawberry.field
     async def child(self, info: Info, id: strawberry.ID) -> Child | None:  # noqa: A002

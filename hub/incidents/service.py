@@ -113,7 +113,7 @@ async def report(
     payload_hash = pushes.fingerprint(incident)
 
     async def find() -> Incident | None:
-        return await _find(session, force_code=force_code, incident=incident)
+        return await pushes.find_pushed(session, Incident, force_code=force_code, push=incident)
 
     async def insert() -> Incident:
         row = Incident(
@@ -140,18 +140,6 @@ async def report(
     return await pushes.insert_once(
         session, find=find, insert=insert, payload_hash=payload_hash, what="incident"
     )
-
-
-async def _find(
-    session: AsyncSession, *, force_code: str, incident: IncidentReport
-) -> Incident | None:
-    keys = [col(Incident.police_reference) == incident.police_reference]
-    if incident.idempotency_key is not None:
-        keys.append(col(Incident.idempotency_key) == incident.idempotency_key)
-    query = (
-        sa.select(Incident).where(col(Incident.force_code) == force_code, sa.or_(*keys)).limit(1)
-    )
-    return (await session.execute(query)).scalar_one_or_none()
 
 
 async def _link_children(

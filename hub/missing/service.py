@@ -95,13 +95,9 @@ async def record(
     payload_hash = pushes.fingerprint(episode)
 
     async def find() -> MissingEpisode | None:
-        keys = [col(MissingEpisode.police_reference) == episode.police_reference]
-        if episode.idempotency_key is not None:
-            keys.append(col(MissingEpisode.idempotency_key) == episode.idempotency_key)
-        query = sa.select(MissingEpisode).where(
-            col(MissingEpisode.force_code) == force_code, sa.or_(*keys)
+        return await pushes.find_pushed(
+            session, MissingEpisode, force_code=force_code, push=episode
         )
-        return (await session.execute(query.limit(1))).scalar_one_or_none()
 
     async def insert() -> MissingEpisode:
         child = await children.record_from_push(
