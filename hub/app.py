@@ -14,8 +14,9 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
@@ -25,6 +26,7 @@ from hub.access.agreement import Agreement, default_path
 from hub.access.keys import KeySet
 from hub.access.oauth import routes as oauth_routes
 from hub.access.tokens import authenticate_request
+from hub.changes.notifier import ChangeNotifier
 from hub.db import Database
 from hub.errors import HubError, Unauthenticated
 from hub.graphql.context import HubContext
@@ -34,6 +36,7 @@ from hub.settings import Settings, get_settings
 from hub.timeliness import dashboard
 
 log = logging.getLogger("hub.app")
+WS_UNAUTHORISED = 4401  # graphql-transport-ws: close codes 4400-4499 are the client's fault
 
 
 @dataclasses.dataclass
@@ -42,6 +45,12 @@ class HubState:
     db: Database
     keys: KeySet
     agreement: Agreement
+    notifier: ChangeNotifier = dataclasses.field(init=False)
+
+    def __post_init__(self) -> None:
+        self.notifier = ChangeNotifier(
+            self.settings.database_url, poll_seconds=self.settings.change_poll_seconds
+        )
 
 
 def _error_body(error: HubError) -> bytes:
@@ -141,6 +150,9 @@ class Authenticated:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+            return
         if scope["type"] != "http" or self._is_graphiql_page(scope):
             await self.app(scope, receive, send)
             return
@@ -156,6 +168,23 @@ class Authenticated:
             return
         except HubError as error:
             await _send_error(send, 400, error, {})
+            return
+        scope.setdefault("state", {})["principal"] = principal
+        await self.app(scope, receive, send)
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A subscription's connection: the same token and context headers, on the upgrade
+        request (clients are case systems, which can set headers). Refused before it opens.
+        """
+        websocket = WebSocket(scope, receive, send)
+        hub: HubState = websocket.app.state.hub
+        try:
+            principal = authenticate_request(
+                websocket.headers, settings=hub.settings, keys=hub.keys
+            )
+        except HubError as error:
+            log.info("websocket refused: %s", error.code)
+            await websocket.close(code=WS_UNAUTHORISED, reason=error.code)
             return
         scope.setdefault("state", {})["principal"] = principal
         await self.app(scope, receive, send)
@@ -223,11 +252,13 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         yield
+        await state.notifier.close()
         await db.dispose()
 
     app = Starlette(
         routes=[
             Route("/graphql", Authenticated(ResponseMedia(graphql)), methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", Authenticated(graphql)),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             *oauth_routes(),

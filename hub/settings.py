@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     default_page_size: int = Field(default=50, ge=1)
     max_query_depth: int = Field(default=10, ge=2)
     clock_skew_seconds: int = Field(default=300, ge=0)
+    # How often a subscription looks at the outbox when no notification woke it.
+    change_poll_seconds: float = Field(default=5.0, gt=0)
 
     @property
     def is_production(self) -> bool:

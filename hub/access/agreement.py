@@ -25,6 +25,7 @@ from hub.reference.models import OrganisationKind
 # carry no case data and are open to every authenticated caller.
 GUARDED_TYPES = (
     "Query",
+    "Subscription",
     "Organisation",
     "Child",
     "ChildReference",

@@ -8,6 +8,7 @@ token's claims so that one client token can serve many social workers in turn.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import enum
 from typing import TYPE_CHECKING, Any
 
@@ -84,6 +85,9 @@ class Principal:
     user: str | None
     purpose: str | None
     token_id: str
+    # When the token stops being good: a subscription ends there, and the client resumes
+    # with a fresh token from its last cursor.
+    expires_at: dt.datetime | None = None
 
 
 def clean_context_value(value: str | None, *, field: str) -> str | None:
@@ -109,7 +113,13 @@ def principal_from_request(headers: Mapping[str, str], claims: Mapping[str, Any]
         user=_context(headers, ON_BEHALF_OF_HEADER, claims, USER_CLAIM),
         purpose=_context(headers, PURPOSE_HEADER, claims, PURPOSE_CLAIM),
         token_id=_claim_text(claims, "jti"),
+        expires_at=_expiry(claims),
     )
+
+
+def _expiry(claims: Mapping[str, Any]) -> dt.datetime | None:
+    exp = claims.get("exp")
+    return dt.datetime.fromtimestamp(exp, dt.UTC) if isinstance(exp, int | float) else None
 
 
 def _context(

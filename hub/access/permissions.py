@@ -57,3 +57,17 @@ class ReadsSharingFigures(_RolePermission):
 
     message = "this role may not read sharing figures"
     roles = frozenset({Role.AUDITOR, Role.POLICE_OFFICER, Role.COUNCIL_SOCIAL_WORKER})
+
+
+class AgreementListsField(BasePermission):
+    """The sharing agreement lists this field for the caller's role.
+
+    For fields the agreement's field gate cannot reach: a subscription's root field resolves
+    outside the schema's resolver middleware.
+    """
+
+    message = "this field is outside your role's view under the agreement"
+    error_extensions: GraphQLErrorExtensions | None = {"code": "FORBIDDEN"}  # noqa: RUF012
+
+    def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:  # noqa: ARG002 - strawberry's signature
+        return info.context.policy.sees(str(info.path.typename), info.field_name)

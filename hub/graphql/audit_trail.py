@@ -223,6 +223,7 @@ class RequestFacts:
 
     actor: Actor
     kind: OperationKind
+    default_operation: S62Operation  # what serving a record the request did not change is
     operation_name: str | None
     request_id: str
     trace_id: str | None
@@ -244,7 +245,7 @@ async def write(
     """
     grouped: defaultdict[S62Operation, list[ServedRecord]] = defaultdict(list)
     for served in records:
-        operation = changes.get((served.record_type, served.record_id), S62Operation.CONSULTATION)
+        operation = changes.get((served.record_type, served.record_id), facts.default_operation)
         grouped[operation].append(served)
 
     def draft(
@@ -281,10 +282,11 @@ async def write(
         drafts.append(
             draft(S62Operation.CONSULTATION, Outcome.DENIED, [], {"denied": list(denied)})
         )
-    consulted = grouped.get(S62Operation.CONSULTATION)
+    consulted = grouped.get(facts.default_operation)
     first_seen = None
     if consulted and facts.actor.role in RECEIVING_ROLES:
-        # Sharing delays: a receiving organisation's first consultation is when it received it.
+        # Sharing delays: a receiving organisation's first consultation (or delivery to its
+        # subscription) is when it received the record.
         seen = [(served.record_type, served.record_id) for served in consulted]
         first_seen = FirstSeen.of(facts.actor.organisation_code, seen, utcnow())
     if drafts:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -34,6 +36,8 @@ class HubContext:
     internal: bool = False
     _session: AsyncSession | None = None
     served: ServedRecords = dataclasses.field(default_factory=ServedRecords)
+    # The open transaction of the subscription event being delivered, if any.
+    event_session: AsyncSession | None = None
 
     @property
     def principal(self) -> Principal:
@@ -51,6 +55,27 @@ class HubContext:
 
     def open(self, session: AsyncSession) -> None:
         self._session = session
+
+    @asynccontextmanager
+    async def event_transaction(self) -> AsyncIterator[AsyncSession]:
+        """A subscription event's own transaction, loaders and record of what it served.
+
+        Opened before the event's record is loaded and left open while its fields resolve;
+        `RequestTransaction.on_stream_result` audits and commits it before the message
+        leaves. Rolled back here if the event never gets that far.
+        """
+        write = not self.hub.db.is_sqlite  # as a query: its audit in its own transaction
+        async with self.hub.db.session(write=write) as session:
+            await session.begin()
+            self._session = self.event_session = session
+            self.served = ServedRecords()
+            self.__dict__.pop("loaders", None)
+            try:
+                yield session
+            finally:
+                self._session = self.event_session = None
+                if session.in_transaction():
+                    await session.rollback()
 
     @cached_property
     def policy(self) -> RolePolicy:

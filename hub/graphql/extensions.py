@@ -16,8 +16,9 @@ from strawberry.types.graphql import OperationType
 
 from hub import telemetry
 from hub.audit import service as audit
-from hub.audit.models import OperationKind
+from hub.audit.models import OperationKind, S62Operation
 from hub.audit.service import Actor, AuditWriteFailed, ServedRecord
+from hub.changes.service import publish_changes
 from hub.errors import HubError
 from hub.graphql import audit_trail
 from hub.graphql.context import HubContext
@@ -41,7 +42,13 @@ class RequestTransaction(SchemaExtension):
 
     async def on_execute(self) -> AsyncIterator[None]:
         context: HubContext = self.execution_context.context
-        mutation = self.execution_context.operation_type is OperationType.MUTATION
+        operation = self.execution_context.operation_type
+        if operation is OperationType.SUBSCRIPTION:
+            # Each event has its own transaction (`HubContext.event_transaction`), audited in
+            # `on_stream_result` before it is sent.
+            yield
+            return
+        mutation = operation is OperationType.MUTATION
         # PostgreSQL: a query's events go in the query's own transaction (one more statement,
         # and the commit), so it is not READ ONLY. SQLite: a writer holds the database's one
         # write lock from BEGIN, so a query reads in a read transaction and is audited after.
@@ -55,21 +62,47 @@ class RequestTransaction(SchemaExtension):
                 await session.rollback()
                 raise
             try:
-                await self._finish(context, session, mutation=mutation, write=write)
-            except (AuditWriteFailed, SQLAlchemyError) as error:
-                # The type only: a database error's text and traceback can carry parameters.
-                log.error(  # noqa: TRY400
-                    "audit write failed in request %s: %s", context.request_id, type(error).__name__
+                await self._finish(
+                    context, session, self.execution_context.result, mutation=mutation, write=write
                 )
+            except (AuditWriteFailed, SQLAlchemyError) as error:
                 await session.rollback()
-                failure = AuditWriteFailed("the audit log could not be written: nothing was served")
                 # Raised, not returned: strawberry then answers with this error and no data.
-                raise GraphQLError(failure.message, extensions=failure.extensions) from error
+                raise self._audit_failure(context, error) from error
+            if mutation:
+                context.hub.notifier.poke()  # committed: subscribers may read the changes
+
+    async def on_stream_result(self, result: Any) -> AsyncIterator[None]:
+        """A subscription event: audit what it delivers and commit, before it is sent."""
+        context: HubContext = self.execution_context.context
+        session = context.event_session
+        if session is not None and session.in_transaction():
+            try:
+                await self._finish(
+                    context, session, result, mutation=False, write=not context.hub.db.is_sqlite
+                )
+            except (AuditWriteFailed, SQLAlchemyError) as error:
+                await session.rollback()
+                result.data = None
+                result.errors = [self._audit_failure(context, error)]
+        yield
+
+    @staticmethod
+    def _audit_failure(context: HubContext, error: Exception) -> GraphQLError:
+        # The type only: a database error's text and traceback can carry parameters.
+        log.error("audit write failed in request %s: %s", context.request_id, type(error).__name__)
+        failure = AuditWriteFailed("the audit log could not be written: nothing was served")
+        return GraphQLError(failure.message, extensions=failure.extensions)
 
     async def _finish(
-        self, context: HubContext, session: AsyncSession, *, mutation: bool, write: bool
+        self,
+        context: HubContext,
+        session: AsyncSession,
+        result: Any,
+        *,
+        mutation: bool,
+        write: bool,
     ) -> None:
-        result = self.execution_context.result
         errors = list(getattr(result, "errors", None) or [])
         failed = result is None or bool(errors)
         records: list[ServedRecord] = []
@@ -87,6 +120,8 @@ class RequestTransaction(SchemaExtension):
             combined = audit.combinations(session) if mutation else []
             if self.audited and (records or denied or combined):
                 await self._write(context, session, records, denied, combined)
+            if mutation:
+                await publish_changes(session, context.served.changes)
             await session.commit()
             return
         await session.rollback()
@@ -117,6 +152,8 @@ class RequestTransaction(SchemaExtension):
         kind = (
             OperationKind.MUTATION
             if execution.operation_type is OperationType.MUTATION
+            else OperationKind.SUBSCRIPTION
+            if execution.operation_type is OperationType.SUBSCRIPTION
             else OperationKind.ENTITIES
             if _asks_for_entities(execution)
             else OperationKind.QUERY
@@ -130,6 +167,10 @@ class RequestTransaction(SchemaExtension):
                 purpose=principal.purpose,
             ),
             kind=kind,
+            # Records a subscriber is sent are deliveries: disclosures (s.62), not consultations.
+            default_operation=S62Operation.DISCLOSURE
+            if kind is OperationKind.SUBSCRIPTION
+            else S62Operation.CONSULTATION,
             operation_name=execution.operation_name,
             request_id=context.request_id,
             trace_id=telemetry.current_trace_id(),
@@ -204,11 +245,17 @@ class ErrorCodes(SchemaExtension):
 
     def on_operation(self) -> Iterator[None]:
         yield
-        result = self.execution_context.result
+        self._code(self.execution_context.result)
+
+    def on_stream_result(self, result: Any) -> Iterator[None]:
+        """Each subscription event's errors, before it is sent."""
+        self._code(result)
+        yield
+
+    def _code(self, result: Any) -> None:
         errors = getattr(result, "errors", None)
-        if not errors:
-            return
-        result.errors = [self._coded(e) for e in errors]  # type: ignore[union-attr]
+        if errors:
+            result.errors = [self._coded(e) for e in errors]
 
     def _coded(self, error: GraphQLError) -> GraphQLError:
         coerced = _coercion_error(error)

@@ -21,6 +21,7 @@ from hub.access.policy import AgreementFields, AgreementFieldsUnaudited, Purpose
 from hub.access.scope import RowScope
 from hub.audit.models import S62Operation
 from hub.audit.types import AuditQuery
+from hub.changes.types import Subscription
 from hub.children.types import Child
 from hub.graphql.connection import Connection
 from hub.graphql.context import Info
@@ -307,6 +308,7 @@ def build_schema(
     return strawberry.federation.Schema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         types=[Organisation, Child],
         extensions=extensions,
         federation_version="2.9",

@@ -1,0 +1,97 @@
+"""Publishing changes to the outbox and reading them back in order.
+
+`publish` runs in the transaction that made the changes, so a change is in the outbox exactly
+when it is committed. On PostgreSQL it also sends `NOTIFY` on `CHANNEL`, which PostgreSQL
+delivers at commit to every hub process listening (`hub.changes.notifier`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Iterable, Mapping
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from hub.audit.models import S62Operation
+from hub.changes.models import ChangeKind, RecordChange
+from hub.db import utcnow
+from hub.errors import InvalidInput
+
+CHANNEL = "hub_record_changes"
+_CURSOR_PREFIX = "change"
+
+
+async def publish(session: AsyncSession, changes: Iterable[tuple[str, str, ChangeKind]]) -> int:
+    """Add (record type, id, kind) changes to the outbox; return how many."""
+    now = utcnow()
+    rows = [
+        {
+            "occurred_at": now,
+            "record_type": record_type,
+            "record_id": record_id,
+            "change": ChangeKind(kind).value,
+        }
+        for record_type, record_id, kind in changes
+    ]
+    if not rows:
+        return 0
+    await session.execute(sa.insert(RecordChange), rows)
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(sa.select(sa.func.pg_notify(CHANNEL, "")))
+    return len(rows)
+
+
+_KINDS = {
+    S62Operation.COLLECTION: ChangeKind.COLLECTED,
+    S62Operation.ALTERATION: ChangeKind.ALTERED,
+}
+
+
+async def publish_changes(
+    session: AsyncSession, changes: Mapping[tuple[str, str], S62Operation]
+) -> int:
+    """Publish what a request did to records, as its audit names it (collected, altered)."""
+    return await publish(
+        session,
+        (
+            (record_type, record_id, _KINDS[operation])
+            for (record_type, record_id), operation in changes.items()
+            if operation in _KINDS
+        ),
+    )
+
+
+async def latest(session: AsyncSession) -> int:
+    """The newest change's seq (0 when there is none): where a new subscription starts."""
+    found = (await session.execute(sa.select(sa.func.max(col(RecordChange.seq))))).scalar()
+    return int(found or 0)
+
+
+async def after(session: AsyncSession, seq: int, *, limit: int) -> list[RecordChange]:
+    query = (
+        sa.select(RecordChange)
+        .where(col(RecordChange.seq) > seq)
+        .order_by(col(RecordChange.seq))
+        .limit(limit)
+    )
+    return list((await session.execute(query)).scalars())
+
+
+def encode_cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}:{seq}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    not_ours = InvalidInput("after is not a cursor this API gave out", field="after")
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        prefix, seq = text.split(":")
+        value = int(seq)
+    except (ValueError, binascii.Error, UnicodeDecodeError) as error:
+        raise not_ours from error
+    if prefix != _CURSOR_PREFIX or value < 0:
+        raise not_ours
+    return value
