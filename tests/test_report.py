@@ -95,6 +95,30 @@ async def test_the_inspectorate_sees_breaches_with_children_pseudonymised(
     assert all(c["svg"].startswith("<svg data-chart=") for c in report["charts"])
 
 
+async def test_a_report_read_through_graphql_is_a_disclosure(
+    as_role: Any, pushed: dict[str, Any], db: Database
+) -> None:
+    period = _period()
+    body = await as_role(Role.AUDITOR, "OFSTED")(REPORT, period)
+    assert "errors" not in body, body
+    async with db.transaction(write=False) as session:
+        latest = (
+            await session.execute(
+                sa.select(AuditEvent)
+                .where(
+                    AuditEvent.organisation_code == "OFSTED", AuditEvent.operation == "disclosure"
+                )
+                .order_by(AuditEvent.seq.desc())  # type: ignore[attr-defined]
+                .limit(1)
+            )
+        ).scalar_one()
+    assert (latest.operation_kind, latest.outcome, latest.role) == ("query", "served", "auditor")
+    detail = latest.detail_data or {}
+    assert (detail["report"], detail["format"]) == ("sharing report", "graphql")
+    assert (detail["period_from"], detail["period_to"]) == (period["from"], period["to"])
+    assert detail["breaches"] == body["data"]["sharingReport"]["breachCount"]
+
+
 async def test_a_council_sees_only_its_own_figures(as_role: Any, pushed: dict[str, Any]) -> None:
     council = as_role(Role.COUNCIL_SOCIAL_WORKER, COUNCIL)
     council.headers["Hub-Purpose"] = "sharing_timeliness"

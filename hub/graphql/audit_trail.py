@@ -50,7 +50,20 @@ class ServedRecords:
 
     def __init__(self) -> None:
         self._noted: dict[Path, _Noted] = {}
+        self._disclosed: dict[Path, dict[str, Any]] = {}
         self.changes: dict[tuple[str, str], S62Operation] = {}
+
+    def disclosed(self, info: GraphQLResolveInfo[Any], detail: dict[str, Any]) -> None:
+        """A field's value is itself a disclosure (a report, not a record): `detail` says what."""
+        self._disclosed[tuple(info.path.as_list())] = detail
+
+    def disclosures(self, data: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+        """The noted disclosures that reached the final data (not nulled by an error)."""
+        return [
+            detail
+            for place, detail in self._disclosed.items()
+            if isinstance(_at(data, place), Mapping)
+        ]
 
     def note(self, info: GraphQLResolveInfo[Any], root: Any) -> None:
         parent = info.path.prev
@@ -230,21 +243,32 @@ class RequestFacts:
     agreement_version: str
 
 
+@dataclasses.dataclass(frozen=True)
+class Released:
+    """What a request released or did, as the audit logs it."""
+
+    records: Sequence[ServedRecord] = ()  # each as the caller received it
+    denied: Sequence[str] = ()  # refusals (codes, refused fields)
+    combined: Sequence[tuple[ServedRecord, str]] = ()  # records combined, and how matched
+    disclosures: Sequence[dict[str, Any]] = ()  # reports and other non-record disclosures
+
+    def __bool__(self) -> bool:
+        return bool(self.records or self.denied or self.combined or self.disclosures)
+
+
 async def write(
     session: AsyncSession,
     *,
     facts: RequestFacts,
-    records: Sequence[ServedRecord],
+    released: Released,
     changes: Mapping[tuple[str, str], S62Operation],
-    denied: Sequence[str],
-    combined: Sequence[tuple[ServedRecord, str]] = (),
 ) -> None:
     """The request's events, appended together: one per kind of processing done to its
     records (a push collects one record and may consult others), one for records it combined
     with what others hold, and one for any refusal.
     """
     grouped: defaultdict[S62Operation, list[ServedRecord]] = defaultdict(list)
-    for served in records:
+    for served in released.records:
         operation = changes.get((served.record_type, served.record_id), facts.default_operation)
         grouped[operation].append(served)
 
@@ -268,19 +292,23 @@ async def write(
         )
 
     drafts = [draft(operation, Outcome.SERVED, served) for operation, served in grouped.items()]
-    if combined:
-        matched_by = sorted({how for _, how in combined})
+    if released.combined:
+        matched_by = sorted({how for _, how in released.combined})
         drafts.append(
             draft(
                 S62Operation.COMBINATION,
                 Outcome.SERVED,
-                [record for record, _ in combined],
+                [record for record, _ in released.combined],
                 {"matched_by": matched_by},
             )
         )
-    if denied:
+    drafts.extend(
+        draft(S62Operation.DISCLOSURE, Outcome.SERVED, [], detail)
+        for detail in released.disclosures
+    )
+    if released.denied:
         drafts.append(
-            draft(S62Operation.CONSULTATION, Outcome.DENIED, [], {"denied": list(denied)})
+            draft(S62Operation.CONSULTATION, Outcome.DENIED, [], {"denied": list(released.denied)})
         )
     consulted = grouped.get(facts.default_operation)
     first_seen = None

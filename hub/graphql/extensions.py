@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import traceback
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from graphql import GraphQLError, GraphQLSyntaxError
@@ -17,7 +18,7 @@ from strawberry.types.graphql import OperationType
 from hub import telemetry
 from hub.audit import service as audit
 from hub.audit.models import OperationKind, S62Operation
-from hub.audit.service import Actor, AuditWriteFailed, ServedRecord
+from hub.audit.service import Actor, AuditWriteFailed
 from hub.changes.service import publish_changes
 from hub.errors import HubError
 from hub.graphql import audit_trail
@@ -105,45 +106,39 @@ class RequestTransaction(SchemaExtension):
     ) -> None:
         errors = list(getattr(result, "errors", None) or [])
         failed = result is None or bool(errors)
-        records: list[ServedRecord] = []
+        data = getattr(result, "data", None)
+        released = audit_trail.Released(denied=audit_trail.denials(errors))
         if self.audited and not (mutation and failed):
             records = await context.served.served_records(
-                session,
-                getattr(result, "data", None),
-                errors,
-                loaded=context.loaded_children(),
+                session, data, errors, loaded=context.loaded_children()
             )
-        denied = audit_trail.denials(errors)
+            released = dataclasses.replace(
+                released, records=records, disclosures=context.served.disclosures(data)
+            )
         # A query changed nothing, so its transaction can carry its events whatever the errors;
         # a failed mutation is undone and its refusals logged in a transaction of their own.
         if write and not (mutation and failed):
-            combined = audit.combinations(session) if mutation else []
-            if self.audited and (records or denied or combined):
-                await self._write(context, session, records, denied, combined)
+            if mutation:
+                released = dataclasses.replace(released, combined=audit.combinations(session))
+            if self.audited and released:
+                await self._write(context, session, released)
             if mutation:
                 await publish_changes(session, context.served.changes)
             await session.commit()
             return
         await session.rollback()
-        if self.audited and (records or denied):
+        if self.audited and released:
             async with context.hub.db.transaction(write=True) as audit_session:
-                await self._write(context, audit_session, records, denied)
+                await self._write(context, audit_session, released)
 
     async def _write(
-        self,
-        context: HubContext,
-        session: AsyncSession,
-        records: list[ServedRecord],
-        denied: list[str],
-        combined: Sequence[tuple[ServedRecord, str]] = (),
+        self, context: HubContext, session: AsyncSession, released: audit_trail.Released
     ) -> None:
         await audit_trail.write(
             session,
             facts=self._facts(context),
-            records=records,
+            released=released,
             changes=context.served.changes,
-            denied=denied,
-            combined=combined,
         )
 
     def _facts(self, context: HubContext) -> audit_trail.RequestFacts:

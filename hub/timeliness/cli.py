@@ -19,7 +19,7 @@ from hub.db import Database, utcnow
 from hub.settings import get_settings
 from hub.timeliness import extract
 from hub.timeliness.report import Format, render
-from hub.timeliness.report_data import ReportData, ReportScope
+from hub.timeliness.report_data import ReportData, ReportScope, disclosure_detail
 from hub.timeliness.targets import KINDS
 
 OPERATOR_ORGANISATION = "HUB"
@@ -66,16 +66,7 @@ async def _report(
                     purpose=purpose,
                 ),
                 operation_name="sharing report",
-                detail={
-                    "period_from": period_from.isoformat(),
-                    "period_to": period_to.isoformat(),
-                    "force": scope.force_code,
-                    "council": scope.council_code,
-                    "kind": scope.kind,
-                    "format": report_format,
-                    "breaches": len(data.breaches),
-                    "targets_version": data.targets.version,
-                },
+                detail=disclosure_detail(data, report_format=report_format),
             )
         return data
     finally:

@@ -103,3 +103,18 @@ def build_report(
         agreement_version=agreement_version,
         names=dict(names or {}),
     )
+
+
+def disclosure_detail(data: ReportData, *, report_format: str) -> dict[str, object]:
+    """What the audit log records of a report leaving the hub (never a child or a figure)."""
+    return {
+        "report": "sharing report",
+        "period_from": data.period_from.isoformat(),
+        "period_to": data.period_to.isoformat(),
+        "force": data.scope.force_code,
+        "council": data.scope.council_code,
+        "kind": data.scope.kind,
+        "format": report_format,
+        "breaches": len(data.breaches),
+        "targets_version": data.targets.version,
+    }

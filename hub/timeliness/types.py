@@ -25,7 +25,7 @@ from hub.missing.types import MissingEpisode
 from hub.reference.types import Organisation, load_organisation
 from hub.timeliness import extract, metrics, service
 from hub.timeliness.models import RecordReceipt
-from hub.timeliness.report_data import ReportScope
+from hub.timeliness.report_data import ReportScope, disclosure_detail
 from hub.timeliness.report_types import SharingReport
 from hub.timeliness.stats import Measured
 from hub.timeliness.targets import KINDS, STAGES
@@ -261,6 +261,11 @@ class TimelinessQuery:
             as_of=utcnow(),
             pseudonym_key=hub.settings.pseudonym_key.get_secret_value(),
             agreement_version=hub.agreement.version,
+        )
+        # The figures leave the hub: a disclosure in the audit log, as the CLI's report is.
+        info.context.served.disclosed(
+            info._raw_info,  # noqa: SLF001 - the response path the report occupies
+            disclosure_detail(data, report_format="graphql"),
         )
         return SharingReport(data=data)
 
