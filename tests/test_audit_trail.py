@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import random
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from types import SimpleNamespace
 from typing import Any
 
@@ -358,10 +360,9 @@ async def _bypass_guards(session: Any) -> None:
         await session.execute(sa.text("SET LOCAL session_replication_role = replica"))
 
 
-async def test_nothing_is_served_unaudited(
-    http: httpx.AsyncClient, live_server: LiveServer, db: Database, world: World
-) -> None:
-    """Fail-closed: with the audit log unwritable, a read returns no data, a push stores nothing."""
+@asynccontextmanager
+async def unwritable_audit(db: Database) -> AsyncIterator[None]:
+    """The audit log cannot be written while inside: its chain head is gone (then restored)."""
     async with db.transaction(write=True) as session:
         await _bypass_guards(session)
         head = await session.get(AuditChainHead, 1)
@@ -369,6 +370,18 @@ async def test_nothing_is_served_unaudited(
         saved = (head.last_seq, head.last_hash)
         await session.delete(head)
     try:
+        yield
+    finally:
+        async with db.transaction(write=True) as session:
+            await _bypass_guards(session)
+            session.add(AuditChainHead(id=1, last_seq=saved[0], last_hash=saved[1]))
+
+
+async def test_nothing_is_served_unaudited(
+    http: httpx.AsyncClient, live_server: LiveServer, db: Database, world: World
+) -> None:
+    """Fail-closed: with the audit log unwritable, a read returns no data, a push stores nothing."""
+    async with unwritable_audit(db):
         body, _ = await _ask(
             http,
             live_server,
@@ -395,10 +408,6 @@ async def test_nothing_is_served_unaudited(
         ).json()
         assert pushed["data"] is None
         assert pushed["errors"][0]["extensions"]["code"] == "AUDIT_UNAVAILABLE"
-    finally:
-        async with db.transaction(write=True) as session:
-            await _bypass_guards(session)
-            session.add(AuditChainHead(id=1, last_seq=saved[0], last_hash=saved[1]))
     again = (
         await http.post(
             live_server.graphql_url,

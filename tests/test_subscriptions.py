@@ -26,7 +26,7 @@ from hub.db import Database
 from hub.timeliness.models import RecordReceipt
 from tests.conftest import LiveServer, is_postgres, unique
 from tests.factories import COUNCIL, FORCE, OTHER_COUNCIL, REPORT_INCIDENT, incident
-from tests.test_audit_trail import _bypass_guards, _events
+from tests.test_audit_trail import _events, unwritable_audit
 
 CHANGES = """
 subscription Changes($after: String) {
@@ -168,19 +168,11 @@ async def test_a_delivery_that_cannot_be_audited_is_not_sent(
 ) -> None:
     after = await _latest_cursor(db)
     incident_id = await _push(http, live_server, incident(unique("SUB-FAIL")))
-    async with db.transaction(write=True) as session:
-        await _bypass_guards(session)
-        head = await session.get(AuditChainHead, 1)
-        assert head is not None
-        saved = (head.last_seq, head.last_hash)
-        await session.delete(head)
-    try:
-        async with subscribed(live_server, after, request_id=str(uuid.uuid4())) as ws:
-            failed = await _next(ws)
-    finally:
-        async with db.transaction(write=True) as session:
-            await _bypass_guards(session)
-            session.add(AuditChainHead(id=1, last_seq=saved[0], last_hash=saved[1]))
+    async with (
+        unwritable_audit(db),
+        subscribed(live_server, after, request_id=str(uuid.uuid4())) as ws,
+    ):
+        failed = await _next(ws)
     assert failed["data"] is None
     assert [e["extensions"]["code"] for e in failed["errors"]] == ["AUDIT_UNAVAILABLE"]
     assert incident_id not in json.dumps(failed)

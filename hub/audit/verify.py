@@ -427,61 +427,82 @@ async def _classify(session: AsyncSession, walk: _Walk, suspect: _Suspect) -> Pr
     return Problem(seq, Reason.ALTERED, f"seq {seq} does not match its hash")
 
 
-async def _children_problem(session: AsyncSession, segment: _Segment) -> Problem | None:
-    """Compare the child index with the events' child ids over the events that passed.
+@dataclasses.dataclass(frozen=True)
+class _Index:
+    """An index beside the chain, and how to read what the events say it must hold."""
+
+    reason: Reason
+    name: str
+    table: sa.Table
+    entry: tuple[str, ...]  # the index's columns, after seq, that make an entry
+    listed: tuple[str, ...]  # the event columns that say which entries it must have
+    expected: Callable[..., list[Any]]  # those columns' values -> the entries
+    marks: Callable[[_Segment], int]  # twice the entries the segment's events name
+
+
+def _child_entries(child_ids: str) -> list[Any]:
+    return [(child_id,) for child_id in json.loads(child_ids)]
+
+
+def _record_entries(
+    records: str | None, record_type: str | None, record_id: str | None
+) -> list[Any]:
+    if records is None:
+        return [] if record_type is None else [(0, record_type, record_id)]
+    return [(i, entry["type"], entry["id"]) for i, entry in enumerate(json.loads(records))]
+
+
+_INDEXES = (
+    _Index(
+        Reason.CHILD_INDEX,
+        "child",
+        _CHILDREN,
+        ("child_id",),
+        ("child_ids",),
+        _child_entries,
+        lambda segment: segment.quotes,
+    ),
+    _Index(
+        Reason.RECORD_INDEX,
+        "record",
+        _RECORDS,
+        ("ordinal", "record_type", "record_id"),
+        ("records", "record_type", "record_id"),
+        _record_entries,
+        lambda segment: segment.records,
+    ),
+)
+
+
+async def _index_problem(session: AsyncSession, index: _Index, segment: _Segment) -> Problem | None:
+    """Compare an index with what the events that passed say it holds.
 
     One count per segment (an index-only scan); event by event only when the counts disagree.
     """
     first, last = segment.first_seq, segment.last_seq
     if first is None or last is None:
         return None
-    in_range = (_CHILDREN.c.seq >= first, _CHILDREN.c.seq <= last)
+    table = index.table
+    in_range = (table.c.seq >= first, table.c.seq <= last)
     indexed_count = await _scalar(session, sa.select(sa.func.count()).where(*in_range))
-    if indexed_count * 2 == segment.quotes:
-        return None
-    indexed: dict[int, list[str]] = {}
-    query = sa.select(_CHILDREN.c.seq, _CHILDREN.c.child_id).where(*in_range)
-    for seq, child_id in (await session.execute(query)).all():
-        indexed.setdefault(seq, []).append(child_id)
-    query = sa.select(_EVENTS.c.seq, _EVENTS.c.child_ids).where(
-        _EVENTS.c.seq >= first, _EVENTS.c.seq <= last
-    )
-    events = {seq: sorted(json.loads(ids)) for seq, ids in (await session.execute(query)).all()}
-    for seq in sorted(indexed.keys() | events.keys()):
-        if sorted(indexed.get(seq, [])) != events.get(seq, []):
-            return Problem(seq, Reason.CHILD_INDEX, f"the child index disagrees at seq {seq}")
-    return None
-
-
-def _listed(records: str | None, record_type: str | None, record_id: str | None) -> list[Any]:
-    if records is None:
-        return [] if record_type is None else [(0, record_type, record_id)]
-    return [(i, entry["type"], entry["id"]) for i, entry in enumerate(json.loads(records))]
-
-
-async def _records_problem(session: AsyncSession, segment: _Segment) -> Problem | None:
-    """Compare the record index with the records the events list, like `_children_problem`."""
-    first, last = segment.first_seq, segment.last_seq
-    if first is None or last is None:
-        return None
-    in_range = (_RECORDS.c.seq >= first, _RECORDS.c.seq <= last)
-    indexed_count = await _scalar(session, sa.select(sa.func.count()).where(*in_range))
-    if indexed_count * 2 == segment.records:
+    if indexed_count * 2 == index.marks(segment):
         return None
     indexed: dict[int, list[Any]] = {}
-    query = sa.select(
-        _RECORDS.c.seq, _RECORDS.c.ordinal, _RECORDS.c.record_type, _RECORDS.c.record_id
-    ).where(*in_range)
+    query = sa.select(table.c.seq, *(table.c[name] for name in index.entry)).where(*in_range)
     for seq, *entry in (await session.execute(query)).all():
         indexed.setdefault(seq, []).append(tuple(entry))
-    query = sa.select(
-        _EVENTS.c.seq, _EVENTS.c.records, _EVENTS.c.record_type, _EVENTS.c.record_id
-    ).where(_EVENTS.c.seq >= first, _EVENTS.c.seq <= last)
-    events = {row[0]: _listed(*row[1:]) for row in (await session.execute(query)).all()}
+    query = sa.select(_EVENTS.c.seq, *(_EVENTS.c[name] for name in index.listed)).where(
+        _EVENTS.c.seq >= first, _EVENTS.c.seq <= last
+    )
+    events = {row[0]: sorted(index.expected(*row[1:])) for row in (await session.execute(query))}
     for seq in sorted(indexed.keys() | events.keys()):
         if sorted(indexed.get(seq, [])) != events.get(seq, []):
-            return Problem(seq, Reason.RECORD_INDEX, f"the record index disagrees at seq {seq}")
+            return Problem(seq, index.reason, f"the {index.name} index disagrees at seq {seq}")
     return None
+
+
+async def _index_problems(session: AsyncSession, segment: _Segment) -> list[Problem | None]:
+    return [await _index_problem(session, index, segment) for index in _INDEXES]
 
 
 async def _settle(session: AsyncSession, walk: _Walk) -> Problem | None:
@@ -489,10 +510,7 @@ async def _settle(session: AsyncSession, walk: _Walk) -> Problem | None:
 
     At the same seq the chain's reason wins: a forged event also upsets the child index.
     """
-    problems = [
-        await _children_problem(session, walk.segment),
-        await _records_problem(session, walk.segment),
-    ]
+    problems = await _index_problems(session, walk.segment)
     suspect = walk.suspect
     if suspect is not None:
         if suspect.kind == "hash" and await _confirmed_in_python(session, suspect):
@@ -503,8 +521,7 @@ async def _settle(session: AsyncSession, walk: _Walk) -> Problem | None:
                 quotes=suspect.quotes,
                 records=suspect.records,
             )
-            problems.append(await _children_problem(session, alone))
-            problems.append(await _records_problem(session, alone))
+            problems += await _index_problems(session, alone)
         else:
             problems.append(await _classify(session, walk, suspect))
     return _first(*problems)
