@@ -75,27 +75,23 @@ class Subscription:
                 seen = change.seq or seen
                 if _expired(info):
                     return
-                async for event in _delivered(info, change):
-                    yield event
+                # Each change in a transaction of its own, left open while the event's fields
+                # resolve and its audit is written; the stream-result hook commits it before
+                # the message leaves (and it closes here when the subscriber goes).
+                async with context.event_transaction():
+                    record = await _in_scope(info, change)
+                    if record is None:  # not the caller's: nothing delivered, nothing logged
+                        continue
+                    yield RecordChangeEvent(
+                        cursor=changes.encode_cursor(seen),
+                        change=ChangeKind(change.change),
+                        occurred_at=change.occurred_at,
+                        record=record,
+                    )
 
 
-async def _delivered(info: Info, change: RecordChange) -> AsyncGenerator[RecordChangeEvent, None]:
-    """One change in a transaction of its own, if the caller may see the record.
-
-    The transaction stays open while the event's fields resolve and its audit is written; the
-    stream-result hook commits it before the message leaves.
-    """
-    context = info.context
+async def _in_scope(info: Info, change: RecordChange) -> PoliceRecord | None:
     kind = RECORD_TYPES.get(change.record_type)
     if kind is None:
-        return
-    async with context.event_transaction() as _:
-        record = await kind.resolve_reference(info, strawberry.ID(change.record_id))
-        if record is None:  # outside the caller's scope: nothing to deliver, nothing to log
-            return
-        yield RecordChangeEvent(
-            cursor=changes.encode_cursor(change.seq or 0),
-            change=ChangeKind(change.change),
-            occurred_at=change.occurred_at,
-            record=record,
-        )
+        return None
+    return await kind.resolve_reference(info, strawberry.ID(change.record_id))
