@@ -187,7 +187,7 @@ class _Synthetic:
                 digest = chain.event_hash(prev, content)
                 chunk.events.append((seq, *content, prev, digest))
                 chunk.records.extend(
-                    (seq, ordinal, record["type"], record["id"], record["owner"])
+                    (record["type"], record["id"], seq, ordinal, record["owner"])
                     for ordinal, record in enumerate(records)
                 )
                 chunk.children.extend((child, seq) for child in concerned)

@@ -75,7 +75,7 @@ CONTENT_COLUMNS_V1 = (
 CONTENT_COLUMNS = (*CONTENT_COLUMNS_V1, "records")
 _TIME_INDEX = CONTENT_COLUMNS.index("occurred_at")
 EVENT_COLUMNS = ("seq", *CONTENT_COLUMNS, "prev_hash", "hash")
-RECORD_COLUMNS = ("seq", "ordinal", "record_type", "record_id", "record_owner")
+RECORD_COLUMNS = ("record_type", "record_id", "seq", "ordinal", "record_owner")
 
 
 def _compact_json_encoder() -> Callable[[Any], str]:
@@ -241,7 +241,6 @@ def chain_rows(pending: Sequence[Pending], head: Head) -> tuple[list[dict[str, A
 
 
 _PG_TYPES = {"occurred_at": "TIMESTAMPTZ"}
-_PG_RECORD_TYPES = {"seq": "BIGINT", "ordinal": "INTEGER"}
 
 
 def _postgres_append() -> sa.TextClause:
@@ -249,20 +248,17 @@ def _postgres_append() -> sa.TextClause:
     per connection, no parameter limit).
 
     `head` locks the chain's head row; `linked` walks the new events in order, each hash the
-    sha256 of the one before and the event's canonical bytes (as `link` computes it); the
-    other CTEs insert the events and their index rows from arrays (seqs as offsets from the
-    head), and any first sight of records by a receiving organisation (`FirstSeen`); the body
-    moves the head to the last link.
+    sha256 of the one before and the event's canonical bytes (as `link` computes it);
+    `appended` pairs each link with the event's columns (from arrays). The events are inserted,
+    their record and child index rows derived from the very `records` and `child_ids` text the
+    hash covers, any first sight of records by a receiving organisation (`FirstSeen`) noted,
+    and the head moved to the last link.
     """
     content = CONTENT_COLUMNS
     columns = ", ".join(f'"{name}"' for name in ("seq", *content, "prev_hash", "hash"))
     arrays = ", ".join(f"CAST(:{name} AS {_PG_TYPES.get(name, 'TEXT')}[])" for name in content)
-    values = ", ".join(f'e."{name}"' for name in content)
     aliases = ", ".join(f'"{name}"' for name in content)
-    record_arrays = ", ".join(
-        f"CAST(:record_{name} AS {_PG_RECORD_TYPES.get(name, 'TEXT')}[])" for name in RECORD_COLUMNS
-    )
-    record_columns = ", ".join(RECORD_COLUMNS)
+    values = ", ".join(f'e."{name}"' for name in content)
     return sa.text(
         "WITH RECURSIVE "  # noqa: S608 - constant column names; values are bound
         "head AS MATERIALIZED (SELECT last_seq, last_hash FROM audit_chain_head "
@@ -273,16 +269,17 @@ def _postgres_append() -> sa.TextClause:
         "encode(sha256(convert_to(l.hash, 'UTF8') || "
         "(CAST(:canonical AS BYTEA[]))[l.n + 1]), 'hex') "
         "FROM linked l WHERE l.n < cardinality(CAST(:canonical AS BYTEA[]))), "
-        f"written AS (INSERT INTO audit_event ({columns}) "
-        f"SELECT l.seq, {values}, l.prev_hash, l.hash FROM linked l "
+        f"appended AS (SELECT l.seq, {values}, l.prev_hash, l.hash FROM linked l "
         f"JOIN unnest({arrays}) WITH ORDINALITY AS e({aliases}, n) ON e.n = l.n), "
-        f"indexed AS (INSERT INTO audit_event_record ({record_columns}) "
-        f"SELECT head.last_seq + r.seq, r.ordinal, r.record_type, r.record_id, r.record_owner "
-        f"FROM head, unnest({record_arrays}) AS r({record_columns})), "
+        f"written AS (INSERT INTO audit_event ({columns}) SELECT * FROM appended), "
+        "indexed AS (INSERT INTO audit_event_record "
+        "(record_type, record_id, seq, ordinal, record_owner) "
+        "SELECT r.value->>'type', r.value->>'id', a.seq, r.n - 1, r.value->>'owner' "
+        "FROM appended a, jsonb_array_elements(CAST(a.records AS JSONB)) "
+        "WITH ORDINALITY AS r(value, n)), "
         "children AS (INSERT INTO audit_event_child (child_id, seq) "
-        "SELECT c.child_id, head.last_seq + c.seq FROM head, "
-        "unnest(CAST(:child_child_id AS TEXT[]), CAST(:child_seq AS BIGINT[])) "
-        "AS c(child_id, seq)), "
+        "SELECT c.child_id, a.seq FROM appended a, "
+        "jsonb_array_elements_text(CAST(a.child_ids AS JSONB)) AS c(child_id)), "
         "seen AS (INSERT INTO record_receipt "
         "(record_type, record_id, organisation_code, first_seen_at) "
         "SELECT s.record_type, s.record_id, CAST(:seen_by AS TEXT), CAST(:seen_at AS TIMESTAMPTZ) "
@@ -308,16 +305,10 @@ async def append(
     """
     seen = first_seen.records if first_seen is not None else ()
     if session.get_bind().dialect.name == "postgresql":
-        # Index rows carry seqs relative to the head (1 for the first new event).
-        relative = index_rows(pending, 1)
         params: dict[str, Any] = {
             name: [event.content[name] for event in pending] for name in CONTENT_COLUMNS
         }
         params["canonical"] = [event.canonical for event in pending]
-        for name in RECORD_COLUMNS:
-            params[f"record_{name}"] = [row[name] for row in relative.records]
-        params["child_child_id"] = [row["child_id"] for row in relative.children]
-        params["child_seq"] = [row["seq"] for row in relative.children]
         params["seen_by"] = first_seen.organisation_code if first_seen is not None else None
         params["seen_at"] = first_seen.at if first_seen is not None else None
         params["seen_type"] = [record_type for record_type, _ in seen]

@@ -114,23 +114,33 @@ class AuditEvent(SQLModel, table=True):
         return None if self.detail is None else dict(json.loads(self.detail))
 
 
+def _seq_range_index(name: str) -> sa.Index:
+    """For verify's per-segment counts and retention's deletes, which read ranges of seq.
+
+    Appends only ever add higher seqs, so PostgreSQL's BRIN (block ranges: nearly free to keep)
+    serves them; SQLite has only B-trees.
+    """
+    return sa.Index(name, "seq", postgresql_using="brin")
+
+
 class AuditEventRecord(SQLModel, table=True):
     """Which events served which records: "who has seen this record", newest first.
 
-    The record's place in its event's `records` is `ordinal`; what was received is read from
-    the event (hashed), not from here. Version 1 events have one row, ordinal 0.
+    The primary key (record_type, record_id, seq, ordinal) serves a record's history. The
+    record's place in its event's `records` is `ordinal`; what was received is read from the
+    event (hashed), not from here. Version 1 events have one row, ordinal 0.
     """
 
     __tablename__ = "audit_event_record"
     __table_args__ = (
-        sa.Index("ix_audit_event_record_record", "record_type", "record_id", "seq"),
         sa.Index("ix_audit_event_record_owner", "record_owner", "seq"),
+        _seq_range_index("ix_audit_event_record_seq"),
     )
 
+    record_type: str = Field(primary_key=True, max_length=32)
+    record_id: str = Field(primary_key=True, max_length=64)
     seq: int = Field(sa_column=sa.Column(sa.BigInteger, primary_key=True, autoincrement=False))
     ordinal: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
-    record_type: str = Field(max_length=32)
-    record_id: str = Field(max_length=64)
     record_owner: str | None = Field(default=None, max_length=32)
 
 
@@ -141,12 +151,10 @@ class AuditEventChild(SQLModel, table=True):
     """
 
     __tablename__ = "audit_event_child"
+    __table_args__ = (_seq_range_index("ix_audit_event_child_seq"),)
 
     child_id: str = Field(primary_key=True, max_length=36)
-    # Indexed for retention, which deletes by seq range.
-    seq: int = Field(
-        sa_column=sa.Column(sa.BigInteger, primary_key=True, autoincrement=False, index=True)
-    )
+    seq: int = Field(sa_column=sa.Column(sa.BigInteger, primary_key=True, autoincrement=False))
 
 
 class AuditChainHead(SQLModel, table=True):

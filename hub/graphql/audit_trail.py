@@ -50,6 +50,7 @@ class ServedRecords:
 
     def __init__(self) -> None:
         self._noted: dict[Path, _Noted] = {}
+        self._by_parent: dict[Any, _Noted] = {}  # graphql-core path (hashable) -> the same
         self._disclosed: dict[Path, dict[str, Any]] = {}
         self.changes: dict[tuple[str, str], S62Operation] = {}
 
@@ -66,11 +67,15 @@ class ServedRecords:
         ]
 
     def note(self, info: GraphQLResolveInfo[Any], root: Any) -> None:
+        # Siblings share their parent's path object: look it up before flattening it once.
         parent = info.path.prev
-        place: Path = tuple(parent.as_list()) if parent is not None else ()
-        noted = self._noted.get(place)
+        noted = self._by_parent.get(parent)
         if noted is None:
-            noted = self._noted[place] = _Noted(info.parent_type.name, root.row)
+            place: Path = tuple(parent.as_list()) if parent is not None else ()
+            noted = self._noted.get(place)
+            if noted is None:
+                noted = self._noted[place] = _Noted(info.parent_type.name, root.row)
+            self._by_parent[parent] = noted
         if not info.field_name.startswith("__"):
             noted.fields[str(info.path.key)] = info.field_name
 

@@ -48,12 +48,14 @@ def _append_only_function(tables: Sequence[str]) -> str:
 def upgrade() -> None:
     op.create_table(
         'audit_event_record',
-        sa.Column('seq', sa.BigInteger(), autoincrement=False, nullable=False),
-        sa.Column('ordinal', sa.Integer(), autoincrement=False, nullable=False),
         sa.Column('record_type', sa.String(length=32), nullable=False),
         sa.Column('record_id', sa.String(length=64), nullable=False),
+        sa.Column('seq', sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column('ordinal', sa.Integer(), autoincrement=False, nullable=False),
         sa.Column('record_owner', sa.String(length=32), nullable=True),
-        sa.PrimaryKeyConstraint('seq', 'ordinal', name=op.f('pk_audit_event_record')),
+        sa.PrimaryKeyConstraint(
+            'record_type', 'record_id', 'seq', 'ordinal', name=op.f('pk_audit_event_record')
+        ),
     )
     op.execute(
         'INSERT INTO audit_event_record (seq, ordinal, record_type, record_id, record_owner) '
@@ -61,10 +63,16 @@ def upgrade() -> None:
         'WHERE record_type IS NOT NULL'
     )
     with op.batch_alter_table('audit_event_record', schema=None) as batch_op:
-        batch_op.create_index(
-            'ix_audit_event_record_record', ['record_type', 'record_id', 'seq'], unique=False
-        )
         batch_op.create_index('ix_audit_event_record_owner', ['record_owner', 'seq'], unique=False)
+        batch_op.create_index(
+            'ix_audit_event_record_seq', ['seq'], unique=False, postgresql_using='brin'
+        )
+    # Ranges of seq (verify, retention) on PostgreSQL: BRIN, nearly free to keep as seqs grow.
+    with op.batch_alter_table('audit_event_child', schema=None) as batch_op:
+        batch_op.drop_index('ix_audit_event_child_seq')
+        batch_op.create_index(
+            'ix_audit_event_child_seq', ['seq'], unique=False, postgresql_using='brin'
+        )
     with op.batch_alter_table('audit_event', schema=None) as batch_op:
         batch_op.add_column(sa.Column('records', sa.Text(), nullable=True))
         batch_op.drop_index('ix_audit_event_record')
@@ -90,6 +98,9 @@ def downgrade() -> None:
     if op.get_bind().dialect.name == 'postgresql':
         op.execute('DROP TRIGGER IF EXISTS audit_event_record_append_only ON audit_event_record')
         op.execute(_append_only_function(ERASABLE_V1))
+    with op.batch_alter_table('audit_event_child', schema=None) as batch_op:
+        batch_op.drop_index('ix_audit_event_child_seq')
+        batch_op.create_index('ix_audit_event_child_seq', ['seq'], unique=False)
     with op.batch_alter_table('audit_event', schema=None) as batch_op:
         batch_op.create_index('ix_audit_event_owner', ['record_owner', 'seq'], unique=False)
         batch_op.create_index(
