@@ -102,7 +102,7 @@ class ServedRecords:
                     {
                         field
                         for key, field in noted.fields.items()
-                        if key in value and (*place, key) not in redacted
+                        if key in value and not (redacted and (*place, key) in redacted)
                     }
                 )
             )
