@@ -219,7 +219,7 @@ def bench_audit(
 
 
 @app.command("bench-report")
-def bench_report(
+def bench_report(  # noqa: PLR0917 - typer's options are the parameters
     database_url: str = typer.Option(
         "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres",
         help="A PostgreSQL server: a scratch database is created and dropped.",
@@ -228,6 +228,10 @@ def bench_report(
     episodes: int = typer.Option(220_000, min=0, help="Synthetic missing episodes."),
     events: int = typer.Option(20_000_000, min=0, help="Synthetic access events."),
     council: str = typer.Option("E08000025", help="The council whose year report is timed."),
+    keep: str | None = typer.Option(
+        None,
+        help="Load into this database and keep it; if it is loaded already, reuse it (to iterate).",
+    ),
 ) -> None:
     """The sharing report at national size: one council's year and the national year, timed."""
     from hub.timeliness.bench import run as run_report  # noqa: PLC0415
@@ -239,6 +243,7 @@ def bench_report(
             episodes=episodes,
             events=events,
             council=council,
+            keep=keep,
         )
     )
     for line in figures.lines():

@@ -5,12 +5,13 @@ targets and return the same `ReportData`; a test runs both on one database and c
 
 * SQLite (and any small database): `service.in_period` loads the period's records with their
   receiving councils and receipts, and `report_data.build_report` does the rest in Python.
-* PostgreSQL: one statement (`report_sql`) derives every stage in SQL, judges it against its
-  target (deadlines from a calendar the Python `calendar` module computes, passed in as arrays,
-  so bank holidays still come from one place), and returns the per-group figures
-  (`percentile_cont(0.5)` is the Python median, `percentile_disc(0.9)` the nearest-rank 90th
-  percentile), every breach, and the records that may lie in a burst, so that Python only builds
-  the result and runs the batching detector on candidates instead of on every record.
+* PostgreSQL: one statement (`report_sql`) reads the stage facts kept on write (`facts`: each
+  record's times per receiving council), judges every stage against its target (deadlines from
+  a calendar the Python `calendar` module computes, passed in as arrays, so bank holidays still
+  come from one place), and returns the per-group figures (`percentile_cont(0.5)` is the Python
+  median, `percentile_disc(0.9)` the nearest-rank 90th percentile), the breaches (longest
+  first, up to the caller's limit), and the records that may lie in a burst, so that Python only
+  builds the result and runs the batching detector on candidates instead of on every record.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from hub.timeliness.batching import BatchingParams, BatchingScore, SharedRecord,
 from hub.timeliness.calendar import LONDON, is_working_day, local_date
 from hub.timeliness.report_data import ReportData, ReportScope, build_report
 from hub.timeliness.report_sql import STATS_PER_CELL, Cell, build
-from hub.timeliness.stats import Breach, Group, StageStats
+from hub.timeliness.stats import Breach, Group, StageStats, breach_order
 from hub.timeliness.targets import STAGES, TargetSet, Unit, load_targets
 from hub.timeliness.timeline import stage_delays
 
@@ -74,8 +75,12 @@ async def report(
     pseudonym_key: str,
     agreement_version: str | None = None,
     use_sql: bool | None = None,
+    breach_limit: int | None = None,
 ) -> ReportData:
-    """The report for events from `period_from` to `period_to` (inclusive), judged at `as_of`."""
+    """The report for events from `period_from` to `period_to` (inclusive), judged at `as_of`.
+
+    `breach_limit` lists only that many breaches, the longest first (every one is counted).
+    """
     if period_to < period_from:
         raise ValueError("period_to is before period_from")
     sql = not db.is_sqlite if use_sql is None else use_sql
@@ -91,6 +96,7 @@ async def report(
         "as_of": as_of,
         "pseudonymise": pseudonymise,
         "agreement_version": agreement_version,
+        "breach_limit": breach_limit,
     }
     if sql:
         return await _sql_report(db, **common)
@@ -112,6 +118,7 @@ async def _python_report(
     as_of: dt.datetime,
     pseudonymise: Callable[[str], str],
     agreement_version: str | None,
+    breach_limit: int | None,
 ) -> ReportData:
     start, end = period_bounds(period_from, period_to)
     async with db.transaction(write=False) as session:
@@ -130,6 +137,7 @@ async def _python_report(
         scope=scope,
         agreement_version=agreement_version,
         names=names,
+        breach_limit=breach_limit,
     )
 
 
@@ -181,6 +189,7 @@ async def _sql_report(
     as_of: dt.datetime,
     pseudonymise: Callable[[str], str],
     agreement_version: str | None,
+    breach_limit: int | None,
 ) -> ReportData:
     start, end = period_bounds(period_from, period_to)
     batching = BatchingParams()
@@ -197,6 +206,7 @@ async def _sql_report(
         "window": batching.window,
         "min_records": batching.min_records,
         "min_span": batching.min_event_span,
+        "breach_limit": breach_limit,
         **calendar_arrays(targets, first_day, last_day),
         **extra,
     }
@@ -340,7 +350,7 @@ def _assemble(
             )
         else:  # "records": each force's shared records, for its batching score
             records[row["force_code"]] = int(row["stats"][0])
-    found.sort(key=lambda b: (-b.delay_hours, b.target_id, b.record_id))
+    found.sort(key=breach_order)
     batches = detect_batching(candidates, batching)
     in_bursts = {score.force_code: score.in_bursts for score in batches.scores}
     scores = tuple(
@@ -363,4 +373,6 @@ def _assemble(
         batching_params=batching,
         agreement_version=agreement_version,
         names=dict(names),
+        # Each breach is one breached verdict, and the kinds partition the rows.
+        breaches_total=sum(s.breached for s in groupings["kind"] if s.target_id is not None),
     )

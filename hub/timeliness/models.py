@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel
 
 from hub.base import utc_field
+from hub.timeliness import facts
 
 # The record types a receipt can be about: those the audit names when it serves a record.
 RECEIPT_TYPES = ("Incident", "MissingEpisode", "Investigation")
@@ -64,7 +65,12 @@ async def note_first_seen(
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = insert(table).values(rows).on_conflict_do_nothing()
-    await session.execute(statement)
+    if dialect != "postgresql":
+        await session.execute(statement)
+        return
+    # The receipts this call created change their records' stage facts; one seen before does not.
+    created = await session.execute(statement.returning(table.c.record_type, table.c.record_id))
+    facts.mark(session.sync_session, [(t, i) for t, i in created.all()])
 
 
 def receipt_key(record_type: str, record_id: str) -> sa.ColumnElement[bool]:

@@ -1,15 +1,18 @@
-"""The PostgreSQL report statement: stages derived, judged and summarised in one snapshot.
+"""The PostgreSQL report statement: stages judged and summarised in one snapshot.
 
-It mirrors `timeline.stage_delays` (which stages a record has, for which councils) and
-`stats.measure`/`stats.aggregate` (deadlines, open stages, the four groupings); the test of the
-two paths holds them together. Values are always bound parameters; the only text spliced in is
-fixed fragments chosen by the scope and the targets' positions.
+It reads `stage_fact` (`facts.py`: each record's times per receiving council, derived on write
+the way `service`/`timeline.stage_delays` derive them), and mirrors `stats.measure`/
+`stats.aggregate` (deadlines, open stages, the four groupings); the test of the two paths holds
+them together. Values are always bound parameters; the only text spliced in is fixed fragments
+chosen by the scope and the targets' positions.
 
-Shape, for speed at national scale: one row per record and receiving council (`pairs`) carries
-every stage's start, end and delay as columns, and every target's deadline and verdict
-(`timed`); each grouping is then one GROUP BY over those rows whose ordered-set aggregates
-(`percentile_cont(0.5)` is the Python median, `percentile_disc(0.9)` the nearest-rank 90th
-percentile) each sort only their own stage's delays, instead of a row per stage sorted whole.
+Shape, for speed at national scale: one row per record and receiving council carries every
+stage's start, end and delay as columns, every target's deadline and verdict, and which figures
+("cells") it belongs to (`timed`, computed once); each grouping is then one GROUP BY over those
+rows whose ordered-set aggregates (`percentile_cont(0.5)` is the Python median,
+`percentile_disc(0.9)` the nearest-rank 90th percentile) each sort only their own cell's
+delays. Breaches come out longest first and, when the caller asks, only the first N: a national
+year has a million, and the figures already count them all.
 """
 
 from __future__ import annotations
@@ -54,91 +57,24 @@ def cells(targets: TargetSet) -> list[Cell]:
     return found
 
 
+# The batching detector's input: each shared record once (`batching.shared_records`).
 _BASE = """
-WITH
-inc AS (
-  SELECT i.id, i.type, i.force_code, i.location_council_code, i.occurred_at, i.recorded_at,
-    i.shared_at
-  FROM incident i
-  WHERE i.occurred_at >= :start AND i.occurred_at < :end AND i.shared_at <= :as_of
-    /*INCIDENT*/
-),
-mis AS (
-  SELECT m.id, m.child_id, m.force_code, m.reported_missing_at, m.recorded_at, m.shared_at,
-    m.returned_at, m.return_interview_at
-  FROM missing_episode m
-  WHERE m.reported_missing_at >= :start AND m.reported_missing_at < :end
-    AND m.shared_at <= :as_of /*MISSING*/
-),
-chg AS (
-  SELECT t.id, t.investigation_id, t.changed_at, t.shared_at, t.from_status, v.force_code,
-    v.shared_at AS opened_shared_at
-  FROM investigation_transition t JOIN investigation v ON v.id = t.investigation_id
-  WHERE t.changed_at >= :start AND t.changed_at < :end AND t.shared_at <= :as_of /*CHANGE*/
-),
-kids AS (
-  SELECT 'Incident' AS rtype, ic.incident_id AS record_id, c.id AS child_id,
-    c.responsible_council_code AS r, c.host_council_code AS h
-  FROM inc JOIN incident_child ic ON ic.incident_id = inc.id JOIN child c ON c.id = ic.child_id
-  UNION ALL
-  SELECT 'MissingEpisode', m.id, c.id, c.responsible_council_code, c.host_council_code
-  FROM mis m JOIN child c ON c.id = m.child_id
-  UNION ALL
-  SELECT 'Investigation', ic.investigation_id, c.id, c.responsible_council_code,
-    c.host_council_code
-  FROM investigation_child ic JOIN child c ON c.id = ic.child_id
-  WHERE ic.investigation_id IN (SELECT investigation_id FROM chg)
-),
-recipients AS (
-  SELECT rtype, record_id, council, min(child_id) AS child_id FROM (
-    SELECT rtype, record_id, r AS council, child_id FROM kids
-    UNION ALL SELECT rtype, record_id, h, child_id FROM kids WHERE h IS NOT NULL
-    UNION ALL SELECT 'Incident', id, location_council_code, NULL FROM inc
-    UNION ALL SELECT 'Investigation', ii.investigation_id, i.location_council_code, NULL
-      FROM investigation_incident ii JOIN incident i ON i.id = ii.incident_id
-      WHERE ii.investigation_id IN (SELECT investigation_id FROM chg)
-  ) x GROUP BY rtype, record_id, council
-),
-first_kid AS (SELECT rtype, record_id, min(child_id) AS child_id FROM kids GROUP BY 1, 2),
-records AS (
-  SELECT 'Incident' AS rtype, id AS rid, id AS record_id,
-    CASE WHEN type = 'domestic_abuse' THEN 'domestic_abuse' ELSE 'incident' END AS kind,
-    force_code, occurred_at AS event_at, recorded_at, shared_at,
-    NULL::timestamptz AS returned_at, NULL::timestamptz AS interview_at,
-    true AS share_stages, true AS receipt_stages
-  FROM inc
-  UNION ALL
-  SELECT 'MissingEpisode', id, id, 'missing_episode', force_code, reported_missing_at,
-    recorded_at, shared_at, returned_at, return_interview_at, true, true
-  FROM mis
-  UNION ALL
-  SELECT 'Investigation', investigation_id, id, 'investigation_status', force_code, changed_at,
-    NULL, shared_at, NULL, NULL, true, false
-  FROM chg
-  UNION ALL
-  SELECT 'Investigation', investigation_id, investigation_id, 'investigation_status',
-    force_code, changed_at, NULL, opened_shared_at, NULL, NULL, false, true
-  FROM chg WHERE from_status IS NULL AND opened_shared_at <= :as_of
-),
-pairs AS MATERIALIZED (
-  SELECT r.*, p.council, coalesce(p.child_id, f.child_id) AS child_id,
-    CASE WHEN o.nation IN ('england', 'wales') THEN o.nation ELSE 'england' END AS nation,
-    to_char(r.event_at AT TIME ZONE 'Europe/London', 'YYYY-MM') AS month,
-    rr.first_seen_at, rr.acknowledged_at
-  FROM records r
-  JOIN recipients p ON p.rtype = r.rtype AND p.record_id = r.rid
-  LEFT JOIN first_kid f ON f.rtype = r.rtype AND f.record_id = r.rid
-  LEFT JOIN organisation o ON o.code = p.council
-  LEFT JOIN record_receipt rr ON r.receipt_stages AND rr.record_type = r.rtype
-    AND rr.record_id = r.rid AND rr.organisation_code = p.council
-  WHERE true /*PAIR*/
-),
 shared AS (
   SELECT DISTINCT ON (force_code, kind, record_id) force_code, council AS council_code, kind,
-    record_id, event_at, shared_at
-  FROM pairs WHERE share_stages
+    record_id, s_2 AS event_at, e_2 AS shared_at
+  FROM timed WHERE a_2
   ORDER BY force_code, kind, record_id, council
 ),
+"""
+
+# The stage facts in the period, as held at as_of (`facts.StageFact`: kept up to date on write).
+_PAIRS = """
+  SELECT f.record_id, f.kind, f.force_code, f.council_code AS council, f.child_id, f.month,
+    f.event_at, f.recorded_at, f.shared_at, f.first_seen_at, f.acknowledged_at,
+    f.returned_at, f.interview_at, f.share_stages, f.receipt_stages,
+    CASE WHEN o.nation IN ('england', 'wales') THEN o.nation ELSE 'england' END AS nation
+  FROM stage_fact f LEFT JOIN organisation o ON o.code = f.council_code
+  WHERE f.event_at >= :start AND f.event_at < :end AND f.shared_at <= :as_of /*PAIR*/
 """
 
 _BATCHING = """
@@ -183,7 +119,7 @@ def _stage(stage: str) -> int:
     return list(STAGE_SQL).index(stage)
 
 
-def _timed(targets: TargetSet) -> str:
+def _timed(targets: TargetSet, found: list[Cell]) -> str:
     """Per pair: each stage's start, end and delay (ended by as_of), each target's verdict."""
     columns = ["kind", "force_code", "council", "month", "record_id", "child_id"]
     for i, (start, end, applies) in enumerate(STAGE_SQL.values()):
@@ -200,6 +136,11 @@ def _timed(targets: TargetSet) -> str:
         start, _, applies = STAGE_SQL[target.stage]
         deadline = _deadline(j, target.unit, start)
         columns.append(f"CASE WHEN ({applies}) AND kind = :kind_{j} THEN {deadline} END AS dl_{j}")
+    # Which cell's figures the row counts in, decided once here rather than in every aggregate.
+    columns += [
+        f"(({STAGE_SQL[cell.stage][2]}) AND kind = ANY(CAST(:cell_{c} AS text[]))) AS c_{c}"
+        for c, cell in enumerate(found)
+    ]
     # A verdict as `stats.measure` gives it: within or breached once ended (by as_of), breached
     # while open once the deadline has passed, pending before.
     verdicts = [
@@ -212,7 +153,7 @@ def _timed(targets: TargetSet) -> str:
     ]
     inner = ",\n    ".join(columns)
     outer = ",\n  ".join(["x.*", *verdicts])
-    select = f"SELECT {outer}\n  FROM (SELECT {inner}\n  FROM pairs) x"  # noqa: S608 - fixed fragments
+    select = f"SELECT {outer}\n  FROM (SELECT {inner}\n  FROM ({_PAIRS}) p) x"  # noqa: S608 - fixed fragments
     return f"timed AS MATERIALIZED (\n  {select}\n)"
 
 
@@ -221,14 +162,13 @@ def _aggregates(found: list[Cell]) -> str:
     parts = []
     for c, cell in enumerate(found):
         i = _stage(cell.stage)
-        where = f"a_{i} AND kind = ANY(CAST(:cell_{c} AS text[]))"
         verdict = f"v_{cell.target}" if cell.target is not None else None
         parts += [
-            f"count(*) FILTER (WHERE {where})",
-            f"count(d_{i}) FILTER (WHERE {where})",
-            f"percentile_cont(0.5) WITHIN GROUP (ORDER BY d_{i}) FILTER (WHERE {where})",
-            f"percentile_disc(0.9) WITHIN GROUP (ORDER BY d_{i}) FILTER (WHERE {where})",
-            f"max(d_{i}) FILTER (WHERE {where})",
+            f"count(*) FILTER (WHERE c_{c})",
+            f"count(d_{i}) FILTER (WHERE c_{c})",
+            f"percentile_cont(0.5) WITHIN GROUP (ORDER BY d_{i}) FILTER (WHERE c_{c})",
+            f"percentile_disc(0.9) WITHIN GROUP (ORDER BY d_{i}) FILTER (WHERE c_{c})",
+            f"max(d_{i}) FILTER (WHERE c_{c})",
             f"count(*) FILTER (WHERE {verdict} = 'w')" if verdict else "0",
             f"count(*) FILTER (WHERE {verdict} = 'b')" if verdict else "0",
         ]
@@ -244,6 +184,27 @@ _NULLS = (
 )
 
 
+def _breaches(targets: TargetSet) -> str:
+    """Every breach, longest first (ties as `stats.breaches` orders them), up to :breach_limit."""
+    each = []
+    for j, target in enumerate(targets.targets):
+        i = _stage(target.stage)
+        each.append(
+            f"SELECT {j} AS target, force_code, council, kind, month, record_id, child_id,"  # noqa: S608 - fixed fragments
+            f" s_{i} AS started_at, e_{i} AS ended_at, dl_{j} AS deadline,"
+            f" coalesce(d_{i}, (extract(epoch FROM CAST(:as_of AS timestamptz) - s_{i})"
+            f" * 1000000)::int8) AS delay_us, e_{i} IS NULL AS still_open"
+            f" FROM timed WHERE v_{j} = 'b'"
+        )
+    every = "\n    UNION ALL ".join(each)
+    return (
+        "(SELECT 'breach', NULL, NULL, NULL, b.* FROM (\n    "  # noqa: S608 - fixed fragments
+        f"{every}\n  ) b ORDER BY b.delay_us DESC,"
+        ' (CAST(:target_ids AS text[]))[b.target + 1] COLLATE "C",'
+        ' b.record_id COLLATE "C", b.council COLLATE "C" LIMIT :breach_limit)'
+    )
+
+
 def build(targets: TargetSet, scope: ReportScope) -> tuple[str, dict[str, Any], list[Cell]]:
     """The statement for these targets and scope, its target and cell parameters, its cells."""
     found = cells(targets)
@@ -256,14 +217,8 @@ def build(targets: TargetSet, scope: ReportScope) -> tuple[str, dict[str, Any], 
         )
         for name, column in GROUPINGS.items()
     ]
-    for j, target in enumerate(targets.targets):
-        i = _stage(target.stage)
-        branches.append(
-            f"SELECT 'breach', NULL, NULL, NULL, {j}, force_code, council, kind, month,"  # noqa: S608 - fixed fragments
-            f" record_id, child_id, s_{i}, e_{i}, dl_{j},"
-            f" coalesce(d_{i}, (extract(epoch FROM CAST(:as_of AS timestamptz) - s_{i})"
-            f" * 1000000)::int8), e_{i} IS NULL FROM timed WHERE v_{j} = 'b'"
-        )
+    branches.append(_breaches(targets) if targets.targets else "")
+    branches = [b for b in branches if b]
     branches += [
         (
             "SELECT 'shared', NULL, NULL, NULL, NULL, force_code, council_code, kind, NULL,"
@@ -274,8 +229,16 @@ def build(targets: TargetSet, scope: ReportScope) -> tuple[str, dict[str, Any], 
             " NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM shared GROUP BY force_code"
         ),
     ]
-    sql = _BASE + _timed(targets) + ",\n" + _BATCHING + "\n" + "\nUNION ALL\n".join(branches)
-    params: dict[str, Any] = {}
+    sql = (
+        "WITH\n"
+        + _timed(targets, found)
+        + ",\n"
+        + _BASE
+        + _BATCHING
+        + "\n"
+        + "\nUNION ALL\n".join(branches)
+    )
+    params: dict[str, Any] = {"target_ids": [t.id for t in targets.targets]}
     for j, target in enumerate(targets.targets):
         params[f"kind_{j}"] = target.kind
         if target.unit is Unit.HOURS:
@@ -294,28 +257,11 @@ def calendar_index(targets: TargetSet, index: int) -> int:
     return sum(1 for t in targets.targets[:index] if t.unit is not Unit.HOURS)
 
 
+# Each an indexed condition on the stage facts, so that one council's year reads only its rows.
 _FILTERS = {
-    "force": {
-        "/*INCIDENT*/": "AND i.force_code = :force",
-        "/*MISSING*/": "AND m.force_code = :force",
-        "/*CHANGE*/": "AND v.force_code = :force",
-    },
-    # Narrowed early through the indexes, so that one council's report reads only its records.
-    "council": {
-        "/*INCIDENT*/": (
-            "AND i.id IN (SELECT id FROM incident WHERE location_council_code = :council "
-            "UNION SELECT ic.incident_id FROM incident_child ic JOIN child c "
-            "ON c.id = ic.child_id WHERE c.responsible_council_code = :council "
-            "UNION SELECT ic.incident_id FROM incident_child ic JOIN child c "
-            "ON c.id = ic.child_id WHERE c.host_council_code = :council)"
-        ),
-        "/*MISSING*/": (
-            "AND m.child_id IN (SELECT id FROM child WHERE responsible_council_code = :council "
-            "UNION SELECT id FROM child WHERE host_council_code = :council)"
-        ),
-        "/*PAIR*/": "AND p.council = :council",
-    },
-    "kind": {"/*PAIR*/": "AND r.kind = :kind"},
+    "force": "AND f.force_code = :force",
+    "council": "AND f.council_code = :council",
+    "kind": "AND f.kind = :kind",
 }
 
 
@@ -326,9 +272,5 @@ def scoped_sql(sql: str, scope: ReportScope) -> str:
         "council": scope.council_code is not None,
         "kind": scope.kind is not None,
     }
-    for name, fragments in _FILTERS.items():
-        if not chosen[name]:
-            continue
-        for marker, fragment in fragments.items():
-            sql = sql.replace(marker, f"{fragment} {marker}")
-    return sql
+    fragments = " ".join(fragment for name, fragment in _FILTERS.items() if chosen[name])
+    return sql.replace("/*PAIR*/", f"{fragments} /*PAIR*/")
