@@ -34,7 +34,7 @@ from hub.timeliness import service
 from hub.timeliness.batching import BatchingParams, BatchingScore, SharedRecord, detect_batching
 from hub.timeliness.calendar import LONDON, is_working_day, local_date
 from hub.timeliness.report_data import ReportData, ReportScope, build_report
-from hub.timeliness.report_sql import STATS_PER_CELL, Cell, build
+from hub.timeliness.report_sql import Cell, build, populations
 from hub.timeliness.stats import Breach, Group, StageStats, breach_order
 from hub.timeliness.targets import STAGES, TargetSet, Unit, load_targets
 from hub.timeliness.timeline import stage_delays
@@ -247,10 +247,8 @@ def _hours(value: float | None) -> float | None:
     return None if value is None else float(value) / _HOUR_US
 
 
-def _cell_stats(grouping: str, group: str, cell: Cell, values: list[float]) -> StageStats | None:
+def _cell_stats(grouping: str, group: str, cell: Cell, values: list[Any]) -> StageStats:
     rows, ended, median, p90, longest, within, breached = values
-    if not rows:
-        return None  # no record has this stage in this group
     kind = cell.kinds[0] if cell.target is not None else None
     if grouping == "kind":
         kind = group
@@ -271,6 +269,52 @@ def _cell_stats(grouping: str, group: str, cell: Cell, values: list[float]) -> S
         within=int(within),
         breached=int(breached),
     )
+
+
+_GROUPINGS = ("force", "council", "kind", "month")
+
+
+class _Counts:
+    """The additive figures (rows, ended, maximum, within, breached) of every grouping's cells,
+    summed from the statement's finest groups: one kind, and one set of applicable stages, each."""
+
+    def __init__(self, cells: list[Cell], targets: int) -> None:
+        self.cells, self.targets = cells, targets
+        self.stages = len(STAGES)
+        # grouping -> group -> cell -> [rows, ended, maximum, within, breached]
+        self.found: dict[str, dict[str, dict[int, list[Any]]]] = {g: {} for g in _GROUPINGS}
+
+    def add(self, row: Mapping[Any, Any]) -> None:
+        values, n = row["stats"], self.stages
+        applies, rows = values[:n], values[n]
+        ended, longest = values[n + 1 : 2 * n + 1], values[2 * n + 1 : 3 * n + 1]
+        verdicts = values[3 * n + 1 :]
+        kind = row["kind"]
+        keys = zip(
+            _GROUPINGS,
+            (row["force_code"], row["council_code"], kind, row["month"]),
+            strict=True,
+        )
+        mine = [
+            (c, cell)
+            for c, cell in enumerate(self.cells)
+            if applies[STAGE_INDEX[cell.stage]] and kind in cell.kinds
+        ]
+        for grouping, group in keys:
+            tallies = self.found[grouping].setdefault(group, {})
+            for c, cell in mine:
+                i = STAGE_INDEX[cell.stage]
+                tally = tallies.setdefault(c, [0, 0, None, 0, 0])
+                tally[0] += rows
+                tally[1] += ended[i]
+                if longest[i] is not None and (tally[2] is None or longest[i] > tally[2]):
+                    tally[2] = longest[i]
+                if cell.target is not None:
+                    tally[3] += verdicts[2 * cell.target]
+                    tally[4] += verdicts[2 * cell.target + 1]
+
+
+STAGE_INDEX = {stage: index for index, stage in enumerate(STAGES)}
 
 
 def _order(stats: list[StageStats]) -> tuple[StageStats, ...]:
@@ -298,23 +342,20 @@ def _assemble(
     agreement_version: str | None,
     names: Mapping[str, str],
 ) -> ReportData:
-    groupings: dict[str, list[StageStats]] = {g: [] for g in ("force", "council", "kind", "month")}
+    groupings: dict[str, list[StageStats]] = {g: [] for g in _GROUPINGS}
+    counts = _Counts(cells, len(targets.targets))
+    # grouping -> group -> per population (median, 90th percentile), in `populations` order
+    ranks: dict[str, dict[str, list[Any]]] = {g: {} for g in _GROUPINGS}
     found: list[Breach] = []
     candidates: list[SharedRecord] = []
     records: dict[str, int] = {}
     pseudonyms: dict[str, str] = {}
     for row in rows:
         section = row["section"]
-        if section == "stats":
-            stats = row["stats"]
-            for index, cell in enumerate(cells):
-                values = stats[index * STATS_PER_CELL : (index + 1) * STATS_PER_CELL]
-                found_stats = _cell_stats(row["grouping"], row["grp"], cell, values)
-                if found_stats is not None:
-                    target_id = targets.targets[cell.target].id if cell.target is not None else None
-                    groupings[row["grouping"]].append(
-                        dataclasses.replace(found_stats, target_id=target_id)
-                    )
+        if section == "counts":
+            counts.add(row)
+        elif section == "percentiles":
+            ranks[row["grouping"]][row["grp"]] = row["stats"]
         elif section == "breach":
             child = row["child_id"]
             if child is not None and child not in pseudonyms:
@@ -350,6 +391,18 @@ def _assemble(
             )
         else:  # "records": each force's shared records, for its batching score
             records[row["force_code"]] = int(row["stats"][0])
+    population = {pop: index for index, pop in enumerate(populations(cells))}
+    for grouping, groups in counts.found.items():
+        for group, tallies in groups.items():
+            for c, (rows_n, ended, longest, within, breached) in tallies.items():
+                cell = cells[c]
+                at = 2 * population[cell.stage, cell.kinds]
+                median, p90 = ranks[grouping][group][at : at + 2]
+                stats = _cell_stats(
+                    grouping, group, cell, [rows_n, ended, median, p90, longest, within, breached]
+                )
+                target_id = targets.targets[cell.target].id if cell.target is not None else None
+                groupings[grouping].append(dataclasses.replace(stats, target_id=target_id))
     found.sort(key=breach_order)
     batches = detect_batching(candidates, batching)
     in_bursts = {score.force_code: score.in_bursts for score in batches.scores}

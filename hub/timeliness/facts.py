@@ -77,12 +77,19 @@ class StageFact(SQLModel, table=True):
     interview_at: dt.datetime | None = utc_field(nullable=True)
     share_stages: bool
     receipt_stages: bool
+    # The stages' starts in UK time, for calendar deadlines: converting a year's timestamps to
+    # Europe/London costs a national report seconds, and the conversion never changes.
+    event_local: dt.datetime = Field(sa_type=sa.DateTime(timezone=False))
+    recorded_local: dt.datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=False))
+    shared_local: dt.datetime = Field(sa_type=sa.DateTime(timezone=False))
+    returned_local: dt.datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=False))
 
 
 COLUMNS = (
     "record_type", "record_id", "council_code", "subject_id", "kind", "force_code", "month",
     "child_id", "event_at", "recorded_at", "shared_at", "first_seen_at", "acknowledged_at",
-    "returned_at", "interview_at", "share_stages", "receipt_stages",
+    "returned_at", "interview_at", "share_stages", "receipt_stages", "event_local",
+    "recorded_local", "shared_local", "returned_local",
 )  # fmt: skip
 
 # Mirrors `service._assemble` and `timeline.stage_delays`: a record's receivers are its location's
@@ -155,13 +162,16 @@ records AS (
 )
 INSERT INTO stage_fact (record_type, record_id, council_code, subject_id, kind, force_code,
   month, child_id, event_at, recorded_at, shared_at, first_seen_at, acknowledged_at,
-  returned_at, interview_at, share_stages, receipt_stages)
+  returned_at, interview_at, share_stages, receipt_stages, event_local, recorded_local,
+  shared_local, returned_local)
 SELECT r.rtype, r.record_id, p.council, r.rid, r.kind, r.force_code,
   to_char(r.event_at AT TIME ZONE 'Europe/London', 'YYYY-MM'), coalesce(p.child_id, f.child_id),
   r.event_at, r.recorded_at, r.shared_at,
   CASE WHEN r.receipt_stages THEN rr.first_seen_at END,
   CASE WHEN r.receipt_stages THEN rr.acknowledged_at END,
-  r.returned_at, r.interview_at, r.share_stages, r.receipt_stages
+  r.returned_at, r.interview_at, r.share_stages, r.receipt_stages,
+  r.event_at AT TIME ZONE 'Europe/London', r.recorded_at AT TIME ZONE 'Europe/London',
+  r.shared_at AT TIME ZONE 'Europe/London', r.returned_at AT TIME ZONE 'Europe/London'
 FROM records r
 JOIN recipients p ON p.rtype = r.rtype AND p.record_id = r.rid
 LEFT JOIN first_kid f ON f.rtype = r.rtype AND f.record_id = r.rid

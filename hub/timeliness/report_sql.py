@@ -32,7 +32,6 @@ STAGE_SQL = {
     "shared_to_acknowledged": ("shared_at", "acknowledged_at", "receipt_stages"),
     "returned_to_return_interview": ("returned_at", "interview_at", "returned_at IS NOT NULL"),
 }
-STATS_PER_CELL = 7  # rows, ended, median, p90, max, within, breached
 GROUPINGS = {"force": "force_code", "council": "council", "kind": "kind", "month": "month"}
 
 
@@ -61,7 +60,7 @@ def cells(targets: TargetSet) -> list[Cell]:
 _BASE = """
 shared AS (
   SELECT DISTINCT ON (force_code, kind, record_id) force_code, council AS council_code, kind,
-    record_id, s_2 AS event_at, e_2 AS shared_at
+    record_id, event_at, shared_at
   FROM timed WHERE a_2
   ORDER BY force_code, kind, record_id, council
 ),
@@ -71,8 +70,9 @@ shared AS (
 _PAIRS = """
   SELECT f.record_id, f.kind, f.force_code, f.council_code AS council, f.child_id, f.month,
     f.event_at, f.recorded_at, f.shared_at, f.first_seen_at, f.acknowledged_at,
-    f.returned_at, f.interview_at, f.share_stages, f.receipt_stages,
-    CASE WHEN o.nation IN ('england', 'wales') THEN o.nation ELSE 'england' END AS nation
+    f.returned_at, f.interview_at, f.share_stages, f.receipt_stages, f.event_local,
+    f.recorded_local, f.shared_local, f.returned_local,
+    CASE WHEN o.nation = 'wales' THEN CAST(:c_days AS int) ELSE 0 END AS nation_offset
   FROM stage_fact f LEFT JOIN organisation o ON o.code = f.council_code
   WHERE f.event_at >= :start AND f.event_at < :end AND f.shared_at <= :as_of /*PAIR*/
 """
@@ -95,14 +95,16 @@ members AS (
 
 
 def _deadline(index: int, unit: Unit, start: str) -> str:
-    """SQL for target `index`'s deadline of a stage starting at `start` (a `pairs` column)."""
+    """SQL for target `index`'s deadline of a stage starting at `start` (a `pairs` column).
+
+    A calendar deadline reads `{start}_local`, the start in UK time (kept in the stage facts).
+    """
     if unit is Unit.HOURS:
         return f"{start} + make_interval(secs => CAST(:hours_{index} AS float8) * 3600)"
-    local = f"({start} AT TIME ZONE 'Europe/London')"
+    local = start.removesuffix("_at") + "_local"
     # The calendar is an array per calendar target and nation, indexed by day: no join, no sort.
     day = (
-        f"(CAST(:calendar_{index} AS int) * 2 * :c_days"
-        f" + CASE WHEN nation = 'wales' THEN :c_days ELSE 0 END"
+        f"(CAST(:calendar_{index} AS int) * 2 * :c_days + nation_offset"
         f" + ({local}::date - CAST(:c_first AS date)) + 1)"
     )
     a, b = f"(CAST(:c_a AS timestamptz[]))[{day}]", f"(CAST(:c_b AS timestamptz[]))[{day}]"
@@ -120,27 +122,39 @@ def _stage(stage: str) -> int:
 
 
 def _timed(targets: TargetSet, found: list[Cell]) -> str:
-    """Per pair: each stage's start, end and delay (ended by as_of), each target's verdict."""
-    columns = ["kind", "force_code", "council", "month", "record_id", "child_id"]
+    """Per pair: each stage's delay (ended by as_of), each target's deadline and verdict, and
+    which cells the row counts in.
+
+    Two layers, the first fenced with OFFSET 0 so that PostgreSQL computes a column once per row
+    instead of once per reference: delays, deadlines and cells; then the verdicts (each reads
+    its deadline three times). Only what the figures, breaches and batching read is kept.
+    """
+    keep = [
+        "kind", "force_code", "council", "month", "record_id", "child_id",
+        "event_at", "recorded_at", "shared_at", "returned_at",
+    ]  # fmt: skip
+    columns = list(keep)
     for i, (start, end, applies) in enumerate(STAGE_SQL.values()):
         columns += [
-            f"{start} AS s_{i}",
             f"CASE WHEN {end} <= :as_of THEN {end} END AS e_{i}",
             f"({applies}) AS a_{i}",
             (
                 f"CASE WHEN ({applies}) AND {end} <= :as_of THEN "
-                f"(extract(epoch FROM {end} - {start}) * 1000000)::int8 END AS d_{i}"
+                f"round(date_part('epoch', {end} - {start}) * 1000000)::int8 END AS d_{i}"
             ),
         ]
+        keep += [f"a_{i}", f"d_{i}"]
     for j, target in enumerate(targets.targets):
         start, _, applies = STAGE_SQL[target.stage]
         deadline = _deadline(j, target.unit, start)
         columns.append(f"CASE WHEN ({applies}) AND kind = :kind_{j} THEN {deadline} END AS dl_{j}")
-    # Which cell's figures the row counts in, decided once here rather than in every aggregate.
+        keep.append(f"dl_{j}")
+    # Which cell's percentiles the row counts in, decided once here rather than per aggregate.
     columns += [
         f"(({STAGE_SQL[cell.stage][2]}) AND kind = ANY(CAST(:cell_{c} AS text[]))) AS c_{c}"
         for c, cell in enumerate(found)
     ]
+    keep += [f"c_{c}" for c in range(len(found))]
     # A verdict as `stats.measure` gives it: within or breached once ended (by as_of), breached
     # while open once the deadline has passed, pending before.
     verdicts = [
@@ -152,27 +166,42 @@ def _timed(targets: TargetSet, found: list[Cell]) -> str:
         for j, i in ((j, _stage(t.stage)) for j, t in enumerate(targets.targets))
     ]
     inner = ",\n    ".join(columns)
-    outer = ",\n  ".join(["x.*", *verdicts])
-    select = f"SELECT {outer}\n  FROM (SELECT {inner}\n  FROM ({_PAIRS}) p) x"  # noqa: S608 - fixed fragments
+    outer = ", ".join([*keep, *verdicts])
+    select = f"SELECT {outer}\n  FROM (SELECT {inner}\n  FROM ({_PAIRS}) p OFFSET 0) x"  # noqa: S608 - fixed fragments
     return f"timed AS MATERIALIZED (\n  {select}\n)"
 
 
-def _aggregates(found: list[Cell]) -> str:
-    """Per cell, in order: rows, ended, median, 90th percentile, maximum, within, breached."""
+def populations(found: list[Cell]) -> list[tuple[str, tuple[str, ...]]]:
+    """The distinct (stage, kinds) the cells measure: two targets on one stage share delays."""
+    return list(dict.fromkeys((cell.stage, cell.kinds) for cell in found))
+
+
+def _percentiles(found: list[Cell]) -> str:
+    """Per population, in order: median, 90th percentile (one shared sort each)."""
     parts = []
-    for c, cell in enumerate(found):
-        i = _stage(cell.stage)
-        verdict = f"v_{cell.target}" if cell.target is not None else None
+    for stage, kinds in populations(found):
+        c = next(c for c, cell in enumerate(found) if (cell.stage, cell.kinds) == (stage, kinds))
+        i = _stage(stage)
         parts += [
-            f"count(*) FILTER (WHERE c_{c})",
-            f"count(d_{i}) FILTER (WHERE c_{c})",
             f"percentile_cont(0.5) WITHIN GROUP (ORDER BY d_{i}) FILTER (WHERE c_{c})",
             f"percentile_disc(0.9) WITHIN GROUP (ORDER BY d_{i}) FILTER (WHERE c_{c})",
-            f"max(d_{i}) FILTER (WHERE c_{c})",
-            f"count(*) FILTER (WHERE {verdict} = 'w')" if verdict else "0",
-            f"count(*) FILTER (WHERE {verdict} = 'b')" if verdict else "0",
         ]
     return "ARRAY[" + ",\n    ".join(f"CAST({p} AS float8)" for p in parts) + "]"
+
+
+def _counts(targets: TargetSet) -> str:
+    """Per finest group, in order: each stage's applies flag, rows, each stage's ended count and
+    maximum, each target's within and breached counts (`extract.Counts` reads them)."""
+    stages = range(len(STAGE_SQL))
+    parts = [
+        *(f"CAST(a_{i} AS int)" for i in stages),
+        "count(*)",
+        *(f"count(d_{i})" for i in stages),
+        *(f"max(d_{i})" for i in stages),
+    ]
+    for j in range(len(targets.targets)):
+        parts += [f"count(*) FILTER (WHERE v_{j} = 'w')", f"count(*) FILTER (WHERE v_{j} = 'b')"]
+    return "ARRAY[" + ", ".join(f"CAST({p} AS float8)" for p in parts) + "]"
 
 
 _NULLS = (
@@ -189,11 +218,13 @@ def _breaches(targets: TargetSet) -> str:
     each = []
     for j, target in enumerate(targets.targets):
         i = _stage(target.stage)
+        start = STAGE_SQL[target.stage][0]
         each.append(
             f"SELECT {j} AS target, force_code, council, kind, month, record_id, child_id,"  # noqa: S608 - fixed fragments
-            f" s_{i} AS started_at, e_{i} AS ended_at, dl_{j} AS deadline,"
-            f" coalesce(d_{i}, (extract(epoch FROM CAST(:as_of AS timestamptz) - s_{i})"
-            f" * 1000000)::int8) AS delay_us, e_{i} IS NULL AS still_open"
+            f" {start} AS started_at,"
+            f" {start} + d_{i} * interval '1 microsecond' AS ended_at, dl_{j} AS deadline,"
+            f" coalesce(d_{i}, round(date_part('epoch', CAST(:as_of AS timestamptz) - {start})"
+            f" * 1000000)::int8) AS delay_us, d_{i} IS NULL AS still_open"
             f" FROM timed WHERE v_{j} = 'b'"
         )
     every = "\n    UNION ALL ".join(each)
@@ -206,19 +237,34 @@ def _breaches(targets: TargetSet) -> str:
 
 
 def build(targets: TargetSet, scope: ReportScope) -> tuple[str, dict[str, Any], list[Cell]]:
-    """The statement for these targets and scope, its target and cell parameters, its cells."""
+    """The statement for these targets and scope, its target and cell parameters, its cells.
+
+    Sections: `counts` per finest group (force, council, kind, month and which stages apply),
+    which Python adds up into each grouping; `percentiles` per grouping, the only figures that
+    need the delays sorted; `breach`, `shared` (batching candidates) and `records`.
+    """
     found = cells(targets)
-    stats = _aggregates(found)
+    flags = ", ".join(f"a_{i}" for i in range(len(STAGE_SQL)))
     # Only fixed fragments and positions are spliced in; every value is a bound parameter.
     branches = [
         (
-            f"SELECT 'stats' AS section, '{name}' AS grouping, {column} AS grp, {stats} AS stats,"  # noqa: S608 - fixed fragments
-            f"{_NULLS} FROM timed GROUP BY {column}"
-        )
-        for name, column in GROUPINGS.items()
+            f"SELECT 'counts' AS section, NULL AS grouping, NULL AS grp, {_counts(targets)}"  # noqa: S608 - fixed fragments
+            " AS stats, NULL::int AS target, force_code, council AS council_code, kind, month,"
+            " NULL::text AS record_id, NULL::text AS child_id, NULL::timestamptz AS started_at,"
+            " NULL::timestamptz AS ended_at, NULL::timestamptz AS deadline,"
+            " NULL::int8 AS delay_us, NULL::boolean AS still_open"
+            f" FROM timed GROUP BY force_code, council, kind, month, {flags}"
+        ),
+        *(
+            (
+                f"SELECT 'percentiles', '{name}', {column}, {_percentiles(found)},"  # noqa: S608 - fixed fragments
+                f"{_NULLS} FROM timed GROUP BY {column}"
+            )
+            for name, column in GROUPINGS.items()
+        ),
     ]
-    branches.append(_breaches(targets) if targets.targets else "")
-    branches = [b for b in branches if b]
+    if targets.targets:
+        branches.append(_breaches(targets))
     branches += [
         (
             "SELECT 'shared', NULL, NULL, NULL, NULL, force_code, council_code, kind, NULL,"

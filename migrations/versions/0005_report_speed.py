@@ -42,6 +42,10 @@ def upgrade() -> None:
     sa.Column('interview_at', hub.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('share_stages', sa.Boolean(), nullable=False),
     sa.Column('receipt_stages', sa.Boolean(), nullable=False),
+    sa.Column('event_local', sa.DateTime(), nullable=False),
+    sa.Column('recorded_local', sa.DateTime(), nullable=True),
+    sa.Column('shared_local', sa.DateTime(), nullable=False),
+    sa.Column('returned_local', sa.DateTime(), nullable=True),
     sa.PrimaryKeyConstraint('record_type', 'record_id', 'council_code', name=op.f('pk_stage_fact'))
     )
     with op.batch_alter_table('stage_fact', schema=None) as batch_op:
