@@ -77,6 +77,8 @@ class StageFact(SQLModel, table=True):
     interview_at: dt.datetime | None = utc_field(nullable=True)
     share_stages: bool
     receipt_stages: bool
+    # The record's first receiving council (bytewise): batching counts a record once, there.
+    first_council: bool
     # The stages' starts in UK time, for calendar deadlines: converting a year's timestamps to
     # Europe/London costs a national report seconds, and the conversion never changes.
     event_local: dt.datetime = Field(sa_type=sa.DateTime(timezone=False))
@@ -88,7 +90,7 @@ class StageFact(SQLModel, table=True):
 COLUMNS = (
     "record_type", "record_id", "council_code", "subject_id", "kind", "force_code", "month",
     "child_id", "event_at", "recorded_at", "shared_at", "first_seen_at", "acknowledged_at",
-    "returned_at", "interview_at", "share_stages", "receipt_stages", "event_local",
+    "returned_at", "interview_at", "share_stages", "receipt_stages", "first_council", "event_local",
     "recorded_local", "shared_local", "returned_local",
 )  # fmt: skip
 
@@ -162,7 +164,8 @@ records AS (
 )
 INSERT INTO stage_fact (record_type, record_id, council_code, subject_id, kind, force_code,
   month, child_id, event_at, recorded_at, shared_at, first_seen_at, acknowledged_at,
-  returned_at, interview_at, share_stages, receipt_stages, event_local, recorded_local,
+  returned_at, interview_at, share_stages, receipt_stages, first_council, event_local,
+  recorded_local,
   shared_local, returned_local)
 SELECT r.rtype, r.record_id, p.council, r.rid, r.kind, r.force_code,
   to_char(r.event_at AT TIME ZONE 'Europe/London', 'YYYY-MM'), coalesce(p.child_id, f.child_id),
@@ -170,6 +173,7 @@ SELECT r.rtype, r.record_id, p.council, r.rid, r.kind, r.force_code,
   CASE WHEN r.receipt_stages THEN rr.first_seen_at END,
   CASE WHEN r.receipt_stages THEN rr.acknowledged_at END,
   r.returned_at, r.interview_at, r.share_stages, r.receipt_stages,
+  p.council COLLATE "C" = min(p.council COLLATE "C") OVER (PARTITION BY r.rtype, r.record_id),
   r.event_at AT TIME ZONE 'Europe/London', r.recorded_at AT TIME ZONE 'Europe/London',
   r.shared_at AT TIME ZONE 'Europe/London', r.returned_at AT TIME ZONE 'Europe/London'
 FROM records r

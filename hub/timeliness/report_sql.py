@@ -66,17 +66,13 @@ def cells(targets: TargetSet) -> list[Cell]:
     return found
 
 
-# The batching detector's input: each shared record once (`batching.shared_records`).
+# The batching detector's input: each shared record once, at its first receiving council in
+# the report (`batching.shared_records`): the facts mark it, and a council's report has one.
 _BASE = """
 shared AS (
-  SELECT DISTINCT ON (force_code, kind, record_id) force_code, council_code, kind, record_id,
+  SELECT force_code COLLATE "C" AS force_code, council AS council_code, kind, record_id,
     event_at, shared_at
-  FROM (
-    SELECT force_code COLLATE "C" AS force_code, council COLLATE "C" AS council_code,
-      kind COLLATE "C" AS kind, record_id COLLATE "C" AS record_id, event_at, shared_at
-    FROM timed WHERE a_2
-  ) s
-  ORDER BY force_code, kind, record_id, council_code
+  FROM timed WHERE a_2 AND /*FIRST*/
 ),
 """
 
@@ -84,18 +80,35 @@ shared AS (
 _PAIRS = """
   SELECT f.record_id, f.kind, f.force_code, f.council_code AS council, f.child_id, f.month,
     f.event_at, f.recorded_at, f.shared_at, f.first_seen_at, f.acknowledged_at,
-    f.returned_at, f.interview_at, f.share_stages, f.receipt_stages, f.event_local,
+    f.returned_at, f.interview_at, f.share_stages, f.receipt_stages, f.first_council,
+    f.event_local,
     f.recorded_local, f.shared_local, f.returned_local,
     CASE WHEN o.nation = 'wales' THEN CAST(:c_days AS int) ELSE 0 END AS nation_offset
   FROM stage_fact f LEFT JOIN organisation o ON o.code = f.council_code
   WHERE f.event_at >= :start AND f.event_at < :end AND f.shared_at <= :as_of /*PAIR*/
 """
 
+# Candidates for bursts, in two steps so that the costly part runs on few rows: a window (the
+# records shared within :window from each) can be a burst only if it holds :min_records, which a
+# count finds in one pass; only records such a window covers need the event span, and every
+# record in a dense window is covered, so their windows are whole.
 _BATCHING = """
-flagged AS (
-  SELECT s.*, (count(*) OVER w >= :min_records
-    AND max(event_at) OVER w - min(event_at) OVER w >= CAST(:min_span AS interval)) AS anchor
+ahead AS (
+  SELECT s.*, count(*) OVER (PARTITION BY force_code ORDER BY shared_at
+    RANGE BETWEEN CURRENT ROW AND CAST(:window AS interval) FOLLOWING) >= :min_records AS dense
   FROM shared s
+),
+covered AS (
+  SELECT a.* FROM (
+    SELECT a.*, sum(CAST(dense AS int)) OVER (PARTITION BY force_code ORDER BY shared_at
+      RANGE BETWEEN CAST(:window AS interval) PRECEDING AND CURRENT ROW) AS dense_before
+    FROM ahead a
+  ) a WHERE dense_before > 0
+),
+flagged AS (
+  SELECT c.*, (count(*) OVER w >= :min_records
+    AND max(event_at) OVER w - min(event_at) OVER w >= CAST(:min_span AS interval)) AS anchor
+  FROM covered c
   WINDOW w AS (PARTITION BY force_code ORDER BY shared_at
     RANGE BETWEEN CURRENT ROW AND CAST(:window AS interval) FOLLOWING)
 ),
@@ -145,7 +158,7 @@ def _timed(targets: TargetSet, found: list[Cell]) -> str:
     """
     keep = [
         "kind", "force_code", "council", "month", "record_id", "child_id",
-        "event_at", "recorded_at", "shared_at", "returned_at",
+        "event_at", "recorded_at", "shared_at", "returned_at", "first_council",
     ]  # fmt: skip
     columns = list(keep)
     for i, (start, end, applies) in enumerate(STAGE_SQL.values()):
@@ -344,4 +357,5 @@ def scoped_sql(sql: str, scope: ReportScope) -> str:
         "kind": scope.kind is not None,
     }
     fragments = " ".join(fragment for name, fragment in _FILTERS.items() if chosen[name])
-    return sql.replace("/*PAIR*/", f"{fragments} /*PAIR*/")
+    first = "true" if chosen["council"] else "first_council"
+    return sql.replace("/*PAIR*/", f"{fragments} /*PAIR*/").replace("/*FIRST*/", first)

@@ -42,6 +42,7 @@ def upgrade() -> None:
     sa.Column('interview_at', hub.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('share_stages', sa.Boolean(), nullable=False),
     sa.Column('receipt_stages', sa.Boolean(), nullable=False),
+    sa.Column('first_council', sa.Boolean(), nullable=False),
     sa.Column('event_local', sa.DateTime(), nullable=False),
     sa.Column('recorded_local', sa.DateTime(), nullable=True),
     sa.Column('shared_local', sa.DateTime(), nullable=False),
