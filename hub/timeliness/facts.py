@@ -236,15 +236,10 @@ def refresh(connection: sa.Connection, subjects: Iterable[Subject]) -> None:
             {"ids": sorted(wanted["Incident"])},
         )
         wanted["Investigation"].update(row[0] for row in rows)
-    keys = sorted((t, i) for t in SUBJECT_TYPES[:3] for i in wanted[t])
+    keys = [(t, i) for t in SUBJECT_TYPES[:3] for i in wanted[t]]
     if not keys:
         return
-    # Two transactions refreshing one record take turns, and the second (in READ COMMITTED, one
-    # snapshot per statement) derives from what the first committed: no lost update.
-    connection.execute(
-        sa.text("SELECT pg_advisory_xact_lock(hashtext(k)) FROM unnest(CAST(:keys AS text[])) k"),
-        {"keys": [f"{t}:{i}" for t, i in keys]},
-    )
+    _lock(connection, keys)
     for record_type in SUBJECT_TYPES[:3]:
         if wanted[record_type]:
             connection.execute(
@@ -273,6 +268,45 @@ _RECORD_OF: dict[type, tuple[str, str]] = {
     InvestigationChild: ("Investigation", "investigation_id"),
     InvestigationIncident: ("Investigation", "investigation_id"),
 }
+
+
+def _lock(connection: sa.Connection, keys: Iterable[Subject]) -> None:
+    # Two transactions changing one record's facts take turns, and the second (in READ
+    # COMMITTED, one snapshot per statement) reads what the first committed: no lost update.
+    connection.execute(
+        sa.text("SELECT pg_advisory_xact_lock(hashtext(k)) FROM unnest(CAST(:keys AS text[])) k"),
+        {"keys": sorted(f"{t}:{i}" for t, i in keys)},
+    )
+
+
+def note_first_seen(
+    connection: sa.Connection,
+    created: Iterable[Subject],
+    *,
+    organisation_code: str,
+    at: dt.datetime,
+) -> None:
+    """A council's first sight of records (the receipts just created): two statements, on the
+    audit's path, instead of deriving the records again."""
+    keys = [(t, i) for t, i in created if t in SUBJECT_TYPES[:3]]
+    if not keys:
+        return
+    _lock(connection, keys)
+    connection.execute(
+        sa.text(
+            "UPDATE stage_fact SET first_seen_at = :at FROM unnest(CAST(:types AS text[]),"
+            " CAST(:ids AS text[])) AS k(record_type, subject_id)"
+            " WHERE stage_fact.record_type = k.record_type"
+            " AND stage_fact.subject_id = k.subject_id"
+            " AND stage_fact.council_code = :council AND stage_fact.receipt_stages"
+        ),
+        {
+            "at": at,
+            "types": [t for t, _ in keys],
+            "ids": [i for _, i in keys],
+            "council": organisation_code,
+        },
+    )
 
 
 def mark(session: Session, subjects: Iterable[Subject]) -> None:

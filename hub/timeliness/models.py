@@ -70,7 +70,12 @@ async def note_first_seen(
         return
     # The receipts this call created change their records' stage facts; one seen before does not.
     created = await session.execute(statement.returning(table.c.record_type, table.c.record_id))
-    facts.mark(session.sync_session, [(t, i) for t, i in created.all()])
+    keys = [(t, i) for t, i in created.all()]
+    await session.run_sync(
+        lambda sync: facts.note_first_seen(
+            sync.connection(), keys, organisation_code=organisation_code, at=at
+        )
+    )
 
 
 def receipt_key(record_type: str, record_id: str) -> sa.ColumnElement[bool]:
