@@ -76,10 +76,8 @@ async def _statements_for(
     assert "errors" not in body, body
     assert len(body["data"]["incidents"]["edges"]) == first
     statements = [s for s in server.statements if not s.startswith(("BEGIN", "COMMIT"))]
-    # A council's read also notes its first sight of each record, in the audit's transaction,
-    # and keeps the stage facts' first sights (a lock, then an update).
-    written = ("audit_", "record_receipt", "stage_fact", "pg_advisory_xact_lock")
-    writes = [s for s in statements if any(name in s for name in written)]
+    # A council's read also notes its first sight of each record, in the audit's transaction.
+    writes = [s for s in statements if "audit_" in s or "record_receipt" in s]
     return [s for s in statements if s not in writes], writes
 
 
@@ -95,6 +93,5 @@ async def test_statement_count_does_not_grow_with_page_size(
     # children that incidents and investigations concern (one statement each).
     assert len(large_reads) <= 13
     # The audit of the whole response: the chain head, the events, their children, the head
-    # moved (one statement for all of it on PostgreSQL but the head lock), and the receipts,
-    # with the first sights they record in the stage facts (a lock and an update).
-    assert len(large_writes) <= 7
+    # moved (one statement for all of it on PostgreSQL but the head lock), and the receipts.
+    assert len(large_writes) <= 5

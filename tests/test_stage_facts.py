@@ -180,3 +180,44 @@ async def _story(db: Database) -> None:
     async with db.engine.begin() as connection:
         await connection.run_sync(facts.rebuild)
     assert await _facts(db) == moved_back
+
+
+async def test_bulk_writes_lock_the_table_and_keep_the_facts(tmp_path: Path) -> None:
+    """More records than `facts.FEW` in one transaction: the table lock, not one lock each."""
+    count = facts.FEW + 6
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    async with scratch_database(tmp_path, "hub_facts_bulk") as url:
+        db = Database(url)
+        try:
+            ids = []
+            async with db.transaction(write=True) as session:
+                for number in range(count):
+                    row, _ = await incidents.report(
+                        session,
+                        force_code=FORCE,
+                        client_id="test",
+                        incident=IncidentReport(
+                            police_reference=f"BULK-{number}",
+                            type=IncidentType.NEGLECT,
+                            occurred_at=now - 5 * HOURS,
+                            recorded_at=now - 4 * HOURS,
+                            location_council=COUNCIL,
+                            children=(InvolvedChild(child=_child(f"BULK-C{number}", COUNCIL)),),
+                        ),
+                    )
+                    ids.append(row.id)
+            async with db.transaction(write=True) as session:
+                await note_first_seen(
+                    session,
+                    organisation_code=COUNCIL,
+                    records=[("Incident", i) for i in ids],
+                    at=now - HOURS,
+                )
+            kept = await _facts(db)
+            assert len(kept) == count
+            assert {f["first_seen_at"] for f in kept} == {now - HOURS}
+            async with db.engine.begin() as connection:
+                await connection.run_sync(facts.rebuild)
+            assert await _facts(db) == kept
+        finally:
+            await db.dispose()

@@ -8,11 +8,11 @@ targets file, the calendars and the report's `as_of`, so they are still computed
 is made, and a change of targets needs no rebuild.
 
 The rows are derived by one SQL statement (`FILL`), used both to rebuild the whole table (the
-migration, `safeguarding-hub rebuild-stage-facts`, the benchmark after its bulk load) and to
-refresh the records a transaction touched: every ORM write to a record, its children's councils,
-its links or its receipts marks the record, and the session refreshes the marked records just
-before it commits (`_before_commit`). Core statements that bypass the ORM (the receipts' insert
-and acknowledgement) mark their records themselves with `mark`.
+migration, the benchmark after its bulk load) and to refresh the records a transaction touched:
+every ORM write to a record, its children's councils or its links marks the record, and the
+session refreshes the marked records just before it commits (`_before_commit`). Receipts (first
+sight, written by the audit in its own statement, and acknowledgement) reach the facts through
+a trigger on `record_receipt` (`RECEIPT_TRIGGER`), whichever statement writes them.
 
 PostgreSQL only: on SQLite the report takes the Python path and the table stays empty.
 """
@@ -39,6 +39,7 @@ from hub.investigations.models import (
 )
 from hub.missing.models import MissingEpisode
 
+FEW = 64  # records locked one by one; more lock the table
 # A record the facts are derived for: (record type, id); "Child" marks every record of a child.
 Subject = tuple[str, str]
 _PENDING = "hub_stage_facts_pending"
@@ -270,43 +271,56 @@ _RECORD_OF: dict[type, tuple[str, str]] = {
 }
 
 
-def _lock(connection: sa.Connection, keys: Iterable[Subject]) -> None:
-    # Two transactions changing one record's facts take turns, and the second (in READ
-    # COMMITTED, one snapshot per statement) reads what the first committed: no lost update.
+def _lock(connection: sa.Connection, keys: list[Subject]) -> None:
+    """Two transactions changing one record's facts take turns, and the second (in READ
+    COMMITTED, one snapshot per statement) reads what the first committed: no lost update.
+
+    A few records are locked each (advisory locks, keyed by record); a bulk change takes the
+    table instead, so that it does not fill the server's lock table. The two mix: a table lock
+    waits for every writer of a row, and a writer's next statement waits for the table lock.
+    """
+    if len(keys) > FEW:
+        connection.execute(sa.text("LOCK TABLE stage_fact IN SHARE ROW EXCLUSIVE MODE"))
+        return
     connection.execute(
         sa.text("SELECT pg_advisory_xact_lock(hashtext(k)) FROM unnest(CAST(:keys AS text[])) k"),
         {"keys": sorted(f"{t}:{i}" for t, i in keys)},
     )
 
 
-def note_first_seen(
-    connection: sa.Connection,
-    created: Iterable[Subject],
-    *,
-    organisation_code: str,
-    at: dt.datetime,
-) -> None:
-    """A council's first sight of records (the receipts just created): two statements, on the
-    audit's path, instead of deriving the records again."""
-    keys = [(t, i) for t, i in created if t in SUBJECT_TYPES[:3]]
-    if not keys:
-        return
-    _lock(connection, keys)
-    connection.execute(
-        sa.text(
-            "UPDATE stage_fact SET first_seen_at = :at FROM unnest(CAST(:types AS text[]),"
-            " CAST(:ids AS text[])) AS k(record_type, subject_id)"
-            " WHERE stage_fact.record_type = k.record_type"
-            " AND stage_fact.subject_id = k.subject_id"
-            " AND stage_fact.council_code = :council AND stage_fact.receipt_stages"
-        ),
-        {
-            "at": at,
-            "types": [t for t, _ in keys],
-            "ids": [i for _, i in keys],
-            "council": organisation_code,
-        },
-    )
+# First sight and acknowledgement, copied into the facts by whatever statement writes a receipt
+# (the audit's single-statement append among them), under the same locks as `_lock`.
+RECEIPT_TRIGGER = (
+    """
+CREATE FUNCTION stage_fact_receipts() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF (SELECT count(*) FROM new_receipts) > 64 THEN  -- FEW
+    LOCK TABLE stage_fact IN SHARE ROW EXCLUSIVE MODE;
+  ELSE
+    PERFORM pg_advisory_xact_lock(hashtext(k)) FROM (
+      SELECT n.record_type || ':' || n.record_id AS k FROM new_receipts n
+    ) s ORDER BY k COLLATE "C";
+  END IF;
+  UPDATE stage_fact f SET first_seen_at = n.first_seen_at, acknowledged_at = n.acknowledged_at
+  FROM new_receipts n
+  WHERE f.record_type = n.record_type AND f.subject_id = n.record_id
+    AND f.council_code = n.organisation_code AND f.receipt_stages;
+  RETURN NULL;
+END
+$$
+""",
+    *(
+        f"CREATE TRIGGER stage_fact_receipt_{name} AFTER {event} ON record_receipt"
+        " REFERENCING NEW TABLE AS new_receipts FOR EACH STATEMENT"
+        " EXECUTE FUNCTION stage_fact_receipts()"
+        for event, name in (("INSERT", "inserted"), ("UPDATE", "updated"))
+    ),
+)
+DROP_RECEIPT_TRIGGER = (
+    "DROP TRIGGER IF EXISTS stage_fact_receipt_updated ON record_receipt",
+    "DROP TRIGGER IF EXISTS stage_fact_receipt_inserted ON record_receipt",
+    "DROP FUNCTION IF EXISTS stage_fact_receipts()",
+)
 
 
 def mark(session: Session, subjects: Iterable[Subject]) -> None:
@@ -317,11 +331,6 @@ def mark(session: Session, subjects: Iterable[Subject]) -> None:
 
 def _subjects_of(instance: Any, *, is_new: bool) -> list[Subject]:
     """The records whose facts a written row changes."""
-    from hub.timeliness.models import RecordReceipt  # noqa: PLC0415 - it imports this module
-
-    if isinstance(instance, RecordReceipt):
-        wanted = instance.record_type in SUBJECT_TYPES[:3]
-        return [(instance.record_type, instance.record_id)] if wanted else []
     if isinstance(instance, Child):
         # A child moved to another council moves its records; a new child has none yet.
         state = sa.inspect(instance)

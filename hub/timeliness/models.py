@@ -16,7 +16,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel
 
 from hub.base import utc_field
-from hub.timeliness import facts
 
 # The record types a receipt can be about: those the audit names when it serves a record.
 RECEIPT_TYPES = ("Incident", "MissingEpisode", "Investigation")
@@ -65,17 +64,7 @@ async def note_first_seen(
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = insert(table).values(rows).on_conflict_do_nothing()
-    if dialect != "postgresql":
-        await session.execute(statement)
-        return
-    # The receipts this call created change their records' stage facts; one seen before does not.
-    created = await session.execute(statement.returning(table.c.record_type, table.c.record_id))
-    keys = [(t, i) for t, i in created.all()]
-    await session.run_sync(
-        lambda sync: facts.note_first_seen(
-            sync.connection(), keys, organisation_code=organisation_code, at=at
-        )
-    )
+    await session.execute(statement)
 
 
 def receipt_key(record_type: str, record_id: str) -> sa.ColumnElement[bool]:

@@ -31,7 +31,6 @@ from hub.investigations.models import (
 )
 from hub.missing.models import MissingEpisode, MissingStatus
 from hub.reference.models import Organisation
-from hub.timeliness import facts
 from hub.timeliness.models import RECEIPT_TYPES, RecordReceipt, note_first_seen
 from hub.timeliness.timeline import Recipient, RecordTimes, incident_kind, nation_of
 
@@ -356,8 +355,6 @@ async def acknowledge(
         .where(*key, col(RecordReceipt.acknowledged_at).is_(None))
         .values(acknowledged_at=now, acknowledged_by=user)
     )
-    if getattr(acknowledged, "rowcount", 0) == 1:
-        facts.mark(session.sync_session, [(record_type, record_id)])
     receipt = (
         await session.execute(
             sa.select(RecordReceipt).where(*key).execution_options(populate_existing=True)

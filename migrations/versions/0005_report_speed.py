@@ -5,8 +5,9 @@ Revises: 0004
 Create Date: 2026-11-29 03:00:00.000000
 
 `stage_fact` is derived data (hub/timeliness/facts.py): on PostgreSQL it is filled here from the
-records, children, links and receipts already held, and kept up to date on write afterwards. On
-SQLite the report takes the Python path and the table stays empty.
+records, children, links and receipts already held, and kept up to date on write afterwards
+(receipts through a trigger on record_receipt). On SQLite the report takes the Python path and
+the table stays empty.
 """
 from collections.abc import Sequence
 
@@ -59,10 +60,17 @@ def upgrade() -> None:
         # The derivation lives with the code that keeps the table up to date: one definition.
         from hub.timeliness import facts
 
+        for statement in facts.RECEIPT_TRIGGER:
+            op.execute(statement)
         facts.rebuild(op.get_bind())
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == 'postgresql':
+        from hub.timeliness import facts
+
+        for statement in facts.DROP_RECEIPT_TRIGGER:
+            op.execute(statement)
     with op.batch_alter_table('stage_fact', schema=None) as batch_op:
         batch_op.drop_index('ix_stage_fact_subject')
         batch_op.drop_index('ix_stage_fact_force_event_at')
