@@ -219,12 +219,16 @@ def bench_audit(
 
 
 @app.command("bench-report")
-def bench_report(
+def bench_report(  # noqa: PLR0917 - typer's options are the parameters
     database_url: str = PostgresBenchDatabase,
     incidents: int = typer.Option(1_500_000, min=1, help="Synthetic incidents (a year)."),
     episodes: int = typer.Option(220_000, min=0, help="Synthetic missing episodes."),
     events: int = typer.Option(20_000_000, min=0, help="Synthetic access events."),
     council: str = typer.Option("E08000025", help="The council whose year report is timed."),
+    keep: str | None = typer.Option(
+        None,
+        help="Load into this database and keep it; if it is loaded already, reuse it (to iterate).",
+    ),
 ) -> None:
     """The sharing report at national size: one council's year and the national year, timed."""
     from hub.timeliness.bench import run as run_report  # noqa: PLC0415
@@ -236,6 +240,7 @@ def bench_report(
             episodes=episodes,
             events=events,
             council=council,
+            keep=keep,
         )
     )
     for line in figures.lines():

@@ -94,6 +94,11 @@ class Database:
     """The engine and the two kinds of transaction a request can ask for."""
 
     def __init__(self, url: str, *, echo: bool = False, pool_size: int = 10) -> None:
+        # Every write through a session keeps the stage facts (the report's derived rows) up to
+        # date at commit: importing the module registers its session events (it imports this
+        # module, hence here).
+        import hub.timeliness.facts  # noqa: F401, PLC0415
+
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         kwargs: dict[str, Any] = {"echo": echo}

@@ -14,6 +14,7 @@ from hub.investigations.models import (
 )
 from hub.missing.models import MissingEpisode
 from hub.reference.models import ForceCoverage, Organisation
+from hub.timeliness.facts import StageFact
 from hub.timeliness.models import RecordReceipt
 
 metadata = SQLModel.metadata
@@ -36,5 +37,6 @@ __all__ = [
     "OAuthClient",
     "Organisation",
     "RecordReceipt",
+    "StageFact",
     "metadata",
 ]

@@ -18,7 +18,7 @@ from hub.audit import service as audit
 from hub.db import Database, utcnow
 from hub.settings import get_settings
 from hub.timeliness import extract
-from hub.timeliness.report import Format, render
+from hub.timeliness.report import SHOWN_BREACHES, Format, render
 from hub.timeliness.report_data import ReportData, ReportScope, disclosure_detail
 from hub.timeliness.targets import KINDS
 
@@ -54,6 +54,8 @@ async def _report(
             as_of=utcnow(),
             pseudonym_key=settings.pseudonym_key.get_secret_value(),
             agreement_version=file_version(settings.agreement_file or default_path()),
+            # The CSV lists every breach; Markdown and HTML show the longest (all are counted).
+            breach_limit=None if report_format == "csv" else SHOWN_BREACHES,
         )
         async with db.transaction(write=True) as session:
             await audit.record_disclosure(
@@ -123,4 +125,4 @@ def report_command(  # noqa: PLR0917 - typer's options are the parameters
         typer.echo(text, nl=False)
         return
     output.write_text(text, encoding="utf-8", newline="")
-    typer.echo(f"wrote {output} ({len(data.breaches)} breaches)", err=True)
+    typer.echo(f"wrote {output} ({data.breach_count} breaches)", err=True)

@@ -86,6 +86,10 @@ __all__ = [
 ]
 
 
+# The breaches Markdown and HTML list, longest first; the CSV lists every one.
+SHOWN_BREACHES = 500
+
+
 def render(data: ReportData, report_format: Format) -> str:
     renderers = {"md": render_markdown, "html": render_html, "csv": render_csv}
     return renderers[report_format](data)
@@ -129,7 +133,7 @@ def _md_table(table: Table) -> list[str]:
     return [*lines, ""]
 
 
-def render_markdown(data: ReportData, *, max_breach_rows: int = 500) -> str:
+def render_markdown(data: ReportData, *, max_breach_rows: int = SHOWN_BREACHES) -> str:
     title = f"Sharing delays, {data.period_from:%d %B %Y} to {data.period_to:%d %B %Y}"
     lines = [f"# {title}", "", *(_md(line) for line in tables.scope_lines(data)), ""]
     lines += ["## Summary against each target", "", *_md_table(tables.summary_table(data))]
@@ -147,7 +151,7 @@ def render_markdown(data: ReportData, *, max_breach_rows: int = 500) -> str:
         lines += ["### By force", "", *_md_table(tables.force_table(data, target))]
         lines += ["### By month", "", *_md_table(tables.month_table(data, target))]
     lines += ["## By council", "", *_md_table(tables.council_table(data))]
-    lines += [f"## Breaches ({len(data.breaches)})", ""]
+    lines += [f"## Breaches ({data.breach_count})", ""]
     lines += _md_table(tables.breach_table(data, max_breach_rows))
     lines += ["## Batching", "", *_md_table(tables.batching_table(data))]
     lines += ["### Bursts", "", *_md_table(tables.burst_table(data))]

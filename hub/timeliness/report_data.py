@@ -46,13 +46,19 @@ class ReportData:
     by_council: tuple[StageStats, ...]
     by_kind: tuple[StageStats, ...]
     by_month: tuple[StageStats, ...]
-    breaches: tuple[Breach, ...]
+    breaches: tuple[Breach, ...]  # the longest first: all of them, or the first `breach_limit`
     bursts: tuple[Burst, ...]
     batching_scores: tuple[BatchingScore, ...]
     batching_params: BatchingParams = field(default_factory=BatchingParams)
     agreement_version: str | None = None
     # Organisation code -> name, for display only; codes are shown when a name is missing.
     names: Mapping[str, str] = field(default_factory=dict)
+    # Every breach counted, whether or not `breaches` lists them all (None: it does).
+    breaches_total: int | None = None
+
+    @property
+    def breach_count(self) -> int:
+        return len(self.breaches) if self.breaches_total is None else self.breaches_total
 
     def __post_init__(self) -> None:
         require_aware(self.as_of, name="as_of")
@@ -74,17 +80,20 @@ def build_report(
     agreement_version: str | None = None,
     names: Mapping[str, str] | None = None,
     batching: BatchingParams | None = None,
+    breach_limit: int | None = None,
 ) -> ReportData:
     """Judge every stage once, then group it four ways, list breaches and find bursts.
 
     ``rows`` should already hold only the period's events (the caller's query chose them); the
     scope is applied again here, so a report never shows rows outside what it says it covers.
+    ``breach_limit`` lists only the longest breaches (all are counted in ``breaches_total``).
     """
     scope = scope or ReportScope()
     batching = batching or BatchingParams()
     selected = [row for row in rows if scope.admits(row)]
     measured = measure(selected, targets, as_of=as_of)
     batches = detect_batching(shared_records(selected), batching)
+    found = breaches(measured, as_of=as_of, pseudonymise=pseudonymise)
     return ReportData(
         period_from=period_from,
         period_to=period_to,
@@ -96,12 +105,13 @@ def build_report(
         by_council=tuple(aggregate(measured, ("council",))),
         by_kind=tuple(aggregate(measured, ("kind",))),
         by_month=tuple(aggregate(measured, ("month",))),
-        breaches=tuple(breaches(measured, as_of=as_of, pseudonymise=pseudonymise)),
+        breaches=tuple(found[:breach_limit]),
         bursts=batches.bursts,
         batching_scores=batches.scores,
         batching_params=batching,
         agreement_version=agreement_version,
         names=dict(names or {}),
+        breaches_total=len(found),
     )
 
 
@@ -115,6 +125,6 @@ def disclosure_detail(data: ReportData, *, report_format: str) -> dict[str, obje
         "council": data.scope.council_code,
         "kind": data.scope.kind,
         "format": report_format,
-        "breaches": len(data.breaches),
+        "breaches": data.breach_count,
         "targets_version": data.targets.version,
     }

@@ -136,7 +136,7 @@ def render_html(data: ReportData, *, max_breach_rows: int = 500) -> str:
         + '<section id="councils"><h2>By council</h2>'
         + _table(tables.council_table(data))
         + "</section>"
-        + f'<section id="breach-list"><h2>Breaches ({len(data.breaches)})</h2>'
+        + f'<section id="breach-list"><h2>Breaches ({data.breach_count})</h2>'
         + _table(breaches)
         + "</section>"
         + _batching_section(data)

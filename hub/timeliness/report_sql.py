@@ -1,15 +1,18 @@
-"""The PostgreSQL report statement: stages derived, judged and summarised in one snapshot.
+"""The PostgreSQL report statement: stages judged and summarised in one snapshot.
 
-It mirrors `timeline.stage_delays` (which stages a record has, for which councils) and
-`stats.measure`/`stats.aggregate` (deadlines, open stages, the four groupings); the test of the
-two paths holds them together. Values are always bound parameters; the only text spliced in is
-fixed fragments chosen by the scope and the targets' positions.
+It reads `stage_fact` (`facts.py`: each record's times per receiving council, derived on write
+the way `service`/`timeline.stage_delays` derive them), and mirrors `stats.measure`/
+`stats.aggregate` (deadlines, open stages, the four groupings); the test of the two paths holds
+them together. Values are always bound parameters; the only text spliced in is fixed fragments
+chosen by the scope and the targets' positions.
 
-Shape, for speed at national scale: one row per record and receiving council (`pairs`) carries
-every stage's start, end and delay as columns, and every target's deadline and verdict
-(`timed`); each grouping is then one GROUP BY over those rows whose ordered-set aggregates
-(`percentile_cont(0.5)` is the Python median, `percentile_disc(0.9)` the nearest-rank 90th
-percentile) each sort only their own stage's delays, instead of a row per stage sorted whole.
+Shape, for speed at national scale: one row per record and receiving council carries every
+stage's start, end and delay as columns, every target's deadline and verdict, and which figures
+("cells") it belongs to (`timed`, computed once); each grouping is then one GROUP BY over those
+rows whose ordered-set aggregates (`percentile_cont(0.5)` is the Python median,
+`percentile_disc(0.9)` the nearest-rank 90th percentile) each sort only their own cell's
+delays. Breaches come out longest first and, when the caller asks, only the first N: a national
+year has a million, and the figures already count them all.
 """
 
 from __future__ import annotations
@@ -29,8 +32,17 @@ STAGE_SQL = {
     "shared_to_acknowledged": ("shared_at", "acknowledged_at", "receipt_stages"),
     "returned_to_return_interview": ("returned_at", "interview_at", "returned_at IS NOT NULL"),
 }
-STATS_PER_CELL = 7  # rows, ended, median, p90, max, within, breached
-GROUPINGS = {"force": "force_code", "council": "council", "kind": "kind", "month": "month"}
+# Sorted bytewise: the database's collation (C.UTF-8 here) sorts text through strcoll, without
+# abbreviated keys, and took seconds per grouping of a national year. Groups are equal either way.
+GROUPINGS = {
+    name: f'{column} COLLATE "C"'
+    for name, column in (
+        ("force", "force_code"),
+        ("council", "council"),
+        ("kind", "kind"),
+        ("month", "month"),
+    )
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,98 +66,49 @@ def cells(targets: TargetSet) -> list[Cell]:
     return found
 
 
+# The batching detector's input: each shared record once, at its first receiving council in
+# the report (`batching.shared_records`): the facts mark it, and a council's report has one.
 _BASE = """
-WITH
-inc AS (
-  SELECT i.id, i.type, i.force_code, i.location_council_code, i.occurred_at, i.recorded_at,
-    i.shared_at
-  FROM incident i
-  WHERE i.occurred_at >= :start AND i.occurred_at < :end AND i.shared_at <= :as_of
-    /*INCIDENT*/
-),
-mis AS (
-  SELECT m.id, m.child_id, m.force_code, m.reported_missing_at, m.recorded_at, m.shared_at,
-    m.returned_at, m.return_interview_at
-  FROM missing_episode m
-  WHERE m.reported_missing_at >= :start AND m.reported_missing_at < :end
-    AND m.shared_at <= :as_of /*MISSING*/
-),
-chg AS (
-  SELECT t.id, t.investigation_id, t.changed_at, t.shared_at, t.from_status, v.force_code,
-    v.shared_at AS opened_shared_at
-  FROM investigation_transition t JOIN investigation v ON v.id = t.investigation_id
-  WHERE t.changed_at >= :start AND t.changed_at < :end AND t.shared_at <= :as_of /*CHANGE*/
-),
-kids AS (
-  SELECT 'Incident' AS rtype, ic.incident_id AS record_id, c.id AS child_id,
-    c.responsible_council_code AS r, c.host_council_code AS h
-  FROM inc JOIN incident_child ic ON ic.incident_id = inc.id JOIN child c ON c.id = ic.child_id
-  UNION ALL
-  SELECT 'MissingEpisode', m.id, c.id, c.responsible_council_code, c.host_council_code
-  FROM mis m JOIN child c ON c.id = m.child_id
-  UNION ALL
-  SELECT 'Investigation', ic.investigation_id, c.id, c.responsible_council_code,
-    c.host_council_code
-  FROM investigation_child ic JOIN child c ON c.id = ic.child_id
-  WHERE ic.investigation_id IN (SELECT investigation_id FROM chg)
-),
-recipients AS (
-  SELECT rtype, record_id, council, min(child_id) AS child_id FROM (
-    SELECT rtype, record_id, r AS council, child_id FROM kids
-    UNION ALL SELECT rtype, record_id, h, child_id FROM kids WHERE h IS NOT NULL
-    UNION ALL SELECT 'Incident', id, location_council_code, NULL FROM inc
-    UNION ALL SELECT 'Investigation', ii.investigation_id, i.location_council_code, NULL
-      FROM investigation_incident ii JOIN incident i ON i.id = ii.incident_id
-      WHERE ii.investigation_id IN (SELECT investigation_id FROM chg)
-  ) x GROUP BY rtype, record_id, council
-),
-first_kid AS (SELECT rtype, record_id, min(child_id) AS child_id FROM kids GROUP BY 1, 2),
-records AS (
-  SELECT 'Incident' AS rtype, id AS rid, id AS record_id,
-    CASE WHEN type = 'domestic_abuse' THEN 'domestic_abuse' ELSE 'incident' END AS kind,
-    force_code, occurred_at AS event_at, recorded_at, shared_at,
-    NULL::timestamptz AS returned_at, NULL::timestamptz AS interview_at,
-    true AS share_stages, true AS receipt_stages
-  FROM inc
-  UNION ALL
-  SELECT 'MissingEpisode', id, id, 'missing_episode', force_code, reported_missing_at,
-    recorded_at, shared_at, returned_at, return_interview_at, true, true
-  FROM mis
-  UNION ALL
-  SELECT 'Investigation', investigation_id, id, 'investigation_status', force_code, changed_at,
-    NULL, shared_at, NULL, NULL, true, false
-  FROM chg
-  UNION ALL
-  SELECT 'Investigation', investigation_id, investigation_id, 'investigation_status',
-    force_code, changed_at, NULL, opened_shared_at, NULL, NULL, false, true
-  FROM chg WHERE from_status IS NULL AND opened_shared_at <= :as_of
-),
-pairs AS MATERIALIZED (
-  SELECT r.*, p.council, coalesce(p.child_id, f.child_id) AS child_id,
-    CASE WHEN o.nation IN ('england', 'wales') THEN o.nation ELSE 'england' END AS nation,
-    to_char(r.event_at AT TIME ZONE 'Europe/London', 'YYYY-MM') AS month,
-    rr.first_seen_at, rr.acknowledged_at
-  FROM records r
-  JOIN recipients p ON p.rtype = r.rtype AND p.record_id = r.rid
-  LEFT JOIN first_kid f ON f.rtype = r.rtype AND f.record_id = r.rid
-  LEFT JOIN organisation o ON o.code = p.council
-  LEFT JOIN record_receipt rr ON r.receipt_stages AND rr.record_type = r.rtype
-    AND rr.record_id = r.rid AND rr.organisation_code = p.council
-  WHERE true /*PAIR*/
-),
 shared AS (
-  SELECT DISTINCT ON (force_code, kind, record_id) force_code, council AS council_code, kind,
-    record_id, event_at, shared_at
-  FROM pairs WHERE share_stages
-  ORDER BY force_code, kind, record_id, council
+  SELECT force_code COLLATE "C" AS force_code, council AS council_code, kind, record_id,
+    event_at, shared_at
+  FROM timed WHERE a_2 AND /*FIRST*/
 ),
 """
 
+# The stage facts in the period, as held at as_of (`facts.StageFact`: kept up to date on write).
+_PAIRS = """
+  SELECT f.record_id, f.kind, f.force_code, f.council_code AS council, f.child_id, f.month,
+    f.event_at, f.recorded_at, f.shared_at, f.first_seen_at, f.acknowledged_at,
+    f.returned_at, f.interview_at, f.share_stages, f.receipt_stages, f.first_council,
+    f.event_local,
+    f.recorded_local, f.shared_local, f.returned_local,
+    CASE WHEN o.nation = 'wales' THEN CAST(:c_days AS int) ELSE 0 END AS nation_offset
+  FROM stage_fact f LEFT JOIN organisation o ON o.code = f.council_code
+  WHERE f.event_at >= :start AND f.event_at < :end AND f.shared_at <= :as_of /*PAIR*/
+"""
+
+# Candidates for bursts, in two steps so that the costly part runs on few rows: a window (the
+# records shared within :window from each) can be a burst only if it holds :min_records, which a
+# count finds in one pass; only records such a window covers need the event span, and every
+# record in a dense window is covered, so their windows are whole.
 _BATCHING = """
-flagged AS (
-  SELECT s.*, (count(*) OVER w >= :min_records
-    AND max(event_at) OVER w - min(event_at) OVER w >= CAST(:min_span AS interval)) AS anchor
+ahead AS (
+  SELECT s.*, count(*) OVER (PARTITION BY force_code ORDER BY shared_at
+    RANGE BETWEEN CURRENT ROW AND CAST(:window AS interval) FOLLOWING) >= :min_records AS dense
   FROM shared s
+),
+covered AS (
+  SELECT a.* FROM (
+    SELECT a.*, sum(CAST(dense AS int)) OVER (PARTITION BY force_code ORDER BY shared_at
+      RANGE BETWEEN CAST(:window AS interval) PRECEDING AND CURRENT ROW) AS dense_before
+    FROM ahead a
+  ) a WHERE dense_before > 0
+),
+flagged AS (
+  SELECT c.*, (count(*) OVER w >= :min_records
+    AND max(event_at) OVER w - min(event_at) OVER w >= CAST(:min_span AS interval)) AS anchor
+  FROM covered c
   WINDOW w AS (PARTITION BY force_code ORDER BY shared_at
     RANGE BETWEEN CURRENT ROW AND CAST(:window AS interval) FOLLOWING)
 ),
@@ -159,14 +122,16 @@ members AS (
 
 
 def _deadline(index: int, unit: Unit, start: str) -> str:
-    """SQL for target `index`'s deadline of a stage starting at `start` (a `pairs` column)."""
+    """SQL for target `index`'s deadline of a stage starting at `start` (a `pairs` column).
+
+    A calendar deadline reads `{start}_local`, the start in UK time (kept in the stage facts).
+    """
     if unit is Unit.HOURS:
         return f"{start} + make_interval(secs => CAST(:hours_{index} AS float8) * 3600)"
-    local = f"({start} AT TIME ZONE 'Europe/London')"
+    local = start.removesuffix("_at") + "_local"
     # The calendar is an array per calendar target and nation, indexed by day: no join, no sort.
     day = (
-        f"(CAST(:calendar_{index} AS int) * 2 * :c_days"
-        f" + CASE WHEN nation = 'wales' THEN :c_days ELSE 0 END"
+        f"(CAST(:calendar_{index} AS int) * 2 * :c_days + nation_offset"
         f" + ({local}::date - CAST(:c_first AS date)) + 1)"
     )
     a, b = f"(CAST(:c_a AS timestamptz[]))[{day}]", f"(CAST(:c_b AS timestamptz[]))[{day}]"
@@ -183,23 +148,40 @@ def _stage(stage: str) -> int:
     return list(STAGE_SQL).index(stage)
 
 
-def _timed(targets: TargetSet) -> str:
-    """Per pair: each stage's start, end and delay (ended by as_of), each target's verdict."""
-    columns = ["kind", "force_code", "council", "month", "record_id", "child_id"]
+def _timed(targets: TargetSet, found: list[Cell]) -> str:
+    """Per pair: each stage's delay (ended by as_of), each target's deadline and verdict, and
+    which cells the row counts in.
+
+    Two layers, the first fenced with OFFSET 0 so that PostgreSQL computes a column once per row
+    instead of once per reference: delays, deadlines and cells; then the verdicts (each reads
+    its deadline three times). Only what the figures, breaches and batching read is kept.
+    """
+    keep = [
+        "kind", "force_code", "council", "month", "record_id", "child_id",
+        "event_at", "recorded_at", "shared_at", "returned_at", "first_council",
+    ]  # fmt: skip
+    columns = list(keep)
     for i, (start, end, applies) in enumerate(STAGE_SQL.values()):
         columns += [
-            f"{start} AS s_{i}",
             f"CASE WHEN {end} <= :as_of THEN {end} END AS e_{i}",
             f"({applies}) AS a_{i}",
             (
                 f"CASE WHEN ({applies}) AND {end} <= :as_of THEN "
-                f"(extract(epoch FROM {end} - {start}) * 1000000)::int8 END AS d_{i}"
+                f"round(date_part('epoch', {end} - {start}) * 1000000)::int8 END AS d_{i}"
             ),
         ]
+        keep += [f"a_{i}", f"d_{i}"]
     for j, target in enumerate(targets.targets):
         start, _, applies = STAGE_SQL[target.stage]
         deadline = _deadline(j, target.unit, start)
         columns.append(f"CASE WHEN ({applies}) AND kind = :kind_{j} THEN {deadline} END AS dl_{j}")
+        keep.append(f"dl_{j}")
+    # Which cell's percentiles the row counts in, decided once here rather than per aggregate.
+    columns += [
+        f"(({STAGE_SQL[cell.stage][2]}) AND kind = ANY(CAST(:cell_{c} AS text[]))) AS c_{c}"
+        for c, cell in enumerate(found)
+    ]
+    keep += [f"c_{c}" for c in range(len(found))]
     # A verdict as `stats.measure` gives it: within or breached once ended (by as_of), breached
     # while open once the deadline has passed, pending before.
     verdicts = [
@@ -211,28 +193,53 @@ def _timed(targets: TargetSet) -> str:
         for j, i in ((j, _stage(t.stage)) for j, t in enumerate(targets.targets))
     ]
     inner = ",\n    ".join(columns)
-    outer = ",\n  ".join(["x.*", *verdicts])
-    select = f"SELECT {outer}\n  FROM (SELECT {inner}\n  FROM pairs) x"  # noqa: S608 - fixed fragments
+    outer = ", ".join([*keep, *verdicts])
+    select = f"SELECT {outer}\n  FROM (SELECT {inner}\n  FROM ({_PAIRS}) p OFFSET 0) x"  # noqa: S608 - fixed fragments
     return f"timed AS MATERIALIZED (\n  {select}\n)"
 
 
-def _aggregates(found: list[Cell]) -> str:
-    """Per cell, in order: rows, ended, median, 90th percentile, maximum, within, breached."""
+def populations(found: list[Cell]) -> list[tuple[str, tuple[str, ...]]]:
+    """The distinct (stage, kinds) the cells measure: two targets on one stage share delays."""
+    return list(dict.fromkeys((cell.stage, cell.kinds) for cell in found))
+
+
+# `percentile_disc(f)` is the value at rank ceil(f * n). Three ranks from one sort: the two
+# middle values (equal for odd n), whose mean is the median (`statistics.median`, PostgreSQL's
+# `percentile_cont(0.5)`), and the nearest-rank 90th percentile. The nudges stand for "just
+# above half" and "0.9 exactly": ceil((0.5 + e) n) = n/2 + 1 for even n and the middle for odd n,
+# and ceil((0.9 - e) n) = ceil(0.9 n) (checked against integer ranks), for any n below 10^10.
+RANKS = "ARRAY[0.5, 0.5 + 1e-12, 0.9 - 1e-12]"
+RANKS_PER_POPULATION = 3
+
+
+def _percentiles(found: list[Cell]) -> str:
+    """Per population, in order: the lower and upper middle delays and the 90th percentile."""
     parts = []
-    for c, cell in enumerate(found):
-        i = _stage(cell.stage)
-        where = f"a_{i} AND kind = ANY(CAST(:cell_{c} AS text[]))"
-        verdict = f"v_{cell.target}" if cell.target is not None else None
-        parts += [
-            f"count(*) FILTER (WHERE {where})",
-            f"count(d_{i}) FILTER (WHERE {where})",
-            f"percentile_cont(0.5) WITHIN GROUP (ORDER BY d_{i}) FILTER (WHERE {where})",
-            f"percentile_disc(0.9) WITHIN GROUP (ORDER BY d_{i}) FILTER (WHERE {where})",
-            f"max(d_{i}) FILTER (WHERE {where})",
-            f"count(*) FILTER (WHERE {verdict} = 'w')" if verdict else "0",
-            f"count(*) FILTER (WHERE {verdict} = 'b')" if verdict else "0",
-        ]
-    return "ARRAY[" + ",\n    ".join(f"CAST({p} AS float8)" for p in parts) + "]"
+    for stage, kinds in populations(found):
+        c = next(c for c, cell in enumerate(found) if (cell.stage, cell.kinds) == (stage, kinds))
+        i = _stage(stage)
+        parts.append(
+            f"percentile_disc(CAST({RANKS} AS float8[])) WITHIN GROUP (ORDER BY d_{i})"
+            f" FILTER (WHERE c_{c})"
+        )
+    # An empty population gives NULL, not three NULLs: keep each population's three places.
+    filled = [f"coalesce(CAST({p} AS float8[]), ARRAY[NULL, NULL, NULL]::float8[])" for p in parts]
+    return " || ".join(filled) if filled else "ARRAY[]::float8[]"
+
+
+def _counts(targets: TargetSet) -> str:
+    """Per finest group, in order: each stage's applies flag, rows, each stage's ended count and
+    maximum, each target's within and breached counts (`extract.Counts` reads them)."""
+    stages = range(len(STAGE_SQL))
+    parts = [
+        *(f"CAST(a_{i} AS int)" for i in stages),
+        "count(*)",
+        *(f"count(d_{i})" for i in stages),
+        *(f"max(d_{i})" for i in stages),
+    ]
+    for j in range(len(targets.targets)):
+        parts += [f"count(*) FILTER (WHERE v_{j} = 'w')", f"count(*) FILTER (WHERE v_{j} = 'b')"]
+    return "ARRAY[" + ", ".join(f"CAST({p} AS float8)" for p in parts) + "]"
 
 
 _NULLS = (
@@ -244,26 +251,58 @@ _NULLS = (
 )
 
 
+def _breaches(targets: TargetSet) -> str:
+    """Every breach, longest first (ties as `stats.breaches` orders them), up to :breach_limit."""
+    each = []
+    for j, target in enumerate(targets.targets):
+        i = _stage(target.stage)
+        start = STAGE_SQL[target.stage][0]
+        each.append(
+            f"SELECT {j} AS target, force_code, council, kind, month, record_id, child_id,"  # noqa: S608 - fixed fragments
+            f" {start} AS started_at,"
+            f" {start} + d_{i} * interval '1 microsecond' AS ended_at, dl_{j} AS deadline,"
+            f" coalesce(d_{i}, round(date_part('epoch', CAST(:as_of AS timestamptz) - {start})"
+            f" * 1000000)::int8) AS delay_us, d_{i} IS NULL AS still_open"
+            f" FROM timed WHERE v_{j} = 'b'"
+        )
+    every = "\n    UNION ALL ".join(each)
+    return (
+        "(SELECT 'breach', NULL, NULL, NULL, b.* FROM (\n    "  # noqa: S608 - fixed fragments
+        f"{every}\n  ) b ORDER BY b.delay_us DESC,"
+        ' (CAST(:target_ids AS text[]))[b.target + 1] COLLATE "C",'
+        ' b.record_id COLLATE "C", b.council COLLATE "C" LIMIT :breach_limit)'
+    )
+
+
 def build(targets: TargetSet, scope: ReportScope) -> tuple[str, dict[str, Any], list[Cell]]:
-    """The statement for these targets and scope, its target and cell parameters, its cells."""
+    """The statement for these targets and scope, its target and cell parameters, its cells.
+
+    Sections: `counts` per finest group (force, council, kind, month and which stages apply),
+    which Python adds up into each grouping; `percentiles` per grouping, the only figures that
+    need the delays sorted; `breach`, `shared` (batching candidates) and `records`.
+    """
     found = cells(targets)
-    stats = _aggregates(found)
+    flags = ", ".join(f"a_{i}" for i in range(len(STAGE_SQL)))
     # Only fixed fragments and positions are spliced in; every value is a bound parameter.
     branches = [
         (
-            f"SELECT 'stats' AS section, '{name}' AS grouping, {column} AS grp, {stats} AS stats,"  # noqa: S608 - fixed fragments
-            f"{_NULLS} FROM timed GROUP BY {column}"
-        )
-        for name, column in GROUPINGS.items()
+            f"SELECT 'counts' AS section, NULL AS grouping, NULL AS grp, {_counts(targets)}"  # noqa: S608 - fixed fragments
+            " AS stats, NULL::int AS target, force_code, council AS council_code, kind, month,"
+            " NULL::text AS record_id, NULL::text AS child_id, NULL::timestamptz AS started_at,"
+            " NULL::timestamptz AS ended_at, NULL::timestamptz AS deadline,"
+            " NULL::int8 AS delay_us, NULL::boolean AS still_open"
+            f" FROM timed GROUP BY force_code, council, kind, month, {flags}"
+        ),
+        *(
+            (
+                f"SELECT 'percentiles', '{name}', {column}, {_percentiles(found)},"  # noqa: S608 - fixed fragments
+                f"{_NULLS} FROM timed GROUP BY {column}"
+            )
+            for name, column in GROUPINGS.items()
+        ),
     ]
-    for j, target in enumerate(targets.targets):
-        i = _stage(target.stage)
-        branches.append(
-            f"SELECT 'breach', NULL, NULL, NULL, {j}, force_code, council, kind, month,"  # noqa: S608 - fixed fragments
-            f" record_id, child_id, s_{i}, e_{i}, dl_{j},"
-            f" coalesce(d_{i}, (extract(epoch FROM CAST(:as_of AS timestamptz) - s_{i})"
-            f" * 1000000)::int8), e_{i} IS NULL FROM timed WHERE v_{j} = 'b'"
-        )
+    if targets.targets:
+        branches.append(_breaches(targets))
     branches += [
         (
             "SELECT 'shared', NULL, NULL, NULL, NULL, force_code, council_code, kind, NULL,"
@@ -274,8 +313,16 @@ def build(targets: TargetSet, scope: ReportScope) -> tuple[str, dict[str, Any], 
             " NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM shared GROUP BY force_code"
         ),
     ]
-    sql = _BASE + _timed(targets) + ",\n" + _BATCHING + "\n" + "\nUNION ALL\n".join(branches)
-    params: dict[str, Any] = {}
+    sql = (
+        "WITH\n"
+        + _timed(targets, found)
+        + ",\n"
+        + _BASE
+        + _BATCHING
+        + "\n"
+        + "\nUNION ALL\n".join(branches)
+    )
+    params: dict[str, Any] = {"target_ids": [t.id for t in targets.targets]}
     for j, target in enumerate(targets.targets):
         params[f"kind_{j}"] = target.kind
         if target.unit is Unit.HOURS:
@@ -294,28 +341,11 @@ def calendar_index(targets: TargetSet, index: int) -> int:
     return sum(1 for t in targets.targets[:index] if t.unit is not Unit.HOURS)
 
 
+# Each an indexed condition on the stage facts, so that one council's year reads only its rows.
 _FILTERS = {
-    "force": {
-        "/*INCIDENT*/": "AND i.force_code = :force",
-        "/*MISSING*/": "AND m.force_code = :force",
-        "/*CHANGE*/": "AND v.force_code = :force",
-    },
-    # Narrowed early through the indexes, so that one council's report reads only its records.
-    "council": {
-        "/*INCIDENT*/": (
-            "AND i.id IN (SELECT id FROM incident WHERE location_council_code = :council "
-            "UNION SELECT ic.incident_id FROM incident_child ic JOIN child c "
-            "ON c.id = ic.child_id WHERE c.responsible_council_code = :council "
-            "UNION SELECT ic.incident_id FROM incident_child ic JOIN child c "
-            "ON c.id = ic.child_id WHERE c.host_council_code = :council)"
-        ),
-        "/*MISSING*/": (
-            "AND m.child_id IN (SELECT id FROM child WHERE responsible_council_code = :council "
-            "UNION SELECT id FROM child WHERE host_council_code = :council)"
-        ),
-        "/*PAIR*/": "AND p.council = :council",
-    },
-    "kind": {"/*PAIR*/": "AND r.kind = :kind"},
+    "force": "AND f.force_code = :force",
+    "council": "AND f.council_code = :council",
+    "kind": "AND f.kind = :kind",
 }
 
 
@@ -326,9 +356,6 @@ def scoped_sql(sql: str, scope: ReportScope) -> str:
         "council": scope.council_code is not None,
         "kind": scope.kind is not None,
     }
-    for name, fragments in _FILTERS.items():
-        if not chosen[name]:
-            continue
-        for marker, fragment in fragments.items():
-            sql = sql.replace(marker, f"{fragment} {marker}")
-    return sql
+    fragments = " ".join(fragment for name, fragment in _FILTERS.items() if chosen[name])
+    first = "true" if chosen["council"] else "first_council"
+    return sql.replace("/*PAIR*/", f"{fragments} /*PAIR*/").replace("/*FIRST*/", first)

@@ -118,7 +118,7 @@ def breach_table(data: ReportData, max_rows: int) -> Table:
         (*headers, "Ended", "Delay"),
         rows,
         frozenset({8}),
-        hidden=len(data.breaches) - len(shown),
+        hidden=data.breach_count - len(shown),
     )
 
 

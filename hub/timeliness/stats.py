@@ -254,8 +254,13 @@ def breaches(
             open=item.delay_hours is None,
         )
         found.append(breach)
-    found.sort(key=lambda breach: (-breach.delay_hours, breach.target_id, breach.record_id))
+    found.sort(key=breach_order)
     return found
+
+
+def breach_order(breach: Breach) -> tuple[float, str, str, str]:
+    """Longest first; equal delays by target, record and council (the SQL path sorts alike)."""
+    return (-breach.delay_hours, breach.target_id, breach.record_id, breach.council_code)
 
 
 def compute_stats(

@@ -26,7 +26,7 @@ from hub.reference.types import Organisation, load_organisation
 from hub.timeliness import extract, metrics, service
 from hub.timeliness.models import RecordReceipt
 from hub.timeliness.report_data import ReportScope, disclosure_detail
-from hub.timeliness.report_types import SharingReport
+from hub.timeliness.report_types import BREACH_PAGE, SharingReport
 from hub.timeliness.stats import Measured
 from hub.timeliness.targets import KINDS, STAGES
 from hub.timeliness.timeline import incident_kind, judged
@@ -261,6 +261,7 @@ class TimelinessQuery:
             as_of=utcnow(),
             pseudonym_key=hub.settings.pseudonym_key.get_secret_value(),
             agreement_version=hub.agreement.version,
+            breach_limit=BREACH_PAGE,
         )
         # The figures leave the hub: a disclosure in the audit log, as the CLI's report is.
         info.context.served.disclosed(

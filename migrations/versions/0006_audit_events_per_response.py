@@ -1,7 +1,7 @@
 """audit log: one chained event per response, its records listed inside it and indexed beside it
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005r
 Create Date: 2026-11-29 03:30:00.000000
 
 An event used to be one record served: a response of sixty records cost sixty wide rows, each
@@ -18,7 +18,7 @@ from alembic import op
 
 
 revision: str = '0006'
-down_revision: str | Sequence[str] | None = '0004'
+down_revision: str | Sequence[str] | None = '0005r'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
