@@ -252,23 +252,29 @@ _NULLS = (
 
 
 def _breaches(targets: TargetSet) -> str:
-    """Every breach, longest first (ties as `stats.breaches` orders them), up to :breach_limit."""
+    """Every breach, longest first (ties as `stats.breaches` orders them), up to :breach_limit.
+
+    One pass over `timed`: only rows with some breached verdict (about one in ten nationally)
+    are unfolded into one row per target, rather than one scan of every row per target.
+    """
     each = []
     for j, target in enumerate(targets.targets):
         i = _stage(target.stage)
         start = STAGE_SQL[target.stage][0]
-        each.append(
-            f"SELECT {j} AS target, force_code, council, kind, month, record_id, child_id,"  # noqa: S608 - fixed fragments
-            f" {start} AS started_at,"
-            f" {start} + d_{i} * interval '1 microsecond' AS ended_at, dl_{j} AS deadline,"
-            f" coalesce(d_{i}, round(date_part('epoch', CAST(:as_of AS timestamptz) - {start})"
-            f" * 1000000)::int8) AS delay_us, d_{i} IS NULL AS still_open"
-            f" FROM timed WHERE v_{j} = 'b'"
-        )
-    every = "\n    UNION ALL ".join(each)
+        each.append(f"({j}, v_{j}, {start}, d_{i}, dl_{j})")
+    any_breach = " OR ".join(f"v_{j} = 'b'" for j in range(len(targets.targets)))
+    values = ", ".join(each)
     return (
-        "(SELECT 'breach', NULL, NULL, NULL, b.* FROM (\n    "  # noqa: S608 - fixed fragments
-        f"{every}\n  ) b ORDER BY b.delay_us DESC,"
+        "(SELECT 'breach', NULL, NULL, NULL, b.* FROM (\n"  # noqa: S608 - fixed fragments
+        "    SELECT t.target, force_code, council, kind, month, record_id, child_id,"
+        " t.started_at, t.started_at + t.d * interval '1 microsecond' AS ended_at,"
+        " t.deadline,"
+        " coalesce(t.d, round(date_part('epoch', CAST(:as_of AS timestamptz) - t.started_at)"
+        " * 1000000)::int8) AS delay_us, t.d IS NULL AS still_open"
+        f" FROM timed CROSS JOIN LATERAL (VALUES {values})"
+        " AS t(target, verdict, started_at, d, deadline)"
+        f" WHERE ({any_breach}) AND t.verdict = 'b'\n"
+        "  ) b ORDER BY b.delay_us DESC,"
         ' (CAST(:target_ids AS text[]))[b.target + 1] COLLATE "C",'
         ' b.record_id COLLATE "C", b.council COLLATE "C" LIMIT :breach_limit)'
     )
