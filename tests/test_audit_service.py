@@ -234,6 +234,29 @@ async def test_events_filter_by_owner_child_record_and_time(session: AsyncSessio
     assert (await service.list_events(session, filters=empty, first=10)).items == []
 
 
+async def test_a_page_reads_on_past_events_that_hold_no_match(session: AsyncSession) -> None:
+    """Events the child index finds may list only other records: the page reads further down."""
+    child = str(uuid.uuid4())
+
+    def about_the_child(record_type: str) -> service.ServedRecord:
+        return service.ServedRecord(
+            record_type, str(uuid.uuid4()), ("id",), (child,), "WEST_MIDLANDS"
+        )
+
+    incidents = await record(session, [about_the_child("Incident") for _ in range(3)])
+    # As many as one read takes (first + 2), so the next read starts at an incident.
+    await record(session, [about_the_child("MissingEpisode") for _ in range(3)])
+    filters = service.EventFilter(child_id=child, record_type="Incident")
+    seen: list[int] = []
+    after = None
+    for _ in range(3):
+        page = await service.list_events(session, filters=filters, first=1, after=after)
+        seen += [access.seq for access in page.items]
+        after = page.cursors[-1]
+    assert seen == incidents[::-1]
+    assert not page.has_next_page
+
+
 async def test_a_cursor_from_elsewhere_is_refused(session: AsyncSession) -> None:
     for cursor in ("not-a-cursor", "b3RoZXI6MTI"):  # the second is base64 of "other:12"
         with pytest.raises(InvalidInput) as refused:

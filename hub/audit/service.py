@@ -393,6 +393,9 @@ def _narrowed(filters: EventFilter) -> tuple[sa.Select[AuditEvent], Any]:
     return query, col(AuditEvent.seq)
 
 
+_EVERY_ORDINAL = 2**31  # above any record's place in an event: a bound taking the whole event
+
+
 def _matches(access: Access, filters: EventFilter) -> bool:
     wanted = {
         "record_type": filters.record_type,
@@ -426,7 +429,8 @@ async def list_events(
             )
         if len(events) < batch:
             break
-        bound = (events[-1].seq, -2)  # the next batch starts below the last event read
+        # The next batch starts below the last event read: every access of the one before it.
+        bound = (events[-1].seq - 1, _EVERY_ORDINAL)
     items = found[:first]
     return Page(
         items=items,
