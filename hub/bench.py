@@ -108,11 +108,15 @@ async def _drive(
 
 
 @contextlib.asynccontextmanager
-async def _scratch_database(url: str) -> AsyncIterator[str]:
+async def scratch_database(url: str, *, prefix: str = "hub_bench") -> AsyncIterator[str]:
+    """A PostgreSQL database of the benchmark's own on the server `url` names, dropped after.
+
+    A SQLite URL is used as it is (the file is the benchmark's to choose).
+    """
     if not url.startswith("postgresql"):
         yield url
         return
-    name = f"hub_bench_{uuid.uuid4().hex[:10]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin_url = make_url(url).set(database="postgres")
     admin = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
     async with admin.connect() as connection:
@@ -148,7 +152,7 @@ async def _wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
 async def run(
     *, database_url: str, pushes: int, queries: int, concurrency: int, page_size: int
 ) -> list[Figures]:
-    async with _scratch_database(database_url) as url:
+    async with scratch_database(database_url) as url:
         await upgrade(url)
         data_dir = Path(tempfile.mkdtemp(prefix="hub-bench-"))
         port = _free_port()
@@ -314,7 +318,7 @@ async def run_costs(
     from hub.graphql.context import HubContext  # noqa: PLC0415
     from hub.graphql.schema import build_schema  # noqa: PLC0415
 
-    async with _scratch_database(database_url) as url:
+    async with scratch_database(database_url) as url:
         await upgrade(url)
         await _seed_incidents(url, records)
         data_dir = Path(tempfile.mkdtemp(prefix="hub-bench-"))

@@ -9,7 +9,6 @@ children, appends through `record`, and `verify` over the whole log. Every value
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -17,16 +16,16 @@ import random
 import statistics
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from hub.audit import chain, service, verify
 from hub.audit.export import COLUMNS
 from hub.audit.models import GENESIS_HASH, OperationKind, Outcome, S62Operation
+from hub.bench import scratch_database
 from hub.db import Database
 from hub.migrate import upgrade
 
@@ -196,33 +195,16 @@ class _Synthetic:
             yield chunk
 
 
-@contextlib.asynccontextmanager
-async def _scratch_database(url: str) -> AsyncIterator[str]:
-    if not url.startswith("postgresql"):
-        msg = "bench-audit needs a PostgreSQL server (COPY, and figures that mean something)"
-        raise ValueError(msg)
-    name = f"hub_audit_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_async_engine(
-        make_url(url).set(database="postgres"), isolation_level="AUTOCOMMIT"
-    )
-    async with admin.connect() as connection:
-        await connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        async with admin.connect() as connection:
-            await connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await admin.dispose()
-
-
 _SECONDARY_CONSTRAINTS = """
 SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint
-WHERE conrelid IN ('audit_event'::regclass, 'audit_event_child'::regclass)
+WHERE conrelid IN (
+    'audit_event'::regclass, 'audit_event_record'::regclass, 'audit_event_child'::regclass
+  )
   AND contype IN ('p', 'u') AND conname <> 'pk_audit_event'
 """
 _SECONDARY_INDEXES = """
 SELECT indexname, indexdef FROM pg_indexes
-WHERE tablename IN ('audit_event', 'audit_event_child')
+WHERE tablename IN ('audit_event', 'audit_event_record', 'audit_event_child')
   AND indexname NOT IN (SELECT conname FROM pg_constraint)
 """
 
@@ -352,9 +334,12 @@ async def run(
     appends: int = 200,
     seed: int = 2026,
 ) -> AuditBenchReport:
+    if not database_url.startswith("postgresql"):
+        msg = "bench-audit needs a PostgreSQL server (COPY, and figures that mean something)"
+        raise ValueError(msg)
     rng = random.Random(seed)  # noqa: S311 - synthetic data, repeatable
     pool = [_uuid(rng) for _ in range(children)]
-    async with _scratch_database(database_url) as url:
+    async with scratch_database(database_url, prefix="hub_audit_bench") as url:
         await upgrade(url)
         loaded = await load(url, events=events, children=pool, seed=seed)
         db = Database(url)

@@ -28,7 +28,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from hub.audit.bench import load as load_audit
-from hub.bench import _scratch_database
+from hub.bench import scratch_database
 from hub.db import Database
 from hub.migrate import upgrade
 from hub.settings import Settings
@@ -248,7 +248,7 @@ async def _rebuild_facts(url: str) -> float:
 async def _database(url: str, keep: str | None) -> AsyncIterator[tuple[str, bool]]:
     """(url, whether it is loaded already): a scratch database, or the kept one named `keep`."""
     if keep is None:
-        async with _scratch_database(url) as scratch:
+        async with scratch_database(url) as scratch:
             yield scratch, False
         return
     admin_url = make_url(url).set(database="postgres")
