@@ -20,7 +20,7 @@ from hub.audit.service import Access, EventFilter
 from hub.errors import Forbidden
 from hub.graphql.connection import Connection
 from hub.graphql.context import Info
-from hub.pagination import Page, page_size
+from hub.pagination import Page
 from hub.reference.types import Organisation, load_organisation
 from hub.validation import optional_utc
 
@@ -158,9 +158,17 @@ def _connection(info: Info, page: Page[Access]) -> Connection[AccessEvent]:
     return Connection[AccessEvent].of(page, lambda access: AccessEvent.of(access, key))
 
 
-def _first(info: Info, first: int | None) -> int:
-    settings = info.context.hub.settings
-    return page_size(first, default=settings.default_page_size, maximum=settings.max_page_size)
+async def _page(
+    info: Info, filters: EventFilter, first: int | None, after: str | None
+) -> Connection[AccessEvent]:
+    """One page of the accesses `filters` asks for, within the caller's view."""
+    page = await audit.list_events(
+        info.context.session,
+        filters=_scoped(info, filters),
+        first=info.context.page_size(first),
+        after=after,
+    )
+    return _connection(info, page)
 
 
 @strawberry.type
@@ -174,22 +182,16 @@ class AuditQuery:
         after: str | None = None,
     ) -> Connection[AccessEvent] | None:
         given = filter or AccessEventFilterInput()
-        filters = _scoped(
-            info,
-            EventFilter(
-                user=given.user,
-                organisation_code=given.organisation,
-                record_type=given.record_type,
-                record_id=str(given.record_id) if given.record_id else None,
-                purpose=given.purpose,
-                occurred_from=optional_utc(given.occurred_from, field="filter.occurredFrom"),
-                occurred_to=optional_utc(given.occurred_to, field="filter.occurredTo"),
-            ),
+        filters = EventFilter(
+            user=given.user,
+            organisation_code=given.organisation,
+            record_type=given.record_type,
+            record_id=str(given.record_id) if given.record_id else None,
+            purpose=given.purpose,
+            occurred_from=optional_utc(given.occurred_from, field="filter.occurredFrom"),
+            occurred_to=optional_utc(given.occurred_to, field="filter.occurredTo"),
         )
-        page = await audit.list_events(
-            info.context.session, filters=filters, first=_first(info, first), after=after
-        )
-        return _connection(info, page)
+        return await _page(info, filters, first, after)
 
     @strawberry.field(description="Every access to one record, newest first.")
     async def record_access_history(
@@ -200,11 +202,8 @@ class AuditQuery:
         first: int | None = None,
         after: str | None = None,
     ) -> Connection[AccessEvent] | None:
-        filters = _scoped(info, EventFilter(record_type=record_type, record_id=str(record_id)))
-        page = await audit.list_events(
-            info.context.session, filters=filters, first=_first(info, first), after=after
-        )
-        return _connection(info, page)
+        filters = EventFilter(record_type=record_type, record_id=str(record_id))
+        return await _page(info, filters, first, after)
 
     @strawberry.field(description="Who has seen this child's records, newest first.")
     async def child_access_history(
@@ -216,8 +215,4 @@ class AuditQuery:
     ) -> Connection[AccessEvent] | None:
         if _pseudonym_key(info) is not None:
             raise Forbidden("this role sees children only as pseudonyms")
-        filters = _scoped(info, EventFilter(child_id=str(child_id)))
-        page = await audit.list_events(
-            info.context.session, filters=filters, first=_first(info, first), after=after
-        )
-        return _connection(info, page)
+        return await _page(info, EventFilter(child_id=str(child_id)), first, after)

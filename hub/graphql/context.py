@@ -20,6 +20,7 @@ from hub.access.scope import RowScope
 from hub.errors import Unauthenticated
 from hub.graphql.audit_trail import LoadedChildren, ServedRecords
 from hub.graphql.loaders import Loaders
+from hub.pagination import page_size
 
 if TYPE_CHECKING:
     from hub.app import HubState
@@ -76,6 +77,11 @@ class HubContext:
                 self._session = self.event_session = None
                 if session.in_transaction():
                     await session.rollback()
+
+    def page_size(self, first: int | None) -> int:
+        """How many items a page holds: what the caller asked for, within the hub's limits."""
+        settings = self.hub.settings
+        return page_size(first, default=settings.default_page_size, maximum=settings.max_page_size)
 
     @cached_property
     def policy(self) -> RolePolicy:

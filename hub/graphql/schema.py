@@ -42,19 +42,13 @@ from hub.missing.types import (
     RecordMissingEpisodeInput,
     UpdateMissingEpisodeInput,
 )
-from hub.pagination import Page, page_size
+from hub.pagination import Page
 from hub.reference import service as reference
 from hub.reference.models import OrganisationKind
 from hub.reference.types import Organisation, OrganisationKindType, load_organisation
 from hub.settings import Settings
 from hub.telemetry import OperationTracing
 from hub.timeliness.types import TimelinessMutation, TimelinessQuery, note_shared
-
-
-def _first(info: Info, first: int | None) -> int:
-    settings = info.context.hub.settings
-    return page_size(first, default=settings.default_page_size, maximum=settings.max_page_size)
-
 
 WhereT = TypeVar("WhereT")
 WhereT_contra = TypeVar("WhereT_contra", contravariant=True)
@@ -90,7 +84,7 @@ async def _connection(
         info.context.session,
         scope=info.context.scope,
         where=checked(info, given),
-        first=_first(info, first),
+        first=info.context.page_size(first),
         after=after,
     )
     return Connection[NodeT].of(page, node)
