@@ -22,7 +22,7 @@ import pytest
 import sqlalchemy as sa
 import uvicorn
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from hub.access.keys import KeySet
 from hub.access.models import Role
@@ -30,7 +30,7 @@ from hub.access.tokens import issue_access_token
 from hub.db import Database
 from hub.demo import EXAMPLE_PURPOSE
 from hub.migrate import upgrade
-from hub.settings import Settings
+from hub.settings import Settings, get_settings
 
 POSTGRES_URL = os.getenv("HUB_TEST_DATABASE_URL", "")
 
@@ -96,6 +96,17 @@ async def db(database_url: str) -> AsyncIterator[Database]:
     database = Database(database_url)
     yield database
     await database.dispose()
+
+
+@pytest.fixture
+async def session(db: Database) -> AsyncIterator[AsyncSession]:
+    """A write transaction rolled back at the end: whatever a test does, nobody else sees."""
+    async with db.session(write=True) as session:
+        await session.begin()
+        try:
+            yield session
+        finally:
+            await session.rollback()
 
 
 def _free_port() -> int:
@@ -226,3 +237,18 @@ async def world(live_server: LiveServer, database_url: str) -> AsyncIterator[Any
     async with httpx.AsyncClient(timeout=30) as http:
         yield await build_world(http, live_server, database)
     await database.dispose()
+
+
+@contextlib.contextmanager
+def cli_settings(
+    monkeypatch: pytest.MonkeyPatch, database_url: str, data_dir: Path
+) -> Iterator[Settings]:
+    """The environment the CLI reads its settings from, pointing at a test database."""
+    monkeypatch.setenv("HUB_DATABASE_URL", database_url)
+    monkeypatch.setenv("HUB_DATA_DIR", str(data_dir))
+    monkeypatch.delenv("HUB_MODE", raising=False)
+    get_settings.cache_clear()
+    try:
+        yield get_settings()
+    finally:
+        get_settings.cache_clear()

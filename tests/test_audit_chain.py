@@ -12,7 +12,7 @@ import datetime as dt
 import itertools
 import json
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -22,7 +22,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hub.audit import chain, retention, service, verify
 from hub.audit.models import OperationKind, Outcome, S62Operation
 from hub.audit.verify import Reason
-from hub.db import Database
 from hub.errors import InvalidInput
 from tests.conftest import is_postgres
 
@@ -78,17 +77,6 @@ async def record(
         )
         for response in responses
     ]
-
-
-@pytest.fixture
-async def session(db: Database) -> AsyncIterator[AsyncSession]:
-    """A write transaction rolled back at the end: whatever a test does, nobody else sees."""
-    async with db.session(write=True) as session:
-        await session.begin()
-        try:
-            yield session
-        finally:
-            await session.rollback()
 
 
 async def tamper(session: AsyncSession, statement: str, **params: Any) -> None:

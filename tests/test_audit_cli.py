@@ -21,7 +21,7 @@ from hub.audit.cli import audit_app, parse_when
 from hub.audit.models import Outcome
 from hub.db import Database
 from hub.settings import get_settings
-from tests.conftest import POSTGRES_URL, is_postgres, scratch_database
+from tests.conftest import POSTGRES_URL, cli_settings, is_postgres, scratch_database
 from tests.test_audit_chain import record, served
 
 runner = CliRunner()
@@ -38,12 +38,8 @@ async def private_url(tmp_path: Path) -> AsyncIterator[str]:
 
 @pytest.fixture
 def cli_env(private_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    monkeypatch.setenv("HUB_DATABASE_URL", private_url)
-    monkeypatch.setenv("HUB_DATA_DIR", str(tmp_path))
-    monkeypatch.delenv("HUB_MODE", raising=False)
-    get_settings.cache_clear()
-    yield private_url
-    get_settings.cache_clear()
+    with cli_settings(monkeypatch, private_url, tmp_path):
+        yield private_url
 
 
 async def _seed(url: str, responses: int = 3) -> None:

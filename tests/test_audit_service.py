@@ -8,7 +8,7 @@ import io
 import json
 import re
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -23,17 +23,6 @@ from tests.conftest import is_postgres
 from tests.test_audit_chain import ACTOR, event_row, record, served
 
 KEY = "test-pseudonym-key"
-
-
-@pytest.fixture
-async def session(db: Database) -> AsyncIterator[AsyncSession]:
-    """A write transaction rolled back at the end."""
-    async with db.session(write=True) as session:
-        await session.begin()
-        try:
-            yield session
-        finally:
-            await session.rollback()
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from hub.access.tokens import verify_access_token
 from hub.cli import app
 from hub.graphql.schema import export_sdl
 from hub.settings import Settings, get_settings
+from tests.conftest import cli_settings
 
 runner = CliRunner()
 
@@ -21,12 +22,8 @@ runner = CliRunner()
 def cli_env(
     database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Settings]:
-    monkeypatch.setenv("HUB_DATABASE_URL", database_url)
-    monkeypatch.setenv("HUB_DATA_DIR", str(tmp_path))
-    monkeypatch.delenv("HUB_MODE", raising=False)
-    get_settings.cache_clear()
-    yield get_settings()
-    get_settings.cache_clear()
+    with cli_settings(monkeypatch, database_url, tmp_path) as settings:
+        yield settings
 
 
 def _invoke(*args: str) -> tuple[int, str, str]:

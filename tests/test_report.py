@@ -22,10 +22,10 @@ from hub.audit.models import AuditEvent
 from hub.audit.service import pseudonym
 from hub.cli import app
 from hub.db import Database
-from hub.settings import Settings, get_settings
+from hub.settings import Settings
 from hub.timeliness import extract
 from hub.timeliness.report_data import ReportScope
-from tests.conftest import LiveServer, is_postgres, unique
+from tests.conftest import LiveServer, cli_settings, is_postgres, unique
 from tests.factories import COUNCIL, FORCE, OTHER_COUNCIL, REPORT_INCIDENT, child, incident, iso
 
 REPORT = """query($from: Date!, $to: Date!, $council: String) {
@@ -140,12 +140,8 @@ runner = CliRunner()
 
 @pytest.fixture
 def cli_env(database_url: str, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    monkeypatch.setenv("HUB_DATABASE_URL", database_url)
-    monkeypatch.setenv("HUB_DATA_DIR", str(data_dir))
-    monkeypatch.delenv("HUB_MODE", raising=False)
-    get_settings.cache_clear()
-    yield database_url
-    get_settings.cache_clear()
+    with cli_settings(monkeypatch, database_url, data_dir):
+        yield database_url
 
 
 def _disclosures(url: str) -> list[AuditEvent]:
