@@ -88,19 +88,31 @@ async def report(
     def pseudonymise(child_id: str) -> str:
         return pseudonym(child_id, key=pseudonym_key)
 
-    common: dict[str, Any] = {
-        "targets": targets,
-        "period_from": period_from,
-        "period_to": period_to,
-        "scope": scope,
-        "as_of": as_of,
-        "pseudonymise": pseudonymise,
-        "agreement_version": agreement_version,
-        "breach_limit": breach_limit,
-    }
-    if sql:
-        return await _sql_report(db, **common)
-    return await _python_report(db, **common)
+    asked = _Asked(
+        targets=targets,
+        period_from=period_from,
+        period_to=period_to,
+        scope=scope,
+        as_of=as_of,
+        pseudonymise=pseudonymise,
+        agreement_version=agreement_version,
+        breach_limit=breach_limit,
+    )
+    return await (_sql_report if sql else _python_report)(db, asked)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Asked:
+    """What a report was asked for, as both ways of making it take it."""
+
+    targets: TargetSet
+    period_from: dt.date
+    period_to: dt.date
+    scope: ReportScope
+    as_of: dt.datetime
+    pseudonymise: Callable[[str], str]
+    agreement_version: str | None
+    breach_limit: int | None
 
 
 async def _names(connection: AsyncConnection) -> dict[str, str]:
@@ -108,36 +120,25 @@ async def _names(connection: AsyncConnection) -> dict[str, str]:
     return dict(rows.all())
 
 
-async def _python_report(
-    db: Database,
-    *,
-    targets: TargetSet,
-    period_from: dt.date,
-    period_to: dt.date,
-    scope: ReportScope,
-    as_of: dt.datetime,
-    pseudonymise: Callable[[str], str],
-    agreement_version: str | None,
-    breach_limit: int | None,
-) -> ReportData:
-    start, end = period_bounds(period_from, period_to)
+async def _python_report(db: Database, asked: _Asked) -> ReportData:
+    start, end = period_bounds(asked.period_from, asked.period_to)
     async with db.transaction(write=False) as session:
         found = await service.in_period(
-            session, start=start, end=end, as_of=as_of, force_code=scope.force_code
+            session, start=start, end=end, as_of=asked.as_of, force_code=asked.scope.force_code
         )
         names = await _names(await session.connection())
     rows = [row for t in found for r in t.records for row in stage_delays(r, t.recipients)]
     return build_report(
         rows,
-        targets,
-        period_from=period_from,
-        period_to=period_to,
-        as_of=as_of,
-        pseudonymise=pseudonymise,
-        scope=scope,
-        agreement_version=agreement_version,
+        asked.targets,
+        period_from=asked.period_from,
+        period_to=asked.period_to,
+        as_of=asked.as_of,
+        pseudonymise=asked.pseudonymise,
+        scope=asked.scope,
+        agreement_version=asked.agreement_version,
         names=names,
-        breach_limit=breach_limit,
+        breach_limit=asked.breach_limit,
     )
 
 
@@ -179,35 +180,25 @@ def calendar_arrays(targets: TargetSet, first: dt.date, last: dt.date) -> dict[s
     return {"c_a": a, "c_b": b, "c_shift": shift, "c_first": first, "c_days": days}
 
 
-async def _sql_report(
-    db: Database,
-    *,
-    targets: TargetSet,
-    period_from: dt.date,
-    period_to: dt.date,
-    scope: ReportScope,
-    as_of: dt.datetime,
-    pseudonymise: Callable[[str], str],
-    agreement_version: str | None,
-    breach_limit: int | None,
-) -> ReportData:
-    start, end = period_bounds(period_from, period_to)
+async def _sql_report(db: Database, asked: _Asked) -> ReportData:
+    start, end = period_bounds(asked.period_from, asked.period_to)
     batching = BatchingParams()
-    first_day = period_from - dt.timedelta(days=1)
-    last_day = max(local_date(as_of), period_to) + dt.timedelta(days=1)
-    sql, extra, found = build(targets, scope)
+    first_day = asked.period_from - dt.timedelta(days=1)
+    last_day = max(local_date(asked.as_of), asked.period_to) + dt.timedelta(days=1)
+    scope = asked.scope
+    sql, extra, found = build(asked.targets, scope)
     params: dict[str, Any] = {
         "start": start,
         "end": end,
-        "as_of": as_of,
+        "as_of": asked.as_of,
         "force": scope.force_code,
         "council": scope.council_code,
         "kind": scope.kind,
         "window": batching.window,
         "min_records": batching.min_records,
         "min_span": batching.min_event_span,
-        "breach_limit": breach_limit,
-        **calendar_arrays(targets, first_day, last_day),
+        "breach_limit": asked.breach_limit,
+        **calendar_arrays(asked.targets, first_day, last_day),
         **extra,
     }
     statement = sa.text(sql)
@@ -229,19 +220,7 @@ async def _sql_report(
             await connection.execute(sa.text("SET LOCAL enable_mergejoin = off"))
             rows = (await connection.execute(statement, params)).mappings().all()
             names = await _names(connection)
-    return _assemble(
-        rows,
-        targets,
-        found,
-        batching,
-        period_from=period_from,
-        period_to=period_to,
-        scope=scope,
-        as_of=as_of,
-        pseudonymise=pseudonymise,
-        agreement_version=agreement_version,
-        names=names,
-    )
+    return _assemble(rows, asked, found, batching, names=names)
 
 
 def _hours(value: float | None) -> float | None:
@@ -331,18 +310,13 @@ def _order(stats: list[StageStats]) -> tuple[StageStats, ...]:
 
 def _assemble(
     rows: Iterable[Mapping[Any, Any]],
-    targets: TargetSet,
+    asked: _Asked,
     cells: list[Cell],
     batching: BatchingParams,
     *,
-    period_from: dt.date,
-    period_to: dt.date,
-    scope: ReportScope,
-    as_of: dt.datetime,
-    pseudonymise: Callable[[str], str],
-    agreement_version: str | None,
     names: Mapping[str, str],
 ) -> ReportData:
+    targets, pseudonymise = asked.targets, asked.pseudonymise
     groupings: dict[str, list[StageStats]] = {g: [] for g in _GROUPINGS}
     counts = _Counts(cells, len(targets.targets))
     # grouping -> group -> per population its ranks (`report_sql.RANKS`), in `populations` order
@@ -412,11 +386,11 @@ def _assemble(
         BatchingScore(force, n, in_bursts.get(force, 0)) for force, n in sorted(records.items())
     )
     return ReportData(
-        period_from=period_from,
-        period_to=period_to,
-        scope=scope,
-        as_of=as_of,
-        generated_at=as_of,
+        period_from=asked.period_from,
+        period_to=asked.period_to,
+        scope=asked.scope,
+        as_of=asked.as_of,
+        generated_at=asked.as_of,
         targets=targets,
         by_force=_order(groupings["force"]),
         by_council=_order(groupings["council"]),
@@ -426,7 +400,7 @@ def _assemble(
         bursts=batches.bursts,
         batching_scores=scores,
         batching_params=batching,
-        agreement_version=agreement_version,
+        agreement_version=asked.agreement_version,
         names=dict(names),
         # Each breach is one breached verdict, and the kinds partition the rows.
         breaches_total=sum(s.breached for s in groupings["kind"] if s.target_id is not None),
