@@ -2,7 +2,8 @@
 
 SQLite is the embedded default and PostgreSQL production. The differences live here and nowhere
 else: SQLite write transactions start with BEGIN IMMEDIATE so that concurrent pushes queue on the
-write lock instead of failing on a lock upgrade; PostgreSQL read transactions are READ ONLY.
+write lock instead of failing on a lock upgrade; PostgreSQL read transactions are READ ONLY,
+except those that write their own audit (`Database.audits_reads_in_place`).
 """
 
 from __future__ import annotations
@@ -119,6 +120,16 @@ class Database:
         self._writer = async_sessionmaker(
             write_engine, class_=SerialSession, expire_on_commit=False, autoflush=False
         )
+
+    @property
+    def audits_reads_in_place(self) -> bool:
+        """Whether a read's audit events go in the read's own transaction.
+
+        On PostgreSQL they do (one more statement, and the commit), so such reads are not READ
+        ONLY. On SQLite a writer holds the database's one write lock from BEGIN, so a read
+        reads in a read transaction and its audit is written in a write transaction after.
+        """
+        return not self.is_sqlite
 
     def session(self, *, write: bool) -> AsyncSession:
         return (self._writer if write else self._reader)()

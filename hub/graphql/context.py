@@ -65,8 +65,7 @@ class HubContext:
         `RequestTransaction.on_stream_result` audits and commits it before the message
         leaves. Rolled back here if the event never gets that far.
         """
-        write = not self.hub.db.is_sqlite  # as a query: its audit in its own transaction
-        async with self.hub.db.session(write=write) as session:
+        async with self.hub.db.session(write=self.hub.db.audits_reads_in_place) as session:
             await session.begin()
             self._session = self.event_session = session
             self.served = ServedRecords()

@@ -50,10 +50,7 @@ class RequestTransaction(SchemaExtension):
             yield
             return
         mutation = operation is OperationType.MUTATION
-        # PostgreSQL: a query's events go in the query's own transaction (one more statement,
-        # and the commit), so it is not READ ONLY. SQLite: a writer holds the database's one
-        # write lock from BEGIN, so a query reads in a read transaction and is audited after.
-        write = mutation or (self.audited and not context.hub.db.is_sqlite)
+        write = mutation or (self.audited and context.hub.db.audits_reads_in_place)
         async with context.hub.db.session(write=write) as session:
             await session.begin()
             context.open(session)
@@ -80,7 +77,11 @@ class RequestTransaction(SchemaExtension):
         if session is not None and session.in_transaction():
             try:
                 await self._finish(
-                    context, session, result, mutation=False, write=not context.hub.db.is_sqlite
+                    context,
+                    session,
+                    result,
+                    mutation=False,
+                    write=context.hub.db.audits_reads_in_place,
                 )
             except (AuditWriteFailed, SQLAlchemyError) as error:
                 await session.rollback()
