@@ -99,10 +99,6 @@ def _compact(value: object) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
 
-def _json_list(values: Sequence[str]) -> str:
-    return _compact(sorted(set(values)))
-
-
 def _text(value: object) -> str | None:
     # Enums (a Role) are stored and hashed as their plain values.
     return None if value is None else str(value)
