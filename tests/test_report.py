@@ -256,6 +256,45 @@ async def test_the_sql_path_gives_the_python_paths_figures(database_url: str) ->
         await db.dispose()
 
 
+@pytest.mark.skipif(not is_postgres(), reason="the SQL path is PostgreSQL's")
+async def test_the_longest_breaches_listed_are_the_python_paths(tmp_path: Path) -> None:
+    """The SQL path unfolds only the rows whose worst breach reaches the last one listed: with
+    the demo's late forces (records breaching two targets at once among them), any listing
+    length still gives the Python path's longest breaches, and the same count."""
+    from hub import demo  # noqa: PLC0415
+    from tests.conftest import scratch_database  # noqa: PLC0415
+
+    async with scratch_database(tmp_path, "hub_breaches") as url:
+        settings = Settings(database_url=url, data_dir=tmp_path)
+        await demo.load(settings, base_url="http://127.0.0.1:9")
+        db = Database(url)
+        today = dt.datetime.now(dt.UTC).date()
+        common: dict[str, Any] = {
+            "targets": extract.targets_for(settings),
+            "period_from": today - dt.timedelta(days=190),
+            "period_to": today,
+            "as_of": dt.datetime.now(dt.UTC),
+            "pseudonym_key": "test-key",
+            "scope": ReportScope(),
+        }
+        try:
+            full = await extract.report(db, use_sql=False, **common)
+            twice = {b.record_id for b in full.breaches if b.target_id == "T8"} & {
+                b.record_id for b in full.breaches if b.target_id == "T9"
+            }
+            assert twice, "some records breach two targets: their rows unfold into two"
+            for limit in (1, 2, 7, len(full.breaches) // 2, len(full.breaches) + 1):
+                sql = await extract.report(db, use_sql=True, breach_limit=limit, **common)
+                expected = full.breaches[:limit]
+                assert [round(b.delay_hours, 6) for b in sql.breaches] == [
+                    round(b.delay_hours, 6) for b in expected
+                ], limit
+                assert _close(_ordered(sql.breaches), _ordered(expected)), limit
+                assert sql.breach_count == full.breach_count
+        finally:
+            await db.dispose()
+
+
 @pytest.mark.skipif(not is_postgres(), reason="bench-report measures PostgreSQL's SQL path")
 async def test_the_report_benchmark_runs_tiny() -> None:
     from hub.timeliness import bench  # noqa: PLC0415

@@ -5,20 +5,23 @@ targets and return the same `ReportData`; a test runs both on one database and c
 
 * SQLite (and any small database): `service.in_period` loads the period's records with their
   receiving councils and receipts, and `report_data.build_report` does the rest in Python.
-* PostgreSQL: one statement (`report_sql`) reads the stage facts kept on write (`facts`: each
-  record's times per receiving council), judges every stage against its target (deadlines from
-  a calendar the Python `calendar` module computes, passed in as arrays, so bank holidays still
-  come from one place), and returns the per-group figures (`percentile_cont(0.5)` is the Python
-  median, `percentile_disc(0.9)` the nearest-rank 90th percentile), the breaches (longest
-  first, up to the caller's limit), and the records that may lie in a burst, so that Python only
-  builds the result and runs the batching detector on candidates instead of on every record.
+* PostgreSQL: four statements (`report_sql`) run side by side in one snapshot. They read the
+  stage facts kept on write (`facts`: each record's times per receiving council), judge every
+  stage against its target (deadlines from a calendar the Python `calendar` module computes,
+  passed in as arrays, so bank holidays still come from one place), and return the per-group
+  figures, the breaches (longest first, up to the caller's limit), and the records that may lie
+  in a burst, so that Python only builds the result and runs the batching detector on
+  candidates instead of on every record.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import datetime as dt
-from collections.abc import Callable, Iterable, Mapping
+import re
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -186,7 +189,7 @@ async def _sql_report(db: Database, asked: _Asked) -> ReportData:
     first_day = asked.period_from - dt.timedelta(days=1)
     last_day = max(local_date(asked.as_of), asked.period_to) + dt.timedelta(days=1)
     scope = asked.scope
-    sql, extra, found = build(asked.targets, scope)
+    parts, extra, found = build(asked.targets, scope)
     params: dict[str, Any] = {
         "start": start,
         "end": end,
@@ -201,26 +204,73 @@ async def _sql_report(db: Database, asked: _Asked) -> ReportData:
         **calendar_arrays(asked.targets, first_day, last_day),
         **extra,
     }
-    statement = sa.text(sql)
-    params = {name: value for name, value in params.items() if f":{name}" in sql}
-    async with db.engine.connect() as connection:
-        await connection.execution_options(
-            isolation_level="REPEATABLE READ", postgresql_readonly=True
-        )
-        async with connection.begin():
-            # A national year's rows (~600 MB) are materialised once and sorted per grouping:
-            # in memory, not spilled to disk, they take half the time. Compiling this one
-            # statement (JIT) would cost seconds and save none.
-            await connection.execute(sa.text("SET LOCAL work_mem = '1GB'"))
-            await connection.execute(sa.text("SET LOCAL jit = off"))
-            # One council's year is a few thousand records: found by index, not by hashing
-            # whole tables (the default cost assumes spinning disks).
-            await connection.execute(sa.text("SET LOCAL random_page_cost = 1.1"))
-            # A national year joins millions of rows: hashing them beats sorting them to merge.
-            await connection.execute(sa.text("SET LOCAL enable_mergejoin = off"))
-            rows = (await connection.execute(statement, params)).mappings().all()
-            names = await _names(connection)
+    statements = [
+        (sa.text(sql), {name: value for name, value in params.items() if f":{name}" in sql})
+        for sql in parts
+    ]
+    rows: list[Mapping[Any, Any]] = []
+    async with _snapshot(db, REPORT_CONNECTIONS) as connections:
+        queue = list(statements)
+
+        async def work(connection: AsyncConnection) -> None:
+            while queue:
+                statement, bound = queue.pop(0)
+                rows.extend((await connection.execute(statement, bound)).mappings().all())
+
+        await asyncio.gather(*(work(connection) for connection in connections))
+        names = await _names(connections[0])
     return _assemble(rows, asked, found, batching, names=names)
+
+
+# The report's parts run side by side, each on its own connection (`report_sql.PARTS`).
+REPORT_CONNECTIONS = 2
+_SNAPSHOT_ID = re.compile(r"[0-9A-F]+-[0-9A-F]+(-[0-9]+)?")
+
+
+@contextlib.asynccontextmanager
+async def _snapshot(db: Database, count: int) -> AsyncIterator[list[AsyncConnection]]:
+    """`count` read-only connections that all see the first one's snapshot, set up to report.
+
+    The first exports its snapshot (`pg_export_snapshot`) and each other imports it before any
+    other statement, so every part of a report reads the same committed state, as one
+    statement would, while running at the same time. The first stays open until all are done.
+    """
+    async with contextlib.AsyncExitStack() as stack:
+        connections: list[AsyncConnection] = []
+        snapshot: str | None = None
+        for _ in range(count):
+            connection = await stack.enter_async_context(db.engine.connect())
+            await connection.execution_options(
+                isolation_level="REPEATABLE READ", postgresql_readonly=True
+            )
+            await stack.enter_async_context(connection.begin())
+            if snapshot is None:
+                exported = await connection.execute(sa.text("SELECT pg_export_snapshot()"))
+                snapshot = str(exported.scalar_one())
+                if not _SNAPSHOT_ID.fullmatch(snapshot):
+                    raise RuntimeError("unexpected snapshot id from the database")
+            else:
+                # An identifier PostgreSQL made (checked above), not a value: it cannot be bound.
+                await connection.execute(sa.text(f"SET TRANSACTION SNAPSHOT '{snapshot}'"))
+            for setting in _REPORT_SETTINGS:
+                await connection.execute(sa.text(setting))
+            connections.append(connection)
+        yield connections
+
+
+_REPORT_SETTINGS = (
+    # A national year's rows are materialised and sorted per grouping: in memory, not spilled
+    # to disk, they take half the time. Compiling these statements (JIT) would cost seconds and
+    # save none.
+    "SET LOCAL work_mem = '1GB'",
+    "SET LOCAL jit = off",
+    # One council's year is a few thousand records: found by index, not by hashing whole tables
+    # (the default cost assumes spinning disks).
+    "SET LOCAL random_page_cost = 1.1",
+    # A national year joins millions of rows: hashing them beats sorting them to merge.
+    "SET LOCAL enable_mergejoin = off",
+    "SET LOCAL max_parallel_workers_per_gather = 0",
+)
 
 
 def _hours(value: float | None) -> float | None:

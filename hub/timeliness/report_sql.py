@@ -1,18 +1,21 @@
-"""The PostgreSQL report statement: stages judged and summarised in one snapshot.
+"""The PostgreSQL report statements: stages judged and summarised, in parts, in one snapshot.
 
-It reads `stage_fact` (`facts.py`: each record's times per receiving council, derived on write
-the way `service`/`timeline.stage_delays` derive them), and mirrors `stats.measure`/
+They read `stage_fact` (`facts.py`: each record's times per receiving council, derived on write
+the way `service`/`timeline.stage_delays` derive them), and mirror `stats.measure`/
 `stats.aggregate` (deadlines, open stages, the four groupings); the test of the two paths holds
 them together. Values are always bound parameters; the only text spliced in is fixed fragments
 chosen by the scope and the targets' positions.
 
-Shape, for speed at national scale: one row per record and receiving council carries every
-stage's start, end and delay as columns, every target's deadline and verdict, and which figures
-("cells") it belongs to (`timed`, computed once); each grouping is then one GROUP BY over those
-rows whose ordered-set aggregates (`percentile_cont(0.5)` is the Python median,
-`percentile_disc(0.9)` the nearest-rank 90th percentile) each sort only their own cell's
-delays. Breaches come out longest first and, when the caller asks, only the first N: a national
-year has a million, and the figures already count them all.
+Shape, for speed at national scale: the report is four statements (`PARTS`) that `extract` runs
+side by side on connections sharing one snapshot, each reading the stage facts itself:
+
+* `judged`: one row per record and receiving council with every stage's delay, every target's
+  deadline and verdict, materialised once; counts per finest group, and the breaches, longest
+  first (only the rows whose worst breach can be listed are unfolded per target);
+* two `percentiles` parts, each one GROUP BY GROUPING SETS over the delays alone, whose
+  ordered-set aggregates (`percentile_cont(0.5)` is the Python median, `percentile_disc(0.9)`
+  the nearest-rank 90th percentile) each sort only their own cell's delays;
+* `batching`: the records shared, and the ones that may lie in a burst.
 """
 
 from __future__ import annotations
@@ -68,13 +71,14 @@ def cells(targets: TargetSet) -> list[Cell]:
 
 # The batching detector's input: each shared record once, at its first receiving council in
 # the report (`batching.shared_records`): the facts mark it, and a council's report has one.
-# Not materialised: its two readers filter `timed` themselves, which is cheaper than writing
-# and rereading a second copy of 1.7M rows nationally.
-_BASE = """
-shared AS NOT MATERIALIZED (
-  SELECT force_code COLLATE "C" AS force_code, council AS council_code, kind, record_id,
-    event_at, shared_at
-  FROM timed WHERE a_2 AND /*FIRST*/
+# Read from the stage facts themselves: it needs no delay, deadline or verdict.
+_SHARED = """
+shared AS MATERIALIZED (
+  SELECT f.force_code COLLATE "C" AS force_code, f.council_code, f.kind, f.record_id,
+    f.event_at, f.shared_at
+  FROM stage_fact f
+  WHERE f.event_at >= :start AND f.event_at < :end AND f.shared_at <= :as_of /*PAIR*/
+    AND f.share_stages AND /*FIRST*/
 ),
 """
 
@@ -150,40 +154,54 @@ def _stage(stage: str) -> int:
     return list(STAGE_SQL).index(stage)
 
 
-def _timed(targets: TargetSet, found: list[Cell]) -> str:
-    """Per pair: each stage's delay (ended by as_of), each target's deadline and verdict, and
-    which cells the row counts in.
+def _delays(i: int) -> str:
+    """Stage `i`'s delay in microseconds, once ended (by as_of); NULL while open."""
+    start, end, applies = list(STAGE_SQL.values())[i]
+    return (
+        f"CASE WHEN ({applies}) AND {end} <= :as_of THEN "
+        f"round(date_part('epoch', {end} - {start}) * 1000000)::int8 END AS d_{i}"
+    )
+
+
+def _cell_flags(found: list[Cell]) -> list[str]:
+    """Which cell's percentiles a row counts in, decided once per row, not per aggregate."""
+    return [
+        f"(({STAGE_SQL[cell.stage][2]}) AND kind = ANY(CAST(:cell_{c} AS text[]))) AS c_{c}"
+        for c, cell in enumerate(found)
+    ]
+
+
+def _measured(found: list[Cell]) -> str:
+    """Per pair, only what the percentiles read: its groups, each stage's delay, its cells."""
+    columns = [
+        "force_code", "council", "kind", "month",
+        *(_delays(i) for i in range(len(STAGE_SQL))),
+        *_cell_flags(found),
+    ]  # fmt: skip
+    return f"(SELECT {', '.join(columns)} FROM ({_PAIRS}) p) timed"  # noqa: S608 - fixed fragments
+
+
+def _timed(targets: TargetSet) -> str:
+    """Per pair: each stage's delay (ended by as_of), each target's deadline and verdict.
 
     Two layers, the first fenced with OFFSET 0 so that PostgreSQL computes a column once per row
-    instead of once per reference: delays, deadlines and cells; then the verdicts (each reads
-    its deadline three times). Only what the figures, breaches and batching read is kept.
+    instead of once per reference: delays and deadlines; then the verdicts (each reads its
+    deadline three times). Only what the counts and breaches read is kept.
     """
-    keep = [
-        "kind", "force_code", "council", "month", "record_id", "child_id",
-        "event_at", "recorded_at", "shared_at", "returned_at", "first_council",
-    ]  # fmt: skip
-    columns = list(keep)
-    for i, (start, end, applies) in enumerate(STAGE_SQL.values()):
+    keep = ["kind", "force_code", "council", "month", "record_id", "child_id"]
+    columns = [*keep, "event_at", "recorded_at", "shared_at", "returned_at"]
+    for i, (_, end, applies) in enumerate(STAGE_SQL.values()):
         columns += [
             f"CASE WHEN {end} <= :as_of THEN {end} END AS e_{i}",
             f"({applies}) AS a_{i}",
-            (
-                f"CASE WHEN ({applies}) AND {end} <= :as_of THEN "
-                f"round(date_part('epoch', {end} - {start}) * 1000000)::int8 END AS d_{i}"
-            ),
+            _delays(i),
         ]
         keep += [f"a_{i}", f"d_{i}"]
     for j, target in enumerate(targets.targets):
         start, _, applies = STAGE_SQL[target.stage]
         deadline = _deadline(j, target.unit, start)
         columns.append(f"CASE WHEN ({applies}) AND kind = :kind_{j} THEN {deadline} END AS dl_{j}")
-        keep.append(f"dl_{j}")
-    # Which cell's percentiles the row counts in, decided once here rather than per aggregate.
-    columns += [
-        f"(({STAGE_SQL[cell.stage][2]}) AND kind = ANY(CAST(:cell_{c} AS text[]))) AS c_{c}"
-        for c, cell in enumerate(found)
-    ]
-    keep += [f"c_{c}" for c in range(len(found))]
+        keep += [f"dl_{j}", f"{start} AS s_{j}"]
     # A verdict as `stats.measure` gives it: within or breached once ended (by as_of), breached
     # while open once the deadline has passed, pending before.
     verdicts = [
@@ -244,101 +262,164 @@ def _counts(targets: TargetSet) -> str:
     return "ARRAY[" + ", ".join(f"CAST({p} AS float8)" for p in parts) + "]"
 
 
-_NULLS = (
-    " NULL::int AS target, NULL::text AS force_code, NULL::text AS council_code,"
-    " NULL::text AS kind, NULL::text AS month, NULL::text AS record_id,"
-    " NULL::text AS child_id, NULL::timestamptz AS started_at,"
-    " NULL::timestamptz AS ended_at, NULL::timestamptz AS deadline, NULL::int8 AS delay_us,"
-    " NULL::boolean AS still_open"
+# Every section's rows have these columns (`extract._assemble` reads them by name); a section
+# leaves the ones it does not use NULL.
+COLUMNS = (
+    ("section", "text"),
+    ("grouping", "text"),
+    ("grp", "text"),
+    ("stats", "float8[]"),
+    ("target", "int"),
+    ("force_code", "text"),
+    ("council_code", "text"),
+    ("kind", "text"),
+    ("month", "text"),
+    ("record_id", "text"),
+    ("child_id", "text"),
+    ("started_at", "timestamptz"),
+    ("ended_at", "timestamptz"),
+    ("deadline", "timestamptz"),
+    ("delay_us", "int8"),
+    ("still_open", "boolean"),
 )
 
 
-def _breaches(targets: TargetSet) -> str:
-    """Every breach, longest first (ties as `stats.breaches` orders them), up to :breach_limit.
+def _row(section: str, **given: str) -> str:
+    """A section's select list: `given` SQL expressions by column, typed NULLs elsewhere."""
+    unknown = set(given) - {name for name, _ in COLUMNS}
+    if unknown:
+        raise ValueError(f"not report columns: {sorted(unknown)}")
+    given["section"] = f"'{section}'"
+    return ", ".join(
+        f"CAST({given[name]} AS {kind}) AS {name}" if name in given else f"NULL::{kind} AS {name}"
+        for name, kind in COLUMNS
+    )
 
-    One pass over `timed`: only rows with some breached verdict (about one in ten nationally)
-    are unfolded into one row per target, rather than one scan of every row per target.
+
+def _breach_delay(j: int, stage: int) -> str:
+    """Target `j`'s breach, as the delay it has run (to as_of while still open); else NULL."""
+    return (
+        f"CASE WHEN v_{j} = 'b' THEN coalesce(d_{stage}, round(date_part('epoch',"
+        f" CAST(:as_of AS timestamptz) - s_{j}) * 1000000)::int8) END"
+    )
+
+
+def _breaches(targets: TargetSet) -> tuple[str, str]:
+    """The breaches, longest first (ties as `stats.breaches` orders them), up to :breach_limit.
+
+    A national year has a million, and a listing shows a few hundred: unfolding each breached
+    row into one row per target took seconds. So rows are first ranked by their worst breach:
+    the :breach_limit rows with the longest worst breaches hold at least as many breaches at
+    least that long, so every breach listed lies in a row whose worst reaches the last of them
+    (`worst >= threshold`, ties kept), and only those rows are unfolded. With no limit, every
+    breached row is.
     """
-    each = []
-    for j, target in enumerate(targets.targets):
-        i = _stage(target.stage)
-        start = STAGE_SQL[target.stage][0]
-        each.append(f"({j}, v_{j}, {start}, d_{i}, dl_{j})")
-    any_breach = " OR ".join(f"v_{j} = 'b'" for j in range(len(targets.targets)))
-    values = ", ".join(each)
+    stages = [_stage(target.stage) for target in targets.targets]
+    worst = ", ".join(_breach_delay(j, i) for j, i in enumerate(stages))
+    any_breach = " OR ".join(f"v_{j} = 'b'" for j in range(len(stages)))
+    each = ", ".join(
+        f"({j}, s_{j}, d_{i}, dl_{j}, {_breach_delay(j, i)})" for j, i in enumerate(stages)
+    )
+    ctes = (
+        "breached AS MATERIALIZED (\n"  # noqa: S608 - fixed fragments
+        f"  SELECT timed.*, greatest({worst}) AS worst FROM timed WHERE {any_breach}\n),\n"
+        "listed AS (\n"
+        "  SELECT * FROM breached WHERE worst >= (SELECT min(worst) FROM (SELECT worst"
+        " FROM breached ORDER BY worst DESC LIMIT :breach_limit) top)\n)"
+    )
     return (
-        "(SELECT 'breach', NULL, NULL, NULL, b.* FROM (\n"  # noqa: S608 - fixed fragments
-        "    SELECT t.target, force_code, council, kind, month, record_id, child_id,"
-        " t.started_at, t.started_at + t.d * interval '1 microsecond' AS ended_at,"
-        " t.deadline,"
-        " coalesce(t.d, round(date_part('epoch', CAST(:as_of AS timestamptz) - t.started_at)"
-        " * 1000000)::int8) AS delay_us, t.d IS NULL AS still_open"
-        f" FROM timed CROSS JOIN LATERAL (VALUES {values})"
-        " AS t(target, verdict, started_at, d, deadline)"
-        f" WHERE ({any_breach}) AND t.verdict = 'b'\n"
-        "  ) b ORDER BY b.delay_us DESC,"
-        ' (CAST(:target_ids AS text[]))[b.target + 1] COLLATE "C",'
-        ' b.record_id COLLATE "C", b.council COLLATE "C" LIMIT :breach_limit)'
+        ctes,
+        "(SELECT "  # noqa: S608 - fixed fragments
+        + _row(
+            "breach",
+            target="t.target",
+            force_code="force_code",
+            council_code="council",
+            kind="kind",
+            month="month",
+            record_id="record_id",
+            child_id="child_id",
+            started_at="t.started_at",
+            ended_at="t.started_at + t.d * interval '1 microsecond'",
+            deadline="t.deadline",
+            delay_us="t.delay_us",
+            still_open="t.d IS NULL",
+        )
+        + f" FROM listed CROSS JOIN LATERAL (VALUES {each})"
+        " AS t(target, started_at, d, deadline, delay_us) WHERE t.delay_us IS NOT NULL"
+        " ORDER BY t.delay_us DESC,"
+        ' (CAST(:target_ids AS text[]))[t.target + 1] COLLATE "C",'
+        ' record_id COLLATE "C", council COLLATE "C" LIMIT :breach_limit)',
     )
 
 
-def _grouped_percentiles(found: list[Cell]) -> str:
-    """Every grouping's percentiles from one read of `timed` (GROUPING SETS): each grouping
-    still sorts the rows by its own column, but the rows are read once rather than four times.
+def _grouped_percentiles(found: list[Cell], groupings: tuple[str, ...]) -> str:
+    """These groupings' percentiles from one read of the pairs (GROUPING SETS): each grouping
+    still sorts the rows by its own column, but the rows are read once rather than per grouping.
     The grouping columns are never NULL, so a row's group is the one set it was grouped by."""
-    which = " ".join(
-        f"WHEN GROUPING({column}) = 0 THEN '{name}'" for name, column in GROUPINGS.items()
-    )
-    columns = list(GROUPINGS.values())
+    columns = [GROUPINGS[name] for name in groupings]
+    which = " ".join(f"WHEN GROUPING({GROUPINGS[name]}) = 0 THEN '{name}'" for name in groupings)
     return (
-        f"SELECT 'percentiles', CASE {which} END, coalesce({', '.join(columns)}),"  # noqa: S608 - fixed fragments
-        f" {_percentiles(found)},{_NULLS} FROM timed"
+        "SELECT "  # noqa: S608 - fixed fragments
+        + _row(
+            "percentiles",
+            grouping=f"CASE {which} END",
+            grp=f"coalesce({', '.join(columns)})",
+            stats=_percentiles(found),
+        )
+        + f" FROM {_measured(found)}"
         f" GROUP BY GROUPING SETS ({', '.join(f'({c})' for c in columns)})"
     )
 
 
-def build(targets: TargetSet, scope: ReportScope) -> tuple[str, dict[str, Any], list[Cell]]:
-    """The statement for these targets and scope, its target and cell parameters, its cells.
+# The statement's parts, run side by side on connections sharing one snapshot (`extract`): the
+# percentiles of the fine groupings, of the coarse ones, the judged counts and breaches, and the
+# batching candidates. Each reads the stage facts itself: recomputing what two parts share
+# costs less than waiting for one connection to do everything.
+PARTS = ("judged", "percentiles:kind,month", "batching", "percentiles:force,council")
+
+
+def _part(name: str, targets: TargetSet, found: list[Cell]) -> str:
+    if name.startswith("percentiles:"):
+        groupings = tuple(name.removeprefix("percentiles:").split(","))
+        return _grouped_percentiles(found, groupings)
+    if name == "batching":
+        members = _row(
+            "shared",
+            force_code="force_code",
+            council_code="council_code",
+            kind="kind",
+            record_id="record_id",
+            started_at="event_at",
+            ended_at="shared_at",
+        )
+        records = _row("records", stats="ARRAY[count(*)::float8]", force_code="force_code")
+        return (
+            f"WITH {_SHARED}{_BATCHING}\n"  # noqa: S608 - fixed fragments
+            f"SELECT {members} FROM members WHERE member\n"
+            f"UNION ALL SELECT {records} FROM shared GROUP BY force_code"
+        )
+    flags = ", ".join(f"a_{i}" for i in range(len(STAGE_SQL)))
+    counts = (
+        f"SELECT {_row('counts', stats=_counts(targets), force_code='force_code', council_code='council', kind='kind', month='month')}"  # noqa: S608, E501 - fixed fragments
+        f" FROM timed GROUP BY force_code, council, kind, month, {flags}"
+    )
+    if not targets.targets:
+        return f"WITH {_timed(targets)}\n{counts}"
+    ctes, listing = _breaches(targets)
+    return f"WITH {_timed(targets)},\n{ctes}\n{counts}\nUNION ALL {listing}"
+
+
+def build(targets: TargetSet, scope: ReportScope) -> tuple[list[str], dict[str, Any], list[Cell]]:
+    """The statements for these targets and scope (`PARTS`), their parameters, the cells.
 
     Sections: `counts` per finest group (force, council, kind, month and which stages apply),
     which Python adds up into each grouping; `percentiles` per grouping, the only figures that
     need the delays sorted; `breach`, `shared` (batching candidates) and `records`.
     """
     found = cells(targets)
-    flags = ", ".join(f"a_{i}" for i in range(len(STAGE_SQL)))
     # Only fixed fragments and positions are spliced in; every value is a bound parameter.
-    branches = [
-        (
-            f"SELECT 'counts' AS section, NULL AS grouping, NULL AS grp, {_counts(targets)}"  # noqa: S608 - fixed fragments
-            " AS stats, NULL::int AS target, force_code, council AS council_code, kind, month,"
-            " NULL::text AS record_id, NULL::text AS child_id, NULL::timestamptz AS started_at,"
-            " NULL::timestamptz AS ended_at, NULL::timestamptz AS deadline,"
-            " NULL::int8 AS delay_us, NULL::boolean AS still_open"
-            f" FROM timed GROUP BY force_code, council, kind, month, {flags}"
-        ),
-        _grouped_percentiles(found),
-    ]
-    if targets.targets:
-        branches.append(_breaches(targets))
-    branches += [
-        (
-            "SELECT 'shared', NULL, NULL, NULL, NULL, force_code, council_code, kind, NULL,"
-            " record_id, NULL, event_at, shared_at, NULL, NULL, NULL FROM members WHERE member"
-        ),
-        (
-            "SELECT 'records', NULL, NULL, ARRAY[count(*)::float8], NULL, force_code, NULL,"
-            " NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM shared GROUP BY force_code"
-        ),
-    ]
-    sql = (
-        "WITH\n"
-        + _timed(targets, found)
-        + ",\n"
-        + _BASE
-        + _BATCHING
-        + "\n"
-        + "\nUNION ALL\n".join(branches)
-    )
+    parts = [scoped_sql(_part(name, targets, found), scope) for name in PARTS]
     params: dict[str, Any] = {"target_ids": [t.id for t in targets.targets]}
     for j, target in enumerate(targets.targets):
         params[f"kind_{j}"] = target.kind
@@ -350,7 +431,7 @@ def build(targets: TargetSet, scope: ReportScope) -> tuple[str, dict[str, Any], 
                 params[f"school_{j}"] = target.school_day_start
     for c, cell in enumerate(found):
         params[f"cell_{c}"] = list(cell.kinds)
-    return scoped_sql(sql, scope), params, found
+    return parts, params, found
 
 
 def calendar_index(targets: TargetSet, index: int) -> int:
