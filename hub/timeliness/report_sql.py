@@ -212,6 +212,13 @@ def _timed(targets: TargetSet) -> str:
         )
         for j, i in ((j, _stage(t.stage)) for j, t in enumerate(targets.targets))
     ]
+    if targets.targets:
+        # The row's longest breach, for ranking rows before the breaches are listed.
+        each = ", ".join(
+            _breach_delay(j, _stage(t.stage), STAGE_SQL[t.stage][0])
+            for j, t in enumerate(targets.targets)
+        )
+        verdicts.append(f"greatest({each}) AS worst")
     inner = ",\n    ".join(columns)
     outer = ", ".join([*keep, *verdicts])
     select = f"SELECT {outer}\n  FROM (SELECT {inner}\n  FROM ({_PAIRS}) p OFFSET 0) x"  # noqa: S608 - fixed fragments
@@ -296,11 +303,16 @@ def _row(section: str, **given: str) -> str:
     )
 
 
-def _breach_delay(j: int, stage: int) -> str:
-    """Target `j`'s breach, as the delay it has run (to as_of while still open); else NULL."""
+def _breach_delay(j: int, stage: int, start: str) -> str:
+    """Target `j`'s breach, as the delay it has run (to as_of while still open); else NULL.
+
+    Breached as `stats.measure` judges it (the verdict `v_{j}` spells the same test out).
+    """
     return (
-        f"CASE WHEN v_{j} = 'b' THEN coalesce(d_{stage}, round(date_part('epoch',"
-        f" CAST(:as_of AS timestamptz) - s_{j}) * 1000000)::int8) END"
+        f"CASE WHEN dl_{j} IS NOT NULL AND (CASE WHEN e_{stage} IS NOT NULL"
+        f" THEN e_{stage} > dl_{j} ELSE dl_{j} < :as_of END) THEN coalesce(d_{stage},"
+        f" round(date_part('epoch', CAST(:as_of AS timestamptz) - {start})"
+        " * 1000000)::int8) END"
     )
 
 
@@ -315,17 +327,16 @@ def _breaches(targets: TargetSet) -> tuple[str, str]:
     breached row is.
     """
     stages = [_stage(target.stage) for target in targets.targets]
-    worst = ", ".join(_breach_delay(j, i) for j, i in enumerate(stages))
-    any_breach = " OR ".join(f"v_{j} = 'b'" for j in range(len(stages)))
     each = ", ".join(
-        f"({j}, s_{j}, d_{i}, dl_{j}, {_breach_delay(j, i)})" for j, i in enumerate(stages)
+        f"({j}, s_{j}, d_{i}, dl_{j}, CASE WHEN v_{j} = 'b' THEN coalesce(d_{i},"
+        f" round(date_part('epoch', CAST(:as_of AS timestamptz) - s_{j}) * 1000000)::int8)"
+        " END)"
+        for j, i in enumerate(stages)
     )
     ctes = (
-        "breached AS MATERIALIZED (\n"  # noqa: S608 - fixed fragments
-        f"  SELECT timed.*, greatest({worst}) AS worst FROM timed WHERE {any_breach}\n),\n"
         "listed AS (\n"
-        "  SELECT * FROM breached WHERE worst >= (SELECT min(worst) FROM (SELECT worst"
-        " FROM breached ORDER BY worst DESC LIMIT :breach_limit) top)\n)"
+        "  SELECT * FROM timed WHERE worst >= (SELECT min(worst) FROM (SELECT worst"
+        " FROM timed WHERE worst IS NOT NULL ORDER BY worst DESC LIMIT :breach_limit) top)\n)"
     )
     return (
         ctes,
