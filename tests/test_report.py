@@ -257,10 +257,13 @@ async def test_the_sql_path_gives_the_python_paths_figures(database_url: str) ->
 
 
 @pytest.mark.skipif(not is_postgres(), reason="the SQL path is PostgreSQL's")
-async def test_the_longest_breaches_listed_are_the_python_paths(tmp_path: Path) -> None:
+async def test_on_the_demo_the_sql_path_lists_the_python_paths_breaches_and_bursts(
+    tmp_path: Path,
+) -> None:
     """The SQL path unfolds only the rows whose worst breach reaches the last one listed: with
     the demo's late forces (records breaching two targets at once among them), any listing
-    length still gives the Python path's longest breaches, and the same count."""
+    length still gives the Python path's longest breaches, and the same count. Its weekly
+    uploads (many records shared within seconds) give the same bursts both ways."""
     from hub import demo  # noqa: PLC0415
     from tests.conftest import scratch_database  # noqa: PLC0415
 
@@ -291,6 +294,9 @@ async def test_the_longest_breaches_listed_are_the_python_paths(tmp_path: Path) 
                 ], limit
                 assert _close(_ordered(sql.breaches), _ordered(expected)), limit
                 assert sql.breach_count == full.breach_count
+            assert full.bursts, "the demo's batching force uploads in bursts"
+            assert sql.bursts == full.bursts
+            assert sql.batching_scores == full.batching_scores
         finally:
             await db.dispose()
 

@@ -100,16 +100,20 @@ _PAIRS = """
 # record in a dense window is covered, so their windows are whole.
 _BATCHING = """
 ahead AS (
-  SELECT s.*, count(*) OVER (PARTITION BY force_code ORDER BY shared_at
-    RANGE BETWEEN CURRENT ROW AND CAST(:window AS interval) FOLLOWING) >= :min_records AS dense
+  -- Dense: the window from this record holds :min_records. On sorted rows, the record that
+  -- many places on must fall inside it (exact for the first of equal times, which is enough:
+  -- covering reads the latest dense time at or before each record).
+  SELECT s.*, lead(shared_at, CAST(:min_records AS int) - 1) OVER w
+      <= shared_at + CAST(:window AS interval) AS dense
   FROM shared s
+  WINDOW w AS (PARTITION BY force_code ORDER BY shared_at)
 ),
 covered AS (
   SELECT a.* FROM (
-    SELECT a.*, sum(CAST(dense AS int)) OVER (PARTITION BY force_code ORDER BY shared_at
-      RANGE BETWEEN CAST(:window AS interval) PRECEDING AND CURRENT ROW) AS dense_before
+    SELECT a.*, max(CASE WHEN dense THEN shared_at END) OVER (PARTITION BY force_code
+      ORDER BY shared_at) AS dense_at
     FROM ahead a
-  ) a WHERE dense_before > 0
+  ) a WHERE dense_at >= shared_at - CAST(:window AS interval)
 ),
 flagged AS (
   SELECT c.*, (count(*) OVER w >= :min_records
