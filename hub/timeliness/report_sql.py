@@ -137,7 +137,7 @@ def _deadline(index: int, unit: Unit, start: str) -> str:
     A calendar deadline reads `{start}_local`, the start in UK time (kept in the stage facts).
     """
     if unit is Unit.HOURS:
-        return f"{start} + make_interval(secs => CAST(:hours_{index} AS float8) * 3600)"
+        return f"{start} + CAST(:hours_{index} AS float8) * interval '1 hour'"
     local = start.removesuffix("_at") + "_local"
     # The calendar is an array per calendar target and nation, indexed by day: no join, no sort.
     day = (
