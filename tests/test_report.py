@@ -297,6 +297,11 @@ async def test_on_the_demo_the_sql_path_lists_the_python_paths_breaches_and_burs
             assert full.bursts, "the demo's batching force uploads in bursts"
             assert sql.bursts == full.bursts
             assert sql.batching_scores == full.batching_scores
+            # The parts give the same report one after another on one connection.
+            alone = await extract.report(db, use_sql=True, connections=1, **common)
+            together = await extract.report(db, use_sql=True, connections=3, **common)
+            for name in ("by_force", "by_council", "by_kind", "by_month", "breaches", "bursts"):
+                assert getattr(alone, name) == getattr(together, name), name
         finally:
             await db.dispose()
 

@@ -309,6 +309,7 @@ async def run(
             "as_of": dt.datetime.now(dt.UTC),
             "pseudonym_key": "bench",
             "breach_limit": LISTED_BREACHES,
+            "connections": settings.report_connections,
         }
         try:
             timed = []

@@ -56,6 +56,7 @@ async def _report(
             agreement_version=file_version(settings.agreement_file or default_path()),
             # The CSV lists every breach; Markdown and HTML show the longest (all are counted).
             breach_limit=None if report_format == "csv" else SHOWN_BREACHES,
+            connections=settings.report_connections,
         )
         async with db.transaction(write=True) as session:
             await audit.record_disclosure(

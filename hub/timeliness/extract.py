@@ -79,10 +79,12 @@ async def report(
     agreement_version: str | None = None,
     use_sql: bool | None = None,
     breach_limit: int | None = None,
+    connections: int = 2,
 ) -> ReportData:
     """The report for events from `period_from` to `period_to` (inclusive), judged at `as_of`.
 
     `breach_limit` lists only that many breaches, the longest first (every one is counted).
+    `connections`: how many a PostgreSQL report runs its parts on at once (`report_sql.PARTS`).
     """
     if period_to < period_from:
         raise ValueError("period_to is before period_from")
@@ -100,6 +102,7 @@ async def report(
         pseudonymise=pseudonymise,
         agreement_version=agreement_version,
         breach_limit=breach_limit,
+        connections=connections,
     )
     return await (_sql_report if sql else _python_report)(db, asked)
 
@@ -116,6 +119,7 @@ class _Asked:
     pseudonymise: Callable[[str], str]
     agreement_version: str | None
     breach_limit: int | None
+    connections: int
 
 
 async def _names(connection: AsyncConnection) -> dict[str, str]:
@@ -209,7 +213,7 @@ async def _sql_report(db: Database, asked: _Asked) -> ReportData:
         for sql in parts
     ]
     rows: list[Mapping[Any, Any]] = []
-    async with _snapshot(db, REPORT_CONNECTIONS) as connections:
+    async with _snapshot(db, min(asked.connections, len(statements))) as connections:
         queue = list(statements)
 
         async def work(connection: AsyncConnection) -> None:
@@ -222,8 +226,6 @@ async def _sql_report(db: Database, asked: _Asked) -> ReportData:
     return _assemble(rows, asked, found, batching, names=names)
 
 
-# The report's parts run side by side, each on its own connection (`report_sql.PARTS`).
-REPORT_CONNECTIONS = 2
 _SNAPSHOT_ID = re.compile(r"[0-9A-F]+-[0-9A-F]+(-[0-9]+)?")
 
 

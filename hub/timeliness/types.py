@@ -262,6 +262,7 @@ class TimelinessQuery:
             pseudonym_key=hub.settings.pseudonym_key.get_secret_value(),
             agreement_version=hub.agreement.version,
             breach_limit=BREACH_PAGE,
+            connections=hub.settings.report_connections,
         )
         # The figures leave the hub: a disclosure in the audit log, as the CLI's report is.
         info.context.served.disclosed(
