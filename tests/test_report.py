@@ -306,6 +306,43 @@ async def test_on_the_demo_the_sql_path_lists_the_python_paths_breaches_and_burs
             await db.dispose()
 
 
+@pytest.mark.skipif(not is_postgres(), reason="the SQL path is PostgreSQL's")
+@pytest.mark.usefixtures("pushed")
+async def test_a_failing_part_fails_the_report_and_leaves_no_connection_busy(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hub.timeliness import report_sql  # noqa: PLC0415
+
+    build = report_sql.build
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        parts, params, cells = build(*args, **kwargs)
+        return [*parts[:-1], "SELECT 1 / 0"], params, cells
+
+    db = Database(database_url)
+    today = dt.datetime.now(dt.UTC).date()
+    common: dict[str, Any] = {
+        "targets": extract.targets_for(Settings()),
+        "period_from": today - dt.timedelta(days=30),
+        "period_to": today,
+        "as_of": dt.datetime.now(dt.UTC),
+        "pseudonym_key": "test-key",
+        "scope": ReportScope(),
+        "use_sql": True,
+        "connections": 3,
+    }
+    try:
+        monkeypatch.setattr(extract, "build", broken)
+        with pytest.raises(sa.exc.DBAPIError, match="division by zero"):
+            await extract.report(db, **common)
+        assert db.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+        monkeypatch.setattr(extract, "build", build)
+        data = await extract.report(db, **common)
+        assert data.by_force, "the next report runs on the same pool"
+    finally:
+        await db.dispose()
+
+
 @pytest.mark.skipif(not is_postgres(), reason="bench-report measures PostgreSQL's SQL path")
 async def test_the_report_benchmark_runs_tiny() -> None:
     from hub.timeliness import bench  # noqa: PLC0415

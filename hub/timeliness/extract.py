@@ -221,7 +221,14 @@ async def _sql_report(db: Database, asked: _Asked) -> ReportData:
                 statement, bound = queue.pop(0)
                 rows.extend((await connection.execute(statement, bound)).mappings().all())
 
-        await asyncio.gather(*(work(connection) for connection in connections))
+        # A part that fails cancels the others, and every connection is idle again before
+        # the snapshot's transactions end; the caller sees the failure itself, not a group.
+        try:
+            async with asyncio.TaskGroup() as group:
+                for connection in connections:
+                    group.create_task(work(connection))
+        except ExceptionGroup as failed:
+            raise failed.exceptions[0] from None
         names = await _names(connections[0])
     return _assemble(rows, asked, found, batching, names=names)
 
