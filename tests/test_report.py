@@ -150,7 +150,9 @@ def _disclosures(url: str) -> list[AuditEvent]:
         try:
             async with db.transaction(write=False) as session:
                 rows = await session.execute(
-                    sa.select(AuditEvent).where(AuditEvent.operation_name == "sharing report")
+                    sa.select(AuditEvent)
+                    .where(AuditEvent.operation_name == "sharing report")
+                    .order_by(AuditEvent.seq)  # type: ignore[arg-type]
                 )
                 return list(rows.scalars())
         finally:
