@@ -95,9 +95,9 @@ _PAIRS = """
 """
 
 # Candidates for bursts, in two steps so that the costly part runs on few rows: a window (the
-# records shared within :window from each) can be a burst only if it holds :min_records, which a
-# count finds in one pass; only records such a window covers need the event span, and every
-# record in a dense window is covered, so their windows are whole.
+# records shared within :window from each) can be a burst only if it holds :min_records, which
+# one ordered pass finds (`lead`); only records such a window covers need the event span, and
+# every record in a dense window is covered, so their windows are whole.
 _BATCHING = """
 ahead AS (
   -- Dense: the window from this record holds :min_records. On sorted rows, the record that
