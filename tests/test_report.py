@@ -8,6 +8,7 @@ import csv
 import dataclasses
 import datetime as dt
 import io
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from hub.cli import app
 from hub.db import Database
 from hub.settings import Settings
 from hub.timeliness import extract
+from hub.timeliness.calendar import LONDON
 from hub.timeliness.report_data import ReportScope
 from tests.conftest import LiveServer, cli_settings, is_postgres, unique
 from tests.factories import COUNCIL, FORCE, OTHER_COUNCIL, REPORT_INCIDENT, child, incident, iso
@@ -505,3 +507,72 @@ async def test_sql_ranks_give_the_median_and_nearest_rank_90th_percentile(
         values = sorted(float(v * 7 % 1009) for v in range(1, n + 1))
         assert (low + high) / 2 == statistics.median(values), n
         assert p90 == nearest_rank(values, 90), n
+
+
+@pytest.mark.skipif(not is_postgres(), reason="the SQL path is PostgreSQL's")
+async def test_sql_burst_candidates_hold_records_shared_at_one_instant(tmp_path: Path) -> None:
+    """Records an upload shares at the very same instant (equal times, in any row order) are
+    found as the Python detector finds them: the SQL pre-filter decides density from the first
+    of equal times, and a miss there would drop a burst."""
+    from hub.timeliness.batching import SharedRecord, detect_batching  # noqa: PLC0415
+    from hub.timeliness.facts import StageFact  # noqa: PLC0415
+    from tests.conftest import scratch_database  # noqa: PLC0415
+
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    upload = now - dt.timedelta(days=3)
+    groups = [
+        (upload, 6),  # six at one instant: a burst
+        (upload + dt.timedelta(hours=5), 4),  # four at one instant: too few
+        (upload + dt.timedelta(hours=9), 3),  # three at one instant, two more within the window
+        (upload + dt.timedelta(hours=9, minutes=6), 2),
+    ]
+    shared: list[SharedRecord] = []
+    for shared_at, count in groups:
+        for n in range(count):
+            event_at = shared_at - dt.timedelta(days=2 + n)  # old, and days apart
+            shared.append(
+                SharedRecord(FORCE, COUNCIL, "incident", str(uuid.uuid4()), event_at, shared_at)
+            )
+    expected = detect_batching(shared)
+    assert [b.count for b in expected.bursts] == [6, 5], "the data has the bursts it means to"
+
+    async with scratch_database(tmp_path, "hub_ties") as url:
+        db = Database(url)
+        try:
+            async with db.transaction(write=True) as session:
+                for record in shared:
+                    london = record.event_at.astimezone(LONDON)
+                    session.add(
+                        StageFact(
+                            record_type="Incident",
+                            record_id=record.record_id,
+                            council_code=COUNCIL,
+                            subject_id=record.record_id,
+                            kind="incident",
+                            force_code=FORCE,
+                            month=london.strftime("%Y-%m"),
+                            event_at=record.event_at,
+                            recorded_at=record.event_at,
+                            shared_at=record.shared_at,
+                            share_stages=True,
+                            receipt_stages=True,
+                            first_council=True,
+                            event_local=london.replace(tzinfo=None),
+                            recorded_local=london.replace(tzinfo=None),
+                            shared_local=record.shared_at.astimezone(LONDON).replace(tzinfo=None),
+                        )
+                    )
+            data = await extract.report(
+                db,
+                targets=extract.targets_for(Settings()),
+                period_from=(now - dt.timedelta(days=30)).date(),
+                period_to=now.date(),
+                scope=ReportScope(),
+                as_of=now,
+                pseudonym_key="test-key",
+                use_sql=True,
+            )
+        finally:
+            await db.dispose()
+    assert data.bursts == expected.bursts
+    assert data.batching_scores == expected.scores
