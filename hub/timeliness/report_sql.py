@@ -206,21 +206,12 @@ def _timed(targets: TargetSet) -> str:
         deadline = _deadline(j, target.unit, start)
         columns.append(f"CASE WHEN ({applies}) AND kind = :kind_{j} THEN {deadline} END AS dl_{j}")
         keep += [f"dl_{j}", f"{start} AS s_{j}"]
-    # A verdict as `stats.measure` gives it: within or breached once ended (by as_of), breached
-    # while open once the deadline has passed, pending before.
-    verdicts = [
-        (
-            f"CASE WHEN dl_{j} IS NULL THEN NULL WHEN e_{i} IS NOT NULL THEN "
-            f"CASE WHEN e_{i} <= dl_{j} THEN 'w' ELSE 'b' END "
-            f"WHEN dl_{j} < :as_of THEN 'b' ELSE 'p' END AS v_{j}"
-        )
-        for j, i in ((j, _stage(t.stage)) for j, t in enumerate(targets.targets))
-    ]
-    if targets.targets:
+    judged = [(j, _stage(t.stage), STAGE_SQL[t.stage][0]) for j, t in enumerate(targets.targets)]
+    verdicts = [f"{_verdict(j, i)} AS v_{j}" for j, i, _ in judged]
+    if judged:
         # The row's longest breach, for ranking rows before the breaches are listed.
         each = ", ".join(
-            _breach_delay(j, _stage(t.stage), STAGE_SQL[t.stage][0])
-            for j, t in enumerate(targets.targets)
+            _breach_delay(f"{_verdict(j, i)} = {BREACHED}", i, start) for j, i, start in judged
         )
         verdicts.append(f"greatest({each}) AS worst")
     inner = ",\n    ".join(columns)
@@ -307,16 +298,25 @@ def _row(section: str, **given: str) -> str:
     )
 
 
-def _breach_delay(j: int, stage: int, start: str) -> str:
-    """Target `j`'s breach, as the delay it has run (to as_of while still open); else NULL.
+BREACHED = "'b'"  # the verdict `_verdict` gives a breach
 
-    Breached as `stats.measure` judges it (the verdict `v_{j}` spells the same test out).
-    """
+
+def _verdict(j: int, stage: int) -> str:
+    """Target `j`'s verdict as `stats.measure` gives it: within ('w') or breached ('b') once
+    ended (by as_of), breached while open once the deadline has passed, pending ('p') before."""
     return (
-        f"CASE WHEN dl_{j} IS NOT NULL AND (CASE WHEN e_{stage} IS NOT NULL"
-        f" THEN e_{stage} > dl_{j} ELSE dl_{j} < :as_of END) THEN coalesce(d_{stage},"
-        f" round(date_part('epoch', CAST(:as_of AS timestamptz) - {start})"
-        " * 1000000)::int8) END"
+        f"CASE WHEN dl_{j} IS NULL THEN NULL WHEN e_{stage} IS NOT NULL THEN "
+        f"CASE WHEN e_{stage} <= dl_{j} THEN 'w' ELSE 'b' END "
+        f"WHEN dl_{j} < :as_of THEN 'b' ELSE 'p' END"
+    )
+
+
+def _breach_delay(breached: str, stage: int, start: str) -> str:
+    """A breach as the delay it has run (to as_of while still open), where `breached`; else
+    NULL."""
+    return (
+        f"CASE WHEN {breached} THEN coalesce(d_{stage}, round(date_part('epoch',"
+        f" CAST(:as_of AS timestamptz) - {start}) * 1000000)::int8) END"
     )
 
 
@@ -332,9 +332,7 @@ def _breaches(targets: TargetSet) -> tuple[str, str]:
     """
     stages = [_stage(target.stage) for target in targets.targets]
     each = ", ".join(
-        f"({j}, s_{j}, d_{i}, dl_{j}, CASE WHEN v_{j} = 'b' THEN coalesce(d_{i},"
-        f" round(date_part('epoch', CAST(:as_of AS timestamptz) - s_{j}) * 1000000)::int8)"
-        " END)"
+        f"({j}, s_{j}, d_{i}, dl_{j}, {_breach_delay(f'v_{j} = {BREACHED}', i, f's_{j}')})"
         for j, i in enumerate(stages)
     )
     ctes = (
