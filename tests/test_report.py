@@ -230,18 +230,24 @@ def _ordered(breaches: tuple[Any, ...]) -> list[Any]:
     return sorted(breaches, key=lambda b: (b.target_id, b.record_id, b.council_code, b.stage))
 
 
+def _last_days(days: int, settings: Settings | None = None, **more: Any) -> dict[str, Any]:
+    """`extract.report`'s arguments for the last `days` days up to today, judged now."""
+    today = dt.datetime.now(dt.UTC).date()
+    return {
+        "targets": extract.targets_for(settings or Settings()),
+        "period_from": today - dt.timedelta(days=days),
+        "period_to": today,
+        "as_of": dt.datetime.now(dt.UTC),
+        "pseudonym_key": "test-key",
+        **more,
+    }
+
+
 @pytest.mark.skipif(not is_postgres(), reason="the SQL path is PostgreSQL's")
 @pytest.mark.usefixtures("pushed")
 async def test_the_sql_path_gives_the_python_paths_figures(database_url: str) -> None:
     db = Database(database_url)
-    today = dt.datetime.now(dt.UTC).date()
-    common: dict[str, Any] = {
-        "targets": extract.targets_for(Settings()),
-        "period_from": today - dt.timedelta(days=30),
-        "period_to": today,
-        "as_of": dt.datetime.now(dt.UTC),
-        "pseudonym_key": "test-key",
-    }
+    common = _last_days(30)
     try:
         for scope in (
             ReportScope(),
@@ -275,15 +281,7 @@ async def test_on_the_demo_the_sql_path_lists_the_python_paths_breaches_and_burs
         settings = Settings(database_url=url, data_dir=tmp_path)
         await demo.load(settings, base_url="http://127.0.0.1:9")
         db = Database(url)
-        today = dt.datetime.now(dt.UTC).date()
-        common: dict[str, Any] = {
-            "targets": extract.targets_for(settings),
-            "period_from": today - dt.timedelta(days=190),
-            "period_to": today,
-            "as_of": dt.datetime.now(dt.UTC),
-            "pseudonym_key": "test-key",
-            "scope": ReportScope(),
-        }
+        common = _last_days(190, settings, scope=ReportScope())
         try:
             full = await extract.report(db, use_sql=False, **common)
             twice = {b.record_id for b in full.breaches if b.target_id == "T8"} & {
@@ -324,17 +322,7 @@ async def test_a_failing_part_fails_the_report_and_leaves_no_connection_busy(
         return [*parts[:-1], "SELECT 1 / 0"], params, cells
 
     db = Database(database_url)
-    today = dt.datetime.now(dt.UTC).date()
-    common: dict[str, Any] = {
-        "targets": extract.targets_for(Settings()),
-        "period_from": today - dt.timedelta(days=30),
-        "period_to": today,
-        "as_of": dt.datetime.now(dt.UTC),
-        "pseudonym_key": "test-key",
-        "scope": ReportScope(),
-        "use_sql": True,
-        "connections": 3,
-    }
+    common = _last_days(30, scope=ReportScope(), use_sql=True, connections=3)
     try:
         monkeypatch.setattr(extract, "build", broken)
         with pytest.raises(sa.exc.DBAPIError, match="division by zero"):
@@ -562,16 +550,7 @@ async def test_sql_burst_candidates_hold_records_shared_at_one_instant(tmp_path:
                             shared_local=record.shared_at.astimezone(LONDON).replace(tzinfo=None),
                         )
                     )
-            data = await extract.report(
-                db,
-                targets=extract.targets_for(Settings()),
-                period_from=(now - dt.timedelta(days=30)).date(),
-                period_to=now.date(),
-                scope=ReportScope(),
-                as_of=now,
-                pseudonym_key="test-key",
-                use_sql=True,
-            )
+            data = await extract.report(db, **_last_days(30, scope=ReportScope(), use_sql=True))
         finally:
             await db.dispose()
     assert data.bursts == expected.bursts
