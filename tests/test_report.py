@@ -338,6 +338,7 @@ async def test_a_failing_part_fails_the_report_and_leaves_no_connection_busy(
 @pytest.mark.skipif(not is_postgres(), reason="bench-report measures PostgreSQL's SQL path")
 async def test_the_report_benchmark_runs_tiny() -> None:
     from hub.timeliness import bench  # noqa: PLC0415
+    from hub.timeliness.report_sql import PARTS  # noqa: PLC0415
     from tests.conftest import POSTGRES_URL  # noqa: PLC0415
 
     figures = await bench.run(database_url=POSTGRES_URL, incidents=400, episodes=60, events=300)
@@ -346,6 +347,9 @@ async def test_the_report_benchmark_runs_tiny() -> None:
     assert figures.national_seconds > 0
     assert any("national year report" in line for line in lines)
     assert figures.breaches > 0
+    assert list(figures.parts) == list(PARTS)
+    assert all(seconds > 0 for seconds in figures.parts.values())
+    assert any(line.startswith("national parts") for line in lines)
 
 
 @pytest.mark.skipif(not is_postgres(), reason="bench-report measures PostgreSQL's SQL path")

@@ -57,6 +57,8 @@ class ReportBenchFigures:
     national_seconds: float
     national_stages: int
     breaches: int
+    # The national report's parts, each alone on one connection: seconds of one core each.
+    parts: dict[str, float] = dataclasses.field(default_factory=dict)
 
     def lines(self) -> list[str]:
         return [
@@ -74,6 +76,11 @@ class ReportBenchFigures:
                 f"national year report: {self.national_seconds:.2f} s "
                 f"({self.national_stages:,} stages judged, {self.breaches:,} breaches counted, "
                 f"the longest {LISTED_BREACHES:,} listed; target < 10 s)"
+            ),
+            (
+                "national parts, each alone on one connection: "
+                + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in self.parts.items())
+                + f" (together {sum(self.parts.values()):.2f} s of one core)"
             ),
         ]
 
@@ -320,6 +327,15 @@ async def run(
                 seconds = time.perf_counter() - begun
                 stages = sum(row.count + row.open for row in data.by_kind)
                 timed.append((seconds, stages, data.breach_count))
+            parts = await extract.part_seconds(
+                db,
+                targets=common["targets"],
+                period_from=common["period_from"],
+                period_to=common["period_to"],
+                scope=ReportScope(),
+                as_of=common["as_of"],
+                breach_limit=LISTED_BREACHES,
+            )
         finally:
             await db.dispose()
     (council_s, council_n, _), *warm, (national_s, national_n, breaches) = timed
@@ -336,4 +352,5 @@ async def run(
         national_seconds=national_s,
         national_stages=national_n,
         breaches=breaches,
+        parts=parts,
     )

@@ -21,6 +21,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import re
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from functools import cache
 from pathlib import Path
@@ -37,7 +38,7 @@ from hub.timeliness import service
 from hub.timeliness.batching import BatchingParams, BatchingScore, SharedRecord, detect_batching
 from hub.timeliness.calendar import LONDON, is_working_day, local_date
 from hub.timeliness.report_data import ReportData, ReportScope, build_report
-from hub.timeliness.report_sql import RANKS_PER_POPULATION, Cell, build, populations
+from hub.timeliness.report_sql import PARTS, RANKS_PER_POPULATION, Cell, build, populations
 from hub.timeliness.stats import Breach, Group, StageStats, breach_order
 from hub.timeliness.targets import STAGES, TargetSet, Unit, load_targets
 from hub.timeliness.timeline import stage_delays
@@ -187,9 +188,11 @@ def calendar_arrays(targets: TargetSet, first: dt.date, last: dt.date) -> dict[s
     return {"c_a": a, "c_b": b, "c_shift": shift, "c_first": first, "c_days": days}
 
 
-async def _sql_report(db: Database, asked: _Asked) -> ReportData:
+def _statements(
+    asked: _Asked, batching: BatchingParams
+) -> tuple[list[tuple[sa.TextClause, dict[str, Any]]], list[Cell]]:
+    """The report's parts (`report_sql.PARTS`), each with the parameters it binds; the cells."""
     start, end = period_bounds(asked.period_from, asked.period_to)
-    batching = BatchingParams()
     first_day = asked.period_from - dt.timedelta(days=1)
     last_day = max(local_date(asked.as_of), asked.period_to) + dt.timedelta(days=1)
     scope = asked.scope
@@ -212,6 +215,45 @@ async def _sql_report(db: Database, asked: _Asked) -> ReportData:
         (sa.text(sql), {name: value for name, value in params.items() if f":{name}" in sql})
         for sql in parts
     ]
+    return statements, found
+
+
+async def part_seconds(
+    db: Database,
+    *,
+    targets: TargetSet,
+    period_from: dt.date,
+    period_to: dt.date,
+    scope: ReportScope,
+    as_of: dt.datetime,
+    breach_limit: int | None,
+) -> dict[str, float]:
+    """Each part of a PostgreSQL report run alone, one after another on one connection, timed:
+    where a report's time goes (`safeguarding-hub bench-report` prints them)."""
+    asked = _Asked(
+        targets=targets,
+        period_from=period_from,
+        period_to=period_to,
+        scope=scope,
+        as_of=as_of,
+        pseudonymise=str,
+        agreement_version=None,
+        breach_limit=breach_limit,
+        connections=1,
+    )
+    statements, _ = _statements(asked, BatchingParams())
+    seconds: dict[str, float] = {}
+    async with _snapshot(db, 1) as (connection,):
+        for name, (statement, bound) in zip(PARTS, statements, strict=True):
+            started = time.perf_counter()
+            (await connection.execute(statement, bound)).all()
+            seconds[name] = time.perf_counter() - started
+    return seconds
+
+
+async def _sql_report(db: Database, asked: _Asked) -> ReportData:
+    batching = BatchingParams()
+    statements, found = _statements(asked, batching)
     rows: list[Mapping[Any, Any]] = []
     async with _snapshot(db, min(asked.connections, len(statements))) as connections:
         queue = list(statements)
