@@ -291,10 +291,19 @@ class CostFigures:
     audited_ms: float
     repeats: int
     page_size: int
+    # Each turn's ratio (the medians of its blocks, run one after the other): how far the
+    # figure moves while the machine's load does, so that a change is judged against that.
+    policy_turns: list[float] = dataclasses.field(default_factory=list)
+    audit_turns: list[float] = dataclasses.field(default_factory=list)
 
     def lines(self) -> list[str]:
         policy = self.scoped_ms / self.internal_ms
         audit = self.audited_ms / self.scoped_ms
+        spread = [
+            _spread(f"{name} cost by turn", turns)
+            for name, turns in (("policy", self.policy_turns), ("audit", self.audit_turns))
+            if len(turns) >= MIN_TURNS
+        ]
         return [
             (
                 f"council query, {self.page_size} incidents with children, "
@@ -305,7 +314,19 @@ class CostFigures:
             f"served:   scoped, every record audited      median {self.audited_ms:7.2f} ms",
             f"policy cost  scoped/internal {policy:.3f} ({100 * (policy - 1):+.1f}%, target < 10%)",
             f"audit cost   served/scoped   {audit:.3f} ({100 * (audit - 1):+.1f}%, target < 15%)",
+            *spread,
         ]
+
+
+MIN_TURNS = 4  # fewer give no quartiles worth printing
+
+
+def _spread(label: str, ratios: list[float]) -> str:
+    low, middle, high = statistics.quantiles(ratios, n=4)
+    return (
+        f"{label}: median {100 * (middle - 1):+.1f}%, middle half {100 * (low - 1):+.1f}% "
+        f"to {100 * (high - 1):+.1f}% over {len(ratios)} turns"
+    )
 
 
 # The paths take turns in blocks of BLOCK runs. Run by run, one path's leftovers (the
@@ -374,14 +395,21 @@ async def run_costs(
             return elapsed
 
         timings: dict[str, list[float]] = {name: [] for name in paths}
+        turns: list[dict[str, float]] = []
         try:
             for schema, is_internal in paths.values():  # warm-up runs, not counted
                 for _ in range(WARM_UP):
                     await once(schema, is_internal=is_internal)
             for turn in range(-(-repeats // BLOCK)):
+                block: dict[str, float] = {}
                 for name, (schema, is_internal) in paths.items():
-                    for _ in range(min(BLOCK, repeats - turn * BLOCK)):
-                        timings[name].append(await once(schema, is_internal=is_internal))
+                    runs = [
+                        await once(schema, is_internal=is_internal)
+                        for _ in range(min(BLOCK, repeats - turn * BLOCK))
+                    ]
+                    timings[name] += runs
+                    block[name] = statistics.median(runs)
+                turns.append(block)
         finally:
             await db.dispose()
     median = {name: statistics.median(values) * 1000 for name, values in timings.items()}
@@ -391,4 +419,6 @@ async def run_costs(
         audited_ms=median["audited"],
         repeats=repeats,
         page_size=page_size,
+        policy_turns=[block["scoped"] / block["internal"] for block in turns],
+        audit_turns=[block["audited"] / block["scoped"] for block in turns],
     )
