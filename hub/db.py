@@ -12,11 +12,12 @@ import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -91,6 +92,18 @@ class SerialSession(AsyncSession):
             await super().flush(*args, **kwargs)
 
 
+def ensure_sqlite_directory(url: str) -> None:
+    """Create the directory an embedded database file goes in (SQLite creates only the file):
+    a fresh checkout or a new `HUB_DATA_DIR` then works from the first command."""
+    parsed = make_url(url)
+    name = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not name or name == ":memory:":
+        return
+    if name.startswith("file:"):
+        return  # a URI filename: SQLite's own syntax, left to the caller
+    Path(name).parent.mkdir(parents=True, exist_ok=True)
+
+
 class Database:
     """The engine and the two kinds of transaction a request can ask for."""
 
@@ -102,6 +115,7 @@ class Database:
 
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
+        ensure_sqlite_directory(url)
         kwargs: dict[str, Any] = {"echo": echo}
         if self.is_sqlite:
             kwargs["connect_args"] = {"timeout": 30}

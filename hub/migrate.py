@@ -9,7 +9,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-from hub.db import Database
+from hub.db import Database, ensure_sqlite_directory
 from hub.reference import service as reference
 from hub.reference.service import SyncReport
 
@@ -29,6 +29,7 @@ def alembic_config(database_url: str) -> Config:
 
 async def upgrade(database_url: str, revision: str = "head") -> SyncReport:
     """Apply migrations (in a thread: Alembic runs its own loop), then sync reference data."""
+    ensure_sqlite_directory(database_url)
     await asyncio.to_thread(command.upgrade, alembic_config(database_url), revision)
     db = Database(database_url)
     try:

@@ -69,6 +69,14 @@ class Settings(BaseSettings):
         return self.database_url.startswith("sqlite")
 
     @model_validator(mode="after")
+    def _embedded_database_in_data_dir(self) -> Settings:
+        # Unless named, the embedded database lives with the rest of the hub's files: a data
+        # directory moved elsewhere takes it along rather than leaving it in a missing `.hub`.
+        if "database_url" not in self.model_fields_set:
+            self.database_url = f"sqlite+aiosqlite:///{self.data_dir / 'hub.db'}"
+        return self
+
+    @model_validator(mode="after")
     def _production_refuses_development_defaults(self) -> Settings:
         if not self.is_production:
             return self

@@ -141,3 +141,41 @@ def test_python_dash_m_hub_is_the_same_cli() -> None:
     assert completed.returncode == 0
     for command in ("demo", "serve", "migrate", "clients", "token", "keys", "schema", "bench"):
         assert command in completed.stdout
+
+
+def test_the_embedded_database_follows_the_data_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Only HUB_DATA_DIR, as a newcomer moving the hub's files would set it: the database goes
+    # there too, instead of into a `.hub` directory nothing created.
+    data_dir = tmp_path / "elsewhere"
+    monkeypatch.delenv("HUB_DATABASE_URL", raising=False)
+    monkeypatch.setenv("HUB_DATA_DIR", str(data_dir))
+    monkeypatch.delenv("HUB_MODE", raising=False)
+    monkeypatch.chdir(tmp_path)
+    get_settings.cache_clear()
+    try:
+        code, out, _ = _invoke("migrate")
+    finally:
+        get_settings.cache_clear()
+
+    assert code == 0, out
+    assert (data_dir / "hub.db").is_file()
+    assert not (tmp_path / ".hub").exists()
+
+
+def test_a_named_database_stays_where_it_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    named = f"sqlite+aiosqlite:///{tmp_path / 'named.db'}"
+    monkeypatch.setenv("HUB_DATABASE_URL", named)
+    monkeypatch.setenv("HUB_DATA_DIR", str(tmp_path / "data"))
+
+    assert Settings().database_url == named
+    assert Settings(database_url="postgresql+asyncpg://h/db", data_dir=tmp_path).database_url == (
+        "postgresql+asyncpg://h/db"
+    )
+    monkeypatch.delenv("HUB_DATABASE_URL")
+    assert Settings(data_dir=tmp_path / "d").database_url == (
+        f"sqlite+aiosqlite:///{tmp_path / 'd' / 'hub.db'}"
+    )
