@@ -83,9 +83,11 @@ def demo(
 ) -> None:
     """Create a demo database of synthetic data, print a token per role, serve with GraphiQL."""
     from hub import demo as demo_data  # noqa: PLC0415
-    from hub.settings import get_settings  # noqa: PLC0415
+    from hub.settings import Settings, get_settings  # noqa: PLC0415
 
-    os.environ.setdefault("HUB_DATABASE_URL", "sqlite+aiosqlite:///.hub/demo.db")
+    # Beside the hub's other files: HUB_DATA_DIR (from the environment or .env), else .hub.
+    demo_db = Settings().data_dir / "demo.db"
+    os.environ.setdefault("HUB_DATABASE_URL", f"sqlite+aiosqlite:///{demo_db}")
     os.environ["HUB_GRAPHIQL"] = "true"
     os.environ["HUB_INTROSPECTION"] = "true"
     os.environ.setdefault("HUB_ISSUER", f"http://{host}:{port}")

@@ -179,3 +179,31 @@ def test_a_named_database_stays_where_it_is_named(
     assert Settings(data_dir=tmp_path / "d").database_url == (
         f"sqlite+aiosqlite:///{tmp_path / 'd' / 'hub.db'}"
     )
+
+
+def test_the_demo_database_goes_in_the_data_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data_dir = tmp_path / "demo-data"
+    # What `demo` sets for itself is put back after the test, whatever it was.
+    for name in (
+        "HUB_DATABASE_URL",
+        "HUB_GRAPHIQL",
+        "HUB_INTROSPECTION",
+        "HUB_ISSUER",
+        "HUB_ACCESS_TOKEN_TTL_SECONDS",
+        "HUB_MODE",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HUB_DATA_DIR", str(data_dir))
+    monkeypatch.chdir(tmp_path)
+    get_settings.cache_clear()
+    try:
+        code, out, _ = _invoke("demo", "--no-serve")
+    finally:
+        get_settings.cache_clear()
+
+    assert code == 0, out
+    assert "synthetic records loaded" in out
+    assert (data_dir / "demo.db").is_file()
+    assert not (tmp_path / ".hub").exists()
