@@ -26,6 +26,7 @@ from hub.access.agreement import Agreement, default_path
 from hub.access.keys import KeySet
 from hub.access.oauth import routes as oauth_routes
 from hub.access.tokens import authenticate_request
+from hub.audit.indexer import AuditIndexer
 from hub.changes.notifier import ChangeNotifier
 from hub.db import Database
 from hub.errors import HubError, Unauthenticated
@@ -46,11 +47,13 @@ class HubState:
     keys: KeySet
     agreement: Agreement
     notifier: ChangeNotifier = dataclasses.field(init=False)
+    indexer: AuditIndexer = dataclasses.field(init=False)
 
     def __post_init__(self) -> None:
         self.notifier = ChangeNotifier(
             self.settings.database_url, poll_seconds=self.settings.change_poll_seconds
         )
+        self.indexer = AuditIndexer(self.db, delay=self.settings.audit_index_delay_seconds)
 
 
 def _error_body(error: HubError) -> bytes:
@@ -251,7 +254,9 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        state.indexer.poke()  # whatever an earlier process appended and did not index
         yield
+        await state.indexer.close()
         await state.notifier.close()
         await db.dispose()
 

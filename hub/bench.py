@@ -411,6 +411,7 @@ async def run_costs(
                     block[name] = statistics.median(runs)
                 turns.append(block)
         finally:
+            await state.indexer.close()
             await db.dispose()
     median = {name: statistics.median(values) * 1000 for name, values in timings.items()}
     return CostFigures(

@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     clock_skew_seconds: int = Field(default=300, ge=0)
     # How often a subscription looks at the outbox when no notification woke it.
     change_poll_seconds: float = Field(default=5.0, gt=0)
+    # PostgreSQL: how long the audit indexer gathers appended events before indexing them in
+    # one statement (readers see unindexed events all the same).
+    audit_index_delay_seconds: float = Field(default=0.5, ge=0, le=60)
     # PostgreSQL reports run their parts on this many connections at once (one snapshot): about
     # the database server's free cores.
     report_connections: int = Field(default=2, ge=1, le=8)

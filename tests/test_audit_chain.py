@@ -56,12 +56,14 @@ async def record(
     detail: dict[str, Any] | None = None,
     request_id: str = "req-test",
     grouped: bool = False,
+    indexed: bool = True,
 ) -> list[int]:
-    """Record responses of one record each (or all `records` in one, `grouped`); return the
-    seqs their events took.
+    """Record responses of one record each (or all `records` in one, `grouped`), and index
+    them as the indexer would after the commit (unless not `indexed`: as they are until the
+    indexer runs); return the seqs their events took.
     """
     responses = [records] if grouped or not records else [[r] for r in records]
-    return [
+    seqs = [
         await service.record(
             session,
             actor=actor,
@@ -77,6 +79,9 @@ async def record(
         )
         for response in responses
     ]
+    if indexed:
+        await chain.catch_up_all(session)
+    return seqs
 
 
 async def tamper(session: AsyncSession, statement: str, **params: Any) -> None:
@@ -370,6 +375,8 @@ async def test_version_1_events_still_verify(session: AsyncSession) -> None:
     await session.execute(
         sa.update(chain.HEAD).values(last_seq=seq, last_hash=digest).where(chain.HEAD.c.id == 1)
     )
+    # Written with its index rows, as version 1 appends were.
+    await session.execute(sa.update(chain.PROGRESS).values(indexed_seq=seq))
     seqs = await record(session, served(2), grouped=True)
     report = await check(session)
     assert report.ok, report.problem

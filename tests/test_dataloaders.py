@@ -77,7 +77,13 @@ async def _statements_for(
     body = response.json()
     assert "errors" not in body, body
     assert len(body["data"]["incidents"]["edges"]) == first
-    statements = [s for s in server.statements if not s.startswith(("BEGIN", "COMMIT"))]
+    # Left out too: the audit indexer's catch-up (`chain.catch_up`), which runs after the
+    # response's commit, off the request path, whenever the process gets to it.
+    statements = [
+        s
+        for s in server.statements
+        if not s.startswith(("BEGIN", "COMMIT", "WITH progress AS MATERIALIZED"))
+    ]
     # A council's read also notes its first sight of each record, in the audit's transaction.
     writes = [s for s in statements if "audit_" in s or "record_receipt" in s]
     return [s for s in statements if s not in writes], writes
@@ -100,10 +106,10 @@ async def test_statement_count_does_not_grow_with_page_size(
     # investigations): at most one statement per record type.
     assert len(large_reads) - len(large_lookups) <= 11
     assert len(large_lookups) <= 2
-    # The audit of the whole response: on PostgreSQL one statement (events, their record and
-    # child index rows, the head, the receipts); on SQLite the head, events, records,
-    # children, the head moved, and the receipts.
-    assert len(large_writes) == (1 if is_postgres() else 6), large_writes
+    # The audit of the whole response: on PostgreSQL one statement (events, the head, the
+    # receipts; the index rows come after); on SQLite the head, events, records, children,
+    # the head and the index progress moved, and the receipts.
+    assert len(large_writes) == (1 if is_postgres() else 7), large_writes
 
 
 _AUDIT_LOOKUP = re.compile(

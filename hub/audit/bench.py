@@ -269,6 +269,10 @@ async def _copy_in(connection: Any, *, events: int, children: list[str], seed: i
         head.last_seq,
         head.last_hash,
     )
+    # The COPY wrote every event's index rows with it.
+    await connection.execute(
+        "UPDATE audit_index_progress SET indexed_seq = $1 WHERE id = 1", head.last_seq
+    )
     return head.last_seq
 
 

@@ -9,10 +9,12 @@ Version 1 events (written before `records` existed) hash `[1, <CONTENT_COLUMNS_V
 
 Appends serialise on the single `audit_chain_head` row. On PostgreSQL one statement locks it
 (`FOR UPDATE`, so any number of hub processes share one chain), links the new events to it
-(`sha256` in the database over bytes canonicalised here), inserts them with their record and
-child index rows and moves the head: one round trip for a response's events. On SQLite the
-hub's write transactions begin IMMEDIATE and so already hold the database's write lock; the
-links are computed here.
+(`sha256` in the database over bytes canonicalised here), inserts them and moves the head: one
+round trip for a response's events. Their record and child index rows are written after, off
+the request path, by `catch_up` (`AuditIndexProgress` says how far it has got); whoever reads
+through an index catches it up first. On SQLite the hub's write transactions begin IMMEDIATE
+and so already hold the database's write lock; the links are computed here and the index rows
+written with the events.
 
 `hub.audit.verify` walks the chain; a lawful erasure leaves an `Erasure` anchor it starts from.
 """
@@ -38,6 +40,7 @@ from hub.audit.models import (
     AuditEvent,
     AuditEventChild,
     AuditEventRecord,
+    AuditIndexProgress,
     OperationKind,
     S62Operation,
 )
@@ -48,6 +51,7 @@ EVENTS = SQLModel.metadata.tables[AuditEvent.__tablename__]
 RECORDS = SQLModel.metadata.tables[AuditEventRecord.__tablename__]
 CHILDREN = SQLModel.metadata.tables[AuditEventChild.__tablename__]
 HEAD = SQLModel.metadata.tables[AuditChainHead.__tablename__]
+PROGRESS = SQLModel.metadata.tables[AuditIndexProgress.__tablename__]
 
 CHAIN_VERSION = 2
 CONTENT_COLUMNS_V1 = (
@@ -250,9 +254,9 @@ def _postgres_append() -> sa.TextClause:
     `head` locks the chain's head row; `linked` walks the new events in order, each hash the
     sha256 of the one before and the event's canonical bytes (as `link` computes it);
     `appended` pairs each link with the event's columns (from arrays). The events are inserted,
-    their record and child index rows derived from the very `records` and `child_ids` text the
-    hash covers, any first sight of records by a receiving organisation (`FirstSeen`) noted,
-    and the head moved to the last link.
+    any first sight of records by a receiving organisation (`FirstSeen`) noted, and the head
+    moved to the last link. The index rows come later (`catch_up`): they cost as much again as
+    the rest of the statement for a page of records, and no reader of the response needs them.
     """
     content = CONTENT_COLUMNS
     columns = ", ".join(f'"{name}"' for name in ("seq", *content, "prev_hash", "hash"))
@@ -272,14 +276,6 @@ def _postgres_append() -> sa.TextClause:
         f"appended AS (SELECT l.seq, {values}, l.prev_hash, l.hash FROM linked l "
         f"JOIN unnest({arrays}) WITH ORDINALITY AS e({aliases}, n) ON e.n = l.n), "
         f"written AS (INSERT INTO audit_event ({columns}) SELECT * FROM appended), "
-        "indexed AS (INSERT INTO audit_event_record "
-        "(record_type, record_id, seq, ordinal, record_owner) "
-        "SELECT r.value->>'type', r.value->>'id', a.seq, r.n - 1, r.value->>'owner' "
-        "FROM appended a, jsonb_array_elements(CAST(a.records AS JSONB)) "
-        "WITH ORDINALITY AS r(value, n)), "
-        "children AS (INSERT INTO audit_event_child (child_id, seq) "
-        "SELECT c.child_id, a.seq FROM appended a, "
-        "jsonb_array_elements_text(CAST(a.child_ids AS JSONB)) AS c(child_id)), "
         "seen AS (INSERT INTO record_receipt "
         "(record_type, record_id, organisation_code, first_seen_at) "
         "SELECT s.record_type, s.record_id, CAST(:seen_by AS TEXT), CAST(:seen_at AS TIMESTAMPTZ) "
@@ -330,9 +326,72 @@ async def append(
         .where(HEAD.c.id == HEAD_ID)
         .values(last_seq=new_head.last_seq, last_hash=new_head.last_hash)
     )
+    await session.execute(
+        sa.update(PROGRESS).where(PROGRESS.c.id == HEAD_ID).values(indexed_seq=new_head.last_seq)
+    )
     if first_seen is not None and seen:
         await note_first_seen(session, first_seen)
     return new_head
+
+
+# Events indexed per statement: a bounded transaction however far behind the indexes are.
+CATCH_UP_BATCH = 2_000
+
+# The record and child index rows of the events after the progress row, from the very `records`
+# and `child_ids` text the hash covers (version 1 events: their own record columns), and the
+# progress moved past them. The progress row's lock serialises indexers (and, in READ
+# COMMITTED, a waiting one reads the moved row and carries on after it).
+_PG_CATCH_UP = sa.text(
+    "WITH progress AS MATERIALIZED (SELECT indexed_seq FROM audit_index_progress "
+    "WHERE id = 1 FOR UPDATE), "
+    "pending AS MATERIALIZED (SELECT e.seq, e.records, e.child_ids, e.record_type, "
+    "e.record_id, e.record_owner FROM audit_event e "
+    "WHERE e.seq > (SELECT indexed_seq FROM progress) ORDER BY e.seq LIMIT :batch), "
+    "indexed AS (INSERT INTO audit_event_record "
+    "(record_type, record_id, seq, ordinal, record_owner) "
+    "SELECT r.value->>'type', r.value->>'id', a.seq, r.n - 1, r.value->>'owner' "
+    "FROM pending a, jsonb_array_elements(CAST(a.records AS JSONB)) "
+    "WITH ORDINALITY AS r(value, n) "
+    "UNION ALL SELECT a.record_type, a.record_id, a.seq, 0, a.record_owner FROM pending a "
+    "WHERE a.records IS NULL AND a.record_type IS NOT NULL), "
+    "children AS (INSERT INTO audit_event_child (child_id, seq) "
+    "SELECT c.child_id, a.seq FROM pending a, "
+    "jsonb_array_elements_text(CAST(a.child_ids AS JSONB)) AS c(child_id)), "
+    "moved AS (UPDATE audit_index_progress SET indexed_seq = (SELECT max(seq) FROM pending) "
+    "WHERE id = 1 AND EXISTS (SELECT 1 FROM pending)) "
+    "SELECT (SELECT indexed_seq FROM progress), (SELECT count(*) FROM pending)"
+)
+
+
+class IndexProgressMissing(RuntimeError):
+    """The `audit_index_progress` row is gone: the migration creates it, nothing may delete it."""
+
+
+async def catch_up(session: AsyncSession, *, batch: int = CATCH_UP_BATCH) -> int:
+    """Index the events after the progress row, up to `batch` of them, in this transaction;
+    return how many (0: the indexes are complete as this transaction sees the chain).
+
+    PostgreSQL only: on SQLite the append indexes its events itself.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return 0
+    was, indexed = (await session.execute(_PG_CATCH_UP, {"batch": batch})).one()
+    if was is None:
+        raise IndexProgressMissing("the audit index progress row is missing")
+    return int(indexed)
+
+
+async def catch_up_all(session: AsyncSession) -> None:
+    """Index every event committed so far (a reader's first step before it reads an index)."""
+    while await catch_up(session):
+        pass
+
+
+async def indexed_through(session: AsyncSession) -> int | None:
+    """The last seq whose index rows are written, as this transaction sees it (None: no row)."""
+    query = sa.select(PROGRESS.c.indexed_seq).where(PROGRESS.c.id == HEAD_ID)
+    value = (await session.execute(query)).scalar_one_or_none()
+    return None if value is None else int(value)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -165,3 +165,20 @@ class AuditChainHead(SQLModel, table=True):
     id: int = Field(default=HEAD_ID, primary_key=True, sa_column_kwargs={"autoincrement": False})
     last_seq: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
     last_hash: str = Field(max_length=HASH_LENGTH)
+
+
+class AuditIndexProgress(SQLModel, table=True):
+    """How far the record and child indexes are built: every event up to `indexed_seq` has its
+    index rows, none after it has any.
+
+    On PostgreSQL an append writes only the event (hash-chained, committed before any data
+    leaves); `chain.catch_up` indexes the events after this row, in seq order, off the request
+    path. Appends serialise on the chain head until they commit, so committed events are always
+    a prefix of the chain and the indexer never skips one. On SQLite the append indexes at once
+    and moves this row with the head.
+    """
+
+    __tablename__ = "audit_index_progress"
+
+    id: int = Field(default=HEAD_ID, primary_key=True, sa_column_kwargs={"autoincrement": False})
+    indexed_seq: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))

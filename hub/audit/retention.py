@@ -79,11 +79,15 @@ async def erase_before(
     """Erase events that occurred before `cutoff` (oldest first) and log the erasure.
 
     Runs in the caller's write transaction and holds the chain lock from the start, so appends
-    and other erasures wait. Raises `ErasureRefused` if the range to erase does not verify.
+    and other erasures wait (and the index progress row, so the indexer waits too). Raises
+    `ErasureRefused` if the range to erase does not verify.
     """
     if cutoff.tzinfo is None:
         raise InvalidInput("the cutoff must carry a timezone", field="cutoff")
     head = await chain.lock_head(session)
+    # Index what the indexer has not reached, and hold its progress row until the erasure
+    # commits: no index row of an erased event can be written after its deletion.
+    await chain.catch_up_all(session)
     first_kept = await _first_kept(session, cutoff)
     through = head.last_seq if first_kept is None else first_kept - 1
     checked = await verify.verify(session, through=through)

@@ -363,8 +363,9 @@ def _event_conditions(filters: EventFilter) -> list[sa.ColumnElement[bool]]:
     return conditions
 
 
-def _narrowed(filters: EventFilter) -> tuple[sa.Select[AuditEvent], Any]:
-    """The events that may hold a matching access, and the seq column the index walks.
+def _narrowed(filters: EventFilter) -> tuple[sa.Select[AuditEvent], Any, bool]:
+    """The events that may hold a matching access, the seq column the index walks, and whether
+    an index narrowed them.
 
     A child's accesses come off the child index, a record's or an owner's off the record
     index; each event found holds at least one matching access.
@@ -375,7 +376,7 @@ def _narrowed(filters: EventFilter) -> tuple[sa.Select[AuditEvent], Any]:
         query = query.join(children, children.c.seq == col(AuditEvent.seq)).where(
             children.c.child_id == filters.child_id
         )
-        return query, children.c.seq
+        return query, children.c.seq, True
     by_record = {
         chain.RECORDS.c.record_type: filters.record_type,
         chain.RECORDS.c.record_id: filters.record_id,
@@ -386,7 +387,41 @@ def _narrowed(filters: EventFilter) -> tuple[sa.Select[AuditEvent], Any]:
         # One event may list several of an owner's records: a semi-join finds each event once.
         listed = sa.exists().where(chain.RECORDS.c.seq == col(AuditEvent.seq), *wanted)
         query = query.where(listed)
-    return query, col(AuditEvent.seq)
+    return query, col(AuditEvent.seq), bool(wanted)
+
+
+async def _sources(
+    session: AsyncSession, filters: EventFilter
+) -> list[tuple[sa.Select[AuditEvent], Any]]:
+    """Where the matching events are, newest first: the events the indexes do not hold yet
+    (`chain.catch_up` runs after the append), read whole, then the indexed ones."""
+    query, seq, indexed = _narrowed(filters)
+    if not indexed:
+        return [(query, seq)]
+    through = await chain.indexed_through(session)
+    if through is None:
+        raise chain.IndexProgressMissing("the audit index progress row is missing")
+    tail = sa.select(AuditEvent).where(col(AuditEvent.seq) > through, *_unindexed_match(filters))
+    return [(tail, col(AuditEvent.seq)), (query.where(seq <= through), seq)]
+
+
+def _unindexed_match(filters: EventFilter) -> list[sa.ColumnElement[bool]]:
+    """What the indexes would have found, as text tests on an unindexed event's lists (compact
+    JSON, as hashed): never fewer events than match, and `_matches` then decides exactly.
+
+    Only events appended since the indexes were introduced are ever unindexed, all listing
+    their records in `records`.
+    """
+    found = []
+    if filters.child_id is not None:
+        child = chain.encode_json(filters.child_id)
+        found.append(col(AuditEvent.child_ids).contains(child, autoescape=True))
+    listed = {"type": filters.record_type, "id": filters.record_id, "owner": filters.record_owner}
+    for key, value in listed.items():
+        if value is not None:
+            entry = f'"{key}":{chain.encode_json(value)}'
+            found.append(col(AuditEvent.records).contains(entry, autoescape=True))
+    return found
 
 
 _EVERY_ORDINAL = 2**31  # above any record's place in an event: a bound taking the whole event
@@ -410,11 +445,36 @@ async def list_events(
     if first < 1:
         raise InvalidInput("first must be at least 1", field="first")
     bound = decode_cursor(after) if after is not None else None
-    query, seq = _narrowed(filters)
-    query = query.where(*_event_conditions(filters)).order_by(seq.desc())
+    conditions = _event_conditions(filters)
     found: list[Access] = []
-    batch = first + 2
-    while len(found) <= first:
+    for query, seq in await _sources(session, filters):
+        if len(found) > first:
+            break
+        ordered = query.where(*conditions).order_by(seq.desc())
+        found += await _matching(
+            session, ordered, seq, filters=filters, bound=bound, wanted=first - len(found)
+        )
+    items = found[:first]
+    return Page(
+        items=items,
+        cursors=[encode_cursor(access.key) for access in items],
+        has_next_page=len(found) > first,
+    )
+
+
+async def _matching(
+    session: AsyncSession,
+    query: sa.Select[AuditEvent],
+    seq: Any,
+    *,
+    filters: EventFilter,
+    bound: tuple[int, int] | None,
+    wanted: int,
+) -> list[Access]:
+    """The matching accesses below `bound`, newest first, until one more than `wanted`."""
+    found: list[Access] = []
+    batch = wanted + 2
+    while len(found) <= wanted:
         limited = query if bound is None else query.where(seq <= bound[0])
         events: list[AuditEvent] = list((await session.execute(limited.limit(batch))).scalars())
         for event in events:
@@ -427,12 +487,7 @@ async def list_events(
             break
         # The next batch starts below the last event read: every access of the one before it.
         bound = (events[-1].seq - 1, _EVERY_ORDINAL)
-    items = found[:first]
-    return Page(
-        items=items,
-        cursors=[encode_cursor(access.key) for access in items],
-        has_next_page=len(found) > first,
-    )
+    return found
 
 
 async def child_history(

@@ -501,16 +501,34 @@ async def _index_problem(session: AsyncSession, index: _Index, segment: _Segment
     return None
 
 
+async def _indexed_beyond(session: AsyncSession, indexed_through: int) -> list[Problem | None]:
+    """Index rows for events the indexer has not reached: nothing but a forgery puts them there."""
+    problems: list[Problem | None] = []
+    for index in _INDEXES:
+        seq = index.table.c.seq
+        first = await _scalar(session, sa.select(sa.func.min(seq)).where(seq > indexed_through))
+        if first is not None:
+            problems.append(
+                Problem(
+                    int(first),
+                    index.reason,
+                    f"the {index.name} index holds seq {first}, past the events it indexes",
+                )
+            )
+    return problems
+
+
 async def _index_problems(session: AsyncSession, segment: _Segment) -> list[Problem | None]:
     return [await _index_problem(session, index, segment) for index in _INDEXES]
 
 
-async def _settle(session: AsyncSession, walk: _Walk) -> Problem | None:
-    """After a segment: check its child index, name (or clear) the suspect; the first wins.
+async def _settle(session: AsyncSession, walk: _Walk, *, indexed: bool) -> Problem | None:
+    """After a segment: check its indexes (if its events are `indexed`), name (or clear) the
+    suspect; the first wins.
 
     At the same seq the chain's reason wins: a forged event also upsets the child index.
     """
-    problems = await _index_problems(session, walk.segment)
+    problems = await _index_problems(session, walk.segment) if indexed else []
     suspect = walk.suspect
     if suspect is not None:
         if suspect.kind == "hash" and await _confirmed_in_python(session, suspect):
@@ -521,7 +539,8 @@ async def _settle(session: AsyncSession, walk: _Walk) -> Problem | None:
                 quotes=suspect.quotes,
                 records=suspect.records,
             )
-            problems += await _index_problems(session, alone)
+            if indexed:
+                problems += await _index_problems(session, alone)
         else:
             problems.append(await _classify(session, walk, suspect))
     return _first(*problems)
@@ -547,14 +566,26 @@ async def verify(
         _copy_segment if postgres else _select_batch
     )
     walk = _Walk(await chain.erasures(session))
+    # The indexes hold the events up to `indexed_seq` (the indexer runs after the appends):
+    # the walk checks them that far, then walks on without them.
+    indexed_through = await chain.indexed_through(session) or 0
+    index_stop = indexed_through if through is None else min(through, indexed_through)
     problem: Problem | None = None
     walked_to_the_end = False
-    while problem is None and not walked_to_the_end:
-        walk.segment = _Segment()
-        after = walk.next_seq - 1 if walk.first_seq is not None else 0
-        await read(session, walk, _walk_query(after=after, through=through, size=size))
-        walked_to_the_end = walk.segment.delivered < size and walk.suspect is None
-        problem = await _settle(session, walk)
+    for stop, indexed in ((index_stop, True), (through, False)):
+        walked_to_the_end = False
+        while problem is None and not walked_to_the_end:
+            walk.segment = _Segment()
+            after = walk.next_seq - 1 if walk.first_seq is not None else 0
+            if stop is not None and after >= stop:
+                walked_to_the_end = True
+                break
+            await read(session, walk, _walk_query(after=after, through=stop, size=size))
+            walked_to_the_end = walk.segment.delivered < size and walk.suspect is None
+            problem = await _settle(session, walk, indexed=indexed)
+        if problem is not None:
+            break
+    problem = _first(problem, *await _indexed_beyond(session, indexed_through))
     # The head check may name an earlier seq than a child-index problem in the last segment.
     if (
         through is None

@@ -69,6 +69,8 @@ class RequestTransaction(SchemaExtension):
                 raise self._audit_failure(context, error) from error
             if mutation:
                 context.hub.notifier.poke()  # committed: subscribers may read the changes
+            if self.audited:
+                context.hub.indexer.poke()  # committed: index the events off the request path
 
     async def on_stream_result(self, result: Any) -> AsyncIterator[None]:
         """A subscription event: audit what it delivers and commit, before it is sent."""
@@ -87,6 +89,8 @@ class RequestTransaction(SchemaExtension):
                 await session.rollback()
                 result.data = None
                 result.errors = [self._audit_failure(context, error)]
+            else:
+                context.hub.indexer.poke()
         yield
 
     @staticmethod
