@@ -95,7 +95,7 @@ class ServedRecords:
         released = []
         for place, noted in self._noted.items():
             value = _at(data, place)
-            if not isinstance(value, Mapping):
+            if not isinstance(value, dict) and not isinstance(value, Mapping):
                 continue  # nulled by an error below it: nothing of it left
             fields = tuple(
                 sorted(
@@ -137,10 +137,14 @@ class ServedRecords:
 def _at(data: Mapping[str, Any] | None, place: Path) -> Any:
     value: Any = data
     for key in place:
-        if isinstance(value, Mapping):
+        # graphql-core's results are dicts and lists: checked first, as this runs for every
+        # step to every record served (a Mapping check goes through the ABC machinery).
+        if isinstance(value, dict):
             value = value.get(str(key))
-        elif isinstance(value, list) and isinstance(key, int) and key < len(value):
-            value = value[key]
+        elif isinstance(value, list):
+            value = value[key] if isinstance(key, int) and key < len(value) else None
+        elif isinstance(value, Mapping):
+            value = value.get(str(key))
         else:
             return None
     return value
