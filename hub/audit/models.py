@@ -4,7 +4,8 @@ An event is one response's worth of one kind of processing: the records a caller
 with the fields it received and the children it concerns) are listed in the event's `records`,
 inside what the hash covers, so a response costs one chained row however many records it holds.
 The narrow `audit_event_record` and `audit_event_child` rows index them for "who saw this record"
-and "who saw this child's records"; `verify` checks both indexes against the events.
+and "who saw this child's records" (on PostgreSQL written after the append: `AuditIndexProgress`
+says how far); `verify` checks both indexes against the events.
 Events written before records were grouped (chain version 1) hold one record in their own
 `record_*` columns and have no `records`.
 
