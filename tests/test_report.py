@@ -345,7 +345,9 @@ async def test_the_report_benchmark_runs_tiny() -> None:
     lines = figures.lines()
     assert figures.national_stages > figures.council_stages > 0
     assert figures.national_seconds > 0
-    assert any("national year report" in line for line in lines)
+    assert len(figures.national_runs) == bench.NATIONAL_RUNS
+    assert min(figures.national_runs) <= figures.national_seconds <= max(figures.national_runs)
+    assert any("national year report" in line and "the median of 3 runs" in line for line in lines)
     assert figures.breaches > 0
     assert list(figures.parts) == list(PARTS)
     assert all(seconds > 0 for seconds in figures.parts.values())
@@ -471,34 +473,76 @@ async def test_sql_deadlines_follow_the_calendar_in_england_and_wales(tmp_path: 
         assert judged[council, "DA-ACK"] == (len(_EDGES) - 2, 2)
 
 
-@pytest.mark.skipif(not is_postgres(), reason="the SQL path is PostgreSQL's")
-async def test_sql_ranks_give_the_median_and_nearest_rank_90th_percentile(
-    database_url: str,
-) -> None:
-    """One sort per population: its three ranks agree with the Python statistics for any n."""
+def test_numpy_ranks_give_the_median_and_nearest_rank_90th_percentile() -> None:
+    """One sort, then runs per group: three ranks that agree with the Python statistics for any
+    n (group n holds n delays, in no order), and None where a group has no delay."""
     import statistics  # noqa: PLC0415
 
-    from hub.timeliness.report_sql import RANKS  # noqa: PLC0415
+    import numpy as np  # noqa: PLC0415
+
+    from hub.timeliness import percentiles  # noqa: PLC0415
     from hub.timeliness.stats import nearest_rank  # noqa: PLC0415
 
-    db = Database(database_url)
-    try:
-        async with db.engine.connect() as connection:
-            rows = await connection.execute(
-                sa.text(
-                    f"SELECT n, percentile_disc(CAST({RANKS} AS float8[]))"  # noqa: S608 - a constant
-                    " WITHIN GROUP (ORDER BY v * 7 % 1009) FROM generate_series(1, 400) n,"
-                    " generate_series(1, n) v GROUP BY n ORDER BY n"
-                )
-            )
-            found = rows.all()
-    finally:
-        await db.dispose()
-    assert len(found) == 400
-    for n, (low, high, p90) in found:
+    sizes = range(1, 401)
+    codes = [f"C{n}" for n in sizes]
+    # The database's hashes of the values, as the delays part writes them (any distinct ints).
+    hashes = {code: -7919 * n for n, code in enumerate(codes, start=1)}
+    hashes |= {"incident": 17, "2026-01": 5}
+    council = np.repeat([hashes[code] for code in codes], list(sizes))
+    first = np.concatenate([np.arange(1, n + 1) * 7 % 1009 for n in sizes])
+    nothing = np.full(council.size, percentiles.NO_DELAY)
+    group_keys = [
+        np.full(council.size, hashes["C1"]),
+        council,
+        np.full(council.size, 17),
+        np.full(council.size, 5),
+    ]
+    delays = [first, *([nothing] * (percentiles.STAGE_COUNT - 1))]
+    keys = percentiles.Keys(codes=codes, kinds=["incident"], months=["2026-01"], hashes=hashes)
+    # Stage 0 counts in population 0 for kind 1; stage 1 in population 1, which no row reaches.
+    table = [[-1, 0], [-1, 1], *([[-1, -1]] * (percentiles.STAGE_COUNT - 2))]
+
+    found = percentiles.ranks(group_keys, delays, keys=keys, population_of=table, populations=2)
+
+    assert list(found["council"]) == [f"C{n}" for n in sizes]
+    for n in sizes:
+        low, high, p90, *rest = found["council"][f"C{n}"]
         values = sorted(float(v * 7 % 1009) for v in range(1, n + 1))
-        assert (low + high) / 2 == statistics.median(values), n
+        assert (low + high) / 2 == statistics.median(values), n  # type: ignore[operator]
         assert p90 == nearest_rank(values, 90), n
+        assert rest == [None, None, None]
+    everything = sorted(float(v) for v in first)
+    low, high, p90, *_ = found["kind"]["incident"]
+    assert (low + high) / 2 == statistics.median(everything)  # type: ignore[operator]
+    assert p90 == nearest_rank(everything, 90)
+    assert list(found["force"]) == ["C1"]
+
+    # A hash no listed value has: the report fails rather than drop the record's delays.
+    group_keys[1] = council.copy()
+    group_keys[1][5] = 123
+    with pytest.raises(percentiles.BadDelays):
+        percentiles.ranks(group_keys, delays, keys=keys, population_of=table, populations=2)
+
+
+def test_numpy_reads_only_the_delays_parts_binary_rows() -> None:
+    from hub.timeliness import percentiles  # noqa: PLC0415
+
+    header = b"PGCOPY\n\xff\r\n\x00" + bytes(4) + bytes(4)
+    row = (
+        (10).to_bytes(2, "big")
+        + b"".join((4).to_bytes(4, "big") + k.to_bytes(4, "big") for k in (3, 5, 1, 2))
+        + b"".join(
+            (8).to_bytes(4, "big") + d.to_bytes(8, "big", signed=True)
+            for d in (7, percentiles.NO_DELAY, -2, 0, 1, 2**40)
+        )
+    )
+    group_keys, delays = percentiles.read(header + row + row + b"\xff\xff")
+    assert [int(k[1]) for k in group_keys] == [3, 5, 1, 2]
+    assert [int(d[0]) for d in delays] == [7, percentiles.NO_DELAY, -2, 0, 1, 2**40]
+    with pytest.raises(percentiles.BadDelays):
+        percentiles.read(header + row[:-1] + b"\xff\xff")  # a row cut short
+    with pytest.raises(percentiles.BadDelays):
+        percentiles.read(b"not a copy stream")
 
 
 @pytest.mark.skipif(not is_postgres(), reason="the SQL path is PostgreSQL's")

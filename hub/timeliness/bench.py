@@ -18,6 +18,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import random
+import statistics
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -41,6 +42,9 @@ CHUNK = 100_000
 
 # The breaches a report lists (GraphQL's page); every one is still counted.
 LISTED_BREACHES = 1000
+# The national report is timed this many times, one after another, and the median reported:
+# one run on a shared machine can land on another tenant's burst.
+NATIONAL_RUNS = 3
 
 
 @dataclasses.dataclass
@@ -54,13 +58,15 @@ class ReportBenchFigures:
     council_seconds: float  # the first run, on a cold cache right after the load
     council_warm_seconds: float  # the best of two more
     council_stages: int
-    national_seconds: float
+    national_seconds: float  # the median of the runs
     national_stages: int
     breaches: int
     # The national report's parts, each alone on one connection: seconds of one core each.
     parts: dict[str, float] = dataclasses.field(default_factory=dict)
+    national_runs: list[float] = dataclasses.field(default_factory=list)
 
     def lines(self) -> list[str]:
+        runs = ", ".join(f"{seconds:.2f}" for seconds in self.national_runs)
         return [
             (
                 f"loaded   {self.incidents:,} incidents, {self.episodes:,} missing episodes, "
@@ -73,7 +79,8 @@ class ReportBenchFigures:
                 f"({self.council_stages:,} stages judged; target < 1 s)"
             ),
             (
-                f"national year report: {self.national_seconds:.2f} s "
+                f"national year report: {self.national_seconds:.2f} s, the median of "
+                f"{len(self.national_runs)} runs ({runs} s) "
                 f"({self.national_stages:,} stages judged, {self.breaches:,} breaches counted, "
                 f"the longest {LISTED_BREACHES:,} listed; target < 10 s)"
             ),
@@ -246,6 +253,8 @@ async def _rebuild_facts(url: str) -> float:
         async with engine.connect() as connection:
             await connection.execution_options(isolation_level="AUTOCOMMIT")
             await connection.execute(sa.text("VACUUM ANALYZE stage_fact"))
+            # The rewrite's dirty pages written now, not by a checkpoint during the timed runs.
+            await connection.execute(sa.text("CHECKPOINT"))
         return time.perf_counter() - started
     finally:
         await engine.dispose()
@@ -320,7 +329,7 @@ async def run(
         }
         try:
             timed = []
-            scopes = [ReportScope(council_code=council)] * 3 + [ReportScope()]
+            scopes = [ReportScope(council_code=council)] * 3 + [ReportScope()] * NATIONAL_RUNS
             for scope in scopes:
                 begun = time.perf_counter()
                 data = await extract.report(db, scope=scope, **common)
@@ -338,7 +347,9 @@ async def run(
             )
         finally:
             await db.dispose()
-    (council_s, council_n, _), *warm, (national_s, national_n, breaches) = timed
+    (council_s, council_n, _), *warm = timed[:3]
+    national = timed[3:]
+    _, national_n, breaches = national[-1]
     return ReportBenchFigures(
         incidents=incidents,
         episodes=episodes,
@@ -349,8 +360,9 @@ async def run(
         council_seconds=council_s,
         council_warm_seconds=min(seconds for seconds, _, _ in warm),
         council_stages=council_n,
-        national_seconds=national_s,
+        national_seconds=statistics.median(seconds for seconds, _, _ in national),
         national_stages=national_n,
         breaches=breaches,
         parts=parts,
+        national_runs=[seconds for seconds, _, _ in national],
     )
