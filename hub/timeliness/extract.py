@@ -5,13 +5,14 @@ targets and return the same `ReportData`; a test runs both on one database and c
 
 * SQLite (and any small database): `service.in_period` loads the period's records with their
   receiving councils and receipts, and `report_data.build_report` does the rest in Python.
-* PostgreSQL: four statements (`report_sql`) run side by side in one snapshot. They read the
+* PostgreSQL: three statements (`report_sql`) run side by side in one snapshot. They read the
   stage facts kept on write (`facts`: each record's times per receiving council), judge every
   stage against its target (deadlines from a calendar the Python `calendar` module computes,
   passed in as arrays, so bank holidays still come from one place), and return the per-group
-  figures, the breaches (longest first, up to the caller's limit), and the records that may lie
-  in a burst, so that Python only builds the result and runs the batching detector on
-  candidates instead of on every record.
+  figures, the breaches (longest first, up to the caller's limit), every delay (copied out in
+  binary, ranked in numpy: `percentiles`), and the records that may lie in a burst, so that
+  Python only builds the result and runs the batching detector on candidates instead of on
+  every record.
 """
 
 from __future__ import annotations
@@ -35,12 +36,27 @@ from hub.db import Database
 from hub.reference.models import Organisation
 from hub.settings import Settings
 from hub.timeliness import service
-from hub.timeliness.batching import BatchingParams, BatchingScore, SharedRecord, detect_batching
+from hub.timeliness.batching import (
+    BatchingParams,
+    BatchingResult,
+    BatchingScore,
+    SharedRecord,
+    detect_batching,
+)
 from hub.timeliness.calendar import LONDON, is_working_day, local_date
+from hub.timeliness.percentiles import RANKS_PER_POPULATION, Keys, ranks, read
 from hub.timeliness.report_data import ReportData, ReportScope, build_report
-from hub.timeliness.report_sql import PARTS, RANKS_PER_POPULATION, Cell, build, populations
+from hub.timeliness.report_sql import (
+    BATCHING,
+    DELAYS,
+    PARTS,
+    Cell,
+    build,
+    population_table,
+    populations,
+)
 from hub.timeliness.stats import Breach, Group, StageStats, breach_order
-from hub.timeliness.targets import STAGES, TargetSet, Unit, load_targets
+from hub.timeliness.targets import KINDS, STAGES, TargetSet, Unit, load_targets
 from hub.timeliness.timeline import stage_delays
 
 _HOUR_US = 3_600_000_000
@@ -80,7 +96,7 @@ async def report(
     agreement_version: str | None = None,
     use_sql: bool | None = None,
     breach_limit: int | None = None,
-    connections: int = 2,
+    connections: int = 3,
 ) -> ReportData:
     """The report for events from `period_from` to `period_to` (inclusive), judged at `as_of`.
 
@@ -188,9 +204,25 @@ def calendar_arrays(targets: TargetSet, first: dt.date, last: dt.date) -> dict[s
     return {"c_a": a, "c_b": b, "c_shift": shift, "c_first": first, "c_days": days}
 
 
-def _statements(
-    asked: _Asked, batching: BatchingParams
-) -> tuple[list[tuple[sa.TextClause, dict[str, Any]]], list[Cell]]:
+def _months(first: dt.date, last: dt.date) -> list[str]:
+    """Every month from `first`'s to `last`'s, as the stage facts name them (YYYY-MM)."""
+    months, year, month = [], first.year, first.month
+    while (year, month) <= (last.year, last.month):
+        months.append(f"{year:04d}-{month:02d}")
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)  # noqa: PLR2004
+    return months
+
+
+@dataclasses.dataclass(frozen=True)
+class _Part:
+    """One of the report's statements (`report_sql.PARTS`), with what it binds."""
+
+    name: str
+    statement: sa.TextClause
+    bound: dict[str, Any]
+
+
+def _statements(asked: _Asked, batching: BatchingParams) -> tuple[list[_Part], list[Cell]]:
     """The report's parts (`report_sql.PARTS`), each with the parameters it binds; the cells."""
     start, end = period_bounds(asked.period_from, asked.period_to)
     first_day = asked.period_from - dt.timedelta(days=1)
@@ -212,10 +244,102 @@ def _statements(
         **extra,
     }
     statements = [
-        (sa.text(sql), {name: value for name, value in params.items() if f":{name}" in sql})
-        for sql in parts
+        _Part(name, sa.text(sql), {key: value for key, value in params.items() if f":{key}" in sql})
+        for name, sql in zip(PARTS, parts, strict=True)
     ]
     return statements, found
+
+
+async def _keys(connection: AsyncConnection, asked: _Asked, *, codes: list[str]) -> Keys:
+    """What the delays' group keys stand for: the hub's organisations (`codes`), kinds and
+    months, with the database's hash of each."""
+    kinds, months = list(KINDS), _months(asked.period_from, asked.period_to)
+    hashed = await connection.execute(
+        sa.text("SELECT v, hashtext(v) FROM unnest(CAST(:values AS text[])) AS v"),
+        {"values": [*codes, *kinds, *months]},
+    )
+    return Keys(codes=codes, kinds=kinds, months=months, hashes={v: int(h) for v, h in hashed})
+
+
+@dataclasses.dataclass
+class _Results:
+    """What the parts returned: rows, the delays' ranks (`percentiles.ranks`), and the bursts
+    found among the batching candidates."""
+
+    rows: list[Mapping[Any, Any]] = dataclasses.field(default_factory=list)
+    ranks: dict[str, dict[str, list[float | None]]] = dataclasses.field(default_factory=dict)
+    batching: tuple[BatchingResult, tuple[BatchingScore, ...]] | None = None
+
+
+def _batching(
+    rows: Iterable[Mapping[Any, Any]], params: BatchingParams
+) -> tuple[BatchingResult, tuple[BatchingScore, ...]]:
+    """The batching part's rows: the detector run on the candidates, and each force's score."""
+    candidates: list[SharedRecord] = []
+    records: dict[str, int] = {}
+    for row in rows:
+        if row["section"] == "shared":
+            candidates.append(
+                SharedRecord(
+                    row["force_code"],
+                    row["council_code"],
+                    row["kind"],
+                    row["record_id"],
+                    row["started_at"],
+                    row["ended_at"],
+                )
+            )
+        else:  # "records": each force's shared records, for its batching score
+            records[row["force_code"]] = int(row["stats"][0])
+    batches = detect_batching(candidates, params)
+    in_bursts = {score.force_code: score.in_bursts for score in batches.scores}
+    scores = tuple(
+        BatchingScore(force, n, in_bursts.get(force, 0)) for force, n in sorted(records.items())
+    )
+    return batches, scores
+
+
+async def _run(
+    connection: AsyncConnection,
+    part: _Part,
+    *,
+    keys: Keys,
+    found: list[Cell],
+    batching: BatchingParams,
+    into: _Results,
+) -> None:
+    """Run one part on `connection` (inside its snapshot) and keep what it returns."""
+    if part.name == BATCHING:
+        rows = (await connection.execute(part.statement, part.bound)).mappings().all()
+        # While the other parts still run: the detector need not wait for them.
+        into.batching = await asyncio.to_thread(_batching, rows, batching)
+        return
+    if part.name != DELAYS:
+        into.rows.extend((await connection.execute(part.statement, part.bound)).mappings().all())
+        return
+    # Binary COPY through the driver itself: fixed-width rows numpy reads in place.
+    compiled = part.statement.compile(dialect=connection.dialect)
+    arguments = [part.bound[name] for name in compiled.positiontup or ()]
+    driver: Any = (await connection.get_raw_connection()).driver_connection
+    data = bytearray()
+
+    async def sink(chunk: bytes) -> None:
+        data.extend(chunk)
+
+    await driver.copy_from_query(str(compiled), *arguments, output=sink, format="binary")
+
+    # In a thread: numpy's sorts let go of the interpreter, and the other parts' rows arrive.
+    def ranked() -> dict[str, dict[str, list[float | None]]]:
+        group_keys, delays = read(data)
+        return ranks(
+            group_keys,
+            delays,
+            keys=keys,
+            population_of=population_table(found),
+            populations=len(populations(found)),
+        )
+
+    into.ranks = await asyncio.to_thread(ranked)
 
 
 async def part_seconds(
@@ -241,27 +365,34 @@ async def part_seconds(
         breach_limit=breach_limit,
         connections=1,
     )
-    statements, _ = _statements(asked, BatchingParams())
     seconds: dict[str, float] = {}
     async with _snapshot(db, 1) as (connection,):
-        for name, (statement, bound) in zip(PARTS, statements, strict=True):
+        keys = await _keys(connection, asked, codes=sorted(await _names(connection)))
+        statements, found = _statements(asked, BatchingParams())
+        for part in statements:
             started = time.perf_counter()
-            (await connection.execute(statement, bound)).all()
-            seconds[name] = time.perf_counter() - started
+            await _run(
+                connection, part, keys=keys, found=found, batching=BatchingParams(), into=_Results()
+            )
+            seconds[part.name] = time.perf_counter() - started
     return seconds
 
 
 async def _sql_report(db: Database, asked: _Asked) -> ReportData:
     batching = BatchingParams()
-    statements, found = _statements(asked, batching)
-    rows: list[Mapping[Any, Any]] = []
-    async with _snapshot(db, min(asked.connections, len(statements))) as connections:
+    results = _Results()
+    async with _snapshot(db, min(asked.connections, len(PARTS))) as connections:
+        names = await _names(connections[0])
+        keys = await _keys(connections[0], asked, codes=sorted(names))
+        statements, found = _statements(asked, batching)
         queue = list(statements)
 
         async def work(connection: AsyncConnection) -> None:
             while queue:
-                statement, bound = queue.pop(0)
-                rows.extend((await connection.execute(statement, bound)).mappings().all())
+                part = queue.pop(0)
+                await _run(
+                    connection, part, keys=keys, found=found, batching=batching, into=results
+                )
 
         # A part that fails cancels the others, and every connection is idle again before
         # the snapshot's transactions end; the caller sees the failure itself, not a group.
@@ -271,8 +402,7 @@ async def _sql_report(db: Database, asked: _Asked) -> ReportData:
                     group.create_task(work(connection))
         except ExceptionGroup as failed:
             raise failed.exceptions[0] from None
-        names = await _names(connections[0])
-    return _assemble(rows, asked, found, batching, names=names)
+    return _assemble(results, asked, found, batching, names=names)
 
 
 _SNAPSHOT_ID = re.compile(r"[0-9A-F]+-[0-9A-F]+(-[0-9]+)?")
@@ -410,7 +540,7 @@ def _order(stats: list[StageStats]) -> tuple[StageStats, ...]:
 
 
 def _assemble(
-    rows: Iterable[Mapping[Any, Any]],
+    results: _Results,
     asked: _Asked,
     cells: list[Cell],
     batching: BatchingParams,
@@ -420,18 +550,14 @@ def _assemble(
     targets, pseudonymise = asked.targets, asked.pseudonymise
     groupings: dict[str, list[StageStats]] = {g: [] for g in _GROUPINGS}
     counts = _Counts(cells, len(targets.targets))
-    # grouping -> group -> per population its ranks (`report_sql.RANKS`), in `populations` order
-    ranks: dict[str, dict[str, list[Any]]] = {g: {} for g in _GROUPINGS}
+    # grouping -> group -> per population its three ranks, in `populations` order
+    ranked = {grouping: results.ranks.get(grouping, {}) for grouping in _GROUPINGS}
     found: list[Breach] = []
-    candidates: list[SharedRecord] = []
-    records: dict[str, int] = {}
     pseudonyms: dict[str, str] = {}
-    for row in rows:
+    for row in results.rows:
         section = row["section"]
         if section == "counts":
             counts.add(row)
-        elif section == "percentiles":
-            ranks[row["grouping"]][row["grp"]] = row["stats"]
         elif section == "breach":
             child = row["child_id"]
             if child is not None and child not in pseudonyms:
@@ -454,38 +580,21 @@ def _assemble(
                     open=row["still_open"],
                 )
             )
-        elif section == "shared":
-            candidates.append(
-                SharedRecord(
-                    row["force_code"],
-                    row["council_code"],
-                    row["kind"],
-                    row["record_id"],
-                    row["started_at"],
-                    row["ended_at"],
-                )
-            )
-        else:  # "records": each force's shared records, for its batching score
-            records[row["force_code"]] = int(row["stats"][0])
     population = {pop: index for index, pop in enumerate(populations(cells))}
     for grouping, groups in counts.found.items():
         for group, tallies in groups.items():
             for c, (rows_n, ended, longest, within, breached) in tallies.items():
                 cell = cells[c]
                 at = RANKS_PER_POPULATION * population[cell.stage, cell.kinds]
-                low, high, p90 = ranks[grouping][group][at : at + RANKS_PER_POPULATION]
-                median = None if low is None else (low + high) / 2
+                low, high, p90 = ranked[grouping][group][at : at + RANKS_PER_POPULATION]
+                median = None if low is None or high is None else (low + high) / 2
                 stats = _cell_stats(
                     grouping, group, cell, [rows_n, ended, median, p90, longest, within, breached]
                 )
                 target_id = targets.targets[cell.target].id if cell.target is not None else None
                 groupings[grouping].append(dataclasses.replace(stats, target_id=target_id))
     found.sort(key=breach_order)
-    batches = detect_batching(candidates, batching)
-    in_bursts = {score.force_code: score.in_bursts for score in batches.scores}
-    scores = tuple(
-        BatchingScore(force, n, in_bursts.get(force, 0)) for force, n in sorted(records.items())
-    )
+    batches, scores = results.batching or _batching([], batching)
     return ReportData(
         period_from=asked.period_from,
         period_to=asked.period_to,

@@ -1,0 +1,183 @@
+"""The report's medians and 90th percentiles on PostgreSQL: from the delays, in numpy.
+
+Every stage's delay of a national year (about 10 million) is sorted once per grouping to find
+three ranks per group and population. PostgreSQL's ordered-set aggregates did it in two
+statements of 5 seconds each; here one `COPY ... (FORMAT binary)` streams each stage fact's
+group keys and six delays as fixed-width rows (`report_sql.delays_sql`), numpy reads them in
+place, sorts the delays once, and each grouping then only sorts small integer keys (a stable
+radix sort), so that each (group, population) is a run of sorted delays whose ranks are read
+off by position.
+
+The ranks are `percentile_disc`'s: 1-based positions ceil(n/2) and n//2 + 1 (the two middle
+delays, whose mean is the median) and ceil(9n/10) (the nearest-rank 90th percentile), exactly
+as `stats` computes them in Python.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+# `report_sql`'s delays part's columns: four group keys (the database's `hashtext` of the force,
+# council, kind and month), then each stage's delay in microseconds, with NO_DELAY for a stage
+# not ended (or not applying).
+GROUPINGS = ("force", "council", "kind", "month")
+STAGE_COUNT = 6
+NO_DELAY = -(2**62)
+RANKS_PER_POPULATION = 3  # the lower and upper middle delays, and the 90th percentile
+
+_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+_ROW = np.dtype(
+    [("fields", ">i2")]
+    + [(f"k{i}", [("size", ">i4"), ("value", ">i4")]) for i in range(len(GROUPINGS))]
+    + [(f"d{i}", [("size", ">i4"), ("value", ">i8")]) for i in range(STAGE_COUNT)]
+)
+
+
+class BadDelays(ValueError):
+    """The delays are not what `report_sql`'s delays part writes, or name a value not listed."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Keys:
+    """What the group keys stand for: each grouping's possible values, and the database's
+    `hashtext` of each (the delays part writes the hash, four bytes, not the text)."""
+
+    codes: Sequence[str]  # organisations: forces and councils
+    kinds: Sequence[str]  # in `targets.KINDS` order, as `report_sql.population_table` has them
+    months: Sequence[str]
+    hashes: Mapping[str, int]
+
+    def names(self, grouping: str) -> Sequence[str]:
+        return (
+            self.months if grouping == "month" else self.kinds if grouping == "kind" else self.codes
+        )
+
+    def positions(self, grouping: str, hashed: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        """Each hash's value as its position in `names(grouping)`, from 1."""
+        table = np.asarray([self.hashes[name] for name in self.names(grouping)], dtype=np.int64)
+        if np.unique(table).size != table.size:
+            # Two of a few hundred codes sharing a 32-bit hash: a chance of about 1 in 100,000.
+            raise BadDelays(
+                f"two {grouping} values share a hash: the report cannot tell them apart"
+            )
+        if not table.size:
+            if hashed.size:
+                raise BadDelays(f"a stage fact names a {grouping} not listed")
+            return hashed
+        order = np.argsort(table)
+        at = np.minimum(np.searchsorted(table[order], hashed), table.size - 1)
+        if (table[order][at] != hashed).any():
+            raise BadDelays(f"a stage fact names a {grouping} not listed")
+        return order[at] + 1
+
+
+def _rows(data: bytes | bytearray | memoryview) -> npt.NDArray[Any]:
+    """The rows of a binary COPY stream, read in place."""
+    view = memoryview(data)
+    if bytes(view[: len(_SIGNATURE)]) != _SIGNATURE:
+        raise BadDelays("not a binary COPY stream")
+    start = len(_SIGNATURE) + 4  # and the flags
+    start += 4 + int.from_bytes(view[start : start + 4], "big")  # the header extension
+    body = len(view) - start - 2
+    if body < 0 or body % _ROW.itemsize or bytes(view[-2:]) != b"\xff\xff":
+        raise BadDelays("the COPY stream's rows are not the expected width")
+    rows = np.frombuffer(view, dtype=_ROW, count=body // _ROW.itemsize, offset=start)
+    if rows.size and (rows["fields"] != len(GROUPINGS) + STAGE_COUNT).any():
+        raise BadDelays("the COPY stream's rows hold other columns")
+    return rows
+
+
+def read(
+    data: bytes | bytearray | memoryview,
+) -> tuple[list[npt.NDArray[np.int64]], list[npt.NDArray[np.int64]]]:
+    """A binary COPY of `report_sql`'s delays part: its group keys and its delays, by column."""
+    rows = _rows(data)
+    group_keys = [rows[f"k{i}"]["value"].astype(np.int64) for i in range(len(GROUPINGS))]
+    delays = [rows[f"d{i}"]["value"].astype(np.int64) for i in range(STAGE_COUNT)]
+    return group_keys, delays
+
+
+def ranks(
+    group_keys: Sequence[npt.NDArray[np.int64]],
+    delays: Sequence[npt.NDArray[np.int64]],
+    *,
+    keys: Keys,
+    population_of: Sequence[Sequence[int]],
+    populations: int,
+) -> dict[str, dict[str, list[float | None]]]:
+    """grouping -> group -> per population in order, its three ranked delays (None if empty).
+
+    `group_keys` are the rows' hashed force, council, kind and month (`Keys`), and `delays`
+    each stage's delay (NO_DELAY: none). `population_of[stage][kind]` is the population a
+    stage's delay counts in for a record of that kind (its position in `keys.kinds`, from 1),
+    or -1 for none. Every group with a row is listed, delays or not.
+    """
+    group_keys = [
+        keys.positions(name, key) for name, key in zip(GROUPINGS, group_keys, strict=True)
+    ]
+    table = np.asarray(population_of, dtype=np.int64)  # stage x (kind position)
+    values, where, pops = [], [], []
+    for stage in range(STAGE_COUNT):
+        ended = np.flatnonzero(delays[stage] != NO_DELAY)
+        population = table[stage][group_keys[2][ended]]
+        counted = population >= 0
+        values.append(delays[stage][ended[counted]])
+        where.append(ended[counted])
+        pops.append(population[counted])
+    value = np.concatenate(values)
+    row = np.concatenate(where).astype(np.int32)
+    pop = np.concatenate(pops)
+    found: dict[str, dict[str, list[float | None]]] = {}
+    for index, grouping in enumerate(GROUPINGS):
+        key = group_keys[index]
+        width = int(key.max(initial=0)) + 1
+        # Small integers throughout (a few hundred groups, a dozen populations): less memory
+        # to move, and numpy's stable sort of 16-bit keys is a radix sort, linear in the delays.
+        small = np.dtype(np.int16 if populations * width < 2**15 else np.int32)
+        run = pop.astype(small) * width + key.astype(small)[row]
+        by_run = np.argsort(run, kind="stable")
+        counts = np.bincount(run, minlength=populations * width)
+        found[grouping] = _groups(
+            value[by_run],
+            counts,
+            present=np.flatnonzero(np.bincount(key)),
+            width=width,
+            populations=populations,
+            names=keys.names(grouping),
+        )
+    return found
+
+
+def _groups(
+    values: npt.NDArray[np.int64],
+    counts: npt.NDArray[np.int64],
+    *,
+    present: npt.NDArray[np.int64],
+    width: int,
+    populations: int,
+    names: Sequence[str],
+) -> dict[str, list[float | None]]:
+    """Each present group's three ranks per population, from `values` laid out in runs, one per
+    (population, group), population-major: each run is partitioned around its three ranks
+    (linear in its length), not sorted."""
+    ends = np.cumsum(counts)
+    ranked: dict[int, list[float]] = {}
+    for run in np.flatnonzero(counts).tolist():
+        n = int(counts[run])
+        segment = values[ends[run] - n : ends[run]]
+        # 0-based: ceil(n/2) - 1, n//2, ceil(9n/10) - 1.
+        positions = [(n + 1) // 2 - 1, n // 2, -(-9 * n // 10) - 1]
+        segment.partition(sorted(set(positions)))  # in place: `values` is this call's own
+        ranked[run] = [float(segment[position]) for position in positions]
+    groups: dict[str, list[float | None]] = {}
+    for group in present.tolist():
+        entries: list[float | None] = []
+        for population in range(populations):
+            entries += ranked.get(population * width + group, [None, None, None])
+        groups[names[group - 1]] = entries
+    return groups
