@@ -11,8 +11,8 @@ Appends serialise on the single `audit_chain_head` row. On PostgreSQL one statem
 (`FOR UPDATE`, so any number of hub processes share one chain), links the new events to it
 (`sha256` in the database over bytes canonicalised here), inserts them and moves the head: one
 round trip for a response's events. Their record and child index rows are written after, off
-the request path, by `catch_up` (`AuditIndexProgress` says how far it has got); whoever reads
-through an index catches it up first. On SQLite the hub's write transactions begin IMMEDIATE
+the request path, by `catch_up` (`AuditIndexProgress` says how far it has got); readers read
+the events past that point directly. On SQLite the hub's write transactions begin IMMEDIATE
 and so already hold the database's write lock; the links are computed here and the index rows
 written with the events.
 
@@ -338,22 +338,20 @@ async def append(
 CATCH_UP_BATCH = 2_000
 
 # The record and child index rows of the events after the progress row, from the very `records`
-# and `child_ids` text the hash covers (version 1 events: their own record columns), and the
-# progress moved past them. The progress row's lock serialises indexers (and, in READ
+# and `child_ids` text the hash covers, and the progress moved past them. Every event after it
+# is version 2: the migration that made indexing lag started it at the head, and appends write
+# nothing else. The progress row's lock serialises indexers (and, in READ
 # COMMITTED, a waiting one reads the moved row and carries on after it).
 _PG_CATCH_UP = sa.text(
     "WITH progress AS MATERIALIZED (SELECT indexed_seq FROM audit_index_progress "
     "WHERE id = 1 FOR UPDATE), "
-    "pending AS MATERIALIZED (SELECT e.seq, e.records, e.child_ids, e.record_type, "
-    "e.record_id, e.record_owner FROM audit_event e "
+    "pending AS MATERIALIZED (SELECT e.seq, e.records, e.child_ids FROM audit_event e "
     "WHERE e.seq > (SELECT indexed_seq FROM progress) ORDER BY e.seq LIMIT :batch), "
     "indexed AS (INSERT INTO audit_event_record "
     "(record_type, record_id, seq, ordinal, record_owner) "
     "SELECT r.value->>'type', r.value->>'id', a.seq, r.n - 1, r.value->>'owner' "
     "FROM pending a, jsonb_array_elements(CAST(a.records AS JSONB)) "
-    "WITH ORDINALITY AS r(value, n) "
-    "UNION ALL SELECT a.record_type, a.record_id, a.seq, 0, a.record_owner FROM pending a "
-    "WHERE a.records IS NULL AND a.record_type IS NOT NULL), "
+    "WITH ORDINALITY AS r(value, n)), "
     "children AS (INSERT INTO audit_event_child (child_id, seq) "
     "SELECT c.child_id, a.seq FROM pending a, "
     "jsonb_array_elements_text(CAST(a.child_ids AS JSONB)) AS c(child_id)), "
@@ -382,7 +380,8 @@ async def catch_up(session: AsyncSession, *, batch: int = CATCH_UP_BATCH) -> int
 
 
 async def catch_up_all(session: AsyncSession) -> None:
-    """Index every event committed so far (a reader's first step before it reads an index)."""
+    """Index every event committed so far, in this transaction, holding the progress row until
+    it ends (retention, before it erases)."""
     while await catch_up(session):
         pass
 
