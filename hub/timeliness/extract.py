@@ -44,7 +44,7 @@ from hub.timeliness.batching import (
     detect_batching,
 )
 from hub.timeliness.calendar import LONDON, is_working_day, local_date
-from hub.timeliness.percentiles import RANKS_PER_POPULATION, Keys, ranks, read
+from hub.timeliness.percentiles import GROUPINGS, RANKS_PER_POPULATION, Keys, ranks, read
 from hub.timeliness.report_data import ReportData, ReportScope, build_report
 from hub.timeliness.report_sql import (
     BATCHING,
@@ -440,9 +440,9 @@ async def _snapshot(db: Database, count: int) -> AsyncIterator[list[AsyncConnect
 
 
 _REPORT_SETTINGS = (
-    # A national year's rows are materialised and sorted per grouping: in memory, not spilled
-    # to disk, they take half the time. Compiling these statements (JIT) would cost seconds and
-    # save none.
+    # A national year's rows are materialised (judged) and sorted (batching): in memory, not
+    # spilled to disk, they take half the time. Compiling these statements (JIT) would cost
+    # seconds and save none.
     "SET LOCAL work_mem = '1GB'",
     "SET LOCAL jit = off",
     # One council's year is a few thousand records: found by index, not by hashing whole tables
@@ -482,9 +482,6 @@ def _cell_stats(grouping: str, group: str, cell: Cell, values: list[Any]) -> Sta
     )
 
 
-_GROUPINGS = ("force", "council", "kind", "month")
-
-
 class _Counts:
     """The additive figures (rows, ended, maximum, within, breached) of every grouping's cells,
     summed from the statement's finest groups: one kind, and one set of applicable stages, each."""
@@ -493,7 +490,7 @@ class _Counts:
         self.cells, self.targets = cells, targets
         self.stages = len(STAGES)
         # grouping -> group -> cell -> [rows, ended, maximum, within, breached]
-        self.found: dict[str, dict[str, dict[int, list[Any]]]] = {g: {} for g in _GROUPINGS}
+        self.found: dict[str, dict[str, dict[int, list[Any]]]] = {g: {} for g in GROUPINGS}
 
     def add(self, row: Mapping[Any, Any]) -> None:
         values, n = row["stats"], self.stages
@@ -502,7 +499,7 @@ class _Counts:
         verdicts = values[3 * n + 1 :]
         kind = row["kind"]
         keys = zip(
-            _GROUPINGS,
+            GROUPINGS,
             (row["force_code"], row["council_code"], kind, row["month"]),
             strict=True,
         )
@@ -548,10 +545,10 @@ def _assemble(
     names: Mapping[str, str],
 ) -> ReportData:
     targets, pseudonymise = asked.targets, asked.pseudonymise
-    groupings: dict[str, list[StageStats]] = {g: [] for g in _GROUPINGS}
+    groupings: dict[str, list[StageStats]] = {g: [] for g in GROUPINGS}
     counts = _Counts(cells, len(targets.targets))
     # grouping -> group -> per population its three ranks, in `populations` order
-    ranked = {grouping: results.ranks.get(grouping, {}) for grouping in _GROUPINGS}
+    ranked = {grouping: results.ranks.get(grouping, {}) for grouping in GROUPINGS}
     found: list[Breach] = []
     pseudonyms: dict[str, str] = {}
     for row in results.rows:

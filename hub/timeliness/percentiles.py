@@ -1,12 +1,12 @@
 """The report's medians and 90th percentiles on PostgreSQL: from the delays, in numpy.
 
-Every stage's delay of a national year (about 10 million) is sorted once per grouping to find
-three ranks per group and population. PostgreSQL's ordered-set aggregates did it in two
-statements of 5 seconds each; here one `COPY ... (FORMAT binary)` streams each stage fact's
-group keys and six delays as fixed-width rows (`report_sql.delays_sql`), numpy reads them in
-place, sorts the delays once, and each grouping then only sorts small integer keys (a stable
-radix sort), so that each (group, population) is a run of sorted delays whose ranks are read
-off by position.
+A national year has about 10 million stage delays, and each grouping needs three ranks per
+group and population. PostgreSQL's ordered-set aggregates sorted them in two statements of 5
+seconds each. Here one `COPY ... (FORMAT binary)` of `report_sql`'s delays part streams each
+stage fact's hashed group keys and six delays as fixed-width rows, which numpy reads in place.
+For each grouping the delays are then put in runs, one per (population, group), by a stable
+sort of small integer keys (a radix sort), and each run is partitioned around its three ranks
+rather than sorted.
 
 The ranks are `percentile_disc`'s: 1-based positions ceil(n/2) and n//2 + 1 (the two middle
 delays, whose mean is the median) and ceil(9n/10) (the nearest-rank 90th percentile), exactly
@@ -29,6 +29,7 @@ GROUPINGS = ("force", "council", "kind", "month")
 STAGE_COUNT = 6
 NO_DELAY = -(2**62)
 RANKS_PER_POPULATION = 3  # the lower and upper middle delays, and the 90th percentile
+_KIND = GROUPINGS.index("kind")
 
 _SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 _ROW = np.dtype(
@@ -124,7 +125,7 @@ def ranks(
     values, where, pops = [], [], []
     for stage in range(STAGE_COUNT):
         ended = np.flatnonzero(delays[stage] != NO_DELAY)
-        population = table[stage][group_keys[2][ended]]
+        population = table[stage][group_keys[_KIND][ended]]
         counted = population >= 0
         values.append(delays[stage][ended[counted]])
         where.append(ended[counted])
