@@ -301,7 +301,7 @@ async def test_on_the_demo_the_sql_path_lists_the_python_paths_breaches_and_burs
             assert sql.batching_scores == full.batching_scores
             # The parts give the same report one after another on one connection.
             alone = await extract.report(db, use_sql=True, connections=1, **common)
-            together = await extract.report(db, use_sql=True, connections=3, **common)
+            together = await extract.report(db, use_sql=True, connections=2, **common)
             for name in ("by_force", "by_council", "by_kind", "by_month", "breaches", "bursts"):
                 assert getattr(alone, name) == getattr(together, name), name
         finally:
@@ -322,7 +322,7 @@ async def test_a_failing_part_fails_the_report_and_leaves_no_connection_busy(
         return [*parts[:-1], "SELECT 1 / 0"], params, cells
 
     db = Database(database_url)
-    common = _last_days(30, scope=ReportScope(), use_sql=True, connections=3)
+    common = _last_days(30, scope=ReportScope(), use_sql=True, connections=2)
     try:
         monkeypatch.setattr(extract, "build", broken)
         with pytest.raises(sa.exc.DBAPIError, match="division by zero"):
@@ -502,7 +502,14 @@ def test_numpy_ranks_give_the_median_and_nearest_rank_90th_percentile() -> None:
     # Stage 0 counts in population 0 for kind 1; stage 1 in population 1, which no row reaches.
     table = [[-1, 0], [-1, 1], *([[-1, -1]] * (percentiles.STAGE_COUNT - 2))]
 
-    found = percentiles.ranks(group_keys, delays, keys=keys, population_of=table, populations=2)
+    def ranked(hashed: list[np.ndarray]) -> dict[str, dict[str, list[float | None]]]:
+        positions = [
+            keys.positions(name, key)
+            for name, key in zip(percentiles.GROUPINGS, hashed, strict=True)
+        ]
+        return percentiles.ranks(positions, delays, keys=keys, population_of=table, populations=2)
+
+    found = ranked(group_keys)
 
     assert list(found["council"]) == [f"C{n}" for n in sizes]
     for n in sizes:
@@ -521,28 +528,37 @@ def test_numpy_ranks_give_the_median_and_nearest_rank_90th_percentile() -> None:
     group_keys[1] = council.copy()
     group_keys[1][5] = 123
     with pytest.raises(percentiles.BadDelays):
-        percentiles.ranks(group_keys, delays, keys=keys, population_of=table, populations=2)
+        ranked(group_keys)
 
 
-def test_numpy_reads_only_the_delays_parts_binary_rows() -> None:
-    from hub.timeliness import percentiles  # noqa: PLC0415
+def test_numpy_reads_only_the_stages_parts_binary_rows() -> None:
+    from hub.timeliness import judged  # noqa: PLC0415
+    from hub.timeliness.percentiles import BadDelays  # noqa: PLC0415
 
     header = b"PGCOPY\n\xff\r\n\x00" + bytes(4) + bytes(4)
+    times = (7, judged.MISSING, -2, 0, 1, 2**40, 3)
     row = (
-        (10).to_bytes(2, "big")
-        + b"".join((4).to_bytes(4, "big") + k.to_bytes(4, "big") for k in (3, 5, 1, 2))
-        + b"".join(
-            (8).to_bytes(4, "big") + d.to_bytes(8, "big", signed=True)
-            for d in (7, percentiles.NO_DELAY, -2, 0, 1, 2**40)
-        )
+        (14).to_bytes(2, "big")
+        + (6).to_bytes(4, "big")
+        + (12).to_bytes(4, "big")
+        + (3).to_bytes(2, "big")
+        + b"".join((4).to_bytes(4, "big") + k.to_bytes(4, "big") for k in (3, 5, 1, 2, 0b101))
+        + b"".join((8).to_bytes(4, "big") + t.to_bytes(8, "big", signed=True) for t in times)
+        + (8).to_bytes(4, "big")
+        + (99).to_bytes(8, "big")
     )
-    group_keys, delays = percentiles.read(header + row + row + b"\xff\xff")
-    assert [int(k[1]) for k in group_keys] == [3, 5, 1, 2]
-    assert [int(d[0]) for d in delays] == [7, percentiles.NO_DELAY, -2, 0, 1, 2**40]
-    with pytest.raises(percentiles.BadDelays):
-        percentiles.read(header + row[:-1] + b"\xff\xff")  # a row cut short
-    with pytest.raises(percentiles.BadDelays):
-        percentiles.read(b"not a copy stream")
+    facts = judged.read(header + row + row + b"\xff\xff", calendar_targets=1)
+    assert [int(k[1]) for k in facts.keys] == [3, 5, 1, 2]
+    assert int(facts.applies[0]) == 0b101
+    assert [int(facts.readings[name][0]) for name in judged.READINGS] == list(times)
+    assert int(facts.deadlines[0][1]) == 99
+    assert facts.tid(1) == "(12,3)"
+    with pytest.raises(BadDelays):
+        judged.read(header + row[:-1] + b"\xff\xff", calendar_targets=1)  # a row cut short
+    with pytest.raises(BadDelays):
+        judged.read(header + row + b"\xff\xff", calendar_targets=0)  # another layout
+    with pytest.raises(BadDelays):
+        judged.read(b"not a copy stream", calendar_targets=0)
 
 
 @pytest.mark.skipif(not is_postgres(), reason="the SQL path is PostgreSQL's")
@@ -603,3 +619,112 @@ async def test_sql_burst_candidates_hold_records_shared_at_one_instant(tmp_path:
             await db.dispose()
     assert data.bursts == expected.bursts
     assert data.batching_scores == expected.scores
+
+
+_TWO_TARGETS = """
+schema = 1
+[[targets]]
+id = "SHARE"
+kind = "missing_episode"
+stage = "event_to_shared"
+unit = "hours"
+limit = 1
+description = "Shared within the hour."
+source = "Synthetic."
+
+[[targets]]
+id = "ACK"
+kind = "missing_episode"
+stage = "shared_to_acknowledged"
+unit = "hours"
+limit = 4
+description = "Acknowledged within four hours."
+source = "Synthetic."
+"""
+
+
+def test_numpy_judges_hand_computed_stages_and_keeps_breaches_tied_at_the_limit() -> None:
+    """Six missing episodes, by hand: sharing within the hour or late (two tied at 2 hours),
+    acknowledgement within four hours, still open past its deadline, or pending."""
+    import numpy as np  # noqa: PLC0415
+
+    from hub.timeliness import judged  # noqa: PLC0415
+    from hub.timeliness.percentiles import NO_DELAY, Keys  # noqa: PLC0415
+    from hub.timeliness.report_sql import STAGE_SQL  # noqa: PLC0415
+    from hub.timeliness.targets import KINDS, STAGES, parse_targets  # noqa: PLC0415
+
+    hour = 3_600_000_000
+    base = judged.microseconds(dt.datetime(2026, 1, 5, tzinfo=dt.UTC))
+    as_of = judged.instant(base + 10 * hour)
+    # (event, shared, acknowledged) in hours after base; None: not yet acknowledged.
+    episodes = [(0, 0.5, 1.5), (0, 2, 3), (0, 2, 3), (0, 1.5, 2.5), (3.5, 4, None), (6.5, 7, None)]
+    size = len(episodes)
+
+    def at(hours: float | None) -> int:
+        return judged.MISSING if hours is None else base + round(hours * hour)
+
+    readings = {name: np.full(size, judged.MISSING, dtype=np.int64) for name in judged.READINGS}
+    readings["event_at"] = np.array([at(e) for e, _, _ in episodes])
+    readings["shared_at"] = np.array([at(s) for _, s, _ in episodes])
+    readings["acknowledged_at"] = np.array([at(a) for _, _, a in episodes])
+    names = ["F1", "C1", *KINDS, "2026-01"]
+    keys = Keys(
+        codes=["C1", "F1"],
+        kinds=list(KINDS),
+        months=["2026-01"],
+        hashes={name: 11 * n for n, name in enumerate(names)},
+    )
+    hashed = [keys.hashes[name] for name in ("F1", "C1", "missing_episode", "2026-01")]
+    stage = {name: index for index, name in enumerate(STAGES)}
+    applies = sum(1 << stage[s] for s in ("event_to_shared", "shared_to_acknowledged"))
+    facts = judged.Facts(
+        tids=np.zeros(size, dtype=[("block", ">u4"), ("offset", ">u2")]),
+        keys=[np.full(size, value, dtype=np.int64) for value in hashed],
+        applies=np.full(size, applies, dtype=np.int64),
+        readings=readings,
+        deadlines=[],
+    )
+
+    def run(limit: int | None) -> judged.Judged:
+        return judged.judge(
+            facts,
+            keys=keys,
+            targets=parse_targets(_TWO_TARGETS),
+            stages=[(start, end) for start, end, _ in STAGE_SQL.values()],
+            as_of=as_of,
+            limit=limit,
+        )
+
+    every = run(None)
+    shared = stage["event_to_shared"]
+    assert (
+        every.delays[shared].tolist()
+        == [hour // 2, 2 * hour, 2 * hour, 3 * hour // 2] + [hour // 2] * 2
+    )
+    assert every.delays[stage["shared_to_acknowledged"]].tolist() == [hour] * 4 + [NO_DELAY] * 2
+    (group,) = every.counts
+    assert (group["force_code"], group["council_code"], group["kind"], group["month"]) == (
+        "F1",
+        "C1",
+        "missing_episode",
+        "2026-01",
+    )
+    stats = group["stats"]
+    n = len(STAGES)
+    assert stats[n] == size
+    assert stats[n + 1 + shared] == size  # every sharing ended
+    assert stats[n + 1 + stage["shared_to_acknowledged"]] == 4
+    assert stats[2 * n + 1 + shared] == 2 * hour  # the longest
+    assert stats[3 * n + 1 :] == [3, 3, 4, 1]  # SHARE within, breached; ACK within, breached
+    longest = [(c.row, c.target, c.delay_us, c.end is None) for c in every.candidates]
+    assert sorted(longest, key=lambda c: (-c[2], c[0])) == [
+        (4, 1, 6 * hour, True),  # acknowledgement open 6 hours after sharing, deadline 4
+        (1, 0, 2 * hour, False),
+        (2, 0, 2 * hour, False),
+        (3, 0, 3 * hour // 2, False),
+    ]
+    open_breach = next(c for c in every.candidates if c.target == 1)
+    assert open_breach.deadline == judged.instant(at(8))
+    # The two longest: both 2-hour breaches tie for second place, and both are kept.
+    assert sorted((c.row, c.target) for c in run(2).candidates) == [(1, 0), (2, 0), (4, 1)]
+    assert run(0).candidates == []

@@ -5,14 +5,14 @@ targets and return the same `ReportData`; a test runs both on one database and c
 
 * SQLite (and any small database): `service.in_period` loads the period's records with their
   receiving councils and receipts, and `report_data.build_report` does the rest in Python.
-* PostgreSQL: three statements (`report_sql`) run side by side in one snapshot. They read the
-  stage facts kept on write (`facts`: each record's times per receiving council), judge every
-  stage against its target (deadlines from a calendar the Python `calendar` module computes,
-  passed in as arrays, so bank holidays still come from one place), and return the per-group
-  figures, the breaches (longest first, up to the caller's limit), every delay (copied out in
-  binary, ranked in numpy: `percentiles`), and the records that may lie in a burst, so that
-  Python only builds the result and runs the batching detector on candidates instead of on
-  every record.
+* PostgreSQL: two statements (`report_sql`) run side by side in one snapshot. They read the
+  stage facts kept on write (`facts`: each record's times per receiving council). One copies
+  every fact's clock readings out in binary, with its calendar deadlines (from a calendar the
+  Python `calendar` module computes, passed in as arrays, so bank holidays still come from one
+  place), for numpy to judge (`judged`: delays, verdicts, per-group figures, the breaches
+  that can be listed, whose records are then read by address) and rank (`percentiles`); the
+  other returns the records that may lie in a burst, so that Python runs the batching
+  detector on candidates instead of on every record.
 """
 
 from __future__ import annotations
@@ -44,12 +44,13 @@ from hub.timeliness.batching import (
     detect_batching,
 )
 from hub.timeliness.calendar import LONDON, is_working_day, local_date
-from hub.timeliness.percentiles import GROUPINGS, RANKS_PER_POPULATION, Keys, ranks, read
+from hub.timeliness.judged import Candidate, judge, read
+from hub.timeliness.percentiles import GROUPINGS, RANKS_PER_POPULATION, Keys, ranks
 from hub.timeliness.report_data import ReportData, ReportScope, build_report
 from hub.timeliness.report_sql import (
     BATCHING,
-    DELAYS,
     PARTS,
+    STAGE_SQL,
     Cell,
     build,
     population_table,
@@ -96,7 +97,7 @@ async def report(
     agreement_version: str | None = None,
     use_sql: bool | None = None,
     breach_limit: int | None = None,
-    connections: int = 3,
+    connections: int = 2,
 ) -> ReportData:
     """The report for events from `period_from` to `period_to` (inclusive), judged at `as_of`.
 
@@ -263,10 +264,12 @@ async def _keys(connection: AsyncConnection, asked: _Asked, *, codes: list[str])
 
 @dataclasses.dataclass
 class _Results:
-    """What the parts returned: rows, the delays' ranks (`percentiles.ranks`), and the bursts
+    """What the parts returned: the counts per finest group (`judged`), the breaches that can
+    be listed with their records' ids, the delays' ranks (`percentiles.ranks`), and the bursts
     found among the batching candidates."""
 
-    rows: list[Mapping[Any, Any]] = dataclasses.field(default_factory=list)
+    counts: list[Mapping[str, Any]] = dataclasses.field(default_factory=list)
+    breaches: list[tuple[Candidate, Mapping[Any, Any]]] = dataclasses.field(default_factory=list)
     ranks: dict[str, dict[str, list[float | None]]] = dataclasses.field(default_factory=dict)
     batching: tuple[BatchingResult, tuple[BatchingScore, ...]] | None = None
 
@@ -303,6 +306,7 @@ async def _run(
     connection: AsyncConnection,
     part: _Part,
     *,
+    asked: _Asked,
     keys: Keys,
     found: list[Cell],
     batching: BatchingParams,
@@ -311,11 +315,8 @@ async def _run(
     """Run one part on `connection` (inside its snapshot) and keep what it returns."""
     if part.name == BATCHING:
         rows = (await connection.execute(part.statement, part.bound)).mappings().all()
-        # While the other parts still run: the detector need not wait for them.
+        # While the other part still runs: the detector need not wait for it.
         into.batching = await asyncio.to_thread(_batching, rows, batching)
-        return
-    if part.name != DELAYS:
-        into.rows.extend((await connection.execute(part.statement, part.bound)).mappings().all())
         return
     # Binary COPY through the driver itself: fixed-width rows numpy reads in place.
     compiled = part.statement.compile(dialect=connection.dialect)
@@ -327,19 +328,44 @@ async def _run(
         data.extend(chunk)
 
     await driver.copy_from_query(str(compiled), *arguments, output=sink, format="binary")
+    calendar = sum(1 for target in asked.targets.targets if target.unit is not Unit.HOURS)
 
-    # In a thread: numpy's sorts let go of the interpreter, and the other parts' rows arrive.
-    def ranked() -> dict[str, dict[str, list[float | None]]]:
-        group_keys, delays = read(data)
-        return ranks(
-            group_keys,
-            delays,
+    # In a thread: numpy lets go of the interpreter, and the batching part's rows arrive.
+    def judged() -> tuple[Any, dict[str, dict[str, list[float | None]]]]:
+        facts = read(data, calendar_targets=calendar)
+        result = judge(
+            facts,
+            keys=keys,
+            targets=asked.targets,
+            stages=[(start, end) for start, end, _ in STAGE_SQL.values()],
+            as_of=asked.as_of,
+            limit=asked.breach_limit,
+        )
+        ranked = ranks(
+            result.positions,
+            result.delays,
             keys=keys,
             population_of=population_table(found),
             populations=len(populations(found)),
         )
+        return (facts, result), ranked
 
-    into.ranks = await asyncio.to_thread(ranked)
+    (facts, result), into.ranks = await asyncio.to_thread(judged)
+    into.counts = result.counts
+    # The listed breaches' records, by the facts' addresses (the same rows: one snapshot).
+    tids = sorted({facts.tid(candidate.row) for candidate in result.candidates})
+    described = await connection.execute(
+        sa.text(
+            "SELECT CAST(ctid AS text) AS tid, record_id, child_id, kind, force_code,"
+            " council_code, month FROM stage_fact"
+            " WHERE ctid = ANY(CAST(CAST(:tids AS text[]) AS tid[]))"
+        ),
+        {"tids": tids},
+    )
+    by_tid = {row["tid"]: row for row in described.mappings()}
+    into.breaches = [
+        (candidate, by_tid[facts.tid(candidate.row)]) for candidate in result.candidates
+    ]
 
 
 async def part_seconds(
@@ -372,7 +398,13 @@ async def part_seconds(
         for part in statements:
             started = time.perf_counter()
             await _run(
-                connection, part, keys=keys, found=found, batching=BatchingParams(), into=_Results()
+                connection,
+                part,
+                asked=asked,
+                keys=keys,
+                found=found,
+                batching=BatchingParams(),
+                into=_Results(),
             )
             seconds[part.name] = time.perf_counter() - started
     return seconds
@@ -391,7 +423,13 @@ async def _sql_report(db: Database, asked: _Asked) -> ReportData:
             while queue:
                 part = queue.pop(0)
                 await _run(
-                    connection, part, keys=keys, found=found, batching=batching, into=results
+                    connection,
+                    part,
+                    asked=asked,
+                    keys=keys,
+                    found=found,
+                    batching=batching,
+                    into=results,
                 )
 
         # A part that fails cancels the others, and every connection is idle again before
@@ -440,8 +478,8 @@ async def _snapshot(db: Database, count: int) -> AsyncIterator[list[AsyncConnect
 
 
 _REPORT_SETTINGS = (
-    # A national year's rows are materialised (judged) and sorted (batching): in memory, not
-    # spilled to disk, they take half the time. Compiling these statements (JIT) would cost
+    # A national year's shared records are sorted (batching): in memory, not spilled to disk,
+    # they take half the time. Compiling these statements (JIT) would cost
     # seconds and save none.
     "SET LOCAL work_mem = '1GB'",
     "SET LOCAL jit = off",
@@ -551,32 +589,30 @@ def _assemble(
     ranked = {grouping: results.ranks.get(grouping, {}) for grouping in GROUPINGS}
     found: list[Breach] = []
     pseudonyms: dict[str, str] = {}
-    for row in results.rows:
-        section = row["section"]
-        if section == "counts":
-            counts.add(row)
-        elif section == "breach":
-            child = row["child_id"]
-            if child is not None and child not in pseudonyms:
-                pseudonyms[child] = pseudonymise(child)
-            target = targets.targets[row["target"]]
-            found.append(
-                Breach(
-                    target_id=target.id,
-                    kind=row["kind"],
-                    force_code=row["force_code"],
-                    council_code=row["council_code"],
-                    month=row["month"],
-                    stage=target.stage,
-                    record_id=row["record_id"],
-                    child=pseudonyms.get(child) if child is not None else None,
-                    start=row["started_at"],
-                    end=row["ended_at"],
-                    deadline=row["deadline"],
-                    delay_hours=float(row["delay_us"]) / _HOUR_US,
-                    open=row["still_open"],
-                )
+    for row in results.counts:
+        counts.add(row)
+    for candidate, row in results.breaches:
+        child = row["child_id"]
+        if child is not None and child not in pseudonyms:
+            pseudonyms[child] = pseudonymise(child)
+        target = targets.targets[candidate.target]
+        found.append(
+            Breach(
+                target_id=target.id,
+                kind=row["kind"],
+                force_code=row["force_code"],
+                council_code=row["council_code"],
+                month=row["month"],
+                stage=target.stage,
+                record_id=row["record_id"],
+                child=pseudonyms.get(child) if child is not None else None,
+                start=candidate.start,
+                end=candidate.end,
+                deadline=candidate.deadline,
+                delay_hours=candidate.delay_us / _HOUR_US,
+                open=candidate.end is None,
             )
+        )
     population = {pop: index for index, pop in enumerate(populations(cells))}
     for grouping, groups in counts.found.items():
         for group, tallies in groups.items():
@@ -591,6 +627,8 @@ def _assemble(
                 target_id = targets.targets[cell.target].id if cell.target is not None else None
                 groupings[grouping].append(dataclasses.replace(stats, target_id=target_id))
     found.sort(key=breach_order)
+    if asked.breach_limit is not None:
+        del found[asked.breach_limit :]  # the candidates keep every tie at the last place
     batches, scores = results.batching or _batching([], batching)
     return ReportData(
         period_from=asked.period_from,

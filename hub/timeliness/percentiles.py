@@ -2,11 +2,10 @@
 
 A national year has about 10 million stage delays, and each grouping needs three ranks per
 group and population. PostgreSQL's ordered-set aggregates sorted them in two statements of 5
-seconds each. Here one `COPY ... (FORMAT binary)` of `report_sql`'s delays part streams each
-stage fact's hashed group keys and six delays as fixed-width rows, which numpy reads in place.
-For each grouping the delays are then put in runs, one per (population, group), by a stable
-sort of small integer keys (a radix sort), and each run is partitioned around its three ranks
-rather than sorted.
+seconds each. Here they are ranked from the delays `judged` works out from the stage facts'
+binary copy. For each grouping the delays are put in runs, one per (population, group), by a
+stable sort of small integer keys (a radix sort), and each run is partitioned around its three
+ranks rather than sorted.
 
 The ranks are `percentile_disc`'s: 1-based positions ceil(n/2) and n//2 + 1 (the two middle
 delays, whose mean is the median) and ceil(9n/10) (the nearest-rank 90th percentile), exactly
@@ -17,30 +16,22 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-# `report_sql`'s delays part's columns: four group keys (the database's `hashtext` of the force,
-# council, kind and month), then each stage's delay in microseconds, with NO_DELAY for a stage
-# not ended (or not applying).
+# The four groupings (the stage facts' group keys, in this order), and the stages' delays in
+# microseconds, with NO_DELAY for a stage not ended (or not applying).
 GROUPINGS = ("force", "council", "kind", "month")
 STAGE_COUNT = 6
 NO_DELAY = -(2**62)
 RANKS_PER_POPULATION = 3  # the lower and upper middle delays, and the 90th percentile
 _KIND = GROUPINGS.index("kind")
 
-_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
-_ROW = np.dtype(
-    [("fields", ">i2")]
-    + [(f"k{i}", [("size", ">i4"), ("value", ">i4")]) for i in range(len(GROUPINGS))]
-    + [(f"d{i}", [("size", ">i4"), ("value", ">i8")]) for i in range(STAGE_COUNT)]
-)
-
 
 class BadDelays(ValueError):
-    """The delays are not what `report_sql`'s delays part writes, or name a value not listed."""
+    """The stage facts' copy is not what `report_sql`'s stages part writes, or names a value
+    not listed."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,34 +68,8 @@ class Keys:
         return order[at] + 1
 
 
-def _rows(data: bytes | bytearray | memoryview) -> npt.NDArray[Any]:
-    """The rows of a binary COPY stream, read in place."""
-    view = memoryview(data)
-    if bytes(view[: len(_SIGNATURE)]) != _SIGNATURE:
-        raise BadDelays("not a binary COPY stream")
-    start = len(_SIGNATURE) + 4  # and the flags
-    start += 4 + int.from_bytes(view[start : start + 4], "big")  # the header extension
-    body = len(view) - start - 2
-    if body < 0 or body % _ROW.itemsize or bytes(view[-2:]) != b"\xff\xff":
-        raise BadDelays("the COPY stream's rows are not the expected width")
-    rows = np.frombuffer(view, dtype=_ROW, count=body // _ROW.itemsize, offset=start)
-    if rows.size and (rows["fields"] != len(GROUPINGS) + STAGE_COUNT).any():
-        raise BadDelays("the COPY stream's rows hold other columns")
-    return rows
-
-
-def read(
-    data: bytes | bytearray | memoryview,
-) -> tuple[list[npt.NDArray[np.int64]], list[npt.NDArray[np.int64]]]:
-    """A binary COPY of `report_sql`'s delays part: its group keys and its delays, by column."""
-    rows = _rows(data)
-    group_keys = [rows[f"k{i}"]["value"].astype(np.int64) for i in range(len(GROUPINGS))]
-    delays = [rows[f"d{i}"]["value"].astype(np.int64) for i in range(STAGE_COUNT)]
-    return group_keys, delays
-
-
 def ranks(
-    group_keys: Sequence[npt.NDArray[np.int64]],
+    positions: Sequence[npt.NDArray[np.int64]],
     delays: Sequence[npt.NDArray[np.int64]],
     *,
     keys: Keys,
@@ -113,14 +78,13 @@ def ranks(
 ) -> dict[str, dict[str, list[float | None]]]:
     """grouping -> group -> per population in order, its three ranked delays (None if empty).
 
-    `group_keys` are the rows' hashed force, council, kind and month (`Keys`), and `delays`
-    each stage's delay (NO_DELAY: none). `population_of[stage][kind]` is the population a
-    stage's delay counts in for a record of that kind (its position in `keys.kinds`, from 1),
-    or -1 for none. Every group with a row is listed, delays or not.
+    `positions` are the rows' force, council, kind and month as places in `Keys` (from 1:
+    `Keys.positions`), and `delays` each stage's delay (NO_DELAY: none).
+    `population_of[stage][kind]` is the population a stage's delay counts in for a record of
+    that kind (its position in `keys.kinds`, from 1), or -1 for none. Every group with a row
+    is listed, delays or not.
     """
-    group_keys = [
-        keys.positions(name, key) for name, key in zip(GROUPINGS, group_keys, strict=True)
-    ]
+    group_keys = list(positions)
     table = np.asarray(population_of, dtype=np.int64)  # stage x (kind position)
     values, where, pops = [], [], []
     for stage in range(STAGE_COUNT):

@@ -6,16 +6,18 @@ the way `service`/`timeline.stage_delays` derive them), and mirror `stats.measur
 them together. Values are always bound parameters; the only text spliced in is fixed fragments
 chosen by the scope and the targets' positions.
 
-Shape, for speed at national scale: the report is three statements (`PARTS`) that `extract`
+Shape, for speed at national scale: the report is two statements (`PARTS`) that `extract`
 runs side by side on connections sharing one snapshot, each reading the stage facts itself:
 
-* `judged`: one row per record and receiving council with every stage's delay, every target's
-  deadline and verdict, materialised once; counts per finest group, and the breaches, longest
-  first (only the rows whose worst breach can be listed are unfolded per target);
-* `delays`: each pair's group keys and six delays, copied out in binary for the medians and
-  90th percentiles (`percentiles`, in numpy: PostgreSQL's ordered-set aggregates took two
-  statements of 5 seconds each for a national year);
+* `stages`: each stage fact's group keys, applying stages, clock readings and calendar
+  deadlines, copied out in binary and judged in numpy (`judged`: delays, verdicts, counts per
+  finest group, breaches; `percentiles`: medians and 90th percentiles). Judging two million
+  rows in SQL, materialised and grouped, took seven seconds; sorting their delays in
+  PostgreSQL's ordered-set aggregates two statements of five;
 * `batching`: the records shared, and the ones that may lie in a burst.
+
+What needs the database stays here: which stages apply (`STAGE_SQL`), and the calendar
+deadlines (`_deadline`, from the arrays `extract` binds).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from hub.timeliness.percentiles import NO_DELAY
+from hub.timeliness.judged import READINGS
 from hub.timeliness.report_data import ReportScope
 from hub.timeliness.targets import KINDS, STAGES, TargetSet, Unit
 
@@ -79,7 +81,8 @@ shared AS MATERIALIZED (
 
 # The stage facts in the period, as held at as_of (`facts.StageFact`: kept up to date on write).
 _PAIRS = """
-  SELECT f.record_id, f.kind, f.force_code, f.council_code AS council, f.child_id, f.month,
+  SELECT f.ctid AS tid, f.record_id, f.kind, f.force_code, f.council_code AS council,
+    f.child_id, f.month,
     f.event_at, f.recorded_at, f.shared_at, f.first_seen_at, f.acknowledged_at,
     f.returned_at, f.interview_at, f.share_stages, f.receipt_stages, f.first_council,
     f.event_local,
@@ -153,64 +156,27 @@ def _stage(stage: str) -> int:
     return list(STAGE_SQL).index(stage)
 
 
-def _delay(i: int) -> str:
-    """Stage `i`'s delay in microseconds, once ended (by as_of); NULL while open."""
-    start, end, applies = list(STAGE_SQL.values())[i]
-    return (
-        f"CASE WHEN ({applies}) AND {end} <= :as_of THEN "
-        f"round(date_part('epoch', {end} - {start}) * 1000000)::int8 END"
+def _stages_part(targets: TargetSet) -> str:
+    """Per stage fact, for `judged`: its address, its force, council, kind and month as
+    `hashtext` of each (four integers, which `percentiles.Keys` maps back through lists that
+    must hash apart), which stages apply (bit i: stage i), its clock readings (`judged.READINGS`,
+    '-infinity' where missing) and each calendar target's deadline: fixed-width rows for a binary
+    COPY. Hashing costs the database little; looking each code up in a list took a second."""
+    applies = " | ".join(
+        f"CASE WHEN {applies} THEN {1 << i} ELSE 0 END"
+        for i, (_, _, applies) in enumerate(STAGE_SQL.values())
     )
-
-
-def _delays(i: int) -> str:
-    return f"{_delay(i)} AS d_{i}"
-
-
-def _delays_part() -> str:
-    """Per pair, for `percentiles`: its force, council, kind and month as `hashtext` of each
-    (four integers, which `percentiles` maps back through lists that must hash apart), and
-    each stage's delay (NO_DELAY while open): fixed-width rows for a binary COPY. Hashing
-    costs the database little; looking each code up in a list took a second."""
     columns = [
+        "p.tid",
         *(f"hashtext(p.{key})" for key in ("force_code", "council", "kind", "month")),
-        *(f"coalesce({_delay(i)}, {NO_DELAY})::int8" for i in range(len(STAGE_SQL))),
+        f"CAST({applies} AS int4)",
+        *(f"coalesce(p.{reading}, '-infinity')" for reading in READINGS),
     ]
-    return f"SELECT {', '.join(columns)} FROM ({_PAIRS}) p"  # noqa: S608 - fixed fragments
-
-
-def _timed(targets: TargetSet) -> str:
-    """Per pair: each stage's delay (ended by as_of), each target's deadline and verdict.
-
-    Two layers, the first fenced with OFFSET 0 so that PostgreSQL computes a column once per row
-    instead of once per reference: delays and deadlines; then the verdicts (each reads its
-    deadline three times). Only what the counts and breaches read is kept.
-    """
-    keep = ["kind", "force_code", "council", "month", "record_id", "child_id"]
-    columns = [*keep, "event_at", "recorded_at", "shared_at", "returned_at"]
-    for i, (_, end, applies) in enumerate(STAGE_SQL.values()):
-        columns += [
-            f"CASE WHEN {end} <= :as_of THEN {end} END AS e_{i}",
-            f"({applies}) AS a_{i}",
-            _delays(i),
-        ]
-        keep += [f"a_{i}", f"d_{i}"]
     for j, target in enumerate(targets.targets):
-        start, _, applies = STAGE_SQL[target.stage]
-        deadline = _deadline(j, target.unit, start)
-        columns.append(f"CASE WHEN ({applies}) AND kind = :kind_{j} THEN {deadline} END AS dl_{j}")
-        keep += [f"dl_{j}", f"{start} AS s_{j}"]
-    judged = [(j, _stage(t.stage), STAGE_SQL[t.stage][0]) for j, t in enumerate(targets.targets)]
-    verdicts = [f"{_verdict(j, i)} AS v_{j}" for j, i, _ in judged]
-    if judged:
-        # The row's longest breach, for ranking rows before the breaches are listed.
-        each = ", ".join(
-            _breach_delay(f"{_verdict(j, i)} = {BREACHED}", i, start) for j, i, start in judged
-        )
-        verdicts.append(f"greatest({each}) AS worst")
-    inner = ",\n    ".join(columns)
-    outer = ", ".join([*keep, *verdicts])
-    select = f"SELECT {outer}\n  FROM (SELECT {inner}\n  FROM ({_PAIRS}) p OFFSET 0) x"  # noqa: S608 - fixed fragments
-    return f"timed AS MATERIALIZED (\n  {select}\n)"
+        if target.unit is not Unit.HOURS:
+            deadline = _deadline(j, target.unit, STAGE_SQL[target.stage][0])
+            columns.append(f"coalesce(CASE WHEN kind = :kind_{j} THEN {deadline} END, '-infinity')")
+    return f"SELECT {', '.join(columns)} FROM ({_PAIRS}) p"  # noqa: S608 - fixed fragments
 
 
 def populations(found: list[Cell]) -> list[tuple[str, tuple[str, ...]]]:
@@ -230,40 +196,17 @@ def population_table(found: list[Cell]) -> list[list[int]]:
     return table
 
 
-def _counts(targets: TargetSet) -> str:
-    """Per finest group, in order: each stage's applies flag, rows, each stage's ended count and
-    maximum, each target's within and breached counts (`extract.Counts` reads them)."""
-    stages = range(len(STAGE_SQL))
-    parts = [
-        *(f"CAST(a_{i} AS int)" for i in stages),
-        "count(*)",
-        *(f"count(d_{i})" for i in stages),
-        *(f"max(d_{i})" for i in stages),
-    ]
-    for j in range(len(targets.targets)):
-        parts += [f"count(*) FILTER (WHERE v_{j} = 'w')", f"count(*) FILTER (WHERE v_{j} = 'b')"]
-    return "ARRAY[" + ", ".join(f"CAST({p} AS float8)" for p in parts) + "]"
-
-
 # Every section's rows have these columns (`extract._assemble` reads them by name); a section
 # leaves the ones it does not use NULL.
 COLUMNS = (
     ("section", "text"),
-    ("grouping", "text"),
-    ("grp", "text"),
     ("stats", "float8[]"),
-    ("target", "int"),
     ("force_code", "text"),
     ("council_code", "text"),
     ("kind", "text"),
-    ("month", "text"),
     ("record_id", "text"),
-    ("child_id", "text"),
     ("started_at", "timestamptz"),
     ("ended_at", "timestamptz"),
-    ("deadline", "timestamptz"),
-    ("delay_us", "int8"),
-    ("still_open", "boolean"),
 )
 
 
@@ -279,130 +222,44 @@ def _row(section: str, **given: str) -> str:
     )
 
 
-BREACHED = "'b'"  # the verdict `_verdict` gives a breach
-
-
-def _verdict(j: int, stage: int) -> str:
-    """Target `j`'s verdict as `stats.measure` gives it: within ('w') or breached ('b') once
-    ended (by as_of), breached while open once the deadline has passed, pending ('p') before."""
-    return (
-        f"CASE WHEN dl_{j} IS NULL THEN NULL WHEN e_{stage} IS NOT NULL THEN "
-        f"CASE WHEN e_{stage} <= dl_{j} THEN 'w' ELSE 'b' END "
-        f"WHEN dl_{j} < :as_of THEN 'b' ELSE 'p' END"
-    )
-
-
-def _breach_delay(breached: str, stage: int, start: str) -> str:
-    """A breach as the delay it has run (to as_of while still open), where `breached`; else
-    NULL."""
-    return (
-        f"CASE WHEN {breached} THEN coalesce(d_{stage}, round(date_part('epoch',"
-        f" CAST(:as_of AS timestamptz) - {start}) * 1000000)::int8) END"
-    )
-
-
-def _breaches(targets: TargetSet) -> tuple[str, str]:
-    """The breaches, longest first (ties as `stats.breaches` orders them), up to :breach_limit.
-
-    A national year has a million, and a listing shows a few hundred: unfolding each breached
-    row into one row per target took seconds. So rows are first ranked by their worst breach:
-    the :breach_limit rows with the longest worst breaches hold at least as many breaches at
-    least that long, so every breach listed lies in a row whose worst reaches the last of them
-    (`worst >= threshold`, ties kept), and only those rows are unfolded. With no limit, every
-    breached row is.
-    """
-    stages = [_stage(target.stage) for target in targets.targets]
-    each = ", ".join(
-        f"({j}, s_{j}, d_{i}, dl_{j}, {_breach_delay(f'v_{j} = {BREACHED}', i, f's_{j}')})"
-        for j, i in enumerate(stages)
-    )
-    ctes = (
-        "listed AS (\n"
-        "  SELECT * FROM timed WHERE worst >= (SELECT min(worst) FROM (SELECT worst"
-        " FROM timed WHERE worst IS NOT NULL ORDER BY worst DESC LIMIT :breach_limit) top)\n)"
-    )
-    return (
-        ctes,
-        "(SELECT "  # noqa: S608 - fixed fragments
-        + _row(
-            "breach",
-            target="t.target",
-            force_code="force_code",
-            council_code="council",
-            kind="kind",
-            month="month",
-            record_id="record_id",
-            child_id="child_id",
-            started_at="t.started_at",
-            ended_at="t.started_at + t.d * interval '1 microsecond'",
-            deadline="t.deadline",
-            delay_us="t.delay_us",
-            still_open="t.d IS NULL",
-        )
-        + f" FROM listed CROSS JOIN LATERAL (VALUES {each})"
-        " AS t(target, started_at, d, deadline, delay_us) WHERE t.delay_us IS NOT NULL"
-        " ORDER BY t.delay_us DESC,"
-        ' (CAST(:target_ids AS text[]))[t.target + 1] COLLATE "C",'
-        ' record_id COLLATE "C", council COLLATE "C" LIMIT :breach_limit)',
-    )
-
-
 # The report's parts, run side by side on connections sharing one snapshot (`extract`): the
-# judged counts and breaches, the delays the percentiles are ranked from (in numpy: see
-# `percentiles`), and the batching candidates. Each reads the stage facts itself: recomputing
-# what two parts share costs less than waiting for one connection to do everything.
-DELAYS = "delays"
+# stage facts judged in numpy (`judged`: delays, verdicts, counts, breaches, and the ranks
+# in `percentiles`), and the batching candidates. Each reads the stage facts itself.
+STAGES_PART = "stages"
 BATCHING = "batching"
-PARTS = ("judged", DELAYS, BATCHING)
+PARTS = (STAGES_PART, BATCHING)
 
 
 def _part(name: str, targets: TargetSet) -> str:
-    if name == DELAYS:
-        return _delays_part()
-    if name == BATCHING:
-        members = _row(
-            "shared",
-            force_code="r.force_code",
-            council_code="r.council_code",
-            kind="r.kind",
-            record_id="r.record_id",
-            started_at="r.event_at",
-            ended_at="r.shared_at",
-        )
-        records = _row("records", stats="ARRAY[count(*)::float8]", force_code="force_code")
-        return (
-            f"WITH {_SHARED}{_BATCHING}\n"  # noqa: S608 - fixed fragments
-            f"SELECT {members} FROM stage_fact r\n"
-            "WHERE r.ctid = ANY(ARRAY(SELECT tid FROM members WHERE member))\n"
-            f"UNION ALL SELECT {records} FROM shared GROUP BY force_code"
-        )
-    flags = ", ".join(f"a_{i}" for i in range(len(STAGE_SQL)))
-    counts = (
-        f"SELECT {_row('counts', stats=_counts(targets), force_code='force_code', council_code='council', kind='kind', month='month')}"  # noqa: S608, E501 - fixed fragments
-        f" FROM timed GROUP BY force_code, council, kind, month, {flags}"
+    if name == STAGES_PART:
+        return _stages_part(targets)
+    members = _row(
+        "shared",
+        force_code="r.force_code",
+        council_code="r.council_code",
+        kind="r.kind",
+        record_id="r.record_id",
+        started_at="r.event_at",
+        ended_at="r.shared_at",
     )
-    if not targets.targets:
-        return f"WITH {_timed(targets)}\n{counts}"
-    ctes, listing = _breaches(targets)
-    return f"WITH {_timed(targets)},\n{ctes}\n{counts}\nUNION ALL {listing}"
+    records = _row("records", stats="ARRAY[count(*)::float8]", force_code="force_code")
+    return (
+        f"WITH {_SHARED}{_BATCHING}\n"  # noqa: S608 - fixed fragments
+        f"SELECT {members} FROM stage_fact r\n"
+        "WHERE r.ctid = ANY(ARRAY(SELECT tid FROM members WHERE member))\n"
+        f"UNION ALL SELECT {records} FROM shared GROUP BY force_code"
+    )
 
 
 def build(targets: TargetSet, scope: ReportScope) -> tuple[list[str], dict[str, Any], list[Cell]]:
-    """The statements for these targets and scope (`PARTS`), their parameters, the cells.
-
-    Sections: `counts` per finest group (force, council, kind, month and which stages apply),
-    which Python adds up into each grouping; `percentiles` per grouping, the only figures that
-    need the delays sorted; `breach`, `shared` (batching candidates) and `records`.
-    """
+    """The statements for these targets and scope (`PARTS`), their parameters, the cells."""
     found = cells(targets)
     # Only fixed fragments and positions are spliced in; every value is a bound parameter.
     parts = [scoped_sql(_part(name, targets), scope) for name in PARTS]
-    params: dict[str, Any] = {"target_ids": [t.id for t in targets.targets]}
+    params: dict[str, Any] = {}
     for j, target in enumerate(targets.targets):
-        params[f"kind_{j}"] = target.kind
-        if target.unit is Unit.HOURS:
-            params[f"hours_{j}"] = target.limit
-        else:
+        if target.unit is not Unit.HOURS:
+            params[f"kind_{j}"] = target.kind
             params[f"calendar_{j}"] = calendar_index(targets, j)
             if target.unit is Unit.NEXT_SCHOOL_DAY:
                 params[f"school_{j}"] = target.school_day_start

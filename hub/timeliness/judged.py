@@ -1,0 +1,308 @@
+"""The PostgreSQL report's stages judged in numpy: delays, verdicts, counts and breaches.
+
+A national year has about two million stage facts (`facts`), each with seven clock readings
+and up to eight targets to be judged against. Judging them in SQL (a deadline, a verdict and a
+breach delay per target and row, materialised, then grouped) took seven seconds. Here
+`report_sql`'s stages part copies each fact's raw readings out in binary (`COPY ... (FORMAT
+binary)`: a `timestamptz` is eight bytes, microseconds since 2000), with only what needs the
+database worked out there: the group keys' hashes, which stages apply (`report_sql.STAGE_SQL`)
+and the calendar deadlines (the calendar arrays `extract` binds). numpy reads the rows in place
+and does the rest with whole-column arithmetic, the way `stats.measure` does it row by row:
+
+* each stage's delay, once ended by `as_of` (`end - start`, exact in microseconds);
+* each target's verdict: within or breached once ended, breached while open once the deadline
+  has passed, pending before;
+* the additive figures per finest group (force, council, kind, month and which stages apply),
+  as `extract._Counts` adds them up into each grouping;
+* the breaches that can be listed: every breach at least as long as the `limit`-th longest
+  (ties kept), by row and target, for `extract` to read the records' ids for and order.
+
+The medians and 90th percentiles are ranked from the same delays (`percentiles.ranks`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from hub.timeliness.percentiles import GROUPINGS, NO_DELAY, STAGE_COUNT, BadDelays, Keys
+from hub.timeliness.targets import KINDS, STAGES, Target, TargetSet, Unit
+
+# The clock readings `report_sql`'s stages part copies, in this order; a missing one is
+# '-infinity' (the smallest int8), which keeps every row the same width.
+READINGS = (
+    "event_at",
+    "recorded_at",
+    "shared_at",
+    "first_seen_at",
+    "acknowledged_at",
+    "returned_at",
+    "interview_at",
+)
+MISSING = np.iinfo(np.int64).min
+EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)  # PostgreSQL's binary timestamps count from here
+_US = dt.timedelta(microseconds=1)
+_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+_INT4 = [("size", ">i4"), ("value", ">i4")]
+_INT8 = [("size", ">i4"), ("value", ">i8")]
+
+
+_KINDS, _STAGES = list(KINDS), list(STAGES)
+
+
+def _allowance(target: Target) -> int:
+    """An hours target's limit in microseconds (PostgreSQL's `float8 * interval '1 hour'`)."""
+    return round((target.limit_hours or 0) * 3_600_000_000)
+
+
+def microseconds(moment: dt.datetime) -> int:
+    """An aware instant as PostgreSQL's binary `timestamptz`: microseconds since 2000 (UTC)."""
+    return (moment - EPOCH) // _US
+
+
+def instant(value: int) -> dt.datetime:
+    return EPOCH + dt.timedelta(microseconds=value)
+
+
+def row_type(calendar_targets: int) -> np.dtype[Any]:
+    """The stages part's binary row: the fact's address (`ctid`), four hashed group keys, the
+    applying stages as bits, the clock readings, and each calendar target's deadline."""
+    return np.dtype(
+        [
+            ("fields", ">i2"),
+            ("tid", [("size", ">i4"), ("block", ">u4"), ("offset", ">u2")]),
+            *((f"k{i}", _INT4) for i in range(len(GROUPINGS))),
+            ("applies", _INT4),
+            *((reading, _INT8) for reading in READINGS),
+            *((f"dl{j}", _INT8) for j in range(calendar_targets)),
+        ]
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Facts:
+    """The stage facts as columns."""
+
+    tids: npt.NDArray[Any]  # (block, offset) per row
+    keys: list[npt.NDArray[np.int64]]  # hashed force, council, kind, month
+    applies: npt.NDArray[np.int64]  # bit i: stage i applies
+    readings: dict[str, npt.NDArray[np.int64]]
+    deadlines: list[npt.NDArray[np.int64]]  # per calendar target
+
+    def tid(self, row: int) -> str:
+        return f"({int(self.tids['block'][row])},{int(self.tids['offset'][row])})"
+
+
+def read(data: bytes | bytearray | memoryview, *, calendar_targets: int) -> Facts:
+    """A binary COPY of the stages part, read in place."""
+    kind = row_type(calendar_targets)
+    view = memoryview(data)
+    if bytes(view[: len(_SIGNATURE)]) != _SIGNATURE:
+        raise BadDelays("not a binary COPY stream")
+    start = len(_SIGNATURE) + 4  # and the flags
+    start += 4 + int.from_bytes(view[start : start + 4], "big")  # the header extension
+    body = len(view) - start - 2
+    if body < 0 or body % kind.itemsize or bytes(view[-2:]) != b"\xff\xff":
+        raise BadDelays("the COPY stream's rows are not the expected width")
+    rows = np.frombuffer(view, dtype=kind, count=body // kind.itemsize, offset=start)
+    if rows.size and bool((rows["fields"] != len(kind.names or ()) - 1).any()):
+        raise BadDelays("the COPY stream's rows hold other columns")
+    return Facts(
+        tids=rows["tid"][["block", "offset"]],
+        keys=[rows[f"k{i}"]["value"].astype(np.int64) for i in range(len(GROUPINGS))],
+        applies=rows["applies"]["value"].astype(np.int64),
+        readings={name: rows[name]["value"].astype(np.int64) for name in READINGS},
+        deadlines=[rows[f"dl{j}"]["value"].astype(np.int64) for j in range(calendar_targets)],
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Candidate:
+    """A breach that may be listed: the row, the target, its start, deadline and delay."""
+
+    row: int
+    target: int
+    start: dt.datetime
+    end: dt.datetime | None  # None: still open at as_of
+    deadline: dt.datetime
+    delay_us: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Judged:
+    positions: list[npt.NDArray[np.int64]]  # each grouping's key as its place in `Keys`, from 1
+    delays: list[npt.NDArray[np.int64]]  # per stage, NO_DELAY where not ended
+    counts: list[dict[str, Any]]  # per finest group: its names and `extract._Counts` figures
+    candidates: list[Candidate]
+
+
+def judge(
+    facts: Facts,
+    *,
+    keys: Keys,
+    targets: TargetSet,
+    stages: Sequence[tuple[str, str]],
+    as_of: dt.datetime,
+    limit: int | None,
+) -> Judged:
+    """Every fact judged against `targets` at `as_of`; `stages` the (start, end) reading of
+    each stage, in `targets.STAGES` order; `limit` how many breaches can be listed (None:
+    every one)."""
+    now = microseconds(as_of)
+    positions = [keys.positions(name, key) for name, key in zip(GROUPINGS, facts.keys, strict=True)]
+    applies = [(facts.applies >> i) & 1 == 1 for i in range(STAGE_COUNT)]
+    delays: list[npt.NDArray[np.int64]] = []
+    ended: list[npt.NDArray[np.bool_]] = []
+    for i, (start, end) in enumerate(stages):
+        finish = facts.readings[end]
+        done = applies[i] & (finish != MISSING) & (finish <= now)
+        ended.append(done)
+        delays.append(np.where(done, finish - facts.readings[start], NO_DELAY))
+    kind = positions[GROUPINGS.index("kind")]
+    within: list[npt.NDArray[np.bool_]] = []
+    breached: list[npt.NDArray[np.bool_]] = []
+    found: list[tuple[npt.NDArray[np.int64], int, npt.NDArray[np.int64]]] = []
+    calendar = 0
+    for j, target in enumerate(targets.targets):
+        i = _STAGES.index(target.stage)
+        began, finish = facts.readings[stages[i][0]], facts.readings[stages[i][1]]
+        judged = applies[i] & (kind == _KINDS.index(target.kind) + 1)
+        if target.unit is Unit.HOURS:
+            deadline = began + _allowance(target)
+        else:
+            deadline = facts.deadlines[calendar]
+            calendar += 1
+            judged &= deadline != MISSING
+        inside = judged & ended[i] & (finish <= deadline)
+        late = judged & ((ended[i] & (finish > deadline)) | (~ended[i] & (deadline < now)))
+        within.append(inside)
+        breached.append(late)
+        rows = np.flatnonzero(late)
+        delay = np.where(ended[i][rows], delays[i][rows], now - began[rows])
+        found.append((rows, j, delay))
+    return Judged(
+        positions=positions,
+        delays=delays,
+        counts=_counts(positions, facts.applies, delays, within, breached, keys=keys),
+        candidates=_candidates(found, facts, stages, targets, limit=limit, now=now),
+    )
+
+
+def _counts(
+    positions: list[npt.NDArray[np.int64]],
+    applies: npt.NDArray[np.int64],
+    delays: list[npt.NDArray[np.int64]],
+    within: list[npt.NDArray[np.bool_]],
+    breached: list[npt.NDArray[np.bool_]],
+    *,
+    keys: Keys,
+) -> list[dict[str, Any]]:
+    """Per finest group: rows, each stage's ended count and longest delay, each target's within
+    and breached counts (`extract._Counts` reads them), with the group's names."""
+    if not applies.size:
+        return []
+    # One integer per finest group, its parts recoverable: the key positions and the bits.
+    widths = [len(keys.names(grouping)) + 1 for grouping in GROUPINGS] + [1 << STAGE_COUNT]
+    code = np.zeros(applies.size, dtype=np.int64)
+    for part, width in zip([*positions, applies], widths, strict=True):
+        code = code * width + part
+    order = np.argsort(code, kind="stable")
+    ordered = code[order]
+    first = np.concatenate(([True], ordered[1:] != ordered[:-1]))
+    starts = np.flatnonzero(first)
+    groups = ordered[starts]
+    group = np.empty_like(order)
+    group[order] = np.cumsum(first) - 1
+    size = groups.size
+    columns: list[npt.NDArray[Any]] = [np.bincount(group, minlength=size)]
+    longest = []
+    for delay in delays:
+        done = delay != NO_DELAY
+        columns.append(np.bincount(group, weights=done, minlength=size))
+        longest.append(np.maximum.reduceat(delay[order], starts))
+    for inside, late in zip(within, breached, strict=True):
+        columns += [
+            np.bincount(group, weights=inside, minlength=size),
+            np.bincount(group, weights=late, minlength=size),
+        ]
+    found = []
+    for g, value in enumerate(groups.tolist()):
+        parts, rest = [], value
+        for width in reversed(widths):
+            parts.append(rest % width)
+            rest //= width
+        bits, *places = parts
+        force, council, kind, month = (
+            keys.names(grouping)[place - 1]
+            for grouping, place in zip(GROUPINGS, reversed(places), strict=True)
+        )
+        stats: list[float | None] = [float((bits >> i) & 1) for i in range(STAGE_COUNT)]
+        stats.append(float(columns[0][g]))
+        stats += [float(column[g]) for column in columns[1 : 1 + STAGE_COUNT]]
+        stats += [None if m[g] == NO_DELAY else float(m[g]) for m in longest]
+        stats += [float(column[g]) for column in columns[1 + STAGE_COUNT :]]
+        found.append(
+            {
+                "force_code": force,
+                "council_code": council,
+                "kind": kind,
+                "month": month,
+                "stats": stats,
+            }
+        )
+    return found
+
+
+def _candidates(
+    found: list[tuple[npt.NDArray[np.int64], int, npt.NDArray[np.int64]]],
+    facts: Facts,
+    stages: Sequence[tuple[str, str]],
+    targets: TargetSet,
+    *,
+    limit: int | None,
+    now: int,
+) -> list[Candidate]:
+    """The breaches at least as long as the `limit`-th longest (ties kept: the listing orders
+    equal delays by target, record and council, which only `extract` reads)."""
+    delays = np.concatenate([delay for _, _, delay in found] or [np.zeros(0, np.int64)])
+    if limit == 0:
+        return []
+    threshold = MISSING
+    if limit is not None and delays.size > limit:
+        threshold = int(np.partition(delays, delays.size - limit)[delays.size - limit])
+    calendar = {
+        j: index
+        for index, j in enumerate(
+            j for j, target in enumerate(targets.targets) if target.unit is not Unit.HOURS
+        )
+    }
+    listed: list[Candidate] = []
+    for rows, j, delay in found:
+        target = targets.targets[j]
+        start_name, end_name = stages[_STAGES.index(target.stage)]
+        keep = np.flatnonzero(delay >= threshold)
+        for at in keep.tolist():
+            row = int(rows[at])
+            start = int(facts.readings[start_name][row])
+            finish = int(facts.readings[end_name][row])
+            if j in calendar:
+                deadline = int(facts.deadlines[calendar[j]][row])
+            else:
+                deadline = start + _allowance(target)
+            is_open = finish == MISSING or finish > now
+            listed.append(
+                Candidate(
+                    row=row,
+                    target=j,
+                    start=instant(start),
+                    end=None if is_open else instant(finish),
+                    deadline=instant(deadline),
+                    delay_us=int(delay[at]),
+                )
+            )
+    return listed
