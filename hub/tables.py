@@ -3,7 +3,14 @@
 from sqlmodel import SQLModel
 
 from hub.access.models import OAuthClient
-from hub.audit.models import AuditChainHead, AuditEvent, AuditEventChild, AuditEventRecord
+from hub.audit.models import (
+    AuditChainHead,
+    AuditEvent,
+    AuditEventChild,
+    AuditEventRecord,
+    AuditIndexProgress,
+)
+from hub.changes.models import RecordChange
 from hub.children.models import Child, ChildReference
 from hub.incidents.models import Incident, IncidentChild
 from hub.investigations.models import (
@@ -24,6 +31,7 @@ __all__ = [
     "AuditEvent",
     "AuditEventChild",
     "AuditEventRecord",
+    "AuditIndexProgress",
     "Child",
     "ChildReference",
     "ForceCoverage",
@@ -36,6 +44,7 @@ __all__ = [
     "MissingEpisode",
     "OAuthClient",
     "Organisation",
+    "RecordChange",
     "RecordReceipt",
     "StageFact",
     "metadata",
