@@ -85,3 +85,30 @@ async def test_reference_data_is_loaded_and_sync_is_repeatable(empty_database: s
     assert kinds == {"police_force": 44, "council": 175, "inspectorate": 3, "hub_operator": 1}
     assert coverage == 175 * 2  # each council's territorial force, and BTP
     assert london == 32
+
+
+async def test_audit_event_records_are_compressed_with_lz4_on_postgresql(
+    empty_database: str,
+) -> None:
+    if not empty_database.startswith("postgresql"):
+        pytest.skip("column compression is PostgreSQL's")
+    await upgrade(empty_database)
+    engine = create_async_engine(empty_database)
+    methods = (
+        "SELECT attname, CAST(attcompression AS text) FROM pg_attribute"
+        " WHERE attrelid = 'audit_event'::regclass AND attname IN ('records', 'child_ids')"
+    )
+    async with engine.connect() as connection:
+        lz4 = (
+            await connection.execute(
+                sa.text(
+                    "SELECT 'lz4' = ANY(enumvals) FROM pg_settings"
+                    " WHERE name = 'default_toast_compression'"
+                )
+            )
+        ).scalar()
+        found = dict((await connection.execute(sa.text(methods))).all())
+    await engine.dispose()
+    if not lz4:
+        pytest.skip("this PostgreSQL was built without lz4")
+    assert found == {"records": "l", "child_ids": "l"}
