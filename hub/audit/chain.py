@@ -97,6 +97,13 @@ def _compact_json_encoder() -> Callable[[Any], str]:
 
 
 encode_json = _compact_json_encoder()
+# One string as `encode_json` writes it (the same C escaping), for texts built piece by piece.
+encode_string: Callable[[str], str] = json.encoder.encode_basestring
+
+
+def encode_strings(values: Sequence[str]) -> str:
+    """A list of strings exactly as `encode_json` writes it."""
+    return "[" + ",".join(map(encode_string, values)) + "]"
 
 
 class ChainHeadMissing(RuntimeError):

