@@ -153,6 +153,8 @@ def judge(
     """Every fact judged against `targets` at `as_of`; `stages` the (start, end) reading of
     each stage, in `targets.STAGES` order; `limit` how many breaches can be listed (None:
     every one)."""
+    if len(stages) != len(_STAGES):
+        raise ValueError("judge needs each stage's (start, end) readings, in STAGES order")
     now = microseconds(as_of)
     positions = [keys.positions(name, key) for name, key in zip(GROUPINGS, facts.keys, strict=True)]
     applies = [(facts.applies >> i) & 1 == 1 for i in range(STAGE_COUNT)]

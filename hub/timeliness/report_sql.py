@@ -38,6 +38,9 @@ STAGE_SQL = {
     "shared_to_acknowledged": ("shared_at", "acknowledged_at", "receipt_stages"),
     "returned_to_return_interview": ("returned_at", "interview_at", "returned_at IS NOT NULL"),
 }
+# Stage i is bit i of the stages part's `applies`, and position i of `judged`'s delays.
+if tuple(STAGE_SQL) != tuple(STAGES):
+    raise RuntimeError("STAGE_SQL must list the stages in targets.STAGES order")
 
 
 @dataclasses.dataclass(frozen=True)
