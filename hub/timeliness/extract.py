@@ -333,6 +333,7 @@ async def _run(
     # In a thread: numpy lets go of the interpreter, and the batching part's rows arrive.
     def judged() -> tuple[Any, dict[str, dict[str, list[float | None]]]]:
         facts = read(data, calendar_targets=calendar)
+        data.clear()  # a national year's copy is 300 MB, and the columns are copies of it
         result = judge(
             facts,
             keys=keys,

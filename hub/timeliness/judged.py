@@ -113,7 +113,7 @@ def read(data: bytes | bytearray | memoryview, *, calendar_targets: int) -> Fact
     if rows.size and bool((rows["fields"] != len(kind.names or ()) - 1).any()):
         raise BadDelays("the COPY stream's rows hold other columns")
     return Facts(
-        tids=rows["tid"][["block", "offset"]],
+        tids=rows["tid"][["block", "offset"]].copy(),  # copies throughout: `data` can go
         keys=[rows[f"k{i}"]["value"].astype(np.int64) for i in range(len(GROUPINGS))],
         applies=rows["applies"]["value"].astype(np.int64),
         readings={name: rows[name]["value"].astype(np.int64) for name in READINGS},
