@@ -148,3 +148,33 @@ async def test_an_erasure_leaves_no_index_row_of_an_unindexed_event(
         left = sa.select(sa.func.count()).where(table.c.seq <= report.last_seq)
         assert (await session.execute(left)).scalar_one() == 0
     assert (await verify.verify(session)).ok
+
+
+async def test_the_indexer_stops_after_a_short_batch(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seven events in batches of three: three catch-ups (3, 3, 1), not a fourth that locks the
+    progress row and commits for nothing; and every event is indexed."""
+    from hub.audit.indexer import AuditIndexer  # noqa: PLC0415
+
+    async with db.transaction(write=True) as session:
+        await chain.catch_up_all(session)
+    async with db.transaction(write=True) as session:
+        for _ in range(7):
+            await _append(session, served(2))
+    batches: list[int] = []
+    real = chain.catch_up
+
+    async def counted(session: AsyncSession, *, batch: int = chain.CATCH_UP_BATCH) -> int:
+        indexed = await real(session, batch=batch)
+        batches.append(indexed)
+        return indexed
+
+    monkeypatch.setattr(chain, "CATCH_UP_BATCH", 3)
+    monkeypatch.setattr(chain, "catch_up", counted)
+    assert await AuditIndexer(db).index_all() == 7
+    assert batches == [3, 3, 1]
+    async with db.transaction(write=False) as session:
+        head = await chain.read_head(session)
+        assert head is not None
+        assert await chain.indexed_through(session) == head.last_seq

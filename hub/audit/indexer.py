@@ -62,15 +62,20 @@ class AuditIndexer:
                 return
 
     async def index_all(self) -> int:
-        """Index every event committed so far, a batch per transaction; return how many."""
+        """Index every event committed so far, a batch per transaction; return how many.
+
+        A batch short of full reached the last event committed when it ran: asking again would
+        lock the progress row and commit a transaction for nothing (events committed since
+        come with a poke of their own).
+        """
         total = 0
         started = time.perf_counter()
         try:
             while True:
                 async with self.db.transaction(write=True) as session:
-                    indexed = await chain.catch_up(session)
+                    indexed = await chain.catch_up(session, batch=chain.CATCH_UP_BATCH)
                 total += indexed
-                if not indexed:
+                if indexed < chain.CATCH_UP_BATCH:
                     return total
         finally:
             self.indexed += total
