@@ -552,7 +552,7 @@ def test_numpy_reads_only_the_stages_parts_binary_rows() -> None:
     assert int(facts.applies[0]) == 0b101
     assert [int(facts.readings[name][0]) for name in judged.READINGS] == list(times)
     assert int(facts.deadlines[0][1]) == 99
-    assert facts.tid(1) == "(12,3)"
+    assert facts.tids_of([1, 0]) == ["(12,3)", "(12,3)"]
     with pytest.raises(BadDelays):
         judged.read(header + row[:-1] + b"\xff\xff", calendar_targets=1)  # a row cut short
     with pytest.raises(BadDelays):

@@ -354,18 +354,19 @@ async def _run(
     (facts, result), into.ranks = await asyncio.to_thread(judged)
     into.counts = result.counts
     # The listed breaches' records, by the facts' addresses (the same rows: one snapshot).
-    tids = sorted({facts.tid(candidate.row) for candidate in result.candidates})
+    addresses = facts.tids_of([candidate.row for candidate in result.candidates])
     described = await connection.execute(
         sa.text(
             "SELECT CAST(ctid AS text) AS tid, record_id, child_id, kind, force_code,"
             " council_code, month FROM stage_fact"
             " WHERE ctid = ANY(CAST(CAST(:tids AS text[]) AS tid[]))"
         ),
-        {"tids": tids},
+        {"tids": sorted(set(addresses))},
     )
     by_tid = {row["tid"]: row for row in described.mappings()}
     into.breaches = [
-        (candidate, by_tid[facts.tid(candidate.row)]) for candidate in result.candidates
+        (candidate, by_tid[address])
+        for candidate, address in zip(result.candidates, addresses, strict=True)
     ]
 
 

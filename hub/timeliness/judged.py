@@ -25,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -94,8 +94,11 @@ class Facts:
     readings: dict[str, npt.NDArray[np.int64]]
     deadlines: list[npt.NDArray[np.int64]]  # per calendar target
 
-    def tid(self, row: int) -> str:
-        return f"({int(self.tids['block'][row])},{int(self.tids['offset'][row])})"
+    def tids_of(self, rows: Sequence[int]) -> list[str]:
+        """The rows' addresses as PostgreSQL writes a `tid`: "(block,offset)"."""
+        blocks = self.tids["block"][rows].tolist()
+        offsets = self.tids["offset"][rows].tolist()
+        return [f"({block},{offset})" for block, offset in zip(blocks, offsets, strict=True)]
 
 
 def read(data: bytes | bytearray | memoryview, *, calendar_targets: int) -> Facts:
@@ -121,9 +124,9 @@ def read(data: bytes | bytearray | memoryview, *, calendar_targets: int) -> Fact
     )
 
 
-@dataclasses.dataclass(frozen=True)
-class Candidate:
-    """A breach that may be listed: the row, the target, its start, deadline and delay."""
+class Candidate(NamedTuple):
+    """A breach that may be listed: the row, the target, its start, deadline and delay (a
+    tuple: a national year with no limit makes a million)."""
 
     row: int
     target: int
@@ -288,23 +291,31 @@ def _candidates(
         target = targets.targets[j]
         start_name, end_name = stages[_STAGES.index(target.stage)]
         keep = np.flatnonzero(delay >= threshold)
-        for at in keep.tolist():
-            row = int(rows[at])
-            start = int(facts.readings[start_name][row])
-            finish = int(facts.readings[end_name][row])
-            if j in calendar:
-                deadline = int(facts.deadlines[calendar[j]][row])
-            else:
-                deadline = start + _allowance(target)
-            is_open = finish == MISSING or finish > now
-            listed.append(
-                Candidate(
-                    row=row,
-                    target=j,
-                    start=instant(start),
-                    end=None if is_open else instant(finish),
-                    deadline=instant(deadline),
-                    delay_us=int(delay[at]),
-                )
+        at = rows[keep]
+        starts, finishes = facts.readings[start_name][at], facts.readings[end_name][at]
+        if j in calendar:
+            deadlines = facts.deadlines[calendar[j]][at]
+        else:
+            deadlines = starts + _allowance(target)
+        still_open = (finishes == MISSING) | (finishes > now)
+        # Whole columns to Python lists first: a national year with no limit lists a million.
+        listed += [
+            Candidate(
+                row=row,
+                target=j,
+                start=instant(start),
+                end=None if is_open else instant(finish),
+                deadline=instant(deadline),
+                delay_us=late,
             )
+            for row, start, finish, deadline, is_open, late in zip(
+                at.tolist(),
+                starts.tolist(),
+                finishes.tolist(),
+                deadlines.tolist(),
+                still_open.tolist(),
+                delay[keep].tolist(),
+                strict=True,
+            )
+        ]
     return listed
