@@ -485,7 +485,7 @@ def test_numpy_ranks_give_the_median_and_nearest_rank_90th_percentile() -> None:
 
     sizes = range(1, 401)
     codes = [f"C{n}" for n in sizes]
-    # The database's hashes of the values, as the delays part writes them (any distinct ints).
+    # The database's hashes of the values, as the stages part writes them (any distinct ints).
     hashes = {code: -7919 * n for n, code in enumerate(codes, start=1)}
     hashes |= {"incident": 17, "2026-01": 5}
     council = np.repeat([hashes[code] for code in codes], list(sizes))

@@ -44,7 +44,7 @@ from hub.timeliness.batching import (
     detect_batching,
 )
 from hub.timeliness.calendar import LONDON, is_working_day, local_date
-from hub.timeliness.judged import Candidate, judge, read
+from hub.timeliness.judged import Candidate, Facts, Judged, judge, read
 from hub.timeliness.percentiles import GROUPINGS, RANKS_PER_POPULATION, Keys, ranks
 from hub.timeliness.report_data import ReportData, ReportScope, build_report
 from hub.timeliness.report_sql import (
@@ -268,7 +268,7 @@ class _Results:
     be listed with their records' ids, the delays' ranks (`percentiles.ranks`), and the bursts
     found among the batching candidates."""
 
-    counts: list[Mapping[str, Any]] = dataclasses.field(default_factory=list)
+    counts: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     breaches: list[tuple[Candidate, Mapping[Any, Any]]] = dataclasses.field(default_factory=list)
     ranks: dict[str, dict[str, list[float | None]]] = dataclasses.field(default_factory=dict)
     batching: tuple[BatchingResult, tuple[BatchingScore, ...]] | None = None
@@ -318,7 +318,16 @@ async def _run(
         # While the other part still runs: the detector need not wait for it.
         into.batching = await asyncio.to_thread(_batching, rows, batching)
         return
-    # Binary COPY through the driver itself: fixed-width rows numpy reads in place.
+    data = await _copy(connection, part)
+    # In a thread: numpy lets go of the interpreter, and the batching part's rows arrive.
+    facts, judged, into.ranks = await asyncio.to_thread(_judged, data, asked, keys, found)
+    into.counts = judged.counts
+    into.breaches = await _described(connection, facts, judged.candidates)
+
+
+async def _copy(connection: AsyncConnection, part: _Part) -> bytearray:
+    """The part's rows as a binary COPY, through the driver itself: fixed-width rows numpy
+    reads in place."""
     compiled = part.statement.compile(dialect=connection.dialect)
     arguments = [part.bound[name] for name in compiled.positiontup or ()]
     driver: Any = (await connection.get_raw_connection()).driver_connection
@@ -328,33 +337,40 @@ async def _run(
         data.extend(chunk)
 
     await driver.copy_from_query(str(compiled), *arguments, output=sink, format="binary")
+    return data
+
+
+def _judged(
+    data: bytearray, asked: _Asked, keys: Keys, found: list[Cell]
+) -> tuple[Facts, Judged, dict[str, dict[str, list[float | None]]]]:
+    """The stages part's copy judged (`judged`) and its delays ranked (`percentiles`)."""
     calendar = sum(1 for target in asked.targets.targets if target.unit is not Unit.HOURS)
+    facts = read(data, calendar_targets=calendar)
+    data.clear()  # a national year's copy is 300 MB, and the columns are copies of it
+    judged = judge(
+        facts,
+        keys=keys,
+        targets=asked.targets,
+        stages=[(start, end) for start, end, _ in STAGE_SQL.values()],
+        as_of=asked.as_of,
+        limit=asked.breach_limit,
+    )
+    ranked = ranks(
+        judged.positions,
+        judged.delays,
+        keys=keys,
+        population_of=population_table(found),
+        populations=len(populations(found)),
+    )
+    return facts, judged, ranked
 
-    # In a thread: numpy lets go of the interpreter, and the batching part's rows arrive.
-    def judged() -> tuple[Any, dict[str, dict[str, list[float | None]]]]:
-        facts = read(data, calendar_targets=calendar)
-        data.clear()  # a national year's copy is 300 MB, and the columns are copies of it
-        result = judge(
-            facts,
-            keys=keys,
-            targets=asked.targets,
-            stages=[(start, end) for start, end, _ in STAGE_SQL.values()],
-            as_of=asked.as_of,
-            limit=asked.breach_limit,
-        )
-        ranked = ranks(
-            result.positions,
-            result.delays,
-            keys=keys,
-            population_of=population_table(found),
-            populations=len(populations(found)),
-        )
-        return (facts, result), ranked
 
-    (facts, result), into.ranks = await asyncio.to_thread(judged)
-    into.counts = result.counts
-    # The listed breaches' records, by the facts' addresses (the same rows: one snapshot).
-    addresses = facts.tids_of([candidate.row for candidate in result.candidates])
+async def _described(
+    connection: AsyncConnection, facts: Facts, candidates: list[Candidate]
+) -> list[tuple[Candidate, Mapping[Any, Any]]]:
+    """Each breach that can be listed with its record's ids, read by the fact's address (the
+    same row: the parts share one snapshot)."""
+    addresses = facts.tids_of([candidate.row for candidate in candidates])
     described = await connection.execute(
         sa.text(
             "SELECT CAST(ctid AS text) AS tid, record_id, child_id, kind, force_code,"
@@ -364,9 +380,9 @@ async def _run(
         {"tids": sorted(set(addresses))},
     )
     by_tid = {row["tid"]: row for row in described.mappings()}
-    into.breaches = [
+    return [
         (candidate, by_tid[address])
-        for candidate, address in zip(result.candidates, addresses, strict=True)
+        for candidate, address in zip(candidates, addresses, strict=True)
     ]
 
 

@@ -37,7 +37,7 @@ class BadDelays(ValueError):
 @dataclasses.dataclass(frozen=True)
 class Keys:
     """What the group keys stand for: each grouping's possible values, and the database's
-    `hashtext` of each (the delays part writes the hash, four bytes, not the text)."""
+    `hashtext` of each (the stages part writes the hash, four bytes, not the text)."""
 
     codes: Sequence[str]  # organisations: forces and councils
     kinds: Sequence[str]  # in `targets.KINDS` order, as `report_sql.population_table` has them
