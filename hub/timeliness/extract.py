@@ -607,8 +607,8 @@ def _assemble(
     ranked = {grouping: results.ranks.get(grouping, {}) for grouping in GROUPINGS}
     found: list[Breach] = []
     pseudonyms: dict[str, str] = {}
-    for row in results.counts:
-        counts.add(row)
+    for finest in results.counts:
+        counts.add(finest)
     for candidate, row in results.breaches:
         child = row["child_id"]
         if child is not None and child not in pseudonyms:
