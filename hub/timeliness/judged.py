@@ -144,6 +144,18 @@ class Judged:
     candidates: list[Candidate]
 
 
+@dataclasses.dataclass(frozen=True)
+class _Breached:
+    """One target's breached rows, with what a listing of each says."""
+
+    target: int
+    rows: npt.NDArray[np.int64]
+    starts: npt.NDArray[np.int64]
+    ends: npt.NDArray[np.int64]  # MISSING while still open
+    deadlines: npt.NDArray[np.int64]
+    delays: npt.NDArray[np.int64]  # to as_of while still open
+
+
 def judge(
     facts: Facts,
     *,
@@ -171,8 +183,8 @@ def judge(
     kind = positions[GROUPINGS.index("kind")]
     within: list[npt.NDArray[np.bool_]] = []
     breached: list[npt.NDArray[np.bool_]] = []
-    found: list[tuple[npt.NDArray[np.int64], int, npt.NDArray[np.int64]]] = []
-    calendar = 0
+    found: list[_Breached] = []
+    calendar = iter(facts.deadlines)  # the calendar targets' deadlines, in the targets' order
     for j, target in enumerate(targets.targets):
         i = _STAGES.index(target.stage)
         began, finish = facts.readings[stages[i][0]], facts.readings[stages[i][1]]
@@ -180,21 +192,29 @@ def judge(
         if target.unit is Unit.HOURS:
             deadline = began + _allowance(target)
         else:
-            deadline = facts.deadlines[calendar]
-            calendar += 1
+            deadline = next(calendar)
             judged &= deadline != MISSING
         inside = judged & ended[i] & (finish <= deadline)
         late = judged & ((ended[i] & (finish > deadline)) | (~ended[i] & (deadline < now)))
         within.append(inside)
         breached.append(late)
         rows = np.flatnonzero(late)
-        delay = np.where(ended[i][rows], delays[i][rows], now - began[rows])
-        found.append((rows, j, delay))
+        still = ~ended[i][rows]
+        found.append(
+            _Breached(
+                target=j,
+                rows=rows,
+                starts=began[rows],
+                ends=np.where(still, MISSING, finish[rows]),
+                deadlines=deadline[rows],
+                delays=np.where(still, now - began[rows], delays[i][rows]),
+            )
+        )
     return Judged(
         positions=positions,
         delays=delays,
         counts=_counts(positions, facts.applies, delays, within, breached, keys=keys),
-        candidates=_candidates(found, facts, stages, targets, limit=limit, now=now),
+        candidates=_candidates(found, limit=limit),
     )
 
 
@@ -211,24 +231,22 @@ def _counts(
     and breached counts (`extract._Counts` reads them), with the group's names."""
     if not applies.size:
         return []
-    # One integer per finest group, its parts recoverable: the key positions and the bits.
-    widths = [len(keys.names(grouping)) + 1 for grouping in GROUPINGS] + [1 << STAGE_COUNT]
+    # One integer per finest group (its key positions and applying stages), to sort rows by.
     code = np.zeros(applies.size, dtype=np.int64)
-    for part, width in zip([*positions, applies], widths, strict=True):
-        code = code * width + part
+    for grouping, part in zip(GROUPINGS, positions, strict=True):
+        code = code * (len(keys.names(grouping)) + 1) + part
+    code = code * (1 << STAGE_COUNT) + applies
     order = np.argsort(code, kind="stable")
     ordered = code[order]
     first = np.concatenate(([True], ordered[1:] != ordered[:-1]))
     starts = np.flatnonzero(first)
-    groups = ordered[starts]
+    size = starts.size
     group = np.empty_like(order)
     group[order] = np.cumsum(first) - 1
-    size = groups.size
     columns: list[npt.NDArray[Any]] = [np.bincount(group, minlength=size)]
     longest = []
     for delay in delays:
-        done = delay != NO_DELAY
-        columns.append(np.bincount(group, weights=done, minlength=size))
+        columns.append(np.bincount(group, weights=delay != NO_DELAY, minlength=size))
         longest.append(np.maximum.reduceat(delay[order], starts))
     for inside, late in zip(within, breached, strict=True):
         columns += [
@@ -236,85 +254,53 @@ def _counts(
             np.bincount(group, weights=late, minlength=size),
         ]
     found = []
-    for g, value in enumerate(groups.tolist()):
-        parts, rest = [], value
-        for width in reversed(widths):
-            parts.append(rest % width)
-            rest //= width
-        bits, *places = parts
-        force, council, kind, month = (
-            keys.names(grouping)[place - 1]
-            for grouping, place in zip(GROUPINGS, reversed(places), strict=True)
-        )
+    # Each group named by its first row.
+    for g, row in enumerate(order[starts].tolist()):
+        names = [
+            keys.names(grouping)[int(part[row]) - 1]
+            for grouping, part in zip(GROUPINGS, positions, strict=True)
+        ]
+        bits = int(applies[row])
         stats: list[float | None] = [float((bits >> i) & 1) for i in range(STAGE_COUNT)]
         stats.append(float(columns[0][g]))
         stats += [float(column[g]) for column in columns[1 : 1 + STAGE_COUNT]]
         stats += [None if m[g] == NO_DELAY else float(m[g]) for m in longest]
         stats += [float(column[g]) for column in columns[1 + STAGE_COUNT :]]
         found.append(
-            {
-                "force_code": force,
-                "council_code": council,
-                "kind": kind,
-                "month": month,
-                "stats": stats,
-            }
+            dict(zip(("force_code", "council_code", "kind", "month"), names, strict=True))
+            | {"stats": stats}
         )
     return found
 
 
-def _candidates(
-    found: list[tuple[npt.NDArray[np.int64], int, npt.NDArray[np.int64]]],
-    facts: Facts,
-    stages: Sequence[tuple[str, str]],
-    targets: TargetSet,
-    *,
-    limit: int | None,
-    now: int,
-) -> list[Candidate]:
+def _candidates(found: list[_Breached], *, limit: int | None) -> list[Candidate]:
     """The breaches at least as long as the `limit`-th longest (ties kept: the listing orders
     equal delays by target, record and council, which only `extract` reads)."""
-    delays = np.concatenate([delay for _, _, delay in found] or [np.zeros(0, np.int64)])
     if limit == 0:
         return []
+    delays = np.concatenate([each.delays for each in found] or [np.zeros(0, np.int64)])
     threshold = MISSING
     if limit is not None and delays.size > limit:
         threshold = int(np.partition(delays, delays.size - limit)[delays.size - limit])
-    calendar = {
-        j: index
-        for index, j in enumerate(
-            j for j, target in enumerate(targets.targets) if target.unit is not Unit.HOURS
-        )
-    }
     listed: list[Candidate] = []
-    for rows, j, delay in found:
-        target = targets.targets[j]
-        start_name, end_name = stages[_STAGES.index(target.stage)]
-        keep = np.flatnonzero(delay >= threshold)
-        at = rows[keep]
-        starts, finishes = facts.readings[start_name][at], facts.readings[end_name][at]
-        if j in calendar:
-            deadlines = facts.deadlines[calendar[j]][at]
-        else:
-            deadlines = starts + _allowance(target)
-        still_open = (finishes == MISSING) | (finishes > now)
+    for each in found:
+        keep = each.delays >= threshold
         # Whole columns to Python lists first: a national year with no limit lists a million.
         listed += [
             Candidate(
                 row=row,
-                target=j,
+                target=each.target,
                 start=instant(start),
-                end=None if is_open else instant(finish),
+                end=None if end == MISSING else instant(end),
                 deadline=instant(deadline),
-                delay_us=late,
+                delay_us=delay,
             )
-            for row, start, finish, deadline, is_open, late in zip(
-                at.tolist(),
-                starts.tolist(),
-                finishes.tolist(),
-                deadlines.tolist(),
-                still_open.tolist(),
-                delay[keep].tolist(),
+            for row, start, end, deadline, delay in zip(
+                each.rows[keep].tolist(),
+                each.starts[keep].tolist(),
+                each.ends[keep].tolist(),
+                each.deadlines[keep].tolist(),
+                each.delays[keep].tolist(),
                 strict=True,
             )
         ]
