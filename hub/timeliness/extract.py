@@ -302,25 +302,44 @@ def _batching(
     return batches, scores
 
 
-async def _run(
-    connection: AsyncConnection,
-    part: _Part,
-    *,
-    asked: _Asked,
-    keys: Keys,
-    found: list[Cell],
-    batching: BatchingParams,
-    into: _Results,
-) -> None:
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+    """A PostgreSQL report's statements and what their results are read with."""
+
+    asked: _Asked
+    names: dict[str, str]  # organisation code -> name
+    keys: Keys
+    statements: list[_Part]
+    cells: list[Cell]
+    batching: BatchingParams
+
+
+async def _plan(connection: AsyncConnection, asked: _Asked) -> _Plan:
+    names = await _names(connection)
+    batching = BatchingParams()
+    statements, cells = _statements(asked, batching)
+    return _Plan(
+        asked=asked,
+        names=names,
+        keys=await _keys(connection, asked, codes=sorted(names)),
+        statements=statements,
+        cells=cells,
+        batching=batching,
+    )
+
+
+async def _run(connection: AsyncConnection, part: _Part, plan: _Plan, into: _Results) -> None:
     """Run one part on `connection` (inside its snapshot) and keep what it returns."""
     if part.name == BATCHING:
         rows = (await connection.execute(part.statement, part.bound)).mappings().all()
         # While the other part still runs: the detector need not wait for it.
-        into.batching = await asyncio.to_thread(_batching, rows, batching)
+        into.batching = await asyncio.to_thread(_batching, rows, plan.batching)
         return
     data = await _copy(connection, part)
     # In a thread: numpy lets go of the interpreter, and the batching part's rows arrive.
-    facts, judged, into.ranks = await asyncio.to_thread(_judged, data, asked, keys, found)
+    facts, judged, into.ranks = await asyncio.to_thread(
+        _judged, data, plan.asked, plan.keys, plan.cells
+    )
     into.counts = judged.counts
     into.breaches = await _described(connection, facts, judged.candidates)
 
@@ -411,44 +430,23 @@ async def part_seconds(
     )
     seconds: dict[str, float] = {}
     async with _snapshot(db, 1) as (connection,):
-        keys = await _keys(connection, asked, codes=sorted(await _names(connection)))
-        statements, found = _statements(asked, BatchingParams())
-        for part in statements:
+        plan = await _plan(connection, asked)
+        for part in plan.statements:
             started = time.perf_counter()
-            await _run(
-                connection,
-                part,
-                asked=asked,
-                keys=keys,
-                found=found,
-                batching=BatchingParams(),
-                into=_Results(),
-            )
+            await _run(connection, part, plan, _Results())
             seconds[part.name] = time.perf_counter() - started
     return seconds
 
 
 async def _sql_report(db: Database, asked: _Asked) -> ReportData:
-    batching = BatchingParams()
     results = _Results()
     async with _snapshot(db, min(asked.connections, len(PARTS))) as connections:
-        names = await _names(connections[0])
-        keys = await _keys(connections[0], asked, codes=sorted(names))
-        statements, found = _statements(asked, batching)
-        queue = list(statements)
+        plan = await _plan(connections[0], asked)
+        queue = list(plan.statements)
 
         async def work(connection: AsyncConnection) -> None:
             while queue:
-                part = queue.pop(0)
-                await _run(
-                    connection,
-                    part,
-                    asked=asked,
-                    keys=keys,
-                    found=found,
-                    batching=batching,
-                    into=results,
-                )
+                await _run(connection, queue.pop(0), plan, results)
 
         # A part that fails cancels the others, and every connection is idle again before
         # the snapshot's transactions end; the caller sees the failure itself, not a group.
@@ -458,7 +456,7 @@ async def _sql_report(db: Database, asked: _Asked) -> ReportData:
                     group.create_task(work(connection))
         except ExceptionGroup as failed:
             raise failed.exceptions[0] from None
-    return _assemble(results, asked, found, batching, names=names)
+    return _assemble(results, plan)
 
 
 _SNAPSHOT_ID = re.compile(r"[0-9A-F]+-[0-9A-F]+(-[0-9]+)?")
@@ -592,14 +590,8 @@ def _order(stats: list[StageStats]) -> tuple[StageStats, ...]:
     return tuple(sorted(stats, key=key))
 
 
-def _assemble(
-    results: _Results,
-    asked: _Asked,
-    cells: list[Cell],
-    batching: BatchingParams,
-    *,
-    names: Mapping[str, str],
-) -> ReportData:
+def _assemble(results: _Results, plan: _Plan) -> ReportData:
+    asked, cells, batching, names = plan.asked, plan.cells, plan.batching, plan.names
     targets, pseudonymise = asked.targets, asked.pseudonymise
     groupings: dict[str, list[StageStats]] = {g: [] for g in GROUPINGS}
     counts = _Counts(cells, len(targets.targets))
