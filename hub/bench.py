@@ -33,10 +33,19 @@ from hub.access.keys import KeySet
 from hub.access.models import Role
 from hub.access.tokens import issue_access_token
 from hub.db import Database
+from hub.demo import EXAMPLE_PURPOSE
 from hub.migrate import upgrade
 from hub.settings import Settings
 
 FORCE, COUNCIL = "WEST_MIDLANDS", "E08000025"
+
+
+class BenchFailed(Exception):
+    """A benchmark saw an error or an incomplete answer: it has no figures to print.
+
+    A rate counted over failed requests measures how fast the hub says no, so every bench
+    raises this instead of returning figures, and the CLI prints the reason and exits 1.
+    """
 
 PUSH = """mutation Push($input: ReportIncidentInput!) { reportIncident(input: $input) { id } }"""
 QUERY = """query Council($first: Int!) { incidents(first: $first) { edges { node {
@@ -51,6 +60,17 @@ class Figures:
     seconds: float
     latencies: list[float]
     errors: int
+    first_error: str | None = None
+
+    def checked(self) -> Figures:
+        """These figures, if every request succeeded with a whole answer."""
+        if self.errors:
+            msg = (
+                f"{self.errors} of {self.count} {self.name} failed (first: {self.first_error}); "
+                "no rate is printed for a run with failures"
+            )
+            raise BenchFailed(msg)
+        return self
 
     def line(self) -> str:
         ordered = sorted(self.latencies)
@@ -88,23 +108,43 @@ def _incident(number: int, run: str) -> dict[str, Any]:
 
 
 async def _drive(
-    name: str, count: int, concurrency: int, call: Callable[[int], Awaitable[bool]]
+    name: str, count: int, concurrency: int, call: Callable[[int], Awaitable[str | None]]
 ) -> Figures:
+    """Run `call` for 0..count-1, `concurrency` at a time; each returns None or what failed."""
     latencies: list[float] = []
-    errors = 0
+    failures: list[str] = []
     numbers = iter(range(count))
 
     async def worker() -> None:
-        nonlocal errors
         for number in numbers:
             started = time.perf_counter()
-            ok = await call(number)
+            failure = await call(number)
             latencies.append(time.perf_counter() - started)
-            errors += not ok
+            if failure is not None:
+                failures.append(failure)
 
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return Figures(name, count, time.perf_counter() - started, latencies, errors)
+    first = failures[0] if failures else None
+    return Figures(name, count, time.perf_counter() - started, latencies, len(failures), first)
+
+
+def _failure(response: httpx.Response, *, field: str, expected: int | None = None) -> str | None:
+    """What went wrong with a GraphQL response, or None: an HTTP error, any error entry, no
+    data, or (with `expected`) a page with fewer edges than asked for."""
+    if response.status_code != HTTPStatus.OK:
+        return f"HTTP {response.status_code}"
+    body = response.json()
+    errors = body.get("errors")
+    if errors:
+        codes = sorted({str((e.get("extensions") or {}).get("code")) for e in errors})
+        return "errors " + ", ".join(codes)
+    data = (body.get("data") or {}).get(field)
+    if data is None:
+        return f"no {field} in the answer"
+    if expected is not None and len(data["edges"]) != expected:
+        return f"{len(data['edges'])} records where {expected} were asked for"
+    return None
 
 
 @contextlib.asynccontextmanager
@@ -203,7 +243,7 @@ async def _measure(
             organisation_code=org,
             role=role,
             user="bench-user",
-            purpose="bench",
+            purpose=EXAMPLE_PURPOSE[role],
         )
         return {"Authorization": f"Bearer {token}"}
 
@@ -215,20 +255,22 @@ async def _measure(
     limits = httpx.Limits(max_connections=concurrency)
     async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as client:
 
-        async def push(number: int) -> bool:
+        async def push(number: int) -> str | None:
             body = {"query": PUSH, "variables": {"input": _incident(number, run_id)}}
             response = await client.post("/graphql", json=body, headers=police)
-            return response.status_code == HTTPStatus.OK and "errors" not in response.json()
+            return _failure(response, field="reportIncident")
 
-        async def query(number: int) -> bool:
+        async def query(number: int) -> str | None:
             # Distinct variables per request: nothing in front may collapse identical ones.
-            body = {"query": QUERY, "variables": {"first": page_size - number % 2}}
+            first = page_size - number % 2
+            body = {"query": QUERY, "variables": {"first": first}}
             response = await client.post("/graphql", json=body, headers=council)
-            return response.status_code == HTTPStatus.OK and "errors" not in response.json()
+            return _failure(response, field="incidents", expected=first)
 
-        await _drive("warm-up", min(20, pushes), concurrency, lambda n: push(pushes + n))
-        pushed = await _drive("pushes", pushes, concurrency, push)
-        queried = await _drive("queries", queries, concurrency, query)
+        warm = min(20, pushes)
+        (await _drive("warm-up", warm, concurrency, lambda n: push(pushes + n))).checked()
+        pushed = (await _drive("pushes", pushes, concurrency, push)).checked()
+        queried = (await _drive("queries", queries, concurrency, query)).checked()
     return [pushed, queried]
 
 
@@ -405,8 +447,12 @@ async def run_costs(
             )
             elapsed = time.perf_counter() - started
             if result.errors or len(result.data["incidents"]["edges"]) != page_size:
-                msg = f"the benchmark query failed: {result.errors}"
-                raise RuntimeError(msg)
+                codes = sorted({str((e.extensions or {}).get("code")) for e in result.errors or []})
+                msg = (
+                    f"the council query failed or came back short of {page_size} incidents "
+                    f"(errors: {', '.join(codes) or 'none'}): seed at least as many records"
+                )
+                raise BenchFailed(msg)
             return elapsed
 
         timings: dict[str, list[float]] = {name: [] for name in paths}

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
@@ -105,6 +106,20 @@ def demo(
         serve(host=host, port=port, workers=1)
 
 
+T = TypeVar("T")
+
+
+def _measured(work: Coroutine[Any, Any, T]) -> T:
+    """A bench's figures, or its reason to print none: the message and exit status 1."""
+    from hub.bench import BenchFailed  # noqa: PLC0415
+
+    try:
+        return asyncio.run(work)
+    except BenchFailed as failed:
+        typer.echo(f"bench failed: {failed}", err=True)
+        raise typer.Exit(1) from failed
+
+
 # The server every bench makes its scratch database on; two benches also run on SQLite.
 _BENCH_SERVER = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 _SCRATCH = "a scratch database is created and dropped"
@@ -125,7 +140,7 @@ def bench(
     """Measure pushes/s, queries/s and p50/p99 latency through a real uvicorn process."""
     from hub.bench import run  # noqa: PLC0415
 
-    figures = asyncio.run(
+    figures = _measured(
         run(
             database_url=database_url,
             pushes=pushes,
@@ -199,7 +214,7 @@ def bench_costs(
     """The agreement's and the audit's cost: one council query on three paths, ratios printed."""
     from hub.bench import run_costs  # noqa: PLC0415
 
-    figures = asyncio.run(
+    figures = _measured(
         run_costs(database_url=database_url, records=records, repeats=repeats, page_size=page_size)
     )
     for line in figures.lines():
@@ -215,7 +230,7 @@ def bench_audit(
     """The audit at national size: a child's access history and verify, with figures."""
     from hub.audit.bench import run as run_audit  # noqa: PLC0415
 
-    report = asyncio.run(run_audit(database_url=database_url, events=events, children=children))
+    report = _measured(run_audit(database_url=database_url, events=events, children=children))
     for line in report.lines():
         typer.echo(line)
 
@@ -235,7 +250,7 @@ def bench_report(  # noqa: PLR0917 - typer's options are the parameters
     """The sharing report at national size: one council's year and the national year, timed."""
     from hub.timeliness.bench import run as run_report  # noqa: PLC0415
 
-    figures = asyncio.run(
+    figures = _measured(
         run_report(
             database_url=database_url,
             incidents=incidents,

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from hub.audit import chain, service, verify
 from hub.audit.export import COLUMNS
 from hub.audit.models import GENESIS_HASH, OperationKind, Outcome, S62Operation
-from hub.bench import scratch_database
+from hub.bench import BenchFailed, scratch_database
 from hub.db import Database
 from hub.migrate import upgrade
 
@@ -354,6 +354,12 @@ async def run(
             verified = await _verify(db)
         finally:
             await db.dispose()
+    if not verified.ok or verified.checked != loaded.chained + appends:
+        msg = (
+            f"verify checked {verified.checked} of {loaded.chained + appends} events "
+            f"({'intact' if verified.ok else 'a problem was found'}): no figures for a broken log"
+        )
+        raise BenchFailed(msg)
     return AuditBenchReport(
         events=events,
         chained=loaded.chained,

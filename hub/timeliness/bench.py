@@ -29,7 +29,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from hub.audit.bench import load as load_audit
-from hub.bench import scratch_database
+from hub.bench import BenchFailed, scratch_database
 from hub.db import Database
 from hub.migrate import upgrade
 from hub.settings import Settings
@@ -292,6 +292,17 @@ async def _database(url: str, keep: str | None) -> AsyncIterator[tuple[str, bool
     yield kept, loaded
 
 
+def _check_answers(timed: list[tuple[float, int, int]]) -> None:
+    """Each scope's runs read one unchanging load: they must agree, and the nation's be whole."""
+    council, national = {row[1:] for row in timed[:3]}, {row[1:] for row in timed[3:]}
+    if len(council) != 1 or len(national) != 1 or not next(iter(national))[0]:
+        msg = (
+            f"the report's runs disagree or judged nothing (council {sorted(council)}, "
+            f"national {sorted(national)}): no timings for an incomplete answer"
+        )
+        raise BenchFailed(msg)
+
+
 async def run(
     *,
     database_url: str,
@@ -349,6 +360,7 @@ async def run(
             await db.dispose()
     (council_s, council_n, _), *warm = timed[:3]
     national = timed[3:]
+    _check_answers(timed)
     _, national_n, breaches = national[-1]
     return ReportBenchFigures(
         incidents=incidents,

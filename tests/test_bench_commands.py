@@ -1,0 +1,155 @@
+"""Every bench command, run as a newcomer runs it, at a tiny size: figures when every request
+succeeded with a whole answer; otherwise the reason, exit status 1, and no rate at all.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hub.bench import BenchFailed, Figures
+from hub.timeliness.bench import _check_answers
+from tests.conftest import POSTGRES_URL, is_postgres
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _bench(*arguments: str) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    return subprocess.run(  # noqa: S603 - our own CLI, with arguments from this file
+        [sys.executable, "-m", "hub", *arguments],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        env=environment,
+        check=False,
+    )
+
+
+def _database(tmp_path: Path, name: str) -> str:
+    return POSTGRES_URL if is_postgres() else f"sqlite+aiosqlite:///{tmp_path / name}"
+
+
+def _assert_no_rate(run: subprocess.CompletedProcess[str]) -> None:
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "bench failed:" in run.stderr
+    assert "/s" not in run.stdout
+    assert "median" not in run.stdout
+    assert "Traceback" not in run.stderr
+
+
+def test_bench_prints_rates_when_every_request_succeeded(tmp_path: Path) -> None:
+    run = _bench(
+        "bench",
+        "--database-url",
+        _database(tmp_path, "bench.db"),
+        "--pushes",
+        "24",
+        "--queries",
+        "8",
+        "--concurrency",
+        "2",
+        "--page-size",
+        "5",
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    lines = {line.split()[0]: line for line in run.stdout.splitlines() if line}
+    assert "errors 0" in lines["pushes"]
+    assert "errors 0" in lines["queries"]
+    assert "/s" in lines["queries"]
+
+
+def test_bench_refuses_to_rate_short_answers(tmp_path: Path) -> None:
+    # 6 incidents pushed, pages of 20 asked for: every query comes back short.
+    run = _bench(
+        "bench",
+        "--database-url",
+        _database(tmp_path, "short.db"),
+        "--pushes",
+        "6",
+        "--queries",
+        "4",
+        "--concurrency",
+        "2",
+        "--page-size",
+        "20",
+    )
+    _assert_no_rate(run)
+    assert "4 of 4 queries failed" in run.stderr
+    assert "records where" in run.stderr
+
+
+def test_bench_costs_prints_ratios_or_refuses(tmp_path: Path) -> None:
+    good = _bench(
+        "bench-costs",
+        "--database-url",
+        _database(tmp_path, "costs.db"),
+        "--records",
+        "6",
+        "--repeats",
+        "4",
+        "--page-size",
+        "5",
+    )
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert "audit cost" in good.stdout
+    short = _bench(
+        "bench-costs",
+        "--database-url",
+        _database(tmp_path, "costs-short.db"),
+        "--records",
+        "3",
+        "--repeats",
+        "2",
+        "--page-size",
+        "5",
+    )
+    _assert_no_rate(short)
+
+
+@pytest.mark.skipif(not is_postgres(), reason="bench-audit loads with PostgreSQL's COPY")
+def test_bench_audit_runs_tiny() -> None:
+    run = _bench(
+        "bench-audit", "--database-url", POSTGRES_URL, "--events", "3000", "--children", "40"
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "verify" in run.stdout
+
+
+@pytest.mark.skipif(not is_postgres(), reason="bench-report measures PostgreSQL's SQL path")
+def test_bench_report_runs_tiny() -> None:
+    run = _bench(
+        "bench-report",
+        "--database-url",
+        POSTGRES_URL,
+        "--incidents",
+        "300",
+        "--episodes",
+        "40",
+        "--events",
+        "200",
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "national" in run.stdout
+
+
+def test_a_run_with_failures_has_no_figures() -> None:
+    failed = Figures("queries", 10, 1.0, [0.1] * 10, errors=3, first_error="errors FORBIDDEN")
+    with pytest.raises(BenchFailed, match="3 of 10 queries failed .first: errors FORBIDDEN"):
+        failed.checked()
+    whole = Figures("queries", 10, 1.0, [0.1] * 10, errors=0)
+    assert whole.checked() is whole
+
+
+def test_report_runs_that_disagree_or_judge_nothing_have_no_figures() -> None:
+    council, national = (0.1, 50, 2), (0.5, 900, 30)
+    _check_answers([council] * 3 + [national] * 3)
+    with pytest.raises(BenchFailed, match="disagree or judged nothing"):
+        _check_answers([council] * 3 + [national, (0.5, 899, 30), national])
+    with pytest.raises(BenchFailed):
+        _check_answers([council] * 3 + [(0.5, 0, 0)] * 3)
