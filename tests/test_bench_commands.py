@@ -140,7 +140,7 @@ def test_bench_report_runs_tiny() -> None:
 
 def test_a_run_with_failures_has_no_figures() -> None:
     failed = Figures("queries", 10, 1.0, [0.1] * 10, errors=3, first_error="errors FORBIDDEN")
-    with pytest.raises(BenchFailed, match="3 of 10 queries failed .first: errors FORBIDDEN"):
+    with pytest.raises(BenchFailed, match=r"3 of 10 queries failed \(first: errors FORBIDDEN\)"):
         failed.checked()
     whole = Figures("queries", 10, 1.0, [0.1] * 10, errors=0)
     assert whole.checked() is whole
