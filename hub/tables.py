@@ -11,7 +11,7 @@ from hub.audit.models import (
     AuditIndexProgress,
 )
 from hub.changes.models import RecordChange
-from hub.children.models import Child, ChildReference
+from hub.children.models import Child, ChildLink, ChildReference
 from hub.incidents.models import Incident, IncidentChild
 from hub.investigations.models import (
     Investigation,
@@ -33,6 +33,7 @@ __all__ = [
     "AuditEventRecord",
     "AuditIndexProgress",
     "Child",
+    "ChildLink",
     "ChildReference",
     "ForceCoverage",
     "Incident",

@@ -94,6 +94,32 @@ def combinations(session: AsyncSession) -> list[tuple[ServedRecord, str]]:
     return list(session.info.get(_COMBINED, {}).values())
 
 
+_ALTERED = "hub.audit.altered"
+
+
+def note_alteration(session: AsyncSession, altered: ServedRecord) -> None:
+    """Say that this transaction altered a record (s.62) other than the one a push collects,
+    `fields` naming what changed: a child's placement, told by the force that holds the child.
+
+    Noted where the change is made, not where a response is shaped: the request's audit writes
+    it as an `alteration` event when the transaction succeeds, whether or not the response
+    carries the record.
+    """
+    noted: dict[tuple[str, str], ServedRecord] = session.info.setdefault(_ALTERED, {})
+    key = (altered.record_type, altered.record_id)
+    earlier = noted.get(key)
+    if earlier is not None:
+        altered = dataclasses.replace(
+            altered, fields=tuple(sorted({*earlier.fields, *altered.fields}))
+        )
+    noted[key] = altered
+
+
+def alterations(session: AsyncSession) -> list[ServedRecord]:
+    """What `note_alteration` noted in this session's transaction, once each."""
+    return list(session.info.get(_ALTERED, {}).values())
+
+
 def _compact(value: object) -> str:
     # Compact and key-sorted: an exported event re-serialises to the very text that was hashed.
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)

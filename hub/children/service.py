@@ -14,12 +14,13 @@ from sqlmodel import col
 from hub import validation
 from hub.audit import service as audit
 from hub.audit.service import ServedRecord
-from hub.children.models import Child, ChildReference, ReferenceKind
+from hub.children.models import Child, ChildLink, ChildReference, ReferenceKind
 from hub.db import utcnow
 from hub.errors import InvalidInput
 from hub.reference.models import OrganisationKind
 
 NHS_NUMBER = re.compile(r"^\d{10}$")
+MATCHED_BY_NHS_NUMBER = "nhs_number"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,52 +87,76 @@ async def find_by_police_reference(
 async def record_from_push(
     session: AsyncSession, *, force_code: str, details: ChildDetails, default_council: str
 ) -> Child:
-    """The child a push names: found by the force's reference or NHS number, else created.
+    """The child a push names, as the pushing force holds them: found by the force's reference
+    or among the force's own children by NHS number, else recorded as the force's new child.
 
-    What the police now say about placement (responsible or host council, looked after) updates
-    the child; names and dates of birth are kept as first recorded.
+    A child another organisation holds is never returned nor changed by a push: an NHS number
+    that matches one is linked (a combination), and the force gets a row of its own. What the
+    force now says about placement (councils, school, looked after) updates its own row, as an
+    alteration; names and dates of birth are kept as first recorded.
     """
     child = await find_by_police_reference(
         session, force_code=force_code, reference=details.police_reference
     )
     if child is None and details.nhs_number is not None:
-        child = (
-            await session.execute(
-                sa.select(Child).where(col(Child.nhs_number) == details.nhs_number)
-            )
-        ).scalar_one_or_none()
+        child = await _held_by_force(session, force_code=force_code, nhs_number=details.nhs_number)
         if child is not None:
+            # A new person reference for a child the force recorded already: its own to extend.
             await _add_reference(session, child=child, force_code=force_code, details=details)
-            # The force's record now joins what others hold on this child: a combination.
-            audit.note_combination(
-                session,
-                ServedRecord(
-                    record_type="Child",
-                    record_id=child.id,
-                    fields=(),
-                    child_ids=(child.id,),
-                    owner=child.responsible_council_code,
-                ),
-                matched_by="nhs_number",
-            )
     if child is None:
         return await _create(
             session, force_code=force_code, details=details, default_council=default_council
         )
-    _apply_placement(child, details)
+    _apply_placement(session, child, details)
     return child
 
 
-def _apply_placement(child: Child, details: ChildDetails) -> None:
-    changed = False
-    for attribute in ("responsible_council", "host_council", "school", "looked_after"):
+async def _held_by_force(
+    session: AsyncSession, *, force_code: str, nhs_number: str
+) -> Child | None:
+    query = (
+        sa.select(Child)
+        .join(ChildReference, col(ChildReference.child_id) == Child.id)
+        .where(
+            col(Child.nhs_number) == nhs_number,
+            col(ChildReference.organisation_code) == force_code,
+            col(ChildReference.kind) == ReferenceKind.POLICE_PERSON,
+        )
+        .order_by(col(Child.created_at), col(Child.id))
+        .limit(1)
+    )
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+_PLACEMENT = (  # (ChildDetails attribute, Child column, GraphQL field the audit names)
+    ("responsible_council", "responsible_council_code", "responsibleCouncil"),
+    ("host_council", "host_council_code", "hostCouncil"),
+    ("school", "school_code", "school"),
+    ("looked_after", "looked_after", "lookedAfter"),
+)
+
+
+def _apply_placement(session: AsyncSession, child: Child, details: ChildDetails) -> None:
+    """Called only with a child the pushing force holds: it is the force's record to change."""
+    changed = []
+    for attribute, column, field in _PLACEMENT:
         value = getattr(details, attribute)
-        column = attribute if attribute == "looked_after" else f"{attribute}_code"
         if value is not None and getattr(child, column) != value:
             setattr(child, column, value)
-            changed = True
+            changed.append(field)
     if changed:
         child.updated_at = utcnow()
+        audit.note_alteration(session, _audited(child, fields=tuple(sorted(changed))))
+
+
+def _audited(child: Child, *, fields: tuple[str, ...] = ()) -> ServedRecord:
+    return ServedRecord(
+        record_type="Child",
+        record_id=child.id,
+        fields=fields,
+        child_ids=(child.id,),
+        owner=child.responsible_council_code,
+    )
 
 
 async def _create(
@@ -160,7 +185,36 @@ async def _create(
         if found is None:
             raise
         return found
+    await _link_matches(session, child=child, force_code=force_code)
     return child
+
+
+async def _link_matches(session: AsyncSession, *, child: Child, force_code: str) -> None:
+    """Link the force's new child to those others hold under the same NHS number.
+
+    Matching may link records, and that is a combination the audit logs; it never lets the
+    force read or change the other organisations' rows.
+    """
+    if child.nhs_number is None:
+        return
+    matched = (
+        await session.execute(
+            sa.select(Child).where(
+                col(Child.nhs_number) == child.nhs_number, col(Child.id) != child.id
+            )
+        )
+    ).scalars()
+    for other in matched:
+        session.add(
+            ChildLink(
+                child_id=child.id,
+                matched_child_id=other.id,
+                matched_by=MATCHED_BY_NHS_NUMBER,
+                organisation_code=force_code,
+            )
+        )
+        audit.note_combination(session, _audited(other), matched_by=MATCHED_BY_NHS_NUMBER)
+    await session.flush()
 
 
 async def _add_reference(

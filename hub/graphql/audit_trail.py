@@ -260,9 +260,30 @@ class Released:
     denied: Sequence[str] = ()  # refusals (codes, refused fields)
     combined: Sequence[tuple[ServedRecord, str]] = ()  # records combined, and how matched
     disclosures: Sequence[dict[str, Any]] = ()  # reports and other non-record disclosures
+    altered: Sequence[ServedRecord] = ()  # records a push altered, with the fields it changed
 
     def __bool__(self) -> bool:
-        return bool(self.records or self.denied or self.combined or self.disclosures)
+        return bool(
+            self.records or self.denied or self.combined or self.disclosures or self.altered
+        )
+
+
+def _with_alterations(
+    served: Sequence[ServedRecord], altered: Sequence[ServedRecord]
+) -> list[ServedRecord]:
+    """One alteration event's records: each once, with the fields served and those changed."""
+    merged = {(r.record_type, r.record_id): r for r in served}
+    for record in altered:
+        key = (record.record_type, record.record_id)
+        earlier = merged.get(key)
+        merged[key] = (
+            record
+            if earlier is None
+            else dataclasses.replace(
+                earlier, fields=tuple(sorted({*earlier.fields, *record.fields}))
+            )
+        )
+    return list(merged.values())
 
 
 async def write(
@@ -280,6 +301,10 @@ async def write(
     for served in released.records:
         operation = changes.get((served.record_type, served.record_id), facts.default_operation)
         grouped[operation].append(served)
+    if released.altered:
+        grouped[S62Operation.ALTERATION] = _with_alterations(
+            grouped[S62Operation.ALTERATION], released.altered
+        )
 
     def draft(
         operation: S62Operation,

@@ -124,7 +124,11 @@ class RequestTransaction(SchemaExtension):
         # a failed mutation is undone and its refusals logged in a transaction of their own.
         if write and not (mutation and failed):
             if mutation:
-                released = dataclasses.replace(released, combined=audit.combinations(session))
+                released = dataclasses.replace(
+                    released,
+                    combined=audit.combinations(session),
+                    altered=audit.alterations(session),
+                )
             if self.audited and released:
                 await self._write(context, session, released)
             if mutation:
