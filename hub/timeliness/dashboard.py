@@ -81,11 +81,18 @@ function draw(report) {
   charts.replaceChildren();
   const parser = new DOMParser();
   for (const chart of report.charts) {
-    const parsed = parser.parseFromString(chart.svg, "image/svg+xml").documentElement;
-    if (parsed.nodeName !== "svg") continue;
+    // Parsed as HTML, as the HTML report is: the HTML parser puts <svg> in the SVG namespace.
+    // The charts carry no xmlns (the report is self-contained), so parsed as XML they would
+    // be unknown elements that draw as a run of text.
+    const parsed = parser.parseFromString(chart.svg, "text/html").body.firstElementChild;
+    if (!(parsed instanceof SVGSVGElement)) continue;
     const figure = document.createElement("figure");
-    figure.appendChild(document.importNode(parsed, true));
+    const drawn = figure.appendChild(document.importNode(parsed, true));
     charts.appendChild(figure);
+    // Whether the browser drew it as a picture: an SVG element with a box on the page, not a
+    // run of text (what a chart without its namespace becomes). Read by the browser test.
+    const box = drawn.getBoundingClientRect();
+    drawn.dataset.drawn = String(box.width > 0 && box.height > 0);
   }
   const summary = document.getElementById("summary");
   const line = document.createElement("p");
