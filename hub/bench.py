@@ -33,6 +33,7 @@ from hub.access.keys import KeySet
 from hub.access.models import Role
 from hub.access.tokens import issue_access_token
 from hub.db import Database
+from hub.demo import EXAMPLE_PURPOSE
 from hub.migrate import upgrade
 from hub.settings import Settings
 
@@ -203,7 +204,8 @@ async def _measure(
             organisation_code=org,
             role=role,
             user="bench-user",
-            purpose="bench",
+            # A purpose the agreement lets the role give: anything else is refused.
+            purpose=EXAMPLE_PURPOSE[role],
         )
         return {"Authorization": f"Bearer {token}"}
 
