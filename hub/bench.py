@@ -243,6 +243,7 @@ async def _measure(
             organisation_code=org,
             role=role,
             user="bench-user",
+            # A purpose the agreement lets the role give: anything else is refused.
             purpose=EXAMPLE_PURPOSE[role],
         )
         return {"Authorization": f"Bearer {token}"}

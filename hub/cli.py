@@ -194,6 +194,8 @@ def policy_explain(
     typer.echo(f"{role.value}: {policy.description}")
     typer.echo(f"  organisations: {', '.join(sorted(policy.organisation_kinds))}")
     typer.echo(f"  purposes:      {', '.join(sorted(policy.purposes))}")
+    if policy.default_purpose is not None:
+        typer.echo(f"  a push's:      {policy.default_purpose} (when it names none)")
     typer.echo(f"  rows:          {policy.rows.value}")
     width = max(len(t) for t in GUARDED_TYPES)
     typer.echo(f"\n  {'type':<{width}}  fields it receives (every other field: FORBIDDEN_FIELD)")

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from graphql import GraphQLInterfaceType, GraphQLObjectType, GraphQLSchema
 
-from hub.access.models import Role
+from hub.access.models import PUSHING_ROLES, Role
 from hub.reference.models import OrganisationKind
 
 # The types whose fields the agreement governs. Connection wrappers, page info and the viewer
@@ -93,6 +93,9 @@ class RolePolicy:
     child_identities: ChildIdentities = ChildIdentities.IDENTIFIED
     # Only for the hub's own jobs (reports, benchmarks' baseline), never for a client request.
     internal: bool = False
+    # The purpose a push is made for when the pushing system names none: a force's record
+    # system pushes as records are made, not for one officer's enquiry. Never used for a read.
+    default_purpose: str | None = None
 
     def sees(self, type_name: str, field: str) -> bool:
         if self.internal or (type_name == "Query" and field in OPEN_QUERY_FIELDS):
@@ -100,6 +103,14 @@ class RolePolicy:
         allowed = self.fields.get(type_name)
         # Types the agreement does not govern are open; governed ones only as listed.
         return type_name not in GUARDED_TYPES or (allowed is not None and field in allowed)
+
+    def purpose_given(self, named: str | None, *, mutation: bool) -> str | None:
+        """The purpose an operation is made for: the one named, else for a push the default.
+
+        Only pushing roles have a default (checked at load), so a mutation by any other role,
+        such as a council's `acknowledge`, still has to name its purpose.
+        """
+        return named if named is not None or not mutation else self.default_purpose
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,6 +121,9 @@ class Agreement:
     roles: Mapping[Role, RolePolicy]
     version: str
     path: Path
+    # The role whose clients (the federation gateway) read the contract, `_service { sdl }`,
+    # in production; None: nobody does.
+    gateway_role: Role | None = None
 
     def policy(self, role: Role) -> RolePolicy:
         return self.roles[role]
@@ -172,6 +186,7 @@ def _parse(
     missing = sorted(r.value for r in Role if r.value not in raw_roles)
     if missing:
         problems.append(f"roles without terms: {', '.join(missing)}")
+    gateway_role = _gateway_role(document.get("federation", {}), problems)
     if problems:
         return None
     return Agreement(
@@ -181,7 +196,19 @@ def _parse(
         roles=roles,
         version=version,
         path=path,
+        gateway_role=gateway_role,
     )
+
+
+def _gateway_role(federation: Any, problems: list[str]) -> Role | None:
+    """`[federation] gateway_role`: the role the federation gateway's client holds."""
+    if not isinstance(federation, dict):
+        problems.append("[federation] must be a table")
+        return None
+    unknown = sorted(set(federation) - {"gateway_role"})
+    problems.extend(f"[federation]: unknown term {name!r}" for name in unknown)
+    name = federation.get("gateway_role")
+    return None if name is None else _one_of(name, Role, problems, "[federation] gateway_role")
 
 
 def _role(
@@ -219,7 +246,9 @@ def _role(
         problems,
         f"{where}: child_identities",
     )
+    default_purpose = _default_purpose(role, body.get("default_purpose"), granted, problems)
     return RolePolicy(
+        default_purpose=default_purpose,
         audit_rows=audit_rows or AuditRows.NONE,
         child_identities=identities or ChildIdentities.IDENTIFIED,
         role=role,
@@ -229,6 +258,20 @@ def _role(
         rows=rows,
         fields=fields,
     )
+
+
+def _default_purpose(role: Role, value: Any, granted: set[str], problems: list[str]) -> str | None:
+    """A pushing role's default purpose: one the role may give; no other role has one."""
+    if value is None:
+        return None
+    where = f"role {role.value}: default_purpose {value!r}"
+    if role not in PUSHING_ROLES:
+        problems.append(f"{where}: only a role that pushes records may have a default purpose")
+        return None
+    if value not in granted:
+        problems.append(f"{where} is not one of the role's purposes")
+        return None
+    return str(value)
 
 
 EnumT = TypeVar("EnumT", bound=enum.StrEnum)

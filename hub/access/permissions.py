@@ -7,7 +7,8 @@ from typing import Any, ClassVar
 from graphql import GraphQLErrorExtensions
 from strawberry.permission import BasePermission
 
-from hub.access.models import Role
+from hub.access.models import PUSHING_ROLES, Role
+from hub.access.policy import purpose_problem
 from hub.graphql.context import Info
 
 
@@ -24,7 +25,7 @@ class PushesPoliceRecords(_RolePermission):
     """Only a police record system pushes, and only for its own force (the token's)."""
 
     message = "only a police force's system may push records"
-    roles = frozenset({Role.POLICE_OFFICER})
+    roles = PUSHING_ROLES
 
 
 class ReadsCaseRecords(_RolePermission):
@@ -71,3 +72,20 @@ class AgreementListsField(BasePermission):
 
     def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:  # noqa: ARG002 - strawberry's signature
         return info.context.policy.sees(str(info.path.typename), info.field_name)
+
+
+class NamesPurposeAndPerson(BasePermission):
+    """The caller names a permitted purpose and a person (`purpose_problem`, the one rule).
+
+    For subscription fields: strawberry starts a subscription whatever the schema's
+    `PurposeOfAccess` extension decides in `on_execute`, so the field itself refuses, before
+    its stream starts. The refusal is raised as it is, so its own code reaches the client.
+    """
+
+    message = "name a permitted purpose and a person"
+
+    def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:  # noqa: ARG002 - strawberry's signature
+        refused = purpose_problem(info.context)
+        if refused is not None:
+            raise refused
+        return True

@@ -1,7 +1,10 @@
 """Enforcing the sharing agreement on every request: purpose first, then every field resolved.
 
-A field outside the caller's view resolves to null with a FORBIDDEN_FIELD error at its path; it
-is never silently dropped and never reached another way (filters are checked the same way).
+Every operation that reads or changes case data, a query, a push, an acknowledgement or a
+subscription, names a permitted purpose and a person (`purpose_problem`), before any data is
+touched. A field outside the caller's view resolves to null with a FORBIDDEN_FIELD error at its
+path; it is never silently dropped and never reached another way (filters are checked the same
+way).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
-from hub.errors import HubError
+from hub.errors import Forbidden, HubError
 from hub.graphql.audit_trail import AUDITED_TYPES
 from hub.graphql.context import HubContext, Info
 from hub.graphql.operation import root_fields
@@ -40,7 +43,7 @@ class FieldForbidden(HubError):
 
 
 class PurposeRefused(HubError):
-    """A read whose purpose is missing, unknown, or not one the role may give."""
+    """An operation whose purpose is missing, unknown, or not one the role may give."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
@@ -51,16 +54,23 @@ class PurposeRefused(HubError):
         return {"code": self._code}
 
 
-def purpose_problem(context: HubContext) -> PurposeRefused | None:
+def effective_purpose(context: HubContext, *, mutation: bool) -> str | None:
+    """What the operation is for, as checked and audited: named, or a push's default."""
+    return context.policy.purpose_given(context.principal.purpose, mutation=mutation)
+
+
+def purpose_problem(context: HubContext, *, mutation: bool = False) -> PurposeRefused | None:
+    """The one rule: why this operation may not go ahead for want of a purpose or a person."""
     principal = context.principal
     agreement = context.hub.agreement
-    if principal.purpose is None:
+    purpose = effective_purpose(context, mutation=mutation)
+    if purpose is None:
         return PurposeRefused("PURPOSE_REQUIRED", "name the purpose of this access (Hub-Purpose)")
-    if principal.purpose not in agreement.purposes:
+    if purpose not in agreement.purposes:
         return PurposeRefused(
             "PURPOSE_UNKNOWN", "the purpose is not one the sharing agreement defines"
         )
-    if principal.purpose not in context.policy.purposes:
+    if purpose not in context.policy.purposes:
         return PurposeRefused(
             "PURPOSE_NOT_PERMITTED",
             f"the agreement does not let {principal.role} give this purpose",
@@ -73,12 +83,17 @@ def purpose_problem(context: HubContext) -> PurposeRefused | None:
 
 
 class PurposeOfAccess(SchemaExtension):
-    """Every read names a permitted purpose and a person, checked before any data is touched."""
+    """Every query and mutation names a permitted purpose and a person, before any data is
+    touched. Subscriptions are checked by `NamesPurposeAndPerson` on their fields instead:
+    strawberry starts a subscription whatever `on_execute` sets as the result.
+    """
 
     def on_execute(self) -> Iterator[None]:
         context = self.execution_context
-        if context.operation_type is OperationType.QUERY and self._discloses():
-            refused = purpose_problem(context.context)
+        operation = context.operation_type
+        if operation is not OperationType.SUBSCRIPTION and self._discloses():
+            mutation = operation is OperationType.MUTATION
+            refused = purpose_problem(context.context, mutation=mutation)
             if refused is not None:
                 error = GraphQLError(refused.message, extensions=refused.extensions)
                 context.result = ExecutionResult(data=None, errors=[error])
@@ -87,6 +102,29 @@ class PurposeOfAccess(SchemaExtension):
     def _discloses(self) -> bool:
         names = root_fields(self.execution_context)
         return names is None or any(name not in PURPOSE_FREE_FIELDS for name in names)
+
+
+class ContractForbidden(Forbidden):
+    def __init__(self) -> None:
+        super().__init__("the contract (SDL) is served only to the federation gateway's client")
+
+
+class ContractForTheGateway(SchemaExtension):
+    """Production only: `_service { sdl }` for the role the agreement names for the gateway.
+
+    The SDL lists every type and field, including those a caller's role never sees; only the
+    gateway needs it, to compose the supergraph. Checked at the field, so that no alias or
+    fragment reaches it another way.
+    """
+
+    def resolve(
+        self, _next: Any, root: Any, info: GraphQLResolveInfo[HubContext], *args: Any, **kwargs: Any
+    ) -> Any:
+        if info.field_name == "_service" and info.parent_type.name == "Query":
+            context = info.context
+            if context.principal.role != context.hub.agreement.gateway_role:
+                raise ContractForbidden
+        return _next(root, info, *args, **kwargs)
 
 
 class AgreementFields(SchemaExtension):

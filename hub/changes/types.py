@@ -15,7 +15,7 @@ from collections.abc import AsyncGenerator
 
 import strawberry
 
-from hub.access.permissions import AgreementListsField
+from hub.access.permissions import AgreementListsField, NamesPurposeAndPerson
 from hub.changes import service as changes
 from hub.changes.models import ChangeKind, RecordChange
 from hub.db import utcnow
@@ -51,7 +51,8 @@ def _expired(info: Info) -> bool:
 class Subscription:
     @strawberry.subscription(
         description="Records in the caller's view as police push them, oldest first.",
-        permission_classes=[AgreementListsField],
+        # The purpose first, as for a query: a refusal says what to name, not what is hidden.
+        permission_classes=[NamesPurposeAndPerson, AgreementListsField],
     )
     async def record_changes(
         self, info: Info, after: str | None = None

@@ -16,6 +16,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.types.graphql import OperationType
 
 from hub import telemetry
+from hub.access.policy import effective_purpose
 from hub.audit import service as audit
 from hub.audit.models import OperationKind, S62Operation
 from hub.audit.service import Actor, AuditWriteFailed
@@ -76,7 +77,9 @@ class RequestTransaction(SchemaExtension):
         """A subscription event: audit what it delivers and commit, before it is sent."""
         context: HubContext = self.execution_context.context
         session = context.event_session
-        if session is not None and session.in_transaction():
+        if session is None:
+            await self._audit_refusal(context, result)
+        elif session.in_transaction():
             try:
                 await self._finish(
                     context,
@@ -92,6 +95,24 @@ class RequestTransaction(SchemaExtension):
             else:
                 context.hub.indexer.poke()
         yield
+
+    async def _audit_refusal(self, context: HubContext, result: Any) -> None:
+        """A subscription refused before it started, logged as a query's refusal is.
+
+        (A query or mutation over the websocket comes here too, already logged by `_finish`.)
+        """
+        denied = audit_trail.denials(list(getattr(result, "errors", None) or []))
+        if not (self.audited and denied):
+            return
+        if self.execution_context.operation_type is not OperationType.SUBSCRIPTION:
+            return
+        try:
+            async with context.hub.db.transaction(write=True) as session:
+                await self._write(context, session, audit_trail.Released(denied=denied))
+        except (AuditWriteFailed, SQLAlchemyError) as error:
+            result.errors = [self._audit_failure(context, error)]
+        else:
+            context.hub.indexer.poke()
 
     @staticmethod
     def _audit_failure(context: HubContext, error: Exception) -> GraphQLError:
@@ -168,7 +189,8 @@ class RequestTransaction(SchemaExtension):
                 organisation_code=principal.organisation_code,
                 client_id=principal.client_id,
                 role=principal.role.value,
-                purpose=principal.purpose,
+                # What the operation was checked against: for a push, perhaps the default.
+                purpose=effective_purpose(context, mutation=kind is OperationKind.MUTATION),
             ),
             kind=kind,
             # Records a subscriber is sent are deliveries: disclosures (s.62), not consultations.
@@ -232,8 +254,9 @@ def _code_for(error: GraphQLError) -> str | None:
     """The stable code of an error, or None when it is unexpected and must be masked."""
     original = error.original_error
     if isinstance(original, HubError):
+        # Its extensions, not its class's code: a purpose refusal carries one of several.
         error.extensions = {**(error.extensions or {}), **original.extensions}
-        return original.code
+        return str(error.extensions["code"])
     if error.extensions and "code" in error.extensions:
         return str(error.extensions["code"])
     if isinstance(original, GraphQLSyntaxError) or isinstance(error, GraphQLSyntaxError):
@@ -244,8 +267,14 @@ def _code_for(error: GraphQLError) -> str | None:
     return None
 
 
+# graphql-core's `did_you_mean`: " Did you mean 'a', 'b', or 'c'?" ends a message.
+_SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?$")
+
+
 class ErrorCodes(SchemaExtension):
     """Every error leaves with `extensions.code`; unexpected ones are masked and logged."""
+
+    suggestions = True
 
     def on_operation(self) -> Iterator[None]:
         yield
@@ -262,6 +291,8 @@ class ErrorCodes(SchemaExtension):
             result.errors = [self._coded(e) for e in errors]
 
     def _coded(self, error: GraphQLError) -> GraphQLError:
+        if not self.suggestions:
+            error.message = _SUGGESTION.sub("", error.message)
         coerced = _coercion_error(error)
         if coerced is not None:
             return coerced
@@ -281,3 +312,9 @@ class ErrorCodes(SchemaExtension):
             path=error.path,
             extensions={"code": "INTERNAL", "requestId": request_id},
         )
+
+
+class ErrorCodesWithoutSuggestions(ErrorCodes):
+    """Production: no "Did you mean ...?", which would spell out the schema name by name."""
+
+    suggestions = False

@@ -17,7 +17,12 @@ from strawberry.extensions import (
 from strawberry.schema.config import StrawberryConfig
 
 from hub.access.permissions import PushesPoliceRecords
-from hub.access.policy import AgreementFields, AgreementFieldsUnaudited, PurposeOfAccess
+from hub.access.policy import (
+    AgreementFields,
+    AgreementFieldsUnaudited,
+    ContractForTheGateway,
+    PurposeOfAccess,
+)
 from hub.access.scope import RowScope
 from hub.audit.models import S62Operation
 from hub.audit.types import AuditQuery
@@ -25,7 +30,12 @@ from hub.changes.types import Subscription
 from hub.children.types import Child
 from hub.graphql.connection import Connection
 from hub.graphql.context import Info
-from hub.graphql.extensions import ErrorCodes, RequestTransaction, UnauditedTransaction
+from hub.graphql.extensions import (
+    ErrorCodes,
+    ErrorCodesWithoutSuggestions,
+    RequestTransaction,
+    UnauditedTransaction,
+)
 from hub.graphql.filters import GuardedFilter, checked
 from hub.incidents import service as incidents
 from hub.incidents.types import Incident, IncidentFilterInput, ReportIncidentInput
@@ -281,15 +291,18 @@ def build_schema(
     """The served schema: the agreement enforced and every response audited.
 
     Turning either off is for the benchmarks' side-by-side baselines only; the app never does.
+    In production the schema names itself only to the gateway, and not in its errors either.
     """
     gate: list[type[SchemaExtension]] = []
     if enforce_agreement:
         gate = [PurposeOfAccess, AgreementFields if audit else AgreementFieldsUnaudited]
+        if settings.is_production:
+            gate.append(ContractForTheGateway)
     elif audit:
         msg = "an audited schema needs the agreement's field gate: it notes what is released"
         raise ValueError(msg)
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
-        ErrorCodes,
+        ErrorCodesWithoutSuggestions if settings.is_production else ErrorCodes,
         OperationTracing,
         *gate,
         lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
