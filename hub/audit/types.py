@@ -20,7 +20,6 @@ from hub.audit.service import Access, EventFilter
 from hub.errors import Forbidden
 from hub.graphql.connection import Connection
 from hub.graphql.context import Info
-from hub.pagination import Page
 from hub.reference.types import Organisation, load_organisation
 from hub.validation import optional_utc
 
@@ -153,22 +152,19 @@ def _pseudonym_key(info: Info) -> str | None:
     return None
 
 
-def _connection(info: Info, page: Page[Access]) -> Connection[AccessEvent]:
-    key = _pseudonym_key(info)
-    return Connection[AccessEvent].of(page, lambda access: AccessEvent.of(access, key))
-
-
 async def _page(
     info: Info, filters: EventFilter, first: int | None, after: str | None
 ) -> Connection[AccessEvent]:
     """One page of the accesses `filters` asks for, within the caller's view."""
+    cursors = info.context.cursors(info.field_name)
     page = await audit.list_events(
         info.context.session,
         filters=_scoped(info, filters),
         first=info.context.page_size(first),
-        after=after,
+        after=cursors.open(after),
     )
-    return _connection(info, page)
+    key = _pseudonym_key(info)
+    return Connection[AccessEvent].of(page, lambda access: AccessEvent.of(access, key), cursors)
 
 
 @strawberry.type
