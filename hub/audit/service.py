@@ -278,6 +278,17 @@ def pseudonym(child_id: str, *, key: str) -> str:
     return PSEUDONYM_PREFIX + digest[:_PSEUDONYM_HEX]
 
 
+# Record types whose id is the child's own id: where children are pseudonymised, so is it.
+CHILD_RECORD_TYPES = frozenset({"Child"})
+
+
+def pseudonymised_record_id(record_type: str | None, record_id: str, *, key: str) -> str:
+    """A record's id as a role given pseudonyms sees it: a child's record by its pseudonym."""
+    if record_type in CHILD_RECORD_TYPES:
+        return pseudonym(record_id, key=key)
+    return record_id
+
+
 # --- reading ------------------------------------------------------------------------------------
 
 

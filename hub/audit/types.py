@@ -92,9 +92,14 @@ class AccessEvent:
     def record_type(self) -> str | None:
         return self.access.record_type
 
-    @strawberry.field
+    @strawberry.field(description="The record's id (a child's record by pseudonym for some roles).")
     def record_id(self) -> str | None:
-        return self.access.record_id
+        record_id = self.access.record_id
+        if record_id is None or self.pseudonym_key is None:
+            return record_id
+        return audit.pseudonymised_record_id(
+            self.access.record_type, record_id, key=self.pseudonym_key
+        )
 
     @strawberry.field(description="The organisation whose record it is.")
     async def record_owner(self, info: Info) -> Organisation | None:
@@ -146,6 +151,21 @@ def _scoped(info: Info, given: EventFilter) -> EventFilter:
     raise Forbidden("this role reads no access events")
 
 
+def _no_child_by_id(info: Info, filters: EventFilter) -> EventFilter:
+    """A role given pseudonyms never names a child by the hub's id, so a filter by id cannot
+    confirm one: its record id must come with a record type that is not a child's.
+
+    Refused rather than matched against pseudonyms: a pseudonym is one-way, and finding the
+    child behind it would mean hashing every child's id on each request.
+    """
+    if filters.record_id is None or _pseudonym_key(info) is None:
+        return filters
+    if filters.record_type is None or filters.record_type in audit.CHILD_RECORD_TYPES:
+        msg = "this role sees children only as pseudonyms: name a record type other than Child"
+        raise Forbidden(msg)
+    return filters
+
+
 def _pseudonym_key(info: Info) -> str | None:
     if info.context.policy.child_identities is ChildIdentities.PSEUDONYMISED:
         return info.context.hub.settings.pseudonym_key.get_secret_value()
@@ -159,7 +179,7 @@ async def _page(
     cursors = info.context.cursors(info.field_name)
     page = await audit.list_events(
         info.context.session,
-        filters=_scoped(info, filters),
+        filters=_scoped(info, _no_child_by_id(info, filters)),
         first=info.context.page_size(first),
         after=cursors.open(after),
     )
