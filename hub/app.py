@@ -28,6 +28,7 @@ from hub.access.oauth import routes as oauth_routes
 from hub.access.tokens import authenticate_request
 from hub.audit.indexer import AuditIndexer
 from hub.changes.notifier import ChangeNotifier
+from hub.cursors import CursorSeal
 from hub.db import Database
 from hub.errors import HubError, Unauthenticated
 from hub.graphql.context import HubContext
@@ -48,8 +49,10 @@ class HubState:
     agreement: Agreement
     notifier: ChangeNotifier = dataclasses.field(init=False)
     indexer: AuditIndexer = dataclasses.field(init=False)
+    cursors: CursorSeal = dataclasses.field(init=False)
 
     def __post_init__(self) -> None:
+        self.cursors = CursorSeal.from_secret(self.settings.pseudonym_key.get_secret_value())
         self.notifier = ChangeNotifier(
             self.settings.database_url, poll_seconds=self.settings.change_poll_seconds
         )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import dataclasses
 import datetime as dt
 from collections.abc import Mapping, Sequence
@@ -19,32 +17,14 @@ T = TypeVar("T")
 
 @dataclasses.dataclass(frozen=True)
 class Page(Generic[T]):
+    """One page, and each item's position: what its cursor seals (`hub.cursors`)."""
+
     items: list[T]
-    cursors: list[str]
+    positions: list[str]
     has_next_page: bool
 
 
-_CURSOR_PREFIX = "c1:"
 _NOT_A_CURSOR = "after is not a cursor this API gave out"
-
-
-def encode_cursor(record_id: str) -> str:
-    """Opaque, and carrying only the record's id: never a value of a field the caller may not see.
-
-    The sort key is looked up again, inside the caller's scope and filters, when the cursor comes
-    back, so a cursor naming a record the caller cannot see is refused like a forged one.
-    """
-    return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{record_id}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> str:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (ValueError, binascii.Error) as error:
-        raise InvalidInput(_NOT_A_CURSOR, field="after") from error
-    if not raw.startswith(_CURSOR_PREFIX):
-        raise InvalidInput(_NOT_A_CURSOR, field="after")
-    return raw.removeprefix(_CURSOR_PREFIX)
 
 
 def page_size(first: int | None, *, default: int, maximum: int) -> int:
@@ -64,19 +44,22 @@ async def paginate(
     first: int,
     after: str | None,
 ) -> Page[T]:
+    """The page after the record whose id is `after` (an opened cursor).
+
+    The sort key is looked up again, inside the caller's scope and filters, so a position naming
+    a record the caller cannot see is refused like a forged cursor.
+    """
     if after is not None:
-        record_id = decode_cursor(after)
-        anchor = await session.scalar(
-            query.with_only_columns(time_column).where(id_column == record_id)
-        )
+        anchored = query.with_only_columns(time_column).where(id_column == after)
+        anchor = await session.scalar(anchored)
         if anchor is None:
             raise InvalidInput(_NOT_A_CURSOR, field="after")
-        query = query.where(sa.tuple_(time_column, id_column) < sa.tuple_(anchor, record_id))
+        query = query.where(sa.tuple_(time_column, id_column) < sa.tuple_(anchor, after))
     query = query.order_by(time_column.desc(), id_column.desc()).limit(first + 1)
     rows = list((await session.execute(query)).scalars())
     items = rows[:first]
-    cursors = [encode_cursor(getattr(r, id_column.key)) for r in items]
-    return Page(items=items, cursors=cursors, has_next_page=len(rows) > first)
+    positions = [getattr(r, id_column.key) for r in items]
+    return Page(items=items, positions=positions, has_next_page=len(rows) > first)
 
 
 def narrowed(

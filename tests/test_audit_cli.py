@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -121,6 +122,31 @@ def test_export_writes_a_file_and_is_itself_logged(cli_env: str, tmp_path: Path)
     key = get_settings().pseudonym_key.get_secret_value()
     child = json.loads(str(before[0]["child_ids"]))[0]
     assert lines[0]["child_ids"][0] == service.pseudonym(child, key=key)
+    assert child not in output.read_text()
+
+
+async def _seed_child_read(url: str, child_id: str) -> None:
+    db = Database(url)
+    try:
+        async with db.transaction(write=True) as session:
+            child = service.ServedRecord("Child", child_id, ("id",), (child_id,), "E08000025")
+            await record(session, [child])
+    finally:
+        await db.dispose()
+
+
+def test_a_pseudonymised_export_names_a_childs_record_by_pseudonym(
+    cli_env: str, tmp_path: Path
+) -> None:
+    child = str(uuid.uuid4())
+    asyncio.run(_seed_child_read(cli_env, child))
+    output = tmp_path / "audit.jsonl"
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    code, _, err = _invoke("export", "--from", today, "--to", today, "--output", str(output))
+    assert code == 0, err
+    key = get_settings().pseudonym_key.get_secret_value()
+    (line, _disclosure) = [json.loads(line) for line in output.read_text().splitlines()]
+    assert line["records"][0]["id"] == service.pseudonym(child, key=key)
     assert child not in output.read_text()
 
 

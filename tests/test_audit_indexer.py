@@ -65,7 +65,7 @@ async def test_an_unindexed_event_is_read_all_the_same_and_indexed_once(
         seen += [a.seq for a in page.items]
         if not page.has_next_page:
             break
-        after = page.cursors[-1]
+        after = page.positions[-1]
     assert seen == [third, second, first]
     owned = await service.list_events(
         session, filters=service.EventFilter(record_owner=one.owner), first=1

@@ -166,7 +166,7 @@ async def test_a_childs_history_is_newest_first_and_pages(session: AsyncSession)
     first = await service.child_history(session, child_id=child, first=2)
     assert [event.seq for event in first.items] == [seqs[2], seqs[1]]
     assert first.has_next_page
-    rest = await service.child_history(session, child_id=child, first=2, after=first.cursors[-1])
+    rest = await service.child_history(session, child_id=child, first=2, after=first.positions[-1])
     assert [event.seq for event in rest.items] == [seqs[0]]
     assert not rest.has_next_page
 
@@ -242,7 +242,7 @@ async def test_a_page_reads_on_past_events_that_hold_no_match(session: AsyncSess
     for _ in range(3):
         page = await service.list_events(session, filters=filters, first=1, after=after)
         seen += [access.seq for access in page.items]
-        after = page.cursors[-1]
+        after = page.positions[-1]
     assert seen == incidents[::-1]
     assert not page.has_next_page
 

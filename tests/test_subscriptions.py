@@ -22,6 +22,7 @@ from hub.audit.models import AuditChainHead
 from hub.changes import service as changes
 from hub.changes.models import ChangeKind
 from hub.changes.notifier import ChangeNotifier
+from hub.cursors import Caller
 from hub.db import Database
 from hub.timeliness.models import RecordReceipt
 from tests.conftest import LiveServer, is_postgres, unique
@@ -69,9 +70,16 @@ async def _next(ws: ClientConnection) -> dict[str, Any]:
     return payload
 
 
-async def _latest_cursor(db: Database) -> str:
+async def _latest_cursor(
+    db: Database, server: LiveServer, role: Role = Role.COUNCIL_SOCIAL_WORKER
+) -> str:
+    """A resume cursor at the newest change, as the hub would have sealed it for the council."""
     async with db.transaction(write=False) as session:
-        return changes.encode_cursor(await changes.latest(session))
+        seq = await changes.latest(session)
+    caller = Caller(COUNCIL, role.value)
+    cursors = server.app.app.state.hub.cursors.for_list("recordChanges", caller)
+    cursor: str = cursors.seal(str(seq))
+    return cursor
 
 
 async def _push(http: httpx.AsyncClient, server: LiveServer, payload: dict[str, Any]) -> str:
@@ -92,7 +100,7 @@ async def test_a_council_is_sent_its_records_as_pushed_and_each_delivery_is_audi
     http: httpx.AsyncClient, live_server: LiveServer, db: Database
 ) -> None:
     request_id = str(uuid.uuid4())
-    after = await _latest_cursor(db)
+    after = await _latest_cursor(db, live_server)
     async with subscribed(live_server, after, request_id=request_id) as ws:
         # Another council's incident first: it must not reach this council.
         await _push(http, live_server, incident(unique("SUB-X"), council=OTHER_COUNCIL))
@@ -128,7 +136,7 @@ async def test_a_council_is_sent_its_records_as_pushed_and_each_delivery_is_audi
 async def test_a_subscriber_resumes_from_its_cursor_and_misses_nothing(
     http: httpx.AsyncClient, live_server: LiveServer, db: Database
 ) -> None:
-    after = await _latest_cursor(db)
+    after = await _latest_cursor(db, live_server)
     first = await _push(http, live_server, incident(unique("RES-1")))
     async with subscribed(live_server, after, request_id=str(uuid.uuid4())) as ws:
         one = (await _next(ws))["data"]["recordChanges"]
@@ -166,7 +174,7 @@ async def test_a_role_without_the_subscription_is_refused(live_server: LiveServe
 async def test_a_delivery_that_cannot_be_audited_is_not_sent(
     http: httpx.AsyncClient, live_server: LiveServer, db: Database
 ) -> None:
-    after = await _latest_cursor(db)
+    after = await _latest_cursor(db, live_server)
     incident_id = await _push(http, live_server, incident(unique("SUB-FAIL")))
     async with (
         unwritable_audit(db),

@@ -3,8 +3,9 @@
 Jurisdiction decides rows, as the sharing agreement's `rows` term names them. A force sees what
 it pushed; a council sees records about children it is responsible for or hosts in a placement,
 and incidents located in its area; a school sees domestic abuse incidents involving its pupils,
-and of their children only its pupils. Other roles see no case rows. The predicates are applied
-inside the queries, so a record out of scope is indistinguishable from one that does not exist.
+and of their children only its pupils (a pupil in no such incident does not exist for it). Other
+roles see no case rows. The predicates are applied inside the queries, so a record out of scope
+is indistinguishable from one that does not exist.
 """
 
 from __future__ import annotations
@@ -90,11 +91,27 @@ class RowScope:
         return sa.or_(
             col(Child.responsible_council_code).in_(self.councils),
             col(Child.host_council_code).in_(self.councils),
-            col(Child.school_code).in_(self.schools),
+            sa.and_(col(Child.school_code).in_(self.schools), self._encompass_notice()),
             sa.exists().where(
                 col(ChildReference.child_id) == Child.id,
                 col(ChildReference.organisation_code).in_(self.forces),
             ),
+        )
+
+    def _encompass_notice(self) -> sa.ColumnElement[bool]:
+        """Operation Encompass, from the child's side: a domestic abuse incident involves them.
+
+        A school sees a pupil only through such a notice (`incidents`), so being on the roll
+        alone, or being in an incident of another kind, does not make a child the school's.
+        """
+        return (
+            sa.exists()
+            .where(
+                col(_incident_child.child_id) == Child.id,
+                col(_incident.id) == _incident_child.incident_id,
+                col(_incident.type) == IncidentType.DOMESTIC_ABUSE,
+            )
+            .correlate_except(_incident_child, _incident)
         )
 
     @functools.lru_cache(maxsize=1024)  # noqa: B019 - scopes are few and live as long as the hub

@@ -22,7 +22,7 @@ from sqlmodel import col
 
 from hub.audit.chain import EVENT_COLUMNS, timestamp_text
 from hub.audit.models import AuditEvent
-from hub.audit.service import pseudonym
+from hub.audit.service import pseudonym, pseudonymised_record_id
 
 COLUMNS = EVENT_COLUMNS  # seq, the hashed content in its order, prev_hash, hash
 _JSON_COLUMNS = ("fields", "child_ids", "detail", "records")
@@ -59,6 +59,7 @@ def _pseudonymised_records(records: str | None, key: str) -> str | None:
         return None
     listed = json.loads(records)
     for entry in listed:
+        entry["id"] = pseudonymised_record_id(entry["type"], entry["id"], key=key)
         entry["children"] = [pseudonym(child_id, key=key) for child_id in entry["children"]]
     return json.dumps(listed, separators=(",", ":"))
 
@@ -69,6 +70,10 @@ def _text_row(row: Sequence[Any], key: str | None) -> dict[str, Any]:
     if key is not None:
         record["child_ids"] = _pseudonymised(record["child_ids"], key)
         record["records"] = _pseudonymised_records(record["records"], key)
+        if record["record_id"] is not None:
+            record["record_id"] = pseudonymised_record_id(
+                record["record_type"], record["record_id"], key=key
+            )
     return record
 
 

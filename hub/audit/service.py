@@ -7,8 +7,6 @@ in the caller's transaction: it flushes nothing else and never commits. If it fa
 
 from __future__ import annotations
 
-import base64
-import binascii
 import dataclasses
 import datetime as dt
 import hashlib
@@ -306,6 +304,17 @@ def pseudonym(child_id: str, *, key: str) -> str:
     return PSEUDONYM_PREFIX + digest[:_PSEUDONYM_HEX]
 
 
+# Record types whose id is the child's own id: where children are pseudonymised, so is it.
+CHILD_RECORD_TYPES = frozenset({"Child"})
+
+
+def pseudonymised_record_id(record_type: str | None, record_id: str, *, key: str) -> str:
+    """A record's id as a role given pseudonyms sees it: a child's record by its pseudonym."""
+    if record_type in CHILD_RECORD_TYPES:
+        return pseudonym(record_id, key=key)
+    return record_id
+
+
 # --- reading ------------------------------------------------------------------------------------
 
 
@@ -365,22 +374,18 @@ def accesses_of(event: AuditEvent) -> list[Access]:
     ]
 
 
-def encode_cursor(key: tuple[int, int]) -> str:
-    seq, ordinal = key
-    return base64.urlsafe_b64encode(f"audit:{seq}:{ordinal}".encode()).decode().rstrip("=")
+def _position(access: Access) -> str:
+    """Where an access is in the log, as a page's position (sealed into a cursor by callers)."""
+    seq, ordinal = access.key
+    return f"{seq}:{ordinal}"
 
 
-def decode_cursor(cursor: str) -> tuple[int, int]:
-    not_ours = InvalidInput("after is not a cursor this API gave out", field="after")
+def _bound(position: str) -> tuple[int, int]:
     try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        prefix, seq, ordinal = text.split(":")
-        value = (int(seq), int(ordinal))
-    except (ValueError, binascii.Error, UnicodeDecodeError) as error:
-        raise not_ours from error
-    if prefix != "audit":
-        raise not_ours
-    return value
+        seq, ordinal = position.split(":")
+        return int(seq), int(ordinal)
+    except ValueError as error:
+        raise InvalidInput("after is not a cursor this API gave out", field="after") from error
 
 
 def _event_conditions(filters: EventFilter) -> list[sa.ColumnElement[bool]]:
@@ -475,10 +480,13 @@ def _matches(access: Access, filters: EventFilter) -> bool:
 async def list_events(
     session: AsyncSession, *, filters: EventFilter, first: int, after: str | None = None
 ) -> Page[Access]:
-    """Accesses newest first (by seq, the chain's order), keyset-paged: cheap at any depth."""
+    """Accesses newest first (by seq, the chain's order), keyset-paged: cheap at any depth.
+
+    `after` is the position of the access the page starts after (`Page.positions`).
+    """
     if first < 1:
         raise InvalidInput("first must be at least 1", field="first")
-    bound = decode_cursor(after) if after is not None else None
+    bound = _bound(after) if after is not None else None
     conditions = _event_conditions(filters)
     found: list[Access] = []
     for query, seq in await _sources(session, filters):
@@ -491,7 +499,7 @@ async def list_events(
     items = found[:first]
     return Page(
         items=items,
-        cursors=[encode_cursor(access.key) for access in items],
+        positions=[_position(access) for access in items],
         has_next_page=len(found) > first,
     )
 

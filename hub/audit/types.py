@@ -20,7 +20,6 @@ from hub.audit.service import Access, EventFilter
 from hub.errors import Forbidden
 from hub.graphql.connection import Connection
 from hub.graphql.context import Info
-from hub.pagination import Page
 from hub.reference.types import Organisation, load_organisation
 from hub.validation import optional_utc
 
@@ -93,9 +92,14 @@ class AccessEvent:
     def record_type(self) -> str | None:
         return self.access.record_type
 
-    @strawberry.field
+    @strawberry.field(description="The record's id (a child's record by pseudonym for some roles).")
     def record_id(self) -> str | None:
-        return self.access.record_id
+        record_id = self.access.record_id
+        if record_id is None or self.pseudonym_key is None:
+            return record_id
+        return audit.pseudonymised_record_id(
+            self.access.record_type, record_id, key=self.pseudonym_key
+        )
 
     @strawberry.field(description="The organisation whose record it is.")
     async def record_owner(self, info: Info) -> Organisation | None:
@@ -147,28 +151,40 @@ def _scoped(info: Info, given: EventFilter) -> EventFilter:
     raise Forbidden("this role reads no access events")
 
 
+def _no_child_by_id(info: Info, filters: EventFilter) -> EventFilter:
+    """A role given pseudonyms never names a child by the hub's id, so a filter by id cannot
+    confirm one: its record id must come with a record type that is not a child's.
+
+    Refused rather than matched against pseudonyms: a pseudonym is one-way, and finding the
+    child behind it would mean hashing every child's id on each request.
+    """
+    if filters.record_id is None or _pseudonym_key(info) is None:
+        return filters
+    if filters.record_type is None or filters.record_type in audit.CHILD_RECORD_TYPES:
+        msg = "this role sees children only as pseudonyms: name a record type other than Child"
+        raise Forbidden(msg)
+    return filters
+
+
 def _pseudonym_key(info: Info) -> str | None:
     if info.context.policy.child_identities is ChildIdentities.PSEUDONYMISED:
         return info.context.hub.settings.pseudonym_key.get_secret_value()
     return None
 
 
-def _connection(info: Info, page: Page[Access]) -> Connection[AccessEvent]:
-    key = _pseudonym_key(info)
-    return Connection[AccessEvent].of(page, lambda access: AccessEvent.of(access, key))
-
-
 async def _page(
     info: Info, filters: EventFilter, first: int | None, after: str | None
 ) -> Connection[AccessEvent]:
     """One page of the accesses `filters` asks for, within the caller's view."""
+    cursors = info.context.cursors(info.field_name)
     page = await audit.list_events(
         info.context.session,
-        filters=_scoped(info, filters),
+        filters=_scoped(info, _no_child_by_id(info, filters)),
         first=info.context.page_size(first),
-        after=after,
+        after=cursors.open(after),
     )
-    return _connection(info, page)
+    key = _pseudonym_key(info)
+    return Connection[AccessEvent].of(page, lambda access: AccessEvent.of(access, key), cursors)
 
 
 @strawberry.type

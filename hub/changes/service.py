@@ -7,8 +7,6 @@ delivers at commit to every hub process listening (`hub.changes.notifier`).
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Iterable, Mapping
 
 import sqlalchemy as sa
@@ -21,7 +19,6 @@ from hub.db import utcnow
 from hub.errors import InvalidInput
 
 CHANNEL = "hub_record_changes"
-_CURSOR_PREFIX = "change"
 
 
 async def publish(session: AsyncSession, changes: Iterable[tuple[str, str, ChangeKind]]) -> int:
@@ -80,18 +77,12 @@ async def after(session: AsyncSession, seq: int, *, limit: int) -> list[RecordCh
     return list((await session.execute(query)).scalars())
 
 
-def encode_cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}:{seq}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> int:
-    not_ours = InvalidInput("after is not a cursor this API gave out", field="after")
+def seq_of(position: str) -> int:
+    """The seq a resume position names (`str(seq)`, sealed into the subscriber's cursor)."""
     try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        prefix, seq = text.split(":")
-        value = int(seq)
-    except (ValueError, binascii.Error, UnicodeDecodeError) as error:
-        raise not_ours from error
-    if prefix != _CURSOR_PREFIX or value < 0:
-        raise not_ours
-    return value
+        seq = int(position)
+    except ValueError as error:
+        raise InvalidInput("after is not a cursor this API gave out", field="after") from error
+    if seq < 0:
+        raise InvalidInput("after is not a cursor this API gave out", field="after")
+    return seq

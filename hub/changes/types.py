@@ -59,7 +59,9 @@ class Subscription:
     ) -> AsyncGenerator[RecordChangeEvent, None]:
         context = info.context
         hub = context.hub
-        start = changes.decode_cursor(after) if after is not None else None
+        cursors = context.cursors(info.field_name)
+        position = cursors.open(after)
+        start = changes.seq_of(position) if position is not None else None
         if start is None:
             async with hub.db.transaction(write=False) as session:
                 start = await changes.latest(session)
@@ -84,7 +86,7 @@ class Subscription:
                     if record is None:  # not the caller's: nothing delivered, nothing logged
                         continue
                     yield RecordChangeEvent(
-                        cursor=changes.encode_cursor(seen),
+                        cursor=cursors.seal(str(seen)),
                         change=ChangeKind(change.change),
                         occurred_at=change.occurred_at,
                         record=record,

@@ -7,6 +7,7 @@ from typing import Any, Generic, Self, TypeVar
 
 import strawberry
 
+from hub.cursors import ListCursors
 from hub.pagination import Page
 
 NodeT = TypeVar("NodeT")
@@ -30,11 +31,11 @@ class Connection(Generic[NodeT]):
     page_info: PageInfo
 
     @classmethod
-    def of(cls, page: Page[Any], node: Callable[[Any], NodeT]) -> Self:
-        edges = [
-            Edge(cursor=c, node=node(r)) for r, c in zip(page.items, page.cursors, strict=True)
-        ]
-        end = page.cursors[-1] if page.cursors else None
+    def of(cls, page: Page[Any], node: Callable[[Any], NodeT], cursors: ListCursors) -> Self:
+        """The page's items as edges, each position sealed into a cursor for this caller."""
+        sealed = [cursors.seal(position) for position in page.positions]
+        edges = [Edge(cursor=c, node=node(r)) for r, c in zip(page.items, sealed, strict=True)]
+        end = sealed[-1] if sealed else None
         return cls(
             edges=edges, page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=end)
         )

@@ -17,6 +17,7 @@ from strawberry.types import Info as StrawberryInfo
 from hub.access.agreement import RolePolicy
 from hub.access.identity import Principal
 from hub.access.scope import RowScope
+from hub.cursors import Caller, ListCursors
 from hub.errors import Unauthenticated
 from hub.graphql.audit_trail import LoadedChildren, ServedRecords
 from hub.graphql.loaders import Loaders
@@ -81,6 +82,12 @@ class HubContext:
         """How many items a page holds: what the caller asked for, within the hub's limits."""
         settings = self.hub.settings
         return page_size(first, default=settings.default_page_size, maximum=settings.max_page_size)
+
+    def cursors(self, kind: str) -> ListCursors:
+        """The cursors of the list `kind` for this caller: useless on any other list or caller."""
+        p = self.principal
+        caller = Caller(organisation_code=p.organisation_code, role=p.role.value)
+        return self.hub.cursors.for_list(kind, caller)
 
     @cached_property
     def policy(self) -> RolePolicy:

@@ -89,15 +89,19 @@ async def _connection(
     first: int | None,
     after: str | None,
 ) -> Connection[NodeT]:
-    """A root list field: the filter checked against the caller's view, then one page of it."""
+    """A root list field: the filter checked against the caller's view, then one page of it.
+
+    Its cursors are bound to the field (`incidents`, ...): a cursor is useless on another list.
+    """
+    cursors = info.context.cursors(info.field_name)
     page = await list_(
         info.context.session,
         scope=info.context.scope,
         where=checked(info, given),
         first=info.context.page_size(first),
-        after=after,
+        after=cursors.open(after),
     )
-    return Connection[NodeT].of(page, node)
+    return Connection[NodeT].of(page, node, cursors)
 
 
 @strawberry.type(description="Who the hub takes the caller to be, from the token and headers.")
