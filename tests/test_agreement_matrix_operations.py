@@ -200,7 +200,8 @@ async def test_subscription_deliveries_carry_exactly_the_allowed_fields(
 ) -> None:
     del world  # the schools and organisations the pushes below name
     policy = AGREEMENT.policy(role)
-    connection, ws = await _subscribe(live_server, role, await _latest_cursor(db))
+    after = await _latest_cursor(db, live_server, role, ORGANISATION_OF[role])
+    connection, ws = await _subscribe(live_server, role, after)
     try:
         if "recordChanges" not in policy.fields.get("Subscription", frozenset()):
             message = json.loads(await asyncio.wait_for(ws.recv(), WAIT))

@@ -79,7 +79,7 @@ async def test_a_subscription_without_a_permitted_purpose_and_a_person_is_refuse
     code: str,
 ) -> None:
     request_id = str(uuid.uuid4())
-    after = await _latest_cursor(db)
+    after = await _latest_cursor(db, live_server)
     token = live_server.token(Role.COUNCIL_SOCIAL_WORKER, COUNCIL, user=user, purpose=purpose)
     async with _subscribed(live_server, token, after=after, request_id=request_id) as ws:
         # In the council's rows and after its cursor: a live subscription would be sent it.

@@ -71,12 +71,15 @@ async def _next(ws: ClientConnection) -> dict[str, Any]:
 
 
 async def _latest_cursor(
-    db: Database, server: LiveServer, role: Role = Role.COUNCIL_SOCIAL_WORKER
+    db: Database,
+    server: LiveServer,
+    role: Role = Role.COUNCIL_SOCIAL_WORKER,
+    organisation: str = COUNCIL,
 ) -> str:
-    """A resume cursor at the newest change, as the hub would have sealed it for the council."""
+    """A resume cursor at the newest change, as the hub would have sealed it for the caller."""
     async with db.transaction(write=False) as session:
         seq = await changes.latest(session)
-    caller = Caller(COUNCIL, role.value)
+    caller = Caller(organisation, role.value)
     cursors = server.app.app.state.hub.cursors.for_list("recordChanges", caller)
     cursor: str = cursors.seal(str(seq))
     return cursor
