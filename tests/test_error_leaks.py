@@ -8,7 +8,6 @@ client sent it; httpx's own encoder would refuse it.
 from __future__ import annotations
 
 import json
-import logging
 import urllib.parse
 from collections.abc import Iterator
 from typing import Any
@@ -22,48 +21,15 @@ from hub.db import Database
 from hub.incidents.models import Incident
 from tests.conftest import LiveServer, unique
 from tests.factories import COUNCIL, FORCE, REPORT_INCIDENT, child, incident
+from tests.server_log import Captured, capturing
 
 MARK = "ECHOMARK-Jane-Doe"
 
 
-class Captured(logging.Handler):
-    """Every record any logger emits while a test runs, formatted as an operator would see it."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.lines: list[str] = []
-        self.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(self.format(record))
-
-    def leaking(self, marker: str) -> list[str]:
-        return [line for line in self.lines if marker in line]
-
-
-# The hub's own loggers, strawberry's and SQLAlchemy's (which logs statements and, unless the
-# engine hides them, their parameters), all turned up to INFO for the test.
-_LOUD = ("hub", "strawberry", "sqlalchemy.engine", "uvicorn.error")
-
-
 @pytest.fixture
 def server_log() -> Iterator[Captured]:
-    handler = Captured()
-    root = logging.getLogger()
-    loggers = [logging.getLogger(name) for name in _LOUD]
-    levels = [logger.level for logger in loggers]
-    root.addHandler(handler)
-    for logger in loggers:
-        logger.setLevel(logging.INFO)
-        if not logger.propagate:
-            logger.addHandler(handler)
-    try:
-        yield handler
-    finally:
-        root.removeHandler(handler)
-        for logger, level in zip(loggers, levels, strict=True):
-            logger.setLevel(level)
-            logger.removeHandler(handler)
+    with capturing() as captured:
+        yield captured
 
 
 async def send(

@@ -30,6 +30,7 @@ from graphql import (
     VariableDefinitionNode,
     Visitor,
     get_named_type,
+    print_ast,
     type_from_ast,
     visit,
 )
@@ -38,29 +39,22 @@ from strawberry.extensions import SchemaExtension
 from strawberry.types import ExecutionResult
 
 UNSAFE_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
-GRAPHQL_NAME = re.compile(r"^[_A-Za-z][_0-9A-Za-z]*\Z")
 
 
-def _unsafe_in(value: Any, path: list[str]) -> str | None:
-    """The input path of the first string in a JSON value a database cannot keep."""
+def _unsafe_in(value: Any, path: list[str]) -> list[str] | None:
+    """The steps to the first string in a JSON value that a database cannot keep."""
     if isinstance(value, str):
-        return ".".join(path) if UNSAFE_TEXT.search(value) else None
+        return path if UNSAFE_TEXT.search(value) else None
     items: Iterator[tuple[Any, Any]] = iter(())
-    # Keys are field names: an unknown one, however odd, is refused by the input's type.
     if isinstance(value, dict):
         items = iter(value.items())
     elif isinstance(value, list):
         items = enumerate(value)
     for key, item in items:
-        found = _unsafe_in(item, [*path, _name_or_index(key)])
+        found = _unsafe_in(item, [*path, str(key)])
         if found is not None:
             return found
     return None
-
-
-def _name_or_index(key: Any) -> str:
-    """A key as a step of a field path; one that is no GraphQL name is the caller's, withheld."""
-    return str(key) if isinstance(key, int) or GRAPHQL_NAME.match(key) else "?"
 
 
 def _step(node: Node, key: Any) -> str | None:
@@ -75,58 +69,95 @@ def _step(node: Node, key: Any) -> str | None:
 
 
 class _InputPaths(Visitor):
-    """Walks a document keeping the input path of the value it is in (`input.children.0`)."""
+    """Walks a document keeping the input path of the value it is in (`input.children.0`).
 
-    def __init__(self) -> None:
+    Only steps the schema knows count: inside a scalar such as `_Any` the keys are the caller's.
+    """
+
+    def __init__(self, types: TypeInfo) -> None:
         super().__init__()
-        self.path: list[str] = []
+        self.types = types
+        self.steps: list[tuple[str, bool]] = []
+
+    @property
+    def path(self) -> str:
+        known = []
+        for step, typed in self.steps:
+            if not typed:
+                break
+            known.append(step)
+        return ".".join(known)
 
     def enter(self, node: Node, key: Any, *_: Any) -> None:
         step = _step(node, key)
         if step is not None:
-            self.path.append(step)
+            # TypeInfoVisitor has entered the node: the input type is this step's.
+            self.steps.append((step, self.types.get_input_type() is not None))
         self.arrive(node)
 
     def leave(self, node: Node, key: Any, *_: Any) -> None:
         if _step(node, key) is not None:
-            self.path.pop()
+            self.steps.pop()
 
     def arrive(self, node: Node) -> None:
         """Called on every node, with `path` leading to it."""
 
 
 class _UnsafeLiteral(_InputPaths):
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, types: TypeInfo) -> None:
+        super().__init__(types)
         self.found: str | None = None
 
     def arrive(self, node: Node) -> None:
         unsafe = isinstance(node, StringValueNode) and UNSAFE_TEXT.search(node.value)
         if self.found is None and unsafe:
-            self.found = ".".join(self.path)
+            self.found = self.path
 
 
 class _LiteralAt(_InputPaths):
     def __init__(self, target: Node, types: TypeInfo) -> None:
-        super().__init__()
+        super().__init__(types)
         self.target = target
-        self.types = types
         self.found: tuple[str, str | None] | None = None
 
     def arrive(self, node: Node) -> None:
-        if node is self.target and self.found is None:
+        if self.found is None and _same(node, self.target):
             expected = self.types.get_input_type()
-            self.found = (".".join(self.path), str(expected) if expected else None)
+            self.found = (self.path, str(expected) if expected else None)
 
 
-def unsafe_field(variables: dict[str, Any] | None, document: DocumentNode | None) -> str | None:
+def _same(node: Node, target: Node) -> bool:
+    """The same place in the query. graphql-core reports some values on a copy of the node
+    without a location: then the first value written the same way stands for it."""
+    if node is target:
+        return True
+    here, there = node.loc, target.loc
+    if there is None:
+        return isinstance(node, ValueNode) and print_ast(node) == print_ast(target)
+    return here is not None and (here.start, here.end) == (there.start, there.end)
+
+
+def unsafe_field(
+    schema: GraphQLSchema, variables: dict[str, Any] | None, document: DocumentNode | None
+) -> str | None:
     """The input path of the first string in the request that a database cannot keep."""
-    found = _unsafe_in(variables or {}, [])
-    if found is None and document is not None:
-        finder = _UnsafeLiteral()
-        visit(document, finder)
-        found = finder.found
-    return found
+    if document is None:
+        return None
+    steps = _unsafe_in(variables or {}, [])
+    if steps is not None:
+        return _known_prefix(schema, document, steps)
+    types = TypeInfo(schema)
+    finder = _UnsafeLiteral(types)
+    visit(document, TypeInfoVisitor(types, finder))
+    return finder.found
+
+
+def _known_prefix(schema: GraphQLSchema, document: DocumentNode, steps: list[str]) -> str:
+    """As much of a variable's path as its type declares: below, keys are the caller's."""
+    for end in range(len(steps), 0, -1):
+        if variable_type_at(schema, document, steps[0], steps[1:end]) is not None:
+            return ".".join(steps[:end])
+    return ""
 
 
 def literal_at(
@@ -169,7 +200,8 @@ class InputText(SchemaExtension):
 
     def on_execute(self) -> Iterator[None]:
         execution = self.execution_context
-        field = unsafe_field(execution.variables, execution.graphql_document)
+        schema = execution.schema._schema  # noqa: SLF001 - graphql-core's schema, for the types
+        field = unsafe_field(schema, execution.variables, execution.graphql_document)
         if field is not None:
             message = (
                 f"{field or 'the request'} contains a character the hub does not accept: "
