@@ -116,7 +116,8 @@ class Database:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         ensure_sqlite_directory(url)
-        kwargs: dict[str, Any] = {"echo": echo}
+        # Statement parameters are what callers sent: kept out of exception text and echo.
+        kwargs: dict[str, Any] = {"echo": echo, "hide_parameters": True}
         if self.is_sqlite:
             kwargs["connect_args"] = {"timeout": 30}
         else:

@@ -13,6 +13,9 @@ from hub.errors import InvalidInput
 from hub.reference.models import Organisation, OrganisationKind
 
 MAX_CLOCK_SKEW = dt.timedelta(minutes=5)
+# No record the hub keeps is about anything earlier; later checks can then do date arithmetic
+# freely, and both databases hold every time that passes.
+EARLIEST = dt.datetime(1900, 1, 1, tzinfo=dt.UTC)
 
 
 def aware_utc(value: dt.datetime, *, field: str) -> dt.datetime:
@@ -20,7 +23,10 @@ def aware_utc(value: dt.datetime, *, field: str) -> dt.datetime:
         raise InvalidInput(
             f"{field} must carry a timezone offset, e.g. 2026-01-31T09:00:00Z", field=field
         )
-    return value.astimezone(dt.UTC)
+    try:
+        return value.astimezone(dt.UTC)
+    except OverflowError:  # year 1 or 9999 with an offset: not a time in UTC
+        raise InvalidInput(f"{field} is out of range", field=field) from None
 
 
 def optional_utc(value: dt.datetime | None, *, field: str) -> dt.datetime | None:
@@ -32,6 +38,8 @@ def event_time(value: dt.datetime, *, field: str, now: dt.datetime) -> dt.dateti
     value = aware_utc(value, field=field)
     if value > now + MAX_CLOCK_SKEW:
         raise InvalidInput(f"{field} is in the future", field=field)
+    if value < EARLIEST:
+        raise InvalidInput(f"{field} is before {EARLIEST.date().isoformat()}", field=field)
     return value
 
 

@@ -272,10 +272,10 @@ async def test_in_development_every_caller_reads_the_contract(
 
 
 MISSPELT = [
-    # A field, an argument and an enum value, each one letter out.
+    # A field and an argument, each one letter out. (A misspelt enum value is input: its error
+    # names the field and the expected type, and suggests nothing anywhere: test_error_leaks.)
     ("{ incidnts { edges { node { id } } } }", "'incidents'"),
     ("{ incidents(frist: 1) { edges { node { id } } } }", "'first'"),
-    ("{ incidents(filter: {types: [DOMESTIC_ABUS]}) { edges { node { id } } } }", "DOMESTIC_ABUSE"),
 ]
 
 

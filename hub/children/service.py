@@ -41,6 +41,11 @@ class ChildDetails:
 def normalise(details: ChildDetails, *, field: str, today: dt.date) -> ChildDetails:
     if details.date_of_birth > today:
         raise InvalidInput(f"{field}.dateOfBirth is in the future", field=f"{field}.dateOfBirth")
+    if details.date_of_birth < validation.EARLIEST.date():
+        earliest = validation.EARLIEST.date().isoformat()
+        raise InvalidInput(
+            f"{field}.dateOfBirth is before {earliest}", field=f"{field}.dateOfBirth"
+        )
     nhs = details.nhs_number.replace(" ", "") if details.nhs_number else None
     if nhs is not None and not NHS_NUMBER.match(nhs):
         raise InvalidInput(f"{field}.nhsNumber must be 10 digits", field=f"{field}.nhsNumber")

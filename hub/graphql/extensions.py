@@ -22,7 +22,7 @@ from hub.audit.models import OperationKind, S62Operation
 from hub.audit.service import Actor, AuditWriteFailed
 from hub.changes.service import publish_changes
 from hub.errors import HubError
-from hub.graphql import audit_trail
+from hub.graphql import audit_trail, messages
 from hub.graphql.context import HubContext
 from hub.graphql.operation import root_fields
 
@@ -157,6 +157,8 @@ class RequestTransaction(SchemaExtension):
             await session.commit()
             return
         await session.rollback()
+        if mutation:
+            _not_stored(result)
         if self.audited and released:
             async with context.hub.db.transaction(write=True) as audit_session:
                 await self._write(context, audit_session, released)
@@ -210,44 +212,34 @@ class UnauditedTransaction(RequestTransaction):
     audited = False
 
 
-def _asks_for_entities(execution: Any) -> bool:
-    return "_entities" in (root_fields(execution) or [])
-
-
-# graphql-core 3.3: "Variable '$input' has invalid value at .a[0].b: reason" (3.2 said "got").
-_COERCION = re.compile(
-    r"^Variable '\$(?P<variable>\w+)' (?:has|got) invalid value"
-    r"(?: at (?P<path>\S+?))?: (?P<reason>.*)$",
-    re.DOTALL,
+NOT_STORED_MESSAGE = (
+    "Not stored: another part of this request failed, so none of it was kept. Send it again "
+    "without the failing part."
 )
 
 
-def _without_values(reason: str) -> str:
-    """graphql-core quotes the offending input; input can be personal data, so drop it."""
-    reason = re.sub(r",? found: .*$", ".", reason, flags=re.DOTALL)
-    reason = re.sub(r"Value '.*?' ", "The value ", reason, flags=re.DOTALL)
-    return re.sub(r'"[^"]*"', "<withheld>", reason)
+def _not_stored(result: Any) -> None:
+    """A rolled-back mutation's root fields: none returns data as if it had been saved.
+
+    The one that failed keeps its own error; every other gets NOT_STORED.
+    """
+    data = getattr(result, "data", None)
+    if not data:
+        return
+    failed = {error.path[0] for error in result.errors or [] if error.path}
+    result.errors = [
+        *(result.errors or []),
+        *(
+            GraphQLError(NOT_STORED_MESSAGE, path=[key], extensions={"code": "NOT_STORED"})
+            for key in data
+            if key not in failed
+        ),
+    ]
+    result.data = dict.fromkeys(data)
 
 
-def _field_path(variable: str, path: str | None) -> str:
-    """`.children[0].child.dateOfBirth` of `$input` -> `input.children.0.child.dateOfBirth`."""
-    if not path:
-        return variable
-    return variable + re.sub(r"\[(\d+)\]", r".\1", path)
-
-
-def _coercion_error(error: GraphQLError) -> GraphQLError | None:
-    """A variable that does not fit its type: INVALID_INPUT naming the field, without its value."""
-    match = _COERCION.match(error.message)
-    if match is None:
-        return None
-    field = _field_path(match["variable"], match["path"])
-    message = (
-        f"Variable '${match['variable']}' is invalid at {field}: {_without_values(match['reason'])}"
-    )
-    return GraphQLError(
-        message, nodes=error.nodes, extensions={"code": "INVALID_INPUT", "field": field}
-    )
+def _asks_for_entities(execution: Any) -> bool:
+    return "_entities" in (root_fields(execution) or [])
 
 
 def _code_for(error: GraphQLError) -> str | None:
@@ -259,8 +251,6 @@ def _code_for(error: GraphQLError) -> str | None:
         return str(error.extensions["code"])
     if error.extensions and "code" in error.extensions:
         return str(error.extensions["code"])
-    if isinstance(original, GraphQLSyntaxError) or isinstance(error, GraphQLSyntaxError):
-        return "GRAPHQL_PARSE_FAILED"
     if original is None:
         # Validation errors: about the request's shape, never about data.
         return "GRAPHQL_VALIDATION_FAILED"
@@ -272,7 +262,11 @@ _SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?$")
 
 
 class ErrorCodes(SchemaExtension):
-    """Every error leaves with `extensions.code`; unexpected ones are masked and logged."""
+    """Every error leaves with `extensions.code`; unexpected ones are masked and logged.
+
+    This is the one place errors are logged (`HubSchema.process_errors` logs nothing): one line
+    each, with the code and the exception's type, never a message.
+    """
 
     suggestions = True
 
@@ -285,6 +279,19 @@ class ErrorCodes(SchemaExtension):
         self._code(result)
         yield
 
+    def _about_input(self, error: GraphQLError) -> GraphQLError | None:
+        """An error about a value the caller sent, in the hub's words, or None."""
+        if isinstance(error, GraphQLSyntaxError) or isinstance(
+            error.original_error, GraphQLSyntaxError
+        ):
+            return messages.syntax_error(error)
+        execution = self.execution_context
+        schema = execution.schema._schema  # noqa: SLF001 - graphql-core's schema, for the types
+        document = execution.graphql_document
+        return messages.coercion_error(error, schema, document) or messages.literal_error(
+            error, schema, document
+        )
+
     def _code(self, result: Any) -> None:
         errors = getattr(result, "errors", None)
         if errors:
@@ -293,19 +300,24 @@ class ErrorCodes(SchemaExtension):
     def _coded(self, error: GraphQLError) -> GraphQLError:
         if not self.suggestions:
             error.message = _SUGGESTION.sub("", error.message)
-        coerced = _coercion_error(error)
-        if coerced is not None:
-            return coerced
-        code = _code_for(error)
-        if code is not None:
-            error.extensions = {**(error.extensions or {}), "code": code}
-            return error
-        context = self.execution_context.context
-        request_id = getattr(context, "request_id", "-")
+        request_id = getattr(self.execution_context.context, "request_id", "-")
         original = error.original_error
+        kind = type(original or error).__name__
+        coded = self._about_input(error)
+        if coded is None:
+            code = _code_for(error)
+            if code is not None:
+                error.extensions = {**(error.extensions or {}), "code": code}
+                coded = error
+        if coded is not None:
+            # The code and the type only: a message or an exception's text can carry input.
+            log.info(
+                "%s (%s) in request %s", (coded.extensions or {}).get("code"), kind, request_id
+            )
+            return coded
         # Exception messages can carry data (SQL parameters): log the type and frames only.
         frames = "".join(traceback.format_tb(original.__traceback__)) if original else ""
-        log.error("unexpected %s in request %s\n%s", type(original).__name__, request_id, frames)
+        log.error("unexpected %s in request %s\n%s", kind, request_id, frames)
         return GraphQLError(
             INTERNAL_MESSAGE,
             nodes=error.nodes,

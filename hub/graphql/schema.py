@@ -36,7 +36,10 @@ from hub.graphql.extensions import (
     RequestTransaction,
     UnauditedTransaction,
 )
+from hub.graphql.federation import HubSchema
 from hub.graphql.filters import GuardedFilter, checked
+from hub.graphql.inputs import InputText
+from hub.graphql.scalars import OVERRIDES
 from hub.incidents import service as incidents
 from hub.incidents.types import Incident, IncidentFilterInput, ReportIncidentInput
 from hub.investigations import service as investigations
@@ -291,7 +294,7 @@ class Mutation(TimelinessMutation):
 
 def build_schema(
     settings: Settings, *, enforce_agreement: bool = True, audit: bool = True
-) -> strawberry.federation.Schema:
+) -> HubSchema:
     """The served schema: the agreement enforced and every response audited.
 
     Turning either off is for the benchmarks' side-by-side baselines only; the app never does.
@@ -312,17 +315,19 @@ def build_schema(
         lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
         lambda: MaxAliasesLimiter(max_alias_count=15),
         lambda: MaxTokensLimiter(max_token_count=2000),
+        InputText,
         RequestTransaction if audit else UnauditedTransaction,
     ]
     if not settings.introspection:
         extensions.append(DisableIntrospection)
-    return strawberry.federation.Schema(
+    return HubSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
         types=[Organisation, Child],
         extensions=extensions,
         federation_version="2.9",
+        scalar_overrides=OVERRIDES,
         config=StrawberryConfig(auto_camel_case=True),
     )
 
