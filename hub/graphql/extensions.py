@@ -133,7 +133,11 @@ class RequestTransaction(SchemaExtension):
             return
         await session.rollback()
         if self.audited and released:
-            async with context.hub.db.transaction(write=True) as audit_session:
+            # SQLite: this transaction's BEGIN is where the audit waits for the write lock.
+            wait = context.hub.settings.audit_lock_timeout_seconds
+            async with context.hub.db.transaction(
+                write=True, write_lock_wait=wait
+            ) as audit_session:
                 await self._write(context, audit_session, released)
 
     async def _write(
@@ -144,6 +148,7 @@ class RequestTransaction(SchemaExtension):
             facts=self._facts(context),
             released=released,
             changes=context.served.changes,
+            lock_timeout=context.hub.settings.audit_lock_timeout_seconds,
         )
 
     def _facts(self, context: HubContext) -> audit_trail.RequestFacts:
