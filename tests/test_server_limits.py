@@ -14,7 +14,7 @@ import logging
 import select
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 
 from hub.access.keys import KeySet
 from hub.access.models import Role
@@ -67,7 +67,9 @@ def _guarded(
 
 
 @pytest.fixture(scope="module", params=["httptools", "h11"])
-def impatient(request: pytest.FixtureRequest, database_url: str, data_dir: Path) -> Iterator[Guarded]:
+def impatient(
+    request: pytest.FixtureRequest, database_url: str, data_dir: Path
+) -> Iterator[Guarded]:
     """Heads and the audit's lock must come within half a second; idleness alone is allowed
     far longer, so that what closes a connection here is the header timeout."""
     with _guarded(
@@ -152,14 +154,23 @@ def test_the_next_head_on_a_kept_alive_connection_has_the_same_limit(impatient: 
         assert _trickled_until_closed(sock, b"GET /healthz HTTP/1.1\r\n")
 
 
-async def test_a_subscription_socket_outlives_the_header_timeout(impatient: Guarded) -> None:
-    ws_url = impatient.live.graphql_url.replace("http://", "ws://")
-    headers = {"Authorization": f"Bearer {impatient.live.token(Role.COUNCIL_SOCIAL_WORKER, COUNCIL)}"}
+@contextlib.asynccontextmanager
+async def _graphql_socket(live: LiveServer) -> AsyncIterator[ClientConnection]:
+    """A council's graphql-transport-ws connection, acknowledged."""
+    url = live.graphql_url.replace("http://", "ws://")
+    token = live.token(Role.COUNCIL_SOCIAL_WORKER, COUNCIL)
     async with connect(
-        ws_url, subprotocols=["graphql-transport-ws"], additional_headers=headers  # type: ignore[list-item]
+        url,
+        subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
+        additional_headers={"Authorization": f"Bearer {token}"},
     ) as ws:
         await ws.send(json.dumps({"type": "connection_init"}))
         assert json.loads(await asyncio.wait_for(ws.recv(), HANG))["type"] == "connection_ack"
+        yield ws
+
+
+async def test_a_subscription_socket_outlives_the_header_timeout(impatient: Guarded) -> None:
+    async with _graphql_socket(impatient.live) as ws:
         await asyncio.sleep(3 * HEADER_TIMEOUT)  # past the limit a request head would have
         await ws.send(json.dumps({"type": "ping"}))
         assert json.loads(await asyncio.wait_for(ws.recv(), HANG))["type"] == "pong"
@@ -173,13 +184,7 @@ def _wait_for(condition: Callable[[], bool]) -> None:
 
 
 async def test_a_client_past_its_connections_is_refused_until_one_closes(capped: Guarded) -> None:
-    ws_url = capped.live.graphql_url.replace("http://", "ws://")
-    headers = {"Authorization": f"Bearer {capped.live.token(Role.COUNCIL_SOCIAL_WORKER, COUNCIL)}"}
-    async with connect(
-        ws_url, subprotocols=["graphql-transport-ws"], additional_headers=headers  # type: ignore[list-item]
-    ) as ws:
-        await ws.send(json.dumps({"type": "connection_init"}))
-        assert json.loads(await asyncio.wait_for(ws.recv(), HANG))["type"] == "connection_ack"
+    async with _graphql_socket(capped.live) as ws:
         held = [_connect(capped.port) for _ in range(3)]  # with the WebSocket, four
         try:
             _wait_for(lambda: capped.slots.open[LOCAL] == 4)
@@ -218,7 +223,7 @@ async def _post(live: LiveServer, role: Role, org: str, query: str, variables: A
 
 
 @contextlib.asynccontextmanager
-async def _chain_head_held(db: Database) -> Any:
+async def _chain_head_held(db: Database) -> AsyncIterator[None]:
     """Another connection holding what an audit append waits for, until the block ends."""
     async with db.transaction(write=True) as session:
         if is_postgres():

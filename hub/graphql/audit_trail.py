@@ -329,6 +329,4 @@ async def write(
         seen = [(served.record_type, served.record_id) for served in consulted]
         first_seen = FirstSeen.of(facts.actor.organisation_code, seen, utcnow())
     if drafts:
-        await audit.record_many(
-            session, drafts, first_seen=first_seen, lock_timeout=lock_timeout
-        )
+        await audit.record_many(session, drafts, first_seen=first_seen, lock_timeout=lock_timeout)
