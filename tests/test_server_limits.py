@@ -22,15 +22,19 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
 from websockets.asyncio.client import ClientConnection, connect
 
 from hub.access.keys import KeySet
 from hub.access.models import Role
+from hub.audit import service
+from hub.audit.models import OperationKind, Outcome, S62Operation
 from hub.db import Database
 from hub.server import ClientSlots, slots_of
 from hub.settings import Settings
 from tests.conftest import LiveServer, free_port, is_postgres, serve, unique
 from tests.factories import COUNCIL, FORCE, REPORT_INCIDENT, incident
+from tests.test_audit_chain import ACTOR, served
 
 HEADER_TIMEOUT = 0.5
 HANG = 10.0  # longer than any limit here
@@ -254,3 +258,23 @@ async def test_a_read_whose_audit_cannot_get_the_chain_head_is_refused(
     body = await _post(live, Role.COUNCIL_SOCIAL_WORKER, COUNCIL, READ, read)
     assert "errors" not in body, body
     assert body["data"]["incident"] == {**read, "type": "DOMESTIC_ABUSE"}
+
+
+@pytest.mark.skipif(not is_postgres(), reason="lock_timeout is PostgreSQL's")
+async def test_the_append_bounds_only_its_own_wait(session: AsyncSession) -> None:
+    """The append sets lock_timeout for the head's lock, then puts the session's value back:
+    whatever the transaction does after it waits as it always did."""
+    before = (await session.execute(sa.text("SHOW lock_timeout"))).scalar_one()
+    draft = service.EventDraft(
+        actor=ACTOR,
+        operation=S62Operation.CONSULTATION,
+        operation_kind=OperationKind.QUERY,
+        operation_name="Bounded",
+        outcome=Outcome.SERVED,
+        records=served(1),
+        request_id="req-bounded",
+        trace_id=None,
+        agreement_version="test",
+    )
+    await service.record_many(session, [draft], lock_timeout=0.25)
+    assert (await session.execute(sa.text("SHOW lock_timeout"))).scalar_one() == before
