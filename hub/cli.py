@@ -65,14 +65,16 @@ def serve(
     """Serve the hub (run `migrate` first)."""
     import uvicorn  # noqa: PLC0415
 
+    from hub import server  # noqa: PLC0415
+    from hub.settings import get_settings  # noqa: PLC0415
+
     uvicorn.run(
         "hub.app:create_app",
         factory=True,
         host=host,
         port=port,
         workers=workers,
-        proxy_headers=True,
-        access_log=False,
+        **server.options(get_settings()),
     )
 
 

@@ -35,6 +35,10 @@ NAMING_CONVENTION = {
 }
 
 _WRITE = "hub_write"
+_LOCK_WAIT_MS = "hub_write_lock_wait_ms"
+# SQLite: how long a writer's BEGIN IMMEDIATE queues for the write lock unless its transaction
+# asks for less (`write_lock_wait`): concurrent pushes queue rather than fail.
+SQLITE_WRITE_LOCK_WAIT_SECONDS = 30
 
 
 class UTCDateTime(sa.types.TypeDecorator[dt.datetime]):
@@ -119,7 +123,7 @@ class Database:
         # Statement parameters are what callers sent: kept out of exception text and echo.
         kwargs: dict[str, Any] = {"echo": echo, "hide_parameters": True}
         if self.is_sqlite:
-            kwargs["connect_args"] = {"timeout": 30}
+            kwargs["connect_args"] = {"timeout": SQLITE_WRITE_LOCK_WAIT_SECONDS}
         else:
             kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
@@ -129,6 +133,7 @@ class Database:
         else:
             read_engine = self.engine.execution_options(postgresql_readonly=True)
         write_engine = self.engine.execution_options(**{_WRITE: True})
+        self._write_engine = write_engine
         self._reader = async_sessionmaker(
             read_engine, class_=SerialSession, expire_on_commit=False, autoflush=False
         )
@@ -150,9 +155,19 @@ class Database:
         return (self._writer if write else self._reader)()
 
     @asynccontextmanager
-    async def transaction(self, *, write: bool) -> AsyncIterator[AsyncSession]:
-        """Commit when the block ends cleanly, roll back when it raises."""
-        async with self.session(write=write) as session, session.begin():
+    async def transaction(
+        self, *, write: bool, write_lock_wait: float | None = None
+    ) -> AsyncIterator[AsyncSession]:
+        """Commit when the block ends cleanly, roll back when it raises.
+
+        `write_lock_wait`: on SQLite, the most seconds a writer's BEGIN waits for the database's
+        write lock (else `SQLITE_WRITE_LOCK_WAIT_SECONDS`); PostgreSQL has no such lock.
+        """
+        session = self.session(write=write)
+        if write and write_lock_wait is not None and self.is_sqlite:
+            waiting = {_LOCK_WAIT_MS: round(write_lock_wait * 1000)}
+            session = self._writer(bind=self._write_engine.execution_options(**waiting))
+        async with session, session.begin():
             yield session
 
     async def ping(self) -> None:
@@ -171,10 +186,30 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_WRITE_LOCK_WAIT_SECONDS * 1000}")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: sa.Connection) -> None:
-        immediate = connection.get_execution_options().get(_WRITE, False)
+        options = connection.get_execution_options()
+        immediate = options.get(_WRITE, False)
+        if immediate:
+            _wait_for_write_lock(connection, options.get(_LOCK_WAIT_MS))
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _wait_for_write_lock(connection: sa.Connection, wait_ms: int | None) -> None:
+    """Set how long this connection's BEGIN IMMEDIATE may wait, when it is not so already.
+
+    The busy timeout belongs to the connection, which the pool lends to the next transaction:
+    each write transaction says what it wants, and only a change costs a statement (sent to the
+    driver directly, so that it is not among the transaction's statements).
+    """
+    wanted = SQLITE_WRITE_LOCK_WAIT_SECONDS * 1000 if wait_ms is None else wait_ms
+    info = connection.info
+    if info.get(_LOCK_WAIT_MS, SQLITE_WRITE_LOCK_WAIT_SECONDS * 1000) == wanted:
+        return
+    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    cursor.execute(f"PRAGMA busy_timeout={int(wanted)}")
+    cursor.close()
+    info[_LOCK_WAIT_MS] = wanted

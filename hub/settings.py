@@ -59,6 +59,16 @@ class Settings(BaseSettings):
     # snapshot. One per part, even on two cores: numpy judges the stage facts while the
     # database finds the batching candidates.
     report_connections: int = Field(default=2, ge=1, le=8)
+    # The HTTP server (hub/server.py): a request head must arrive whole within the header
+    # timeout of the connection opening or of its previous response; a connection with no
+    # request in flight that sends nothing for the idle timeout is closed; a peer address holds
+    # at most so many open connections (WebSockets too), more are refused with 503.
+    header_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    idle_timeout_seconds: float = Field(default=5.0, gt=0, le=3600)
+    max_connections_per_client: int = Field(default=100, ge=1)
+    # How long an audit append waits for the chain head (PostgreSQL: the `audit_chain_head` row
+    # lock; SQLite: the write lock of a read's audit) before the response fails AUDIT_UNAVAILABLE.
+    audit_lock_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
 
     @property
     def is_production(self) -> bool:

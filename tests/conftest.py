@@ -30,6 +30,7 @@ from hub.access.tokens import issue_access_token
 from hub.db import Database
 from hub.demo import EXAMPLE_PURPOSE
 from hub.migrate import upgrade
+from hub.server import options as server_options
 from hub.settings import Settings, get_settings
 
 POSTGRES_URL = os.getenv("HUB_TEST_DATABASE_URL", "")
@@ -109,7 +110,7 @@ async def session(db: Database) -> AsyncIterator[AsyncSession]:
             await session.rollback()
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -144,8 +145,18 @@ class LiveServer:
         )
 
 
-def _serve(app: Any, port: int) -> tuple[uvicorn.Server, threading.Thread]:
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+def serve(
+    app: Any, port: int, settings: Settings, *, http: str | None = None
+) -> tuple[uvicorn.Server, threading.Thread]:
+    """Serve `app` in a thread with the hub's server options (hub/server.py), once started."""
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        **server_options(settings, http=http),
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -162,7 +173,7 @@ def _serve(app: Any, port: int) -> tuple[uvicorn.Server, threading.Thread]:
 def live_server(database_url: str, data_dir: Path) -> Iterator[LiveServer]:
     from hub.app import create_app  # noqa: PLC0415
 
-    port = _free_port()
+    port = free_port()
     settings = Settings(
         database_url=database_url,
         data_dir=data_dir,
@@ -183,7 +194,7 @@ def live_server(database_url: str, data_dir: Path) -> Iterator[LiveServer]:
     def _count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         live.statements.append(statement)
 
-    server, thread = _serve(app, port)
+    server, thread = serve(app, port, settings)
     yield live
     server.should_exit = True
     thread.join(timeout=10)

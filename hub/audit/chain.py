@@ -264,6 +264,11 @@ def _postgres_append() -> sa.TextClause:
     any first sight of records by a receiving organisation (`FirstSeen`) noted, and the head
     moved to the last link. The index rows come later (`catch_up`): they cost as much again as
     the rest of the statement for a page of records, and no reader of the response needs them.
+
+    `:lock_timeout` bounds the wait for the head's lock and nothing else: `head` sets it (for
+    the transaction, as SET LOCAL would) as it reads the row, before locking it, and RETURNING
+    puts back the session's value once the head is held. Inside the statement, so that the
+    append stays one round trip; NULL leaves the setting as it is.
     """
     content = CONTENT_COLUMNS
     columns = ", ".join(f'"{name}"' for name in ("seq", *content, "prev_hash", "hash"))
@@ -273,7 +278,9 @@ def _postgres_append() -> sa.TextClause:
     return sa.text(
         "WITH RECURSIVE "  # noqa: S608 - constant column names; values are bound
         "head AS MATERIALIZED (SELECT last_seq, last_hash FROM audit_chain_head "
-        "WHERE id = 1 FOR UPDATE), "
+        "WHERE id = 1 AND set_config('lock_timeout', "
+        "COALESCE(CAST(:lock_timeout AS TEXT), current_setting('lock_timeout')), true) "
+        "IS NOT NULL FOR UPDATE), "
         "linked (n, seq, prev_hash, hash) AS ("
         "SELECT 0::BIGINT, last_seq, NULL::TEXT, last_hash::TEXT FROM head "
         "UNION ALL SELECT l.n + 1, l.seq + 1, l.hash, "
@@ -291,7 +298,9 @@ def _postgres_append() -> sa.TextClause:
         "UPDATE audit_chain_head SET last_seq = l.seq, last_hash = l.hash "
         "FROM linked l WHERE audit_chain_head.id = 1 "
         "AND l.n = cardinality(CAST(:canonical AS BYTEA[])) "
-        "RETURNING audit_chain_head.last_seq, audit_chain_head.last_hash"
+        "RETURNING audit_chain_head.last_seq, audit_chain_head.last_hash, "
+        "(SELECT set_config('lock_timeout', reset_val, true) FROM pg_settings "
+        "WHERE name = 'lock_timeout')"
     )
 
 
@@ -299,9 +308,17 @@ _PG_APPEND = _postgres_append()
 
 
 async def append(
-    session: AsyncSession, pending: Sequence[Pending], *, first_seen: FirstSeen | None = None
+    session: AsyncSession,
+    pending: Sequence[Pending],
+    *,
+    first_seen: FirstSeen | None = None,
+    lock_timeout: float | None = None,
 ) -> Head:
     """Append events to the chain: 1 statement on PostgreSQL, 3 to 6 on SQLite.
+
+    On PostgreSQL the wait for the head's lock ends after `lock_timeout` seconds with an error
+    (None: as the server is configured). On SQLite the transaction holds the write lock already:
+    its wait was at BEGIN (`Database.transaction`'s `write_lock_wait`).
 
     SQLite has no writable CTEs: the head is read (under the write lock the transaction already
     holds), the links computed here, and each table written by an executemany.
@@ -316,6 +333,7 @@ async def append(
         params["seen_at"] = first_seen.at if first_seen is not None else None
         params["seen_type"] = [record_type for record_type, _ in seen]
         params["seen_id"] = [record_id for _, record_id in seen]
+        params["lock_timeout"] = None if lock_timeout is None else f"{lock_timeout * 1000:.0f}ms"
         moved = (await session.execute(_PG_APPEND, params)).one_or_none()
         if moved is None:
             raise ChainHeadMissing("the audit chain head row is missing")

@@ -259,16 +259,23 @@ class EventDraft:
 
 
 async def record_many(
-    session: AsyncSession, drafts: Sequence[EventDraft], *, first_seen: FirstSeen | None = None
+    session: AsyncSession,
+    drafts: Sequence[EventDraft],
+    *,
+    first_seen: FirstSeen | None = None,
+    lock_timeout: float | None = None,
 ) -> list[int]:
     """Append several events in one go (a response's, under each operation); return their seqs.
 
     `first_seen` notes the receipts the response's consultations amount to, in the same write.
-    Raises `AuditWriteFailed` if they cannot be written: the caller must then serve nothing.
+    Raises `AuditWriteFailed` if they cannot be written, a wait for the chain's head longer than
+    `lock_timeout` seconds included: the caller must then serve nothing.
     """
     pending = [draft.pending() for draft in drafts]
     try:
-        head = await chain.append(session, pending, first_seen=first_seen)
+        head = await chain.append(
+            session, pending, first_seen=first_seen, lock_timeout=lock_timeout
+        )
     except (sa.exc.SQLAlchemyError, OSError, chain.ChainHeadMissing) as error:
         # The cause stays chained for operators' logs; the message carries no request data.
         raise AuditWriteFailed("the audit log could not be written: nothing was served") from error

@@ -292,10 +292,12 @@ async def write(
     facts: RequestFacts,
     released: Released,
     changes: Mapping[tuple[str, str], S62Operation],
+    lock_timeout: float | None = None,
 ) -> None:
     """The request's events, appended together: one per kind of processing done to its
     records (a push collects one record and may consult others), one for records it combined
-    with what others hold, and one for any refusal.
+    with what others hold, and one for any refusal. The append waits at most `lock_timeout`
+    seconds for the chain's head.
     """
     grouped: defaultdict[S62Operation, list[ServedRecord]] = defaultdict(list)
     for served in released.records:
@@ -352,4 +354,4 @@ async def write(
         seen = [(served.record_type, served.record_id) for served in consulted]
         first_seen = FirstSeen.of(facts.actor.organisation_code, seen, utcnow())
     if drafts:
-        await audit.record_many(session, drafts, first_seen=first_seen)
+        await audit.record_many(session, drafts, first_seen=first_seen, lock_timeout=lock_timeout)

@@ -160,7 +160,11 @@ class RequestTransaction(SchemaExtension):
         if mutation:
             _not_stored(result)
         if self.audited and released:
-            async with context.hub.db.transaction(write=True) as audit_session:
+            # SQLite: this transaction's BEGIN is where the audit waits for the write lock.
+            wait = context.hub.settings.audit_lock_timeout_seconds
+            async with context.hub.db.transaction(
+                write=True, write_lock_wait=wait
+            ) as audit_session:
                 await self._write(context, audit_session, released)
 
     async def _write(
@@ -171,6 +175,7 @@ class RequestTransaction(SchemaExtension):
             facts=self._facts(context),
             released=released,
             changes=context.served.changes,
+            lock_timeout=context.hub.settings.audit_lock_timeout_seconds,
         )
 
     def _facts(self, context: HubContext) -> audit_trail.RequestFacts:
