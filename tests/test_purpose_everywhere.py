@@ -27,7 +27,7 @@ from hub.graphql.schema import Subscription, build_schema
 from hub.incidents import service as incidents
 from hub.settings import Mode, Settings
 from hub.timeliness.models import RecordReceipt
-from tests.conftest import LiveServer, _free_port, _serve, unique
+from tests.conftest import LiveServer, free_port, serve, unique
 from tests.factories import COUNCIL, FORCE, REPORT_INCIDENT, incident
 from tests.test_audit_trail import _events
 from tests.test_subscriptions import CHANGES, WAIT, _latest_cursor, _push, _ws_url
@@ -228,7 +228,7 @@ def production_server(
     directory = tmp_path_factory.mktemp("hub-production")
     keys_file = directory / "keys.json"
     rotate(keys_file, development=False)
-    port = _free_port()
+    port = free_port()
     settings = Settings(
         mode=Mode.PRODUCTION,
         database_url=database_url,
@@ -238,7 +238,7 @@ def production_server(
         issuer=f"http://127.0.0.1:{port}",
     )
     app = create_app(settings)
-    server, thread = _serve(app, port)
+    server, thread = serve(app, port, settings)
     yield LiveServer(
         settings=settings,
         url=f"http://127.0.0.1:{port}",
