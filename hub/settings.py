@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     default_page_size: int = Field(default=50, ge=1)
     max_query_depth: int = Field(default=10, ge=2)
     clock_skew_seconds: int = Field(default=300, ge=0)
+    # How old each process's list of revoked clients may get: a revoked client's live tokens
+    # are refused on every process within this time (one query per process per period).
+    client_status_ttl_seconds: float = Field(default=5.0, ge=0, le=60)
     # How often a subscription looks at the outbox when no notification woke it.
     change_poll_seconds: float = Field(default=5.0, gt=0)
     # PostgreSQL: how long the audit indexer gathers appended events before indexing them in

@@ -75,14 +75,14 @@ def list_clients(
 
 @clients_app.command("revoke")
 def revoke_client(client_id: Annotated[str, typer.Argument(help="The client to revoke.")]) -> None:
-    """Stop a client getting new tokens."""
+    """Stop a client getting new tokens and refuse the ones it holds."""
 
     async def work(session: AsyncSession) -> OAuthClient:
         return await clients.revoke_client(session, client_id=client_id)
 
     _in_transaction(work, write=True)
-    ttl = get_settings().access_token_ttl_seconds
-    typer.echo(f"revoked {client_id}; tokens it already holds expire within {ttl} seconds")
+    ttl = get_settings().client_status_ttl_seconds  # HUB_CLIENT_STATUS_TTL_SECONDS
+    typer.echo(f"revoked {client_id}; every hub process refuses its tokens within {ttl:g} seconds")
 
 
 @keys_app.command("rotate")
