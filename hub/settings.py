@@ -11,6 +11,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_PSEUDONYM_KEY = "dev-only-pseudonym-key-change-me"
 DEFAULT_DATA_DIR = Path(".hub")
+# `demo` records the issuer it serves under here, in the data directory.
+RECORDED_ISSUER = "issuer"
 
 
 class Mode(enum.StrEnum):
@@ -81,6 +83,15 @@ class Settings(BaseSettings):
         # directory moved elsewhere takes it along rather than leaving it in a missing `.hub`.
         if "database_url" not in self.model_fields_set:
             self.database_url = f"sqlite+aiosqlite:///{self.data_dir / 'hub.db'}"
+        return self
+
+    @model_validator(mode="after")
+    def _issuer_recorded_by_the_demo(self) -> Settings:
+        # `demo --port 8001` serves under its own issuer: `token` (and `serve`) in the same
+        # folder read it back, so their tokens agree whatever the port. HUB_ISSUER still wins.
+        recorded = self.data_dir / RECORDED_ISSUER
+        if not self.is_production and "issuer" not in self.model_fields_set and recorded.is_file():
+            self.issuer = recorded.read_text(encoding="utf-8").strip()
         return self
 
     @model_validator(mode="after")
