@@ -159,6 +159,30 @@ def bench(
         typer.echo(figure.line())
 
 
+@app.command("bench-soak")
+def bench_soak(
+    database_url: str = BenchDatabase,
+    seconds: float = typer.Option(60.0, min=1, help="How long the load runs."),
+    slices: int = typer.Option(6, min=2, help="Time slices reported."),
+    concurrency: int = typer.Option(8, min=1, help="Requests in flight at once."),
+    subscribers: int = typer.Option(4, min=0, help="Live subscriptions held open throughout."),
+) -> None:
+    """Mixed pushes, queries and subscriptions for a bounded time: memory growth, p99 drift."""
+    from hub.soak import run as run_soak  # noqa: PLC0415
+
+    figures = _measured(
+        run_soak(
+            database_url=database_url,
+            seconds=seconds,
+            slices=slices,
+            concurrency=concurrency,
+            subscribers=subscribers,
+        )
+    )
+    for line in figures.lines():
+        typer.echo(line)
+
+
 def _agreement(path: Path | None) -> Agreement:
     from hub.access.agreement import Agreement, AgreementInvalid, default_path  # noqa: PLC0415
     from hub.graphql.schema import build_schema  # noqa: PLC0415
