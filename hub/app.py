@@ -25,6 +25,7 @@ from hub import telemetry
 from hub.access.agreement import Agreement, default_path
 from hub.access.keys import KeySet
 from hub.access.oauth import routes as oauth_routes
+from hub.access.revocation import ClientStatus
 from hub.access.tokens import authenticate_request
 from hub.audit.indexer import AuditIndexer
 from hub.changes.notifier import ChangeNotifier
@@ -50,9 +51,13 @@ class HubState:
     notifier: ChangeNotifier = dataclasses.field(init=False)
     indexer: AuditIndexer = dataclasses.field(init=False)
     cursors: CursorSeal = dataclasses.field(init=False)
+    client_status: ClientStatus = dataclasses.field(init=False)
 
     def __post_init__(self) -> None:
         self.cursors = CursorSeal.from_secret(self.settings.pseudonym_key.get_secret_value())
+        self.client_status = ClientStatus(
+            self.db, ttl_seconds=self.settings.client_status_ttl_seconds
+        )
         self.notifier = ChangeNotifier(
             self.settings.database_url, poll_seconds=self.settings.change_poll_seconds
         )
@@ -166,6 +171,7 @@ class Authenticated:
         hub: HubState = request.app.state.hub
         try:
             principal = authenticate_request(request.headers, settings=hub.settings, keys=hub.keys)
+            await hub.client_status.check(principal.client_id)
         except Unauthenticated as error:
             challenge = (
                 'Bearer error="invalid_token"' if "authorization" in request.headers else "Bearer"
@@ -188,6 +194,7 @@ class Authenticated:
             principal = authenticate_request(
                 websocket.headers, settings=hub.settings, keys=hub.keys
             )
+            await hub.client_status.check(principal.client_id)
         except HubError as error:
             log.info("websocket refused: %s", error.code)
             await websocket.close(code=WS_UNAUTHORISED, reason=error.code)

@@ -84,13 +84,16 @@ def demo(
     port: int = typer.Option(8000, help="Port to listen on."),
     serve_after: bool = typer.Option(True, "--serve/--no-serve", help="Serve once loaded."),  # noqa: FBT003 - typer's default
 ) -> None:
-    """Create a demo database of synthetic data, print a token per role, serve with GraphiQL."""
-    from hub import demo as demo_data  # noqa: PLC0415
-    from hub.settings import Settings, get_settings  # noqa: PLC0415
+    """Load synthetic data into the hub's database, print a token per role, serve with GraphiQL.
 
-    # Beside the hub's other files: HUB_DATA_DIR (from the environment or .env), else .hub.
-    demo_db = Settings().data_dir / "demo.db"
-    os.environ.setdefault("HUB_DATABASE_URL", f"sqlite+aiosqlite:///{demo_db}")
+    The data goes in HUB_DATABASE_URL, by default .hub/hub.db; the issuer (from --host and
+    --port) is recorded in .hub/issuer for `token` to use.
+    """
+    from hub import demo as demo_data  # noqa: PLC0415
+    from hub.settings import RECORDED_ISSUER, get_settings  # noqa: PLC0415
+
+    # The hub's own database (HUB_DATABASE_URL, else hub.db in HUB_DATA_DIR, else .hub): every
+    # other command in the same folder (`audit verify`, `report`, `token`) then sees the demo.
     os.environ["HUB_GRAPHIQL"] = "true"
     os.environ["HUB_INTROSPECTION"] = "true"
     os.environ.setdefault("HUB_ISSUER", f"http://{host}:{port}")
@@ -102,6 +105,7 @@ def demo(
         typer.echo("demo refuses to run in production mode", err=True)
         raise typer.Exit(2)
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    (settings.data_dir / RECORDED_ISSUER).write_text(settings.issuer + "\n", encoding="utf-8")
     introduction = asyncio.run(demo_data.load(settings, base_url=f"http://{host}:{port}"))
     typer.echo(introduction)
     if serve_after:
@@ -155,6 +159,30 @@ def bench(
     typer.echo(f"concurrency {concurrency}, page size {page_size}, {backend}")
     for figure in figures:
         typer.echo(figure.line())
+
+
+@app.command("bench-soak")
+def bench_soak(
+    database_url: str = BenchDatabase,
+    seconds: float = typer.Option(60.0, min=1, help="How long the load runs."),
+    slices: int = typer.Option(6, min=2, help="Time slices reported."),
+    concurrency: int = typer.Option(8, min=1, help="Requests in flight at once."),
+    subscribers: int = typer.Option(4, min=0, help="Live subscriptions held open throughout."),
+) -> None:
+    """Mixed pushes, queries and subscriptions for a bounded time: memory growth, p99 drift."""
+    from hub.soak import run as run_soak  # noqa: PLC0415
+
+    figures = _measured(
+        run_soak(
+            database_url=database_url,
+            seconds=seconds,
+            slices=slices,
+            concurrency=concurrency,
+            subscribers=subscribers,
+        )
+    )
+    for line in figures.lines():
+        typer.echo(line)
 
 
 def _agreement(path: Path | None) -> Agreement:

@@ -108,6 +108,25 @@ def ensure_sqlite_directory(url: str) -> None:
     Path(name).parent.mkdir(parents=True, exist_ok=True)
 
 
+NO_DATABASE_HINT = (
+    "run `safeguarding-hub demo` (demo data) or `safeguarding-hub migrate` (an empty hub) "
+    "in this folder, or set HUB_DATABASE_URL"
+)
+
+
+def sqlite_file_missing(url: str) -> Path | None:
+    """The embedded database's file when it does not exist (SQLite would create it on connect:
+    a read-only command must not leave an empty database behind); None otherwise."""
+    parsed = make_url(url)
+    name = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not name or name == ":memory:":
+        return None
+    if name.startswith("file:"):
+        return None
+    path = Path(name)
+    return None if path.exists() else path
+
+
 class Database:
     """The engine and the two kinds of transaction a request can ask for."""
 

@@ -11,6 +11,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_PSEUDONYM_KEY = "dev-only-pseudonym-key-change-me"
 DEFAULT_DATA_DIR = Path(".hub")
+# `demo` records the issuer it serves under here, in the data directory.
+RECORDED_ISSUER = "issuer"
 
 
 class Mode(enum.StrEnum):
@@ -50,6 +52,9 @@ class Settings(BaseSettings):
     default_page_size: int = Field(default=50, ge=1)
     max_query_depth: int = Field(default=10, ge=2)
     clock_skew_seconds: int = Field(default=300, ge=0)
+    # How old each process's list of revoked clients may get: a revoked client's live tokens
+    # are refused on every process within this time (one query per process per period).
+    client_status_ttl_seconds: float = Field(default=5.0, ge=0, le=60)
     # How often a subscription looks at the outbox when no notification woke it.
     change_poll_seconds: float = Field(default=5.0, gt=0)
     # PostgreSQL: how long the audit indexer gathers appended events before indexing them in
@@ -88,6 +93,15 @@ class Settings(BaseSettings):
         # directory moved elsewhere takes it along rather than leaving it in a missing `.hub`.
         if "database_url" not in self.model_fields_set:
             self.database_url = f"sqlite+aiosqlite:///{self.data_dir / 'hub.db'}"
+        return self
+
+    @model_validator(mode="after")
+    def _issuer_recorded_by_the_demo(self) -> Settings:
+        # `demo --port 8001` serves under its own issuer: `token` (and `serve`) in the same
+        # folder read it back, so their tokens agree whatever the port. HUB_ISSUER still wins.
+        recorded = self.data_dir / RECORDED_ISSUER
+        if not self.is_production and "issuer" not in self.model_fields_set and recorded.is_file():
+            self.issuer = recorded.read_text(encoding="utf-8").strip()
         return self
 
     @model_validator(mode="after")

@@ -205,5 +205,5 @@ def test_the_demo_database_goes_in_the_data_directory(
 
     assert code == 0, out
     assert "synthetic records loaded" in out
-    assert (data_dir / "demo.db").is_file()
+    assert (data_dir / "hub.db").is_file()  # the hub's own database: every command sees it
     assert not (tmp_path / ".hub").exists()

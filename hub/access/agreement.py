@@ -35,6 +35,7 @@ GUARDED_TYPES = (
     "Investigation",
     "StatusChangeRecord",
     "AccessEvent",
+    "AuditCheckpoint",
     "Timeline",
     "TimelineStage",
     "Receipt",

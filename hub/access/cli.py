@@ -7,19 +7,17 @@ here: typer reads the parameter annotations at runtime.
 import asyncio
 import json
 from collections.abc import Awaitable, Callable, Sequence
-from pathlib import Path
 from typing import Annotated, NoReturn, TypeVar
 
 import sqlalchemy as sa
 import typer
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.access import clients
 from hub.access.keys import KeySet, KeySetError, prune, rotate
 from hub.access.models import OAuthClient, Role
 from hub.access.tokens import issue_access_token
-from hub.db import Database
+from hub.db import NO_DATABASE_HINT, Database, sqlite_file_missing
 from hub.errors import HubError
 from hub.settings import Settings, get_settings
 
@@ -77,14 +75,14 @@ def list_clients(
 
 @clients_app.command("revoke")
 def revoke_client(client_id: Annotated[str, typer.Argument(help="The client to revoke.")]) -> None:
-    """Stop a client getting new tokens."""
+    """Stop a client getting new tokens and refuse the ones it holds."""
 
     async def work(session: AsyncSession) -> OAuthClient:
         return await clients.revoke_client(session, client_id=client_id)
 
     _in_transaction(work, write=True)
-    ttl = get_settings().access_token_ttl_seconds
-    typer.echo(f"revoked {client_id}; tokens it already holds expire within {ttl} seconds")
+    ttl = get_settings().client_status_ttl_seconds  # HUB_CLIENT_STATUS_TTL_SECONDS
+    typer.echo(f"revoked {client_id}; every hub process refuses its tokens within {ttl:g} seconds")
 
 
 @keys_app.command("rotate")
@@ -170,13 +168,13 @@ def _check_organisation(settings: Settings, org: str, role: Role) -> None:
 
 def _database_exists(url: str) -> bool:
     # Connecting to SQLite creates the file; a token request should not leave one behind.
-    parsed = make_url(url)
-    if not parsed.drivername.startswith("sqlite"):
-        return True
-    return bool(parsed.database) and Path(str(parsed.database)).exists()
+    return sqlite_file_missing(url) is None
 
 
 def _in_transaction(work: Callable[[AsyncSession], Awaitable[T]], *, write: bool) -> T:
+    missing = sqlite_file_missing(get_settings().database_url)
+    if missing is not None:  # connecting would leave an empty database file behind
+        _fail(f"no database at {missing}: {NO_DATABASE_HINT}", code=2)
     try:
         return asyncio.run(_with_session(get_settings(), work, write=write))
     except HubError as error:

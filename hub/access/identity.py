@@ -46,6 +46,7 @@ class RejectReason(enum.StrEnum):
     WRONG_TYPE = "wrong_type"
     MISSING_CLAIM = "missing_claim"
     INVALID_CLAIM = "invalid_claim"
+    REVOKED_CLIENT = "revoked_client"
 
 
 # Fixed texts: a message never echoes any part of the presented token.
@@ -62,6 +63,7 @@ _REJECT_MESSAGES = {
     RejectReason.WRONG_TYPE: "the token is not an access token (typ must be at+jwt)",
     RejectReason.MISSING_CLAIM: "the access token lacks a required claim",
     RejectReason.INVALID_CLAIM: "the access token carries an invalid claim",
+    RejectReason.REVOKED_CLIENT: "the client this access token was issued to has been revoked",
 }
 
 

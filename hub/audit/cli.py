@@ -20,8 +20,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub.audit import chain, export, retention, service, verify
-from hub.db import Database
+from hub.access.keys import KeySet, KeySetError
+from hub.audit import chain, checkpoint, export, retention, service, verify
+from hub.db import NO_DATABASE_HINT, Database, sqlite_file_missing
 from hub.errors import HubError
 from hub.settings import get_settings
 
@@ -77,19 +78,33 @@ def _actor(user: str | None, purpose: str) -> service.Actor:
     )
 
 
+CheckpointFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--checkpoint",
+        help="A file of signed checkpoints (one a line): prove the log still extends each.",
+        exists=True,
+        dir_okay=False,
+    ),
+]
+
+
 @audit_app.command("verify")
 def verify_command(
     batch_size: Annotated[
         int | None, typer.Option(min=100, help="Events per batch or COPY segment.")
     ] = None,
+    checkpoint_file: CheckpointFile = None,
 ) -> None:
     """Check every event's hash and link; print OK with figures, or the first problem (exit 1)."""
+    checkpoints = _read_checkpoints(checkpoint_file) if checkpoint_file is not None else []
 
-    async def work(session: AsyncSession) -> verify.VerifyReport:
+    async def work(session: AsyncSession) -> tuple[verify.VerifyReport, list[str | None]]:
         await chain.begin_snapshot(session)
-        return await verify.verify(session, batch_size=batch_size)
+        report = await verify.verify(session, batch_size=batch_size)
+        return report, [await checkpoint.extends(session, point) for point in checkpoints]
 
-    report = _run(work, write=False)
+    report, cut = _run(work, write=False)
     if report.problem is not None:
         problem = report.problem
         typer.echo(f"FAILED at seq {problem.seq}: {problem.reason} ({problem.message})")
@@ -104,6 +119,62 @@ def verify_command(
         typer.echo(f"starts after a lawful erasure through seq {report.erased_through}")
     # Recording this hash elsewhere (a ticket, a letter) anchors the chain outside the database.
     typer.echo(f"head hash {report.last_hash}")
+    _report_checkpoints(checkpoints, cut)
+
+
+def _read_checkpoints(path: Path) -> list[checkpoint.Checkpoint]:
+    keys = _keys()
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not lines:
+        _fail(f"no checkpoints in {path}")
+    read = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            read.append(checkpoint.read(line, keys))
+        except checkpoint.CheckpointInvalid as invalid:
+            _fail(f"{path} line {number}: {invalid}")
+    return read
+
+
+def _report_checkpoints(checkpoints: list[checkpoint.Checkpoint], cut: list[str | None]) -> None:
+    """Each checkpoint the log still extends, or the first it does not (exit 1)."""
+    for point, problem in zip(checkpoints, cut, strict=True):
+        taken = f"checkpoint seq {point.seq} of {point.issued_at:%Y-%m-%dT%H:%M:%SZ}"
+        if problem is not None:
+            typer.echo(f"FAILED {taken}: the log does not extend it ({problem})")
+            raise typer.Exit(1)
+    if checkpoints:
+        last = checkpoints[-1].seq
+        typer.echo(f"extends {len(checkpoints)} checkpoint(s), the last at seq {last}")
+
+
+@audit_app.command("checkpoint")
+def checkpoint_command(
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="Append it to this file (one a line), e.g. on another host."
+        ),
+    ] = None,
+) -> None:
+    """Print the chain's head (seq and hash) signed with the hub's key: keep it off the database."""
+    settings = get_settings()
+    keys = _keys()
+    point = _run(lambda session: checkpoint.current(session, issuer=settings.issuer), write=False)
+    signed = point.signed(keys)
+    if output is None:
+        typer.echo(signed)
+    else:
+        with output.open("a", encoding="utf-8") as sink:
+            sink.write(signed + "\n")
+    typer.echo(f"checkpoint at seq {point.seq}, head hash {point.head_hash}", err=True)
+
+
+def _keys() -> KeySet:
+    try:
+        return KeySet.for_settings(get_settings())
+    except KeySetError as error:
+        _fail(str(error))
 
 
 @audit_app.command("export")
@@ -241,6 +312,9 @@ def _progress(total: int) -> Iterator[Callable[[int], None]]:
 
 
 def _run(work: Callable[[AsyncSession], Awaitable[T]], *, write: bool) -> T:
+    missing = sqlite_file_missing(get_settings().database_url)
+    if missing is not None:  # connecting would leave an empty database file behind
+        _fail(f"no database at {missing}: {NO_DATABASE_HINT}", code=2)
     try:
         return asyncio.run(_in_transaction(work, write=write))
     except HubError as error:

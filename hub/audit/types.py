@@ -14,6 +14,7 @@ from typing import Self
 import strawberry
 
 from hub.access.agreement import AuditRows, ChildIdentities
+from hub.audit import checkpoint
 from hub.audit import service as audit
 from hub.audit.models import AuditEvent, OperationKind, Outcome, S62Operation
 from hub.audit.service import Access, EventFilter
@@ -187,8 +188,36 @@ async def _page(
     return Connection[AccessEvent].of(page, lambda access: AccessEvent.of(access, key), cursors)
 
 
+@strawberry.type(
+    description="The audit chain's head, signed with the hub's key (a compact JWS, `typ` "
+    "hub-audit-checkpoint+jws, verifiable with /.well-known/jwks.json). Keep it: "
+    "`safeguarding-hub audit verify --checkpoint FILE` proves the log still extends it."
+)
+class AuditCheckpoint:
+    point: strawberry.Private[checkpoint.Checkpoint]
+    jws: str = strawberry.field(description="The signed checkpoint: what to keep.")
+
+    @strawberry.field(description="The head's place in the chain (0 for an empty log).")
+    def sequence(self) -> str:
+        return str(self.point.seq)
+
+    @strawberry.field
+    def head_hash(self) -> str:
+        return self.point.head_hash
+
+    @strawberry.field
+    def issued_at(self) -> dt.datetime:
+        return self.point.issued_at
+
+
 @strawberry.type
 class AuditQuery:
+    @strawberry.field(description="A signed checkpoint of the audit log, for auditors to keep.")
+    async def audit_checkpoint(self, info: Info) -> AuditCheckpoint | None:
+        hub = info.context.hub
+        point = await checkpoint.current(info.context.session, issuer=hub.settings.issuer)
+        return AuditCheckpoint(point=point, jws=point.signed(hub.keys))
+
     @strawberry.field(description="Access events, newest first, within the caller's view.")
     async def access_events(
         self,

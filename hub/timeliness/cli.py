@@ -15,7 +15,7 @@ import typer
 
 from hub.access.agreement import default_path, file_version
 from hub.audit import service as audit
-from hub.db import Database, utcnow
+from hub.db import NO_DATABASE_HINT, Database, sqlite_file_missing, utcnow
 from hub.settings import get_settings
 from hub.timeliness import extract
 from hub.timeliness.report import SHOWN_BREACHES, Format, render
@@ -111,6 +111,10 @@ def report_command(  # noqa: PLR0917 - typer's options are the parameters
         typer.echo(f"--kind must be one of {', '.join(KINDS)}", err=True)
         raise typer.Exit(2)
     report_format: Format = format_  # type: ignore[assignment]
+    missing = sqlite_file_missing(get_settings().database_url)
+    if missing is not None:  # connecting would leave an empty database file behind
+        typer.echo(f"no database at {missing}: {NO_DATABASE_HINT}", err=True)
+        raise typer.Exit(2)
     data = asyncio.run(
         _report(
             period_from=period_from,
