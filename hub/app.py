@@ -11,6 +11,8 @@ from contextlib import asynccontextmanager
 from http import HTTPStatus
 from typing import Any
 
+from cross_web import HTTPException
+from graphql import GraphQLError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -19,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
+from strawberry.schema.exceptions import CannotGetOperationTypeError
 from strawberry.types import ExecutionResult
 
 from hub import telemetry
@@ -209,7 +212,24 @@ class Authenticated:
         return scope["method"] == "GET" and not scope.get("query_string") and "text/html" in accept
 
 
+# strawberry answers an operationName the document lacks with a plain-text 400 quoting it.
+UNKNOWN_OPERATION = "operationName names no operation in the query."
+
+
 class HubGraphQL(GraphQL[HubContext, None]):
+    async def execute_single(self, *args: Any, **kwargs: Any) -> ExecutionResult:
+        """One operation; an operationName the document lacks is a coded error, not echoed."""
+        try:
+            result: ExecutionResult = await super().execute_single(*args, **kwargs)
+        except HTTPException as error:
+            if not isinstance(error.__cause__, CannotGetOperationTypeError):
+                raise
+            refused = GraphQLError(
+                UNKNOWN_OPERATION, extensions={"code": "GRAPHQL_VALIDATION_FAILED"}
+            )
+            return ExecutionResult(data=None, errors=[refused])
+        return result
+
     async def process_result(
         self, request: Request, result: ExecutionResult
     ) -> GraphQLHTTPResponse:

@@ -315,3 +315,36 @@ async def test_a_rolled_back_mutation_returns_no_data(
     assert by_path == {("first",): "NOT_STORED", ("second",): "INVALID_INPUT"}
     assert good not in json.dumps(body)
     assert await stored(db, good) == 0
+
+
+async def test_an_unknown_operation_name_is_coded_not_echoed(
+    http: httpx.AsyncClient, live_server: LiveServer, server_log: Captured
+) -> None:
+    response = await http.post(
+        live_server.graphql_url,
+        json={"query": "query Known { viewer { role } }", "operationName": MARK},
+        headers={"Authorization": f"Bearer {live_server.token(Role.POLICE_OFFICER, FORCE)}"},
+    )
+    assert MARK not in response.text
+    body = response.json()
+    assert codes(body) == ["GRAPHQL_VALIDATION_FAILED"]
+    assert body["data"] is None
+    assert server_log.leaking(MARK) == []
+
+
+PAGE = "{ edges { node { id } } }"
+UNDEFINED = {
+    "unknown field": f'{{ incidents(filter: {{{MARK.replace("-", "")}: "{MARK}"}}) {PAGE} }}',
+    "object for a scalar": f'{{ incidents(filter: {{occurredFrom: {{at: "{MARK}"}}}}) {PAGE} }}',
+}
+
+
+@pytest.mark.parametrize("literal", list(UNDEFINED.values()), ids=list(UNDEFINED))
+async def test_a_literal_object_the_type_does_not_define_is_not_echoed(
+    http: httpx.AsyncClient, live_server: LiveServer, server_log: Captured, literal: str
+) -> None:
+    body = await send(http, live_server, literal)
+    assert codes(body) == ["INVALID_INPUT"]
+    assert errors(body)[0]["extensions"]["field"].startswith("filter")
+    assert MARK not in json.dumps(body)
+    assert server_log.leaking(MARK) == []

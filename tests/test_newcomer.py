@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from hub.cli import app
 from hub.settings import get_settings
-from tests.conftest import _free_port, _serve
+from tests.conftest import free_port, serve
 
 runner = CliRunner()
 # What `demo` sets for itself; a second shell has none of them.
@@ -48,7 +48,7 @@ def after_demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path
     """A folder a newcomer ran `demo --port PORT --no-serve` in; the port in `demo_port`."""
     monkeypatch.chdir(tmp_path)
     _new_shell(monkeypatch)
-    port = _free_port()
+    port = free_port()
     code, out, _ = _invoke("demo", "--port", str(port), "--no-serve")
     assert code == 0, out
     (tmp_path / "demo_port").write_text(str(port))
@@ -78,7 +78,8 @@ def test_a_cli_token_is_accepted_by_the_demo_on_another_port(after_demo: Path) -
     assert code == 0, err
     token = out.strip()
     # The server `demo` starts reads the same settings, in the same folder, on the same port.
-    server, thread = _serve(create_app(get_settings()), port)
+    settings = get_settings()
+    server, thread = serve(create_app(settings), port, settings)
     try:
         response = httpx.post(
             f"http://127.0.0.1:{port}/graphql",

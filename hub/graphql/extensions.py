@@ -313,6 +313,8 @@ class ErrorCodes(SchemaExtension):
             code = _code_for(error)
             if code is not None:
                 error.extensions = {**(error.extensions or {}), "code": code}
+                if code == "GRAPHQL_VALIDATION_FAILED":
+                    error.message = messages.without_values(error.message)
                 coded = error
         if coded is not None:
             # The code and the type only: a message or an exception's text can carry input.

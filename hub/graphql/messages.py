@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from graphql import GraphQLError, GraphQLSchema, ValueNode, VariableNode
+from graphql import GraphQLError, GraphQLSchema, ObjectFieldNode, ValueNode, VariableNode
 from graphql.language import DocumentNode
 
 from hub.graphql.inputs import literal_at, variable_type_at
@@ -70,7 +70,12 @@ def literal_error(
 ) -> GraphQLError | None:
     """A value written into the query that does not fit its type (a validation error)."""
     node = error.nodes[0] if error.nodes else None
-    if error.path is not None or document is None or not isinstance(node, ValueNode):
+    # An unknown field is reported on its ObjectFieldNode, a wrong value on its ValueNode.
+    if (
+        error.path is not None
+        or document is None
+        or not isinstance(node, ValueNode | ObjectFieldNode)
+    ):
         return None
     if isinstance(node, VariableNode):
         return None  # about a variable's declaration or use, not a value
@@ -82,6 +87,13 @@ def literal_error(
     field = ".".join([step for step in (where, missing) if step])
     message = f"The value written at {field or 'an argument'} is invalid: {problem}."
     return _invalid(message, field, error)
+
+
+def without_values(message: str) -> str:
+    """A backstop for validation messages not rewritten above: graphql-core prints a value it
+    refuses after "found:" and in double quotes (names and types it puts in single quotes)."""
+    message = re.sub(r",? found: .*$", ".", message, flags=re.DOTALL)
+    return re.sub(r'"(?:[^"\\]|\\.)*"', "<withheld>", message)
 
 
 def syntax_error(error: GraphQLError) -> GraphQLError:
