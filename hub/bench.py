@@ -107,6 +107,23 @@ def _incident(number: int, run: str) -> dict[str, Any]:
     }
 
 
+def bearer(
+    settings: Settings, keys: KeySet, role: Role, org: str, *, client: str
+) -> dict[str, str]:
+    """Headers for a bench's synthetic client of `role` at `org`: a token naming a person and
+    a purpose the agreement lets the role give (anything else is refused)."""
+    token = issue_access_token(
+        settings=settings,
+        keys=keys,
+        client_id=f"{client}-{role.value}",
+        organisation_code=org,
+        role=role,
+        user=f"{client}-user",
+        purpose=EXAMPLE_PURPOSE[role],
+    )
+    return {"Authorization": f"Bearer {token}"}
+
+
 async def _drive(
     name: str, count: int, concurrency: int, call: Callable[[int], Awaitable[str | None]]
 ) -> Figures:
@@ -235,23 +252,8 @@ async def _measure(
     concurrency: int,
     page_size: int,
 ) -> list[Figures]:
-    def headers(role: Role, org: str) -> dict[str, str]:
-        token = issue_access_token(
-            settings=settings,
-            keys=keys,
-            client_id=f"bench-{role.value}",
-            organisation_code=org,
-            role=role,
-            user="bench-user",
-            # A purpose the agreement lets the role give: anything else is refused.
-            purpose=EXAMPLE_PURPOSE[role],
-        )
-        return {"Authorization": f"Bearer {token}"}
-
-    police, council = (
-        headers(Role.POLICE_OFFICER, FORCE),
-        headers(Role.COUNCIL_SOCIAL_WORKER, COUNCIL),
-    )
+    police = bearer(settings, keys, Role.POLICE_OFFICER, FORCE, client="bench")
+    council = bearer(settings, keys, Role.COUNCIL_SOCIAL_WORKER, COUNCIL, client="bench")
     run_id = uuid.uuid4().hex[:6].upper()
     limits = httpx.Limits(max_connections=concurrency)
     async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as client:

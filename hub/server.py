@@ -150,58 +150,45 @@ class ConnectionGuard:
             self.host = None
 
 
-# The two subclasses are the same five hooks into uvicorn's classes: a connection opening, a
-# response completing (the next head is awaited), an upgrade, and the connection ending.
+class _Guarded:
+    """The hooks both of uvicorn's HTTP protocol classes get: a connection opening, a response
+    completing (the next head is awaited), and the connection ending. The upgrade hook differs
+    in signature, so each class below adds its own."""
 
+    transport: asyncio.Transport
+    timeout_keep_alive: int
 
-class GuardedHttpTools(HttpToolsProtocol):
     def __init__(self, *args: Any, limits: Limits, slots: ClientSlots, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # Seconds, a float: uvicorn's option is whole seconds, its timer takes any.
         self.timeout_keep_alive = limits.idle_timeout  # type: ignore[assignment]
-        self.guard = ConnectionGuard(self, limits, slots)
+        self.guard = ConnectionGuard(self, limits, slots)  # type: ignore[arg-type]
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self.guard.opened(transport)
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # type: ignore[misc]
+        # uvicorn's HTTP protocols are only ever given a full Transport.
+        self.guard.opened(transport)  # type: ignore[arg-type]
 
     def on_response_complete(self) -> None:
-        super().on_response_complete()
+        super().on_response_complete()  # type: ignore[misc]
         if not self.transport.is_closing():
             self.guard.await_head()
 
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.guard.closed()
+        super().connection_lost(exc)  # type: ignore[misc]
+
+
+class GuardedHttpTools(_Guarded, HttpToolsProtocol):
     def handle_websocket_upgrade(self) -> None:
         self.guard.handed_over()
         super().handle_websocket_upgrade()
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.guard.closed()
-        super().connection_lost(exc)
 
-
-class GuardedH11(H11Protocol):
-    def __init__(self, *args: Any, limits: Limits, slots: ClientSlots, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        # Seconds, a float: uvicorn's option is whole seconds, its timer takes any.
-        self.timeout_keep_alive = limits.idle_timeout  # type: ignore[assignment]
-        self.guard = ConnectionGuard(self, limits, slots)
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self.guard.opened(transport)
-
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        if not self.transport.is_closing():
-            self.guard.await_head()
-
+class GuardedH11(_Guarded, H11Protocol):
     def handle_websocket_upgrade(self, event: Any) -> None:
         self.guard.handed_over()
         super().handle_websocket_upgrade(event)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.guard.closed()
-        super().connection_lost(exc)
 
 
 class GuardedWebSocket(WebSocketsSansIOProtocol):

@@ -28,7 +28,6 @@ from websockets.asyncio.client import connect
 
 from hub.access.keys import KeySet
 from hub.access.models import Role
-from hub.access.tokens import issue_access_token
 from hub.bench import (
     COUNCIL,
     FORCE,
@@ -40,9 +39,9 @@ from hub.bench import (
     _free_port,
     _incident,
     _wait_ready,
+    bearer,
     scratch_database,
 )
-from hub.demo import EXAMPLE_PURPOSE
 from hub.migrate import upgrade
 from hub.settings import Settings
 
@@ -176,20 +175,8 @@ async def _soak(  # noqa: PLR0917 - one run's parts, passed once
     concurrency: int,
     subscribers: int,
 ) -> None:
-    def headers(role: Role, org: str) -> dict[str, str]:
-        token = issue_access_token(
-            settings=settings,
-            keys=keys,
-            client_id=f"soak-{role.value}",
-            organisation_code=org,
-            role=role,
-            user="soak-user",
-            purpose=EXAMPLE_PURPOSE[role],
-        )
-        return {"Authorization": f"Bearer {token}"}
-
-    police = headers(Role.POLICE_OFFICER, FORCE)
-    council = headers(Role.COUNCIL_SOCIAL_WORKER, COUNCIL)
+    police = bearer(settings, keys, Role.POLICE_OFFICER, FORCE, client="soak")
+    council = bearer(settings, keys, Role.COUNCIL_SOCIAL_WORKER, COUNCIL, client="soak")
     numbers = itertools.count()
     run_id = f"SOAK{os.getpid()}"
     limits = httpx.Limits(max_connections=concurrency)
