@@ -7,6 +7,7 @@ what a newcomer sees in GraphiQL is what a force and a council would see.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import random
 import textwrap
 
@@ -203,14 +204,30 @@ async def load(settings: Settings, *, base_url: str) -> str:
         await db.dispose()
 
 
+_CASES = "incidents(first: 3) { edges { node { %s } } }"
+_AUDIT = "accessEvents(first: 3) { edges { node { occurredAt operation recordType purpose } } }"
+# What each role's printed example asks for: something its view under the agreement includes,
+# so a newcomer's first request is served rather than refused (tests/test_demo.py runs them).
+EXAMPLE_QUERY: dict[Role, str] = {
+    Role.POLICE_OFFICER: _CASES
+    % "policeReference type occurredAt children { child { givenName } }",
+    Role.COUNCIL_SOCIAL_WORKER: _CASES
+    % "policeReference type occurredAt dashRisk children { child { givenName } }",
+    Role.SCHOOL_DSL: _CASES % "type occurredAt children { present child { givenName } }",
+    Role.AUDITOR: _AUDIT,
+    Role.DPO: _AUDIT,
+    Role.HUB_ADMIN: "organisations(kind: POLICE_FORCE) { id name }",
+}
+
+
+def example_query(role: Role) -> str:
+    return "{ viewer { role organisation { name } } " + EXAMPLE_QUERY[role] + " }"
+
+
 def _client_block(
     *, role: Role, org: str, client_id: str, secret: str, token: str, base: str
 ) -> str:
-    query = (
-        '{"query":"{ viewer { role organisation { name } } incidents(first: 3) '
-        "{ edges { node { policeReference type occurredAt "
-        'children { child { givenName } } } } } }"}'
-    )
+    query = json.dumps({"query": example_query(role)})
     return textwrap.dedent(f"""
         == {role.value} ({org})
         client id: {client_id}   secret: {secret}
