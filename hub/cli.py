@@ -253,6 +253,35 @@ def bench_costs(
         typer.echo(line)
 
 
+@app.command("bench-read")
+def bench_read(  # noqa: PLR0917 - typer's options are the parameters
+    database_url: str = BenchDatabase,
+    baseline: str = typer.Option("9ac7754", help="The commit to measure against (today's code)."),
+    records: int = typer.Option(40, min=1, help="Incidents to seed in each hub."),
+    page_size: int = typer.Option(20, min=1, help="Incidents per council page."),
+    turns: int = typer.Option(10, min=1, help="Turns each series takes."),
+    block: int = typer.Option(100, min=1, help="Requests per series per turn."),
+) -> None:
+    """The council page side by side: the baseline commit's hub and this one, in turns.
+
+    With a SQLite URL each hub gets a database file of its own in its scratch directory.
+    """
+    from hub.bench_read import run_read  # noqa: PLC0415
+
+    figures = _measured(
+        run_read(
+            database_url=database_url,
+            baseline=baseline,
+            records=records,
+            page_size=page_size,
+            turns=turns,
+            block=block,
+        )
+    )
+    for line in figures.lines():
+        typer.echo(line)
+
+
 @app.command("bench-audit")
 def bench_audit(
     database_url: str = PostgresBenchDatabase,

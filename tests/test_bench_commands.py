@@ -112,6 +112,20 @@ def test_bench_costs_prints_ratios_or_refuses(tmp_path: Path) -> None:
     _assert_no_rate(short)
 
 
+def test_bench_read_compares_with_the_baseline_or_refuses(tmp_path: Path) -> None:
+    tiny = ("--turns", "1", "--block", "4", "--page-size", "5")
+    good = _bench("bench-read", "--database-url", _database(tmp_path, "read.db"), *tiny)
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert "page rate new/baseline at 8 in flight" in good.stdout
+    assert "page-to-floor (new) at 1 in flight" in good.stdout
+    # 3 incidents seeded, pages of 5 asked for: the first page comes back short.
+    short = _bench(
+        "bench-read", "--database-url", _database(tmp_path, "short.db"), *tiny, "--records", "3"
+    )
+    _assert_no_rate(short)
+    assert "3 records where 5 were asked for" in short.stderr
+
+
 @pytest.mark.skipif(not is_postgres(), reason="bench-audit loads with PostgreSQL's COPY")
 def test_bench_audit_runs_tiny() -> None:
     run = _bench(

@@ -30,6 +30,7 @@ from hub.changes.types import Subscription
 from hub.children.types import Child
 from hub.graphql.connection import Connection
 from hub.graphql.context import Info
+from hub.graphql.documents import CachedDocuments, ValidDocuments
 from hub.graphql.extensions import (
     ErrorCodes,
     ErrorCodesWithoutSuggestions,
@@ -308,8 +309,10 @@ def build_schema(
     elif audit:
         msg = "an audited schema needs the agreement's field gate: it notes what is released"
         raise ValueError(msg)
+    documents = ValidDocuments()  # this schema's: its validation rules are fixed below
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
         ErrorCodesWithoutSuggestions if settings.is_production else ErrorCodes,
+        lambda: CachedDocuments(documents),
         OperationTracing,
         *gate,
         lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),

@@ -1,0 +1,360 @@
+"""`safeguarding-hub bench-read`: the council's page of incidents, today's code against this code.
+
+Not a test: it measures. Two hub processes run at once, one from a tree of the baseline commit
+(`git archive`, run with that tree as its working directory so `python -m hub` imports it) and
+one from this code, each on its own scratch database, migrated by its own code and seeded with
+the same pushes over HTTP. The two are then driven in turns, in blocks, at 8 and at 1 in flight,
+so that the machine's drift falls on both alike; ratios are taken turn by turn and their spread
+printed beside them. Any error or short page is a `BenchFailed`, never a rate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime as dt
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+import hub
+from hub.access.keys import KeySet
+from hub.access.models import Role
+from hub.access.tokens import issue_access_token
+from hub.bench import (
+    COUNCIL,
+    FORCE,
+    PUSH,
+    BenchFailed,
+    _failure,
+    _free_port,
+    _wait_ready,
+    scratch_database,
+)
+from hub.demo import EXAMPLE_PURPOSE
+from hub.settings import Settings
+
+# Today's code: main before issue 16 (the figures in the issue were taken at e99a132).
+BASELINE = "9ac7754"
+
+# The issue's page, word for word; the filter only makes each request's variables distinct.
+PAGE = """query Page($first: Int!, $until: DateTime!) {
+  incidents(first: $first, filter: {occurredTo: $until}) { edges { node {
+    id policeReference type occurredAt recordedAt sharedAt dashRisk summary
+    force { name } locationCouncil { name }
+    children { present victim child { id givenName familyName dateOfBirth } } } } } }"""
+FLOOR = "{ viewer { role } }"
+
+
+@dataclasses.dataclass
+class Series:
+    """One (hub, query, in flight) series: its latencies and the time its blocks took."""
+
+    latencies: list[float] = dataclasses.field(default_factory=list)
+    seconds: float = 0.0
+    block_rates: list[float] = dataclasses.field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return len(self.latencies) / self.seconds
+
+    def percentile(self, fraction: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+@dataclasses.dataclass
+class Hub:
+    """A running hub process and what a client needs to call it."""
+
+    name: str
+    base: str
+    council: dict[str, str]
+    police: dict[str, str]
+
+
+def _series_key(hub_name: str, query: str, flight: int) -> tuple[str, str, int]:
+    return (hub_name, query, flight)
+
+
+@dataclasses.dataclass
+class ReadFigures:
+    baseline: str
+    backend: str
+    page_size: int
+    turns: int
+    block: int
+    series: dict[tuple[str, str, int], Series]
+    # Per turn, new/baseline page rate, by in-flight count: the spread of the headline ratio.
+    turn_ratios: dict[int, list[float]]
+
+    def lines(self) -> list[str]:
+        out = [
+            (
+                f"council page of {self.page_size} incidents with children vs {FLOOR}, "
+                f"{self.backend}; baseline {self.baseline} vs this code, {self.turns} turns "
+                f"of {self.block} requests per series, taking turns"
+            )
+        ]
+        for (hub_name, query, flight), series in sorted(self.series.items()):
+            out.append(
+                f"{hub_name:<8} {query:<5} {flight} in flight  {series.rate:8.1f}/s  "
+                f"p50 {series.percentile(0.5) * 1000:7.1f} ms  "
+                f"p99 {series.percentile(0.99) * 1000:7.1f} ms  n {len(series.latencies)}"
+            )
+        for flight, ratios in sorted(self.turn_ratios.items(), reverse=True):
+            new = self.series[_series_key("new", "page", flight)]
+            old = self.series[_series_key("baseline", "page", flight)]
+            out.append(
+                f"page rate new/baseline at {flight} in flight: {new.rate / old.rate:.2f}x "
+                f"(by turn: {_spread(ratios)})"
+            )
+        for flight in sorted(self.turn_ratios, reverse=True):
+            for hub_name in ("baseline", "new"):
+                page = self.series[_series_key(hub_name, "page", flight)]
+                floor = self.series[_series_key(hub_name, "floor", flight)]
+                out.append(
+                    f"page-to-floor ({hub_name}) at {flight} in flight: "
+                    f"{page.rate / floor.rate:.3f} (target 0.30)"
+                )
+        return out
+
+
+def _spread(ratios: list[float]) -> str:
+    if len(ratios) < 4:  # noqa: PLR2004 - fewer give no quartiles
+        return "min " + f"{min(ratios):.2f}x, max {max(ratios):.2f}x"
+    low, middle, high = statistics.quantiles(ratios, n=4)
+    return f"median {middle:.2f}x, middle half {low:.2f}x to {high:.2f}x"
+
+
+def _incident(number: int, now: dt.datetime) -> dict[str, Any]:
+    occurred = now - dt.timedelta(hours=2 + number)
+    return {
+        "policeReference": f"READ-{number:05d}",
+        "type": "DOMESTIC_ABUSE",
+        "occurredAt": occurred.isoformat(),
+        "recordedAt": (occurred + dt.timedelta(minutes=30)).isoformat(),
+        "locationCouncil": COUNCIL,
+        "dashRisk": "MEDIUM",
+        "summary": "Synthetic benchmark incident.",
+        "children": [
+            {
+                "child": {
+                    "policeReference": f"READ-{number:05d}-P{k}",
+                    "givenName": "Bench",
+                    "familyName": "Synthetic",
+                    "dateOfBirth": "2015-01-01",
+                    "responsibleCouncil": COUNCIL,
+                },
+                "present": k == 0,
+                "victim": k == 1,
+            }
+            for k in range(2)
+        ],
+    }
+
+
+@contextlib.contextmanager
+def baseline_tree(commit: str) -> Iterator[Path]:
+    """The baseline commit's files in a temporary directory (no checkout is touched)."""
+    root = Path(hub.__file__).resolve().parents[1]
+    directory = Path(tempfile.mkdtemp(prefix="hub-baseline-"))
+    try:
+        archive = subprocess.run(  # noqa: S603 - git, with a commit named by our own option
+            ["git", "-C", str(root), "archive", "--format=tar", commit],  # noqa: S607
+            capture_output=True,
+            check=False,
+        )
+        if archive.returncode != 0:
+            msg = (
+                f"cannot run the baseline: `git archive {commit}` failed in {root} "
+                "(the hub must run from a git checkout holding that commit)"
+            )
+            raise BenchFailed(msg)
+        subprocess.run(  # noqa: S603 - tar, extracting what git gave us
+            ["tar", "-x", "-C", str(directory)],  # noqa: S607
+            input=archive.stdout,
+            check=True,
+        )
+        yield directory
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@contextlib.asynccontextmanager
+async def running_hub(name: str, tree: Path, database_url: str) -> AsyncIterator[Hub]:
+    """`python -m hub migrate` then `serve`, run in `tree`, on a scratch database of its own."""
+    async with scratch_database(database_url, prefix=f"hub_read_{name}") as scratch:
+        data_dir = Path(tempfile.mkdtemp(prefix=f"hub-read-{name}-"))
+        sqlite = f"sqlite+aiosqlite:///{data_dir / 'hub.db'}"
+        url = scratch if scratch.startswith("postgresql") else sqlite
+        port = _free_port()
+        base = f"http://127.0.0.1:{port}"
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("HUB_")},
+            "HUB_DATABASE_URL": url,
+            "HUB_DATA_DIR": str(data_dir),
+            "HUB_ISSUER": base,
+            "HUB_MODE": "development",
+        }
+        migrated = subprocess.run(  # noqa: ASYNC221 - our own CLI, before any request
+            [sys.executable, "-m", "hub", "migrate"],
+            cwd=tree,
+            env=env,
+            capture_output=True,
+            check=False,
+        )
+        if migrated.returncode != 0:
+            msg = f"the {name} hub could not migrate its scratch database"
+            raise BenchFailed(msg)
+        settings = Settings(database_url=url, data_dir=data_dir, issuer=base)
+        keys = KeySet.for_settings(settings)  # written before the server starts: it loads them
+        command = [sys.executable, "-m", "hub", "serve", "--port", str(port)]
+        process = subprocess.Popen(command, cwd=tree, env=env)  # noqa: S603, ASYNC220 - our CLI
+        try:
+            await _wait_ready(base, process)
+            yield Hub(
+                name=name,
+                base=base,
+                council=_headers(settings, keys, Role.COUNCIL_SOCIAL_WORKER, COUNCIL),
+                police=_headers(settings, keys, Role.POLICE_OFFICER, FORCE),
+            )
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+            shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _headers(settings: Settings, keys: KeySet, role: Role, org: str) -> dict[str, str]:
+    token = issue_access_token(
+        settings=settings,
+        keys=keys,
+        client_id=f"bench-{role.value}",
+        organisation_code=org,
+        role=role,
+        user="bench-user",
+        purpose=EXAMPLE_PURPOSE[role],
+    )
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def _seed(client: httpx.AsyncClient, target: Hub, records: int, now: dt.datetime) -> None:
+    for number in range(records):
+        body = {"query": PUSH, "variables": {"input": _incident(number, now)}}
+        response = await client.post(f"{target.base}/graphql", json=body, headers=target.police)
+        failure = _failure(response, field="reportIncident")
+        if failure is not None:
+            msg = f"seeding the {target.name} hub failed: {failure}"
+            raise BenchFailed(msg)
+
+
+class Driver:
+    """Blocks of requests at a given number in flight, each request's variables its own."""
+
+    def __init__(self, client: httpx.AsyncClient, page_size: int) -> None:
+        self.client = client
+        self.page_size = page_size
+        self.sent = 0
+        self.until = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+
+    async def one(self, target: Hub, query: str) -> None:
+        self.sent += 1
+        if query == "floor":
+            body: dict[str, Any] = {"query": FLOOR}
+        else:
+            # Distinct variables, the same page: nothing in front may collapse them.
+            until = self.until + dt.timedelta(microseconds=self.sent)
+            body = {
+                "query": PAGE,
+                "variables": {"first": self.page_size, "until": until.isoformat()},
+            }
+        response = await self.client.post(
+            f"{target.base}/graphql", json=body, headers=target.council
+        )
+        if query == "floor":
+            failure = _failure(response, field="viewer")
+        else:
+            failure = _failure(response, field="incidents", expected=self.page_size)
+        if failure is not None:
+            msg = f"the {target.name} hub's {query} request failed: {failure}"
+            raise BenchFailed(msg)
+
+    async def block(self, target: Hub, query: str, count: int, flight: int) -> Series:
+        series = Series()
+        left = iter(range(count))
+
+        async def worker() -> None:
+            for _ in left:
+                started = time.perf_counter()
+                await self.one(target, query)
+                series.latencies.append(time.perf_counter() - started)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(flight)))
+        series.seconds = time.perf_counter() - started
+        series.block_rates.append(count / series.seconds)
+        return series
+
+
+async def run_read(
+    *,
+    database_url: str,
+    baseline: str = BASELINE,
+    records: int = 40,
+    page_size: int = 20,
+    turns: int = 10,
+    block: int = 100,
+    flights: tuple[int, ...] = (8, 1),
+) -> ReadFigures:
+    """Both hubs up at once, seeded alike, then driven in turns; figures, or BenchFailed."""
+    here = Path(hub.__file__).parents[1]  # the package's own directory: already absolute
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    limits = httpx.Limits(max_connections=max(flights) * 2)
+    with baseline_tree(baseline) as tree:
+        async with (
+            running_hub("baseline", tree, database_url) as old,
+            running_hub("new", here, database_url) as new,
+            httpx.AsyncClient(timeout=60, limits=limits) as client,
+        ):
+            for target in (old, new):
+                await _seed(client, target, records, now)
+            driver = Driver(client, page_size)
+            series, ratios = await _turns(driver, (old, new), turns, block, flights)
+    backend = database_url.split(":", maxsplit=1)[0]
+    return ReadFigures(baseline, backend, page_size, turns, block, series, ratios)
+
+
+async def _turns(
+    driver: Driver, hubs: tuple[Hub, Hub], turns: int, block: int, flights: tuple[int, ...]
+) -> tuple[dict[tuple[str, str, int], Series], dict[int, list[float]]]:
+    series: dict[tuple[str, str, int], Series] = {}
+    ratios: dict[int, list[float]] = {flight: [] for flight in flights}
+    for flight in flights:
+        for target in hubs:  # warm-up, not counted: connections, caches, the JIT of the ORM
+            for query in ("page", "floor"):
+                await driver.block(target, query, min(block, 20), flight)
+        for turn in range(turns):
+            # Alternate who goes first, so neither always inherits the other's leftovers.
+            order = hubs if turn % 2 == 0 else hubs[::-1]
+            rates: dict[str, float] = {}
+            for target in order:
+                for query in ("page", "floor"):
+                    done = await driver.block(target, query, block, flight)
+                    whole = series.setdefault(_series_key(target.name, query, flight), Series())
+                    whole.latencies += done.latencies
+                    whole.seconds += done.seconds
+                    whole.block_rates += done.block_rates
+                    if query == "page":
+                        rates[target.name] = done.block_rates[0]
+            ratios[flight].append(rates["new"] / rates["baseline"])
+    return series, ratios
