@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     # snapshot. One per part, even on two cores: numpy judges the stage facts while the
     # database finds the batching candidates.
     report_connections: int = Field(default=2, ge=1, le=8)
+    # Clients (ids) that may report a federated gateway's responses to the audit: the gateway's
+    # own OAuth client(s). Empty: no gateway is trusted (`POST /federation/audit` refuses all).
+    federation_gateway_clients: list[str] = Field(default_factory=list)
 
     @property
     def is_production(self) -> bool:

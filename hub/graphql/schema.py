@@ -27,6 +27,7 @@ from hub.graphql.connection import Connection
 from hub.graphql.context import Info
 from hub.graphql.extensions import ErrorCodes, RequestTransaction, UnauditedTransaction
 from hub.graphql.filters import GuardedFilter, checked
+from hub.graphql.transport import SubscriptionsOverWebSocket
 from hub.incidents import service as incidents
 from hub.incidents.types import Incident, IncidentFilterInput, ReportIncidentInput
 from hub.investigations import service as investigations
@@ -295,6 +296,7 @@ def build_schema(
         lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
         lambda: MaxAliasesLimiter(max_alias_count=15),
         lambda: MaxTokensLimiter(max_token_count=2000),
+        SubscriptionsOverWebSocket,  # before the transaction: a refused one opens none
         RequestTransaction if audit else UnauditedTransaction,
     ]
     if not settings.introspection:
