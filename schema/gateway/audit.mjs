@@ -10,6 +10,7 @@
 // No subgraph is asked to do anything, so none can forget.
 import { randomUUID } from 'node:crypto';
 import {
+  GraphQLError,
   getNamedType,
   getOperationAST,
   isAbstractType,
@@ -21,14 +22,16 @@ import {
 const TYPENAME = '_hubAuditTypename';
 const ID = '_hubAuditId';
 const ADDED = new Set([TYPENAME, ID]);
-const FAILED = {
-  errors: [
-    {
-      message: 'the audit log could not be written: nothing was served',
-      extensions: { code: 'AUDIT_UNAVAILABLE' },
-    },
-  ],
-};
+// A GraphQLError, not a plain object: the gateway masks anything else as "Unexpected error".
+function failed() {
+  return {
+    errors: [
+      new GraphQLError('the audit log could not be written: nothing was served', {
+        extensions: { code: 'AUDIT_UNAVAILABLE' },
+      }),
+    ],
+  };
+}
 
 // The request id the gateway gives a client request (its requestId plugin sends it to every
 // subgraph as X-Request-Id), so the hub's events for its own part share it with the response's.
@@ -197,7 +200,7 @@ export function useHubAudit({ auditUrl, gatewayToken, supergraph, log }) {
 
   async function audited(args, result) {
     const request = args.contextValue?.request;
-    if (!request) return FAILED;
+    if (!request) return failed();
     try {
       const records = result.data
         ? recordsIn(args.schema, args.document, args.operationName, result.data, supergraph)
@@ -210,7 +213,7 @@ export function useHubAudit({ auditUrl, gatewayToken, supergraph, log }) {
     } catch (error) {
       log?.error?.(`hub audit unreachable: response withheld (${error?.name ?? 'error'})`);
     }
-    return FAILED;
+    return failed();
   }
 
   return {

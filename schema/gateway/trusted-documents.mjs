@@ -27,10 +27,26 @@ export function loadTrustedDocuments(dir) {
 
 export function trustedDocumentsConfig({ byClient, production }) {
   return {
+    // `documentId` (the GraphQL over HTTP convention) or Apollo's persistedQuery extension.
+    extractPersistedOperationId(params) {
+      if (typeof params.documentId === 'string') return params.documentId;
+      const hash = params.extensions?.persistedQuery?.sha256Hash;
+      return typeof hash === 'string' ? hash : null;
+    },
     getPersistedOperation(key, request) {
       const documents = byClient.get(clientIdOf(request));
       const wanted = key.startsWith('sha256:') ? key : `sha256:${key}`;
       return documents?.[wanted] ?? null;
+    },
+    customErrors: {
+      persistedQueryOnly: {
+        message: 'this client may send only the operations it registered (trusted documents)',
+        extensions: { code: 'TRUSTED_DOCUMENTS_ONLY' },
+      },
+      notFound: {
+        message: 'no document this client registered has that id',
+        extensions: { code: 'TRUSTED_DOCUMENT_NOT_FOUND' },
+      },
     },
     allowArbitraryDocuments: (request) => !production && !byClient.has(clientIdOf(request)),
   };

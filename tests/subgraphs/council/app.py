@@ -111,7 +111,8 @@ class Child:
     def child_protection_plan(self) -> ChildProtectionPlan | None:
         if self.case is None:
             return None
-        return ChildProtectionPlan(category=self.case.plan_category, start_date=self.case.plan_start)
+        case = self.case
+        return ChildProtectionPlan(category=case.plan_category, start_date=case.plan_start)
 
     @classmethod
     def resolve_reference(cls, info: strawberry.Info, id: strawberry.ID) -> Child:  # noqa: A002
@@ -145,7 +146,7 @@ def export_sdl() -> str:
 
 
 class CouncilGraphQL(GraphQL[dict[str, Any], None]):
-    async def get_context(self, request: Any, response: Any = None) -> dict[str, Any]:
+    async def get_context(self, request: Any, response: Any = None) -> dict[str, Any]:  # noqa: ARG002 - strawberry's signature
         return {"council": request.app.state.council, "claims": request.state.claims}
 
 
@@ -169,11 +170,11 @@ class Verified:
         )
         claims = await self.council.verified_claims(headers.get("authorization"))
         if claims is None:
-            refusal = {"message": "a valid hub token is required", "code": "UNAUTHENTICATED"}
-            response = JSONResponse(
-                {"errors": [{"message": refusal["message"], "extensions": {"code": refusal["code"]}}]},
-                status_code=401,
-            )
+            refusal = {
+                "message": "a valid hub token is required",
+                "extensions": {"code": "UNAUTHENTICATED"},
+            }
+            response = JSONResponse({"errors": [refusal]}, status_code=401)
             await response(scope, receive, send)
             return
         scope.setdefault("state", {})["claims"] = claims
@@ -186,7 +187,7 @@ def create_app(council: Council) -> Starlette:
 
     app = Starlette(
         routes=[
-            Route("/graphql", Verified(CouncilGraphQL(schema, graphql_ide=None), council), methods=["POST"]),
+            Route("/graphql", Verified(CouncilGraphQL(schema), council), methods=["POST"]),
             Route("/seen", seen, methods=["GET"]),
         ]
     )
