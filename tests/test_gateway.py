@@ -391,3 +391,61 @@ async def test_the_gateway_refuses_a_caller_without_a_valid_hub_token(
     assert missing.status_code == 401
     forged = await _ask(http, federation.gateway_url, "e30.e30.c2ln", "{ viewer { role } }")
     assert forged.status_code == 401
+
+
+async def test_a_subscription_through_the_gateway_is_delivered_and_audited(
+    http: httpx.AsyncClient, federation: Federation, database_url: str
+) -> None:
+    """Client to gateway over SSE, gateway to hub over graphql-transport-ws (the caller's token
+    in connectionParams); each delivery is reported before it is sent, as a disclosure."""
+    token = federation.token("fed-subscriber")
+    subscription = "subscription { recordChanges { change record { __typename id } } }"
+    headers = {"Authorization": f"Bearer {token}", "Accept": "text/event-stream"}
+    police = issue_access_token(
+        settings=federation.settings,
+        keys=KeySet.for_settings(federation.settings),
+        client_id="test-police",
+        organisation_code=FORCE,
+        role=Role.POLICE_OFFICER,
+        user="pc-1",
+        purpose="police_investigation",
+    )
+
+    async def first_delivery() -> dict[str, Any]:
+        async with http.stream(
+            "POST", federation.gateway_url, json={"query": subscription}, headers=headers
+        ) as stream:
+            async for line in stream.aiter_lines():
+                if line.startswith("data:") and line[5:].strip():
+                    delivered: dict[str, Any] = json.loads(line[5:])
+                    return delivered
+        msg = "the stream ended without a delivery"
+        raise AssertionError(msg)
+
+    listening = asyncio.create_task(first_delivery())
+    await asyncio.sleep(1.0)  # the gateway opens its WebSocket to the hub
+    body = (
+        await http.post(
+            f"{federation.hub_url}/graphql",
+            headers={"Authorization": f"Bearer {police}"},
+            json={"query": REPORT_INCIDENT, "variables": {"input": incident(unique("FED-SUB"))}},
+        )
+    ).json()
+    incident_id = body["data"]["reportIncident"]["id"]
+    delivered = await asyncio.wait_for(listening, 30)
+    assert delivered["data"]["recordChanges"]["record"] == {
+        "__typename": "Incident",
+        "id": incident_id,
+    }
+    db = Database(database_url)
+    try:
+        async with db.transaction(write=False) as session:
+            rows = await session.execute(
+                sa.select(AuditEvent.operation_kind, AuditEvent.operation)
+                .where(AuditEvent.client_id == "fed-subscriber")
+                .where(AuditEvent.records.contains(incident_id))
+            )
+            kinds = sorted((kind, operation) for kind, operation in rows.all())
+    finally:
+        await db.dispose()
+    assert kinds == [("federated", "disclosure"), ("subscription", "disclosure")]

@@ -118,7 +118,8 @@ async def _write(
             role=caller.role.value,
             purpose=caller.purpose,
         ),
-        operation=S62Operation.CONSULTATION,
+        # Records a subscriber is sent are deliveries (s.62 disclosures), as in the hub's events.
+        operation=S62Operation.DISCLOSURE if report.subscription else S62Operation.CONSULTATION,
         operation_kind=OperationKind.FEDERATED,
         operation_name=report.operation_name,
         outcome=Outcome.SERVED,

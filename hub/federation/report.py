@@ -37,6 +37,7 @@ class ResponseReport:
     request_id: str | None
     operation_name: str | None
     records: tuple[ReportedRecord, ...]
+    subscription: bool = False  # a subscription's delivery: a disclosure, as the hub's own
 
     def served_by(self) -> dict[str, list[str]]:
         """Per subgraph, the `Type.field`s it served in this response (the event's detail)."""
@@ -71,6 +72,7 @@ def parse(body: Any) -> ResponseReport:
         request_id=_optional_text(body, "requestId"),
         operation_name=_optional_text(body, "operationName"),
         records=tuple(_record(record, index) for index, record in enumerate(records)),
+        subscription=body.get("operationType") == "subscription",
     )
 
 

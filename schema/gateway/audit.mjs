@@ -180,7 +180,7 @@ function stripped(value) {
 }
 
 export function useHubAudit({ auditUrl, gatewayToken, supergraph, log }) {
-  async function report(request, operationName, records) {
+  async function report(request, operation, records) {
     const caller = {
       authorization: request.headers.get('authorization'),
       purpose: request.headers.get('hub-purpose'),
@@ -192,7 +192,13 @@ export function useHubAudit({ auditUrl, gatewayToken, supergraph, log }) {
         'content-type': 'application/json',
         authorization: `Bearer ${await gatewayToken()}`,
       },
-      body: JSON.stringify({ caller, requestId: requestIdOf(request), operationName, records }),
+      body: JSON.stringify({
+        caller,
+        requestId: requestIdOf(request),
+        operationName: operation?.name?.value ?? null,
+        operationType: operation?.operation ?? null,
+        records,
+      }),
     });
     const body = await response.json().catch(() => ({}));
     return response.ok && body.written === true;
@@ -205,8 +211,7 @@ export function useHubAudit({ auditUrl, gatewayToken, supergraph, log }) {
       const records = result.data
         ? recordsIn(args.schema, args.document, args.operationName, result.data, supergraph)
         : [];
-      const operationName = args.operationName ?? getOperationAST(args.document)?.name?.value ?? null;
-      if (await report(request, operationName, records)) {
+      if (await report(request, getOperationAST(args.document, args.operationName), records)) {
         return { ...result, ...(result.data ? { data: stripped(result.data) } : {}) };
       }
       log?.warn?.('hub audit refused the report: response withheld');
