@@ -103,14 +103,16 @@ async def test_a_subscription_over_http_is_refused_with_a_code_that_says_why(
 
 
 @pytest.fixture(scope="module")
-def gateway_trusting_hub(database_url: str, data_dir: Any) -> Iterator[LiveServer]:
+def gateway_trusting_hub(
+    database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
     """A hub whose settings name a gateway client (the session's hub names none)."""
     from hub.app import create_app  # noqa: PLC0415
 
     port = _free_port()
     settings = Settings(
         database_url=database_url,
-        data_dir=data_dir,
+        data_dir=tmp_path_factory.mktemp("gateway-trusting-hub"),  # keys of its own
         issuer=f"http://127.0.0.1:{port}",
         federation_gateway_clients=[GATEWAY_CLIENT],
     )

@@ -113,9 +113,7 @@ def _trusted_documents(directory: Path, client_id: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def federation(
-    database_url: str, data_dir: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Federation]:
+def federation(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Federation]:
     _gateway_or_skip()
     from hub.app import create_app as create_hub  # noqa: PLC0415
 
@@ -124,7 +122,8 @@ def federation(
     hub_url = f"http://127.0.0.1:{hub_port}"
     settings = Settings(
         database_url=database_url,
-        data_dir=data_dir,
+        # A key set of its own: other tests rotate the session's keys under its hub's feet.
+        data_dir=tmp_path_factory.mktemp("federation-hub"),
         issuer=hub_url,
         federation_gateway_clients=[gateway_id],
     )

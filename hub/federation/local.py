@@ -44,10 +44,15 @@ class GatewaySettings:
     rate_limit: int = 120
     rate_window_seconds: int = 60
     production: bool = False
+    issuer: str | None = None  # the hub tokens' `iss`; its base URL unless set otherwise
+    audience: str = "safeguarding-hub"
 
     def environment(self) -> dict[str, str]:
         env = {
             "HUB_URL": self.hub_url,
+            # Always set: an inherited HUB_ISSUER (a hub's own setting) must not leak in.
+            "HUB_ISSUER": self.issuer or self.hub_url,
+            "HUB_AUDIENCE": self.audience,
             "GATEWAY_CLIENT_ID": self.client_id,
             "GATEWAY_CLIENT_SECRET": self.client_secret,
             "GATEWAY_HOST": self.host,
