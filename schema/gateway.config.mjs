@@ -101,7 +101,13 @@ export const gatewayConfig = defineConfig({
       algorithms: ['RS256'],
     },
     reject: { missingToken: true, invalidToken: true },
+    // Subgraphs verify the forwarded token themselves; the gateway's reading of it is not sent.
+    forward: { payload: false, token: false },
   },
+  // A pooled connection the subgraph closed as idle ("socket hang up") is retried once: a
+  // request that never arrived. One that arrived and is retried is audited twice by the hub,
+  // never less than once.
+  upstreamRetry: { maxRetries: 1, retryDelay: 50 },
   maxDepth: LIMITS.depth,
   maxTokens: LIMITS.tokens,
   blockFieldSuggestions: true,
