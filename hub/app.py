@@ -15,18 +15,22 @@ from typing import Any
 from cross_web import HTTPException
 from graphql import GraphQLError
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.schema.exceptions import CannotGetOperationTypeError
 from strawberry.types import ExecutionResult
+from strawberry.types.unset import UNSET, UnsetType
 
 from hub import telemetry
 from hub.access.agreement import Agreement, default_path
+from hub.access.connection_params import principal_from_connection_params
 from hub.access.keys import KeySet
 from hub.access.oauth import routes as oauth_routes
 from hub.access.revocation import ClientStatus
@@ -36,6 +40,7 @@ from hub.changes.notifier import ChangeNotifier
 from hub.cursors import CursorSeal
 from hub.db import Database
 from hub.errors import HubError, Unauthenticated
+from hub.federation import audit as federation_audit
 from hub.graphql.context import HubContext
 from hub.graphql.media import GRAPHQL_RESPONSE_JSON, prefers_graphql_response_json
 from hub.graphql.schema import build_schema
@@ -194,6 +199,11 @@ class Authenticated:
         """
         websocket = WebSocket(scope, receive, send)
         hub: HubState = websocket.app.state.hub
+        if "authorization" not in websocket.headers:
+            # A browser or stock graphql-ws client: the token comes in `connection_init`, where
+            # `HubGraphQL.on_ws_connect` verifies it before any operation is accepted.
+            await self.app(scope, receive, send)
+            return
         try:
             principal = authenticate_request(
                 websocket.headers, settings=hub.settings, keys=hub.keys
@@ -242,6 +252,21 @@ class HubGraphQL(GraphQL[HubContext, None]):
                 body.pop("data", None)
                 request.state.graphql_status = HTTPStatus.BAD_REQUEST
         return body
+
+    async def on_ws_connect(self, context: HubContext) -> UnsetType | dict[str, object] | None:
+        """No token on the upgrade: the token, purpose and person from `connectionParams`."""
+        if context.identity is None:
+            try:
+                context.identity = principal_from_connection_params(
+                    context.connection_params or {},
+                    settings=context.hub.settings,
+                    keys=context.hub.keys,
+                )
+            except HubError as error:
+                log.info("websocket refused at connection_init: %s", error.code)
+                raise ConnectionRejectionError({"code": error.code}) from None
+        acknowledged: UnsetType = UNSET  # strawberry's plain connection_ack
+        return acknowledged
 
     async def get_context(self, request: Any, response: Any = None) -> HubContext:
         hub: HubState = request.app.state.hub
@@ -316,9 +341,11 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             *oauth_routes(),
+            *federation_audit.routes(),
             *dashboard.routes(),
         ],
         lifespan=lifespan,
+        middleware=[Middleware(telemetry.TraceContext)],  # joins a gateway's trace
     )
     app.state.hub = state
     return BodyLimit(app, max_bytes=settings.max_body_bytes)

@@ -38,6 +38,15 @@ def _mount_access_commands() -> None:
     app.add_typer(keys_app, name="keys")
     app.command("token", help="Print a short-lived access token (development only).")(token_command)
     app.command("report")(report_command)
+    _mount_federation_commands()
+
+
+def _mount_federation_commands() -> None:
+    from hub.federation import cli as federation  # noqa: PLC0415
+
+    schema_app.command("compose")(federation.compose_command)
+    app.command("demo-federated")(federation.demo_federated_command)
+    app.command("bench-gateway")(federation.bench_gateway_command)
 
 
 _mount_access_commands()

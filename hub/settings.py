@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     # How long an audit append waits for the chain head (PostgreSQL: the `audit_chain_head` row
     # lock; SQLite: the write lock of a read's audit) before the response fails AUDIT_UNAVAILABLE.
     audit_lock_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
+    # Clients (ids) that may report a federated gateway's responses to the audit: the gateway's
+    # own OAuth client(s). Empty: no gateway is trusted (`POST /federation/audit` refuses all).
+    federation_gateway_clients: list[str] = Field(default_factory=list)
 
     @property
     def is_production(self) -> bool:

@@ -10,7 +10,7 @@ import contextlib
 import os
 from collections.abc import Iterator
 
-from opentelemetry import metrics, trace
+from opentelemetry import metrics, propagate, trace
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import (
     ConsoleMetricExporter,
@@ -27,9 +27,11 @@ from opentelemetry.sdk.trace.export import (
 )
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.extensions import SchemaExtension
 
 _tracer = trace.get_tracer("hub.graphql")
+_http_tracer = trace.get_tracer("hub.http")
 _configured = False
 _metrics_configured = False
 
@@ -137,3 +139,34 @@ def current_trace_id() -> str | None:
     """The current trace's id (32 hex digits), to tie an audit event to its trace."""
     context = trace.get_current_span().get_span_context()
     return format(context.trace_id, "032x") if context.is_valid else None
+
+
+class TraceContext:
+    """The HTTP server span of each request, joined to the caller's trace (W3C `traceparent`).
+
+    A gateway in front starts the trace; without this the hub's spans began a trace of their own
+    and the two could not be joined. The span is named by method and path only: a GET's query
+    string carries the query text, which never reaches a span.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in {"http", "websocket"}:
+            await self.app(scope, receive, send)
+            return
+        carrier = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        method = scope.get("method", "GET")
+        with _http_tracer.start_as_current_span(
+            f"{method} {scope['path']}", context=propagate.extract(carrier), kind=SpanKind.SERVER
+        ) as span:
+            span.set_attribute("http.request.method", method)
+            span.set_attribute("url.path", scope["path"])
+
+            async def send_noting_status(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    span.set_attribute("http.response.status_code", message["status"])
+                await send(message)
+
+            await self.app(scope, receive, send_noting_status)

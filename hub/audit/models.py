@@ -50,6 +50,7 @@ class OperationKind(enum.StrEnum):
     MUTATION = "mutation"
     SUBSCRIPTION = "subscription"
     ENTITIES = "entities"
+    FEDERATED = "federated"  # a gateway response, from every subgraph (hub.federation)
     EXPORT = "export"
     RETENTION = "retention"
 

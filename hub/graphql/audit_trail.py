@@ -118,7 +118,7 @@ class ServedRecords:
         loaded: LoadedChildren | None = None,
     ) -> list[ServedRecord]:
         released = self.released(data, errors)
-        children = await _children_of(session, released, loaded or LoadedChildren())
+        children = await children_of(session, released, loaded or LoadedChildren())
         merged: dict[tuple[str, str], ServedRecord] = {}
         for type_name, row, fields in released:
             key = (type_name, str(row.id))
@@ -175,7 +175,7 @@ def _child_id(row: Any) -> str:
     return str(row.child_id if hasattr(row, "child_id") else row.id)
 
 
-async def _children_of(
+async def children_of(
     session: AsyncSession,
     released: Iterable[tuple[str, Any, tuple[str, ...]]],
     loaded: LoadedChildren,

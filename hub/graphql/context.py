@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
@@ -40,6 +40,8 @@ class HubContext:
     served: ServedRecords = dataclasses.field(default_factory=ServedRecords)
     # The open transaction of the subscription event being delivered, if any.
     event_session: AsyncSession | None = None
+    # A graphql-transport-ws connection's `connection_init` payload (strawberry sets it).
+    connection_params: dict[str, Any] | None = None
 
     @property
     def principal(self) -> Principal:

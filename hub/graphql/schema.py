@@ -41,6 +41,7 @@ from hub.graphql.federation import HubSchema
 from hub.graphql.filters import GuardedFilter, checked
 from hub.graphql.inputs import InputText
 from hub.graphql.scalars import OVERRIDES
+from hub.graphql.transport import SubscriptionsOverWebSocket
 from hub.incidents import service as incidents
 from hub.incidents.types import Incident, IncidentFilterInput, ReportIncidentInput
 from hub.investigations import service as investigations
@@ -319,6 +320,7 @@ def build_schema(
         lambda: MaxAliasesLimiter(max_alias_count=15),
         lambda: MaxTokensLimiter(max_token_count=2000),
         InputText,
+        SubscriptionsOverWebSocket,  # before the transaction: a refused one opens none
         RequestTransaction if audit else UnauditedTransaction,
     ]
     if not settings.introspection:

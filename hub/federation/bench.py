@@ -1,0 +1,137 @@
+"""`bench-gateway`: the same council query direct to the hub and through the gateway.
+
+Interleaved in one run (a round direct, a round through the gateway, and again), each request
+with variables of its own (the gateway must not merge identical requests in flight, and the
+audit counts each). The hub's part of the query is what both paths can answer; the cross-
+subgraph query (hub and council fields) through the gateway is measured beside them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from hub.bench import Figures, _failure, _free_port
+from hub.federation import stack
+
+HUB_PART = (
+    """query CouncilChild($id: ID!) { child(id: $id) { id givenName familyName dateOfBirth } }"""
+)
+CROSS = """query CouncilChildCase($id: ID!) {
+  child(id: $id) {
+    id givenName familyName dateOfBirth
+    allocatedSocialWorker childProtectionPlan { category startDate }
+  }
+}"""
+
+
+async def _round(
+    name: str, count: int, concurrency: int, call: Callable[[int], Awaitable[str | None]]
+) -> Figures:
+    latencies: list[float] = []
+    failures: list[str] = []
+    numbers = iter(range(count))
+
+    async def worker() -> None:
+        for number in numbers:
+            started = time.perf_counter()
+            failure = await call(number)
+            latencies.append(time.perf_counter() - started)
+            if failure is not None:
+                failures.append(failure)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return Figures(
+        name,
+        count,
+        time.perf_counter() - started,
+        latencies,
+        len(failures),
+        failures[0] if failures else None,
+    )
+
+
+def _merged(name: str, rounds: list[Figures]) -> Figures:
+    errors = [r for r in rounds if r.errors]
+    return Figures(
+        name,
+        sum(r.count for r in rounds),
+        sum(r.seconds for r in rounds),
+        [latency for r in rounds for latency in r.latencies],
+        sum(r.errors for r in rounds),
+        errors[0].first_error if errors else None,
+    )
+
+
+async def _measure(
+    running: stack.Stack, *, requests: int, rounds: int, concurrency: int
+) -> list[Figures]:
+    token = running.token(client_id="bench-gateway")
+    headers = {"Authorization": f"Bearer {token}"}
+    children = running.children
+    direct_url = f"{running.hub_url}/graphql"
+    sequence = 0
+
+    def caller(
+        http: httpx.AsyncClient, url: str, query: str
+    ) -> Callable[[int], Awaitable[str | None]]:
+        async def call(_: int) -> str | None:
+            nonlocal sequence
+            sequence += 1
+            # Distinct variables per request: the child, and a number no other request has.
+            variables: dict[str, Any] = {"id": children[sequence % len(children)], "n": sequence}
+            response = await http.post(
+                url, json={"query": query, "variables": variables}, headers=headers
+            )
+            return _failure(response, field="child")
+
+        return call
+
+    direct: list[Figures] = []
+    gateway: list[Figures] = []
+    cross: list[Figures] = []
+    per_round = max(1, requests // rounds)
+    limits = httpx.Limits(max_connections=concurrency * 2)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as http:
+        for _ in range(rounds):
+            direct.append(
+                await _round("direct", per_round, concurrency, caller(http, direct_url, HUB_PART))
+            )
+            gateway.append(
+                await _round(
+                    "gateway", per_round, concurrency, caller(http, running.gateway_url, HUB_PART)
+                )
+            )
+            cross.append(
+                await _round(
+                    "cross", per_round, concurrency, caller(http, running.gateway_url, CROSS)
+                )
+            )
+    return [
+        _merged("direct", direct).checked(),
+        _merged("gateway", gateway).checked(),
+        _merged("cross", cross).checked(),
+    ]
+
+
+def run(*, requests: int, rounds: int, concurrency: int) -> list[Figures]:
+    data_dir = Path(tempfile.mkdtemp(prefix="hub-bench-gateway-"))
+    with stack.running(
+        database_url=f"sqlite+aiosqlite:///{data_dir / 'hub.db'}",
+        data_dir=data_dir,
+        hub_port=_free_port(),
+        council_port=_free_port(),
+        gateway_port=_free_port(),
+        rate_limit=10 * requests,  # the bench is one client: its limit is not what is measured
+        graphiql=False,
+    ) as running:
+        return asyncio.run(
+            _measure(running, requests=requests, rounds=rounds, concurrency=concurrency)
+        )

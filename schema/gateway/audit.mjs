@@ -1,0 +1,264 @@
+// One audit event per client response, from whichever subgraphs served it, before it leaves.
+//
+// The operation is executed with two aliased fields added where a record can appear
+// (`_hubAuditTypename: __typename`, and `_hubAuditId: id` on each record type), so the final
+// result says, for every record the caller receives, its type and id; the fields the caller
+// receives are read from the result against the caller's own document. The gateway then reports
+// them (with the caller's own token, purpose and person, for the hub to verify) to the hub's
+// `POST /federation/audit`, and releases the response, without the added fields, only when the
+// hub answers that the event is written. Otherwise the caller gets AUDIT_UNAVAILABLE and no data.
+// No subgraph is asked to do anything, so none can forget.
+import { randomUUID } from 'node:crypto';
+import {
+  GraphQLError,
+  getNamedType,
+  getOperationAST,
+  isAbstractType,
+  isCompositeType,
+  isObjectType,
+  Kind,
+} from 'graphql';
+
+const TYPENAME = '_hubAuditTypename';
+const ID = '_hubAuditId';
+const ADDED = new Set([TYPENAME, ID]);
+// A GraphQLError, not a plain object: the gateway masks anything else as "Unexpected error".
+function failed() {
+  return {
+    errors: [
+      new GraphQLError('the audit log could not be written: nothing was served', {
+        extensions: { code: 'AUDIT_UNAVAILABLE' },
+      }),
+    ],
+  };
+}
+
+// The request id the gateway gives a client request (its requestId plugin sends it to every
+// subgraph as X-Request-Id), so the hub's events for its own part share it with the response's.
+export const requestIds = new WeakMap();
+
+export function requestIdOf(request) {
+  let id = requestIds.get(request);
+  if (!id) {
+    id = request.headers.get('x-request-id') || randomUUID();
+    requestIds.set(request, id);
+  }
+  return id;
+}
+
+function field(name, alias) {
+  return {
+    kind: Kind.FIELD,
+    alias: { kind: Kind.NAME, value: alias },
+    name: { kind: Kind.NAME, value: name },
+  };
+}
+
+function recordTypesIn(schema, type, auditedTypes) {
+  const possible = isAbstractType(type) ? schema.getPossibleTypes(type) : [type];
+  return possible.filter((t) => auditedTypes.has(t.name) && t.getFields().id);
+}
+
+// The caller's document with the fields that identify each record added (aliased, stripped later).
+export function withRecordIdentity(schema, document, auditedTypes) {
+  function augment(selectionSet, type) {
+    if (!selectionSet || !isCompositeType(type)) return selectionSet;
+    const selections = selectionSet.selections.map((selection) => {
+      if (selection.kind === Kind.FIELD) {
+        if (!selection.selectionSet || selection.name.value.startsWith('__')) return selection;
+        const definition = type.getFields?.()[selection.name.value];
+        return definition
+          ? { ...selection, selectionSet: augment(selection.selectionSet, getNamedType(definition.type)) }
+          : selection;
+      }
+      if (selection.kind === Kind.INLINE_FRAGMENT) {
+        const condition = selection.typeCondition
+          ? schema.getType(selection.typeCondition.name.value)
+          : type;
+        return { ...selection, selectionSet: augment(selection.selectionSet, condition) };
+      }
+      return selection; // a spread: its definition is augmented on its own
+    });
+    const records = recordTypesIn(schema, type, auditedTypes);
+    if (records.length || isAbstractType(type)) selections.push(field('__typename', TYPENAME));
+    for (const record of records) {
+      selections.push({
+        kind: Kind.INLINE_FRAGMENT,
+        typeCondition: { kind: Kind.NAMED_TYPE, name: { kind: Kind.NAME, value: record.name } },
+        selectionSet: { kind: Kind.SELECTION_SET, selections: [field('id', ID)] },
+      });
+    }
+    return { ...selectionSet, selections };
+  }
+  return {
+    ...document,
+    definitions: document.definitions.map((definition) => {
+      if (definition.kind === Kind.OPERATION_DEFINITION) {
+        const root = schema.getRootType(definition.operation);
+        return { ...definition, selectionSet: augment(definition.selectionSet, root) };
+      }
+      if (definition.kind === Kind.FRAGMENT_DEFINITION) {
+        const condition = schema.getType(definition.typeCondition.name.value);
+        return { ...definition, selectionSet: augment(definition.selectionSet, condition) };
+      }
+      return definition;
+    }),
+  };
+}
+
+function applies(schema, condition, runtime) {
+  if (!condition) return true;
+  const type = schema.getType(condition.name.value);
+  if (!type || !runtime) return false;
+  return type === runtime || (isAbstractType(type) && schema.isSubType(type, runtime));
+}
+
+// Every record in the result: its type, id, and the fields received, grouped by subgraph.
+export function recordsIn(schema, document, operationName, data, { fieldGraphs, auditedTypes }) {
+  const fragments = {};
+  let operation;
+  for (const d of document.definitions) {
+    if (d.kind === Kind.FRAGMENT_DEFINITION) fragments[d.name.value] = d;
+    if (d.kind === Kind.OPERATION_DEFINITION && (!operationName || d.name?.value === operationName)) {
+      operation ??= d;
+    }
+  }
+  const found = [];
+  function walk(value, selectionSet, type) {
+    if (value == null || !selectionSet) return;
+    if (Array.isArray(value)) {
+      for (const item of value) walk(item, selectionSet, type);
+      return;
+    }
+    if (typeof value !== 'object') return;
+    const runtime = value[TYPENAME] ? schema.getType(value[TYPENAME]) : type;
+    const received = new Set();
+    function visitSelections(set) {
+      for (const selection of set.selections) {
+        if (selection.kind === Kind.FIELD) {
+          const key = selection.alias?.value ?? selection.name.value;
+          const name = selection.name.value;
+          if (!(key in value) || ADDED.has(key) || name.startsWith('__')) continue;
+          received.add(name);
+          const definition = runtime?.getFields?.()[name];
+          if (definition && selection.selectionSet) {
+            walk(value[key], selection.selectionSet, getNamedType(definition.type));
+          }
+        } else if (selection.kind === Kind.INLINE_FRAGMENT) {
+          if (applies(schema, selection.typeCondition, runtime)) visitSelections(selection.selectionSet);
+        } else if (selection.kind === Kind.FRAGMENT_SPREAD) {
+          const fragment = fragments[selection.name.value];
+          if (fragment && applies(schema, fragment.typeCondition, runtime)) {
+            visitSelections(fragment.selectionSet);
+          }
+        }
+      }
+    }
+    visitSelections(selectionSet);
+    if (isObjectType(runtime) && auditedTypes.has(runtime.name) && value[ID] != null) {
+      const fields = {};
+      for (const name of received) {
+        for (const graph of fieldGraphs.get(`${runtime.name}.${name}`) ?? ['gateway']) {
+          (fields[graph] ??= []).push(name);
+        }
+      }
+      found.push({ type: runtime.name, id: String(value[ID]), fields });
+    }
+  }
+  if (operation) walk(data, operation.selectionSet, schema.getRootType(operation.operation));
+  return found;
+}
+
+function stripped(value) {
+  if (Array.isArray(value)) return value.map(stripped);
+  if (value === null || typeof value !== 'object') return value;
+  const copy = {};
+  for (const [key, item] of Object.entries(value)) {
+    if (!ADDED.has(key)) copy[key] = stripped(item);
+  }
+  return copy;
+}
+
+export function useHubAudit({ auditUrl, gatewayToken, supergraph, log }) {
+  async function report(request, operation, records) {
+    const caller = {
+      authorization: request.headers.get('authorization'),
+      purpose: request.headers.get('hub-purpose'),
+      onBehalfOf: request.headers.get('hub-on-behalf-of'),
+    };
+    const response = await fetch(auditUrl, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        authorization: `Bearer ${await gatewayToken()}`,
+      },
+      body: JSON.stringify({
+        caller,
+        requestId: requestIdOf(request),
+        operationName: operation?.name?.value ?? null,
+        operationType: operation?.operation ?? null,
+        records,
+      }),
+    });
+    const body = await response.json().catch(() => ({}));
+    return response.ok && body.written === true;
+  }
+
+  async function audited(args, result) {
+    const request = args.contextValue?.request;
+    if (!request) return failed();
+    try {
+      const records = result.data
+        ? recordsIn(args.schema, args.document, args.operationName, result.data, supergraph)
+        : [];
+      if (await report(request, getOperationAST(args.document, args.operationName), records)) {
+        return { ...result, ...(result.data ? { data: stripped(result.data) } : {}) };
+      }
+      log?.warn?.('hub audit refused the report: response withheld');
+    } catch (error) {
+      log?.error?.(`hub audit unreachable: response withheld (${error?.name ?? 'error'})`);
+    }
+    return failed();
+  }
+
+  return {
+    onExecute({ args, executeFn, setExecuteFn }) {
+      setExecuteFn((executionArgs) =>
+        executeFn({
+          ...executionArgs,
+          document: withRecordIdentity(executionArgs.schema, executionArgs.document, supergraph.auditedTypes),
+        }),
+      );
+      return {
+        async onExecuteDone({ result, setResult }) {
+          if (result && typeof result[Symbol.asyncIterator] === 'function') {
+            return {
+              async onNext({ result: event, setResult: setEvent }) {
+                setEvent(await audited(args, event));
+              },
+            };
+          }
+          setResult(await audited(args, result));
+          return undefined;
+        },
+      };
+    },
+    onSubscribe({ args, subscribeFn, setSubscribeFn }) {
+      setSubscribeFn((subscribeArgs) =>
+        subscribeFn({
+          ...subscribeArgs,
+          document: withRecordIdentity(subscribeArgs.schema, subscribeArgs.document, supergraph.auditedTypes),
+        }),
+      );
+      return {
+        onSubscribeResult() {
+          return {
+            async onNext({ result, setResult }) {
+              setResult(await audited(args, result));
+            },
+          };
+        },
+      };
+    },
+  };
+}

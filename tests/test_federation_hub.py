@@ -1,0 +1,223 @@
+"""What the hub does for the federated graph, without a gateway: a stock graphql-ws client's
+credentials in connectionParams, subscriptions refused over HTTP, the audit endpoint only for the
+gateway, and the caller's W3C trace joined."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from hub.access.keys import KeySet
+from hub.access.models import Role
+from hub.access.tokens import issue_access_token
+from hub.audit.models import AuditEvent
+from hub.db import Database
+from hub.settings import Settings
+from tests.conftest import LiveServer, free_port, serve, unique
+from tests.factories import COUNCIL, incident
+from tests.test_subscriptions import CHANGES, WAIT, _latest_cursor, _next, _push, _ws_url
+
+GATEWAY_CLIENT = "test-federation-gateway"
+
+
+async def _init(ws: Any, params: dict[str, Any] | None) -> dict[str, Any]:
+    init: dict[str, Any] = {"type": "connection_init"}
+    if params is not None:
+        init["payload"] = params
+    await ws.send(json.dumps(init))
+    reply: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), WAIT))
+    return reply
+
+
+async def test_a_stock_graphql_ws_client_sends_its_credentials_in_connection_params(
+    http: httpx.AsyncClient, live_server: LiveServer, db: Database
+) -> None:
+    """No headers on the upgrade (a browser cannot set them): the token, purpose and person in
+    `connectionParams`, as graphql-ws sends them, are verified and audited like headers."""
+    token = live_server.token(Role.COUNCIL_SOCIAL_WORKER, COUNCIL, user=None, purpose=None)
+    params = {
+        "Authorization": f"Bearer {token}",
+        "Hub-Purpose": "missing_child",
+        "Hub-On-Behalf-Of": "sw-browser",
+    }
+    after = await _latest_cursor(db)
+    async with connect(_ws_url(live_server), subprotocols=["graphql-transport-ws"]) as ws:  # type: ignore[list-item]
+        assert (await _init(ws, params))["type"] == "connection_ack"
+        payload = {"query": CHANGES, "variables": {"after": after}}
+        await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
+        incident_id = await _push(http, live_server, incident(unique("WS-PARAMS")))
+        delivered = await _next(ws)
+    assert delivered["data"]["recordChanges"]["record"]["id"] == incident_id
+    async with db.transaction(write=False) as session:
+        event = (
+            await session.execute(
+                sa.select(AuditEvent)
+                .where(AuditEvent.operation_kind == "subscription")
+                .where(AuditEvent.records.contains(incident_id))
+            )
+        ).scalar_one()
+    assert (event.user, event.purpose) == ("sw-browser", "missing_child")
+
+
+@pytest.mark.parametrize(
+    "params",
+    [None, {}, {"Authorization": "Bearer not-a-token"}, {"token": "not-a-token"}],
+    ids=["no-payload", "empty", "bad-header", "bad-token"],
+)
+async def test_connection_params_without_a_valid_token_are_refused(
+    live_server: LiveServer, params: dict[str, Any] | None
+) -> None:
+    async with connect(_ws_url(live_server), subprotocols=["graphql-transport-ws"]) as ws:  # type: ignore[list-item]
+        await ws.send(json.dumps({"type": "connection_init", "payload": params or {}}))
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), WAIT)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 4403
+
+
+async def test_a_subscription_over_http_is_refused_with_a_code_that_says_why(
+    http: httpx.AsyncClient, live_server: LiveServer
+) -> None:
+    token = live_server.token(Role.COUNCIL_SOCIAL_WORKER, COUNCIL)
+    response = await http.post(
+        live_server.graphql_url,
+        headers={"Authorization": f"Bearer {token}"},
+        json={"query": "subscription { recordChanges { cursor } }"},
+    )
+    body = response.json()
+    assert body["data"] is None
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["SUBSCRIPTION_NEEDS_WEBSOCKET"]
+
+
+@pytest.fixture(scope="module")
+def gateway_trusting_hub(
+    database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    """A hub whose settings name a gateway client (the session's hub names none)."""
+    from hub.app import create_app  # noqa: PLC0415
+
+    port = free_port()
+    settings = Settings(
+        database_url=database_url,
+        data_dir=tmp_path_factory.mktemp("gateway-trusting-hub"),  # keys of its own
+        issuer=f"http://127.0.0.1:{port}",
+        federation_gateway_clients=[GATEWAY_CLIENT],
+    )
+    app = create_app(settings)
+    server, thread = serve(app, port, settings)
+    yield LiveServer(
+        settings=settings,
+        url=f"http://127.0.0.1:{port}",
+        app=app,
+        keys=KeySet.for_settings(settings),
+    )
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def _token(server: LiveServer, client_id: str, role: Role, org: str) -> str:
+    return issue_access_token(
+        settings=server.settings,
+        keys=server.keys,
+        client_id=client_id,
+        organisation_code=org,
+        role=role,
+        user="someone",
+        purpose="section_47_enquiry" if role is Role.COUNCIL_SOCIAL_WORKER else "hub_operations",
+    )
+
+
+def _report(caller_token: str, request_id: str) -> dict[str, Any]:
+    return {
+        "caller": {"authorization": f"Bearer {caller_token}", "onBehalfOf": "sw-0007"},
+        "requestId": request_id,
+        "operationName": "CouncilChild",
+        "records": [
+            {
+                "type": "Child",
+                "id": str(uuid.uuid4()),
+                "fields": {"council": ["allocatedSocialWorker"], "hub": ["givenName"]},
+            }
+        ],
+    }
+
+
+async def test_only_the_named_gateway_reports_responses_and_the_caller_is_verified(
+    http: httpx.AsyncClient, gateway_trusting_hub: LiveServer, db: Database
+) -> None:
+    server = gateway_trusting_hub
+    caller = _token(server, "a-council-system", Role.COUNCIL_SOCIAL_WORKER, COUNCIL)
+    url = f"{server.url}/federation/audit"
+    request_id = str(uuid.uuid4())
+    # A valid client that is not the gateway: refused, nothing written.
+    impostor = _token(server, "not-the-gateway", Role.HUB_ADMIN, "HUB")
+    refused = await http.post(
+        url, json=_report(caller, request_id), headers={"Authorization": f"Bearer {impostor}"}
+    )
+    assert (refused.status_code, refused.json()["errors"][0]["extensions"]["code"]) == (
+        403,
+        "FORBIDDEN",
+    )
+    gateway = _token(server, GATEWAY_CLIENT, Role.HUB_ADMIN, "HUB")
+    headers = {"Authorization": f"Bearer {gateway}"}
+    # The gateway's word about the caller is not enough: a forged caller token is refused.
+    forged = await http.post(url, json=_report("e30.e30.c2ln", request_id), headers=headers)
+    assert forged.status_code == 401
+    written = await http.post(url, json=_report(caller, request_id), headers=headers)
+    assert written.json() == {"written": True}
+    async with db.transaction(write=False) as session:
+        events = (
+            (
+                await session.execute(
+                    sa.select(AuditEvent).where(AuditEvent.request_id == request_id)
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert [(e.operation_kind, e.client_id, e.user, e.purpose) for e in events] == [
+        ("federated", "a-council-system", "sw-0007", "section_47_enquiry")
+    ]
+    assert json.loads(events[0].detail)["served_by"] == {
+        "council": ["Child.allocatedSocialWorker"],
+        "hub": ["Child.givenName"],
+    }
+
+
+async def test_the_hubs_spans_join_the_callers_trace(
+    http: httpx.AsyncClient, live_server: LiveServer
+) -> None:
+    provider = trace.get_tracer_provider()
+    assert isinstance(provider, TracerProvider)
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace_id, parent = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    token = live_server.token(Role.COUNCIL_SOCIAL_WORKER, COUNCIL)
+    response = await http.post(
+        live_server.graphql_url,
+        headers={"Authorization": f"Bearer {token}", "traceparent": f"00-{trace_id}-{parent}-01"},
+        json={"query": "query Who { viewer { role } }"},
+    )
+    assert "errors" not in response.json()
+    provider.force_flush()
+    spans = [
+        s for s in exporter.get_finished_spans() if format(s.context.trace_id, "032x") == trace_id
+    ]
+    server = [s for s in spans if s.name == "POST /graphql"]
+    assert len(server) == 1
+    assert server[0].parent is not None
+    assert format(server[0].parent.span_id, "016x") == parent
+    assert "graphql Who" in {s.name for s in spans}, "the operation's span is in the same trace"
