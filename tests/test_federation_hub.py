@@ -53,7 +53,7 @@ async def test_a_stock_graphql_ws_client_sends_its_credentials_in_connection_par
         "Hub-Purpose": "missing_child",
         "Hub-On-Behalf-Of": "sw-browser",
     }
-    after = await _latest_cursor(db)
+    after = await _latest_cursor(db, live_server)
     async with connect(_ws_url(live_server), subprotocols=["graphql-transport-ws"]) as ws:  # type: ignore[list-item]
         assert (await _init(ws, params))["type"] == "connection_ack"
         payload = {"query": CHANGES, "variables": {"after": after}}
