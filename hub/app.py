@@ -31,6 +31,7 @@ from hub.changes.notifier import ChangeNotifier
 from hub.cursors import CursorSeal
 from hub.db import Database
 from hub.errors import HubError, Unauthenticated
+from hub.graphiql import views as graphiql
 from hub.graphql.context import HubContext
 from hub.graphql.media import GRAPHQL_RESPONSE_JSON, prefers_graphql_response_json
 from hub.graphql.schema import build_schema
@@ -215,6 +216,9 @@ class HubGraphQL(GraphQL[HubContext, None]):
                 request.state.graphql_status = HTTPStatus.BAD_REQUEST
         return body
 
+    async def render_graphql_ide(self, request: Request) -> Response:  # noqa: ARG002 - strawberry's signature
+        return graphiql.page_response()  # its assets from the hub, not a CDN
+
     async def get_context(self, request: Any, response: Any = None) -> HubContext:
         hub: HubState = request.app.state.hub
         return HubContext(
@@ -271,6 +275,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
             Route("/readyz", readyz),
             *oauth_routes(),
             *dashboard.routes(),
+            *(graphiql.routes() if settings.graphiql else []),
         ],
         lifespan=lifespan,
     )
