@@ -24,7 +24,15 @@ from hypothesis import strategies as st
 
 from hub.access.models import Role
 from tests.conftest import LiveServer, unique
-from tests.factories import OTHER_COUNCIL, OTHER_FORCE, REPORT_INCIDENT, child, incident
+from tests.factories import (
+    COUNCIL,
+    FORCE,
+    OTHER_COUNCIL,
+    OTHER_FORCE,
+    REPORT_INCIDENT,
+    child,
+    incident,
+)
 from tests.scenario import ORGANISATION_OF, OTHER_SCHOOL, Side, World
 from tests.server_log import capturing
 from tests.test_fuzz_inputs import (
@@ -109,6 +117,8 @@ class Secrets:
     references: frozenset[str]  # police references of the records and of the children
     names: frozenset[str]  # children's given and family names
     cursors: tuple[str, ...]  # their owners' cursors
+    nhs_number: str  # the named outside child's
+    linked: str  # an inside child, the force's own, linked by that NHS number to the outside one
 
     def for_role(self, role: Role) -> frozenset[str]:
         if role is Role.AUDITOR:
@@ -158,17 +168,10 @@ class Owner:
         return body
 
 
-async def _named_incident(force: Owner, given_name: str, family_name: str) -> dict[str, Any]:
-    """One more outside incident, its pupil at the other school with a name of its own."""
-    pupil = child(
-        unique("FZ-OUT-C"),
-        council=OTHER_COUNCIL,
-        school=OTHER_SCHOOL,
-        givenName=given_name,
-        familyName=family_name,
-    )
+async def _incident(force: Owner, council: str, **kid: Any) -> dict[str, Any]:
+    pupil = child(unique("FZ-C"), council=council, **kid)
     payload = incident(
-        unique("FZ-OUT"), council=OTHER_COUNCIL, children=[{"child": pupil, "present": True}]
+        unique("FZ-I"), council=council, children=[{"child": pupil, "present": True}]
     )
     body = await force(REPORT_INCIDENT, {"input": payload})
     pushed: dict[str, Any] = body["data"]["reportIncident"]
@@ -186,8 +189,18 @@ async def _cursors(owner: Owner) -> list[str]:
 async def gather(http: httpx.AsyncClient, server: LiveServer, outside: Side) -> Secrets:
     force = Owner(http, server, Role.POLICE_OFFICER, OTHER_FORCE)
     council = Owner(http, server, Role.COUNCIL_SOCIAL_WORKER, OTHER_COUNCIL)
-    names = (_letters("Zed"), _letters("Quill"))
-    named = await _named_incident(force, *names)
+    # One more outside incident: its pupil at the other school has a name of its own, and an
+    # NHS number the inside force's own child also has (linked, never shown across).
+    names, nhs = (_letters("Zed"), _letters("Quill")), str(uuid.uuid4().int)[:10]
+    named = await _incident(
+        force,
+        OTHER_COUNCIL,
+        school=OTHER_SCHOOL,
+        givenName=names[0],
+        familyName=names[1],
+        nhsNumber=nhs,
+    )
+    ours = await _incident(Owner(http, server, Role.POLICE_OFFICER, FORCE), COUNCIL, nhsNumber=nhs)
     records = {outside.incident, outside.missing_episode, outside.investigation, named["id"]}
     children = {outside.child, outside.sibling, outside.missing_child}
     children |= {c["child"]["id"] for c in named["children"]}
@@ -204,6 +217,8 @@ async def gather(http: httpx.AsyncClient, server: LiveServer, outside: Side) -> 
         references=frozenset(references),
         names=frozenset(names),
         cursors=tuple(await _cursors(force) + await _cursors(council)),
+        nhs_number=nhs,
+        linked=ours["children"][0]["child"]["id"],
     )
 
 
@@ -217,14 +232,14 @@ def _pointing(
     name: str, path: tuple[Any, ...], kind: str, secrets: Secrets, world: World
 ) -> st.SearchStrategy[Any] | None:
     """Where a field points at records: records on either side (None where it does not)."""
-    ids = st.sampled_from(
-        [*sorted(secrets.records | secrets.children), world.inside.incident, world.inside.child]
-    )
+    inside = [world.inside.incident, world.inside.child, secrets.linked]
+    ids = st.sampled_from([*sorted(secrets.records | secrets.children), *inside])
     references = st.sampled_from(sorted(secrets.references))
     by_field = {
         "after": st.sampled_from(secrets.cursors),
         "recordType": st.sampled_from(TYPES),
         "incidentReferences": st.lists(references, min_size=1, max_size=2),
+        "nhsNumber": st.just(secrets.nhs_number),
     }
     if kind == ID:
         return ids
