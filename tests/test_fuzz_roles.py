@@ -6,7 +6,8 @@ role's token (its organisation in tests/scenario.py), asks for the fields that w
 (ids, police references, children's names and references), and may carry what a role is most
 tempted to reach for: the ids, references and cursors of records outside its rows (another force's,
 another council's children, another school's pupil). No outside id, reference or name may appear
-anywhere in any answer.
+anywhere in any answer. A random draw meets a given role, operation and record only by luck, so
+every way of naming a record is also sent with every outside record, as every role.
 """
 
 from __future__ import annotations
@@ -98,6 +99,7 @@ WIDENED: dict[str, list[tuple[str, str]]] = {
     "acknowledge": [],
 }
 TYPES = ["Incident", "Child", "MissingEpisode", "Investigation"]
+LISTS = ("incidents", "missingEpisodes", "investigations")
 ROLES = sorted(Role)
 
 
@@ -116,7 +118,7 @@ class Secrets:
     children: frozenset[str]  # children's ids
     references: frozenset[str]  # police references of the records and of the children
     names: frozenset[str]  # children's given and family names
-    cursors: tuple[str, ...]  # their owners' cursors
+    cursors: tuple[tuple[str, str], ...]  # their owners' cursors: (list, cursor)
     nhs_number: str  # the named outside child's
     linked: str  # an inside child, the force's own, linked by that NHS number to the outside one
 
@@ -178,11 +180,11 @@ async def _incident(force: Owner, council: str, **kid: Any) -> dict[str, Any]:
     return pushed
 
 
-async def _cursors(owner: Owner) -> list[str]:
+async def _cursors(owner: Owner) -> list[tuple[str, str]]:
     query = "{ %s(first: 2) { edges { cursor } } }"
-    found: list[str] = []
-    for name in ("incidents", "missingEpisodes", "investigations"):
-        found += _values(await owner(query % name, {}), "cursor")
+    found: list[tuple[str, str]] = []
+    for name in LISTS:
+        found += [(name, cursor) for cursor in _values(await owner(query % name, {}), "cursor")]
     return found
 
 
@@ -236,7 +238,7 @@ def _pointing(
     ids = st.sampled_from([*sorted(secrets.records | secrets.children), *inside])
     references = st.sampled_from(sorted(secrets.references))
     by_field = {
-        "after": st.sampled_from(secrets.cursors),
+        "after": st.sampled_from([cursor for _, cursor in secrets.cursors]),
         "recordType": st.sampled_from(TYPES),
         "incidentReferences": st.lists(references, min_size=1, max_size=2),
         "nhsNumber": st.just(secrets.nhs_number),
@@ -292,7 +294,7 @@ class RoleFuzz(Fuzz):
         variables = _put(valid, path, value)
         outside = self.secrets.for_role(role)
         sent_text = json.dumps(value)
-        self.aimed += any(s in sent_text for s in (*outside, *self.secrets.cursors))
+        self.aimed += any(s in sent_text for s in (*outside, *(c for _, c in self.secrets.cursors)))
         for sent in ((query, variables), (_written(query, variables), {})):
             body = self.send(role, *sent)
             assert_answered(body.get("errors") or [], (role, name, path))
@@ -322,6 +324,57 @@ def test_no_role_reaches_outside_its_rows(
         finally:
             fuzz.http.close()
     assert fuzz.aimed > 0, "no example aimed at an outside record: the test tests nothing"
+
+
+def aims(secrets: Secrets, outside: Side) -> list[tuple[str, tuple[Any, ...], Any]]:
+    """Each operation's every way of naming a record, given each outside record it can name
+    (and the inside child linked to one): (operation, field, value)."""
+    ids = sorted(secrets.records | secrets.children)
+    children = [outside.child, outside.sibling, outside.missing_child]
+    references = sorted(secrets.references)
+    named = [("records by id", ("id",), i) for i in [*ids, secrets.linked]]
+    named += [("accessEvents", ("filter", "recordId"), i) for i in ids]
+    named += [
+        (n, ("filter", "childId"), c) for n in ("incidents", "missingEpisodes") for c in children
+    ]
+    named += [(n, ("after",), cursor) for n, cursor in secrets.cursors]
+    for type_name in TYPES:
+        record = {"__typename": type_name, "id": outside.id_of(type_name)}
+        named.append(("_entities", ("representations", 0), record))
+        named.append(
+            ("recordAccessHistory", (), {"recordType": type_name, "recordId": record["id"]})
+        )
+        named.append(("acknowledge", (), {"recordType": type_name, "id": record["id"]}))
+    named.append(("recordReturnInterview", ("missingEpisodeId",), outside.missing_episode))
+    named += [("updateMissingEpisode", ("input", "policeReference"), r) for r in references]
+    named += [
+        ("updateInvestigationStatus", ("input", "incidentReferences"), [r]) for r in references
+    ]
+    nhs = {
+        "reportIncident": ("input", "children", 0, "child", "nhsNumber"),
+        "recordMissingEpisode": ("input", "child", "nhsNumber"),
+        "updateInvestigationStatus": ("input", "children", 0, "nhsNumber"),
+    }
+    named += [(n, path, secrets.nhs_number) for n, path in nhs.items()]
+    return named
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_no_role_is_shown_a_record_it_names_outside_its_rows(
+    live_server: LiveServer, world: World, secrets: Secrets, role: Role
+) -> None:
+    """Every way to name a record, with every outside record: the fuzz's aim, made exhaustive
+    (a random draw of role, operation and record reaches each combination only by luck)."""
+    with capturing() as log:
+        fuzz = RoleFuzz(live_server, log, secrets)
+        try:
+            for name, path, value in aims(secrets, world.outside):
+                _, query, valid, _ = _operations(f"FZ-{uuid.uuid4().hex[:12].upper()}")[name]
+                body = fuzz.send(role, widened(name, query), _put(valid, path, value))
+                assert_answered(body.get("errors") or [], (role, name, path))
+                assert leaked(body, secrets.for_role(role)) == [], (role, name, path, body)
+        finally:
+            fuzz.http.close()
 
 
 @pytest.mark.parametrize("name", ["records by id", "_entities", "incidents"])
