@@ -41,6 +41,7 @@ from hub.cursors import CursorSeal
 from hub.db import Database
 from hub.errors import HubError, Unauthenticated
 from hub.federation import audit as federation_audit
+from hub.graphiql import views as graphiql
 from hub.graphql.context import HubContext
 from hub.graphql.media import GRAPHQL_RESPONSE_JSON, prefers_graphql_response_json
 from hub.graphql.schema import build_schema
@@ -257,16 +258,22 @@ class HubGraphQL(GraphQL[HubContext, None]):
         """No token on the upgrade: the token, purpose and person from `connectionParams`."""
         if context.identity is None:
             try:
-                context.identity = principal_from_connection_params(
+                identity = principal_from_connection_params(
                     context.connection_params or {},
                     settings=context.hub.settings,
                     keys=context.hub.keys,
                 )
+                # As on the upgrade and over HTTP: a revoked client's live token is refused.
+                await context.hub.client_status.check(identity.client_id)
+                context.identity = identity
             except HubError as error:
                 log.info("websocket refused at connection_init: %s", error.code)
                 raise ConnectionRejectionError({"code": error.code}) from None
         acknowledged: UnsetType = UNSET  # strawberry's plain connection_ack
         return acknowledged
+
+    async def render_graphql_ide(self, request: Request) -> Response:  # noqa: ARG002 - strawberry's signature
+        return graphiql.page_response()  # its assets from the hub, not a CDN
 
     async def get_context(self, request: Any, response: Any = None) -> HubContext:
         hub: HubState = request.app.state.hub
@@ -343,6 +350,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
             *oauth_routes(),
             *federation_audit.routes(),
             *dashboard.routes(),
+            *(graphiql.routes() if settings.graphiql else []),
         ],
         lifespan=lifespan,
         middleware=[Middleware(telemetry.TraceContext)],  # joins a gateway's trace

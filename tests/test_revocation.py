@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -19,6 +20,8 @@ from pathlib import Path
 import httpx
 import pytest
 from typer.testing import CliRunner
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from hub.access.cli import clients_app
 from hub.access.models import Role
@@ -93,6 +96,17 @@ async def _refused_everywhere(http: httpx.AsyncClient, urls: list[str], token: s
     return all(refused)
 
 
+async def _subscription_refused(url: str, token: str) -> int | None:
+    """The close code a graphql-ws client sending the token in `connectionParams` gets."""
+    ws_url = url.replace("http://", "ws://") + "/graphql"
+    async with connect(ws_url, subprotocols=["graphql-transport-ws"]) as ws:  # type: ignore[list-item]
+        params = {"Authorization": f"Bearer {token}"}
+        await ws.send(json.dumps({"type": "connection_init", "payload": params}))
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), GIVE_UP_AFTER_SECONDS)
+    return closed.value.rcvd.code if closed.value.rcvd else None
+
+
 async def test_revoking_a_client_stops_its_tokens_on_every_process(
     two_hubs: list[str],
     live_server: LiveServer,
@@ -122,6 +136,9 @@ async def test_revoking_a_client_stops_its_tokens_on_every_process(
     while not await _refused_everywhere(http, two_hubs, token):
         assert time.monotonic() < deadline, "a revoked client's token is still served"
         await asyncio.sleep(0.2)
+    # Nor may the token open a subscription, whether on the upgrade or in `connectionParams`.
+    for url in two_hubs:
+        assert await _subscription_refused(url, token) == 4403
     # Another client's token is still served: the refusal is the revoked client's alone.
     settings = live_server.settings.model_copy(update={"issuer": two_hubs[0]})
     other = issue_access_token(

@@ -1,0 +1,1 @@
+"""GraphiQL without the internet: strawberry's page, its assets served by the hub itself."""
