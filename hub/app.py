@@ -30,11 +30,10 @@ from strawberry.types.unset import UNSET, UnsetType
 
 from hub import telemetry
 from hub.access.agreement import Agreement, default_path
-from hub.access.connection_params import principal_from_connection_params
+from hub.access.connection_params import as_headers
 from hub.access.keys import KeySet
 from hub.access.oauth import routes as oauth_routes
-from hub.access.revocation import ClientStatus
-from hub.access.tokens import authenticate_request
+from hub.access.revocation import ClientStatus, authenticate_live
 from hub.audit.indexer import AuditIndexer
 from hub.changes.notifier import ChangeNotifier
 from hub.cursors import CursorSeal
@@ -180,8 +179,9 @@ class Authenticated:
         request = Request(scope)
         hub: HubState = request.app.state.hub
         try:
-            principal = authenticate_request(request.headers, settings=hub.settings, keys=hub.keys)
-            await hub.client_status.check(principal.client_id)
+            principal = await authenticate_live(
+                request.headers, settings=hub.settings, keys=hub.keys, clients=hub.client_status
+            )
         except Unauthenticated as error:
             challenge = (
                 'Bearer error="invalid_token"' if "authorization" in request.headers else "Bearer"
@@ -206,10 +206,9 @@ class Authenticated:
             await self.app(scope, receive, send)
             return
         try:
-            principal = authenticate_request(
-                websocket.headers, settings=hub.settings, keys=hub.keys
+            principal = await authenticate_live(
+                websocket.headers, settings=hub.settings, keys=hub.keys, clients=hub.client_status
             )
-            await hub.client_status.check(principal.client_id)
         except HubError as error:
             log.info("websocket refused: %s", error.code)
             await websocket.close(code=WS_UNAUTHORISED, reason=error.code)
@@ -258,14 +257,13 @@ class HubGraphQL(GraphQL[HubContext, None]):
         """No token on the upgrade: the token, purpose and person from `connectionParams`."""
         if context.identity is None:
             try:
-                identity = principal_from_connection_params(
-                    context.connection_params or {},
-                    settings=context.hub.settings,
-                    keys=context.hub.keys,
+                hub = context.hub
+                context.identity = await authenticate_live(
+                    as_headers(context.connection_params or {}),
+                    settings=hub.settings,
+                    keys=hub.keys,
+                    clients=hub.client_status,
                 )
-                # As on the upgrade and over HTTP: a revoked client's live token is refused.
-                await context.hub.client_status.check(identity.client_id)
-                context.identity = identity
             except HubError as error:
                 log.info("websocket refused at connection_init: %s", error.code)
                 raise ConnectionRejectionError({"code": error.code}) from None

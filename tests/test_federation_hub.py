@@ -5,6 +5,7 @@ gateway, and the caller's W3C trace joined."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import uuid
 from collections.abc import Iterator
@@ -21,7 +22,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from hub.access.keys import KeySet
-from hub.access.models import Role
+from hub.access.models import OAuthClient, Role
 from hub.access.tokens import issue_access_token
 from hub.audit.models import AuditEvent
 from hub.db import Database
@@ -221,3 +222,38 @@ async def test_the_hubs_spans_join_the_callers_trace(
     assert server[0].parent is not None
     assert format(server[0].parent.span_id, "016x") == parent
     assert "graphql Who" in {s.name for s in spans}, "the operation's span is in the same trace"
+
+
+async def test_a_revoked_callers_response_is_not_audited_so_the_gateway_sends_nothing(
+    http: httpx.AsyncClient, gateway_trusting_hub: LiveServer, db: Database
+) -> None:
+    """The council subgraph checks only a token's signature; the hub's refusal to write the
+    audit for a revoked client is what stops the gateway sending its response (fail-closed)."""
+    server = gateway_trusting_hub
+    client_id = f"revoked-{uuid.uuid4().hex[:8]}"
+    async with db.transaction(write=True) as session:
+        session.add(
+            OAuthClient(
+                client_id=client_id,
+                secret_hash="unused",  # no secret: the row only names the client
+                organisation_code=COUNCIL,
+                role=Role.COUNCIL_SOCIAL_WORKER.value,
+                revoked_at=dt.datetime.now(dt.UTC),
+            )
+        )
+    caller = _token(server, client_id, Role.COUNCIL_SOCIAL_WORKER, COUNCIL)
+    gateway = _token(server, GATEWAY_CLIENT, Role.HUB_ADMIN, "HUB")
+    request_id = str(uuid.uuid4())
+    deadline = asyncio.get_running_loop().time() + 60  # the revocation list's lifetime, at most
+    while True:
+        refused = await http.post(
+            f"{server.url}/federation/audit",
+            json=_report(caller, request_id),
+            headers={"Authorization": f"Bearer {gateway}"},
+        )
+        if refused.status_code == 401:
+            break
+        assert asyncio.get_running_loop().time() < deadline, refused.text
+        await asyncio.sleep(0.5)
+    assert refused.json()["written"] is False
+    assert refused.json()["errors"][0]["extensions"]["reason"] == "revoked_client"

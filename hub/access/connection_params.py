@@ -3,20 +3,16 @@
 Browsers cannot set headers on a WebSocket upgrade, and stock `graphql-ws` clients send
 credentials only as `connectionParams`; so a subscription connection may carry the token, the
 purpose and the person there instead of on the upgrade request. They are the same three values,
-verified the same way (`authenticate_request`): the payload is read as if it were headers.
+verified the same way (`revocation.authenticate_live`): the payload is read as if it were
+headers.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from hub.access.identity import ON_BEHALF_OF_HEADER, PURPOSE_HEADER, Principal
-from hub.access.tokens import authenticate_request
-
-if TYPE_CHECKING:
-    from hub.access.keys import KeySet
-    from hub.settings import Settings
+from hub.access.identity import ON_BEHALF_OF_HEADER, PURPOSE_HEADER
 
 # Names clients use in practice: the header names (any case), and a bare `token`.
 _AUTHORIZATION = ("authorization", "Authorization")
@@ -37,9 +33,3 @@ def as_headers(params: Mapping[str, Any]) -> dict[str, str]:
             headers[header] = by_name[header.lower()]
     return headers
 
-
-def principal_from_connection_params(
-    params: Mapping[str, Any], *, settings: Settings, keys: KeySet
-) -> Principal:
-    """The verified principal; `Unauthenticated`/`InvalidInput` as for a request's headers."""
-    return authenticate_request(as_headers(params), settings=settings, keys=keys)

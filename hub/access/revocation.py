@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from sqlmodel import col, select
 
-from hub.access.identity import RejectReason, TokenRejected
+from hub.access.identity import Principal, RejectReason, TokenRejected
 from hub.access.models import OAuthClient
+from hub.access.tokens import authenticate_request
 
 if TYPE_CHECKING:
+    from hub.access.keys import KeySet
     from hub.db import Database
+    from hub.settings import Settings
 
 
 class ClientStatus:
@@ -63,3 +66,14 @@ class ClientStatus:
         query = select(OAuthClient.client_id).where(col(OAuthClient.revoked_at).is_not(None))
         async with self._db.transaction(write=False) as session:
             return frozenset((await session.execute(query)).scalars())
+
+
+async def authenticate_live(
+    headers: Mapping[str, str], *, settings: Settings, keys: KeySet, clients: ClientStatus
+) -> Principal:
+    """The caller a request's token and context headers name, if the token is good and its
+    client not revoked. Every way in (HTTP, the WebSocket upgrade, `connectionParams`, the
+    gateway's audit reports) authenticates here, so none can skip the revocation check."""
+    principal = authenticate_request(headers, settings=settings, keys=keys)
+    await clients.check(principal.client_id)
+    return principal
