@@ -27,6 +27,7 @@ from hub.access.keys import KeySet
 from hub.access.oauth import routes as oauth_routes
 from hub.access.tokens import authenticate_request
 from hub.audit.indexer import AuditIndexer
+from hub.changes.fanout import Fanout
 from hub.changes.notifier import ChangeNotifier
 from hub.cursors import CursorSeal
 from hub.db import Database
@@ -48,6 +49,7 @@ class HubState:
     keys: KeySet
     agreement: Agreement
     notifier: ChangeNotifier = dataclasses.field(init=False)
+    fanout: Fanout = dataclasses.field(init=False)
     indexer: AuditIndexer = dataclasses.field(init=False)
     cursors: CursorSeal = dataclasses.field(init=False)
 
@@ -57,6 +59,7 @@ class HubState:
             self.settings.database_url, poll_seconds=self.settings.change_poll_seconds
         )
         self.indexer = AuditIndexer(self.db, delay=self.settings.audit_index_delay_seconds)
+        self.fanout = Fanout(self)
 
 
 def _error_body(error: HubError) -> bytes:
@@ -259,6 +262,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         state.indexer.poke()  # whatever an earlier process appended and did not index
         yield
+        await state.fanout.close()
         await state.indexer.close()
         await state.notifier.close()
         await db.dispose()

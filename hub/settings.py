@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     clock_skew_seconds: int = Field(default=300, ge=0)
     # How often a subscription looks at the outbox when no notification woke it.
     change_poll_seconds: float = Field(default=5.0, gt=0)
+    # Subscribers that would be sent the same message share one resolution and one audit event
+    # per change (`hub.changes.fanout`); off, each subscriber reads and is audited on its own.
+    subscription_fanout: bool = True
     # PostgreSQL: how long the audit indexer gathers appended events before indexing them in
     # one statement (readers see unindexed events all the same).
     audit_index_delay_seconds: float = Field(default=0.5, ge=0, le=60)
