@@ -153,3 +153,44 @@ def test_report_runs_that_disagree_or_judge_nothing_have_no_figures() -> None:
         _check_answers([council] * 3 + [national, (0.5, 899, 30), national])
     with pytest.raises(BenchFailed):
         _check_answers([council] * 3 + [(0.5, 0, 0)] * 3)
+
+
+def test_bench_subscriptions_runs_tiny_on_both_paths(tmp_path: Path) -> None:
+    # Two processes share the outbox through PostgreSQL's NOTIFY; SQLite serves one.
+    processes = "2" if is_postgres() else "1"
+    run = _bench(
+        "bench-subscriptions",
+        "--database-url",
+        _database(tmp_path, "subscriptions.db"),
+        "--subscribers",
+        "4",
+        "--processes",
+        processes,
+        "--rate",
+        "4",
+        "--seconds",
+        "1",
+        "--path",
+        "both",
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    delivered = [line for line in run.stdout.splitlines() if line.startswith("delivered")]
+    assert len(delivered) == 2, run.stdout
+    assert all(" 16 in " in line and "errors 0" in line for line in delivered), run.stdout
+    assert "per-subscriber / fan-out" in run.stdout
+
+
+def test_a_subscription_run_missing_a_delivery_has_no_figures() -> None:
+    from hub.changes.bench import _deliveries, _Subscriber  # noqa: PLC0415 - the check itself
+
+    whole, short = _Subscriber(socket=None), _Subscriber(socket=None)  # type: ignore[arg-type]
+    whole.received = {"A": 1.1, "B": 1.2}
+    short.received = {"A": 1.1}
+    sent = {"A": 1.0, "B": 1.0}
+    assert _deliveries([whole], {"A", "B"}, sent, 1.0).checked().count == 2
+    with pytest.raises(BenchFailed, match="1 of 2 pushes never delivered"):
+        _deliveries([whole, short], {"A", "B"}, sent, 1.0).checked()
+    short.received["B"] = 1.3
+    short.failure = "errors AUDIT_UNAVAILABLE"
+    with pytest.raises(BenchFailed, match="AUDIT_UNAVAILABLE"):
+        _deliveries([whole, short], {"A", "B"}, sent, 1.0).checked()
