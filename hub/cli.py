@@ -251,6 +251,34 @@ def bench_subscriptions(  # noqa: PLR0917 - typer's options are the parameters
         typer.echo(line)
 
 
+@app.command("bench-peer")
+def bench_peer(  # noqa: PLR0917 - typer's options are the parameters
+    database_url: str = PostgresBenchDatabase,
+    concurrency: list[int] = typer.Option([8, 1], help="Requests in flight (repeatable)."),
+    requests: int = typer.Option(200, min=1, help="Requests per block."),
+    turns: int = typer.Option(5, min=1, help="Blocks of each, taking turns."),
+    page_size: int = typer.Option(20, min=2, help="Incidents per query."),
+    records: int = typer.Option(200, min=1, help="Incidents to seed."),
+) -> None:
+    """The hub's council query against PostGraphile v5 on the same database: the rate ratio."""
+    from hub.bench_peer import NOTE, run  # noqa: PLC0415
+
+    figures = _measured(
+        run(
+            database_url=database_url,
+            concurrencies=concurrency,
+            requests=requests,
+            turns=turns,
+            page_size=page_size,
+            records=records,
+        )
+    )
+    typer.echo(NOTE)
+    for figure in figures:
+        for line in figure.lines():
+            typer.echo(line)
+
+
 @app.command("bench-costs")
 def bench_costs(
     database_url: str = BenchDatabase,

@@ -194,3 +194,47 @@ def test_a_subscription_run_missing_a_delivery_has_no_figures() -> None:
     short.failure = "errors AUDIT_UNAVAILABLE"
     with pytest.raises(BenchFailed, match="AUDIT_UNAVAILABLE"):
         _deliveries([whole, short], {"A", "B"}, sent, 1.0).checked()
+
+
+@pytest.mark.skipif(not is_postgres(), reason="PostGraphile serves PostgreSQL only")
+def test_bench_peer_runs_tiny() -> None:
+    from hub.bench_peer import PEER_DIR, peer_installed  # noqa: PLC0415
+
+    if not peer_installed():
+        reason = f"PostGraphile is not installed: npm ci --prefix {PEER_DIR}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)  # .ci/run installs it: missing there is a broken CI
+        pytest.skip(reason)
+    run = _bench(
+        "bench-peer",
+        "--database-url",
+        POSTGRES_URL,
+        "--concurrency",
+        "2",
+        "--concurrency",
+        "1",
+        "--requests",
+        "4",
+        "--turns",
+        "2",
+        "--page-size",
+        "3",
+        "--records",
+        "6",
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "no policy, no audit" in run.stdout
+    ratios = [line for line in run.stdout.splitlines() if "hub / PostGraphile" in line]
+    assert len(ratios) == 2, run.stdout
+
+
+def test_a_peer_answer_with_errors_or_short_is_a_failure() -> None:
+    from hub.bench_peer import _short  # noqa: PLC0415 - the check itself
+
+    whole = {"data": {"allIncidents": {"nodes": [{}, {}]}}}
+    assert _short(whole, root="allIncidents", expected=2) is None
+    assert _short(whole, root="allIncidents", expected=3) == "2 records where 3 were asked for"
+    hub = {"data": {"incidents": {"edges": [{}]}}}
+    assert _short(hub, root="incidents", expected=1) is None
+    failed = {"data": None, "errors": [{"message": "x", "extensions": {"code": "FORBIDDEN"}}]}
+    assert _short(failed, root="incidents", expected=1) == "errors FORBIDDEN"

@@ -31,6 +31,7 @@ import httpx
 import sqlalchemy as sa
 from sqlmodel import col
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import WebSocketException
 
 from hub.access.keys import KeySet
 from hub.access.models import Role
@@ -56,6 +57,7 @@ CHANGES = """subscription Changes { recordChanges { cursor change
   record { __typename id ... on Incident { policeReference type summary } } } }"""
 PURPOSES = ("section_47_enquiry", "strategy_discussion")
 PATHS = ("fanout", "per-subscriber")
+SETTLE_SECONDS, SETTLE_PER_SUBSCRIBER = 1.0, 0.01
 WARM_UP_NUMBER = 10**6  # warm-up pushes' references, apart from the timed ones
 
 
@@ -114,6 +116,8 @@ async def run(
             "HUB_ISSUER": bases[0],
             "HUB_MODE": "development",
             "HUB_SUBSCRIPTION_FANOUT": "true" if path == "fanout" else "false",
+            # Every subscriber connects from this one address: room for all, and the pushes.
+            "HUB_MAX_CONNECTIONS_PER_CLIENT": str(subscribers + 100),
         }
         started: list[subprocess.Popen[bytes]] = []
         try:
@@ -183,14 +187,18 @@ async def _subscribed(
                 PURPOSES[number % len(PURPOSES)],
             )
             url = bases[number % len(bases)].replace("http://", "ws://") + "/graphql"
-            socket = await stack.enter_async_context(
-                connect(
-                    url,
-                    subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
-                    additional_headers={"Authorization": f"Bearer {token}"},
-                    max_queue=None,
+            try:
+                socket = await stack.enter_async_context(
+                    connect(
+                        url,
+                        subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
+                        additional_headers={"Authorization": f"Bearer {token}"},
+                        max_queue=None,
+                    )
                 )
-            )
+            except (OSError, WebSocketException) as error:
+                msg = f"subscriber {number} could not connect ({type(error).__name__})"
+                raise BenchFailed(msg) from error
             await socket.send(json.dumps({"type": "connection_init"}))
             ack = json.loads(await socket.recv())
             if ack.get("type") != "connection_ack":
@@ -203,6 +211,13 @@ async def _subscribed(
 
 
 async def _listen(subscriber: _Subscriber) -> None:
+    try:
+        await _read(subscriber)
+    except WebSocketException as error:
+        subscriber.failure = subscriber.failure or f"the connection closed ({type(error).__name__})"
+
+
+async def _read(subscriber: _Subscriber) -> None:
     async for raw in subscriber.socket:
         message = json.loads(raw)
         if message.get("type") != "next":
@@ -247,19 +262,26 @@ async def _measure(
         _subscribed(bases, settings, keys, subscribers) as subs,
     ):
         listeners = [asyncio.create_task(_listen(s)) for s in subs]
+        # A new subscription starts at the newest change: pushing while they start would have
+        # many catch up on their own (the per-subscriber path) before joining their groups.
+        await asyncio.sleep(SETTLE_SECONDS + subscribers * SETTLE_PER_SUBSCRIBER)
 
         async def push(number: int) -> str:
             payload = _incident(number, run_id)
             reference = str(payload["policeReference"])
             started = time.perf_counter()
             sent[reference] = started
-            response = await client.post(
-                bases[number % len(bases)] + "/graphql",
-                json={"query": PUSH, "variables": {"input": payload}},
-                headers=police,
-            )
+            try:
+                response = await client.post(
+                    bases[number % len(bases)] + "/graphql",
+                    json={"query": PUSH, "variables": {"input": payload}},
+                    headers=police,
+                )
+            except httpx.HTTPError as error:
+                failure: str | None = f"a push's connection failed ({type(error).__name__})"
+            else:
+                failure = _failure(response, field="reportIncident")
             push_latencies.append(time.perf_counter() - started)
-            failure = _failure(response, field="reportIncident")
             if failure is not None:
                 push_failures.append(failure)
             return reference

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("hub.changes")
 
 BATCH = 100
+CLOSE_SECONDS = 10.0  # a group's stream finishing the change in hand before it is cut off
 FAILED_MESSAGE = (
     "Internal error: the subscription stopped. Subscribe again with your last cursor to resume."
 )
@@ -138,13 +139,12 @@ class Group:
         self.principal = principal
         self.members: list[Member] = []
         self.current: _Pending | None = None
-        self._feed: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._feed: asyncio.Queue[_Pending | None] = asyncio.Queue()
         self._open_stream = open_stream
         self._driver: asyncio.Task[None] | None = None
 
     async def feed(self) -> AsyncIterator[_Pending]:
-        while True:
-            pending = await self._feed.get()
+        while (pending := await self._feed.get()) is not None:
             self.current = pending
             yield pending
 
@@ -187,13 +187,15 @@ class Group:
                     pending.result.set_exception(GroupFailed())
 
     async def close(self) -> None:
-        if self._driver is not None:
-            self._driver.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._driver
+        """End the group's stream between changes (so no transaction is cut off midway)."""
+        if self._driver is None:
+            return
+        self._feed.put_nowait(None)
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await asyncio.wait_for(self._driver, timeout=CLOSE_SECONDS)
 
 
-def _drain(queue: asyncio.Queue[_Pending]) -> list[_Pending]:
+def _drain(queue: asyncio.Queue[_Pending | None]) -> list[_Pending | None]:
     drained = []
     while not queue.empty():
         drained.append(queue.get_nowait())
