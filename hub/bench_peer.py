@@ -276,8 +276,13 @@ async def _measure(
         )
         if response.status_code != HTTPStatus.OK:
             return f"PostGraphile: HTTP {response.status_code}"
-        failure = _short(response.json(), root="allIncidents", expected=size)
-        return None if failure is None else f"PostGraphile: {failure}"
+        body = response.json()
+        failure = _short(body, root="allIncidents", expected=size)
+        if failure is None:
+            return None
+        # PostGraphile's errors carry no codes; its messages are the database's, about no data.
+        said = "; ".join(str(e.get("message"))[:80] for e in (body.get("errors") or [])[:1])
+        return f"PostGraphile: {failure} {said}".rstrip()
 
     warm = max(concurrency, min(requests, 20))
     await _block(warm, concurrency, hub)
