@@ -12,20 +12,24 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
 import pytest
 import sqlalchemy as sa
+from graphql import ExecutionResult
 from websockets.asyncio.client import ClientConnection, connect
 
 from hub.access.keys import KeySet
 from hub.access.models import Role
 from hub.audit.models import AuditEvent
 from hub.audit.service import accesses_of
+from hub.changes import fanout
 from hub.changes import service as changes
 from hub.changes.models import ChangeKind
 from hub.db import Database
+from hub.graphql.audit_trail import Recipient
 from hub.settings import Settings
 from tests.conftest import LiveServer, free_port, serve, unique
 from tests.factories import COUNCIL, OTHER_COUNCIL, incident
@@ -228,3 +232,33 @@ async def test_a_group_whose_audit_cannot_be_written_is_sent_no_record(
         assert message["data"] is None
         assert [e["extensions"]["code"] for e in message["errors"]] == ["AUDIT_UNAVAILABLE"]
         assert incident_id not in json.dumps(message)
+
+
+async def test_a_subscriber_too_far_behind_is_ended_not_buffered_without_end() -> None:
+    """A slow subscriber's backlog is bounded: past it, its stream ends (it resumes from its
+    cursor, the outbox keeping every change) and its group goes on without it."""
+
+    class Resolved(fanout.Group):
+        async def resolve(self, change: Any, members: Any) -> ExecutionResult:  # noqa: ARG002
+            return ExecutionResult(data={"recordChanges": {"change": "ALTERED"}})
+
+    hub = SimpleNamespace()
+    fan = fanout.Fanout(hub)  # type: ignore[arg-type]
+    key = fanout.GroupKey("council_social_worker", COUNCIL, PURPOSE, "doc", None, "{}")
+    group = Resolved(key, None, lambda *_: None)  # type: ignore[arg-type]
+    slow, quick = (
+        fanout.Member(Recipient(user, "c", PURPOSE, user), after=0) for user in ("slow", "quick")
+    )
+    group.members += [slow, quick]
+    fan.groups[key] = group
+    for seq in range(1, fanout.MAX_BACKLOG + 1):
+        slow.deliveries.put_nowait(fanout.Delivery(seq, ExecutionResult(data=None)))
+    await fan._send(SimpleNamespace(seq=fanout.MAX_BACKLOG + 1))  # type: ignore[arg-type]
+    last = list(slow.deliveries._queue)[-1]  # type: ignore[attr-defined]
+    assert last.last
+    assert last.result.data is None
+    assert [e.extensions["code"] for e in last.result.errors] == ["INTERNAL"]
+    assert group.members == [quick]
+    delivered = quick.deliveries.get_nowait()
+    assert delivered.result.data == {"recordChanges": {"change": "ALTERED"}}
+    assert not delivered.last

@@ -42,6 +42,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("hub.changes")
 
 BATCH = 100
+MAX_BACKLOG = 1000  # changes waiting for one slow subscriber before its stream is ended
+BEHIND_MESSAGE = (
+    "The subscription fell too far behind and was ended. Subscribe again with your last cursor."
+)
 CLOSE_SECONDS = 10.0  # a group's stream finishing the change in hand before it is cut off
 FAILED_MESSAGE = (
     "Internal error: the subscription stopped. Subscribe again with your last cursor to resume."
@@ -215,6 +219,7 @@ class Fanout:
         # The newest change the dispatcher has started on: a subscriber joins once it has it.
         self.head: int | None = None
         self._task: asyncio.Task[None] | None = None
+        self._closing: set[asyncio.Task[None]] = set()
 
     def join(
         self,
@@ -246,9 +251,7 @@ class Fanout:
                 group.members.remove(member)
                 if not group.members:
                     del self.groups[key]
-                    # The group's stream holds no transaction between changes: closing is quick.
-                    task = asyncio.get_running_loop().create_task(group.close())
-                    task.add_done_callback(lambda _: None)
+                    self._close_later(group)
 
     async def _dispatch(self) -> None:
         notifier = self.hub.notifier
@@ -287,7 +290,19 @@ class Fanout:
                 self._fail(group, members, seq)
             elif result is not None:
                 for member in members:
-                    member.deliveries.put_nowait(Delivery(seq, result))
+                    if member.deliveries.qsize() >= MAX_BACKLOG:
+                        self._drop(member, seq)
+                    else:
+                        member.deliveries.put_nowait(Delivery(seq, result))
+
+    def _drop(self, member: Member, seq: int) -> None:
+        """A subscriber this far behind is not held in memory: its stream ends, and it resumes
+        from its last cursor (the outbox keeps every change)."""
+        behind = ExecutionResult(
+            data=None, errors=[GraphQLError(BEHIND_MESSAGE, extensions={"code": "INTERNAL"})]
+        )
+        member.deliveries.put_nowait(Delivery(seq, behind, last=True))
+        self.leave(member)
 
     def _fail(self, group: Group, members: Sequence[Member], seq: int) -> None:
         """The group's stream broke: its subscribers are told, and resubscribe from a cursor."""
@@ -298,7 +313,13 @@ class Fanout:
             member.deliveries.put_nowait(Delivery(seq, failed, last=True))
         if self.groups.get(group.key) is group:
             del self.groups[group.key]
-        asyncio.get_running_loop().create_task(group.close()).add_done_callback(lambda _: None)
+        self._close_later(group)
+
+    def _close_later(self, group: Group) -> None:
+        # Held until done: the loop keeps only weak references to tasks.
+        task = asyncio.get_running_loop().create_task(group.close())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     async def close(self) -> None:
         if self._task is not None:
