@@ -139,7 +139,12 @@ async def _processes(url: str) -> AsyncIterator[tuple[str, str, Settings, KeySet
         "HUB_MODE": "development",
     }
     libpq = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-    peer_env = {**os.environ, "PEER_DATABASE_URL": libpq, "PEER_PORT": str(peer_port)}
+    peer_env = {
+        **os.environ,
+        "PEER_DATABASE_URL": libpq,
+        "PEER_PORT": str(peer_port),
+        "GRAPHILE_ENV": "production",  # as deployed: no development-only checks
+    }
     command = [sys.executable, "-m", "hub", "serve", "--port", str(hub_port)]
     hub = subprocess.Popen(command, env=hub_env)  # noqa: S603, ASYNC220 - our own CLI
     peer = subprocess.Popen(  # noqa: S603, ASYNC220 - the pinned Node, our script; stopped below
