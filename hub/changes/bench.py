@@ -69,12 +69,19 @@ class SubscriptionFigures:
     pushes: Figures
     deliveries: Figures
     delivery_events: int  # audit events for the deliveries (one per group per change, fanned out)
+    # Each delivery's latency from the moment its push was answered (committed), not sent.
+    after_answer: list[float] = dataclasses.field(default_factory=list)
 
     def lines(self) -> list[str]:
         return [
             f"path {self.path}: {self.subscribers} subscribers over {self.processes} processes",
             self.pushes.line(),
             self.deliveries.line() + "  (latency: push sent to message received)",
+            (
+                f"after the push was answered: p50 "
+                f"{statistics.median(self.after_answer or [0.0]) * 1000:.1f} ms, "
+                f"p99 {_p99(self.after_answer or [0.0]) * 1000:.1f} ms"
+            ),
             (
                 f"audit: {self.delivery_events} disclosure events for "
                 f"{self.deliveries.count} deliveries"
@@ -126,7 +133,7 @@ async def run(
                 started.append(subprocess.Popen(command, env=env))  # noqa: S603, ASYNC220 - our own CLI
             for base, process in zip(bases, started, strict=True):
                 await _wait_ready(base, process)
-            pushes, deliveries = await _measure(
+            pushes, deliveries, after_answer = await _measure(
                 bases,
                 settings,
                 keys,
@@ -141,7 +148,9 @@ async def run(
             for process in started:
                 process.wait(timeout=30)
         events = await _delivery_events(url)
-    return SubscriptionFigures(path, subscribers, processes, pushes, deliveries, events)
+    return SubscriptionFigures(
+        path, subscribers, processes, pushes, deliveries, events, after_answer
+    )
 
 
 async def _delivery_events(url: str) -> int:
@@ -247,7 +256,7 @@ async def _measure(
     rate: float,
     seconds: float,
     drain_seconds: float,
-) -> tuple[Figures, Figures]:
+) -> tuple[Figures, Figures, list[float]]:
     police = {
         "Authorization": "Bearer "
         + _token(settings, keys, Role.POLICE_OFFICER, FORCE, "bench-pc", "police_investigation")
@@ -255,6 +264,7 @@ async def _measure(
     run_id = uuid.uuid4().hex[:6].upper()
     count = max(1, round(rate * seconds))
     sent: dict[str, float] = {}
+    answered: dict[str, float] = {}
     push_latencies: list[float] = []
     push_failures: list[str] = []
     async with (
@@ -281,7 +291,8 @@ async def _measure(
                 failure: str | None = f"a push's connection failed ({type(error).__name__})"
             else:
                 failure = _failure(response, field="reportIncident")
-            push_latencies.append(time.perf_counter() - started)
+            answered[reference] = time.perf_counter()
+            push_latencies.append(answered[reference] - started)
             if failure is not None:
                 push_failures.append(failure)
             return reference
@@ -309,7 +320,9 @@ async def _measure(
         len(push_failures),
         push_failures[0] if push_failures else None,
     ).checked()
-    return pushes, _deliveries(subs, references, sent, delivered_in).checked()
+    deliveries = _deliveries(subs, references, sent, delivered_in).checked()
+    after_answer = [s.received[r] - answered[r] for s in subs for r in references]
+    return pushes, deliveries, after_answer
 
 
 async def _warm_up(
