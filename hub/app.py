@@ -35,6 +35,7 @@ from hub.access.keys import KeySet
 from hub.access.oauth import routes as oauth_routes
 from hub.access.revocation import ClientStatus, authenticate_live
 from hub.audit.indexer import AuditIndexer
+from hub.changes.fanout import Fanout
 from hub.changes.notifier import ChangeNotifier
 from hub.cursors import CursorSeal
 from hub.db import Database
@@ -58,6 +59,7 @@ class HubState:
     keys: KeySet
     agreement: Agreement
     notifier: ChangeNotifier = dataclasses.field(init=False)
+    fanout: Fanout = dataclasses.field(init=False)
     indexer: AuditIndexer = dataclasses.field(init=False)
     cursors: CursorSeal = dataclasses.field(init=False)
     client_status: ClientStatus = dataclasses.field(init=False)
@@ -71,6 +73,7 @@ class HubState:
             self.settings.database_url, poll_seconds=self.settings.change_poll_seconds
         )
         self.indexer = AuditIndexer(self.db, delay=self.settings.audit_index_delay_seconds)
+        self.fanout = Fanout(self)
 
 
 def _error_body(error: HubError) -> bytes:
@@ -335,6 +338,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         state.indexer.poke()  # whatever an earlier process appended and did not index
         _settle_the_collector()
         yield
+        await state.fanout.close()
         await state.indexer.close()
         await state.notifier.close()
         await db.dispose()

@@ -245,6 +245,77 @@ def policy_explain(
         typer.echo(f"  {type_name:<{width}}  {shown}")
 
 
+@app.command("bench-subscriptions")
+def bench_subscriptions(  # noqa: PLR0917 - typer's options are the parameters
+    database_url: str = BenchDatabase,
+    subscribers: int = typer.Option(200, min=1, help="Council subscribers, one person each."),
+    processes: int = typer.Option(2, min=1, help="Hub processes (more than one: PostgreSQL)."),
+    rate: float = typer.Option(5.0, min=0.1, help="Pushes a second."),
+    seconds: float = typer.Option(20.0, min=0.1, help="How long to push for."),
+    path: str = typer.Option(
+        "fanout", help="fanout, per-subscriber (fan-out off) or both, taking turns."
+    ),
+    repeats: int = typer.Option(1, min=1, help="Runs of each path."),
+    drain_seconds: float = typer.Option(60.0, min=1, help="How long to wait for deliveries."),
+) -> None:
+    """Push-to-delivery latency with many subscribers; fails if any delivery is missing."""
+    from hub.changes.bench import PATHS, run, summary  # noqa: PLC0415
+
+    paths = list(PATHS) if path == "both" else [path]
+    if not set(paths) <= set(PATHS):
+        typer.echo(f"--path is one of {', '.join(PATHS)} or both", err=True)
+        raise typer.Exit(2)
+
+    async def runs() -> list[Any]:
+        figures = []
+        # Taking turns, each starting with the other path: the machine's drift falls on both.
+        for turn in range(repeats):
+            for each in paths if turn % 2 == 0 else paths[::-1]:
+                figures.append(  # noqa: PERF401 - one at a time: runs must not overlap
+                    await run(
+                        database_url=database_url,
+                        subscribers=subscribers,
+                        processes=processes,
+                        rate=rate,
+                        seconds=seconds,
+                        path=each,
+                        drain_seconds=drain_seconds,
+                    )
+                )
+        return figures
+
+    for line in summary(_measured(runs())):
+        typer.echo(line)
+
+
+@app.command("bench-peer")
+def bench_peer(  # noqa: PLR0917 - typer's options are the parameters
+    database_url: str = PostgresBenchDatabase,
+    concurrency: list[int] = typer.Option([8, 1], help="Requests in flight (repeatable)."),
+    requests: int = typer.Option(200, min=1, help="Requests per block."),
+    turns: int = typer.Option(5, min=1, help="Blocks of each, taking turns."),
+    page_size: int = typer.Option(20, min=2, help="Incidents per query."),
+    records: int = typer.Option(200, min=1, help="Incidents to seed."),
+) -> None:
+    """The hub's council query against PostGraphile v5 on the same database: the rate ratio."""
+    from hub.bench_peer import NOTE, run  # noqa: PLC0415
+
+    figures = _measured(
+        run(
+            database_url=database_url,
+            concurrencies=concurrency,
+            requests=requests,
+            turns=turns,
+            page_size=page_size,
+            records=records,
+        )
+    )
+    typer.echo(NOTE)
+    for figure in figures:
+        for line in figure.lines():
+            typer.echo(line)
+
+
 @app.command("bench-costs")
 def bench_costs(
     database_url: str = BenchDatabase,

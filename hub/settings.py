@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     client_status_ttl_seconds: float = Field(default=5.0, ge=0, le=60)
     # How often a subscription looks at the outbox when no notification woke it.
     change_poll_seconds: float = Field(default=5.0, gt=0)
+    # Subscribers that would be sent the same message share one resolution and one audit event
+    # per change (`hub.changes.fanout`); off, each subscriber reads and is audited on its own.
+    # Off by default until a grouped event's recipients can be searched and read like a single
+    # reader's (`accessEvents(user:)` and the AccessEvent type do not show them yet).
+    subscription_fanout: bool = False
     # PostgreSQL: how long the audit indexer gathers appended events before indexing them in
     # one statement (readers see unindexed events all the same).
     audit_index_delay_seconds: float = Field(default=0.5, ge=0, le=60)

@@ -167,3 +167,88 @@ def test_report_runs_that_disagree_or_judge_nothing_have_no_figures() -> None:
         _check_answers([council] * 3 + [national, (0.5, 899, 30), national])
     with pytest.raises(BenchFailed):
         _check_answers([council] * 3 + [(0.5, 0, 0)] * 3)
+
+
+def test_bench_subscriptions_runs_tiny_on_both_paths(tmp_path: Path) -> None:
+    # Two processes share the outbox through PostgreSQL's NOTIFY; SQLite serves one.
+    processes = "2" if is_postgres() else "1"
+    run = _bench(
+        "bench-subscriptions",
+        "--database-url",
+        _database(tmp_path, "subscriptions.db"),
+        "--subscribers",
+        "4",
+        "--processes",
+        processes,
+        "--rate",
+        "4",
+        "--seconds",
+        "1",
+        "--path",
+        "both",
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    delivered = [line for line in run.stdout.splitlines() if line.startswith("delivered")]
+    assert len(delivered) == 2, run.stdout
+    assert all(" 16 in " in line and "errors 0" in line for line in delivered), run.stdout
+    assert "per-subscriber / fan-out" in run.stdout
+
+
+def test_a_subscription_run_missing_a_delivery_has_no_figures() -> None:
+    from hub.changes.bench import _deliveries, _Subscriber  # noqa: PLC0415 - the check itself
+
+    whole, short = _Subscriber(socket=None), _Subscriber(socket=None)  # type: ignore[arg-type]
+    whole.received = {"A": 1.1, "B": 1.2}
+    short.received = {"A": 1.1}
+    sent = {"A": 1.0, "B": 1.0}
+    assert _deliveries([whole], {"A", "B"}, sent, 1.0).checked().count == 2
+    with pytest.raises(BenchFailed, match="1 of 2 pushes never delivered"):
+        _deliveries([whole, short], {"A", "B"}, sent, 1.0).checked()
+    short.received["B"] = 1.3
+    short.failure = "errors AUDIT_UNAVAILABLE"
+    with pytest.raises(BenchFailed, match="AUDIT_UNAVAILABLE"):
+        _deliveries([whole, short], {"A", "B"}, sent, 1.0).checked()
+
+
+@pytest.mark.skipif(not is_postgres(), reason="PostGraphile serves PostgreSQL only")
+def test_bench_peer_runs_tiny() -> None:
+    from hub.bench_peer import PEER_DIR, peer_installed  # noqa: PLC0415
+
+    if not peer_installed():
+        reason = f"PostGraphile is not installed: npm ci --prefix {PEER_DIR}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)  # .ci/run installs it: missing there is a broken CI
+        pytest.skip(reason)
+    run = _bench(
+        "bench-peer",
+        "--database-url",
+        POSTGRES_URL,
+        "--concurrency",
+        "2",
+        "--concurrency",
+        "1",
+        "--requests",
+        "4",
+        "--turns",
+        "2",
+        "--page-size",
+        "3",
+        "--records",
+        "6",
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "no policy, no audit" in run.stdout
+    ratios = [line for line in run.stdout.splitlines() if "hub / PostGraphile" in line]
+    assert len(ratios) == 2, run.stdout
+
+
+def test_a_peer_answer_with_errors_or_short_is_a_failure() -> None:
+    from hub.bench_peer import _short  # noqa: PLC0415 - the check itself
+
+    whole = {"data": {"allIncidents": {"nodes": [{}, {}]}}}
+    assert _short(whole, root="allIncidents", expected=2) is None
+    assert _short(whole, root="allIncidents", expected=3) == "2 records where 3 were asked for"
+    hub = {"data": {"incidents": {"edges": [{}]}}}
+    assert _short(hub, root="incidents", expected=1) is None
+    failed = {"data": None, "errors": [{"message": "x", "extensions": {"code": "FORBIDDEN"}}]}
+    assert _short(failed, root="incidents", expected=1) == "errors FORBIDDEN"

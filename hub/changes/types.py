@@ -10,16 +10,25 @@ caller's token expires; the client reconnects with a fresh one and resumes.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import datetime as dt
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
+from typing import Any, cast
 
 import strawberry
+from graphql import FieldNode, VariableNode, print_ast
 
+from hub.access.identity import Principal
 from hub.access.permissions import AgreementListsField, NamesPurposeAndPerson
+from hub.access.policy import effective_purpose
+from hub.changes import fanout as fanout_
 from hub.changes import service as changes
 from hub.changes.models import ChangeKind, RecordChange
 from hub.db import utcnow
-from hub.graphql.context import Info
+from hub.graphql.audit_trail import Recipient
+from hub.graphql.context import HubContext, Info
 from hub.graphql.entity import PoliceRecord
 from hub.incidents.types import Incident
 from hub.investigations.types import Investigation
@@ -47,6 +56,13 @@ def _expired(info: Info) -> bool:
     return expires_at is not None and utcnow() >= expires_at
 
 
+@dataclasses.dataclass
+class _Stream:
+    """Where a subscriber is: the last change it has had (sent, or not in its view)."""
+
+    seen: int
+
+
 @strawberry.type
 class Subscription:
     @strawberry.subscription(
@@ -58,6 +74,10 @@ class Subscription:
         self, info: Info, after: str | None = None
     ) -> AsyncGenerator[RecordChangeEvent, None]:
         context = info.context
+        if context.fanout_group is not None:  # a group's own stream: what the fan-out feeds it
+            async for event in _for_group(info, context.fanout_group):
+                yield event
+            return
         hub = context.hub
         cursors = context.cursors(info.field_name)
         position = cursors.open(after)
@@ -66,31 +86,166 @@ class Subscription:
             async with hub.db.transaction(write=False) as session:
                 start = await changes.latest(session)
         await hub.notifier.listen()
-        seen = start
-        while not _expired(info):
-            mark = hub.notifier.mark()
-            async with hub.db.transaction(write=False) as session:
-                batch = await changes.after(session, seen, limit=BATCH)
-            if not batch:
-                await hub.notifier.wait(mark)
+        stream = _Stream(start)
+        fanout = hub.settings.subscription_fanout
+        # On its own until it has every change the fan-out has started on; then with its group.
+        member = None
+        while member is None and not _expired(info):
+            async for event in _own(info, stream, until_caught_up=fanout):
+                yield event
+            if not fanout:
+                return
+            member = _join(info, seen=stream.seen)
+        if member is None:
+            return
+        try:
+            async for shared in _shared(info, member):
+                context.replaying = True
+                try:
+                    yield cast("RecordChangeEvent", shared)
+                finally:
+                    context.replaying = False
+        finally:
+            hub.fanout.leave(member)
+
+
+async def _own(
+    info: Info, stream: _Stream, *, until_caught_up: bool
+) -> AsyncIterator[RecordChangeEvent]:
+    """The per-subscriber path: each change read, resolved and audited for this caller alone."""
+    context = info.context
+    hub = context.hub
+    cursors = context.cursors(info.field_name)
+    while not _expired(info):
+        mark = hub.notifier.mark()
+        async with hub.db.transaction(write=False) as session:
+            batch = await changes.after(session, stream.seen, limit=BATCH)
+        if not batch:
+            if until_caught_up:
+                return
+            await hub.notifier.wait(mark)
+            continue
+        for change in batch:
+            stream.seen = change.seq or stream.seen
+            if _expired(info):
+                return
+            # Each change in a transaction of its own, left open while the event's fields
+            # resolve and its audit is written; the stream-result hook commits it before
+            # the message leaves (and it closes here when the subscriber goes).
+            async with context.event_transaction():
+                record = await _in_scope(info, change)
+                if record is None:  # not the caller's: nothing delivered, nothing logged
+                    continue
+                yield RecordChangeEvent(
+                    cursor=cursors.seal(str(stream.seen)),
+                    change=ChangeKind(change.change),
+                    occurred_at=change.occurred_at,
+                    record=record,
+                )
+
+
+async def _shared(info: Info, member: fanout_.Member) -> AsyncIterator[fanout_.Replayed]:
+    """What the subscriber's group resolved and audited for it, change by change."""
+    hub = info.context.hub
+    while not _expired(info):
+        try:
+            delivery = await asyncio.wait_for(
+                member.deliveries.get(), timeout=hub.settings.change_poll_seconds
+            )
+        except TimeoutError:
+            continue
+        if _expired(info):
+            return
+        yield fanout_.Replayed(delivery.result)
+        if delivery.last:
+            return
+
+
+async def _for_group(info: Info, group: fanout_.Group) -> AsyncIterator[RecordChangeEvent]:
+    """A group's stream: each change it is fed, resolved once for all its recipients."""
+    context = info.context
+    cursors = context.cursors(info.field_name)
+    async for pending in group.feed():
+        change = pending.change
+        async with context.event_transaction():
+            record = await _in_scope(info, change)
+            if record is None:
+                group.skipped(pending)
                 continue
-            for change in batch:
-                seen = change.seq or seen
-                if _expired(info):
-                    return
-                # Each change in a transaction of its own, left open while the event's fields
-                # resolve and its audit is written; the stream-result hook commits it before
-                # the message leaves (and it closes here when the subscriber goes).
-                async with context.event_transaction():
-                    record = await _in_scope(info, change)
-                    if record is None:  # not the caller's: nothing delivered, nothing logged
-                        continue
-                    yield RecordChangeEvent(
-                        cursor=cursors.seal(str(seen)),
-                        change=ChangeKind(change.change),
-                        occurred_at=change.occurred_at,
-                        record=record,
-                    )
+            context.recipients = pending.recipients
+            yield RecordChangeEvent(
+                cursor=cursors.seal(str(change.seq)),
+                change=ChangeKind(change.change),
+                occurred_at=change.occurred_at,
+                record=record,
+            )
+
+
+def _join(info: Info, *, seen: int) -> fanout_.Member | None:
+    """Join the caller's group in this process's fan-out (None: catch up first)."""
+    context = info.context
+    principal = context.principal
+    purpose = effective_purpose(context, mutation=False)
+    raw = info._raw_info  # noqa: SLF001 - the operation as graphql-core holds it
+    document = "\n".join(
+        [print_ast(raw.operation), *(print_ast(f) for _, f in sorted(raw.fragments.items()))]
+    )
+    operation_name = raw.operation.name.value if raw.operation.name else None
+    cursor_variable = _cursor_variable(raw.field_nodes[0])
+    variables = {
+        name: None if name == cursor_variable else value
+        for name, value in info.variable_values.items()
+    }
+    key = fanout_.GroupKey(
+        role=principal.role.value,
+        organisation_code=principal.organisation_code,
+        purpose=purpose,
+        document=document,
+        operation_name=operation_name,
+        variables=fanout_.canonical_variables(variables, without=cursor_variable),
+    )
+    recipient = Recipient(
+        user=principal.user,
+        client_id=principal.client_id,
+        purpose=purpose,
+        request_id=context.request_id,
+    )
+    schema = info.schema
+    hub = context.hub
+
+    async def open_stream(group: fanout_.Group, principal: Principal) -> AsyncIterator[Any]:
+        group_context = HubContext(
+            request=None,
+            response=None,
+            hub=hub,
+            request_id=fanout_.new_group_request_id(),
+            identity=principal,
+            fanout_group=group,
+        )
+        results = await schema.subscribe(
+            document,
+            variable_values=variables,
+            context_value=group_context,
+            operation_name=operation_name,
+        )
+        async with aclosing(results):
+            async for result in results:
+                yield result
+
+    # The group's stream runs as the first member's principal (the same role, organisation
+    # and purpose as every member); its events name their recipients instead.
+    group_principal = dataclasses.replace(principal, purpose=purpose, expires_at=None)
+    return hub.fanout.join(
+        key, recipient, seen=seen, principal=group_principal, open_stream=open_stream
+    )
+
+
+def _cursor_variable(field: FieldNode) -> str | None:
+    """The variable the resume cursor (`after`) is given in, if it is one."""
+    for argument in field.arguments or ():
+        if argument.name.value == "after" and isinstance(argument.value, VariableNode):
+            return argument.value.name.value
+    return None
 
 
 async def _in_scope(info: Info, change: RecordChange) -> PoliceRecord | None:

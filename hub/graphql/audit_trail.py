@@ -10,6 +10,7 @@ redacted by the agreement.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -240,6 +241,24 @@ def denials(errors: Sequence[GraphQLError]) -> list[str]:
 
 
 @dataclasses.dataclass(frozen=True)
+class Recipient:
+    """One subscriber a fanned-out delivery went to: the person, the client, the request."""
+
+    user: str | None
+    client_id: str
+    purpose: str | None
+    request_id: str
+
+    def listed(self) -> dict[str, str | None]:
+        return {
+            "user": self.user,
+            "client_id": self.client_id,
+            "purpose": self.purpose,
+            "request_id": self.request_id,
+        }
+
+
+@dataclasses.dataclass(frozen=True)
 class RequestFacts:
     """What the audit needs to know about the request, apart from the records."""
 
@@ -247,9 +266,11 @@ class RequestFacts:
     kind: OperationKind
     default_operation: S62Operation  # what serving a record the request did not change is
     operation_name: str | None
-    request_id: str
+    request_id: str | None  # None: a fanned-out delivery's recipients each name their own
     trace_id: str | None
     agreement_version: str
+    # A fanned-out subscription delivery: everyone it went to (listed in each event's detail).
+    recipients: Sequence[Recipient] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -314,6 +335,11 @@ async def write(
         served: Sequence[ServedRecord],
         detail: dict[str, Any] | None = None,
     ) -> audit.EventDraft:
+        if facts.recipients:
+            listed = sorted(
+                (r.listed() for r in facts.recipients), key=lambda r: json.dumps(r, default=str)
+            )
+            detail = {**(detail or {}), "recipients": listed}
         return audit.EventDraft(
             actor=facts.actor,
             operation=operation,

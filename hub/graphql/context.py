@@ -19,12 +19,13 @@ from hub.access.identity import Principal
 from hub.access.scope import RowScope
 from hub.cursors import Caller, ListCursors
 from hub.errors import Unauthenticated
-from hub.graphql.audit_trail import LoadedChildren, ServedRecords
+from hub.graphql.audit_trail import LoadedChildren, Recipient, ServedRecords
 from hub.graphql.loaders import Loaders
 from hub.pagination import page_size
 
 if TYPE_CHECKING:
     from hub.app import HubState
+    from hub.changes.fanout import Group
 
 
 @dataclasses.dataclass
@@ -42,6 +43,12 @@ class HubContext:
     event_session: AsyncSession | None = None
     # A graphql-transport-ws connection's `connection_init` payload (strawberry sets it).
     connection_params: dict[str, Any] | None = None
+    # A fan-out group's own stream (`hub.changes.fanout`): the group, and who the event being
+    # delivered goes to (its audit lists them).
+    fanout_group: Group | None = None
+    recipients: tuple[Recipient, ...] = ()
+    # A subscriber is being sent what its group resolved and audited for it: nothing to audit.
+    replaying: bool = False
 
     @property
     def principal(self) -> Principal:

@@ -77,7 +77,11 @@ class RequestTransaction(SchemaExtension):
         """A subscription event: audit what it delivers and commit, before it is sent."""
         context: HubContext = self.execution_context.context
         session = context.event_session
-        if session is None:
+        if context.replaying:
+            # Its group's stream wrote the event naming this subscriber, and committed it,
+            # before handing the result over (fail-closed there: no data if that failed).
+            pass
+        elif session is None:
             await self._audit_refusal(context, result)
         elif session.in_transaction():
             try:
@@ -190,11 +194,15 @@ class RequestTransaction(SchemaExtension):
             if _asks_for_entities(execution)
             else OperationKind.QUERY
         )
+        recipients = context.recipients
         return audit_trail.RequestFacts(
             actor=Actor(
-                user=principal.user,
+                # A fanned-out delivery's event names what all its recipients share (and lists
+                # each of them); a subscriber alone is named as any caller is.
+                user=_shared({r.user for r in recipients}, principal.user),
                 organisation_code=principal.organisation_code,
-                client_id=principal.client_id,
+                client_id=_shared({r.client_id for r in recipients}, principal.client_id)
+                or SEVERAL_CLIENTS,
                 role=principal.role.value,
                 # What the operation was checked against: for a push, perhaps the default.
                 purpose=effective_purpose(context, mutation=kind is OperationKind.MUTATION),
@@ -205,10 +213,21 @@ class RequestTransaction(SchemaExtension):
             if kind is OperationKind.SUBSCRIPTION
             else S62Operation.CONSULTATION,
             operation_name=execution.operation_name,
-            request_id=context.request_id,
+            request_id=_shared({r.request_id for r in recipients}, context.request_id),
             trace_id=telemetry.current_trace_id(),
             agreement_version=context.hub.agreement.version,
+            recipients=recipients,
         )
+
+
+SEVERAL_CLIENTS = "*"  # a fanned-out delivery's event, sent through more than one client
+
+
+def _shared(values: set[str | None], alone: str | None) -> str | None:
+    """The one value every recipient has, `alone` when there are none, else None."""
+    if not values:
+        return alone
+    return next(iter(values)) if len(values) == 1 else None
 
 
 class UnauditedTransaction(RequestTransaction):

@@ -26,6 +26,7 @@ from hub.access.policy import (
 from hub.access.scope import RowScope
 from hub.audit.models import S62Operation
 from hub.audit.types import AuditQuery
+from hub.changes.fanout import FanoutExecutor
 from hub.changes.types import Subscription
 from hub.children.types import Child
 from hub.graphql.connection import Connection
@@ -334,6 +335,8 @@ def build_schema(
         federation_version="2.9",
         scalar_overrides=OVERRIDES,
         config=StrawberryConfig(auto_camel_case=True),
+        # Replays what a subscriber's group resolved and audited (`hub.changes.fanout`).
+        execution_context_class=FanoutExecutor,
     )
 
 
