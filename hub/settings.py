@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     # How long an audit append waits for the chain head (PostgreSQL: the `audit_chain_head` row
     # lock; SQLite: the write lock of a read's audit) before the response fails AUDIT_UNAVAILABLE.
     audit_lock_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
+    # The most records one batch push (`reportIncidents`) may carry: a batch is one transaction
+    # and one response, held in memory whole. (The body limit bounds it too: about 400 records.)
+    max_push_batch: int = Field(default=200, ge=1, le=1000)
 
     @property
     def is_production(self) -> bool:
