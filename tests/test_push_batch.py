@@ -3,20 +3,27 @@ all or none, and audited as one collection listing every record."""
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
+import hashlib
 import json
 import uuid
 from typing import Any
 
 import httpx
+import pytest
 import sqlalchemy as sa
 
+from hub import pushes
 from hub.access.models import Role
 from hub.audit.models import AuditEvent
-from hub.children.models import ChildReference
+from hub.children.models import ChildLink, ChildReference
+from hub.children.service import ChildDetails
 from hub.db import Database
-from hub.incidents.models import Incident, IncidentChild
-from tests.conftest import LiveServer, unique
-from tests.factories import FORCE, REPORT_INCIDENT, child, incident
+from hub.incidents.models import DashRisk, Incident, IncidentChild, IncidentType
+from hub.incidents.service import IncidentReport, InvolvedChild
+from tests.conftest import LiveServer, is_postgres, unique
+from tests.factories import FORCE, OTHER_FORCE, REPORT_INCIDENT, child, incident
 
 REPORT_MANY = """mutation($input: [ReportIncidentInput!]!) {
   reportIncidents(input: $input) { id policeReference children { present child { id } } } }"""
@@ -169,3 +176,91 @@ async def test_a_batch_is_audited_as_one_collection_listing_every_record(
     assert len(collections) == 1
     listed = json.loads(collections[0].records or "[]")
     assert {r["id"] for r in listed if r["type"] == "Incident"} == ids
+
+
+def test_fingerprints_are_those_of_pushes_stored_before() -> None:
+    """The fingerprint of a push is kept with it: one computed differently would make every
+    retry of an earlier push a CONFLICT."""
+    at = dt.datetime(2026, 1, 31, 9, 0, tzinfo=dt.UTC)
+    kid = ChildDetails("P-1", "Alex", "Example", dt.date(2015, 3, 4), nhs_number="9434765919")
+    report = IncidentReport(
+        police_reference="R-1",
+        type=IncidentType.DOMESTIC_ABUSE,
+        occurred_at=at,
+        recorded_at=at,
+        location_council="E08000025",
+        children=(InvolvedChild(kid, present=True), InvolvedChild(dataclasses.replace(kid))),
+        dash_risk=DashRisk.HIGH,
+        summary="Synthetic.",
+        idempotency_key="K-1",
+    )
+    before = dataclasses.asdict(report)  # how fingerprints were computed until now
+    before.pop("idempotency_key")
+    canonical = json.dumps(before, sort_keys=True, default=str, separators=(",", ":"))
+    assert pushes.fingerprint(report) == hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def test_a_child_with_an_nhs_number_is_matched_as_in_a_single_push(
+    http: httpx.AsyncClient, live_server: LiveServer, db: Database
+) -> None:
+    """Another force's child with the same NHS number is linked, never returned: the batch's
+    child is the pushing force's own, and the combination is audited."""
+    nhs = f"9{uuid.uuid4().int % 10**9:09d}"
+    theirs = incident(
+        unique("BATCH-THEIRS"), children=[{"child": child(unique("BATCH-T"), nhsNumber=nhs)}]
+    )
+    token = live_server.token(Role.POLICE_OFFICER, OTHER_FORCE)
+    other = await http.post(
+        live_server.graphql_url,
+        json={"query": REPORT_INCIDENT, "variables": {"input": theirs}},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    their_child = other.json()["data"]["reportIncident"]["children"][0]["child"]["id"]
+    request_id = str(uuid.uuid4())
+    ours = [
+        incident(unique("BATCH-PLAIN")),
+        incident(
+            unique("BATCH-NHS"), children=[{"child": child(unique("BATCH-O"), nhsNumber=nhs)}]
+        ),
+    ]
+    body = await _push(http, live_server, ours, request_id=request_id)
+    assert "errors" not in body, body
+    our_child = body["data"]["reportIncidents"][1]["children"][0]["child"]["id"]
+    assert our_child != their_child
+    async with db.transaction(write=False) as session:
+        linked = await session.scalar(
+            sa.select(ChildLink.matched_child_id).where(ChildLink.child_id == our_child)  # type: ignore[arg-type]
+        )
+        operations = (
+            await session.execute(
+                sa.select(AuditEvent.operation).where(AuditEvent.request_id == request_id)  # type: ignore[arg-type]
+            )
+        ).scalars()
+        combined = set(operations)
+    assert linked == their_child
+    assert "combination" in combined
+
+
+@pytest.mark.skipif(not is_postgres(), reason="stage facts serve PostgreSQL's report")
+async def test_a_batch_keeps_the_stage_facts_a_single_push_keeps(
+    http: httpx.AsyncClient, live_server: LiveServer, db: Database
+) -> None:
+    single = await _push(http, live_server, incident(unique("FACT-ONE")), query=REPORT_INCIDENT)
+    batch = await _push(http, live_server, [incident(unique("FACT-MANY")) for _ in range(3)])
+    ids = [single["data"]["reportIncident"]["id"]]
+    ids += [r["id"] for r in batch["data"]["reportIncidents"]]
+    async with db.transaction(write=False) as session:
+        rows = (
+            await session.execute(
+                sa.text(
+                    "SELECT subject_id, council_code, event_at, shared_at FROM stage_fact "
+                    "WHERE record_type = 'Incident' AND subject_id = ANY(:ids)"
+                ),
+                {"ids": ids},
+            )
+        ).all()
+    councils: dict[str, set[str]] = {i: set() for i in ids}
+    for subject, council, *_ in rows:
+        councils[subject].add(council)
+    assert councils[ids[0]]
+    assert all(councils[i] == councils[ids[0]] for i in ids[1:])

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -25,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from hub import pushes, validation
+from hub.base import new_id
 from hub.children import service as children
 from hub.children.models import Child, ChildReference, ReferenceKind
 from hub.db import utcnow
@@ -32,6 +34,9 @@ from hub.errors import Conflict
 from hub.incidents import service as incidents
 from hub.incidents.models import Incident, IncidentChild
 from hub.incidents.service import IncidentReport
+from hub.timeliness import facts
+
+CHILDREN = Child.__table__  # type: ignore[attr-defined]
 
 Stored = tuple[Incident, bool]  # (the record, whether this push created it)
 
@@ -147,49 +152,103 @@ async def _pushed_before(
 async def _insert(
     session: AsyncSession, *, force_code: str, client_id: str, batch: Sequence[_Checked]
 ) -> list[Incident]:
-    rows = [
-        Incident(
-            force_code=force_code,
-            police_reference=record.report.police_reference,
-            idempotency_key=record.report.idempotency_key,
-            payload_hash=record.payload_hash,
-            type=record.report.type,
-            occurred_at=record.report.occurred_at,
-            recorded_at=record.report.recorded_at,
-            location_council_code=record.report.location_council,
-            dash_risk=record.report.dash_risk,
-            summary=record.report.summary,
-            operational_notes=record.report.operational_notes,
-            pushed_by_client=client_id,
-        )
-        for record in batch
-    ]
-    session.add_all(rows)
+    """The batch's new incidents and children, an INSERT per table (rows, not ORM objects: the
+    ORM's per-object work cost more than the database's)."""
+    incident_rows = [_incident_row(r, force_code=force_code, client_id=client_id) for r in batch]
     held = await _children_held(session, force_code=force_code, batch=batch)
-    links: dict[tuple[str, str], IncidentChild] = {}
-    for row, record in zip(rows, batch, strict=True):
+    new_children = _NewChildren(force_code=force_code)
+    links: dict[tuple[str, str], dict[str, Any]] = {}
+    for row, record in zip(incident_rows, batch, strict=True):
         for involved in record.report.children:
-            child = await _child(
+            child_id = await _child(
                 session,
                 held,
-                force_code=force_code,
+                new_children,
                 details=involved.child,
                 default_council=record.report.location_council,
             )
             link = links.setdefault(
-                (row.id, child.id), IncidentChild(incident_id=row.id, child_id=child.id)
+                (row["id"], child_id),
+                {
+                    "incident_id": row["id"],
+                    "child_id": child_id,
+                    "present": False,
+                    "household_member": False,
+                    "victim": False,
+                },
             )
-            link.present |= involved.present
-            link.household_member |= involved.household_member
-            link.victim |= involved.victim
-    session.add_all(links.values())
-    await session.flush()
-    return rows
+            link["present"] |= involved.present
+            link["household_member"] |= involved.household_member
+            link["victim"] |= involved.victim
+    await session.flush()  # placement changes to children the force held
+    await new_children.insert(session)
+    stored = list(
+        (
+            await session.execute(
+                sa.insert(Incident).returning(Incident, sort_by_parameter_order=True),
+                incident_rows,
+            )
+        ).scalars()
+    )
+    await session.execute(sa.insert(IncidentChild), list(links.values()))
+    # Rows the ORM did not flush: their stage facts are marked here instead.
+    facts.mark(session.sync_session, [("Incident", row["id"]) for row in incident_rows])
+    return stored
+
+
+def _incident_row(record: _Checked, *, force_code: str, client_id: str) -> dict[str, Any]:
+    report = record.report
+    return {
+        "id": new_id(),
+        "force_code": force_code,
+        "police_reference": report.police_reference,
+        "idempotency_key": report.idempotency_key,
+        "payload_hash": record.payload_hash,
+        "type": report.type,
+        "occurred_at": report.occurred_at,
+        "recorded_at": report.recorded_at,
+        "shared_at": utcnow(),
+        "location_council_code": report.location_council,
+        "dash_risk": report.dash_risk,
+        "summary": report.summary,
+        "operational_notes": report.operational_notes,
+        "pushed_by_client": client_id,
+    }
+
+
+@dataclasses.dataclass
+class _NewChildren:
+    """The force's new children (without NHS numbers) the batch names, and their references."""
+
+    force_code: str
+    rows: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    references: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+
+    def add(self, details: children.ChildDetails, *, default_council: str) -> str:
+        child = children.new_child(details, default_council=default_council)
+        row = {c.name: getattr(child, c.name) for c in CHILDREN.columns}
+        self.rows.append(row)
+        self.references.append(
+            {
+                "id": new_id(),
+                "child_id": row["id"],
+                "organisation_code": self.force_code,
+                "kind": ReferenceKind.POLICE_PERSON,
+                "value": details.police_reference,
+            }
+        )
+        return str(row["id"])
+
+    async def insert(self, session: AsyncSession) -> None:
+        if self.rows:
+            await session.execute(sa.insert(Child), self.rows)
+            await session.execute(sa.insert(ChildReference), self.references)
+        self.rows, self.references = [], []
 
 
 async def _children_held(
     session: AsyncSession, *, force_code: str, batch: Sequence[_Checked]
-) -> dict[str, Child]:
+) -> dict[str, Child | str]:
     """The force's children the batch names by the force's person reference, by reference."""
     references = {c.child.police_reference for r in batch for c in r.report.children}
     query = (
@@ -201,31 +260,37 @@ async def _children_held(
             col(ChildReference.value).in_(references),
         )
     )
-    return {reference: child for child, reference in (await session.execute(query)).all()}
+    found = (await session.execute(query)).all()
+    return {reference: child for child, reference in found}
 
 
 async def _child(
     session: AsyncSession,
-    held: dict[str, Child],
+    held: dict[str, Child | str],
+    new_children: _NewChildren,
     *,
-    force_code: str,
     details: children.ChildDetails,
     default_council: str,
-) -> Child:
-    """The child as `children.record_from_push` finds or records them, from the batch's lookup."""
-    child = held.get(details.police_reference)
-    if child is not None:
-        children.apply_placement(session, child, details)
-        return child
+) -> str:
+    """The id of the child as `children.record_from_push` finds or records them, from the
+    batch's lookup: a child the force held gets what the push says of their placement."""
+    known = held.get(details.police_reference)
+    if isinstance(known, Child):
+        children.apply_placement(session, known, details)
+        return known.id
+    if known is not None:  # recorded earlier in this batch, as `record_from_push` would find
+        return known
     if details.nhs_number is not None:
-        # Matching by NHS number reads what is stored: the batch's rows so far first.
-        await session.flush()
+        # Matching by NHS number reads what is stored: the batch's new children first.
+        await new_children.insert(session)
         child = await children.record_from_push(
-            session, force_code=force_code, details=details, default_council=default_council
+            session,
+            force_code=new_children.force_code,
+            details=details,
+            default_council=default_council,
         )
-    else:
-        child = children.new_child(details, default_council=default_council)
-        session.add(child)
-        session.add(children.police_reference(child, force_code=force_code, details=details))
-    held[details.police_reference] = child
-    return child
+        held[details.police_reference] = child
+        return child.id
+    child_id = new_children.add(details, default_council=default_council)
+    held[details.police_reference] = child_id
+    return child_id
