@@ -154,10 +154,14 @@ class RequestTransaction(SchemaExtension):
             if mutation:
                 # Before the audit's append: its lock on the chain's head is held until the
                 # commit, and every other push and audited read waits for it.
-                await publish_changes(session, context.served.changes)
                 await session.run_sync(facts.refresh_marked)
             if self.audited and released:
                 await self._write(context, session, released)
+            if mutation:
+                # After the append, under the chain's lock: the outbox's seq order is then the
+                # order of the commits, which subscribers rely on (one reading past seq 11
+                # while seq 10 is uncommitted would never be sent 10).
+                await publish_changes(session, context.served.changes)
             await session.commit()
             return
         await session.rollback()
