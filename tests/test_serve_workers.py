@@ -52,9 +52,13 @@ def _environment(url: str, data_dir: Path, issuer: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def two_workers(tmp_path: Path) -> Iterator[tuple[str, Settings]]:
+def two_workers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Settings]]:
     if not is_postgres():
         pytest.skip("more than one worker needs PostgreSQL")
+    # This process's settings (the tokens it issues) as the server's: from no HUB_ variable an
+    # earlier test left behind (`demo` sets some for the process).
+    for name in [k for k in os.environ if k.startswith("HUB_")]:
+        monkeypatch.delenv(name)
 
     async def create() -> Any:
         context = scratch_database(tmp_path, "hub_workers")
