@@ -47,6 +47,7 @@ class BenchFailed(Exception):
     raises this instead of returning figures, and the CLI prints the reason and exits 1.
     """
 
+
 PUSH = """mutation Push($input: ReportIncidentInput!) { reportIncident(input: $input) { id } }"""
 QUERY = """query Council($first: Int!) { incidents(first: $first) { edges { node {
   policeReference type occurredAt dashRisk force { name } locationCouncil { name }

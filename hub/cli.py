@@ -77,6 +77,10 @@ def serve(
     from hub import server  # noqa: PLC0415
     from hub.settings import get_settings  # noqa: PLC0415
 
+    if workers > 1 and get_settings().database_url.startswith("sqlite"):
+        # SQLite's one writer, and no LISTEN/NOTIFY to wake other processes' subscribers.
+        typer.echo("more than one worker needs PostgreSQL (HUB_DATABASE_URL)", err=True)
+        raise typer.Exit(2)
     uvicorn.run(
         "hub.app:create_app",
         factory=True,
@@ -314,6 +318,39 @@ def bench_peer(  # noqa: PLR0917 - typer's options are the parameters
     for figure in figures:
         for line in figure.lines():
             typer.echo(line)
+
+
+@app.command("bench-pushes")
+def bench_pushes(  # noqa: PLR0917 - typer's options are the parameters
+    database_url: str = PostgresBenchDatabase,
+    pushes: int = typer.Option(200, min=1, help="Single pushes per hub per round."),
+    concurrency: int = typer.Option(8, min=1, help="Single pushes in flight at once."),
+    batch: int = typer.Option(200, min=1, help="Records per batch push (reportIncidents)."),
+    batches: int = typer.Option(5, min=0, help="Batch pushes per hub per round (0: none)."),
+    rounds: int = typer.Option(5, min=1, help="Rounds the hubs take turns in."),
+    workers: str = typer.Option("1", help="Worker counts to serve this code with: 1,2"),
+    baseline: Path | None = typer.Option(
+        None, help="A source tree of other code (e.g. today's commit) to push to side by side."
+    ),
+) -> None:
+    """Pushes/s side by side: this code at each worker count, and a baseline's code."""
+    from hub.push_bench import run as run_pushes  # noqa: PLC0415
+
+    counts = tuple(int(n) for n in workers.split(","))
+    figures = _measured(
+        run_pushes(
+            database_url=database_url,
+            pushes=pushes,
+            concurrency=concurrency,
+            batch=batch,
+            batches=batches,
+            rounds=rounds,
+            workers=counts,
+            baseline=baseline.resolve() if baseline else None,
+        )
+    )
+    for line in figures.lines():
+        typer.echo(line)
 
 
 @app.command("bench-costs")

@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     # Clients (ids) that may report a federated gateway's responses to the audit: the gateway's
     # own OAuth client(s). Empty: no gateway is trusted (`POST /federation/audit` refuses all).
     federation_gateway_clients: list[str] = Field(default_factory=list)
+    # The most records one batch push (`reportIncidents`) may carry: a batch is one transaction
+    # and one response, held in memory whole. (The body limit bounds it too: about 400 records.)
+    max_push_batch: int = Field(default=200, ge=1, le=1000)
 
     @property
     def is_production(self) -> bool:

@@ -264,6 +264,7 @@ async def test_subscription_deliveries_carry_exactly_the_allowed_fields(
 # Who may call each mutation: the permission class that guards it, read from the code.
 MUTATION_ROLES = {
     "reportIncident": PushesPoliceRecords.roles,
+    "reportIncidents": PushesPoliceRecords.roles,
     "recordMissingEpisode": PushesPoliceRecords.roles,
     "updateMissingEpisode": PushesPoliceRecords.roles,
     "updateInvestigationStatus": PushesPoliceRecords.roles,
@@ -273,6 +274,7 @@ MUTATION_ROLES = {
 # The table where a refused push would have stored its record.
 STORED_IN = {
     "reportIncident": Incident,
+    "reportIncidents": Incident,
     "recordMissingEpisode": MissingEpisode,
     "updateInvestigationStatus": Investigation,
 }
@@ -318,6 +320,7 @@ async def _arguments(
     reference = unique("MX-MUT")
     payloads: dict[str, dict[str, Any]] = {
         "reportIncident": incident(reference),
+        "reportIncidents": [incident(reference)],
         "recordMissingEpisode": missing_episode(reference),
         "updateInvestigationStatus": status_change(reference, "OPEN", hours=1),
     }
@@ -370,6 +373,10 @@ async def test_mutation_responses_carry_exactly_the_allowed_fields(
         return
     record = body["data"][name]
     assert record is not None, body
-    _assert_exactly_allowed(role, returned.name, record, _forbidden_at(body, (name,)))
+    place: tuple[Any, ...] = (name,)
+    if isinstance(record, list):  # a batch push (`reportIncidents`): its one record
+        (record,) = record
+        place = (name, 0)
+    _assert_exactly_allowed(role, returned.name, record, _forbidden_at(body, place))
     if name in STORED_IN:
         assert await _stored(db, name, reference) == 1

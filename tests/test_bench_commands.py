@@ -252,3 +252,17 @@ def test_a_peer_answer_with_errors_or_short_is_a_failure() -> None:
     assert _short(hub, root="incidents", expected=1) is None
     failed = {"data": None, "errors": [{"message": "x", "extensions": {"code": "FORBIDDEN"}}]}
     assert _short(failed, root="incidents", expected=1) == "errors FORBIDDEN"
+
+
+@pytest.mark.skipif(not is_postgres(), reason="bench-pushes serves two workers: PostgreSQL")
+def test_bench_pushes_prints_ratios_or_refuses() -> None:
+    tiny = ("--database-url", POSTGRES_URL, "--pushes", "6", "--concurrency", "2")
+    run = _bench(
+        "bench-pushes", *tiny, "--batch", "3", "--batches", "1", "--rounds", "1", "--workers", "1,2"
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "pushes: workers=2 / workers=1 median" in run.stdout
+    assert "batch records: workers=2 / workers=1 median" in run.stdout
+    # Batches over HUB_MAX_PUSH_BATCH (200): every one is refused, so no rate.
+    refused = _bench("bench-pushes", *tiny, "--batch", "201", "--batches", "1", "--rounds", "1")
+    _assert_no_rate(refused)

@@ -112,7 +112,7 @@ async def record_from_push(
         return await _create(
             session, force_code=force_code, details=details, default_council=default_council
         )
-    _apply_placement(session, child, details)
+    apply_placement(session, child, details)
     return child
 
 
@@ -141,7 +141,7 @@ _PLACEMENT = (  # (ChildDetails attribute, Child column, GraphQL field the audit
 )
 
 
-def _apply_placement(session: AsyncSession, child: Child, details: ChildDetails) -> None:
+def apply_placement(session: AsyncSession, child: Child, details: ChildDetails) -> None:
     """Called only with a child the pushing force holds: it is the force's record to change."""
     changed = []
     for attribute, column, field in _PLACEMENT:
@@ -167,16 +167,7 @@ def _audited(child: Child, *, fields: tuple[str, ...] = ()) -> ServedRecord:
 async def _create(
     session: AsyncSession, *, force_code: str, details: ChildDetails, default_council: str
 ) -> Child:
-    child = Child(
-        given_name=details.given_name,
-        family_name=details.family_name,
-        date_of_birth=details.date_of_birth,
-        nhs_number=details.nhs_number,
-        responsible_council_code=details.responsible_council or default_council,
-        host_council_code=details.host_council,
-        school_code=details.school,
-        looked_after=bool(details.looked_after),
-    )
+    child = new_child(details, default_council=default_council)
     try:
         async with session.begin_nested():
             session.add(child)
@@ -192,6 +183,30 @@ async def _create(
         return found
     await _link_matches(session, child=child, force_code=force_code)
     return child
+
+
+def new_child(details: ChildDetails, *, default_council: str) -> Child:
+    """The force's new child as the push describes them (not yet added to the session)."""
+    return Child(
+        given_name=details.given_name,
+        family_name=details.family_name,
+        date_of_birth=details.date_of_birth,
+        nhs_number=details.nhs_number,
+        responsible_council_code=details.responsible_council or default_council,
+        host_council_code=details.host_council,
+        school_code=details.school,
+        looked_after=bool(details.looked_after),
+    )
+
+
+def police_reference(child: Child, *, force_code: str, details: ChildDetails) -> ChildReference:
+    """The force's person reference for the child, by which its later pushes find them."""
+    return ChildReference(
+        child_id=child.id,
+        organisation_code=force_code,
+        kind=ReferenceKind.POLICE_PERSON,
+        value=details.police_reference,
+    )
 
 
 async def _link_matches(session: AsyncSession, *, child: Child, force_code: str) -> None:
@@ -225,12 +240,5 @@ async def _link_matches(session: AsyncSession, *, child: Child, force_code: str)
 async def _add_reference(
     session: AsyncSession, *, child: Child, force_code: str, details: ChildDetails
 ) -> None:
-    session.add(
-        ChildReference(
-            child_id=child.id,
-            organisation_code=force_code,
-            kind=ReferenceKind.POLICE_PERSON,
-            value=details.police_reference,
-        )
-    )
+    session.add(police_reference(child, force_code=force_code, details=details))
     await session.flush()

@@ -25,6 +25,7 @@ from hub.errors import HubError
 from hub.graphql import audit_trail, messages
 from hub.graphql.context import HubContext
 from hub.graphql.operation import root_fields
+from hub.timeliness import facts
 
 log = logging.getLogger("hub.graphql")
 
@@ -154,9 +155,16 @@ class RequestTransaction(SchemaExtension):
                     combined=audit.combinations(session),
                     altered=audit.alterations(session),
                 )
+            if mutation:
+                # Before the audit's append: its lock on the chain's head is held until the
+                # commit, and every other push and audited read waits for it.
+                await session.run_sync(facts.refresh_marked)
             if self.audited and released:
                 await self._write(context, session, released)
             if mutation:
+                # After the append, under the chain's lock: the outbox's seq order is then the
+                # order of the commits, which subscribers rely on (one reading past seq 11
+                # while seq 10 is uncommitted would never be sent 10).
                 await publish_changes(session, context.served.changes)
             await session.commit()
             return

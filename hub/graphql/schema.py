@@ -29,6 +29,7 @@ from hub.audit.types import AuditQuery
 from hub.changes.fanout import FanoutExecutor
 from hub.changes.types import Subscription
 from hub.children.types import Child
+from hub.errors import InvalidInput
 from hub.graphql.connection import Connection
 from hub.graphql.context import Info
 from hub.graphql.documents import CachedDocuments, ValidDocuments
@@ -43,6 +44,7 @@ from hub.graphql.filters import GuardedFilter, checked
 from hub.graphql.inputs import InputText
 from hub.graphql.scalars import OVERRIDES
 from hub.graphql.transport import SubscriptionsOverWebSocket
+from hub.incidents import batch as incident_batch
 from hub.incidents import service as incidents
 from hub.incidents.types import Incident, IncidentFilterInput, ReportIncidentInput
 from hub.investigations import service as investigations
@@ -233,6 +235,37 @@ class Mutation(TimelinessMutation):
             info.context.served.changed("Incident", row.id, S62Operation.COLLECTION)
             await note_shared(info, "Incident", row)
         return Incident.of(row)
+
+    @strawberry.mutation(
+        permission_classes=[PushesPoliceRecords],
+        description=(
+            "Push many incidents at once (a force loading its history), all or none: a record "
+            "that fails its checks is named (`input.3.occurredAt`) and nothing is stored. Each "
+            "record is idempotent as in reportIncident, so a retried batch stores nothing new. "
+            "At most `HUB_MAX_PUSH_BATCH` records (200 by default)."
+        ),
+    )
+    async def report_incidents(
+        self,
+        info: Info,
+        input: list[ReportIncidentInput],  # noqa: A002
+    ) -> list[Incident] | None:
+        limit = info.context.hub.settings.max_push_batch
+        if not 0 < len(input) <= limit:
+            msg = f"input must hold from 1 to {limit} incidents"
+            raise InvalidInput(msg, field="input")
+        p = info.context.principal
+        stored = await incident_batch.report_many(
+            info.context.session,
+            force_code=p.organisation_code,
+            client_id=p.client_id,
+            reports=[given.command() for given in input],
+        )
+        for row, created in stored:
+            if created:
+                info.context.served.changed("Incident", row.id, S62Operation.COLLECTION)
+                await note_shared(info, "Incident", row)
+        return [Incident.of(row) for row, _ in stored]
 
     @strawberry.mutation(
         permission_classes=[PushesPoliceRecords],

@@ -51,49 +51,57 @@ class IncidentFilter:
     dash_risks: tuple[DashRisk, ...] = ()
 
 
-async def _validated(session: AsyncSession, report: IncidentReport) -> IncidentReport:
-    now = utcnow()
-    occurred = validation.event_time(report.occurred_at, field="input.occurredAt", now=now)
-    recorded = validation.event_time(report.recorded_at, field="input.recordedAt", now=now)
-    validation.not_before(recorded, occurred, field="input.recordedAt", what="occurredAt")
+def checked(
+    report: IncidentReport, *, now: dt.datetime, at: str = "input"
+) -> tuple[IncidentReport, list[tuple[str, str, OrganisationKind]]]:
+    """The report normalised, and the organisation codes it names (with their fields) for the
+    caller to look up: a batch looks up all of its records' codes at once. `at` is the path
+    of the report in the request (`input`, or `input.3` in a batch), which errors name."""
+    occurred = validation.event_time(report.occurred_at, field=f"{at}.occurredAt", now=now)
+    recorded = validation.event_time(report.recorded_at, field=f"{at}.recordedAt", now=now)
+    validation.not_before(recorded, occurred, field=f"{at}.recordedAt", what="occurredAt")
     if not report.children:
-        raise InvalidInput("input.children must name at least one child", field="input.children")
+        raise InvalidInput(f"{at}.children must name at least one child", field=f"{at}.children")
     involved = tuple(
         dataclasses.replace(
             c,
-            child=children.normalise(c.child, field=f"input.children.{i}.child", today=now.date()),
+            child=children.normalise(c.child, field=f"{at}.children.{i}.child", today=now.date()),
         )
         for i, c in enumerate(report.children)
     )
-    await validation.require_organisations(
-        session,
-        [
-            (report.location_council, "input.locationCouncil", OrganisationKind.COUNCIL),
-            *(
-                code
-                for i, c in enumerate(involved)
-                for code in children.council_codes(c.child, field=f"input.children.{i}.child")
-            ),
-        ],
-    )
-    return dataclasses.replace(
+    codes = [
+        (report.location_council, f"{at}.locationCouncil", OrganisationKind.COUNCIL),
+        *(
+            code
+            for i, c in enumerate(involved)
+            for code in children.council_codes(c.child, field=f"{at}.children.{i}.child")
+        ),
+    ]
+    normalised = dataclasses.replace(
         report,
         police_reference=validation.text(
-            report.police_reference, field="input.policeReference", max_length=64
+            report.police_reference, field=f"{at}.policeReference", max_length=64
         ),
         operational_notes=validation.text(
             report.operational_notes,
-            field="input.operationalNotes",
+            field=f"{at}.operationalNotes",
             max_length=4000,
             required=False,
         ),
         summary=validation.text(
-            report.summary, field="input.summary", max_length=4000, required=False
+            report.summary, field=f"{at}.summary", max_length=4000, required=False
         ),
         occurred_at=occurred,
         recorded_at=recorded,
         children=involved,
     )
+    return normalised, codes
+
+
+async def _validated(session: AsyncSession, report: IncidentReport) -> IncidentReport:
+    normalised, codes = checked(report, now=utcnow())
+    await validation.require_organisations(session, codes)
+    return normalised
 
 
 async def report(

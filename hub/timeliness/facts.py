@@ -377,6 +377,21 @@ def _before_commit(session: Session) -> None:
     # own flush comes after this event: flush first, so that its writes are marked too.
     if not _is_postgres(session):
         return
+    if session.in_nested_transaction():
+        # A savepoint's release is no commit (SQLAlchemy sends this event for both): the
+        # facts are refreshed once, at the transaction's own commit, for everything marked.
+        return
+    refresh_marked(session)
+
+
+def refresh_marked(session: Session) -> None:
+    """Refresh the facts of every record marked so far (PostgreSQL; else nothing).
+
+    The commit does this anyway; a request calls it earlier, before the audit's append, so that
+    these statements do not run while it holds the lock on the chain's head.
+    """
+    if not _is_postgres(session):
+        return
     session.flush()
     pending: set[Subject] = session.info.pop(_PENDING, set())
     if pending:

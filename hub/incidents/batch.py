@@ -1,0 +1,296 @@
+"""A force loading its history: many incidents in one push, checked and stored together.
+
+All or nothing: every record is checked before anything is stored (an error names the record,
+`input.3.occurredAt`), and the request's one transaction keeps all of them or none. Each record
+is idempotent as a single push is (`hub.pushes`): one pushed before with the same content is
+returned and not stored again, different content under its police reference or idempotency key
+is a CONFLICT naming the record, and so is a second record in the batch that takes another's
+key with different content (the same content twice is one record).
+
+The batch costs a few statements, not a few per record: one lookup of the organisations named,
+one of the incidents pushed before, one of the children the force already holds, and one INSERT
+per table. Two rare cases take the single push's path, record by record: a new child with an
+NHS number (matched and linked to other organisations' children, a combination the audit
+logs), and a batch that loses a race with a concurrent push of one of its records.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from hub import pushes, validation
+from hub.base import new_id
+from hub.children import service as children
+from hub.children.models import Child, ChildReference, ReferenceKind
+from hub.db import utcnow
+from hub.errors import Conflict
+from hub.incidents import service as incidents
+from hub.incidents.models import Incident, IncidentChild
+from hub.incidents.service import IncidentReport
+from hub.timeliness import facts
+
+CHILDREN = Child.__table__  # type: ignore[attr-defined]
+
+Stored = tuple[Incident, bool]  # (the record, whether this push created it)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Checked:
+    at: str  # where the record is in the request: `input.3`
+    report: IncidentReport
+    payload_hash: str
+
+    def names(self) -> list[tuple[str, str]]:
+        named = [("reference", self.report.police_reference)]
+        if self.report.idempotency_key is not None:
+            named.append(("key", self.report.idempotency_key))
+        return named
+
+
+async def report_many(
+    session: AsyncSession,
+    *,
+    force_code: str,
+    client_id: str,
+    reports: Sequence[IncidentReport],
+) -> list[Stored]:
+    """Record each pushed incident once, in order; return (record, created) for each."""
+    batch = await _checked(session, reports)
+    before = await _pushed_before(session, force_code=force_code, batch=batch)
+    results: list[Stored | None] = [None] * len(batch)
+    fresh: dict[tuple[str, str], int] = {}  # a new record's keys: its place in the batch
+    new: list[int] = []
+    for place, record in enumerate(batch):
+        earlier = next((before[k] for k in record.names() if k in before), None)
+        if earlier is not None:
+            results[place] = (_same(earlier, record), False)
+            continue
+        twin = next((fresh[k] for k in record.names() if k in fresh), None)
+        if twin is None:
+            fresh.update(dict.fromkeys(record.names(), place))
+            new.append(place)
+        elif batch[twin].payload_hash != record.payload_hash:
+            raise _conflict(record)
+    try:
+        async with session.begin_nested():
+            rows = await _insert(
+                session, force_code=force_code, client_id=client_id, batch=[batch[p] for p in new]
+            )
+    except IntegrityError:
+        # A concurrent push stored one of these first: the single push's path finds it.
+        return [
+            await incidents.report(
+                session, force_code=force_code, client_id=client_id, incident=record.report
+            )
+            for record in batch
+        ]
+    for place, row in zip(new, rows, strict=True):
+        results[place] = (row, True)
+    for place, record in enumerate(batch):
+        if results[place] is None:  # the same record twice in the batch: the first one's row
+            twin = next(fresh[k] for k in record.names() if k in fresh)
+            results[place] = (_stored(results[twin])[0], False)
+    return [_stored(result) for result in results]
+
+
+def _stored(result: Stored | None) -> Stored:
+    assert result is not None  # noqa: S101 - every place is filled above
+    return result
+
+
+async def _checked(session: AsyncSession, reports: Sequence[IncidentReport]) -> list[_Checked]:
+    now = utcnow()
+    batch, codes = [], []
+    for place, report in enumerate(reports):
+        at = f"input.{place}"
+        normalised, named = incidents.checked(report, now=now, at=at)
+        batch.append(_Checked(at, normalised, pushes.fingerprint(normalised)))
+        codes += named
+    await validation.require_organisations(session, codes)
+    return batch
+
+
+def _same(earlier: Incident, record: _Checked) -> Incident:
+    if earlier.payload_hash != record.payload_hash:
+        raise _conflict(record)
+    return earlier
+
+
+def _conflict(record: _Checked) -> Conflict:
+    return Conflict(
+        f"{record.at}: a different incident was already pushed with this police reference "
+        "or idempotency key",
+        field=record.at,
+    )
+
+
+async def _pushed_before(
+    session: AsyncSession, *, force_code: str, batch: Sequence[_Checked]
+) -> dict[tuple[str, str], Incident]:
+    """The force's incidents pushed before under any of the batch's references or keys."""
+    references = {r.report.police_reference for r in batch}
+    keys = {r.report.idempotency_key for r in batch} - {None}
+    named: sa.ColumnElement[bool] = col(Incident.police_reference).in_(references)
+    if keys:
+        named = sa.or_(named, col(Incident.idempotency_key).in_(keys))
+    query = sa.select(Incident).where(col(Incident.force_code) == force_code, named)
+    found: dict[tuple[str, str], Incident] = {}
+    for row in (await session.execute(query)).scalars():
+        found[("reference", row.police_reference)] = row
+        if row.idempotency_key is not None:
+            found[("key", row.idempotency_key)] = row
+    return found
+
+
+async def _insert(
+    session: AsyncSession, *, force_code: str, client_id: str, batch: Sequence[_Checked]
+) -> list[Incident]:
+    """The batch's new incidents and children, an INSERT per table (rows, not ORM objects: the
+    ORM's per-object work cost more than the database's)."""
+    incident_rows = [_incident_row(r, force_code=force_code, client_id=client_id) for r in batch]
+    held = await _children_held(session, force_code=force_code, batch=batch)
+    new_children = _NewChildren(force_code=force_code)
+    links: dict[tuple[str, str], dict[str, Any]] = {}
+    for row, record in zip(incident_rows, batch, strict=True):
+        for involved in record.report.children:
+            child_id = await _child(
+                session,
+                held,
+                new_children,
+                details=involved.child,
+                default_council=record.report.location_council,
+            )
+            link = links.setdefault(
+                (row["id"], child_id),
+                {
+                    "incident_id": row["id"],
+                    "child_id": child_id,
+                    "present": False,
+                    "household_member": False,
+                    "victim": False,
+                },
+            )
+            link["present"] |= involved.present
+            link["household_member"] |= involved.household_member
+            link["victim"] |= involved.victim
+    await session.flush()  # placement changes to children the force held
+    await new_children.insert(session)
+    stored = list(
+        (
+            await session.execute(
+                sa.insert(Incident).returning(Incident, sort_by_parameter_order=True),
+                incident_rows,
+            )
+        ).scalars()
+    )
+    await session.execute(sa.insert(IncidentChild), list(links.values()))
+    # Rows the ORM did not flush: their stage facts are marked here instead.
+    facts.mark(session.sync_session, [("Incident", row["id"]) for row in incident_rows])
+    return stored
+
+
+def _incident_row(record: _Checked, *, force_code: str, client_id: str) -> dict[str, Any]:
+    report = record.report
+    return {
+        "id": new_id(),
+        "force_code": force_code,
+        "police_reference": report.police_reference,
+        "idempotency_key": report.idempotency_key,
+        "payload_hash": record.payload_hash,
+        "type": report.type,
+        "occurred_at": report.occurred_at,
+        "recorded_at": report.recorded_at,
+        "shared_at": utcnow(),
+        "location_council_code": report.location_council,
+        "dash_risk": report.dash_risk,
+        "summary": report.summary,
+        "operational_notes": report.operational_notes,
+        "pushed_by_client": client_id,
+    }
+
+
+@dataclasses.dataclass
+class _NewChildren:
+    """The force's new children (without NHS numbers) the batch names, and their references."""
+
+    force_code: str
+    rows: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    references: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+
+    def add(self, details: children.ChildDetails, *, default_council: str) -> str:
+        child = children.new_child(details, default_council=default_council)
+        row = {c.name: getattr(child, c.name) for c in CHILDREN.columns}
+        self.rows.append(row)
+        self.references.append(
+            {
+                "id": new_id(),
+                "child_id": row["id"],
+                "organisation_code": self.force_code,
+                "kind": ReferenceKind.POLICE_PERSON,
+                "value": details.police_reference,
+            }
+        )
+        return str(row["id"])
+
+    async def insert(self, session: AsyncSession) -> None:
+        if self.rows:
+            await session.execute(sa.insert(Child), self.rows)
+            await session.execute(sa.insert(ChildReference), self.references)
+        self.rows, self.references = [], []
+
+
+async def _children_held(
+    session: AsyncSession, *, force_code: str, batch: Sequence[_Checked]
+) -> dict[str, Child | str]:
+    """The force's children the batch names by the force's person reference, by reference."""
+    references = {c.child.police_reference for r in batch for c in r.report.children}
+    query = (
+        sa.select(Child, col(ChildReference.value))
+        .join(ChildReference, col(ChildReference.child_id) == Child.id)
+        .where(
+            col(ChildReference.organisation_code) == force_code,
+            col(ChildReference.kind) == ReferenceKind.POLICE_PERSON,
+            col(ChildReference.value).in_(references),
+        )
+    )
+    found = (await session.execute(query)).all()
+    return {reference: child for child, reference in found}
+
+
+async def _child(
+    session: AsyncSession,
+    held: dict[str, Child | str],
+    new_children: _NewChildren,
+    *,
+    details: children.ChildDetails,
+    default_council: str,
+) -> str:
+    """The id of the child as `children.record_from_push` finds or records them, from the
+    batch's lookup: a child the force held gets what the push says of their placement."""
+    known = held.get(details.police_reference)
+    if isinstance(known, Child):
+        children.apply_placement(session, known, details)
+        return known.id
+    if known is not None:  # recorded earlier in this batch, as `record_from_push` would find
+        return known
+    if details.nhs_number is not None:
+        # Matching by NHS number reads what is stored: the batch's new children first.
+        await new_children.insert(session)
+        child = await children.record_from_push(
+            session,
+            force_code=new_children.force_code,
+            details=details,
+            default_council=default_council,
+        )
+        held[details.police_reference] = child
+        return child.id
+    child_id = new_children.add(details, default_council=default_council)
+    held[details.police_reference] = child_id
+    return child_id

@@ -1,0 +1,213 @@
+"""`safeguarding-hub bench-pushes`: pushes side by side, in one run, taking turns.
+
+Each hub under test is a real `safeguarding-hub serve` process on a scratch database of its own:
+this code with 1 worker and (with `--workers 1,2`) with 2; and, given `--baseline DIR` (a source
+tree of another commit, e.g. `git archive 9ac7754 | tar -x -C DIR`), that code with 1 worker,
+migrated by its own migrations. The hubs take turns in rounds, in a rotating order, so that the
+machine's drift (two cores shared with others) falls on all of them; each round's rates give
+the ratios, and the median ratio and its spread over the rounds are printed, not one run's.
+
+Single pushes are `reportIncident` at `--concurrency` in flight. Batches are `reportIncidents`
+of `--batch` records (this code only; a baseline without it is skipped for them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+import hub
+from hub.access.keys import KeySet
+from hub.access.models import Role
+from hub.access.tokens import issue_access_token
+from hub.bench import (
+    FORCE,
+    PUSH,
+    BenchFailed,
+    Figures,
+    _drive,
+    _failure,
+    _free_port,
+    _incident,
+    _wait_ready,
+    scratch_database,
+)
+from hub.demo import EXAMPLE_PURPOSE
+from hub.settings import Settings
+
+PUSH_MANY = """mutation Push($input: [ReportIncidentInput!]!) {
+  reportIncidents(input: $input) { id } }"""
+THIS_CODE = Path(hub.__file__).resolve().parents[1]
+
+
+@dataclasses.dataclass
+class Hub:
+    """One hub under test: its name, where its code is, and (once started) its address."""
+
+    name: str
+    source: Path
+    workers: int
+    batches: bool = True  # whether it has `reportIncidents` (a baseline may not)
+    base: str = ""
+    headers: dict[str, str] = dataclasses.field(default_factory=dict)
+    pushes: list[float] = dataclasses.field(default_factory=list)  # pushes/s per round
+    records: list[float] = dataclasses.field(default_factory=list)  # batch records/s per round
+    latencies: list[float] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class PushFigures:
+    hubs: list[Hub]
+    concurrency: int
+    batch: int
+    rounds: int
+
+    def lines(self) -> list[str]:
+        lines = [
+            (
+                f"{self.rounds} rounds, hubs taking turns in a rotating order; "
+                f"single pushes at {self.concurrency} in flight, batches of {self.batch}"
+            )
+        ]
+        for h in self.hubs:
+            p50 = statistics.median(h.latencies) * 1000
+            rate = statistics.median(h.pushes)
+            line = f"{h.name:<12} pushes  median {rate:8.1f}/s  p50 {p50:6.1f} ms"
+            if h.records:
+                line += f"   batch records median {statistics.median(h.records):8.1f}/s"
+            lines.append(line)
+        lines += self._ratios("pushes", lambda h: h.pushes)
+        lines += self._ratios("batch records", lambda h: h.records)
+        return lines
+
+    def _ratios(self, what: str, rates: Any) -> list[str]:
+        found = [h for h in self.hubs if rates(h)]
+        lines = []
+        for i, over in enumerate(found):
+            for under in found[i + 1 :]:
+                ratios = [b / a for a, b in zip(rates(over), rates(under), strict=True)]
+                lines.append(f"{what}: {under.name} / {over.name} {_spread(ratios)}")
+        return lines
+
+
+def _spread(ratios: list[float]) -> str:
+    ordered = sorted(ratios)
+    return (
+        f"median {statistics.median(ordered):.2f}x "
+        f"(rounds from {ordered[0]:.2f}x to {ordered[-1]:.2f}x)"
+    )
+
+
+@contextlib.asynccontextmanager
+async def _serving(h: Hub, database_url: str) -> AsyncIterator[Hub]:
+    async with scratch_database(database_url, prefix="hub_bench_push") as url:
+        data_dir = Path(tempfile.mkdtemp(prefix="hub-bench-"))
+        port = _free_port()
+        h.base = f"http://127.0.0.1:{port}"
+        env = {
+            **os.environ,
+            "HUB_DATABASE_URL": url,
+            "HUB_DATA_DIR": str(data_dir),
+            "HUB_ISSUER": h.base,
+            "HUB_MODE": "development",
+            # Its own code first: the baseline's tree, or this one's.
+            "PYTHONPATH": os.pathsep.join([str(h.source), os.environ.get("PYTHONPATH", "")]),
+        }
+        hub_command = [sys.executable, "-m", "hub"]
+        migrated = subprocess.run(  # noqa: S603, ASYNC221 - our own CLI, before any await
+            [*hub_command, "migrate"], env=env, cwd=h.source, capture_output=True, check=False
+        )
+        if migrated.returncode != 0:
+            msg = f"{h.name}: migrate failed (exit {migrated.returncode})"
+            raise BenchFailed(msg)
+        settings = Settings(database_url=url, data_dir=data_dir, issuer=h.base)
+        keys = KeySet.for_settings(settings)
+        token = issue_access_token(
+            settings=settings,
+            keys=keys,
+            client_id="bench-police",
+            organisation_code=FORCE,
+            role=Role.POLICE_OFFICER,
+            user="bench-user",
+            purpose=EXAMPLE_PURPOSE[Role.POLICE_OFFICER],
+        )
+        h.headers = {"Authorization": f"Bearer {token}"}
+        serve = [*hub_command, "serve", "--port", str(port), "--workers", str(h.workers)]
+        process = subprocess.Popen(serve, env=env, cwd=h.source)  # noqa: S603, ASYNC220
+        try:
+            await _wait_ready(h.base, process)
+            yield h
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+async def _singles(h: Hub, count: int, concurrency: int, run: str) -> Figures:
+    limits = httpx.Limits(max_connections=concurrency)
+    async with httpx.AsyncClient(base_url=h.base, timeout=60, limits=limits) as client:
+
+        async def push(number: int) -> str | None:
+            body = {"query": PUSH, "variables": {"input": _incident(number, run)}}
+            response = await client.post("/graphql", json=body, headers=h.headers)
+            return _failure(response, field="reportIncident")
+
+        return (await _drive(f"{h.name} pushes", count, concurrency, push)).checked()
+
+
+async def _batches(h: Hub, count: int, size: int, concurrency: int, run: str) -> Figures:
+    async with httpx.AsyncClient(base_url=h.base, timeout=120) as client:
+
+        async def push(number: int) -> str | None:
+            batch = [_incident(number * size + k, run) for k in range(size)]
+            body = {"query": PUSH_MANY, "variables": {"input": batch}}
+            response = await client.post("/graphql", json=body, headers=h.headers)
+            failure = _failure(response, field="reportIncidents")
+            stored = (response.json().get("data") or {}).get("reportIncidents") or []
+            if failure is None and len(stored) != size:
+                failure = f"{len(stored)} records stored where {size} were sent"
+            return failure
+
+        return (await _drive(f"{h.name} batches", count, concurrency, push)).checked()
+
+
+async def run(
+    *,
+    database_url: str,
+    pushes: int,
+    concurrency: int,
+    batch: int,
+    batches: int,
+    rounds: int,
+    workers: tuple[int, ...],
+    baseline: Path | None,
+) -> PushFigures:
+    hubs = [Hub(f"workers={n}", THIS_CODE, n) for n in workers]
+    if baseline is not None:
+        hubs.insert(0, Hub("baseline", baseline, 1, batches=False))
+    async with contextlib.AsyncExitStack() as stack:
+        for h in hubs:
+            await stack.enter_async_context(_serving(h, database_url))
+        run_id = uuid.uuid4().hex[:6].upper()
+        for h in hubs:  # warm-up, not counted
+            await _singles(h, min(20, pushes), concurrency, f"W{run_id}")
+        for turn in range(rounds):
+            order = hubs[turn % len(hubs) :] + hubs[: turn % len(hubs)]
+            for h in order:
+                singles = await _singles(h, pushes, concurrency, f"S{turn}{run_id}")
+                h.pushes.append(singles.count / singles.seconds)
+                h.latencies += singles.latencies
+                if batches and h.batches:
+                    many = await _batches(h, batches, batch, 2, f"B{turn}{run_id}")
+                    h.records.append(many.count * batch / many.seconds)
+    return PushFigures(hubs=hubs, concurrency=concurrency, batch=batch, rounds=rounds)
