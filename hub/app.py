@@ -12,6 +12,7 @@ from http import HTTPStatus
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
@@ -33,6 +34,12 @@ from hub.errors import HubError, Unauthenticated
 from hub.graphql.context import HubContext
 from hub.graphql.media import GRAPHQL_RESPONSE_JSON, prefers_graphql_response_json
 from hub.graphql.schema import build_schema
+from hub.limits.unavailable import (
+    RETRY_AFTER_SECONDS,
+    UNAVAILABLE_CODES,
+    Unavailable,
+    retry_headers,
+)
 from hub.settings import Settings, get_settings
 from hub.timeliness import dashboard
 
@@ -141,6 +148,13 @@ class ResponseMedia:
                     "status": state.get("graphql_status", message["status"]),
                     "headers": [*headers, (b"content-type", media)],
                 }
+            if message["type"] == "http.response.start" and "retry_after" in state:
+                # Retryable whatever the media type: 503 and when to come back.
+                message = {
+                    **message,
+                    "status": HTTPStatus.SERVICE_UNAVAILABLE,
+                    "headers": [*message["headers"], *retry_headers(state["retry_after"])],
+                }
             await send(message)
 
         await self.app(scope, receive, send_with_media)
@@ -204,6 +218,8 @@ class HubGraphQL(GraphQL[HubContext, None]):
         self, request: Request, result: ExecutionResult
     ) -> GraphQLHTTPResponse:
         body = await super().process_result(request, result)
+        if any((e.extensions or {}).get("code") in UNAVAILABLE_CODES for e in result.errors or ()):
+            request.state.retry_after = RETRY_AFTER_SECONDS
         if prefers_graphql_response_json(request.headers.get("accept", "")):
             request.state.graphql_media_type = GRAPHQL_RESPONSE_JSON
             # Errors without a path are request errors: nothing ran, so no `data` and a 400.
@@ -270,6 +286,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
             *dashboard.routes(),
         ],
         lifespan=lifespan,
+        middleware=[Middleware(Unavailable)],
     )
     app.state.hub = state
     return BodyLimit(app, max_bytes=settings.max_body_bytes)

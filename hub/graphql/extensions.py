@@ -24,6 +24,7 @@ from hub.errors import HubError
 from hub.graphql import audit_trail
 from hub.graphql.context import HubContext
 from hub.graphql.operation import root_fields
+from hub.limits.unavailable import is_transient, unavailable
 
 log = logging.getLogger("hub.graphql")
 
@@ -57,14 +58,14 @@ class RequestTransaction(SchemaExtension):
             try:
                 yield
             except BaseException:
-                await session.rollback()
+                await _rollback(session)
                 raise
             try:
                 await self._finish(
                     context, session, self.execution_context.result, mutation=mutation, write=write
                 )
-            except (AuditWriteFailed, SQLAlchemyError) as error:
-                await session.rollback()
+            except (AuditWriteFailed, SQLAlchemyError, OSError) as error:
+                await _rollback(session)
                 # Raised, not returned: strawberry then answers with this error and no data.
                 raise self._audit_failure(context, error) from error
             if mutation:
@@ -85,8 +86,8 @@ class RequestTransaction(SchemaExtension):
                     mutation=False,
                     write=context.hub.db.audits_reads_in_place,
                 )
-            except (AuditWriteFailed, SQLAlchemyError) as error:
-                await session.rollback()
+            except (AuditWriteFailed, SQLAlchemyError, OSError) as error:
+                await _rollback(session)
                 result.data = None
                 result.errors = [self._audit_failure(context, error)]
             else:
@@ -188,6 +189,15 @@ class UnauditedTransaction(RequestTransaction):
     audited = False
 
 
+async def _rollback(session: AsyncSession) -> None:
+    """Undo the transaction; a connection the database dropped has nothing left to undo."""
+    try:
+        await session.rollback()
+    except (SQLAlchemyError, OSError) as error:
+        if not is_transient(error):
+            raise
+
+
 def _asks_for_entities(execution: Any) -> bool:
     return "_entities" in (root_fields(execution) or [])
 
@@ -265,6 +275,12 @@ class ErrorCodes(SchemaExtension):
         coerced = _coercion_error(error)
         if coerced is not None:
             return coerced
+        if error.original_error is not None and is_transient(error.original_error):
+            # Retryable, and said so; the driver's message can carry SQL parameters.
+            retry = unavailable()
+            return GraphQLError(
+                retry.message, nodes=error.nodes, path=error.path, extensions=retry.extensions
+            )
         code = _code_for(error)
         if code is not None:
             error.extensions = {**(error.extensions or {}), "code": code}
