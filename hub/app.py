@@ -34,6 +34,9 @@ from hub.errors import HubError, Unauthenticated
 from hub.graphql.context import HubContext
 from hub.graphql.media import GRAPHQL_RESPONSE_JSON, prefers_graphql_response_json
 from hub.graphql.schema import build_schema
+from hub.limits.guard import Limited
+from hub.limits.rate import Limiter, MemoryLimiter, PostgresLimiter
+from hub.limits.refusals import RefusalLog
 from hub.limits.unavailable import (
     RETRY_AFTER_SECONDS,
     UNAVAILABLE_CODES,
@@ -253,6 +256,11 @@ async def readyz(request: Request) -> Response:
     return JSONResponse({"status": "ok", "database": "reachable"})
 
 
+def _limiter(db: Database) -> Limiter:
+    # SQLite is served by one process; PostgreSQL's hub processes share one allowance a client.
+    return MemoryLimiter() if db.is_sqlite else PostgresLimiter(db.engine)
+
+
 def create_app(settings: Settings | None = None) -> ASGIApp:
     settings = settings or get_settings()
     schema = build_schema(settings)
@@ -268,6 +276,14 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         allow_queries_via_get=True,
     )
 
+    limited = Limited(
+        ResponseMedia(graphql),
+        limits=settings.limits,
+        limiter=_limiter(db),
+        refusals=RefusalLog(db),
+        agreement_version=agreement.version,
+    )
+
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         state.indexer.poke()  # whatever an earlier process appended and did not index
@@ -278,7 +294,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
 
     app = Starlette(
         routes=[
-            Route("/graphql", Authenticated(ResponseMedia(graphql)), methods=["GET", "POST"]),
+            Route("/graphql", Authenticated(limited), methods=["GET", "POST"]),
             WebSocketRoute("/graphql", Authenticated(graphql)),
             Route("/healthz", healthz),
             Route("/readyz", readyz),

@@ -9,8 +9,12 @@ from pathlib import Path
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from hub.limits.rate import RoleLimit
+
 DEV_PSEUDONYM_KEY = "dev-only-pseudonym-key-change-me"
 DEFAULT_DATA_DIR = Path(".hub")
+# Per client: enough for a case system's bursts, and a flood costs other clients little.
+DEFAULT_RATE_LIMIT = RoleLimit(rate=100, burst=200, in_flight=32)
 
 
 class Mode(enum.StrEnum):
@@ -59,6 +63,14 @@ class Settings(BaseSettings):
     # snapshot. One per part, even on two cores: numpy judges the stage facts while the
     # database finds the batching candidates.
     report_connections: int = Field(default=2, ge=1, le=8)
+    # Per-client limits by role (JSON: {"police_system": {"rate": 50, "burst": 100,
+    # "in_flight": 16}}); a role not named gets "default". Settings, not the agreement: they
+    # are the capacity of this deployment, tuned by its operators, not what may be shared.
+    rate_limits: dict[str, RoleLimit] = Field(default_factory=dict)
+
+    @property
+    def limits(self) -> dict[str, RoleLimit]:
+        return {"default": DEFAULT_RATE_LIMIT, **self.rate_limits}
 
     @property
     def is_production(self) -> bool:

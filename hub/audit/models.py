@@ -52,6 +52,7 @@ class OperationKind(enum.StrEnum):
     ENTITIES = "entities"
     EXPORT = "export"
     RETENTION = "retention"
+    REQUEST = "request"  # refused before it was read (rate and in-flight limits)
 
 
 class AuditEvent(SQLModel, table=True):
