@@ -63,7 +63,7 @@ class Settings(BaseSettings):
     # snapshot. One per part, even on two cores: numpy judges the stage facts while the
     # database finds the batching candidates.
     report_connections: int = Field(default=2, ge=1, le=8)
-    # Per-client limits by role (JSON: {"police_system": {"rate": 50, "burst": 100,
+    # Per-client limits by role (JSON: {"police_officer": {"rate": 50, "burst": 100,
     # "in_flight": 16}}); a role not named gets "default". Settings, not the agreement: they
     # are the capacity of this deployment, tuned by its operators, not what may be shared.
     rate_limits: dict[str, RoleLimit] = Field(default_factory=dict)
