@@ -13,8 +13,9 @@ from hub.limits.rate import RoleLimit
 
 DEV_PSEUDONYM_KEY = "dev-only-pseudonym-key-change-me"
 DEFAULT_DATA_DIR = Path(".hub")
-# Per client: enough for a case system's bursts, and a flood costs other clients little.
-DEFAULT_RATE_LIMIT = RoleLimit(rate=100, burst=200, in_flight=32)
+# Per client: ample for a force's or a council's system (forces record a few a minute); the
+# in-flight cap is what bounds how long a flood can keep another client's push waiting.
+DEFAULT_RATE_LIMIT = RoleLimit(rate=20, burst=40, in_flight=4)
 
 
 class Mode(enum.StrEnum):

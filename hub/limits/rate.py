@@ -111,8 +111,33 @@ class PostgresLimiter:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        # What this process knows without asking: a flood's refusals then cost no round trip
+        # (nor a pooled connection another client's push is waiting for).
+        self._refused_until: dict[str, float] = {}
+        self._in_flight: dict[str, int] = {}
 
     async def admit(self, client: str, limit: RoleLimit) -> Decision:
+        local = self._known_refusal(client, limit)
+        if local is not None:
+            return local
+        decision = await self._admit_shared(client, limit)
+        if decision.admitted:
+            self._in_flight[client] = self._in_flight.get(client, 0) + 1
+        elif decision.reason == "rate":
+            # `tat` only ever moves on, whoever admits: no process admits this client sooner.
+            self._refused_until[client] = time.monotonic() + decision.retry_after
+        return decision
+
+    def _known_refusal(self, client: str, limit: RoleLimit) -> Decision | None:
+        wait = self._refused_until.get(client, 0.0) - time.monotonic()
+        if wait > 0:
+            return Decision(admitted=False, reason="rate", retry_after=wait)
+        if self._in_flight.get(client, 0) >= limit.in_flight:
+            # This process alone holds the cap: every process together holds at least as many.
+            return Decision(admitted=False, reason="in_flight", retry_after=IN_FLIGHT_RETRY_SECONDS)
+        return None
+
+    async def _admit_shared(self, client: str, limit: RoleLimit) -> Decision:
         parameters = {
             "client": client,
             "interval": limit.interval,
@@ -132,5 +157,6 @@ class PostgresLimiter:
         )
 
     async def release(self, client: str) -> None:
+        self._in_flight[client] = max(0, self._in_flight.get(client, 0) - 1)
         async with self._engine.connect() as connection:
             await connection.execute(_RELEASE_SQL, {"client": client})
