@@ -28,8 +28,8 @@ from hub.access.keys import KeySet
 from hub.access.models import Role
 from hub.access.tokens import issue_access_token
 from hub.db import Database
-from hub.limits.rate import RoleLimit
 from hub.demo import EXAMPLE_PURPOSE
+from hub.limits.rate import RoleLimit
 from hub.migrate import upgrade
 from hub.settings import Settings, get_settings
 

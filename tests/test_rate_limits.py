@@ -22,7 +22,7 @@ from hub.db import Database
 from hub.demo import EXAMPLE_PURPOSE
 from hub.limits.rate import RoleLimit
 from hub.settings import Settings
-from tests.conftest import _free_port, _serve, is_postgres, unique
+from tests.conftest import LiveServer, _free_port, _serve, is_postgres, unique
 from tests.factories import COUNCIL
 
 BURST = 3
@@ -55,7 +55,11 @@ def _start(database_url: str, data_dir: Path) -> Iterator[Hub]:
 
 
 @pytest.fixture(scope="module")
-def limited_hub(database_url: str, data_dir: Path) -> Iterator[Hub]:
+def limited_hub(
+    database_url: str,
+    data_dir: Path,
+    live_server: LiveServer,  # first: tracing instruments the first engine it sees only
+) -> Iterator[Hub]:
     yield from _start(database_url, data_dir)
 
 

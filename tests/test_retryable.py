@@ -18,14 +18,17 @@ from hub.access.models import Role
 from hub.access.tokens import issue_access_token
 from hub.limits.unavailable import UNAVAILABLE_CODES, is_transient
 from hub.settings import Settings
-from tests.conftest import _free_port, _serve, unique
+from tests.conftest import LiveServer, _free_port, _serve, unique
 from tests.factories import FORCE, REPORT_INCIDENT, incident
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 
 
 @pytest.fixture(scope="module")
-def hub_without_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+def hub_without_database(
+    tmp_path_factory: pytest.TempPathFactory,
+    live_server: LiveServer,  # first: tracing instruments the first engine it sees only
+) -> Iterator[Settings]:
     """A hub whose PostgreSQL is down (nothing listens on its port), on every test database."""
     port = _free_port()
     settings = Settings(
