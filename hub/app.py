@@ -258,7 +258,7 @@ async def readyz(request: Request) -> Response:
 
 def _limiter(db: Database) -> Limiter:
     # SQLite is served by one process; PostgreSQL's hub processes share one allowance a client.
-    return MemoryLimiter() if db.is_sqlite else PostgresLimiter(db.engine)
+    return MemoryLimiter() if db.is_sqlite else PostgresLimiter(db.url)
 
 
 def create_app(settings: Settings | None = None) -> ASGIApp:
@@ -276,10 +276,11 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         allow_queries_via_get=True,
     )
 
+    limiter = _limiter(db)
     limited = Limited(
         ResponseMedia(graphql),
         limits=settings.limits,
-        limiter=_limiter(db),
+        limiter=limiter,
         refusals=RefusalLog(db),
         agreement_version=agreement.version,
     )
@@ -290,6 +291,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         yield
         await state.indexer.close()
         await state.notifier.close()
+        await limiter.close()
         await db.dispose()
 
     app = Starlette(

@@ -24,7 +24,7 @@ from hub.errors import HubError
 from hub.graphql import audit_trail
 from hub.graphql.context import HubContext
 from hub.graphql.operation import root_fields
-from hub.limits.unavailable import is_transient, unavailable
+from hub.limits.unavailable import any_unavailable, is_transient, unavailable
 
 log = logging.getLogger("hub.graphql")
 
@@ -269,13 +269,19 @@ class ErrorCodes(SchemaExtension):
     def _code(self, result: Any) -> None:
         errors = getattr(result, "errors", None)
         if errors:
-            result.errors = [self._coded(e) for e in errors]
+            unavailable_now = any_unavailable(e.original_error for e in errors)
+            result.errors = [self._coded(e, unavailable_now=unavailable_now) for e in errors]
 
-    def _coded(self, error: GraphQLError) -> GraphQLError:
+    def _coded(self, error: GraphQLError, *, unavailable_now: bool = False) -> GraphQLError:
         coerced = _coercion_error(error)
         if coerced is not None:
             return coerced
-        if error.original_error is not None and is_transient(error.original_error):
+        if error.original_error is not None and (
+            is_transient(error.original_error)
+            # Once the request's connection failed, its other statements fail because of it
+            # (a session awaiting rollback): the same retryable answer, not INTERNAL.
+            or (unavailable_now and isinstance(error.original_error, SQLAlchemyError))
+        ):
             # Retryable, and said so; the driver's message can carry SQL parameters.
             retry = unavailable()
             return GraphQLError(

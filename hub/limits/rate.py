@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Protocol
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from pydantic import BaseModel, Field
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import create_async_engine
 
 LEASE_SECONDS = 60.0  # longer than any request runs
 IN_FLIGHT_RETRY_SECONDS = 1.0
@@ -64,6 +64,8 @@ class Limiter(Protocol):
 
     async def release(self, client: str) -> None: ...
 
+    async def close(self) -> None: ...
+
 
 class MemoryLimiter:
     """One process's clients (SQLite serves from one process)."""
@@ -83,6 +85,9 @@ class MemoryLimiter:
 
     async def release(self, client: str) -> None:
         self._in_flight[client] = max(0, self._in_flight.get(client, 0) - 1)
+
+    async def close(self) -> None:
+        """Nothing to close: the state is this process's memory."""
 
 
 # The row's old values on the right of SET; `excluded.touched` is now, by the database's clock
@@ -109,8 +114,13 @@ _RELEASE_SQL = sa.text(
 class PostgresLimiter:
     """Every process's clients, in one row each (see the module's docstring)."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+    def __init__(self, url: str, *, pool_size: int = 4) -> None:
+        # Its own few connections: a flood's admissions never take one a push is waiting for,
+        # and the request's statements stay the request's (tests count them). No pre-ping (a
+        # round trip per checkout): a connection the server dropped is retried once instead.
+        self._engine = create_async_engine(
+            url, pool_size=pool_size, max_overflow=pool_size, isolation_level="AUTOCOMMIT"
+        )
         # What this process knows without asking: a flood's refusals then cost no round trip
         # (nor a pooled connection another client's push is waiting for).
         self._refused_until: dict[str, float] = {}
@@ -144,8 +154,7 @@ class PostgresLimiter:
             "window": limit.window,
             "cap": limit.in_flight,
         }
-        async with self._engine.connect() as connection:
-            row = (await connection.execute(_ADMIT_SQL, parameters)).one()
+        row = await self._once_more_if_dropped(_ADMIT_SQL, parameters)
         if row.admitted:
             return Decision(admitted=True)
         decision = _decide(row.tat, row.touched, row.in_flight, limit)
@@ -158,5 +167,24 @@ class PostgresLimiter:
 
     async def release(self, client: str) -> None:
         self._in_flight[client] = max(0, self._in_flight.get(client, 0) - 1)
+        await self._once_more_if_dropped(_RELEASE_SQL, {"client": client})
+
+    async def _once_more_if_dropped(
+        self, statement: sa.TextClause, parameters: dict[str, Any]
+    ) -> Any:
+        try:
+            return await self._execute(statement, parameters)
+        except sa.exc.DBAPIError as error:
+            # After a database restart every pooled connection is dead; SQLAlchemy then
+            # discards the pool, so the second attempt opens a fresh connection.
+            if not error.connection_invalidated:
+                raise
+            return await self._execute(statement, parameters)
+
+    async def _execute(self, statement: sa.TextClause, parameters: dict[str, Any]) -> Any:
         async with self._engine.connect() as connection:
-            await connection.execute(_RELEASE_SQL, {"client": client})
+            result = await connection.execute(statement, parameters)
+            return result.one() if result.returns_rows else None
+
+    async def close(self) -> None:
+        await self._engine.dispose()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import sqlalchemy as sa
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -57,13 +57,22 @@ def _is_transient_one(error: BaseException) -> bool:
     state = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
     if isinstance(state, str):
         return state in _TRANSIENT_STATES or state.startswith(_TRANSIENT_CLASSES)
-    # asyncpg's "connection was closed in the middle of operation" and the like.
-    return type(error).__name__ in {"ConnectionDoesNotExistError", "InterfaceError"}
+    # asyncpg's "connection was closed in the middle of operation" and the like, and the state
+    # a connection is left in when the server dropped it mid-statement ("cannot switch to
+    # state ...; another operation is in progress"): a fresh connection works.
+    name = type(error).__name__
+    return name in {"ConnectionDoesNotExistError", "InterfaceError"} or (
+        name == "InternalClientError" and "another operation" in str(error)
+    )
 
 
 def is_transient(error: BaseException) -> bool:
     """Whether the error is the database being briefly out of reach, anywhere in its chain."""
     return any(_is_transient_one(link) for link in _chain(error))
+
+
+def any_unavailable(errors: Iterable[BaseException | None]) -> bool:
+    return any(error is not None and is_transient(error) for error in errors)
 
 
 def unavailable() -> ServiceUnavailable:
