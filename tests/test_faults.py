@@ -202,7 +202,7 @@ async def _stored(url: str, run: str) -> Counter[str]:
                 ),
                 {"run": f"{run}-%"},
             )
-            return Counter(dict(rows.all()))  # type: ignore[arg-type]
+            return Counter(dict(rows.all()))
     finally:
         await engine.dispose()
 
