@@ -45,6 +45,15 @@ from hub.graphiql import views as graphiql
 from hub.graphql.context import HubContext
 from hub.graphql.media import GRAPHQL_RESPONSE_JSON, prefers_graphql_response_json
 from hub.graphql.schema import build_schema
+from hub.limits.guard import Limited
+from hub.limits.rate import Limiter, MemoryLimiter, PostgresLimiter
+from hub.limits.refusals import RefusalLog
+from hub.limits.unavailable import (
+    RETRY_AFTER_SECONDS,
+    UNAVAILABLE_CODES,
+    Unavailable,
+    retry_headers,
+)
 from hub.settings import Settings, get_settings
 from hub.timeliness import dashboard
 
@@ -161,6 +170,13 @@ class ResponseMedia:
                     "status": state.get("graphql_status", message["status"]),
                     "headers": [*headers, (b"content-type", media)],
                 }
+            if message["type"] == "http.response.start" and "retry_after" in state:
+                # Retryable whatever the media type: 503 and when to come back.
+                message = {
+                    **message,
+                    "status": HTTPStatus.SERVICE_UNAVAILABLE,
+                    "headers": [*message["headers"], *retry_headers(state["retry_after"])],
+                }
             await send(message)
 
         await self.app(scope, receive, send_with_media)
@@ -248,6 +264,8 @@ class HubGraphQL(GraphQL[HubContext, None]):
         self, request: Request, result: ExecutionResult
     ) -> GraphQLHTTPResponse:
         body = await super().process_result(request, result)
+        if any((e.extensions or {}).get("code") in UNAVAILABLE_CODES for e in result.errors or ()):
+            request.state.retry_after = RETRY_AFTER_SECONDS
         if prefers_graphql_response_json(request.headers.get("accept", "")):
             request.state.graphql_media_type = GRAPHQL_RESPONSE_JSON
             # Errors without a path are request errors: nothing ran, so no `data` and a 400.
@@ -318,6 +336,11 @@ def _settle_the_collector() -> None:
     gc.set_threshold(YOUNG_THRESHOLD, middle, old)
 
 
+def _limiter(db: Database) -> Limiter:
+    # SQLite is served by one process; PostgreSQL's hub processes share one allowance a client.
+    return MemoryLimiter() if db.is_sqlite else PostgresLimiter(db.url)
+
+
 def create_app(settings: Settings | None = None) -> ASGIApp:
     settings = settings or get_settings()
     schema = build_schema(settings)
@@ -333,6 +356,15 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         allow_queries_via_get=True,
     )
 
+    limiter = _limiter(db)
+    limited = Limited(
+        ResponseMedia(graphql),
+        limits=settings.limits,
+        limiter=limiter,
+        refusals=RefusalLog(db),
+        agreement_version=agreement.version,
+    )
+
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         state.indexer.poke()  # whatever an earlier process appended and did not index
@@ -341,11 +373,12 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         await state.fanout.close()
         await state.indexer.close()
         await state.notifier.close()
+        await limiter.close()
         await db.dispose()
 
     app = Starlette(
         routes=[
-            Route("/graphql", Authenticated(ResponseMedia(graphql)), methods=["GET", "POST"]),
+            Route("/graphql", Authenticated(limited), methods=["GET", "POST"]),
             WebSocketRoute("/graphql", Authenticated(graphql)),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
@@ -355,7 +388,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
             *(graphiql.routes() if settings.graphiql else []),
         ],
         lifespan=lifespan,
-        middleware=[Middleware(telemetry.TraceContext)],  # joins a gateway's trace
+        middleware=[Middleware(Unavailable), Middleware(telemetry.TraceContext)],
     )
     app.state.hub = state
     return BodyLimit(app, max_bytes=settings.max_body_bytes)

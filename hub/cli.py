@@ -198,6 +198,26 @@ def bench_soak(
         typer.echo(line)
 
 
+@app.command("bench-flood")
+def bench_flood(
+    database_url: str = BenchDatabase,
+    pushes: int = typer.Option(300, min=10, help="Pushes by the other client, per phase."),
+    concurrency: int = typer.Option(32, min=1, help="The flooding client's requests at once."),
+    limits: str | None = typer.Option(
+        None, help="HUB_RATE_LIMITS for the limited hub (default: the hub's defaults)."
+    ),
+) -> None:
+    """Measure another client's push p50/p99 with and without one client's flood."""
+    from hub.limits.flood import run_flood  # noqa: PLC0415
+
+    figures = _measured(
+        run_flood(database_url=database_url, pushes=pushes, concurrency=concurrency, limits=limits)
+    )
+    typer.echo(f"one client flooding with {concurrency} requests at once; the other pushes")
+    for figure in figures:
+        typer.echo(figure.line())
+
+
 def _agreement(path: Path | None) -> Agreement:
     from hub.access.agreement import Agreement, AgreementInvalid, default_path  # noqa: PLC0415
     from hub.graphql.schema import build_schema  # noqa: PLC0415

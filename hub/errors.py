@@ -39,3 +39,15 @@ class Unauthenticated(HubError):
 
 class Forbidden(HubError):
     code = "FORBIDDEN"
+
+
+class ServiceUnavailable(HubError):
+    """The database is briefly out of reach: HTTP 503, retry after `Retry-After`."""
+
+    code = "SERVICE_UNAVAILABLE"
+
+
+class RateLimited(HubError):
+    """Over the client's rate or in-flight limit: HTTP 429, retry after `Retry-After`."""
+
+    code = "RATE_LIMITED"

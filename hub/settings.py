@@ -9,10 +9,15 @@ from pathlib import Path
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from hub.limits.rate import RoleLimit
+
 DEV_PSEUDONYM_KEY = "dev-only-pseudonym-key-change-me"
 DEFAULT_DATA_DIR = Path(".hub")
 # `demo` records the issuer it serves under here, in the data directory.
 RECORDED_ISSUER = "issuer"
+# Per client: ample for a force's or a council's system (forces record a few a minute); the
+# in-flight cap is what bounds how long a flood can keep another client's push waiting.
+DEFAULT_RATE_LIMIT = RoleLimit(rate=20, burst=40, in_flight=4)
 
 
 class Mode(enum.StrEnum):
@@ -85,6 +90,14 @@ class Settings(BaseSettings):
     # The most records one batch push (`reportIncidents`) may carry: a batch is one transaction
     # and one response, held in memory whole. (The body limit bounds it too: about 400 records.)
     max_push_batch: int = Field(default=200, ge=1, le=1000)
+    # Per-client limits by role (JSON: {"police_officer": {"rate": 50, "burst": 100,
+    # "in_flight": 16}}); a role not named gets "default". Settings, not the agreement: they
+    # are the capacity of this deployment, tuned by its operators, not what may be shared.
+    rate_limits: dict[str, RoleLimit] = Field(default_factory=dict)
+
+    @property
+    def limits(self) -> dict[str, RoleLimit]:
+        return {"default": DEFAULT_RATE_LIMIT, **self.rate_limits}
 
     @property
     def is_production(self) -> bool:

@@ -19,6 +19,7 @@ from hub.investigations.models import (
     InvestigationIncident,
     InvestigationTransition,
 )
+from hub.limits.models import RateLimit
 from hub.missing.models import MissingEpisode
 from hub.reference.models import ForceCoverage, Organisation
 from hub.timeliness.facts import StageFact
@@ -45,6 +46,7 @@ __all__ = [
     "MissingEpisode",
     "OAuthClient",
     "Organisation",
+    "RateLimit",
     "RecordChange",
     "RecordReceipt",
     "StageFact",

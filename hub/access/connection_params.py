@@ -32,4 +32,3 @@ def as_headers(params: Mapping[str, Any]) -> dict[str, str]:
         if header.lower() in by_name:
             headers[header] = by_name[header.lower()]
     return headers
-

@@ -53,6 +53,7 @@ class OperationKind(enum.StrEnum):
     FEDERATED = "federated"  # a gateway response, from every subgraph (hub.federation)
     EXPORT = "export"
     RETENTION = "retention"
+    REQUEST = "request"  # refused before it was read (rate and in-flight limits)
 
 
 class AuditEvent(SQLModel, table=True):

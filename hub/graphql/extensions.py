@@ -25,6 +25,7 @@ from hub.errors import HubError
 from hub.graphql import audit_trail, messages
 from hub.graphql.context import HubContext
 from hub.graphql.operation import root_fields
+from hub.limits.unavailable import any_unavailable, is_transient, unavailable
 from hub.timeliness import facts
 
 log = logging.getLogger("hub.graphql")
@@ -59,14 +60,14 @@ class RequestTransaction(SchemaExtension):
             try:
                 yield
             except BaseException:
-                await session.rollback()
+                await _rollback(session)
                 raise
             try:
                 await self._finish(
                     context, session, self.execution_context.result, mutation=mutation, write=write
                 )
-            except (AuditWriteFailed, SQLAlchemyError) as error:
-                await session.rollback()
+            except (AuditWriteFailed, SQLAlchemyError, OSError) as error:
+                await _rollback(session)
                 # Raised, not returned: strawberry then answers with this error and no data.
                 raise self._audit_failure(context, error) from error
             if mutation:
@@ -93,8 +94,8 @@ class RequestTransaction(SchemaExtension):
                     mutation=False,
                     write=context.hub.db.audits_reads_in_place,
                 )
-            except (AuditWriteFailed, SQLAlchemyError) as error:
-                await session.rollback()
+            except (AuditWriteFailed, SQLAlchemyError, OSError) as error:
+                await _rollback(session)
                 result.data = None
                 result.errors = [self._audit_failure(context, error)]
             else:
@@ -244,6 +245,15 @@ class UnauditedTransaction(RequestTransaction):
     audited = False
 
 
+async def _rollback(session: AsyncSession) -> None:
+    """Undo the transaction; a connection the database dropped has nothing left to undo."""
+    try:
+        await session.rollback()
+    except (SQLAlchemyError, OSError) as error:
+        if not is_transient(error):
+            raise
+
+
 NOT_STORED_MESSAGE = (
     "Not stored: another part of this request failed, so none of it was kept. Send it again "
     "without the failing part."
@@ -327,12 +337,27 @@ class ErrorCodes(SchemaExtension):
     def _code(self, result: Any) -> None:
         errors = getattr(result, "errors", None)
         if errors:
-            result.errors = [self._coded(e) for e in errors]
+            unavailable_now = any_unavailable(e.original_error for e in errors)
+            result.errors = [self._coded(e, unavailable_now=unavailable_now) for e in errors]
 
-    def _coded(self, error: GraphQLError) -> GraphQLError:
+    def _coded(self, error: GraphQLError, *, unavailable_now: bool = False) -> GraphQLError:
         if not self.suggestions:
             error.message = _SUGGESTION.sub("", error.message)
         request_id = getattr(self.execution_context.context, "request_id", "-")
+        if error.original_error is not None and (
+            is_transient(error.original_error)
+            # Once the request's connection failed, its other statements fail because of it
+            # (a session awaiting rollback): the same retryable answer, not INTERNAL.
+            or (unavailable_now and isinstance(error.original_error, SQLAlchemyError))
+        ):
+            # Retryable, and said so; the driver's message can carry SQL parameters.
+            retry = unavailable()
+            log.info(
+                "%s (%s) in request %s", retry.code, type(error.original_error).__name__, request_id
+            )
+            return GraphQLError(
+                retry.message, nodes=error.nodes, path=error.path, extensions=retry.extensions
+            )
         original = error.original_error
         kind = type(original or error).__name__
         coded = self._about_input(error)

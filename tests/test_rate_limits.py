@@ -1,0 +1,180 @@
+"""Per-client limits over real HTTP: 429 `RATE_LIMITED` with `Retry-After`, audited as refusals,
+one allowance per client however many hub processes serve it (issue 17.2).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from hub.access.keys import KeySet
+from hub.access.models import Role
+from hub.access.tokens import issue_access_token
+from hub.audit.models import AuditEvent, Outcome
+from hub.db import Database
+from hub.demo import EXAMPLE_PURPOSE
+from hub.limits.rate import RoleLimit
+from hub.settings import Settings
+from tests.conftest import LiveServer, _free_port, _serve, is_postgres, unique
+from tests.factories import COUNCIL
+
+BURST = 3
+# One request a hundred seconds: after the burst, nothing more within a test.
+STRICT = {"default": RoleLimit(rate=0.01, burst=BURST, in_flight=1)}
+VIEWER = {"query": "{ viewer { role } }"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Hub:
+    settings: Settings
+    url: str
+
+
+def _start(database_url: str, data_dir: Path) -> Iterator[Hub]:
+    from hub.app import create_app  # noqa: PLC0415
+
+    port = _free_port()
+    # One issuer for both hubs, as behind one load balancer: a token is good at either.
+    settings = Settings(
+        database_url=database_url,
+        data_dir=data_dir,
+        issuer="http://hub.limits.test",
+        rate_limits=STRICT,
+    )
+    server, thread = _serve(create_app(settings), port)
+    yield Hub(settings, f"http://127.0.0.1:{port}")
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def limited_hub(
+    database_url: str,
+    data_dir: Path,
+    live_server: LiveServer,  # first: tracing instruments the first engine it sees only
+) -> Iterator[Hub]:
+    yield from _start(database_url, data_dir)
+
+
+@pytest.fixture(scope="module")
+def second_hub(database_url: str, data_dir: Path) -> Iterator[Hub]:
+    """Another hub on the same database: as another process, it shares no memory with the first."""
+    yield from _start(database_url, data_dir)
+
+
+def _headers(settings: Settings, client_id: str) -> dict[str, str]:
+    token = issue_access_token(
+        settings=settings,
+        keys=KeySet.for_settings(settings),
+        client_id=client_id,
+        organisation_code=COUNCIL,
+        role=Role.COUNCIL_SOCIAL_WORKER,
+        user="sw-limits",
+        purpose=EXAMPLE_PURPOSE[Role.COUNCIL_SOCIAL_WORKER],
+    )
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def _denials(db: Database, client_id: str) -> list[dict[str, object]]:
+    async with db.transaction(write=False) as session:
+        details = await session.scalars(
+            sa.select(AuditEvent.detail).where(
+                AuditEvent.client_id == client_id, AuditEvent.outcome == Outcome.DENIED.value
+            )
+        )
+        return [json.loads(detail or "{}") for detail in details]
+
+
+async def test_over_its_rate_a_client_is_refused_and_the_refusal_audited(
+    limited_hub: Hub, db: Database
+) -> None:
+    client, other = unique("flooder"), unique("bystander")
+    async with httpx.AsyncClient(timeout=30) as http:
+        url = f"{limited_hub.url}/graphql"
+        answers = [
+            await http.post(url, json=VIEWER, headers=_headers(limited_hub.settings, client))
+            for _ in range(2 * BURST)
+        ]
+        bystander = await http.post(url, json=VIEWER, headers=_headers(limited_hub.settings, other))
+    assert [a.status_code for a in answers] == [200] * BURST + [429] * BURST
+    for refused in answers[BURST:]:
+        assert int(refused.headers["retry-after"]) >= 1
+        assert refused.json()["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
+    assert bystander.status_code == 200  # limits are per client
+    denials = await _denials(db, client)
+    assert denials == [{"denied": ["RATE_LIMITED"], "limit": "rate"}] * BURST
+
+
+@pytest.mark.skipif(not is_postgres(), reason="SQLite is served by one process")
+async def test_two_hub_processes_share_one_allowance(
+    limited_hub: Hub, second_hub: Hub, db: Database
+) -> None:
+    client = unique("two-hubs")
+    hubs = [limited_hub, second_hub]
+    async with httpx.AsyncClient(timeout=30) as http:
+        answers = [
+            await http.post(
+                f"{hubs[n % 2].url}/graphql",
+                json=VIEWER,
+                headers=_headers(limited_hub.settings, client),
+            )
+            for n in range(4 * BURST)
+        ]
+    codes = [a.status_code for a in answers]
+    assert codes.count(200) == BURST, codes  # not BURST per process
+    assert codes.count(429) == 3 * BURST, [a.text for a in answers]
+    assert len(await _denials(db, client)) == 3 * BURST
+
+
+async def test_a_client_with_a_request_in_flight_is_refused_another(
+    limited_hub: Hub, db: Database
+) -> None:
+    client = unique("in-flight")
+    port = int(limited_hub.url.rsplit(":", 1)[1])
+    body = json.dumps(VIEWER).encode()
+    head = "".join(
+        f"{name}: {value}\r\n"
+        for name, value in {
+            "Host": "127.0.0.1",
+            "Content-Type": "application/json",
+            "Content-Length": str(len(body)),
+            "Connection": "close",
+            **_headers(limited_hub.settings, client),
+        }.items()
+    )
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    # Headers only: the hub admits the request and waits for its body, so it is in flight.
+    writer.write(f"POST /graphql HTTP/1.1\r\n{head}\r\n".encode())
+    await writer.drain()
+    async with httpx.AsyncClient(timeout=30) as http:
+        url = f"{limited_hub.url}/graphql"
+        refused = await _retry_until_refused(http, url, _headers(limited_hub.settings, client))
+        writer.write(body)
+        await writer.drain()
+        first = await reader.read()
+        writer.close()
+        after = await http.post(url, json=VIEWER, headers=_headers(limited_hub.settings, client))
+    assert refused.status_code == 429
+    assert refused.json()["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
+    assert first.startswith(b"HTTP/1.1 200")
+    assert after.status_code == 200  # the slot was released
+    assert {"denied": ["RATE_LIMITED"], "limit": "in_flight"} in await _denials(db, client)
+
+
+async def _retry_until_refused(
+    http: httpx.AsyncClient, url: str, headers: dict[str, str]
+) -> httpx.Response:
+    """The raw request may not have reached the hub yet: ask until it has (bounded)."""
+    for _ in range(50):
+        response = await http.post(url, json=VIEWER, headers=headers)
+        if response.status_code == 429:
+            return response
+        await asyncio.sleep(0.1)
+    return response
