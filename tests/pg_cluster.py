@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.conftest import _free_port
+from tests.conftest import free_port
 
 SYSTEM_USER = "postgres"
 
@@ -68,7 +68,7 @@ def throwaway_cluster() -> Iterator[Cluster]:
     directory = Path(tempfile.mkdtemp(prefix="hub-faults-pg-"))
     if os.geteuid() == 0:
         shutil.chown(directory, SYSTEM_USER, SYSTEM_USER)
-    cluster = Cluster(directory, _free_port())
+    cluster = Cluster(directory, free_port())
     try:
         _run(["initdb", "-D", str(cluster.data), "-A", "trust", "-U", "postgres", "--no-sync"])
         cluster.start()

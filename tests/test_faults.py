@@ -36,7 +36,7 @@ from hub.access.tokens import issue_access_token
 from hub.demo import EXAMPLE_PURPOSE
 from hub.settings import Settings
 from tests import pg_cluster
-from tests.conftest import _free_port, is_postgres
+from tests.conftest import free_port, is_postgres
 from tests.factories import COUNCIL, FORCE, REPORT_INCIDENT, incident
 
 # CI's PostgreSQL stage runs it (and fails if initdb is missing); the SQLite stage skips it.
@@ -228,7 +228,7 @@ async def hub(cluster: pg_cluster.Cluster, tmp_path: Path) -> AsyncIterator[Hub]
     subprocess.run(
         [sys.executable, "-m", "hub", "migrate"], env=env, check=True, capture_output=True
     )
-    served = Hub(env, _free_port())
+    served = Hub(env, free_port())
     try:
         yield served
     finally:

@@ -22,7 +22,7 @@ from hub.db import Database
 from hub.demo import EXAMPLE_PURPOSE
 from hub.limits.rate import RoleLimit
 from hub.settings import Settings
-from tests.conftest import LiveServer, _free_port, _serve, is_postgres, unique
+from tests.conftest import LiveServer, free_port, is_postgres, serve, unique
 from tests.factories import COUNCIL
 
 BURST = 3
@@ -40,7 +40,7 @@ class Hub:
 def _start(database_url: str, data_dir: Path) -> Iterator[Hub]:
     from hub.app import create_app  # noqa: PLC0415
 
-    port = _free_port()
+    port = free_port()
     # One issuer for both hubs, as behind one load balancer: a token is good at either.
     settings = Settings(
         database_url=database_url,
@@ -48,7 +48,7 @@ def _start(database_url: str, data_dir: Path) -> Iterator[Hub]:
         issuer="http://hub.limits.test",
         rate_limits=STRICT,
     )
-    server, thread = _serve(create_app(settings), port)
+    server, thread = serve(create_app(settings), port, settings)
     yield Hub(settings, f"http://127.0.0.1:{port}")
     server.should_exit = True
     thread.join(timeout=10)

@@ -18,7 +18,7 @@ from hub.access.models import Role
 from hub.access.tokens import issue_access_token
 from hub.limits.unavailable import UNAVAILABLE_CODES, is_transient
 from hub.settings import Settings
-from tests.conftest import LiveServer, _free_port, _serve, unique
+from tests.conftest import LiveServer, free_port, serve, unique
 from tests.factories import FORCE, REPORT_INCIDENT, incident
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
@@ -30,15 +30,15 @@ def hub_without_database(
     live_server: LiveServer,  # first: tracing instruments the first engine it sees only
 ) -> Iterator[Settings]:
     """A hub whose PostgreSQL is down (nothing listens on its port), on every test database."""
-    port = _free_port()
+    port = free_port()
     settings = Settings(
-        database_url=f"postgresql+asyncpg://postgres@127.0.0.1:{_free_port()}/gone",
+        database_url=f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/gone",
         data_dir=tmp_path_factory.mktemp("hub-down"),
         issuer=f"http://127.0.0.1:{port}",
     )
     from hub.app import create_app  # noqa: PLC0415
 
-    server, thread = _serve(create_app(settings), port)
+    server, thread = serve(create_app(settings), port, settings)
     yield settings
     server.should_exit = True
     thread.join(timeout=10)
@@ -128,7 +128,7 @@ async def test_driver_errors_are_told_apart(tmp_path: Path) -> None:
     finally:
         holder.close()
         await engine.dispose()
-    refused = create_async_engine(f"postgresql+asyncpg://postgres@127.0.0.1:{_free_port()}/x")
+    refused = create_async_engine(f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/x")
     with pytest.raises(OSError) as down:
         async with refused.connect() as connection:
             await connection.exec_driver_sql("SELECT 1")
