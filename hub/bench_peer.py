@@ -34,6 +34,7 @@ from hub.access.models import Role
 from hub.access.tokens import issue_access_token
 from hub.bench import (
     COUNCIL,
+    UNLIMITED,
     BenchFailed,
     _free_port,
     _seed_incidents,
@@ -134,6 +135,7 @@ async def _processes(url: str) -> AsyncIterator[tuple[str, str, Settings, KeySet
     hub_env = {
         **os.environ,
         "HUB_DATABASE_URL": url,
+        "HUB_RATE_LIMITS": UNLIMITED,  # one synthetic client drives it: no per-client cap
         "HUB_DATA_DIR": str(data_dir),
         "HUB_ISSUER": hub_base,
         "HUB_MODE": "development",

@@ -35,6 +35,7 @@ from hub.bench import (
     COUNCIL,
     FORCE,
     PUSH,
+    UNLIMITED,
     BenchFailed,
     _failure,
     _free_port,
@@ -203,6 +204,7 @@ async def running_hub(name: str, tree: Path, database_url: str) -> AsyncIterator
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("HUB_")},
             "HUB_DATABASE_URL": url,
+            "HUB_RATE_LIMITS": UNLIMITED,  # one synthetic client drives it: no per-client cap
             "HUB_DATA_DIR": str(data_dir),
             "HUB_ISSUER": base,
             "HUB_MODE": "development",

@@ -34,6 +34,7 @@ from hub.access.tokens import issue_access_token
 from hub.bench import (
     FORCE,
     PUSH,
+    UNLIMITED,
     BenchFailed,
     Figures,
     _drive,
@@ -118,6 +119,7 @@ async def _serving(h: Hub, database_url: str) -> AsyncIterator[Hub]:
         env = {
             **os.environ,
             "HUB_DATABASE_URL": url,
+            "HUB_RATE_LIMITS": UNLIMITED,  # one synthetic client drives it: no per-client cap
             "HUB_DATA_DIR": str(data_dir),
             "HUB_ISSUER": h.base,
             "HUB_MODE": "development",

@@ -33,6 +33,7 @@ from hub.bench import (
     FORCE,
     PUSH,
     QUERY,
+    UNLIMITED,
     BenchFailed,
     Figures,
     _failure,
@@ -148,6 +149,7 @@ async def _served(url: str) -> AsyncIterator[tuple[str, Settings, KeySet, int]]:
     env = {
         **os.environ,
         "HUB_DATABASE_URL": url,
+        "HUB_RATE_LIMITS": UNLIMITED,  # one synthetic client drives it: no per-client cap
         "HUB_DATA_DIR": str(data_dir),
         "HUB_ISSUER": base,
         "HUB_MODE": "development",

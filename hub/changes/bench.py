@@ -41,6 +41,7 @@ from hub.bench import (
     COUNCIL,
     FORCE,
     PUSH,
+    UNLIMITED,
     BenchFailed,
     Figures,
     _failure,
@@ -119,6 +120,7 @@ async def run(
         env = {
             **os.environ,
             "HUB_DATABASE_URL": url,
+            "HUB_RATE_LIMITS": UNLIMITED,  # one synthetic client drives it: no per-client cap
             "HUB_DATA_DIR": str(data_dir),
             "HUB_ISSUER": bases[0],
             "HUB_MODE": "development",

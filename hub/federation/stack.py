@@ -27,6 +27,7 @@ from hub.access import clients
 from hub.access.keys import KeySet
 from hub.access.models import Role
 from hub.access.tokens import issue_access_token
+from hub.bench import UNLIMITED
 from hub.children.models import Child
 from hub.db import Database
 from hub.federation import local
@@ -130,6 +131,7 @@ def running(
     hub_env = {
         **os.environ,
         "HUB_DATABASE_URL": database_url,
+        "HUB_RATE_LIMITS": UNLIMITED,  # a demo or bench on loopback: no per-client cap
         "HUB_DATA_DIR": str(data_dir),
         "HUB_ISSUER": hub_url,
         "HUB_GRAPHIQL": str(graphiql).lower(),
