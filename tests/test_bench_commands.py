@@ -8,7 +8,9 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from hub.bench import BenchFailed, Figures
@@ -252,3 +254,18 @@ def test_a_peer_answer_with_errors_or_short_is_a_failure() -> None:
     assert _short(hub, root="incidents", expected=1) is None
     failed = {"data": None, "errors": [{"message": "x", "extensions": {"code": "FORBIDDEN"}}]}
     assert _short(failed, root="incidents", expected=1) == "errors FORBIDDEN"
+
+
+def test_a_refusal_names_its_reason_and_subgraph() -> None:
+    from hub.bench import _failure  # noqa: PLC0415 - the check itself
+
+    def answer(*errors: dict[str, Any]) -> httpx.Response:
+        return httpx.Response(200, json={"data": {"child": None}, "errors": list(errors)})
+
+    refused = {"extensions": {"code": "UNAUTHENTICATED", "reason": "expired"}}
+    from_council = {"extensions": {"code": "UNAUTHENTICATED", "serviceName": "council"}}
+    assert _failure(answer(refused), field="child") == "errors UNAUTHENTICATED (expired)"
+    assert _failure(answer(from_council), field="child") == "errors UNAUTHENTICATED (council)"
+    assert _failure(answer({"extensions": {"code": "FORBIDDEN"}}), field="child") == (
+        "errors FORBIDDEN"
+    )
