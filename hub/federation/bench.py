@@ -142,15 +142,18 @@ def run(
     *, requests: int, rounds: int, concurrency: int, database_url: str | None = None
 ) -> list[Figures]:
     data_dir = Path(tempfile.mkdtemp(prefix="hub-bench-gateway-"))
-    with _database(database_url, data_dir) as url, stack.running(
-        database_url=url,
-        data_dir=data_dir,
-        hub_port=_free_port(),
-        council_port=_free_port(),
-        gateway_port=_free_port(),
-        rate_limit=10 * requests,  # the bench is one client: its limit is not what is measured
-        graphiql=False,
-    ) as running:
+    with (
+        _database(database_url, data_dir) as url,
+        stack.running(
+            database_url=url,
+            data_dir=data_dir,
+            hub_port=_free_port(),
+            council_port=_free_port(),
+            gateway_port=_free_port(),
+            rate_limit=10 * requests,  # the bench is one client: its limit is not what is measured
+            graphiql=False,
+        ) as running,
+    ):
         return asyncio.run(
             _measure(running, requests=requests, rounds=rounds, concurrency=concurrency)
         )
