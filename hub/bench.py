@@ -149,6 +149,15 @@ async def _drive(
     return Figures(name, count, time.perf_counter() - started, latencies, len(failures), first)
 
 
+def _error_code(error: dict[str, Any]) -> str:
+    """An error's code, with its stable reason and the subgraph that raised it when it says:
+    an intermittent refusal is then traced to the check that made it from one run's output."""
+    extensions = error.get("extensions") or {}
+    detail = [str(extensions[k]) for k in ("reason", "serviceName") if extensions.get(k)]
+    code = str(extensions.get("code"))
+    return f"{code} ({', '.join(detail)})" if detail else code
+
+
 def _failure(response: httpx.Response, *, field: str, expected: int | None = None) -> str | None:
     """What went wrong with a GraphQL response, or None: an HTTP error, any error entry, no
     data, or (with `expected`) a page with fewer edges than asked for."""
@@ -157,8 +166,7 @@ def _failure(response: httpx.Response, *, field: str, expected: int | None = Non
     body = response.json()
     errors = body.get("errors")
     if errors:
-        codes = sorted({str((e.get("extensions") or {}).get("code")) for e in errors})
-        return "errors " + ", ".join(codes)
+        return "errors " + ", ".join(sorted({_error_code(e) for e in errors}))
     data = (body.get("data") or {}).get(field)
     if data is None:
         return f"no {field} in the answer"

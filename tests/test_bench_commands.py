@@ -8,7 +8,9 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from hub.bench import BenchFailed, Figures
@@ -266,3 +268,18 @@ def test_bench_pushes_prints_ratios_or_refuses() -> None:
     # Batches over HUB_MAX_PUSH_BATCH (200): every one is refused, so no rate.
     refused = _bench("bench-pushes", *tiny, "--batch", "201", "--batches", "1", "--rounds", "1")
     _assert_no_rate(refused)
+
+
+def test_a_refusal_names_its_reason_and_subgraph() -> None:
+    from hub.bench import _failure  # noqa: PLC0415 - the check itself
+
+    def answer(*errors: dict[str, Any]) -> httpx.Response:
+        return httpx.Response(200, json={"data": {"child": None}, "errors": list(errors)})
+
+    refused = {"extensions": {"code": "UNAUTHENTICATED", "reason": "expired"}}
+    from_council = {"extensions": {"code": "UNAUTHENTICATED", "serviceName": "council"}}
+    assert _failure(answer(refused), field="child") == "errors UNAUTHENTICATED (expired)"
+    assert _failure(answer(from_council), field="child") == "errors UNAUTHENTICATED (council)"
+    assert _failure(answer({"extensions": {"code": "FORBIDDEN"}}), field="child") == (
+        "errors FORBIDDEN"
+    )

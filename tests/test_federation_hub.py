@@ -25,6 +25,7 @@ from hub.access.keys import KeySet
 from hub.access.models import OAuthClient, Role
 from hub.access.tokens import issue_access_token
 from hub.audit.models import AuditEvent
+from hub.db import _WRITE as WRITE_OPTION
 from hub.db import Database
 from hub.settings import Settings
 from tests.conftest import LiveServer, free_port, serve, unique
@@ -257,3 +258,33 @@ async def test_a_revoked_callers_response_is_not_audited_so_the_gateway_sends_no
         await asyncio.sleep(0.5)
     assert refused.json()["written"] is False
     assert refused.json()["errors"][0]["extensions"]["reason"] == "revoked_client"
+
+
+async def test_on_sqlite_a_reports_look_ups_are_made_before_the_write_lock(
+    http: httpx.AsyncClient, gateway_trusting_hub: LiveServer
+) -> None:
+    """SQLite's write lock is held from BEGIN and every response's audit queues on it: the
+    report's look-ups run before it. PostgreSQL has no such lock: one transaction does both."""
+    server = gateway_trusting_hub
+    db = server.app.app.state.hub.db
+    on_writer: list[bool] = []  # for each look-up of the reported child: on a write connection?
+
+    def seen(connection: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and " child " in f"{statement} ":
+            on_writer.append(bool(connection.get_execution_options().get(WRITE_OPTION)))
+
+    engine = db.engine.sync_engine
+    sa.event.listen(engine, "before_cursor_execute", seen)
+    try:
+        caller = _token(server, "a-council-system", Role.COUNCIL_SOCIAL_WORKER, COUNCIL)
+        gateway = _token(server, GATEWAY_CLIENT, Role.HUB_ADMIN, "HUB")
+        written = await http.post(
+            f"{server.url}/federation/audit",
+            json=_report(caller, str(uuid.uuid4())),
+            headers={"Authorization": f"Bearer {gateway}"},
+        )
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", seen)
+    assert written.json() == {"written": True}
+    assert on_writer, "the reported child was not looked up"
+    assert set(on_writer) == {db.audits_reads_in_place}

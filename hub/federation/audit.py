@@ -87,8 +87,7 @@ async def audit_endpoint(request: Request) -> Response:
     except ValueError:
         return _error(400, HubError("the report is not JSON"))
     try:
-        async with hub.db.transaction(write=True) as session:
-            await _write(session, hub, gateway=gateway, caller=caller, report=report)
+        await _record(hub, gateway=gateway, caller=caller, report=report)
     except (AuditWriteFailed, SQLAlchemyError) as error:
         # The type only: a database error's text can carry parameters.
         log.error(  # noqa: TRY400 - no traceback: its frames can hold the parameters
@@ -108,6 +107,24 @@ async def _gateway(request: Request, hub: HubState) -> Principal:
     return gateway
 
 
+async def _record(
+    hub: HubState, *, gateway: Principal, caller: Principal, report: ResponseReport
+) -> None:
+    """The report's event: its records looked up as the hub knows them, then appended."""
+    db = hub.db
+    if db.audits_reads_in_place:
+        async with db.transaction(write=True) as session:
+            served = await _served(session, report.records)
+            await _write(session, hub, gateway=gateway, caller=caller, report=report, served=served)
+        return
+    # On SQLite a writer holds the database's one write lock from BEGIN, which every other
+    # response's audit waits for: the look-ups are done before it, as the hub's own reads are.
+    async with db.transaction(write=False) as session:
+        served = await _served(session, report.records)
+    async with db.transaction(write=True) as session:
+        await _write(session, hub, gateway=gateway, caller=caller, report=report, served=served)
+
+
 async def _write(
     session: AsyncSession,
     hub: HubState,
@@ -115,6 +132,7 @@ async def _write(
     gateway: Principal,
     caller: Principal,
     report: ResponseReport,
+    served: list[ServedRecord],
 ) -> None:
     draft = audit.EventDraft(
         actor=Actor(
@@ -129,7 +147,7 @@ async def _write(
         operation_kind=OperationKind.FEDERATED,
         operation_name=report.operation_name,
         outcome=Outcome.SERVED,
-        records=await _served(session, report.records),
+        records=served,
         request_id=report.request_id,
         trace_id=telemetry.current_trace_id(),
         agreement_version=hub.agreement.version,

@@ -9,15 +9,16 @@ subgraph query (hub and council fields) through the gateway is measured beside t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from hub.bench import Figures, _failure, _free_port
+from hub.bench import Figures, _failure, _free_port, scratch_database
 from hub.federation import stack
 
 HUB_PART = (
@@ -121,17 +122,38 @@ async def _measure(
     ]
 
 
-def run(*, requests: int, rounds: int, concurrency: int) -> list[Figures]:
+@contextlib.contextmanager
+def _database(database_url: str | None, data_dir: Path) -> Iterator[str]:
+    """A SQLite file in `data_dir` by default; a scratch database on a PostgreSQL server named."""
+    if database_url is None:
+        yield f"sqlite+aiosqlite:///{data_dir / 'hub.db'}"
+        return
+    scratch = scratch_database(database_url, prefix="hub_bench_gateway")
+    # The stack runs its own event loops in between: the scratch database's lives around them.
+    with asyncio.Runner() as runner:
+        url = runner.run(scratch.__aenter__())
+        try:
+            yield url
+        finally:
+            runner.run(scratch.__aexit__(None, None, None))
+
+
+def run(
+    *, requests: int, rounds: int, concurrency: int, database_url: str | None = None
+) -> list[Figures]:
     data_dir = Path(tempfile.mkdtemp(prefix="hub-bench-gateway-"))
-    with stack.running(
-        database_url=f"sqlite+aiosqlite:///{data_dir / 'hub.db'}",
-        data_dir=data_dir,
-        hub_port=_free_port(),
-        council_port=_free_port(),
-        gateway_port=_free_port(),
-        rate_limit=10 * requests,  # the bench is one client: its limit is not what is measured
-        graphiql=False,
-    ) as running:
+    with (
+        _database(database_url, data_dir) as url,
+        stack.running(
+            database_url=url,
+            data_dir=data_dir,
+            hub_port=_free_port(),
+            council_port=_free_port(),
+            gateway_port=_free_port(),
+            rate_limit=10 * requests,  # the bench is one client: its limit is not what is measured
+            graphiql=False,
+        ) as running,
+    ):
         return asyncio.run(
             _measure(running, requests=requests, rounds=rounds, concurrency=concurrency)
         )

@@ -110,18 +110,25 @@ def bench_gateway_command(
     requests: int = typer.Option(2000, min=10, help="Requests per path (direct, gateway)."),
     rounds: int = typer.Option(10, min=1, help="Rounds each path is run in, interleaved."),
     concurrency: int = typer.Option(8, min=1, help="Requests in flight at once."),
+    database_url: str | None = typer.Option(
+        None,
+        help="A PostgreSQL server (a scratch database is created and dropped); else SQLite.",
+    ),
 ) -> None:
     """The same council query direct to the hub and through the gateway, interleaved."""
     from hub.bench import BenchFailed  # noqa: PLC0415
     from hub.federation.bench import run  # noqa: PLC0415
 
     try:
-        figures = run(requests=requests, rounds=rounds, concurrency=concurrency)
+        figures = run(
+            requests=requests, rounds=rounds, concurrency=concurrency, database_url=database_url
+        )
     except (BenchFailed, local.GatewayUnavailable) as failed:
         typer.echo(f"bench failed: {failed}", err=True)
         raise typer.Exit(1) from failed
     direct, gateway, _ = figures
-    typer.echo(f"concurrency {concurrency}, {rounds} interleaved rounds, SQLite")
+    backend = "PostgreSQL" if database_url else "SQLite"
+    typer.echo(f"concurrency {concurrency}, {rounds} interleaved rounds, {backend}")
     for figure in figures:
         typer.echo(figure.line())
     ratio = (gateway.count / gateway.seconds) / (direct.count / direct.seconds)
