@@ -283,3 +283,14 @@ def test_a_refusal_names_its_reason_and_subgraph() -> None:
     assert _failure(answer({"extensions": {"code": "FORBIDDEN"}}), field="child") == (
         "errors FORBIDDEN"
     )
+
+
+def test_bench_gateway_compares_direct_and_through_the_gateway_tiny() -> None:
+    from tests.test_gateway import _gateway_or_skip  # noqa: PLC0415 - the same skip rule
+
+    _gateway_or_skip()
+    run = _bench("bench-gateway", "--requests", "20", "--rounds", "2", "--concurrency", "2")
+    assert run.returncode == 0, run.stdout + run.stderr
+    lines = {line.split()[0]: line for line in run.stdout.splitlines() if line}
+    assert "errors 0" in lines["direct"]
+    assert "errors 0" in lines["gateway"]

@@ -11,14 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import tempfile
-import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from hub.bench import Figures, _failure, _free_port, scratch_database
+from hub.bench import Figures, _drive, _failure, _free_port, scratch_database
 from hub.federation import stack
 
 HUB_PART = (
@@ -30,33 +29,6 @@ CROSS = """query CouncilChildCase($id: ID!) {
     allocatedSocialWorker childProtectionPlan { category startDate }
   }
 }"""
-
-
-async def _round(
-    name: str, count: int, concurrency: int, call: Callable[[int], Awaitable[str | None]]
-) -> Figures:
-    latencies: list[float] = []
-    failures: list[str] = []
-    numbers = iter(range(count))
-
-    async def worker() -> None:
-        for number in numbers:
-            started = time.perf_counter()
-            failure = await call(number)
-            latencies.append(time.perf_counter() - started)
-            if failure is not None:
-                failures.append(failure)
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return Figures(
-        name,
-        count,
-        time.perf_counter() - started,
-        latencies,
-        len(failures),
-        failures[0] if failures else None,
-    )
 
 
 def _merged(name: str, rounds: list[Figures]) -> Figures:
@@ -103,15 +75,15 @@ async def _measure(
     async with httpx.AsyncClient(timeout=60, limits=limits) as http:
         for _ in range(rounds):
             direct.append(
-                await _round("direct", per_round, concurrency, caller(http, direct_url, HUB_PART))
+                await _drive("direct", per_round, concurrency, caller(http, direct_url, HUB_PART))
             )
             gateway.append(
-                await _round(
+                await _drive(
                     "gateway", per_round, concurrency, caller(http, running.gateway_url, HUB_PART)
                 )
             )
             cross.append(
-                await _round(
+                await _drive(
                     "cross", per_round, concurrency, caller(http, running.gateway_url, CROSS)
                 )
             )
