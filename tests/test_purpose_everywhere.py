@@ -321,10 +321,10 @@ def _agreement_with(tmp_path: Path, old: str, new: str) -> Path:
             "role police_officer: default_purpose 'inspection' is not one of the role's purposes",
         ),
         (
-            'rows = "council_children"',
-            'rows = "council_children"\ndefault_purpose = "section_47_enquiry"',
+            'rows = "school_pupils"',
+            'rows = "school_pupils"\ndefault_purpose = "operation_encompass"',
             (
-                "role council_social_worker: default_purpose 'section_47_enquiry': only a role "
+                "role school_dsl: default_purpose 'operation_encompass': only a role "
                 "that pushes records may have a default purpose"
             ),
         ),

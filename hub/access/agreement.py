@@ -18,13 +18,14 @@ from typing import Any, TypeVar
 
 from graphql import GraphQLInterfaceType, GraphQLObjectType, GraphQLSchema
 
-from hub.access.models import PUSHING_ROLES, Role
+from hub.access.models import Role
 from hub.reference.models import OrganisationKind
 
 # The types whose fields the agreement governs. Connection wrappers, page info and the viewer
 # carry no case data and are open to every authenticated caller.
 GUARDED_TYPES = (
     "Query",
+    "Mutation",
     "Subscription",
     "Organisation",
     "Child",
@@ -247,7 +248,7 @@ def _role(
         problems,
         f"{where}: child_identities",
     )
-    default_purpose = _default_purpose(role, body.get("default_purpose"), granted, problems)
+    default_purpose = _default_purpose(role, body.get("default_purpose"), granted, fields, problems)
     return RolePolicy(
         default_purpose=default_purpose,
         audit_rows=audit_rows or AuditRows.NONE,
@@ -261,12 +262,20 @@ def _role(
     )
 
 
-def _default_purpose(role: Role, value: Any, granted: set[str], problems: list[str]) -> str | None:
-    """A pushing role's default purpose: one the role may give; no other role has one."""
+def _default_purpose(
+    role: Role,
+    value: Any,
+    granted: set[str],
+    fields: Mapping[str, frozenset[str]],
+    problems: list[str],
+) -> str | None:
+    """A pushing role's default purpose: one the role may give; a role that changes nothing
+    (no `Mutation` fields) has none.
+    """
     if value is None:
         return None
     where = f"role {role.value}: default_purpose {value!r}"
-    if role not in PUSHING_ROLES:
+    if not fields.get("Mutation"):
         problems.append(f"{where}: only a role that pushes records may have a default purpose")
         return None
     if value not in granted:

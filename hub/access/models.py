@@ -17,10 +17,6 @@ class Role(enum.StrEnum):
     HUB_ADMIN = "hub_admin"
 
 
-# The roles whose systems push records to the hub: the police's.
-PUSHING_ROLES = frozenset({Role.POLICE_OFFICER})
-
-
 class OAuthClient(SQLModel, table=True):
     """A machine client (a force's or council's system). The secret is kept only as a hash."""
 

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 from graphql import GraphQLErrorExtensions
 from strawberry.permission import BasePermission
 
-from hub.access.models import PUSHING_ROLES, Role
+from hub.access.models import Role
 from hub.access.policy import purpose_problem
 from hub.graphql.context import Info
 
@@ -19,38 +19,6 @@ class _RolePermission(BasePermission):
 
     def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:  # noqa: ARG002 - strawberry's signature
         return Role(info.context.principal.role) in self.roles
-
-
-class PushesPoliceRecords(_RolePermission):
-    """Only a police record system pushes, and only for its own force (the token's)."""
-
-    message = "only a police force's system may push records"
-    roles = PUSHING_ROLES
-
-
-class ReadsCaseRecords(_RolePermission):
-    """Roles whose view includes case records; the row scope narrows what each sees."""
-
-    message = "this role may not read case records"
-    roles = frozenset({Role.POLICE_OFFICER, Role.COUNCIL_SOCIAL_WORKER})
-
-
-class ReceivesRecords(_RolePermission):
-    """A receiving council acknowledges what it received (DA-ACK, MISSING-ACK).
-
-    Schools receive too, but their receipt is their first sight of the notice: the agreement
-    gives them no acknowledgement duty and no view of receipts.
-    """
-
-    message = "only a receiving council may acknowledge records"
-    roles = frozenset({Role.COUNCIL_SOCIAL_WORKER})
-
-
-class RecordsReturnInterviews(_RolePermission):
-    """A council's children's services hold return home interviews and record them."""
-
-    message = "only a council may record a return home interview"
-    roles = frozenset({Role.COUNCIL_SOCIAL_WORKER})
 
 
 class ReadsSharingFigures(_RolePermission):

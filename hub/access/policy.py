@@ -42,6 +42,15 @@ class FieldForbidden(HubError):
         return {**super().extensions, "type": self.type_name, "field": self.field_name}
 
 
+class ChangeForbidden(Forbidden):
+    """A mutation the agreement does not list for the caller's role: one place, the agreement's
+    `Mutation` fields, says who may write what, as its other fields say who may read what.
+    """
+
+    def __init__(self, field: str) -> None:
+        super().__init__(f"the agreement does not let this role call {field}")
+
+
 class PurposeRefused(HubError):
     """An operation whose purpose is missing, unknown, or not one the role may give."""
 
@@ -145,6 +154,8 @@ class AgreementFields(SchemaExtension):
             # record itself was reached (the caller learns it exists) even if nothing else is.
             info.context.served.note(info, root)
         if not field.startswith("__") and not info.context.policy.sees(parent, field):
+            if parent == "Mutation":
+                raise ChangeForbidden(field)
             raise FieldForbidden(parent, field)
         return _next(root, info, *args, **kwargs)
 

@@ -16,7 +16,6 @@ from strawberry.extensions import (
 )
 from strawberry.schema.config import StrawberryConfig
 
-from hub.access.permissions import PushesPoliceRecords
 from hub.access.policy import (
     AgreementFields,
     AgreementFieldsUnaudited,
@@ -220,7 +219,6 @@ class Query(AuditQuery, TimelinessQuery):
 @strawberry.type
 class Mutation(TimelinessMutation):
     @strawberry.mutation(
-        permission_classes=[PushesPoliceRecords],
         description="Push an incident the moment it is recorded. Safe to retry.",
     )
     async def report_incident(self, info: Info, input: ReportIncidentInput) -> Incident | None:  # noqa: A002
@@ -237,7 +235,6 @@ class Mutation(TimelinessMutation):
         return Incident.of(row)
 
     @strawberry.mutation(
-        permission_classes=[PushesPoliceRecords],
         description=(
             "Push many incidents at once (a force loading its history), all or none: a record "
             "that fails its checks is named (`input.3.occurredAt`) and nothing is stored. Each "
@@ -268,7 +265,6 @@ class Mutation(TimelinessMutation):
         return [Incident.of(row) for row, _ in stored]
 
     @strawberry.mutation(
-        permission_classes=[PushesPoliceRecords],
         description="Push a missing-child episode the moment it is reported. Safe to retry.",
     )
     async def record_missing_episode(
@@ -289,7 +285,6 @@ class Mutation(TimelinessMutation):
         return MissingEpisode.of(row)
 
     @strawberry.mutation(
-        permission_classes=[PushesPoliceRecords],
         description="Mark a missing child found or returned. Safe to retry.",
     )
     async def update_missing_episode(
@@ -307,7 +302,6 @@ class Mutation(TimelinessMutation):
         return MissingEpisode.of(row)
 
     @strawberry.mutation(
-        permission_classes=[PushesPoliceRecords],
         description="Open an investigation or change its status, with the reason. Safe to retry.",
     )
     async def update_investigation_status(

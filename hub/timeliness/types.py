@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.dataloader import DataLoader
 
 from hub.access.agreement import AuditRows, RowKind
-from hub.access.permissions import ReadsSharingFigures, ReceivesRecords, RecordsReturnInterviews
+from hub.access.permissions import ReadsSharingFigures
 from hub.audit.models import S62Operation
 from hub.db import utcnow
 from hub.errors import Forbidden, InvalidInput
@@ -275,7 +275,6 @@ class TimelinessQuery:
 @strawberry.type
 class TimelinessMutation:
     @strawberry.mutation(
-        permission_classes=[ReceivesRecords],
         description="Acknowledge a record received. Safe to retry: the first acknowledgement "
         "is kept.",
     )
@@ -297,7 +296,6 @@ class TimelinessMutation:
         return Receipt(row=receipt)
 
     @strawberry.mutation(
-        permission_classes=[RecordsReturnInterviews],
         description="Record when the return home interview was held (after the child's return).",
     )
     async def record_return_interview(
