@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import gc
 import json
 import logging
@@ -40,6 +41,8 @@ from hub.changes.notifier import ChangeNotifier
 from hub.cursors import CursorSeal
 from hub.db import Database
 from hub.errors import HubError, Unauthenticated
+from hub.escalation.scan import escalating
+from hub.escalation.scanner import EscalationScanner
 from hub.federation import audit as federation_audit
 from hub.graphiql import views as graphiql
 from hub.graphql.context import HubContext
@@ -56,6 +59,7 @@ from hub.limits.unavailable import (
 )
 from hub.settings import Settings, get_settings
 from hub.timeliness import dashboard
+from hub.timeliness.extract import targets_for
 
 log = logging.getLogger("hub.app")
 WS_UNAUTHORISED = 4401  # graphql-transport-ws: close codes 4400-4499 are the client's fault
@@ -72,6 +76,7 @@ class HubState:
     indexer: AuditIndexer = dataclasses.field(init=False)
     cursors: CursorSeal = dataclasses.field(init=False)
     client_status: ClientStatus = dataclasses.field(init=False)
+    escalations: EscalationScanner = dataclasses.field(init=False)
 
     def __post_init__(self) -> None:
         self.cursors = CursorSeal.from_secret(self.settings.pseudonym_key.get_secret_value())
@@ -83,6 +88,14 @@ class HubState:
         )
         self.indexer = AuditIndexer(self.db, delay=self.settings.audit_index_delay_seconds)
         self.fanout = Fanout(self)
+        targets = targets_for(self.settings)
+        escalating(targets)  # a target escalating a stage no domain declares stops the start
+        self.escalations = EscalationScanner(
+            self.db,
+            targets,
+            every=self.settings.escalation_scan_seconds,
+            horizon=dt.timedelta(days=self.settings.escalation_horizon_days),
+        )
 
 
 def _error_body(error: HubError) -> bytes:
@@ -368,8 +381,10 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         state.indexer.poke()  # whatever an earlier process appended and did not index
+        state.escalations.start()
         _settle_the_collector()
         yield
+        await state.escalations.close()
         await state.fanout.close()
         await state.indexer.close()
         await state.notifier.close()

@@ -31,9 +31,11 @@ DEFAULT_SCHEMA_FILE = Path("schema/hub.graphql")
 def _mount_access_commands() -> None:
     from hub.access.cli import clients_app, keys_app, token_command  # noqa: PLC0415
     from hub.audit.cli import audit_app  # noqa: PLC0415
+    from hub.escalation.cli import escalations_app  # noqa: PLC0415
     from hub.timeliness.cli import report_command  # noqa: PLC0415
 
     app.add_typer(audit_app, name="audit")
+    app.add_typer(escalations_app, name="escalations")
     app.add_typer(clients_app, name="clients")
     app.add_typer(keys_app, name="keys")
     app.command("token", help="Print a short-lived access token (development only).")(token_command)

@@ -67,6 +67,11 @@ class Settings(BaseSettings):
     # Off by default until a grouped event's recipients can be searched and read like a single
     # reader's (`accessEvents(user:)` and the AccessEvent type do not show them yet).
     subscription_fanout: bool = False
+    # How often each process looks for stages past their deadline to escalate (targets with
+    # `escalate = true`); 0 turns the scanner off (`safeguarding-hub escalations scan` still
+    # runs it once). Stages that started longer ago than the horizon are left to the report.
+    escalation_scan_seconds: float = Field(default=60.0, ge=0)
+    escalation_horizon_days: int = Field(default=30, ge=1, le=400)
     # PostgreSQL: how long the audit indexer gathers appended events before indexing them in
     # one statement (readers see unindexed events all the same).
     audit_index_delay_seconds: float = Field(default=0.5, ge=0, le=60)

@@ -28,7 +28,7 @@ from hub.incidents.models import IncidentChild
 from hub.investigations.models import InvestigationChild
 from hub.timeliness.models import RECEIVING_ROLES, FirstSeen
 
-AUDITED_TYPES = frozenset({"Child", "Incident", "MissingEpisode", "Investigation"})
+AUDITED_TYPES = frozenset({"Child", "Incident", "MissingEpisode", "Investigation", "Escalation"})
 Path = tuple[str | int, ...]
 
 
@@ -43,6 +43,8 @@ def _owner(type_name: str, row: Any) -> str | None:
     if type_name == "Child":
         owner: str | None = row.responsible_council_code
         return owner
+    if type_name == "Escalation":  # the organisation that owes the answer
+        return str(row.owed_by_code)
     return str(row.force_code)
 
 
@@ -203,6 +205,9 @@ async def children_of(
         ),
     }
     for type_name, ids in by_type.items():
+        if type_name not in links:  # a record about a record (an escalation): no children
+            concerned.update(((type_name, record_id), ()) for record_id in ids)
+            continue
         record_column, child_column = links[type_name]
         rows = await session.execute(
             sa.select(record_column, child_column).where(record_column.in_(ids))

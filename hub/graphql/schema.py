@@ -29,6 +29,8 @@ from hub.changes.fanout import FanoutExecutor
 from hub.changes.types import Subscription
 from hub.children.types import Child
 from hub.errors import InvalidInput
+from hub.escalation import service as escalation_service
+from hub.escalation.types import Escalation, EscalationFilterInput, EscalationQuery
 from hub.graphql.connection import Connection
 from hub.graphql.context import Info
 from hub.graphql.documents import CachedDocuments, ValidDocuments
@@ -128,7 +130,7 @@ class Viewer:
 
 
 @strawberry.type
-class Query(AuditQuery, TimelinessQuery):
+class Query(AuditQuery, TimelinessQuery, EscalationQuery):
     @strawberry.field
     def viewer(self, info: Info) -> Viewer:
         p = info.context.principal
@@ -189,6 +191,21 @@ class Query(AuditQuery, TimelinessQuery):
         given = filter or InvestigationFilterInput()
         return await _connection(
             info, investigations.list_, given, Investigation.of, first=first, after=after
+        )
+
+    @strawberry.field(
+        description="Escalations the caller's organisation owes an answer to or is waiting on."
+    )
+    async def escalations(
+        self,
+        info: Info,
+        filter: EscalationFilterInput | None = None,  # noqa: A002
+        first: int | None = None,
+        after: str | None = None,
+    ) -> Connection[Escalation] | None:
+        given = filter or EscalationFilterInput()
+        return await _connection(
+            info, escalation_service.list_, given, Escalation.of, first=first, after=after
         )
 
     @strawberry.field

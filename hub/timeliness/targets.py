@@ -51,7 +51,7 @@ _STAGE_KINDS = {"returned_to_return_interview": frozenset({"missing_episode"})}
 
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
 _REQUIRED = ("id", "kind", "stage", "unit", "description", "source")
-_OPTIONAL = ("limit", "school_day_start")
+_OPTIONAL = ("limit", "school_day_start", "escalate")
 # Far beyond any timescale in STANDARDS.md (the longest is 45 working days); it also refuses
 # inf and nan, which compare oddly and would make every record meet its target.
 _MAX_LIMIT = 10_000
@@ -83,6 +83,8 @@ class Target:
     description: str
     source: str
     school_day_start: dt.time = SCHOOL_DAY_START
+    # Raise an escalation, once, for each stage still open at its deadline (hub.escalation).
+    escalate: bool = False
 
     @property
     def unconfirmed(self) -> bool:
@@ -212,6 +214,7 @@ def _read_target(entry: dict[str, Any], where: str, problems: list[str]) -> Targ
         description=entry["description"].strip(),
         source=entry["source"].strip(),
         school_day_start=start,
+        escalate=entry.get("escalate", False),
     )
 
 
@@ -227,6 +230,8 @@ def _vocabulary_problems(entry: dict[str, Any]) -> list[str]:
         found.append(f"stage {entry['stage']!r} does not apply to kind {entry['kind']!r}")
     if entry["unit"] not in {unit.value for unit in Unit}:
         found.append(f"unknown unit {entry['unit']!r} (known: {', '.join(Unit)})")
+    if not isinstance(entry.get("escalate", False), bool):
+        found.append("'escalate' must be true or false")
     return found
 
 
