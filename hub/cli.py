@@ -464,6 +464,19 @@ def bench_report(  # noqa: PLR0917 - typer's options are the parameters
         typer.echo(line)
 
 
+@app.command("bench-escalation")
+def bench_escalation(
+    database_url: str = PostgresBenchDatabase,
+    episodes: int = typer.Option(216_000, min=1, help="Synthetic missing episodes (a year)."),
+) -> None:
+    """Escalation scanning over a national year of open stages: first scan and steady scan."""
+    from hub.escalation.bench import run as run_escalation  # noqa: PLC0415
+
+    figures = _measured(run_escalation(database_url=database_url, episodes=episodes))
+    for line in figures.lines():
+        typer.echo(line)
+
+
 @schema_app.command("export")
 def schema_export(
     output: Path = typer.Option(DEFAULT_SCHEMA_FILE, help="Where to write the SDL."),

@@ -154,6 +154,15 @@ def test_bench_report_runs_tiny() -> None:
     assert "national" in run.stdout
 
 
+@pytest.mark.skipif(not is_postgres(), reason="bench-escalation loads with PostgreSQL's COPY")
+def test_bench_escalation_runs_tiny() -> None:
+    run = _bench("bench-escalation", "--database-url", POSTGRES_URL, "--episodes", "300")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "steady/first" in run.stdout
+    raised = int(run.stdout.split("escalations raised")[0].split(",")[-1].split()[0])
+    assert raised > 0
+
+
 def test_a_run_with_failures_has_no_figures() -> None:
     failed = Figures("queries", 10, 1.0, [0.1] * 10, errors=3, first_error="errors FORBIDDEN")
     with pytest.raises(BenchFailed, match=r"3 of 10 queries failed \(first: errors FORBIDDEN\)"):
