@@ -135,13 +135,19 @@ async def _nations(session: AsyncSession) -> dict[str, str | None]:
 
 
 async def _insert(session: AsyncSession, rows: list[dict[str, object]]) -> list[str]:
-    """Insert-or-ignore; the ids of the rows this statement wrote (so only it publishes them)."""
+    """Insert-or-ignore; the ids of the rows this statement wrote (so only it publishes them).
+
+    One statement compiled once, its rows sent in batches (SQLAlchemy's "insertmanyvalues"):
+    a VALUES list of literal rows per chunk costs seconds to compile at national size.
+    """
+    if not rows:
+        return []
     table = Escalation.__table__  # type: ignore[attr-defined]
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    statement = insert(table).on_conflict_do_nothing().returning(table.c.id)
     written: list[str] = []
     for chunk in _chunks(rows, INSERT_CHUNK):
-        statement = insert(table).values(chunk).on_conflict_do_nothing().returning(table.c.id)
-        written += [row[0] for row in await session.execute(statement)]
+        written += [row[0] for row in await session.execute(statement, chunk)]
     return written
 
 
