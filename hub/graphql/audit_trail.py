@@ -28,7 +28,10 @@ from hub.incidents.models import IncidentChild
 from hub.investigations.models import InvestigationChild
 from hub.timeliness.models import RECEIVING_ROLES, FirstSeen
 
-AUDITED_TYPES = frozenset({"Child", "Incident", "MissingEpisode", "Investigation"})
+AUDITED_TYPES = frozenset({"Child", "Incident", "MissingEpisode", "Investigation", "VettingCheck"})
+# Records about adults (an applicant for a vetting check): they concern no child, so they never
+# enter the audit's child index, whatever a child's access history is asked for.
+CHILDLESS_TYPES = frozenset({"VettingCheck"})
 Path = tuple[str | int, ...]
 
 
@@ -43,6 +46,8 @@ def _owner(type_name: str, row: Any) -> str | None:
     if type_name == "Child":
         owner: str | None = row.responsible_council_code
         return owner
+    if type_name == "VettingCheck":  # the requesting council's: its applicant, its request
+        return str(row.council_code)
     return str(row.force_code)
 
 
@@ -191,6 +196,8 @@ async def children_of(
             concerned[(type_name, row.id)] = (row.id,)
         elif type_name == "MissingEpisode":
             concerned[(type_name, row.id)] = (row.child_id,)
+        elif type_name in CHILDLESS_TYPES:
+            concerned[(type_name, row.id)] = ()
         elif (known := loaded.of(type_name, row.id)) is not None:
             concerned[(type_name, row.id)] = known
         else:
