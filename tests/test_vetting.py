@@ -7,10 +7,12 @@ the field by the agreement. Every name, date and postcode here is invented.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import statistics
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,7 +24,7 @@ from hub.audit.models import AuditEvent, AuditEventChild
 from hub.changes.models import RecordChange
 from hub.db import Database
 from hub.vetting.models import VettingCheck
-from tests.conftest import LiveServer, unique
+from tests.conftest import LiveServer, cli_settings, unique
 from tests.factories import COUNCIL, FORCE, OTHER_COUNCIL, OTHER_FORCE, THIRD_COUNCIL, iso
 from tests.scenario import SCHOOL, World
 
@@ -228,8 +230,6 @@ async def test_retries_never_duplicate_and_other_content_conflicts(
 
 
 async def test_concurrent_identical_requests_store_one(council: Caller, db: Database) -> None:
-    import asyncio  # noqa: PLC0415 - only here
-
     payload = vetting_request(unique("VET-RACE"))
     bodies = await asyncio.gather(*(council(REQUEST, {"input": payload}) for _ in range(6)))
     ids = {b["data"]["requestVettingCheck"]["id"] for b in bodies if not b.get("errors")}
@@ -662,3 +662,68 @@ async def test_a_wandsworth_like_backlog_is_found_in_the_figures(
         WANDSWORTH
     ]
     assert at_force["data"]["vettingFigures"]["byForce"][0]["open"] == 24
+
+
+# --- the operator's CLI --------------------------------------------------------------------
+
+
+def test_the_cli_prints_the_figures_and_logs_the_disclosure(
+    live_server: LiveServer, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner  # noqa: PLC0415 - only this test drives the CLI
+
+    from hub.cli import app  # noqa: PLC0415
+
+    council_code = "E09000033"  # Westminster: no other test asks for its checks
+    token = live_server.token(Role.COUNCIL_SOCIAL_WORKER, council_code, purpose="carer_vetting")
+    for purpose, age in [("ADOPTER", 20), ("FOSTER_CARER", 2)]:
+        response = httpx.post(
+            live_server.graphql_url,
+            headers={"Authorization": f"Bearer {token}"},
+            json={
+                "query": REQUEST,
+                "variables": {
+                    "input": vetting_request(
+                        unique("WM-CLI"), force=MET, purpose=purpose, requested=days_ago(age)
+                    )
+                },
+            },
+            timeout=30,
+        )
+        assert "errors" not in response.json(), response.text
+    with cli_settings(monkeypatch, database_url, tmp_path):
+        result = CliRunner().invoke(
+            app, ["vetting-report", "--council", council_code, "--user", "analyst-1"]
+        )
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "Target T11" in out
+    assert "parliamentary answers" in out
+    (row,) = [line for line in out.splitlines() if line.startswith(f"| {council_code} |")]
+    # open, median age, oldest, past target, completed, within, share, carers, adopters
+    assert [cell.strip() for cell in row.strip("|").split("|")][1:] == [
+        "2", "11.0", "20.0", "1", "0", "0", "-", "1", "1",
+    ]  # fmt: skip
+    assert "Testperson" not in out
+    assert "APP-" not in out
+    assert asyncio.run(_cli_disclosures(database_url, "analyst-1")) == 1
+    bad = CliRunner().invoke(app, ["vetting-report", "--from", "2026-02-30"])
+    assert bad.exit_code == 2
+
+
+async def _cli_disclosures(database_url: str, user: str) -> int:
+    db = Database(database_url)
+    try:
+        async with db.transaction(write=False) as session:
+            count = await session.scalar(
+                sa.select(sa.func.count())
+                .select_from(AuditEvent)
+                .where(
+                    AuditEvent.user == user,
+                    AuditEvent.operation == "disclosure",
+                    AuditEvent.operation_name == "vetting figures",
+                )
+            )
+        return int(count or 0)
+    finally:
+        await db.dispose()

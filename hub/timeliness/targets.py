@@ -38,6 +38,8 @@ KINDS: dict[str, str] = {
 # Kinds that are requests answered by another agency, not records shared: the sharing report
 # does not measure them (hub/vetting/figures.py does) and they take their own stages only.
 REQUEST_KINDS = frozenset({"vetting_check"})
+# The kinds of record the sharing report measures and a report may be narrowed to.
+RECORD_KINDS = {kind: text for kind, text in KINDS.items() if kind not in REQUEST_KINDS}
 
 # Stage -> what starts and ends it. "Event" is the incident, the report of a missing child or
 # the status change; "first seen" comes from the audit and "acknowledged" from the council.
