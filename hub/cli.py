@@ -33,6 +33,7 @@ def _mount_access_commands() -> None:
     from hub.audit.cli import audit_app  # noqa: PLC0415
     from hub.escalation.cli import escalations_app  # noqa: PLC0415
     from hub.timeliness.cli import report_command  # noqa: PLC0415
+    from hub.vetting.cli import vetting_report_command  # noqa: PLC0415
 
     app.add_typer(audit_app, name="audit")
     app.add_typer(escalations_app, name="escalations")
@@ -40,6 +41,7 @@ def _mount_access_commands() -> None:
     app.add_typer(keys_app, name="keys")
     app.command("token", help="Print a short-lived access token (development only).")(token_command)
     app.command("report")(report_command)
+    app.command("vetting-report")(vetting_report_command)
     _mount_federation_commands()
 
 

@@ -25,6 +25,7 @@ from hub.missing.models import MissingEpisode
 from hub.reference.models import ForceCoverage, Organisation
 from hub.timeliness.facts import StageFact
 from hub.timeliness.models import RecordReceipt
+from hub.vetting.models import VettingCheck
 
 metadata = SQLModel.metadata
 
@@ -52,5 +53,6 @@ __all__ = [
     "RecordChange",
     "RecordReceipt",
     "StageFact",
+    "VettingCheck",
     "metadata",
 ]

@@ -151,6 +151,7 @@ async def test_root_fields_follow_the_agreement(
         "recordAccessHistory": f'recordType: "Incident", recordId: "{world.inside.incident}"',
         "sharingReport": 'from: "2026-01-01", to: "2026-01-31"',
         "escalationFigures": 'from: "2026-01-01", to: "2026-01-31"',
+        "vettingCheck": 'id: "no-such-check"',
     }
     token = live_server.token(role, ORGANISATION_OF[role])
     for name in query_type.fields:

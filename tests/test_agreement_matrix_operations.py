@@ -25,8 +25,10 @@ from hub.db import Database
 from hub.incidents.models import Incident
 from hub.investigations.models import Investigation
 from hub.missing.models import MissingEpisode
+from hub.vetting.models import VettingCheck
 from tests.conftest import LiveServer, unique
 from tests.factories import (
+    COUNCIL,
     FORCE,
     OTHER_COUNCIL,
     OTHER_FORCE,
@@ -44,6 +46,7 @@ from tests.factories import (
 from tests.scenario import ORGANISATION_OF, OTHER_SCHOOL, SCHOOL, World
 from tests.test_agreement_matrix import AGREEMENT, SCHEMA, _selection
 from tests.test_subscriptions import WAIT, _latest_cursor, _ws_url
+from tests.test_vetting import vetting_request
 
 RECORD_TYPES = ("Incident", "MissingEpisode", "Investigation")
 
@@ -262,12 +265,15 @@ MUTATION_ROLES = {
     name: frozenset(role for role, rules in AGREEMENT.roles.items() if rules.sees("Mutation", name))
     for name in SCHEMA.mutation_type.fields  # type: ignore[union-attr]
 }
-# The table where a refused push would have stored its record.
-STORED_IN = {
-    "reportIncident": Incident,
-    "reportIncidents": Incident,
-    "recordMissingEpisode": MissingEpisode,
-    "updateInvestigationStatus": Investigation,
+# The table where a refused push would have stored its record, and the column of its reference.
+STORED_IN: dict[str, tuple[Any, Any]] = {
+    "reportIncident": (Incident, Incident.police_reference),
+    "reportIncidents": (Incident, Incident.police_reference),
+    "recordMissingEpisode": (MissingEpisode, MissingEpisode.police_reference),
+    "updateInvestigationStatus": (Investigation, Investigation.police_reference),
+    "requestVettingCheck": (VettingCheck, VettingCheck.council_reference),
+    # A refused completion would have completed the check: its reference is its id.
+    "completeVettingCheck": (VettingCheck, VettingCheck.id),
 }
 
 
@@ -306,12 +312,27 @@ async def _arguments(
             {"id": episode, "at": iso(hours_ago(0.5))},
             "",
         )
+    if name == "completeVettingCheck":
+        check = await _vetting_check(http, server)
+        return (
+            "$input: CompleteVettingCheckInput!",
+            "input: $input",
+            {
+                "input": {
+                    "id": check,
+                    "outcome": "NO_INFORMATION_HELD",
+                    "completedAt": iso(hours_ago(0.5)),
+                }
+            },
+            check,
+        )
     reference = unique("MX-MUT")
     payloads: dict[str, dict[str, Any]] = {
         "reportIncident": incident(reference),
         "reportIncidents": [incident(reference)],
         "recordMissingEpisode": missing_episode(reference),
         "updateInvestigationStatus": status_change(reference, "OPEN", hours=1),
+        "requestVettingCheck": vetting_request(reference),
     }
     if name == "updateMissingEpisode":
         await _police(http, server, RECORD_MISSING, missing_episode(reference))
@@ -320,12 +341,33 @@ async def _arguments(
     return f"$input: {argument.type}", "input: $input", {"input": payloads[name]}, reference
 
 
+async def _vetting_check(http: httpx.AsyncClient, server: LiveServer) -> str:
+    """An open check Birmingham asked of West Midlands (the police role's force)."""
+    token = server.token(Role.COUNCIL_SOCIAL_WORKER, COUNCIL)
+    body = (
+        await http.post(
+            server.graphql_url,
+            headers={"Authorization": f"Bearer {token}"},
+            json={
+                "query": "mutation($input: RequestVettingCheckInput!) "
+                "{ requestVettingCheck(input: $input) { id } }",
+                "variables": {"input": vetting_request(unique("MX-VET"))},
+            },
+        )
+    ).json()
+    assert "errors" not in body, body
+    return str(body["data"]["requestVettingCheck"]["id"])
+
+
 async def _stored(db: Database, name: str, reference: str) -> int:
-    model = STORED_IN.get(name)
-    if model is None or not reference:
+    stored = STORED_IN.get(name)
+    if stored is None or not reference:
         return 0
+    model, column = stored
+    query = sa.select(sa.func.count()).select_from(model).where(column == reference)
+    if model is VettingCheck and name == "completeVettingCheck":
+        query = query.where(VettingCheck.status == "completed")
     async with db.transaction(write=False) as session:
-        query = sa.select(sa.func.count()).where(model.police_reference == reference)
         return int((await session.execute(query)).scalar_one())
 
 

@@ -49,6 +49,10 @@ GUARDED_TYPES = (
     "ReportChart",
     "Escalation",
     "EscalationFigure",
+    "VettingCheck",
+    "VettingApplicant",
+    "VettingFigures",
+    "VettingGroupFigures",
 )
 # Federation's own root fields: `_service` is the contract, `_entities` resolves entities whose
 # fields and rows are governed like any other path.

@@ -28,7 +28,13 @@ from hub.incidents.models import IncidentChild
 from hub.investigations.models import InvestigationChild
 from hub.timeliness.models import RECEIVING_ROLES, FirstSeen
 
-AUDITED_TYPES = frozenset({"Child", "Incident", "MissingEpisode", "Investigation", "Escalation"})
+AUDITED_TYPES = frozenset(
+    {"Child", "Incident", "MissingEpisode", "Investigation", "VettingCheck", "Escalation"}
+)
+# Records about adults (an applicant for a vetting check) or about another record (an
+# escalation): they concern no child, so they never enter the audit's child index, whatever a
+# child's access history is asked for.
+CHILDLESS_TYPES = frozenset({"VettingCheck", "Escalation"})
 Path = tuple[str | int, ...]
 
 
@@ -45,6 +51,8 @@ def _owner(type_name: str, row: Any) -> str | None:
         return owner
     if type_name == "Escalation":  # the organisation that owes the answer
         return str(row.owed_by_code)
+    if type_name == "VettingCheck":  # the requesting council's: its applicant, its request
+        return str(row.council_code)
     return str(row.force_code)
 
 
@@ -193,6 +201,8 @@ async def children_of(
             concerned[(type_name, row.id)] = (row.id,)
         elif type_name == "MissingEpisode":
             concerned[(type_name, row.id)] = (row.child_id,)
+        elif type_name in CHILDLESS_TYPES:
+            concerned[(type_name, row.id)] = ()
         elif (known := loaded.of(type_name, row.id)) is not None:
             concerned[(type_name, row.id)] = known
         else:
@@ -205,9 +215,6 @@ async def children_of(
         ),
     }
     for type_name, ids in by_type.items():
-        if type_name not in links:  # a record about a record (an escalation): no children
-            concerned.update(((type_name, record_id), ()) for record_id in ids)
-            continue
         record_column, child_column = links[type_name]
         rows = await session.execute(
             sa.select(record_column, child_column).where(record_column.in_(ids))

@@ -68,6 +68,7 @@ from hub.reference.types import Organisation, OrganisationKindType, load_organis
 from hub.settings import Settings
 from hub.telemetry import OperationTracing
 from hub.timeliness.types import TimelinessMutation, TimelinessQuery, note_shared
+from hub.vetting.types import VettingMutation, VettingQuery
 
 WhereT = TypeVar("WhereT")
 WhereT_contra = TypeVar("WhereT_contra", contravariant=True)
@@ -130,7 +131,7 @@ class Viewer:
 
 
 @strawberry.type
-class Query(AuditQuery, TimelinessQuery, EscalationQuery):
+class Query(AuditQuery, TimelinessQuery, EscalationQuery, VettingQuery):
     @strawberry.field
     def viewer(self, info: Info) -> Viewer:
         p = info.context.principal
@@ -234,7 +235,7 @@ class Query(AuditQuery, TimelinessQuery, EscalationQuery):
 
 
 @strawberry.type
-class Mutation(TimelinessMutation):
+class Mutation(TimelinessMutation, VettingMutation):
     @strawberry.mutation(
         description="Push an incident the moment it is recorded. Safe to retry.",
     )

@@ -20,7 +20,7 @@ from hub.settings import get_settings
 from hub.timeliness import extract
 from hub.timeliness.report import SHOWN_BREACHES, Format, render
 from hub.timeliness.report_data import ReportData, ReportScope, disclosure_detail
-from hub.timeliness.targets import KINDS
+from hub.timeliness.targets import RECORD_KINDS as KINDS
 
 OPERATOR_ORGANISATION = "HUB"
 

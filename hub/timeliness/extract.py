@@ -74,7 +74,18 @@ def _targets(path: Path) -> TargetSet:
     return load_targets(path)
 
 
+@cache
+def _shared_record_targets(path: Path) -> TargetSet:
+    return _targets(path).of_shared_records()
+
+
 def targets_for(settings: Settings) -> TargetSet:
+    """The targets the sharing report measures: records shared (not requests, such as checks)."""
+    return _shared_record_targets(settings.targets_file or default_targets_path())
+
+
+def all_targets_for(settings: Settings) -> TargetSet:
+    """Every target of the agreement, requests' too (hub/vetting/figures.py reads T11)."""
     return _targets(settings.targets_file or default_targets_path())
 
 
@@ -112,7 +123,7 @@ async def report(
         return pseudonym(child_id, key=pseudonym_key)
 
     asked = _Asked(
-        targets=targets,
+        targets=targets.of_shared_records(),
         period_from=period_from,
         period_to=period_to,
         scope=scope,
@@ -418,7 +429,7 @@ async def part_seconds(
     """Each part of a PostgreSQL report run alone, one after another on one connection, timed:
     where a report's time goes (`safeguarding-hub bench-report` prints them)."""
     asked = _Asked(
-        targets=targets,
+        targets=targets.of_shared_records(),
         period_from=period_from,
         period_to=period_to,
         scope=scope,

@@ -89,6 +89,7 @@ def build_report(
     ``breach_limit`` lists only the longest breaches (all are counted in ``breaches_total``).
     """
     scope = scope or ReportScope()
+    targets = targets.of_shared_records()
     batching = batching or BatchingParams()
     selected = [row for row in rows if scope.admits(row)]
     measured = measure(selected, targets, as_of=as_of)

@@ -33,7 +33,13 @@ KINDS: dict[str, str] = {
     "incident": "Other child safeguarding incident",
     "missing_episode": "Child missing from home or care",
     "investigation_status": "Change in an investigation's status",
+    "vetting_check": "Police check on a prospective carer or adopter",
 }
+# Kinds that are requests answered by another agency, not records shared: the sharing report
+# does not measure them (hub/vetting/figures.py does) and they take their own stages only.
+REQUEST_KINDS = frozenset({"vetting_check"})
+# The kinds of record the sharing report measures and a report may be narrowed to.
+RECORD_KINDS = {kind: text for kind, text in KINDS.items() if kind not in REQUEST_KINDS}
 
 # Stage -> what starts and ends it. "Event" is the incident, the report of a missing child or
 # the status change; "first seen" comes from the audit and "acknowledged" from the council.
@@ -45,9 +51,18 @@ STAGES: dict[str, str] = {
     "shared_to_acknowledged": "shared to acknowledged by the council",
     "returned_to_return_interview": "child's return to return home interview",
 }
+# The stages of requests (REQUEST_KINDS): kept apart from STAGES, whose order the sharing
+# report's SQL and arrays follow.
+REQUEST_STAGES: dict[str, str] = {
+    "requested_to_completed": "council's request to the force's completed check",
+}
 
-# Stages that exist for one kind only; every other stage applies to every kind.
-_STAGE_KINDS = {"returned_to_return_interview": frozenset({"missing_episode"})}
+# Stages that exist for some kinds only; every other stage applies to every kind but those in
+# REQUEST_KINDS.
+_STAGE_KINDS = {
+    "returned_to_return_interview": frozenset({"missing_episode"}),
+    "requested_to_completed": frozenset({"vetting_check"}),
+}
 
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
 _REQUIRED = ("id", "kind", "stage", "unit", "description", "source")
@@ -142,6 +157,14 @@ class TargetSet:
     def for_stage(self, kind: str, stage: str) -> tuple[Target, ...]:
         return tuple(t for t in self.targets if t.kind == kind and t.stage == stage)
 
+    def of_shared_records(self) -> TargetSet:
+        """The targets the sharing report measures: not requests' (REQUEST_KINDS), which their
+        own figures measure. The version stays the file's."""
+        kept = tuple(t for t in self.targets if t.kind not in REQUEST_KINDS)
+        return (
+            self if len(kept) == len(self.targets) else TargetSet(kept, self.version, self.origin)
+        )
+
 
 def load_targets(path: Path) -> TargetSet:
     return parse_targets(path.read_bytes(), origin=str(path))
@@ -224,9 +247,12 @@ def _vocabulary_problems(entry: dict[str, Any]) -> list[str]:
         found.append("id must be 1-32 letters, digits, '.', '_' or '-'")
     if entry["kind"] not in KINDS:
         found.append(f"unknown kind {entry['kind']!r} (known: {', '.join(KINDS)})")
-    if entry["stage"] not in STAGES:
-        found.append(f"unknown stage {entry['stage']!r} (known: {', '.join(STAGES)})")
-    elif entry["kind"] in KINDS and entry["kind"] not in _STAGE_KINDS.get(entry["stage"], KINDS):
+    stages = STAGES | REQUEST_STAGES
+    if entry["stage"] not in stages:
+        found.append(f"unknown stage {entry['stage']!r} (known: {', '.join(stages)})")
+    elif entry["kind"] in KINDS and entry["kind"] not in _STAGE_KINDS.get(
+        entry["stage"], KINDS.keys() - REQUEST_KINDS
+    ):
         found.append(f"stage {entry['stage']!r} does not apply to kind {entry['kind']!r}")
     if entry["unit"] not in {unit.value for unit in Unit}:
         found.append(f"unknown unit {entry['unit']!r} (known: {', '.join(Unit)})")

@@ -28,7 +28,8 @@ from hub.timeliness.models import RecordReceipt
 from hub.timeliness.report_data import ReportScope, disclosure_detail
 from hub.timeliness.report_types import BREACH_PAGE, SharingReport
 from hub.timeliness.stats import Measured
-from hub.timeliness.targets import KINDS, STAGES
+from hub.timeliness.targets import RECORD_KINDS as KINDS
+from hub.timeliness.targets import STAGES
 from hub.timeliness.timeline import incident_kind, judged
 
 MAX_REPORT_DAYS = 731
