@@ -23,12 +23,13 @@ from sqlmodel import col
 from hub.audit import service as audit
 from hub.audit.models import OperationKind, Outcome, S62Operation
 from hub.audit.service import Actor, ServedRecord
+from hub.closures.models import ClosureReview
 from hub.db import utcnow
 from hub.incidents.models import IncidentChild
 from hub.investigations.models import InvestigationChild
 from hub.timeliness.models import RECEIVING_ROLES, FirstSeen
 
-AUDITED_TYPES = frozenset({"Child", "Incident", "MissingEpisode", "Investigation"})
+AUDITED_TYPES = frozenset({"Child", "Incident", "MissingEpisode", "Investigation", "ClosureReview"})
 Path = tuple[str | int, ...]
 
 
@@ -43,6 +44,8 @@ def _owner(type_name: str, row: Any) -> str | None:
     if type_name == "Child":
         owner: str | None = row.responsible_council_code
         return owner
+    if type_name == "ClosureReview":
+        return str(row.council_code)  # the council's view of the force's closure
     return str(row.force_code)
 
 
@@ -164,6 +167,8 @@ class LoadedChildren:
     investigations: Callable[[str], Any] = dataclasses.field(default=lambda _: None)
 
     def of(self, type_name: str, record_id: str) -> tuple[str, ...] | None:
+        if type_name not in {"Incident", "Investigation"}:
+            return None
         lookup = self.incidents if type_name == "Incident" else self.investigations
         future = lookup(record_id)
         if future is None or not future.done() or future.exception() is not None:
@@ -201,12 +206,19 @@ async def children_of(
             col(InvestigationChild.investigation_id),
             col(InvestigationChild.child_id),
         ),
+        # A closure review concerns its investigation's children.
+        "ClosureReview": (col(ClosureReview.id), col(InvestigationChild.child_id)),
     }
     for type_name, ids in by_type.items():
         record_column, child_column = links[type_name]
-        rows = await session.execute(
-            sa.select(record_column, child_column).where(record_column.in_(ids))
-        )
+        query = sa.select(record_column, child_column).where(record_column.in_(ids))
+        if type_name == "ClosureReview":
+            query = query.join_from(
+                ClosureReview,
+                InvestigationChild,
+                col(InvestigationChild.investigation_id) == ClosureReview.investigation_id,
+            )
+        rows = await session.execute(query)
         grouped: defaultdict[str, list[str]] = defaultdict(list)
         for record_id, child_id in rows.all():
             grouped[record_id].append(child_id)
