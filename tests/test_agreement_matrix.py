@@ -150,6 +150,7 @@ async def test_root_fields_follow_the_agreement(
         "childAccessHistory": f'childId: "{world.inside.child}"',
         "recordAccessHistory": f'recordType: "Incident", recordId: "{world.inside.incident}"',
         "sharingReport": 'from: "2026-01-01", to: "2026-01-31"',
+        "closureFigures": 'from: "2026-01-01", to: "2026-01-31"',
     }
     token = live_server.token(role, ORGANISATION_OF[role])
     for name in query_type.fields:

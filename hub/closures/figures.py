@@ -3,7 +3,7 @@
 Counted over the closures made in a period (the force's closing time, UTC dates): how many
 each council agreed with, challenged or has not answered yet; of the challenges, how many the
 force answered, reopened or upheld, and how long the force took to answer (median hours from
-the council's challenge to the force's answer). Figures only: no case content, no child.
+the hub's receipt of the challenge to its receipt of the answer). Figures only: no case content.
 """
 
 from __future__ import annotations
@@ -52,8 +52,8 @@ class Figures:
             self.reopened += 1
         else:
             self.upheld += 1
-        if review.answered_at is not None and review.responded_at is not None:
-            seconds = (review.answered_at - review.responded_at).total_seconds()
+        if review.answer_received_at is not None and review.responded_at is not None:
+            seconds = (review.answer_received_at - review.responded_at).total_seconds()
             self.hours_to_answer.append(max(seconds, 0.0) / 3600)
 
     @property

@@ -74,7 +74,9 @@ class ClosureReview(SQLModel, table=True):
     answer: str | None = enum_field(nullable=True)
     answer_reason: str | None = enum_field(nullable=True)
     answer_text: str | None = Field(default=None, sa_type=sa.Text)
-    answered_at: dt.datetime | None = utc_field(nullable=True)
+    answered_at: dt.datetime | None = utc_field(nullable=True)  # the force's time
+    # The hub's clock: the time to answer is measured between two receipts, not claimed times.
+    answer_received_at: dt.datetime | None = utc_field(nullable=True)
     answered_by_client: str | None = Field(default=None, max_length=64)
     answer_hash: str | None = Field(default=None, max_length=64)
     reopening_transition_id: str | None = Field(

@@ -236,6 +236,7 @@ async def answer(
     review.answer_reason = given.reason
     review.answer_text = given.text
     review.answered_at = given.answered_at
+    review.answer_received_at = utcnow()
     review.answered_by_client = client_id
     review.answer_hash = payload
     await session.flush()

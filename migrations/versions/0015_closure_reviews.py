@@ -48,6 +48,7 @@ def upgrade() -> None:
         sa.Column("answer_reason", _string(32), nullable=True),
         sa.Column("answer_text", sa.Text(), nullable=True),
         sa.Column("answered_at", hub.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("answer_received_at", hub.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("answered_by_client", _string(64), nullable=True),
         sa.Column("answer_hash", _string(64), nullable=True),
         sa.Column("reopening_transition_id", _string(36), nullable=True),
