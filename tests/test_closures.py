@@ -221,10 +221,13 @@ def _recent(hours: float) -> dt.datetime:
 
 @asynccontextmanager
 async def _subscribed(
-    server: LiveServer, db: Database, role: Role, org: str
+    server: LiveServer, db: Database, role: Role, org: str, *, request_id: str | None = None
 ) -> AsyncIterator[ClientConnection]:
     after = await _latest_cursor(db, server, role, org)
-    headers = {"Authorization": f"Bearer {server.token(role, org)}"}
+    headers = {
+        "Authorization": f"Bearer {server.token(role, org)}",
+        "X-Request-Id": request_id or str(uuid.uuid4()),
+    }
     async with connect(
         _ws_url(server), subprotocols=["graphql-transport-ws"], additional_headers=headers
     ) as ws:  # type: ignore[list-item]
@@ -275,8 +278,11 @@ async def test_a_closure_tells_each_council_at_once_and_a_council_agrees(
     http: httpx.AsyncClient, live_server: LiveServer, db: Database
 ) -> None:
     reference, investigation = await _investigation(http, live_server, opened=_recent(30))
+    subscription = str(uuid.uuid4())
     async with (
-        _subscribed(live_server, db, Role.COUNCIL_SOCIAL_WORKER, COUNCIL) as ours,
+        _subscribed(
+            live_server, db, Role.COUNCIL_SOCIAL_WORKER, COUNCIL, request_id=subscription
+        ) as ours,
         _subscribed(live_server, db, Role.COUNCIL_SOCIAL_WORKER, HOST_COUNCIL) as host,
         _subscribed(live_server, db, Role.COUNCIL_SOCIAL_WORKER, OTHER_COUNCIL) as other,
     ):
@@ -301,6 +307,14 @@ async def test_a_closure_tells_each_council_at_once_and_a_council_agrees(
     )
     assert review["closure"]["toStatus"] == "NO_FURTHER_ACTION"
     assert told_host["closureReview"]["council"]["id"] == HOST_COUNCIL
+    # The delivery was a disclosure of the review (and its investigation) in the audit log.
+    delivered = {
+        (e.operation, e.record_type, e.record_id)
+        for e in await _events(db, subscription)
+        if e.record_id in {investigation, review["id"]}
+    }
+    assert ("disclosure", "ClosureReview", review["id"]) in delivered
+    assert ("disclosure", "Investigation", investigation) in delivered
 
     agreed = await _ok(
         http,
@@ -915,3 +929,48 @@ async def test_responses_and_answers_are_audited_as_alterations_of_the_review(
     )
     altered = {(e.record_type, e.operation) for e in await _events(db, request_id)}
     assert ("ClosureReview", "alteration") in altered
+
+
+async def test_concurrent_identical_answers_reopen_once(
+    http: httpx.AsyncClient, live_server: LiveServer, db: Database
+) -> None:
+    """A force's system retrying at once: one answer, one reopening, every call the same."""
+    reference, investigation = await _investigation(http, live_server, opened=_recent(30))
+    await _status(http, live_server, reference, "CLOSED", _recent(20))
+    responses = await asyncio.gather(
+        *(
+            _ok(
+                http,
+                live_server,
+                Role.COUNCIL_SOCIAL_WORKER,
+                COUNCIL,
+                RESPOND,
+                _challenge(investigation),
+            )
+            for _ in range(4)
+        )
+    )
+    assert len({r["id"] for r in responses}) == 1
+    at = _recent(1)
+    answers = await asyncio.gather(
+        *(
+            _ok(
+                http,
+                live_server,
+                Role.POLICE_OFFICER,
+                FORCE,
+                ANSWER,
+                _answer(responses[0]["id"], "REOPENED", at),
+            )
+            for _ in range(4)
+        )
+    )
+    assert {a["reopening"]["toStatus"] for a in answers} == {"OPEN"}
+    async with db.transaction(write=False) as session:
+        reopenings = await session.execute(
+            sa.select(sa.func.count()).where(
+                InvestigationTransition.investigation_id == investigation,
+                InvestigationTransition.to_status == "open",
+            )
+        )
+        assert reopenings.scalar_one() == 2  # the opening push and the one reopening

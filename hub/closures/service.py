@@ -210,19 +210,24 @@ async def answer(
     """A force's answer to a challenge: the review, the reopening it made (if any), and
     whether this call recorded the answer."""
     given = _answer_checked(given)
-    review = (
-        await session.execute(
-            sa.select(ClosureReview)
-            .where(
-                col(ClosureReview.id) == given.challenge_id,
-                col(ClosureReview.force_code) == force_code,
-                col(ClosureReview.response) == ClosureResponse.CHALLENGE,
-            )
-            .with_for_update()
-        )
-    ).scalar_one_or_none()
-    if review is None:
+    challenged = sa.select(ClosureReview).where(
+        col(ClosureReview.id) == given.challenge_id,
+        col(ClosureReview.force_code) == force_code,
+        col(ClosureReview.response) == ClosureResponse.CHALLENGE,
+    )
+    found = (await session.execute(challenged)).scalar_one_or_none()
+    if found is None:
         raise NotFound("no challenge with this id to your force", field="input.challengeId")
+    # The investigation first, then the review: the order `respond` and a status push take
+    # them in, so that no two of them wait for each other.
+    await session.execute(
+        sa.select(col(Investigation.id))
+        .where(col(Investigation.id) == found.investigation_id)
+        .with_for_update()
+    )
+    # Read again under the lock: a concurrent answer may have committed since.
+    locked = challenged.with_for_update().execution_options(populate_existing=True)
+    review = (await session.execute(locked)).scalar_one()
     payload = fingerprint(given)
     if review.answer is not None:
         if review.answer_hash != payload:
@@ -253,11 +258,9 @@ async def _reopen(
     """
     investigation = (
         await session.execute(
-            sa.select(Investigation)
-            .where(col(Investigation.id) == review.investigation_id)
-            .with_for_update()
+            sa.select(Investigation).where(col(Investigation.id) == review.investigation_id)
         )
-    ).scalar_one()
+    ).scalar_one()  # locked by `answer`
     later = (
         await session.execute(
             sa.select(InvestigationTransition)
