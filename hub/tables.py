@@ -12,6 +12,7 @@ from hub.audit.models import (
 )
 from hub.changes.models import RecordChange
 from hub.children.models import Child, ChildLink, ChildReference
+from hub.closures.models import ClosureReview
 from hub.escalation.models import Escalation
 from hub.incidents.models import Incident, IncidentChild
 from hub.investigations.models import (
@@ -38,6 +39,7 @@ __all__ = [
     "Child",
     "ChildLink",
     "ChildReference",
+    "ClosureReview",
     "Escalation",
     "ForceCoverage",
     "Incident",

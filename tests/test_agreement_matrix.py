@@ -152,6 +152,7 @@ async def test_root_fields_follow_the_agreement(
         "sharingReport": 'from: "2026-01-01", to: "2026-01-31"',
         "escalationFigures": 'from: "2026-01-01", to: "2026-01-31"',
         "vettingCheck": 'id: "no-such-check"',
+        "closureFigures": 'from: "2026-01-01", to: "2026-01-31"',
     }
     token = live_server.token(role, ORGANISATION_OF[role])
     for name in query_type.fields:

@@ -187,6 +187,7 @@ async def _deliveries_until(ws: ClientConnection, last_id: str) -> list[dict[str
 
 # Which of the pushed records each kind of rows reaches.
 REACHED = {
+    "own_force": set(RECORD_TYPES),
     "council_children": set(RECORD_TYPES),
     "school_pupils": {"Incident"},
 }
@@ -293,10 +294,75 @@ async def _returned_episode(http: httpx.AsyncClient, server: LiveServer) -> str:
     return str(episode["id"])
 
 
+async def _closed_investigation(http: httpx.AsyncClient, server: LiveServer) -> str:
+    """An investigation about a Birmingham child that the force has just closed."""
+    reference = unique("MX-CLOSED")
+    await _police(
+        http,
+        server,
+        UPDATE_INVESTIGATION,
+        status_change(reference, "OPEN", hours=2, children=[child(f"{reference}-C")]),
+    )
+    closed = await _police(
+        http, server, UPDATE_INVESTIGATION, status_change(reference, "CLOSED", hours=1)
+    )
+    return str(closed["id"])
+
+
+async def _challenged(http: httpx.AsyncClient, server: LiveServer) -> str:
+    """A Birmingham challenge to one of the force's closures: its review's id."""
+    investigation = await _closed_investigation(http, server)
+    token = server.token(Role.COUNCIL_SOCIAL_WORKER, ORGANISATION_OF[Role.COUNCIL_SOCIAL_WORKER])
+    body = (
+        await http.post(
+            server.graphql_url,
+            headers={"Authorization": f"Bearer {token}"},
+            json={
+                "query": RESPOND_TO_CLOSURE,
+                "variables": {
+                    "input": {
+                        "investigationId": investigation,
+                        "response": "CHALLENGE",
+                        "reason": "ONGOING_RISK",
+                        "text": "Synthetic challenge.",
+                    }
+                },
+            },
+        )
+    ).json()
+    assert "errors" not in body, body
+    return str(body["data"]["respondToInvestigationClosure"]["id"])
+
+
+RESPOND_TO_CLOSURE = """
+mutation($input: RespondToInvestigationClosureInput!) {
+  respondToInvestigationClosure(input: $input) { id }
+}"""
+
+
 async def _arguments(
     http: httpx.AsyncClient, server: LiveServer, world: World, name: str
 ) -> tuple[str, str, dict[str, Any], str]:
     """(variable definitions, arguments, variables, police reference or "") for a mutation."""
+    if name == "respondToInvestigationClosure":
+        investigation = await _closed_investigation(http, server)
+        payload = {"investigationId": investigation, "response": "AGREE"}
+        return (
+            "$input: RespondToInvestigationClosureInput!",
+            "input: $input",
+            {"input": payload},
+            "",
+        )
+    if name == "answerClosureChallenge":
+        challenge = await _challenged(http, server)
+        payload = {
+            "challengeId": challenge,
+            "answer": "UPHELD",
+            "reason": "EVIDENCE_CONSIDERED",
+            "answeredAt": iso(hours_ago(0.5)),
+            "text": "Synthetic answer.",
+        }
+        return "$input: AnswerClosureChallengeInput!", "input: $input", {"input": payload}, ""
     if name == "acknowledge":
         return (
             "$t: String!, $id: ID!",

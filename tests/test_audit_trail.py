@@ -41,7 +41,7 @@ from tests.factories import (
 from tests.scenario import ORGANISATION_OF, SCHOOL, World
 
 SCHEMA = build_schema(Settings())._schema
-AUDITED = {"Child", "Incident", "MissingEpisode", "Investigation"}
+AUDITED = {"Child", "Incident", "MissingEpisode", "Investigation", "ClosureReview"}
 ROOTS = {  # root field -> (type, arguments builder)
     "incidents": "Incident",
     "missingEpisodes": "MissingEpisode",
@@ -66,7 +66,8 @@ def _selection(rng: random.Random, type_name: str, depth: int) -> str:
     for name, target in _object_fields(type_name).items():
         if rng.random() < 0.45:
             continue
-        alias = f"a{rng.randrange(1000)}: " if rng.random() < 0.08 else ""
+        # The field's name in its alias: the walk maps aliases back to fields query-wide.
+        alias = f"a{rng.randrange(1000)}{name}: " if rng.random() < 0.08 else ""
         if target is None:
             parts.append(f"{alias}{name}")
         elif depth > 0:

@@ -20,6 +20,7 @@ from sqlmodel import col
 
 from hub.access.agreement import RowKind
 from hub.children.models import Child, ChildReference
+from hub.closures.models import ClosureReview
 from hub.incidents.models import Incident, IncidentChild, IncidentType
 from hub.investigations.models import Investigation, InvestigationChild, InvestigationIncident
 from hub.missing.models import MissingEpisode
@@ -183,4 +184,14 @@ class RowScope:
                 _investigation_child, _investigation_child.investigation_id, Investigation.id
             ),
             linked_incident,
+        )
+
+    @functools.lru_cache(maxsize=1024)  # noqa: B019 - scopes are few and live as long as the hub
+    def closure_reviews(self) -> sa.ColumnElement[bool]:
+        """A force sees every council's view of its closures; a council only its own."""
+        if self.everything:
+            return sa.true()
+        return sa.or_(
+            col(ClosureReview.force_code).in_(self.forces),
+            col(ClosureReview.council_code).in_(self.councils),
         )

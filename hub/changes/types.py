@@ -26,6 +26,7 @@ from hub.access.policy import effective_purpose
 from hub.changes import fanout as fanout_
 from hub.changes import service as changes
 from hub.changes.models import ChangeKind, RecordChange
+from hub.closures.types import ClosureReview
 from hub.db import utcnow
 from hub.graphql.audit_trail import Recipient
 from hub.graphql.context import HubContext, Info
@@ -49,6 +50,11 @@ class RecordChangeEvent:
     change: ChangeKindType  # type: ignore[valid-type]
     occurred_at: dt.datetime
     record: PoliceRecord | None
+    closure_review: ClosureReview | None = strawberry.field(
+        default=None,
+        description="For a change to a closure review (a council asked for its view of a "
+        "closure, its answer, the force's answer): the review; `record` is its investigation.",
+    )
 
 
 def _expired(info: Info) -> bool:
@@ -140,7 +146,8 @@ async def _own(
                     cursor=cursors.seal(str(stream.seen)),
                     change=ChangeKind(change.change),
                     occurred_at=change.occurred_at,
-                    record=record,
+                    record=record[0],
+                    closure_review=record[1],
                 )
 
 
@@ -177,7 +184,8 @@ async def _for_group(info: Info, group: fanout_.Group) -> AsyncIterator[RecordCh
                 cursor=cursors.seal(str(change.seq)),
                 change=ChangeKind(change.change),
                 occurred_at=change.occurred_at,
-                record=record,
+                record=record[0],
+                closure_review=record[1],
             )
 
 
@@ -248,8 +256,20 @@ def _cursor_variable(field: FieldNode) -> str | None:
     return None
 
 
-async def _in_scope(info: Info, change: RecordChange) -> PoliceRecord | None:
-    kind = RECORD_TYPES.get(change.record_type)
+async def _in_scope(
+    info: Info, change: RecordChange
+) -> tuple[PoliceRecord, ClosureReview | None] | None:
+    """The changed record if the caller's scope reaches it (a review: with its investigation)."""
+    review = None
+    record_type, record_id = change.record_type, change.record_id
+    if record_type == "ClosureReview":
+        row = await info.context.loaders.closure_review.load(record_id)
+        if row is None:
+            return None
+        review = ClosureReview.of(row)
+        record_type, record_id = "Investigation", row.investigation_id
+    kind = RECORD_TYPES.get(record_type)
     if kind is None:
         return None
-    return await kind.resolve_reference(info, strawberry.ID(change.record_id))
+    found = await kind.resolve_reference(info, strawberry.ID(record_id))
+    return None if found is None else (found, review)

@@ -23,13 +23,22 @@ from sqlmodel import col
 from hub.audit import service as audit
 from hub.audit.models import OperationKind, Outcome, S62Operation
 from hub.audit.service import Actor, ServedRecord
+from hub.closures.models import ClosureReview
 from hub.db import utcnow
 from hub.incidents.models import IncidentChild
 from hub.investigations.models import InvestigationChild
 from hub.timeliness.models import RECEIVING_ROLES, FirstSeen
 
 AUDITED_TYPES = frozenset(
-    {"Child", "Incident", "MissingEpisode", "Investigation", "VettingCheck", "Escalation"}
+    {
+        "Child",
+        "Incident",
+        "MissingEpisode",
+        "Investigation",
+        "VettingCheck",
+        "Escalation",
+        "ClosureReview",
+    }
 )
 # Records about adults (an applicant for a vetting check) or about another record (an
 # escalation): they concern no child, so they never enter the audit's child index, whatever a
@@ -51,7 +60,9 @@ def _owner(type_name: str, row: Any) -> str | None:
         return owner
     if type_name == "Escalation":  # the organisation that owes the answer
         return str(row.owed_by_code)
-    if type_name == "VettingCheck":  # the requesting council's: its applicant, its request
+    if type_name in {"VettingCheck", "ClosureReview"}:
+        # A check: the requesting council's (its applicant, its request). A review: the
+        # council's view of the force's closure.
         return str(row.council_code)
     return str(row.force_code)
 
@@ -174,6 +185,8 @@ class LoadedChildren:
     investigations: Callable[[str], Any] = dataclasses.field(default=lambda _: None)
 
     def of(self, type_name: str, record_id: str) -> tuple[str, ...] | None:
+        if type_name not in {"Incident", "Investigation"}:
+            return None
         lookup = self.incidents if type_name == "Incident" else self.investigations
         future = lookup(record_id)
         if future is None or not future.done() or future.exception() is not None:
@@ -213,12 +226,19 @@ async def children_of(
             col(InvestigationChild.investigation_id),
             col(InvestigationChild.child_id),
         ),
+        # A closure review concerns its investigation's children.
+        "ClosureReview": (col(ClosureReview.id), col(InvestigationChild.child_id)),
     }
     for type_name, ids in by_type.items():
         record_column, child_column = links[type_name]
-        rows = await session.execute(
-            sa.select(record_column, child_column).where(record_column.in_(ids))
-        )
+        query = sa.select(record_column, child_column).where(record_column.in_(ids))
+        if type_name == "ClosureReview":
+            query = query.join_from(
+                ClosureReview,
+                InvestigationChild,
+                col(InvestigationChild.investigation_id) == ClosureReview.investigation_id,
+            )
+        rows = await session.execute(query)
         grouped: defaultdict[str, list[str]] = defaultdict(list)
         for record_id, child_id in rows.all():
             grouped[record_id].append(child_id)

@@ -17,6 +17,7 @@ from strawberry.dataloader import DataLoader
 
 from hub.access.scope import RowScope
 from hub.children.models import Child, ChildReference
+from hub.closures.models import ClosureReview
 from hub.incidents.models import Incident, IncidentChild
 from hub.investigations.models import (
     Investigation,
@@ -172,4 +173,40 @@ class Loaders:
             ),
             lambda row: row[0],
             lambda row: row[1],
+        )
+        self.closure_review: DataLoader[str, ClosureReview | None] = _one(
+            s,
+            lambda ids: sa.select(ClosureReview).where(
+                col(ClosureReview.id).in_(ids), scope.closure_reviews()
+            ),
+            lambda r: r.id,
+        )
+        self.investigation_closure_reviews: DataLoader[str, list[ClosureReview]] = _many(
+            s,
+            lambda ids: (
+                sa.select(ClosureReview)
+                .where(col(ClosureReview.investigation_id).in_(ids), scope.closure_reviews())
+                .order_by(col(ClosureReview.requested_at), col(ClosureReview.council_code))
+            ),
+            lambda row: row[0].investigation_id,
+            lambda row: row[0],
+        )
+        # The challenges a reopening answered (a transition's link back to them).
+        self.transition_challenges: DataLoader[str, list[ClosureReview]] = _many(
+            s,
+            lambda ids: (
+                sa.select(ClosureReview)
+                .where(col(ClosureReview.reopening_transition_id).in_(ids), scope.closure_reviews())
+                .order_by(col(ClosureReview.council_code))
+            ),
+            lambda row: row[0].reopening_transition_id,
+            lambda row: row[0],
+        )
+        # Transitions are part of an investigation the caller already reached.
+        self.transition: DataLoader[str, InvestigationTransition | None] = _one(
+            s,
+            lambda ids: sa.select(InvestigationTransition).where(
+                col(InvestigationTransition.id).in_(ids)
+            ),
+            lambda t: t.id,
         )

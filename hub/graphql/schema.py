@@ -28,6 +28,7 @@ from hub.audit.types import AuditQuery
 from hub.changes.fanout import FanoutExecutor
 from hub.changes.types import Subscription
 from hub.children.types import Child
+from hub.closures.types import ClosureMutation, ClosureQuery
 from hub.errors import InvalidInput
 from hub.escalation import service as escalation_service
 from hub.escalation.types import Escalation, EscalationFilterInput, EscalationQuery
@@ -131,7 +132,7 @@ class Viewer:
 
 
 @strawberry.type
-class Query(AuditQuery, TimelinessQuery, EscalationQuery, VettingQuery):
+class Query(AuditQuery, TimelinessQuery, EscalationQuery, VettingQuery, ClosureQuery):
     @strawberry.field
     def viewer(self, info: Info) -> Viewer:
         p = info.context.principal
@@ -235,7 +236,7 @@ class Query(AuditQuery, TimelinessQuery, EscalationQuery, VettingQuery):
 
 
 @strawberry.type
-class Mutation(TimelinessMutation, VettingMutation):
+class Mutation(TimelinessMutation, VettingMutation, ClosureMutation):
     @strawberry.mutation(
         description="Push an incident the moment it is recorded. Safe to retry.",
     )
@@ -328,7 +329,7 @@ class Mutation(TimelinessMutation, VettingMutation):
         input: UpdateInvestigationStatusInput,  # noqa: A002
     ) -> Investigation | None:
         p = info.context.principal
-        row, changed, opened = await investigations.update_status(
+        row, changed, opened, reviews = await investigations.update_status(
             info.context.session,
             force_code=p.organisation_code,
             client_id=p.client_id,
@@ -337,6 +338,9 @@ class Mutation(TimelinessMutation, VettingMutation):
         if changed:
             operation = S62Operation.COLLECTION if opened else S62Operation.ALTERATION
             info.context.served.changed("Investigation", row.id, operation)
+        for review in reviews:
+            # A closure: each council of its children is told through the outbox, at commit.
+            info.context.served.changed("ClosureReview", review.id, S62Operation.COLLECTION)
         return Investigation.of(row)
 
 

@@ -14,6 +14,8 @@ from hub import validation
 from hub.access.scope import RowScope
 from hub.children import service as children
 from hub.children.service import ChildDetails
+from hub.closures import service as closures
+from hub.closures.models import ClosureReview
 from hub.db import utcnow
 from hub.errors import Conflict, InvalidInput
 from hub.incidents.models import Incident, IncidentChild
@@ -73,10 +75,11 @@ async def _validated(session: AsyncSession, change: StatusChange) -> StatusChang
 
 async def update_status(
     session: AsyncSession, *, force_code: str, client_id: str, change: StatusChange
-) -> tuple[Investigation, bool, bool]:
+) -> tuple[Investigation, bool, bool, list[ClosureReview]]:
     """Open an investigation or move it on. Replaying a change returns it and adds nothing.
 
-    Returns the investigation, whether this call changed it, and whether it opened it.
+    Returns the investigation, whether this call changed it, whether it opened it, and the
+    closure reviews a closure asked its children's councils for.
     """
     change = await _validated(session, change)
     investigation = await _locked(session, force_code=force_code, reference=change.police_reference)
@@ -84,24 +87,29 @@ async def update_status(
     if investigation is None:
         investigation, opened = await _open(session, force_code=force_code, change=change)
     created = opened or await _transition(session, investigation=investigation, change=change)
+    reviews: list[ClosureReview] = []
     if created:
-        session.add(
-            InvestigationTransition(
-                investigation_id=investigation.id,
-                from_status=None if opened else investigation.status,
-                to_status=change.status,
-                changed_at=change.changed_at,
-                reason=change.reason,
-                idempotency_key=change.idempotency_key,
-                pushed_by_client=client_id,
-            )
+        transition = InvestigationTransition(
+            investigation_id=investigation.id,
+            from_status=None if opened else investigation.status,
+            to_status=change.status,
+            changed_at=change.changed_at,
+            reason=change.reason,
+            idempotency_key=change.idempotency_key,
+            pushed_by_client=client_id,
         )
+        session.add(transition)
         investigation.status = change.status
         investigation.status_changed_at = change.changed_at
         investigation.updated_at = utcnow()
         await _link(session, investigation=investigation, force_code=force_code, change=change)
         await session.flush()
-    return investigation, created, opened
+        if closures.is_closing(transition):
+            # After the links: a closure asks the councils of every child it now concerns.
+            reviews = await closures.open_reviews(
+                session, investigation=investigation, closing=transition
+            )
+    return investigation, created, opened, reviews
 
 
 async def _locked(

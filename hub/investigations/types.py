@@ -7,6 +7,8 @@ from typing import ClassVar
 import strawberry
 
 from hub.children.types import Child, ChildInput
+from hub.closures.models import CLOSED_STATUSES
+from hub.closures.types import ClosureReview
 from hub.graphql.context import Info
 from hub.graphql.entity import PoliceRecord
 from hub.incidents.types import Incident
@@ -44,6 +46,13 @@ class StatusChangeRecord:
     def shared_at(self) -> dt.datetime | None:
         return self.row.shared_at
 
+    @strawberry.field(
+        description="The councils' challenges this reopening answered (those in your view)."
+    )
+    async def reopened_after(self, info: Info) -> list[ClosureReview] | None:
+        rows = await info.context.loaders.transition_challenges.load(self.row.id)
+        return [ClosureReview.of(r) for r in rows]
+
 
 @strawberry.federation.type(keys=["id"], name="Investigation", authenticated=True)
 class Investigation(PoliceRecord):
@@ -63,6 +72,28 @@ class Investigation(PoliceRecord):
     async def history(self, info: Info) -> list[StatusChangeRecord] | None:
         rows = await info.context.loaders.investigation_history.load(self.row.id)
         return [StatusChangeRecord(row=r) for r in rows]
+
+    @strawberry.field(
+        description="While the investigation is closed: the status change that closed it."
+    )
+    async def closure_decision(self, info: Info) -> StatusChangeRecord | None:
+        if self.row.status not in CLOSED_STATUSES:
+            return None
+        rows = await info.context.loaders.investigation_history.load(self.row.id)
+        closing = None
+        for row in reversed(rows):
+            if row.to_status not in CLOSED_STATUSES:
+                break
+            closing = row
+        return StatusChangeRecord(row=closing) if closing is not None else None
+
+    @strawberry.field(
+        description="Councils' views on its closures, oldest first: a force sees every "
+        "council's, a council its own."
+    )
+    async def closure_reviews(self, info: Info) -> list[ClosureReview] | None:
+        rows = await info.context.loaders.investigation_closure_reviews.load(self.row.id)
+        return [ClosureReview.of(r) for r in rows]
 
     @strawberry.field
     async def incidents(self, info: Info) -> list[Incident] | None:
