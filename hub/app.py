@@ -59,7 +59,7 @@ from hub.limits.unavailable import (
 )
 from hub.settings import Settings, get_settings
 from hub.timeliness import dashboard
-from hub.timeliness.extract import targets_for
+from hub.timeliness.extract import all_targets_for
 
 log = logging.getLogger("hub.app")
 WS_UNAUTHORISED = 4401  # graphql-transport-ws: close codes 4400-4499 are the client's fault
@@ -88,7 +88,7 @@ class HubState:
         )
         self.indexer = AuditIndexer(self.db, delay=self.settings.audit_index_delay_seconds)
         self.fanout = Fanout(self)
-        targets = targets_for(self.settings)
+        targets = all_targets_for(self.settings)
         escalating(targets)  # a target escalating a stage no domain declares stops the start
         self.escalations = EscalationScanner(
             self.db,

@@ -26,7 +26,7 @@ from hub.escalation.models import Escalation
 from hub.escalation.scan import EscalationTargetsInvalid, escalating, scan
 from hub.limits.rate import RoleLimit
 from hub.settings import Settings
-from hub.timeliness.extract import targets_for
+from hub.timeliness.extract import all_targets_for
 from hub.timeliness.targets import parse_targets
 from tests.conftest import LiveServer, free_port, scratch_database, serve, unique
 from tests.factories import (
@@ -155,7 +155,7 @@ async def test_an_unacknowledged_missing_child_is_escalated_once_for_each_counci
 ) -> None:
     episode = await _missing(http, hub, host=HOST_COUNCIL)
     db = Database(hub.settings.database_url)
-    targets = targets_for(hub.settings)
+    targets = all_targets_for(hub.settings)
     try:
         # Three hours on: within MISSING-ACK's four, nothing is due.
         early = await scan(db, targets, horizon=HORIZON, now=utcnow() + dt.timedelta(hours=3))
@@ -192,7 +192,7 @@ async def test_an_acknowledged_missing_child_is_not_escalated(
     db = Database(hub.settings.database_url)
     try:
         later = utcnow() + dt.timedelta(hours=5)
-        await scan(db, targets_for(hub.settings), horizon=HORIZON, now=later)
+        await scan(db, all_targets_for(hub.settings), horizon=HORIZON, now=later)
         assert await _escalations(db, episode) == []
     finally:
         await db.dispose()
@@ -205,7 +205,7 @@ async def test_each_organisation_reads_only_its_own_escalations_and_every_read_i
     db = Database(hub.settings.database_url)
     try:
         later = utcnow() + dt.timedelta(hours=5)
-        await scan(db, targets_for(hub.settings), horizon=HORIZON, now=later)
+        await scan(db, all_targets_for(hub.settings), horizon=HORIZON, now=later)
     finally:
         await db.dispose()
 
@@ -306,5 +306,60 @@ async def test_two_hubs_on_one_database_raise_it_once_and_a_restart_raises_nothi
         raised_after = await _escalations(db, episode)
         assert [e.id for e in raised_after] == [raised[0].id]
         assert await _published(db, [raised[0].id]) == 1
+    finally:
+        await db.dispose()
+
+
+async def test_a_check_not_completed_within_t11_is_escalated_to_the_force(
+    http: httpx.AsyncClient, hub: LiveServer
+) -> None:
+    from tests.test_vetting import REQUEST, days_ago, vetting_request  # noqa: PLC0415
+
+    asked = await _call(
+        http, hub, Role.COUNCIL_SOCIAL_WORKER, COUNCIL, REQUEST,
+        {"input": vetting_request(unique("ESC-V"), requested=days_ago(10))},
+    )  # fmt: skip
+    assert asked.get("errors") is None, asked
+    check = asked["data"]["requestVettingCheck"]["id"]
+    db = Database(hub.settings.database_url)
+    targets = all_targets_for(hub.settings)
+    try:
+        await scan(db, targets, horizon=HORIZON)  # ten days: within T11's fourteen
+        assert await _escalations(db, check) == []
+        await scan(db, targets, horizon=HORIZON, now=utcnow() + dt.timedelta(days=5))
+        (raised,) = await _escalations(db, check)
+        assert (raised.target_id, raised.owed_by_code, raised.waiting_code) == (
+            "T11",
+            FORCE,
+            COUNCIL,
+        )
+    finally:
+        await db.dispose()
+
+
+async def test_a_challenge_the_force_has_not_answered_is_escalated_to_the_force(
+    http: httpx.AsyncClient, hub: LiveServer
+) -> None:
+    from tests.test_closures import RESPOND, _challenge, _investigation, _recent, _status  # noqa: PLC0415
+
+    reference, investigation = await _investigation(http, hub, opened=_recent(48), host=None)
+    await _status(http, hub, reference, "CLOSED", _recent(24))
+    challenged = await _call(
+        http, hub, Role.COUNCIL_SOCIAL_WORKER, COUNCIL, RESPOND, _challenge(investigation)
+    )
+    assert challenged.get("errors") is None, challenged
+    review = challenged["data"]["respondToInvestigationClosure"]["id"]
+    db = Database(hub.settings.database_url)
+    targets = all_targets_for(hub.settings)
+    try:
+        await scan(db, targets, horizon=HORIZON, now=utcnow() + dt.timedelta(days=2))
+        assert await _escalations(db, review) == []  # within 5 working days
+        await scan(db, targets, horizon=HORIZON, now=utcnow() + dt.timedelta(days=10))
+        (raised,) = await _escalations(db, review)
+        assert (raised.target_id, raised.owed_by_code, raised.waiting_code) == (
+            "CHALLENGE-ANSWER",
+            FORCE,
+            COUNCIL,
+        )
     finally:
         await db.dispose()

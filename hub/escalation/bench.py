@@ -21,7 +21,7 @@ from hub.escalation.scan import ScanResult, scan
 from hub.migrate import upgrade
 from hub.settings import Settings
 from hub.timeliness.bench import _load
-from hub.timeliness.extract import targets_for
+from hub.timeliness.extract import all_targets_for
 
 HORIZON = dt.timedelta(days=366)
 TARGET = "MISSING-ACK"
@@ -77,7 +77,7 @@ async def run(
     async with scratch_database(database_url, prefix="hub_bench_escalation") as url:
         await upgrade(url)
         await _load(url, incidents=0, episodes=episodes, seed=seed)
-        targets = targets_for(Settings(database_url=url))
+        targets = all_targets_for(Settings(database_url=url))
         hours = targets.get(TARGET).limit
         assert hours is not None  # noqa: S101 - MISSING-ACK is in hours
         db = Database(url)

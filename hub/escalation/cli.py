@@ -12,7 +12,7 @@ import typer
 from hub.db import Database
 from hub.escalation.scan import ScanResult, scan
 from hub.settings import get_settings
-from hub.timeliness.extract import targets_for
+from hub.timeliness.extract import all_targets_for
 
 escalations_app = typer.Typer(
     help="Escalations: stages past their target's deadline, raised once.", no_args_is_help=True
@@ -33,7 +33,7 @@ def scan_command(
         db = Database(settings.database_url)
         try:
             days = horizon_days or settings.escalation_horizon_days
-            return await scan(db, targets_for(settings), horizon=dt.timedelta(days=days))
+            return await scan(db, all_targets_for(settings), horizon=dt.timedelta(days=days))
         finally:
             await db.dispose()
 

@@ -34,10 +34,11 @@ KINDS: dict[str, str] = {
     "missing_episode": "Child missing from home or care",
     "investigation_status": "Change in an investigation's status",
     "vetting_check": "Police check on a prospective carer or adopter",
+    "closure_challenge": "A council's challenge of a force's closure of an investigation",
 }
 # Kinds that are requests answered by another agency, not records shared: the sharing report
 # does not measure them (hub/vetting/figures.py does) and they take their own stages only.
-REQUEST_KINDS = frozenset({"vetting_check"})
+REQUEST_KINDS = frozenset({"vetting_check", "closure_challenge"})
 # The kinds of record the sharing report measures and a report may be narrowed to.
 RECORD_KINDS = {kind: text for kind, text in KINDS.items() if kind not in REQUEST_KINDS}
 
@@ -55,6 +56,7 @@ STAGES: dict[str, str] = {
 # report's SQL and arrays follow.
 REQUEST_STAGES: dict[str, str] = {
     "requested_to_completed": "council's request to the force's completed check",
+    "challenged_to_answered": "council's challenge to the force's answer (reopened or upheld)",
 }
 
 # Stages that exist for some kinds only; every other stage applies to every kind but those in
@@ -62,6 +64,7 @@ REQUEST_STAGES: dict[str, str] = {
 _STAGE_KINDS = {
     "returned_to_return_interview": frozenset({"missing_episode"}),
     "requested_to_completed": frozenset({"vetting_check"}),
+    "challenged_to_answered": frozenset({"closure_challenge"}),
 }
 
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
