@@ -39,7 +39,10 @@ from tests.factories import (
     iso,
 )
 from tests.test_audit_trail import _events
+from tests.test_subscription_fanout import _joined, fanout_server
 from tests.test_subscriptions import WAIT, _latest_cursor, _ws_url
+
+__all__ = ["fanout_server"]  # the fixture, for the fan-out test below
 
 REVIEW_FIELDS = """
   id council { id } force { id } closedAt requestedAt response challengeReason responseText
@@ -974,3 +977,19 @@ async def test_concurrent_identical_answers_reopen_once(
             )
         )
         assert reopenings.scalar_one() == 2  # the opening push and the one reopening
+
+
+async def test_a_fanned_out_group_is_told_of_a_closure_once_each(
+    http: httpx.AsyncClient, fanout_server: LiveServer, db: Database
+) -> None:
+    """With fan-out on, two subscribers of one council (one group) both get the review."""
+    reference, investigation = await _investigation(http, fanout_server, opened=_recent(30))
+    async with (
+        _subscribed(fanout_server, db, Role.COUNCIL_SOCIAL_WORKER, COUNCIL) as first,
+        _subscribed(fanout_server, db, Role.COUNCIL_SOCIAL_WORKER, COUNCIL) as second,
+    ):
+        await _joined(fanout_server, 2)
+        await _status(http, fanout_server, reference, "CLOSED", _recent(2))
+        told = [await _review_delivered(ws, investigation) for ws in (first, second)]
+    assert {t["closureReview"]["council"]["id"] for t in told} == {COUNCIL}
+    assert told[0]["closureReview"]["id"] == told[1]["closureReview"]["id"]

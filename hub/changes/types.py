@@ -139,15 +139,16 @@ async def _own(
             # resolve and its audit is written; the stream-result hook commits it before
             # the message leaves (and it closes here when the subscriber goes).
             async with context.event_transaction():
-                record = await _in_scope(info, change)
-                if record is None:  # not the caller's: nothing delivered, nothing logged
+                found = await _in_scope(info, change)
+                if found is None:  # not the caller's: nothing delivered, nothing logged
                     continue
+                record, review = found
                 yield RecordChangeEvent(
                     cursor=cursors.seal(str(stream.seen)),
                     change=ChangeKind(change.change),
                     occurred_at=change.occurred_at,
-                    record=record[0],
-                    closure_review=record[1],
+                    record=record,
+                    closure_review=review,
                 )
 
 
@@ -175,17 +176,18 @@ async def _for_group(info: Info, group: fanout_.Group) -> AsyncIterator[RecordCh
     async for pending in group.feed():
         change = pending.change
         async with context.event_transaction():
-            record = await _in_scope(info, change)
-            if record is None:
+            found = await _in_scope(info, change)
+            if found is None:
                 group.skipped(pending)
                 continue
+            record, review = found
             context.recipients = pending.recipients
             yield RecordChangeEvent(
                 cursor=cursors.seal(str(change.seq)),
                 change=ChangeKind(change.change),
                 occurred_at=change.occurred_at,
-                record=record[0],
-                closure_review=record[1],
+                record=record,
+                closure_review=review,
             )
 
 
