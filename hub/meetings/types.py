@@ -13,7 +13,13 @@ from hub.audit.models import S62Operation
 from hub.children.types import Child, load_child
 from hub.graphql.context import Info
 from hub.graphql.entity import Entity
-from hub.meetings import models, service
+from hub.meetings import answers, models, service
+from hub.meetings.answers import (
+    AttendanceRecord,
+    ForceAttendance,
+    InvitationAnswer,
+    MeetingReport,
+)
 from hub.meetings.models import (
     Attendance,
     AttendeeRole,
@@ -22,15 +28,7 @@ from hub.meetings.models import (
     MeetingKind,
     MeetingMode,
 )
-from hub.meetings.service import (
-    AttendanceRecord,
-    ForceAttendance,
-    InvitationAnswer,
-    MeetingFilter,
-    MeetingReport,
-    MeetingSchedule,
-    ScheduledChild,
-)
+from hub.meetings.service import MeetingFilter, MeetingSchedule, ScheduledChild
 from hub.reference.types import Organisation, load_organisation
 from hub.validation import optional_utc
 
@@ -348,7 +346,7 @@ class MeetingMutation:
         info: Info,
         input: RespondToMeetingInvitationInput,  # noqa: A002
     ) -> Meeting | None:
-        row, changed = await service.respond(
+        row, changed = await answers.respond(
             info.context.session,
             force_code=info.context.principal.organisation_code,
             answer=input.command(),
@@ -364,7 +362,7 @@ class MeetingMutation:
         info: Info,
         input: SubmitMeetingReportInput,  # noqa: A002
     ) -> Meeting | None:
-        row, changed = await service.submit_report(
+        row, changed = await answers.submit_report(
             info.context.session,
             force_code=info.context.principal.organisation_code,
             report=input.command(),
@@ -380,7 +378,7 @@ class MeetingMutation:
         info: Info,
         input: RecordMeetingAttendanceInput,  # noqa: A002
     ) -> Meeting | None:
-        row, changed = await service.record_attendance(
+        row, changed = await answers.record_attendance(
             info.context.session,
             council_code=info.context.principal.organisation_code,
             record=input.command(),
