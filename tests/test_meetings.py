@@ -18,7 +18,16 @@ from hub.changes.models import RecordChange
 from hub.db import Database
 from hub.meetings.models import Meeting, MeetingChild, MeetingInvitation
 from tests.conftest import LiveServer, unique
-from tests.factories import COUNCIL, FORCE, OTHER_COUNCIL, OTHER_FORCE, hours_ago, iso
+from tests.factories import (
+    COUNCIL,
+    FORCE,
+    OTHER_COUNCIL,
+    OTHER_FORCE,
+    REPORT_INCIDENT,
+    hours_ago,
+    incident,
+    iso,
+)
 from tests.meeting_pushes import (
     MEETING,
     RECORD_ATTENDANCE,
@@ -585,3 +594,60 @@ async def test_only_a_council_schedules(
     )
     assert _error(body) == ("FORBIDDEN", None)
     assert await _stored(db, reference) == 0
+
+
+NESTED = """
+query($filter: MeetingFilterInput, $first: Int) {
+  meetings(filter: $filter, first: $first) {
+    edges { node {
+      kind council { name } strategyDiscussion { id }
+      children { unborn motherCouncil { name } child { givenName responsibleCouncil { name } } }
+      invitations { force { name } response }
+    } }
+  }
+}"""
+
+
+async def test_a_page_of_meetings_costs_the_same_statements_whatever_its_size(
+    http: httpx.AsyncClient, live_server: LiveServer
+) -> None:
+    pushed = await call(
+        http,
+        live_server,
+        Role.POLICE_OFFICER,
+        FORCE,
+        REPORT_INCIDENT,
+        {"input": incident(unique("MTG-N1"))},
+    )
+    child_id = pushed["data"]["reportIncident"]["children"][0]["child"]["id"]
+    for _ in range(6):
+        await schedule(
+            http,
+            live_server,
+            meeting(unique("MTG-N"), children=[{"childId": child_id}, unborn()],
+                    forces=[FORCE, OTHER_FORCE]),
+        )  # fmt: skip
+
+    async def statements(first: int) -> list[str]:
+        live_server.statements.clear()
+        body = await call(
+            http, live_server, Role.COUNCIL_SOCIAL_WORKER, COUNCIL, NESTED,
+            {"filter": {"childId": child_id}, "first": first},
+        )  # fmt: skip
+        assert len(body["data"]["meetings"]["edges"]) == first, body
+        # Transaction control, the audit's writes and the revocation list's periodic refresh
+        # are not the query's.
+        return [
+            s
+            for s in live_server.statements
+            if not s.startswith(("BEGIN", "COMMIT", "WITH progress AS MATERIALIZED"))
+            and "audit_" not in s
+            and "record_receipt" not in s
+            and "oauth_client" not in s
+        ]
+
+    small, large = await statements(2), await statements(6)
+    assert len(small) == len(large), (small, large)
+    # The page, then one statement per loader (children, the children's rows, invitations,
+    # organisations), and the audit's look-up of the children.
+    assert len(large) <= 7, large
