@@ -24,6 +24,7 @@ from tests.factories import (
     OTHER_COUNCIL,
     OTHER_FORCE,
     REPORT_INCIDENT,
+    child,
     hours_ago,
     incident,
     iso,
@@ -651,3 +652,37 @@ async def test_a_page_of_meetings_costs_the_same_statements_whatever_its_size(
     # The page, then one statement per loader (children, the children's rows, invitations,
     # organisations), and the audit's look-up of the children.
     assert len(large) <= 7, large
+
+
+async def test_an_invited_force_sees_the_child_but_not_another_forces_reference(
+    http: httpx.AsyncClient, live_server: LiveServer
+) -> None:
+    # Another force's row of a Birmingham child: the council sees it, and names it.
+    theirs = unique("MTG-REF")
+    pushed = await call(
+        http,
+        live_server,
+        Role.POLICE_OFFICER,
+        OTHER_FORCE,
+        REPORT_INCIDENT,
+        {"input": incident(unique("MTG-OI"), children=[{"child": child(theirs), "present": True}])},
+    )
+    child_id = pushed["data"]["reportIncident"]["children"][0]["child"]["id"]
+    stored = await schedule(
+        http, live_server, meeting(unique("MTG-X"), children=[{"childId": child_id}])
+    )
+    query = """query($id: ID!) { meeting(id: $id) { children { child {
+      id givenName references { organisationCode value } incidents { id } } } } }"""
+    seen = {}
+    for role, org in [(Role.COUNCIL_SOCIAL_WORKER, COUNCIL), (Role.POLICE_OFFICER, FORCE)]:
+        body = await call(http, live_server, role, org, query, {"id": stored["id"]})
+        assert "errors" not in body, body
+        (kid,) = body["data"]["meeting"]["children"]
+        seen[role] = kid["child"]
+    council, police = seen[Role.COUNCIL_SOCIAL_WORKER], seen[Role.POLICE_OFFICER]
+    assert council["references"] == [{"organisationCode": OTHER_FORCE, "value": theirs}]
+    assert len(council["incidents"]) == 1
+    # The invited force knows whom the meeting is about, and nothing of the other force's.
+    assert (police["id"], police["givenName"]) == (child_id, council["givenName"])
+    assert police["references"] == []
+    assert police["incidents"] == []

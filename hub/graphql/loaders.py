@@ -107,7 +107,9 @@ class Loaders:
         )
         self.child_references: DataLoader[str, list[ChildReference]] = _many(
             s,
-            lambda ids: sa.select(ChildReference).where(col(ChildReference.child_id).in_(ids)),
+            lambda ids: sa.select(ChildReference).where(
+                col(ChildReference.child_id).in_(ids), scope.child_references()
+            ),
             lambda row: row[0].child_id,
             lambda row: row[0],
         )
