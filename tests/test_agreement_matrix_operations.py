@@ -24,6 +24,7 @@ from hub.access.models import Role
 from hub.db import Database
 from hub.incidents.models import Incident
 from hub.investigations.models import Investigation
+from hub.meetings.models import Meeting
 from hub.missing.models import MissingEpisode
 from hub.vetting.models import VettingCheck
 from tests.conftest import LiveServer, unique
@@ -43,6 +44,7 @@ from tests.factories import (
     missing_episode,
     status_change,
 )
+from tests.meeting_pushes import meeting, schedule
 from tests.scenario import ORGANISATION_OF, OTHER_SCHOOL, SCHOOL, World
 from tests.test_agreement_matrix import AGREEMENT, SCHEMA, _selection
 from tests.test_subscriptions import WAIT, _latest_cursor, _ws_url
@@ -187,7 +189,7 @@ async def _deliveries_until(ws: ClientConnection, last_id: str) -> list[dict[str
 
 # Which of the pushed records each kind of rows reaches.
 REACHED = {
-    "own_force": set(RECORD_TYPES),
+    "own_force": set(RECORD_TYPES),  # all pushed by the subscribing force; not the other's
     "council_children": set(RECORD_TYPES),
     "school_pupils": {"Incident"},
 }
@@ -275,6 +277,7 @@ STORED_IN: dict[str, tuple[Any, Any]] = {
     "requestVettingCheck": (VettingCheck, VettingCheck.council_reference),
     # A refused completion would have completed the check: its reference is its id.
     "completeVettingCheck": (VettingCheck, VettingCheck.id),
+    "scheduleMeeting": (Meeting, Meeting.council_reference),
 }
 
 
@@ -340,6 +343,22 @@ mutation($input: RespondToInvestigationClosureInput!) {
 }"""
 
 
+# The answers to a meeting (its id given): the force's, and the council's after it is held.
+MEETING_ANSWERS: dict[str, Any] = {
+    "respondToMeetingInvitation": lambda meeting_id: {
+        "meetingId": meeting_id,
+        "response": "WILL_ATTEND",
+        "respondedAt": iso(hours_ago(0.01)),
+    },
+    "submitMeetingReport": lambda meeting_id: {"meetingId": meeting_id, "report": "Synthetic."},
+    "recordMeetingAttendance": lambda meeting_id: {
+        "meetingId": meeting_id,
+        "heldAt": iso(hours_ago(0.5)),
+        "attendance": [{"force": FORCE, "attendance": "VIDEO", "attendeeRole": "INSPECTOR"}],
+    },
+}
+
+
 async def _arguments(
     http: httpx.AsyncClient, server: LiveServer, world: World, name: str
 ) -> tuple[str, str, dict[str, Any], str]:
@@ -399,7 +418,17 @@ async def _arguments(
         "recordMissingEpisode": missing_episode(reference),
         "updateInvestigationStatus": status_change(reference, "OPEN", hours=1),
         "requestVettingCheck": vetting_request(reference),
+        "scheduleMeeting": meeting(reference, children=[{"childId": world.inside.child}]),
     }
+    if name in MEETING_ANSWERS:
+        # A meeting of the world's council inviting its force, held an hour ago.
+        convened = await schedule(
+            http,
+            server,
+            meeting(unique("MX-MTG"), children=[{"childId": world.inside.child}],
+                    scheduledAt=iso(hours_ago(1))),
+        )  # fmt: skip
+        payloads[name] = MEETING_ANSWERS[name](convened["id"])
     if name == "updateMissingEpisode":
         await _police(http, server, RECORD_MISSING, missing_episode(reference))
         payloads[name] = {"policeReference": reference, "status": "FOUND", "at": iso(hours_ago(1))}

@@ -138,6 +138,17 @@ class RowScope:
             .correlate_except(_incident_child, _child)
         )
 
+    @functools.lru_cache(maxsize=1024)  # noqa: B019 - scopes are few and live as long as the hub
+    def child_references(self) -> sa.ColumnElement[bool]:
+        """Which of a visible child's references the caller sees: a force only its own.
+
+        A force reaches another organisation's row of a child through a meeting it is invited
+        to (the council names the child); that force's person reference is not its business.
+        """
+        if self.everything or self.councils or not self.forces:
+            return sa.true()
+        return col(ChildReference.organisation_code).in_(self.forces)
+
     @property
     def sees_every_incident_child(self) -> bool:
         """Whether `incident_children` lets every child of a visible incident through."""

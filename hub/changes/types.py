@@ -1,11 +1,17 @@
-"""`recordChanges`: police records delivered to a council or school as they are pushed.
+"""`recordChanges`: records delivered to their subscribers as they are pushed.
 
-Each change is read from the outbox in order and, if the caller's row scope reaches the record,
-delivered with the fields the agreement allows. Every delivery is a disclosure in the audit log,
-written before the message leaves (`RequestTransaction.on_stream_result`): if it cannot be
-written, the subscriber gets an error instead of the record. A subscriber that reconnects passes
-the last `cursor` it received as `after` and misses nothing. The subscription ends when the
-caller's token expires; the client reconnects with a fresh one and resumes.
+Police records go to the councils and schools whose rows reach them (and to the pushing force);
+a meeting goes to the convening council, to the councils of its children and to each invited
+force, the moment it is scheduled or changed. Each change is read from the outbox in order and,
+if the caller's row scope reaches the record, delivered with the fields the agreement allows.
+A meeting is delivered in `meeting` (a police record in `record`), and only to a subscription
+that selects `meeting`: one written before meetings existed is sent what it always was.
+
+Every delivery is a disclosure in the audit log, written before the message leaves
+(`RequestTransaction.on_stream_result`): if it cannot be written, the subscriber gets an error
+instead of the record. A subscriber that reconnects passes the last `cursor` it received as `after`
+and misses nothing. The subscription ends when the caller's token expires; the client reconnects
+with a fresh one and resumes.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from typing import Any, cast
 
 import strawberry
 from graphql import FieldNode, VariableNode, print_ast
+from strawberry.types.nodes import SelectedField
 
 from hub.access.identity import Principal
 from hub.access.permissions import AgreementListsField, NamesPurposeAndPerson
@@ -33,6 +40,7 @@ from hub.graphql.context import HubContext, Info
 from hub.graphql.entity import PoliceRecord
 from hub.incidents.types import Incident
 from hub.investigations.types import Investigation
+from hub.meetings.types import Meeting
 from hub.missing.types import MissingEpisode
 
 ChangeKindType = strawberry.enum(ChangeKind, name="ChangeKind")
@@ -44,16 +52,23 @@ RECORD_TYPES: dict[str, type[Incident | MissingEpisode | Investigation]] = {
 BATCH = 100
 
 
-@strawberry.type(name="RecordChange", description="A police record created or changed.")
+@strawberry.type(name="RecordChange", description="A record created or changed.")
 class RecordChangeEvent:
     cursor: str = strawberry.field(description="Pass as `after` to resume after this change.")
     change: ChangeKindType  # type: ignore[valid-type]
     occurred_at: dt.datetime
-    record: PoliceRecord | None
+    record: PoliceRecord | None = strawberry.field(
+        description="A police record; for a closure review, its investigation; else null."
+    )
     closure_review: ClosureReview | None = strawberry.field(
         default=None,
         description="For a change to a closure review (a council asked for its view of a "
         "closure, its answer, the force's answer): the review; `record` is its investigation.",
+    )
+    meeting: Meeting | None = strawberry.field(
+        default=None,
+        description="A meeting scheduled or changed (its invitations, answers, reports, "
+        "attendance); else null. Sent only to subscriptions that select this field.",
     )
 
 
@@ -139,17 +154,10 @@ async def _own(
             # resolve and its audit is written; the stream-result hook commits it before
             # the message leaves (and it closes here when the subscriber goes).
             async with context.event_transaction():
-                found = await _in_scope(info, change)
-                if found is None:  # not the caller's: nothing delivered, nothing logged
+                event = await _in_scope(info, change, cursors.seal(str(stream.seen)))
+                if event is None:  # not the caller's: nothing delivered, nothing logged
                     continue
-                record, review = found
-                yield RecordChangeEvent(
-                    cursor=cursors.seal(str(stream.seen)),
-                    change=ChangeKind(change.change),
-                    occurred_at=change.occurred_at,
-                    record=record,
-                    closure_review=review,
-                )
+                yield event
 
 
 async def _shared(info: Info, member: fanout_.Member) -> AsyncIterator[fanout_.Replayed]:
@@ -176,19 +184,12 @@ async def _for_group(info: Info, group: fanout_.Group) -> AsyncIterator[RecordCh
     async for pending in group.feed():
         change = pending.change
         async with context.event_transaction():
-            found = await _in_scope(info, change)
-            if found is None:
+            event = await _in_scope(info, change, cursors.seal(str(change.seq)))
+            if event is None:
                 group.skipped(pending)
                 continue
-            record, review = found
             context.recipients = pending.recipients
-            yield RecordChangeEvent(
-                cursor=cursors.seal(str(change.seq)),
-                change=ChangeKind(change.change),
-                occurred_at=change.occurred_at,
-                record=record,
-                closure_review=review,
-            )
+            yield event
 
 
 def _join(info: Info, *, seen: int) -> fanout_.Member | None:
@@ -258,20 +259,57 @@ def _cursor_variable(field: FieldNode) -> str | None:
     return None
 
 
-async def _in_scope(
-    info: Info, change: RecordChange
-) -> tuple[PoliceRecord, ClosureReview | None] | None:
-    """The changed record if the caller's scope reaches it (a review: with its investigation)."""
-    review = None
+async def _in_scope(info: Info, change: RecordChange, cursor: str) -> RecordChangeEvent | None:
+    """The change's event for the caller, or None if its record is outside the caller's rows
+    (each record type's loader applies the caller's scope, as a query's would)."""
+    found = await _found(info, change)
+    if found is None:
+        return None
+    return RecordChangeEvent(
+        cursor=cursor, change=ChangeKind(change.change), occurred_at=change.occurred_at, **found
+    )
+
+
+# Records that are not police records: each delivered in a field of its own, and only to a
+# subscription that selects it (one written before they existed is sent what it always was).
+OWN_FIELDS: dict[str, tuple[str, Any]] = {"Meeting": ("meeting", Meeting)}
+
+
+async def _found(info: Info, change: RecordChange) -> dict[str, Any] | None:
+    """The event's record fields (Python names), if the caller's scope reaches the record."""
     record_type, record_id = change.record_type, change.record_id
+    if (own := OWN_FIELDS.get(record_type)) is not None:
+        name, kind = own
+        if not _selects(info, name):
+            return None
+        node = await kind.resolve_reference(info, strawberry.ID(record_id))
+        return None if node is None else {"record": None, _python_name(name): node}
+    extra: dict[str, Any] = {}
     if record_type == "ClosureReview":
         row = await info.context.loaders.closure_review.load(record_id)
         if row is None:
             return None
-        review = ClosureReview.of(row)
+        extra["closure_review"] = ClosureReview.of(row)
         record_type, record_id = "Investigation", row.investigation_id
-    kind = RECORD_TYPES.get(record_type)
-    if kind is None:
+    police = RECORD_TYPES.get(record_type)
+    if police is None:
         return None
-    found = await kind.resolve_reference(info, strawberry.ID(record_id))
-    return None if found is None else (found, review)
+    record = await police.resolve_reference(info, strawberry.ID(record_id))
+    return None if record is None else {"record": record, **extra}
+
+
+def _python_name(field: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in field)
+
+
+def _selects(info: Info, name: str) -> bool:
+    """Whether the subscription asks for the field `name` (directly or in a fragment)."""
+    pending = list(info.selected_fields[0].selections if info.selected_fields else ())
+    while pending:
+        selection = pending.pop()
+        if isinstance(selection, SelectedField):
+            if selection.name == name:
+                return True
+        else:
+            pending.extend(selection.selections)
+    return False

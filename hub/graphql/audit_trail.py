@@ -27,6 +27,7 @@ from hub.closures.models import ClosureReview
 from hub.db import utcnow
 from hub.incidents.models import IncidentChild
 from hub.investigations.models import InvestigationChild
+from hub.meetings.models import MeetingChild
 from hub.timeliness.models import RECEIVING_ROLES, FirstSeen
 
 AUDITED_TYPES = frozenset(
@@ -38,6 +39,7 @@ AUDITED_TYPES = frozenset(
         "VettingCheck",
         "Escalation",
         "ClosureReview",
+        "Meeting",
     }
 )
 # Records about adults (an applicant for a vetting check) or about another record (an
@@ -60,9 +62,9 @@ def _owner(type_name: str, row: Any) -> str | None:
         return owner
     if type_name == "Escalation":  # the organisation that owes the answer
         return str(row.owed_by_code)
-    if type_name in {"VettingCheck", "ClosureReview"}:
+    if type_name in {"VettingCheck", "ClosureReview", "Meeting"}:
         # A check: the requesting council's (its applicant, its request). A review: the
-        # council's view of the force's closure.
+        # council's view of the force's closure. A meeting: the convening council's record.
         return str(row.council_code)
     return str(row.force_code)
 
@@ -185,10 +187,9 @@ class LoadedChildren:
     investigations: Callable[[str], Any] = dataclasses.field(default=lambda _: None)
 
     def of(self, type_name: str, record_id: str) -> tuple[str, ...] | None:
-        if type_name not in {"Incident", "Investigation"}:
-            return None
-        lookup = self.incidents if type_name == "Incident" else self.investigations
-        future = lookup(record_id)
+        lookups = {"Incident": self.incidents, "Investigation": self.investigations}
+        lookup = lookups.get(type_name)
+        future = lookup(record_id) if lookup is not None else None
         if future is None or not future.done() or future.exception() is not None:
             return None
         return tuple(sorted(_child_id(row) for row in future.result()))
@@ -228,10 +229,14 @@ async def children_of(
         ),
         # A closure review concerns its investigation's children.
         "ClosureReview": (col(ClosureReview.id), col(InvestigationChild.child_id)),
+        # An unborn child has no record yet: the meeting concerns its born children.
+        "Meeting": (col(MeetingChild.meeting_id), col(MeetingChild.child_id)),
     }
     for type_name, ids in by_type.items():
         record_column, child_column = links[type_name]
-        query = sa.select(record_column, child_column).where(record_column.in_(ids))
+        query = sa.select(record_column, child_column).where(
+            record_column.in_(ids), child_column.is_not(None)
+        )
         if type_name == "ClosureReview":
             query = query.join_from(
                 ClosureReview,
@@ -241,7 +246,7 @@ async def children_of(
         rows = await session.execute(query)
         grouped: defaultdict[str, list[str]] = defaultdict(list)
         for record_id, child_id in rows.all():
-            grouped[record_id].append(child_id)
+            grouped[record_id].append(str(child_id))
         for record_id in ids:
             concerned[(type_name, record_id)] = tuple(sorted(grouped[record_id]))
     return concerned
