@@ -19,8 +19,10 @@ from hub.investigations.models import (
     InvestigationIncident,
     InvestigationTransition,
 )
+from hub.joint_visits.models import JointVisitRequest
 from hub.limits.models import RateLimit
 from hub.missing.models import MissingEpisode
+from hub.protection.models import PoliceProtection
 from hub.reference.models import ForceCoverage, Organisation
 from hub.timeliness.facts import StageFact
 from hub.timeliness.models import RecordReceipt
@@ -43,9 +45,11 @@ __all__ = [
     "InvestigationChild",
     "InvestigationIncident",
     "InvestigationTransition",
+    "JointVisitRequest",
     "MissingEpisode",
     "OAuthClient",
     "Organisation",
+    "PoliceProtection",
     "RateLimit",
     "RecordChange",
     "RecordReceipt",

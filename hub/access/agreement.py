@@ -35,6 +35,8 @@ GUARDED_TYPES = (
     "MissingEpisode",
     "Investigation",
     "StatusChangeRecord",
+    "JointVisitRequest",
+    "PoliceProtection",
     "AccessEvent",
     "AuditCheckpoint",
     "Timeline",

@@ -1,4 +1,7 @@
-"""`recordChanges`: police records delivered to a council or school as they are pushed.
+"""`recordChanges`: records delivered to a council, school or force as they are pushed.
+
+A police record arrives in `record`, a council's (a joint visit request) in `councilRecord`;
+which reach a caller is the record type's own scope (its loader), as for a query.
 
 Each change is read from the outbox in order and, if the caller's row scope reaches the record,
 delivered with the fields the agreement allows. Every delivery is a disclosure in the audit log,
@@ -29,26 +32,49 @@ from hub.changes.models import ChangeKind, RecordChange
 from hub.db import utcnow
 from hub.graphql.audit_trail import Recipient
 from hub.graphql.context import HubContext, Info
-from hub.graphql.entity import PoliceRecord
+from hub.graphql.entity import CouncilRecord, PoliceRecord
 from hub.incidents.types import Incident
 from hub.investigations.types import Investigation
+from hub.joint_visits.types import JointVisitRequest
 from hub.missing.types import MissingEpisode
+from hub.protection.types import PoliceProtection
 
 ChangeKindType = strawberry.enum(ChangeKind, name="ChangeKind")
-RECORD_TYPES: dict[str, type[Incident | MissingEpisode | Investigation]] = {
+RECORD_TYPES: dict[str, type[PoliceRecord]] = {
     "Incident": Incident,
     "MissingEpisode": MissingEpisode,
     "Investigation": Investigation,
+    "PoliceProtection": PoliceProtection,
+}
+COUNCIL_RECORD_TYPES: dict[str, type[CouncilRecord]] = {
+    "JointVisitRequest": JointVisitRequest,
 }
 BATCH = 100
 
 
-@strawberry.type(name="RecordChange", description="A police record created or changed.")
+@strawberry.type(name="RecordChange", description="A record created or changed.")
 class RecordChangeEvent:
     cursor: str = strawberry.field(description="Pass as `after` to resume after this change.")
     change: ChangeKindType  # type: ignore[valid-type]
     occurred_at: dt.datetime
-    record: PoliceRecord | None
+    record: PoliceRecord | None = strawberry.field(
+        default=None, description="A police record; null when the change is a council's record."
+    )
+    council_record: CouncilRecord | None = strawberry.field(
+        default=None,
+        description="A council's record (a joint visit request); null for a police record.",
+    )
+
+    @classmethod
+    def of(
+        cls, *, cursor: str, change: RecordChange, record: PoliceRecord | CouncilRecord
+    ) -> RecordChangeEvent:
+        event = cls(cursor=cursor, change=ChangeKind(change.change), occurred_at=change.occurred_at)
+        if isinstance(record, CouncilRecord):
+            event.council_record = record
+        else:
+            event.record = record
+        return event
 
 
 def _expired(info: Info) -> bool:
@@ -136,11 +162,8 @@ async def _own(
                 record = await _in_scope(info, change)
                 if record is None:  # not the caller's: nothing delivered, nothing logged
                     continue
-                yield RecordChangeEvent(
-                    cursor=cursors.seal(str(stream.seen)),
-                    change=ChangeKind(change.change),
-                    occurred_at=change.occurred_at,
-                    record=record,
+                yield RecordChangeEvent.of(
+                    cursor=cursors.seal(str(stream.seen)), change=change, record=record
                 )
 
 
@@ -173,11 +196,8 @@ async def _for_group(info: Info, group: fanout_.Group) -> AsyncIterator[RecordCh
                 group.skipped(pending)
                 continue
             context.recipients = pending.recipients
-            yield RecordChangeEvent(
-                cursor=cursors.seal(str(change.seq)),
-                change=ChangeKind(change.change),
-                occurred_at=change.occurred_at,
-                record=record,
+            yield RecordChangeEvent.of(
+                cursor=cursors.seal(str(change.seq)), change=change, record=record
             )
 
 
@@ -248,8 +268,8 @@ def _cursor_variable(field: FieldNode) -> str | None:
     return None
 
 
-async def _in_scope(info: Info, change: RecordChange) -> PoliceRecord | None:
-    kind = RECORD_TYPES.get(change.record_type)
+async def _in_scope(info: Info, change: RecordChange) -> PoliceRecord | CouncilRecord | None:
+    kind = RECORD_TYPES.get(change.record_type) or COUNCIL_RECORD_TYPES.get(change.record_type)
     if kind is None:
         return None
     return await kind.resolve_reference(info, strawberry.ID(change.record_id))

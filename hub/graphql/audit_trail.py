@@ -28,7 +28,20 @@ from hub.incidents.models import IncidentChild
 from hub.investigations.models import InvestigationChild
 from hub.timeliness.models import RECEIVING_ROLES, FirstSeen
 
-AUDITED_TYPES = frozenset({"Child", "Incident", "MissingEpisode", "Investigation"})
+AUDITED_TYPES = frozenset(
+    {
+        "Child",
+        "Incident",
+        "MissingEpisode",
+        "Investigation",
+        "JointVisitRequest",
+        "PoliceProtection",
+    }
+)
+# Records about exactly one child, held in their `child_id`.
+ONE_CHILD_TYPES = frozenset({"MissingEpisode", "JointVisitRequest", "PoliceProtection"})
+# Records a council pushed: the council owns them (its DPO reads their accesses).
+COUNCIL_OWNED_TYPES = frozenset({"JointVisitRequest"})
 Path = tuple[str | int, ...]
 
 
@@ -39,10 +52,13 @@ class _Noted:
     fields: dict[str, str] = dataclasses.field(default_factory=dict)  # response key -> field
 
 
-def _owner(type_name: str, row: Any) -> str | None:
+def owner_of(type_name: str, row: Any) -> str | None:
+    """The organisation whose record it is: whose DPO reads its accesses."""
     if type_name == "Child":
         owner: str | None = row.responsible_council_code
         return owner
+    if type_name in COUNCIL_OWNED_TYPES:
+        return str(row.council_code)
     return str(row.force_code)
 
 
@@ -130,7 +146,7 @@ class ServedRecords:
                 record_id=str(row.id),
                 fields=every,
                 child_ids=children.get(key, ()),
-                owner=_owner(type_name, row),
+                owner=owner_of(type_name, row),
             )
         return list(merged.values())
 
@@ -189,7 +205,7 @@ async def children_of(
     for type_name, row, _ in released:
         if type_name == "Child":
             concerned[(type_name, row.id)] = (row.id,)
-        elif type_name == "MissingEpisode":
+        elif type_name in ONE_CHILD_TYPES:
             concerned[(type_name, row.id)] = (row.child_id,)
         elif (known := loaded.of(type_name, row.id)) is not None:
             concerned[(type_name, row.id)] = known
