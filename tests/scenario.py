@@ -23,12 +23,16 @@ from tests.factories import (
     OTHER_COUNCIL,
     OTHER_FORCE,
     RECORD_MISSING,
+    RECORD_PROTECTION,
     REPORT_INCIDENT,
+    REQUEST_JOINT_VISIT,
     THIRD_COUNCIL,
     UPDATE_INVESTIGATION,
     child,
     incident,
+    joint_visit,
     missing_episode,
+    protection,
     status_change,
 )
 
@@ -55,6 +59,8 @@ class Side:
     missing_episode: str
     missing_child: str
     investigation: str
+    joint_visit_request: str  # the council's, to the force, about `child`
+    police_protection: str  # the force's, of a child of the council
 
     def id_of(self, type_name: str) -> str:
         return {
@@ -62,6 +68,8 @@ class Side:
             "Child": self.child,
             "MissingEpisode": self.missing_episode,
             "Investigation": self.investigation,
+            "JointVisitRequest": self.joint_visit_request,
+            "PoliceProtection": self.police_protection,
         }[type_name]
 
 
@@ -94,9 +102,15 @@ async def ensure_schools(db: Database) -> None:
 
 
 async def _push(
-    http: httpx.AsyncClient, server: LiveServer, force: str, query: str, payload: dict[str, Any]
+    http: httpx.AsyncClient,
+    server: LiveServer,
+    force: str,
+    query: str,
+    payload: dict[str, Any],
+    *,
+    role: Role = Role.POLICE_OFFICER,
 ) -> dict[str, Any]:
-    token = server.token(Role.POLICE_OFFICER, force)
+    token = server.token(role, force)
     response = await http.post(
         server.graphql_url,
         headers={"Authorization": f"Bearer {token}"},
@@ -159,7 +173,30 @@ async def _side(
         UPDATE_INVESTIGATION,
         status_change(unique("W-INV"), "OPEN", hours=1, incidentReferences=[reference]),
     )
+    request = await _push(
+        http,
+        server,
+        council,
+        REQUEST_JOINT_VISIT,
+        joint_visit(unique("W-JV"), pupil, force=force),
+        role=Role.COUNCIL_SOCIAL_WORKER,
+    )
+    # Placed and consulted in the child's own council: no third council sees it.
+    protected = await _push(
+        http,
+        server,
+        force,
+        RECORD_PROTECTION,
+        protection(
+            unique("W-PP"),
+            child_input=child(unique("W-PC"), council=council),
+            placedCouncil=council,
+            consultedCouncil=council,
+        ),
+    )
     return Side(
+        joint_visit_request=request["id"],
+        police_protection=protected["id"],
         incident=pushed["id"],
         child=pupil,
         sibling=sibling,

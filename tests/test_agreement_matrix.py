@@ -22,7 +22,14 @@ from tests.scenario import ORGANISATION_OF, World
 
 SCHEMA = build_schema(Settings())._schema
 AGREEMENT = Agreement.load(default_path(), SCHEMA)
-ENTITIES = ("Child", "Incident", "MissingEpisode", "Investigation")
+ENTITIES = (
+    "Child",
+    "Incident",
+    "MissingEpisode",
+    "Investigation",
+    "JointVisitRequest",
+    "PoliceProtection",
+)
 # What each kind of rows makes visible of the "inside" world (tests/scenario.py).
 VISIBLE: dict[RowKind, set[str]] = {
     RowKind.OWN_FORCE: set(ENTITIES),
@@ -147,6 +154,8 @@ async def test_root_fields_follow_the_agreement(
         "incident": f'id: "{world.inside.incident}"',
         "missingEpisode": f'id: "{world.inside.missing_episode}"',
         "investigation": f'id: "{world.inside.investigation}"',
+        "jointVisitRequest": f'id: "{world.inside.joint_visit_request}"',
+        "policeProtection": f'id: "{world.inside.police_protection}"',
         "childAccessHistory": f'childId: "{world.inside.child}"',
         "recordAccessHistory": f'recordType: "Incident", recordId: "{world.inside.incident}"',
         "sharingReport": 'from: "2026-01-01", to: "2026-01-31"',
