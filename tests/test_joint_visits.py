@@ -29,12 +29,13 @@ from tests.factories import (
     REQUEST_JOINT_VISIT,
     RESPOND_JOINT_VISIT,
     hours_ago,
+    incident,
     iso,
     joint_visit,
 )
 from tests.scenario import World
 from tests.test_audit_trail import _events
-from tests.test_subscriptions import WAIT, _latest_cursor, _ws_url
+from tests.test_subscriptions import WAIT, _latest_cursor, _next, _push, _ws_url, subscribed
 
 ONE = """query($id: ID!) { jointVisitRequest(id: $id) {
   id councilReference kind urgency response officerRole outcome outcomeAt child { id } } }"""
@@ -423,3 +424,16 @@ async def test_the_force_asked_is_told_at_once_and_no_other(
         "urgency": "IMMEDIATE",
         "force": {"id": FORCE},
     }
+
+
+async def test_a_subscription_written_before_councils_pushed_is_sent_what_it_always_was(
+    http: httpx.AsyncClient, live_server: LiveServer, db: Database, world: World, as_role: Any
+) -> None:
+    after = await _latest_cursor(db, live_server)
+    # Selects `record` only (tests/test_subscriptions.py): a request about the council's child
+    # is not sent to it, and the next police record is.
+    async with subscribed(live_server, after, request_id=str(uuid.uuid4())) as ws:
+        await _request(as_role, joint_visit(unique("JV-OLD"), world.inside.child))
+        incident_id = await _push(http, live_server, incident(unique("JV-OLD-INC")))
+        delivered = await _next(ws)
+    assert delivered["data"]["recordChanges"]["record"]["id"] == incident_id

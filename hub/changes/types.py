@@ -1,7 +1,8 @@
 """`recordChanges`: records delivered to a council, school or force as they are pushed.
 
-A police record arrives in `record`, a council's (a joint visit request) in `councilRecord`;
-which reach a caller is the record type's own scope (its loader), as for a query.
+A police record arrives in `record`, a council's (a joint visit request) in `councilRecord`,
+and only to a subscription that selects `councilRecord`; which reach a caller is the record
+type's own scope (its loader), as for a query.
 
 Each change is read from the outbox in order and, if the caller's row scope reaches the record,
 delivered with the fields the agreement allows. Every delivery is a disclosure in the audit log,
@@ -22,6 +23,7 @@ from typing import Any, cast
 
 import strawberry
 from graphql import FieldNode, VariableNode, print_ast
+from strawberry.types.nodes import SelectedField
 
 from hub.access.identity import Principal
 from hub.access.permissions import AgreementListsField, NamesPurposeAndPerson
@@ -62,7 +64,8 @@ class RecordChangeEvent:
     )
     council_record: CouncilRecord | None = strawberry.field(
         default=None,
-        description="A council's record (a joint visit request); null for a police record.",
+        description="A council's record (a joint visit request); null for a police record. "
+        "Sent only to subscriptions that select this field.",
     )
 
     @classmethod
@@ -269,7 +272,25 @@ def _cursor_variable(field: FieldNode) -> str | None:
 
 
 async def _in_scope(info: Info, change: RecordChange) -> PoliceRecord | CouncilRecord | None:
-    kind = RECORD_TYPES.get(change.record_type) or COUNCIL_RECORD_TYPES.get(change.record_type)
+    """The changed record as the caller may see it (each type's loader applies the caller's
+    rows), or None: outside them, or a council's record for a subscription that does not ask
+    for `councilRecord` (one written before councils pushed is sent what it always was)."""
+    kind: type[PoliceRecord | CouncilRecord] | None = RECORD_TYPES.get(change.record_type)
+    if kind is None and _selects(info, "councilRecord"):
+        kind = COUNCIL_RECORD_TYPES.get(change.record_type)
     if kind is None:
         return None
     return await kind.resolve_reference(info, strawberry.ID(change.record_id))
+
+
+def _selects(info: Info, field: str) -> bool:
+    """Whether the subscription selects `field` of the event (directly or in a fragment)."""
+    pending = list(info.selected_fields[0].selections if info.selected_fields else ())
+    while pending:
+        selection = pending.pop()
+        if isinstance(selection, SelectedField):
+            if selection.name == field:
+                return True
+        else:
+            pending.extend(selection.selections)
+    return False
