@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -159,23 +160,29 @@ async def test_ten_concurrent_identical_requests_store_one(
     assert await _count(db, reference) == 1
 
 
-BAD_REQUESTS = [
-    ({"neededBy": iso(hours_ago(3))}, "input.neededBy"),
-    ({"neededBy": iso(hours_ago(-24 * 400))}, "input.neededBy"),
-    ({"recordedAt": iso(hours_ago(-2))}, "input.recordedAt"),
-    ({"recordedAt": "2026-01-01T09:00:00"}, "input.recordedAt"),
-    ({"force": "NO_SUCH_FORCE"}, "input.force"),
-    ({"force": OTHER_COUNCIL}, "input.force"),
-    ({"councilReference": "   "}, "input.councilReference"),
-    ({"childId": "no-such-child"}, "input.childId"),
+# Built when the test runs: times are relative to the pushes' own, made then too.
+BAD_REQUESTS: list[tuple[Callable[[], dict[str, Any]], str]] = [
+    (lambda: {"neededBy": iso(hours_ago(3))}, "input.neededBy"),
+    (lambda: {"neededBy": iso(hours_ago(-24 * 400))}, "input.neededBy"),
+    (lambda: {"recordedAt": iso(hours_ago(-2))}, "input.recordedAt"),
+    (lambda: {"recordedAt": "2026-01-01T09:00:00"}, "input.recordedAt"),
+    (lambda: {"force": "NO_SUCH_FORCE"}, "input.force"),
+    (lambda: {"force": OTHER_COUNCIL}, "input.force"),
+    (lambda: {"councilReference": "   "}, "input.councilReference"),
+    (lambda: {"childId": "no-such-child"}, "input.childId"),
 ]
 
 
-@pytest.mark.parametrize(("change", "field"), BAD_REQUESTS, ids=[f for _, f in BAD_REQUESTS])
+@pytest.mark.parametrize(("build", "field"), BAD_REQUESTS, ids=[f for _, f in BAD_REQUESTS])
 async def test_a_bad_request_names_the_field_and_stores_nothing(
-    as_role: Any, world: World, db: Database, change: dict[str, Any], field: str
+    as_role: Any,
+    world: World,
+    db: Database,
+    build: Callable[[], dict[str, Any]],
+    field: str,
 ) -> None:
     reference = unique("JV-BAD")
+    change = build()
     payload = {**joint_visit(reference, world.inside.child), **change}
     body = await as_role(Role.COUNCIL_SOCIAL_WORKER, COUNCIL)(
         REQUEST_JOINT_VISIT, {"input": payload}
@@ -200,34 +207,35 @@ async def test_a_council_asks_only_about_children_it_can_see(
     assert await _count(db, reference) == 0
 
 
-BAD_ANSWERS = [
-    ({"response": "OFFICER_ASSIGNED"}, "input.officerRole"),
+# Built when the test runs: times are relative to the pushes' own, made then too.
+BAD_ANSWERS: list[tuple[Callable[[], dict[str, Any]], str]] = [
+    (lambda: {"response": "OFFICER_ASSIGNED"}, "input.officerRole"),
     (
-        {"response": "OFFICER_ASSIGNED", "officerRole": "SERGEANT", "reason": "OTHER"},
+        lambda: {"response": "OFFICER_ASSIGNED", "officerRole": "SERGEANT", "reason": "OTHER"},
         "input.reason",
     ),
-    ({"response": "NOT_AVAILABLE"}, "input.reason"),
+    (lambda: {"response": "NOT_AVAILABLE"}, "input.reason"),
     (
-        {"response": "NOT_AVAILABLE", "reason": "OTHER", "officerRole": "SERGEANT"},
+        lambda: {"response": "NOT_AVAILABLE", "reason": "OTHER", "officerRole": "SERGEANT"},
         "input.officerRole",
     ),
     (
-        {"response": "NOT_AVAILABLE", "reason": "OTHER", "respondedAt": iso(hours_ago(-1))},
+        lambda: {"response": "NOT_AVAILABLE", "reason": "OTHER", "respondedAt": iso(hours_ago(-1))},
         "input.respondedAt",
     ),
     (
-        {"response": "NOT_AVAILABLE", "reason": "OTHER", "respondedAt": iso(hours_ago(30))},
+        lambda: {"response": "NOT_AVAILABLE", "reason": "OTHER", "respondedAt": iso(hours_ago(30))},
         "input.respondedAt",
     ),
 ]
 
 
-@pytest.mark.parametrize(("answer", "field"), BAD_ANSWERS, ids=[str(i) for i in range(6)])
+@pytest.mark.parametrize(("build", "field"), BAD_ANSWERS, ids=[str(i) for i in range(6)])
 async def test_a_bad_answer_names_the_field_and_changes_nothing(
-    as_role: Any, world: World, answer: dict[str, Any], field: str
+    as_role: Any, world: World, build: Callable[[], dict[str, Any]], field: str
 ) -> None:
     asked = await _request(as_role, joint_visit(unique("JV-ANS"), world.inside.child))
-    given = {"requestId": asked["id"], "respondedAt": iso(hours_ago(1)), **answer}
+    given = {"requestId": asked["id"], "respondedAt": iso(hours_ago(1)), **build()}
     body = await as_role(Role.POLICE_OFFICER, FORCE)(RESPOND_JOINT_VISIT, {"input": given})
     assert _error(body)["extensions"] == {"code": "INVALID_INPUT", "field": field}
     read = await as_role(Role.COUNCIL_SOCIAL_WORKER, COUNCIL)(ONE, {"id": asked["id"]})

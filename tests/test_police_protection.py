@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -28,13 +29,16 @@ from tests.factories import (
     OTHER_FORCE,
     RECORD_MISSING,
     RECORD_PROTECTION,
+    REQUEST_JOINT_VISIT,
     THIRD_COUNCIL,
     child,
     hours_ago,
     iso,
+    joint_visit,
     missing_episode,
     protection,
 )
+from tests.scenario import World
 from tests.test_audit_trail import _events
 from tests.test_subscriptions import _latest_cursor, _next, subscribed
 
@@ -112,32 +116,39 @@ async def test_ten_concurrent_identical_pushes_store_one(as_role: Any, db: Datab
     assert await _count(db, reference) == 1
 
 
-BAD = [
-    ({"consultedAt": None}, "input.consultedAt"),
-    ({"consultedCouncil": None}, "input.consultedCouncil"),
-    ({"consultedRole": None}, "input.consultedRole"),
-    ({"consultedAt": iso(hours_ago(2.9))}, "input.consultedAt"),
-    ({"consultedBefore": False}, "input.consultedAt"),
-    ({"takenAt": iso(hours_ago(-1))}, "input.takenAt"),
-    ({"takenAt": "2026-01-01T09:00:00"}, "input.takenAt"),
-    ({"recordedAt": iso(hours_ago(4))}, "input.recordedAt"),
-    ({"placedCouncil": "E99999999"}, "input.placedCouncil"),
-    ({"consultedCouncil": FORCE}, "input.consultedCouncil"),
-    ({"alternativesConsidered": []}, "input.alternativesConsidered"),
-    ({"alternativesConsidered": ["NONE", "FAMILY_OR_FRIENDS"]}, "input.alternativesConsidered"),
-    ({"policeReference": " "}, "input.policeReference"),
-    ({"child": child("PP-DOB", dateOfBirth="2099-01-01")}, "input.child.dateOfBirth"),
-    ({"child": child("PP-COUNCIL", council="NOT_A_COUNCIL")}, "input.child.responsibleCouncil"),
+# Built when the test runs: times are relative to the pushes' own, made then too.
+BAD: list[tuple[Callable[[], dict[str, Any]], str]] = [
+    (lambda: {"consultedAt": None}, "input.consultedAt"),
+    (lambda: {"consultedCouncil": None}, "input.consultedCouncil"),
+    (lambda: {"consultedRole": None}, "input.consultedRole"),
+    (lambda: {"consultedAt": iso(hours_ago(2.9))}, "input.consultedAt"),
+    (lambda: {"consultedBefore": False}, "input.consultedAt"),
+    (lambda: {"takenAt": iso(hours_ago(-1))}, "input.takenAt"),
+    (lambda: {"takenAt": "2026-01-01T09:00:00"}, "input.takenAt"),
+    (lambda: {"recordedAt": iso(hours_ago(4))}, "input.recordedAt"),
+    (lambda: {"placedCouncil": "E99999999"}, "input.placedCouncil"),
+    (lambda: {"consultedCouncil": FORCE}, "input.consultedCouncil"),
+    (lambda: {"alternativesConsidered": []}, "input.alternativesConsidered"),
+    (
+        lambda: {"alternativesConsidered": ["NONE", "FAMILY_OR_FRIENDS"]},
+        "input.alternativesConsidered",
+    ),
+    (lambda: {"policeReference": " "}, "input.policeReference"),
+    (lambda: {"child": child("PP-DOB", dateOfBirth="2099-01-01")}, "input.child.dateOfBirth"),
+    (
+        lambda: {"child": child("PP-COUNCIL", council="NOT_A_COUNCIL")},
+        "input.child.responsibleCouncil",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("change", "field"), BAD, ids=[f"{i}-{f}" for i, (_, f) in enumerate(BAD)])
+@pytest.mark.parametrize(("build", "field"), BAD, ids=[f"{i}-{f}" for i, (_, f) in enumerate(BAD)])
 async def test_a_bad_push_names_the_field_and_stores_nothing(
-    as_role: Any, db: Database, change: dict[str, Any], field: str
+    as_role: Any, db: Database, build: Callable[[], dict[str, Any]], field: str
 ) -> None:
     reference = unique("PP-BAD")
     body = await as_role(Role.POLICE_OFFICER, FORCE)(
-        RECORD_PROTECTION, {"input": {**protection(reference), **change}}
+        RECORD_PROTECTION, {"input": {**protection(reference), **build()}}
     )
     error = _error(body)
     assert error["extensions"] == {"code": "INVALID_INPUT", "field": field}, error
@@ -338,3 +349,52 @@ async def test_the_childs_council_is_told_at_once(
         ours["id"],
         ours["policeReference"],
     )
+
+
+PAGES = """query($first: Int!) {
+  policeProtections(first: $first) { edges { node {
+    id force { name } placedCouncil { name } consultedCouncil { name }
+    child { givenName responsibleCouncil { name } } } } }
+  jointVisitRequests(first: $first) { edges { node {
+    id council { name } force { name } child { givenName hostCouncil { name } } } } }
+}"""
+
+
+async def _statements(http: httpx.AsyncClient, server: LiveServer, first: int) -> list[str]:
+    """What one council's read of both lists ran, transaction control and the audit left out."""
+    token = server.token(Role.COUNCIL_SOCIAL_WORKER, COUNCIL)
+    server.statements.clear()
+    body = (
+        await http.post(
+            server.graphql_url,
+            headers={"Authorization": f"Bearer {token}"},
+            json={"query": PAGES, "variables": {"first": first}},
+        )
+    ).json()
+    assert "errors" not in body, body
+    assert len(body["data"]["policeProtections"]["edges"]) == first
+    assert len(body["data"]["jointVisitRequests"]["edges"]) == first
+    return [
+        s
+        for s in server.statements
+        if not s.startswith(("BEGIN", "COMMIT", "WITH progress AS MATERIALIZED"))
+        and "audit_" not in s
+        and "record_receipt" not in s
+    ]
+
+
+async def test_a_page_costs_the_same_statements_whatever_its_size(
+    http: httpx.AsyncClient, live_server: LiveServer, as_role: Any, world: World
+) -> None:
+    council = as_role(Role.COUNCIL_SOCIAL_WORKER, COUNCIL)
+    for _ in range(12):
+        await _push(as_role, protection(unique("PP-N")))
+        asked = await council(
+            REQUEST_JOINT_VISIT, {"input": joint_visit(unique("JV-N"), world.inside.child)}
+        )
+        assert "errors" not in asked, asked
+    small = await _statements(http, live_server, 2)
+    large = await _statements(http, live_server, 12)
+    assert len(small) == len(large), (small, large)
+    # Two roots, then one statement per loader level (organisations, children) below them.
+    assert len(large) <= 6, large
