@@ -24,8 +24,10 @@ from hub.access.models import Role
 from hub.db import Database
 from hub.incidents.models import Incident
 from hub.investigations.models import Investigation
+from hub.joint_visits.models import JointVisitRequest
 from hub.meetings.models import Meeting
 from hub.missing.models import MissingEpisode
+from hub.protection.models import PoliceProtection
 from hub.vetting.models import VettingCheck
 from tests.conftest import LiveServer, unique
 from tests.factories import (
@@ -34,14 +36,18 @@ from tests.factories import (
     OTHER_COUNCIL,
     OTHER_FORCE,
     RECORD_MISSING,
+    RECORD_PROTECTION,
     REPORT_INCIDENT,
+    REQUEST_JOINT_VISIT,
     UPDATE_INVESTIGATION,
     UPDATE_MISSING,
     child,
     hours_ago,
     incident,
     iso,
+    joint_visit,
     missing_episode,
+    protection,
     status_change,
 )
 from tests.meeting_pushes import meeting, schedule
@@ -50,7 +56,7 @@ from tests.test_agreement_matrix import AGREEMENT, SCHEMA, _selection
 from tests.test_subscriptions import WAIT, _latest_cursor, _ws_url
 from tests.test_vetting import vetting_request
 
-RECORD_TYPES = ("Incident", "MissingEpisode", "Investigation")
+RECORD_TYPES = ("Incident", "MissingEpisode", "Investigation", "PoliceProtection")
 
 
 def _fields_of(type_name: str) -> dict[str, Any]:
@@ -112,9 +118,15 @@ def _assert_exactly_allowed(
 
 
 async def _police(
-    http: httpx.AsyncClient, server: LiveServer, query: str, payload: Any, *, force: str = FORCE
+    http: httpx.AsyncClient,
+    server: LiveServer,
+    query: str,
+    payload: Any,
+    *,
+    force: str = FORCE,
+    role: Role = Role.POLICE_OFFICER,
 ) -> Any:
-    token = server.token(Role.POLICE_OFFICER, force)
+    token = server.token(role, force)
     body = (
         await http.post(
             server.graphql_url,
@@ -151,7 +163,8 @@ async def _subscribe(server: LiveServer, role: Role, after: str) -> Any:
 
 
 async def _push_one_of_each(http: httpx.AsyncClient, server: LiveServer) -> dict[str, str]:
-    """A notice for the school's pupil, a missing episode, an investigation: all Birmingham's."""
+    """A notice for the school's pupil, a missing episode, an investigation, a police
+    protection: all Birmingham's."""
     reference = unique("MX-INC")
     notice = await _police(
         http,
@@ -169,10 +182,12 @@ async def _push_one_of_each(http: httpx.AsyncClient, server: LiveServer) -> dict
         UPDATE_INVESTIGATION,
         status_change(unique("MX-INV"), "OPEN", hours=1, incidentReferences=[reference]),
     )
+    protected = await _police(http, server, RECORD_PROTECTION, protection(unique("MX-PP")))
     return {
         "Incident": notice["id"],
         "MissingEpisode": episode["id"],
         "Investigation": investigation["id"],
+        "PoliceProtection": protected["id"],
     }
 
 
@@ -278,6 +293,8 @@ STORED_IN: dict[str, tuple[Any, Any]] = {
     # A refused completion would have completed the check: its reference is its id.
     "completeVettingCheck": (VettingCheck, VettingCheck.id),
     "scheduleMeeting": (Meeting, Meeting.council_reference),
+    "requestJointVisit": (JointVisitRequest, JointVisitRequest.council_reference),
+    "recordPoliceProtection": (PoliceProtection, PoliceProtection.police_reference),
 }
 
 
@@ -359,7 +376,7 @@ MEETING_ANSWERS: dict[str, Any] = {
 }
 
 
-async def _arguments(
+async def _arguments(  # noqa: PLR0911 - one case per mutation
     http: httpx.AsyncClient, server: LiveServer, world: World, name: str
 ) -> tuple[str, str, dict[str, Any], str]:
     """(variable definitions, arguments, variables, police reference or "") for a mutation."""
@@ -389,6 +406,30 @@ async def _arguments(
             {"t": "Incident", "id": world.inside.incident},
             "",
         )
+    if name in {"respondToJointVisitRequest", "recordJointVisit"}:
+        request = await _police(
+            http,
+            server,
+            REQUEST_JOINT_VISIT,
+            joint_visit(unique("MX-JV"), world.inside.child),
+            force=COUNCIL,
+            role=Role.COUNCIL_SOCIAL_WORKER,
+        )
+        answers = {
+            "respondToJointVisitRequest": {
+                "requestId": request["id"],
+                "response": "OFFICER_ASSIGNED",
+                "officerRole": "SERGEANT",
+                "respondedAt": iso(hours_ago(1)),
+            },
+            "recordJointVisit": {
+                "requestId": request["id"],
+                "outcome": "HELD_JOINTLY",
+                "at": iso(hours_ago(0.5)),
+            },
+        }
+        argument = SCHEMA.mutation_type.fields[name].args["input"]  # type: ignore[union-attr]
+        return f"$input: {argument.type}", "input: $input", {"input": answers[name]}, ""
     if name == "recordReturnInterview":
         episode = await _returned_episode(http, server)
         return (
@@ -419,6 +460,8 @@ async def _arguments(
         "updateInvestigationStatus": status_change(reference, "OPEN", hours=1),
         "requestVettingCheck": vetting_request(reference),
         "scheduleMeeting": meeting(reference, children=[{"childId": world.inside.child}]),
+        "requestJointVisit": joint_visit(reference, world.inside.child),
+        "recordPoliceProtection": protection(reference),
     }
     if name in MEETING_ANSWERS:
         # A meeting of the world's council inviting its force, held an hour ago.

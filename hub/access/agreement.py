@@ -41,6 +41,8 @@ GUARDED_TYPES = (
     "Meeting",
     "MeetingChild",
     "MeetingInvitation",
+    "JointVisitRequest",
+    "PoliceProtection",
     "AccessEvent",
     "AuditCheckpoint",
     "Timeline",

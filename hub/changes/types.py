@@ -1,5 +1,11 @@
 """`recordChanges`: records delivered to their subscribers as they are pushed.
 
+A police record arrives in `record` (a closure review with its investigation); a meeting in
+`meeting` and a council's other records (a joint visit request) in `councilRecord`, each only to a
+subscription that selects that field, so one written before councils pushed is sent what it
+always was. Which records reach a caller is each record type's own scope (its loader), as for a
+query.
+
 Police records go to the councils and schools whose rows reach them (and to the pushing force);
 a meeting goes to the convening council, to the councils of its children and to each invited
 force, the moment it is scheduled or changed. Each change is read from the outbox in order and,
@@ -37,17 +43,23 @@ from hub.closures.types import ClosureReview
 from hub.db import utcnow
 from hub.graphql.audit_trail import Recipient
 from hub.graphql.context import HubContext, Info
-from hub.graphql.entity import PoliceRecord
+from hub.graphql.entity import CouncilRecord, PoliceRecord
 from hub.incidents.types import Incident
 from hub.investigations.types import Investigation
+from hub.joint_visits.types import JointVisitRequest
 from hub.meetings.types import Meeting
 from hub.missing.types import MissingEpisode
+from hub.protection.types import PoliceProtection
 
 ChangeKindType = strawberry.enum(ChangeKind, name="ChangeKind")
-RECORD_TYPES: dict[str, type[Incident | MissingEpisode | Investigation]] = {
+RECORD_TYPES: dict[str, type[PoliceRecord]] = {
     "Incident": Incident,
     "MissingEpisode": MissingEpisode,
     "Investigation": Investigation,
+    "PoliceProtection": PoliceProtection,
+}
+COUNCIL_RECORD_TYPES: dict[str, type[CouncilRecord]] = {
+    "JointVisitRequest": JointVisitRequest,
 }
 BATCH = 100
 
@@ -272,7 +284,10 @@ async def _in_scope(info: Info, change: RecordChange, cursor: str) -> RecordChan
 
 # Records that are not police records: each delivered in a field of its own, and only to a
 # subscription that selects it (one written before they existed is sent what it always was).
-OWN_FIELDS: dict[str, tuple[str, Any]] = {"Meeting": ("meeting", Meeting)}
+OWN_FIELDS: dict[str, tuple[str, Any]] = {
+    "Meeting": ("meeting", Meeting),
+    **{name: ("councilRecord", kind) for name, kind in COUNCIL_RECORD_TYPES.items()},
+}
 
 
 async def _found(info: Info, change: RecordChange) -> dict[str, Any] | None:

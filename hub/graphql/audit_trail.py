@@ -40,12 +40,20 @@ AUDITED_TYPES = frozenset(
         "Escalation",
         "ClosureReview",
         "Meeting",
+        "JointVisitRequest",
+        "PoliceProtection",
     }
 )
 # Records about adults (an applicant for a vetting check) or about another record (an
 # escalation): they concern no child, so they never enter the audit's child index, whatever a
 # child's access history is asked for.
 CHILDLESS_TYPES = frozenset({"VettingCheck", "Escalation"})
+# Records about exactly one child, held in their `child_id`.
+ONE_CHILD_TYPES = frozenset({"MissingEpisode", "JointVisitRequest", "PoliceProtection"})
+# Records a council made: the council owns them (its DPO reads their accesses). A check: its
+# applicant, its request; a review: the council's view of the force's closure; a meeting: the
+# convening council's record.
+COUNCIL_OWNED_TYPES = frozenset({"JointVisitRequest", "VettingCheck", "ClosureReview", "Meeting"})
 Path = tuple[str | int, ...]
 
 
@@ -56,15 +64,14 @@ class _Noted:
     fields: dict[str, str] = dataclasses.field(default_factory=dict)  # response key -> field
 
 
-def _owner(type_name: str, row: Any) -> str | None:
+def owner_of(type_name: str, row: Any) -> str | None:
+    """The organisation whose record it is: whose DPO reads its accesses."""
     if type_name == "Child":
         owner: str | None = row.responsible_council_code
         return owner
     if type_name == "Escalation":  # the organisation that owes the answer
         return str(row.owed_by_code)
-    if type_name in {"VettingCheck", "ClosureReview", "Meeting"}:
-        # A check: the requesting council's (its applicant, its request). A review: the
-        # council's view of the force's closure. A meeting: the convening council's record.
+    if type_name in COUNCIL_OWNED_TYPES:
         return str(row.council_code)
     return str(row.force_code)
 
@@ -153,7 +160,7 @@ class ServedRecords:
                 record_id=str(row.id),
                 fields=every,
                 child_ids=children.get(key, ()),
-                owner=_owner(type_name, row),
+                owner=owner_of(type_name, row),
             )
         return list(merged.values())
 
@@ -213,7 +220,7 @@ async def children_of(
     for type_name, row, _ in released:
         if type_name == "Child":
             concerned[(type_name, row.id)] = (row.id,)
-        elif type_name == "MissingEpisode":
+        elif type_name in ONE_CHILD_TYPES:
             concerned[(type_name, row.id)] = (row.child_id,)
         elif type_name in CHILDLESS_TYPES:
             concerned[(type_name, row.id)] = ()

@@ -305,7 +305,7 @@ async def schedule(
         insert=insert,
         payload_hash=payload_hash,
         what="meeting",
-        key="council reference",
+        reference="council reference",
     )
 
 

@@ -172,7 +172,7 @@ async def request(
         insert=insert,
         payload_hash=payload_hash,
         what="vetting check",
-        key="council reference",
+        reference="council reference",
     )
 
 

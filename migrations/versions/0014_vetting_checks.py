@@ -1,7 +1,7 @@
 """police checks on prospective carers and adopters: the request and its outcome category
 
 Revision ID: 0014
-Revises: 0012
+Revises: 0013
 Create Date: 2026-12-04 08:30:00.000000
 
 One row per check a council's fostering or adoption team asks of a force: the applicant with
@@ -18,7 +18,7 @@ import hub.db
 
 
 revision: str = '0014'
-down_revision: str | Sequence[str] | None = '0012'
+down_revision: str | Sequence[str] | None = '0013'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
