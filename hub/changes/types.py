@@ -82,6 +82,11 @@ class RecordChangeEvent:
         description="A meeting scheduled or changed (its invitations, answers, reports, "
         "attendance); else null. Sent only to subscriptions that select this field.",
     )
+    council_record: CouncilRecord | None = strawberry.field(
+        default=None,
+        description="A council's record (a joint visit request); null for a police record. "
+        "Sent only to subscriptions that select this field.",
+    )
 
 
 def _expired(info: Info) -> bool:
