@@ -18,6 +18,7 @@ from hub.errors import InvalidInput
 from hub.incidents.models import DashRisk, Incident, IncidentChild, IncidentType
 from hub.pagination import Page, narrowed, paginate
 from hub.reference.models import OrganisationKind
+from hub.timeliness import facts as _stage_facts  # noqa: F401 - its refresh follows these writes
 
 
 @dataclasses.dataclass(frozen=True)

@@ -25,6 +25,7 @@ from hub.investigations.models import (
     InvestigationTransition,
 )
 from hub.pagination import Page, narrowed, paginate
+from hub.timeliness import facts as _stage_facts  # noqa: F401 - its refresh follows these writes
 
 
 @dataclasses.dataclass(frozen=True)

@@ -30,6 +30,7 @@ from sqlmodel import Field, SQLModel
 
 from hub.base import utc_field
 from hub.children.models import Child
+from hub.db import HubSession
 from hub.incidents.models import Incident, IncidentChild
 from hub.investigations.models import (
     Investigation,
@@ -358,7 +359,7 @@ def _is_postgres(session: Session) -> bool:
     return bind.dialect.name == "postgresql"
 
 
-@event.listens_for(Session, "after_flush")
+@event.listens_for(HubSession, "after_flush")
 def _after_flush(session: Session, _context: Any) -> None:
     if not _is_postgres(session):
         return
@@ -371,7 +372,7 @@ def _after_flush(session: Session, _context: Any) -> None:
         mark(session, found)
 
 
-@event.listens_for(Session, "before_commit")
+@event.listens_for(HubSession, "before_commit")
 def _before_commit(session: Session) -> None:
     # Runs inside AsyncSession's greenlet, so the synchronous API may emit SQL here. The commit's
     # own flush comes after this event: flush first, so that its writes are marked too.
