@@ -15,10 +15,10 @@ from hub.children import service as children
 from hub.children.service import ChildDetails
 from hub.db import utcnow
 from hub.errors import Conflict, InvalidInput, NotFound
+from hub.missing import timeliness as _timeliness  # noqa: F401 - declares the kind
 from hub.missing.models import MissingEpisode, MissingFrom, MissingStatus, RiskGrade
 from hub.pagination import Page, narrowed, paginate
 from hub.reference.models import OrganisationKind
-from hub.timeliness import facts as _stage_facts  # noqa: F401 - its refresh follows these writes
 
 APP_2017 = "college_of_policing_app_2017"
 
