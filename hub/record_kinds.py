@@ -7,6 +7,9 @@ so that no timeliness module names a domain.
 
 from hub.incidents import timeliness as incidents
 from hub.investigations import timeliness as investigations
+from hub.joint_visits import timeliness as joint_visits
+from hub.meetings import timeliness as meetings
 from hub.missing import timeliness as missing
+from hub.protection import timeliness as protection
 
-__all__ = ["incidents", "investigations", "missing"]
+__all__ = ["incidents", "investigations", "joint_visits", "meetings", "missing", "protection"]

@@ -1,7 +1,7 @@
 """stage facts for every declared record kind: four readings of a kind's own, the force in the key
 
 Revision ID: 0014
-Revises: 0011
+Revises: 0012, 0013
 Create Date: 2026-12-04 08:30:00.000000
 
 Record kinds are declared by their domains (hub/timeliness/kinds.py); a kind's readings beyond
@@ -19,7 +19,7 @@ import hub.db
 
 
 revision: str = '0014'
-down_revision: str | Sequence[str] | None = '0011'
+down_revision: str | Sequence[str] | None = ('0012', '0013')
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
