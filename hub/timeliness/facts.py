@@ -380,11 +380,13 @@ def _subjects_of(instance: Any, *, is_new: bool) -> list[Subject]:
             for name in ("responsible_council_code", "host_council_code")
         )
         return [("Child", instance.id)] if moved else []
-    for declared in kinds.declared():
-        for model, attribute in declared.models.items():
-            if isinstance(instance, model):
-                return [(declared.record_type, getattr(instance, attribute))]
-    return []
+    # Every kind the row belongs to: two declarations may read one table.
+    return [
+        (declared.record_type, getattr(instance, attribute))
+        for declared in kinds.declared()
+        for model, attribute in declared.models.items()
+        if isinstance(instance, model)
+    ]
 
 
 def _is_postgres(session: Session) -> bool:

@@ -192,6 +192,12 @@ def register(kind: RecordKind) -> RecordKind:
     return kind
 
 
+def unregister(record_type: str) -> None:
+    """Withdraw a declaration (tests that declare a kind of their own)."""
+    _DECLARED.pop(record_type, None)
+    _rebuild()
+
+
 def declared() -> tuple[RecordKind, ...]:
     """Every declaration, in report order."""
     return tuple(sorted(_DECLARED.values(), key=lambda k: (k.position, k.record_type)))
@@ -218,7 +224,7 @@ def _check(kind: RecordKind) -> None:
             if slot is not None and slot not in kind.readings
         )
         known = STAGE_DEFS.get(stage.name)
-        owner = next((r for r in _DECLARED.values() if stage in r.stages), None)
+        owner = next((r for r in _DECLARED.values() if known in r.stages), None)
         if known is not None and owner is not None and owner.record_type != kind.record_type:
             same = (known.start, known.end, known.needs(), known.part, known.deadline)
             if same != (stage.start, stage.end, stage.needs(), stage.part, stage.deadline):

@@ -83,6 +83,10 @@ class TimelineStage:
     async def council(self, info: Info) -> Organisation | None:
         return await load_organisation(info, self.item.row.council_code)
 
+    @strawberry.field(description="The force the stage is of (for a meeting, the invited force).")
+    async def force(self, info: Info) -> Organisation | None:
+        return await load_organisation(info, self.item.row.force_code)
+
     @strawberry.field
     def started_at(self) -> dt.datetime | None:
         return self.item.row.start
@@ -165,6 +169,9 @@ async def load_timeline(info: Info, record_type: str, record_id: str) -> Timelin
     loader = _loaders.get(session)
     if loader is None:
         targets = extract.targets_for(info.context.hub.settings)
+        # A force is given its own stages: of a meeting, its own invitation's, not other forces'.
+        own = info.context.principal.organisation_code
+        force = own if info.context.policy.rows is RowKind.OWN_FORCE else None
 
         async def load(keys: list[tuple[str, str]]) -> list[Timeline | None]:
             found = await service.timelines(session, keys)
@@ -176,7 +183,10 @@ async def load_timeline(info: Info, record_type: str, record_id: str) -> Timelin
                     timelines.append(None)
                     continue
                 measured = [
-                    m for r in data.records for m in judged(r, data.recipients, targets, as_of=now)
+                    m
+                    for r in data.records
+                    if force is None or r.force_code == force
+                    for m in judged(r, data.recipients, targets, as_of=now)
                 ]
                 timelines.append(Timeline(data=data, measured=measured))
             return timelines
