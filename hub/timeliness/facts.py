@@ -2,15 +2,17 @@
 
 The PostgreSQL report used to re-derive a year of timelines on every run: which councils receive
 each record (through its children and locations), and each council's receipt. `stage_fact`
-holds that derivation, one narrow row per (record, receiving council), so that the report reads
-rows instead of joining six tables. It holds *times only*: deadlines and verdicts depend on the
+holds that derivation, one narrow row per (record, receiving council, force), so that the report
+reads rows instead of joining six tables. It holds *times only*: deadlines and verdicts depend on the
 targets file, the calendars and the report's `as_of`, so they are still computed when a report
 is made, and a change of targets needs no rebuild.
 
-The rows are derived by one SQL statement (`FILL`), used both to rebuild the whole table (the
-migration, the benchmark after its bulk load) and to refresh the records a transaction touched:
-every ORM write to a record, its children's councils or its links marks the record, and the
-session refreshes the marked records just before it commits (`_before_commit`). Receipts (first
+The rows are derived by one SQL statement (`fill_sql`), assembled from every declared record
+kind's SQL (`kinds.FactsSql`), used both to rebuild the whole table (the migration, the
+benchmark after its bulk load) and to refresh the records a transaction touched: every ORM
+write to a row a declaration names (`RecordKind.models`) or to a child's councils marks the
+record, and the hub's sessions (`db.HubSession`, which this module listens on) refresh the
+marked records just before they commit (`_before_commit`). Receipts (first
 sight, written by the audit in its own statement, and acknowledgement) reach the facts through
 a trigger on `record_receipt` (`RECEIPT_TRIGGER`), whichever statement writes them.
 
