@@ -2,10 +2,10 @@
 
 The PostgreSQL report used to re-derive a year of timelines on every run: which councils receive
 each record (through its children and locations), and each council's receipt. `stage_fact`
-holds that derivation, one narrow row per (record, receiving council, force), so that the report
-reads rows instead of joining six tables. It holds *times only*: deadlines and verdicts depend on the
-targets file, the calendars and the report's `as_of`, so they are still computed when a report
-is made, and a change of targets needs no rebuild.
+holds that derivation, one narrow row per (record, receiving council, force), so that the
+report reads rows instead of joining six tables. It holds *times only*: deadlines and verdicts
+depend on the targets file, the calendars and the report's `as_of`, so they are still computed
+when a report is made, and a change of targets needs no rebuild.
 
 The rows are derived by one SQL statement (`fill_sql`), assembled from every declared record
 kind's SQL (`kinds.FactsSql`), used both to rebuild the whole table (the migration, the
