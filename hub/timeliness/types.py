@@ -6,6 +6,7 @@ field outside a role's view can come back null with FORBIDDEN_FIELD.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import enum
 from typing import Annotated, Any
@@ -182,11 +183,11 @@ async def load_timeline(info: Info, record_type: str, record_id: str) -> Timelin
                 if data is None:
                     timelines.append(None)
                     continue
+                if force is not None:
+                    own_records = tuple(r for r in data.records if r.force_code == force)
+                    data = dataclasses.replace(data, records=own_records)
                 measured = [
-                    m
-                    for r in data.records
-                    if force is None or r.force_code == force
-                    for m in judged(r, data.recipients, targets, as_of=now)
+                    m for r in data.records for m in judged(r, data.recipients, targets, as_of=now)
                 ]
                 timelines.append(Timeline(data=data, measured=measured))
             return timelines
