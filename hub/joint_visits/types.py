@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from typing import ClassVar
+from typing import TYPE_CHECKING, Annotated, ClassVar
 
 import strawberry
 
@@ -21,6 +21,9 @@ from hub.joint_visits.models import (
 from hub.joint_visits.service import JointVisitFilter, VisitAnswer, VisitOutcome, VisitRequest
 from hub.reference.types import Organisation, load_organisation
 from hub.validation import optional_utc
+
+if TYPE_CHECKING:
+    from hub.timeliness.types import Timeline
 
 KindType = strawberry.enum(
     JointVisitKind,
@@ -97,6 +100,17 @@ class JointVisitRequest(CouncilRecord):
     @strawberry.field(description="When the visit was held, or cancelled.")
     def outcome_at(self) -> dt.datetime | None:
         return self.row.outcome_at
+
+    @strawberry.field(
+        description="The request's clock: the force's answer against its targets (hours, and "
+        "the council's needed-by time)."
+    )
+    async def timeline(
+        self, info: Info
+    ) -> Annotated[Timeline, strawberry.lazy("hub.timeliness.types")] | None:
+        from hub.timeliness.types import load_timeline  # noqa: PLC0415 - the types import records
+
+        return await load_timeline(info, "JointVisitRequest", str(self.row.id))
 
 
 @strawberry.input

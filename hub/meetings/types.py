@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 from collections.abc import Mapping
-from typing import ClassVar, TypeVar
+from typing import TYPE_CHECKING, Annotated, ClassVar, TypeVar
 
 import strawberry
 
@@ -31,6 +31,9 @@ from hub.meetings.models import (
 from hub.meetings.service import MeetingFilter, MeetingSchedule, ScheduledChild
 from hub.reference.types import Organisation, load_organisation
 from hub.validation import optional_utc
+
+if TYPE_CHECKING:
+    from hub.timeliness.types import Timeline
 
 EnumT = TypeVar("EnumT", bound=enum.StrEnum)
 MeetingKindType = strawberry.enum(MeetingKind, name="MeetingKind")
@@ -173,6 +176,17 @@ class Meeting(Entity):
     async def invitations(self, info: Info) -> list[MeetingInvitation] | None:
         rows = await info.context.loaders.meeting_invitations.load(self.row.id)
         return [MeetingInvitation(row=r) for r in rows]
+
+    @strawberry.field(
+        description="The meeting's clock, per invited force: each stage's delay against its "
+        "target (auth/targets.toml); a force is given its own stages only."
+    )
+    async def timeline(
+        self, info: Info
+    ) -> Annotated[Timeline, strawberry.lazy("hub.timeliness.types")] | None:
+        from hub.timeliness.types import load_timeline  # noqa: PLC0415 - the types import records
+
+        return await load_timeline(info, "Meeting", str(self.row.id))
 
 
 @strawberry.input(description="A born child by the hub's id, or an unborn child.")

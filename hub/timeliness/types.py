@@ -6,6 +6,7 @@ field outside a role's view can come back null with FORBIDDEN_FIELD.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import enum
 from typing import Annotated, Any
@@ -23,14 +24,14 @@ from hub.errors import Forbidden, InvalidInput
 from hub.graphql.context import Info
 from hub.missing.types import MissingEpisode
 from hub.reference.types import Organisation, load_organisation
-from hub.timeliness import extract, metrics, service
+from hub.timeliness import extract, kinds, metrics, service
 from hub.timeliness.models import RecordReceipt
 from hub.timeliness.report_data import ReportScope, disclosure_detail
 from hub.timeliness.report_types import BREACH_PAGE, SharingReport
 from hub.timeliness.stats import Measured
 from hub.timeliness.targets import RECORD_KINDS as KINDS
 from hub.timeliness.targets import STAGES
-from hub.timeliness.timeline import incident_kind, judged
+from hub.timeliness.timeline import judged
 
 MAX_REPORT_DAYS = 731
 
@@ -83,6 +84,10 @@ class TimelineStage:
     @strawberry.field
     async def council(self, info: Info) -> Organisation | None:
         return await load_organisation(info, self.item.row.council_code)
+
+    @strawberry.field(description="The force the stage is of (for a meeting, the invited force).")
+    async def force(self, info: Info) -> Organisation | None:
+        return await load_organisation(info, self.item.row.force_code)
 
     @strawberry.field
     def started_at(self) -> dt.datetime | None:
@@ -166,6 +171,9 @@ async def load_timeline(info: Info, record_type: str, record_id: str) -> Timelin
     loader = _loaders.get(session)
     if loader is None:
         targets = extract.targets_for(info.context.hub.settings)
+        # A force is given its own stages: of a meeting, its own invitation's, not other forces'.
+        own = info.context.principal.organisation_code
+        force = own if info.context.policy.rows is RowKind.OWN_FORCE else None
 
         async def load(keys: list[tuple[str, str]]) -> list[Timeline | None]:
             found = await service.timelines(session, keys)
@@ -176,6 +184,9 @@ async def load_timeline(info: Info, record_type: str, record_id: str) -> Timelin
                 if data is None:
                     timelines.append(None)
                     continue
+                if force is not None:
+                    own_records = tuple(r for r in data.records if r.force_code == force)
+                    data = dataclasses.replace(data, records=own_records)
                 measured = [
                     m for r in data.records for m in judged(r, data.recipients, targets, as_of=now)
                 ]
@@ -188,14 +199,10 @@ async def load_timeline(info: Info, record_type: str, record_id: str) -> Timelin
 
 async def note_shared(info: Info, record_type: str, row: Any) -> None:
     """A push arrived: its sharing delay into the metrics (codes only, never the record)."""
-    if record_type == "Incident":
-        kind, event, council = incident_kind(row.type), row.occurred_at, row.location_council_code
-    else:
-        kind, event, council = (
-            "missing_episode",
-            row.reported_missing_at,
-            row.last_seen_council_code,
-        )
+    declared = kinds.declaration(record_type)
+    if declared is None or declared.pushed is None:
+        return
+    kind, event, council = declared.pushed(row)
     organisation = await info.context.loaders.organisation.load(council)
     nation = organisation.nation if organisation and organisation.nation == "wales" else "england"
     metrics.current().shared(
