@@ -363,3 +363,56 @@ async def test_a_challenge_the_force_has_not_answered_is_escalated_to_the_force(
         )
     finally:
         await db.dispose()
+
+
+async def _child_of_council(http: httpx.AsyncClient, hub: LiveServer) -> str:
+    """A child the council sees (pushed by the force with a missing episode), by hub id."""
+    reference = unique("ESC-K")
+    body = await _call(
+        http, hub, Role.POLICE_OFFICER, FORCE, RECORD_MISSING,
+        {"input": missing_episode(reference, child_input=child(f"{reference}-C1"))},
+    )  # fmt: skip
+    assert body.get("errors") is None, body
+    episode = body["data"]["recordMissingEpisode"]["id"]
+    found = await _call(
+        http, hub, Role.COUNCIL_SOCIAL_WORKER, COUNCIL,
+        "query($id: ID!) { missingEpisode(id: $id) { child { id } } }", {"id": episode},
+    )  # fmt: skip
+    return str(found["data"]["missingEpisode"]["child"]["id"])
+
+
+async def test_an_unanswered_invitation_and_joint_visit_request_are_escalated_to_the_force(
+    http: httpx.AsyncClient, hub: LiveServer
+) -> None:
+    from tests.factories import REQUEST_JOINT_VISIT, joint_visit  # noqa: PLC0415
+    from tests.meeting_pushes import meeting, schedule  # noqa: PLC0415
+
+    kid = await _child_of_council(http, hub)
+    discussion = await schedule(http, hub, meeting(unique("ESC-M"), children=[{"childId": kid}]))
+    asked = await _call(
+        http, hub, Role.COUNCIL_SOCIAL_WORKER, COUNCIL, REQUEST_JOINT_VISIT,
+        {"input": joint_visit(unique("ESC-J"), kid)},
+    )  # fmt: skip
+    assert asked.get("errors") is None, asked
+    request = asked["data"]["requestJointVisit"]["id"]
+    db = Database(hub.settings.database_url)
+    targets = all_targets_for(hub.settings)
+    try:
+        await scan(db, targets, horizon=HORIZON, now=utcnow() + dt.timedelta(hours=3))
+        assert await _escalations(db, discussion["id"]) == []  # SD-ANSWER: 4 hours
+        assert await _escalations(db, request) == []  # JV-ANSWER: 4 hours
+        await scan(db, targets, horizon=HORIZON, now=utcnow() + dt.timedelta(hours=5))
+        (invitation,) = await _escalations(db, discussion["id"])
+        assert (invitation.target_id, invitation.owed_by_code, invitation.waiting_code) == (
+            "SD-ANSWER",
+            FORCE,
+            COUNCIL,
+        )
+        (visit,) = await _escalations(db, request)
+        assert (visit.target_id, visit.owed_by_code, visit.waiting_code) == (
+            "JV-ANSWER",
+            FORCE,
+            COUNCIL,
+        )
+    finally:
+        await db.dispose()
