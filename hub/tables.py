@@ -24,6 +24,7 @@ from hub.missing.models import MissingEpisode
 from hub.reference.models import ForceCoverage, Organisation
 from hub.timeliness.facts import StageFact
 from hub.timeliness.models import RecordReceipt
+from hub.webhooks.models import WebhookDelivery, WebhookEndpoint
 
 metadata = SQLModel.metadata
 
@@ -50,5 +51,7 @@ __all__ = [
     "RecordChange",
     "RecordReceipt",
     "StageFact",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "metadata",
 ]

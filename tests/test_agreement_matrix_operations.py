@@ -10,6 +10,7 @@ agreement lists for it (others null with FORBIDDEN_FIELD), and only records in i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 from typing import Any
@@ -20,11 +21,14 @@ import sqlalchemy as sa
 from graphql import GraphQLInterfaceType, GraphQLObjectType, get_named_type
 from websockets.asyncio.client import ClientConnection
 
+from hub.access.identity import Principal
 from hub.access.models import Role
 from hub.db import Database
+from hub.errors import NotFound
 from hub.incidents.models import Incident
 from hub.investigations.models import Investigation
 from hub.missing.models import MissingEpisode
+from hub.webhooks import service as webhooks
 from tests.conftest import LiveServer, unique
 from tests.factories import (
     FORCE,
@@ -46,6 +50,9 @@ from tests.test_agreement_matrix import AGREEMENT, SCHEMA, _selection
 from tests.test_subscriptions import WAIT, _latest_cursor, _ws_url
 
 RECORD_TYPES = ("Incident", "MissingEpisode", "Investigation")
+# Nothing listens there: the hub's dispatcher gives up on it, unheard (tests/test_webhooks.py
+# delivers for real).
+MATRIX_WEBHOOK = "https://127.0.0.1:9/matrix"
 
 
 def _fields_of(type_name: str) -> dict[str, Any]:
@@ -184,6 +191,7 @@ async def _deliveries_until(ws: ClientConnection, last_id: str) -> list[dict[str
 
 # Which of the pushed records each kind of rows reaches.
 REACHED = {
+    "own_force": set(RECORD_TYPES),
     "council_children": set(RECORD_TYPES),
     "school_pupils": {"Incident"},
 }
@@ -287,6 +295,42 @@ async def _returned_episode(http: httpx.AsyncClient, server: LiveServer) -> str:
     return str(episode["id"])
 
 
+def _parenthesised(listed: str) -> str:
+    return f"({listed})" if listed else ""
+
+
+async def _webhook_arguments(server: LiveServer, name: str) -> tuple[str, str, dict[str, Any], str]:
+    """Each role's client starts without a webhook (registerWebhook), or with one (remove)."""
+    database = Database(server.settings.database_url)
+    try:
+        async with database.transaction(write=True) as session:
+            for role in Role:
+                with contextlib.suppress(NotFound):
+                    await webhooks.remove(session, client_id=f"test-{role.value}")
+            if name == "removeWebhook":
+                for role in MUTATION_ROLES[name]:
+                    principal = Principal(
+                        client_id=f"test-{role.value}",
+                        organisation_code=ORGANISATION_OF[role],
+                        role=role,
+                        user="test-user",
+                        purpose=None,
+                        token_id="-",
+                    )
+                    await webhooks.register(
+                        session,
+                        principal=principal,
+                        purpose="-",
+                        url=MATRIX_WEBHOOK,
+                        settings=server.settings,
+                    )
+    finally:
+        await database.dispose()
+    if name == "removeWebhook":
+        return "", "", {}, ""
+    return "$url: String!", "url: $url", {"url": MATRIX_WEBHOOK}, ""
+
+
 async def _arguments(
     http: httpx.AsyncClient, server: LiveServer, world: World, name: str
 ) -> tuple[str, str, dict[str, Any], str]:
@@ -306,6 +350,8 @@ async def _arguments(
             {"id": episode, "at": iso(hours_ago(0.5))},
             "",
         )
+    if name in {"registerWebhook", "removeWebhook"}:
+        return await _webhook_arguments(server, name)
     reference = unique("MX-MUT")
     payloads: dict[str, dict[str, Any]] = {
         "reportIncident": incident(reference),
@@ -350,7 +396,8 @@ async def test_mutation_responses_carry_exactly_the_allowed_fields(
             live_server.graphql_url,
             headers={"Authorization": f"Bearer {token}", "X-Request-Id": str(uuid.uuid4())},
             json={
-                "query": f"mutation({definitions}) {{ {name}({arguments}) {{ {inner} }} }}",
+                "query": f"mutation{_parenthesised(definitions)} "
+                f"{{ {name}{_parenthesised(arguments)} {{ {inner} }} }}",
                 "variables": variables,
             },
         )

@@ -66,6 +66,7 @@ from hub.reference.types import Organisation, OrganisationKindType, load_organis
 from hub.settings import Settings
 from hub.telemetry import OperationTracing
 from hub.timeliness.types import TimelinessMutation, TimelinessQuery, note_shared
+from hub.webhooks.types import WebhookMutation, WebhookQuery
 
 WhereT = TypeVar("WhereT")
 WhereT_contra = TypeVar("WhereT_contra", contravariant=True)
@@ -128,7 +129,7 @@ class Viewer:
 
 
 @strawberry.type
-class Query(AuditQuery, TimelinessQuery):
+class Query(AuditQuery, TimelinessQuery, WebhookQuery):
     @strawberry.field
     def viewer(self, info: Info) -> Viewer:
         p = info.context.principal
@@ -217,7 +218,7 @@ class Query(AuditQuery, TimelinessQuery):
 
 
 @strawberry.type
-class Mutation(TimelinessMutation):
+class Mutation(TimelinessMutation, WebhookMutation):
     @strawberry.mutation(
         description="Push an incident the moment it is recorded. Safe to retry.",
     )
