@@ -32,8 +32,10 @@ def _mount_access_commands() -> None:
     from hub.access.cli import clients_app, keys_app, token_command  # noqa: PLC0415
     from hub.audit.cli import audit_app  # noqa: PLC0415
     from hub.timeliness.cli import report_command  # noqa: PLC0415
+    from hub.webhooks.cli import webhooks_app  # noqa: PLC0415
 
     app.add_typer(audit_app, name="audit")
+    app.add_typer(webhooks_app, name="webhooks")
     app.add_typer(clients_app, name="clients")
     app.add_typer(keys_app, name="keys")
     app.command("token", help="Print a short-lived access token (development only).")(token_command)

@@ -8,8 +8,10 @@ subscriber's `next` message carries: `{"data": {"recordChanges": {...}}}`.
 
 The selection is every field the role's agreement lets it read, on each record type: the record,
 its organisations, its children and their references (not the record's timeline, and not other
-records, which a query reads). It is made again from the agreement in force whenever the
-agreement changes, so a field withdrawn from the role is no longer sent.
+records, which a query reads). A field the record types type differently is sent under the
+type's name (`missingEpisodeStatus`, `investigationStatus`), as GraphQL requires. It is made
+again from the agreement in force whenever the agreement changes, so a field withdrawn from the
+role is no longer sent.
 """
 
 from __future__ import annotations
@@ -93,11 +95,30 @@ class WebhookAttempt:
         }
 
 
+def _clashing(schema: GraphQLSchema) -> frozenset[str]:
+    """Leaf fields the record types give different types (`status`): GraphQL lets one selection
+    ask for them only under different names."""
+    typed: dict[str, set[str]] = {}
+    for type_name in RECORD_TYPES:
+        record_type = schema.get_type(type_name)
+        if isinstance(record_type, GraphQLObjectType):
+            for name, field in record_type.fields.items():
+                if is_leaf_type(get_named_type(field.type)):
+                    typed.setdefault(name, set()).add(str(field.type))
+    return frozenset(name for name, types in typed.items() if len(types) > 1)
+
+
+def _alias(type_name: str, field: str) -> str:
+    """`missingEpisodeStatus: status`, `investigationStatus: status`."""
+    return type_name[0].lower() + type_name[1:] + field[0].upper() + field[1:]
+
+
 def _selection(
     graphql_type: GraphQLObjectType | GraphQLInterfaceType,
     policy: RolePolicy,
     depth: int,
     path: frozenset[str],
+    clashing: frozenset[str] = frozenset(),
 ) -> str:
     parts = []
     for name, field in graphql_type.fields.items():
@@ -110,7 +131,7 @@ def _selection(
             continue
         named = get_named_type(field.type)
         if is_leaf_type(named):
-            parts.append(name)
+            parts.append(f"{_alias(graphql_type.name, name)}: {name}" if name in clashing else name)
             continue
         if named.name in NOT_SELECTED or named.name in path or depth >= MAX_DEPTH:
             continue
@@ -123,11 +144,12 @@ def _selection(
 
 def _document(schema: GraphQLSchema, policy: RolePolicy) -> str:
     fragments = []
+    clashing = _clashing(schema)
     for type_name in RECORD_TYPES:
         record_type = schema.get_type(type_name)
         if not isinstance(record_type, GraphQLObjectType):
             continue
-        fields = _selection(record_type, policy, 1, frozenset({type_name}))
+        fields = _selection(record_type, policy, 1, frozenset({type_name}), clashing)
         if fields:
             fragments.append(f"... on {type_name} {{ {fields} }}")
     record = f"record {{ __typename {' '.join(fragments)} }}" if fragments else ""
