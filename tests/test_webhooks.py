@@ -8,6 +8,7 @@ id). Each test registers its own clients' endpoints through the API and removes 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import os
 import ssl
@@ -23,17 +24,19 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from hub.access import clients
 from hub.access.models import Role
 from hub.access.tokens import issue_access_token
 from hub.audit.models import AuditEvent
-from hub.db import Database
+from hub.changes import service as changes
+from hub.db import Database, utcnow
 from hub.demo import EXAMPLE_PURPOSE
 from hub.limits.rate import RoleLimit
 from hub.settings import Settings
 from hub.webhooks import signing
 from hub.webhooks.models import DeliveryState, WebhookDelivery, WebhookEndpoint
 from hub.webhooks.receiver import Receiver, TlsFiles, make_tls, serving
-from tests.conftest import LiveServer, free_port, scratch_database, serve, unique
+from tests.conftest import LiveServer, free_port, is_postgres, scratch_database, serve, unique
 from tests.factories import COUNCIL, FORCE, OTHER_COUNCIL, REPORT_INCIDENT, incident
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,6 +80,7 @@ def _settings(url: str, data_dir: Path, tls: TlsFiles, port: int) -> Settings:
         webhook_poll_seconds=0.1,
         webhook_read_timeout_seconds=10.0,
         change_poll_seconds=0.5,
+        client_status_ttl_seconds=0.2,
     )
 
 
@@ -440,3 +444,116 @@ async def test_registration_refuses_bad_addresses_a_second_endpoint_and_other_ro
     school = _token(hub, Role.SCHOOL_DSL, "SCH-TEST-1", f"wh-{uuid.uuid4().hex[:12]}")
     refused = await _graphql(http, hub, school, REGISTER, {"url": f"{base}/school"})
     assert [e["extensions"]["code"] for e in refused["errors"]] == ["FORBIDDEN"]
+
+
+async def test_a_revoked_client_is_sent_nothing_more(
+    http: httpx.AsyncClient,
+    hub: LiveServer,
+    hub_db: Database,
+    receiver: tuple[Receiver, str],
+) -> None:
+    endpoint, base = receiver
+    async with hub_db.transaction(write=True) as session:
+        client, _ = await clients.create_client(
+            session, organisation_code=COUNCIL, role=Role.COUNCIL_SOCIAL_WORKER, name="wh test"
+        )
+    token = _token(hub, Role.COUNCIL_SOCIAL_WORKER, COUNCIL, client.client_id)
+    path = f"hooks/{client.client_id}"
+    body = await _graphql(http, hub, token, REGISTER, {"url": f"{base}/{path}"})
+    endpoint.expect(path, body["data"]["registerWebhook"]["secret"])
+    await _push(http, hub, incident(unique("WH-BEFORE")))
+    await _until(lambda: endpoint.accepted(path))
+
+    async with hub_db.transaction(write=True) as session:
+        await clients.revoke_client(session, client_id=client.client_id)
+    await asyncio.sleep(hub.settings.client_status_ttl_seconds + 0.2)
+    await _push(http, hub, incident(unique("WH-AFTER")))
+    await asyncio.sleep(1.5)
+    assert len(endpoint.at(path)) == 1  # nothing after the revocation
+    endpoint_id = body["data"]["registerWebhook"]["webhook"]["id"]
+    states = sorted(r.state for r in await _deliveries(hub_db, endpoint_id))
+    assert DeliveryState.DELIVERED in states
+    assert all(s in {DeliveryState.DELIVERED, DeliveryState.PENDING} for s in states)
+
+
+async def _hold_lease(db: Database, endpoint_id: str, seconds: float) -> None:
+    """As a process that claimed the endpoint and died leaves it: leased, to nobody alive."""
+    async with db.transaction(write=True) as session:
+        await session.execute(
+            sa.update(WebhookEndpoint)
+            .where(WebhookEndpoint.id == endpoint_id)
+            .values(
+                lease_token="a-dead-process", lease_until=utcnow() + dt.timedelta(seconds=seconds)
+            )
+        )
+
+
+async def test_a_dead_process_s_lease_and_half_made_attempt_are_resumed_from_stored_state(
+    http: httpx.AsyncClient,
+    hub: LiveServer,
+    hub_db: Database,
+    receiver: tuple[Receiver, str],
+) -> None:
+    endpoint, _ = receiver
+    _, path, endpoint_id = await _register(http, hub, receiver)
+    await _hold_lease(hub_db, endpoint_id, 2.0)
+    held = time.monotonic()
+    incident_id = await _push(http, hub, incident(unique("WH-LEASE")))
+    # A dead process counted attempt 1 of this change's delivery, then died before sending.
+    async with hub_db.transaction(write=True) as session:
+        seq = await changes.latest(session)
+        session.add(
+            WebhookDelivery(
+                id="msg_" + uuid.uuid4().hex,
+                endpoint_id=endpoint_id,
+                change_seq=seq,
+                state=DeliveryState.PENDING,
+                attempts=1,
+                next_attempt_at=utcnow() + dt.timedelta(seconds=1),
+            )
+        )
+        await session.execute(
+            sa.update(WebhookEndpoint).where(WebhookEndpoint.id == endpoint_id).values(seen=seq)
+        )
+    await asyncio.sleep(1.0)
+    assert not endpoint.at(path)  # leased to the dead process: nobody delivers yet
+    (delivered,) = await _until(lambda: endpoint.accepted(path))
+    assert delivered.at - held >= 1.9
+    assert _record(delivered)["id"] == incident_id
+    (row,) = await _until(lambda: _delivered(hub_db, endpoint_id))
+    assert row.attempts == 2  # the dead process's attempt counts
+    assert row.id == delivered.headers["webhook-id"]
+
+
+@pytest.mark.skipif(not is_postgres(), reason="several hub processes share a PostgreSQL")
+async def test_two_hub_processes_make_each_attempt_once(
+    http: httpx.AsyncClient,
+    hub: LiveServer,
+    hub_db: Database,
+    hub_database: str,
+    data_dir: Path,
+    tls: TlsFiles,
+    receiver: tuple[Receiver, str],
+) -> None:
+    from hub.app import create_app  # noqa: PLC0415
+
+    port = free_port()
+    settings = _settings(hub_database, data_dir, tls, port)
+    server, thread = serve(create_app(settings), port, settings)
+    try:
+        endpoint, _ = receiver
+        paths = [(await _register(http, hub, receiver))[1] for _ in range(4)]
+        endpoint.script(paths[0], 500, 500)  # retried: still one request per attempt
+        pushed = [await _push(http, hub, incident(unique("WH-2P"))) for _ in range(12)]
+        for path in paths:
+            await _until(lambda path=path: len(endpoint.accepted(path)) >= len(pushed))
+        await asyncio.sleep(1.0)  # a duplicate would have arrived by now
+        for path in paths:
+            accepted = endpoint.accepted(path)
+            assert sorted(_record(r)["id"] for r in accepted) == sorted(pushed)
+            ids = [r.headers["webhook-id"] for r in accepted]
+            assert len(set(ids)) == len(ids)
+        assert len(endpoint.at(paths[0])) == len(pushed) + 2
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
