@@ -464,6 +464,30 @@ def bench_report(  # noqa: PLR0917 - typer's options are the parameters
         typer.echo(line)
 
 
+@app.command("bench-webhooks")
+def bench_webhooks(
+    database_url: str = BenchDatabase,
+    endpoints: int = typer.Option(4, min=1, help="Council clients, each with a webhook."),
+    pushes: int = typer.Option(500, min=1, help="Incidents to push (each to every endpoint)."),
+    concurrency: int = typer.Option(8, min=1, help="Pushes in flight at once."),
+    drain_seconds: float = typer.Option(120.0, min=1, help="How long to wait for deliveries."),
+) -> None:
+    """Webhook deliveries/s and push-to-delivery latency to a TLS receiver on loopback."""
+    from hub.webhooks.bench import run as run_webhooks  # noqa: PLC0415
+
+    lines = _measured(
+        run_webhooks(
+            database_url=database_url,
+            endpoints=endpoints,
+            pushes=pushes,
+            concurrency=concurrency,
+            drain_seconds=drain_seconds,
+        )
+    )
+    for line in lines:
+        typer.echo(line)
+
+
 @schema_app.command("export")
 def schema_export(
     output: Path = typer.Option(DEFAULT_SCHEMA_FILE, help="Where to write the SDL."),
