@@ -43,7 +43,7 @@ from hub.bench import (
 )
 from hub.migrate import upgrade
 from hub.settings import Settings
-from hub.webhooks.receiver import Receiver, Received, make_tls, serving
+from hub.webhooks.receiver import Received, Receiver, make_tls, serving
 
 REGISTER = """mutation Register($url: String!) { registerWebhook(url: $url) { secret } }"""
 
