@@ -18,6 +18,7 @@ import contextlib
 import json
 import logging
 import ssl
+import time
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -181,6 +182,7 @@ class WebhookDispatcher:
                 if not await service.renew(session, lease, lease_seconds=self.lease_seconds):
                     return  # the lease ran out and another process holds the endpoint
                 enqueued = await service.enqueue(session, lease, limit=BATCH)
+            renewed = time.monotonic()
             async with db.transaction(write=False) as session:
                 waiting = await service.due(session, lease.endpoint_id, limit=BATCH)
             if not waiting and not enqueued:
@@ -193,10 +195,15 @@ class WebhookDispatcher:
                     await self.hub.client_status.check(lease.client_id)
                 except TokenRejected:
                     return
+                if time.monotonic() - renewed > self.lease_seconds / 2:
+                    # Half the lease gone: renewed before the next POST may take its deadline.
+                    async with db.transaction(write=True) as session:
+                        if not await service.renew(
+                            session, lease, lease_seconds=self.lease_seconds
+                        ):
+                            return
+                    renewed = time.monotonic()
                 await self._attempt(lease, due)
-                async with db.transaction(write=True) as session:
-                    if not await service.renew(session, lease, lease_seconds=self.lease_seconds):
-                        return
 
     async def _attempt(self, lease: service.Lease, due: service.Due) -> None:
         attempt = WebhookAttempt(
