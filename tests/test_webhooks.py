@@ -25,12 +25,14 @@ import pytest
 import sqlalchemy as sa
 
 from hub.access import clients
+from hub.access.agreement import Agreement, default_path
 from hub.access.models import Role
 from hub.access.tokens import issue_access_token
 from hub.audit.models import AuditEvent
 from hub.changes import service as changes
 from hub.db import Database, utcnow
 from hub.demo import EXAMPLE_PURPOSE
+from hub.graphql.schema import build_schema
 from hub.limits.rate import RoleLimit
 from hub.settings import Settings
 from hub.webhooks import signing
@@ -557,3 +559,53 @@ async def test_two_hub_processes_make_each_attempt_once(
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def _agreement_without(tmp_path: Path, name: str, old: str, new: str) -> Agreement:
+    """The agreement with one term of the council's changed (as if re-signed and restarted)."""
+    text = default_path().read_text()
+    head, council = text.split("[roles.council_social_worker]", 1)
+    council, rest = council.split("[roles.school_dsl]", 1)
+    assert old in council
+    changed = (
+        f"{head}[roles.council_social_worker]{council.replace(old, new)}[roles.school_dsl]{rest}"
+    )
+    path = tmp_path / name
+    path.write_text(changed)
+    return Agreement.load(path, build_schema(Settings())._schema)
+
+
+async def test_a_changed_agreement_changes_what_is_sent_and_a_withdrawn_purpose_stops_it(
+    http: httpx.AsyncClient,
+    hub: LiveServer,
+    hub_db: Database,
+    receiver: tuple[Receiver, str],
+    tmp_path: Path,
+) -> None:
+    endpoint, _ = receiver
+    _, path, endpoint_id = await _register(http, hub, receiver)
+    state = hub.app.app.state.hub
+    signed = state.agreement
+    try:
+        state.agreement = _agreement_without(tmp_path, "no-summary.toml", '"summary", ', "")
+        await _push(http, hub, incident(unique("WH-AG")))
+        (delivered,) = await _until(lambda: endpoint.accepted(path))
+        record = _record(delivered)
+        assert "summary" not in record  # withdrawn: no longer selected
+        assert record["policeReference"]
+
+        state.agreement = _agreement_without(
+            tmp_path, "no-purpose.toml", 'purposes = ["section_47_enquiry", ', "purposes = ["
+        )
+        await _push(http, hub, incident(unique("WH-AG2")))
+
+        async def refused() -> list[WebhookDelivery]:
+            rows = await _deliveries(hub_db, endpoint_id)
+            return [r for r in rows if r.state == DeliveryState.REFUSED]
+
+        (row,) = await _until(refused)
+        assert (row.attempts, row.last_error) == (0, "PURPOSE_NOT_PERMITTED")
+        await asyncio.sleep(0.3)
+        assert len(endpoint.at(path)) == 1  # never sent
+    finally:
+        state.agreement = signed
