@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import logging
 import os
 import ssl
 import subprocess
@@ -200,7 +201,9 @@ async def test_a_council_is_sent_only_its_records_signed_and_each_delivery_is_au
     hub: LiveServer,
     hub_db: Database,
     receiver: tuple[Receiver, str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO)
     endpoint, _ = receiver
     client_id, path, endpoint_id = await _register(http, hub, receiver)
     # Another council's child first: it must never reach this council's endpoint.
@@ -257,6 +260,11 @@ async def test_a_council_is_sent_only_its_records_signed_and_each_delivery_is_au
     assert detail["channel"] == "webhook"
     assert detail["webhook"] == {"endpoint": endpoint_id, "delivery": message_id, "attempt": 1}
     assert "127.0.0.1" not in (event.detail or "")  # the endpoint by id, never its address
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert f"webhook delivery {message_id}" in logged  # the dispatcher's line, by id
+    assert f'{receiver[1]}/{path} "HTTP/1.1 200' in logged  # httpx's line, without the query
+    assert "t=abc" not in logged  # the address's query string: never
+    assert endpoint.secrets[path] not in logged
 
 
 async def test_the_verifier_refuses_an_old_timestamp_a_reused_id_and_a_changed_body(

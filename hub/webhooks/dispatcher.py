@@ -40,6 +40,25 @@ BATCH = 50
 USER_AGENT = "safeguarding-hub-webhooks/1"
 
 
+class WithoutQueryStrings(logging.Filter):
+    """httpx logs each request's URL at INFO: without its query string (a receiver's token
+    may be in it), here as everywhere else."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                arg.copy_with(query=None, fragment=None) if isinstance(arg, httpx.URL) else arg
+                for arg in record.args
+            )
+        return True
+
+
+def _quiet_addresses() -> None:
+    logger = logging.getLogger("httpx")
+    if not any(isinstance(f, WithoutQueryStrings) for f in logger.filters):
+        logger.addFilter(WithoutQueryStrings())
+
+
 def http_client(settings: Settings) -> httpx.AsyncClient:
     """The client every delivery is POSTed with: certificates verified (against the configured
     CA file if there is one), no redirects followed, connect and read timeouts."""
@@ -104,6 +123,7 @@ class WebhookDispatcher:
 
     def start(self) -> None:
         if self._main is None:
+            _quiet_addresses()
             self._client = http_client(self.settings)
             self._main = asyncio.create_task(self._run(), name="webhook-dispatcher")
 
