@@ -265,6 +265,11 @@ async def test_a_council_is_sent_only_its_records_signed_and_each_delivery_is_au
     assert f'{receiver[1]}/{path} "HTTP/1.1 200' in logged  # httpx's line, without the query
     assert "t=abc" not in logged  # the address's query string: never
     assert endpoint.secrets[path] not in logged
+    async with hub_db.transaction(write=False) as session:
+        stored = await session.get(WebhookEndpoint, endpoint_id)
+    assert stored is not None
+    assert "whsec_" not in stored.secret  # sealed: a copy of the database signs nothing
+    assert stored.url.endswith("?t=abc")
 
 
 async def test_the_verifier_refuses_an_old_timestamp_a_reused_id_and_a_changed_body(

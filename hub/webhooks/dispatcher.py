@@ -176,7 +176,11 @@ class WebhookDispatcher:
                 return
         async with db.transaction(write=True) as session:
             leases = await service.claim(
-                session, limit=free, lease_seconds=self.lease_seconds, exclude=busy
+                session,
+                limit=free,
+                lease_seconds=self.lease_seconds,
+                settings=self.settings,
+                exclude=busy,
             )
         for lease in leases:
             self._tasks[lease.endpoint_id] = asyncio.create_task(

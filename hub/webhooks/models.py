@@ -36,8 +36,9 @@ class WebhookEndpoint(SQLModel, table=True):
     purpose: str = Field(max_length=128)
     on_behalf_of: str = Field(max_length=128)
     url: str = Field(max_length=2000)
-    # The signing secret (`whsec_...`), kept so that the hub can sign; shown once, never logged.
-    secret: str = Field(max_length=100)
+    # The signing secret (`whsec_...`), shown once and never logged; kept so that the hub can
+    # sign, sealed (`service.seal_secret`): a copy of the database alone signs nothing.
+    secret: str = Field(max_length=200)
     created_at: dt.datetime = utc_field(now=True)
     # The newest change in the outbox already turned into deliveries (or found to be none).
     seen: int = Field(default=0, sa_column=sa.Column(sa.BigInteger(), nullable=False))

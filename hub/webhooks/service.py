@@ -20,13 +20,17 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import ipaddress
+import logging
 import random
 import uuid
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -34,13 +38,42 @@ from hub.access.identity import Principal
 from hub.access.models import OAuthClient
 from hub.changes import service as changes
 from hub.changes.models import RecordChange
+from hub.cursors import CursorSeal
 from hub.db import utcnow
 from hub.errors import Conflict, InvalidInput, NotFound
 from hub.settings import Settings
 from hub.webhooks.models import DeliveryState, WebhookDelivery, WebhookEndpoint
 from hub.webhooks.signing import new_secret
 
+log = logging.getLogger("hub.webhooks")
+
 MAX_URL_LENGTH = 2000
+# Distinct from every other use of the pseudonym key (cursors, pseudonyms).
+_SECRET_KEY_INFO = b"safeguarding-hub webhook secret key v1"
+
+
+@functools.cache
+def _secret_seal(pseudonym_key: str) -> CursorSeal:
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_SECRET_KEY_INFO)
+    return CursorSeal(hkdf.derive(pseudonym_key.encode()))
+
+
+def seal_secret(settings: Settings, client_id: str, secret: str) -> str:
+    """The signing secret as stored: encrypted and bound to its client (AES-GCM, under a key
+    derived from HUB_PSEUDONYM_KEY), so that a copy of the database signs nothing."""
+    seal = _secret_seal(settings.pseudonym_key.get_secret_value())
+    return seal.seal(secret, binding=client_id.encode())
+
+
+def open_secret(settings: Settings, client_id: str, sealed: str) -> str | None:
+    """The signing secret, or None if it cannot be opened (HUB_PSEUDONYM_KEY changed)."""
+    seal = _secret_seal(settings.pseudonym_key.get_secret_value())
+    try:
+        return seal.open(sealed, binding=client_id.encode())
+    except InvalidInput:
+        return None
+
+
 LOOPBACK_NAMES = frozenset({"localhost"})
 
 
@@ -99,7 +132,7 @@ async def register(
         purpose=purpose,
         on_behalf_of=principal.user,
         url=url,
-        secret=secret,
+        secret=seal_secret(settings, principal.client_id, secret),
         seen=await changes.latest(session),
     )
     session.add(endpoint)
@@ -205,7 +238,12 @@ async def has_work(session: AsyncSession, *, exclude: Sequence[str] = ()) -> boo
 
 
 async def claim(
-    session: AsyncSession, *, limit: int, lease_seconds: float, exclude: Sequence[str] = ()
+    session: AsyncSession,
+    *,
+    limit: int,
+    lease_seconds: float,
+    settings: Settings,
+    exclude: Sequence[str] = (),
 ) -> list[Lease]:
     """Up to `limit` endpoints with work waiting that no process holds, leased to the caller.
 
@@ -223,6 +261,14 @@ async def claim(
     leases = []
     until = now + dt.timedelta(seconds=lease_seconds)
     for endpoint in endpoints:
+        secret = open_secret(settings, endpoint.client_id, endpoint.secret)
+        if secret is None:
+            log.warning(
+                "webhook endpoint %s: its secret cannot be opened (HUB_PSEUDONYM_KEY changed?); "
+                "the client must register again",
+                endpoint.id,
+            )
+            continue
         token = str(uuid.uuid4())
         endpoint.lease_token = token
         endpoint.lease_until = until
@@ -235,7 +281,7 @@ async def claim(
                 purpose=endpoint.purpose,
                 on_behalf_of=endpoint.on_behalf_of,
                 url=endpoint.url,
-                secret=endpoint.secret,
+                secret=secret,
                 token=token,
             )
         )

@@ -35,7 +35,7 @@ def upgrade() -> None:
         sa.Column('purpose', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
         sa.Column('on_behalf_of', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
         sa.Column('url', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=False),
-        sa.Column('secret', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+        sa.Column('secret', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
         sa.Column('created_at', hub.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column('seen', sa.BigInteger(), nullable=False),
         sa.Column('lease_token', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=True),
