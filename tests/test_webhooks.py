@@ -393,6 +393,15 @@ async def test_a_delivery_is_parked_after_the_last_attempt_and_replayed_from_the
     assert (row.attempts, row.last_status_code) == (1, 200)
     empty = await asyncio.to_thread(_cli, hub_database, data_dir, "dead-letters")
     assert parked.id not in empty.stdout
+    none_left = await asyncio.to_thread(_cli, hub_database, data_dir, "replay", "--all")
+    assert "replayed 0 deliveries" in none_left.stdout
+    both = await asyncio.to_thread(_cli, hub_database, data_dir, "replay", parked.id, "--all")
+    assert both.returncode == 2
+    listed = await asyncio.to_thread(_cli, hub_database, data_dir, "list")
+    (line,) = [row for row in listed.stdout.splitlines() if endpoint_id in row]
+    assert "delivered 1" in line
+    assert "dead 0" in line
+    assert "127.0.0.1" not in listed.stdout
 
 
 async def test_a_slow_endpoint_delays_neither_pushes_nor_another_endpoint(
