@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -24,6 +25,7 @@ from websockets.asyncio.client import ClientConnection
 from hub.access.identity import Principal
 from hub.access.models import Role
 from hub.db import Database
+from hub.demo import EXAMPLE_PURPOSE
 from hub.errors import NotFound
 from hub.incidents.models import Incident
 from hub.investigations.models import Investigation
@@ -299,14 +301,33 @@ def _parenthesised(listed: str) -> str:
     return f"({listed})" if listed else ""
 
 
-async def _webhook_arguments(server: LiveServer, name: str) -> tuple[str, str, dict[str, Any], str]:
-    """Each role's client starts without a webhook (registerWebhook), or with one (remove)."""
-    database = Database(server.settings.database_url)
+async def _without_webhooks(database_url: str) -> None:
+    database = Database(database_url)
     try:
         async with database.transaction(write=True) as session:
             for role in Role:
                 with contextlib.suppress(NotFound):
                     await webhooks.remove(session, client_id=f"test-{role.value}")
+    finally:
+        await database.dispose()
+
+
+@pytest.fixture(autouse=True)
+async def _no_webhook_left(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """A webhook registered here is gone after its test: no hub started later on the same
+    database (one that delivers) tries the address that nothing listens on."""
+    yield
+    if "Webhook" in request.node.name:
+        server: LiveServer = request.getfixturevalue("live_server")
+        await _without_webhooks(server.settings.database_url)
+
+
+async def _webhook_arguments(server: LiveServer, name: str) -> tuple[str, str, dict[str, Any], str]:
+    """Each role's client starts without a webhook (registerWebhook), or with one (remove)."""
+    await _without_webhooks(server.settings.database_url)
+    database = Database(server.settings.database_url)
+    try:
+        async with database.transaction(write=True) as session:
             if name == "removeWebhook":
                 for role in MUTATION_ROLES[name]:
                     principal = Principal(
@@ -320,7 +341,7 @@ async def _webhook_arguments(server: LiveServer, name: str) -> tuple[str, str, d
                     await webhooks.register(
                         session,
                         principal=principal,
-                        purpose="-",
+                        purpose=EXAMPLE_PURPOSE[role],
                         url=MATRIX_WEBHOOK,
                         settings=server.settings,
                     )
