@@ -60,6 +60,7 @@ from hub.limits.unavailable import (
 from hub.settings import Settings, get_settings
 from hub.timeliness import dashboard
 from hub.timeliness.extract import all_targets_for
+from hub.webhooks.dispatcher import WebhookDispatcher
 
 log = logging.getLogger("hub.app")
 WS_UNAUTHORISED = 4401  # graphql-transport-ws: close codes 4400-4499 are the client's fault
@@ -378,13 +379,18 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         agreement_version=agreement.version,
     )
 
+    webhooks = WebhookDispatcher(state, schema)
+
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         state.indexer.poke()  # whatever an earlier process appended and did not index
         state.escalations.start()
         _settle_the_collector()
+        if settings.webhook_dispatch:
+            webhooks.start()  # in the background: never on a request's path
         yield
         await state.escalations.close()
+        await webhooks.close()
         await state.fanout.close()
         await state.indexer.close()
         await state.notifier.close()
@@ -406,4 +412,5 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         middleware=[Middleware(Unavailable), Middleware(telemetry.TraceContext)],
     )
     app.state.hub = state
+    app.state.webhooks = webhooks
     return BodyLimit(app, max_bytes=settings.max_body_bytes)

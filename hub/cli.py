@@ -36,9 +36,11 @@ def _mount_access_commands() -> None:
     from hub.escalation.cli import escalations_app  # noqa: PLC0415
     from hub.timeliness.cli import report_command  # noqa: PLC0415
     from hub.vetting.cli import vetting_report_command  # noqa: PLC0415
+    from hub.webhooks.cli import webhooks_app  # noqa: PLC0415
 
     app.add_typer(audit_app, name="audit")
     app.add_typer(escalations_app, name="escalations")
+    app.add_typer(webhooks_app, name="webhooks")
     app.add_typer(clients_app, name="clients")
     app.add_typer(keys_app, name="keys")
     app.command("token", help="Print a short-lived access token (development only).")(token_command)
@@ -478,6 +480,30 @@ def bench_escalation(
 
     figures = _measured(run_escalation(database_url=database_url, episodes=episodes))
     for line in figures.lines():
+        typer.echo(line)
+
+
+@app.command("bench-webhooks")
+def bench_webhooks(
+    database_url: str = BenchDatabase,
+    endpoints: int = typer.Option(4, min=1, help="Council clients, each with a webhook."),
+    pushes: int = typer.Option(500, min=1, help="Incidents to push (each to every endpoint)."),
+    concurrency: int = typer.Option(8, min=1, help="Pushes in flight at once."),
+    drain_seconds: float = typer.Option(120.0, min=1, help="How long to wait for deliveries."),
+) -> None:
+    """Webhook deliveries/s and push-to-delivery latency to a TLS receiver on loopback."""
+    from hub.webhooks.bench import run as run_webhooks  # noqa: PLC0415
+
+    lines = _measured(
+        run_webhooks(
+            database_url=database_url,
+            endpoints=endpoints,
+            pushes=pushes,
+            concurrency=concurrency,
+            drain_seconds=drain_seconds,
+        )
+    )
+    for line in lines:
         typer.echo(line)
 
 

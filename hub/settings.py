@@ -99,6 +99,26 @@ class Settings(BaseSettings):
     # "in_flight": 16}}); a role not named gets "default". Settings, not the agreement: they
     # are the capacity of this deployment, tuned by its operators, not what may be shared.
     rate_limits: dict[str, RoleLimit] = Field(default_factory=dict)
+    # Webhooks (hub/webhooks): each client's changes POSTed, signed, to the HTTPS endpoint it
+    # registered. The dispatcher runs in every hub process unless turned off here; processes on
+    # one PostgreSQL share the work without delivering any attempt twice.
+    webhook_dispatch: bool = True
+    # A CA bundle (PEM) endpoints' certificates are verified against instead of the system's:
+    # a private CA, or a test's self-signed one. Verification is never turned off.
+    webhook_ca_file: Path | None = None
+    # Development only (production refuses it): http:// endpoints on a loopback address.
+    webhook_allow_http_loopback: bool = False
+    # A delivery is parked in the dead letters after this many failed attempts; retries wait
+    # backoff * 2^(attempt-1) seconds (at most the maximum), less a random part of up to half.
+    webhook_max_attempts: int = Field(default=8, ge=1, le=50)
+    webhook_backoff_seconds: float = Field(default=10.0, gt=0, le=3600)
+    webhook_backoff_max_seconds: float = Field(default=3600.0, gt=0, le=86400)
+    webhook_connect_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    webhook_read_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    # Deliveries in flight at once in one process (one per endpoint at most).
+    webhook_concurrency: int = Field(default=16, ge=1, le=256)
+    # How often the dispatcher looks for due retries when no change woke it.
+    webhook_poll_seconds: float = Field(default=2.0, gt=0, le=60)
 
     @property
     def limits(self) -> dict[str, RoleLimit]:
@@ -142,6 +162,8 @@ class Settings(BaseSettings):
             problems.append("HUB_PSEUDONYM_KEY is the development default")
         if self.signing_keys_file is None:
             problems.append("HUB_SIGNING_KEYS_FILE must name the production key set")
+        if self.webhook_allow_http_loopback:
+            problems.append("HUB_WEBHOOK_ALLOW_HTTP_LOOPBACK is for development only")
         if problems:
             raise ValueError("production mode refuses: " + "; ".join(problems))
         return self

@@ -32,6 +32,7 @@ from hub.reference.models import ForceCoverage, Organisation
 from hub.timeliness.facts import StageFact
 from hub.timeliness.models import RecordReceipt
 from hub.vetting.models import VettingCheck
+from hub.webhooks.models import WebhookDelivery, WebhookEndpoint
 
 metadata = SQLModel.metadata
 
@@ -66,5 +67,7 @@ __all__ = [
     "RecordReceipt",
     "StageFact",
     "VettingCheck",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "metadata",
 ]

@@ -10,8 +10,10 @@ agreement lists for it (others null with FORBIDDEN_FIELD), and only records in i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -20,8 +22,11 @@ import sqlalchemy as sa
 from graphql import GraphQLInterfaceType, GraphQLObjectType, get_named_type
 from websockets.asyncio.client import ClientConnection
 
+from hub.access.identity import Principal
 from hub.access.models import Role
 from hub.db import Database
+from hub.demo import EXAMPLE_PURPOSE
+from hub.errors import NotFound
 from hub.incidents.models import Incident
 from hub.investigations.models import Investigation
 from hub.joint_visits.models import JointVisitRequest
@@ -29,6 +34,7 @@ from hub.meetings.models import Meeting
 from hub.missing.models import MissingEpisode
 from hub.protection.models import PoliceProtection
 from hub.vetting.models import VettingCheck
+from hub.webhooks import service as webhooks
 from tests.conftest import LiveServer, unique
 from tests.factories import (
     COUNCIL,
@@ -57,6 +63,9 @@ from tests.test_subscriptions import WAIT, _latest_cursor, _ws_url
 from tests.test_vetting import vetting_request
 
 RECORD_TYPES = ("Incident", "MissingEpisode", "Investigation", "PoliceProtection")
+# Nothing listens there: the hub's dispatcher gives up on it, unheard (tests/test_webhooks.py
+# delivers for real).
+MATRIX_WEBHOOK = "https://127.0.0.1:9/matrix"
 
 
 def _fields_of(type_name: str) -> dict[str, Any]:
@@ -376,6 +385,61 @@ MEETING_ANSWERS: dict[str, Any] = {
 }
 
 
+def _parenthesised(listed: str) -> str:
+    return f"({listed})" if listed else ""
+
+
+async def _without_webhooks(database_url: str) -> None:
+    database = Database(database_url)
+    try:
+        async with database.transaction(write=True) as session:
+            for role in Role:
+                with contextlib.suppress(NotFound):
+                    await webhooks.remove(session, client_id=f"test-{role.value}")
+    finally:
+        await database.dispose()
+
+
+@pytest.fixture(autouse=True)
+async def _no_webhook_left(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """A webhook registered here is gone after its test: no hub started later on the same
+    database (one that delivers) tries the address that nothing listens on."""
+    yield
+    if "Webhook" in request.node.name:
+        server: LiveServer = request.getfixturevalue("live_server")
+        await _without_webhooks(server.settings.database_url)
+
+
+async def _webhook_arguments(server: LiveServer, name: str) -> tuple[str, str, dict[str, Any], str]:
+    """Each role's client starts without a webhook (registerWebhook), or with one (remove)."""
+    await _without_webhooks(server.settings.database_url)
+    database = Database(server.settings.database_url)
+    try:
+        async with database.transaction(write=True) as session:
+            if name == "removeWebhook":
+                for role in MUTATION_ROLES[name]:
+                    principal = Principal(
+                        client_id=f"test-{role.value}",
+                        organisation_code=ORGANISATION_OF[role],
+                        role=role,
+                        user="test-user",
+                        purpose=None,
+                        token_id="-",
+                    )
+                    await webhooks.register(
+                        session,
+                        principal=principal,
+                        purpose=EXAMPLE_PURPOSE[role],
+                        url=MATRIX_WEBHOOK,
+                        settings=server.settings,
+                    )
+    finally:
+        await database.dispose()
+    if name == "removeWebhook":
+        return "", "", {}, ""
+    return "$url: String!", "url: $url", {"url": MATRIX_WEBHOOK}, ""
+
+
 async def _arguments(  # noqa: PLR0911 - one case per mutation
     http: httpx.AsyncClient, server: LiveServer, world: World, name: str
 ) -> tuple[str, str, dict[str, Any], str]:
@@ -452,6 +516,8 @@ async def _arguments(  # noqa: PLR0911 - one case per mutation
             },
             check,
         )
+    if name in {"registerWebhook", "removeWebhook"}:
+        return await _webhook_arguments(server, name)
     reference = unique("MX-MUT")
     payloads: dict[str, dict[str, Any]] = {
         "reportIncident": incident(reference),
@@ -530,7 +596,8 @@ async def test_mutation_responses_carry_exactly_the_allowed_fields(
             live_server.graphql_url,
             headers={"Authorization": f"Bearer {token}", "X-Request-Id": str(uuid.uuid4())},
             json={
-                "query": f"mutation({definitions}) {{ {name}({arguments}) {{ {inner} }} }}",
+                "query": f"mutation{_parenthesised(definitions)} "
+                f"{{ {name}{_parenthesised(arguments)} {{ {inner} }} }}",
                 "variables": variables,
             },
         )

@@ -303,3 +303,24 @@ def test_bench_gateway_compares_direct_and_through_the_gateway_tiny() -> None:
     lines = {line.split()[0]: line for line in run.stdout.splitlines() if line}
     assert "errors 0" in lines["direct"]
     assert "errors 0" in lines["gateway"]
+
+
+def test_bench_webhooks_prints_delivery_rates_when_every_delivery_arrived(
+    tmp_path: Path,
+) -> None:
+    run = _bench(
+        "bench-webhooks",
+        "--database-url",
+        _database(tmp_path, "webhooks.db"),
+        "--endpoints",
+        "2",
+        "--pushes",
+        "4",
+        "--concurrency",
+        "2",
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    lines = {line.split()[0]: line for line in run.stdout.splitlines() if line}
+    assert "errors 0" in lines["pushes"]
+    assert "8 to 2 endpoints" in lines["webhooks"]
+    assert "/s" in lines["webhooks"]

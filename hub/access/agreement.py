@@ -61,6 +61,8 @@ GUARDED_TYPES = (
     "VettingApplicant",
     "VettingFigures",
     "VettingGroupFigures",
+    "Webhook",
+    "WebhookRegistration",
 )
 # Federation's own root fields: `_service` is the contract, `_entities` resolves entities whose
 # fields and rows are governed like any other path.

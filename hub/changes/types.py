@@ -112,8 +112,9 @@ class Subscription:
         self, info: Info, after: str | None = None
     ) -> AsyncGenerator[RecordChangeEvent, None]:
         context = info.context
-        if context.fanout_group is not None:  # a group's own stream: what the fan-out feeds it
-            async for event in _for_group(info, context.fanout_group):
+        internal = _internal_stream(info)
+        if internal is not None:
+            async for event in internal:
                 yield event
             return
         hub = context.hub
@@ -147,6 +148,16 @@ class Subscription:
             hub.fanout.leave(member)
 
 
+def _internal_stream(info: Info) -> AsyncIterator[RecordChangeEvent] | None:
+    """The hub's own streams, not a subscriber's: a fan-out group's, or a webhook delivery's."""
+    context = info.context
+    if context.webhook is not None:  # a webhook delivery: its one change, if in view
+        return _for_webhook(info)
+    if context.fanout_group is not None:  # a group's own stream: what the fan-out feeds it
+        return _for_group(info, context.fanout_group)
+    return None
+
+
 async def _own(
     info: Info, stream: _Stream, *, until_caught_up: bool
 ) -> AsyncIterator[RecordChangeEvent]:
@@ -175,6 +186,24 @@ async def _own(
                 if event is None:  # not the caller's: nothing delivered, nothing logged
                     continue
                 yield event
+
+
+async def _for_webhook(info: Info) -> AsyncIterator[RecordChangeEvent]:
+    """A webhook delivery (`hub.webhooks.payload`): its change resolved for the client, and the
+    attempt counted in the transaction that audits it, as any subscription event is audited."""
+    context = info.context
+    attempt = context.webhook
+    assert attempt is not None  # noqa: S101 - the caller checked
+    change = attempt.change
+    async with context.event_transaction() as session:
+        cursor = context.cursors(info.field_name).seal(str(change.seq))
+        event = await _in_scope(info, change, cursor)
+        if event is None:  # not the client's: nothing delivered, nothing logged
+            attempt.out_of_scope = True
+            return
+        if not await attempt.begin(context.hub.db, session):
+            return  # another hub process made this attempt
+        yield event
 
 
 async def _shared(info: Info, member: fanout_.Member) -> AsyncIterator[fanout_.Replayed]:

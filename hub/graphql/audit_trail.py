@@ -315,6 +315,8 @@ class RequestFacts:
     agreement_version: str
     # A fanned-out subscription delivery: everyone it went to (listed in each event's detail).
     recipients: Sequence[Recipient] = ()
+    # How a delivery left, when not over the request's own connection (a webhook's endpoint).
+    channel: Mapping[str, Any] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -379,6 +381,8 @@ async def write(
         served: Sequence[ServedRecord],
         detail: dict[str, Any] | None = None,
     ) -> audit.EventDraft:
+        if facts.channel:
+            detail = {**(detail or {}), **facts.channel}
         if facts.recipients:
             listed = sorted(
                 (r.listed() for r in facts.recipients), key=lambda r: json.dumps(r, default=str)

@@ -26,6 +26,7 @@ from hub.pagination import page_size
 if TYPE_CHECKING:
     from hub.app import HubState
     from hub.changes.fanout import Group
+    from hub.webhooks.payload import WebhookAttempt
 
 
 @dataclasses.dataclass
@@ -49,6 +50,8 @@ class HubContext:
     recipients: tuple[Recipient, ...] = ()
     # A subscriber is being sent what its group resolved and audited for it: nothing to audit.
     replaying: bool = False
+    # A webhook delivery (`hub.webhooks`): the one change its `recordChanges` stream resolves.
+    webhook: WebhookAttempt | None = None
 
     @property
     def principal(self) -> Principal:

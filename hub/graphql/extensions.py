@@ -226,6 +226,7 @@ class RequestTransaction(SchemaExtension):
             trace_id=telemetry.current_trace_id(),
             agreement_version=context.hub.agreement.version,
             recipients=recipients,
+            channel=context.webhook.audit_detail() if context.webhook is not None else None,
         )
 
 

@@ -87,6 +87,7 @@ from hub.settings import Settings
 from hub.telemetry import OperationTracing
 from hub.timeliness.types import TimelinessMutation, TimelinessQuery, note_shared
 from hub.vetting.types import VettingMutation, VettingQuery
+from hub.webhooks.types import WebhookMutation, WebhookQuery
 
 WhereT = TypeVar("WhereT")
 WhereT_contra = TypeVar("WhereT_contra", contravariant=True)
@@ -149,7 +150,7 @@ class Viewer:
 
 
 @strawberry.type
-class Query(AuditQuery, TimelinessQuery, EscalationQuery, VettingQuery, ClosureQuery):
+class Query(AuditQuery, TimelinessQuery, EscalationQuery, VettingQuery, ClosureQuery, WebhookQuery):
     @strawberry.field
     def viewer(self, info: Info) -> Viewer:
         p = info.context.principal
@@ -316,7 +317,9 @@ class Query(AuditQuery, TimelinessQuery, EscalationQuery, VettingQuery, ClosureQ
 
 
 @strawberry.type
-class Mutation(TimelinessMutation, VettingMutation, ClosureMutation, MeetingMutation):
+class Mutation(
+    TimelinessMutation, VettingMutation, ClosureMutation, MeetingMutation, WebhookMutation
+):
     @strawberry.mutation(
         description="Push an incident the moment it is recorded. Safe to retry.",
     )

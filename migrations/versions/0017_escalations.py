@@ -1,7 +1,7 @@
 """escalations: stages past their deadline, raised once
 
 Revision ID: 0017
-Revises: 0015
+Revises: 0016
 Create Date: 2026-12-04 08:30:00.000000
 
 One row per (target, record, organisation owing the answer): the unique key is what makes an
@@ -16,7 +16,7 @@ from alembic import op
 import hub.db
 
 revision: str = '0017'
-down_revision: str | Sequence[str] | None = '0015'
+down_revision: str | Sequence[str] | None = '0016'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,1 @@
+"""Webhooks: a client's changes delivered by signed HTTPS POSTs, for systems without a websocket."""
