@@ -416,3 +416,71 @@ async def test_an_unanswered_invitation_and_joint_visit_request_are_escalated_to
         )
     finally:
         await db.dispose()
+
+
+ESCALATION_CHANGES = """subscription { recordChanges { change
+  escalation { id targetId recordType recordId owedBy { id } waiting { id } } } }"""
+
+
+async def _subscribe(hub: LiveServer, role: Role, org: str) -> Any:
+    import json  # noqa: PLC0415
+
+    from websockets.asyncio.client import connect  # noqa: PLC0415
+
+    headers = {"Authorization": f"Bearer {hub.token(role, org)}"}
+    ws = await connect(
+        hub.graphql_url.replace("http://", "ws://"),
+        subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
+        additional_headers=headers,
+    )
+    await ws.send(json.dumps({"type": "connection_init"}))
+    assert json.loads(await ws.recv())["type"] == "connection_ack"
+    payload = {"query": ESCALATION_CHANGES}
+    await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
+    return ws
+
+
+async def _delivered(ws: Any, record_id: str, *, seconds: float) -> list[dict[str, Any]]:
+    import json  # noqa: PLC0415
+
+    found = []
+    deadline = asyncio.get_running_loop().time() + seconds
+    while (left := deadline - asyncio.get_running_loop().time()) > 0:
+        try:
+            message = json.loads(await asyncio.wait_for(ws.recv(), left))
+        except TimeoutError:
+            break
+        assert message["type"] == "next", message
+        escalation = message["payload"]["data"]["recordChanges"]["escalation"]
+        if escalation is not None and escalation["recordId"] == record_id:
+            found.append(escalation)
+            break
+    return found
+
+
+async def test_an_escalation_is_delivered_to_both_organisations_and_no_other(
+    http: httpx.AsyncClient, hub: LiveServer
+) -> None:
+    council = await _subscribe(hub, Role.COUNCIL_SOCIAL_WORKER, COUNCIL)
+    force = await _subscribe(hub, Role.POLICE_OFFICER, FORCE)
+    other = await _subscribe(hub, Role.COUNCIL_SOCIAL_WORKER, OTHER_COUNCIL)
+    try:
+        await asyncio.sleep(0.5)  # the streams have started at the outbox's head
+        episode = await _missing(http, hub)
+        db = Database(hub.settings.database_url)
+        try:
+            await scan(
+                db, all_targets_for(hub.settings), horizon=HORIZON,
+                now=utcnow() + dt.timedelta(hours=5),
+            )  # fmt: skip
+        finally:
+            await db.dispose()
+        (to_council,) = await _delivered(council, episode, seconds=20)
+        (to_force,) = await _delivered(force, episode, seconds=20)
+        assert to_council["id"] == to_force["id"]
+        assert (to_council["owedBy"]["id"], to_council["waiting"]["id"]) == (COUNCIL, FORCE)
+        assert to_council["targetId"] == "MISSING-ACK"
+        assert await _delivered(other, episode, seconds=2) == []
+    finally:
+        for ws in (council, force, other):
+            await ws.close()

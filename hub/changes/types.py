@@ -41,6 +41,7 @@ from hub.changes import service as changes
 from hub.changes.models import ChangeKind, RecordChange
 from hub.closures.types import ClosureReview
 from hub.db import utcnow
+from hub.escalation.types import Escalation
 from hub.graphql.audit_trail import Recipient
 from hub.graphql.context import HubContext, Info
 from hub.graphql.entity import CouncilRecord, PoliceRecord
@@ -50,6 +51,7 @@ from hub.joint_visits.types import JointVisitRequest
 from hub.meetings.types import Meeting
 from hub.missing.types import MissingEpisode
 from hub.protection.types import PoliceProtection
+from hub.vetting.types import VettingCheck
 
 ChangeKindType = strawberry.enum(ChangeKind, name="ChangeKind")
 RECORD_TYPES: dict[str, type[PoliceRecord]] = {
@@ -86,6 +88,16 @@ class RecordChangeEvent:
         default=None,
         description="A council's record (a joint visit request); null for a police record. "
         "Sent only to subscriptions that select this field.",
+    )
+    vetting_check: VettingCheck | None = strawberry.field(
+        default=None,
+        description="A police check asked for or completed: to the council that asked and the "
+        "force asked. Sent only to subscriptions that select this field.",
+    )
+    escalation: Escalation | None = strawberry.field(
+        default=None,
+        description="A stage past its deadline, raised once: to the organisation that owes the "
+        "answer and the one waiting. Sent only to subscriptions that select this field.",
     )
 
 
@@ -320,6 +332,8 @@ async def _in_scope(info: Info, change: RecordChange, cursor: str) -> RecordChan
 # subscription that selects it (one written before they existed is sent what it always was).
 OWN_FIELDS: dict[str, tuple[str, Any]] = {
     "Meeting": ("meeting", Meeting),
+    "VettingCheck": ("vettingCheck", VettingCheck),
+    "Escalation": ("escalation", Escalation),
     **{name: ("councilRecord", kind) for name, kind in COUNCIL_RECORD_TYPES.items()},
 }
 

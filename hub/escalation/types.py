@@ -36,6 +36,12 @@ class Escalation:
     def of(cls, row: models.Escalation) -> Escalation:
         return cls(row=row, id=strawberry.ID(row.id))
 
+    @classmethod
+    async def resolve_reference(cls, info: Info, id: strawberry.ID) -> Escalation | None:  # noqa: A002
+        """The escalation if the caller owes it or waits on it (the changes feed delivers it)."""
+        row = await escalations.get(info.context.session, scope=info.context.scope, id_=str(id))
+        return None if row is None else cls.of(row)
+
     @strawberry.field(description="The target whose deadline passed (auth/targets.toml).")
     def target_id(self) -> str | None:
         return self.row.target_id

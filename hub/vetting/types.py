@@ -85,6 +85,12 @@ class VettingCheck:
     def of(cls, row: models.VettingCheck) -> Self:
         return cls(row=row, id=strawberry.ID(row.id))
 
+    @classmethod
+    async def resolve_reference(cls, info: Info, id: strawberry.ID) -> Self | None:  # noqa: A002
+        """The check if the caller's rows reach it (the changes feed delivers it so)."""
+        row = await service.get(info.context.session, scope=info.context.scope, check_id=str(id))
+        return None if row is None else cls.of(row)
+
     @strawberry.field(description="The council that asked.")
     async def council(self, info: Info) -> Organisation | None:
         return await load_organisation(info, self.row.council_code)
