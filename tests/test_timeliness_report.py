@@ -174,7 +174,8 @@ def test_html_is_well_formed(page: tuple[str, Markup]) -> None:
 def test_html_draws_every_chart(data: ReportData, page: tuple[str, Markup]) -> None:
     _, markup = page
     kinds = Counter(chart["data-chart"] for chart in markup.charts)
-    every = len(TARGETS.targets)  # a section per target in the file, measured or not
+    # A section per target the report measures (not requests: checks, challenges), with data or not.
+    every = len(TARGETS.of_shared_records().targets)
     assert kinds == {"delay-by-force": every, "monthly-trend": every, "batching-score": 1}
     with_data = {r.target_id for r in data.by_force if r.count}
     assert with_data == {"T8", "T9", "DA-ACK", "T6"}
