@@ -31,6 +31,7 @@ from strawberry.types.unset import UNSET, UnsetType
 from hub import telemetry
 from hub.access.agreement import Agreement, default_path
 from hub.access.connection_params import as_headers
+from hub.access.identity import Principal
 from hub.access.keys import KeySet
 from hub.access.oauth import routes as oauth_routes
 from hub.access.revocation import ClientStatus, authenticate_live
@@ -41,6 +42,7 @@ from hub.cursors import CursorSeal
 from hub.db import Database
 from hub.errors import HubError, Unauthenticated
 from hub.federation import audit as federation_audit
+from hub.federation.deferred import HeldFetches
 from hub.graphiql import views as graphiql
 from hub.graphql.context import HubContext
 from hub.graphql.media import GRAPHQL_RESPONSE_JSON, prefers_graphql_response_json
@@ -72,6 +74,12 @@ class HubState:
     indexer: AuditIndexer = dataclasses.field(init=False)
     cursors: CursorSeal = dataclasses.field(init=False)
     client_status: ClientStatus = dataclasses.field(init=False)
+    held_fetches: HeldFetches = dataclasses.field(init=False)
+    # The gateway's own tokens this process verified (token -> the gateway, until when): sent
+    # with every fetch it makes, so verified once; revocation is still checked on every use.
+    gateway_credentials: dict[str, tuple[Principal, float]] = dataclasses.field(
+        default_factory=dict
+    )
 
     def __post_init__(self) -> None:
         self.cursors = CursorSeal.from_secret(self.settings.pseudonym_key.get_secret_value())
@@ -83,6 +91,12 @@ class HubState:
         )
         self.indexer = AuditIndexer(self.db, delay=self.settings.audit_index_delay_seconds)
         self.fanout = Fanout(self)
+        self.held_fetches = HeldFetches(
+            self.db,
+            wait_seconds=self.settings.federation_report_wait_seconds,
+            capacity=self.settings.federation_held_fetches,
+            lock_timeout=self.settings.audit_lock_timeout_seconds,
+        )
 
 
 def _error_body(error: HubError) -> bytes:
@@ -302,6 +316,9 @@ class HubGraphQL(GraphQL[HubContext, None]):
             hub=hub,
             identity=getattr(request.state, "principal", None),
             request_id=request.headers.get("x-request-id") or str(uuid.uuid4()),
+            gateway_fetch=await federation_audit.gateway_fetch(request, hub)
+            if isinstance(request, Request)
+            else None,
         )
 
 
@@ -370,6 +387,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         state.indexer.poke()  # whatever an earlier process appended and did not index
         _settle_the_collector()
         yield
+        await state.held_fetches.close()
         await state.fanout.close()
         await state.indexer.close()
         await state.notifier.close()

@@ -49,6 +49,10 @@ class HubContext:
     recipients: tuple[Recipient, ...] = ()
     # A subscriber is being sent what its group resolved and audited for it: nothing to audit.
     replaying: bool = False
+    # The federated gateway's fetch for a response it will report, proven by its own token:
+    # (gateway client, report id). A query's events are then held for that report
+    # (`hub.federation.deferred`) and appended with it, in one event for the whole response.
+    gateway_fetch: tuple[str, str] | None = None
 
     @property
     def principal(self) -> Principal:

@@ -46,6 +46,28 @@ export function requestIdOf(request) {
   return id;
 }
 
+// The id of a client request's report, made here (never the client's): sent with the gateway's
+// own token to the hub with each fetch (`hubFetchHeaders`) and in the report, so the hub holds
+// its fetches' events for the report and writes them in its one append, one event per response.
+const reportIds = new WeakMap();
+
+export function reportIdOf(request) {
+  let id = reportIds.get(request);
+  if (!id) {
+    id = randomUUID();
+    reportIds.set(request, id);
+  }
+  return id;
+}
+
+// Only to the hub (it alone reads them): another agency's subgraph never sees the gateway's token.
+export async function hubFetchHeaders(request, gatewayToken) {
+  return {
+    'hub-gateway-authorization': `Bearer ${await gatewayToken()}`,
+    'hub-gateway-report': reportIdOf(request),
+  };
+}
+
 function field(name, alias) {
   return {
     kind: Kind.FIELD,
@@ -57,6 +79,24 @@ function field(name, alias) {
 function recordTypesIn(schema, type, auditedTypes) {
   const possible = isAbstractType(type) ? schema.getPossibleTypes(type) : [type];
   return possible.filter((t) => auditedTypes.has(t.name) && t.getFields().id);
+}
+
+// The augmented document for each document the gateway parsed (its parser caches them by text),
+// per schema: made once, so the query planner, which caches plans by document, plans it once too.
+const augmentedDocuments = new WeakMap();
+
+function cachedWithRecordIdentity(schema, document, auditedTypes) {
+  let bySchema = augmentedDocuments.get(document);
+  if (!bySchema) {
+    bySchema = new WeakMap();
+    augmentedDocuments.set(document, bySchema);
+  }
+  let augmented = bySchema.get(schema);
+  if (!augmented) {
+    augmented = withRecordIdentity(schema, document, auditedTypes);
+    bySchema.set(schema, augmented);
+  }
+  return augmented;
 }
 
 // The caller's document with the fields that identify each record added (aliased, stripped later).
@@ -195,6 +235,7 @@ export function useHubAudit({ auditUrl, gatewayToken, supergraph, log }) {
       body: JSON.stringify({
         caller,
         requestId: requestIdOf(request),
+        reportId: reportIdOf(request),
         operationName: operation?.name?.value ?? null,
         operationType: operation?.operation ?? null,
         records,
@@ -226,7 +267,7 @@ export function useHubAudit({ auditUrl, gatewayToken, supergraph, log }) {
       setExecuteFn((executionArgs) =>
         executeFn({
           ...executionArgs,
-          document: withRecordIdentity(executionArgs.schema, executionArgs.document, supergraph.auditedTypes),
+          document: cachedWithRecordIdentity(executionArgs.schema, executionArgs.document, supergraph.auditedTypes),
         }),
       );
       return {
@@ -247,7 +288,7 @@ export function useHubAudit({ auditUrl, gatewayToken, supergraph, log }) {
       setSubscribeFn((subscribeArgs) =>
         subscribeFn({
           ...subscribeArgs,
-          document: withRecordIdentity(subscribeArgs.schema, subscribeArgs.document, supergraph.auditedTypes),
+          document: cachedWithRecordIdentity(subscribeArgs.schema, subscribeArgs.document, supergraph.auditedTypes),
         }),
       );
       return {
