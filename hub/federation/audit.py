@@ -3,10 +3,11 @@
 The rule: the gateway sends every client response's records here (from every subgraph, the hub's
 included) and releases the response only when this endpoint answers that the event is written;
 otherwise the client gets `AUDIT_UNAVAILABLE` and no data. No subgraph is asked to audit, so no
-subgraph can forget to. The hub's own subgraph fetches are still audited by the hub as they
-always are (what the hub released, whoever asked; a gateway cannot turn that off), and carry the
-same request id: a response with hub data is in two events, one for what the hub released to the
-gateway on the caller's behalf, one (`federated`) for what the caller received from the graph.
+subgraph can forget to. The hub's own fetches for the same response (proven the gateway's by its
+own token, and naming the report's id) are held, not appended (`hub.federation.deferred`), and
+written here with the response's event, in the same append: one event per response, with what
+the caller received from every subgraph and what the hub released for it. A held fetch no report
+takes in time is written by the hub itself, so a gateway cannot turn the hub's own audit off.
 
 Only a client the hub's settings name as a gateway (`HUB_FEDERATION_GATEWAY_CLIENTS`) may report;
 the caller is taken from the caller's own token, verified here, never from the gateway's word.
