@@ -260,6 +260,7 @@ async def test_the_callers_headers_reach_every_subgraph(
             "purpose": "strategy_discussion",
             "onBehalfOf": "sw-0042",
             "requestId": request_id,
+            "gatewayCredential": None,
         }
     ]
     # The hub's part is in the response's one event, with the person and purpose it was sent.
