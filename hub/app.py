@@ -32,6 +32,7 @@ from strawberry.types.unset import UNSET, UnsetType
 from hub import telemetry
 from hub.access.agreement import Agreement, default_path
 from hub.access.connection_params import as_headers
+from hub.access.identity import Principal
 from hub.access.keys import KeySet
 from hub.access.oauth import routes as oauth_routes
 from hub.access.revocation import ClientStatus, authenticate_live
@@ -44,6 +45,7 @@ from hub.errors import HubError, Unauthenticated
 from hub.escalation.scan import escalating
 from hub.escalation.scanner import EscalationScanner
 from hub.federation import audit as federation_audit
+from hub.federation.deferred import HeldFetches
 from hub.graphiql import views as graphiql
 from hub.graphql.context import HubContext
 from hub.graphql.media import GRAPHQL_RESPONSE_JSON, prefers_graphql_response_json
@@ -78,6 +80,12 @@ class HubState:
     cursors: CursorSeal = dataclasses.field(init=False)
     client_status: ClientStatus = dataclasses.field(init=False)
     escalations: EscalationScanner = dataclasses.field(init=False)
+    held_fetches: HeldFetches = dataclasses.field(init=False)
+    # The gateway's own tokens this process verified (token -> the gateway, until when): sent
+    # with every fetch it makes, so verified once; revocation is still checked on every use.
+    gateway_credentials: dict[str, tuple[Principal, float]] = dataclasses.field(
+        default_factory=dict
+    )
 
     def __post_init__(self) -> None:
         self.cursors = CursorSeal.from_secret(self.settings.pseudonym_key.get_secret_value())
@@ -96,6 +104,12 @@ class HubState:
             targets,
             every=self.settings.escalation_scan_seconds,
             horizon=dt.timedelta(days=self.settings.escalation_horizon_days),
+        )
+        self.held_fetches = HeldFetches(
+            self.db,
+            wait_seconds=self.settings.federation_report_wait_seconds,
+            capacity=self.settings.federation_held_fetches,
+            lock_timeout=self.settings.audit_lock_timeout_seconds,
         )
 
 
@@ -316,6 +330,9 @@ class HubGraphQL(GraphQL[HubContext, None]):
             hub=hub,
             identity=getattr(request.state, "principal", None),
             request_id=request.headers.get("x-request-id") or str(uuid.uuid4()),
+            gateway_fetch=await federation_audit.gateway_fetch(request, hub)
+            if isinstance(request, Request)
+            else None,
         )
 
 
@@ -391,6 +408,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         yield
         await state.escalations.close()
         await webhooks.close()
+        await state.held_fetches.close()
         await state.fanout.close()
         await state.indexer.close()
         await state.notifier.close()

@@ -92,6 +92,12 @@ class Settings(BaseSettings):
     # Clients (ids) that may report a federated gateway's responses to the audit: the gateway's
     # own OAuth client(s). Empty: no gateway is trusted (`POST /federation/audit` refuses all).
     federation_gateway_clients: list[str] = Field(default_factory=list)
+    # A gateway's fetch from the hub is audited with its response's report, in one append
+    # (`hub.federation.deferred`); one whose report has not come within this many seconds is
+    # written by the hub itself. At most `federation_held_fetches` are held per process; past
+    # that, a fetch is audited on its own before it leaves, as a direct read is.
+    federation_report_wait_seconds: float = Field(default=5.0, gt=0, le=300)
+    federation_held_fetches: int = Field(default=10000, ge=0)
     # The most records one batch push (`reportIncidents`) may carry: a batch is one transaction
     # and one response, held in memory whole. (The body limit bounds it too: about 400 records.)
     max_push_batch: int = Field(default=200, ge=1, le=1000)

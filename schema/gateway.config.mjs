@@ -10,6 +10,7 @@
 //   GATEWAY_RATE_LIMIT           requests per client per GATEWAY_RATE_WINDOW_SECONDS (120 / 60)
 //   GATEWAY_TRUSTED_DOCUMENTS    a directory of <client_id>.json (default: trusted-documents/)
 //   GATEWAY_HOST, GATEWAY_PORT   where it listens (127.0.0.1:4000)
+import { createPublicKey } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
@@ -19,12 +20,28 @@ import {
 } from '@graphql-hive/gateway';
 import { maxAliasesPlugin } from '@escape.tech/graphql-armor-max-aliases';
 import { requestIdOf, useHubAudit } from './gateway/audit.mjs';
+import { useForwardedHeaders } from './gateway/forward.mjs';
 import { gatewayTokenSource } from './gateway/gateway-token.mjs';
 import { useClientRateLimit } from './gateway/rate-limit.mjs';
 import { readSupergraph } from './gateway/supergraph-map.mjs';
 import { loadTrustedDocuments, trustedDocumentsConfig } from './gateway/trusted-documents.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
+
+// The hub's signing keys as key objects, made once per key: handed a PEM text, the verifier
+// parsed it into a key again for every request (a tenth of the gateway's time per request).
+function asKeyObjects(provider) {
+  const keys = new Map();
+  return async (kid) => {
+    const pem = await provider(kid);
+    if (typeof pem !== 'string') return pem;
+    if (!keys.has(pem)) {
+      if (keys.size >= 16) keys.clear(); // rotated keys: a handful at most
+      keys.set(pem, createPublicKey(pem));
+    }
+    return keys.get(pem);
+  };
+}
 const env = process.env;
 const hub = env.HUB_URL ?? 'http://127.0.0.1:8000';
 const production = env.GATEWAY_MODE === 'production';
@@ -36,6 +53,12 @@ const PUBLIC_TYPES = ['Organisation'];
 const FORWARDED = ['authorization', 'hub-purpose', 'hub-on-behalf-of', 'traceparent', 'tracestate'];
 
 const supergraph = readSupergraph(join(here, 'supergraph.graphql'), { publicTypes: PUBLIC_TYPES });
+// The gateway's own token: with its audit reports, and with its fetches from the hub.
+const gatewayToken = gatewayTokenSource({
+  tokenUrl: `${hub}/oauth/token`,
+  clientId: env.GATEWAY_CLIENT_ID ?? '',
+  clientSecret: env.GATEWAY_CLIENT_SECRET ?? '',
+});
 const subgraphUrl = (name) => env[`SUBGRAPH_${name.toUpperCase()}_URL`];
 
 function transportEntries() {
@@ -78,21 +101,11 @@ export const gatewayConfig = defineConfig({
   // The gateway's request id (the client's X-Request-Id, else a new one) goes to every subgraph
   // and with the response's audit report: the hub's events for its part share it.
   requestId: { generateRequestId: ({ request }) => requestIdOf(request) },
-  propagateHeaders: {
-    fromClientToSubgraphs({ request }) {
-      const headers = {};
-      for (const name of FORWARDED) {
-        const value = request.headers.get(name);
-        if (value) headers[name] = value;
-      }
-      return headers;
-    },
-  },
   // Every operation needs a hub token the gateway verified itself (signature by the hub's JWKS,
   // issuer, audience, expiry): `@authenticated` types are never reached without one.
   jwt: {
     signingKeyProviders: [
-      createRemoteJwksSigningKeyProvider({ jwksUri: `${hub}/.well-known/jwks.json` }),
+      asKeyObjects(createRemoteJwksSigningKeyProvider({ jwksUri: `${hub}/.well-known/jwks.json` })),
     ],
     tokenLookupLocations: [extractFromHeader({ name: 'authorization', prefix: 'Bearer' })],
     tokenVerification: {
@@ -107,7 +120,14 @@ export const gatewayConfig = defineConfig({
   // A pooled connection the subgraph closed as idle ("socket hang up") is retried once: a
   // request that never arrived. One that arrived and is retried is audited twice by the hub,
   // never less than once.
-  upstreamRetry: { maxRetries: 1, retryDelay: 50 },
+  // Only a request that got no answer: a subgraph's own 5xx (the hub's AUDIT_UNAVAILABLE, with
+  // Retry-After) goes back to the client, who may retry it, rather than being sent again here.
+  upstreamRetry: {
+    maxRetries: 1,
+    retryDelay: 50,
+    shouldRetry: ({ response, executionResult }) =>
+      !response && typeof executionResult?.[Symbol.asyncIterator] !== 'function',
+  },
   maxDepth: LIMITS.depth,
   maxTokens: LIMITS.tokens,
   blockFieldSuggestions: true,
@@ -119,6 +139,8 @@ export const gatewayConfig = defineConfig({
     production,
   }),
   plugins: (context) => [
+    // To every subgraph, on every fetch (retries too): the caller's token and context.
+    useForwardedHeaders({ names: FORWARDED, gatewayToken }),
     useClientRateLimit({
       max: Number(env.GATEWAY_RATE_LIMIT ?? 120),
       windowSeconds: Number(env.GATEWAY_RATE_WINDOW_SECONDS ?? 60),
@@ -126,11 +148,7 @@ export const gatewayConfig = defineConfig({
     maxAliasesPlugin({ n: LIMITS.aliases }),
     useHubAudit({
       auditUrl: `${hub}/federation/audit`,
-      gatewayToken: gatewayTokenSource({
-        tokenUrl: `${hub}/oauth/token`,
-        clientId: env.GATEWAY_CLIENT_ID ?? '',
-        clientSecret: env.GATEWAY_CLIENT_SECRET ?? '',
-      }),
+      gatewayToken,
       supergraph,
       log: context.log,
     }),

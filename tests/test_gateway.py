@@ -38,7 +38,9 @@ query CouncilChild($id: ID!) {
   child(id: $id) { givenName allocatedSocialWorker childProtectionPlan { category startDate } }
 }"""
 CASELOAD = "query Caseload { councilCaseload { id allocatedSocialWorker } }"
+CHILD_ONLY = "query ChildOnly($id: ID!) { child(id: $id) { givenName } }"
 RATE_LIMIT = 25  # per client per minute: each test below uses a client of its own
+REPORT_WAIT = 1.0  # seconds the hub holds a gateway fetch's events for the response's report
 
 
 def _gateway_or_skip() -> None:
@@ -60,6 +62,7 @@ class Federation:
     outside: str  # a child of OTHER_COUNCIL, also with a case in the council's system
     registered_client: str  # a council system that registered its documents
     registered_document: str  # the id of its one document
+    gateway_client: str  # the gateway's own OAuth client
 
     def token(self, client_id: str, *, org: str = COUNCIL, purpose: str | None = None) -> str:
         return issue_access_token(
@@ -126,6 +129,7 @@ def federation(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> I
         data_dir=tmp_path_factory.mktemp("federation-hub"),
         issuer=hub_url,
         federation_gateway_clients=[gateway_id],
+        federation_report_wait_seconds=REPORT_WAIT,
     )
     hub_server, hub_thread = serve(create_hub(settings), hub_port, settings)
     police = issue_access_token(
@@ -187,6 +191,7 @@ def federation(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> I
             outside=outside,
             registered_client=system,
             registered_document=document_id,
+            gateway_client=gateway_id,
         )
     finally:
         local.stop(gateway)
@@ -255,10 +260,17 @@ async def test_the_callers_headers_reach_every_subgraph(
             "purpose": "strategy_discussion",
             "onBehalfOf": "sw-0042",
             "requestId": request_id,
+            "gatewayCredential": None,
         }
     ]
-    hubs_own = [e for e in await _events(database_url, request_id) if e.operation_kind == "query"]
-    assert [(e.user, e.purpose) for e in hubs_own] == [("sw-0042", "strategy_discussion")]
+    # The hub's part is in the response's one event, with the person and purpose it was sent.
+    [event] = await _events(database_url, request_id)
+    assert (event.operation_kind, event.user, event.purpose) == (
+        "federated",
+        "sw-0042",
+        "strategy_discussion",
+    )
+    assert json.loads(event.detail)["hub_fetches"] == 1
 
 
 async def test_a_child_outside_the_callers_jurisdiction_returns_nothing_of_the_hubs(
@@ -286,8 +298,9 @@ async def test_a_child_outside_the_callers_jurisdiction_returns_nothing_of_the_h
 async def test_each_response_is_one_event_with_every_subgraphs_fields(
     http: httpx.AsyncClient, federation: Federation, database_url: str
 ) -> None:
-    """N client responses -> N federated events (the response, all subgraphs) + N hub events
-    (the hub's own fetch, as it always audits itself), joined by the request id."""
+    """N client responses -> N events, one append each: the response's (`federated`), naming
+    what the caller received from every subgraph and what the hub released for it. The hub's
+    own fetch is in it, not in an event of its own, then or later."""
     token = federation.token("fed-count")
     request_ids = []
     for _ in range(4):
@@ -295,27 +308,141 @@ async def test_each_response_is_one_event_with_every_subgraphs_fields(
         assert response.json()["data"]["child"]["allocatedSocialWorker"] == "SW Synthetic"
         request_ids.append(response.headers["x-request-id"])
     assert len(set(request_ids)) == len(request_ids)
+    await asyncio.sleep(REPORT_WAIT + 1.5)  # past the hold: nothing more is written for them
     for request_id in request_ids:
-        events = await _events(database_url, request_id)
-        assert sorted(e.operation_kind for e in events) == ["federated", "query"]
-        federated = next(e for e in events if e.operation_kind == "federated")
-        assert (federated.user, federated.purpose, federated.client_id) == (
+        [event] = await _events(database_url, request_id)
+        assert event.operation_kind == "federated"
+        assert (event.user, event.purpose, event.client_id) == (
             "sw-federated",
             "section_47_enquiry",
             "fed-count",
         )
-        assert federated.operation_name == "CouncilChild"
-        [record] = json.loads(federated.records)
+        assert event.operation_name == "CouncilChild"
+        [record] = json.loads(event.records)
         assert (record["type"], record["id"], record["owner"]) == (
             "Child",
             federation.inside,
             COUNCIL,
         )
-        assert record["fields"] == ["allocatedSocialWorker", "childProtectionPlan", "givenName"]
-        assert json.loads(federated.detail)["served_by"] == {
+        assert json.loads(event.child_ids) == [federation.inside]
+        # What the caller received from both subgraphs, and the key the hub released for the
+        # gateway's join.
+        assert record["fields"] == [
+            "allocatedSocialWorker",
+            "childProtectionPlan",
+            "givenName",
+            "id",
+        ]
+        detail = json.loads(event.detail)
+        assert detail["served_by"] == {
             "council": ["Child.allocatedSocialWorker", "Child.childProtectionPlan"],
             "hub": ["Child.givenName"],
         }
+        assert detail["hub_fetches"] == 1
+        assert detail["hub_released"] == ["Child.givenName", "Child.id"]
+
+
+async def _wait_for_events(
+    database_url: str, request_id: str, *, seconds: float = 10.0
+) -> list[AuditEvent]:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while True:
+        events = await _events(database_url, request_id)
+        if events or asyncio.get_running_loop().time() > deadline:
+            return events
+        await asyncio.sleep(0.2)
+
+
+async def test_a_direct_read_of_the_hub_is_audited_on_its_own(
+    http: httpx.AsyncClient, federation: Federation, database_url: str
+) -> None:
+    """Without the gateway's own live credential, a read's event is written before it leaves,
+    whatever headers it carries: a caller or a subgraph claiming to be the gateway included."""
+    token = federation.token("fed-direct")
+    for extra in (
+        {},
+        {"Hub-Gateway-Authorization": f"Bearer {token}", "Hub-Gateway-Report": "forged-1"},
+    ):
+        request_id = unique("direct")
+        response = await _ask(
+            http,
+            f"{federation.hub_url}/graphql",
+            token,
+            CHILD_ONLY,
+            {"id": federation.inside},
+            headers={"X-Request-Id": request_id, **extra},
+        )
+        assert response.json() == {"data": {"child": {"givenName": "Alex"}}}
+        [event] = await _events(database_url, request_id)  # at once: not held
+        assert (event.operation_kind, event.client_id) == ("query", "fed-direct")
+        assert [r["id"] for r in json.loads(event.records)] == [federation.inside]
+
+
+async def test_a_fetch_whose_report_never_comes_is_audited_by_the_hub(
+    http: httpx.AsyncClient, federation: Federation, database_url: str
+) -> None:
+    """The gateway's fetch, then no report (a gateway that died): the hub writes the fetch's
+    event itself once the hold is over, so what it released is never missing from the audit."""
+    gateway = issue_access_token(
+        settings=federation.settings,
+        keys=KeySet.for_settings(federation.settings),
+        client_id=federation.gateway_client,
+        organisation_code="HUB",
+        role=Role.HUB_ADMIN,
+    )
+    request_id = unique("unreported")
+    response = await _ask(
+        http,
+        f"{federation.hub_url}/graphql",
+        federation.token("fed-unreported"),
+        CHILD_ONLY,
+        {"id": federation.inside},
+        headers={
+            "X-Request-Id": request_id,
+            "Hub-Gateway-Authorization": f"Bearer {gateway}",
+            "Hub-Gateway-Report": unique("report"),
+        },
+    )
+    assert response.json() == {"data": {"child": {"givenName": "Alex"}}}
+    assert await _events(database_url, request_id) == []  # held for the report
+    [event] = await _wait_for_events(database_url, request_id)
+    assert (event.operation_kind, event.client_id, event.user) == (
+        "query",
+        "fed-unreported",
+        "sw-federated",
+    )
+    assert json.loads(event.detail) == {"gateway_report": "none written"}
+    [record] = json.loads(event.records)
+    assert (record["id"], record["fields"]) == (federation.inside, ["givenName"])
+
+
+async def test_no_cross_subgraph_response_leaves_unaudited(
+    http: httpx.AsyncClient, federation: Federation, db: Database, database_url: str
+) -> None:
+    """The hub's part held, the council's served, the response's event cannot be written: the
+    caller gets nothing, and the hub's part is still written by the hub once it can be."""
+    token = federation.token("fed-closed-cross")
+    request_id = unique("closed-cross")
+    async with unwritable_audit(db):
+        withheld = await _ask(
+            http,
+            federation.gateway_url,
+            token,
+            CROSS,
+            {"id": federation.inside},
+            headers={"X-Request-Id": request_id},
+        )
+    assert withheld.json() == {
+        "errors": [
+            {
+                "message": "the audit log could not be written: nothing was served",
+                "extensions": {"code": "AUDIT_UNAVAILABLE"},
+            }
+        ]
+    }
+    [event] = await _wait_for_events(database_url, request_id)
+    assert (event.operation_kind, event.client_id) == ("query", "fed-closed-cross")
+    assert json.loads(event.detail) == {"gateway_report": "none written"}
 
 
 async def test_nothing_leaves_the_gateway_unaudited(

@@ -3,10 +3,11 @@
 The rule: the gateway sends every client response's records here (from every subgraph, the hub's
 included) and releases the response only when this endpoint answers that the event is written;
 otherwise the client gets `AUDIT_UNAVAILABLE` and no data. No subgraph is asked to audit, so no
-subgraph can forget to. The hub's own subgraph fetches are still audited by the hub as they
-always are (what the hub released, whoever asked; a gateway cannot turn that off), and carry the
-same request id: a response with hub data is in two events, one for what the hub released to the
-gateway on the caller's behalf, one (`federated`) for what the caller received from the graph.
+subgraph can forget to. The hub's own fetches for the same response (proven the gateway's by its
+own token, and naming the report's id) are held, not appended (`hub.federation.deferred`), and
+written here with the response's event, in the same append: one event per response, with what
+the caller received from every subgraph and what the hub released for it. A held fetch no report
+takes in time is written by the hub itself, so a gateway cannot turn the hub's own audit off.
 
 Only a client the hub's settings name as a gateway (`HUB_FEDERATION_GATEWAY_CLIENTS`) may report;
 the caller is taken from the caller's own token, verified here, never from the gateway's word.
@@ -14,9 +15,13 @@ the caller is taken from the caller's own token, verified here, never from the g
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import json
 import logging
-from collections.abc import Iterable, Sequence
+import re
+import time
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -34,6 +39,7 @@ from hub.audit.models import OperationKind, Outcome, S62Operation
 from hub.audit.service import Actor, AuditWriteFailed, ServedRecord
 from hub.children.models import Child
 from hub.errors import Forbidden, HubError, Unauthenticated
+from hub.federation.deferred import HeldFetch, Key
 from hub.federation.report import ReportedRecord, ResponseReport, parse
 from hub.graphql.audit_trail import LoadedChildren, children_of, owner_of
 from hub.incidents.models import Incident
@@ -41,12 +47,18 @@ from hub.investigations.models import Investigation
 from hub.joint_visits.models import JointVisitRequest
 from hub.missing.models import MissingEpisode
 from hub.protection.models import PoliceProtection
+from hub.timeliness.models import FirstSeen
 
 if TYPE_CHECKING:
     from hub.app import HubState
 
 log = logging.getLogger("hub.federation")
 AUDIT_PATH = "/federation/audit"
+# Sent by the gateway with its fetches from the hub (and to no other subgraph): its own token,
+# and the id its report of the response will carry.
+GATEWAY_AUTHORIZATION = "hub-gateway-authorization"
+GATEWAY_REPORT = "hub-gateway-report"
+_REPORT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 _MODELS: dict[str, Any] = {
     "Child": Child,
     "Incident": Incident,
@@ -111,22 +123,125 @@ async def _gateway(request: Request, hub: HubState) -> Principal:
     return gateway
 
 
+async def gateway_fetch(request: Request, hub: HubState) -> Key | None:
+    """(gateway, report id) when this request is the federated gateway's fetch for a response
+    it will report, proven by the gateway's own live token; None for anyone else's request.
+
+    A credential that fails (expired, revoked, not a gateway's) is not an error for the
+    caller: the fetch is then audited on its own, as a direct read is.
+    """
+    credential = request.headers.get(GATEWAY_AUTHORIZATION)
+    report_id = request.headers.get(GATEWAY_REPORT)
+    if not credential or not report_id or not _REPORT_ID.match(report_id):
+        return None
+    try:
+        gateway = await _verified_gateway(credential, hub)
+    except HubError as error:
+        log.warning("a gateway credential was refused (%s): fetch audited on its own", error.code)
+        return None
+    return (gateway.client_id, report_id)
+
+
+CREDENTIAL_REVERIFY_SECONDS = 30.0
+_CREDENTIALS_KEPT = 64
+
+
+async def _verified_gateway(credential: str, hub: HubState) -> Principal:
+    """The gateway behind a credential: its signature checked at most every 30 s per token
+    (and never past its expiry), its client's revocation and role on every fetch."""
+    now = time.monotonic()
+    known = hub.gateway_credentials.get(credential)
+    if known is not None and known[1] > now:
+        gateway = known[0]
+        await hub.client_status.check(gateway.client_id)
+    else:
+        gateway = await _gateway_of({"Authorization": credential}, hub)
+        if len(hub.gateway_credentials) >= _CREDENTIALS_KEPT:
+            hub.gateway_credentials.clear()
+        until = now + CREDENTIAL_REVERIFY_SECONDS
+        if gateway.expires_at is not None:
+            left = (gateway.expires_at - dt.datetime.now(dt.UTC)).total_seconds()
+            until = min(until, now + left)
+        hub.gateway_credentials[credential] = (gateway, until)
+    if gateway.client_id not in hub.settings.federation_gateway_clients:
+        raise NotTheGateway("only the federated gateway's fetches are audited with its reports")
+    return gateway
+
+
+async def _gateway_of(headers: Mapping[str, str], hub: HubState) -> Principal:
+    gateway = await authenticate_live(
+        headers, settings=hub.settings, keys=hub.keys, clients=hub.client_status
+    )
+    if gateway.client_id not in hub.settings.federation_gateway_clients:
+        raise NotTheGateway("only the federated gateway's fetches are audited with its reports")
+    return gateway
+
+
 async def _record(
     hub: HubState, *, gateway: Principal, caller: Principal, report: ResponseReport
 ) -> None:
-    """The report's event: its records looked up as the hub knows them, then appended."""
+    """The report's event, with the hub's own fetches for the same response, in one append."""
     db = hub.db
-    if db.audits_reads_in_place:
+    actor = Actor(
+        user=caller.user,
+        organisation_code=caller.organisation_code,
+        client_id=caller.client_id,
+        role=caller.role.value,
+        purpose=caller.purpose,
+    )
+    key = (gateway.client_id, report.report_id) if report.report_id else None
+    held = hub.held_fetches.take(key, actor) if key else []
+    try:
+        fetched = _fetched(held)
+        unknown = [r for r in report.records if (r.type_name, r.record_id) not in fetched]
+        if db.audits_reads_in_place:
+            async with db.transaction(write=True) as session:
+                served = await _served(session, unknown)
+                await _write(
+                    session,
+                    hub,
+                    gateway=gateway,
+                    actor=actor,
+                    report=report,
+                    served=served,
+                    held=held,
+                )
+            return
+        # On SQLite a writer holds the database's one write lock from BEGIN, which every other
+        # response's audit waits for: the look-ups are done before it, as the hub's own reads
+        # are (and none at all when the hub's fetches served every record).
+        served = []
+        if unknown:
+            async with db.transaction(write=False) as session:
+                served = await _served(session, unknown)
         async with db.transaction(write=True) as session:
-            served = await _served(session, report.records)
-            await _write(session, hub, gateway=gateway, caller=caller, report=report, served=served)
-        return
-    # On SQLite a writer holds the database's one write lock from BEGIN, which every other
-    # response's audit waits for: the look-ups are done before it, as the hub's own reads are.
-    async with db.transaction(write=False) as session:
-        served = await _served(session, report.records)
-    async with db.transaction(write=True) as session:
-        await _write(session, hub, gateway=gateway, caller=caller, report=report, served=served)
+            await _write(
+                session, hub, gateway=gateway, actor=actor, report=report, served=served, held=held
+            )
+    except BaseException:
+        if key:
+            hub.held_fetches.put_back(key, held)  # written by the hub itself when due
+        raise
+
+
+def _fetched(held: Sequence[HeldFetch]) -> dict[tuple[str, str], ServedRecord]:
+    """What the hub's held fetches released, record by record (the consultations' records)."""
+    released: dict[tuple[str, str], ServedRecord] = {}
+    for fetch in held:
+        for draft in fetch.drafts:
+            if not _consulted(draft):
+                continue
+            for record in draft.records:
+                key = (record.record_type, record.record_id)
+                earlier = released.get(key)
+                released[key] = (
+                    record
+                    if earlier is None
+                    else dataclasses.replace(
+                        earlier, fields=tuple(sorted({*earlier.fields, *record.fields}))
+                    )
+                )
+    return released
 
 
 async def _write(
@@ -134,34 +249,85 @@ async def _write(
     hub: HubState,
     *,
     gateway: Principal,
-    caller: Principal,
+    actor: Actor,
     report: ResponseReport,
     served: list[ServedRecord],
+    held: Sequence[HeldFetch],
 ) -> None:
+    fetched = _fetched(held)
+    records = _with_fetched(report, served, fetched)
+    detail: dict[str, Any] = {"gateway": gateway.client_id, "served_by": report.served_by()}
+    if held:
+        # What left the hub for this response, the key fields the gateway joins on included.
+        detail["hub_fetches"] = len(held)
+        detail["hub_released"] = sorted(
+            f"{r.record_type}.{f}" for r in fetched.values() for f in r.fields
+        )
     draft = audit.EventDraft(
-        actor=Actor(
-            user=caller.user,
-            organisation_code=caller.organisation_code,
-            client_id=caller.client_id,
-            role=caller.role.value,
-            purpose=caller.purpose,
-        ),
+        actor=actor,
         # Records a subscriber is sent are deliveries (s.62 disclosures), as in the hub's events.
         operation=S62Operation.DISCLOSURE if report.subscription else S62Operation.CONSULTATION,
         operation_kind=OperationKind.FEDERATED,
         operation_name=report.operation_name,
         outcome=Outcome.SERVED,
-        records=served,
+        records=records,
         request_id=report.request_id,
         trace_id=telemetry.current_trace_id(),
         agreement_version=hub.agreement.version,
-        detail={"gateway": gateway.client_id, "served_by": report.served_by()},
+        detail=detail,
     )
-    await audit.record_many(session, [draft])
+    # The held fetches' other events (a refusal, a report's disclosure) go in the same append.
+    others = [d for fetch in held for d in fetch.drafts if not _consulted(d)]
+    await audit.record_many(
+        session,
+        [draft, *others],
+        first_seen=_first_seen(held),
+        lock_timeout=hub.settings.audit_lock_timeout_seconds,
+    )
+
+
+def _consulted(draft: audit.EventDraft) -> bool:
+    """A fetch's records served as consultations: what goes into the response's event."""
+    return draft.operation is S62Operation.CONSULTATION and draft.outcome is Outcome.SERVED
+
+
+def _with_fetched(
+    report: ResponseReport,
+    served: list[ServedRecord],
+    fetched: dict[tuple[str, str], ServedRecord],
+) -> list[ServedRecord]:
+    """Every record of the response, once: as reported (what the caller received, from every
+    subgraph), with what the hub released of it added; then any the hub released that the
+    response did not carry (the gateway fetched it, the caller did not receive it)."""
+    merged: dict[tuple[str, str], ServedRecord] = {(r.record_type, r.record_id): r for r in served}
+    for record in _merged(report.records):
+        key = (record.type_name, record.record_id)
+        hubs = fetched.get(key)
+        if hubs is not None:
+            merged[key] = dataclasses.replace(
+                hubs, fields=tuple(sorted({*hubs.fields, *record.fields}))
+            )
+    for key, hubs in fetched.items():
+        merged.setdefault(key, hubs)
+    return list(merged.values())
+
+
+def _first_seen(held: Sequence[HeldFetch]) -> FirstSeen | None:
+    """The receipts the held fetches' consultations amount to, as one (same caller)."""
+    seen = [fetch.first_seen for fetch in held if fetch.first_seen is not None]
+    if not seen:
+        return None
+    return FirstSeen(
+        organisation_code=seen[0].organisation_code,
+        records=tuple(dict.fromkeys(r for s in seen for r in s.records)),
+        at=min(s.at for s in seen),
+    )
 
 
 async def _served(session: AsyncSession, records: Sequence[ReportedRecord]) -> list[ServedRecord]:
     """Each reported record with its owner and the children it concerns, as the hub knows them."""
+    if not records:
+        return []
     rows = await _rows(session, records)
     released = [
         (r.type_name, rows[(r.type_name, r.record_id)], r.fields)

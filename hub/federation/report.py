@@ -38,6 +38,9 @@ class ResponseReport:
     operation_name: str | None
     records: tuple[ReportedRecord, ...]
     subscription: bool = False  # a subscription's delivery: a disclosure, as the hub's own
+    # The id the gateway sent with its fetches from the hub for this response (their events
+    # are held for this report: `hub.federation.deferred`).
+    report_id: str | None = None
 
     def served_by(self) -> dict[str, list[str]]:
         """Per subgraph, the `Type.field`s it served in this response (the event's detail)."""
@@ -73,6 +76,7 @@ def parse(body: Any) -> ResponseReport:
         operation_name=_optional_text(body, "operationName"),
         records=tuple(_record(record, index) for index, record in enumerate(records)),
         subscription=body.get("operationType") == "subscription",
+        report_id=_optional_text(body, "reportId"),
     )
 
 

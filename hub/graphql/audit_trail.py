@@ -366,6 +366,18 @@ async def write(
     with what others hold, and one for any refusal. The append waits at most `lock_timeout`
     seconds for the chain's head.
     """
+    drafts, first_seen = events(facts=facts, released=released, changes=changes)
+    if drafts:
+        await audit.record_many(session, drafts, first_seen=first_seen, lock_timeout=lock_timeout)
+
+
+def events(
+    *,
+    facts: RequestFacts,
+    released: Released,
+    changes: Mapping[tuple[str, str], S62Operation],
+) -> tuple[list[audit.EventDraft], FirstSeen | None]:
+    """What `write` appends: the request's events, and the receipts its consultations are."""
     grouped: defaultdict[S62Operation, list[ServedRecord]] = defaultdict(list)
     for served in released.records:
         operation = changes.get((served.record_type, served.record_id), facts.default_operation)
@@ -427,5 +439,4 @@ async def write(
         # subscription) is when it received the record.
         seen = [(served.record_type, served.record_id) for served in consulted]
         first_seen = FirstSeen.of(facts.actor.organisation_code, seen, utcnow())
-    if drafts:
-        await audit.record_many(session, drafts, first_seen=first_seen, lock_timeout=lock_timeout)
+    return drafts, first_seen

@@ -52,6 +52,10 @@ class HubContext:
     replaying: bool = False
     # A webhook delivery (`hub.webhooks`): the one change its `recordChanges` stream resolves.
     webhook: WebhookAttempt | None = None
+    # The federated gateway's fetch for a response it will report, proven by its own token:
+    # (gateway client, report id). A query's events are then held for that report
+    # (`hub.federation.deferred`) and appended with it, in one event for the whole response.
+    gateway_fetch: tuple[str, str] | None = None
 
     @property
     def principal(self) -> Principal:

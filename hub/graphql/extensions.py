@@ -147,6 +147,11 @@ class RequestTransaction(SchemaExtension):
             released = dataclasses.replace(
                 released, records=records, disclosures=context.served.disclosures(data)
             )
+        if not mutation and self.audited and released and self._held(context, released):
+            # The gateway's fetch: its events go in its response's one event (the gateway's
+            # report), or are written by the hub itself if that never comes.
+            await session.rollback()
+            return
         # A query changed nothing, so its transaction can carry its events whatever the errors;
         # a failed mutation is undone and its refusals logged in a transaction of their own.
         if write and not (mutation and failed):
@@ -179,6 +184,19 @@ class RequestTransaction(SchemaExtension):
                 write=True, write_lock_wait=wait
             ) as audit_session:
                 await self._write(context, audit_session, released)
+
+    def _held(self, context: HubContext, released: audit_trail.Released) -> bool:
+        """Whether a query's events are held for the gateway's report of its response."""
+        key = context.gateway_fetch
+        if key is None or self.execution_context.operation_type is not OperationType.QUERY:
+            return False
+        facts = self._facts(context)
+        drafts, first_seen = audit_trail.events(
+            facts=facts, released=released, changes=context.served.changes
+        )
+        return context.hub.held_fetches.hold(
+            key, actor=facts.actor, drafts=drafts, first_seen=first_seen
+        )
 
     async def _write(
         self, context: HubContext, session: AsyncSession, released: audit_trail.Released

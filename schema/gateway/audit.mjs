@@ -9,6 +9,8 @@
 // hub answers that the event is written. Otherwise the caller gets AUDIT_UNAVAILABLE and no data.
 // No subgraph is asked to do anything, so none can forget.
 import { randomUUID } from 'node:crypto';
+import http from 'node:http';
+import https from 'node:https';
 import {
   GraphQLError,
   getNamedType,
@@ -46,6 +48,28 @@ export function requestIdOf(request) {
   return id;
 }
 
+// The id of a client request's report, made here (never the client's): sent with the gateway's
+// own token to the hub with each fetch (`hubFetchHeaders`) and in the report, so the hub holds
+// its fetches' events for the report and writes them in its one append, one event per response.
+const reportIds = new WeakMap();
+
+export function reportIdOf(request) {
+  let id = reportIds.get(request);
+  if (!id) {
+    id = randomUUID();
+    reportIds.set(request, id);
+  }
+  return id;
+}
+
+// Only to the hub (it alone reads them): another agency's subgraph never sees the gateway's token.
+export async function hubFetchHeaders(request, gatewayToken) {
+  return {
+    'hub-gateway-authorization': `Bearer ${await gatewayToken()}`,
+    'hub-gateway-report': reportIdOf(request),
+  };
+}
+
 function field(name, alias) {
   return {
     kind: Kind.FIELD,
@@ -57,6 +81,24 @@ function field(name, alias) {
 function recordTypesIn(schema, type, auditedTypes) {
   const possible = isAbstractType(type) ? schema.getPossibleTypes(type) : [type];
   return possible.filter((t) => auditedTypes.has(t.name) && t.getFields().id);
+}
+
+// The augmented document for each document the gateway parsed (its parser caches them by text),
+// per schema: made once, so the query planner, which caches plans by document, plans it once too.
+const augmentedDocuments = new WeakMap();
+
+function cachedWithRecordIdentity(schema, document, auditedTypes) {
+  let bySchema = augmentedDocuments.get(document);
+  if (!bySchema) {
+    bySchema = new WeakMap();
+    augmentedDocuments.set(document, bySchema);
+  }
+  let augmented = bySchema.get(schema);
+  if (!augmented) {
+    augmented = withRecordIdentity(schema, document, auditedTypes);
+    bySchema.set(schema, augmented);
+  }
+  return augmented;
 }
 
 // The caller's document with the fields that identify each record added (aliased, stripped later).
@@ -179,6 +221,62 @@ function stripped(value) {
   return copy;
 }
 
+// The report is posted with node's own HTTP client over kept-alive connections: the global
+// fetch (undici) cost the gateway more per report than building the report did.
+const agents = { 'http:': new http.Agent({ keepAlive: true }), 'https:': new https.Agent({ keepAlive: true }) };
+const REPORT_TIMEOUT_MS = 10_000;
+
+async function post(url, authorization, payload) {
+  const body = JSON.stringify(payload);
+  try {
+    return await postOnce(url, authorization, body);
+  } catch (error) {
+    // A kept-alive connection the hub had just closed as idle: the report never arrived there.
+    if (error?.reusedSocket && error.code === 'ECONNRESET') return postOnce(url, authorization, body);
+    throw error;
+  }
+}
+
+function postOnce(url, authorization, body) {
+  const target = new URL(url);
+  const client = target.protocol === 'https:' ? https : http;
+  return new Promise((resolve, reject) => {
+    const outgoing = client.request(
+      target,
+      {
+        method: 'POST',
+        agent: agents[target.protocol],
+        timeout: REPORT_TIMEOUT_MS,
+        headers: {
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(body),
+          authorization,
+        },
+      },
+      (incoming) => {
+        const chunks = [];
+        incoming.on('data', (chunk) => chunks.push(chunk));
+        incoming.on('error', reject);
+        incoming.on('end', () => {
+          let parsed = null;
+          try {
+            parsed = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+          } catch {
+            // not JSON: not a confirmation
+          }
+          resolve({ status: incoming.statusCode, body: parsed });
+        });
+      },
+    );
+    outgoing.on('timeout', () => outgoing.destroy(new Error('audit report timed out')));
+    outgoing.on('error', (error) => {
+      error.reusedSocket = outgoing.reusedSocket;
+      reject(error);
+    });
+    outgoing.end(body);
+  });
+}
+
 export function useHubAudit({ auditUrl, gatewayToken, supergraph, log }) {
   async function report(request, operation, records) {
     const caller = {
@@ -186,22 +284,15 @@ export function useHubAudit({ auditUrl, gatewayToken, supergraph, log }) {
       purpose: request.headers.get('hub-purpose'),
       onBehalfOf: request.headers.get('hub-on-behalf-of'),
     };
-    const response = await fetch(auditUrl, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        authorization: `Bearer ${await gatewayToken()}`,
-      },
-      body: JSON.stringify({
-        caller,
-        requestId: requestIdOf(request),
-        operationName: operation?.name?.value ?? null,
-        operationType: operation?.operation ?? null,
-        records,
-      }),
+    const response = await post(auditUrl, `Bearer ${await gatewayToken()}`, {
+      caller,
+      requestId: requestIdOf(request),
+      reportId: reportIdOf(request),
+      operationName: operation?.name?.value ?? null,
+      operationType: operation?.operation ?? null,
+      records,
     });
-    const body = await response.json().catch(() => ({}));
-    return response.ok && body.written === true;
+    return response.status === 200 && response.body?.written === true;
   }
 
   async function audited(args, result) {
@@ -226,7 +317,7 @@ export function useHubAudit({ auditUrl, gatewayToken, supergraph, log }) {
       setExecuteFn((executionArgs) =>
         executeFn({
           ...executionArgs,
-          document: withRecordIdentity(executionArgs.schema, executionArgs.document, supergraph.auditedTypes),
+          document: cachedWithRecordIdentity(executionArgs.schema, executionArgs.document, supergraph.auditedTypes),
         }),
       );
       return {
@@ -247,7 +338,7 @@ export function useHubAudit({ auditUrl, gatewayToken, supergraph, log }) {
       setSubscribeFn((subscribeArgs) =>
         subscribeFn({
           ...subscribeArgs,
-          document: withRecordIdentity(subscribeArgs.schema, subscribeArgs.document, supergraph.auditedTypes),
+          document: cachedWithRecordIdentity(subscribeArgs.schema, subscribeArgs.document, supergraph.auditedTypes),
         }),
       );
       return {

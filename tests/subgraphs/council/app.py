@@ -166,6 +166,10 @@ class Verified:
                 "purpose": headers.get("hub-purpose"),
                 "onBehalfOf": headers.get("hub-on-behalf-of"),
                 "requestId": headers.get("x-request-id"),
+                # The gateway's own token goes to the hub alone, never to another agency.
+                "gatewayCredential": (
+                    "present" if headers.get("hub-gateway-authorization") else None
+                ),
             }
         )
         claims = await self.council.verified_claims(headers.get("authorization"))
