@@ -47,6 +47,10 @@ GUARDED_TYPES = (
     "ReportBurst",
     "BatchingFigure",
     "ReportChart",
+    "AttendanceFigures",
+    "JointVisitFigures",
+    "ProtectionFigures",
+    "ProtectionFinding",
 )
 # Federation's own root fields: `_service` is the contract, `_entities` resolves entities whose
 # fields and rows are governed like any other path.
