@@ -82,11 +82,12 @@ async def find_pushed(
     return (await session.execute(query)).scalar_one_or_none()
 
 
-def same_or_conflict(existing: RecordT, payload_hash: str, *, what: str) -> RecordT:
+def same_or_conflict(
+    existing: RecordT, payload_hash: str, *, what: str, key: str = "police reference"
+) -> RecordT:
+    """`key` names the natural key in the message: a council's pushes carry its own reference."""
     if existing.payload_hash != payload_hash:
-        raise Conflict(
-            f"a different {what} was already pushed with this police reference or idempotency key"
-        )
+        raise Conflict(f"a different {what} was already pushed with this {key} or idempotency key")
     return existing
 
 
@@ -97,11 +98,12 @@ async def insert_once(
     insert: Callable[[], Awaitable[RecordT]],
     payload_hash: str,
     what: str,
+    key: str = "police reference",
 ) -> tuple[RecordT, bool]:
     """Return (record, created). Inserts inside a savepoint so a lost race loses nothing else."""
     existing = await find()
     if existing is not None:
-        return same_or_conflict(existing, payload_hash, what=what), False
+        return same_or_conflict(existing, payload_hash, what=what, key=key), False
     try:
         async with session.begin_nested():
             record = await insert()
@@ -109,5 +111,5 @@ async def insert_once(
         existing = await find()
         if existing is None:
             raise
-        return same_or_conflict(existing, payload_hash, what=what), False
+        return same_or_conflict(existing, payload_hash, what=what, key=key), False
     return record, True

@@ -20,6 +20,7 @@ from hub.investigations.models import (
     InvestigationTransition,
 )
 from hub.limits.models import RateLimit
+from hub.meetings.models import Meeting, MeetingChild, MeetingInvitation
 from hub.missing.models import MissingEpisode
 from hub.reference.models import ForceCoverage, Organisation
 from hub.timeliness.facts import StageFact
@@ -43,6 +44,9 @@ __all__ = [
     "InvestigationChild",
     "InvestigationIncident",
     "InvestigationTransition",
+    "Meeting",
+    "MeetingChild",
+    "MeetingInvitation",
     "MissingEpisode",
     "OAuthClient",
     "Organisation",

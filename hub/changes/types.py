@@ -1,11 +1,17 @@
-"""`recordChanges`: police records delivered to a council or school as they are pushed.
+"""`recordChanges`: records delivered to their subscribers as they are pushed.
 
-Each change is read from the outbox in order and, if the caller's row scope reaches the record,
-delivered with the fields the agreement allows. Every delivery is a disclosure in the audit log,
-written before the message leaves (`RequestTransaction.on_stream_result`): if it cannot be
-written, the subscriber gets an error instead of the record. A subscriber that reconnects passes
-the last `cursor` it received as `after` and misses nothing. The subscription ends when the
-caller's token expires; the client reconnects with a fresh one and resumes.
+Police records go to the councils and schools whose rows reach them (and to the pushing force);
+a meeting goes to the convening council, to the councils of its children and to each invited
+force, the moment it is scheduled or changed. Each change is read from the outbox in order and,
+if the caller's row scope reaches the record, delivered with the fields the agreement allows.
+A meeting is delivered in `meeting` (a police record in `record`), and only to a subscription
+that selects `meeting`: one written before meetings existed is sent what it always was.
+
+Every delivery is a disclosure in the audit log, written before the message leaves
+(`RequestTransaction.on_stream_result`): if it cannot be written, the subscriber gets an error
+instead of the record. A subscriber that reconnects passes the last `cursor` it received as `after`
+and misses nothing. The subscription ends when the caller's token expires; the client reconnects
+with a fresh one and resumes.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from typing import Any, cast
 
 import strawberry
 from graphql import FieldNode, VariableNode, print_ast
+from strawberry.types.nodes import SelectedField
 
 from hub.access.identity import Principal
 from hub.access.permissions import AgreementListsField, NamesPurposeAndPerson
@@ -32,6 +39,7 @@ from hub.graphql.context import HubContext, Info
 from hub.graphql.entity import PoliceRecord
 from hub.incidents.types import Incident
 from hub.investigations.types import Investigation
+from hub.meetings.types import Meeting
 from hub.missing.types import MissingEpisode
 
 ChangeKindType = strawberry.enum(ChangeKind, name="ChangeKind")
@@ -43,12 +51,17 @@ RECORD_TYPES: dict[str, type[Incident | MissingEpisode | Investigation]] = {
 BATCH = 100
 
 
-@strawberry.type(name="RecordChange", description="A police record created or changed.")
+@strawberry.type(name="RecordChange", description="A record created or changed.")
 class RecordChangeEvent:
     cursor: str = strawberry.field(description="Pass as `after` to resume after this change.")
     change: ChangeKindType  # type: ignore[valid-type]
     occurred_at: dt.datetime
-    record: PoliceRecord | None
+    record: PoliceRecord | None = strawberry.field(description="A police record; else null.")
+    meeting: Meeting | None = strawberry.field(
+        default=None,
+        description="A meeting scheduled or changed (its invitations, answers, reports, "
+        "attendance); else null. Sent only to subscriptions that select this field.",
+    )
 
 
 def _expired(info: Info) -> bool:
@@ -133,15 +146,10 @@ async def _own(
             # resolve and its audit is written; the stream-result hook commits it before
             # the message leaves (and it closes here when the subscriber goes).
             async with context.event_transaction():
-                record = await _in_scope(info, change)
-                if record is None:  # not the caller's: nothing delivered, nothing logged
+                event = await _in_scope(info, change, cursors.seal(str(stream.seen)))
+                if event is None:  # not the caller's: nothing delivered, nothing logged
                     continue
-                yield RecordChangeEvent(
-                    cursor=cursors.seal(str(stream.seen)),
-                    change=ChangeKind(change.change),
-                    occurred_at=change.occurred_at,
-                    record=record,
-                )
+                yield event
 
 
 async def _shared(info: Info, member: fanout_.Member) -> AsyncIterator[fanout_.Replayed]:
@@ -168,17 +176,12 @@ async def _for_group(info: Info, group: fanout_.Group) -> AsyncIterator[RecordCh
     async for pending in group.feed():
         change = pending.change
         async with context.event_transaction():
-            record = await _in_scope(info, change)
-            if record is None:
+            event = await _in_scope(info, change, cursors.seal(str(change.seq)))
+            if event is None:
                 group.skipped(pending)
                 continue
             context.recipients = pending.recipients
-            yield RecordChangeEvent(
-                cursor=cursors.seal(str(change.seq)),
-                change=ChangeKind(change.change),
-                occurred_at=change.occurred_at,
-                record=record,
-            )
+            yield event
 
 
 def _join(info: Info, *, seen: int) -> fanout_.Member | None:
@@ -248,8 +251,36 @@ def _cursor_variable(field: FieldNode) -> str | None:
     return None
 
 
-async def _in_scope(info: Info, change: RecordChange) -> PoliceRecord | None:
-    kind = RECORD_TYPES.get(change.record_type)
-    if kind is None:
+async def _in_scope(info: Info, change: RecordChange, cursor: str) -> RecordChangeEvent | None:
+    """The change's event for the caller, or None if its record is outside the caller's rows
+    (each record type's loader applies the caller's scope, as a query's would)."""
+    record_id = strawberry.ID(change.record_id)
+    record: PoliceRecord | None = None
+    meeting: Meeting | None = None
+    if change.record_type == "Meeting":
+        if _selects_meetings(info):
+            meeting = await Meeting.resolve_reference(info, record_id)
+    elif (kind := RECORD_TYPES.get(change.record_type)) is not None:
+        record = await kind.resolve_reference(info, record_id)
+    if record is None and meeting is None:
         return None
-    return await kind.resolve_reference(info, strawberry.ID(change.record_id))
+    return RecordChangeEvent(
+        cursor=cursor,
+        change=ChangeKind(change.change),
+        occurred_at=change.occurred_at,
+        record=record,
+        meeting=meeting,
+    )
+
+
+def _selects_meetings(info: Info) -> bool:
+    """Whether the subscription asks for `meeting` (directly or in a fragment)."""
+    pending = list(info.selected_fields[0].selections if info.selected_fields else ())
+    while pending:
+        selection = pending.pop()
+        if isinstance(selection, SelectedField):
+            if selection.name == "meeting":
+                return True
+        else:
+            pending.extend(selection.selections)
+    return False

@@ -26,9 +26,10 @@ from hub.audit.service import Actor, ServedRecord
 from hub.db import utcnow
 from hub.incidents.models import IncidentChild
 from hub.investigations.models import InvestigationChild
+from hub.meetings.models import MeetingChild
 from hub.timeliness.models import RECEIVING_ROLES, FirstSeen
 
-AUDITED_TYPES = frozenset({"Child", "Incident", "MissingEpisode", "Investigation"})
+AUDITED_TYPES = frozenset({"Child", "Incident", "MissingEpisode", "Investigation", "Meeting"})
 Path = tuple[str | int, ...]
 
 
@@ -43,6 +44,8 @@ def _owner(type_name: str, row: Any) -> str | None:
     if type_name == "Child":
         owner: str | None = row.responsible_council_code
         return owner
+    if type_name == "Meeting":  # the convening council's record
+        return str(row.council_code)
     return str(row.force_code)
 
 
@@ -164,8 +167,9 @@ class LoadedChildren:
     investigations: Callable[[str], Any] = dataclasses.field(default=lambda _: None)
 
     def of(self, type_name: str, record_id: str) -> tuple[str, ...] | None:
-        lookup = self.incidents if type_name == "Incident" else self.investigations
-        future = lookup(record_id)
+        lookups = {"Incident": self.incidents, "Investigation": self.investigations}
+        lookup = lookups.get(type_name)
+        future = lookup(record_id) if lookup is not None else None
         if future is None or not future.done() or future.exception() is not None:
             return None
         return tuple(sorted(_child_id(row) for row in future.result()))
@@ -201,15 +205,19 @@ async def children_of(
             col(InvestigationChild.investigation_id),
             col(InvestigationChild.child_id),
         ),
+        # An unborn child has no record yet: the meeting concerns its born children.
+        "Meeting": (col(MeetingChild.meeting_id), col(MeetingChild.child_id)),
     }
     for type_name, ids in by_type.items():
         record_column, child_column = links[type_name]
         rows = await session.execute(
-            sa.select(record_column, child_column).where(record_column.in_(ids))
+            sa.select(record_column, child_column).where(
+                record_column.in_(ids), child_column.is_not(None)
+            )
         )
         grouped: defaultdict[str, list[str]] = defaultdict(list)
         for record_id, child_id in rows.all():
-            grouped[record_id].append(child_id)
+            grouped[record_id].append(str(child_id))
         for record_id in ids:
             concerned[(type_name, record_id)] = tuple(sorted(grouped[record_id]))
     return concerned

@@ -24,6 +24,8 @@ from hub.investigations.models import (
     InvestigationIncident,
     InvestigationTransition,
 )
+from hub.meetings import scope as meeting_scope
+from hub.meetings.models import Meeting, MeetingChild, MeetingInvitation
 from hub.missing.models import MissingEpisode
 from hub.reference.models import Organisation
 
@@ -172,4 +174,32 @@ class Loaders:
             ),
             lambda row: row[0],
             lambda row: row[1],
+        )
+        self.meeting: DataLoader[str, Meeting | None] = _one(
+            s,
+            lambda ids: sa.select(Meeting).where(
+                col(Meeting.id).in_(ids), meeting_scope.meetings(scope)
+            ),
+            lambda m: m.id,
+        )
+        # Of a meeting the caller sees: every child it is about, and the invitations it may see.
+        self.meeting_children: DataLoader[str, list[MeetingChild]] = _many(
+            s,
+            lambda ids: (
+                sa.select(MeetingChild)
+                .where(col(MeetingChild.meeting_id).in_(ids))
+                .order_by(col(MeetingChild.id))
+            ),
+            lambda row: row[0].meeting_id,
+            lambda row: row[0],
+        )
+        self.meeting_invitations: DataLoader[str, list[MeetingInvitation]] = _many(
+            s,
+            lambda ids: (
+                sa.select(MeetingInvitation)
+                .where(col(MeetingInvitation.meeting_id).in_(ids), meeting_scope.invitations(scope))
+                .order_by(col(MeetingInvitation.force_code))
+            ),
+            lambda row: row[0].meeting_id,
+            lambda row: row[0],
         )

@@ -52,6 +52,8 @@ from hub.investigations.types import (
     InvestigationFilterInput,
     UpdateInvestigationStatusInput,
 )
+from hub.meetings import service as meetings
+from hub.meetings.types import Meeting, MeetingFilterInput, MeetingMutation
 from hub.missing import service as missing
 from hub.missing.types import (
     MissingEpisode,
@@ -191,6 +193,20 @@ class Query(AuditQuery, TimelinessQuery):
             info, investigations.list_, given, Investigation.of, first=first, after=after
         )
 
+    @strawberry.field(
+        description="Strategy discussions and child protection conferences in the caller's "
+        "view, by when they are scheduled, newest first."
+    )
+    async def meetings(
+        self,
+        info: Info,
+        filter: MeetingFilterInput | None = None,  # noqa: A002
+        first: int | None = None,
+        after: str | None = None,
+    ) -> Connection[Meeting] | None:
+        given = filter or MeetingFilterInput()
+        return await _connection(info, meetings.list_, given, Meeting.of, first=first, after=after)
+
     @strawberry.field
     async def child(self, info: Info, id: strawberry.ID) -> Child | None:  # noqa: A002
         return await Child.resolve_reference(info, id)
@@ -215,9 +231,13 @@ class Query(AuditQuery, TimelinessQuery):
     ) -> Investigation | None:
         return await Investigation.resolve_reference(info, id)
 
+    @strawberry.field
+    async def meeting(self, info: Info, id: strawberry.ID) -> Meeting | None:  # noqa: A002
+        return await Meeting.resolve_reference(info, id)
+
 
 @strawberry.type
-class Mutation(TimelinessMutation):
+class Mutation(TimelinessMutation, MeetingMutation):
     @strawberry.mutation(
         description="Push an incident the moment it is recorded. Safe to retry.",
     )
