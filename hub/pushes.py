@@ -1,8 +1,10 @@
-"""Idempotent pushes: police systems retry until answered, and a retry must never duplicate.
+"""Idempotent pushes: police and council systems retry until answered, and a retry must never
+duplicate.
 
-A push is identified by its natural key (force and police reference) or by the client's
-idempotency key. Its content is fingerprinted: the same content again returns the stored record,
-different content under the same key is a CONFLICT. Concurrent identical pushes race on the
+A push is identified by its natural key (force and police reference; for a council's push,
+council and council reference) or by the client's idempotency key. Its content is
+fingerprinted: the same content again returns the stored record, different content under the
+same key is a CONFLICT. Concurrent identical pushes race on the
 database's unique constraints; the loser rolls back to a savepoint and finds the winner's row.
 """
 
@@ -42,6 +44,7 @@ class PushKeys(Protocol):
     def idempotency_key(self) -> str | None: ...
 
 
+T = TypeVar("T")
 RecordT = TypeVar("RecordT", bound=Fingerprinted)
 PushedT = TypeVar("PushedT", bound=Pushed)
 
@@ -75,19 +78,42 @@ async def find_pushed(
     push: PushKeys,
 ) -> PushedT | None:
     """The force's earlier push under this one's police reference or idempotency key, if any."""
-    keys = [col(model.police_reference) == push.police_reference]
-    if push.idempotency_key is not None:
-        keys.append(col(model.idempotency_key) == push.idempotency_key)
-    query = sa.select(model).where(col(model.force_code) == force_code, sa.or_(*keys)).limit(1)
-    return (await session.execute(query)).scalar_one_or_none()
+    return await find_keyed(
+        session,
+        model,
+        owner=(col(model.force_code), force_code),
+        reference=(col(model.police_reference), push.police_reference),
+        idempotency_key=(col(model.idempotency_key), push.idempotency_key),
+    )
+
+
+async def find_keyed(
+    session: AsyncSession,
+    model: type[T],
+    *,
+    owner: tuple[Any, str],
+    reference: tuple[Any, str],
+    idempotency_key: tuple[Any, str | None],
+) -> T | None:
+    """The owner's earlier push under this reference or idempotency key (each a column and the
+    push's value), if any: the one lookup behind every push's natural key."""
+    (owner_column, code), (reference_column, value) = owner, reference
+    key_column, key = idempotency_key
+    keys = [reference_column == value]
+    if key is not None:
+        keys.append(key_column == key)
+    query = sa.select(model).where(owner_column == code, sa.or_(*keys)).limit(1)
+    found: T | None = (await session.execute(query)).scalar_one_or_none()
+    return found
 
 
 def same_or_conflict(
-    existing: RecordT, payload_hash: str, *, what: str, key: str = "police reference"
+    existing: RecordT, payload_hash: str, *, what: str, reference: str = "police reference"
 ) -> RecordT:
-    """`key` names the natural key in the message: a council's pushes carry its own reference."""
     if existing.payload_hash != payload_hash:
-        raise Conflict(f"a different {what} was already pushed with this {key} or idempotency key")
+        raise Conflict(
+            f"a different {what} was already pushed with this {reference} or idempotency key"
+        )
     return existing
 
 
@@ -98,12 +124,15 @@ async def insert_once(
     insert: Callable[[], Awaitable[RecordT]],
     payload_hash: str,
     what: str,
-    key: str = "police reference",
+    reference: str = "police reference",
 ) -> tuple[RecordT, bool]:
-    """Return (record, created). Inserts inside a savepoint so a lost race loses nothing else."""
+    """Return (record, created). Inserts inside a savepoint so a lost race loses nothing else.
+
+    `reference` names the push's natural key in a CONFLICT's message.
+    """
     existing = await find()
     if existing is not None:
-        return same_or_conflict(existing, payload_hash, what=what, key=key), False
+        return same_or_conflict(existing, payload_hash, what=what, reference=reference), False
     try:
         async with session.begin_nested():
             record = await insert()
@@ -111,5 +140,5 @@ async def insert_once(
         existing = await find()
         if existing is None:
             raise
-        return same_or_conflict(existing, payload_hash, what=what, key=key), False
+        return same_or_conflict(existing, payload_hash, what=what, reference=reference), False
     return record, True

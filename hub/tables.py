@@ -19,9 +19,11 @@ from hub.investigations.models import (
     InvestigationIncident,
     InvestigationTransition,
 )
+from hub.joint_visits.models import JointVisitRequest
 from hub.limits.models import RateLimit
 from hub.meetings.models import Meeting, MeetingChild, MeetingInvitation
 from hub.missing.models import MissingEpisode
+from hub.protection.models import PoliceProtection
 from hub.reference.models import ForceCoverage, Organisation
 from hub.timeliness.facts import StageFact
 from hub.timeliness.models import RecordReceipt
@@ -44,12 +46,14 @@ __all__ = [
     "InvestigationChild",
     "InvestigationIncident",
     "InvestigationTransition",
+    "JointVisitRequest",
     "Meeting",
     "MeetingChild",
     "MeetingInvitation",
     "MissingEpisode",
     "OAuthClient",
     "Organisation",
+    "PoliceProtection",
     "RateLimit",
     "RecordChange",
     "RecordReceipt",

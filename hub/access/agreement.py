@@ -38,6 +38,8 @@ GUARDED_TYPES = (
     "Meeting",
     "MeetingChild",
     "MeetingInvitation",
+    "JointVisitRequest",
+    "PoliceProtection",
     "AccessEvent",
     "AuditCheckpoint",
     "Timeline",

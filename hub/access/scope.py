@@ -74,6 +74,11 @@ class RowScope:
             .correlate_except(_child)
         )
 
+    def child_is_ours(self, child_id: Any) -> sa.ColumnElement[bool]:
+        """The child (an id column of the caller's table) is one of our councils' children: for
+        the domains that scope their own records (`hub.joint_visits`, `hub.protection`)."""
+        return self._child_is_ours(child_id)
+
     def _any_child_ours(
         self, link: Any, record_column: Any, record_id: Any
     ) -> sa.ColumnElement[bool]:

@@ -1,5 +1,8 @@
 """`recordChanges`: records delivered to their subscribers as they are pushed.
 
+A police record arrives in `record`, a council's (a joint visit request) in `councilRecord`;
+which reach a caller is the record type's own scope (its loader), as for a query.
+
 Police records go to the councils and schools whose rows reach them (and to the pushing force);
 a meeting goes to the convening council, to the councils of its children and to each invited
 force, the moment it is scheduled or changed. Each change is read from the outbox in order and,
@@ -36,17 +39,23 @@ from hub.changes.models import ChangeKind, RecordChange
 from hub.db import utcnow
 from hub.graphql.audit_trail import Recipient
 from hub.graphql.context import HubContext, Info
-from hub.graphql.entity import PoliceRecord
+from hub.graphql.entity import CouncilRecord, PoliceRecord
 from hub.incidents.types import Incident
 from hub.investigations.types import Investigation
+from hub.joint_visits.types import JointVisitRequest
 from hub.meetings.types import Meeting
 from hub.missing.types import MissingEpisode
+from hub.protection.types import PoliceProtection
 
 ChangeKindType = strawberry.enum(ChangeKind, name="ChangeKind")
-RECORD_TYPES: dict[str, type[Incident | MissingEpisode | Investigation]] = {
+RECORD_TYPES: dict[str, type[PoliceRecord]] = {
     "Incident": Incident,
     "MissingEpisode": MissingEpisode,
     "Investigation": Investigation,
+    "PoliceProtection": PoliceProtection,
+}
+COUNCIL_RECORD_TYPES: dict[str, type[CouncilRecord]] = {
+    "JointVisitRequest": JointVisitRequest,
 }
 BATCH = 100
 
@@ -56,7 +65,13 @@ class RecordChangeEvent:
     cursor: str = strawberry.field(description="Pass as `after` to resume after this change.")
     change: ChangeKindType  # type: ignore[valid-type]
     occurred_at: dt.datetime
-    record: PoliceRecord | None = strawberry.field(description="A police record; else null.")
+    record: PoliceRecord | None = strawberry.field(
+        default=None, description="A police record; null when the change is a council's record."
+    )
+    council_record: CouncilRecord | None = strawberry.field(
+        default=None,
+        description="A council's record (a joint visit request); null for a police record.",
+    )
     meeting: Meeting | None = strawberry.field(
         default=None,
         description="A meeting scheduled or changed (its invitations, answers, reports, "
@@ -256,19 +271,23 @@ async def _in_scope(info: Info, change: RecordChange, cursor: str) -> RecordChan
     (each record type's loader applies the caller's scope, as a query's would)."""
     record_id = strawberry.ID(change.record_id)
     record: PoliceRecord | None = None
+    council_record: CouncilRecord | None = None
     meeting: Meeting | None = None
     if change.record_type == "Meeting":
         if _selects_meetings(info):
             meeting = await Meeting.resolve_reference(info, record_id)
     elif (kind := RECORD_TYPES.get(change.record_type)) is not None:
         record = await kind.resolve_reference(info, record_id)
-    if record is None and meeting is None:
+    elif (council_kind := COUNCIL_RECORD_TYPES.get(change.record_type)) is not None:
+        council_record = await council_kind.resolve_reference(info, record_id)
+    if record is None and meeting is None and council_record is None:
         return None
     return RecordChangeEvent(
         cursor=cursor,
         change=ChangeKind(change.change),
         occurred_at=change.occurred_at,
         record=record,
+        council_record=council_record,
         meeting=meeting,
     )
 

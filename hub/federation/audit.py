@@ -35,10 +35,12 @@ from hub.audit.service import Actor, AuditWriteFailed, ServedRecord
 from hub.children.models import Child
 from hub.errors import Forbidden, HubError, Unauthenticated
 from hub.federation.report import ReportedRecord, ResponseReport, parse
-from hub.graphql.audit_trail import LoadedChildren, children_of
+from hub.graphql.audit_trail import LoadedChildren, children_of, owner_of
 from hub.incidents.models import Incident
 from hub.investigations.models import Investigation
+from hub.joint_visits.models import JointVisitRequest
 from hub.missing.models import MissingEpisode
+from hub.protection.models import PoliceProtection
 
 if TYPE_CHECKING:
     from hub.app import HubState
@@ -50,6 +52,8 @@ _MODELS: dict[str, Any] = {
     "Incident": Incident,
     "MissingEpisode": MissingEpisode,
     "Investigation": Investigation,
+    "JointVisitRequest": JointVisitRequest,
+    "PoliceProtection": PoliceProtection,
 }
 
 
@@ -171,7 +175,7 @@ async def _served(session: AsyncSession, records: Sequence[ReportedRecord]) -> l
             record_id=r.record_id,
             fields=r.fields,
             child_ids=children.get((r.type_name, r.record_id), ()),
-            owner=_owner(rows.get((r.type_name, r.record_id))),
+            owner=_owner(r.type_name, rows.get((r.type_name, r.record_id))),
         )
         for r in _merged(records)
     ]
@@ -208,9 +212,5 @@ async def _rows(
     return found
 
 
-def _owner(row: Any) -> str | None:
-    if row is None:
-        return None
-    if isinstance(row, Child):
-        return row.responsible_council_code
-    return str(row.force_code)
+def _owner(type_name: str, row: Any) -> str | None:
+    return None if row is None else owner_of(type_name, row)

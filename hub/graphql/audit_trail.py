@@ -29,7 +29,21 @@ from hub.investigations.models import InvestigationChild
 from hub.meetings.models import MeetingChild
 from hub.timeliness.models import RECEIVING_ROLES, FirstSeen
 
-AUDITED_TYPES = frozenset({"Child", "Incident", "MissingEpisode", "Investigation", "Meeting"})
+AUDITED_TYPES = frozenset(
+    {
+        "Child",
+        "Incident",
+        "MissingEpisode",
+        "Investigation",
+        "Meeting",
+        "JointVisitRequest",
+        "PoliceProtection",
+    }
+)
+# Records about exactly one child, held in their `child_id`.
+ONE_CHILD_TYPES = frozenset({"MissingEpisode", "JointVisitRequest", "PoliceProtection"})
+# Records a council pushed: the council owns them (its DPO reads their accesses).
+COUNCIL_OWNED_TYPES = frozenset({"Meeting", "JointVisitRequest"})
 Path = tuple[str | int, ...]
 
 
@@ -40,11 +54,12 @@ class _Noted:
     fields: dict[str, str] = dataclasses.field(default_factory=dict)  # response key -> field
 
 
-def _owner(type_name: str, row: Any) -> str | None:
+def owner_of(type_name: str, row: Any) -> str | None:
+    """The organisation whose record it is: whose DPO reads its accesses."""
     if type_name == "Child":
         owner: str | None = row.responsible_council_code
         return owner
-    if type_name == "Meeting":  # the convening council's record
+    if type_name in COUNCIL_OWNED_TYPES:  # a meeting: the convening council's record
         return str(row.council_code)
     return str(row.force_code)
 
@@ -133,7 +148,7 @@ class ServedRecords:
                 record_id=str(row.id),
                 fields=every,
                 child_ids=children.get(key, ()),
-                owner=_owner(type_name, row),
+                owner=owner_of(type_name, row),
             )
         return list(merged.values())
 
@@ -193,7 +208,7 @@ async def children_of(
     for type_name, row, _ in released:
         if type_name == "Child":
             concerned[(type_name, row.id)] = (row.id,)
-        elif type_name == "MissingEpisode":
+        elif type_name in ONE_CHILD_TYPES:
             concerned[(type_name, row.id)] = (row.child_id,)
         elif (known := loaded.of(type_name, row.id)) is not None:
             concerned[(type_name, row.id)] = known

@@ -67,3 +67,25 @@ class PoliceRecord(Entity):
 
         # Each record type's class is named as its GraphQL type (Incident, MissingEpisode, ...).
         return await load_timeline(info, type(self).__name__, str(self.row.id))
+
+
+@strawberry.interface(
+    description="A record a council pushed to the hub (a joint visit request, a meeting)."
+)
+class CouncilRecord(Entity):
+    row: strawberry.Private[Any]
+    id: strawberry.ID
+
+    @strawberry.field(description="The council that pushed it.")
+    async def council(self, info: Info) -> Organisation | None:
+        return await load_organisation(info, self.row.council_code)
+
+    @strawberry.field(description="The council's own reference for the record.")
+    def council_reference(self) -> str | None:
+        reference: str = self.row.council_reference
+        return reference
+
+    @strawberry.field(description="When the hub received it (set by the hub).")
+    def shared_at(self) -> dt.datetime | None:
+        shared: dt.datetime = self.row.shared_at
+        return shared

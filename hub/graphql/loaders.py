@@ -24,9 +24,13 @@ from hub.investigations.models import (
     InvestigationIncident,
     InvestigationTransition,
 )
+from hub.joint_visits import service as joint_visits
+from hub.joint_visits.models import JointVisitRequest
 from hub.meetings import scope as meeting_scope
 from hub.meetings.models import Meeting, MeetingChild, MeetingInvitation
 from hub.missing.models import MissingEpisode
+from hub.protection import service as protection
+from hub.protection.models import PoliceProtection
 from hub.reference.models import Organisation
 
 K = TypeVar("K")
@@ -89,6 +93,21 @@ class Loaders:
                 col(Investigation.id).in_(ids), scope.investigations()
             ),
             lambda i: i.id,
+        )
+        # Each domain that scopes its own records names its predicate (`visible`).
+        self.joint_visit_request: DataLoader[str, JointVisitRequest | None] = _one(
+            s,
+            lambda ids: sa.select(JointVisitRequest).where(
+                col(JointVisitRequest.id).in_(ids), joint_visits.visible(scope)
+            ),
+            lambda r: r.id,
+        )
+        self.police_protection: DataLoader[str, PoliceProtection | None] = _one(
+            s,
+            lambda ids: sa.select(PoliceProtection).where(
+                col(PoliceProtection.id).in_(ids), protection.visible(scope)
+            ),
+            lambda p: p.id,
         )
         self.scoped_child: DataLoader[str, Child | None] = _one(
             s,

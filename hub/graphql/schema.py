@@ -52,6 +52,14 @@ from hub.investigations.types import (
     InvestigationFilterInput,
     UpdateInvestigationStatusInput,
 )
+from hub.joint_visits import service as joint_visits
+from hub.joint_visits.types import (
+    JointVisitRequest,
+    JointVisitRequestFilterInput,
+    RecordJointVisitInput,
+    RequestJointVisitInput,
+    RespondToJointVisitRequestInput,
+)
 from hub.meetings import service as meetings
 from hub.meetings.types import Meeting, MeetingFilterInput, MeetingMutation
 from hub.missing import service as missing
@@ -62,6 +70,12 @@ from hub.missing.types import (
     UpdateMissingEpisodeInput,
 )
 from hub.pagination import Page
+from hub.protection import service as protection
+from hub.protection.types import (
+    PoliceProtection,
+    PoliceProtectionFilterInput,
+    RecordPoliceProtectionInput,
+)
 from hub.reference import service as reference
 from hub.reference.models import OrganisationKind
 from hub.reference.types import Organisation, OrganisationKindType, load_organisation
@@ -207,6 +221,35 @@ class Query(AuditQuery, TimelinessQuery):
         given = filter or MeetingFilterInput()
         return await _connection(info, meetings.list_, given, Meeting.of, first=first, after=after)
 
+    @strawberry.field(
+        description="Joint visit and ABE interview requests: a council's own and those about its "
+        "children; a force's, those made to it."
+    )
+    async def joint_visit_requests(
+        self,
+        info: Info,
+        filter: JointVisitRequestFilterInput | None = None,  # noqa: A002
+        first: int | None = None,
+        after: str | None = None,
+    ) -> Connection[JointVisitRequest] | None:
+        given = filter or JointVisitRequestFilterInput()
+        return await _connection(
+            info, joint_visits.list_, given, JointVisitRequest.of, first=first, after=after
+        )
+
+    @strawberry.field(description="Police protections (Children Act 1989 s.46), newest first.")
+    async def police_protections(
+        self,
+        info: Info,
+        filter: PoliceProtectionFilterInput | None = None,  # noqa: A002
+        first: int | None = None,
+        after: str | None = None,
+    ) -> Connection[PoliceProtection] | None:
+        given = filter or PoliceProtectionFilterInput()
+        return await _connection(
+            info, protection.list_, given, PoliceProtection.of, first=first, after=after
+        )
+
     @strawberry.field
     async def child(self, info: Info, id: strawberry.ID) -> Child | None:  # noqa: A002
         return await Child.resolve_reference(info, id)
@@ -234,6 +277,22 @@ class Query(AuditQuery, TimelinessQuery):
     @strawberry.field
     async def meeting(self, info: Info, id: strawberry.ID) -> Meeting | None:  # noqa: A002
         return await Meeting.resolve_reference(info, id)
+
+    @strawberry.field
+    async def joint_visit_request(
+        self,
+        info: Info,
+        id: strawberry.ID,  # noqa: A002
+    ) -> JointVisitRequest | None:
+        return await JointVisitRequest.resolve_reference(info, id)
+
+    @strawberry.field
+    async def police_protection(
+        self,
+        info: Info,
+        id: strawberry.ID,  # noqa: A002
+    ) -> PoliceProtection | None:
+        return await PoliceProtection.resolve_reference(info, id)
 
 
 @strawberry.type
@@ -340,6 +399,80 @@ class Mutation(TimelinessMutation, MeetingMutation):
             operation = S62Operation.COLLECTION if opened else S62Operation.ALTERATION
             info.context.served.changed("Investigation", row.id, operation)
         return Investigation.of(row)
+
+    @strawberry.mutation(
+        description="A council asks a force for a joint visit or ABE interview. Safe to retry.",
+    )
+    async def request_joint_visit(
+        self,
+        info: Info,
+        input: RequestJointVisitInput,  # noqa: A002
+    ) -> JointVisitRequest | None:
+        row, created = await joint_visits.request(
+            info.context.session,
+            council_code=info.context.principal.organisation_code,
+            scope=info.context.scope,
+            visit=input.command(),
+        )
+        if created:
+            info.context.served.changed("JointVisitRequest", row.id, S62Operation.COLLECTION)
+        return JointVisitRequest.of(row)
+
+    @strawberry.mutation(
+        description="The force answers a joint visit request made to it: an officer assigned "
+        "(with rank or role), or not available (with the reason). Safe to retry.",
+    )
+    async def respond_to_joint_visit_request(
+        self,
+        info: Info,
+        input: RespondToJointVisitRequestInput,  # noqa: A002
+    ) -> JointVisitRequest | None:
+        row, changed = await joint_visits.respond(
+            info.context.session,
+            force_code=info.context.principal.organisation_code,
+            answer=input.command(),
+        )
+        if changed:
+            info.context.served.changed("JointVisitRequest", row.id, S62Operation.ALTERATION)
+        return JointVisitRequest.of(row)
+
+    @strawberry.mutation(
+        description="The council records what became of its joint visit request: held jointly, "
+        "by the social worker alone, or cancelled. Safe to retry.",
+    )
+    async def record_joint_visit(
+        self,
+        info: Info,
+        input: RecordJointVisitInput,  # noqa: A002
+    ) -> JointVisitRequest | None:
+        row, changed = await joint_visits.record_outcome(
+            info.context.session,
+            council_code=info.context.principal.organisation_code,
+            outcome=input.command(),
+        )
+        if changed:
+            info.context.served.changed("JointVisitRequest", row.id, S62Operation.ALTERATION)
+        return JointVisitRequest.of(row)
+
+    @strawberry.mutation(
+        description="Push a police protection (Children Act 1989 s.46) the moment it is "
+        "recorded. Safe to retry.",
+    )
+    async def record_police_protection(
+        self,
+        info: Info,
+        input: RecordPoliceProtectionInput,  # noqa: A002
+    ) -> PoliceProtection | None:
+        p = info.context.principal
+        row, created = await protection.record(
+            info.context.session,
+            force_code=p.organisation_code,
+            client_id=p.client_id,
+            report=input.command(),
+        )
+        if created:
+            info.context.served.changed("PoliceProtection", row.id, S62Operation.COLLECTION)
+        return PoliceProtection.of(row)
 
 
 def build_schema(

@@ -331,7 +331,7 @@ async def schedule(
         insert=insert,
         payload_hash=payload_hash,
         what="meeting",
-        key="council reference",
+        reference="council reference",
     )
 
 

@@ -19,7 +19,7 @@ from sqlmodel import Field, SQLModel
 from hub.base import utc_field
 
 # The record types a receipt can be about: those the audit names when it serves a record.
-RECEIPT_TYPES = ("Incident", "MissingEpisode", "Investigation")
+RECEIPT_TYPES = ("Incident", "MissingEpisode", "Investigation", "PoliceProtection")
 # The roles that receive what police share; their first consultation of a record is its receipt.
 RECEIVING_ROLES = frozenset({"council_social_worker", "school_dsl"})
 

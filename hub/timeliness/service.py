@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -30,6 +30,8 @@ from hub.investigations.models import (
     InvestigationTransition,
 )
 from hub.missing.models import MissingEpisode, MissingStatus
+from hub.protection import service as protection
+from hub.protection.models import PoliceProtection
 from hub.reference.models import Organisation
 from hub.timeliness.models import RECEIPT_TYPES, FirstSeen, RecordReceipt, note_first_seen
 from hub.timeliness.timeline import Recipient, RecordTimes, incident_kind, nation_of
@@ -308,17 +310,18 @@ async def _nations(session: AsyncSession, codes: set[str]) -> dict[str, str | No
 async def _visible(
     session: AsyncSession, scope: RowScope, record_type: str, record_id: str
 ) -> bool:
-    predicates = {
+    predicates: dict[str, tuple[Any, Callable[[], sa.ColumnElement[bool]]]] = {
         "Incident": (Incident, scope.incidents),
         "MissingEpisode": (MissingEpisode, scope.missing_episodes),
         "Investigation": (Investigation, scope.investigations),
+        "PoliceProtection": (PoliceProtection, lambda: protection.visible(scope)),
     }
     if record_type not in predicates:
         raise InvalidInput(
             f"recordType must be one of {', '.join(RECEIPT_TYPES)}", field="recordType"
         )
     model, predicate = predicates[record_type]
-    query = sa.select(sa.literal(1)).select_from(model).where(model.id == record_id, predicate())  # type: ignore[attr-defined]
+    query = sa.select(sa.literal(1)).select_from(model).where(model.id == record_id, predicate())
     return (await session.execute(query)).first() is not None
 
 
