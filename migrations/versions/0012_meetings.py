@@ -33,7 +33,7 @@ def upgrade() -> None:
         sa.Column("council_reference", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("idempotency_key", sqlmodel.sql.sqltypes.AutoString(length=128), nullable=True),
         sa.Column("payload_hash", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("kind", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+        sa.Column("kind", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("scheduled_at", hub.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("mode", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
         sa.Column(
