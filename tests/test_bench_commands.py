@@ -149,9 +149,21 @@ def test_bench_report_runs_tiny() -> None:
         "40",
         "--events",
         "200",
+        "--strategy-discussions",
+        "40",
+        "--initial-conferences",
+        "12",
+        "--review-conferences",
+        "12",
+        "--joint-visits",
+        "20",
+        "--protections",
+        "10",
     )
     assert run.returncode == 0, run.stdout + run.stderr
     assert "national" in run.stdout
+    assert "partnership loaded 40 strategy discussions" in run.stdout
+    assert "partnership counted nationally" in run.stdout
 
 
 def test_a_run_with_failures_has_no_figures() -> None:
