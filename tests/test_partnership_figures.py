@@ -16,7 +16,7 @@ from hub.db import Database, UTCDateTime
 from hub.partnership import queries
 from hub.partnership.figures import Grouping, Key, PartnershipData
 from hub.partnership.queries import Period
-from hub.timeliness.report_data import ReportScope
+from hub.timeliness.report_data import ReportScope, build_report
 from tests.conftest import scratch_database
 
 SD, ICPC, RCPC = (
@@ -307,3 +307,53 @@ async def test_a_kind_keeps_only_its_own_section(loaded: Database) -> None:
     assert not protections.attendance
     assert len(protections.findings) == 2
     assert not (await _measure(loaded, ReportScope(kind="domestic_abuse"))).attendance
+
+
+# Rendering: the figures above in HTML, Markdown and CSV, with a hostile organisation name. -----
+
+
+async def test_the_report_renders_the_figures_in_every_format(loaded: Database) -> None:
+    import csv  # noqa: PLC0415
+    import dataclasses  # noqa: PLC0415
+    import io  # noqa: PLC0415
+
+    from hub.timeliness.report import render_csv, render_html, render_markdown  # noqa: PLC0415
+    from tests.test_timeliness_report import EVIL, TARGETS, Markup, pseudonym  # noqa: PLC0415
+
+    figures = await _measure(loaded)
+    empty = build_report(
+        [],
+        TARGETS,
+        period_from=dt.date(2026, 3, 1),
+        period_to=dt.date(2026, 4, 30),
+        as_of=AS_OF,
+        pseudonymise=pseudonym,
+        names={NOT_PRE_BIRTH: EVIL},
+    )
+    data = dataclasses.replace(empty, partnership=figures)
+    page = render_html(data)
+    markup = Markup()
+    markup.feed(page)
+    markup.close()
+    assert (markup.unbalanced, markup.stack) == ([], [])
+    assert len(markup.ids) == len(set(markup.ids))
+    assert "<script>" not in page
+    drawn = {
+        (chart["data-chart"], chart.get("data-target")): markup.series[index]
+        for index, chart in enumerate(markup.charts)
+    }
+    assert {("rect", "absent")} <= drawn["attendance-by-force", "pre_birth_conference"]
+    assert ("rect", "written-only") in drawn["attendance-by-force", "strategy_discussion"]
+    assert ("rect", "unanswered") in drawn["joint-visits-by-council", None]
+    assert ("rect", "without-discussion") in drawn["protections-by-force", None]
+    markdown = render_markdown(data)
+    assert "### Protections without prior discussion (2)" in markdown
+    assert "&lt;script&gt;" in markdown
+    rows = list(csv.DictReader(io.StringIO(render_csv(data))))
+    findings = [r for r in rows if r["section"] == "protection_finding"]
+    assert [(r["record_id"], r["child"], r["taken_at"]) for r in findings] == [
+        ("p2", "P-k2", "2026-04-15T10:00:00Z"),
+        ("p3", "P-k3", "2026-04-16T10:00:00Z"),
+    ]
+    total = next(r for r in rows if r["section"] == "joint_visits" and r["grouping"] == "total")
+    assert (total["requests"], total["unanswered"], total["median_answer_hours"]) == ("5", "2", "4")
