@@ -2,6 +2,7 @@
 
 Records "in" jurisdiction are pushed by WEST_MIDLANDS about Birmingham's children; records "out"
 by GREATER_MANCHESTER about Manchester's. A Birmingham child placed in Leicester goes missing.
+Each council convenes a strategy discussion about its pupil, inviting its own force.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from tests.factories import (
     missing_episode,
     status_change,
 )
+from tests.meeting_pushes import meeting, schedule
 
 SCHOOL, OTHER_SCHOOL = "TEST-SCHOOL-A", "TEST-SCHOOL-B"
 
@@ -55,6 +57,7 @@ class Side:
     missing_episode: str
     missing_child: str
     investigation: str
+    meeting: str  # the council's strategy discussion about `child`, inviting the force
 
     def id_of(self, type_name: str) -> str:
         return {
@@ -62,6 +65,7 @@ class Side:
             "Child": self.child,
             "MissingEpisode": self.missing_episode,
             "Investigation": self.investigation,
+            "Meeting": self.meeting,
         }[type_name]
 
 
@@ -159,6 +163,12 @@ async def _side(
         UPDATE_INVESTIGATION,
         status_change(unique("W-INV"), "OPEN", hours=1, incidentReferences=[reference]),
     )
+    discussion = await schedule(
+        http,
+        server,
+        meeting(unique("W-MTG"), children=[{"childId": pupil}], forces=[force]),
+        council=council,
+    )
     return Side(
         incident=pushed["id"],
         child=pupil,
@@ -166,6 +176,7 @@ async def _side(
         missing_episode=episode["id"],
         missing_child=episode["child"]["id"],
         investigation=investigation["id"],
+        meeting=discussion["id"],
     )
 
 

@@ -22,8 +22,9 @@ from tests.scenario import ORGANISATION_OF, World
 
 SCHEMA = build_schema(Settings())._schema
 AGREEMENT = Agreement.load(default_path(), SCHEMA)
-ENTITIES = ("Child", "Incident", "MissingEpisode", "Investigation")
-# What each kind of rows makes visible of the "inside" world (tests/scenario.py).
+ENTITIES = ("Child", "Incident", "MissingEpisode", "Investigation", "Meeting")
+# What each kind of rows makes visible of the "inside" world (tests/scenario.py): a force's own
+# records and the meeting it is invited to; a council's children's records and its meeting.
 VISIBLE: dict[RowKind, set[str]] = {
     RowKind.OWN_FORCE: set(ENTITIES),
     RowKind.COUNCIL_CHILDREN: set(ENTITIES),
@@ -35,6 +36,8 @@ NESTED = {
     "IncidentChild": ("Incident", "children"),
     "StatusChangeRecord": ("Investigation", "history"),
     "ChildReference": ("Child", "references"),
+    "MeetingChild": ("Meeting", "children"),
+    "MeetingInvitation": ("Meeting", "invitations"),
 }
 
 
@@ -147,6 +150,7 @@ async def test_root_fields_follow_the_agreement(
         "incident": f'id: "{world.inside.incident}"',
         "missingEpisode": f'id: "{world.inside.missing_episode}"',
         "investigation": f'id: "{world.inside.investigation}"',
+        "meeting": f'id: "{world.inside.meeting}"',
         "childAccessHistory": f'childId: "{world.inside.child}"',
         "recordAccessHistory": f'recordType: "Incident", recordId: "{world.inside.incident}"',
         "sharingReport": 'from: "2026-01-01", to: "2026-01-31"',

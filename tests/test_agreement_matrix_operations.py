@@ -24,6 +24,7 @@ from hub.access.models import Role
 from hub.db import Database
 from hub.incidents.models import Incident
 from hub.investigations.models import Investigation
+from hub.meetings.models import Meeting
 from hub.missing.models import MissingEpisode
 from tests.conftest import LiveServer, unique
 from tests.factories import (
@@ -41,6 +42,7 @@ from tests.factories import (
     missing_episode,
     status_change,
 )
+from tests.meeting_pushes import meeting, schedule
 from tests.scenario import ORGANISATION_OF, OTHER_SCHOOL, SCHOOL, World
 from tests.test_agreement_matrix import AGREEMENT, SCHEMA, _selection
 from tests.test_subscriptions import WAIT, _latest_cursor, _ws_url
@@ -184,6 +186,7 @@ async def _deliveries_until(ws: ClientConnection, last_id: str) -> list[dict[str
 
 # Which of the pushed records each kind of rows reaches.
 REACHED = {
+    "own_force": set(RECORD_TYPES),  # all pushed by the subscribing force; not the other's
     "council_children": set(RECORD_TYPES),
     "school_pupils": {"Incident"},
 }
@@ -268,6 +271,7 @@ STORED_IN = {
     "reportIncidents": Incident,
     "recordMissingEpisode": MissingEpisode,
     "updateInvestigationStatus": Investigation,
+    "scheduleMeeting": Meeting,
 }
 
 
@@ -285,6 +289,22 @@ async def _returned_episode(http: httpx.AsyncClient, server: LiveServer) -> str:
         {"policeReference": reference, "status": "RETURNED", "at": iso(hours_ago(1))},
     )
     return str(episode["id"])
+
+
+# The answers to a meeting (its id given): the force's, and the council's after it is held.
+MEETING_ANSWERS: dict[str, Any] = {
+    "respondToMeetingInvitation": lambda meeting_id: {
+        "meetingId": meeting_id,
+        "response": "WILL_ATTEND",
+        "respondedAt": iso(hours_ago(0.01)),
+    },
+    "submitMeetingReport": lambda meeting_id: {"meetingId": meeting_id, "report": "Synthetic."},
+    "recordMeetingAttendance": lambda meeting_id: {
+        "meetingId": meeting_id,
+        "heldAt": iso(hours_ago(0.5)),
+        "attendance": [{"force": FORCE, "attendance": "VIDEO", "attendeeRole": "INSPECTOR"}],
+    },
+}
 
 
 async def _arguments(
@@ -312,7 +332,17 @@ async def _arguments(
         "reportIncidents": [incident(reference)],
         "recordMissingEpisode": missing_episode(reference),
         "updateInvestigationStatus": status_change(reference, "OPEN", hours=1),
+        "scheduleMeeting": meeting(reference, children=[{"childId": world.inside.child}]),
     }
+    if name in MEETING_ANSWERS:
+        # A meeting of the world's council inviting its force, held an hour ago.
+        convened = await schedule(
+            http,
+            server,
+            meeting(unique("MX-MTG"), children=[{"childId": world.inside.child}],
+                    scheduledAt=iso(hours_ago(1))),
+        )  # fmt: skip
+        payloads[name] = MEETING_ANSWERS[name](convened["id"])
     if name == "updateMissingEpisode":
         await _police(http, server, RECORD_MISSING, missing_episode(reference))
         payloads[name] = {"policeReference": reference, "status": "FOUND", "at": iso(hours_ago(1))}
@@ -324,8 +354,10 @@ async def _stored(db: Database, name: str, reference: str) -> int:
     model = STORED_IN.get(name)
     if model is None or not reference:
         return 0
+    # A police push's natural key is the force's reference; a council's, its own.
+    column = model.council_reference if model is Meeting else model.police_reference
     async with db.transaction(write=False) as session:
-        query = sa.select(sa.func.count()).where(model.police_reference == reference)
+        query = sa.select(sa.func.count()).where(column == reference)
         return int((await session.execute(query)).scalar_one())
 
 

@@ -4,6 +4,7 @@ council records attendance; every push validated and idempotent, every read scop
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from typing import Any
@@ -116,6 +117,22 @@ async def test_a_council_schedules_a_meeting_and_a_retry_stores_nothing_more(
     assert await _changes(db, stored["id"]) == 1
 
 
+async def test_concurrent_identical_pushes_store_one_meeting(
+    http: httpx.AsyncClient, live_server: LiveServer, db: Database, world: World
+) -> None:
+    reference = unique("MTG-RACE")
+    payload = meeting(reference, children=[{"childId": world.inside.child}, unborn()])
+    bodies = await asyncio.gather(
+        *(_council(http, live_server, SCHEDULE_MEETING, payload) for _ in range(6))
+    )
+    assert all("errors" not in b for b in bodies), bodies
+    assert len({b["data"]["scheduleMeeting"]["id"] for b in bodies}) == 1
+    assert await _stored(db, reference) == 1
+    (meeting_id,) = {b["data"]["scheduleMeeting"]["id"] for b in bodies}
+    assert await _count(db, MeetingChild, MeetingChild.meeting_id == meeting_id) == 2
+    assert await _changes(db, meeting_id) == 1
+
+
 async def test_different_content_under_the_same_reference_or_key_is_a_conflict(
     http: httpx.AsyncClient, live_server: LiveServer, db: Database, world: World
 ) -> None:
@@ -201,6 +218,8 @@ def _bad_payloads(world: World, ids: dict[str, str]) -> list[tuple[str, dict[str
         ("a time without a zone", {"scheduledAt": "2026-12-24T10:00:00"}, "input.scheduledAt"),
         ("scheduled years ahead", {"scheduledAt": iso(days_ahead(800))}, "input.scheduledAt"),
         ("an empty reference", {"councilReference": "   "}, "input.councilReference"),
+        ("a reference too long", {"councilReference": "R" * 65}, "input.councilReference"),
+        ("a key too long", {"idempotencyKey": "K" * 129}, "input.idempotencyKey"),
         ("a discussion naming a discussion", {"strategyDiscussionId": ids["ours"]},
          "input.strategyDiscussionId"),
         ("a conference without its discussion", {"kind": icpc}, "input.strategyDiscussionId"),

@@ -82,8 +82,8 @@ class Meeting(SQLModel, table=True):
     council_reference: str = Field(max_length=64)
     idempotency_key: str | None = Field(default=None, max_length=128)
     payload_hash: str = Field(max_length=64)
-    # "initial_child_protection_conference" is 35 characters: wider than other enums.
-    kind: str = Field(max_length=64, index=True)
+    # Longer than other enums' 32: "initial_child_protection_conference" is 35 characters.
+    kind: str = Field(max_length=40, index=True)
     scheduled_at: dt.datetime = utc_field(index=True)
     mode: str = enum_field()
     strategy_discussion_id: str | None = Field(

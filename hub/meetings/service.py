@@ -184,6 +184,11 @@ async def _validated(
         council_reference=validation.text(
             schedule.council_reference, field="input.councilReference", max_length=64
         ),
+        idempotency_key=None
+        if schedule.idempotency_key is None
+        else validation.text(
+            schedule.idempotency_key, field="input.idempotencyKey", max_length=128
+        ),
         recorded_at=recorded,
         scheduled_at=scheduled,
         # Order does not change what was pushed: a retry listing them otherwise is the same.
