@@ -111,3 +111,69 @@ def status_change(
         "reason": reason,
         **extra,
     }
+
+
+REQUEST_JOINT_VISIT = """
+mutation Request($input: RequestJointVisitInput!) {
+  requestJointVisit(input: $input) {
+    id councilReference kind urgency neededBy recordedAt sharedAt
+    council { id } force { id } child { id }
+    response responseReason officerRole respondedAt outcome outcomeAt
+  }
+}"""
+
+RESPOND_JOINT_VISIT = """
+mutation Respond($input: RespondToJointVisitRequestInput!) {
+  respondToJointVisitRequest(input: $input) {
+    id response responseReason officerRole respondedAt outcome
+  }
+}"""
+
+RECORD_JOINT_VISIT = """
+mutation Outcome($input: RecordJointVisitInput!) {
+  recordJointVisit(input: $input) { id response outcome outcomeAt }
+}"""
+
+RECORD_PROTECTION = """
+mutation Protection($input: RecordPoliceProtectionInput!) {
+  recordPoliceProtection(input: $input) {
+    id policeReference takenAt recordedAt sharedAt placedIn consultedBefore consultedAt
+    consultedRole alternativesConsidered force { id } placedCouncil { id }
+    consultedCouncil { id } child { id responsibleCouncil { id } }
+  }
+}"""
+
+
+def joint_visit(
+    reference: str, child_id: str, *, force: str = FORCE, **extra: Any
+) -> dict[str, Any]:
+    return {
+        "councilReference": reference,
+        "childId": child_id,
+        "force": force,
+        "kind": "VISIT",
+        "urgency": "WITHIN_24_HOURS",
+        "neededBy": iso(hours_ago(-20)),
+        "recordedAt": iso(hours_ago(2)),
+        **extra,
+    }
+
+
+def protection(
+    reference: str, *, child_input: dict[str, Any] | None = None, **extra: Any
+) -> dict[str, Any]:
+    """A protection after a telephone discussion with the council's emergency duty team."""
+    return {
+        "policeReference": reference,
+        "child": child_input or child(f"{reference}-C1"),
+        "takenAt": iso(hours_ago(3)),
+        "recordedAt": iso(hours_ago(2.5)),
+        "placedIn": "FOSTER_CARE",
+        "placedCouncil": COUNCIL,
+        "consultedBefore": True,
+        "consultedAt": iso(hours_ago(3.5)),
+        "consultedCouncil": COUNCIL,
+        "consultedRole": "EMERGENCY_DUTY_TEAM",
+        "alternativesConsidered": ["FAMILY_OR_FRIENDS"],
+        **extra,
+    }

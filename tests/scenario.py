@@ -24,12 +24,16 @@ from tests.factories import (
     OTHER_COUNCIL,
     OTHER_FORCE,
     RECORD_MISSING,
+    RECORD_PROTECTION,
     REPORT_INCIDENT,
+    REQUEST_JOINT_VISIT,
     THIRD_COUNCIL,
     UPDATE_INVESTIGATION,
     child,
     incident,
+    joint_visit,
     missing_episode,
+    protection,
     status_change,
 )
 from tests.meeting_pushes import meeting, schedule
@@ -58,6 +62,8 @@ class Side:
     missing_child: str
     investigation: str
     meeting: str  # the council's strategy discussion about `child`, inviting the force
+    joint_visit_request: str  # the council's, to the force, about `child`
+    police_protection: str  # the force's, of a child of the council
 
     def id_of(self, type_name: str) -> str:
         return {
@@ -66,6 +72,8 @@ class Side:
             "MissingEpisode": self.missing_episode,
             "Investigation": self.investigation,
             "Meeting": self.meeting,
+            "JointVisitRequest": self.joint_visit_request,
+            "PoliceProtection": self.police_protection,
         }[type_name]
 
 
@@ -98,9 +106,15 @@ async def ensure_schools(db: Database) -> None:
 
 
 async def _push(
-    http: httpx.AsyncClient, server: LiveServer, force: str, query: str, payload: dict[str, Any]
+    http: httpx.AsyncClient,
+    server: LiveServer,
+    force: str,
+    query: str,
+    payload: dict[str, Any],
+    *,
+    role: Role = Role.POLICE_OFFICER,
 ) -> dict[str, Any]:
-    token = server.token(Role.POLICE_OFFICER, force)
+    token = server.token(role, force)
     response = await http.post(
         server.graphql_url,
         headers={"Authorization": f"Bearer {token}"},
@@ -169,7 +183,30 @@ async def _side(
         meeting(unique("W-MTG"), children=[{"childId": pupil}], forces=[force]),
         council=council,
     )
+    request = await _push(
+        http,
+        server,
+        council,
+        REQUEST_JOINT_VISIT,
+        joint_visit(unique("W-JV"), pupil, force=force),
+        role=Role.COUNCIL_SOCIAL_WORKER,
+    )
+    # Placed and consulted in the child's own council: no third council sees it.
+    protected = await _push(
+        http,
+        server,
+        force,
+        RECORD_PROTECTION,
+        protection(
+            unique("W-PP"),
+            child_input=child(unique("W-PC"), council=council),
+            placedCouncil=council,
+            consultedCouncil=council,
+        ),
+    )
     return Side(
+        joint_visit_request=request["id"],
+        police_protection=protected["id"],
         incident=pushed["id"],
         child=pupil,
         sibling=sibling,

@@ -22,7 +22,15 @@ from tests.scenario import ORGANISATION_OF, World
 
 SCHEMA = build_schema(Settings())._schema
 AGREEMENT = Agreement.load(default_path(), SCHEMA)
-ENTITIES = ("Child", "Incident", "MissingEpisode", "Investigation", "Meeting")
+ENTITIES = (
+    "Child",
+    "Incident",
+    "MissingEpisode",
+    "Investigation",
+    "Meeting",
+    "JointVisitRequest",
+    "PoliceProtection",
+)
 # What each kind of rows makes visible of the "inside" world (tests/scenario.py): a force's own
 # records and the meeting it is invited to; a council's children's records and its meeting.
 VISIBLE: dict[RowKind, set[str]] = {
@@ -151,6 +159,8 @@ async def test_root_fields_follow_the_agreement(
         "missingEpisode": f'id: "{world.inside.missing_episode}"',
         "investigation": f'id: "{world.inside.investigation}"',
         "meeting": f'id: "{world.inside.meeting}"',
+        "jointVisitRequest": f'id: "{world.inside.joint_visit_request}"',
+        "policeProtection": f'id: "{world.inside.police_protection}"',
         "childAccessHistory": f'childId: "{world.inside.child}"',
         "recordAccessHistory": f'recordType: "Incident", recordId: "{world.inside.incident}"',
         "sharingReport": 'from: "2026-01-01", to: "2026-01-31"',

@@ -24,22 +24,29 @@ from hub.access.models import Role
 from hub.db import Database
 from hub.incidents.models import Incident
 from hub.investigations.models import Investigation
+from hub.joint_visits.models import JointVisitRequest
 from hub.meetings.models import Meeting
 from hub.missing.models import MissingEpisode
+from hub.protection.models import PoliceProtection
 from tests.conftest import LiveServer, unique
 from tests.factories import (
+    COUNCIL,
     FORCE,
     OTHER_COUNCIL,
     OTHER_FORCE,
     RECORD_MISSING,
+    RECORD_PROTECTION,
     REPORT_INCIDENT,
+    REQUEST_JOINT_VISIT,
     UPDATE_INVESTIGATION,
     UPDATE_MISSING,
     child,
     hours_ago,
     incident,
     iso,
+    joint_visit,
     missing_episode,
+    protection,
     status_change,
 )
 from tests.meeting_pushes import meeting, schedule
@@ -47,7 +54,7 @@ from tests.scenario import ORGANISATION_OF, OTHER_SCHOOL, SCHOOL, World
 from tests.test_agreement_matrix import AGREEMENT, SCHEMA, _selection
 from tests.test_subscriptions import WAIT, _latest_cursor, _ws_url
 
-RECORD_TYPES = ("Incident", "MissingEpisode", "Investigation")
+RECORD_TYPES = ("Incident", "MissingEpisode", "Investigation", "PoliceProtection")
 
 
 def _fields_of(type_name: str) -> dict[str, Any]:
@@ -109,9 +116,15 @@ def _assert_exactly_allowed(
 
 
 async def _police(
-    http: httpx.AsyncClient, server: LiveServer, query: str, payload: Any, *, force: str = FORCE
+    http: httpx.AsyncClient,
+    server: LiveServer,
+    query: str,
+    payload: Any,
+    *,
+    force: str = FORCE,
+    role: Role = Role.POLICE_OFFICER,
 ) -> Any:
-    token = server.token(Role.POLICE_OFFICER, force)
+    token = server.token(role, force)
     body = (
         await http.post(
             server.graphql_url,
@@ -148,7 +161,8 @@ async def _subscribe(server: LiveServer, role: Role, after: str) -> Any:
 
 
 async def _push_one_of_each(http: httpx.AsyncClient, server: LiveServer) -> dict[str, str]:
-    """A notice for the school's pupil, a missing episode, an investigation: all Birmingham's."""
+    """A notice for the school's pupil, a missing episode, an investigation, a police
+    protection: all Birmingham's."""
     reference = unique("MX-INC")
     notice = await _police(
         http,
@@ -166,10 +180,12 @@ async def _push_one_of_each(http: httpx.AsyncClient, server: LiveServer) -> dict
         UPDATE_INVESTIGATION,
         status_change(unique("MX-INV"), "OPEN", hours=1, incidentReferences=[reference]),
     )
+    protected = await _police(http, server, RECORD_PROTECTION, protection(unique("MX-PP")))
     return {
         "Incident": notice["id"],
         "MissingEpisode": episode["id"],
         "Investigation": investigation["id"],
+        "PoliceProtection": protected["id"],
     }
 
 
@@ -272,6 +288,8 @@ STORED_IN = {
     "recordMissingEpisode": MissingEpisode,
     "updateInvestigationStatus": Investigation,
     "scheduleMeeting": Meeting,
+    "requestJointVisit": JointVisitRequest,
+    "recordPoliceProtection": PoliceProtection,
 }
 
 
@@ -318,6 +336,30 @@ async def _arguments(
             {"t": "Incident", "id": world.inside.incident},
             "",
         )
+    if name in {"respondToJointVisitRequest", "recordJointVisit"}:
+        request = await _police(
+            http,
+            server,
+            REQUEST_JOINT_VISIT,
+            joint_visit(unique("MX-JV"), world.inside.child),
+            force=COUNCIL,
+            role=Role.COUNCIL_SOCIAL_WORKER,
+        )
+        answers = {
+            "respondToJointVisitRequest": {
+                "requestId": request["id"],
+                "response": "OFFICER_ASSIGNED",
+                "officerRole": "SERGEANT",
+                "respondedAt": iso(hours_ago(1)),
+            },
+            "recordJointVisit": {
+                "requestId": request["id"],
+                "outcome": "HELD_JOINTLY",
+                "at": iso(hours_ago(0.5)),
+            },
+        }
+        argument = SCHEMA.mutation_type.fields[name].args["input"]  # type: ignore[union-attr]
+        return f"$input: {argument.type}", "input: $input", {"input": answers[name]}, ""
     if name == "recordReturnInterview":
         episode = await _returned_episode(http, server)
         return (
@@ -333,6 +375,8 @@ async def _arguments(
         "recordMissingEpisode": missing_episode(reference),
         "updateInvestigationStatus": status_change(reference, "OPEN", hours=1),
         "scheduleMeeting": meeting(reference, children=[{"childId": world.inside.child}]),
+        "requestJointVisit": joint_visit(reference, world.inside.child),
+        "recordPoliceProtection": protection(reference),
     }
     if name in MEETING_ANSWERS:
         # A meeting of the world's council inviting its force, held an hour ago.
@@ -354,8 +398,8 @@ async def _stored(db: Database, name: str, reference: str) -> int:
     model = STORED_IN.get(name)
     if model is None or not reference:
         return 0
-    # A police push's natural key is the force's reference; a council's, its own.
-    column = model.council_reference if model is Meeting else model.police_reference
+    # A council's push is named by its council reference, a force's by its police reference.
+    column = getattr(model, "police_reference", None) or model.council_reference
     async with db.transaction(write=False) as session:
         query = sa.select(sa.func.count()).where(column == reference)
         return int((await session.execute(query)).scalar_one())

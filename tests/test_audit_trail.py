@@ -6,6 +6,7 @@ walked and compared with the events written for its request id: nothing missing,
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import uuid
@@ -41,12 +42,24 @@ from tests.factories import (
 from tests.scenario import ORGANISATION_OF, SCHOOL, World
 
 SCHEMA = build_schema(Settings())._schema
-AUDITED = {"Child", "Incident", "MissingEpisode", "Investigation"}
+AUDITED = {
+    "Child",
+    "Incident",
+    "MissingEpisode",
+    "Investigation",
+    "JointVisitRequest",
+    "PoliceProtection",
+}
 ROOTS = {  # root field -> (type, arguments builder)
     "incidents": "Incident",
     "missingEpisodes": "MissingEpisode",
     "investigations": "Investigation",
+    "jointVisitRequests": "JointVisitRequest",
+    "policeProtections": "PoliceProtection",
 }
+
+
+_ALIASES = itertools.count()
 
 
 def _object_fields(type_name: str) -> dict[str, str | None]:
@@ -66,7 +79,8 @@ def _selection(rng: random.Random, type_name: str, depth: int) -> str:
     for name, target in _object_fields(type_name).items():
         if rng.random() < 0.45:
             continue
-        alias = f"a{rng.randrange(1000)}: " if rng.random() < 0.08 else ""
+        # Unique across the query: the walk maps each alias back to its field by name alone.
+        alias = f"a{next(_ALIASES)}: " if rng.random() < 0.08 else ""
         if target is None:
             parts.append(f"{alias}{name}")
         elif depth > 0:

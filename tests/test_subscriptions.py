@@ -169,8 +169,8 @@ async def test_a_subscription_needs_a_valid_token(live_server: LiveServer) -> No
 
 
 async def test_a_role_without_the_subscription_is_refused(live_server: LiveServer) -> None:
-    # Police forces subscribe now (to the meetings they are invited to); an inspectorate does not.
-    async with subscribed(live_server, None, request_id=str(uuid.uuid4()), role=Role.AUDITOR) as ws:
+    # A council's data protection officer reads the audit, never the records themselves.
+    async with subscribed(live_server, None, request_id=str(uuid.uuid4()), role=Role.DPO) as ws:
         message = json.loads(await asyncio.wait_for(ws.recv(), WAIT))
     assert message["type"] in {"error", "next"}, message
     errors = message["payload"] if message["type"] == "error" else message["payload"]["errors"]

@@ -1,7 +1,8 @@
 """`recordChanges`: records delivered to their subscribers as they are pushed.
 
-A police record arrives in `record`, a council's (a joint visit request) in `councilRecord`;
-which reach a caller is the record type's own scope (its loader), as for a query.
+A police record arrives in `record`, a council's (a joint visit request) in `councilRecord`,
+and only to a subscription that selects `councilRecord`; which reach a caller is the record
+type's own scope (its loader), as for a query.
 
 Police records go to the councils and schools whose rows reach them (and to the pushing force);
 a meeting goes to the convening council, to the councils of its children and to each invited
@@ -70,7 +71,8 @@ class RecordChangeEvent:
     )
     council_record: CouncilRecord | None = strawberry.field(
         default=None,
-        description="A council's record (a joint visit request); null for a police record.",
+        description="A council's record (a joint visit request); null for a police record. "
+        "Sent only to subscriptions that select this field.",
     )
     meeting: Meeting | None = strawberry.field(
         default=None,
@@ -267,18 +269,22 @@ def _cursor_variable(field: FieldNode) -> str | None:
 
 
 async def _in_scope(info: Info, change: RecordChange, cursor: str) -> RecordChangeEvent | None:
-    """The change's event for the caller, or None if its record is outside the caller's rows
-    (each record type's loader applies the caller's scope, as a query's would)."""
+    """The change's event for the caller, or None: its record is outside the caller's rows (each
+    record type's loader applies the caller's scope, as a query's would), or it is a meeting or a
+    council's record and the subscription does not select `meeting` or `councilRecord` (one
+    written before those existed is sent what it always was)."""
     record_id = strawberry.ID(change.record_id)
     record: PoliceRecord | None = None
     council_record: CouncilRecord | None = None
     meeting: Meeting | None = None
     if change.record_type == "Meeting":
-        if _selects_meetings(info):
+        if _selects(info, "meeting"):
             meeting = await Meeting.resolve_reference(info, record_id)
     elif (kind := RECORD_TYPES.get(change.record_type)) is not None:
         record = await kind.resolve_reference(info, record_id)
-    elif (council_kind := COUNCIL_RECORD_TYPES.get(change.record_type)) is not None:
+    elif (council_kind := COUNCIL_RECORD_TYPES.get(change.record_type)) is not None and _selects(
+        info, "councilRecord"
+    ):
         council_record = await council_kind.resolve_reference(info, record_id)
     if record is None and meeting is None and council_record is None:
         return None
@@ -292,13 +298,13 @@ async def _in_scope(info: Info, change: RecordChange, cursor: str) -> RecordChan
     )
 
 
-def _selects_meetings(info: Info) -> bool:
-    """Whether the subscription asks for `meeting` (directly or in a fragment)."""
+def _selects(info: Info, field: str) -> bool:
+    """Whether the subscription selects `field` of the event (directly or in a fragment)."""
     pending = list(info.selected_fields[0].selections if info.selected_fields else ())
     while pending:
         selection = pending.pop()
         if isinstance(selection, SelectedField):
-            if selection.name == "meeting":
+            if selection.name == field:
                 return True
         else:
             pending.extend(selection.selections)
