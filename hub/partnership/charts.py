@@ -54,7 +54,7 @@ def _stacked(
     """One bar per row, its segments as shares of the row's whole, and a note beside it."""
     if not rows:
         return base.no_data(chart, title, target)
-    frame = base.Bars(rows=len(rows), top_value=1.0)
+    frame = base.Bars(rows=len(rows), top_value=1.0, right=170.0)
     body = base.legend(frame.left, 16, legend)
     body += frame.grid([0, 0.25, 0.5, 0.75, 1], fmt.share)
     for index, (name, segments, note) in enumerate(rows):
@@ -132,7 +132,12 @@ def joint_visit_chart(rows: Sequence[JointVisits], names: Mapping[str, str] | No
                 ("not-available", WRITTEN, r.not_available),
                 ("unanswered", UNANSWERED, r.unanswered),
             ],
-            f"{r.requests} asked, answer {fmt.hours(r.median_answer_hours)}",
+            f"{r.requests} asked, "
+            + (
+                f"answer {fmt.hours(r.median_answer_hours)}"
+                if r.median_answer_hours is not None
+                else "none answered"
+            ),
         )
         for r in mine
     ]
