@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session
 from sqlalchemy.pool import ConnectionPoolEntry
 
 NAMING_CONVENTION = {
@@ -70,6 +71,16 @@ class UTCDateTime(sa.types.TypeDecorator[dt.datetime]):
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+class HubSession(Session):
+    """The synchronous side of every session the hub opens.
+
+    A feature that keeps derived rows in step with writes listens on this class
+    (`sqlalchemy.event`), not on every SQLAlchemy `Session` in the process, and registers
+    itself: this module, the ground floor, knows none of them (the stage facts register from
+    `hub.timeliness.facts`, imported by the domains whose writes they follow).
+    """
 
 
 class SerialSession(AsyncSession):
@@ -131,11 +142,6 @@ class Database:
     """The engine and the two kinds of transaction a request can ask for."""
 
     def __init__(self, url: str, *, echo: bool = False, pool_size: int = 10) -> None:
-        # Every write through a session keeps the stage facts (the report's derived rows) up to
-        # date at commit: importing the module registers its session events (it imports this
-        # module, hence here).
-        import hub.timeliness.facts  # noqa: F401, PLC0415
-
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         ensure_sqlite_directory(url)
@@ -154,10 +160,18 @@ class Database:
         write_engine = self.engine.execution_options(**{_WRITE: True})
         self._write_engine = write_engine
         self._reader = async_sessionmaker(
-            read_engine, class_=SerialSession, expire_on_commit=False, autoflush=False
+            read_engine,
+            class_=SerialSession,
+            sync_session_class=HubSession,
+            expire_on_commit=False,
+            autoflush=False,
         )
         self._writer = async_sessionmaker(
-            write_engine, class_=SerialSession, expire_on_commit=False, autoflush=False
+            write_engine,
+            class_=SerialSession,
+            sync_session_class=HubSession,
+            expire_on_commit=False,
+            autoflush=False,
         )
 
     @property

@@ -1,7 +1,9 @@
-"""Import every table so that `SQLModel.metadata` is complete (Alembic and tests rely on it)."""
+"""Import every table so that `SQLModel.metadata` is complete (Alembic and tests rely on it),
+and every record kind, whose tables the stage facts are derived from."""
 
 from sqlmodel import SQLModel
 
+import hub.record_kinds  # noqa: F401 - the migrations derive every kind's stage facts
 from hub.access.models import OAuthClient
 from hub.audit.models import (
     AuditChainHead,

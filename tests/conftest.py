@@ -24,6 +24,8 @@ import uvicorn
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
+# Every record kind declared, as the hub's entry points declare them (the schema, the CLI).
+import hub.record_kinds  # noqa: F401
 from hub.access.keys import KeySet
 from hub.access.models import Role
 from hub.access.tokens import issue_access_token

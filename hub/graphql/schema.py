@@ -16,6 +16,7 @@ from strawberry.extensions import (
 )
 from strawberry.schema.config import StrawberryConfig
 
+import hub.record_kinds  # noqa: F401 - the timelines and reports measure every kind
 from hub.access.policy import (
     AgreementFields,
     AgreementFieldsUnaudited,

@@ -15,6 +15,7 @@ from hub.children import service as children
 from hub.children.service import ChildDetails
 from hub.db import utcnow
 from hub.errors import InvalidInput
+from hub.incidents import timeliness as _timeliness  # noqa: F401 - declares the kind
 from hub.incidents.models import DashRisk, Incident, IncidentChild, IncidentType
 from hub.pagination import Page, narrowed, paginate
 from hub.reference.models import OrganisationKind

@@ -17,6 +17,7 @@ from hub.children.service import ChildDetails
 from hub.db import utcnow
 from hub.errors import Conflict, InvalidInput
 from hub.incidents.models import Incident, IncidentChild
+from hub.investigations import timeliness as _timeliness  # noqa: F401 - declares the kind
 from hub.investigations.models import (
     Investigation,
     InvestigationChild,

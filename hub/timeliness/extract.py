@@ -47,7 +47,7 @@ from hub.timeliness.batching import (
     detect_batching,
 )
 from hub.timeliness.calendar import LONDON, is_working_day, local_date
-from hub.timeliness.judged import Candidate, Facts, Judged, judge, read
+from hub.timeliness.judged import Candidate, Facts, Judged, copied, judge, read
 from hub.timeliness.percentiles import GROUPINGS, RANKS_PER_POPULATION, Keys, ranks
 from hub.timeliness.report_data import ReportData, ReportScope, build_report
 from hub.timeliness.report_sql import (
@@ -212,7 +212,7 @@ def calendar_arrays(targets: TargetSet, first: dt.date, last: dt.date) -> dict[s
     b: list[dt.datetime] = []
     shift: list[int] = []
     days = (last - first).days + 1
-    for target in (t for t in targets.targets if t.unit is not Unit.HOURS):
+    for target in (t for t in targets.targets if t.unit.uses_calendar):
         for nation in NATIONS:
             for offset in range(days):
                 day = first + dt.timedelta(days=offset)
@@ -387,8 +387,8 @@ def _judged(
     data: bytearray, asked: _Asked, keys: Keys, found: list[Cell]
 ) -> tuple[Facts, Judged, dict[str, dict[str, list[float | None]]]]:
     """The stages part's copy judged (`judged`) and its delays ranked (`percentiles`)."""
-    calendar = sum(1 for target in asked.targets.targets if target.unit is not Unit.HOURS)
-    facts = read(data, calendar_targets=calendar)
+    calendar = sum(1 for target in asked.targets.targets if target.unit.uses_calendar)
+    facts = read(data, calendar_targets=calendar, readings=copied())
     data.clear()  # a national year's copy is 300 MB, and the columns are copies of it
     judged = judge(
         facts,
@@ -567,6 +567,7 @@ class _Counts:
     def __init__(self, cells: list[Cell], targets: int) -> None:
         self.cells, self.targets = cells, targets
         self.stages = len(STAGES)
+        self.index = {stage: index for index, stage in enumerate(STAGES)}
         # grouping -> group -> cell -> [rows, ended, maximum, within, breached]
         self.found: dict[str, dict[str, dict[int, list[Any]]]] = {g: {} for g in GROUPINGS}
 
@@ -584,12 +585,12 @@ class _Counts:
         mine = [
             (c, cell)
             for c, cell in enumerate(self.cells)
-            if applies[STAGE_INDEX[cell.stage]] and kind in cell.kinds
+            if applies[self.index[cell.stage]] and kind in cell.kinds
         ]
         for grouping, group in keys:
             tallies = self.found[grouping].setdefault(group, {})
             for c, cell in mine:
-                i = STAGE_INDEX[cell.stage]
+                i = self.index[cell.stage]
                 tally = tallies.setdefault(c, [0, 0, None, 0, 0])
                 tally[0] += rows
                 tally[1] += ended[i]
@@ -598,9 +599,6 @@ class _Counts:
                 if cell.target is not None:
                     tally[3] += verdicts[2 * cell.target]
                     tally[4] += verdicts[2 * cell.target + 1]
-
-
-STAGE_INDEX = {stage: index for index, stage in enumerate(STAGES)}
 
 
 def _order(stats: list[StageStats]) -> tuple[StageStats, ...]:

@@ -30,20 +30,13 @@ from sqlmodel import Field, SQLModel
 
 from hub.base import utc_field
 from hub.children.models import Child
-from hub.incidents.models import Incident, IncidentChild
-from hub.investigations.models import (
-    Investigation,
-    InvestigationChild,
-    InvestigationIncident,
-    InvestigationTransition,
-)
-from hub.missing.models import MissingEpisode
+from hub.db import HubSession
+from hub.timeliness import kinds
 
 FEW = 64  # records locked one by one; more lock the table
 # A record the facts are derived for: (record type, id); "Child" marks every record of a child.
 Subject = tuple[str, str]
 _PENDING = "hub_stage_facts_pending"
-SUBJECT_TYPES = ("Incident", "MissingEpisode", "Investigation", "Child")
 
 
 class StageFact(SQLModel, table=True):
@@ -64,9 +57,10 @@ class StageFact(SQLModel, table=True):
     record_type: str = Field(primary_key=True, max_length=32)
     record_id: str = Field(primary_key=True, max_length=36)
     council_code: str = Field(primary_key=True, max_length=32)
+    # A meeting's facts are one per invited force: the force is part of the key.
+    force_code: str = Field(primary_key=True, max_length=32)
     subject_id: str = Field(max_length=36)
-    kind: str = Field(max_length=32)
-    force_code: str = Field(max_length=32)
+    kind: str = Field(max_length=40)
     month: str = Field(max_length=7)  # YYYY-MM of the event in England and Wales
     child_id: str | None = Field(default=None, max_length=36)
     event_at: dt.datetime = utc_field()
@@ -76,6 +70,11 @@ class StageFact(SQLModel, table=True):
     acknowledged_at: dt.datetime | None = utc_field(nullable=True)
     returned_at: dt.datetime | None = utc_field(nullable=True)
     interview_at: dt.datetime | None = utc_field(nullable=True)
+    # A kind's own readings (`kinds.OWN`): what each holds, its declaration says.
+    reading_1_at: dt.datetime | None = utc_field(nullable=True)
+    reading_2_at: dt.datetime | None = utc_field(nullable=True)
+    reading_3_at: dt.datetime | None = utc_field(nullable=True)
+    reading_4_at: dt.datetime | None = utc_field(nullable=True)
     share_stages: bool
     receipt_stages: bool
     # The record's first receiving council (bytewise): batching counts a record once, there.
@@ -89,91 +88,48 @@ class StageFact(SQLModel, table=True):
 
 
 COLUMNS = (
-    "record_type", "record_id", "council_code", "subject_id", "kind", "force_code", "month",
+    "record_type", "record_id", "council_code", "force_code", "subject_id", "kind", "month",
     "child_id", "event_at", "recorded_at", "shared_at", "first_seen_at", "acknowledged_at",
-    "returned_at", "interview_at", "share_stages", "receipt_stages", "first_council", "event_local",
-    "recorded_local", "shared_local", "returned_local",
+    "returned_at", "interview_at", "reading_1_at", "reading_2_at", "reading_3_at", "reading_4_at",
+    "share_stages", "receipt_stages", "first_council", "event_local", "recorded_local",
+    "shared_local", "returned_local",
 )  # fmt: skip
+_KEY = ("record_type", "record_id", "council_code", "force_code")
+# The readings a kind's records yield beyond event and shared (receipts: `record_receipt`).
+_YIELDED = tuple(s for s in kinds.SLOTS if s not in (*kinds.RECEIPTS, "event_at", "shared_at"))
 
-# Mirrors `service._assemble` and `timeline.stage_delays`: a record's receivers are its location's
-# council and each child's responsible and host councils; a council's child is its own child with
-# the smallest id, else the record's. An investigation's status changes carry the sharing stages,
-# the investigation (from its opening change) the receipt stages. The markers restrict the
-# records to a set of ids when refreshing.
-FILL = """
+# Mirrors `service._assemble` and `timeline.stage_delays`, for every declared kind (`kinds`): a
+# record's receivers are its places' councils and each child's responsible and host councils
+# (a council's child is its own child with the smallest id, else the record's), or the
+# councils its declaration names. Each declaration's records read its base, which the
+# refresh restricts to a set of ids.
+_FILL = """
 WITH
-inc AS (
-  SELECT i.id, i.type, i.force_code, i.location_council_code, i.occurred_at, i.recorded_at,
-    i.shared_at
-  FROM incident i WHERE true /*INCIDENT*/
-),
-mis AS (
-  SELECT m.id, m.child_id, m.force_code, m.reported_missing_at, m.recorded_at, m.shared_at,
-    m.returned_at, m.return_interview_at
-  FROM missing_episode m WHERE true /*MISSING*/
-),
-inv AS (
-  SELECT v.id, v.force_code, v.shared_at FROM investigation v WHERE true /*INVESTIGATION*/
-),
-chg AS (
-  SELECT t.id, t.investigation_id, t.changed_at, t.shared_at, t.from_status, v.force_code
-  FROM investigation_transition t JOIN inv v ON v.id = t.investigation_id
-),
+{bases},
 kids AS (
-  SELECT 'Incident' AS rtype, ic.incident_id AS record_id, c.id AS child_id,
-    c.responsible_council_code AS r, c.host_council_code AS h
-  FROM inc JOIN incident_child ic ON ic.incident_id = inc.id JOIN child c ON c.id = ic.child_id
-  UNION ALL
-  SELECT 'MissingEpisode', m.id, c.id, c.responsible_council_code, c.host_council_code
-  FROM mis m JOIN child c ON c.id = m.child_id
-  UNION ALL
-  SELECT 'Investigation', ic.investigation_id, c.id, c.responsible_council_code,
-    c.host_council_code
-  FROM inv JOIN investigation_child ic ON ic.investigation_id = inv.id
-  JOIN child c ON c.id = ic.child_id
+  SELECT CAST(NULL AS text) AS rtype, CAST(NULL AS text) AS record_id,
+    CAST(NULL AS text) AS child_id, CAST(NULL AS text) AS r, CAST(NULL AS text) AS h
+  WHERE false
+  {kids}
 ),
 recipients AS (
   SELECT rtype, record_id, council, min(child_id) AS child_id FROM (
     SELECT rtype, record_id, r AS council, child_id FROM kids
     UNION ALL SELECT rtype, record_id, h, child_id FROM kids WHERE h IS NOT NULL
-    UNION ALL SELECT 'Incident', id, location_council_code, NULL FROM inc
-    UNION ALL SELECT 'Investigation', ii.investigation_id, i.location_council_code, NULL
-      FROM inv JOIN investigation_incident ii ON ii.investigation_id = inv.id
-      JOIN incident i ON i.id = ii.incident_id
+    {places}
   ) x GROUP BY rtype, record_id, council
 ),
 first_kid AS (SELECT rtype, record_id, min(child_id) AS child_id FROM kids GROUP BY 1, 2),
 records AS (
-  SELECT 'Incident' AS rtype, id AS rid, id AS record_id,
-    CASE WHEN type = 'domestic_abuse' THEN 'domestic_abuse' ELSE 'incident' END AS kind,
-    force_code, occurred_at AS event_at, recorded_at, shared_at,
-    NULL::timestamptz AS returned_at, NULL::timestamptz AS interview_at,
-    true AS share_stages, true AS receipt_stages
-  FROM inc
-  UNION ALL
-  SELECT 'MissingEpisode', id, id, 'missing_episode', force_code, reported_missing_at,
-    recorded_at, shared_at, returned_at, return_interview_at, true, true
-  FROM mis
-  UNION ALL
-  SELECT 'Investigation', investigation_id, id, 'investigation_status', force_code, changed_at,
-    NULL, shared_at, NULL, NULL, true, false
-  FROM chg
-  UNION ALL
-  SELECT 'Investigation', c.investigation_id, c.investigation_id, 'investigation_status',
-    c.force_code, c.changed_at, NULL, v.shared_at, NULL, NULL, false, true
-  FROM chg c JOIN inv v ON v.id = c.investigation_id WHERE c.from_status IS NULL
+  {records}
 )
-INSERT INTO stage_fact (record_type, record_id, council_code, subject_id, kind, force_code,
-  month, child_id, event_at, recorded_at, shared_at, first_seen_at, acknowledged_at,
-  returned_at, interview_at, share_stages, receipt_stages, first_council, event_local,
-  recorded_local,
-  shared_local, returned_local)
-SELECT r.rtype, r.record_id, p.council, r.rid, r.kind, r.force_code,
+INSERT INTO stage_fact ({columns})
+SELECT r.rtype, r.record_id, p.council, r.force_code, r.rid, r.kind,
   to_char(r.event_at AT TIME ZONE 'Europe/London', 'YYYY-MM'), coalesce(p.child_id, f.child_id),
   r.event_at, r.recorded_at, r.shared_at,
   CASE WHEN r.receipt_stages THEN rr.first_seen_at END,
   CASE WHEN r.receipt_stages THEN rr.acknowledged_at END,
-  r.returned_at, r.interview_at, r.share_stages, r.receipt_stages,
+  {own}, r.share_stages, r.receipt_stages,
   p.council COLLATE "C" = min(p.council COLLATE "C") OVER (PARTITION BY r.rtype, r.record_id),
   r.event_at AT TIME ZONE 'Europe/London', r.recorded_at AT TIME ZONE 'Europe/London',
   r.shared_at AT TIME ZONE 'Europe/London', r.returned_at AT TIME ZONE 'Europe/London'
@@ -184,96 +140,173 @@ LEFT JOIN record_receipt rr ON rr.record_type = r.rtype AND rr.record_id = r.rid
   AND rr.organisation_code = p.council
 /*UPSERT*/
 """
-
-_ONLY = {
-    "/*INCIDENT*/": "AND i.id = ANY(CAST(:incidents AS text[]))",
-    "/*MISSING*/": "AND m.id = ANY(CAST(:episodes AS text[]))",
-    "/*INVESTIGATION*/": "AND v.id = ANY(CAST(:investigations AS text[]))",
-}
-_UPSERT = "ON CONFLICT (record_type, record_id, council_code) DO UPDATE SET " + ", ".join(
-    f"{c} = EXCLUDED.{c}" for c in COLUMNS[3:]
+_UPSERT = f"ON CONFLICT ({', '.join(_KEY)}) DO UPDATE SET " + ", ".join(
+    f"{c} = EXCLUDED.{c}" for c in COLUMNS if c not in _KEY
 )
 
 
-def fill_sql(*, only_given: bool) -> str:
-    """The fill statement: for every record, or only for the ids bound as arrays.
+def _base(n: int, declared: kinds.RecordKind, *, only_given: bool) -> str:
+    only = f"AND {declared.sql.only} = ANY(CAST(:ids_{n} AS text[]))" if only_given else ""
+    return declared.sql.base.replace("/*ONLY*/", only)
+
+
+def _records(n: int, declared: kinds.RecordKind) -> str:
+    """The declaration's records in the common columns; the slots it does not keep are NULL."""
+    own = declared.slots
+    slots = ", ".join(
+        f"CAST({'x.' + slot if slot in own else 'NULL'} AS timestamptz) AS {slot}"
+        for slot in _YIELDED
+    )
+    if declared.sql.row_flags:
+        flags = "x.share_stages, x.receipt_stages"
+    else:
+        parts = {stage.part for stage in declared.stages}
+        share, receipt = kinds.Part.SHARE in parts, kinds.Part.RECEIPT in parts
+        flags = f"{str(share).lower()} AS share_stages, {str(receipt).lower()} AS receipt_stages"
+    body = declared.sql.records.replace("{base}", f"k{n}")
+    rtype = _literal(declared.record_type)
+    return (
+        f"SELECT {rtype} AS rtype, CAST(x.subject_id AS text) AS rid,"  # noqa: S608 - declared
+        " CAST(x.record_id AS text) AS record_id, CAST(x.kind AS text) AS kind,"
+        f" CAST(x.force_code AS text) AS force_code, x.event_at, x.shared_at, {slots}, {flags}"
+        f" FROM ({body}) x"
+    )
+
+
+def _literal(text: str) -> str:
+    """A record type as an SQL literal: declared in code, never from a request."""
+    if not text.isidentifier():
+        raise ValueError("record types are identifiers")
+    return f"'{text}'"
+
+
+_NO_RECORDS = (
+    "SELECT CAST(NULL AS text) AS rtype, CAST(NULL AS text) AS rid,"
+    " CAST(NULL AS text) AS record_id, CAST(NULL AS text) AS kind,"
+    " CAST(NULL AS text) AS force_code, CAST(NULL AS timestamptz) AS event_at,"
+    " CAST(NULL AS timestamptz) AS shared_at, "
+    + ", ".join(f"CAST(NULL AS timestamptz) AS {slot}" for slot in _YIELDED)
+    + ", false AS share_stages, false AS receipt_stages WHERE false"
+)
+
+
+def fill_sql(*, only_given: bool, declared: tuple[kinds.RecordKind, ...] | None = None) -> str:
+    """The fill statement, for the declared kinds (or those given): for every record, or only
+    for the ids bound as arrays (`ids_<n>`, n the declaration's place among them).
 
     A whole rebuild writes each council's rows together (in event order), so that a council's
     report reads a few hundred pages rather than one per record; rows kept on write arrive in
     time order after them.
     """
-    sql = FILL
+    every = kinds.declared() if declared is None else declared
+    bases, kids, places, records = ["k AS (SELECT 1)"], [], [], []
+    for n, each in enumerate(every):
+        base, rtype, sql = f"k{n}", _literal(each.record_type), each.sql
+        bases.append(f"{base} AS ({_base(n, each, only_given=only_given)})")
+        if sql.children:
+            kids.append(
+                f"UNION ALL SELECT {rtype}, CAST(x.subject_id AS text), c.id,"  # noqa: S608
+                " c.responsible_council_code, c.host_council_code"
+                f" FROM ({sql.children.replace('{base}', base)}) x"
+                " JOIN child c ON c.id = x.child_id"
+            )
+        if sql.located:
+            places.append(
+                f"UNION ALL SELECT {rtype}, CAST(x.subject_id AS text), x.council, NULL"  # noqa: S608
+                f" FROM ({sql.located.replace('{base}', base)}) x"
+            )
+        if sql.named:
+            places.append(
+                f"UNION ALL SELECT {rtype}, CAST(x.subject_id AS text), x.council, x.child_id"  # noqa: S608
+                f" FROM ({sql.named.replace('{base}', base)}) x"
+            )
+        records.append(_records(n, each))
+    statement = _FILL.format(
+        bases=",\n".join(bases),
+        kids="\n  ".join(kids),
+        places="\n    ".join(places),
+        records="\n  UNION ALL ".join(records) if records else _NO_RECORDS,
+        columns=", ".join(COLUMNS),
+        own=", ".join(f"r.{slot}" for slot in kinds.OWN),
+    )
     if only_given:
-        for marker, fragment in _ONLY.items():
-            sql = sql.replace(marker, fragment)
-        return sql.replace("/*UPSERT*/", _UPSERT)
-    return sql.replace("/*UPSERT*/", "ORDER BY p.council, r.event_at")
+        return statement.replace("/*UPSERT*/", _UPSERT)
+    return statement.replace("/*UPSERT*/", "ORDER BY p.council, r.event_at")
+
+
+def _present(connection: sa.Connection) -> tuple[kinds.RecordKind, ...]:
+    """The declared kinds whose tables the database has: a migration runs before later ones
+    create theirs."""
+    tables = set(sa.inspect(connection).get_table_names())
+    return tuple(k for k in kinds.declared() if k.table in tables)
 
 
 def rebuild(connection: sa.Connection) -> None:
     """Derive the whole table again (synchronous: migrations and `run_sync` call it)."""
     connection.execute(sa.text("TRUNCATE stage_fact"))
-    connection.execute(sa.text(fill_sql(only_given=False)))
+    connection.execute(sa.text(fill_sql(only_given=False, declared=_present(connection))))
 
 
 def refresh(connection: sa.Connection, subjects: Iterable[Subject]) -> None:
     """Derive the facts of these records again: their rows replaced, stale councils dropped."""
-    wanted: dict[str, set[str]] = {kind: set() for kind in SUBJECT_TYPES}
+    every = kinds.declared()
+    wanted: dict[str, set[str]] = {k.record_type: set() for k in every}
+    children: set[str] = set()
     for record_type, record_id in subjects:
-        wanted[record_type].add(record_id)
-    children = sorted(wanted["Child"])
+        if record_type == "Child":
+            children.add(record_id)
+        elif record_type in wanted:
+            wanted[record_type].add(record_id)
     if children:
-        expand = {
-            "Incident": "SELECT incident_id FROM incident_child WHERE child_id = ANY(:ids)",
-            "MissingEpisode": "SELECT id FROM missing_episode WHERE child_id = ANY(:ids)",
-            "Investigation": (
-                "SELECT investigation_id FROM investigation_child WHERE child_id = ANY(:ids)"
-            ),
-        }
-        for record_type, sql in expand.items():
-            rows = connection.execute(sa.text(sql), {"ids": children})
-            wanted[record_type].update(row[0] for row in rows)
-    if wanted["Incident"]:
-        # An investigation is received by its incidents' location councils too.
-        rows = connection.execute(
-            sa.text(
-                "SELECT investigation_id FROM investigation_incident WHERE incident_id = ANY(:ids)"
-            ),
-            {"ids": sorted(wanted["Incident"])},
-        )
-        wanted["Investigation"].update(row[0] for row in rows)
-    keys = [(t, i) for t in SUBJECT_TYPES[:3] for i in wanted[t]]
+        _of_children(connection, every, sorted(children), wanted)
+    _of_others(connection, every, wanted)
+    keys = [(k.record_type, i) for k in every for i in wanted[k.record_type]]
     if not keys:
         return
     _lock(connection, keys)
-    for record_type in SUBJECT_TYPES[:3]:
-        if wanted[record_type]:
+    for each in every:
+        if wanted[each.record_type]:
             connection.execute(
                 sa.text(
                     "DELETE FROM stage_fact WHERE record_type = :type AND subject_id = ANY(:ids)"
                 ),
-                {"type": record_type, "ids": sorted(wanted[record_type])},
+                {"type": each.record_type, "ids": sorted(wanted[each.record_type])},
             )
     connection.execute(
         sa.text(fill_sql(only_given=True)),
-        {
-            "incidents": sorted(wanted["Incident"]),
-            "episodes": sorted(wanted["MissingEpisode"]),
-            "investigations": sorted(wanted["Investigation"]),
-        },
+        {f"ids_{n}": sorted(wanted[each.record_type]) for n, each in enumerate(every)},
     )
 
 
-# Each written row's record: (its type, the attribute holding its id).
-_RECORD_OF: dict[type, tuple[str, str]] = {
-    Incident: ("Incident", "id"),
-    IncidentChild: ("Incident", "incident_id"),
-    MissingEpisode: ("MissingEpisode", "id"),
-    Investigation: ("Investigation", "id"),
-    InvestigationTransition: ("Investigation", "investigation_id"),
-    InvestigationChild: ("Investigation", "investigation_id"),
-    InvestigationIncident: ("Investigation", "investigation_id"),
-}
+def _of_children(
+    connection: sa.Connection,
+    every: tuple[kinds.RecordKind, ...],
+    children: list[str],
+    wanted: dict[str, set[str]],
+) -> None:
+    """Add every record of these children to `wanted` (a child moved council)."""
+    for n, each in enumerate(every):
+        if each.sql.children is None:
+            continue
+        found = each.sql.children.replace("{base}", f"k{n}")
+        sql = (
+            f"WITH k{n} AS ({_base(n, each, only_given=False)})"  # noqa: S608 - declared fragments
+            f" SELECT x.subject_id FROM ({found}) x WHERE x.child_id = ANY(CAST(:ids AS text[]))"
+        )
+        rows = connection.execute(sa.text(sql), {"ids": children})
+        wanted[each.record_type].update(row[0] for row in rows)
+
+
+def _of_others(
+    connection: sa.Connection, every: tuple[kinds.RecordKind, ...], wanted: dict[str, set[str]]
+) -> None:
+    """Add the records whose facts depend on wanted ones: received through another's places
+    (an investigation, its incidents'), or timed by another (a conference, its discussion)."""
+    for each in every:
+        for other, sql in each.sql.depends_on.items():
+            if wanted.get(other):
+                rows = connection.execute(sa.text(sql), {"ids": sorted(wanted[other])})
+                wanted[each.record_type].update(row[0] for row in rows)
 
 
 def _lock(connection: sa.Connection, keys: list[Subject]) -> None:
@@ -347,9 +380,10 @@ def _subjects_of(instance: Any, *, is_new: bool) -> list[Subject]:
             for name in ("responsible_council_code", "host_council_code")
         )
         return [("Child", instance.id)] if moved else []
-    for model, (record_type, attribute) in _RECORD_OF.items():
-        if isinstance(instance, model):
-            return [(record_type, getattr(instance, attribute))]
+    for declared in kinds.declared():
+        for model, attribute in declared.models.items():
+            if isinstance(instance, model):
+                return [(declared.record_type, getattr(instance, attribute))]
     return []
 
 
@@ -358,7 +392,7 @@ def _is_postgres(session: Session) -> bool:
     return bind.dialect.name == "postgresql"
 
 
-@event.listens_for(Session, "after_flush")
+@event.listens_for(HubSession, "after_flush")
 def _after_flush(session: Session, _context: Any) -> None:
     if not _is_postgres(session):
         return
@@ -371,7 +405,7 @@ def _after_flush(session: Session, _context: Any) -> None:
         mark(session, found)
 
 
-@event.listens_for(Session, "before_commit")
+@event.listens_for(HubSession, "before_commit")
 def _before_commit(session: Session) -> None:
     # Runs inside AsyncSession's greenlet, so the synchronous API may emit SQL here. The commit's
     # own flush comes after this event: flush first, so that its writes are marked too.

@@ -30,11 +30,13 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from hub.timeliness.percentiles import GROUPINGS, NO_DELAY, STAGE_COUNT, BadDelays, Keys
+from hub.timeliness import kinds
+from hub.timeliness.percentiles import GROUPINGS, NO_DELAY, BadDelays, Keys
 from hub.timeliness.targets import KINDS, STAGES, Target, TargetSet, Unit
 
-# The clock readings `report_sql`'s stages part copies, in this order; a missing one is
-# '-infinity' (the smallest int8), which keeps every row the same width.
+# The clock readings `report_sql`'s stages part copies, in this order, when no kind declares a
+# reading beyond them (`copied`); a missing one is '-infinity' (the smallest int8), which keeps
+# every row the same width.
 READINGS = (
     "event_at",
     "recorded_at",
@@ -44,15 +46,26 @@ READINGS = (
     "returned_at",
     "interview_at",
 )
+
+
+def copied() -> tuple[str, ...]:
+    """The readings the stages part copies: `READINGS`, then every other slot a stage of a
+    declared kind starts, ends, needs or is due at (`kinds.SLOTS` order)."""
+    used = {
+        slot
+        for stage in kinds.STAGE_DEFS.values()
+        for slot in (stage.start, stage.end, *stage.requires, stage.deadline)
+        if slot is not None
+    }
+    return (*READINGS, *(s for s in kinds.SLOTS if s in used and s not in READINGS))
+
+
 MISSING = np.iinfo(np.int64).min
 EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)  # PostgreSQL's binary timestamps count from here
 _US = dt.timedelta(microseconds=1)
 _SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 _INT4 = [("size", ">i4"), ("value", ">i4")]
 _INT8 = [("size", ">i4"), ("value", ">i8")]
-
-
-_KINDS, _STAGES = list(KINDS), list(STAGES)
 
 
 def _allowance(target: Target) -> int:
@@ -69,7 +82,7 @@ def instant(value: int) -> dt.datetime:
     return EPOCH + dt.timedelta(microseconds=value)
 
 
-def row_type(calendar_targets: int) -> np.dtype[Any]:
+def row_type(calendar_targets: int, readings: Sequence[str] = READINGS) -> np.dtype[Any]:
     """The stages part's binary row: the fact's address (`ctid`), four hashed group keys, the
     applying stages as bits, the clock readings, and each calendar target's deadline."""
     return np.dtype(
@@ -78,7 +91,7 @@ def row_type(calendar_targets: int) -> np.dtype[Any]:
             ("tid", [("size", ">i4"), ("block", ">u4"), ("offset", ">u2")]),
             *((f"k{i}", _INT4) for i in range(len(GROUPINGS))),
             ("applies", _INT4),
-            *((reading, _INT8) for reading in READINGS),
+            *((reading, _INT8) for reading in readings),
             *((f"dl{j}", _INT8) for j in range(calendar_targets)),
         ]
     )
@@ -101,9 +114,14 @@ class Facts:
         return [f"({block},{offset})" for block, offset in zip(blocks, offsets, strict=True)]
 
 
-def read(data: bytes | bytearray | memoryview, *, calendar_targets: int) -> Facts:
-    """A binary COPY of the stages part, read in place."""
-    kind = row_type(calendar_targets)
+def read(
+    data: bytes | bytearray | memoryview,
+    *,
+    calendar_targets: int,
+    readings: Sequence[str] = READINGS,
+) -> Facts:
+    """A binary COPY of the stages part (holding `readings`), read in place."""
+    kind = row_type(calendar_targets, readings)
     view = memoryview(data)
     if bytes(view[: len(_SIGNATURE)]) != _SIGNATURE:
         raise BadDelays("not a binary COPY stream")
@@ -119,7 +137,7 @@ def read(data: bytes | bytearray | memoryview, *, calendar_targets: int) -> Fact
         tids=rows["tid"][["block", "offset"]].copy(),  # copies throughout: `data` can go
         keys=[rows[f"k{i}"]["value"].astype(np.int64) for i in range(len(GROUPINGS))],
         applies=rows["applies"]["value"].astype(np.int64),
-        readings={name: rows[name]["value"].astype(np.int64) for name in READINGS},
+        readings={name: rows[name]["value"].astype(np.int64) for name in readings},
         deadlines=[rows[f"dl{j}"]["value"].astype(np.int64) for j in range(calendar_targets)],
     )
 
@@ -167,30 +185,39 @@ def judge(
 ) -> Judged:
     """Every fact judged against `targets` at `as_of`; `stages` the (start, end) reading of
     each stage, in `targets.STAGES` order; `limit` how many breaches can be listed (None:
-    every one)."""
-    if len(stages) != len(_STAGES):
+    every one). A stage applies to a fact only if its kind declares it (`kinds`), and only
+    where the copy holds its readings."""
+    all_kinds, all_stages = list(KINDS), list(STAGES)
+    if len(stages) != len(all_stages):
         raise ValueError("judge needs each stage's (start, end) readings, in STAGES order")
     now = microseconds(as_of)
     positions = [keys.positions(name, key) for name, key in zip(GROUPINGS, facts.keys, strict=True)]
-    applies = [(facts.applies >> i) & 1 == 1 for i in range(STAGE_COUNT)]
+    kind = positions[GROUPINGS.index("kind")]
+    applying = facts.applies & _declared_stages(keys)[kind]
+    applies = [(applying >> i) & 1 == 1 for i in range(len(all_stages))]
+    nowhere = np.full(applying.size, MISSING, dtype=np.int64)
+    readings = {name: facts.readings.get(name, nowhere) for name in kinds.SLOTS}
     delays: list[npt.NDArray[np.int64]] = []
     ended: list[npt.NDArray[np.bool_]] = []
     for i, (start, end) in enumerate(stages):
-        finish = facts.readings[end]
-        done = applies[i] & (finish != MISSING) & (finish <= now)
+        finish, began = readings[end], readings[start]
+        done = applies[i] & (finish != MISSING) & (finish <= now) & (began != MISSING)
         ended.append(done)
-        delays.append(np.where(done, finish - facts.readings[start], NO_DELAY))
-    kind = positions[GROUPINGS.index("kind")]
+        delays.append(np.where(done, finish - began, NO_DELAY))
     within: list[npt.NDArray[np.bool_]] = []
     breached: list[npt.NDArray[np.bool_]] = []
     found: list[_Breached] = []
     calendar = iter(facts.deadlines)  # the calendar targets' deadlines, in the targets' order
     for j, target in enumerate(targets.targets):
-        i = _STAGES.index(target.stage)
-        began, finish = facts.readings[stages[i][0]], facts.readings[stages[i][1]]
-        judged = applies[i] & (kind == _KINDS.index(target.kind) + 1)
+        i = all_stages.index(target.stage)
+        began, finish = readings[stages[i][0]], readings[stages[i][1]]
+        judged = applies[i] & (kind == all_kinds.index(target.kind) + 1)
         if target.unit is Unit.HOURS:
             deadline = began + _allowance(target)
+        elif target.unit is Unit.RECORD_DEADLINE:
+            due = kinds.STAGE_DEFS[target.stage].deadline
+            deadline = readings[due] if due is not None else nowhere
+            judged &= deadline != MISSING
         else:
             deadline = next(calendar)
             judged &= deadline != MISSING
@@ -213,9 +240,17 @@ def judge(
     return Judged(
         positions=positions,
         delays=delays,
-        counts=_counts(positions, facts.applies, delays, within, breached, keys=keys),
+        counts=_counts(positions, applying, delays, within, breached, keys=keys),
         candidates=_candidates(found, limit=limit),
     )
+
+
+def _declared_stages(keys: Keys) -> npt.NDArray[np.int64]:
+    """Per kind position (from 1; 0 for none), the bits of the stages its kind declares."""
+    order = {stage: index for index, stage in enumerate(STAGES)}
+    bits = [0]
+    bits += [sum(1 << order[s] for s in kinds.KIND_STAGES.get(name, ())) for name in keys.kinds]
+    return np.asarray(bits, dtype=np.int64)
 
 
 def _counts(
@@ -231,11 +266,12 @@ def _counts(
     and breached counts (`extract._Counts` reads them), with the group's names."""
     if not applies.size:
         return []
+    stage_count = len(delays)
     # One integer per finest group (its key positions and applying stages), to sort rows by.
     code = np.zeros(applies.size, dtype=np.int64)
     for grouping, part in zip(GROUPINGS, positions, strict=True):
         code = code * (len(keys.names(grouping)) + 1) + part
-    code = code * (1 << STAGE_COUNT) + applies
+    code = code * (1 << stage_count) + applies
     order = np.argsort(code, kind="stable")
     ordered = code[order]
     first = np.concatenate(([True], ordered[1:] != ordered[:-1]))
@@ -261,11 +297,11 @@ def _counts(
             for grouping, part in zip(GROUPINGS, positions, strict=True)
         ]
         bits = int(applies[row])
-        stats: list[float | None] = [float((bits >> i) & 1) for i in range(STAGE_COUNT)]
+        stats: list[float | None] = [float((bits >> i) & 1) for i in range(stage_count)]
         stats.append(float(columns[0][g]))
-        stats += [float(column[g]) for column in columns[1 : 1 + STAGE_COUNT]]
+        stats += [float(column[g]) for column in columns[1 : 1 + stage_count]]
         stats += [None if m[g] == NO_DELAY else float(m[g]) for m in longest]
-        stats += [float(column[g]) for column in columns[1 + STAGE_COUNT :]]
+        stats += [float(column[g]) for column in columns[1 + stage_count :]]
         found.append(
             dict(zip(("force_code", "council_code", "kind", "month"), names, strict=True))
             | {"stats": stats}

@@ -20,13 +20,21 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import numpy.typing as npt
 
+from hub.timeliness.targets import STAGES
+
 # The four groupings (the stage facts' group keys, in this order), and the stages' delays in
 # microseconds, with NO_DELAY for a stage not ended (or not applying).
 GROUPINGS = ("force", "council", "kind", "month")
-STAGE_COUNT = 6
 NO_DELAY = -(2**62)
 RANKS_PER_POPULATION = 3  # the lower and upper middle delays, and the 90th percentile
 _KIND = GROUPINGS.index("kind")
+
+
+def __getattr__(name: str) -> int:
+    # STAGE_COUNT: how many stages the declared kinds have (`kinds`), whenever it is asked.
+    if name == "STAGE_COUNT":
+        return len(STAGES)
+    raise AttributeError(name)
 
 
 class BadDelays(ValueError):
@@ -87,7 +95,7 @@ def ranks(
     group_keys = list(positions)
     table = np.asarray(population_of, dtype=np.int64)  # stage x (kind position)
     values, where, pops = [], [], []
-    for stage in range(STAGE_COUNT):
+    for stage in range(len(delays)):
         ended = np.flatnonzero(delays[stage] != NO_DELAY)
         population = table[stage][group_keys[_KIND][ended]]
         counted = population >= 0

@@ -23,24 +23,38 @@ deadlines (`_deadline`, from the arrays `extract` binds).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-from hub.timeliness.judged import READINGS
+from hub.timeliness import kinds
+from hub.timeliness.judged import copied
 from hub.timeliness.report_data import ReportScope
 from hub.timeliness.targets import KINDS, STAGES, TargetSet, Unit
 
-# (start, end, applies) of each stage on a `pairs` row, in STAGES order.
-STAGE_SQL = {
-    "event_to_recorded": ("event_at", "recorded_at", "share_stages AND recorded_at IS NOT NULL"),
-    "recorded_to_shared": ("recorded_at", "shared_at", "share_stages AND recorded_at IS NOT NULL"),
-    "event_to_shared": ("event_at", "shared_at", "share_stages"),
-    "shared_to_first_seen": ("shared_at", "first_seen_at", "receipt_stages"),
-    "shared_to_acknowledged": ("shared_at", "acknowledged_at", "receipt_stages"),
-    "returned_to_return_interview": ("returned_at", "interview_at", "returned_at IS NOT NULL"),
-}
-# Stage i is bit i of the stages part's `applies`, and position i of `judged`'s delays.
-if tuple(STAGE_SQL) != tuple(STAGES):
-    raise RuntimeError("STAGE_SQL must list the stages in targets.STAGES order")
+
+class _StageSql(Mapping[str, tuple[str, str, str]]):
+    """(start, end, applies) of each stage on a `pairs` row, in STAGES order, from the declared
+    kinds (`kinds`) whenever it is read: stage i is bit i of the stages part's `applies`, and
+    position i of `judged`'s delays. `applies` tests the fact's flags and readings; `judged`
+    keeps it to the kinds that declare the stage."""
+
+    def __getitem__(self, key: str) -> tuple[str, str, str]:
+        return _stage_sql(kinds.STAGE_DEFS[key])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(STAGES))
+
+    def __len__(self) -> int:
+        return len(STAGES)
+
+
+def _stage_sql(stage: kinds.Stage) -> tuple[str, str, str]:
+    flag = {kinds.Part.SHARE: ["share_stages"], kinds.Part.RECEIPT: ["receipt_stages"]}
+    tests = [*flag.get(stage.part, []), *(f"{slot} IS NOT NULL" for slot in stage.needs())]
+    return stage.start, stage.end, " AND ".join(tests) or "true"
+
+
+STAGE_SQL = _StageSql()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,7 +72,7 @@ def cells(targets: TargetSet) -> list[Cell]:
         held = [i for i, t in enumerate(targets.targets) if t.stage == stage]
         found += [Cell(stage, i, (targets.targets[i].kind,)) for i in held]
         covered = {targets.targets[i].kind for i in held}
-        rest = tuple(k for k in KINDS if k not in covered)
+        rest = tuple(k for k in KINDS if k not in covered and kinds.applies(stage, k))
         if rest:
             found.append(Cell(stage, None, rest))
     return found
@@ -87,7 +101,8 @@ _PAIRS = """
   SELECT f.ctid AS tid, f.record_id, f.kind, f.force_code, f.council_code AS council,
     f.child_id, f.month,
     f.event_at, f.recorded_at, f.shared_at, f.first_seen_at, f.acknowledged_at,
-    f.returned_at, f.interview_at, f.share_stages, f.receipt_stages, f.first_council,
+    f.returned_at, f.interview_at, f.reading_1_at, f.reading_2_at, f.reading_3_at,
+    f.reading_4_at, f.share_stages, f.receipt_stages, f.first_council,
     f.event_local,
     f.recorded_local, f.shared_local, f.returned_local,
     CASE WHEN o.nation = 'wales' THEN CAST(:c_days AS int) ELSE 0 END AS nation_offset
@@ -135,11 +150,14 @@ members AS (
 def _deadline(index: int, unit: Unit, start: str) -> str:
     """SQL for target `index`'s deadline of a stage starting at `start` (a `pairs` column).
 
-    A calendar deadline reads `{start}_local`, the start in UK time (kept in the stage facts).
+    A calendar deadline reads `{start}_local`, the start in UK time, where the stage facts keep
+    it (`kinds.LOCAL`), else converts the start (only the target's kind's rows get here).
     """
     if unit is Unit.HOURS:
         return f"{start} + CAST(:hours_{index} AS float8) * interval '1 hour'"
     local = start.removesuffix("_at") + "_local"
+    if start not in kinds.LOCAL:
+        local = f"({start} AT TIME ZONE 'Europe/London')"
     # The calendar is an array per calendar target and nation, indexed by day: no join, no sort.
     day = (
         f"(CAST(:calendar_{index} AS int) * 2 * :c_days + nation_offset"
@@ -156,7 +174,7 @@ def _deadline(index: int, unit: Unit, start: str) -> str:
 
 
 def _stage(stage: str) -> int:
-    return list(STAGE_SQL).index(stage)
+    return list(STAGES).index(stage)
 
 
 def _stages_part(targets: TargetSet) -> str:
@@ -173,10 +191,10 @@ def _stages_part(targets: TargetSet) -> str:
         "p.tid",
         *(f"hashtext(p.{key})" for key in ("force_code", "council", "kind", "month")),
         f"CAST({applies} AS int4)",
-        *(f"coalesce(p.{reading}, '-infinity')" for reading in READINGS),
+        *(f"coalesce(p.{reading}, '-infinity')" for reading in copied()),
     ]
     for j, target in enumerate(targets.targets):
-        if target.unit is not Unit.HOURS:
+        if target.unit.uses_calendar:
             deadline = _deadline(j, target.unit, STAGE_SQL[target.stage][0])
             columns.append(f"coalesce(CASE WHEN kind = :kind_{j} THEN {deadline} END, '-infinity')")
     return f"SELECT {', '.join(columns)} FROM ({_PAIRS}) p"  # noqa: S608 - fixed fragments
@@ -192,7 +210,7 @@ def population_table(found: list[Cell]) -> list[list[int]]:
     record of that kind (its place in `populations`), or -1 for none."""
     order = {population: index for index, population in enumerate(populations(found))}
     position = {kind: index for index, kind in enumerate(KINDS, start=1)}
-    table = [[-1] * (len(KINDS) + 1) for _ in STAGE_SQL]
+    table = [[-1] * (len(KINDS) + 1) for _ in STAGES]
     for cell in found:
         for kind in cell.kinds:
             table[_stage(cell.stage)][position[kind]] = order[cell.stage, cell.kinds]
@@ -261,7 +279,7 @@ def build(targets: TargetSet, scope: ReportScope) -> tuple[list[str], dict[str, 
     parts = [scoped_sql(_part(name, targets), scope) for name in PARTS]
     params: dict[str, Any] = {}
     for j, target in enumerate(targets.targets):
-        if target.unit is not Unit.HOURS:
+        if target.unit.uses_calendar:
             params[f"kind_{j}"] = target.kind
             params[f"calendar_{j}"] = calendar_index(targets, j)
             if target.unit is Unit.NEXT_SCHOOL_DAY:
@@ -271,7 +289,7 @@ def build(targets: TargetSet, scope: ReportScope) -> tuple[list[str], dict[str, 
 
 def calendar_index(targets: TargetSet, index: int) -> int:
     """Target `index`'s place among the targets that need the calendar."""
-    return sum(1 for t in targets.targets[:index] if t.unit is not Unit.HOURS)
+    return sum(1 for t in targets.targets[:index] if t.unit.uses_calendar)
 
 
 # Each an indexed condition on the stage facts, so that one council's year reads only its rows.

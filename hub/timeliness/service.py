@@ -1,8 +1,9 @@
 """Timelines from the database: each record's clock readings and its receiving councils.
 
 `timelines` loads, for any set of records, everything their stages need in a fixed number of
-statements (records, children, linked incidents, receipts, nations); `acknowledge` and
-`record_return_interview` are the councils' two writes.
+statements: each kind's records through its declaration's loader (`kinds`), then their
+children's councils, receipts and nations; `acknowledge` and `record_return_interview` are the
+councils' two writes.
 """
 
 from __future__ import annotations
@@ -22,19 +23,15 @@ from hub.access.scope import RowScope
 from hub.children.models import Child
 from hub.db import utcnow
 from hub.errors import Conflict, InvalidInput, NotFound
-from hub.incidents.models import Incident, IncidentChild
-from hub.investigations.models import (
-    Investigation,
-    InvestigationChild,
-    InvestigationIncident,
-    InvestigationTransition,
-)
+from hub.incidents.models import Incident
+from hub.investigations.models import Investigation
 from hub.missing.models import MissingEpisode, MissingStatus
 from hub.protection import service as protection
 from hub.protection.models import PoliceProtection
 from hub.reference.models import Organisation
+from hub.timeliness import kinds
 from hub.timeliness.models import RECEIPT_TYPES, FirstSeen, RecordReceipt, note_first_seen
-from hub.timeliness.timeline import Recipient, RecordTimes, incident_kind, nation_of
+from hub.timeliness.timeline import Recipient, RecordTimes, nation_of
 
 Key = tuple[str, str]  # (record type, record id)
 
@@ -48,37 +45,16 @@ class RecordTimeline:
     receipts: tuple[RecordReceipt, ...]  # every receiving organisation's, schools' too
 
 
-@dataclasses.dataclass
-class _Sources:
-    incidents: list[Incident] = dataclasses.field(default_factory=list)
-    episodes: list[MissingEpisode] = dataclasses.field(default_factory=list)
-    investigations: list[Investigation] = dataclasses.field(default_factory=list)
-    transitions: list[InvestigationTransition] = dataclasses.field(default_factory=list)
-    # The force of each investigation a status change belongs to.
-    forces: dict[str, str] = dataclasses.field(default_factory=dict)
-
-
 async def timelines(session: AsyncSession, keys: Sequence[Key]) -> dict[Key, RecordTimeline]:
     """The timelines of the given records (unscoped: callers pass only records they may see)."""
     ids: defaultdict[str, list[str]] = defaultdict(list)
     for record_type, record_id in keys:
         ids[record_type].append(record_id)
-    sources = _Sources()
-    if ids["Incident"]:
-        query = sa.select(Incident).where(col(Incident.id).in_(ids["Incident"]))
-        sources.incidents = list((await session.execute(query)).scalars())
-    if ids["MissingEpisode"]:
-        query_m = sa.select(MissingEpisode).where(col(MissingEpisode.id).in_(ids["MissingEpisode"]))
-        sources.episodes = list((await session.execute(query_m)).scalars())
-    if ids["Investigation"]:
-        query_i = sa.select(Investigation).where(col(Investigation.id).in_(ids["Investigation"]))
-        sources.investigations = list((await session.execute(query_i)).scalars())
-        query_t = sa.select(InvestigationTransition).where(
-            col(InvestigationTransition.investigation_id).in_(ids["Investigation"])
-        )
-        sources.transitions = list((await session.execute(query_t)).scalars())
-        sources.forces = {i.id: i.force_code for i in sources.investigations}
-    return await _assemble(session, sources)
+    loaded: list[kinds.Loaded] = []
+    for declared in kinds.declared():
+        if ids[declared.record_type]:
+            loaded += await declared.load(session, ids[declared.record_type], None)
+    return await _assemble(session, loaded)
 
 
 async def in_period(
@@ -90,83 +66,25 @@ async def in_period(
     force_code: str | None = None,
 ) -> list[RecordTimeline]:
     """Every record whose event lies in [start, end) and that the hub held at ``as_of``."""
-    sources = _Sources()
-    incident = sa.select(Incident).where(
-        col(Incident.occurred_at) >= start,
-        col(Incident.occurred_at) < end,
-        col(Incident.shared_at) <= as_of,
-    )
-    episode = sa.select(MissingEpisode).where(
-        col(MissingEpisode.reported_missing_at) >= start,
-        col(MissingEpisode.reported_missing_at) < end,
-        col(MissingEpisode.shared_at) <= as_of,
-    )
-    investigation = sa.select(Investigation).where(col(Investigation.shared_at) <= as_of)
-    if force_code is not None:
-        incident = incident.where(col(Incident.force_code) == force_code)
-        episode = episode.where(col(MissingEpisode.force_code) == force_code)
-        investigation = investigation.where(col(Investigation.force_code) == force_code)
-    sources.incidents = list((await session.execute(incident)).scalars())
-    sources.episodes = list((await session.execute(episode)).scalars())
-    changes = (
-        sa.select(InvestigationTransition, col(Investigation.force_code))
-        .join(Investigation, col(Investigation.id) == InvestigationTransition.investigation_id)
-        .where(
-            col(InvestigationTransition.changed_at) >= start,
-            col(InvestigationTransition.changed_at) < end,
-            col(InvestigationTransition.shared_at) <= as_of,
-        )
-    )
-    if force_code is not None:
-        changes = changes.where(col(Investigation.force_code) == force_code)
-    for change, force in (await session.execute(changes)).all():
-        sources.transitions.append(change)
-        sources.forces[change.investigation_id] = force
-    opened = {t.investigation_id for t in sources.transitions if t.from_status is None}
-    if opened:
-        investigation = investigation.where(col(Investigation.id).in_(opened))
-        sources.investigations = list((await session.execute(investigation)).scalars())
-    timelines_ = await _assemble(session, sources)
+    period = kinds.Period(start=start, end=end, as_of=as_of, force_code=force_code)
+    loaded: list[kinds.Loaded] = []
+    for declared in kinds.declared():
+        loaded += await declared.load(session, None, period)
+    timelines_ = await _assemble(session, loaded)
     return list(timelines_.values())
 
 
-async def _assemble(session: AsyncSession, sources: _Sources) -> dict[Key, RecordTimeline]:
-    incident_ids = [row.id for row in sources.incidents]
-    investigation_ids = list(
-        {row.id for row in sources.investigations}
-        | {row.investigation_id for row in sources.transitions}
-    )
-    children_of: defaultdict[Key, set[str]] = defaultdict(set)
-    for link in await _links(session, IncidentChild, "incident_id", incident_ids):
-        children_of["Incident", link[0]].add(link[1])
-    for link in await _links(session, InvestigationChild, "investigation_id", investigation_ids):
-        children_of["Investigation", link[0]].add(link[1])
-    for episode in sources.episodes:
-        children_of["MissingEpisode", episode.id].add(episode.child_id)
-    located: defaultdict[Key, set[str]] = defaultdict(set)
-    for incident in sources.incidents:
-        located["Incident", incident.id].add(incident.location_council_code)
-    if investigation_ids:
-        linked = await session.execute(
-            sa.select(
-                col(InvestigationIncident.investigation_id), col(Incident.location_council_code)
-            )
-            .join(Incident, col(Incident.id) == InvestigationIncident.incident_id)
-            .where(col(InvestigationIncident.investigation_id).in_(investigation_ids))
-        )
-        for investigation_id, council in linked.all():
-            located["Investigation", investigation_id].add(council)
-    councils_of = await _child_councils(session, {c for kids in children_of.values() for c in kids})
-    keys = [
-        *(("Incident", i) for i in incident_ids),
-        *(("MissingEpisode", e.id) for e in sources.episodes),
-        *(("Investigation", i) for i in investigation_ids),
-    ]
+async def _assemble(session: AsyncSession, loaded: list[kinds.Loaded]) -> dict[Key, RecordTimeline]:
+    by_key: dict[Key, kinds.Loaded] = {}
+    for found_ in loaded:
+        by_key[found_.record_type, found_.record_id] = found_
+    keys = list(by_key)
+    children = {c for found_ in loaded for c in found_.children}
+    councils_of = await _child_councils(session, children)
     receipts = await _receipts(session, keys)
-    recipients = {key: _recipients(located[key], children_of[key], councils_of) for key in keys}
+    recipients = {key: _receivers(each, councils_of) for key, each in by_key.items()}
     codes = {council for found in recipients.values() for council, _ in found}
     nations = await _nations(session, codes)
-    records = _record_times(sources)
     found: dict[Key, RecordTimeline] = {}
     for key in keys:
         seen = receipts.get(key, {})
@@ -180,62 +98,18 @@ async def _assemble(session: AsyncSession, sources: _Sources) -> dict[Key, Recor
             )
             for council, child in recipients[key]
         )
-        found[key] = RecordTimeline(key[0], key[1], tuple(records[key]), to, tuple(seen.values()))
+        records = tuple(by_key[key].records)
+        found[key] = RecordTimeline(key[0], key[1], records, to, tuple(seen.values()))
     return found
 
 
-def _record_times(sources: _Sources) -> defaultdict[Key, list[RecordTimes]]:
-    records: defaultdict[Key, list[RecordTimes]] = defaultdict(list)
-    for i in sources.incidents:
-        records["Incident", i.id].append(
-            RecordTimes(
-                incident_kind(i.type), i.id, i.force_code, i.occurred_at, i.recorded_at, i.shared_at
-            )
-        )
-    for e in sources.episodes:
-        records["MissingEpisode", e.id].append(
-            RecordTimes(
-                "missing_episode",
-                e.id,
-                e.force_code,
-                e.reported_missing_at,
-                e.recorded_at,
-                e.shared_at,
-                returned_at=e.returned_at,
-                return_interview_at=e.return_interview_at,
-            )
-        )
-    opened_at: dict[str, dt.datetime] = {}
-    for t in sorted(sources.transitions, key=lambda t: t.changed_at):
-        opened_at.setdefault(t.investigation_id, t.changed_at)
-    for investigation in sources.investigations:
-        records["Investigation", investigation.id].append(
-            RecordTimes(
-                "investigation_status",
-                investigation.id,
-                investigation.force_code,
-                opened_at.get(investigation.id, investigation.status_changed_at),
-                None,
-                investigation.shared_at,
-                share_stages=False,
-            )
-        )
-    for t in sources.transitions:
-        force = sources.forces.get(t.investigation_id)
-        if force is None:
-            continue
-        records["Investigation", t.investigation_id].append(
-            RecordTimes(
-                "investigation_status",
-                t.id,
-                force,
-                t.changed_at,
-                None,
-                t.shared_at,
-                receipt_stages=False,
-            )
-        )
-    return records
+def _receivers(
+    each: kinds.Loaded, councils_of: dict[str, tuple[str, ...]]
+) -> list[tuple[str, str | None]]:
+    declared = kinds.declaration(each.record_type)
+    if declared is not None and declared.receivers is kinds.Receivers.NAMED:
+        return sorted(set(each.named), key=lambda named: (named[0], named[1] or ""))
+    return _recipients(each.located, each.children, councils_of)
 
 
 def _recipients(
@@ -252,20 +126,6 @@ def _recipients(
     councils = sorted(set(located) | set(theirs))
     fallback = kids[0] if kids else None
     return [(c, theirs[c][0] if theirs.get(c) else fallback) for c in councils]
-
-
-async def _links(
-    session: AsyncSession,
-    table: type[IncidentChild | InvestigationChild],
-    key: str,
-    ids: list[str],
-) -> list[tuple[str, str]]:
-    if not ids:
-        return []
-    record = getattr(table, key)
-    child: Any = table.child_id
-    rows = await session.execute(sa.select(record, child).where(record.in_(ids)))
-    return [(a, b) for a, b in rows.all()]
 
 
 async def _child_councils(session: AsyncSession, ids: set[str]) -> dict[str, tuple[str, ...]]:

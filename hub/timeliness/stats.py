@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from hub.timeliness.calendar import check_nation, require_aware
-from hub.timeliness.targets import STAGES, Target, TargetSet
+from hub.timeliness.targets import STAGES, Target, TargetSet, Unit
 
 GroupKey = Literal["force", "council", "kind", "month"]
 GROUP_KEYS: tuple[GroupKey, ...] = ("force", "council", "kind", "month")
@@ -50,6 +50,8 @@ class StageDelay:
     nation: str  # the receiving council's: its working days and school days apply
     record_id: str
     child_id: str | None = None
+    # The record's own deadline for the stage, when its kind declares one (`record_deadline`).
+    due: dt.datetime | None = None
 
     def __post_init__(self) -> None:
         require_aware(self.start, name="start")
@@ -147,7 +149,11 @@ def measure(
         if not applicable:
             measured.append(Measured(row, None, delay, None, "untargeted"))
         for target in applicable:
-            deadline = target.deadline(row.start, row.nation)
+            if target.unit is Unit.RECORD_DEADLINE and row.due is None:
+                # No deadline to judge by: counted, neither within nor breached.
+                measured.append(Measured(row, target, delay, None, "pending"))
+                continue
+            deadline = target.deadline(row.start, row.nation, due=row.due)
             measured.append(Measured(row, target, delay, deadline, _status(end, deadline, as_of)))
     return measured
 

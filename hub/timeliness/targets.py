@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hub.timeliness import kinds
 from hub.timeliness.calendar import (
     SCHOOL_DAY_START,
     add_working_days,
@@ -27,27 +28,10 @@ from hub.timeliness.calendar import (
 
 SCHEMA = 1
 
-# The kinds of record a target can hold to, as the report names them.
-KINDS: dict[str, str] = {
-    "domestic_abuse": "Domestic abuse incident involving a child",
-    "incident": "Other child safeguarding incident",
-    "missing_episode": "Child missing from home or care",
-    "investigation_status": "Change in an investigation's status",
-}
-
-# Stage -> what starts and ends it. "Event" is the incident, the report of a missing child or
-# the status change; "first seen" comes from the audit and "acknowledged" from the council.
-STAGES: dict[str, str] = {
-    "event_to_recorded": "event to recorded by police",
-    "recorded_to_shared": "recorded by police to shared with the hub",
-    "event_to_shared": "event to shared with the hub",
-    "shared_to_first_seen": "shared to first seen by the council",
-    "shared_to_acknowledged": "shared to acknowledged by the council",
-    "returned_to_return_interview": "child's return to return home interview",
-}
-
-# Stages that exist for one kind only; every other stage applies to every kind.
-_STAGE_KINDS = {"returned_to_return_interview": frozenset({"missing_episode"})}
+# The kinds of record a target can hold to, and the stages of their timelines, as the report
+# names them: every kind its domain declares (`kinds.register`), filled in place.
+KINDS = kinds.KINDS
+STAGES = kinds.STAGES
 
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
 _REQUIRED = ("id", "kind", "stage", "unit", "description", "source")
@@ -61,6 +45,14 @@ class Unit(enum.StrEnum):
     HOURS = "hours"
     WORKING_DAYS = "working_days"
     NEXT_SCHOOL_DAY = "next_school_day"
+    # The record's own deadline for the stage, which its kind declares (the meeting's time for
+    # its written report, the time a joint visit is needed by).
+    RECORD_DEADLINE = "record_deadline"
+
+    @property
+    def uses_calendar(self) -> bool:
+        """Whether a deadline in this unit comes from the working-day or school-day calendar."""
+        return self in {Unit.WORKING_DAYS, Unit.NEXT_SCHOOL_DAY}
 
 
 class TargetsError(ValueError):
@@ -96,6 +88,10 @@ class Target:
 
     @property
     def limit_text(self) -> str:
+        if self.unit is Unit.RECORD_DEADLINE:
+            stage = kinds.STAGE_DEFS.get(self.stage)
+            due = stage.deadline_text if stage is not None and stage.deadline_text else None
+            return f"by {due}" if due else "by the record's own deadline"
         if self.unit is Unit.NEXT_SCHOOL_DAY:
             return f"before {self.school_day_start:%H:%M} on the next school day"
         assert self.limit is not None  # noqa: S101 - the loader guarantees it for these units
@@ -104,10 +100,17 @@ class Target:
             return f"{days} working day{'s' if days != 1 else ''}"
         return f"{self.limit:g} hour{'s' if self.limit != 1 else ''}"
 
-    def deadline(self, start: dt.datetime, nation: str) -> dt.datetime:
-        """The last moment at which the stage still meets the target (UTC)."""
+    def deadline(
+        self, start: dt.datetime, nation: str, *, due: dt.datetime | None = None
+    ) -> dt.datetime:
+        """The last moment at which the stage still meets the target (UTC); `due` is the
+        record's own deadline (`record_deadline` only)."""
         start = require_aware(start, name="start")
         check_nation(nation)
+        if self.unit is Unit.RECORD_DEADLINE:
+            if due is None:
+                raise ValueError("a record_deadline target needs the record's deadline")
+            return require_aware(due, name="due")
         if self.unit is Unit.NEXT_SCHOOL_DAY:
             return next_school_day_start(start, nation, self.school_day_start)
         assert self.limit is not None  # noqa: S101 - the loader guarantees it for these units
@@ -115,9 +118,11 @@ class Target:
             return add_working_days(start, int(self.limit), nation)
         return start + dt.timedelta(hours=self.limit)
 
-    def met(self, start: dt.datetime, end: dt.datetime, nation: str) -> bool:
+    def met(
+        self, start: dt.datetime, end: dt.datetime, nation: str, *, due: dt.datetime | None = None
+    ) -> bool:
         """Met when the stage ended at or before the deadline."""
-        return require_aware(end, name="end") <= self.deadline(start, nation)
+        return require_aware(end, name="end") <= self.deadline(start, nation, due=due)
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,15 +228,26 @@ def _vocabulary_problems(entry: dict[str, Any]) -> list[str]:
         found.append(f"unknown kind {entry['kind']!r} (known: {', '.join(KINDS)})")
     if entry["stage"] not in STAGES:
         found.append(f"unknown stage {entry['stage']!r} (known: {', '.join(STAGES)})")
-    elif entry["kind"] in KINDS and entry["kind"] not in _STAGE_KINDS.get(entry["stage"], KINDS):
+    elif entry["kind"] in KINDS and not kinds.applies(entry["stage"], entry["kind"]):
         found.append(f"stage {entry['stage']!r} does not apply to kind {entry['kind']!r}")
     if entry["unit"] not in {unit.value for unit in Unit}:
         found.append(f"unknown unit {entry['unit']!r} (known: {', '.join(Unit)})")
+    elif (
+        entry["unit"] == Unit.RECORD_DEADLINE
+        and entry["stage"] in STAGES
+        and kinds.STAGE_DEFS[entry["stage"]].deadline is None
+    ):
+        found.append(f"stage {entry['stage']!r} has no deadline of its own for record_deadline")
     return found
 
 
 def _limit_problems(entry: dict[str, Any]) -> list[str]:
     unit, limit, start = entry["unit"], entry.get("limit"), entry.get("school_day_start")
+    if unit == Unit.RECORD_DEADLINE:
+        found = ["'limit' does not apply to record_deadline"] if limit is not None else []
+        if start is not None:
+            found.append("'school_day_start' applies only to next_school_day")
+        return found
     if unit == Unit.NEXT_SCHOOL_DAY:
         found = ["'limit' does not apply to next_school_day"] if limit is not None else []
         if start is not None and _wall_clock_time(start) is None:

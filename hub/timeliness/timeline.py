@@ -1,28 +1,23 @@
 """A record's timeline: its clock readings turned into stages, one set per receiving council.
 
 Every delay is derived here from stored times, never typed in. The same function feeds a
-record's `timeline` field and the report's Python path, so the two cannot disagree.
-
-Kinds: an incident is ``domestic_abuse`` or ``incident``; a missing episode ``missing_episode``;
-each investigation status change is an ``investigation_status`` record of its own (its id is the
-change's), while first sight and acknowledgement belong to the investigation as a whole.
+record's `timeline` field and the report's Python path, so the two cannot disagree. Which
+stages a record has, and which readings start and end each, its kind's declaration says
+(`kinds`): an incident is ``domestic_abuse`` or ``incident``; a missing episode
+``missing_episode``; each investigation status change an ``investigation_status`` record of its
+own (its id is the change's), while first sight and acknowledgement belong to the investigation.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from hub.timeliness import kinds
 from hub.timeliness.calendar import month_of
 from hub.timeliness.stats import Measured, StageDelay, measure
 from hub.timeliness.targets import TargetSet
-
-DOMESTIC_ABUSE = "domestic_abuse"
-
-
-def incident_kind(incident_type: str) -> str:
-    return DOMESTIC_ABUSE if incident_type == DOMESTIC_ABUSE else "incident"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,42 +45,64 @@ class RecordTimes:
     # the receipt stages; every other record carries both.
     share_stages: bool = True
     receipt_stages: bool = True
+    # The kind's other readings, by slot (`kinds.OWN`).
+    readings: Mapping[str, dt.datetime | None] = field(default_factory=dict)
+
+    def at(self, slot: str, to: Recipient | None = None) -> dt.datetime | None:
+        """The reading a slot holds (receipts: the receiving council's)."""
+        fixed = {
+            "event_at": self.event_at,
+            "recorded_at": self.recorded_at,
+            "shared_at": self.shared_at,
+            "returned_at": self.returned_at,
+            "interview_at": self.return_interview_at,
+        }
+        if slot in fixed:
+            return fixed[slot]
+        if slot == "first_seen_at":
+            return to.first_seen_at if to is not None else None
+        if slot == "acknowledged_at":
+            return to.acknowledged_at if to is not None else None
+        return self.readings.get(slot)
+
+
+def _has(record: RecordTimes, stage: kinds.Stage) -> bool:
+    if stage.part is kinds.Part.SHARE and not record.share_stages:
+        return False
+    if stage.part is kinds.Part.RECEIPT and not record.receipt_stages:
+        return False
+    return all(record.at(slot) is not None for slot in stage.needs())
 
 
 def stage_delays(record: RecordTimes, recipients: Iterable[Recipient]) -> list[StageDelay]:
     """Every stage of the record for each receiving council, ended or still open."""
     month = month_of(record.event_at)
+    stages = [
+        kinds.STAGE_DEFS[name]
+        for name in kinds.KIND_STAGES.get(record.kind, ())
+        if _has(record, kinds.STAGE_DEFS[name])
+    ]
     rows: list[StageDelay] = []
     for to in recipients:
-
-        def stage(
-            name: str, start: dt.datetime, end: dt.datetime | None, to: Recipient = to
-        ) -> None:
+        for stage in stages:
+            start = record.at(stage.start, to)
+            if start is None:
+                continue
             rows.append(
                 StageDelay(
                     kind=record.kind,
                     force_code=record.force_code,
                     council_code=to.council_code,
                     month=month,
-                    stage=name,
+                    stage=stage.name,
                     start=start,
-                    end=end,
+                    end=record.at(stage.end, to),
                     nation=to.nation,
                     record_id=record.record_id,
                     child_id=to.child_id,
+                    due=record.at(stage.deadline) if stage.deadline else None,
                 )
             )
-
-        if record.share_stages:
-            if record.recorded_at is not None:
-                stage("event_to_recorded", record.event_at, record.recorded_at)
-                stage("recorded_to_shared", record.recorded_at, record.shared_at)
-            stage("event_to_shared", record.event_at, record.shared_at)
-        if record.receipt_stages:
-            stage("shared_to_first_seen", record.shared_at, to.first_seen_at)
-            stage("shared_to_acknowledged", record.shared_at, to.acknowledged_at)
-        if record.returned_at is not None:
-            stage("returned_to_return_interview", record.returned_at, record.return_interview_at)
     return rows
 
 

@@ -23,13 +23,13 @@ from hub.errors import Forbidden, InvalidInput
 from hub.graphql.context import Info
 from hub.missing.types import MissingEpisode
 from hub.reference.types import Organisation, load_organisation
-from hub.timeliness import extract, metrics, service
+from hub.timeliness import extract, kinds, metrics, service
 from hub.timeliness.models import RecordReceipt
 from hub.timeliness.report_data import ReportScope, disclosure_detail
 from hub.timeliness.report_types import BREACH_PAGE, SharingReport
 from hub.timeliness.stats import Measured
 from hub.timeliness.targets import KINDS, STAGES
-from hub.timeliness.timeline import incident_kind, judged
+from hub.timeliness.timeline import judged
 
 MAX_REPORT_DAYS = 731
 
@@ -187,14 +187,10 @@ async def load_timeline(info: Info, record_type: str, record_id: str) -> Timelin
 
 async def note_shared(info: Info, record_type: str, row: Any) -> None:
     """A push arrived: its sharing delay into the metrics (codes only, never the record)."""
-    if record_type == "Incident":
-        kind, event, council = incident_kind(row.type), row.occurred_at, row.location_council_code
-    else:
-        kind, event, council = (
-            "missing_episode",
-            row.reported_missing_at,
-            row.last_seen_council_code,
-        )
+    declared = kinds.declaration(record_type)
+    if declared is None or declared.pushed is None:
+        return
+    kind, event, council = declared.pushed(row)
     organisation = await info.context.loaders.organisation.load(council)
     nation = organisation.nation if organisation and organisation.nation == "wales" else "england"
     metrics.current().shared(
