@@ -42,8 +42,8 @@ RECORD_PROTECTION = """
 mutation Protect($input: RecordPoliceProtectionInput!) {
   recordPoliceProtection(input: $input) { id child { id } }
 }"""
-FIGURES = """query($from: Date!, $to: Date!, $force: String, $council: String) {
-  sharingReport(from: $from, to: $to, force: $force, council: $council) {
+FIGURES = """query($from: Date!, $to: Date!, $force: String, $council: String, $kind: String) {
+  sharingReport(from: $from, to: $to, force: $force, council: $council, kind: $kind) {
     attendance {
       grouping force council month kind preBirth invitations inPerson video phone virtual
       writtenReportOnly apologies didNotAttend notRecorded absent shareAttended shareAbsent
@@ -453,3 +453,25 @@ def test_the_cli_report_shows_each_pattern(
     page = _cli("html", tmp_path)
     assert 'data-chart="attendance-by-force" data-target="pre_birth_conference"' in page
     assert letter["unconsulted_child"] not in page
+
+
+async def test_a_finding_page_out_of_range_is_refused_by_name(
+    http: httpx.AsyncClient, live_server: LiveServer
+) -> None:
+    query = """query($from: Date!, $to: Date!) {
+      sharingReport(from: $from, to: $to) { protectionFindings(first: 5000) { recordId } } }"""
+    body = await call(http, live_server, Role.AUDITOR, "OFSTED", query, _period())
+    error = body["errors"][0]
+    assert (error["extensions"]["code"], error["extensions"]["field"]) == ("INVALID_INPUT", "first")
+    assert "5000" not in error["message"]
+
+
+async def test_a_kind_keeps_the_report_to_that_record(
+    http: httpx.AsyncClient, live_server: LiveServer, letter: dict[str, str]
+) -> None:
+    del letter
+    report = await _report(http, live_server, Role.AUDITOR, "OFSTED", kind="police_protection")
+    assert report["attendance"] == []
+    assert report["jointVisits"] == []
+    devon = _row(report["policeProtections"], grouping="FORCE", force=DEVON_CORNWALL_POLICE)
+    assert devon["withoutDiscussion"] == 1
