@@ -452,8 +452,18 @@ def bench_report(  # noqa: PLR0917 - typer's options are the parameters
         None,
         help="Load into this database and keep it; if it is loaded already, reuse it (to iterate).",
     ),
+    strategy_discussions: int = typer.Option(230_590, min=0, help="Strategy discussions."),
+    initial_conferences: int = typer.Option(72_100, min=0, help="Initial conferences."),
+    review_conferences: int = typer.Option(110_000, min=0, help="Review conferences."),
+    joint_visits: int = typer.Option(90_000, min=0, help="Joint visit requests."),
+    protections: int = typer.Option(25_000, min=0, help="Police protections."),
 ) -> None:
-    """The sharing report at national size: one council's year and the national year, timed."""
+    """The sharing report at national size: one council's year and the national year, timed.
+
+    The year holds the police's records and the partnership's: meetings with their invitations,
+    joint visit requests and police protections (STANDARDS.md volumes where there are some).
+    """
+    from hub.partnership.bench import Volumes  # noqa: PLC0415
     from hub.timeliness.bench import run as run_report  # noqa: PLC0415
 
     figures = _measured(
@@ -464,6 +474,13 @@ def bench_report(  # noqa: PLR0917 - typer's options are the parameters
             events=events,
             council=council,
             keep=keep,
+            volumes=Volumes(
+                strategy_discussions=strategy_discussions,
+                initial_conferences=initial_conferences,
+                review_conferences=review_conferences,
+                joint_visits=joint_visits,
+                protections=protections,
+            ),
         )
     )
     for line in figures.lines():

@@ -26,6 +26,7 @@ from hub.migrate import upgrade
 from hub.missing import service as missing
 from hub.missing.models import MissingFrom, MissingStatus, RiskGrade
 from hub.missing.service import MissingReport, MissingUpdate
+from hub.partnership.demo_story import push_partnership_story
 from hub.reference.models import Organisation, OrganisationKind
 from hub.settings import Settings
 from hub.timeliness.demo_story import push_story
@@ -89,6 +90,8 @@ async def _push_records(db: Database, rng: random.Random) -> int:
         await session.flush()
         # Six months of incidents from a prompt, a late and a batching force (the report's story).
         pushed += await push_story(session, rng, now, _child)
+        # Meetings, joint visits and police protections between the same councils and forces.
+        pushed += await push_partnership_story(session, rng, now)
         first_episode = 100_000
         for number in range(first_episode + 41, first_episode + 51):
             reported = now - dt.timedelta(days=rng.randrange(1, 30))
@@ -221,8 +224,20 @@ EXAMPLE_QUERY: dict[Role, str] = {
 }
 
 
+def _figures() -> str:
+    """The inspectorate's figures of the demo's six months: who attends, who answers."""
+    today = utcnow().date()
+    return (
+        f'sharingReport(from: "{today - dt.timedelta(days=190)}", to: "{today}") {{ '
+        "attendance(by: FORCE) { force kind preBirth invitations absent writtenReportOnly } "
+        "jointVisits(by: COUNCIL) { council requests unanswered } "
+        "protectionFindings { force council takenAt child } }"
+    )
+
+
 def example_query(role: Role) -> str:
-    return "{ viewer { role organisation { name } } " + EXAMPLE_QUERY[role] + " }"
+    figures = _figures() if role is Role.AUDITOR else ""
+    return "{ viewer { role organisation { name } } " + EXAMPLE_QUERY[role] + f" {figures}}}"
 
 
 def _client_block(

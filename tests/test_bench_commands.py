@@ -149,9 +149,21 @@ def test_bench_report_runs_tiny() -> None:
         "40",
         "--events",
         "200",
+        "--strategy-discussions",
+        "40",
+        "--initial-conferences",
+        "12",
+        "--review-conferences",
+        "12",
+        "--joint-visits",
+        "20",
+        "--protections",
+        "10",
     )
     assert run.returncode == 0, run.stdout + run.stderr
     assert "national" in run.stdout
+    assert "partnership loaded 40 strategy discussions" in run.stdout
+    assert "partnership counted nationally" in run.stdout
 
 
 @pytest.mark.skipif(not is_postgres(), reason="bench-escalation loads with PostgreSQL's COPY")

@@ -15,7 +15,10 @@ import pytest
 
 from hub.access.models import Role
 from tests.conftest import LiveServer
-from tests.factories import FORCE, REPORT_INCIDENT, incident, iso
+from tests.factories import FORCE, REPORT_INCIDENT, child, incident, iso
+
+PROTECT = """mutation($input: RecordPoliceProtectionInput!) {
+  recordPoliceProtection(input: $input) { id } }"""
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -78,6 +81,26 @@ async def test_the_dashboard_draws_the_charts_in_chromium(
         },
     )
     assert "errors" not in pushed.json()
+    # A police protection without discussion: the partnership charts draw a bar, not "no records".
+    protected = await http.post(
+        live_server.graphql_url,
+        headers={"Authorization": f"Bearer {token}"},
+        json={
+            "query": PROTECT,
+            "variables": {
+                "input": {
+                    "policeReference": f"DASH-PP-{occurred:%H%M%S%f}",
+                    "child": child(f"DASH-PP-{occurred:%H%M%S%f}-C"),
+                    "takenAt": iso(occurred),
+                    "recordedAt": iso(occurred + dt.timedelta(hours=1)),
+                    "placedIn": "POLICE_STATION",
+                    "consultedBefore": False,
+                    "alternativesConsidered": ["NONE"],
+                }
+            },
+        },
+    )
+    assert "errors" not in protected.json(), protected.json()
     today = dt.datetime.now(dt.UTC).date()
     auditor = live_server.token(Role.AUDITOR, "OFSTED")
     url = (
@@ -92,9 +115,16 @@ async def test_the_dashboard_draws_the_charts_in_chromium(
     assert charts >= 3
     # Each chart is an SVG element the browser laid out as a picture, not a run of text.
     assert html.count('data-drawn="true"') == charts, html[-3000:]
-    for drawn in ('data-chart="delay-by-force"', 'data-chart="batching-score"'):
+    partnership = (
+        'data-chart="attendance-by-force"',
+        'data-chart="joint-visits-by-council"',
+        'data-chart="protections-by-force"',
+    )
+    for drawn in ('data-chart="delay-by-force"', 'data-chart="batching-score"', *partnership):
         assert drawn in html
-    for series in ('data-series="median"', 'data-series="p90"', 'data-series="score"'):
+    assert "without prior discussion" in html
+    drawn_series = ('data-series="median"', 'data-series="p90"', 'data-series="score"')
+    for series in (*drawn_series, 'data-series="without-discussion"'):
         assert series in html
     assert auditor not in html.split("<body", 1)[1], "the token stayed in the page"
     shot = tmp_path / "dashboard.png"

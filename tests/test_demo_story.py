@@ -8,9 +8,18 @@ from pathlib import Path
 
 from hub import demo
 from hub.db import Database
+from hub.partnership.demo_story import ATTENDS, NOT_PRE_BIRTH, UNANSWERED_COUNCIL, WRITES
+from hub.partnership.figures import (
+    CONFERENCES,
+    MEETING_KINDS,
+    Attendance,
+    Grouping,
+    Key,
+    PartnershipData,
+)
 from hub.settings import Settings
 from hub.timeliness import extract
-from hub.timeliness.demo_story import BATCHING, LATE, PROMPT, next_monday_nine
+from hub.timeliness.demo_story import BATCHING, COUNCIL_OF, LATE, PROMPT, next_monday_nine
 from hub.timeliness.report_data import ReportScope
 
 
@@ -54,3 +63,36 @@ async def test_the_demo_shows_late_and_batching_forces(tmp_path: Path) -> None:
     share = {r.group.force_code: r.share_within for r in data.by_force if r.target_id == "T9"}
     assert share[PROMPT] == 1.0
     assert share[LATE] == 0.0
+    _the_partnership_story(data.partnership)
+
+
+def _rows(attendance: tuple[Attendance, ...], force: str) -> list[Attendance]:
+    return [a for a in attendance if a.key == Key(Grouping.FORCE, force)]
+
+
+def _the_partnership_story(figures: PartnershipData) -> None:
+    """One force attends, one sends written reports only, one never attends pre-birth
+    conferences; one council's joint visit requests go unanswered; one force protects a child
+    without a discussion."""
+    attends = _rows(figures.attendance, ATTENDS)
+    assert {a.kind for a in attends} == set(MEETING_KINDS)
+    assert all(a.attended == a.invitations > 0 for a in attends)
+    writes = _rows(figures.attendance, WRITES)
+    assert all(a.written_report_only == a.reports_on_time == a.invitations > 0 for a in writes)
+    not_pre_birth = _rows(figures.attendance, NOT_PRE_BIRTH)
+    pre_birth = [a for a in not_pre_birth if a.pre_birth and a.kind in CONFERENCES]
+    assert pre_birth
+    assert all(a.absent == a.invitations > 0 for a in pre_birth)
+    born = [a for a in not_pre_birth if not a.pre_birth]
+    assert all(a.attended == a.invitations > 0 for a in born)
+    visits = {j.key.value: j for j in figures.joint_visits_by(Grouping.COUNCIL)}
+    unanswered = visits[UNANSWERED_COUNCIL]
+    assert unanswered.unanswered == unanswered.requests > 0
+    answered = visits[COUNCIL_OF[ATTENDS]]
+    assert answered.held_jointly == answered.requests > 0
+    assert answered.median_answer_hours is not None
+    assert 1 <= answered.median_answer_hours <= 6
+    protections = {p.key.value: p for p in figures.protections_by(Grouping.FORCE)}
+    assert protections[WRITES].without_discussion == protections[WRITES].protections == 2
+    assert protections[ATTENDS].without_discussion == 0
+    assert {f.force_code for f in figures.findings} == {WRITES}

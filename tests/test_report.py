@@ -337,11 +337,21 @@ async def test_a_failing_part_fails_the_report_and_leaves_no_connection_busy(
 
 @pytest.mark.skipif(not is_postgres(), reason="bench-report measures PostgreSQL's SQL path")
 async def test_the_report_benchmark_runs_tiny() -> None:
+    from hub.partnership.bench import Volumes  # noqa: PLC0415
     from hub.timeliness import bench  # noqa: PLC0415
     from hub.timeliness.report_sql import PARTS  # noqa: PLC0415
     from tests.conftest import POSTGRES_URL  # noqa: PLC0415
 
-    figures = await bench.run(database_url=POSTGRES_URL, incidents=400, episodes=60, events=300)
+    volumes = Volumes(
+        strategy_discussions=60,
+        initial_conferences=20,
+        review_conferences=20,
+        joint_visits=30,
+        protections=20,
+    )
+    figures = await bench.run(
+        database_url=POSTGRES_URL, incidents=400, episodes=60, events=300, volumes=volumes
+    )
     lines = figures.lines()
     assert figures.national_stages > figures.council_stages > 0
     assert figures.national_seconds > 0
@@ -352,6 +362,11 @@ async def test_the_report_benchmark_runs_tiny() -> None:
     assert list(figures.parts) == list(PARTS)
     assert all(seconds > 0 for seconds in figures.parts.values())
     assert any(line.startswith("national parts") for line in lines)
+    invitations, requests, protections, _ = figures.counted
+    assert 0 < invitations <= 100  # the held ones of those the period holds
+    assert 0 < requests <= 30
+    assert 0 < protections <= 20
+    assert any(line.startswith("partnership counted nationally") for line in lines)
 
 
 @pytest.mark.skipif(not is_postgres(), reason="bench-report measures PostgreSQL's SQL path")
@@ -359,13 +374,19 @@ async def test_the_report_benchmark_reuses_a_kept_database() -> None:
     """`--keep NAME` loads once; a second run measures the same records without loading more."""
     from sqlalchemy.ext.asyncio import create_async_engine  # noqa: PLC0415
 
+    from hub.partnership.bench import Volumes  # noqa: PLC0415
     from hub.timeliness import bench  # noqa: PLC0415
     from tests.conftest import POSTGRES_URL  # noqa: PLC0415
 
     name = unique("hub_bench_kept").lower().replace("-", "_")
     try:
         first = await bench.run(
-            database_url=POSTGRES_URL, incidents=300, episodes=40, events=0, keep=name
+            database_url=POSTGRES_URL,
+            incidents=300,
+            episodes=40,
+            events=0,
+            keep=name,
+            volumes=Volumes(30, 10, 10, 10, 10),
         )
         # Asked for other sizes, it still measures what it loaded the first time.
         again = await bench.run(
@@ -373,6 +394,7 @@ async def test_the_report_benchmark_reuses_a_kept_database() -> None:
         )
         assert again.national_stages == first.national_stages > 0
         assert again.council_stages == first.council_stages
+        assert again.counted == first.counted
     finally:
         admin = create_async_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
         async with admin.connect() as connection:

@@ -174,9 +174,20 @@ def test_html_is_well_formed(page: tuple[str, Markup]) -> None:
 def test_html_draws_every_chart(data: ReportData, page: tuple[str, Markup]) -> None:
     _, markup = page
     kinds = Counter(chart["data-chart"] for chart in markup.charts)
+    # The partnership charts say they have no records: this report has none of them.
+    partnership = {
+        "attendance-by-force": 4,
+        "joint-visits-by-council": 1,
+        "protections-by-force": 1,
+    }
     # A section per target the report measures (not requests: checks, challenges), with data or not.
     every = len(TARGETS.of_shared_records().targets)
-    assert kinds == {"delay-by-force": every, "monthly-trend": every, "batching-score": 1}
+    assert kinds == {
+        "delay-by-force": every,
+        "monthly-trend": every,
+        "batching-score": 1,
+        **partnership,
+    }
     with_data = {r.target_id for r in data.by_force if r.count}
     assert with_data == {"T8", "T9", "DA-ACK", "T6"}
     expected = {
@@ -364,6 +375,9 @@ def test_an_empty_report_still_renders() -> None:
         "delay-by-force",
         "monthly-trend",
         "batching-score",
+        "attendance-by-force",
+        "joint-visits-by-council",
+        "protections-by-force",
     }
     assert "No records in this period." in render_html(empty)
     assert next(iter(csv.DictReader(io.StringIO(render_csv(empty)))))["section"] == "report"

@@ -63,6 +63,10 @@ GUARDED_TYPES = (
     "VettingGroupFigures",
     "Webhook",
     "WebhookRegistration",
+    "AttendanceFigures",
+    "JointVisitFigures",
+    "ProtectionFigures",
+    "ProtectionFinding",
 )
 # Federation's own root fields: `_service` is the contract, `_entities` resolves entities whose
 # fields and rows are governed like any other path.

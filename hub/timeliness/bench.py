@@ -32,6 +32,11 @@ from hub.audit.bench import load as load_audit
 from hub.bench import BenchFailed, scratch_database
 from hub.db import Database
 from hub.migrate import upgrade
+from hub.partnership import bench as partnership_bench
+from hub.partnership import queries as partnership
+from hub.partnership.bench import Volumes
+from hub.partnership.figures import Grouping, PartnershipData
+from hub.partnership.queries import Period
 from hub.settings import Settings
 from hub.timeliness import extract, facts
 from hub.timeliness.report_data import ReportScope
@@ -64,6 +69,22 @@ class ReportBenchFigures:
     # The national report's parts, each alone on one connection: seconds of one core each.
     parts: dict[str, float] = dataclasses.field(default_factory=dict)
     national_runs: list[float] = dataclasses.field(default_factory=list)
+    volumes: Volumes = dataclasses.field(default_factory=Volumes)
+    # The national report's partnership counts: meetings held, requests, protections.
+    counted: tuple[int, int, int, int] = (0, 0, 0, 0)
+    partnership_seconds: float = 0.0  # the national counts alone, on one connection
+
+    def partnership_lines(self) -> list[str]:
+        invitations, requests, protections, without = self.counted
+        return [
+            f"partnership loaded {self.volumes.line()}",
+            (
+                f"partnership counted nationally in {self.partnership_seconds:.2f} s alone on "
+                f"one connection (inside each report above): {invitations:,} invitations to "
+                f"meetings held, {requests:,} joint visit requests, {protections:,} police "
+                f"protections ({without:,} without prior discussion)"
+            ),
+        ]
 
     def lines(self) -> list[str]:
         runs = ", ".join(f"{seconds:.2f}" for seconds in self.national_runs)
@@ -89,6 +110,7 @@ class ReportBenchFigures:
                 + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in self.parts.items())
                 + f" (together {sum(self.parts.values()):.2f} s of one core)"
             ),
+            *self.partnership_lines(),
         ]
 
 
@@ -197,7 +219,9 @@ async def _copy(connection: Any, table: str, rows: list[Any], columns: tuple[str
         await connection.copy_records_to_table(table, records=rows, columns=columns)
 
 
-async def _load(url: str, *, incidents: int, episodes: int, seed: int) -> list[str]:
+async def _load(
+    url: str, *, incidents: int, episodes: int, seed: int, volumes: Volumes
+) -> list[str]:
     """COPY the year in; return the children's ids (the audit's events concern them)."""
     engine = create_async_engine(url, poolclass=sa.pool.NullPool)
     children: list[str] = []
@@ -237,6 +261,9 @@ async def _load(url: str, *, incidents: int, episodes: int, seed: int) -> list[s
                 if receipt is not None:
                     batch["r"].append(receipt)
             await flush()
+            await partnership_bench.load(
+                connection, councils, volumes=volumes, seed=seed, end=year.end
+            )
             await connection.execute("ANALYZE")
     finally:
         await engine.dispose()
@@ -303,6 +330,48 @@ def _check_answers(timed: list[tuple[float, int, int]]) -> None:
         raise BenchFailed(msg)
 
 
+def _counted(data: PartnershipData) -> tuple[int, int, int, int]:
+    """The national report's partnership totals: invitations, requests, protections, findings."""
+    invitations = sum(a.invitations for a in data.attendance_by(Grouping.TOTAL))
+    requests = sum(j.requests for j in data.joint_visits_by(Grouping.TOTAL))
+    protections = data.protections_by(Grouping.TOTAL)
+    return (
+        invitations,
+        requests,
+        sum(p.protections for p in protections),
+        sum(p.without_discussion for p in protections),
+    )
+
+
+def _check_counted(counted: set[tuple[int, int, int, int]], volumes: Volumes) -> None:
+    """The national runs counted one unchanging load alike, and counted something of it."""
+    loaded = (
+        volumes.strategy_discussions + volumes.initial_conferences,
+        volumes.joint_visits,
+        volumes.protections,
+    )
+    if len(counted) != 1 or any(
+        given and not found for given, found in zip(loaded, next(iter(counted)), strict=False)
+    ):
+        msg = f"the partnership counts disagree or are empty ({sorted(counted)}): no timings"
+        raise BenchFailed(msg)
+
+
+async def _partnership_seconds(db: Database, common: dict[str, Any]) -> float:
+    """The national partnership counts alone, on one connection."""
+    period = Period.of(common["period_from"], common["period_to"], common["as_of"])
+    started = time.perf_counter()
+    async with db.transaction(write=False) as session:
+        await partnership.measure(
+            session,
+            period=period,
+            scope=ReportScope(),
+            pseudonymise=str,
+            finding_limit=LISTED_BREACHES,
+        )
+    return time.perf_counter() - started
+
+
 async def run(
     *,
     database_url: str,
@@ -312,7 +381,9 @@ async def run(
     council: str = "E08000025",
     seed: int = 2026,
     keep: str | None = None,
+    volumes: Volumes | None = None,
 ) -> ReportBenchFigures:
+    volumes = volumes or Volumes()
     if not database_url.startswith("postgresql"):
         raise ValueError(
             "bench-report needs a PostgreSQL server (the SQL path is what it measures)"
@@ -321,7 +392,9 @@ async def run(
         await upgrade(url)
         started = time.perf_counter()
         if not loaded_already:
-            children = await _load(url, incidents=incidents, episodes=episodes, seed=seed)
+            children = await _load(
+                url, incidents=incidents, episodes=episodes, seed=seed, volumes=volumes
+            )
             if events:
                 await load_audit(url, events=events, children=children[:200_000], seed=seed)
         loaded = time.perf_counter() - started
@@ -340,6 +413,7 @@ async def run(
         }
         try:
             timed = []
+            counted: set[tuple[int, int, int, int]] = set()
             scopes = [ReportScope(council_code=council)] * 3 + [ReportScope()] * NATIONAL_RUNS
             for scope in scopes:
                 begun = time.perf_counter()
@@ -347,6 +421,8 @@ async def run(
                 seconds = time.perf_counter() - begun
                 stages = sum(row.count + row.open for row in data.by_kind)
                 timed.append((seconds, stages, data.breach_count))
+                if scope == ReportScope():
+                    counted.add(_counted(data.partnership))
             parts = await extract.part_seconds(
                 db,
                 targets=common["targets"],
@@ -356,11 +432,13 @@ async def run(
                 as_of=common["as_of"],
                 breach_limit=LISTED_BREACHES,
             )
+            partnership_seconds = await _partnership_seconds(db, common)
         finally:
             await db.dispose()
     (council_s, council_n, _), *warm = timed[:3]
     national = timed[3:]
     _check_answers(timed)
+    _check_counted(counted, volumes)
     _, national_n, breaches = national[-1]
     return ReportBenchFigures(
         incidents=incidents,
@@ -377,4 +455,7 @@ async def run(
         breaches=breaches,
         parts=parts,
         national_runs=[seconds for seconds, _, _ in national],
+        volumes=volumes,
+        counted=next(iter(counted)),
+        partnership_seconds=partnership_seconds,
     )

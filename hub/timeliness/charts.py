@@ -45,7 +45,7 @@ def _n(value: float) -> str:
     return f"{value:.1f}".removesuffix(".0")
 
 
-def _svg(chart: str, height: float, title: str, body: list[str], target: str | None = None) -> str:
+def svg(chart: str, height: float, title: str, body: list[str], target: str | None = None) -> str:
     target_attr = f' data-target="{_e(target)}"' if target is not None else ""
     return (
         f'<svg data-chart="{_e(chart)}"{target_attr} viewBox="0 0 {WIDTH} {_n(height)}" '
@@ -54,13 +54,13 @@ def _svg(chart: str, height: float, title: str, body: list[str], target: str | N
     )
 
 
-def _text(x: float, y: float, text: str, *, anchor: str = "start", size: int = 12) -> str:
+def svg_text(x: float, y: float, text: str, *, anchor: str = "start", size: int = 12) -> str:
     return (
         f'<text x="{_n(x)}" y="{_n(y)}" text-anchor="{anchor}" font-size="{size}">{_e(text)}</text>'
     )
 
 
-def _rect(x: float, y: float, w: float, h: float, *, fill: str, series: str, tip: str) -> str:
+def rect(x: float, y: float, w: float, h: float, *, fill: str, series: str, tip: str) -> str:
     return (
         f'<rect data-series="{series}" x="{_n(x)}" y="{_n(y)}" width="{_n(max(w, 0.5))}" '
         f'height="{_n(h)}" fill="{fill}"><title>{_e(tip)}</title></rect>'
@@ -88,23 +88,23 @@ def nice_axis(value: float, ticks: int = 4) -> list[float]:
     return [step * i for i in range(math.ceil(value / step - 1e-9) + 1)]
 
 
-def _no_data(chart: str, title: str, target: str | None = None) -> str:
-    message = _text(WIDTH / 2, 24, "No records in this period.", anchor="middle")
-    return _svg(chart, 40, title, [message], target)
+def no_data(chart: str, title: str, target: str | None = None) -> str:
+    message = svg_text(WIDTH / 2, 24, "No records in this period.", anchor="middle")
+    return svg(chart, 40, title, [message], target)
 
 
-def _legend(x: float, y: float, items: Sequence[tuple[str, str]]) -> list[str]:
+def legend(x: float, y: float, items: Sequence[tuple[str, str]]) -> list[str]:
     """Colour keys, as (label, colour)."""
     body: list[str] = []
     for label, colour in items:
         body.append(f'<rect x="{_n(x)}" y="{_n(y - 9)}" width="16" height="10" fill="{colour}"/>')
-        body.append(_text(x + 20, y, label))
+        body.append(svg_text(x + 20, y, label))
         x += 28 + 7 * len(label)
     return body
 
 
 @dataclass(frozen=True, slots=True)
-class _Bars:
+class Bars:
     """A horizontal bar chart's frame: one row per organisation, values from 0 to ``top_value``."""
 
     rows: int
@@ -138,19 +138,19 @@ class _Bars:
         for tick in ticks:
             x = self.x(tick)
             body.append(_grid_line(f"M{_n(x)} {_n(self.top - 6)}V{_n(self.bottom)}"))
-            body.append(_text(x, self.bottom + 14, label(tick), anchor="middle", size=_SMALL))
+            body.append(svg_text(x, self.bottom + 14, label(tick), anchor="middle", size=_SMALL))
         return body
 
     def label(self, index: int, name: str) -> str:
         short = name if len(name) <= _LABEL_CHARS else name[: _LABEL_CHARS - 1] + "\u2026"
-        text = _text(self.left - 8, self.y(index) + 12, short, anchor="end")
+        text = svg_text(self.left - 8, self.y(index) + 12, short, anchor="end")
         return f"<g><title>{_e(name)}</title>{text}</g>"
 
     def bar(
         self, index: int, value: float, *, inset: float, colour: str, series: str, tip: str
     ) -> str:
         width = self.x(value) - self.left
-        return _rect(
+        return rect(
             self.left,
             self.y(index) + inset,
             width,
@@ -161,7 +161,7 @@ class _Bars:
         )
 
     def note(self, index: int, text: str) -> str:
-        return _text(self.left + self.width + 10, self.y(index) + 13, text, size=_SMALL)
+        return svg_text(self.left + self.width + 10, self.y(index) + 13, text, size=_SMALL)
 
 
 def delay_by_force_chart(
@@ -173,18 +173,18 @@ def delay_by_force_chart(
     rows = [r for r in rows if r.target_id == target.id and r.group.force_code is not None]
     title = f"{target.id}: delay per force ({fmt.stage(target.stage)}); target {target.limit_text}"
     if not rows:
-        return _no_data("delay-by-force", title, target.id)
+        return no_data("delay-by-force", title, target.id)
     ticks = nice_axis(max([r.p90_hours or 0 for r in rows] + [target.limit_hours or 0]))
-    frame = _Bars(rows=len(rows), top_value=ticks[-1])
-    body = _legend(frame.left, 16, [("median", MEDIAN), ("90th percentile", P90)])
+    frame = Bars(rows=len(rows), top_value=ticks[-1])
+    body = legend(frame.left, 16, [("median", MEDIAN), ("90th percentile", P90)])
     body += frame.grid(ticks, lambda tick: f"{tick:g} h")
     for index, row in enumerate(rows):
         body += _force_row(frame, index, row, fmt.org(row.group.force_code, names))
     body += _target_marker(frame, target)
-    return _svg("delay-by-force", frame.height, title, body, target.id)
+    return svg("delay-by-force", frame.height, title, body, target.id)
 
 
-def _force_row(frame: _Bars, index: int, row: StageStats, name: str) -> list[str]:
+def _force_row(frame: Bars, index: int, row: StageStats, name: str) -> list[str]:
     body = [frame.label(index, name)]
     if row.median_hours is not None and row.p90_hours is not None and row.max_hours is not None:
         tip = f"{name}: 90th percentile {fmt.hours(row.p90_hours)} ({row.count} records)"
@@ -203,16 +203,16 @@ def _force_row(frame: _Bars, index: int, row: StageStats, name: str) -> list[str
     return body
 
 
-def _target_marker(frame: _Bars, target: Target) -> list[str]:
+def _target_marker(frame: Bars, target: Target) -> list[str]:
     if target.limit_hours is None:
         text = f"Deadline varies per record: {target.limit_text}"
-        return [_text(frame.left, frame.top - 18, text, size=_SMALL)]
+        return [svg_text(frame.left, frame.top - 18, text, size=_SMALL)]
     x = frame.x(target.limit_hours)
     tip = f"target {target.limit_text}"
     line = f"M{_n(x)} {_n(frame.top - 10)}V{_n(frame.bottom)}"
     return [
         _path(line, stroke=TARGET, series="target", tip=tip, dash=True),
-        _text(x, frame.top - 14, tip, anchor="middle", size=_SMALL),
+        svg_text(x, frame.top - 14, tip, anchor="middle", size=_SMALL),
     ]
 
 
@@ -221,9 +221,9 @@ def batching_chart(scores: Sequence[BatchingScore], names: Mapping[str, str] | N
     names = names or {}
     title = "Batching score per force: share of records shared in bursts"
     if not scores:
-        return _no_data("batching-score", title)
+        return no_data("batching-score", title)
     ordered = sorted(scores, key=lambda s: (-s.score, s.force_code))
-    frame = _Bars(rows=len(ordered), top_value=1.0, top=30.0)
+    frame = Bars(rows=len(ordered), top_value=1.0, top=30.0)
     body = frame.grid([0, 0.25, 0.5, 0.75, 1], fmt.share)
     for index, score in enumerate(ordered):
         name = fmt.org(score.force_code, names)
@@ -233,7 +233,7 @@ def batching_chart(scores: Sequence[BatchingScore], names: Mapping[str, str] | N
             frame.bar(index, score.score, inset=3, colour=BATCHING, series="score", tip=tip)
         )
         body.append(frame.note(index, f"{fmt.share(score.score)} of {score.records}"))
-    return _svg("batching-score", frame.height, title, body)
+    return svg("batching-score", frame.height, title, body)
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,7 +254,7 @@ class _Panel:
         for tick in ticks:
             y = self.y(tick)
             body.append(_grid_line(f"M{_n(self.left)} {_n(y)}H{_n(self.right)}"))
-            body.append(_text(self.left - 6, y + 4, label(tick), anchor="end", size=_SMALL))
+            body.append(svg_text(self.left - 6, y + 4, label(tick), anchor="end", size=_SMALL))
         return body
 
     def series(
@@ -291,13 +291,13 @@ def monthly_trend_chart(rows: Sequence[StageStats], target: Target) -> str:
     )
     title = f"{target.id}: monthly median delay and share within target ({target.limit_text})"
     if not rows:
-        return _no_data("monthly-trend", title, target.id)
+        return no_data("monthly-trend", title, target.id)
     ticks = nice_axis(max([r.p90_hours or 0 for r in rows] + [target.limit_hours or 0]))
     upper = _Panel(top=40, height=140, top_value=ticks[-1])
     lower = _Panel(top=220, height=90, top_value=1.0)
     xs = [upper.left + (upper.right - upper.left) * (i + 0.5) / len(rows) for i in range(len(rows))]
-    body = _legend(upper.left, 16, [("median", MEDIAN), ("90th percentile", P90)])
-    body += _legend(upper.left + 300, 16, [("share within target", SHARE)])
+    body = legend(upper.left, 16, [("median", MEDIAN), ("90th percentile", P90)])
+    body += legend(upper.left + 300, 16, [("share within target", SHARE)])
     body += upper.grid(ticks, lambda tick: f"{tick:g} h") + lower.grid([0, 0.5, 1], fmt.share)
     if target.limit_hours is not None:
         line = f"M{_n(upper.left)} {_n(upper.y(target.limit_hours))}H{_n(upper.right)}"
@@ -324,11 +324,13 @@ def monthly_trend_chart(rows: Sequence[StageStats], target: Target) -> str:
     # At most about twelve month labels, so that a long period's labels do not overlap.
     every = math.ceil(len(rows) / 12)
     body += [
-        _text(x, lower.top + lower.height + 18, row.group.month or "", anchor="middle", size=_SMALL)
+        svg_text(
+            x, lower.top + lower.height + 18, row.group.month or "", anchor="middle", size=_SMALL
+        )
         for index, (x, row) in enumerate(zip(xs, rows, strict=True))
         if index % every == 0
     ]
-    return _svg("monthly-trend", lower.top + lower.height + 28, title, body, target.id)
+    return svg("monthly-trend", lower.top + lower.height + 28, title, body, target.id)
 
 
 def _is_monthly(row: StageStats) -> bool:

@@ -33,7 +33,9 @@ PAGE = """<!DOCTYPE html>
 <script src="/dashboard/app.js" defer></script>
 </head><body data-state="idle">
 <header><h1>Sharing delays</h1>
-<p>Per force, against the sharing agreement's targets. Children never appear here.</p></header>
+<p>Per force, against the sharing agreement's targets, and how forces and councils work
+together: attendance at meetings, joint visits, police protection. Children never appear
+here.</p></header>
 <form id="ask">
 <label>Access token <input name="token" type="password" autocomplete="off" required></label>
 <label>On behalf of <input name="user" autocomplete="off" placeholder="from the token"></label>
@@ -55,6 +57,8 @@ const QUERY = `query Dashboard($from: Date!, $to: Date!, $force: String) {
   sharingReport(from: $from, to: $to, force: $force) {
     periodFrom periodTo asOf breachCount
     batching { force score records }
+    jointVisits(by: TOTAL) { requests unanswered }
+    policeProtections(by: TOTAL) { protections withoutDiscussion }
     charts { chart targetId svg }
   }
 }`;
@@ -98,7 +102,14 @@ function draw(report) {
   const line = document.createElement("p");
   line.textContent = `Events ${report.periodFrom} to ${report.periodTo}; ` +
     `${report.breachCount} breaches; figures as of ${report.asOf}.`;
-  summary.replaceChildren(line);
+  const together = document.createElement("p");
+  const visits = (report.jointVisits || [])[0] || { requests: 0, unanswered: 0 };
+  const protections = (report.policeProtections || [])[0] ||
+    { protections: 0, withoutDiscussion: 0 };
+  together.textContent = `Joint visit requests: ${visits.requests}, ` +
+    `${visits.unanswered} unanswered. Police protections: ${protections.protections}, ` +
+    `${protections.withoutDiscussion} without prior discussion with children's services.`;
+  summary.replaceChildren(line, together);
 }
 
 async function show(form) {

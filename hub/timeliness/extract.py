@@ -33,6 +33,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.audit.service import pseudonym
 from hub.db import Database
+from hub.partnership import queries as partnership
+from hub.partnership.figures import PartnershipData
+from hub.partnership.queries import Period
 from hub.reference.models import Organisation
 from hub.settings import Settings
 from hub.timeliness import service
@@ -133,7 +136,28 @@ async def report(
         breach_limit=breach_limit,
         connections=connections,
     )
-    return await (_sql_report if sql else _python_report)(db, asked)
+    delays = (_sql_report if sql else _python_report)(db, asked)
+    # The partnership counts read their own tables, beside the delays (on PostgreSQL on a
+    # connection of their own, while the delays' parts run).
+    try:
+        async with asyncio.TaskGroup() as group:
+            data = group.create_task(delays)
+            counted = group.create_task(_partnership(db, asked))
+    except ExceptionGroup as failed:
+        raise failed.exceptions[0] from None
+    return dataclasses.replace(data.result(), partnership=counted.result())
+
+
+async def _partnership(db: Database, asked: _Asked) -> PartnershipData:
+    period = Period.of(asked.period_from, asked.period_to, asked.as_of)
+    async with db.transaction(write=False) as session:
+        return await partnership.measure(
+            session,
+            period=period,
+            scope=asked.scope,
+            pseudonymise=asked.pseudonymise,
+            finding_limit=asked.breach_limit,
+        )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,6 +12,10 @@ whole. The ``section`` column says what a row is, and only that section's column
 * ``burst``: each burst: shared from ``start`` to ``end``, its events from ``event_start`` to
   ``event_end``, ``records`` and ``median_lag_hours``.
 * ``batching_score``: per force, ``records``, ``in_bursts`` and ``batching_score`` (0-1).
+* ``attendance``, ``joint_visits``, ``protections``: the partnership counts per ``grouping``
+  (force, council, month or total; ``kind`` and ``pre_birth`` say which meetings), and
+  ``protection_finding``: each police protection without prior discussion, the child by
+  pseudonym (`hub.partnership.tables`).
 
 Times are ISO 8601 UTC. Text that a spreadsheet would run as a formula is prefixed with "'".
 """
@@ -19,10 +23,13 @@ Times are ISO 8601 UTC. Text that a spreadsheet would run as a formula is prefix
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 from collections.abc import Iterator
 from typing import Literal
 
+from hub.partnership import tables as partnership_tables
+from hub.partnership.figures import Grouping
 from hub.timeliness import formatting as fmt
 from hub.timeliness import report_tables as tables
 from hub.timeliness.report_data import ReportData, ReportScope, build_report
@@ -71,6 +78,7 @@ CSV_COLUMNS = (
     "generated_at",
     "targets_version",
     "agreement_version",
+    *partnership_tables.CSV_COLUMNS,
 )
 
 __all__ = [
@@ -155,11 +163,31 @@ def render_markdown(data: ReportData, *, max_breach_rows: int = SHOWN_BREACHES) 
     lines += _md_table(tables.breach_table(data, max_breach_rows))
     lines += ["## Batching", "", *_md_table(tables.batching_table(data))]
     lines += ["### Bursts", "", *_md_table(tables.burst_table(data))]
+    lines += _markdown_partnership(data, max_breach_rows)
     lines += ["## Targets and their sources", "", *_md_table(tables.targets_table(data))]
     lines += ["## How the figures are made", ""]
     lines += [f"- {_md(note)}" for note in tables.method_notes(data)]
+    lines += [f"- {_md(note)}" for note in partnership_tables.method_notes()]
     lines += ["", "---", "", _md(tables.footer_text(data)), ""]
     return "\n".join(lines)
+
+
+def _markdown_partnership(data: ReportData, max_rows: int) -> list[str]:
+    figures, names = data.partnership, data.names
+    lines = ["## Working together", ""]
+    sections = (
+        ("Police attendance at meetings", partnership_tables.attendance_table),
+        ("Joint visit requests", partnership_tables.joint_visit_table),
+        ("Police protection", partnership_tables.protection_table),
+    )
+    for title, table in sections:
+        lines += [f"### {title}", ""]
+        for grouping in partnership_tables.REPORT_GROUPINGS:
+            lines += [f"#### {partnership_tables.GROUPING_TITLES[grouping]}", ""]
+            lines += _md_table(table(figures, grouping, names))
+    total = sum(r.without_discussion for r in figures.protections_by(Grouping.TOTAL))
+    lines += [f"### Protections without prior discussion ({total})", ""]
+    return lines + _md_table(partnership_tables.findings_table(figures, names, max_rows))
 
 
 # CSV ---------------------------------------------------------------------------------------
@@ -278,10 +306,26 @@ def _csv_rows(data: ReportData) -> Iterator[tuple[str, dict[str, str]]]:
         )
 
 
+def _cell(value: partnership_tables.Cell) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return _number(value)
+    if isinstance(value, dt.datetime):
+        return fmt.utc_iso(value)
+    return _safe(value)
+
+
 def render_csv(data: ReportData) -> str:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\r\n")
     writer.writeheader()
     for section, row in _csv_rows(data):
         writer.writerow({"section": section, **row})
+    for section, values in partnership_tables.csv_rows(data.partnership):
+        writer.writerow({"section": section, **{k: _cell(v) for k, v in values.items()}})
     return out.getvalue()

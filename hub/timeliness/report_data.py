@@ -6,6 +6,7 @@ import datetime as dt
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
+from hub.partnership.figures import PartnershipData
 from hub.timeliness.batching import (
     BatchingParams,
     BatchingScore,
@@ -55,6 +56,8 @@ class ReportData:
     names: Mapping[str, str] = field(default_factory=dict)
     # Every breach counted, whether or not `breaches` lists them all (None: it does).
     breaches_total: int | None = None
+    # Working together: attendance, joint visits, police protection (`hub.partnership`).
+    partnership: PartnershipData = field(default_factory=PartnershipData)
 
     @property
     def breach_count(self) -> int:

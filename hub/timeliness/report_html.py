@@ -8,7 +8,11 @@ cleanly on A4. A Content-Security-Policy that allows nothing but the inline styl
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 
+from hub.partnership import charts as partnership_charts
+from hub.partnership import tables as partnership_tables
+from hub.partnership.figures import Grouping
 from hub.timeliness import charts
 from hub.timeliness import formatting as fmt
 from hub.timeliness import report_tables as tables
@@ -117,10 +121,59 @@ def _batching_section(data: ReportData) -> str:
     )
 
 
+_CHART_CAPTIONS = {
+    "attendance-by-force": "Each force's invitations to meetings held: in person, virtual "
+    "(video or phone), a written report only, absent.",
+    "joint-visits-by-council": "What became of each council's joint visit requests; beside "
+    "each bar the median time the force took to answer.",
+    "protections-by-force": "Each force's police protections, with and without prior "
+    "discussion with children's social care.",
+}
+
+
+def _partnership_section(data: ReportData, max_rows: int) -> str:
+    figures, names = data.partnership, data.names
+    drawn = {
+        (chart, target): svg
+        for chart, target, svg in partnership_charts.partnership_charts(figures, names)
+    }
+
+    def grouped(table: Callable[..., Table]) -> str:
+        return "".join(
+            f"<h4>{_e(partnership_tables.GROUPING_TITLES[g])}</h4>"
+            + _table(table(figures, g, names))
+            for g in partnership_tables.REPORT_GROUPINGS
+        )
+
+    attendance = "".join(
+        f"<h3>{_e(title)}</h3>" + _figure(drawn["attendance-by-force", chosen],
+                                          _CHART_CAPTIONS["attendance-by-force"])
+        for chosen, title in partnership_charts.CATEGORIES.items()
+    )  # fmt: skip
+    total = sum(r.without_discussion for r in figures.protections_by(Grouping.TOTAL))
+    return (
+        '<section id="partnership"><h2>Working together: meetings, joint visits, protection</h2>'
+        + attendance
+        + grouped(partnership_tables.attendance_table)
+        + "<h3>Joint visit requests</h3>"
+        + _figure(
+            drawn["joint-visits-by-council", None], _CHART_CAPTIONS["joint-visits-by-council"]
+        )
+        + grouped(partnership_tables.joint_visit_table)
+        + "<h3>Police protection</h3>"
+        + _figure(drawn["protections-by-force", None], _CHART_CAPTIONS["protections-by-force"])
+        + grouped(partnership_tables.protection_table)
+        + f"<h3>Protections without prior discussion ({total})</h3>"
+        + _table(partnership_tables.findings_table(figures, names, max_rows))
+        + "</section>"
+    )
+
+
 def render_html(data: ReportData, *, max_breach_rows: int = 500) -> str:
     title = f"Sharing delays, {data.period_from:%d %B %Y} to {data.period_to:%d %B %Y}"
     breaches = tables.breach_table(data, max_breach_rows)
     notes = "".join(f"<li>{_e(note)}</li>" for note in tables.method_notes(data))
+    partnership_notes = "".join(f"<li>{_e(n)}</li>" for n in partnership_tables.method_notes())
     return (
         '<!DOCTYPE html><html lang="en-GB"><head><meta charset="utf-8">'
         f'<meta http-equiv="Content-Security-Policy" content="{_e(_CSP)}">'
@@ -140,9 +193,10 @@ def render_html(data: ReportData, *, max_breach_rows: int = 500) -> str:
         + _table(breaches)
         + "</section>"
         + _batching_section(data)
+        + _partnership_section(data, max_breach_rows)
         + '<section id="targets-and-sources"><h2>Targets and their sources</h2>'
         + _table(tables.targets_table(data))
         + '</section><section id="method"><h2>How the figures are made</h2>'
-        + f'<ul class="notes">{notes}</ul></section>'
+        + f'<ul class="notes">{notes}{partnership_notes}</ul></section>'
         + f"<footer><p>{_e(tables.footer_text(data))}</p></footer></body></html>\n"
     )

@@ -12,6 +12,15 @@ import datetime as dt
 import strawberry
 
 from hub.errors import InvalidInput
+from hub.partnership import types as partnership
+from hub.partnership.charts import partnership_charts
+from hub.partnership.types import (
+    AttendanceFigures,
+    FigureGrouping,
+    JointVisitFigures,
+    ProtectionFigures,
+    ProtectionFinding,
+)
 from hub.timeliness import charts
 from hub.timeliness.report_data import ReportData
 from hub.timeliness.stats import Breach, StageStats
@@ -274,8 +283,33 @@ class SharingReport:
         ]
 
     @strawberry.field(
+        description="Police attendance at strategy discussions and initial and review "
+        "conferences, by mode, pre-birth apart; reports before the meeting. All groupings "
+        "unless `by` names one."
+    )
+    def attendance(self, by: FigureGrouping | None = None) -> list[AttendanceFigures] | None:
+        return partnership.attendance(self.data.partnership, by)
+
+    @strawberry.field(description="Joint visit requests: answered, fulfilled, time to answer.")
+    def joint_visits(self, by: FigureGrouping | None = None) -> list[JointVisitFigures] | None:
+        return partnership.joint_visits(self.data.partnership, by)
+
+    @strawberry.field(description="Police protections, and those without prior discussion.")
+    def police_protections(
+        self, by: FigureGrouping | None = None
+    ) -> list[ProtectionFigures] | None:
+        return partnership.protections(self.data.partnership, by)
+
+    @strawberry.field(
+        description="Police protections without prior discussion with children's social "
+        "care, the earliest first (all are counted in `policeProtections`)."
+    )
+    def protection_findings(self, first: int = 100) -> list[ProtectionFinding] | None:
+        return partnership.findings(self.data.partnership, first)
+
+    @strawberry.field(
         description="The report's charts: delay per force and monthly trend per "
-        "target, and the batching scores."
+        "target, the batching scores, and the partnership figures."
     )
     def charts(self) -> list[ReportChart] | None:
         return report_charts(self.data)
@@ -290,4 +324,8 @@ def report_charts(data: ReportData) -> list[ReportChart]:
         found.append(ReportChart(chart="monthly-trend", target_id=target.id, svg=trend))
     batching = charts.batching_chart(data.batching_scores, data.names)
     found.append(ReportChart(chart="batching-score", target_id=None, svg=batching))
+    found += [
+        ReportChart(chart=chart, target_id=target, svg=svg)
+        for chart, target, svg in partnership_charts(data.partnership, data.names)
+    ]
     return found

@@ -1,7 +1,7 @@
 """stage facts for every declared record kind: four readings of a kind's own, the force in the key
 
 Revision ID: 0018
-Revises: 0017, 0013
+Revises: 0017
 Create Date: 2026-12-04 08:30:00.000000
 
 Record kinds are declared by their domains (hub/timeliness/kinds.py); a kind's readings beyond
