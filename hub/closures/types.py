@@ -17,7 +17,6 @@ from hub.closures.models import (
     UpheldReason,
 )
 from hub.closures.service import Answer, Response
-from hub.errors import InvalidInput
 from hub.graphql.context import Info
 from hub.investigations.models import InvestigationStatus
 from hub.reference.types import Organisation, load_organisation
@@ -38,7 +37,6 @@ UpheldReasonType = strawberry.enum(
     description="Why a force keeps a challenged investigation closed.",
 )
 _INVESTIGATIONS = "hub.investigations.types"
-MAX_FIGURE_DAYS = 731
 
 
 @strawberry.type(
@@ -271,12 +269,12 @@ class ClosureQuery:
         force: str | None = None,
         council: str | None = None,
     ) -> ClosureFiguresType | None:
-        from hub.timeliness.types import report_scope  # noqa: PLC0415 - its types import records
+        from hub.timeliness.types import (  # noqa: PLC0415 - its types import records
+            check_period,
+            report_scope,
+        )
 
-        if to < from_:
-            raise InvalidInput("to is before from", field="to")
-        if (to - from_).days >= MAX_FIGURE_DAYS:
-            raise InvalidInput(f"figures cover at most {MAX_FIGURE_DAYS} days", field="to")
+        check_period(from_, to)
         scope = report_scope(info, force=force, council=council, kind=None)
         data = await figures_.figures(
             info.context.session,

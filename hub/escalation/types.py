@@ -9,14 +9,13 @@ from typing import Annotated, ClassVar
 import strawberry
 
 from hub.access.permissions import ReadsSharingFigures
-from hub.errors import InvalidInput
 from hub.escalation import models
 from hub.escalation import service as escalations
 from hub.escalation.service import EscalationFilter
 from hub.graphql.context import Info
 from hub.reference.types import Organisation, load_organisation
 from hub.timeliness.extract import period_bounds
-from hub.timeliness.types import MAX_REPORT_DAYS, report_scope
+from hub.timeliness.types import check_period, report_scope
 from hub.validation import optional_utc
 
 
@@ -127,10 +126,7 @@ class EscalationQuery:
         force: str | None = None,
         council: str | None = None,
     ) -> list[EscalationFigure] | None:
-        if to < from_:
-            raise InvalidInput("to is before from", field="to")
-        if (to - from_).days >= MAX_REPORT_DAYS:
-            raise InvalidInput(f"a report covers at most {MAX_REPORT_DAYS} days", field="to")
+        check_period(from_, to)
         scope = report_scope(info, force=force, council=council, kind=None)
         start, end = period_bounds(from_, to)
         everyone = scope.force_code is None and scope.council_code is None

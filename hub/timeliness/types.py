@@ -218,6 +218,14 @@ async def note_shared(info: Info, record_type: str, row: Any) -> None:
 # -- the figures -----------------------------------------------------------------------------
 
 
+def check_period(from_: dt.date, to: dt.date) -> None:
+    """A report's or figures' period (UK dates, inclusive): in order, and at most two years."""
+    if to < from_:
+        raise InvalidInput("to is before from", field="to")
+    if (to - from_).days >= MAX_REPORT_DAYS:
+        raise InvalidInput(f"a report covers at most {MAX_REPORT_DAYS} days", field="to")
+
+
 def report_scope(
     info: Info, *, force: str | None, council: str | None, kind: str | None
 ) -> ReportScope:
@@ -254,10 +262,7 @@ class TimelinessQuery:
         council: str | None = None,
         kind: str | None = None,
     ) -> SharingReport | None:
-        if to < from_:
-            raise InvalidInput("to is before from", field="to")
-        if (to - from_).days >= MAX_REPORT_DAYS:
-            raise InvalidInput(f"a report covers at most {MAX_REPORT_DAYS} days", field="to")
+        check_period(from_, to)
         scope = report_scope(info, force=force, council=council, kind=kind)
         hub = info.context.hub
         data = await extract.report(

@@ -16,7 +16,7 @@ import strawberry
 from hub.access.agreement import AuditRows, RowKind
 from hub.audit.models import S62Operation
 from hub.db import utcnow
-from hub.errors import Forbidden, InvalidInput
+from hub.errors import Forbidden
 from hub.graphql.connection import Connection
 from hub.graphql.context import Info
 from hub.graphql.filters import checked
@@ -41,7 +41,6 @@ VettingOutcomeType = strawberry.enum(
     "channel, never through the hub.",
 )
 RECORD_TYPE = "VettingCheck"
-MAX_FIGURES_DAYS = 731
 
 
 @strawberry.type(description="The person a check is about, with only what the check needs.")
@@ -356,13 +355,12 @@ class VettingQuery:
         force: str | None = None,
         council: str | None = None,
     ) -> VettingFigures | None:
+        from hub.timeliness.types import check_period  # noqa: PLC0415 - its types import records
+
         as_of = utcnow()
         to = to or as_of.astimezone(LONDON).date()
         from_ = from_ or to - dt.timedelta(days=364)
-        if to < from_:
-            raise InvalidInput("to is before from", field="to")
-        if (to - from_).days >= MAX_FIGURES_DAYS:
-            raise InvalidInput(f"figures cover at most {MAX_FIGURES_DAYS} days", field="to")
+        check_period(from_, to)
         data = await vetting_figures.figures(
             info.context.session,
             scope=figures_scope(info, force=force, council=council),
