@@ -11,7 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from hub.closures import figures as closure_figures
+from hub.escalation.service import EscalationCount
 from hub.timeliness import charts
+from hub.timeliness.decisions import DecisionsData
 from hub.timeliness.report import (
     CSV_COLUMNS,
     ReportData,
@@ -22,8 +25,10 @@ from hub.timeliness.report import (
     render_html,
     render_markdown,
 )
+from hub.timeliness.report_types import report_charts
 from hub.timeliness.stats import StageDelay
 from hub.timeliness.targets import load_targets
+from hub.vetting import figures as vetting_figures
 
 TARGETS = load_targets(Path(__file__).resolve().parents[1] / "auth" / "targets.toml")
 UTC = dt.UTC
@@ -180,6 +185,14 @@ def test_html_draws_every_chart(data: ReportData, page: tuple[str, Markup]) -> N
         "joint-visits-by-council": 1,
         "protections-by-force": 1,
     }
+    # So do the decisions charts (closures, vetting, escalations).
+    decided = {
+        "closures-by-force": 1,
+        "closures-by-council": 1,
+        "vetting-by-force": 1,
+        "vetting-by-council": 1,
+        "escalations-by-target": 1,
+    }
     # A section per target the report measures (not requests: checks, challenges), with data or not.
     every = len(TARGETS.of_shared_records().targets)
     assert kinds == {
@@ -187,6 +200,7 @@ def test_html_draws_every_chart(data: ReportData, page: tuple[str, Markup]) -> N
         "monthly-trend": every,
         "batching-score": 1,
         **partnership,
+        **decided,
     }
     with_data = {r.target_id for r in data.by_force if r.count}
     assert with_data == {"T8", "T9", "DA-ACK", "T6"}
@@ -378,6 +392,11 @@ def test_an_empty_report_still_renders() -> None:
         "attendance-by-force",
         "joint-visits-by-council",
         "protections-by-force",
+        "closures-by-force",
+        "closures-by-council",
+        "vetting-by-force",
+        "vetting-by-council",
+        "escalations-by-target",
     }
     assert "No records in this period." in render_html(empty)
     assert next(iter(csv.DictReader(io.StringIO(render_csv(empty)))))["section"] == "report"
@@ -403,3 +422,54 @@ def test_nice_axis() -> None:
     assert charts.nice_axis(100) == [0, 25, 50, 75, 100]
     assert charts.nice_axis(0.7) == pytest.approx([0, 0.2, 0.4, 0.6, 0.8])
     assert charts.nice_axis(0) == [0, 0.25, 0.5, 0.75, 1.0]
+
+
+def test_html_draws_closures_vetting_and_escalations(data: ReportData) -> None:
+    reviews = [
+        closure_figures.Figures("CLEVELAND", "E06000001", closures=3, agreed=1, challenged=2,
+                                challenges_answered=1, challenges_open=1, reopened=1,
+                                hours_to_answer=[30.0]),
+        closure_figures.Figures("PROMPT", "W06000015", closures=1, awaiting_response=1),
+    ]  # fmt: skip
+    backlog = vetting_figures.GroupFigures(
+        organisation_code="WANDS", open=23, completed=4, open_median_age_days=40.0,
+        open_oldest_age_days=90.0, open_over_target=20, completed_within_target=1,
+        carers_waiting=23, adopters_waiting=0,
+    )  # fmt: skip
+    council = dataclasses.replace(backlog, organisation_code="E09000032")
+    raised = [
+        EscalationCount("T11", "vetting_check", "requested_to_completed", "WANDS", "E09000032", 20),
+        EscalationCount("T12", "closure_challenge", "x", "CLEVELAND", "E06000001", 1),
+    ]
+    decided = dataclasses.replace(
+        data,
+        decisions=DecisionsData(
+            closures=reviews, vetting_by_force=(backlog,), vetting_by_council=(council,),
+            vetting_target="T11", escalations=raised,
+        ),
+    )  # fmt: skip
+    text = render_html(decided)
+    markup = Markup()
+    markup.feed(text)
+    assert markup.unbalanced == []
+    series = {
+        chart["data-chart"]: markup.series[index] for index, chart in enumerate(markup.charts)
+    }
+    assert series["closures-by-force"] == {
+        ("rect", "agreed"), ("rect", "challenged"), ("rect", "no-response"),
+    }  # fmt: skip
+    assert series["closures-by-council"] == series["closures-by-force"]
+    assert series["vetting-by-force"] == {
+        ("rect", "completed-in-time"), ("rect", "completed-late"),
+        ("rect", "open-in-time"), ("rect", "open-overdue"),
+    }  # fmt: skip
+    assert series["escalations-by-target"] == {("rect", "target-T11"), ("rect", "target-T12")}
+    body = "".join(markup.text)
+    assert "2 challenged, 1 answered, 1 reopened; answer 30" in body
+    assert "23 open, median 40 days; 25% in time" in body
+    assert "waiting: 23 carers, 0 adopters" in body
+    assert "20 raised" in body
+    # The same charts reach the dashboard through the report's `charts` field.
+    charted = {c.chart: c.target_id for c in report_charts(decided)}
+    assert charted["vetting-by-force"] == "T11"
+    assert {"closures-by-council", "escalations-by-target"} <= charted.keys()

@@ -37,8 +37,8 @@ from hub.partnership import queries as partnership
 from hub.partnership.figures import PartnershipData
 from hub.partnership.queries import Period
 from hub.reference.models import Organisation
-from hub.settings import Settings
-from hub.timeliness import service
+from hub.settings import Settings, get_settings
+from hub.timeliness import decisions, service
 from hub.timeliness.batching import (
     BatchingParams,
     BatchingResult,
@@ -143,9 +143,29 @@ async def report(
         async with asyncio.TaskGroup() as group:
             data = group.create_task(delays)
             counted = group.create_task(_partnership(db, asked))
+            decided = group.create_task(_decisions(db, asked))
     except ExceptionGroup as failed:
         raise failed.exceptions[0] from None
-    return dataclasses.replace(data.result(), partnership=counted.result())
+    return dataclasses.replace(
+        data.result(), partnership=counted.result(), decisions=decided.result()
+    )
+
+
+async def _decisions(db: Database, asked: _Asked) -> decisions.DecisionsData:
+    start, end = period_bounds(asked.period_from, asked.period_to)
+    async with db.transaction(write=False) as session:
+        return await decisions.measure(
+            session,
+            period_from=asked.period_from,
+            period_to=asked.period_to,
+            start=start,
+            end=end,
+            as_of=asked.as_of,
+            force_code=asked.scope.force_code,
+            council_code=asked.scope.council_code,
+            # Every target of the agreement: the checks' (T11) is not a shared record's.
+            targets=all_targets_for(get_settings()),
+        )
 
 
 async def _partnership(db: Database, asked: _Asked) -> PartnershipData:

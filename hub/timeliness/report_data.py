@@ -15,6 +15,7 @@ from hub.timeliness.batching import (
     shared_records,
 )
 from hub.timeliness.calendar import require_aware
+from hub.timeliness.decisions import DecisionsData
 from hub.timeliness.stats import Breach, StageDelay, StageStats, aggregate, breaches, measure
 from hub.timeliness.targets import TargetSet
 
@@ -58,6 +59,8 @@ class ReportData:
     breaches_total: int | None = None
     # Working together: attendance, joint visits, police protection (`hub.partnership`).
     partnership: PartnershipData = field(default_factory=PartnershipData)
+    # Closures, vetting checks and escalations (`hub.timeliness.decisions`).
+    decisions: DecisionsData = field(default_factory=DecisionsData)
 
     @property
     def breach_count(self) -> int:

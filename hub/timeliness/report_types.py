@@ -22,6 +22,7 @@ from hub.partnership.types import (
     ProtectionFinding,
 )
 from hub.timeliness import charts
+from hub.timeliness.decisions import decision_charts
 from hub.timeliness.report_data import ReportData
 from hub.timeliness.stats import Breach, StageStats
 
@@ -327,5 +328,9 @@ def report_charts(data: ReportData) -> list[ReportChart]:
     found += [
         ReportChart(chart=chart, target_id=target, svg=svg)
         for chart, target, svg in partnership_charts(data.partnership, data.names)
+    ]
+    found += [
+        ReportChart(chart=chart, target_id=target, svg=svg)
+        for chart, target, svg in decision_charts(data.decisions, data.names)
     ]
     return found
