@@ -15,7 +15,9 @@ import pytest
 
 from hub.access.models import Role
 from tests.conftest import LiveServer
-from tests.factories import FORCE, REPORT_INCIDENT, child, incident, iso
+from tests.factories import COUNCIL, FORCE, REPORT_INCIDENT, child, incident, iso
+from tests.test_vetting import REQUEST as VETTING_REQUEST
+from tests.test_vetting import Caller, vetting_request
 
 PROTECT = """mutation($input: RecordPoliceProtectionInput!) {
   recordPoliceProtection(input: $input) { id } }"""
@@ -101,6 +103,17 @@ async def test_the_dashboard_draws_the_charts_in_chromium(
         },
     )
     assert "errors" not in protected.json(), protected.json()
+    # A council's check on a foster carer, open three weeks: past the 14 days of T11.
+    council = Caller(http, live_server, Role.COUNCIL_SOCIAL_WORKER, COUNCIL)
+    requested = await council(
+        VETTING_REQUEST,
+        {
+            "input": vetting_request(
+                f"DASH-V-{occurred:%H%M%S%f}", requested=occurred - dt.timedelta(days=21)
+            )
+        },
+    )
+    assert "errors" not in requested, requested
     today = dt.datetime.now(dt.UTC).date()
     auditor = live_server.token(Role.AUDITOR, "OFSTED")
     url = (
@@ -120,11 +133,27 @@ async def test_the_dashboard_draws_the_charts_in_chromium(
         'data-chart="joint-visits-by-council"',
         'data-chart="protections-by-force"',
     )
-    for drawn in ('data-chart="delay-by-force"', 'data-chart="batching-score"', *partnership):
+    decided = (
+        'data-chart="closures-by-force"',
+        'data-chart="closures-by-council"',
+        'data-chart="vetting-by-force"',
+        'data-chart="vetting-by-council"',
+        'data-chart="escalations-by-target"',
+    )
+    for drawn in (
+        'data-chart="delay-by-force"',
+        'data-chart="batching-score"',
+        *partnership,
+        *decided,
+    ):
         assert drawn in html
     assert "without prior discussion" in html
     drawn_series = ('data-series="median"', 'data-series="p90"', 'data-series="score"')
-    for series in (*drawn_series, 'data-series="without-discussion"'):
+    for series in (
+        *drawn_series,
+        'data-series="without-discussion"',
+        'data-series="open-overdue"',  # the vetting charts draw the check waiting
+    ):
         assert series in html
     assert auditor not in html.split("<body", 1)[1], "the token stayed in the page"
     shot = tmp_path / "dashboard.png"
