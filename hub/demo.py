@@ -17,6 +17,7 @@ from hub.access.keys import KeySet
 from hub.access.models import Role
 from hub.access.tokens import issue_access_token
 from hub.children.service import ChildDetails
+from hub.closures.demo_story import push_closure_story
 from hub.db import Database, utcnow
 from hub.incidents import service as incidents
 from hub.investigations import service as investigations
@@ -30,6 +31,7 @@ from hub.partnership.demo_story import push_partnership_story
 from hub.reference.models import Organisation, OrganisationKind
 from hub.settings import Settings
 from hub.timeliness.demo_story import push_story
+from hub.vetting.demo_story import push_vetting_story
 
 # Two forces and the councils they cover; a third council hosts a placed child out of area.
 FORCE_A, FORCE_B = "WEST_MIDLANDS", "GREATER_MANCHESTER"
@@ -92,6 +94,9 @@ async def _push_records(db: Database, rng: random.Random) -> int:
         pushed += await push_story(session, rng, now, _child)
         # Meetings, joint visits and police protections between the same councils and forces.
         pushed += await push_partnership_story(session, rng, now)
+        # Decisions and checks: a force with a vetting backlog, a closure challenged and reopened.
+        pushed += await push_vetting_story(session, rng, now)
+        pushed += await push_closure_story(session, rng, now, _child)
         first_episode = 100_000
         for number in range(first_episode + 41, first_episode + 51):
             reported = now - dt.timedelta(days=rng.randrange(1, 30))

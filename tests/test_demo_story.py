@@ -7,6 +7,7 @@ import datetime as dt
 from pathlib import Path
 
 from hub import demo
+from hub.closures import demo_story as closure_story
 from hub.db import Database
 from hub.partnership.demo_story import ATTENDS, NOT_PRE_BIRTH, UNANSWERED_COUNCIL, WRITES
 from hub.partnership.figures import (
@@ -19,8 +20,10 @@ from hub.partnership.figures import (
 )
 from hub.settings import Settings
 from hub.timeliness import extract
+from hub.timeliness.decisions import DecisionsData
 from hub.timeliness.demo_story import BATCHING, COUNCIL_OF, LATE, PROMPT, next_monday_nine
 from hub.timeliness.report_data import ReportScope
+from hub.vetting import demo_story as vetting_story
 
 
 def test_uploads_are_on_monday_at_nine_uk_time() -> None:
@@ -64,6 +67,7 @@ async def test_the_demo_shows_late_and_batching_forces(tmp_path: Path) -> None:
     assert share[PROMPT] == 1.0
     assert share[LATE] == 0.0
     _the_partnership_story(data.partnership)
+    _the_decisions_story(data.decisions)
 
 
 def _rows(attendance: tuple[Attendance, ...], force: str) -> list[Attendance]:
@@ -96,3 +100,31 @@ def _the_partnership_story(figures: PartnershipData) -> None:
     assert protections[WRITES].without_discussion == protections[WRITES].protections == 2
     assert protections[ATTENDS].without_discussion == 0
     assert {f.force_code for f in figures.findings} == {WRITES}
+
+
+def _the_decisions_story(figures: DecisionsData) -> None:
+    """A force with a vetting backlog (Wandsworth-like), adopters waiting in Dorset, a prompt
+    force; a closure a council challenged and the force reopened (Cleveland-like)."""
+    forces = {f.organisation_code: f for f in figures.vetting_by_force}
+    met = forces[vetting_story.BACKLOG_FORCE]
+    assert met.open == met.open_over_target == vetting_story.BACKLOG_CARERS
+    assert met.completed == 0
+    assert met.open_median_age_days is not None
+    assert met.open_median_age_days > 14
+    prompt = forces[vetting_story.PROMPT_FORCE]
+    assert prompt.open == 0
+    assert prompt.share_within_target == 1.0
+    councils = {f.organisation_code: f for f in figures.vetting_by_council}
+    assert councils[vetting_story.BACKLOG_COUNCIL].carers_waiting == vetting_story.BACKLOG_CARERS
+    dorset = councils[vetting_story.ADOPTERS_COUNCIL]
+    assert dorset.adopters_waiting == vetting_story.ADOPTERS_WAITING
+    assert dorset.carers_waiting == 0
+    assert figures.vetting_target == "T11"
+    reviews = {r.council_code: r for r in figures.closures if r.force_code == closure_story.FORCE}
+    challenged = reviews[closure_story.CHALLENGING_COUNCIL]
+    assert (challenged.closures, challenged.challenged, challenged.reopened) == (1, 1, 1)
+    assert challenged.challenges_answered == 1
+    assert challenged.median_hours_to_answer is not None
+    assert 47 < challenged.median_hours_to_answer < 49  # answered two days after the challenge
+    agreed = reviews[closure_story.AGREEING_COUNCIL]
+    assert (agreed.closures, agreed.agreed, agreed.challenged) == (1, 1, 0)
