@@ -23,6 +23,7 @@ from hub.timeliness import extract
 from hub.timeliness.decisions import DecisionsData
 from hub.timeliness.demo_story import BATCHING, COUNCIL_OF, LATE, PROMPT, next_monday_nine
 from hub.timeliness.report_data import ReportScope
+from hub.timeliness.report_html import render_html
 from hub.vetting import demo_story as vetting_story
 
 
@@ -68,6 +69,19 @@ async def test_the_demo_shows_late_and_batching_forces(tmp_path: Path) -> None:
     assert share[LATE] == 0.0
     _the_partnership_story(data.partnership)
     _the_decisions_story(data.decisions)
+    # The HTML report draws both: the backlog in the vetting chart, the reopening in the closures'.
+    page = render_html(data)
+    vetting = page.split('data-chart="vetting-by-force"', 1)[1].split("</svg>", 1)[0]
+    assert "Metropolitan Police Service" in vetting
+    assert f"{vetting_story.BACKLOG_CARERS} open, median" in vetting
+    assert 'data-series="open-overdue"' in vetting
+    by_council = page.split('data-chart="vetting-by-council"', 1)[1].split("</svg>", 1)[0]
+    assert f"waiting: {vetting_story.BACKLOG_CARERS} carers, 0 adopters" in by_council
+    closures = page.split('data-chart="closures-by-council"', 1)[1].split("</svg>", 1)[0]
+    assert "Middlesbrough" in closures
+    assert "1 challenged, 1 answered, 1 reopened; answer 48" in closures
+    escalated = page.split('data-chart="escalations-by-target"', 1)[1].split("</svg>", 1)[0]
+    assert "<svg" not in escalated  # one chart, drawn or saying it has no records
 
 
 def _rows(attendance: tuple[Attendance, ...], force: str) -> list[Attendance]:
