@@ -473,3 +473,17 @@ def test_html_draws_closures_vetting_and_escalations(data: ReportData) -> None:
     charted = {c.chart: c.target_id for c in report_charts(decided)}
     assert charted["vetting-by-force"] == "T11"
     assert {"closures-by-council", "escalations-by-target"} <= charted.keys()
+    # The tables too: in the HTML, in Markdown, and as CSV rows of their own.
+    assert 'id="vetting-force-table"' in text
+    markdown = render_markdown(decided)
+    assert "## Decisions and checks: closures, vetting, escalations" in markdown
+    assert "| WANDS | 23 | 20 | 40.0 | 90.0 | 4 | 25" in markdown
+    rows = list(csv.DictReader(io.StringIO(render_csv(decided))))
+    sections = Counter(row["section"] for row in rows)
+    assert sections["closures"] == 2
+    assert sections["vetting_checks"] == 2
+    assert sections["escalations"] == 2
+    cleveland = next(r for r in rows if r["section"] == "closures" and r["reopened"] == "1")
+    assert (cleveland["force_code"], cleveland["median_hours_to_answer"]) == ("CLEVELAND", "30")
+    wands = next(r for r in rows if r["section"] == "vetting_checks" and r["grouping"] == "force")
+    assert (wands["open_over_target"], wands["share_within_target"]) == ("20", "0.25")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import html
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
@@ -196,7 +195,7 @@ def decision_charts(data: DecisionsData, names: Mapping[str, str]) -> list[Chart
     ]  # fmt: skip
 
 
-_CAPTIONS = {
+CAPTIONS = {
     "closures-by-force": "Each force's closures of investigations involving children: the "
     "council agreed, challenged, or has not answered; beside each bar the challenges answered, "
     "the investigations reopened after a challenge and the median time to answer.",
@@ -209,22 +208,3 @@ _CAPTIONS = {
     "escalations-by-target": "Escalations raised in the period (a stage not ended by its "
     "deadline), per organisation owing the answer, by target.",
 }
-
-_TITLES = {
-    "closures-by-force": "Investigation closures",
-    "vetting-by-force": "Police checks for carers and adopters",
-    "escalations-by-target": "Escalations",
-}
-
-
-def html_section(data: DecisionsData, names: Mapping[str, str]) -> str:
-    parts = [
-        '<section id="decisions"><h2>Decisions and checks: closures, vetting, escalations</h2>'
-    ]
-    for chart, _, svg in decision_charts(data, names):
-        if chart in _TITLES:
-            parts.append(f"<h3>{html.escape(_TITLES[chart])}</h3>")
-        caption = html.escape(_CAPTIONS[chart], quote=True)
-        parts.append(f"<figure>{svg}<figcaption>{caption}</figcaption></figure>")
-    parts.append("</section>")
-    return "".join(parts)

@@ -30,6 +30,7 @@ from typing import Literal
 
 from hub.partnership import tables as partnership_tables
 from hub.partnership.figures import Grouping
+from hub.timeliness import decisions_tables as decisions
 from hub.timeliness import formatting as fmt
 from hub.timeliness import report_tables as tables
 from hub.timeliness.report_data import ReportData, ReportScope, build_report
@@ -39,7 +40,7 @@ from hub.timeliness.stats import StageStats
 
 Format = Literal["md", "html", "csv"]
 
-CSV_COLUMNS = (
+_BASE_COLUMNS = (
     "section",
     "grouping",
     "force_code",
@@ -79,6 +80,11 @@ CSV_COLUMNS = (
     "targets_version",
     "agreement_version",
     *partnership_tables.CSV_COLUMNS,
+)
+# The decisions' own columns; those they share (force_code, open...) are the ones above.
+CSV_COLUMNS: tuple[str, ...] = (
+    *_BASE_COLUMNS,
+    *(c for c in decisions.CSV_COLUMNS if c not in _BASE_COLUMNS),
 )
 
 __all__ = [
@@ -164,6 +170,9 @@ def render_markdown(data: ReportData, *, max_breach_rows: int = SHOWN_BREACHES) 
     lines += ["## Batching", "", *_md_table(tables.batching_table(data))]
     lines += ["### Bursts", "", *_md_table(tables.burst_table(data))]
     lines += _markdown_partnership(data, max_breach_rows)
+    lines += ["## Decisions and checks: closures, vetting, escalations", ""]
+    for title, table in decisions.tables(data.decisions, data.names):
+        lines += [f"### {_md(title)}", "", *_md_table(table)]
     lines += ["## Targets and their sources", "", *_md_table(tables.targets_table(data))]
     lines += ["## How the figures are made", ""]
     lines += [f"- {_md(note)}" for note in tables.method_notes(data)]
@@ -328,4 +337,6 @@ def render_csv(data: ReportData) -> str:
         writer.writerow({"section": section, **row})
     for section, values in partnership_tables.csv_rows(data.partnership):
         writer.writerow({"section": section, **{k: _cell(v) for k, v in values.items()}})
+    for section, decided in decisions.csv_rows(data.decisions):
+        writer.writerow({"section": section, **{k: _cell(v) for k, v in decided.items()}})
     return out.getvalue()

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from hub.partnership import charts as partnership_charts
 from hub.partnership import tables as partnership_tables
 from hub.partnership.figures import Grouping
-from hub.timeliness import charts, decisions
+from hub.timeliness import charts, decisions_tables
 from hub.timeliness import formatting as fmt
 from hub.timeliness import report_tables as tables
 from hub.timeliness.report_data import ReportData
@@ -194,7 +194,7 @@ def render_html(data: ReportData, *, max_breach_rows: int = 500) -> str:
         + "</section>"
         + _batching_section(data)
         + _partnership_section(data, max_breach_rows)
-        + decisions.html_section(data.decisions, data.names)
+        + decisions_tables.html_section(data.decisions, data.names, _table)
         + '<section id="targets-and-sources"><h2>Targets and their sources</h2>'
         + _table(tables.targets_table(data))
         + '</section><section id="method"><h2>How the figures are made</h2>'
