@@ -19,6 +19,7 @@ from hub.access.tokens import issue_access_token
 from hub.children.service import ChildDetails
 from hub.closures.demo_story import push_closure_story
 from hub.db import Database, utcnow
+from hub.escalation import scan as escalation_scan
 from hub.incidents import service as incidents
 from hub.investigations import service as investigations
 from hub.investigations.models import InvestigationStatus
@@ -30,6 +31,7 @@ from hub.missing.service import MissingReport, MissingUpdate
 from hub.partnership.demo_story import push_partnership_story
 from hub.reference.models import Organisation, OrganisationKind
 from hub.settings import Settings
+from hub.timeliness import extract
 from hub.timeliness.demo_story import push_story
 from hub.vetting.demo_story import push_vetting_story
 
@@ -177,6 +179,12 @@ async def load(settings: Settings, *, base_url: str) -> str:
                 session, force_code=FORCE_A, police_reference="DEMO-INC-00001"
             )
         pushed = 0 if loaded else await _push_records(db, rng)
+        if pushed:
+            # The stages already past their deadline (the checks waiting on the Met, unanswered
+            # requests) escalate now, as the served hub's scanner would raise them.
+            await escalation_scan.scan(
+                db, extract.all_targets_for(settings), horizon=dt.timedelta(days=200)
+            )
         keys = KeySet.for_settings(settings)
         lines = [
             f"Demo hub at {base_url}/graphql (GraphiQL in a browser). "
