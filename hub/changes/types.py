@@ -32,6 +32,7 @@ from typing import Any, cast
 import strawberry
 from graphql import FieldNode, VariableNode, print_ast
 from strawberry.types.nodes import SelectedField
+from strawberry.utils.str_converters import to_camel_case
 
 from hub.access.identity import Principal
 from hub.access.permissions import AgreementListsField, NamesPurposeAndPerson
@@ -330,11 +331,12 @@ async def _in_scope(info: Info, change: RecordChange, cursor: str) -> RecordChan
 
 # Records that are not police records: each delivered in a field of its own, and only to a
 # subscription that selects it (one written before they existed is sent what it always was).
+# Keyed by record type: the event's attribute that carries it, and its GraphQL type.
 OWN_FIELDS: dict[str, tuple[str, Any]] = {
     "Meeting": ("meeting", Meeting),
-    "VettingCheck": ("vettingCheck", VettingCheck),
+    "VettingCheck": ("vetting_check", VettingCheck),
     "Escalation": ("escalation", Escalation),
-    **{name: ("councilRecord", kind) for name, kind in COUNCIL_RECORD_TYPES.items()},
+    **{name: ("council_record", kind) for name, kind in COUNCIL_RECORD_TYPES.items()},
 }
 
 
@@ -342,11 +344,12 @@ async def _found(info: Info, change: RecordChange) -> dict[str, Any] | None:
     """The event's record fields (Python names), if the caller's scope reaches the record."""
     record_type, record_id = change.record_type, change.record_id
     if (own := OWN_FIELDS.get(record_type)) is not None:
-        name, kind = own
-        if not _selects(info, name):
+        attribute, kind = own
+        # The schema's own name for the field (strawberry's converter, so the two never differ).
+        if not _selects(info, to_camel_case(attribute)):
             return None
         node = await kind.resolve_reference(info, strawberry.ID(record_id))
-        return None if node is None else {"record": None, _python_name(name): node}
+        return None if node is None else {"record": None, attribute: node}
     extra: dict[str, Any] = {}
     if record_type == "ClosureReview":
         row = await info.context.loaders.closure_review.load(record_id)
@@ -359,10 +362,6 @@ async def _found(info: Info, change: RecordChange) -> dict[str, Any] | None:
         return None
     record = await police.resolve_reference(info, strawberry.ID(record_id))
     return None if record is None else {"record": record, **extra}
-
-
-def _python_name(field: str) -> str:
-    return "".join(f"_{c.lower()}" if c.isupper() else c for c in field)
 
 
 def _selects(info: Info, name: str) -> bool:
