@@ -404,6 +404,44 @@ async def test_a_delivery_is_parked_after_the_last_attempt_and_replayed_from_the
     assert "127.0.0.1" not in listed.stdout
 
 
+async def test_finished_deliveries_are_pruned_after_the_days_kept_and_dead_letters_stay(
+    http: httpx.AsyncClient,
+    hub: LiveServer,
+    hub_db: Database,
+    hub_database: str,
+    data_dir: Path,
+    receiver: tuple[Receiver, str],
+) -> None:
+    *_, endpoint_id = await _register(http, hub, receiver)
+    for _ in range(3):
+        await _push(http, hub, incident(unique("WH-PR")))
+
+    async def three_delivered() -> list[WebhookDelivery]:
+        rows = await _delivered(hub_db, endpoint_id)
+        return rows if len(rows) == 3 else []  # the three pushes above
+
+    old, parked, recent = sorted(await _until(three_delivered), key=lambda r: r.change_seq)
+    long_ago = utcnow() - dt.timedelta(days=40)
+    async with hub_db.transaction(write=True) as session:
+        for row, state in ((old, DeliveryState.DELIVERED), (parked, DeliveryState.DEAD)):
+            await session.execute(
+                sa.update(WebhookDelivery)
+                .where(WebhookDelivery.id == row.id)
+                .values(state=state.value, updated_at=long_ago)
+            )
+
+    pruned = await asyncio.to_thread(_cli, hub_database, data_dir, "prune")
+    assert pruned.returncode == 0, pruned.stderr
+    assert "pruned 1 delivery" in pruned.stdout  # the 40-day-old delivered one, not the dead one
+    assert {r.id for r in await _deliveries(hub_db, endpoint_id)} == {parked.id, recent.id}
+
+    everything = await asyncio.to_thread(_cli, hub_database, data_dir, "prune", "--keep-days", "0")
+    assert "pruned 1 delivery" in everything.stdout  # the recent one; a dead letter waits
+    assert [r.id for r in await _deliveries(hub_db, endpoint_id)] == [parked.id]
+    again = await asyncio.to_thread(_cli, hub_database, data_dir, "prune")
+    assert "pruned 0 deliveries" in again.stdout
+
+
 async def test_a_slow_endpoint_delays_neither_pushes_nor_another_endpoint(
     http: httpx.AsyncClient,
     hub: LiveServer,

@@ -1,10 +1,12 @@
-"""Operator commands: `webhooks list`, `webhooks dead-letters`, `webhooks replay ID|--all`.
+"""Operator commands: `webhooks list`, `webhooks dead-letters`, `webhooks replay ID|--all`,
+`webhooks prune`.
 
 Mounted by `hub.cli` as `webhooks`. Endpoints are named by id and client, never by address (its
 query string may carry a receiver's token) and never with their secrets. No `from __future__
 import annotations` here: typer reads the parameter annotations at runtime.
 """
 
+import datetime as dt
 from collections.abc import Sequence
 from typing import Annotated
 
@@ -12,6 +14,8 @@ import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.access.cli import _fail, _in_transaction
+from hub.db import utcnow
+from hub.settings import get_settings
 from hub.webhooks import service
 
 webhooks_app = typer.Typer(
@@ -70,3 +74,21 @@ def replay(
 
     replayed = _in_transaction(work, write=True)
     typer.echo(f"replayed {replayed} deliver{'y' if replayed == 1 else 'ies'}")
+
+
+@webhooks_app.command("prune")
+def prune(
+    keep_days: Annotated[
+        int | None,
+        typer.Option("--keep-days", min=0, help="Days to keep (default HUB_WEBHOOK_KEEP_DAYS)."),
+    ] = None,
+) -> None:
+    """Forget delivered and refused deliveries older than the days kept; dead letters stay."""
+    days = get_settings().webhook_keep_days if keep_days is None else keep_days
+    before = utcnow() - dt.timedelta(days=days)
+
+    async def work(session: AsyncSession) -> int:
+        return await service.prune(session, before=before)
+
+    pruned = _in_transaction(work, write=True)
+    typer.echo(f"pruned {pruned} deliver{'y' if pruned == 1 else 'ies'}")

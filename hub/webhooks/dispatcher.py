@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import json
 import logging
 import ssl
@@ -25,6 +26,7 @@ import httpx
 from sqlalchemy.exc import SQLAlchemyError
 
 from hub.access.identity import TokenRejected
+from hub.db import utcnow
 from hub.graphql.audit_trail import DENIAL_CODES
 from hub.webhooks import service, signing
 from hub.webhooks.payload import WebhookAttempt, body_of, render
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("hub.webhooks")
 
 BATCH = 50
+PRUNE_EVERY_SECONDS = 3600.0
 USER_AGENT = "safeguarding-hub-webhooks/1"
 
 
@@ -141,14 +144,24 @@ class WebhookDispatcher:
     async def _run(self) -> None:
         notifier = self.hub.notifier
         await notifier.listen()
+        pruned_at: float | None = None
         while not self._closing:
             mark = notifier.mark()
             try:
+                if pruned_at is None or time.monotonic() - pruned_at > PRUNE_EVERY_SECONDS:
+                    pruned_at = time.monotonic()
+                    await self._prune()
                 await self._claim()
             except Exception as error:  # noqa: BLE001 - the dispatcher outlives any one failure
                 # The type only: a database error's text can carry parameters.
                 log.warning("webhook claim failed: %s", type(error).__name__)
             await self._wait(mark)
+
+    async def _prune(self) -> None:
+        """Finished deliveries past `webhook_keep_days` go (every process may: it is idempotent)."""
+        before = utcnow() - dt.timedelta(days=self.settings.webhook_keep_days)
+        async with self.hub.db.transaction(write=True) as session:
+            await service.prune(session, before=before)
 
     async def _wait(self, mark: asyncio.Event) -> None:
         waits = [

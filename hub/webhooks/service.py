@@ -548,3 +548,19 @@ async def replay(session: AsyncSession, *, delivery_ids: Sequence[str] | None) -
         )
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def prune(session: AsyncSession, *, before: dt.datetime) -> int:
+    """Forget finished deliveries (delivered, or refused by the agreement) last touched before
+    `before`; dead letters stay until an operator replays them. Nothing else needs the rows:
+    the endpoint's `seen` mark, not old deliveries, keeps a change from being enqueued twice, and
+    each delivery's disclosure is in the audit log, which keeps its own retention."""
+    result = await session.execute(
+        sa.delete(WebhookDelivery).where(
+            col(WebhookDelivery.state).in_(
+                [DeliveryState.DELIVERED.value, DeliveryState.REFUSED.value]
+            ),
+            col(WebhookDelivery.updated_at) < before,
+        )
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
