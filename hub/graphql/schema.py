@@ -40,6 +40,7 @@ from hub.graphql.extensions import (
 from hub.graphql.federation import HubSchema
 from hub.graphql.filters import GuardedFilter, checked
 from hub.graphql.inputs import InputText
+from hub.graphql.resolvers import lean_resolvers
 from hub.graphql.scalars import OVERRIDES
 from hub.graphql.transport import SubscriptionsOverWebSocket
 from hub.incidents import batch as incident_batch
@@ -523,7 +524,7 @@ def build_schema(
     ]
     if not settings.introspection:
         extensions.append(DisableIntrospection)
-    return HubSchema(
+    schema = HubSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
@@ -540,6 +541,8 @@ def build_schema(
             contract=enforce_agreement and settings.is_production,
         ),
     )
+    lean_resolvers(schema._schema, schema.config.info_class)  # noqa: SLF001 - its fields' resolvers
+    return schema
 
 
 def export_sdl() -> str:
