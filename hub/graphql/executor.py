@@ -26,6 +26,7 @@ from graphql.pyutils import Path
 from hub.access.policy import ChangeForbidden, ContractForbidden, FieldForbidden
 from hub.changes.fanout import FanoutExecutor
 from hub.graphql.audit_trail import AUDITED_TYPES
+from hub.graphql.resolvers import PlainLeaf
 
 if TYPE_CHECKING:
     from graphql.execution.collect_fields import FieldDetailsList, GroupedFieldSet
@@ -73,6 +74,8 @@ class HubExecutor(FanoutExecutor):
         # it, so that the identity is not reused): the refusals, and the audit's field names.
         self._refusals: dict[int, tuple[GroupedFieldSet, Mapping[str, Refusal]]] = {}
         self._served_fields: dict[int, tuple[GroupedFieldSet, Mapping[str, str]]] = {}
+        manager = self.middleware_manager
+        self._middleware = manager is not None and bool(manager.middlewares)
 
     # The gate.
 
@@ -189,6 +192,36 @@ class HubExecutor(FanoutExecutor):
             if not policy.sees(type_name, field):
                 refused[key] = _forbidden(type_name, field)
         return refused
+
+    # Plain fields.
+
+    def execute_field(
+        self,
+        parent_type: GraphQLObjectType,
+        source: Any,
+        field_details_list: FieldDetailsList,
+        path: Path,
+        position_context: Any,
+    ) -> Any:
+        """A record's plain scalar (`def summary(self)`) is read and completed at once: the
+        resolver takes no info and no arguments, and the value is a leaf. Anything else, or
+        any middleware on the schema, goes graphql-core's whole way."""
+        field_def = parent_type.fields.get(field_details_list[0].node.name.value)
+        resolve = field_def.resolve if field_def is not None else None
+        if type(resolve) is not PlainLeaf or self._middleware:
+            return super().execute_field(
+                parent_type, source, field_details_list, path, position_context
+            )
+        try:
+            result = resolve.function(source)
+            if result is None:
+                return None
+            if isinstance(result, Exception):
+                raise result  # noqa: TRY301 - as graphql-core's complete_value does
+            return self.complete_leaf_value(resolve.leaf, result)
+        except Exception as raw_error:  # noqa: BLE001 - located and collected, as graphql-core does
+            self.handle_field_error(raw_error, resolve.leaf, field_details_list, path)
+            return None
 
     # The audit.
 

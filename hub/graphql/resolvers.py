@@ -14,7 +14,14 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from graphql import GraphQLField, GraphQLObjectType, GraphQLResolveInfo, GraphQLSchema
+from graphql import (
+    GraphQLField,
+    GraphQLLeafType,
+    GraphQLObjectType,
+    GraphQLResolveInfo,
+    GraphQLSchema,
+    is_leaf_type,
+)
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types import Info
 from strawberry.types.field import StrawberryField
@@ -55,15 +62,31 @@ def _lean(field: GraphQLField, info_class: type[Info[Any, Any]]) -> Resolver | N
     ):
         return None
     function = resolver.wrapped_func
-    if not inspect.isfunction(function):
+    if not inspect.isfunction(function) or resolver.is_async:
         return None  # a static or class method: strawberry's path binds it
     names = list(inspect.signature(function).parameters)
     info = resolver.info_parameter
     if names == [resolver.self_parameter.name]:
-        return _of_self(function)
+        # A nullable scalar or enum (a non-null one is wrapped, so not a leaf type here).
+        leaf = field.type if is_leaf_type(field.type) else None
+        return _of_self(function) if leaf is None else PlainLeaf(function, leaf)
     if info is not None and names == [resolver.self_parameter.name, info.name]:
         return _of_self_and_info(function, definition, info_class)
     return None
+
+
+class PlainLeaf:
+    """A nullable scalar or enum read off the object alone: the executor may complete it
+    without building the field's resolve info (`HubExecutor.execute_field`)."""
+
+    __slots__ = ("function", "leaf")
+
+    def __init__(self, function: Resolver, leaf: GraphQLLeafType) -> None:
+        self.function = function
+        self.leaf = leaf
+
+    def __call__(self, source: Any, _info: GraphQLResolveInfo[Any]) -> Any:
+        return self.function(source)
 
 
 def _of_self(function: Resolver) -> Resolver:
