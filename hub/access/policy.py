@@ -1,5 +1,8 @@
 """Enforcing the sharing agreement on every request: purpose first, then every field resolved.
 
+The field gate itself runs in the schema's executor (`hub.graphql.executor.HubExecutor`), which
+decides per selection which fields a role may not have and refuses exactly those.
+
 Every operation that reads or changes case data, a query, a push, an acknowledgement or a
 subscription, names a permitted purpose and a person (`purpose_problem`), before any data is
 touched. A field outside the caller's view resolves to null with a FORBIDDEN_FIELD error at its
@@ -10,18 +13,13 @@ way).
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Any
 
-from graphql import (
-    GraphQLError,
-    GraphQLResolveInfo,
-)
+from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
 from hub.errors import Forbidden, HubError
-from hub.graphql.audit_trail import AUDITED_TYPES
 from hub.graphql.context import HubContext, Info
 from hub.graphql.operation import root_fields
 
@@ -114,56 +112,15 @@ class PurposeOfAccess(SchemaExtension):
 
 
 class ContractForbidden(Forbidden):
-    def __init__(self) -> None:
-        super().__init__("the contract (SDL) is served only to the federation gateway's client")
-
-
-class ContractForTheGateway(SchemaExtension):
-    """Production only: `_service { sdl }` for the role the agreement names for the gateway.
+    """Production only: `_service { sdl }` is for the role the agreement names for the gateway.
 
     The SDL lists every type and field, including those a caller's role never sees; only the
-    gateway needs it, to compose the supergraph. Checked at the field, so that no alias or
-    fragment reaches it another way.
+    gateway needs it, to compose the supergraph. Checked at the field (by the executor's gate),
+    so that no alias or fragment reaches it another way.
     """
 
-    def resolve(
-        self, _next: Any, root: Any, info: GraphQLResolveInfo[HubContext], *args: Any, **kwargs: Any
-    ) -> Any:
-        if info.field_name == "_service" and info.parent_type.name == "Query":
-            context = info.context
-            if context.principal.role != context.hub.agreement.gateway_role:
-                raise ContractForbidden
-        return _next(root, info, *args, **kwargs)
-
-
-class AgreementFields(SchemaExtension):
-    """Each field resolves only if the caller's role sees it; otherwise null and FORBIDDEN_FIELD.
-
-    The same gate notes what it lets through on records, for the audit of the response.
-    """
-
-    notes_served = True
-
-    def resolve(
-        self, _next: Any, root: Any, info: GraphQLResolveInfo[HubContext], *args: Any, **kwargs: Any
-    ) -> Any:
-        field = info.field_name
-        parent = info.parent_type.name
-        if self.notes_served and parent in AUDITED_TYPES:
-            # Noted before the check: a refused field is taken out again as redacted, and the
-            # record itself was reached (the caller learns it exists) even if nothing else is.
-            info.context.served.note(info, root)
-        if not field.startswith("__") and not info.context.policy.sees(parent, field):
-            if parent == "Mutation":
-                raise ChangeForbidden(field)
-            raise FieldForbidden(parent, field)
-        return _next(root, info, *args, **kwargs)
-
-
-class AgreementFieldsUnaudited(AgreementFields):
-    """The gate without noting: only for the audit benchmark's side-by-side baseline."""
-
-    notes_served = False
+    def __init__(self) -> None:
+        super().__init__("the contract (SDL) is served only to the federation gateway's client")
 
 
 def require_visible(info: Info, type_name: str, fields: Iterable[str]) -> None:

@@ -1,7 +1,8 @@
 """What a response released, record by record, for the audit log: what left, not what was touched.
 
-While a request resolves, the field gate notes each field resolved on a record (Child, Incident,
-MissingEpisode, Investigation) under the record's place in the response. Once the result is
+While a request resolves, the executor (`hub.graphql.executor`) notes each record object it
+completes (Child, Incident, MissingEpisode, Investigation, ...) under the record's place in the
+response, with the fields its selection asks for. Once the result is
 final, each noted record still present in the data (not nulled by an error further down) is an
 access to that record, with the fields the caller received: those in the data that were not
 redacted by the agreement.
@@ -61,7 +62,7 @@ Path = tuple[str | int, ...]
 class _Noted:
     type_name: str
     row: Any
-    fields: dict[str, str] = dataclasses.field(default_factory=dict)  # response key -> field
+    fields: Mapping[str, str]  # response key -> field (shared by a selection's records)
 
 
 def owner_of(type_name: str, row: Any) -> str | None:
@@ -81,7 +82,6 @@ class ServedRecords:
 
     def __init__(self) -> None:
         self._noted: dict[Path, _Noted] = {}
-        self._by_parent: dict[Any, _Noted] = {}  # graphql-core path (hashable) -> the same
         self._disclosed: dict[Path, dict[str, Any]] = {}
         self.changes: dict[tuple[str, str], S62Operation] = {}
 
@@ -97,18 +97,13 @@ class ServedRecords:
             if isinstance(_at(data, place), Mapping)
         ]
 
-    def note(self, info: GraphQLResolveInfo[Any], root: Any) -> None:
-        # Siblings share their parent's path object: look it up before flattening it once.
-        parent = info.path.prev
-        noted = self._by_parent.get(parent)
+    def note(self, place: Path, type_name: str, row: Any, fields: Mapping[str, str]) -> None:
+        """A record reached at `place`, and its selection (response key -> field)."""
+        noted = self._noted.get(place)
         if noted is None:
-            place: Path = tuple(parent.as_list()) if parent is not None else ()
-            noted = self._noted.get(place)
-            if noted is None:
-                noted = self._noted[place] = _Noted(info.parent_type.name, root.row)
-            self._by_parent[parent] = noted
-        if not info.field_name.startswith("__"):
-            noted.fields[str(info.path.key)] = info.field_name
+            self._noted[place] = _Noted(type_name, row, fields)
+        else:
+            noted.fields = {**noted.fields, **fields}
 
     def changed(self, type_name: str, record_id: str, operation: S62Operation) -> None:
         """A mutation says what it did to a record: collected it, or altered it."""

@@ -10,6 +10,7 @@ expected type let error messages say where and what, never the value itself.
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
 
@@ -146,9 +147,30 @@ def unsafe_field(
     steps = _unsafe_in(variables or {}, [])
     if steps is not None:
         return _known_prefix(schema, document, steps)
+    return _unsafe_literal(schema, document)
+
+
+# The literals are the document's: the same cached document (`hub.graphql.documents`) is
+# scanned once, not on every request. Kept with the schema and document themselves, so that an
+# id is never taken for another object's; bounded, least recently used out first.
+_LITERALS: OrderedDict[tuple[int, int], tuple[GraphQLSchema, DocumentNode, str | None]] = (
+    OrderedDict()
+)
+_LITERALS_KEPT = 256
+
+
+def _unsafe_literal(schema: GraphQLSchema, document: DocumentNode) -> str | None:
+    key = (id(schema), id(document))
+    known = _LITERALS.get(key)
+    if known is not None and known[0] is schema and known[1] is document:
+        _LITERALS.move_to_end(key)
+        return known[2]
     types = TypeInfo(schema)
     finder = _UnsafeLiteral(types)
     visit(document, TypeInfoVisitor(types, finder))
+    _LITERALS[key] = (schema, document, finder.found)
+    while len(_LITERALS) > _LITERALS_KEPT:
+        _LITERALS.popitem(last=False)
     return finder.found
 
 

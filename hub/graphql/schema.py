@@ -17,16 +17,10 @@ from strawberry.extensions import (
 from strawberry.schema.config import StrawberryConfig
 
 import hub.record_kinds  # noqa: F401 - the timelines and reports measure every kind
-from hub.access.policy import (
-    AgreementFields,
-    AgreementFieldsUnaudited,
-    ContractForTheGateway,
-    PurposeOfAccess,
-)
+from hub.access.policy import PurposeOfAccess
 from hub.access.scope import RowScope
 from hub.audit.models import S62Operation
 from hub.audit.types import AuditQuery
-from hub.changes.fanout import FanoutExecutor
 from hub.changes.types import Subscription
 from hub.children.types import Child
 from hub.closures.types import ClosureMutation, ClosureQuery
@@ -36,6 +30,7 @@ from hub.escalation.types import Escalation, EscalationFilterInput, EscalationQu
 from hub.graphql.connection import Connection
 from hub.graphql.context import Info
 from hub.graphql.documents import CachedDocuments, ValidDocuments
+from hub.graphql.executor import HubExecutor
 from hub.graphql.extensions import (
     ErrorCodes,
     ErrorCodesWithoutSuggestions,
@@ -45,6 +40,7 @@ from hub.graphql.extensions import (
 from hub.graphql.federation import HubSchema
 from hub.graphql.filters import GuardedFilter, checked
 from hub.graphql.inputs import InputText
+from hub.graphql.resolvers import lean_resolvers
 from hub.graphql.scalars import OVERRIDES
 from hub.graphql.transport import SubscriptionsOverWebSocket
 from hub.incidents import batch as incident_batch
@@ -509,13 +505,9 @@ def build_schema(
     Turning either off is for the benchmarks' side-by-side baselines only; the app never does.
     In production the schema names itself only to the gateway, and not in its errors either.
     """
-    gate: list[type[SchemaExtension]] = []
-    if enforce_agreement:
-        gate = [PurposeOfAccess, AgreementFields if audit else AgreementFieldsUnaudited]
-        if settings.is_production:
-            gate.append(ContractForTheGateway)
-    elif audit:
-        msg = "an audited schema needs the agreement's field gate: it notes what is released"
+    gate: list[type[SchemaExtension]] = [PurposeOfAccess] if enforce_agreement else []
+    if audit and not enforce_agreement:
+        msg = "an audited schema needs the agreement enforced: the audit is of what it released"
         raise ValueError(msg)
     documents = ValidDocuments()  # this schema's: its validation rules are fixed below
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
@@ -532,7 +524,7 @@ def build_schema(
     ]
     if not settings.introspection:
         extensions.append(DisableIntrospection)
-    return HubSchema(
+    schema = HubSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
@@ -541,9 +533,16 @@ def build_schema(
         federation_version="2.9",
         scalar_overrides=OVERRIDES,
         config=StrawberryConfig(auto_camel_case=True),
-        # Replays what a subscriber's group resolved and audited (`hub.changes.fanout`).
-        execution_context_class=FanoutExecutor,
+        # The agreement's field gate and the audit's noting, per selection; it also replays
+        # what a subscriber's group resolved and audited (`hub.changes.fanout`).
+        execution_context_class=HubExecutor.for_schema(
+            gates=enforce_agreement,
+            notes_served=audit,
+            contract=enforce_agreement and settings.is_production,
+        ),
     )
+    lean_resolvers(schema._schema, schema.config.info_class)  # noqa: SLF001 - its fields' resolvers
+    return schema
 
 
 def export_sdl() -> str:

@@ -1,0 +1,263 @@
+"""The served schema's executor: the agreement's field gate and the audit's noting, per selection.
+
+Both used to be schema extensions with a `resolve` hook, which makes strawberry wrap every field
+of every record in graphql-core middleware; a page of records cost sixteen empty requests. Here
+each is decided where graphql-core already works per selection, not per field:
+
+- The gate: once per selection set in the request (graphql-core collects a selection once per
+  request and reuses it for every item of a list), the fields the caller's role does not see.
+  Only those are refused, each with its error (FORBIDDEN_FIELD, or for a mutation the change
+  refusal) at its own path and null, as a resolver raising it would; the rest resolve untouched.
+  Decisions are made from the request's own policy and never kept past the request, so a
+  changed agreement or another role cannot meet a stale one.
+- The audit: each record object completed (`complete_object_value`) is noted once, with the
+  response keys of its selection and the fields they name; `ServedRecords.released` later keeps
+  only the records and fields that reached the final data unredacted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from graphql import GraphQLObjectType
+from graphql.pyutils import Path
+
+from hub.access.policy import ChangeForbidden, ContractForbidden, FieldForbidden
+from hub.changes.fanout import FanoutExecutor
+from hub.graphql.audit_trail import AUDITED_TYPES
+from hub.graphql.resolvers import PlainLeaf
+
+if TYPE_CHECKING:
+    from graphql.execution.collect_fields import FieldDetailsList, GroupedFieldSet
+
+    from hub.graphql.context import HubContext
+
+Refusal = Callable[[], Exception]
+Execute = Callable[..., Any]
+
+
+def _forbidden(type_name: str, field: str) -> Refusal:
+    if type_name == "Mutation":
+        return lambda: ChangeForbidden(field)
+    return lambda: FieldForbidden(type_name, field)
+
+
+def _raise_again(error: Exception) -> Refusal:
+    def refusal() -> Exception:
+        return error
+
+    return refusal
+
+
+class HubExecutor(FanoutExecutor):
+    """graphql-core's executor with the agreement's gate and the audit's noting built in.
+
+    `for_schema` makes the subclass a schema runs with; the plain class gates and notes nothing.
+    """
+
+    gates: ClassVar[bool] = False  # every field checked against the agreement
+    notes_served: ClassVar[bool] = False  # every record noted for the audit
+    contract_for_gateway: ClassVar[bool] = False  # production: `_service` for the gateway only
+
+    @classmethod
+    def for_schema(cls, *, gates: bool, notes_served: bool, contract: bool) -> type[HubExecutor]:
+        return type(
+            cls.__name__,
+            (cls,),
+            {"gates": gates, "notes_served": notes_served, "contract_for_gateway": contract},
+        )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Per request, by the identity of a selection graphql-core collected (kept alive with
+        # it, so that the identity is not reused): the refusals, and the audit's field names.
+        self._refusals: dict[int, tuple[GroupedFieldSet, Mapping[str, Refusal]]] = {}
+        self._served_fields: dict[int, tuple[GroupedFieldSet, Mapping[str, str]]] = {}
+        manager = self.middleware_manager
+        self._middleware = manager is not None and bool(manager.middlewares)
+
+    # The gate.
+
+    def execute_fields(
+        self,
+        parent_type: GraphQLObjectType,
+        source_value: Any,
+        path: Path | None,
+        grouped_field_set: GroupedFieldSet,
+        position_context: Any,
+    ) -> Any:
+        refused = self._refused(parent_type, grouped_field_set)
+        if not refused:
+            return super().execute_fields(
+                parent_type, source_value, path, grouped_field_set, position_context
+            )
+        return self._refusing(
+            super().execute_fields,
+            refused,
+            (parent_type, source_value, path, grouped_field_set, position_context),
+        )
+
+    def execute_fields_serially(
+        self,
+        parent_type: GraphQLObjectType,
+        source_value: Any,
+        path: Path | None,
+        grouped_field_set: GroupedFieldSet,
+        position_context: Any,
+    ) -> Any:
+        refused = self._refused(parent_type, grouped_field_set)
+        if not refused:
+            return super().execute_fields_serially(
+                parent_type, source_value, path, grouped_field_set, position_context
+            )
+        return self._refusing(
+            super().execute_fields_serially,
+            refused,
+            (parent_type, source_value, path, grouped_field_set, position_context),
+        )
+
+    def _refusing(
+        self,
+        execute: Execute,
+        refused: Mapping[str, Refusal],
+        arguments: tuple[GraphQLObjectType, Any, Path | None, GroupedFieldSet, Any],
+    ) -> Any:
+        """The fields the caller may have, executed; each refused one null with its error,
+        in the order the caller asked for them."""
+        parent_type, source_value, path, grouped_field_set, position_context = arguments
+        for key, refusal in refused.items():
+            field_details_list = grouped_field_set[key]
+            field_def = self.schema.get_field(parent_type, field_details_list[0].node.name.value)
+            if field_def is None:  # pragma: no cover - a validated document names known fields
+                continue
+            # Raises for a non-null field, nulling the parent, as a resolver's error would.
+            self.handle_field_error(
+                refusal(), field_def.type, field_details_list, Path(path, key, parent_type.name)
+            )
+        allowed = {k: v for k, v in grouped_field_set.items() if k not in refused}
+        result = (
+            execute(parent_type, source_value, path, allowed, position_context) if allowed else {}
+        )
+
+        def ordered(data: dict[str, Any]) -> dict[str, Any]:
+            return {
+                key: data.get(key) for key in grouped_field_set if key in refused or key in data
+            }
+
+        if self.is_awaitable(result):
+
+            async def await_ordered() -> dict[str, Any]:
+                return ordered(await result)
+
+            return await_ordered()
+        return ordered(result)
+
+    def _refused(
+        self, parent_type: GraphQLObjectType, grouped_field_set: GroupedFieldSet
+    ) -> Mapping[str, Refusal]:
+        if not self.gates:
+            return {}
+        known = self._refusals.get(id(grouped_field_set))
+        if known is not None:
+            return known[1]
+        refused = self._decide(parent_type.name, grouped_field_set)
+        self._refusals[id(grouped_field_set)] = (grouped_field_set, refused)
+        return refused
+
+    def _decide(self, type_name: str, grouped_field_set: GroupedFieldSet) -> dict[str, Refusal]:
+        """The response keys of one selection the caller's role may not have, and why."""
+        context: HubContext = self.context_value
+        refused: dict[str, Refusal] = {}
+        try:
+            policy = context.policy
+        except Exception as error:  # noqa: BLE001 - no caller (no token): every field refused
+            return {
+                key: _raise_again(error)
+                for key, details in grouped_field_set.items()
+                if not details[0].node.name.value.startswith("__")
+            }
+        gateway_only = self.contract_for_gateway and type_name == "Query"
+        for key, details in grouped_field_set.items():
+            field = details[0].node.name.value
+            if field.startswith("__"):
+                continue  # the type's name and introspection: never governed
+            if (
+                gateway_only
+                and field == "_service"
+                and context.principal.role != context.hub.agreement.gateway_role
+            ):
+                refused[key] = ContractForbidden
+                continue
+            if not policy.sees(type_name, field):
+                refused[key] = _forbidden(type_name, field)
+        return refused
+
+    # Plain fields.
+
+    def execute_field(
+        self,
+        parent_type: GraphQLObjectType,
+        source: Any,
+        field_details_list: FieldDetailsList,
+        path: Path,
+        position_context: Any,
+    ) -> Any:
+        """A record's plain scalar (`def summary(self)`) is read and completed at once: the
+        resolver takes no info and no arguments, and the value is a leaf. Anything else, or
+        any middleware on the schema, goes graphql-core's whole way."""
+        field_def = parent_type.fields.get(field_details_list[0].node.name.value)
+        resolve = field_def.resolve if field_def is not None else None
+        if type(resolve) is not PlainLeaf or self._middleware:
+            return super().execute_field(
+                parent_type, source, field_details_list, path, position_context
+            )
+        try:
+            result = resolve.function(source)
+            if result is None:
+                return None
+            if isinstance(result, Exception):
+                raise result  # noqa: TRY301 - as graphql-core's complete_value does
+            return self.complete_leaf_value(resolve.leaf, result)
+        except Exception as raw_error:  # noqa: BLE001 - located and collected, as graphql-core does
+            self.handle_field_error(raw_error, resolve.leaf, field_details_list, path)
+            return None
+
+    # The audit.
+
+    def complete_object_value(  # noqa: PLR0917 - graphql-core's signature
+        self,
+        return_type: GraphQLObjectType,
+        field_details_list: FieldDetailsList,
+        info: Any,
+        path: Path,
+        result: Any,
+        position_context: Any,
+    ) -> Any:
+        if self.notes_served and return_type.name in AUDITED_TYPES:
+            context: HubContext = self.context_value
+            context.served.note(
+                tuple(path.as_list()),
+                return_type.name,
+                result.row,
+                self._fields_of(return_type, field_details_list),
+            )
+        return super().complete_object_value(
+            return_type, field_details_list, info, path, result, position_context
+        )
+
+    def _fields_of(
+        self, return_type: GraphQLObjectType, field_details_list: FieldDetailsList
+    ) -> Mapping[str, str]:
+        """A record's selection as the audit names it: response key -> field, without `__`s."""
+        grouped_field_set = self.collect_subfields(return_type, field_details_list)[0]
+        known = self._served_fields.get(id(grouped_field_set))
+        if known is not None:
+            return known[1]
+        fields = {
+            key: details[0].node.name.value
+            for key, details in grouped_field_set.items()
+            if not details[0].node.name.value.startswith("__")
+        }
+        self._served_fields[id(grouped_field_set)] = (grouped_field_set, fields)
+        return fields

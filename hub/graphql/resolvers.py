@@ -1,0 +1,105 @@
+"""Record fields called directly: `def summary(self)` is a method call, not strawberry's pipeline.
+
+strawberry calls each field's resolver through a general path (converting arguments, building
+the chain of field extensions, wrapping an async one in a coroutine of its own), which a record's
+plain fields do not need: they take the object and, at most, `info`, and have no arguments,
+permission classes or field extensions. For exactly those fields the schema's resolver is
+replaced by one that calls the method directly, with the same `Info` strawberry would give it.
+Any field with arguments, extensions or permission classes keeps strawberry's own path.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from graphql import (
+    GraphQLField,
+    GraphQLLeafType,
+    GraphQLObjectType,
+    GraphQLResolveInfo,
+    GraphQLSchema,
+    is_leaf_type,
+)
+from strawberry.schema.schema_converter import GraphQLCoreConverter
+from strawberry.types import Info
+from strawberry.types.field import StrawberryField
+
+Resolver = Callable[..., Any]
+
+
+def lean_resolvers(schema: GraphQLSchema, info_class: type[Info[Any, Any]] = Info) -> int:
+    """Give each plain record field a direct resolver; how many were given one."""
+    replaced = 0
+    for type_ in schema.type_map.values():
+        if (
+            not isinstance(type_, GraphQLObjectType)
+            or type_.name.startswith("__")
+            or type_ is schema.subscription_type  # its fields are event streams
+        ):
+            continue
+        for field in type_.fields.values():
+            resolver = _lean(field, info_class)
+            if resolver is not None:
+                field.resolve = resolver
+                replaced += 1
+    return replaced
+
+
+def _lean(field: GraphQLField, info_class: type[Info[Any, Any]]) -> Resolver | None:
+    definition = (field.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
+    if not isinstance(definition, StrawberryField) or field.resolve is None:
+        return None
+    resolver = definition.base_resolver
+    if (
+        resolver is None
+        or definition.extensions
+        or definition.permission_classes
+        or field.args
+        or resolver.arguments
+        or resolver.self_parameter is None
+    ):
+        return None
+    function = resolver.wrapped_func
+    if not inspect.isfunction(function) or resolver.is_async:
+        return None  # a static or class method: strawberry's path binds it
+    names = list(inspect.signature(function).parameters)
+    info = resolver.info_parameter
+    if names == [resolver.self_parameter.name]:
+        # A nullable scalar or enum (a non-null one is wrapped, so not a leaf type here).
+        leaf = field.type if is_leaf_type(field.type) else None
+        return _of_self(function) if leaf is None else PlainLeaf(function, leaf)
+    if info is not None and names == [resolver.self_parameter.name, info.name]:
+        return _of_self_and_info(function, definition, info_class)
+    return None
+
+
+class PlainLeaf:
+    """A nullable scalar or enum read off the object alone: the executor may complete it
+    without building the field's resolve info (`HubExecutor.execute_field`)."""
+
+    __slots__ = ("function", "leaf")
+
+    def __init__(self, function: Resolver, leaf: GraphQLLeafType) -> None:
+        self.function = function
+        self.leaf = leaf
+
+    def __call__(self, source: Any, _info: GraphQLResolveInfo[Any]) -> Any:
+        return self.function(source)
+
+
+def _of_self(function: Resolver) -> Resolver:
+    def resolve(source: Any, _info: GraphQLResolveInfo[Any]) -> Any:
+        return function(source)
+
+    return resolve
+
+
+def _of_self_and_info(
+    function: Resolver, definition: StrawberryField, info_class: type[Info[Any, Any]]
+) -> Resolver:
+    def resolve(source: Any, info: GraphQLResolveInfo[Any]) -> Any:
+        return function(source, info_class(_raw_info=info, _field=definition))
+
+    return resolve
