@@ -107,6 +107,26 @@ class Facts:
     readings: dict[str, npt.NDArray[np.int64]]
     deadlines: list[npt.NDArray[np.int64]]  # per calendar target
 
+    @classmethod
+    def concatenate(cls, parts: Sequence[Facts]) -> Facts:
+        """The facts of several copies (slices of the table) as one."""
+        if len(parts) == 1:
+            return parts[0]
+        first = parts[0]
+        return cls(
+            tids=np.concatenate([part.tids for part in parts]),
+            keys=[np.concatenate([part.keys[i] for part in parts]) for i in range(len(first.keys))],
+            applies=np.concatenate([part.applies for part in parts]),
+            readings={
+                name: np.concatenate([part.readings[name] for part in parts])
+                for name in first.readings
+            },
+            deadlines=[
+                np.concatenate([part.deadlines[j] for part in parts])
+                for j in range(len(first.deadlines))
+            ],
+        )
+
     def tids_of(self, rows: Sequence[int]) -> list[str]:
         """The rows' addresses as PostgreSQL writes a `tid`: "(block,offset)"."""
         blocks = self.tids["block"][rows].tolist()
@@ -187,14 +207,34 @@ def judge(
     each stage, in `targets.STAGES` order; `limit` how many breaches can be listed (None:
     every one). A stage applies to a fact only if its kind declares it (`kinds`), and only
     where the copy holds its readings."""
-    all_kinds, all_stages = list(KINDS), list(STAGES)
-    if len(stages) != len(all_stages):
+    timed = delays_of(facts, keys=keys, stages=stages, as_of=as_of)
+    return verdicts(timed, facts, keys=keys, targets=targets, stages=stages, limit=limit)
+
+
+@dataclasses.dataclass(frozen=True)
+class Delays:
+    """Each stage's delay per fact (`delays_of`): what the ranks need, and the verdicts."""
+
+    now: int
+    positions: list[npt.NDArray[np.int64]]  # each grouping's key as its place in `Keys`, from 1
+    applying: npt.NDArray[np.int64]  # the stages that apply, as bits
+    applies: list[npt.NDArray[np.bool_]]  # per stage
+    readings: dict[str, npt.NDArray[np.int64]]  # every slot, MISSING where not copied
+    delays: list[npt.NDArray[np.int64]]  # per stage, NO_DELAY where not ended
+    ended: list[npt.NDArray[np.bool_]]  # per stage
+
+
+def delays_of(
+    facts: Facts, *, keys: Keys, stages: Sequence[tuple[str, str]], as_of: dt.datetime
+) -> Delays:
+    """The group keys' places and each stage's delay, once ended by `as_of` (`judge`)."""
+    if len(stages) != len(STAGES):
         raise ValueError("judge needs each stage's (start, end) readings, in STAGES order")
     now = microseconds(as_of)
     positions = [keys.positions(name, key) for name, key in zip(GROUPINGS, facts.keys, strict=True)]
     kind = positions[GROUPINGS.index("kind")]
     applying = facts.applies & _declared_stages(keys)[kind]
-    applies = [(applying >> i) & 1 == 1 for i in range(len(all_stages))]
+    applies = [(applying >> i) & 1 == 1 for i in range(len(STAGES))]
     nowhere = np.full(applying.size, MISSING, dtype=np.int64)
     readings = {name: facts.readings.get(name, nowhere) for name in kinds.SLOTS}
     delays: list[npt.NDArray[np.int64]] = []
@@ -204,6 +244,24 @@ def judge(
         done = applies[i] & (finish != MISSING) & (finish <= now) & (began != MISSING)
         ended.append(done)
         delays.append(np.where(done, finish - began, NO_DELAY))
+    return Delays(now, positions, applying, applies, readings, delays, ended)
+
+
+def verdicts(
+    timed: Delays,
+    facts: Facts,
+    *,
+    keys: Keys,
+    targets: TargetSet,
+    stages: Sequence[tuple[str, str]],
+    limit: int | None,
+) -> Judged:
+    """Each target's verdicts on the delays (`judge`), counted per finest group, and the
+    breaches that can be listed."""
+    all_kinds, all_stages = list(KINDS), list(STAGES)
+    now, applies, readings, ended = timed.now, timed.applies, timed.readings, timed.ended
+    kind = timed.positions[GROUPINGS.index("kind")]
+    nowhere = np.full(kind.size, MISSING, dtype=np.int64)
     within: list[npt.NDArray[np.bool_]] = []
     breached: list[npt.NDArray[np.bool_]] = []
     found: list[_Breached] = []
@@ -234,13 +292,13 @@ def judge(
                 starts=began[rows],
                 ends=np.where(still, MISSING, finish[rows]),
                 deadlines=deadline[rows],
-                delays=np.where(still, now - began[rows], delays[i][rows]),
+                delays=np.where(still, now - began[rows], timed.delays[i][rows]),
             )
         )
     return Judged(
-        positions=positions,
-        delays=delays,
-        counts=_counts(positions, applying, delays, within, breached, keys=keys),
+        positions=timed.positions,
+        delays=timed.delays,
+        counts=_counts(timed.positions, timed.applying, timed.delays, within, breached, keys=keys),
         candidates=_candidates(found, limit=limit),
     )
 
@@ -289,21 +347,26 @@ def _counts(
             np.bincount(group, weights=inside, minlength=size),
             np.bincount(group, weights=late, minlength=size),
         ]
+    # Each group named by its first row; the figures as rows of Python numbers at once
+    # (a national year has tens of thousands of groups, each with dozens of figures).
+    firsts = order[starts]
+    names = [
+        [keys.names(grouping)[at - 1] for at in part[firsts].tolist()]
+        for grouping, part in zip(GROUPINGS, positions, strict=True)
+    ]
+    counted = np.column_stack([column.astype(np.float64) for column in columns]).tolist()
+    maxima = np.column_stack(longest).tolist() if longest else [[] for _ in range(size)]
     found = []
-    # Each group named by its first row.
-    for g, row in enumerate(order[starts].tolist()):
-        names = [
-            keys.names(grouping)[int(part[row]) - 1]
-            for grouping, part in zip(GROUPINGS, positions, strict=True)
-        ]
-        bits = int(applies[row])
+    for g, bits in enumerate(applies[firsts].tolist()):
+        figures = counted[g]
         stats: list[float | None] = [float((bits >> i) & 1) for i in range(stage_count)]
-        stats.append(float(columns[0][g]))
-        stats += [float(column[g]) for column in columns[1 : 1 + stage_count]]
-        stats += [None if m[g] == NO_DELAY else float(m[g]) for m in longest]
-        stats += [float(column[g]) for column in columns[1 + stage_count :]]
+        stats.append(figures[0])
+        stats += figures[1 : 1 + stage_count]
+        stats += [None if m == NO_DELAY else float(m) for m in maxima[g]]
+        stats += figures[1 + stage_count :]
+        named = (names[0][g], names[1][g], names[2][g], names[3][g])
         found.append(
-            dict(zip(("force_code", "council_code", "kind", "month"), names, strict=True))
+            dict(zip(("force_code", "council_code", "kind", "month"), named, strict=True))
             | {"stats": stats}
         )
     return found
