@@ -18,7 +18,6 @@ targets and return the same `ReportData`; a test runs both on one database and c
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import dataclasses
 import datetime as dt
@@ -51,7 +50,16 @@ from hub.timeliness.batching import (
     detect_batching,
 )
 from hub.timeliness.calendar import LONDON, is_working_day, local_date
-from hub.timeliness.judged import Candidate, Facts, Judged, copied, delays_of, read, verdicts
+from hub.timeliness.judged import (
+    Candidate,
+    Facts,
+    Judged,
+    delays_of,
+    folded,
+    instant,
+    read,
+    verdicts,
+)
 from hub.timeliness.percentiles import GROUPINGS, RANKS_PER_POPULATION, Keys, ranks
 from hub.timeliness.report_data import ReportData, ReportScope, build_report
 from hub.timeliness.report_sql import (
@@ -419,7 +427,7 @@ async def _stages(connections: list[AsyncConnection], plan: _Plan) -> Facts:
 
 
 def _read(data: bytearray, calendar: int) -> Facts:
-    facts = read(data, calendar_targets=calendar, readings=copied())
+    facts = read(data, calendar_targets=calendar, readings=[name for name, _ in folded()])
     data.clear()  # a national year's copy is 500 MB, and the columns are copies of it
     return facts
 
@@ -459,26 +467,23 @@ class _Judged:
 
 
 def _judged(facts: Facts, plan: _Plan) -> _Judged:
-    """The stages' delays, then, side by side in threads (numpy lets go of the interpreter),
-    their verdicts, their ranks and the burst candidates."""
+    """The stages' delays, their verdicts and ranks, and the burst candidates (one after
+    another: side by side in threads they took twice as long on a shared machine)."""
     asked, keys, found = plan.asked, plan.keys, plan.cells
     stages = [(start, end) for start, end, _ in STAGE_SQL.values()]
     timed = delays_of(facts, keys=keys, stages=stages, as_of=asked.as_of)
-    with concurrent.futures.ThreadPoolExecutor(2) as pool:
-        ranked = pool.submit(
-            ranks,
-            timed.positions,
-            timed.delays,
-            keys=keys,
-            population_of=population_table(found),
-            populations=len(populations(found)),
-        )
-        bursts = pool.submit(_bursts, facts, timed.positions, plan)
-        judged = verdicts(
-            timed, facts, keys=keys, targets=asked.targets, stages=stages, limit=asked.breach_limit
-        )
-        candidates, shared = bursts.result()
-        return _Judged(judged, ranked.result(), candidates, shared)
+    judged = verdicts(
+        timed, facts, keys=keys, targets=asked.targets, stages=stages, limit=asked.breach_limit
+    )
+    ranked = ranks(
+        timed.positions,
+        timed.delays,
+        keys=keys,
+        population_of=population_table(found),
+        populations=len(populations(found)),
+    )
+    candidates, shared = _bursts(facts, timed.positions, plan)
+    return _Judged(judged, ranked, candidates, shared)
 
 
 def _bursts(
@@ -511,43 +516,50 @@ async def _described(
     """Each breach that can be listed with its record's ids, read by the fact's address (the
     same row: the connections share one snapshot)."""
     addresses = facts.tids_of([candidate.row for candidate in candidates])
-    by_tid = await _by_address(connection, addresses, "child_id, kind, force_code, month")
+    described = await connection.execute(
+        sa.text(
+            "SELECT CAST(ctid AS text) AS tid, record_id, child_id, kind, force_code,"
+            " council_code, month FROM stage_fact"
+            " WHERE ctid = ANY(CAST(CAST(:tids AS text[]) AS tid[]))"
+        ),
+        {"tids": sorted(set(addresses))},
+    )
+    by_tid = {row["tid"]: row for row in described.mappings()}
     return [
         (candidate, by_tid[address])
         for candidate, address in zip(candidates, addresses, strict=True)
     ]
 
 
-async def _shared(connection: AsyncConnection, facts: Facts, rows: list[int]) -> list[SharedRecord]:
-    """The burst candidates as the detector reads them, by the facts' addresses."""
-    found = await _by_address(
-        connection, facts.tids_of(rows), "force_code, kind, event_at, shared_at"
+async def _shared(
+    connection: AsyncConnection, facts: Facts, done: _Judged, keys: Keys
+) -> list[SharedRecord]:
+    """The burst candidates as the detector reads them: their force, council, kind and times
+    from the copy, their record's id read by address (tens of thousands nationally, through
+    the driver itself, addresses bound as they are)."""
+    rows = done.candidates
+    if not rows:
+        return []
+    driver: Any = (await connection.get_raw_connection()).driver_connection
+    blocks, offsets = facts.tids["block"][rows].tolist(), facts.tids["offset"][rows].tolist()
+    tids = list(zip(blocks, offsets, strict=True))
+    found = await driver.fetch(
+        "SELECT ctid, record_id FROM stage_fact WHERE ctid = ANY($1::tid[])", tids
     )
+    ids = {tuple(row[0]): row[1] for row in found}
+    positions = done.judged.positions
+    names = [keys.names(grouping) for grouping in GROUPINGS]
+    force, council, kind, _ = (
+        [names[g][at - 1] for at in positions[g][rows].tolist()] for g in range(len(GROUPINGS))
+    )
+    events = facts.readings["event_at"][rows].tolist()
+    shared = facts.readings["shared_at"][rows].tolist()
     return [
         SharedRecord(
-            row["force_code"],
-            row["council_code"],
-            row["kind"],
-            row["record_id"],
-            row["event_at"],
-            row["shared_at"],
+            force[n], council[n], kind[n], ids[tid], instant(events[n]), instant(shared[n])
         )
-        for row in found.values()
+        for n, tid in enumerate(tids)
     ]
-
-
-async def _by_address(
-    connection: AsyncConnection, addresses: list[str], columns: str
-) -> dict[str, Mapping[Any, Any]]:
-    """Stage facts by address: their record and council, and `columns` (fixed names)."""
-    found = await connection.execute(
-        sa.text(
-            "SELECT CAST(ctid AS text) AS tid, record_id, council_code,"  # noqa: S608 - fixed
-            f" {columns} FROM stage_fact WHERE ctid = ANY(CAST(CAST(:tids AS text[]) AS tid[]))"
-        ),
-        {"tids": sorted(set(addresses))},
-    )
-    return {row["tid"]: row for row in found.mappings()}
 
 
 async def part_seconds(
@@ -588,7 +600,7 @@ async def _measured(connections: list[AsyncConnection], plan: _Plan) -> _Results
     done = await asyncio.to_thread(_judged, facts, plan)
     results = _Results(counts=done.judged.counts, ranks=done.ranks)
     results.breaches = await _described(connections[0], facts, done.judged.candidates)
-    candidates = await _shared(connections[-1], facts, done.candidates)
+    candidates = await _shared(connections[-1], facts, done, plan.keys)
     results.batching = await asyncio.to_thread(_batching, candidates, done.shared, plan.batching)
     return results
 

@@ -60,6 +60,25 @@ def copied() -> tuple[str, ...]:
     return (*READINGS, *(s for s in kinds.SLOTS if s in used and s not in READINGS))
 
 
+def folded() -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The copy's reading columns: each named by its first slot, with the slots it holds.
+
+    No declared kind holds two slots of one column (a meeting has no receipts, a police record
+    no reading of a meeting's), and a fact's slots its kind does not hold are NULL, so the
+    stages part copies the one that is there (`coalesce`) and `delays_of` gives it back to the
+    kinds that hold it: fewer columns to write, send and read for every fact."""
+    holders = [set(declared.readings) for declared in kinds.declared()]
+    columns: list[list[str]] = []
+    for slot in copied():
+        for column in columns:
+            if not any(slot in held and set(column) & held for held in holders):
+                column.append(slot)
+                break
+        else:
+            columns.append([slot])
+    return tuple((column[0], tuple(column)) for column in columns)
+
+
 MISSING = np.iinfo(np.int64).min
 EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)  # PostgreSQL's binary timestamps count from here
 _US = dt.timedelta(microseconds=1)
@@ -236,7 +255,7 @@ def delays_of(
     applying = facts.applies & _declared_stages(keys)[kind]
     applies = [(applying >> i) & 1 == 1 for i in range(len(STAGES))]
     nowhere = np.full(applying.size, MISSING, dtype=np.int64)
-    readings = {name: facts.readings.get(name, nowhere) for name in kinds.SLOTS}
+    readings = _unfolded(facts, kind, keys, nowhere)
     delays: list[npt.NDArray[np.int64]] = []
     ended: list[npt.NDArray[np.bool_]] = []
     for i, (start, end) in enumerate(stages):
@@ -245,6 +264,29 @@ def delays_of(
         ended.append(done)
         delays.append(np.where(done, finish - began, NO_DELAY))
     return Delays(now, positions, applying, applies, readings, delays, ended)
+
+
+def _unfolded(
+    facts: Facts,
+    kind: npt.NDArray[np.int64],
+    keys: Keys,
+    nowhere: npt.NDArray[np.int64],
+) -> dict[str, npt.NDArray[np.int64]]:
+    """Every slot's readings, from the copy's columns (`folded`): a column's value is a slot's
+    for the facts whose kind holds that slot, MISSING for the others."""
+    readings = dict.fromkeys(kinds.SLOTS, nowhere)
+    for name, slots in folded():
+        column = facts.readings.get(name)
+        if column is None:
+            continue
+        if len(slots) == 1:
+            readings[name] = column
+            continue
+        for slot in slots:
+            # Per kind position (from 1; 0 for none), whether its kind holds the slot.
+            holds = [False] + [slot in kinds.of_kind(each).readings for each in keys.kinds]
+            readings[slot] = np.where(np.asarray(holds)[kind], column, MISSING)
+    return readings
 
 
 def verdicts(
@@ -261,38 +303,48 @@ def verdicts(
     all_kinds, all_stages = list(KINDS), list(STAGES)
     now, applies, readings, ended = timed.now, timed.applies, timed.readings, timed.ended
     kind = timed.positions[GROUPINGS.index("kind")]
-    nowhere = np.full(kind.size, MISSING, dtype=np.int64)
-    within: list[npt.NDArray[np.bool_]] = []
-    breached: list[npt.NDArray[np.bool_]] = []
+    # Each target judges its kind's facts only: the rows of each kind found once.
+    of_kind = {k: np.flatnonzero(kind == k) for k in np.unique(kind).tolist()}
+    nothing = np.zeros(0, dtype=np.int64)
+    within: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]] = []
+    breached: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]] = []
     found: list[_Breached] = []
     calendar = iter(facts.deadlines)  # the calendar targets' deadlines, in the targets' order
     for j, target in enumerate(targets.targets):
         i = all_stages.index(target.stage)
-        began, finish = readings[stages[i][0]], readings[stages[i][1]]
-        judged = applies[i] & (kind == all_kinds.index(target.kind) + 1)
+        rows = of_kind.get(all_kinds.index(target.kind) + 1, nothing)
+        rows = rows[applies[i][rows]]
+        began, finish = readings[stages[i][0]][rows], readings[stages[i][1]][rows]
         if target.unit is Unit.HOURS:
             deadline = began + _allowance(target)
-        elif target.unit is Unit.RECORD_DEADLINE:
-            due = kinds.STAGE_DEFS[target.stage].deadline
-            deadline = readings[due] if due is not None else nowhere
-            judged &= deadline != MISSING
         else:
-            deadline = next(calendar)
-            judged &= deadline != MISSING
-        inside = judged & ended[i] & (finish <= deadline)
-        late = judged & ((ended[i] & (finish > deadline)) | (~ended[i] & (deadline < now)))
-        within.append(inside)
-        breached.append(late)
-        rows = np.flatnonzero(late)
-        still = ~ended[i][rows]
+            if target.unit is Unit.RECORD_DEADLINE:
+                due = kinds.STAGE_DEFS[target.stage].deadline
+                missing = np.full(rows.size, MISSING, dtype=np.int64)
+                deadline = readings[due][rows] if due is not None else missing
+            else:
+                deadline = next(calendar)[rows]
+            dated = deadline != MISSING
+            rows, began, finish, deadline = (
+                rows[dated],
+                began[dated],
+                finish[dated],
+                deadline[dated],
+            )
+        done = ended[i][rows]
+        inside = done & (finish <= deadline)
+        late = (done & (finish > deadline)) | (~done & (deadline < now))
+        within.append((rows, inside))
+        breached.append((rows, late))
+        still = ~done[late]
         found.append(
             _Breached(
                 target=j,
-                rows=rows,
-                starts=began[rows],
-                ends=np.where(still, MISSING, finish[rows]),
-                deadlines=deadline[rows],
-                delays=np.where(still, now - began[rows], timed.delays[i][rows]),
+                rows=rows[late],
+                starts=began[late],
+                ends=np.where(still, MISSING, finish[late]),
+                deadlines=deadline[late],
+                delays=np.where(still, now - began[late], timed.delays[i][rows[late]]),
             )
         )
     return Judged(
@@ -315,13 +367,14 @@ def _counts(
     positions: list[npt.NDArray[np.int64]],
     applies: npt.NDArray[np.int64],
     delays: list[npt.NDArray[np.int64]],
-    within: list[npt.NDArray[np.bool_]],
-    breached: list[npt.NDArray[np.bool_]],
+    within: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]],
+    breached: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]],
     *,
     keys: Keys,
 ) -> list[dict[str, Any]]:
     """Per finest group: rows, each stage's ended count and longest delay, each target's within
-    and breached counts (`extract._Counts` reads them), with the group's names."""
+    and breached counts (`extract._Counts` reads them; `within` and `breached` give each
+    target's judged rows and their verdicts), with the group's names."""
     if not applies.size:
         return []
     stage_count = len(delays)
@@ -330,7 +383,7 @@ def _counts(
     for grouping, part in zip(GROUPINGS, positions, strict=True):
         code = code * (len(keys.names(grouping)) + 1) + part
     code = code * (1 << stage_count) + applies
-    order = np.argsort(code, kind="stable")
+    order = np.argsort(code)  # equal codes in any order: a group's rows share every name
     ordered = code[order]
     first = np.concatenate(([True], ordered[1:] != ordered[:-1]))
     starts = np.flatnonzero(first)
@@ -342,10 +395,10 @@ def _counts(
     for delay in delays:
         columns.append(np.bincount(group, weights=delay != NO_DELAY, minlength=size))
         longest.append(np.maximum.reduceat(delay[order], starts))
-    for inside, late in zip(within, breached, strict=True):
+    for (rows, inside), (_, late) in zip(within, breached, strict=True):
         columns += [
-            np.bincount(group, weights=inside, minlength=size),
-            np.bincount(group, weights=late, minlength=size),
+            np.bincount(group[rows], weights=inside, minlength=size),
+            np.bincount(group[rows], weights=late, minlength=size),
         ]
     # Each group named by its first row; the figures as rows of Python numbers at once
     # (a national year has tens of thousands of groups, each with dozens of figures).

@@ -27,7 +27,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from hub.timeliness import kinds
-from hub.timeliness.judged import copied
+from hub.timeliness.judged import folded
 from hub.timeliness.report_data import ReportScope
 from hub.timeliness.targets import KINDS, STAGES, TargetSet, Unit
 
@@ -147,7 +147,10 @@ def _stages_part(targets: TargetSet) -> str:
         "p.tid",
         *(f"hashtext(p.{key})" for key in ("force_code", "council", "kind", "month")),
         f"CAST({applies} | {batched} AS int4)",
-        *(f"coalesce(p.{reading}, '-infinity')" for reading in copied()),
+        *(
+            f"coalesce({', '.join(f'p.{slot}' for slot in slots)}, '-infinity')"
+            for _, slots in folded()
+        ),
     ]
     for j, target in enumerate(targets.targets):
         if target.unit.uses_calendar:
