@@ -247,7 +247,7 @@ def test_numpy_burst_candidates_are_the_defined_ones(seed: int) -> None:
 
     from hub.timeliness.burst_candidates import candidates  # noqa: PLC0415
 
-    rng = random.Random(seed)  # noqa: S311 - test data
+    rng = random.Random(seed)
     force, shared, event = [], [], []
     for _ in range(rng.randint(0, 160)):
         at = rng.choice([rng.randint(0, 400), rng.randint(0, 40) * 10])  # some equal times
