@@ -75,9 +75,8 @@ class Settings(BaseSettings):
     # PostgreSQL: how long the audit indexer gathers appended events before indexing them in
     # one statement (readers see unindexed events all the same).
     audit_index_delay_seconds: float = Field(default=0.5, ge=0, le=60)
-    # PostgreSQL reports run their parts (two) on this many connections at once, in one
-    # snapshot. One per part, even on two cores: numpy judges the stage facts while the
-    # database finds the batching candidates.
+    # PostgreSQL reports copy the stage facts on this many connections at once, a slice of the
+    # table each, in one snapshot: numpy reads one slice while the database sends the next.
     report_connections: int = Field(default=2, ge=1, le=8)
     # The HTTP server (hub/server.py): a request head must arrive whole within the header
     # timeout of the connection opening or of its previous response; a connection with no

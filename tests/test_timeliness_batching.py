@@ -210,3 +210,59 @@ def test_parameters_are_checked() -> None:
         BatchingParams(window=dt.timedelta())
     with pytest.raises(ValueError, match="naive"):
         SharedRecord("F", "C", "incident", "r", dt.datetime(2025, 1, 1), MONDAY)  # noqa: DTZ001
+
+
+def _candidates_by_definition(
+    force: list[int], shared: list[int], event: list[int], window: int, least: int, span: int
+) -> set[int]:
+    """The burst candidates as `burst_candidates` defines them, record by record."""
+    n = len(force)
+
+    def within(i: int, low: int, high: int, among: set[int]) -> list[int]:
+        return [j for j in among if force[j] == force[i] and low <= shared[j] <= high]
+
+    every = set(range(n))
+    dense = [len(within(j, shared[j], shared[j] + window, every)) >= least for j in range(n)]
+    covered = {
+        i
+        for i in range(n)
+        if any(dense[j] for j in within(i, shared[i] - window, shared[i], every))
+    }
+    anchors = set()
+    for i in covered:
+        members = within(i, shared[i], shared[i] + window, covered)
+        events = [event[j] for j in members]
+        if len(members) >= least and max(events) - min(events) >= span:
+            anchors.add(i)
+    return {i for i in covered if within(i, shared[i] - window, shared[i], anchors)}
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_numpy_burst_candidates_are_the_defined_ones(seed: int) -> None:
+    """Random forces with bursts, equal times and lone records: numpy finds exactly the records
+    the definition names (the detector's input on PostgreSQL)."""
+    import random  # noqa: PLC0415
+
+    import numpy as np  # noqa: PLC0415
+
+    from hub.timeliness.burst_candidates import candidates  # noqa: PLC0415
+
+    rng = random.Random(seed)
+    force, shared, event = [], [], []
+    for _ in range(rng.randint(0, 160)):
+        at = rng.choice([rng.randint(0, 400), rng.randint(0, 40) * 10])  # some equal times
+        force.append(rng.randint(1, 3) * 7_919)
+        shared.append(1_000 + at)
+        event.append(at - rng.choice([0, rng.randint(0, 300)]))
+    window, least, span = 20, rng.randint(2, 5), rng.choice([0, 50, 150])
+    found = candidates(
+        np.asarray(force, dtype=np.int64),
+        np.asarray(shared, dtype=np.int64),
+        np.asarray(event, dtype=np.int64),
+        window=window,
+        min_records=least,
+        min_span=span,
+    )
+    expected = _candidates_by_definition(force, shared, event, window, least, span)
+    assert sorted(found.tolist()) == sorted(expected)
+    assert len(found) == len(set(found.tolist()))

@@ -160,22 +160,40 @@ _ATTENDED_AS = {
 }
 
 
+_ATTENDANCE_AT = {name: index for index, name in enumerate(ATTENDANCE_COUNTS)}
+
+
 def _attendance(rows: Iterable[Any]) -> tuple[Attendance, ...]:
-    tallies: defaultdict[tuple[Key, str, bool], dict[str, int]] = defaultdict(
-        lambda: dict.fromkeys(ATTENDANCE_COUNTS, 0)
+    # Tallied under plain tuples, the Keys made once per group: a national year has tens of
+    # thousands of rows, four groups each.
+    tallies: dict[tuple[Grouping, str | None, str, bool], list[int]] = {}
+    at = _ATTENDANCE_AT
+    invitations, reports, on_time = (
+        at["invitations"],
+        at["reports_submitted"],
+        at["reports_on_time"],
     )
-    for row in rows:
-        mode = _ATTENDED_AS.get(row.attendance, "not_recorded")
-        for key in _keys(row.force, row.council, row.month):
-            tally = tallies[key, row.kind, bool(row.pre_birth)]
-            tally["invitations"] += row.n
-            tally[mode] += row.n
-            tally["reports_submitted"] += int(row.reports or 0)
-            tally["reports_on_time"] += int(row.on_time or 0)
+    # Unpacked as tuples (`attendance_statement`'s columns): a row's attributes cost more.
+    for force, council, month, kind, born, attended, n, submitted, before in rows:
+        mode = at[_ATTENDED_AS.get(attended, "not_recorded")]
+        sent, timely, pre_birth = int(submitted or 0), int(before or 0), bool(born)
+        for grouping, value in _groups(force, council, month):
+            tally = tallies.get((grouping, value, kind, pre_birth))
+            if tally is None:
+                tally = tallies[grouping, value, kind, pre_birth] = [0] * len(at)
+            tally[invitations] += n
+            tally[mode] += n
+            tally[reports] += sent
+            tally[on_time] += timely
     kinds = list(MEETING_KINDS)
     found = [
-        Attendance(key=key, kind=kind, pre_birth=pre_birth, **tally)
-        for (key, kind, pre_birth), tally in tallies.items()
+        Attendance(
+            key=Key(grouping, value),
+            kind=kind,
+            pre_birth=pre_birth,
+            **dict(zip(ATTENDANCE_COUNTS, tally, strict=True)),
+        )
+        for (grouping, value, kind, pre_birth), tally in tallies.items()
     ]
     found.sort(key=lambda a: (*_order(a.key), kinds.index(a.kind), a.pre_birth))
     return tuple(found)
@@ -351,6 +369,18 @@ def _protections(rows: Iterable[Any]) -> tuple[Protections, ...]:
 
 
 # -- together --------------------------------------------------------------------------------
+
+
+def _groups(
+    force: str | None, council: str | None, month: str
+) -> tuple[tuple[Grouping, str | None], ...]:
+    """A row's four groups, as (grouping, value)."""
+    return (
+        (Grouping.FORCE, force),
+        (Grouping.COUNCIL, council),
+        (Grouping.MONTH, month),
+        (Grouping.TOTAL, None),
+    )
 
 
 def _keys(force: str | None, council: str | None, month: str) -> tuple[Key, ...]:

@@ -5,14 +5,14 @@ targets and return the same `ReportData`; a test runs both on one database and c
 
 * SQLite (and any small database): `service.in_period` loads the period's records with their
   receiving councils and receipts, and `report_data.build_report` does the rest in Python.
-* PostgreSQL: two statements (`report_sql`) run side by side in one snapshot. They read the
-  stage facts kept on write (`facts`: each record's times per receiving council). One copies
-  every fact's clock readings out in binary, with its calendar deadlines (from a calendar the
-  Python `calendar` module computes, passed in as arrays, so bank holidays still come from one
-  place), for numpy to judge (`judged`: delays, verdicts, per-group figures, the breaches
-  that can be listed, whose records are then read by address) and rank (`percentiles`); the
-  other returns the records that may lie in a burst, so that Python runs the batching
-  detector on candidates instead of on every record.
+* PostgreSQL: one statement (`report_sql`), copied in slices side by side in one snapshot. It
+  reads the stage facts kept on write (`facts`: each record's times per receiving council), and
+  copies every fact's clock readings out in binary, with its calendar deadlines (from a
+  calendar the Python `calendar` module computes, passed in as arrays, so bank holidays still
+  come from one place), for numpy to judge (`judged`: delays, verdicts, per-group figures, the
+  breaches that can be listed, whose records are then read by address), rank (`percentiles`)
+  and search for the records that may lie in a burst (`burst_candidates`), so that Python runs
+  the batching detector on candidates instead of on every record.
 """
 
 from __future__ import annotations
@@ -21,13 +21,16 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
+import itertools
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -38,7 +41,7 @@ from hub.partnership.figures import PartnershipData
 from hub.partnership.queries import Period
 from hub.reference.models import Organisation
 from hub.settings import Settings, get_settings
-from hub.timeliness import decisions, service
+from hub.timeliness import burst_candidates, decisions, service
 from hub.timeliness.batching import (
     BatchingParams,
     BatchingResult,
@@ -47,13 +50,23 @@ from hub.timeliness.batching import (
     detect_batching,
 )
 from hub.timeliness.calendar import LONDON, is_working_day, local_date
-from hub.timeliness.judged import Candidate, Facts, Judged, copied, judge, read
+from hub.timeliness.judged import (
+    Candidate,
+    Facts,
+    Judged,
+    delays_of,
+    folded,
+    instant,
+    read,
+    verdicts,
+)
 from hub.timeliness.percentiles import GROUPINGS, RANKS_PER_POPULATION, Keys, ranks
 from hub.timeliness.report_data import ReportData, ReportScope, build_report
 from hub.timeliness.report_sql import (
-    BATCHING,
+    BATCHED_BIT,
     PARTS,
     STAGE_SQL,
+    STAGES_PART,
     Cell,
     build,
     population_table,
@@ -330,25 +343,9 @@ class _Results:
 
 
 def _batching(
-    rows: Iterable[Mapping[Any, Any]], params: BatchingParams
+    candidates: list[SharedRecord], records: Mapping[str, int], params: BatchingParams
 ) -> tuple[BatchingResult, tuple[BatchingScore, ...]]:
-    """The batching part's rows: the detector run on the candidates, and each force's score."""
-    candidates: list[SharedRecord] = []
-    records: dict[str, int] = {}
-    for row in rows:
-        if row["section"] == "shared":
-            candidates.append(
-                SharedRecord(
-                    row["force_code"],
-                    row["council_code"],
-                    row["kind"],
-                    row["record_id"],
-                    row["started_at"],
-                    row["ended_at"],
-                )
-            )
-        else:  # "records": each force's shared records, for its batching score
-            records[row["force_code"]] = int(row["stats"][0])
+    """The detector run on the candidates, and each force's score over its shared records."""
     batches = detect_batching(candidates, params)
     in_bursts = {score.force_code: score.in_bursts for score in batches.scores}
     scores = tuple(
@@ -367,9 +364,28 @@ class _Plan:
     statements: list[_Part]
     cells: list[Cell]
     batching: BatchingParams
+    slices: list[tuple[str, str]]  # the row addresses each connection copies: [from, to)
 
 
-async def _plan(connection: AsyncConnection, asked: _Asked) -> _Plan:
+# Every row address: from the first to past the last a table can have.
+_WHOLE = ("(0,0)", "(4294967295,0)")
+
+
+async def _slices(connection: AsyncConnection, count: int) -> list[tuple[str, str]]:
+    """`count` ranges of row addresses splitting the stage facts' table into equal parts by
+    pages (a row written after the snapshot is invisible to it; one beyond the last page of
+    the moment lies in the last range)."""
+    if count == 1:
+        return [_WHOLE]
+    pages = await connection.execute(
+        sa.text("SELECT pg_relation_size('stage_fact') / current_setting('block_size')::int")
+    )
+    blocks = int(pages.scalar_one())
+    bounds = [_WHOLE[0], *(f"({blocks * i // count},0)" for i in range(1, count)), _WHOLE[1]]
+    return list(itertools.pairwise(bounds))
+
+
+async def _plan(connection: AsyncConnection, asked: _Asked, *, slices: int) -> _Plan:
     names = await _names(connection)
     batching = BatchingParams()
     statements, cells = _statements(asked, batching)
@@ -380,70 +396,125 @@ async def _plan(connection: AsyncConnection, asked: _Asked) -> _Plan:
         statements=statements,
         cells=cells,
         batching=batching,
+        slices=await _slices(connection, slices),
     )
 
 
-async def _run(connection: AsyncConnection, part: _Part, plan: _Plan, into: _Results) -> None:
-    """Run one part on `connection` (inside its snapshot) and keep what it returns."""
-    if part.name == BATCHING:
-        rows = (await connection.execute(part.statement, part.bound)).mappings().all()
-        # While the other part still runs: the detector need not wait for it.
-        into.batching = await asyncio.to_thread(_batching, rows, plan.batching)
-        return
-    data = await _copy(connection, part)
-    # In a thread: numpy lets go of the interpreter, and the batching part's rows arrive.
-    facts, judged, into.ranks = await asyncio.to_thread(
-        _judged, data, plan.asked, plan.keys, plan.cells
-    )
-    into.counts = judged.counts
-    into.breaches = await _described(connection, facts, judged.candidates)
+async def _stages(connections: list[AsyncConnection], plan: _Plan) -> Facts:
+    """The stages part copied, one slice per connection at once, and read into columns."""
+    (part,) = plan.statements
+    calendar = sum(1 for target in plan.asked.targets.targets if target.unit.uses_calendar)
+
+    async def one(connection: AsyncConnection, bounds: tuple[str, str]) -> Facts:
+        bound = dict(part.bound)
+        if ":slice_from" in part.statement.text:
+            bound |= {"slice_from": bounds[0], "slice_to": bounds[1]}
+        data = await _copy(connection, part.statement, bound)
+        # In a thread: numpy lets go of the interpreter, and the other slices arrive.
+        return await asyncio.to_thread(_read, data, calendar)
+
+    # A slice that fails cancels the others, and every connection is idle again before the
+    # snapshot's transactions end; the caller sees the failure itself, not a group.
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [
+                group.create_task(one(connection, bounds))
+                for connection, bounds in zip(connections, plan.slices, strict=True)
+            ]
+    except ExceptionGroup as failed:
+        raise failed.exceptions[0] from None
+    return Facts.concatenate([task.result() for task in tasks])
 
 
-async def _copy(connection: AsyncConnection, part: _Part) -> bytearray:
-    """The part's rows as a binary COPY, through the driver itself: fixed-width rows numpy
-    reads in place."""
-    compiled = part.statement.compile(dialect=connection.dialect)
-    arguments = [part.bound[name] for name in compiled.positiontup or ()]
+def _read(data: bytearray, calendar: int) -> Facts:
+    facts = read(data, calendar_targets=calendar, readings=[name for name, _ in folded()])
+    data.clear()  # a national year's copy is 500 MB, and the columns are copies of it
+    return facts
+
+
+async def _copy(
+    connection: AsyncConnection, statement: sa.TextClause, bound: Mapping[str, Any]
+) -> bytearray:
+    """The statement's rows as a binary COPY, through the driver itself: fixed-width rows
+    numpy reads in place."""
+    compiled = statement.compile(dialect=connection.dialect)
+    arguments = [bound[name] for name in compiled.positiontup or ()]
     driver: Any = (await connection.get_raw_connection()).driver_connection
     data = bytearray()
 
     async def sink(chunk: bytes) -> None:
         data.extend(chunk)
 
-    await driver.copy_from_query(str(compiled), *arguments, output=sink, format="binary")
+    import asyncpg  # type: ignore[import-untyped]  # noqa: PLC0415 - PostgreSQL only
+
+    try:
+        await driver.copy_from_query(str(compiled), *arguments, output=sink, format="binary")
+    except asyncpg.PostgresError as error:
+        # As the server's errors reach callers through SQLAlchemy elsewhere.
+        raise sa.exc.DBAPIError(str(compiled), None, error, hide_parameters=True) from error
     return data
 
 
-def _judged(
-    data: bytearray, asked: _Asked, keys: Keys, found: list[Cell]
-) -> tuple[Facts, Judged, dict[str, dict[str, list[float | None]]]]:
-    """The stages part's copy judged (`judged`) and its delays ranked (`percentiles`)."""
-    calendar = sum(1 for target in asked.targets.targets if target.unit.uses_calendar)
-    facts = read(data, calendar_targets=calendar, readings=copied())
-    data.clear()  # a national year's copy is 300 MB, and the columns are copies of it
-    judged = judge(
-        facts,
-        keys=keys,
-        targets=asked.targets,
-        stages=[(start, end) for start, end, _ in STAGE_SQL.values()],
-        as_of=asked.as_of,
-        limit=asked.breach_limit,
+@dataclasses.dataclass(frozen=True)
+class _Judged:
+    """The stages judged (`judged`), their delays ranked (`percentiles`), the burst candidates
+    (rows of the facts) and each force's shared records."""
+
+    judged: Judged
+    ranks: dict[str, dict[str, list[float | None]]]
+    candidates: list[int]
+    shared: dict[str, int]
+
+
+def _judged(facts: Facts, plan: _Plan) -> _Judged:
+    """The stages' delays, their verdicts and ranks, and the burst candidates (one after
+    another: side by side in threads they took twice as long on a shared machine)."""
+    asked, keys, found = plan.asked, plan.keys, plan.cells
+    stages = [(start, end) for start, end, _ in STAGE_SQL.values()]
+    timed = delays_of(facts, keys=keys, stages=stages, as_of=asked.as_of)
+    judged = verdicts(
+        timed, facts, keys=keys, targets=asked.targets, stages=stages, limit=asked.breach_limit
     )
     ranked = ranks(
-        judged.positions,
-        judged.delays,
+        timed.positions,
+        timed.delays,
         keys=keys,
         population_of=population_table(found),
         populations=len(populations(found)),
     )
-    return facts, judged, ranked
+    candidates, shared = _bursts(facts, timed.positions, plan)
+    return _Judged(judged, ranked, candidates, shared)
+
+
+def _bursts(
+    facts: Facts, positions: list[npt.NDArray[np.int64]], plan: _Plan
+) -> tuple[list[int], dict[str, int]]:
+    """The facts that may lie in a burst (`burst_candidates`), and each force's shared
+    records (its batching score's denominator)."""
+    batched = np.flatnonzero((facts.applies >> BATCHED_BIT) & 1)
+    forces = positions[GROUPINGS.index("force")][batched]
+    params = plan.batching
+    candidates = burst_candidates.candidates(
+        forces,
+        facts.readings["shared_at"][batched],
+        facts.readings["event_at"][batched],
+        window=params.window // _MICROSECOND,
+        min_records=params.min_records,
+        min_span=params.min_event_span // _MICROSECOND,
+    )
+    counted = np.bincount(forces, minlength=len(plan.keys.codes) + 1)
+    shared = {plan.keys.codes[at - 1]: int(counted[at]) for at in np.flatnonzero(counted).tolist()}
+    return batched[candidates].tolist(), shared
+
+
+_MICROSECOND = dt.timedelta(microseconds=1)
 
 
 async def _described(
     connection: AsyncConnection, facts: Facts, candidates: list[Candidate]
 ) -> list[tuple[Candidate, Mapping[Any, Any]]]:
     """Each breach that can be listed with its record's ids, read by the fact's address (the
-    same row: the parts share one snapshot)."""
+    same row: the connections share one snapshot)."""
     addresses = facts.tids_of([candidate.row for candidate in candidates])
     described = await connection.execute(
         sa.text(
@@ -460,6 +531,37 @@ async def _described(
     ]
 
 
+async def _shared(
+    connection: AsyncConnection, facts: Facts, done: _Judged, keys: Keys
+) -> list[SharedRecord]:
+    """The burst candidates as the detector reads them: their force, council, kind and times
+    from the copy, their record's id read by address (tens of thousands nationally, through
+    the driver itself, addresses bound as they are)."""
+    rows = done.candidates
+    if not rows:
+        return []
+    driver: Any = (await connection.get_raw_connection()).driver_connection
+    blocks, offsets = facts.tids["block"][rows].tolist(), facts.tids["offset"][rows].tolist()
+    tids = list(zip(blocks, offsets, strict=True))
+    found = await driver.fetch(
+        "SELECT ctid, record_id FROM stage_fact WHERE ctid = ANY($1::tid[])", tids
+    )
+    ids = {tuple(row[0]): row[1] for row in found}
+    positions = done.judged.positions
+    names = [keys.names(grouping) for grouping in GROUPINGS]
+    force, council, kind, _ = (
+        [names[g][at - 1] for at in positions[g][rows].tolist()] for g in range(len(GROUPINGS))
+    )
+    events = facts.readings["event_at"][rows].tolist()
+    shared = facts.readings["shared_at"][rows].tolist()
+    return [
+        SharedRecord(
+            force[n], council[n], kind[n], ids[tid], instant(events[n]), instant(shared[n])
+        )
+        for n, tid in enumerate(tids)
+    ]
+
+
 async def part_seconds(
     db: Database,
     *,
@@ -470,8 +572,8 @@ async def part_seconds(
     as_of: dt.datetime,
     breach_limit: int | None,
 ) -> dict[str, float]:
-    """Each part of a PostgreSQL report run alone, one after another on one connection, timed:
-    where a report's time goes (`safeguarding-hub bench-report` prints them)."""
+    """Each part of a PostgreSQL report run alone on one connection, timed: where a report's
+    time goes (`safeguarding-hub bench-report` prints them)."""
     asked = _Asked(
         targets=targets.of_shared_records(),
         period_from=period_from,
@@ -484,33 +586,29 @@ async def part_seconds(
         connections=1,
     )
     seconds: dict[str, float] = {}
-    async with _snapshot(db, 1) as (connection,):
-        plan = await _plan(connection, asked)
-        for part in plan.statements:
-            started = time.perf_counter()
-            await _run(connection, part, plan, _Results())
-            seconds[part.name] = time.perf_counter() - started
+    async with _snapshot(db, 1) as connections:
+        plan = await _plan(connections[0], asked, slices=1)
+        started = time.perf_counter()
+        await _measured(connections, plan)
+        seconds[STAGES_PART] = time.perf_counter() - started
     return seconds
 
 
+async def _measured(connections: list[AsyncConnection], plan: _Plan) -> _Results:
+    """The stages part: copied, judged, ranked, its breaches and burst candidates described."""
+    facts = await _stages(connections, plan)
+    done = await asyncio.to_thread(_judged, facts, plan)
+    results = _Results(counts=done.judged.counts, ranks=done.ranks)
+    results.breaches = await _described(connections[0], facts, done.judged.candidates)
+    candidates = await _shared(connections[-1], facts, done, plan.keys)
+    results.batching = await asyncio.to_thread(_batching, candidates, done.shared, plan.batching)
+    return results
+
+
 async def _sql_report(db: Database, asked: _Asked) -> ReportData:
-    results = _Results()
-    async with _snapshot(db, min(asked.connections, len(PARTS))) as connections:
-        plan = await _plan(connections[0], asked)
-        queue = list(plan.statements)
-
-        async def work(connection: AsyncConnection) -> None:
-            while queue:
-                await _run(connection, queue.pop(0), plan, results)
-
-        # A part that fails cancels the others, and every connection is idle again before
-        # the snapshot's transactions end; the caller sees the failure itself, not a group.
-        try:
-            async with asyncio.TaskGroup() as group:
-                for connection in connections:
-                    group.create_task(work(connection))
-        except ExceptionGroup as failed:
-            raise failed.exceptions[0] from None
+    async with _snapshot(db, asked.connections) as connections:
+        plan = await _plan(connections[0], asked, slices=len(connections))
+        results = await _measured(connections, plan)
     return _assemble(results, plan)
 
 
@@ -692,7 +790,7 @@ def _assemble(results: _Results, plan: _Plan) -> ReportData:
     found.sort(key=breach_order)
     if asked.breach_limit is not None:
         del found[asked.breach_limit :]  # the candidates keep every tie at the last place
-    batches, scores = results.batching or _batching([], batching)
+    batches, scores = results.batching or _batching([], {}, batching)
     return ReportData(
         period_from=asked.period_from,
         period_to=asked.period_to,

@@ -60,6 +60,25 @@ def copied() -> tuple[str, ...]:
     return (*READINGS, *(s for s in kinds.SLOTS if s in used and s not in READINGS))
 
 
+def folded() -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The copy's reading columns: each named by its first slot, with the slots it holds.
+
+    No declared kind holds two slots of one column (a meeting has no receipts, a police record
+    no reading of a meeting's), and a fact's slots its kind does not hold are NULL, so the
+    stages part copies the one that is there (`coalesce`) and `delays_of` gives it back to the
+    kinds that hold it: fewer columns to write, send and read for every fact."""
+    holders = [set(declared.readings) for declared in kinds.declared()]
+    columns: list[list[str]] = []
+    for slot in copied():
+        for column in columns:
+            if not any(slot in held and set(column) & held for held in holders):
+                column.append(slot)
+                break
+        else:
+            columns.append([slot])
+    return tuple((column[0], tuple(column)) for column in columns)
+
+
 MISSING = np.iinfo(np.int64).min
 EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)  # PostgreSQL's binary timestamps count from here
 _US = dt.timedelta(microseconds=1)
@@ -106,6 +125,26 @@ class Facts:
     applies: npt.NDArray[np.int64]  # bit i: stage i applies
     readings: dict[str, npt.NDArray[np.int64]]
     deadlines: list[npt.NDArray[np.int64]]  # per calendar target
+
+    @classmethod
+    def concatenate(cls, parts: Sequence[Facts]) -> Facts:
+        """The facts of several copies (slices of the table) as one."""
+        if len(parts) == 1:
+            return parts[0]
+        first = parts[0]
+        return cls(
+            tids=np.concatenate([part.tids for part in parts]),
+            keys=[np.concatenate([part.keys[i] for part in parts]) for i in range(len(first.keys))],
+            applies=np.concatenate([part.applies for part in parts]),
+            readings={
+                name: np.concatenate([part.readings[name] for part in parts])
+                for name in first.readings
+            },
+            deadlines=[
+                np.concatenate([part.deadlines[j] for part in parts])
+                for j in range(len(first.deadlines))
+            ],
+        )
 
     def tids_of(self, rows: Sequence[int]) -> list[str]:
         """The rows' addresses as PostgreSQL writes a `tid`: "(block,offset)"."""
@@ -187,16 +226,36 @@ def judge(
     each stage, in `targets.STAGES` order; `limit` how many breaches can be listed (None:
     every one). A stage applies to a fact only if its kind declares it (`kinds`), and only
     where the copy holds its readings."""
-    all_kinds, all_stages = list(KINDS), list(STAGES)
-    if len(stages) != len(all_stages):
+    timed = delays_of(facts, keys=keys, stages=stages, as_of=as_of)
+    return verdicts(timed, facts, keys=keys, targets=targets, stages=stages, limit=limit)
+
+
+@dataclasses.dataclass(frozen=True)
+class Delays:
+    """Each stage's delay per fact (`delays_of`): what the ranks need, and the verdicts."""
+
+    now: int
+    positions: list[npt.NDArray[np.int64]]  # each grouping's key as its place in `Keys`, from 1
+    applying: npt.NDArray[np.int64]  # the stages that apply, as bits
+    applies: list[npt.NDArray[np.bool_]]  # per stage
+    readings: dict[str, npt.NDArray[np.int64]]  # every slot, MISSING where not copied
+    delays: list[npt.NDArray[np.int64]]  # per stage, NO_DELAY where not ended
+    ended: list[npt.NDArray[np.bool_]]  # per stage
+
+
+def delays_of(
+    facts: Facts, *, keys: Keys, stages: Sequence[tuple[str, str]], as_of: dt.datetime
+) -> Delays:
+    """The group keys' places and each stage's delay, once ended by `as_of` (`judge`)."""
+    if len(stages) != len(STAGES):
         raise ValueError("judge needs each stage's (start, end) readings, in STAGES order")
     now = microseconds(as_of)
     positions = [keys.positions(name, key) for name, key in zip(GROUPINGS, facts.keys, strict=True)]
     kind = positions[GROUPINGS.index("kind")]
     applying = facts.applies & _declared_stages(keys)[kind]
-    applies = [(applying >> i) & 1 == 1 for i in range(len(all_stages))]
+    applies = [(applying >> i) & 1 == 1 for i in range(len(STAGES))]
     nowhere = np.full(applying.size, MISSING, dtype=np.int64)
-    readings = {name: facts.readings.get(name, nowhere) for name in kinds.SLOTS}
+    readings = _unfolded(facts, kind, keys, nowhere)
     delays: list[npt.NDArray[np.int64]] = []
     ended: list[npt.NDArray[np.bool_]] = []
     for i, (start, end) in enumerate(stages):
@@ -204,43 +263,94 @@ def judge(
         done = applies[i] & (finish != MISSING) & (finish <= now) & (began != MISSING)
         ended.append(done)
         delays.append(np.where(done, finish - began, NO_DELAY))
-    within: list[npt.NDArray[np.bool_]] = []
-    breached: list[npt.NDArray[np.bool_]] = []
+    return Delays(now, positions, applying, applies, readings, delays, ended)
+
+
+def _unfolded(
+    facts: Facts,
+    kind: npt.NDArray[np.int64],
+    keys: Keys,
+    nowhere: npt.NDArray[np.int64],
+) -> dict[str, npt.NDArray[np.int64]]:
+    """Every slot's readings, from the copy's columns (`folded`): a column's value is a slot's
+    for the facts whose kind holds that slot, MISSING for the others."""
+    readings = dict.fromkeys(kinds.SLOTS, nowhere)
+    for name, slots in folded():
+        column = facts.readings.get(name)
+        if column is None:
+            continue
+        if len(slots) == 1:
+            readings[name] = column
+            continue
+        for slot in slots:
+            # Per kind position (from 1; 0 for none), whether its kind holds the slot.
+            holds = [False] + [slot in kinds.of_kind(each).readings for each in keys.kinds]
+            readings[slot] = np.where(np.asarray(holds)[kind], column, MISSING)
+    return readings
+
+
+def verdicts(
+    timed: Delays,
+    facts: Facts,
+    *,
+    keys: Keys,
+    targets: TargetSet,
+    stages: Sequence[tuple[str, str]],
+    limit: int | None,
+) -> Judged:
+    """Each target's verdicts on the delays (`judge`), counted per finest group, and the
+    breaches that can be listed."""
+    all_kinds, all_stages = list(KINDS), list(STAGES)
+    now, applies, readings, ended = timed.now, timed.applies, timed.readings, timed.ended
+    kind = timed.positions[GROUPINGS.index("kind")]
+    # Each target judges its kind's facts only: the rows of each kind found once.
+    of_kind = {k: np.flatnonzero(kind == k) for k in np.unique(kind).tolist()}
+    nothing = np.zeros(0, dtype=np.int64)
+    within: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]] = []
+    breached: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]] = []
     found: list[_Breached] = []
     calendar = iter(facts.deadlines)  # the calendar targets' deadlines, in the targets' order
     for j, target in enumerate(targets.targets):
         i = all_stages.index(target.stage)
-        began, finish = readings[stages[i][0]], readings[stages[i][1]]
-        judged = applies[i] & (kind == all_kinds.index(target.kind) + 1)
+        rows = of_kind.get(all_kinds.index(target.kind) + 1, nothing)
+        rows = rows[applies[i][rows]]
+        began, finish = readings[stages[i][0]][rows], readings[stages[i][1]][rows]
         if target.unit is Unit.HOURS:
             deadline = began + _allowance(target)
-        elif target.unit is Unit.RECORD_DEADLINE:
-            due = kinds.STAGE_DEFS[target.stage].deadline
-            deadline = readings[due] if due is not None else nowhere
-            judged &= deadline != MISSING
         else:
-            deadline = next(calendar)
-            judged &= deadline != MISSING
-        inside = judged & ended[i] & (finish <= deadline)
-        late = judged & ((ended[i] & (finish > deadline)) | (~ended[i] & (deadline < now)))
-        within.append(inside)
-        breached.append(late)
-        rows = np.flatnonzero(late)
-        still = ~ended[i][rows]
+            if target.unit is Unit.RECORD_DEADLINE:
+                due = kinds.STAGE_DEFS[target.stage].deadline
+                missing = np.full(rows.size, MISSING, dtype=np.int64)
+                deadline = readings[due][rows] if due is not None else missing
+            else:
+                deadline = next(calendar)[rows]
+            dated = deadline != MISSING
+            rows, began, finish, deadline = (
+                rows[dated],
+                began[dated],
+                finish[dated],
+                deadline[dated],
+            )
+        done = ended[i][rows]
+        inside = done & (finish <= deadline)
+        late = (done & (finish > deadline)) | (~done & (deadline < now))
+        within.append((rows, inside))
+        breached.append((rows, late))
+        still = ~done[late]
         found.append(
             _Breached(
                 target=j,
-                rows=rows,
-                starts=began[rows],
-                ends=np.where(still, MISSING, finish[rows]),
-                deadlines=deadline[rows],
-                delays=np.where(still, now - began[rows], delays[i][rows]),
+                rows=rows[late],
+                starts=began[late],
+                ends=np.where(still, MISSING, finish[late]),
+                deadlines=deadline[late],
+                delays=np.where(still, now - began[late], timed.delays[i][rows[late]]),
             )
         )
     return Judged(
-        positions=positions,
-        delays=delays,
-        counts=_counts(positions, applying, delays, within, breached, keys=keys),
+        positions=timed.positions,
+        delays=timed.delays,
+        counts=_counts(timed.positions, timed.applying, timed.delays, within, breached, keys=keys),
         candidates=_candidates(found, limit=limit),
     )
 
@@ -257,13 +367,14 @@ def _counts(
     positions: list[npt.NDArray[np.int64]],
     applies: npt.NDArray[np.int64],
     delays: list[npt.NDArray[np.int64]],
-    within: list[npt.NDArray[np.bool_]],
-    breached: list[npt.NDArray[np.bool_]],
+    within: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]],
+    breached: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]],
     *,
     keys: Keys,
 ) -> list[dict[str, Any]]:
     """Per finest group: rows, each stage's ended count and longest delay, each target's within
-    and breached counts (`extract._Counts` reads them), with the group's names."""
+    and breached counts (`extract._Counts` reads them; `within` and `breached` give each
+    target's judged rows and their verdicts), with the group's names."""
     if not applies.size:
         return []
     stage_count = len(delays)
@@ -272,7 +383,7 @@ def _counts(
     for grouping, part in zip(GROUPINGS, positions, strict=True):
         code = code * (len(keys.names(grouping)) + 1) + part
     code = code * (1 << stage_count) + applies
-    order = np.argsort(code, kind="stable")
+    order = np.argsort(code)  # equal codes in any order: a group's rows share every name
     ordered = code[order]
     first = np.concatenate(([True], ordered[1:] != ordered[:-1]))
     starts = np.flatnonzero(first)
@@ -284,26 +395,31 @@ def _counts(
     for delay in delays:
         columns.append(np.bincount(group, weights=delay != NO_DELAY, minlength=size))
         longest.append(np.maximum.reduceat(delay[order], starts))
-    for inside, late in zip(within, breached, strict=True):
+    for (rows, inside), (_, late) in zip(within, breached, strict=True):
         columns += [
-            np.bincount(group, weights=inside, minlength=size),
-            np.bincount(group, weights=late, minlength=size),
+            np.bincount(group[rows], weights=inside, minlength=size),
+            np.bincount(group[rows], weights=late, minlength=size),
         ]
+    # Each group named by its first row; the figures as rows of Python numbers at once
+    # (a national year has tens of thousands of groups, each with dozens of figures).
+    firsts = order[starts]
+    names = [
+        [keys.names(grouping)[at - 1] for at in part[firsts].tolist()]
+        for grouping, part in zip(GROUPINGS, positions, strict=True)
+    ]
+    counted = np.column_stack([column.astype(np.float64) for column in columns]).tolist()
+    maxima = np.column_stack(longest).tolist() if longest else [[] for _ in range(size)]
     found = []
-    # Each group named by its first row.
-    for g, row in enumerate(order[starts].tolist()):
-        names = [
-            keys.names(grouping)[int(part[row]) - 1]
-            for grouping, part in zip(GROUPINGS, positions, strict=True)
-        ]
-        bits = int(applies[row])
+    for g, bits in enumerate(applies[firsts].tolist()):
+        figures = counted[g]
         stats: list[float | None] = [float((bits >> i) & 1) for i in range(stage_count)]
-        stats.append(float(columns[0][g]))
-        stats += [float(column[g]) for column in columns[1 : 1 + stage_count]]
-        stats += [None if m[g] == NO_DELAY else float(m[g]) for m in longest]
-        stats += [float(column[g]) for column in columns[1 + stage_count :]]
+        stats.append(figures[0])
+        stats += figures[1 : 1 + stage_count]
+        stats += [None if m == NO_DELAY else float(m) for m in maxima[g]]
+        stats += figures[1 + stage_count :]
+        named = (names[0][g], names[1][g], names[2][g], names[3][g])
         found.append(
-            dict(zip(("force_code", "council_code", "kind", "month"), names, strict=True))
+            dict(zip(("force_code", "council_code", "kind", "month"), named, strict=True))
             | {"stats": stats}
         )
     return found

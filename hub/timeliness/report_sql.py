@@ -6,15 +6,15 @@ the way `service`/`timeline.stage_delays` derive them), and mirror `stats.measur
 them together. Values are always bound parameters; the only text spliced in is fixed fragments
 chosen by the scope and the targets' positions.
 
-Shape, for speed at national scale: the report is two statements (`PARTS`) that `extract`
-runs side by side on connections sharing one snapshot, each reading the stage facts itself:
-
-* `stages`: each stage fact's group keys, applying stages, clock readings and calendar
-  deadlines, copied out in binary and judged in numpy (`judged`: delays, verdicts, counts per
-  finest group, breaches; `percentiles`: medians and 90th percentiles). Judging two million
-  rows in SQL, materialised and grouped, took seven seconds; sorting their delays in
-  PostgreSQL's ordered-set aggregates two statements of five;
-* `batching`: the records shared, and the ones that may lie in a burst.
+Shape, for speed at national scale: the report is one statement (`PARTS`), the stage facts'
+`stages`: each fact's group keys, applying stages, clock readings and calendar deadlines,
+copied out in binary and judged in numpy (`judged`: delays, verdicts, counts per finest group,
+breaches; `percentiles`: medians and 90th percentiles; `burst_candidates`: the shared records
+that may lie in a burst, for the batching detector). Judging two million rows in SQL,
+materialised and grouped, took seven seconds; sorting their delays in PostgreSQL's ordered-set
+aggregates two statements of five; finding the burst candidates with window functions over the
+same rows another seven. `extract` copies it in slices of the table (by row address, bound as
+`slice_from` and `slice_to`), one per connection, side by side in one snapshot.
 
 What needs the database stays here: which stages apply (`STAGE_SQL`), and the calendar
 deadlines (`_deadline`, from the arrays `extract` binds).
@@ -27,7 +27,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from hub.timeliness import kinds
-from hub.timeliness.judged import copied
+from hub.timeliness.judged import folded
 from hub.timeliness.report_data import ReportScope
 from hub.timeliness.targets import KINDS, STAGES, TargetSet, Unit
 
@@ -78,24 +78,6 @@ def cells(targets: TargetSet) -> list[Cell]:
     return found
 
 
-# The batching detector's input: each shared record once, at its first receiving council in
-# the report (`batching.shared_records`): the facts mark it, and a council's report has one.
-# Read from the stage facts themselves: it needs no delay, deadline or verdict. The windows
-# run per force by the hash of its code: sorting on an integer is quicker than on text (0.7 s
-# of 5.6 for a national year), and two forces whose codes hashed alike would only share
-# windows, which can add candidates but never lose one (the Python detector, per force,
-# decides). Only what the windows read goes through them: the members' other columns are
-# read back by their row's address (`ctid`, the same row version within the statement).
-_SHARED = """
-shared AS MATERIALIZED (
-  SELECT f.ctid AS tid, f.force_code COLLATE "C" AS force_code,
-    hashtext(f.force_code) AS force_hash, f.event_at, f.shared_at
-  FROM stage_fact f
-  WHERE f.event_at >= :start AND f.event_at < :end AND f.shared_at <= :as_of /*PAIR*/
-    AND f.share_stages AND /*FIRST*/
-),
-"""
-
 # The stage facts in the period, as held at as_of (`facts.StageFact`: kept up to date on write).
 _PAIRS = """
   SELECT f.ctid AS tid, f.record_id, f.kind, f.force_code, f.council_code AS council,
@@ -108,43 +90,14 @@ _PAIRS = """
     CASE WHEN o.nation = 'wales' THEN CAST(:c_days AS int) ELSE 0 END AS nation_offset
   FROM stage_fact f LEFT JOIN organisation o ON o.code = f.council_code
   WHERE f.event_at >= :start AND f.event_at < :end AND f.shared_at <= :as_of /*PAIR*/
+    AND f.ctid >= CAST(CAST(:slice_from AS text) AS tid)
+    AND f.ctid < CAST(CAST(:slice_to AS text) AS tid)
 """
 
-# Candidates for bursts, in two steps so that the costly part runs on few rows: a window (the
-# records shared within :window from each) can be a burst only if it holds :min_records, which
-# one ordered pass finds (`lead`); only records such a window covers need the event span, and
-# every record in a dense window is covered, so their windows are whole.
-_BATCHING = """
-ahead AS (
-  -- Dense: the window from this record holds :min_records. On sorted rows, the record that
-  -- many places on must fall inside it (exact for the first of equal times, which is enough:
-  -- covering reads the latest dense time at or before each record).
-  SELECT s.*, lead(shared_at, CAST(:min_records AS int) - 1) OVER w
-      <= shared_at + CAST(:window AS interval) AS dense
-  FROM shared s
-  WINDOW w AS (PARTITION BY force_hash ORDER BY shared_at)
-),
-covered AS (
-  SELECT a.* FROM (
-    SELECT a.*, max(CASE WHEN dense THEN shared_at END) OVER (PARTITION BY force_hash
-      ORDER BY shared_at) AS dense_at
-    FROM ahead a
-  ) a WHERE dense_at >= shared_at - CAST(:window AS interval)
-),
-flagged AS (
-  SELECT c.*, (count(*) OVER w >= :min_records
-    AND max(event_at) OVER w - min(event_at) OVER w >= CAST(:min_span AS interval)) AS anchor
-  FROM covered c
-  WINDOW w AS (PARTITION BY force_hash ORDER BY shared_at
-    RANGE BETWEEN CURRENT ROW AND CAST(:window AS interval) FOLLOWING)
-),
-members AS (
-  -- A record can lie in a burst only if a window that could be one covers it.
-  SELECT f.*, bool_or(anchor) OVER (PARTITION BY force_hash ORDER BY shared_at
-    RANGE BETWEEN CAST(:window AS interval) PRECEDING AND CURRENT ROW) AS member
-  FROM flagged f
-)
-"""
+# The `applies` bit that marks a fact the batching detector reads (`burst_candidates`): a record
+# shared, once, at its first receiving council in the report (`batching.shared_records`; a
+# council's report has one). Above every stage's bit.
+BATCHED_BIT = 30
 
 
 def _deadline(index: int, unit: Unit, start: str) -> str:
@@ -183,15 +136,21 @@ def _stages_part(targets: TargetSet) -> str:
     must hash apart), which stages apply (bit i: stage i), its clock readings (`judged.READINGS`,
     '-infinity' where missing) and each calendar target's deadline: fixed-width rows for a binary
     COPY. Hashing costs the database little; looking each code up in a list took a second."""
+    if len(STAGES) >= BATCHED_BIT:
+        raise ValueError("more stages than the stages part's bits can hold")
     applies = " | ".join(
         f"CASE WHEN {applies} THEN {1 << i} ELSE 0 END"
         for i, (_, _, applies) in enumerate(STAGE_SQL.values())
     )
+    batched = f"CASE WHEN share_stages AND /*FIRST*/ THEN {1 << BATCHED_BIT} ELSE 0 END"
     columns = [
         "p.tid",
         *(f"hashtext(p.{key})" for key in ("force_code", "council", "kind", "month")),
-        f"CAST({applies} AS int4)",
-        *(f"coalesce(p.{reading}, '-infinity')" for reading in copied()),
+        f"CAST({applies} | {batched} AS int4)",
+        *(
+            f"coalesce({', '.join(f'p.{slot}' for slot in slots)}, '-infinity')"
+            for _, slots in folded()
+        ),
     ]
     for j, target in enumerate(targets.targets):
         if target.unit.uses_calendar:
@@ -217,59 +176,16 @@ def population_table(found: list[Cell]) -> list[list[int]]:
     return table
 
 
-# Every section's rows have these columns (`extract._assemble` reads them by name); a section
-# leaves the ones it does not use NULL.
-COLUMNS = (
-    ("section", "text"),
-    ("stats", "float8[]"),
-    ("force_code", "text"),
-    ("council_code", "text"),
-    ("kind", "text"),
-    ("record_id", "text"),
-    ("started_at", "timestamptz"),
-    ("ended_at", "timestamptz"),
-)
-
-
-def _row(section: str, **given: str) -> str:
-    """A section's select list: `given` SQL expressions by column, typed NULLs elsewhere."""
-    unknown = set(given) - {name for name, _ in COLUMNS}
-    if unknown:
-        raise ValueError(f"not report columns: {sorted(unknown)}")
-    given["section"] = f"'{section}'"
-    return ", ".join(
-        f"CAST({given[name]} AS {kind}) AS {name}" if name in given else f"NULL::{kind} AS {name}"
-        for name, kind in COLUMNS
-    )
-
-
-# The report's parts, run side by side on connections sharing one snapshot (`extract`): the
-# stage facts judged in numpy (`judged`: delays, verdicts, counts, breaches, and the ranks
-# in `percentiles`), and the batching candidates. Each reads the stage facts itself.
+# The report's parts: the stage facts, judged in numpy (`judged`: delays, verdicts, counts,
+# breaches, and the ranks in `percentiles`; the burst candidates in `burst_candidates`).
 STAGES_PART = "stages"
-BATCHING = "batching"
-PARTS = (STAGES_PART, BATCHING)
+PARTS = (STAGES_PART,)
 
 
 def _part(name: str, targets: TargetSet) -> str:
-    if name == STAGES_PART:
-        return _stages_part(targets)
-    members = _row(
-        "shared",
-        force_code="r.force_code",
-        council_code="r.council_code",
-        kind="r.kind",
-        record_id="r.record_id",
-        started_at="r.event_at",
-        ended_at="r.shared_at",
-    )
-    records = _row("records", stats="ARRAY[count(*)::float8]", force_code="force_code")
-    return (
-        f"WITH {_SHARED}{_BATCHING}\n"  # noqa: S608 - fixed fragments
-        f"SELECT {members} FROM stage_fact r\n"
-        "WHERE r.ctid = ANY(ARRAY(SELECT tid FROM members WHERE member))\n"
-        f"UNION ALL SELECT {records} FROM shared GROUP BY force_code"
-    )
+    if name != STAGES_PART:
+        raise ValueError(f"no report part {name}")
+    return _stages_part(targets)
 
 
 def build(targets: TargetSet, scope: ReportScope) -> tuple[list[str], dict[str, Any], list[Cell]]:
