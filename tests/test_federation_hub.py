@@ -200,7 +200,7 @@ async def test_only_the_named_gateway_reports_responses_and_the_caller_is_verifi
 
 
 async def test_a_gateway_fetch_without_a_report_is_audited_at_once_marked_only_if_proven(
-    http: httpx.AsyncClient, gateway_trusting_hub: LiveServer
+    http: httpx.AsyncClient, gateway_trusting_hub: LiveServer, db: Database
 ) -> None:
     """A response the hub alone serves is not reported: the gateway's fetch carries its token
     and no report id, and the hub writes the fetch's event before it answers, marked as the
@@ -242,7 +242,7 @@ async def test_a_gateway_fetch_without_a_report_is_audited_at_once_marked_only_i
             },
         )
         assert response.json() == {"data": {"child": {"givenName": "Alex"}}}
-        async with server.app.app.state.hub.db.transaction(write=False) as session:
+        async with db.transaction(write=False) as session:
             events = (
                 (
                     await session.execute(
