@@ -8,6 +8,8 @@ own token, and naming the report's id) are held, not appended (`hub.federation.d
 written here with the response's event, in the same append: one event per response, with what
 the caller received from every subgraph and what the hub released for it. A held fetch no report
 takes in time is written by the hub itself, so a gateway cannot turn the hub's own audit off.
+A response the hub alone serves is not reported: the gateway's fetch for it carries no report
+id, and the hub audits it at once, as a direct read, marked as the gateway's.
 
 Only a client the hub's settings name as a gateway (`HUB_FEDERATION_GATEWAY_CLIENTS`) may report;
 the caller is taken from the caller's own token, verified here, never from the gateway's word.
