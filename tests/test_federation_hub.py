@@ -29,7 +29,7 @@ from hub.db import _WRITE as WRITE_OPTION
 from hub.db import Database
 from hub.settings import Settings
 from tests.conftest import LiveServer, free_port, serve, unique
-from tests.factories import COUNCIL, incident
+from tests.factories import COUNCIL, FORCE, REPORT_INCIDENT, child, incident
 from tests.test_subscriptions import CHANGES, WAIT, _latest_cursor, _next, _push, _ws_url
 
 GATEWAY_CLIENT = "test-federation-gateway"
@@ -197,6 +197,67 @@ async def test_only_the_named_gateway_reports_responses_and_the_caller_is_verifi
         "council": ["Child.allocatedSocialWorker"],
         "hub": ["Child.givenName"],
     }
+
+
+async def test_a_gateway_fetch_without_a_report_is_audited_at_once_marked_only_if_proven(
+    http: httpx.AsyncClient, gateway_trusting_hub: LiveServer, db: Database
+) -> None:
+    """A response the hub alone serves is not reported: the gateway's fetch carries its token
+    and no report id, and the hub writes the fetch's event before it answers, marked as the
+    gateway's. Another client's token or a forged one in the gateway's header gets the same
+    event at once, unmarked: no credential, valid or not, leaves a fetch unaudited."""
+    server = gateway_trusting_hub
+    police = server.token(Role.POLICE_OFFICER, FORCE)
+    reference = unique("ALONE")
+    payload = incident(
+        reference,
+        council=COUNCIL,
+        children=[{"child": child(f"{reference}-C1", council=COUNCIL), "present": True}],
+    )
+    pushed = await http.post(
+        server.graphql_url,
+        headers={"Authorization": f"Bearer {police}"},
+        json={"query": REPORT_INCIDENT, "variables": {"input": payload}},
+    )
+    child_id = pushed.json()["data"]["reportIncident"]["children"][0]["child"]["id"]
+    caller = _token(server, "a-council-system", Role.COUNCIL_SOCIAL_WORKER, COUNCIL)
+    gateway = f"Bearer {_token(server, GATEWAY_CLIENT, Role.HUB_ADMIN, 'HUB')}"
+    impostor = f"Bearer {_token(server, 'not-the-gateway', Role.HUB_ADMIN, 'HUB')}"
+    marked = {"channel": "gateway", "gateway": GATEWAY_CLIENT}
+    cases: list[tuple[dict[str, str], dict[str, str] | None]] = [
+        ({"Hub-Gateway-Authorization": gateway}, marked),
+        ({"Hub-Gateway-Authorization": gateway, "Hub-Gateway-Report": "not a report id!"}, marked),
+        ({"Hub-Gateway-Authorization": impostor}, None),
+        ({"Hub-Gateway-Authorization": "Bearer e30.e30.c2ln"}, None),
+        ({"Hub-Gateway-Authorization": "Bearer e30.e30.c2ln", "Hub-Gateway-Report": "r-1"}, None),
+    ]
+    for extra, detail in cases:
+        request_id = str(uuid.uuid4())
+        response = await http.post(
+            server.graphql_url,
+            headers={"Authorization": f"Bearer {caller}", "X-Request-Id": request_id, **extra},
+            json={
+                "query": "query ChildOnly($id: ID!) { child(id: $id) { givenName } }",
+                "variables": {"id": child_id},
+            },
+        )
+        assert response.json() == {"data": {"child": {"givenName": "Alex"}}}
+        async with db.transaction(write=False) as session:
+            events = (
+                (
+                    await session.execute(
+                        sa.select(AuditEvent).where(AuditEvent.request_id == request_id)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        # At once (not held), with the caller as its actor, whatever the gateway header said.
+        assert [(e.operation_kind, e.client_id) for e in events] == [
+            ("query", "a-council-system")
+        ], extra
+        assert (json.loads(events[0].detail) if events[0].detail else None) == detail, extra
+        assert [r["id"] for r in json.loads(events[0].records)] == [child_id]
 
 
 async def test_the_hubs_spans_join_the_callers_trace(

@@ -342,6 +342,69 @@ async def test_each_response_is_one_event_with_every_subgraphs_fields(
         assert detail["hub_released"] == ["Child.givenName", "Child.id"]
 
 
+async def test_a_response_the_hub_alone_serves_is_its_fetchs_one_event(
+    http: httpx.AsyncClient, federation: Federation, database_url: str
+) -> None:
+    """No other subgraph in the plan: the gateway does not report, and the hub writes its one
+    fetch's event before it answers, with the caller's who and why, marked as the gateway's (its
+    token proved it). N such responses -> N events; none `federated`, none written later."""
+    token = federation.token("fed-hub-alone")
+    context = {"Hub-Purpose": "strategy_discussion", "Hub-On-Behalf-Of": "sw-0042"}
+    request_ids = []
+    for _ in range(3):
+        response = await _ask(
+            http,
+            federation.gateway_url,
+            token,
+            CHILD_ONLY,
+            {"id": federation.inside},
+            headers=context,
+        )
+        assert response.json() == {"data": {"child": {"givenName": "Alex"}}}
+        request_ids.append(response.headers["x-request-id"])
+    assert len(set(request_ids)) == len(request_ids)
+    await asyncio.sleep(REPORT_WAIT + 1.5)  # past any hold: nothing more is written for them
+    for request_id in request_ids:
+        [event] = await _events(database_url, request_id)
+        assert (event.operation_kind, event.operation_name) == ("query", "ChildOnly")
+        assert (event.user, event.purpose, event.client_id) == (
+            "sw-0042",
+            "strategy_discussion",
+            "fed-hub-alone",
+        )
+        assert json.loads(event.detail) == {
+            "channel": "gateway",
+            "gateway": federation.gateway_client,
+        }
+        [record] = json.loads(event.records)
+        assert (record["type"], record["id"], record["fields"]) == (
+            "Child",
+            federation.inside,
+            ["givenName"],
+        )
+
+
+async def test_a_response_the_hub_alone_serves_fails_closed(
+    http: httpx.AsyncClient, federation: Federation, db: Database
+) -> None:
+    """Not reported, so the hub's own audit is what stands between the record and the caller."""
+    token = federation.token("fed-closed-alone")
+    async with unwritable_audit(db):
+        withheld = await _ask(
+            http, federation.gateway_url, token, CHILD_ONLY, {"id": federation.inside}
+        )
+    assert withheld.json() == {
+        "errors": [
+            {
+                "message": "the audit log could not be written: nothing was served",
+                "path": ["child"],
+                "extensions": {"code": "AUDIT_UNAVAILABLE", "serviceName": "hub"},
+            }
+        ],
+        "data": {"child": None},
+    }
+
+
 async def _wait_for_events(
     database_url: str, request_id: str, *, seconds: float = 10.0
 ) -> list[AuditEvent]:

@@ -8,6 +8,8 @@ own token, and naming the report's id) are held, not appended (`hub.federation.d
 written here with the response's event, in the same append: one event per response, with what
 the caller received from every subgraph and what the hub released for it. A held fetch no report
 takes in time is written by the hub itself, so a gateway cannot turn the hub's own audit off.
+A response the hub alone serves is not reported: the gateway's fetch for it carries no report
+id, and the hub audits it at once, as a direct read, marked as the gateway's.
 
 Only a client the hub's settings name as a gateway (`HUB_FEDERATION_GATEWAY_CLIENTS`) may report;
 the caller is taken from the caller's own token, verified here, never from the gateway's word.
@@ -123,23 +125,41 @@ async def _gateway(request: Request, hub: HubState) -> Principal:
     return gateway
 
 
-async def gateway_fetch(request: Request, hub: HubState) -> Key | None:
-    """(gateway, report id) when this request is the federated gateway's fetch for a response
-    it will report, proven by the gateway's own live token; None for anyone else's request.
+@dataclasses.dataclass(frozen=True)
+class GatewayFetch:
+    """A fetch the federated gateway proved its own with its live token."""
 
-    A credential that fails (expired, revoked, not a gateway's) is not an error for the
-    caller: the fetch is then audited on its own, as a direct read is.
+    gateway: str  # the gateway's client id
+    # The report its response will have, when it will have one: the fetch's events are then
+    # held for it. None: a response the hub alone serves, audited here at once, as a direct read.
+    report: Key | None
+
+    def audit_detail(self) -> dict[str, Any]:
+        """In the event of a fetch audited at once: it came through the gateway (its token)."""
+        return {"channel": "gateway", "gateway": self.gateway}
+
+
+async def gateway_fetch(request: Request, hub: HubState) -> GatewayFetch | None:
+    """The gateway's fetch, proven by the gateway's own live token, with the id of its
+    response's report if it sent one; None for anyone else's request.
+
+    A credential that fails (expired, revoked, not a gateway's, forged) is not an error for the
+    caller: the fetch is then audited on its own, as a direct read is, without the gateway's
+    mark. Nothing here can leave a fetch unaudited: with a report id its events are held for
+    the report, and written by the hub itself if none comes (`hub.federation.deferred`).
     """
     credential = request.headers.get(GATEWAY_AUTHORIZATION)
-    report_id = request.headers.get(GATEWAY_REPORT)
-    if not credential or not report_id or not _REPORT_ID.match(report_id):
+    if not credential:
         return None
     try:
         gateway = await _verified_gateway(credential, hub)
     except HubError as error:
         log.warning("a gateway credential was refused (%s): fetch audited on its own", error.code)
         return None
-    return (gateway.client_id, report_id)
+    report_id = request.headers.get(GATEWAY_REPORT)
+    if not report_id or not _REPORT_ID.match(report_id):
+        return GatewayFetch(gateway.client_id, None)
+    return GatewayFetch(gateway.client_id, (gateway.client_id, report_id))
 
 
 CREDENTIAL_REVERIFY_SECONDS = 30.0

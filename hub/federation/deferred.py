@@ -18,6 +18,8 @@ when a process is killed outright (SIGKILL, power) are lost: the response's own 
 by whichever process the report reached, still names every field the caller received.
 Only queries are held; mutations and subscriptions are audited in place as always, and a fetch
 without a verified gateway credential (a direct read) is audited on its own, before it leaves.
+So is the gateway's fetch without a report id: a response the hub alone serves, which the
+gateway does not report (its event is marked as the gateway's, `detail.channel = "gateway"`).
 """
 
 from __future__ import annotations

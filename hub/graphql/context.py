@@ -26,6 +26,7 @@ from hub.pagination import page_size
 if TYPE_CHECKING:
     from hub.app import HubState
     from hub.changes.fanout import Group
+    from hub.federation.audit import GatewayFetch
     from hub.webhooks.payload import WebhookAttempt
 
 
@@ -52,10 +53,19 @@ class HubContext:
     replaying: bool = False
     # A webhook delivery (`hub.webhooks`): the one change its `recordChanges` stream resolves.
     webhook: WebhookAttempt | None = None
-    # The federated gateway's fetch for a response it will report, proven by its own token:
-    # (gateway client, report id). A query's events are then held for that report
-    # (`hub.federation.deferred`) and appended with it, in one event for the whole response.
-    gateway_fetch: tuple[str, str] | None = None
+    # The federated gateway's fetch, proven by its own token. For a response it will report
+    # (`gateway_fetch.report`: gateway client, report id), a query's events are held for that
+    # report (`hub.federation.deferred`) and appended with it, in one event for the whole
+    # response; for a response the hub alone serves, they are written at once, marked.
+    gateway_fetch: GatewayFetch | None = None
+
+    def audit_channel(self) -> dict[str, Any] | None:
+        """How what is audited here at once left, in its events' detail, if not as a plain read."""
+        if self.webhook is not None:
+            return self.webhook.audit_detail()
+        if self.gateway_fetch is not None and self.gateway_fetch.report is None:
+            return self.gateway_fetch.audit_detail()
+        return None
 
     @property
     def principal(self) -> Principal:

@@ -187,7 +187,7 @@ class RequestTransaction(SchemaExtension):
 
     def _held(self, context: HubContext, released: audit_trail.Released) -> bool:
         """Whether a query's events are held for the gateway's report of its response."""
-        key = context.gateway_fetch
+        key = context.gateway_fetch.report if context.gateway_fetch is not None else None
         if key is None or self.execution_context.operation_type is not OperationType.QUERY:
             return False
         facts = self._facts(context)
@@ -244,7 +244,7 @@ class RequestTransaction(SchemaExtension):
             trace_id=telemetry.current_trace_id(),
             agreement_version=context.hub.agreement.version,
             recipients=recipients,
-            channel=context.webhook.audit_detail() if context.webhook is not None else None,
+            channel=context.audit_channel(),
         )
 
 

@@ -62,12 +62,84 @@ export function reportIdOf(request) {
   return id;
 }
 
+// A client request the hub alone serves (`servedByOneGraph`): no report, so its one fetch to
+// the hub goes without a report id, and the hub audits that fetch at once, before it answers,
+// as a direct read (marked as the gateway's by the gateway's token). What the request fetched
+// from each subgraph is counted here (`forward.mjs`), so that if any other subgraph was asked
+// after all, nothing the request fetched is released (`audited` below).
+const hubAlone = new WeakMap(); // request -> { hub: fetches, others: fetches }
+
+export function fetchedFor(request, subgraphName, hubSubgraph) {
+  const counts = hubAlone.get(request);
+  if (!counts) return false;
+  if (subgraphName === hubSubgraph) counts.hub += 1;
+  else counts.others += 1;
+  return true;
+}
+
 // Only to the hub (it alone reads them): another agency's subgraph never sees the gateway's token.
-export async function hubFetchHeaders(request, gatewayToken) {
-  return {
-    'hub-gateway-authorization': `Bearer ${await gatewayToken()}`,
-    'hub-gateway-report': reportIdOf(request),
-  };
+// `reported`: the response will be reported (else the hub audits the fetch itself, at once).
+export async function hubFetchHeaders(request, gatewayToken, { reported = true } = {}) {
+  const headers = { 'hub-gateway-authorization': `Bearer ${await gatewayToken()}` };
+  if (reported) headers['hub-gateway-report'] = reportIdOf(request);
+  return headers;
+}
+
+// Whether one graph alone serves every field an operation selects (a query only): each field is
+// one that graph resolves on its own (not another's @external, no @requires, not overridden),
+// and each type condition one of its types. The planner then asks that graph once, for all of it.
+const oneGraphAnswers = new WeakMap(); // document -> Map(operationName -> boolean)
+
+export function servedByOneGraph(schema, document, operationName, graph, { resolvedBy, typeGraphNames }) {
+  let byName = oneGraphAnswers.get(document);
+  if (!byName) {
+    byName = new Map();
+    oneGraphAnswers.set(document, byName);
+  }
+  const key = operationName ?? '';
+  let answer = byName.get(key);
+  if (answer === undefined) {
+    answer = onlyFrom(schema, document, operationName, graph, resolvedBy, typeGraphNames);
+    byName.set(key, answer);
+  }
+  return answer;
+}
+
+function onlyFrom(schema, document, operationName, graph, resolvedBy, typeGraphNames) {
+  const operation = getOperationAST(document, operationName);
+  if (!operation || operation.operation !== 'query') return false;
+  const fragments = {};
+  for (const d of document.definitions) {
+    if (d.kind === Kind.FRAGMENT_DEFINITION) fragments[d.name.value] = d;
+  }
+  const visiting = new Set();
+  const ownType = (name) => typeGraphNames.get(name)?.has(graph) ?? false;
+  function check(selectionSet, type) {
+    if (!type || !ownType(type.name)) return false;
+    for (const selection of selectionSet.selections) {
+      if (selection.kind === Kind.FIELD) {
+        const name = selection.name.value;
+        if (name.startsWith('__')) continue;
+        if (!resolvedBy.get(`${type.name}.${name}`)?.has(graph)) return false;
+        if (selection.selectionSet) {
+          const definition = type.getFields?.()[name];
+          if (!definition || !check(selection.selectionSet, getNamedType(definition.type))) return false;
+        }
+      } else {
+        const fragment =
+          selection.kind === Kind.INLINE_FRAGMENT ? selection : fragments[selection.name.value];
+        if (!fragment) return false;
+        if (selection.kind === Kind.FRAGMENT_SPREAD) {
+          if (visiting.has(fragment)) continue;
+          visiting.add(fragment);
+        }
+        const condition = fragment.typeCondition ? schema.getType(fragment.typeCondition.name.value) : type;
+        if (!check(fragment.selectionSet, condition)) return false;
+      }
+    }
+    return true;
+  }
+  return check(operation.selectionSet, schema.getRootType('query'));
 }
 
 function field(name, alias) {
@@ -277,7 +349,7 @@ function postOnce(url, authorization, body) {
   });
 }
 
-export function useHubAudit({ auditUrl, gatewayToken, supergraph, log }) {
+export function useHubAudit({ auditUrl, gatewayToken, supergraph, log, hubSubgraph = 'hub' }) {
   async function report(request, operation, records) {
     const caller = {
       authorization: request.headers.get('authorization'),
@@ -312,8 +384,31 @@ export function useHubAudit({ auditUrl, gatewayToken, supergraph, log }) {
     return failed();
   }
 
+  // A response the hub alone served, audited by the hub at its one fetch: released as it is,
+  // unless another subgraph was asked after all (then withheld: its part is audited nowhere).
+  function servedByTheHub(args, result, counts) {
+    if (counts.others === 0) return counts.hub > 0 ? result : null;
+    log?.error?.('a response planned for the hub alone fetched from another subgraph: withheld');
+    return failed();
+  }
+
   return {
     onExecute({ args, executeFn, setExecuteFn }) {
+      const request = args.contextValue?.request;
+      if (
+        request &&
+        servedByOneGraph(args.schema, args.document, args.operationName, hubSubgraph, supergraph)
+      ) {
+        const counts = { hub: 0, others: 0 };
+        hubAlone.set(request, counts);
+        return {
+          async onExecuteDone({ result, setResult }) {
+            // No fetch at all (an introspection, `__typename`): reported, as any response is.
+            setResult(servedByTheHub(args, result, counts) ?? (await audited(args, result)));
+            return undefined;
+          },
+        };
+      }
       setExecuteFn((executionArgs) =>
         executeFn({
           ...executionArgs,
