@@ -35,10 +35,32 @@ async def publish(session: AsyncSession, changes: Iterable[tuple[str, str, Chang
     ]
     if not rows:
         return 0
-    await session.execute(sa.insert(RecordChange), rows)
     if session.get_bind().dialect.name == "postgresql":
-        await session.execute(sa.select(sa.func.pg_notify(CHANNEL, "")))
+        # One round trip: a push runs this holding the audit chain's lock, until its commit.
+        await session.execute(
+            _PG_PUBLISH,
+            {
+                "channel": CHANNEL,
+                "at": [row["occurred_at"] for row in rows],
+                "types": [row["record_type"] for row in rows],
+                "ids": [row["record_id"] for row in rows],
+                "changes": [row["change"] for row in rows],
+            },
+        )
+    else:
+        await session.execute(sa.insert(RecordChange), rows)
     return len(rows)
+
+
+# The rows in the order given (their seqs follow it), and the NOTIFY PostgreSQL sends at commit.
+_PG_PUBLISH = sa.text(
+    "WITH written AS (INSERT INTO record_change (occurred_at, record_type, record_id, change) "
+    "SELECT c.occurred_at, c.record_type, c.record_id, c.change FROM unnest("
+    "CAST(:at AS TIMESTAMPTZ[]), CAST(:types AS TEXT[]), CAST(:ids AS TEXT[]), "
+    "CAST(:changes AS TEXT[])) "
+    "WITH ORDINALITY AS c(occurred_at, record_type, record_id, change, n) ORDER BY c.n) "
+    "SELECT pg_notify(CAST(:channel AS TEXT), '')"
+)
 
 
 _KINDS = {
