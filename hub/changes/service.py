@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from hub.audit import chain
 from hub.audit.models import S62Operation
 from hub.changes.models import ChangeKind, RecordChange
 from hub.db import utcnow
@@ -67,6 +68,19 @@ _KINDS = {
     S62Operation.COLLECTION: ChangeKind.COLLECTED,
     S62Operation.ALTERATION: ChangeKind.ALTERED,
 }
+
+
+def outbox(changes: Mapping[tuple[str, str], S62Operation]) -> chain.Outbox:
+    """What `publish_changes` would publish, for the audit's append to write (`chain.Outbox`)."""
+    return chain.Outbox(
+        occurred_at=utcnow(),
+        rows=[
+            (record_type, record_id, _KINDS[operation].value)
+            for (record_type, record_id), operation in changes.items()
+            if operation in _KINDS
+        ],
+        channel=CHANNEL,
+    )
 
 
 async def publish_changes(
