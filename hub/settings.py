@@ -124,6 +124,9 @@ class Settings(BaseSettings):
     webhook_concurrency: int = Field(default=16, ge=1, le=256)
     # How often the dispatcher looks for due retries when no change woke it.
     webhook_poll_seconds: float = Field(default=2.0, gt=0, le=60)
+    # Woken by a change, the dispatcher waits this long first, so that one look for work covers
+    # every change committed meanwhile (under load, one per push cost each push a transaction).
+    webhook_wake_delay_seconds: float = Field(default=0.05, ge=0, le=5)
     # Delivered (and refused) deliveries are forgotten this many days after their last attempt;
     # dead letters stay until replayed. The dispatcher prunes about hourly; `webhooks prune` too.
     webhook_keep_days: int = Field(default=30, ge=1, le=3650)

@@ -251,10 +251,39 @@ def chain_rows(pending: Sequence[Pending], head: Head) -> tuple[list[dict[str, A
     return rows, Head(last_seq=seq, last_hash=prev_hash)
 
 
+@dataclasses.dataclass(frozen=True)
+class Outbox:
+    """Changes to publish (`hub.changes`) with a request's events.
+
+    The append writes them after it has locked the head, so their seqs are taken in the order
+    the appending transactions commit (a subscriber reading past seq 11 while seq 10 is still
+    uncommitted would never be sent 10), and on PostgreSQL in the append's own round trip,
+    which shortens the time every other push waits for the head.
+    """
+
+    occurred_at: dt.datetime
+    rows: Sequence[tuple[str, str, str]]  # record type, record id, change kind
+    channel: str  # PostgreSQL's NOTIFY channel, sent at commit
+
+
+OUTBOX_TABLE = "record_change"
 _PG_TYPES = {"occurred_at": "TIMESTAMPTZ"}
 
+# The outbox's rows, numbered after the head's lock (they join it), in the order given.
+_PG_PUBLISHED = (
+    "published AS (INSERT INTO record_change (occurred_at, record_type, record_id, change) "
+    "SELECT CAST(:outbox_at AS TIMESTAMPTZ), o.record_type, o.record_id, o.change FROM head, "
+    "unnest(CAST(:outbox_type AS TEXT[]), CAST(:outbox_id AS TEXT[]), "
+    "CAST(:outbox_change AS TEXT[])) WITH ORDINALITY AS o(record_type, record_id, change, n) "
+    "ORDER BY o.n RETURNING 1), "
+)
+_PG_NOTIFIED = (
+    ", (SELECT count(*) FROM (SELECT pg_notify(CAST(:outbox_channel AS TEXT), '') "
+    "FROM (SELECT 1 FROM published LIMIT 1) p) n)"
+)
 
-def _postgres_append() -> sa.TextClause:
+
+def _postgres_append(*, publishing: bool = False) -> sa.TextClause:
     """One statement of constant shape whatever the number of events and records (prepared once
     per connection, no parameter limit).
 
@@ -290,6 +319,7 @@ def _postgres_append() -> sa.TextClause:
         f"appended AS (SELECT l.seq, {values}, l.prev_hash, l.hash FROM linked l "
         f"JOIN unnest({arrays}) WITH ORDINALITY AS e({aliases}, n) ON e.n = l.n), "
         f"written AS (INSERT INTO audit_event ({columns}) SELECT * FROM appended), "
+        f"{_PG_PUBLISHED if publishing else ''}"
         "seen AS (INSERT INTO record_receipt "
         "(record_type, record_id, organisation_code, first_seen_at) "
         "SELECT s.record_type, s.record_id, CAST(:seen_by AS TEXT), CAST(:seen_at AS TIMESTAMPTZ) "
@@ -301,10 +331,12 @@ def _postgres_append() -> sa.TextClause:
         "RETURNING audit_chain_head.last_seq, audit_chain_head.last_hash, "
         "(SELECT set_config('lock_timeout', reset_val, true) FROM pg_settings "
         "WHERE name = 'lock_timeout')"
+        f"{_PG_NOTIFIED if publishing else ''}"
     )
 
 
 _PG_APPEND = _postgres_append()
+_PG_APPEND_PUBLISHING = _postgres_append(publishing=True)
 
 
 async def append(
@@ -313,8 +345,10 @@ async def append(
     *,
     first_seen: FirstSeen | None = None,
     lock_timeout: float | None = None,
+    outbox: Outbox | None = None,
 ) -> Head:
-    """Append events to the chain: 1 statement on PostgreSQL, 3 to 6 on SQLite.
+    """Append events to the chain: 1 statement on PostgreSQL, 3 to 7 on SQLite; `outbox`'s
+    changes are published with them, after the head is locked.
 
     On PostgreSQL the wait for the head's lock ends after `lock_timeout` seconds with an error
     (None: as the server is configured). On SQLite the transaction holds the write lock already:
@@ -334,7 +368,15 @@ async def append(
         params["seen_type"] = [record_type for record_type, _ in seen]
         params["seen_id"] = [record_id for _, record_id in seen]
         params["lock_timeout"] = None if lock_timeout is None else f"{lock_timeout * 1000:.0f}ms"
-        moved = (await session.execute(_PG_APPEND, params)).one_or_none()
+        statement = _PG_APPEND
+        if outbox is not None and outbox.rows:
+            statement = _PG_APPEND_PUBLISHING
+            params["outbox_at"] = outbox.occurred_at
+            params["outbox_type"] = [row[0] for row in outbox.rows]
+            params["outbox_id"] = [row[1] for row in outbox.rows]
+            params["outbox_change"] = [row[2] for row in outbox.rows]
+            params["outbox_channel"] = outbox.channel
+        moved = (await session.execute(statement, params)).one_or_none()
         if moved is None:
             raise ChainHeadMissing("the audit chain head row is missing")
         return Head(last_seq=int(moved[0]), last_hash=str(moved[1]))
@@ -356,6 +398,15 @@ async def append(
     )
     if first_seen is not None and seen:
         await note_first_seen(session, first_seen)
+    if outbox is not None and outbox.rows:
+        # The database's write lock, held since BEGIN, orders the commits already.
+        await session.execute(
+            sa.insert(SQLModel.metadata.tables[OUTBOX_TABLE]),
+            [
+                {"occurred_at": outbox.occurred_at, "record_type": t, "record_id": i, "change": c}
+                for t, i, c in outbox.rows
+            ],
+        )
     return new_head
 
 

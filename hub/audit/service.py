@@ -264,17 +264,19 @@ async def record_many(
     *,
     first_seen: FirstSeen | None = None,
     lock_timeout: float | None = None,
+    outbox: chain.Outbox | None = None,
 ) -> list[int]:
     """Append several events in one go (a response's, under each operation); return their seqs.
 
     `first_seen` notes the receipts the response's consultations amount to, in the same write.
     Raises `AuditWriteFailed` if they cannot be written, a wait for the chain's head longer than
-    `lock_timeout` seconds included: the caller must then serve nothing.
+    `lock_timeout` seconds included: the caller must then serve nothing. `outbox`: changes
+    published in the same write (`chain.Outbox`).
     """
     pending = [draft.pending() for draft in drafts]
     try:
         head = await chain.append(
-            session, pending, first_seen=first_seen, lock_timeout=lock_timeout
+            session, pending, first_seen=first_seen, lock_timeout=lock_timeout, outbox=outbox
         )
     except (sa.exc.SQLAlchemyError, OSError, chain.ChainHeadMissing) as error:
         # The cause stays chained for operators' logs; the message carries no request data.

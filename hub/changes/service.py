@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from hub.audit import chain
 from hub.audit.models import S62Operation
 from hub.changes.models import ChangeKind, RecordChange
 from hub.db import utcnow
@@ -35,16 +36,51 @@ async def publish(session: AsyncSession, changes: Iterable[tuple[str, str, Chang
     ]
     if not rows:
         return 0
-    await session.execute(sa.insert(RecordChange), rows)
     if session.get_bind().dialect.name == "postgresql":
-        await session.execute(sa.select(sa.func.pg_notify(CHANNEL, "")))
+        # One round trip: a push runs this holding the audit chain's lock, until its commit.
+        await session.execute(
+            _PG_PUBLISH,
+            {
+                "channel": CHANNEL,
+                "at": [row["occurred_at"] for row in rows],
+                "types": [row["record_type"] for row in rows],
+                "ids": [row["record_id"] for row in rows],
+                "changes": [row["change"] for row in rows],
+            },
+        )
+    else:
+        await session.execute(sa.insert(RecordChange), rows)
     return len(rows)
+
+
+# The rows in the order given (their seqs follow it), and the NOTIFY PostgreSQL sends at commit.
+_PG_PUBLISH = sa.text(
+    "WITH written AS (INSERT INTO record_change (occurred_at, record_type, record_id, change) "
+    "SELECT c.occurred_at, c.record_type, c.record_id, c.change FROM unnest("
+    "CAST(:at AS TIMESTAMPTZ[]), CAST(:types AS TEXT[]), CAST(:ids AS TEXT[]), "
+    "CAST(:changes AS TEXT[])) "
+    "WITH ORDINALITY AS c(occurred_at, record_type, record_id, change, n) ORDER BY c.n) "
+    "SELECT pg_notify(CAST(:channel AS TEXT), '')"
+)
 
 
 _KINDS = {
     S62Operation.COLLECTION: ChangeKind.COLLECTED,
     S62Operation.ALTERATION: ChangeKind.ALTERED,
 }
+
+
+def outbox(changes: Mapping[tuple[str, str], S62Operation]) -> chain.Outbox:
+    """What `publish_changes` would publish, for the audit's append to write (`chain.Outbox`)."""
+    return chain.Outbox(
+        occurred_at=utcnow(),
+        rows=[
+            (record_type, record_id, _KINDS[operation].value)
+            for (record_type, record_id), operation in changes.items()
+            if operation in _KINDS
+        ],
+        channel=CHANNEL,
+    )
 
 
 async def publish_changes(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import re
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -14,6 +15,7 @@ from sqlmodel import col
 from hub import validation
 from hub.audit import service as audit
 from hub.audit.service import ServedRecord
+from hub.base import new_id
 from hub.children.models import Child, ChildLink, ChildReference, ReferenceKind
 from hub.db import utcnow
 from hub.errors import InvalidInput
@@ -187,16 +189,26 @@ async def _create(
 
 def new_child(details: ChildDetails, *, default_council: str) -> Child:
     """The force's new child as the push describes them (not yet added to the session)."""
-    return Child(
-        given_name=details.given_name,
-        family_name=details.family_name,
-        date_of_birth=details.date_of_birth,
-        nhs_number=details.nhs_number,
-        responsible_council_code=details.responsible_council or default_council,
-        host_council_code=details.host_council,
-        school_code=details.school,
-        looked_after=bool(details.looked_after),
-    )
+    return Child(**new_child_row(details, default_council=default_council))
+
+
+def new_child_row(details: ChildDetails, *, default_council: str) -> dict[str, Any]:
+    """`new_child`'s every column, for an INSERT of many (a model object each cost more than
+    the database's work for them)."""
+    now = utcnow()
+    return {
+        "id": new_id(),
+        "given_name": details.given_name,
+        "family_name": details.family_name,
+        "date_of_birth": details.date_of_birth,
+        "nhs_number": details.nhs_number,
+        "responsible_council_code": details.responsible_council or default_council,
+        "host_council_code": details.host_council,
+        "school_code": details.school,
+        "looked_after": bool(details.looked_after),
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
 def police_reference(child: Child, *, force_code: str, details: ChildDetails) -> ChildReference:

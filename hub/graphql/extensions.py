@@ -17,10 +17,11 @@ from strawberry.types.graphql import OperationType
 
 from hub import telemetry
 from hub.access.policy import effective_purpose
+from hub.audit import chain
 from hub.audit import service as audit
 from hub.audit.models import OperationKind, S62Operation
 from hub.audit.service import Actor, AuditWriteFailed
-from hub.changes.service import publish_changes
+from hub.changes import service as changes
 from hub.errors import HubError
 from hub.graphql import audit_trail, messages
 from hub.graphql.context import HubContext
@@ -165,13 +166,16 @@ class RequestTransaction(SchemaExtension):
                 # Before the audit's append: its lock on the chain's head is held until the
                 # commit, and every other push and audited read waits for it.
                 await session.run_sync(facts.refresh_marked)
+            # A push's changes go in the audit's append, written once it holds the chain's
+            # lock: the outbox's seq order is then the order of the commits, which subscribers
+            # rely on (one reading past seq 11 while seq 10 is uncommitted would never be
+            # sent 10), and the lock is held for that statement and the commit only.
+            outbox = changes.outbox(context.served.changes) if mutation else None
             if self.audited and released:
-                await self._write(context, session, released)
-            if mutation:
-                # After the append, under the chain's lock: the outbox's seq order is then the
-                # order of the commits, which subscribers rely on (one reading past seq 11
-                # while seq 10 is uncommitted would never be sent 10).
-                await publish_changes(session, context.served.changes)
+                published = await self._write(context, session, released, outbox=outbox)
+                outbox = None if published else outbox
+            if outbox is not None:
+                await changes.publish_changes(session, context.served.changes)
             await session.commit()
             return
         await session.rollback()
@@ -199,15 +203,34 @@ class RequestTransaction(SchemaExtension):
         )
 
     async def _write(
-        self, context: HubContext, session: AsyncSession, released: audit_trail.Released
-    ) -> None:
-        await audit_trail.write(
-            session,
-            facts=self._facts(context),
-            released=released,
-            changes=context.served.changes,
-            lock_timeout=context.hub.settings.audit_lock_timeout_seconds,
+        self,
+        context: HubContext,
+        session: AsyncSession,
+        released: audit_trail.Released,
+        *,
+        outbox: chain.Outbox | None = None,
+    ) -> bool:
+        """Append the request's events; return whether `outbox` went with them."""
+        lock_timeout = context.hub.settings.audit_lock_timeout_seconds
+        facts = self._facts(context)
+        if outbox is None:
+            await audit_trail.write(
+                session,
+                facts=facts,
+                released=released,
+                changes=context.served.changes,
+                lock_timeout=lock_timeout,
+            )
+            return False
+        drafts, first_seen = audit_trail.events(
+            facts=facts, released=released, changes=context.served.changes
         )
+        if not drafts:
+            return False
+        await audit.record_many(
+            session, drafts, first_seen=first_seen, lock_timeout=lock_timeout, outbox=outbox
+        )
+        return True
 
     def _facts(self, context: HubContext) -> audit_trail.RequestFacts:
         principal = context.principal

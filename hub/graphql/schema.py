@@ -321,11 +321,11 @@ class Mutation(
     )
     async def report_incident(self, info: Info, input: ReportIncidentInput) -> Incident | None:  # noqa: A002
         p = info.context.principal
-        row, created = await incidents.report(
+        row, created = await incident_batch.report_one(
             info.context.session,
             force_code=p.organisation_code,
             client_id=p.client_id,
-            incident=input.command(),
+            report=input.command(),
         )
         if created:
             info.context.served.changed("Incident", row.id, S62Operation.COLLECTION)

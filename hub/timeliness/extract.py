@@ -80,6 +80,7 @@ _HOUR_US = 3_600_000_000
 NATIONS = ("england", "wales")
 
 
+@cache  # asked once per push: resolving the path cost more than the rest of the metric
 def default_targets_path() -> Path:
     """`auth/targets.toml` of the checkout (the image sets HUB_TARGETS_FILE)."""
     return Path(__file__).resolve().parents[2] / "auth" / "targets.toml"

@@ -177,6 +177,9 @@ class WebhookDispatcher:
         finally:
             for wait in waits:
                 wait.cancel()
+        if mark.is_set() and not self._finished.is_set():
+            # A change woke it: the ones committed in the next moment share its look for work.
+            await asyncio.sleep(self.settings.webhook_wake_delay_seconds)
         self._finished.clear()
 
     async def _claim(self) -> None:
