@@ -87,15 +87,13 @@ class HubExecutor(FanoutExecutor):
         grouped_field_set: GroupedFieldSet,
         position_context: Any,
     ) -> Any:
-        refused = self._refused(parent_type, grouped_field_set)
-        if not refused:
-            return super().execute_fields(
-                parent_type, source_value, path, grouped_field_set, position_context
-            )
-        return self._refusing(
+        return self._gated(
             super().execute_fields,
-            refused,
-            (parent_type, source_value, path, grouped_field_set, position_context),
+            parent_type,
+            source_value,
+            path,
+            grouped_field_set,
+            position_context,
         )
 
     def execute_fields_serially(
@@ -106,26 +104,29 @@ class HubExecutor(FanoutExecutor):
         grouped_field_set: GroupedFieldSet,
         position_context: Any,
     ) -> Any:
-        refused = self._refused(parent_type, grouped_field_set)
-        if not refused:
-            return super().execute_fields_serially(
-                parent_type, source_value, path, grouped_field_set, position_context
-            )
-        return self._refusing(
+        return self._gated(
             super().execute_fields_serially,
-            refused,
-            (parent_type, source_value, path, grouped_field_set, position_context),
+            parent_type,
+            source_value,
+            path,
+            grouped_field_set,
+            position_context,
         )
 
-    def _refusing(
+    def _gated(  # noqa: PLR0917 - graphql-core's arguments, passed through
         self,
         execute: Execute,
-        refused: Mapping[str, Refusal],
-        arguments: tuple[GraphQLObjectType, Any, Path | None, GroupedFieldSet, Any],
+        parent_type: GraphQLObjectType,
+        source_value: Any,
+        path: Path | None,
+        grouped_field_set: GroupedFieldSet,
+        position_context: Any,
     ) -> Any:
-        """The fields the caller may have, executed; each refused one null with its error,
-        in the order the caller asked for them."""
-        parent_type, source_value, path, grouped_field_set, position_context = arguments
+        """The fields the caller may have, executed (in parallel or serially, as `execute`
+        does); each refused one null with its error, in the order the caller asked for them."""
+        refused = self._refused(parent_type, grouped_field_set)
+        if not refused:
+            return execute(parent_type, source_value, path, grouped_field_set, position_context)
         for key, refusal in refused.items():
             field_details_list = grouped_field_set[key]
             field_def = self.schema.get_field(parent_type, field_details_list[0].node.name.value)
