@@ -29,6 +29,7 @@ import hub.record_kinds  # noqa: F401
 from hub.access.keys import KeySet
 from hub.access.models import Role
 from hub.access.tokens import issue_access_token
+from hub.audit.models import AuditEvent
 from hub.db import Database
 from hub.demo import EXAMPLE_PURPOSE
 from hub.limits.rate import RoleLimit
@@ -272,3 +273,10 @@ def cli_settings(
         yield get_settings()
     finally:
         get_settings.cache_clear()
+
+
+async def audit_events_of(db: Database, request_id: str) -> list[AuditEvent]:
+    """The audit events one request wrote, in chain order."""
+    async with db.transaction(write=False) as session:
+        query = sa.select(AuditEvent).where(AuditEvent.request_id == request_id)
+        return list((await session.execute(query.order_by(AuditEvent.seq))).scalars())

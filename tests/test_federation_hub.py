@@ -28,7 +28,7 @@ from hub.audit.models import AuditEvent
 from hub.db import _WRITE as WRITE_OPTION
 from hub.db import Database
 from hub.settings import Settings
-from tests.conftest import LiveServer, free_port, serve, unique
+from tests.conftest import LiveServer, audit_events_of, free_port, serve, unique
 from tests.factories import COUNCIL, FORCE, REPORT_INCIDENT, child, incident
 from tests.test_subscriptions import CHANGES, WAIT, _latest_cursor, _next, _push, _ws_url
 
@@ -180,16 +180,7 @@ async def test_only_the_named_gateway_reports_responses_and_the_caller_is_verifi
     assert forged.status_code == 401
     written = await http.post(url, json=_report(caller, request_id), headers=headers)
     assert written.json() == {"written": True}
-    async with db.transaction(write=False) as session:
-        events = (
-            (
-                await session.execute(
-                    sa.select(AuditEvent).where(AuditEvent.request_id == request_id)
-                )
-            )
-            .scalars()
-            .all()
-        )
+    events = await audit_events_of(db, request_id)
     assert [(e.operation_kind, e.client_id, e.user, e.purpose) for e in events] == [
         ("federated", "a-council-system", "sw-0007", "section_47_enquiry")
     ]
@@ -242,16 +233,7 @@ async def test_a_gateway_fetch_without_a_report_is_audited_at_once_marked_only_i
             },
         )
         assert response.json() == {"data": {"child": {"givenName": "Alex"}}}
-        async with db.transaction(write=False) as session:
-            events = (
-                (
-                    await session.execute(
-                        sa.select(AuditEvent).where(AuditEvent.request_id == request_id)
-                    )
-                )
-                .scalars()
-                .all()
-            )
+        events = await audit_events_of(db, request_id)
         # At once (not held), with the caller as its actor, whatever the gateway header said.
         assert [(e.operation_kind, e.client_id) for e in events] == [
             ("query", "a-council-system")

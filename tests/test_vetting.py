@@ -24,7 +24,7 @@ from hub.audit.models import AuditEvent, AuditEventChild
 from hub.changes.models import RecordChange
 from hub.db import Database
 from hub.vetting.models import VettingCheck
-from tests.conftest import LiveServer, cli_settings, unique
+from tests.conftest import LiveServer, audit_events_of, cli_settings, unique
 from tests.factories import COUNCIL, FORCE, OTHER_COUNCIL, OTHER_FORCE, THIRD_COUNCIL, iso
 from tests.scenario import SCHOOL, World
 
@@ -482,17 +482,11 @@ async def test_filters_and_sealed_cursors(
 # --- audit and changes ---------------------------------------------------------------------
 
 
-async def _events(db: Database, request_id: str) -> list[AuditEvent]:
-    async with db.transaction(write=False) as session:
-        query = sa.select(AuditEvent).where(AuditEvent.request_id == request_id)
-        return list((await session.execute(query.order_by(AuditEvent.seq))).scalars())
-
-
 async def test_every_push_and_read_is_audited_and_no_child_is_indexed(
     http: httpx.AsyncClient, live_server: LiveServer, council: Caller, force: Caller, db: Database
 ) -> None:
     check = await _request(council, vetting_request(unique("VET-AUD")))
-    (pushed,) = await _events(db, council.last_request_id)
+    (pushed,) = await audit_events_of(db, council.last_request_id)
     assert pushed.operation == "collection"
     records = json.loads(pushed.records)
     assert [(r["type"], r["id"], r["owner"], r["children"]) for r in records] == [
@@ -502,13 +496,13 @@ async def test_every_push_and_read_is_audited_and_no_child_is_indexed(
     assert pushed.purpose == "carer_vetting"
     assert pushed.child_ids == "[]"
     await force(ONE, {"id": check["id"]})
-    (read,) = await _events(db, force.last_request_id)
+    (read,) = await audit_events_of(db, force.last_request_id)
     assert read.operation == "consultation"
     assert read.organisation_code == FORCE
     assert json.loads(read.records)[0]["id"] == check["id"]
     assert "Testperson" not in read.records, "the audit names fields, never their values"
     await _complete(force, check["id"])
-    (completed,) = await _events(db, force.last_request_id)
+    (completed,) = await audit_events_of(db, force.last_request_id)
     assert completed.operation == "alteration"
     # Applicants are not children: nothing of theirs enters the child index.
     seqs = [pushed.seq, read.seq, completed.seq]
@@ -548,7 +542,7 @@ async def test_a_refused_read_is_audited_as_a_denial(
 ) -> None:
     school = Caller(http, live_server, Role.SCHOOL_DSL, SCHOOL)
     await school(ONE, {"id": a_check["id"]})
-    (denied,) = await _events(db, school.last_request_id)
+    (denied,) = await audit_events_of(db, school.last_request_id)
     assert denied.outcome == "denied"
     assert "FORBIDDEN_FIELD Query.vettingCheck" in denied.detail
 
@@ -577,7 +571,7 @@ async def test_figures_are_each_partys_own_and_the_inspectorates_national(
     assert FORCE in forces
     assert national["data"]["vettingFigures"]["target"]["id"] == "T11"
     assert "parliamentary answers" in national["data"]["vettingFigures"]["target"]["source"]
-    (disclosed,) = await _events(db, auditor.last_request_id)
+    (disclosed,) = await audit_events_of(db, auditor.last_request_id)
     assert disclosed.operation == "disclosure"
     assert json.loads(disclosed.detail)["report"] == "vetting figures"
     for role, org in [(Role.SCHOOL_DSL, SCHOOL), (Role.DPO, COUNCIL), (Role.HUB_ADMIN, "HUB")]:
