@@ -12,6 +12,8 @@ import datetime as dt
 import hashlib
 import json
 import os
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -638,3 +640,31 @@ async def test_a_subscription_through_the_gateway_is_delivered_and_audited(
     finally:
         await db.dispose()
     assert kinds == [("federated", "disclosure"), ("subscription", "disclosure")]
+
+
+def test_the_audit_plugins_own_decisions_hold() -> None:
+    """The plugin's unit tests (`schema/gateway/audit.test.mjs`, run by `node --test`): what
+    no real plan reaches, such as a response planned for the hub alone that fetched from another
+    subgraph after all, which must be withheld with AUDIT_UNAVAILABLE."""
+    _gateway_or_skip()
+    script = local.SCHEMA_DIR / "gateway" / "audit.test.mjs"
+    completed = subprocess.run(  # noqa: S603 - node on our own test file
+        [str(shutil.which("node")), "--test", str(script)],
+        cwd=local.SCHEMA_DIR,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stdout[-4000:] + completed.stderr[-2000:]
+    counts = {
+        name: int(number)
+        for name, number in (
+            line.removeprefix("# ").split(" ", 1)
+            for line in completed.stdout.splitlines()
+            if line.startswith(("# pass ", "# fail "))
+        )
+    }
+    # A script that stopped early would pass nothing: 8 is what audit.test.mjs holds today.
+    assert counts.get("fail") == 0, completed.stdout[-2000:]
+    assert counts.get("pass", 0) >= 8, completed.stdout[-2000:]
