@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 from strawberry.dataloader import DataLoader
+from strawberry.utils.await_maybe import AwaitableOrValue
 
 from hub.access.scope import RowScope
 from hub.children.models import Child, ChildReference
@@ -261,3 +262,25 @@ class Loaders:
             lambda row: row[0].meeting_id,
             lambda row: row[0],
         )
+
+
+R = TypeVar("R")
+
+
+def at_once(loader: DataLoader[K, V], key: K, then: Callable[[V], R]) -> AwaitableOrValue[R]:
+    """`then` of the loader's value for `key`: at once when this request already loaded it, so
+    graphql-core completes the field without an awaitable (no task per item of a list); else
+    once the loader's batch returns. A failed load fails the field either way."""
+    future = loader.cache_map.get(key)
+    if (
+        future is not None
+        and future.done()
+        and not future.cancelled()
+        and future.exception() is None
+    ):
+        return then(future.result())
+
+    async def later() -> R:
+        return then(await loader.load(key))
+
+    return later()
