@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from functools import cached_property
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -66,57 +67,95 @@ def _many(
 
 
 class Loaders:
+    """The request's loaders, each built when a field first asks for it: a request uses a
+    few of them, and building all of them was a fortieth of a page's time."""
+
     def __init__(self, session: AsyncSession, scope: RowScope) -> None:
-        s = session
-        self.organisation: DataLoader[str, Organisation | None] = _one(
+        self._session = session
+        self._scope = scope
+
+    @cached_property
+    def organisation(self) -> DataLoader[str, Organisation | None]:
+        s = self._session
+        return _one(
             s,
             lambda codes: sa.select(Organisation).where(col(Organisation.code).in_(codes)),
             lambda o: o.code,
         )
-        # A child reached through a record the caller may see is part of that record.
-        self.child: DataLoader[str, Child | None] = _one(
-            s, lambda ids: sa.select(Child).where(col(Child.id).in_(ids)), lambda c: c.id
-        )
-        self.incident: DataLoader[str, Incident | None] = _one(
+
+    # A child reached through a record the caller may see is part of that record.
+    @cached_property
+    def child(self) -> DataLoader[str, Child | None]:
+        s = self._session
+        return _one(s, lambda ids: sa.select(Child).where(col(Child.id).in_(ids)), lambda c: c.id)
+
+    @cached_property
+    def incident(self) -> DataLoader[str, Incident | None]:
+        s, scope = self._session, self._scope
+        return _one(
             s,
             lambda ids: sa.select(Incident).where(col(Incident.id).in_(ids), scope.incidents()),
             lambda i: i.id,
         )
-        self.missing_episode: DataLoader[str, MissingEpisode | None] = _one(
+
+    @cached_property
+    def missing_episode(self) -> DataLoader[str, MissingEpisode | None]:
+        s, scope = self._session, self._scope
+        return _one(
             s,
             lambda ids: sa.select(MissingEpisode).where(
                 col(MissingEpisode.id).in_(ids), scope.missing_episodes()
             ),
             lambda m: m.id,
         )
-        self.investigation: DataLoader[str, Investigation | None] = _one(
+
+    @cached_property
+    def investigation(self) -> DataLoader[str, Investigation | None]:
+        s, scope = self._session, self._scope
+        return _one(
             s,
             lambda ids: sa.select(Investigation).where(
                 col(Investigation.id).in_(ids), scope.investigations()
             ),
             lambda i: i.id,
         )
-        # Each domain that scopes its own records names its predicate (`visible`).
-        self.joint_visit_request: DataLoader[str, JointVisitRequest | None] = _one(
+
+    # Each domain that scopes its own records names its predicate (`visible`).
+    @cached_property
+    def joint_visit_request(self) -> DataLoader[str, JointVisitRequest | None]:
+        s, scope = self._session, self._scope
+        return _one(
             s,
             lambda ids: sa.select(JointVisitRequest).where(
                 col(JointVisitRequest.id).in_(ids), joint_visits.visible(scope)
             ),
             lambda r: r.id,
         )
-        self.police_protection: DataLoader[str, PoliceProtection | None] = _one(
+
+    @cached_property
+    def police_protection(self) -> DataLoader[str, PoliceProtection | None]:
+        s, scope = self._session, self._scope
+        return _one(
             s,
             lambda ids: sa.select(PoliceProtection).where(
                 col(PoliceProtection.id).in_(ids), protection.visible(scope)
             ),
             lambda p: p.id,
         )
-        self.scoped_child: DataLoader[str, Child | None] = _one(
+
+    @cached_property
+    def scoped_child(self) -> DataLoader[str, Child | None]:
+        s, scope = self._session, self._scope
+        return _one(
             s,
             lambda ids: sa.select(Child).where(col(Child.id).in_(ids), scope.children()),
             lambda c: c.id,
         )
-        self.incident_children: DataLoader[str, list[IncidentChild]] = _many(
+
+    @cached_property
+    def incident_children(self) -> DataLoader[str, list[IncidentChild]]:
+        s, scope = self._session, self._scope
+        return _many(
             s,
             lambda ids: (
                 sa.select(IncidentChild)
@@ -126,7 +165,11 @@ class Loaders:
             lambda row: row[0].incident_id,
             lambda row: row[0],
         )
-        self.child_references: DataLoader[str, list[ChildReference]] = _many(
+
+    @cached_property
+    def child_references(self) -> DataLoader[str, list[ChildReference]]:
+        s, scope = self._session, self._scope
+        return _many(
             s,
             lambda ids: sa.select(ChildReference).where(
                 col(ChildReference.child_id).in_(ids), scope.child_references()
@@ -134,7 +177,11 @@ class Loaders:
             lambda row: row[0].child_id,
             lambda row: row[0],
         )
-        self.child_incidents: DataLoader[str, list[Incident]] = _many(
+
+    @cached_property
+    def child_incidents(self) -> DataLoader[str, list[Incident]]:
+        s, scope = self._session, self._scope
+        return _many(
             s,
             lambda ids: (
                 sa.select(col(IncidentChild.child_id), Incident)
@@ -145,7 +192,11 @@ class Loaders:
             lambda row: row[0],
             lambda row: row[1],
         )
-        self.child_missing_episodes: DataLoader[str, list[MissingEpisode]] = _many(
+
+    @cached_property
+    def child_missing_episodes(self) -> DataLoader[str, list[MissingEpisode]]:
+        s, scope = self._session, self._scope
+        return _many(
             s,
             lambda ids: (
                 sa.select(MissingEpisode)
@@ -155,7 +206,11 @@ class Loaders:
             lambda row: row[0].child_id,
             lambda row: row[0],
         )
-        self.child_investigations: DataLoader[str, list[Investigation]] = _many(
+
+    @cached_property
+    def child_investigations(self) -> DataLoader[str, list[Investigation]]:
+        s, scope = self._session, self._scope
+        return _many(
             s,
             lambda ids: (
                 sa.select(col(InvestigationChild.child_id), Investigation)
@@ -166,7 +221,11 @@ class Loaders:
             lambda row: row[0],
             lambda row: row[1],
         )
-        self.investigation_history: DataLoader[str, list[InvestigationTransition]] = _many(
+
+    @cached_property
+    def investigation_history(self) -> DataLoader[str, list[InvestigationTransition]]:
+        s = self._session
+        return _many(
             s,
             lambda ids: (
                 sa.select(InvestigationTransition)
@@ -176,7 +235,11 @@ class Loaders:
             lambda row: row[0].investigation_id,
             lambda row: row[0],
         )
-        self.investigation_incidents: DataLoader[str, list[Incident]] = _many(
+
+    @cached_property
+    def investigation_incidents(self) -> DataLoader[str, list[Incident]]:
+        s, scope = self._session, self._scope
+        return _many(
             s,
             lambda ids: (
                 sa.select(col(InvestigationIncident.investigation_id), Incident)
@@ -187,7 +250,11 @@ class Loaders:
             lambda row: row[0],
             lambda row: row[1],
         )
-        self.investigation_children: DataLoader[str, list[Child]] = _many(
+
+    @cached_property
+    def investigation_children(self) -> DataLoader[str, list[Child]]:
+        s = self._session
+        return _many(
             s,
             lambda ids: (
                 sa.select(col(InvestigationChild.investigation_id), Child)
@@ -198,14 +265,22 @@ class Loaders:
             lambda row: row[0],
             lambda row: row[1],
         )
-        self.closure_review: DataLoader[str, ClosureReview | None] = _one(
+
+    @cached_property
+    def closure_review(self) -> DataLoader[str, ClosureReview | None]:
+        s, scope = self._session, self._scope
+        return _one(
             s,
             lambda ids: sa.select(ClosureReview).where(
                 col(ClosureReview.id).in_(ids), scope.closure_reviews()
             ),
             lambda r: r.id,
         )
-        self.investigation_closure_reviews: DataLoader[str, list[ClosureReview]] = _many(
+
+    @cached_property
+    def investigation_closure_reviews(self) -> DataLoader[str, list[ClosureReview]]:
+        s, scope = self._session, self._scope
+        return _many(
             s,
             lambda ids: (
                 sa.select(ClosureReview)
@@ -215,8 +290,12 @@ class Loaders:
             lambda row: row[0].investigation_id,
             lambda row: row[0],
         )
-        # The challenges a reopening answered (a transition's link back to them).
-        self.transition_challenges: DataLoader[str, list[ClosureReview]] = _many(
+
+    # The challenges a reopening answered (a transition's link back to them).
+    @cached_property
+    def transition_challenges(self) -> DataLoader[str, list[ClosureReview]]:
+        s, scope = self._session, self._scope
+        return _many(
             s,
             lambda ids: (
                 sa.select(ClosureReview)
@@ -226,23 +305,35 @@ class Loaders:
             lambda row: row[0].reopening_transition_id,
             lambda row: row[0],
         )
-        # Transitions are part of an investigation the caller already reached.
-        self.transition: DataLoader[str, InvestigationTransition | None] = _one(
+
+    # Transitions are part of an investigation the caller already reached.
+    @cached_property
+    def transition(self) -> DataLoader[str, InvestigationTransition | None]:
+        s = self._session
+        return _one(
             s,
             lambda ids: sa.select(InvestigationTransition).where(
                 col(InvestigationTransition.id).in_(ids)
             ),
             lambda t: t.id,
         )
-        self.meeting: DataLoader[str, Meeting | None] = _one(
+
+    @cached_property
+    def meeting(self) -> DataLoader[str, Meeting | None]:
+        s, scope = self._session, self._scope
+        return _one(
             s,
             lambda ids: sa.select(Meeting).where(
                 col(Meeting.id).in_(ids), meeting_scope.meetings(scope)
             ),
             lambda m: m.id,
         )
-        # Of a meeting the caller sees: every child it is about, and the invitations it may see.
-        self.meeting_children: DataLoader[str, list[MeetingChild]] = _many(
+
+    # Of a meeting the caller sees: every child it is about, and the invitations it may see.
+    @cached_property
+    def meeting_children(self) -> DataLoader[str, list[MeetingChild]]:
+        s = self._session
+        return _many(
             s,
             lambda ids: (
                 sa.select(MeetingChild)
@@ -252,7 +343,11 @@ class Loaders:
             lambda row: row[0].meeting_id,
             lambda row: row[0],
         )
-        self.meeting_invitations: DataLoader[str, list[MeetingInvitation]] = _many(
+
+    @cached_property
+    def meeting_invitations(self) -> DataLoader[str, list[MeetingInvitation]]:
+        s, scope = self._session, self._scope
+        return _many(
             s,
             lambda ids: (
                 sa.select(MeetingInvitation)
