@@ -43,11 +43,13 @@ async def paginate(
     id_column: Any,
     first: int,
     after: str | None,
+    rows: bool = False,
 ) -> Page[T]:
     """The page after the record whose id is `after` (an opened cursor).
 
     The sort key is looked up again, inside the caller's scope and filters, so a position naming
-    a record the caller cannot see is refused like a forged cursor.
+    a record the caller cannot see is refused like a forged cursor. With `rows`, the query
+    selects a table's columns and the page holds its rows, not one entity per row.
     """
     if after is not None:
         anchored = query.with_only_columns(time_column).where(id_column == after)
@@ -56,10 +58,11 @@ async def paginate(
             raise InvalidInput(_NOT_A_CURSOR, field="after")
         query = query.where(sa.tuple_(time_column, id_column) < sa.tuple_(anchor, after))
     query = query.order_by(time_column.desc(), id_column.desc()).limit(first + 1)
-    rows = list((await session.execute(query)).scalars())
-    items = rows[:first]
+    result = await session.execute(query)
+    found: list[Any] = list(result.all() if rows else result.scalars())
+    items = found[:first]
     positions = [getattr(r, id_column.key) for r in items]
-    return Page(items=items, positions=positions, has_next_page=len(rows) > first)
+    return Page(items=items, positions=positions, has_next_page=len(found) > first)
 
 
 def narrowed(

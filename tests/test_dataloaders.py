@@ -124,3 +124,64 @@ _AUDIT_LOOKUP = re.compile(
 def _audit_lookups(statements: list[str]) -> list[str]:
     """The audit's own lookups of the children records concern (two columns, no scope)."""
     return [s for s in statements if _AUDIT_LOOKUP.match(s)]
+
+
+PAGE_BY_FRAGMENTS = """
+query Page($first: Int!) {
+  incidents(first: $first) { edges { ...Edge } }
+}
+fragment Edge on IncidentEdge { node { ... on Incident { ...Record } } }
+fragment Record on Incident {
+  policeReference force { name } locationCouncil { name }
+  children { present child { givenName } }
+}"""
+
+PAGE_WITHOUT_CHILDREN = """
+query Page($first: Int!) { incidents(first: $first) { edges { node { policeReference } } } }"""
+
+
+async def _page_statements(
+    http: httpx.AsyncClient, server: LiveServer, query: str, first: int
+) -> tuple[dict[str, object], list[str]]:
+    token = server.token(Role.COUNCIL_SOCIAL_WORKER, COUNCIL)
+    server.statements.clear()
+    response = await http.post(
+        server.graphql_url,
+        headers={"Authorization": f"Bearer {token}"},
+        json={"query": query, "variables": {"first": first}},
+    )
+    body = response.json()
+    assert "errors" not in body, body
+    return body["data"], [s for s in server.statements if s.startswith("SELECT")]
+
+
+async def test_a_page_loads_what_its_items_ask_for_through_fragments(
+    http: httpx.AsyncClient, live_server: LiveServer
+) -> None:
+    """The page's own resolver loads the items' organisations, links and children (one
+    statement each, whatever the page size), reached through named and inline fragments."""
+    await _seed(http, live_server, 3)
+    data, statements = await _page_statements(http, live_server, PAGE_BY_FRAGMENTS, 3)
+    edges = data["incidents"]["edges"]  # type: ignore[index]
+    assert len(edges) == 3
+    for edge in edges:
+        node = edge["node"]
+        assert node["force"]["name"]
+        assert node["locationCouncil"]["name"]
+        assert [c["child"]["givenName"] for c in node["children"]] != []
+        assert all(c["child"]["givenName"] for c in node["children"])
+    assert len([s for s in statements if s.startswith("SELECT organisation.")]) == 1, statements
+    assert len([s for s in statements if s.startswith("SELECT child.")]) == 1, statements
+    assert len([s for s in statements if s.startswith("SELECT incident_child.")]) == 1, statements
+
+
+async def test_a_page_loads_nothing_its_selection_does_not_name(
+    http: httpx.AsyncClient, live_server: LiveServer
+) -> None:
+    await _seed(http, live_server, 2)
+    _, statements = await _page_statements(http, live_server, PAGE_WITHOUT_CHILDREN, 2)
+    loaded = [s for s in statements if s.startswith(("SELECT organisation.", "SELECT child."))]
+    assert loaded == [], statements
+    links = [s for s in statements if s.startswith("SELECT incident_child.")]
+    # Only the audit's own lookup of the records' children, which every served incident needs.
+    assert links == _audit_lookups(statements), statements

@@ -4,12 +4,14 @@ import datetime as dt
 from typing import TYPE_CHECKING, Annotated
 
 import strawberry
+from strawberry.utils.await_maybe import AwaitableOrValue
 
 from hub.children import models
 from hub.children.models import ReferenceKind
 from hub.children.service import ChildDetails
 from hub.graphql.context import Info
 from hub.graphql.entity import Entity
+from hub.graphql.loaders import at_once
 from hub.reference.types import Organisation, load_organisation
 
 if TYPE_CHECKING:
@@ -104,6 +106,15 @@ class Child(Entity):
 
         rows = await info.context.loaders.child_investigations.load(self.row.id)
         return [Investigation.of(r) for r in rows]
+
+
+def child_of(info: Info, child_id: str) -> AwaitableOrValue[Child | None]:
+    """The child at once if this request already loaded them, else once they are loaded."""
+    return at_once(info.context.loaders.child, child_id, _child)
+
+
+def _child(row: models.Child | None) -> Child | None:
+    return Child.of(row) if row else None
 
 
 async def load_child(info: Info, child_id: str) -> Child | None:

@@ -6,9 +6,10 @@ import datetime as dt
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Self
 
 import strawberry
+from strawberry.utils.await_maybe import AwaitableOrValue
 
 from hub.graphql.context import Info
-from hub.reference.types import Organisation, load_organisation
+from hub.reference.types import Organisation, load_organisation, organisation_of
 
 if TYPE_CHECKING:
     from hub.timeliness.types import Timeline
@@ -42,9 +43,9 @@ class PoliceRecord(Entity):
     row: strawberry.Private[Any]
     id: strawberry.ID
 
-    @strawberry.field
-    async def force(self, info: Info) -> Organisation | None:
-        return await load_organisation(info, self.row.force_code)
+    @strawberry.field(graphql_type=Organisation | None)
+    def force(self, info: Info) -> AwaitableOrValue[Organisation | None]:
+        return organisation_of(info, self.row.force_code)
 
     @strawberry.field(description="The force's own reference for the record.")
     def police_reference(self) -> str | None:

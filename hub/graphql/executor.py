@@ -204,8 +204,9 @@ class HubExecutor(FanoutExecutor):
         path: Path,
         position_context: Any,
     ) -> Any:
-        """A record's plain scalar (`def summary(self)`) is read and completed at once: the
-        resolver takes no info and no arguments, and the value is a leaf. Anything else, or
+        """A record's plain scalar (`def summary(self)`, or an attribute such as `id`) is read
+        and completed at once: the resolver takes no info and no arguments, and the value is a
+        leaf. Anything else, or
         any middleware on the schema, goes graphql-core's whole way."""
         field_def = parent_type.fields.get(field_details_list[0].node.name.value)
         resolve = field_def.resolve if field_def is not None else None
@@ -215,14 +216,18 @@ class HubExecutor(FanoutExecutor):
             )
         try:
             result = resolve.function(source)
-            if result is None:
-                return None
             if isinstance(result, Exception):
                 raise result  # noqa: TRY301 - as graphql-core's complete_value does
-            return self.complete_leaf_value(resolve.leaf, result)
+            completed = None if result is None else self.complete_leaf_value(resolve.leaf, result)
         except Exception as raw_error:  # noqa: BLE001 - located and collected, as graphql-core does
-            self.handle_field_error(raw_error, resolve.leaf, field_details_list, path)
+            # Its own type: an error in a non-null field nulls the parent, as graphql-core's.
+            self.handle_field_error(raw_error, field_def.type, field_details_list, path)
             return None
+        if completed is None and resolve.non_null:  # graphql-core's own error, at its path
+            return super().execute_field(
+                parent_type, source, field_details_list, path, position_context
+            )
+        return completed
 
     # The audit.
 

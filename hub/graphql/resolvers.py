@@ -17,6 +17,7 @@ from typing import Any
 from graphql import (
     GraphQLField,
     GraphQLLeafType,
+    GraphQLNonNull,
     GraphQLObjectType,
     GraphQLResolveInfo,
     GraphQLSchema,
@@ -51,6 +52,14 @@ def _lean(field: GraphQLField, info_class: type[Info[Any, Any]]) -> Resolver | N
     definition = (field.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
     if not isinstance(definition, StrawberryField) or field.resolve is None:
         return None
+    if getattr(field.resolve, "_is_default", False):
+        return _attribute(field, definition)
+    return _method(field, definition, info_class)
+
+
+def _method(
+    field: GraphQLField, definition: StrawberryField, info_class: type[Info[Any, Any]]
+) -> Resolver | None:
     resolver = definition.base_resolver
     if (
         resolver is None
@@ -75,15 +84,35 @@ def _lean(field: GraphQLField, info_class: type[Info[Any, Any]]) -> Resolver | N
     return None
 
 
+def _attribute(field: GraphQLField, definition: StrawberryField) -> Resolver | None:
+    """A scalar or enum attribute (`id: strawberry.ID`, an organisation's `name`), read as
+    strawberry's default resolver reads it, when nothing else applies to the field."""
+    if definition.extensions or definition.permission_classes or field.args:
+        return None
+    non_null = isinstance(field.type, GraphQLNonNull)
+    leaf = field.type.of_type if isinstance(field.type, GraphQLNonNull) else field.type
+    if not is_leaf_type(leaf):
+        return None
+
+    def read(source: Any) -> Any:
+        return definition.get_result(source, info=None, args=[], kwargs={})
+
+    return PlainLeaf(read, leaf, non_null=non_null)
+
+
 class PlainLeaf:
-    """A nullable scalar or enum read off the object alone: the executor may complete it
-    without building the field's resolve info (`HubExecutor.execute_field`)."""
+    """A scalar or enum read off the object alone: the executor may complete it without
+    building the field's resolve info (`HubExecutor.execute_field`). A non-null one that
+    reads None goes graphql-core's whole way, which raises its error."""
 
-    __slots__ = ("function", "leaf")
+    __slots__ = ("function", "leaf", "non_null")
 
-    def __init__(self, function: Resolver, leaf: GraphQLLeafType) -> None:
+    def __init__(
+        self, function: Resolver, leaf: GraphQLLeafType, *, non_null: bool = False
+    ) -> None:
         self.function = function
         self.leaf = leaf
+        self.non_null = non_null
 
     def __call__(self, source: Any, _info: GraphQLResolveInfo[Any]) -> Any:
         return self.function(source)

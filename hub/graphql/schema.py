@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Protocol, TypeVar
 
 import strawberry
@@ -113,10 +113,12 @@ async def _connection(
     *,
     first: int | None,
     after: str | None,
+    prefetch: Callable[[Info, list[RowT]], Awaitable[None]] | None = None,
 ) -> Connection[NodeT]:
     """A root list field: the filter checked against the caller's view, then one page of it.
 
     Its cursors are bound to the field (`incidents`, ...): a cursor is useless on another list.
+    `prefetch` loads what the page's items will ask for before they are completed.
     """
     cursors = info.context.cursors(info.field_name)
     page = await list_(
@@ -126,6 +128,8 @@ async def _connection(
         first=info.context.page_size(first),
         after=cursors.open(after),
     )
+    if prefetch is not None and page.items:
+        await prefetch(info, page.items)
     return Connection[NodeT].of(page, node, cursors)
 
 
@@ -180,7 +184,13 @@ class Query(AuditQuery, TimelinessQuery, EscalationQuery, VettingQuery, ClosureQ
     ) -> Connection[Incident] | None:
         given = filter or IncidentFilterInput()
         return await _connection(
-            info, incidents.list_, given, Incident.of, first=first, after=after
+            info,
+            incidents.list_,
+            given,
+            Incident.of,
+            first=first,
+            after=after,
+            prefetch=Incident.prefetch,
         )
 
     @strawberry.field

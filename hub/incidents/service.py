@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -170,8 +171,13 @@ async def _link_children(
     await session.flush()
 
 
-def _filtered(scope: RowScope, where: IncidentFilter) -> sa.Select[Incident]:
-    query = sa.select(Incident).where(scope.incidents())
+# A page of incidents reads plain rows of the table (the model's attribute names), not ORM
+# objects: a read changes nothing, and building a SQLModel instance per record is costly.
+_INCIDENT: sa.Table = Incident.__table__  # type: ignore[attr-defined]
+
+
+def _filtered(scope: RowScope, where: IncidentFilter) -> sa.Select[Any]:
+    query = sa.select(*_INCIDENT.c).where(scope.incidents())
     if where.child_id is not None:
         query = query.where(
             sa.exists().where(
@@ -198,6 +204,7 @@ async def list_(
         id_column=col(Incident.id),
         first=first,
         after=after,
+        rows=True,
     )
 
 

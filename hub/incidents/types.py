@@ -1,18 +1,21 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
 import strawberry
+from strawberry.utils.await_maybe import AwaitableOrValue
 
-from hub.children.types import Child, ChildInput, load_child
+from hub.children.types import Child, ChildInput, child_of
 from hub.graphql.context import Info
 from hub.graphql.entity import PoliceRecord
+from hub.graphql.loaders import at_once
+from hub.graphql.selection import selects
 from hub.incidents import models
 from hub.incidents.models import DashRisk, IncidentType
 from hub.incidents.service import IncidentFilter, IncidentReport, InvolvedChild
-from hub.reference.types import Organisation, load_organisation
+from hub.reference.types import Organisation, organisation_of
 from hub.validation import optional_utc
 
 IncidentTypeType = strawberry.enum(IncidentType, name="IncidentType")
@@ -25,9 +28,9 @@ class IncidentChild:
 
     row: strawberry.Private[models.IncidentChild]
 
-    @strawberry.field
-    async def child(self, info: Info) -> Child | None:
-        return await load_child(info, self.row.child_id)
+    @strawberry.field(graphql_type=Child | None)
+    def child(self, info: Info) -> AwaitableOrValue[Child | None]:
+        return child_of(info, self.row.child_id)
 
     @strawberry.field
     def present(self) -> bool | None:
@@ -60,9 +63,9 @@ class Incident(PoliceRecord):
     def recorded_at(self) -> dt.datetime | None:
         return self.row.recorded_at
 
-    @strawberry.field
-    async def location_council(self, info: Info) -> Organisation | None:
-        return await load_organisation(info, self.row.location_council_code)
+    @strawberry.field(graphql_type=Organisation | None)
+    def location_council(self, info: Info) -> AwaitableOrValue[Organisation | None]:
+        return organisation_of(info, self.row.location_council_code)
 
     @strawberry.field
     def dash_risk(self) -> DashRiskType | None:  # type: ignore[valid-type]
@@ -76,10 +79,39 @@ class Incident(PoliceRecord):
     def operational_notes(self) -> str | None:
         return self.row.operational_notes
 
-    @strawberry.field
-    async def children(self, info: Info) -> list[IncidentChild] | None:
-        rows = await info.context.loaders.incident_children.load(self.row.id)
-        return [IncidentChild(row=r) for r in rows]
+    @strawberry.field(graphql_type=list[IncidentChild] | None)
+    def children(self, info: Info) -> AwaitableOrValue[list[IncidentChild] | None]:
+        return at_once(info.context.loaders.incident_children, self.row.id, _involved)
+
+    @classmethod
+    async def prefetch(cls, info: Info, rows: Sequence[models.Incident]) -> None:
+        """What a page's items will ask for, loaded at once: their fields then complete from
+        finished loads, without a task each. Only what the selection names and the caller's
+        role may see; the loaders are the request's own, scoped as a field's load would be."""
+        loaders = info.context.loaders
+        sees = info.context.policy.sees
+
+        def wanted(field: str) -> bool:
+            return sees("Incident", field) and selects(info, "edges", "node", field)
+
+        codes: set[str] = set()
+        if wanted("force"):
+            codes.update(r.force_code for r in rows)
+        if wanted("locationCouncil"):
+            codes.update(r.location_council_code for r in rows)
+        children = wanted("children")
+        links = loaders.incident_children.load_many([r.id for r in rows]) if children else None
+        if codes:
+            await loaders.organisation.load_many(sorted(codes))
+        if links is None:
+            return
+        loaded = await links
+        if sees("IncidentChild", "child") and selects(info, "edges", "node", "children", "child"):
+            await loaders.child.load_many(sorted({c.child_id for cs in loaded for c in cs}))
+
+
+def _involved(rows: list[models.IncidentChild]) -> list[IncidentChild]:
+    return [IncidentChild(row=r) for r in rows]
 
 
 @strawberry.input

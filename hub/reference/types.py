@@ -3,8 +3,10 @@ from __future__ import annotations
 from typing import Self
 
 import strawberry
+from strawberry.utils.await_maybe import AwaitableOrValue
 
 from hub.graphql.context import Info
+from hub.graphql.loaders import at_once
 from hub.reference import models
 from hub.reference.models import Nation, OrganisationKind
 
@@ -36,6 +38,17 @@ class Organisation:
     async def resolve_reference(cls, info: Info, id: strawberry.ID) -> Self | None:  # noqa: A002
         row = await info.context.loaders.organisation.load(str(id))
         return cls.of(row) if row else None
+
+
+def organisation_of(info: Info, code: str | None) -> AwaitableOrValue[Organisation | None]:
+    """The organisation at once if this request already loaded it, else once it is loaded."""
+    if code is None:
+        return None
+    return at_once(info.context.loaders.organisation, code, _organisation)
+
+
+def _organisation(row: models.Organisation | None) -> Organisation | None:
+    return Organisation.of(row) if row else None
 
 
 async def load_organisation(info: Info, code: str | None) -> Organisation | None:
