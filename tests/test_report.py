@@ -581,6 +581,18 @@ def test_numpy_reads_only_the_stages_parts_binary_rows() -> None:
         judged.read(header + row + b"\xff\xff", calendar_targets=0)  # another layout
     with pytest.raises(BadDelays):
         judged.read(b"not a copy stream", calendar_targets=0)
+    # As it arrives: in chunks cut anywhere, header and rows and trailer alike, and in slices.
+    stream = header + row + row + b"\xff\xff"
+    for cut in range(1, len(stream)):
+        for second in (cut, min(cut + 7, len(stream))):
+            chunks = [stream[:cut], stream[cut:second], stream[second:]]
+            split = judged.read_all([chunks, [header, row + b"\xff\xff"]], calendar_targets=1)
+            assert [int(k[1]) for k in split.keys] == [3, 5, 1, 2]
+            assert split.tids_of([0, 1, 2]) == ["(12,3)"] * 3
+            assert [int(split.readings[name][2]) for name in judged.READINGS] == list(times)
+            assert [int(d) for d in split.deadlines[0]] == [99, 99, 99]
+    with pytest.raises(BadDelays):
+        judged.read_all([[stream[:9], stream[9:-1]]], calendar_targets=1)  # no trailer
 
 
 @pytest.mark.skipif(not is_postgres(), reason="the SQL path is PostgreSQL's")

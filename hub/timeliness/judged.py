@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -153,33 +153,27 @@ class Facts:
         return [f"({block},{offset})" for block, offset in zip(blocks, offsets, strict=True)]
 
 
-def read(
-    data: bytes | bytearray | memoryview,
-    *,
-    calendar_targets: int,
-    readings: Sequence[str] = READINGS,
-) -> Facts:
+Chunk = bytes | bytearray | memoryview
+
+
+def read(data: Chunk, *, calendar_targets: int, readings: Sequence[str] = READINGS) -> Facts:
     """A binary COPY of the stages part (holding `readings`), read in place."""
-    return read_all([data], calendar_targets=calendar_targets, readings=readings)
-
-
-# Rows converted at a time: a slice of the copy small enough to stay in the processor's cache
-# while each of its columns is taken out of it (one pass over the whole copy per column, as
-# before, read it from memory about twenty times).
-_CHUNK_ROWS = 8192
+    return read_all([[data]], calendar_targets=calendar_targets, readings=readings)
 
 
 def read_all(
-    copies: Sequence[bytes | bytearray | memoryview],
+    copies: Sequence[Sequence[Chunk]],
     *,
     calendar_targets: int,
     readings: Sequence[str] = READINGS,
 ) -> Facts:
-    """Binary COPYs of the stages part (slices of one table, holding `readings`), read as one:
-    each column written once, in place, into an array the size of them all."""
+    """Binary COPYs of the stages part (slices of one table, holding `readings`), each as the
+    chunks it arrived in, read as one: each column written once into an array the size of them
+    all, a chunk at a time (a chunk stays in the processor's cache while each of its columns is
+    taken out of it; one pass over a whole copy per column read it from memory twenty times)."""
     kind = row_type(calendar_targets, readings)
-    bodies = [_rows(data, kind) for data in copies]
-    n = sum(body.size for body in bodies)
+    streams = [_Stream(chunks, kind) for chunks in copies]
+    n = sum(stream.rows for stream in streams)
 
     def column() -> npt.NDArray[np.int64]:
         return np.empty(n, dtype=np.int64)
@@ -200,30 +194,80 @@ def read_all(
         *((facts.deadlines[j], (f"dl{j}", "value")) for j in range(calendar_targets)),
     ]
     at = 0
-    for body in bodies:
-        for low in range(0, body.size, _CHUNK_ROWS):
-            chunk = body[low : low + _CHUNK_ROWS]
-            high = at + chunk.size
+    for stream in streams:
+        for rows in stream:
+            high = at + rows.size
             for out, (field, value) in targets:
-                out[at:high] = chunk[field][value]
+                out[at:high] = rows[field][value]
             at = high
     return facts
 
 
-def _rows(data: bytes | bytearray | memoryview, kind: np.dtype[Any]) -> npt.NDArray[Any]:
-    """A binary COPY's rows as records of `kind`, in place (checked: a stream of such rows)."""
-    view = memoryview(data)
-    if bytes(view[: len(_SIGNATURE)]) != _SIGNATURE:
+_FIELDS_AND_FLAGS = len(_SIGNATURE) + 4
+
+
+class _Stream:
+    """One binary COPY, as the chunks it arrived in: its header checked, its row count, and
+    its rows a chunk at a time (a row split between two chunks joined)."""
+
+    def __init__(self, chunks: Sequence[Chunk], kind: np.dtype[Any]) -> None:
+        self.kind = kind
+        self.chunks = [memoryview(chunk).cast("B") for chunk in chunks if len(chunk)]
+        head = self._head(_FIELDS_AND_FLAGS + 4)
+        if head[: len(_SIGNATURE)] != _SIGNATURE:
+            raise BadDelays("not a binary COPY stream")
+        extension = int.from_bytes(head[_FIELDS_AND_FLAGS:], "big")
+        self.start = _FIELDS_AND_FLAGS + 4 + extension  # the header extension skipped
+        total = sum(len(chunk) for chunk in self.chunks)
+        body = total - self.start - 2
+        if body < 0 or body % kind.itemsize or self._tail() != b"\xff\xff":
+            raise BadDelays("the COPY stream's rows are not the expected width")
+        self.rows = body // kind.itemsize
+
+    def _head(self, size: int) -> bytes:
+        head = b""
+        for chunk in self.chunks:
+            head += bytes(chunk[: size - len(head)])
+            if len(head) == size:
+                return head
         raise BadDelays("not a binary COPY stream")
-    start = len(_SIGNATURE) + 4  # and the flags
-    start += 4 + int.from_bytes(view[start : start + 4], "big")  # the header extension
-    body = len(view) - start - 2
-    if body < 0 or body % kind.itemsize or bytes(view[-2:]) != b"\xff\xff":
-        raise BadDelays("the COPY stream's rows are not the expected width")
-    rows = np.frombuffer(view, dtype=kind, count=body // kind.itemsize, offset=start)
-    if rows.size and bool((rows["fields"] != len(kind.names or ()) - 1).any()):
-        raise BadDelays("the COPY stream's rows hold other columns")
-    return rows
+
+    def _tail(self) -> bytes:
+        tail = b""
+        for chunk in reversed(self.chunks):
+            tail = bytes(chunk[-(2 - len(tail)) :]) + tail
+            if len(tail) == 2:  # noqa: PLR2004 - the trailer's two bytes
+                return tail
+        return tail
+
+    def __iter__(self) -> Iterator[npt.NDArray[Any]]:
+        width, skip, left = self.kind.itemsize, self.start, self.rows * self.kind.itemsize
+        carry = b""
+        for chunk in self.chunks:
+            if skip >= len(chunk):
+                skip -= len(chunk)
+                continue
+            view, skip = chunk[skip:], 0
+            if carry:  # the rest of a row the last chunk began
+                needed = width - len(carry)
+                carry += bytes(view[:needed])
+                view = view[needed:]
+                if len(carry) < width:
+                    continue
+                yield self._rows(carry)
+                carry, left = b"", left - width
+            whole = min(len(view) // width * width, left)
+            if whole:
+                yield self._rows(view[:whole])
+                left -= whole
+            if left and len(view) > whole:
+                carry = bytes(view[whole : whole + min(width, left)])
+
+    def _rows(self, data: Chunk) -> npt.NDArray[Any]:
+        rows = np.frombuffer(data, dtype=self.kind)
+        if bool((rows["fields"] != len(self.kind.names or ()) - 1).any()):
+            raise BadDelays("the COPY stream's rows hold other columns")
+        return rows
 
 
 class Candidate(NamedTuple):
