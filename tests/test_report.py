@@ -553,7 +553,12 @@ def test_numpy_ranks_give_the_median_and_nearest_rank_90th_percentile() -> None:
         ranked(group_keys)
 
 
-def test_numpy_reads_only_the_stages_parts_binary_rows() -> None:
+@pytest.mark.parametrize("batch", [1 << 20, 1, 50, 97])
+def test_numpy_reads_only_the_stages_parts_binary_rows(
+    batch: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The chunks are joined into batches of about this many bytes (small ones: many batches).
+    monkeypatch.setattr(judged, "_BATCH_BYTES", batch)
     from hub.timeliness import judged  # noqa: PLC0415
     from hub.timeliness.percentiles import BadDelays  # noqa: PLC0415
 

@@ -204,6 +204,7 @@ def read_all(
 
 
 _FIELDS_AND_FLAGS = len(_SIGNATURE) + 4
+_BATCH_BYTES = 1 << 20
 
 
 class _Stream:
@@ -241,27 +242,28 @@ class _Stream:
         return tail
 
     def __iter__(self) -> Iterator[npt.NDArray[Any]]:
+        # The driver's chunks are small (tens of kilobytes) and end mid-row: joined into
+        # batches of about a megabyte (a copy that stays in the cache), each read whole rows at
+        # a time, the rest of a row carried into the next.
         width, skip, left = self.kind.itemsize, self.start, self.rows * self.kind.itemsize
-        carry = b""
+        pending: list[Chunk] = []
+        size = 0
         for chunk in self.chunks:
             if skip >= len(chunk):
                 skip -= len(chunk)
                 continue
-            view, skip = chunk[skip:], 0
-            if carry:  # the rest of a row the last chunk began
-                needed = width - len(carry)
-                carry += bytes(view[:needed])
-                view = view[needed:]
-                if len(carry) < width:
-                    continue
-                yield self._rows(carry)
-                carry, left = b"", left - width
-            whole = min(len(view) // width * width, left)
+            pending.append(chunk[skip:])
+            size, skip = size + len(chunk) - skip, 0
+            if size < _BATCH_BYTES:
+                continue
+            data = b"".join(pending)
+            whole = min(size // width * width, left)
             if whole:
-                yield self._rows(view[:whole])
+                yield self._rows(memoryview(data)[:whole])
                 left -= whole
-            if left and len(view) > whole:
-                carry = bytes(view[whole : whole + min(width, left)])
+            pending, size = [data[whole:]], size - whole
+        if left:
+            yield self._rows(memoryview(b"".join(pending))[:left])
 
     def _rows(self, data: Chunk) -> npt.NDArray[Any]:
         rows = np.frombuffer(data, dtype=self.kind)
