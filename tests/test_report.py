@@ -557,10 +557,11 @@ def test_numpy_ranks_give_the_median_and_nearest_rank_90th_percentile() -> None:
 def test_numpy_reads_only_the_stages_parts_binary_rows(
     batch: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The chunks are joined into batches of about this many bytes (small ones: many batches).
-    monkeypatch.setattr(judged, "_BATCH_BYTES", batch)
     from hub.timeliness import judged  # noqa: PLC0415
     from hub.timeliness.percentiles import BadDelays  # noqa: PLC0415
+
+    # The chunks are joined into batches of about this many bytes (small ones: many batches).
+    monkeypatch.setattr(judged, "_BATCH_BYTES", batch)
 
     header = b"PGCOPY\n\xff\r\n\x00" + bytes(4) + bytes(4)
     times = (7, judged.MISSING, -2, 0, 1, 2**40, 3)
