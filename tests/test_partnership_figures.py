@@ -45,6 +45,7 @@ _invitation = sa.Table(
     "meeting_invitation", _metadata,
     sa.Column("meeting_id", sa.String(36)), sa.Column("force_code", sa.String(32)),
     sa.Column("attendance", sa.String(32), nullable=True),
+    sa.Column("attendee_role", sa.String(32), nullable=True),
     sa.Column("report_submitted_at", UTCDateTime(), nullable=True),
 )  # fmt: skip
 _request = sa.Table(
@@ -92,6 +93,8 @@ INVITATIONS = [
     ("m6", WRITES, "did_not_attend", None),
     ("m7", ATTENDS, "in_person", None),
 ]
+# Who attended, by how: an officer's rank or role is recorded only for one who attended.
+ROLE_SENT = {"in_person": "inspector", "video": "constable", "phone": "police_staff"}
 REQUESTS = [
     # Each: council, force, recorded, hours to the answer, the answer, outcome, needed by.
     (C1, ATTENDS, "2026-03-05T10:00", 2, "officer_assigned", "held_jointly", "2026-03-06T10:00"),
@@ -154,6 +157,7 @@ def _invitation_row(*values: Any) -> dict[str, Any]:
         "meeting_id": meeting,
         "force_code": force,
         "attendance": attendance,
+        "attendee_role": ROLE_SENT.get(attendance),
         "report_submitted_at": _at(report) if report else None,
     }
 
@@ -234,6 +238,19 @@ async def test_attendance_by_force_with_pre_birth_conferences_apart(loaded: Data
         if a.key == Key(Grouping.FORCE, NOT_PRE_BIRTH) and a.kind == ICPC and a.pre_birth
     )  # fmt: skip
     assert (absent.not_recorded, absent.apologies, absent.share_absent) == (1, 0, 1.0)
+
+
+async def test_who_attended_is_counted_per_force_by_rank_or_role(loaded: Database) -> None:
+    data = await _measure(loaded)
+    found = {
+        s.force_code: (s.attended, s.inspector, s.constable, s.police_staff, s.inspector_or_above)
+        for s in data.seniority
+    }
+    # ATTENDS: in person at m1, by video at m2, by phone at m3 (m5 not held, m7 before the
+    # period); NOT_PRE_BIRTH in person at m2; WRITES never attended.
+    assert found == {ATTENDS: (3, 1, 1, 1, 1), NOT_PRE_BIRTH: (1, 1, 0, 0, 1)}
+    council = await _measure(loaded, ReportScope(council_code=C2))
+    assert council.seniority == ()  # C2's one meeting held: WRITES did not attend
 
 
 async def test_attendance_by_month_council_and_in_total(loaded: Database) -> None:

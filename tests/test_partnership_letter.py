@@ -138,10 +138,12 @@ class _Council:
         meeting_id: str = data["scheduleMeeting"]["id"]
         return meeting_id
 
-    async def attended(self, meeting_id: str, force: str, attendance: str) -> None:
+    async def attended(
+        self, meeting_id: str, force: str, attendance: str, role: str = "SERGEANT"
+    ) -> None:
         entry: dict[str, Any] = {"force": force, "attendance": attendance}
         if attendance in {"IN_PERSON", "VIDEO", "PHONE"}:
-            entry["attendeeRole"] = "SERGEANT"
+            entry["attendeeRole"] = role
         # Held now (a report sent a moment ago arrived before it).
         held = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=30)
         await _ok(
@@ -154,12 +156,22 @@ class _Council:
         )
 
 
+# Who Dorset Police sent to the meetings it attended: a sergeant to the strategy discussion,
+# then to the conferences (in `_dorset`'s order) officers of these ranks.
+DORSET_ROLES = {
+    "IN_PERSON": ["INSPECTOR", "SUPERINTENDENT_OR_ABOVE"],
+    "VIDEO": ["CONSTABLE"],
+    "PHONE": ["POLICE_STAFF"],
+}
+
+
 async def _dorset(http: httpx.AsyncClient, server: LiveServer) -> None:
     """Six initial conferences; Dorset Police at four of them (in person or by video)."""
     council = _Council(http, server, DORSET)
     kids = [{"childId": await _child_of(http, server, DORSET_POLICE, DORSET)}]
     discussion = await council.meeting(SD, force=DORSET_POLICE, hours=60, children=kids)
     await council.attended(discussion, DORSET_POLICE, "IN_PERSON")
+    roles = {attendance: iter(sent) for attendance, sent in DORSET_ROLES.items()}
     for hours, attendance in enumerate(
         ["IN_PERSON", "VIDEO", "APOLOGIES", "IN_PERSON", "DID_NOT_ATTEND", "PHONE"], start=30
     ):
@@ -170,7 +182,8 @@ async def _dorset(http: httpx.AsyncClient, server: LiveServer) -> None:
             children=kids,
             discussion=discussion,
         )
-        await council.attended(conference, DORSET_POLICE, attendance)
+        role = next(roles[attendance]) if attendance in roles else "SERGEANT"
+        await council.attended(conference, DORSET_POLICE, attendance, role)
 
 
 async def _cleveland(http: httpx.AsyncClient, server: LiveServer) -> None:
@@ -354,6 +367,51 @@ async def test_the_inspectorate_finds_each_pattern_with_its_figures(
     assert 'data-series="without-discussion"' in charts["protections-by-force", None]
 
 
+SENIORITY = """query($from: Date!, $to: Date!, $force: String, $council: String) {
+  sharingReport(from: $from, to: $to, force: $force, council: $council) {
+    attendanceSeniority {
+      force attended constable sergeant inspector chiefInspector superintendentOrAbove
+      policeStaff other roleNotRecorded inspectorOrAbove
+    }
+  }
+}"""
+
+
+async def test_the_report_counts_who_attended_by_rank_or_role(
+    http: httpx.AsyncClient, live_server: LiveServer, letter: dict[str, str]
+) -> None:
+    """The attending officer's rank or role, as the councils recorded it, per force."""
+    del letter
+    data = await _ok(http, live_server, Role.AUDITOR, "OFSTED", SENIORITY, _period())
+    rows = data["sharingReport"]["attendanceSeniority"]
+    dorset = _row(rows, force=DORSET_POLICE)
+    # Five attended (the discussion and four conferences); the absences name no one.
+    assert dorset == {
+        "force": DORSET_POLICE,
+        "attended": 5,
+        "constable": 1,
+        "sergeant": 1,
+        "inspector": 1,
+        "chiefInspector": 0,
+        "superintendentOrAbove": 1,
+        "policeStaff": 1,
+        "other": 0,
+        "roleNotRecorded": 0,
+        "inspectorOrAbove": 2,
+    }
+    # Cleveland attended one conference, in person; its written reports are not attendance.
+    cleveland = _row(rows, force=CLEVELAND_POLICE)
+    assert (cleveland["attended"], cleveland["sergeant"]) == (1, 1)
+    # A council reads only its own meetings' attendance.
+    variables = {**_period(), "council": STOCKTON}
+    scoped = await _ok(
+        http, live_server, Role.COUNCIL_SOCIAL_WORKER, STOCKTON, SENIORITY, variables
+    )
+    assert [r["force"] for r in scoped["sharingReport"]["attendanceSeniority"]] == [
+        CLEVELAND_POLICE
+    ]
+
+
 async def test_a_force_and_a_council_find_their_own_pattern_only(
     http: httpx.AsyncClient, live_server: LiveServer, letter: dict[str, str]
 ) -> None:
@@ -445,13 +503,30 @@ def test_the_cli_report_shows_each_pattern(
     assert [(f["council_code"], f["alternatives_considered"]) for f in findings] == [
         (TORBAY, "none")
     ]
+    seniority = next(
+        r
+        for r in rows
+        if r["section"] == "attendance_seniority" and r["force_code"] == DORSET_POLICE
+    )
+    assert (seniority["attended"], seniority["inspector"], seniority["police_staff"]) == (
+        "5",
+        "1",
+        "1",
+    )
     assert letter["unconsulted_child"] not in str(rows)
     markdown = _cli("md", tmp_path)
     assert "## Working together" in markdown
+    seniority_rows = markdown.split("#### Who attended, by rank or role (per force)")[1]
+    # Attended, then constable ... other, not recorded, inspector or above.
+    assert any(
+        line.startswith("| Dorset") and line.endswith(" | 5 | 1 | 1 | 1 | 0 | 1 | 1 | 0 | 0 | 2 |")
+        for line in seniority_rows.splitlines()
+    ), seniority_rows[:600]
     assert "Initial child protection conference, pre-birth" in markdown
     assert "### Protections without prior discussion" in markdown
     page = _cli("html", tmp_path)
     assert 'data-chart="attendance-by-force" data-target="pre_birth_conference"' in page
+    assert "Who attended, by rank or role (per force)" in page
     assert letter["unconsulted_child"] not in page
 
 

@@ -553,9 +553,15 @@ def test_numpy_ranks_give_the_median_and_nearest_rank_90th_percentile() -> None:
         ranked(group_keys)
 
 
-def test_numpy_reads_only_the_stages_parts_binary_rows() -> None:
+@pytest.mark.parametrize("batch", [1 << 20, 1, 50, 97])
+def test_numpy_reads_only_the_stages_parts_binary_rows(
+    batch: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from hub.timeliness import judged  # noqa: PLC0415
     from hub.timeliness.percentiles import BadDelays  # noqa: PLC0415
+
+    # The chunks are joined into batches of about this many bytes (small ones: many batches).
+    monkeypatch.setattr(judged, "_BATCH_BYTES", batch)
 
     header = b"PGCOPY\n\xff\r\n\x00" + bytes(4) + bytes(4)
     times = (7, judged.MISSING, -2, 0, 1, 2**40, 3)
@@ -581,6 +587,18 @@ def test_numpy_reads_only_the_stages_parts_binary_rows() -> None:
         judged.read(header + row + b"\xff\xff", calendar_targets=0)  # another layout
     with pytest.raises(BadDelays):
         judged.read(b"not a copy stream", calendar_targets=0)
+    # As it arrives: in chunks cut anywhere, header and rows and trailer alike, and in slices.
+    stream = header + row + row + b"\xff\xff"
+    for cut in range(1, len(stream)):
+        for second in (cut, min(cut + 7, len(stream))):
+            chunks = [stream[:cut], stream[cut:second], stream[second:]]
+            split = judged.read_all([chunks, [header, row + b"\xff\xff"]], calendar_targets=1)
+            assert [int(k[1]) for k in split.keys] == [3, 5, 1, 2]
+            assert split.tids_of([0, 1, 2]) == ["(12,3)"] * 3
+            assert [int(split.readings[name][2]) for name in judged.READINGS] == list(times)
+            assert [int(d) for d in split.deadlines[0]] == [99, 99, 99]
+    with pytest.raises(BadDelays):
+        judged.read_all([[stream[:9], stream[9:-1]]], calendar_targets=1)  # no trailer
 
 
 @pytest.mark.skipif(not is_postgres(), reason="the SQL path is PostgreSQL's")

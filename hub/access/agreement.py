@@ -64,6 +64,7 @@ GUARDED_TYPES = (
     "Webhook",
     "WebhookRegistration",
     "AttendanceFigures",
+    "SeniorityFigures",
     "JointVisitFigures",
     "ProtectionFigures",
     "ProtectionFinding",

@@ -113,6 +113,43 @@ ATTENDANCE_COUNTS = (
 )
 
 
+# The attending officer's rank or role (`recordMeetingAttendance`), junior to senior, then
+# staff and others: the seniority columns, in the report's order.
+ROLES = (
+    "constable",
+    "sergeant",
+    "inspector",
+    "chief_inspector",
+    "superintendent_or_above",
+    "police_staff",
+    "other",
+)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Seniority:
+    """Who a force sent: its invitations to meetings held that it attended (in person or
+    virtually), by the attending officer's rank or role, so that seniority can be read."""
+
+    force_code: str
+    attended: int = 0
+    constable: int = 0
+    sergeant: int = 0
+    inspector: int = 0
+    chief_inspector: int = 0
+    superintendent_or_above: int = 0
+    police_staff: int = 0
+    other: int = 0
+    role_not_recorded: int = 0
+
+    @property
+    def inspector_or_above(self) -> int:
+        return self.inspector + self.chief_inspector + self.superintendent_or_above
+
+
+SENIORITY_COUNTS = ("attended", *ROLES, "role_not_recorded")
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class JointVisits:
     """Councils' requests for a joint visit or ABE interview, and the force's answers."""
@@ -192,6 +229,7 @@ class PartnershipData:
     joint_visits: tuple[JointVisits, ...] = ()
     protections: tuple[Protections, ...] = ()
     findings: tuple[ProtectionFinding, ...] = ()  # the earliest first
+    seniority: tuple[Seniority, ...] = ()  # per force, in code order
 
     def attendance_by(self, grouping: Grouping) -> tuple[Attendance, ...]:
         return tuple(row for row in self.attendance if row.key.grouping is grouping)

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
+from hub.meetings.models import ATTENDED
 from hub.partnership import sources as t
 from hub.partnership.figures import (
     ATTENDANCE_COUNTS,
@@ -31,6 +32,8 @@ from hub.partnership.figures import (
     MEETING_KINDS,
     PROTECTION_COUNTS,
     PROTECTION_KIND,
+    ROLES,
+    SENIORITY_COUNTS,
     Attendance,
     Grouping,
     JointVisits,
@@ -38,6 +41,7 @@ from hub.partnership.figures import (
     PartnershipData,
     ProtectionFinding,
     Protections,
+    Seniority,
 )
 from hub.timeliness.calendar import LONDON
 from hub.timeliness.report_data import ReportScope
@@ -197,6 +201,39 @@ def _attendance(rows: Iterable[Any]) -> tuple[Attendance, ...]:
     ]
     found.sort(key=lambda a: (*_order(a.key), kinds.index(a.kind), a.pre_birth))
     return tuple(found)
+
+
+# -- seniority -------------------------------------------------------------------------------
+
+
+def seniority_statement(period: Period, scope: ReportScope) -> sa.Select[Any]:
+    """Invitations to meetings held in the period that the force attended (in person, by
+    video or by phone), per force and the attending officer's rank or role."""
+    m, i = t.meeting, t.meeting_invitation
+    rows = sa.select(i.c.force_code, i.c.attendee_role, sa.func.count().label("n")).select_from(
+        i.join(m, m.c.id == i.c.meeting_id)
+    )
+    rows = rows.where(
+        period.contains(m.c.scheduled_at),
+        m.c.held_at.is_not(None),
+        i.c.attendance.in_(sorted(str(mode) for mode in ATTENDED)),
+    )
+    if scope.force_code is not None:
+        rows = rows.where(i.c.force_code == scope.force_code)
+    if scope.council_code is not None:
+        rows = rows.where(m.c.council_code == scope.council_code)
+    if scope.kind is not None:
+        rows = rows.where(m.c.kind == scope.kind)
+    return rows.group_by(i.c.force_code, i.c.attendee_role)
+
+
+def _seniority(rows: Iterable[Any]) -> tuple[Seniority, ...]:
+    tallies: dict[str, dict[str, int]] = {}
+    for force, role, n in rows:
+        tally = tallies.setdefault(force, dict.fromkeys(SENIORITY_COUNTS, 0))
+        tally["attended"] += n
+        tally[role if role in ROLES else "role_not_recorded"] += n
+    return tuple(Seniority(force_code=force, **tallies[force]) for force in sorted(tallies))
 
 
 # -- joint visits ----------------------------------------------------------------------------
@@ -423,6 +460,8 @@ async def measure(
     if meetings:
         rows = (await session.execute(attendance_statement(period, scope))).all()
         data["attendance"] = _attendance(rows)
+        rows = (await session.execute(seniority_statement(period, scope))).all()
+        data["seniority"] = _seniority(rows)
     if visits:
         rows = (await session.execute(joint_visit_statement(period, scope))).all()
         medians = (await session.execute(answer_median_statement(period, scope))).all()

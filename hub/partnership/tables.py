@@ -8,6 +8,8 @@ from collections.abc import Iterator, Mapping
 
 from hub.partnership.figures import (
     MEETING_KINDS,
+    ROLES,
+    SENIORITY_COUNTS,
     Attendance,
     Grouping,
     JointVisits,
@@ -68,6 +70,30 @@ def attendance_table(data: PartnershipData, grouping: Grouping, names: Mapping[s
         (*headers, "Written only", "Absent", "Absent share", "Reports", "Before the meeting"),
         rows,
         frozenset(range(2, 10)),
+    )
+
+
+SENIORITY_TITLE = "Who attended, by rank or role (per force)"
+
+
+def seniority_table(data: PartnershipData, names: Mapping[str, str]) -> Table:
+    """Per force, who attended the meetings it attended: the officer's rank or role."""
+    rows = tuple(
+        (
+            fmt.org(r.force_code, names),
+            str(r.attended),
+            *(str(getattr(r, role)) for role in ROLES),
+            str(r.role_not_recorded),
+            str(r.inspector_or_above),
+        )
+        for r in data.seniority
+    )
+    roles = tuple(role.replace("_", " ").capitalize() for role in ROLES)
+    return Table(
+        "attendance-seniority",
+        ("Force", "Attended", *roles, "Not recorded", "Inspector or above"),
+        rows,
+        frozenset(range(1, len(ROLES) + 4)),
     )
 
 
@@ -150,7 +176,9 @@ def method_notes() -> list[str]:
             "is not counted), by the council's record after the meeting: in person; virtual "
             "(video or phone); a written report only; absent (apologies, did not attend, or no "
             "attendance recorded for the force). Pre-birth meetings, about an unborn child, are "
-            "counted apart. A report is on time when it arrived before the meeting was held."
+            "counted apart. A report is on time when it arrived before the meeting was held. "
+            "Who attended counts the invitations a force attended (in person or virtually) by "
+            "the attending officer's rank or role, as the council recorded it."
         ),
         (
             "Joint visit requests count in the month the council recorded them. Answered: an "
@@ -172,6 +200,7 @@ def method_notes() -> list[str]:
 CSV_COLUMNS = (
     "pre_birth",
     "invitations",
+    *SENIORITY_COUNTS,
     "in_person",
     "video",
     "phone",
@@ -220,6 +249,9 @@ def csv_rows(data: PartnershipData) -> Iterator[tuple[str, dict[str, Cell]]]:
     for a in data.attendance:
         counts = _counts(a) | {"absent": a.absent}
         yield "attendance", _keyed(a.key) | counts
+    for r in data.seniority:
+        keyed: dict[str, Cell] = {"grouping": "force", "force_code": r.force_code}
+        yield "attendance_seniority", keyed | {n: getattr(r, n) for n in SENIORITY_COUNTS}
     for j in data.joint_visits:
         yield "joint_visits", _keyed(j.key) | _counts(j)
     for p in data.protections:

@@ -15,7 +15,7 @@ import strawberry
 
 from hub.errors import InvalidInput
 from hub.partnership import figures as f
-from hub.partnership.figures import Attendance, JointVisits, Key, Protections
+from hub.partnership.figures import Attendance, JointVisits, Key, Protections, Seniority
 
 
 @strawberry.enum(description="How a report's figures are grouped.")
@@ -82,6 +82,42 @@ class AttendanceFigures:
             share_absent=row.share_absent,
             reports_submitted=row.reports_submitted,
             reports_on_time=row.reports_on_time,
+        )
+
+
+@strawberry.type(
+    description="Who a force sent to the meetings held that it attended (in person or "
+    "virtually): the attending officer's rank or role, as the council recorded it."
+)
+class SeniorityFigures:
+    force: str | None
+    attended: int | None = strawberry.field(description="Invitations attended.")
+    constable: int | None
+    sergeant: int | None
+    inspector: int | None
+    chief_inspector: int | None
+    superintendent_or_above: int | None
+    police_staff: int | None
+    other: int | None
+    role_not_recorded: int | None
+    inspector_or_above: int | None = strawberry.field(
+        description="Inspector, chief inspector, superintendent or above."
+    )
+
+    @classmethod
+    def of(cls, row: Seniority) -> SeniorityFigures:
+        return cls(
+            force=row.force_code,
+            attended=row.attended,
+            constable=row.constable,
+            sergeant=row.sergeant,
+            inspector=row.inspector,
+            chief_inspector=row.chief_inspector,
+            superintendent_or_above=row.superintendent_or_above,
+            police_staff=row.police_staff,
+            other=row.other,
+            role_not_recorded=row.role_not_recorded,
+            inspector_or_above=row.inspector_or_above,
         )
 
 
@@ -217,3 +253,7 @@ def findings(data: f.PartnershipData, first: int) -> list[ProtectionFinding]:
     if not 0 <= first <= FINDING_PAGE:
         raise InvalidInput(f"first must be between 0 and {FINDING_PAGE}", field="first")
     return [ProtectionFinding.of(r) for r in data.findings[:first]]
+
+
+def seniority(data: f.PartnershipData) -> list[SeniorityFigures]:
+    return [SeniorityFigures.of(row) for row in data.seniority]

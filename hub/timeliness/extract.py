@@ -52,12 +52,14 @@ from hub.timeliness.batching import (
 from hub.timeliness.calendar import LONDON, is_working_day, local_date
 from hub.timeliness.judged import (
     Candidate,
+    Delays,
     Facts,
     Judged,
+    deadline_columns,
     delays_of,
     folded,
     instant,
-    read,
+    read_all,
     verdicts,
 )
 from hub.timeliness.percentiles import GROUPINGS, RANKS_PER_POPULATION, Keys, ranks
@@ -404,15 +406,13 @@ async def _plan(connection: AsyncConnection, asked: _Asked, *, slices: int) -> _
 async def _stages(connections: list[AsyncConnection], plan: _Plan) -> Facts:
     """The stages part copied, one slice per connection at once, and read into columns."""
     (part,) = plan.statements
-    calendar = sum(1 for target in plan.asked.targets.targets if target.unit.uses_calendar)
+    calendar = len(deadline_columns(plan.asked.targets))
 
-    async def one(connection: AsyncConnection, bounds: tuple[str, str]) -> Facts:
+    async def one(connection: AsyncConnection, bounds: tuple[str, str]) -> list[bytes]:
         bound = dict(part.bound)
         if ":slice_from" in part.statement.text:
             bound |= {"slice_from": bounds[0], "slice_to": bounds[1]}
-        data = await _copy(connection, part.statement, bound)
-        # In a thread: numpy lets go of the interpreter, and the other slices arrive.
-        return await asyncio.to_thread(_read, data, calendar)
+        return await _copy(connection, part.statement, bound)
 
     # A slice that fails cancels the others, and every connection is idle again before the
     # snapshot's transactions end; the caller sees the failure itself, not a group.
@@ -424,27 +424,32 @@ async def _stages(connections: list[AsyncConnection], plan: _Plan) -> Facts:
             ]
     except ExceptionGroup as failed:
         raise failed.exceptions[0] from None
-    return Facts.concatenate([task.result() for task in tasks])
+    # Read once all have arrived, into one set of columns: reading each slice on its own and
+    # joining them wrote every column twice.
+    return await asyncio.to_thread(_read, [task.result() for task in tasks], calendar)
 
 
-def _read(data: bytearray, calendar: int) -> Facts:
-    facts = read(data, calendar_targets=calendar, readings=[name for name, _ in folded()])
-    data.clear()  # a national year's copy is 500 MB, and the columns are copies of it
+def _read(copies: list[list[bytes]], calendar: int) -> Facts:
+    readings = [name for name, _ in folded()]
+    facts = read_all(copies, calendar_targets=calendar, readings=readings)
+    for chunks in copies:
+        chunks.clear()  # a national year's copy is 350 MB, and the columns are copies of it
     return facts
 
 
 async def _copy(
     connection: AsyncConnection, statement: sa.TextClause, bound: Mapping[str, Any]
-) -> bytearray:
-    """The statement's rows as a binary COPY, through the driver itself: fixed-width rows
-    numpy reads in place."""
+) -> list[bytes]:
+    """The statement's rows as a binary COPY, through the driver itself, as the chunks it
+    arrived in (kept, not joined: joining copied 350 MB once more): fixed-width rows numpy
+    reads in place."""
     compiled = statement.compile(dialect=connection.dialect)
     arguments = [bound[name] for name in compiled.positiontup or ()]
     driver: Any = (await connection.get_raw_connection()).driver_connection
-    data = bytearray()
+    data: list[bytes] = []
 
     async def sink(chunk: bytes) -> None:
-        data.extend(chunk)
+        data.append(chunk)
 
     import asyncpg  # type: ignore[import-untyped]  # noqa: PLC0415 - PostgreSQL only
 
@@ -457,22 +462,29 @@ async def _copy(
 
 
 @dataclasses.dataclass(frozen=True)
-class _Judged:
-    """The stages judged (`judged`), their delays ranked (`percentiles`), the burst candidates
-    (rows of the facts) and each force's shared records."""
+class _Timed:
+    """The stages' delays (`judged.delays_of`), the burst candidates (rows of the facts) and
+    each force's shared records: what the candidates' ids are read for."""
 
-    judged: Judged
-    ranks: dict[str, dict[str, list[float | None]]]
+    delays: Delays
     candidates: list[int]
     shared: dict[str, int]
 
 
-def _judged(facts: Facts, plan: _Plan) -> _Judged:
-    """The stages' delays, their verdicts and ranks, and the burst candidates (one after
-    another: side by side in threads they took twice as long on a shared machine)."""
+def _timed(facts: Facts, plan: _Plan) -> _Timed:
+    stages = [(start, end) for start, end, _ in STAGE_SQL.values()]
+    timed = delays_of(facts, keys=plan.keys, stages=stages, as_of=plan.asked.as_of)
+    candidates, shared = _bursts(facts, timed.positions, plan)
+    return _Timed(timed, candidates, shared)
+
+
+def _judged(
+    facts: Facts, timed: Delays, plan: _Plan
+) -> tuple[Judged, dict[str, dict[str, list[float | None]]]]:
+    """The stages' verdicts and ranks (one after another: side by side in threads they took
+    twice as long on a shared machine)."""
     asked, keys, found = plan.asked, plan.keys, plan.cells
     stages = [(start, end) for start, end, _ in STAGE_SQL.values()]
-    timed = delays_of(facts, keys=keys, stages=stages, as_of=asked.as_of)
     judged = verdicts(
         timed, facts, keys=keys, targets=asked.targets, stages=stages, limit=asked.breach_limit
     )
@@ -483,8 +495,7 @@ def _judged(facts: Facts, plan: _Plan) -> _Judged:
         population_of=population_table(found),
         populations=len(populations(found)),
     )
-    candidates, shared = _bursts(facts, timed.positions, plan)
-    return _Judged(judged, ranked, candidates, shared)
+    return judged, ranked
 
 
 def _bursts(
@@ -533,12 +544,12 @@ async def _described(
 
 
 async def _shared(
-    connection: AsyncConnection, facts: Facts, done: _Judged, keys: Keys
+    connection: AsyncConnection, facts: Facts, timed: _Timed, keys: Keys
 ) -> list[SharedRecord]:
     """The burst candidates as the detector reads them: their force, council, kind and times
     from the copy, their record's id read by address (tens of thousands nationally, through
     the driver itself, addresses bound as they are)."""
-    rows = done.candidates
+    rows = timed.candidates
     if not rows:
         return []
     driver: Any = (await connection.get_raw_connection()).driver_connection
@@ -548,7 +559,7 @@ async def _shared(
         "SELECT ctid, record_id FROM stage_fact WHERE ctid = ANY($1::tid[])", tids
     )
     ids = {tuple(row[0]): row[1] for row in found}
-    positions = done.judged.positions
+    positions = timed.delays.positions
     names = [keys.names(grouping) for grouping in GROUPINGS]
     force, council, kind, _ = (
         [names[g][at - 1] for at in positions[g][rows].tolist()] for g in range(len(GROUPINGS))
@@ -598,11 +609,22 @@ async def part_seconds(
 async def _measured(connections: list[AsyncConnection], plan: _Plan) -> _Results:
     """The stages part: copied, judged, ranked, its breaches and burst candidates described."""
     facts = await _stages(connections, plan)
-    done = await asyncio.to_thread(_judged, facts, plan)
-    results = _Results(counts=done.judged.counts, ranks=done.ranks)
-    results.breaches = await _described(connections[0], facts, done.judged.candidates)
-    candidates = await _shared(connections[-1], facts, done, plan.keys)
-    results.batching = await asyncio.to_thread(_batching, candidates, done.shared, plan.batching)
+    timed = await asyncio.to_thread(_timed, facts, plan)
+    # The database reads the burst candidates' ids while the verdicts and ranks are worked out
+    # here. A failure of either cancels the other, so the connection is idle again before the
+    # snapshot's transactions end.
+    try:
+        async with asyncio.TaskGroup() as group:
+            shared = group.create_task(_shared(connections[-1], facts, timed, plan.keys))
+            judging = group.create_task(asyncio.to_thread(_judged, facts, timed.delays, plan))
+    except ExceptionGroup as failed:
+        raise failed.exceptions[0] from None
+    judged, ranked = judging.result()
+    results = _Results(counts=judged.counts, ranks=ranked)
+    results.breaches = await _described(connections[0], facts, judged.candidates)
+    results.batching = await asyncio.to_thread(
+        _batching, shared.result(), timed.shared, plan.batching
+    )
     return results
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -79,6 +79,25 @@ def folded() -> tuple[tuple[str, tuple[str, ...]], ...]:
     return tuple((column[0], tuple(column)) for column in columns)
 
 
+def deadline_columns(targets: TargetSet) -> tuple[tuple[int, ...], ...]:
+    """The copy's calendar deadline columns, each the targets (by index) whose deadline it holds.
+
+    A fact is of one kind, and a calendar target judges one kind's facts, so targets of
+    different kinds share a column (the stages part writes the one of the fact's kind): two
+    columns for four targets today, fewer bytes to write, send and read for every fact."""
+    columns: list[list[int]] = []
+    for j, target in enumerate(targets.targets):
+        if not target.unit.uses_calendar:
+            continue
+        for column in columns:
+            if all(targets.targets[other].kind != target.kind for other in column):
+                column.append(j)
+                break
+        else:
+            columns.append([j])
+    return tuple(tuple(column) for column in columns)
+
+
 MISSING = np.iinfo(np.int64).min
 EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)  # PostgreSQL's binary timestamps count from here
 _US = dt.timedelta(microseconds=1)
@@ -103,7 +122,8 @@ def instant(value: int) -> dt.datetime:
 
 def row_type(calendar_targets: int, readings: Sequence[str] = READINGS) -> np.dtype[Any]:
     """The stages part's binary row: the fact's address (`ctid`), four hashed group keys, the
-    applying stages as bits, the clock readings, and each calendar target's deadline."""
+    applying stages as bits, the clock readings, and the calendar deadlines (`calendar_targets`
+    columns: `deadline_columns`)."""
     return np.dtype(
         [
             ("fields", ">i2"),
@@ -124,27 +144,7 @@ class Facts:
     keys: list[npt.NDArray[np.int64]]  # hashed force, council, kind, month
     applies: npt.NDArray[np.int64]  # bit i: stage i applies
     readings: dict[str, npt.NDArray[np.int64]]
-    deadlines: list[npt.NDArray[np.int64]]  # per calendar target
-
-    @classmethod
-    def concatenate(cls, parts: Sequence[Facts]) -> Facts:
-        """The facts of several copies (slices of the table) as one."""
-        if len(parts) == 1:
-            return parts[0]
-        first = parts[0]
-        return cls(
-            tids=np.concatenate([part.tids for part in parts]),
-            keys=[np.concatenate([part.keys[i] for part in parts]) for i in range(len(first.keys))],
-            applies=np.concatenate([part.applies for part in parts]),
-            readings={
-                name: np.concatenate([part.readings[name] for part in parts])
-                for name in first.readings
-            },
-            deadlines=[
-                np.concatenate([part.deadlines[j] for part in parts])
-                for j in range(len(first.deadlines))
-            ],
-        )
+    deadlines: list[npt.NDArray[np.int64]]  # per deadline column (`deadline_columns`)
 
     def tids_of(self, rows: Sequence[int]) -> list[str]:
         """The rows' addresses as PostgreSQL writes a `tid`: "(block,offset)"."""
@@ -153,32 +153,123 @@ class Facts:
         return [f"({block},{offset})" for block, offset in zip(blocks, offsets, strict=True)]
 
 
-def read(
-    data: bytes | bytearray | memoryview,
+Chunk = bytes | bytearray | memoryview
+
+
+def read(data: Chunk, *, calendar_targets: int, readings: Sequence[str] = READINGS) -> Facts:
+    """A binary COPY of the stages part (holding `readings`), read in place."""
+    return read_all([[data]], calendar_targets=calendar_targets, readings=readings)
+
+
+def read_all(
+    copies: Sequence[Sequence[Chunk]],
     *,
     calendar_targets: int,
     readings: Sequence[str] = READINGS,
 ) -> Facts:
-    """A binary COPY of the stages part (holding `readings`), read in place."""
+    """Binary COPYs of the stages part (slices of one table, holding `readings`), each as the
+    chunks it arrived in, read as one: each column written once into an array the size of them
+    all, a chunk at a time (a chunk stays in the processor's cache while each of its columns is
+    taken out of it; one pass over a whole copy per column read it from memory twenty times)."""
     kind = row_type(calendar_targets, readings)
-    view = memoryview(data)
-    if bytes(view[: len(_SIGNATURE)]) != _SIGNATURE:
-        raise BadDelays("not a binary COPY stream")
-    start = len(_SIGNATURE) + 4  # and the flags
-    start += 4 + int.from_bytes(view[start : start + 4], "big")  # the header extension
-    body = len(view) - start - 2
-    if body < 0 or body % kind.itemsize or bytes(view[-2:]) != b"\xff\xff":
-        raise BadDelays("the COPY stream's rows are not the expected width")
-    rows = np.frombuffer(view, dtype=kind, count=body // kind.itemsize, offset=start)
-    if rows.size and bool((rows["fields"] != len(kind.names or ()) - 1).any()):
-        raise BadDelays("the COPY stream's rows hold other columns")
-    return Facts(
-        tids=rows["tid"][["block", "offset"]].copy(),  # copies throughout: `data` can go
-        keys=[rows[f"k{i}"]["value"].astype(np.int64) for i in range(len(GROUPINGS))],
-        applies=rows["applies"]["value"].astype(np.int64),
-        readings={name: rows[name]["value"].astype(np.int64) for name in readings},
-        deadlines=[rows[f"dl{j}"]["value"].astype(np.int64) for j in range(calendar_targets)],
+    streams = [_Stream(chunks, kind) for chunks in copies]
+    n = sum(stream.rows for stream in streams)
+
+    def column() -> npt.NDArray[np.int64]:
+        return np.empty(n, dtype=np.int64)
+
+    facts = Facts(
+        tids=np.empty(n, dtype=[("block", np.uint32), ("offset", np.uint16)]),
+        keys=[column() for _ in GROUPINGS],
+        applies=column(),
+        readings={name: column() for name in readings},
+        deadlines=[column() for _ in range(calendar_targets)],
     )
+    targets = [
+        (facts.tids["block"], ("tid", "block")),
+        (facts.tids["offset"], ("tid", "offset")),
+        *((facts.keys[i], (f"k{i}", "value")) for i in range(len(GROUPINGS))),
+        (facts.applies, ("applies", "value")),
+        *((facts.readings[name], (name, "value")) for name in readings),
+        *((facts.deadlines[j], (f"dl{j}", "value")) for j in range(calendar_targets)),
+    ]
+    at = 0
+    for stream in streams:
+        for rows in stream:
+            high = at + rows.size
+            for out, (field, value) in targets:
+                out[at:high] = rows[field][value]
+            at = high
+    return facts
+
+
+_FIELDS_AND_FLAGS = len(_SIGNATURE) + 4
+_BATCH_BYTES = 1 << 20
+
+
+class _Stream:
+    """One binary COPY, as the chunks it arrived in: its header checked, its row count, and
+    its rows a chunk at a time (a row split between two chunks joined)."""
+
+    def __init__(self, chunks: Sequence[Chunk], kind: np.dtype[Any]) -> None:
+        self.kind = kind
+        self.chunks = [memoryview(chunk).cast("B") for chunk in chunks if len(chunk)]
+        head = self._head(_FIELDS_AND_FLAGS + 4)
+        if head[: len(_SIGNATURE)] != _SIGNATURE:
+            raise BadDelays("not a binary COPY stream")
+        extension = int.from_bytes(head[_FIELDS_AND_FLAGS:], "big")
+        self.start = _FIELDS_AND_FLAGS + 4 + extension  # the header extension skipped
+        total = sum(len(chunk) for chunk in self.chunks)
+        body = total - self.start - 2
+        if body < 0 or body % kind.itemsize or self._tail() != b"\xff\xff":
+            raise BadDelays("the COPY stream's rows are not the expected width")
+        self.rows = body // kind.itemsize
+
+    def _head(self, size: int) -> bytes:
+        head = b""
+        for chunk in self.chunks:
+            head += bytes(chunk[: size - len(head)])
+            if len(head) == size:
+                return head
+        raise BadDelays("not a binary COPY stream")
+
+    def _tail(self) -> bytes:
+        tail = b""
+        for chunk in reversed(self.chunks):
+            tail = bytes(chunk[-(2 - len(tail)) :]) + tail
+            if len(tail) == 2:  # noqa: PLR2004 - the trailer's two bytes
+                return tail
+        return tail
+
+    def __iter__(self) -> Iterator[npt.NDArray[Any]]:
+        # The driver's chunks are small (tens of kilobytes) and end mid-row: joined into
+        # batches of about a megabyte (a copy that stays in the cache), each read whole rows at
+        # a time, the rest of a row carried into the next.
+        width, skip, left = self.kind.itemsize, self.start, self.rows * self.kind.itemsize
+        pending: list[Chunk] = []
+        size = 0
+        for chunk in self.chunks:
+            if skip >= len(chunk):
+                skip -= len(chunk)
+                continue
+            pending.append(chunk[skip:])
+            size, skip = size + len(chunk) - skip, 0
+            if size < _BATCH_BYTES:
+                continue
+            data = b"".join(pending)
+            whole = min(size // width * width, left)
+            if whole:
+                yield self._rows(memoryview(data)[:whole])
+                left -= whole
+            pending, size = [data[whole:]], size - whole
+        if left:
+            yield self._rows(memoryview(b"".join(pending))[:left])
+
+    def _rows(self, data: Chunk) -> npt.NDArray[Any]:
+        rows = np.frombuffer(data, dtype=self.kind)
+        if bool((rows["fields"] != len(self.kind.names or ()) - 1).any()):
+            raise BadDelays("the COPY stream's rows hold other columns")
+        return rows
 
 
 class Candidate(NamedTuple):
@@ -309,7 +400,8 @@ def verdicts(
     within: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]] = []
     breached: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]] = []
     found: list[_Breached] = []
-    calendar = iter(facts.deadlines)  # the calendar targets' deadlines, in the targets' order
+    # Each calendar target's deadlines: a column its kind's facts hold (`deadline_columns`).
+    column_of = {j: c for c, held in enumerate(deadline_columns(targets)) for j in held}
     for j, target in enumerate(targets.targets):
         i = all_stages.index(target.stage)
         rows = of_kind.get(all_kinds.index(target.kind) + 1, nothing)
@@ -323,7 +415,7 @@ def verdicts(
                 missing = np.full(rows.size, MISSING, dtype=np.int64)
                 deadline = readings[due][rows] if due is not None else missing
             else:
-                deadline = next(calendar)[rows]
+                deadline = facts.deadlines[column_of[j]][rows]
             dated = deadline != MISSING
             rows, began, finish, deadline = (
                 rows[dated],

@@ -194,6 +194,9 @@ def _markdown_partnership(data: ReportData, max_rows: int) -> list[str]:
         for grouping in partnership_tables.REPORT_GROUPINGS:
             lines += [f"#### {partnership_tables.GROUPING_TITLES[grouping]}", ""]
             lines += _md_table(table(figures, grouping, names))
+        if table is partnership_tables.attendance_table:
+            lines += [f"#### {partnership_tables.SENIORITY_TITLE}", ""]
+            lines += _md_table(partnership_tables.seniority_table(figures, names))
     total = sum(r.without_discussion for r in figures.protections_by(Grouping.TOTAL))
     lines += [f"### Protections without prior discussion ({total})", ""]
     return lines + _md_table(partnership_tables.findings_table(figures, names, max_rows))

@@ -155,6 +155,8 @@ def _partnership_section(data: ReportData, max_rows: int) -> str:
         '<section id="partnership"><h2>Working together: meetings, joint visits, protection</h2>'
         + attendance
         + grouped(partnership_tables.attendance_table)
+        + f"<h4>{_e(partnership_tables.SENIORITY_TITLE)}</h4>"
+        + _table(partnership_tables.seniority_table(figures, names))
         + "<h3>Joint visit requests</h3>"
         + _figure(
             drawn["joint-visits-by-council", None], _CHART_CAPTIONS["joint-visits-by-council"]

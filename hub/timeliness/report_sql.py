@@ -27,7 +27,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from hub.timeliness import kinds
-from hub.timeliness.judged import folded
+from hub.timeliness.judged import deadline_columns, folded
 from hub.timeliness.report_data import ReportScope
 from hub.timeliness.targets import KINDS, STAGES, TargetSet, Unit
 
@@ -134,7 +134,8 @@ def _stages_part(targets: TargetSet) -> str:
     """Per stage fact, for `judged`: its address, its force, council, kind and month as
     `hashtext` of each (four integers, which `percentiles.Keys` maps back through lists that
     must hash apart), which stages apply (bit i: stage i), its clock readings (`judged.READINGS`,
-    '-infinity' where missing) and each calendar target's deadline: fixed-width rows for a binary
+    '-infinity' where missing) and its calendar deadlines (one column for targets of different
+    kinds: `judged.deadline_columns`): fixed-width rows for a binary
     COPY. Hashing costs the database little; looking each code up in a list took a second."""
     if len(STAGES) >= BATCHED_BIT:
         raise ValueError("more stages than the stages part's bits can hold")
@@ -152,10 +153,13 @@ def _stages_part(targets: TargetSet) -> str:
             for _, slots in folded()
         ),
     ]
-    for j, target in enumerate(targets.targets):
-        if target.unit.uses_calendar:
-            deadline = _deadline(j, target.unit, STAGE_SQL[target.stage][0])
-            columns.append(f"coalesce(CASE WHEN kind = :kind_{j} THEN {deadline} END, '-infinity')")
+    for held in deadline_columns(targets):
+        deadlines = " ".join(
+            f"WHEN kind = :kind_{j} THEN "
+            f"{_deadline(j, targets.targets[j].unit, STAGE_SQL[targets.targets[j].stage][0])}"
+            for j in held
+        )
+        columns.append(f"coalesce(CASE {deadlines} END, '-infinity')")
     return f"SELECT {', '.join(columns)} FROM ({_PAIRS}) p"  # noqa: S608 - fixed fragments
 
 

@@ -20,6 +20,7 @@ from hub.partnership.types import (
     JointVisitFigures,
     ProtectionFigures,
     ProtectionFinding,
+    SeniorityFigures,
 )
 from hub.timeliness import charts
 from hub.timeliness.decisions import decision_charts
@@ -290,6 +291,13 @@ class SharingReport:
     )
     def attendance(self, by: FigureGrouping | None = None) -> list[AttendanceFigures] | None:
         return partnership.attendance(self.data.partnership, by)
+
+    @strawberry.field(
+        description="Per force, who attended the meetings it attended: the attending "
+        "officer's rank or role."
+    )
+    def attendance_seniority(self) -> list[SeniorityFigures] | None:
+        return partnership.seniority(self.data.partnership)
 
     @strawberry.field(description="Joint visit requests: answered, fulfilled, time to answer.")
     def joint_visits(self, by: FigureGrouping | None = None) -> list[JointVisitFigures] | None:
