@@ -464,10 +464,7 @@ def _staged(statement: sa.TextClause) -> str:
     cte, update = text.split(" UPDATE audit_chain_head ", 1)
     return (
         f"{cte}, moved AS (UPDATE audit_chain_head {update}) "  # noqa: S608 - the statement's own text
-        # BEGIN after the COMMIT: the driver still counts a transaction open, and its own
-        # COMMIT then ends an empty one instead of drawing the server's warning (logged by
-        # PostgreSQL for every request) that there is none.
-        "SELECT 1 / (SELECT count(*) FROM moved); COMMIT; BEGIN"
+        "SELECT 1 / (SELECT count(*) FROM moved); COMMIT"
     )
 
 
@@ -510,8 +507,8 @@ async def append_and_commit(
     # asyncpg's `execute` without arguments is the simple query protocol: several statements
     # in one message, stopped at the first error (the transaction is then aborted, uncommitted).
     await raw.driver_connection.execute(_PG_APPEND_COMMIT[statement])  # type: ignore[union-attr]
-    # Committed; SQLAlchemy's COMMIT ends the empty transaction the message began after it and
-    # leaves the session as after any commit.
+    # The transaction is committed; SQLAlchemy's COMMIT after it finds none in progress (the
+    # server answers with a warning, no error) and leaves the session as after any commit.
     await session.commit()
 
 
