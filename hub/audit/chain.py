@@ -25,7 +25,6 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
-import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -346,34 +345,6 @@ _PG_APPEND = _postgres_append()
 _PG_APPEND_PUBLISHING = _postgres_append(publishing=True)
 
 
-def _postgres_params(
-    pending: Sequence[Pending],
-    first_seen: FirstSeen | None,
-    lock_timeout: float | None,
-    outbox: Outbox | None,
-) -> tuple[sa.TextClause, dict[str, Any]]:
-    """The append's statement (with or without the outbox) and its parameters."""
-    seen = first_seen.records if first_seen is not None else ()
-    params: dict[str, Any] = {
-        name: [event.content[name] for event in pending] for name in CONTENT_COLUMNS
-    }
-    params["canonical"] = [event.canonical for event in pending]
-    params["seen_by"] = first_seen.organisation_code if first_seen is not None else None
-    params["seen_at"] = first_seen.at if first_seen is not None else None
-    params["seen_type"] = [record_type for record_type, _ in seen]
-    params["seen_id"] = [record_id for _, record_id in seen]
-    params["lock_timeout"] = None if lock_timeout is None else f"{lock_timeout * 1000:.0f}ms"
-    statement = _PG_APPEND
-    if outbox is not None and outbox.rows:
-        statement = _PG_APPEND_PUBLISHING
-        params["outbox_at"] = outbox.occurred_at
-        params["outbox_type"] = [row[0] for row in outbox.rows]
-        params["outbox_id"] = [row[1] for row in outbox.rows]
-        params["outbox_change"] = [row[2] for row in outbox.rows]
-        params["outbox_channel"] = outbox.channel
-    return statement, params
-
-
 async def append(
     session: AsyncSession,
     pending: Sequence[Pending],
@@ -394,7 +365,23 @@ async def append(
     """
     seen = first_seen.records if first_seen is not None else ()
     if session.get_bind().dialect.name == "postgresql":
-        statement, params = _postgres_params(pending, first_seen, lock_timeout, outbox)
+        params: dict[str, Any] = {
+            name: [event.content[name] for event in pending] for name in CONTENT_COLUMNS
+        }
+        params["canonical"] = [event.canonical for event in pending]
+        params["seen_by"] = first_seen.organisation_code if first_seen is not None else None
+        params["seen_at"] = first_seen.at if first_seen is not None else None
+        params["seen_type"] = [record_type for record_type, _ in seen]
+        params["seen_id"] = [record_id for _, record_id in seen]
+        params["lock_timeout"] = None if lock_timeout is None else f"{lock_timeout * 1000:.0f}ms"
+        statement = _PG_APPEND
+        if outbox is not None and outbox.rows:
+            statement = _PG_APPEND_PUBLISHING
+            params["outbox_at"] = outbox.occurred_at
+            params["outbox_type"] = [row[0] for row in outbox.rows]
+            params["outbox_id"] = [row[1] for row in outbox.rows]
+            params["outbox_change"] = [row[2] for row in outbox.rows]
+            params["outbox_channel"] = outbox.channel
         moved = (await session.execute(statement, params)).one_or_none()
         if moved is None:
             raise ChainHeadMissing("the audit chain head row is missing")
@@ -427,89 +414,6 @@ async def append(
             ],
         )
     return new_head
-
-
-# The append and the commit in one message to the server (PostgreSQL). The head's lock is held
-# from the append until the commit; with the commit a round trip later, the lock also waited for
-# this process to read the append's reply and send COMMIT, behind whatever else its event loop
-# had to run, or while the operating system ran something else: with pushes at 8 in flight, that
-# wait, not the database's work, set the rate of every push in every hub process (issue 16).
-# Sent together, the lock is released by the server's own commit. A message of several
-# statements takes no parameters, so the append's are set first, outside the lock, in a setting
-# local to the transaction that the statement reads back: the same values, by JSON.
-_STAGE = "hub.audit_append"
-_PG_STAGE = sa.text(f"SELECT set_config('{_STAGE}', CAST(:payload AS TEXT), true)")
-_BOUND = re.compile(r"CAST\(:(\w+) AS (\w+)(\[\])?\)")
-
-
-def _staged_parameter(match: re.Match[str]) -> str:
-    name, type_, array = match.groups()
-    if not array:
-        return f"CAST((SELECT j->>'{name}' FROM staged) AS {type_})"  # noqa: S608 - the statement's own names
-    value = "decode(t.v, 'hex')" if type_ == "BYTEA" else "t.v"
-    return (
-        f"CAST(ARRAY(SELECT {value} FROM staged, jsonb_array_elements_text(staged.j->'{name}') "  # noqa: S608 - the statement's own names
-        f"WITH ORDINALITY AS t(v, n) ORDER BY t.n) AS {type_}[])"
-    )
-
-
-def _staged(statement: sa.TextClause) -> str:
-    """The append reading its parameters from the transaction's setting, then the commit."""
-    text = _BOUND.sub(_staged_parameter, statement.text)
-    staged = f"staged AS MATERIALIZED (SELECT CAST(current_setting('{_STAGE}') AS JSONB) AS j), "
-    text = text.replace("WITH RECURSIVE ", "WITH RECURSIVE " + staged, 1)
-    # Fail-closed: with no head row (`ChainHeadMissing` where the reply is read) the append
-    # writes nothing, and the COMMIT after it must not run. A division by the number of heads
-    # moved raises then, and an error stops the message's statements and aborts the transaction.
-    cte, update = text.split(" UPDATE audit_chain_head ", 1)
-    return (
-        f"{cte}, moved AS (UPDATE audit_chain_head {update}) "  # noqa: S608 - the statement's own text
-        "SELECT 1 / (SELECT count(*) FROM moved); COMMIT"
-    )
-
-
-_PG_APPEND_COMMIT = {_PG_APPEND: _staged(_PG_APPEND)}
-_PG_APPEND_COMMIT[_PG_APPEND_PUBLISHING] = _staged(_PG_APPEND_PUBLISHING)
-
-
-def _json_value(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return value.hex()
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    if isinstance(value, list):
-        return [_json_value(item) for item in value]
-    return value
-
-
-async def append_and_commit(
-    session: AsyncSession,
-    pending: Sequence[Pending],
-    *,
-    first_seen: FirstSeen | None = None,
-    lock_timeout: float | None = None,
-    outbox: Outbox | None = None,
-) -> None:
-    """`append`, then commit the transaction: on PostgreSQL in one message, so that the chain's
-    head is held for the server's work only. Raises what `append` raises, or the driver's error
-    (the transaction is then to be rolled back, and nothing was committed)."""
-    if session.get_bind().dialect.name != "postgresql":
-        await append(
-            session, pending, first_seen=first_seen, lock_timeout=lock_timeout, outbox=outbox
-        )
-        await session.commit()
-        return
-    statement, params = _postgres_params(pending, first_seen, lock_timeout, outbox)
-    payload = json.dumps({name: _json_value(value) for name, value in params.items()})
-    await session.execute(_PG_STAGE, {"payload": payload})
-    connection = await session.connection()
-    raw = await connection.get_raw_connection()
-    # asyncpg's `execute` without arguments is the simple query protocol: several statements
-    # in one message, stopped at the first error (the transaction is then aborted, uncommitted).
-    await raw.driver_connection.execute(_PG_APPEND_COMMIT[statement])  # type: ignore[union-attr]
-    # The transaction is committed; SQLAlchemy's COMMIT after it finds none in progress (the
-    # server answers with a warning, no error) and leaves the session as after any commit.
-    await session.commit()
 
 
 # Events indexed per statement: a bounded transaction however far behind the indexes are.

@@ -258,24 +258,6 @@ class EventDraft:
         return _pending(common, self.records)
 
 
-def _driver_errors() -> tuple[type[Exception], ...]:
-    """asyncpg's own errors: `chain.append_and_commit` talks to the driver directly."""
-    try:
-        import asyncpg  # type: ignore[import-untyped]  # noqa: PLC0415 - PostgreSQL only
-    except ImportError:  # pragma: no cover - asyncpg is a dependency
-        return ()
-    errors: tuple[type[Exception], ...] = (asyncpg.PostgresError, asyncpg.InterfaceError)
-    return errors
-
-
-_WRITE_ERRORS: tuple[type[Exception], ...] = (
-    sa.exc.SQLAlchemyError,
-    OSError,
-    chain.ChainHeadMissing,
-    *_driver_errors(),
-)
-
-
 async def record_many(
     session: AsyncSession,
     drafts: Sequence[EventDraft],
@@ -283,28 +265,20 @@ async def record_many(
     first_seen: FirstSeen | None = None,
     lock_timeout: float | None = None,
     outbox: chain.Outbox | None = None,
-    commit: bool = False,
 ) -> list[int]:
-    """Append several events in one go (a response's, under each operation); return their seqs
-    (none if `commit`).
+    """Append several events in one go (a response's, under each operation); return their seqs.
 
     `first_seen` notes the receipts the response's consultations amount to, in the same write.
     Raises `AuditWriteFailed` if they cannot be written, a wait for the chain's head longer than
     `lock_timeout` seconds included: the caller must then serve nothing. `outbox`: changes
-    published in the same write (`chain.Outbox`). `commit`: commit the transaction with them
-    (`chain.append_and_commit`), the last thing the caller does in it.
+    published in the same write (`chain.Outbox`).
     """
     pending = [draft.pending() for draft in drafts]
     try:
-        if commit:
-            await chain.append_and_commit(
-                session, pending, first_seen=first_seen, lock_timeout=lock_timeout, outbox=outbox
-            )
-            return []
         head = await chain.append(
             session, pending, first_seen=first_seen, lock_timeout=lock_timeout, outbox=outbox
         )
-    except _WRITE_ERRORS as error:
+    except (sa.exc.SQLAlchemyError, OSError, chain.ChainHeadMissing) as error:
         # The cause stays chained for operators' logs; the message carries no request data.
         raise AuditWriteFailed("the audit log could not be written: nothing was served") from error
     first = head.last_seq - len(pending) + 1

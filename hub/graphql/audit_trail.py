@@ -355,19 +355,15 @@ async def write(
     released: Released,
     changes: Mapping[tuple[str, str], S62Operation],
     lock_timeout: float | None = None,
-    commit: bool = False,
 ) -> None:
     """The request's events, appended together: one per kind of processing done to its
     records (a push collects one record and may consult others), one for records it combined
     with what others hold, and one for any refusal. The append waits at most `lock_timeout`
-    seconds for the chain's head. `commit`: the transaction is committed with them (if there
-    are any: the caller commits after, which is then nothing more to do).
+    seconds for the chain's head.
     """
     drafts, first_seen = events(facts=facts, released=released, changes=changes)
     if drafts:
-        await audit.record_many(
-            session, drafts, first_seen=first_seen, lock_timeout=lock_timeout, commit=commit
-        )
+        await audit.record_many(session, drafts, first_seen=first_seen, lock_timeout=lock_timeout)
 
 
 def events(

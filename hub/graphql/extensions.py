@@ -172,11 +172,7 @@ class RequestTransaction(SchemaExtension):
             # sent 10), and the lock is held for that statement and the commit only.
             outbox = changes.outbox(context.served.changes) if mutation else None
             if self.audited and released:
-                # Committed with the append (`chain.append_and_commit`): the commit below is
-                # then nothing more to do.
-                published = await self._write(
-                    context, session, released, outbox=outbox, commit=True
-                )
+                published = await self._write(context, session, released, outbox=outbox)
                 outbox = None if published else outbox
             if outbox is not None:
                 await changes.publish_changes(session, context.served.changes)
@@ -213,10 +209,8 @@ class RequestTransaction(SchemaExtension):
         released: audit_trail.Released,
         *,
         outbox: chain.Outbox | None = None,
-        commit: bool = False,
     ) -> bool:
-        """Append the request's events; return whether `outbox` went with them. `commit`: the
-        transaction is committed with them, if there are any."""
+        """Append the request's events; return whether `outbox` went with them."""
         lock_timeout = context.hub.settings.audit_lock_timeout_seconds
         facts = self._facts(context)
         if outbox is None:
@@ -226,7 +220,6 @@ class RequestTransaction(SchemaExtension):
                 released=released,
                 changes=context.served.changes,
                 lock_timeout=lock_timeout,
-                commit=commit,
             )
             return False
         drafts, first_seen = audit_trail.events(
@@ -235,12 +228,7 @@ class RequestTransaction(SchemaExtension):
         if not drafts:
             return False
         await audit.record_many(
-            session,
-            drafts,
-            first_seen=first_seen,
-            lock_timeout=lock_timeout,
-            outbox=outbox,
-            commit=commit,
+            session, drafts, first_seen=first_seen, lock_timeout=lock_timeout, outbox=outbox
         )
         return True
 
