@@ -269,13 +269,19 @@ class Outbox:
 OUTBOX_TABLE = "record_change"
 _PG_TYPES = {"occurred_at": "TIMESTAMPTZ"}
 
-# The outbox's rows, numbered after the head's lock (they join it), in the order given.
+# The outbox's rows, numbered after the head's lock (they join it), in the order given. The
+# numbering is explicit: as many values are drawn from the seq's sequence as there are rows, and
+# the k-th smallest goes to the k-th row (row_number), so the order does not rest on PostgreSQL
+# inserting a SELECT's rows in its ORDER BY order.
 _PG_PUBLISHED = (
-    "published AS (INSERT INTO record_change (occurred_at, record_type, record_id, change) "
-    "SELECT CAST(:outbox_at AS TIMESTAMPTZ), o.record_type, o.record_id, o.change FROM head, "
-    "unnest(CAST(:outbox_type AS TEXT[]), CAST(:outbox_id AS TEXT[]), "
+    "numbered AS MATERIALIZED (SELECT nextval(pg_get_serial_sequence('record_change', 'seq')) "
+    "AS seq FROM head, generate_series(1, cardinality(CAST(:outbox_type AS TEXT[])))), "
+    "published AS (INSERT INTO record_change (seq, occurred_at, record_type, record_id, change) "
+    "SELECT r.seq, CAST(:outbox_at AS TIMESTAMPTZ), o.record_type, o.record_id, o.change "
+    "FROM (SELECT seq, row_number() OVER (ORDER BY seq) AS n FROM numbered) r "
+    "JOIN unnest(CAST(:outbox_type AS TEXT[]), CAST(:outbox_id AS TEXT[]), "
     "CAST(:outbox_change AS TEXT[])) WITH ORDINALITY AS o(record_type, record_id, change, n) "
-    "ORDER BY o.n RETURNING 1), "
+    "ON o.n = r.n RETURNING 1), "
 )
 _PG_NOTIFIED = (
     ", (SELECT count(*) FROM (SELECT pg_notify(CAST(:outbox_channel AS TEXT), '') "

@@ -54,12 +54,17 @@ async def publish(session: AsyncSession, changes: Iterable[tuple[str, str, Chang
 
 
 # The rows in the order given (their seqs follow it), and the NOTIFY PostgreSQL sends at commit.
+# The k-th smallest seq drawn goes to the k-th change (as `chain`'s append numbers them): the
+# order is explicit, not left to the order PostgreSQL inserts a SELECT's rows in.
 _PG_PUBLISH = sa.text(
-    "WITH written AS (INSERT INTO record_change (occurred_at, record_type, record_id, change) "
-    "SELECT c.occurred_at, c.record_type, c.record_id, c.change FROM unnest("
+    "WITH numbered AS MATERIALIZED (SELECT nextval(pg_get_serial_sequence('record_change', "
+    "'seq')) AS seq FROM generate_series(1, cardinality(CAST(:types AS TEXT[])))), "
+    "written AS (INSERT INTO record_change (seq, occurred_at, record_type, record_id, change) "
+    "SELECT r.seq, c.occurred_at, c.record_type, c.record_id, c.change "
+    "FROM (SELECT seq, row_number() OVER (ORDER BY seq) AS n FROM numbered) r JOIN unnest("
     "CAST(:at AS TIMESTAMPTZ[]), CAST(:types AS TEXT[]), CAST(:ids AS TEXT[]), "
     "CAST(:changes AS TEXT[])) "
-    "WITH ORDINALITY AS c(occurred_at, record_type, record_id, change, n) ORDER BY c.n) "
+    "WITH ORDINALITY AS c(occurred_at, record_type, record_id, change, n) ON c.n = r.n) "
     "SELECT pg_notify(CAST(:channel AS TEXT), '')"
 )
 

@@ -10,6 +10,7 @@ from strawberry.utils.await_maybe import AwaitableOrValue
 from hub.children.types import Child, ChildInput, child_of
 from hub.graphql.context import Info
 from hub.graphql.entity import PoliceRecord
+from hub.graphql.input_plans import planned
 from hub.graphql.loaders import at_once
 from hub.graphql.selection import selects
 from hub.incidents import models
@@ -114,6 +115,7 @@ def _involved(rows: list[models.IncidentChild]) -> list[IncidentChild]:
     return [IncidentChild(row=r) for r in rows]
 
 
+@planned
 @strawberry.input
 class InvolvedChildInput:
     child: ChildInput
@@ -122,6 +124,8 @@ class InvolvedChildInput:
     victim: bool = False
 
 
+# Planned: a force's batch of 200 spent 40% of its time in Strawberry's conversion of them.
+@planned
 @strawberry.input
 class ReportIncidentInput:
     police_reference: str
