@@ -63,10 +63,10 @@ class Settings(BaseSettings):
     # How often a subscription looks at the outbox when no notification woke it.
     change_poll_seconds: float = Field(default=5.0, gt=0)
     # Subscribers that would be sent the same message share one resolution and one audit event
-    # per change (`hub.changes.fanout`); off, each subscriber reads and is audited on its own.
-    # Off by default until a grouped event's recipients can be searched and read like a single
-    # reader's (`accessEvents(user:)` and the AccessEvent type do not show them yet).
-    subscription_fanout: bool = False
+    # per change (`hub.changes.fanout`), its recipients listed in the event and indexed
+    # (`audit_event_recipient`), so `accessEvents(user:)` finds each person's deliveries; off,
+    # each subscriber reads and is audited on its own (one transaction per subscriber and change).
+    subscription_fanout: bool = True
     # How often each process looks for stages past their deadline to escalate (targets with
     # `escalate = true`); 0 turns the scanner off (`safeguarding-hub escalations scan` still
     # runs it once). Stages that started longer ago than the horizon are left to the report.

@@ -9,6 +9,7 @@ from hub.audit.models import (
     AuditChainHead,
     AuditEvent,
     AuditEventChild,
+    AuditEventRecipient,
     AuditEventRecord,
     AuditIndexProgress,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "AuditChainHead",
     "AuditEvent",
     "AuditEventChild",
+    "AuditEventRecipient",
     "AuditEventRecord",
     "AuditIndexProgress",
     "Child",

@@ -112,3 +112,48 @@ async def test_audit_event_records_are_compressed_with_lz4_on_postgresql(
     if not lz4:
         pytest.skip("this PostgreSQL was built without lz4")
     assert found == {"records": "l", "child_ids": "l"}
+
+
+async def test_recipients_of_events_written_before_the_index_are_indexed(
+    empty_database: str,
+) -> None:
+    """0019 indexes the recipients of fanned-out deliveries already logged, as far as the index
+    progress row says the indexes reach (the indexer does the rest)."""
+    await upgrade(empty_database, "0018")
+    detail = (
+        '{"recipients":[{"client_id":"c-1","purpose":"p","request_id":"r-1","user":"sw-1"},'
+        '{"client_id":"c-2","purpose":"p","request_id":"r-2","user":null}]}'
+    )
+    engine = create_async_engine(empty_database)
+    async with engine.begin() as connection:
+        for seq in (1, 2, 3):
+            await connection.execute(
+                sa.text(
+                    "INSERT INTO audit_event (seq, id, occurred_at, operation, outcome, "
+                    "organisation_code, client_id, role, operation_kind, fields, child_ids, "
+                    "detail, prev_hash, hash) VALUES (:seq, :id, CURRENT_TIMESTAMP, "
+                    "'disclosure', 'served', 'E08000025', '*', 'council_social_worker', "
+                    "'subscription', '[]', '[]', :detail, :h, :h)"
+                ),
+                {
+                    "seq": seq,
+                    "id": f"event-{seq}",
+                    "detail": None if seq == 2 else detail,
+                    "h": "0" * 64,
+                },
+            )
+        await connection.execute(sa.text("UPDATE audit_index_progress SET indexed_seq = 2"))
+    await upgrade(empty_database)
+    async with engine.connect() as connection:
+        rows = await connection.execute(
+            sa.text(
+                'SELECT seq, ordinal, "user", client_id, request_id FROM audit_event_recipient '
+                "ORDER BY seq, ordinal"
+            )
+        )
+        # Event 3 is past the progress row: the indexer indexes it, not the migration.
+        assert [tuple(row) for row in rows] == [
+            (1, 0, "sw-1", "c-1", "r-1"),
+            (1, 1, None, "c-2", "r-2"),
+        ]
+    await engine.dispose()

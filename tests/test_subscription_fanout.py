@@ -49,8 +49,18 @@ SUBSCRIBERS = [
 
 @pytest.fixture(scope="module")
 def fanout_server(database_url: str, data_dir: Path) -> Iterator[LiveServer]:
-    """The same hub with fan-out on (the session's hub has it off, the default): subscribers
-    sent the same message share one resolution and one audit event per change."""
+    """A hub of its own with fan-out on (the default): subscribers sent the same message share
+    one resolution and one audit event per change."""
+    yield from _hub(database_url, data_dir, fanout=True)
+
+
+@pytest.fixture(scope="module")
+def per_subscriber_server(database_url: str, data_dir: Path) -> Iterator[LiveServer]:
+    """The same hub with fan-out off: each subscriber reads and is audited on its own."""
+    yield from _hub(database_url, data_dir, fanout=False)
+
+
+def _hub(database_url: str, data_dir: Path, *, fanout: bool) -> Iterator[LiveServer]:
     from hub.app import create_app  # noqa: PLC0415 - as conftest's live_server
 
     port = free_port()
@@ -58,7 +68,7 @@ def fanout_server(database_url: str, data_dir: Path) -> Iterator[LiveServer]:
         database_url=database_url,
         data_dir=data_dir,
         issuer=f"http://127.0.0.1:{port}",
-        subscription_fanout=True,
+        subscription_fanout=fanout,
     )
     app = create_app(settings)
     server, thread = serve(app, port, settings)
@@ -137,14 +147,18 @@ async def _audit_head(db: Database) -> int:
 
 
 async def test_fanned_out_deliveries_are_the_per_subscriber_ones_and_name_every_recipient(
-    http: httpx.AsyncClient, fanout_server: LiveServer, live_server: LiveServer, db: Database
+    http: httpx.AsyncClient,
+    fanout_server: LiveServer,
+    per_subscriber_server: LiveServer,
+    live_server: LiveServer,
+    db: Database,
 ) -> None:
     audited_from = await _audit_head(db)
     sent: dict[str, dict[str, list[dict[str, Any]]]] = {}
     request_ids: dict[str, dict[str, str]] = {"fanout": {}, "own": {}}
     async with AsyncExitStack() as stack:
         sockets: dict[tuple[str, str], ClientConnection] = {}
-        for name, server in (("fanout", fanout_server), ("own", live_server)):
+        for name, server in (("fanout", fanout_server), ("own", per_subscriber_server)):
             for user, organisation, purpose in SUBSCRIBERS:
                 after = await _latest_cursor(db, server, organisation=organisation)
                 ws, request_id = await stack.enter_async_context(

@@ -44,6 +44,7 @@ GUARDED_TYPES = (
     "JointVisitRequest",
     "PoliceProtection",
     "AccessEvent",
+    "AccessRecipient",
     "AuditCheckpoint",
     "Timeline",
     "TimelineStage",

@@ -39,6 +39,7 @@ from hub.audit.models import (
     AuditChainHead,
     AuditEvent,
     AuditEventChild,
+    AuditEventRecipient,
     AuditEventRecord,
     AuditIndexProgress,
     OperationKind,
@@ -50,6 +51,7 @@ from hub.timeliness.models import FirstSeen, note_first_seen
 EVENTS = SQLModel.metadata.tables[AuditEvent.__tablename__]
 RECORDS = SQLModel.metadata.tables[AuditEventRecord.__tablename__]
 CHILDREN = SQLModel.metadata.tables[AuditEventChild.__tablename__]
+RECIPIENTS = SQLModel.metadata.tables[AuditEventRecipient.__tablename__]
 HEAD = SQLModel.metadata.tables[AuditChainHead.__tablename__]
 PROGRESS = SQLModel.metadata.tables[AuditIndexProgress.__tablename__]
 
@@ -166,6 +168,39 @@ class IndexedRecord:
 
 
 @dataclasses.dataclass(frozen=True)
+class IndexedRecipient:
+    """A subscriber a fanned-out delivery's event lists (`detail.recipients`), as indexed:
+    `ordinal` is its place in the list."""
+
+    ordinal: int
+    user: str | None
+    client_id: str
+    request_id: str | None
+
+
+def recipients_in(detail: Any) -> tuple[IndexedRecipient, ...]:
+    """The recipients an event's detail lists, in order (none for an event sent to one caller).
+
+    The one reading of `detail.recipients` every index writer and `verify` share.
+    """
+    if not isinstance(detail, dict):
+        return ()
+    listed = detail.get("recipients")
+    if not isinstance(listed, list):
+        return ()
+    return tuple(
+        IndexedRecipient(
+            ordinal=ordinal,
+            user=None if entry.get("user") is None else str(entry["user"]),
+            client_id=str(entry.get("client_id")),
+            request_id=None if entry.get("request_id") is None else str(entry["request_id"]),
+        )
+        for ordinal, entry in enumerate(listed)
+        if isinstance(entry, dict)
+    )
+
+
+@dataclasses.dataclass(frozen=True)
 class Pending:
     """An event's content, canonicalised before the lock so that the lock is held briefly."""
 
@@ -173,10 +208,15 @@ class Pending:
     canonical: bytes
     records: tuple[IndexedRecord, ...]
     child_ids: tuple[str, ...]
+    recipients: tuple[IndexedRecipient, ...] = ()
 
     @classmethod
     def of(
-        cls, content: dict[str, Any], records: Sequence[IndexedRecord], child_ids: Sequence[str]
+        cls,
+        content: dict[str, Any],
+        records: Sequence[IndexedRecord],
+        child_ids: Sequence[str],
+        recipients: Sequence[IndexedRecipient] = (),
     ) -> Pending:
         ordered = [content[name] for name in CONTENT_COLUMNS]
         return cls(
@@ -184,6 +224,7 @@ class Pending:
             canonical=canonical(ordered),
             records=tuple(records),
             child_ids=tuple(child_ids),
+            recipients=tuple(recipients),
         )
 
 
@@ -216,10 +257,11 @@ async def read_head(session: AsyncSession) -> Head | None:
 
 @dataclasses.dataclass
 class IndexRows:
-    """The record and child index rows of events about to be appended."""
+    """The record, child and recipient index rows of events about to be appended."""
 
     records: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     children: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    recipients: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
 
 def index_rows(pending: Sequence[Pending], first_seq: int) -> IndexRows:
@@ -236,6 +278,9 @@ def index_rows(pending: Sequence[Pending], first_seq: int) -> IndexRows:
             for ordinal, record in enumerate(event.records)
         )
         rows.children.extend({"child_id": child, "seq": seq} for child in event.child_ids)
+        rows.recipients.extend(
+            {"seq": seq, **dataclasses.asdict(recipient)} for recipient in event.recipients
+        )
     return rows
 
 
@@ -394,6 +439,8 @@ async def append(
         await session.execute(sa.insert(RECORDS), indexes.records)
     if indexes.children:
         await session.execute(sa.insert(CHILDREN), indexes.children)
+    if indexes.recipients:
+        await session.execute(sa.insert(RECIPIENTS), indexes.recipients)
     await session.execute(
         sa.update(HEAD)
         .where(HEAD.c.id == HEAD_ID)
@@ -419,15 +466,15 @@ async def append(
 # Events indexed per statement: a bounded transaction however far behind the indexes are.
 CATCH_UP_BATCH = 2_000
 
-# The record and child index rows of the events after the progress row, from the very `records`
-# and `child_ids` text the hash covers, and the progress moved past them. Every event after it
-# is version 2: the migration that made indexing lag started it at the head, and appends write
-# nothing else. The progress row's lock serialises indexers (and, in READ
+# The record, child and recipient index rows of the events after the progress row, from the very
+# `records`, `child_ids` and `detail` text the hash covers, and the progress moved past them.
+# Every event after it is version 2: the migration that made indexing lag started it at the
+# head, and appends write nothing else. The progress row's lock serialises indexers (and, in READ
 # COMMITTED, a waiting one reads the moved row and carries on after it).
 _PG_CATCH_UP = sa.text(
     "WITH progress AS MATERIALIZED (SELECT indexed_seq FROM audit_index_progress "
     "WHERE id = 1 FOR UPDATE), "
-    "pending AS MATERIALIZED (SELECT e.seq, e.records, e.child_ids FROM audit_event e "
+    "pending AS MATERIALIZED (SELECT e.seq, e.records, e.child_ids, e.detail FROM audit_event e "
     "WHERE e.seq > (SELECT indexed_seq FROM progress) ORDER BY e.seq LIMIT :batch), "
     "indexed AS (INSERT INTO audit_event_record "
     "(record_type, record_id, seq, ordinal, record_owner) "
@@ -437,6 +484,13 @@ _PG_CATCH_UP = sa.text(
     "children AS (INSERT INTO audit_event_child (child_id, seq) "
     "SELECT c.child_id, a.seq FROM pending a, "
     "jsonb_array_elements_text(CAST(a.child_ids AS JSONB)) AS c(child_id)), "
+    # `recipients_in`, in SQL: a fanned-out delivery's recipients, in their listed order.
+    'recipients AS (INSERT INTO audit_event_recipient (seq, ordinal, "user", client_id, '
+    "request_id) SELECT a.seq, r.n - 1, r.value->>'user', r.value->>'client_id', "
+    "r.value->>'request_id' FROM pending a, jsonb_array_elements(CASE WHEN "
+    "jsonb_typeof(CAST(a.detail AS JSONB)->'recipients') = 'array' "
+    "THEN CAST(a.detail AS JSONB)->'recipients' END) WITH ORDINALITY AS r(value, n) "
+    "WHERE jsonb_typeof(r.value) = 'object'), "
     "moved AS (UPDATE audit_index_progress SET indexed_seq = (SELECT max(seq) FROM pending) "
     "WHERE id = 1 AND EXISTS (SELECT 1 FROM pending)) "
     "SELECT (SELECT indexed_seq FROM progress), (SELECT count(*) FROM pending)"

@@ -4,8 +4,9 @@ An event is one response's worth of one kind of processing: the records a caller
 with the fields it received and the children it concerns) are listed in the event's `records`,
 inside what the hash covers, so a response costs one chained row however many records it holds.
 The narrow `audit_event_record` and `audit_event_child` rows index them for "who saw this record"
-and "who saw this child's records" (on PostgreSQL written after the append: `AuditIndexProgress`
-says how far); `verify` checks both indexes against the events.
+and "who saw this child's records", and `audit_event_recipient` rows the subscribers a fanned-out
+delivery's event lists, for "what was this person sent" (on PostgreSQL written after the append:
+`AuditIndexProgress` says how far); `verify` checks the indexes against the events.
 Events written before records were grouped (chain version 1) hold one record in their own
 `record_*` columns and have no `records`.
 
@@ -160,6 +161,29 @@ class AuditEventChild(SQLModel, table=True):
     seq: int = Field(sa_column=sa.Column(sa.BigInteger, primary_key=True, autoincrement=False))
 
 
+class AuditEventRecipient(SQLModel, table=True):
+    """Who a fanned-out delivery went to: "what was this person sent", newest first.
+
+    One event may be sent to several subscribers at once (`hub.changes.fanout`); it lists them
+    in its hashed `detail.recipients`, and these rows index that list, one per recipient, with
+    its place in the list as `ordinal`. An event sent to one caller names them in its own
+    `user`, `client_id` and `request_id` columns instead, and has no rows here. The key
+    (user, seq) serves `accessEvents(user:)` as `ix_audit_event_user` does for single events.
+    """
+
+    __tablename__ = "audit_event_recipient"
+    __table_args__ = (
+        sa.Index("ix_audit_event_recipient_user", "user", "seq"),
+        _seq_range_index("ix_audit_event_recipient_seq"),
+    )
+
+    seq: int = Field(sa_column=sa.Column(sa.BigInteger, primary_key=True, autoincrement=False))
+    ordinal: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    user: str | None = Field(default=None, max_length=128)
+    client_id: str = Field(max_length=64)
+    request_id: str | None = Field(default=None, max_length=64)
+
+
 class AuditChainHead(SQLModel, table=True):
     """The single row every append locks: the serialisation point of the chain."""
 
@@ -171,8 +195,8 @@ class AuditChainHead(SQLModel, table=True):
 
 
 class AuditIndexProgress(SQLModel, table=True):
-    """How far the record and child indexes are built: every event up to `indexed_seq` has its
-    index rows, none after it has any.
+    """How far the record, child and recipient indexes are built: every event up to
+    `indexed_seq` has its index rows, none after it has any.
 
     On PostgreSQL an append writes only the event (hash-chained, committed before any data
     leaves); `chain.catch_up` indexes the events after this row, in seq order, off the request

@@ -20,6 +20,7 @@ from hub.audit import chain, service, verify
 from hub.audit.models import (
     AuditEvent,
     AuditEventChild,
+    AuditEventRecipient,
     AuditEventRecord,
     OperationKind,
     Outcome,
@@ -64,7 +65,7 @@ async def _allow_erasure(session: AsyncSession) -> None:
 
 async def _delete_through(session: AsyncSession, last_seq: int) -> None:
     await _allow_erasure(session)
-    for table in (AuditEventChild, AuditEventRecord, AuditEvent):
+    for table in (AuditEventChild, AuditEventRecord, AuditEventRecipient, AuditEvent):
         statement = sa.delete(table).where(col(table.seq) <= last_seq)
         await session.execute(statement.execution_options(synchronize_session=False))
 

@@ -167,7 +167,9 @@ def _records_json(records: Sequence[ServedRecord]) -> str:
     return "[" + ",".join(parts) + "]"
 
 
-def _pending(common: dict[str, Any], records: Sequence[ServedRecord]) -> chain.Pending:
+def _pending(
+    common: dict[str, Any], records: Sequence[ServedRecord], detail: dict[str, Any] | None
+) -> chain.Pending:
     children = sorted({child for served in records for child in served.child_ids})
     occurred_at = utcnow()
     content = {
@@ -185,7 +187,7 @@ def _pending(common: dict[str, Any], records: Sequence[ServedRecord]) -> chain.P
         chain.IndexedRecord(served.record_type, served.record_id, served.owner)
         for served in records
     ]
-    return chain.Pending.of(content, indexed, children)
+    return chain.Pending.of(content, indexed, children, chain.recipients_in(detail))
 
 
 async def record(
@@ -255,7 +257,7 @@ class EventDraft:
             "agreement_version": _clip("agreement_version", self.agreement_version),
             "detail": None if self.detail is None else _compact(self.detail),
         }
-        return _pending(common, self.records)
+        return _pending(common, self.records, self.detail)
 
 
 async def record_many(
@@ -397,9 +399,11 @@ def _bound(position: str) -> tuple[int, int]:
         raise InvalidInput("after is not a cursor this API gave out", field="after") from error
 
 
-def _event_conditions(filters: EventFilter) -> list[sa.ColumnElement[bool]]:
+def _event_conditions(filters: EventFilter, *, via: bool) -> list[sa.ColumnElement[bool]]:
+    """The event's own columns' tests; `via`: the person is found among its recipients instead
+    (`_narrowed`), not in its `user` column."""
     equal = {
-        col(AuditEvent.user): filters.user,
+        col(AuditEvent.user): None if via else filters.user,
         col(AuditEvent.organisation_code): filters.organisation_code,
         col(AuditEvent.purpose): filters.purpose,
     }
@@ -411,20 +415,29 @@ def _event_conditions(filters: EventFilter) -> list[sa.ColumnElement[bool]]:
     return conditions
 
 
-def _narrowed(filters: EventFilter) -> tuple[sa.Select[AuditEvent], Any, bool]:
+def _narrowed(filters: EventFilter, *, via: bool) -> tuple[sa.Select[AuditEvent], Any, bool]:
     """The events that may hold a matching access, the seq column the index walks, and whether
     an index narrowed them.
 
-    A child's accesses come off the child index, a record's or an owner's off the record
-    index; each event found holds at least one matching access.
+    A person's deliveries through a group (`via`) come off the recipient index (an event
+    twice if it lists the person twice: `_matching` reads each once), a child's accesses off
+    the child index, a record's or an owner's off the record index; each event found holds at
+    least one matching access.
     """
     query: sa.Select[AuditEvent] = sa.select(AuditEvent)
+    walked: Any = None
+    if via:
+        recipients = chain.RECIPIENTS
+        query = query.join(recipients, recipients.c.seq == col(AuditEvent.seq)).where(
+            recipients.c.user == filters.user
+        )
+        walked = recipients.c.seq
     if filters.child_id is not None:
         children = chain.CHILDREN
         query = query.join(children, children.c.seq == col(AuditEvent.seq)).where(
             children.c.child_id == filters.child_id
         )
-        return query, children.c.seq, True
+        return query, children.c.seq if walked is None else walked, True
     by_record = {
         chain.RECORDS.c.record_type: filters.record_type,
         chain.RECORDS.c.record_id: filters.record_id,
@@ -435,32 +448,37 @@ def _narrowed(filters: EventFilter) -> tuple[sa.Select[AuditEvent], Any, bool]:
         # One event may list several of an owner's records: a semi-join finds each event once.
         listed = sa.exists().where(chain.RECORDS.c.seq == col(AuditEvent.seq), *wanted)
         query = query.where(listed)
-    return query, col(AuditEvent.seq), bool(wanted)
+    return query, col(AuditEvent.seq) if walked is None else walked, bool(wanted) or via
 
 
 async def _sources(
-    session: AsyncSession, filters: EventFilter
+    session: AsyncSession, filters: EventFilter, *, via: bool
 ) -> list[tuple[sa.Select[AuditEvent], Any]]:
     """Where the matching events are, newest first: the events the indexes do not hold yet
     (`chain.catch_up` runs after the append), read whole, then the indexed ones."""
-    query, seq, indexed = _narrowed(filters)
+    query, seq, indexed = _narrowed(filters, via=via)
     if not indexed:
         return [(query, seq)]
     through = await chain.indexed_through(session)
     if through is None:
         raise chain.IndexProgressMissing("the audit index progress row is missing")
-    tail = sa.select(AuditEvent).where(col(AuditEvent.seq) > through, *_unindexed_match(filters))
+    tail = sa.select(AuditEvent).where(
+        col(AuditEvent.seq) > through, *_unindexed_match(filters, via=via)
+    )
     return [(tail, col(AuditEvent.seq)), (query.where(seq <= through), seq)]
 
 
-def _unindexed_match(filters: EventFilter) -> list[sa.ColumnElement[bool]]:
+def _unindexed_match(filters: EventFilter, *, via: bool) -> list[sa.ColumnElement[bool]]:
     """What the indexes would have found, as text tests on an unindexed event's lists (compact
     JSON, as hashed): never fewer events than match, and `_matches` then decides exactly.
 
     Only events appended since the indexes were introduced are ever unindexed, all listing
-    their records in `records`.
+    their records in `records`. A detail is key-sorted JSON with ASCII escapes (`_compact`).
     """
     found = []
+    if via:
+        person = f'"user":{json.dumps(filters.user)}'
+        found.append(col(AuditEvent.detail).contains(person, autoescape=True))
     if filters.child_id is not None:
         child = chain.encode_json(filters.child_id)
         found.append(col(AuditEvent.child_ids).contains(child, autoescape=True))
@@ -475,7 +493,9 @@ def _unindexed_match(filters: EventFilter) -> list[sa.ColumnElement[bool]]:
 _EVERY_ORDINAL = 2**31  # above any record's place in an event: a bound taking the whole event
 
 
-def _matches(access: Access, filters: EventFilter) -> bool:
+def _matches(access: Access, filters: EventFilter, *, via: bool) -> bool:
+    if via and filters.user not in _recipient_users(access.event):
+        return False
     wanted = {
         "record_type": filters.record_type,
         "record_id": filters.record_id,
@@ -486,31 +506,56 @@ def _matches(access: Access, filters: EventFilter) -> bool:
     return filters.child_id is None or filters.child_id in access.child_ids
 
 
+def _recipient_users(event: AuditEvent) -> set[str | None]:
+    return {recipient.user for recipient in chain.recipients_in(event.detail_data)}
+
+
 async def list_events(
     session: AsyncSession, *, filters: EventFilter, first: int, after: str | None = None
 ) -> Page[Access]:
     """Accesses newest first (by seq, the chain's order), keyset-paged: cheap at any depth.
 
     `after` is the position of the access the page starts after (`Page.positions`).
+
+    A person (`filters.user`) is found as the event's own `user` and among the recipients of
+    fanned-out deliveries (`audit_event_recipient`): each walk finds its newest matches, and
+    the page is the newest of both, an event found by both once.
     """
     if first < 1:
         raise InvalidInput("first must be at least 1", field="first")
     bound = _bound(after) if after is not None else None
-    conditions = _event_conditions(filters)
-    found: list[Access] = []
-    for query, seq in await _sources(session, filters):
-        if len(found) > first:
-            break
-        ordered = query.where(*conditions).order_by(seq.desc())
-        found += await _matching(
-            session, ordered, seq, filters=filters, bound=bound, wanted=first - len(found)
-        )
+    found = await _found(session, filters, bound=bound, first=first, via=False)
+    if filters.user is not None:
+        grouped = await _found(session, filters, bound=bound, first=first, via=True)
+        merged = {access.key: access for access in (*found, *grouped)}
+        found = [merged[key] for key in sorted(merged, reverse=True)]
     items = found[:first]
     return Page(
         items=items,
         positions=[_position(access) for access in items],
         has_next_page=len(found) > first,
     )
+
+
+async def _found(
+    session: AsyncSession,
+    filters: EventFilter,
+    *,
+    bound: tuple[int, int] | None,
+    first: int,
+    via: bool,
+) -> list[Access]:
+    """Up to `first` + 1 matching accesses below `bound`, newest first."""
+    conditions = _event_conditions(filters, via=via)
+    found: list[Access] = []
+    for query, seq in await _sources(session, filters, via=via):
+        if len(found) > first:
+            break
+        ordered = query.where(*conditions).order_by(seq.desc())
+        found += await _matching(
+            session, ordered, seq, filters=filters, bound=bound, wanted=first - len(found), via=via
+        )
+    return found
 
 
 async def _matching(
@@ -521,18 +566,23 @@ async def _matching(
     filters: EventFilter,
     bound: tuple[int, int] | None,
     wanted: int,
+    via: bool = False,
 ) -> list[Access]:
     """The matching accesses below `bound`, newest first, until one more than `wanted`."""
     found: list[Access] = []
     batch = wanted + 2
+    read: set[int] = set()  # an index may name an event twice (a person twice among recipients)
     while len(found) <= wanted:
         limited = query if bound is None else query.where(seq <= bound[0])
         events: list[AuditEvent] = list((await session.execute(limited.limit(batch))).scalars())
         for event in events:
+            if event.seq in read:
+                continue
+            read.add(event.seq)
             found.extend(
                 access
                 for access in accesses_of(event)
-                if (bound is None or access.key < bound) and _matches(access, filters)
+                if (bound is None or access.key < bound) and _matches(access, filters, via=via)
             )
         if len(events) < batch:
             break

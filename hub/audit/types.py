@@ -31,6 +31,37 @@ OutcomeType = strawberry.enum(Outcome, name="AccessOutcome")
 KindType = strawberry.enum(OperationKind, name="AccessKind")
 
 
+@strawberry.type(
+    description="One subscriber a subscription delivery was fanned out to, as its event lists them."
+)
+class AccessRecipient:
+    user: str | None = strawberry.field(description="The person the client system acted for.")
+    client_id: str | None
+    purpose: str | None
+    request_id: str | None
+
+    @classmethod
+    def listed_in(cls, event: AuditEvent) -> list[Self]:
+        """The recipients an event's (hashed) detail lists, in its order."""
+        listed = (event.detail_data or {}).get("recipients")
+        if not isinstance(listed, list):
+            return []
+        return [
+            cls(
+                user=_text(entry.get("user")),
+                client_id=_text(entry.get("client_id")),
+                purpose=_text(entry.get("purpose")),
+                request_id=_text(entry.get("request_id")),
+            )
+            for entry in listed
+            if isinstance(entry, dict)
+        ]
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
 @strawberry.type(description="One access to one record (or one refusal), from the audit log.")
 class AccessEvent:
     access: strawberry.Private[Access]
@@ -61,9 +92,21 @@ class AccessEvent:
     def outcome(self) -> OutcomeType | None:  # type: ignore[valid-type]
         return Outcome(self.row.outcome)
 
-    @strawberry.field(description="The person the client system acted for.")
+    @strawberry.field(
+        description="The person the client system acted for (null for a delivery fanned out to "
+        "several people: see recipients)."
+    )
     def user(self) -> str | None:
         return self.row.user
+
+    @strawberry.field(
+        description="Everyone a subscription delivery fanned out to several subscribers at once "
+        "went to, with the client, purpose and request each received it through; `user`, "
+        "`clientId` and `requestId` are set only where they all share one. Empty for an access "
+        "by one caller, named in those fields."
+    )
+    def recipients(self) -> list[AccessRecipient] | None:
+        return AccessRecipient.listed_in(self.row)
 
     @strawberry.field
     async def organisation(self, info: Info) -> Organisation | None:

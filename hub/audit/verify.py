@@ -13,7 +13,9 @@ What each reason means (`Problem.seq` names the first event concerned):
   appended without moving the head);
 - reordered: an event is stored after one it does not follow;
 - child_index: `audit_event_child` disagrees with the events' child ids;
-- record_index: `audit_event_record` disagrees with the records the events list.
+- record_index: `audit_event_record` disagrees with the records the events list;
+- recipient_index: `audit_event_recipient` disagrees with the recipients the events' details
+  list (fanned-out subscription deliveries).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from hub.audit.chain import CHAIN_VERSION, CONTENT_COLUMNS, Erasure, Head, TimeT
 from hub.audit.models import GENESIS_HASH
 
 _EVENTS, _CHILDREN, _RECORDS = chain.EVENTS, chain.CHILDREN, chain.RECORDS
+_RECIPIENTS = chain.RECIPIENTS
 _CONTENT = slice(3, 3 + len(CONTENT_COLUMNS))
 _CONTENT_V1 = slice(3, 3 + len(CONTENT_COLUMNS) - 1)  # a version 1 event has no `records`
 _RECORDS_AT = 3 + CONTENT_COLUMNS.index("records")
@@ -52,9 +55,10 @@ class Reason(enum.StrEnum):
     REORDERED = "reordered"
     CHILD_INDEX = "child_index"
     RECORD_INDEX = "record_index"
+    RECIPIENT_INDEX = "recipient_index"
 
 
-_INDEX_REASONS = frozenset({Reason.CHILD_INDEX, Reason.RECORD_INDEX})
+_INDEX_REASONS = frozenset({Reason.CHILD_INDEX, Reason.RECORD_INDEX, Reason.RECIPIENT_INDEX})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,9 +106,25 @@ def _record_marks() -> Any:
     )
 
 
+# Each recipient a detail lists names its client under this key, which nothing else in a
+# detail uses (a key's quote cannot be escaped, a value's can): its characters count them.
+_RECIPIENT_KEY = '"client_id":'
+
+
+def _recipient_characters() -> Any:
+    """Characters of `_RECIPIENT_KEY` in the event's detail (0 for none): the count of the
+    recipients it lists, times the key's length. Should anything else ever use the key, the
+    count is only off, and the segment is compared event by event (exactly) instead."""
+    return sa.func.coalesce(_characters_of(_EVENTS.c.detail, _RECIPIENT_KEY), 0)
+
+
+def _recipient_marks(characters: int) -> int:
+    return characters // len(_RECIPIENT_KEY) * 2
+
+
 def _walk_query(*, after: int, through: int | None, size: int) -> sa.Select[Any]:
-    """seq, prev_hash, hash, the content (time as canonical text), the child id list's quotes
-    and the record marks (twice the records).
+    """seq, prev_hash, hash, the content (time as canonical text), the child id list's quotes,
+    the record marks (twice the records) and the recipients' key characters.
     """
     content = (
         TimeText(_EVENTS.c.occurred_at) if name == "occurred_at" else _EVENTS.c[name]
@@ -113,7 +133,13 @@ def _walk_query(*, after: int, through: int | None, size: int) -> sa.Select[Any]
     # A child id never holds a quote: the list's quotes are twice its ids.
     quotes = _characters_of(_EVENTS.c.child_ids, '"')
     query = sa.select(
-        _EVENTS.c.seq, _EVENTS.c.prev_hash, _EVENTS.c.hash, *content, quotes, _record_marks()
+        _EVENTS.c.seq,
+        _EVENTS.c.prev_hash,
+        _EVENTS.c.hash,
+        *content,
+        quotes,
+        _record_marks(),
+        _recipient_characters(),
     )
     query = query.where(_EVENTS.c.seq > after)
     if through is not None:
@@ -134,6 +160,7 @@ class _Suspect:
     last_prev: str
     quotes: int = 0  # of its child ids, for the child-index check should it pass after all
     records: int = 0  # twice the records it lists, for the record-index check likewise
+    recipients: int = 0  # twice the recipients its detail lists, likewise
 
 
 @dataclasses.dataclass
@@ -144,6 +171,7 @@ class _Segment:
     last_seq: int | None = None
     quotes: int = 0  # twice the child ids the events name
     records: int = 0  # twice the records the events list
+    recipients: int = 0  # twice the recipients the events' details list
     delivered: int = 0
 
 
@@ -191,7 +219,8 @@ class _Walk:
             self.last_prev,
         )
         encode, sha256, content, v1 = chain.encode_json, hashlib.sha256, _CONTENT, _CONTENT_V1
-        passed = quotes = records = 0
+        passed = quotes = records = recipients = 0
+        marks = _recipient_marks
         for row in rows:
             seq, prev_hash, stored = row[0], row[1], row[2]
             if seq != next_seq:
@@ -215,14 +244,24 @@ class _Walk:
             else:
                 last_seq, last_prev, next_seq, next_prev = seq, prev_hash, seq + 1, stored
                 passed += 1
-                quotes += row[-2]
-                records += row[-1]
+                quotes += row[-3]
+                records += row[-2]
+                recipients += marks(row[-1])
                 continue
             self.suspect = _Suspect(
-                kind, seq, prev_hash, stored, next_seq, last_seq, last_prev, row[-2], row[-1]
+                kind,
+                seq,
+                prev_hash,
+                stored,
+                next_seq,
+                last_seq,
+                last_prev,
+                row[-3],
+                row[-2],
+                marks(row[-1]),
             )
             break
-        self._passed(passed, quotes, records, first=rows[0][0])
+        self._passed(passed, quotes, records, recipients, first=rows[0][0])
         self.next_seq, self.next_prev, self.last_seq, self.last_prev = (
             next_seq,
             next_prev,
@@ -230,7 +269,9 @@ class _Walk:
             last_prev,
         )
 
-    def _passed(self, count: int, quotes: int, records: int, *, first: int) -> None:
+    def _passed(
+        self, count: int, quotes: int, records: int, recipients: int, *, first: int
+    ) -> None:
         if not count:
             return
         segment = self.segment
@@ -239,6 +280,7 @@ class _Walk:
         segment.last_seq = first + count - 1  # passed events are consecutive from `first`
         segment.quotes += quotes
         segment.records += records
+        segment.recipients += recipients
         self.checked += count
 
     def accept(self, suspect: _Suspect) -> None:
@@ -300,7 +342,7 @@ def _copy_rows(text: str) -> list[list[Any]]:
             for index in _NULLABLE:
                 if row[index] == _COPY_NULL:
                     row[index] = None
-        row[0], row[-2], row[-1] = int(row[0]), int(row[-2]), int(row[-1])
+        row[0], row[-3], row[-2], row[-1] = int(row[0]), int(row[-3]), int(row[-2]), int(row[-1])
         rows.append(row)
     return rows
 
@@ -452,6 +494,11 @@ def _record_entries(
     return [(i, entry["type"], entry["id"]) for i, entry in enumerate(json.loads(records))]
 
 
+def _recipient_entries(detail: str | None) -> list[Any]:
+    listed = chain.recipients_in(None if detail is None else json.loads(detail))
+    return [(r.ordinal, r.user, r.client_id, r.request_id) for r in listed]
+
+
 _INDEXES = (
     _Index(
         Reason.CHILD_INDEX,
@@ -470,6 +517,15 @@ _INDEXES = (
         ("records", "record_type", "record_id"),
         _record_entries,
         lambda segment: segment.records,
+    ),
+    _Index(
+        Reason.RECIPIENT_INDEX,
+        "recipient",
+        _RECIPIENTS,
+        ("ordinal", "user", "client_id", "request_id"),
+        ("detail",),
+        _recipient_entries,
+        lambda segment: segment.recipients,
     ),
 )
 
@@ -538,6 +594,7 @@ async def _settle(session: AsyncSession, walk: _Walk, *, indexed: bool) -> Probl
                 last_seq=suspect.seq,
                 quotes=suspect.quotes,
                 records=suspect.records,
+                recipients=suspect.recipients,
             )
             if indexed:
                 problems += await _index_problems(session, alone)
