@@ -115,6 +115,18 @@ def _sections(scope: ReportScope) -> tuple[bool, bool, bool]:
 # -- attendance ------------------------------------------------------------------------------
 
 
+def _invitations_in(rows: sa.Select[Any], scope: ReportScope) -> sa.Select[Any]:
+    """Invitations (joined to their meetings) of the scope's force, council and kind."""
+    m, i = t.meeting, t.meeting_invitation
+    if scope.force_code is not None:
+        rows = rows.where(i.c.force_code == scope.force_code)
+    if scope.council_code is not None:
+        rows = rows.where(m.c.council_code == scope.council_code)
+    if scope.kind is not None:
+        rows = rows.where(m.c.kind == scope.kind)
+    return rows
+
+
 def attendance_statement(period: Period, scope: ReportScope) -> sa.Select[Any]:
     """Invitations to meetings held in the period, per force, council, month, kind, pre-birth
     and attendance, with the reports sent and sent before the meeting."""
@@ -135,12 +147,7 @@ def attendance_statement(period: Period, scope: ReportScope) -> sa.Select[Any]:
         .select_from(i.join(m, m.c.id == i.c.meeting_id))
         .where(period.contains(m.c.scheduled_at), m.c.held_at.is_not(None))
     )
-    if scope.force_code is not None:
-        rows = rows.where(i.c.force_code == scope.force_code)
-    if scope.council_code is not None:
-        rows = rows.where(m.c.council_code == scope.council_code)
-    if scope.kind is not None:
-        rows = rows.where(m.c.kind == scope.kind)
+    rows = _invitations_in(rows, scope)
     # Grouped outside: PostgreSQL cannot match a GROUP BY to a CASE of bound parameters.
     r = rows.subquery("invited")
     keys = (r.c.force, r.c.council, r.c.month, r.c.kind, r.c.pre_birth, r.c.attendance)
@@ -218,13 +225,7 @@ def seniority_statement(period: Period, scope: ReportScope) -> sa.Select[Any]:
         m.c.held_at.is_not(None),
         i.c.attendance.in_(sorted(str(mode) for mode in ATTENDED)),
     )
-    if scope.force_code is not None:
-        rows = rows.where(i.c.force_code == scope.force_code)
-    if scope.council_code is not None:
-        rows = rows.where(m.c.council_code == scope.council_code)
-    if scope.kind is not None:
-        rows = rows.where(m.c.kind == scope.kind)
-    return rows.group_by(i.c.force_code, i.c.attendee_role)
+    return _invitations_in(rows, scope).group_by(i.c.force_code, i.c.attendee_role)
 
 
 def _seniority(rows: Iterable[Any]) -> tuple[Seniority, ...]:
