@@ -226,11 +226,20 @@ def _close(a: Any, b: Any) -> bool:
 
 
 def _ordered(breaches: tuple[Any, ...]) -> list[Any]:
-    """Breaches of equal delay (one record shared with two councils, or about two children)
-    may come in either order: sorted by everything but the figures each path computes."""
+    """Breaches of equal delay (one record shared with two councils, a meeting's invitations to
+    two forces, or about two children) may come in either order: sorted by everything but the
+    figures each path computes."""
     return sorted(
         breaches,
-        key=lambda b: (b.target_id, b.record_id, b.council_code, b.stage, b.child or "", b.start),
+        key=lambda b: (
+            b.target_id,
+            b.record_id,
+            b.force_code,
+            b.council_code,
+            b.stage,
+            b.child or "",
+            b.start,
+        ),
     )
 
 
