@@ -11,6 +11,8 @@ import dataclasses
 import datetime as dt
 import enum
 
+from hub.meetings.models import AttendeeRole
+
 
 class Grouping(enum.StrEnum):
     FORCE = "force"
@@ -115,15 +117,7 @@ ATTENDANCE_COUNTS = (
 
 # The attending officer's rank or role (`recordMeetingAttendance`), junior to senior, then
 # staff and others: the seniority columns, in the report's order.
-ROLES = (
-    "constable",
-    "sergeant",
-    "inspector",
-    "chief_inspector",
-    "superintendent_or_above",
-    "police_staff",
-    "other",
-)
+ROLES = tuple(role.value for role in AttendeeRole)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
