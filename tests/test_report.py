@@ -576,6 +576,24 @@ def test_numpy_ranks_give_the_median_and_nearest_rank_90th_percentile() -> None:
         ranked(group_keys)
 
 
+@pytest.mark.parametrize("spread", [0, 1, 1009, 2**45, 2**61])
+def test_numpy_runs_hold_each_runs_delays_in_order_however_far_apart(spread: int) -> None:
+    """The ranks read delays laid out in sorted runs: one sort of a key packing the run above
+    the delay while both fit in 63 bits (a year's delays in microseconds do), ordered by both
+    keys when they do not (delays far apart, negative ones too)."""
+    import numpy as np  # noqa: PLC0415
+
+    from hub.timeliness import percentiles  # noqa: PLC0415
+
+    rng = np.random.default_rng(spread)
+    runs = 300
+    run = rng.integers(0, runs, 5000)
+    values = rng.integers(-spread // 2, spread // 2 + 1, 5000)
+    expected = np.concatenate([np.sort(values[run == r]) for r in range(runs)])
+    laid_out = percentiles._in_runs(values, run, runs=runs)
+    assert laid_out.tolist() == expected.tolist()
+
+
 @pytest.mark.parametrize("batch", [1 << 20, 1, 50, 97])
 def test_numpy_reads_only_the_stages_parts_binary_rows(
     batch: int, monkeypatch: pytest.MonkeyPatch
