@@ -313,6 +313,11 @@ async def test_a_force_and_a_council_read_their_own_figures_only(loaded: Databas
     assert {a.key.value for a in council.attendance if a.key.grouping is Grouping.COUNCIL} == {C2}
     assert [j.requests for j in council.joint_visits if j.key.grouping is Grouping.TOTAL] == [2]
     assert [f.record_id for f in council.findings] == ["p2"]
+    # A council's protections: its children's (p1), and those placed with it of a child with no
+    # responsible council held (p3).
+    placed = await _measure(loaded, ReportScope(council_code=C1))
+    assert [p.protections for p in placed.protections if p.key.grouping is Grouping.TOTAL] == [2]
+    assert [f.record_id for f in placed.findings] == ["p3"]
 
 
 async def test_a_kind_keeps_only_its_own_section(loaded: Database) -> None:
