@@ -75,7 +75,7 @@ class LazyResolveInfo:
         parent_type: GraphQLObjectType,
         path: Path,
     ) -> None:
-        self._built: GraphQLResolveInfo | None = None
+        self._built: GraphQLResolveInfo[Any] | None = None
         self._executor = executor
         self._field_def = field_def
         self._field_details_list = field_details_list
@@ -257,20 +257,35 @@ class HubExecutor(FanoutExecutor):
         any middleware on the schema, goes graphql-core's whole way."""
         field_def = parent_type.fields.get(field_details_list[0].node.name.value)
         resolve = field_def.resolve if field_def is not None else None
-        if type(resolve) is not PlainLeaf or self._middleware:
+        if field_def is None or type(resolve) is not PlainLeaf or self._middleware:
             return super().execute_field(
                 parent_type, source, field_details_list, path, position_context
             )
+        return self._leaf_value(
+            parent_type, source, field_details_list, field_def, resolve, path, position_context
+        )
+
+    def _leaf_value(  # noqa: PLR0917 - the field, whole
+        self,
+        parent_type: GraphQLObjectType,
+        source: Any,
+        field_details_list: FieldDetailsList,
+        field_def: GraphQLField,
+        leaf: PlainLeaf,
+        path: Path,
+        position_context: Any = None,
+    ) -> Any:
+        """A plain scalar read and completed; an error located and collected (or raised, for
+        a non-null field, nulling the parent), as graphql-core's `execute_field` does."""
         try:
-            result = resolve.function(source)
+            result = leaf.function(source)
             if isinstance(result, Exception):
                 raise result  # noqa: TRY301 - as graphql-core's complete_value does
-            completed = None if result is None else self.complete_leaf_value(resolve.leaf, result)
+            completed = None if result is None else self.complete_leaf_value(leaf.leaf, result)
         except Exception as raw_error:  # noqa: BLE001 - located and collected, as graphql-core does
-            # Its own type: an error in a non-null field nulls the parent, as graphql-core's.
             self.handle_field_error(raw_error, field_def.type, field_details_list, path)
             return None
-        if completed is None and resolve.non_null:  # graphql-core's own error, at its path
+        if completed is None and leaf.non_null:  # graphql-core's own error, at its path
             return super().execute_field(
                 parent_type, source, field_details_list, path, position_context
             )
@@ -278,7 +293,7 @@ class HubExecutor(FanoutExecutor):
 
     # An object's selection, completed flat.
 
-    def collect_and_execute_subfields(  # noqa: PLR0917 - graphql-core's signature
+    def collect_and_execute_subfields(
         self,
         return_type: GraphQLObjectType,
         field_details_list: FieldDetailsList,
@@ -329,46 +344,25 @@ class HubExecutor(FanoutExecutor):
         type_name = parent_type.name
         try:
             for key, field_details_list, field_def, leaf in plan:
-                if leaf is None:
-                    field_path = Path(path, key, type_name)
-                    if field_def is None or field_def.args or field_details_list[0].node.arguments:
-                        value = super().execute_field(
-                            parent_type, source, field_details_list, field_path, None
-                        )
-                    else:
-                        value = self._execute_plain_field(
-                            parent_type, source, field_details_list, field_def, field_path
-                        )
-                    if value is Undefined:  # pragma: no cover - a validated document's field
-                        continue
-                    if is_awaitable(value):
-                        pending.append(key)
-                    results[key] = value
+                field_path = Path(path, key, type_name)
+                if leaf is not None and field_def is not None:
+                    results[key] = self._leaf_value(
+                        parent_type, source, field_details_list, field_def, leaf, field_path
+                    )
                     continue
-                try:
-                    value = leaf.function(source)
-                    if isinstance(value, Exception):
-                        raise value  # noqa: TRY301 - as graphql-core's complete_value does
-                    completed = (
-                        None if value is None else self.complete_leaf_value(leaf.leaf, value)
+                if field_def is None or field_def.args or field_details_list[0].node.arguments:
+                    value = super().execute_field(
+                        parent_type, source, field_details_list, field_path, None
                     )
-                except Exception as raw_error:  # noqa: BLE001 - located and collected, as graphql-core does
-                    # Raises for a non-null field, nulling the parent, as graphql-core's.
-                    field_path = Path(path, key, type_name)
-                    self.handle_field_error(
-                        raw_error, field_def.type, field_details_list, field_path
-                    )
-                    completed = None
                 else:
-                    if completed is None and leaf.non_null:  # graphql-core's own error
-                        completed = super().execute_field(
-                            parent_type,
-                            source,
-                            field_details_list,
-                            Path(path, key, type_name),
-                            None,
-                        )
-                results[key] = completed
+                    value = self._execute_plain_field(
+                        parent_type, source, field_details_list, field_def, field_path
+                    )
+                if value is Undefined:  # pragma: no cover - a validated document's field
+                    continue
+                if is_awaitable(value):
+                    pending.append(key)
+                results[key] = value
         except Exception:
             if pending:  # settled, as graphql-core settles its siblings' work
                 self.settle_in_background([results[key] for key in pending])
@@ -390,7 +384,7 @@ class HubExecutor(FanoutExecutor):
         and where the field is (a page's items ask their loaders through the context only)."""
         return_type = field_def.type
         info = cast(
-            "GraphQLResolveInfo",
+            "GraphQLResolveInfo[Any]",
             LazyResolveInfo(self, field_def, field_details_list, parent_type, path),
         )
         try:
