@@ -69,3 +69,73 @@ def test_a_missing_non_null_value_and_a_raising_field_fail_as_graphql_core_fails
         ("records", 1, "id"): "Cannot return null for non-nullable field Record.id.",
         ("records", 3, "summary"): "unreadable",
     }
+
+
+# A field without arguments gets its resolve info built only when read (`LazyResolveInfo`): what a
+# resolver reads of it, and the errors of nested objects, are what graphql-core's own would be.
+
+
+@strawberry.type
+class Owner:
+    name: str | None
+
+    @strawberry.field
+    def where(self, info: strawberry.Info) -> str:
+        # The path, the field's nodes, the operation: all from graphql-core's info.
+        nodes = [node.name.value for node in info._raw_info.field_nodes]
+        operation = info.operation.name.value if info.operation.name else None
+        return f"{'.'.join(str(p) for p in info.path.as_list())} {nodes} {operation}"
+
+
+@strawberry.type
+class Holder:
+    label: str | None
+
+    @strawberry.field
+    def owner(self, info: strawberry.Info) -> Owner | None:
+        if self.label == "broken":
+            msg = "no owner"
+            raise ValueError(msg)
+        return Owner(name=f"of {self.label} for {info.context['caller']}")
+
+    @strawberry.field
+    def required(self) -> Owner:
+        return None  # type: ignore[return-value] - a non-null object read as None
+
+
+@strawberry.type
+class HolderQuery:
+    @strawberry.field
+    def holders(self) -> list[Holder | None]:
+        return [Holder(label="a"), Holder(label="broken")]
+
+
+def test_a_field_without_arguments_reads_the_same_info_and_fails_the_same_way() -> None:
+    schema = strawberry.Schema(
+        query=HolderQuery,
+        execution_context_class=HubExecutor.for_schema(
+            gates=False, notes_served=False, contract=False
+        ),
+    )
+    lean_resolvers(schema._schema)
+    result = schema.execute_sync(
+        "query Q { holders { label owner { name where } } }", context_value={"caller": "c1"}
+    )
+    assert result.data == {
+        "holders": [
+            {
+                "label": "a",
+                "owner": {"name": "of a for c1", "where": "holders.0.owner.where ['where'] Q"},
+            },
+            {"label": "broken", "owner": None},
+        ]
+    }
+    assert [(tuple(e.path or ()), e.message) for e in result.errors or ()] == [
+        (("holders", 1, "owner"), "no owner")
+    ]
+    nulled = schema.execute_sync("{ holders { label required { name } } }")
+    assert nulled.data == {"holders": [None, None]}
+    assert {tuple(e.path or ()) for e in nulled.errors or ()} == {
+        ("holders", 0, "required"),
+        ("holders", 1, "required"),
+    }

@@ -19,10 +19,17 @@ class PageInfo:
     end_cursor: str | None
 
 
+def _sealed(root: Edge[Any]) -> str:
+    return root.cursors.seal(root.position)
+
+
 @strawberry.type
 class Edge(Generic[NodeT]):
-    cursor: str
+    # Sealed only when asked for: a page that selects no cursors seals one, for `endCursor`.
+    cursor: str = strawberry.field(resolver=_sealed)
     node: NodeT
+    position: strawberry.Private[str]
+    cursors: strawberry.Private[ListCursors]
 
 
 @strawberry.type
@@ -33,9 +40,11 @@ class Connection(Generic[NodeT]):
     @classmethod
     def of(cls, page: Page[Any], node: Callable[[Any], NodeT], cursors: ListCursors) -> Self:
         """The page's items as edges, each position sealed into a cursor for this caller."""
-        sealed = [cursors.seal(position) for position in page.positions]
-        edges = [Edge(cursor=c, node=node(r)) for r, c in zip(page.items, sealed, strict=True)]
-        end = sealed[-1] if sealed else None
+        edges = [
+            Edge(node=node(r), position=p, cursors=cursors)
+            for r, p in zip(page.items, page.positions, strict=True)
+        ]
+        end = cursors.seal(page.positions[-1]) if page.positions else None
         return cls(
             edges=edges, page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=end)
         )

@@ -10,18 +10,18 @@ each is decided where graphql-core already works per selection, not per field:
   refusal) at its own path and null, as a resolver raising it would; the rest resolve untouched.
   Decisions are made from the request's own policy and never kept past the request, so a
   changed agreement or another role cannot meet a stale one.
-- The audit: each record object completed (`complete_object_value`) is noted once, with the
+- The audit: each record object completed (`collect_and_execute_subfields`) is noted once, with the
   response keys of its selection and the fields they name; `ServedRecords.released` later keeps
   only the records and fields that reached the final data unredacted.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
-from graphql import GraphQLObjectType
-from graphql.pyutils import Path
+from graphql import GraphQLField, GraphQLObjectType, GraphQLOutputType, GraphQLResolveInfo
+from graphql.pyutils import Path, Undefined, gather_with_cancel
 
 from hub.access.policy import ChangeForbidden, ContractForbidden, FieldForbidden
 from hub.changes.fanout import FanoutExecutor
@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 
 Refusal = Callable[[], Exception]
 Execute = Callable[..., Any]
+# A selection's field: response key, its nodes, its definition, its plain scalar read if any.
+PlanStep = tuple[str, "FieldDetailsList", GraphQLField | None, PlainLeaf | None]
 
 
 def _forbidden(type_name: str, field: str) -> Refusal:
@@ -48,6 +50,50 @@ def _raise_again(error: Exception) -> Refusal:
         return error
 
     return refusal
+
+
+class LazyResolveInfo:
+    """graphql-core's resolve info for one field, built on first use of anything beyond the
+    context, the field's name, its parent type and its path (what a page's fields read)."""
+
+    __slots__ = (
+        "_built",
+        "_executor",
+        "_field_def",
+        "_field_details_list",
+        "context",
+        "field_name",
+        "parent_type",
+        "path",
+    )
+
+    def __init__(
+        self,
+        executor: HubExecutor,
+        field_def: GraphQLField,
+        field_details_list: FieldDetailsList,
+        parent_type: GraphQLObjectType,
+        path: Path,
+    ) -> None:
+        self._built: GraphQLResolveInfo[Any] | None = None
+        self._executor = executor
+        self._field_def = field_def
+        self._field_details_list = field_details_list
+        self.context = executor.context_value
+        self.field_name = field_details_list[0].node.name.value
+        self.parent_type = parent_type
+        self.path = path
+
+    def __getattr__(self, name: str) -> Any:
+        built = self._built
+        if built is None:
+            built = self._built = self._executor.build_resolve_info(
+                self._field_def,
+                [details.node for details in self._field_details_list],
+                self.parent_type,
+                self.path,
+            )
+        return getattr(built, name)
 
 
 class HubExecutor(FanoutExecutor):
@@ -74,6 +120,7 @@ class HubExecutor(FanoutExecutor):
         # it, so that the identity is not reused): the refusals, and the audit's field names.
         self._refusals: dict[int, tuple[GroupedFieldSet, Mapping[str, Refusal]]] = {}
         self._served_fields: dict[int, tuple[GroupedFieldSet, Mapping[str, str]]] = {}
+        self._plans: dict[int, tuple[GroupedFieldSet, list[PlanStep] | None]] = {}
         manager = self.middleware_manager
         self._middleware = manager is not None and bool(manager.middlewares)
 
@@ -210,53 +257,201 @@ class HubExecutor(FanoutExecutor):
         any middleware on the schema, goes graphql-core's whole way."""
         field_def = parent_type.fields.get(field_details_list[0].node.name.value)
         resolve = field_def.resolve if field_def is not None else None
-        if type(resolve) is not PlainLeaf or self._middleware:
+        if field_def is None or type(resolve) is not PlainLeaf or self._middleware:
             return super().execute_field(
                 parent_type, source, field_details_list, path, position_context
             )
+        return self._leaf_value(
+            parent_type, source, field_details_list, field_def, resolve, path, position_context
+        )
+
+    def _leaf_value(  # noqa: PLR0917 - the field, whole
+        self,
+        parent_type: GraphQLObjectType,
+        source: Any,
+        field_details_list: FieldDetailsList,
+        field_def: GraphQLField,
+        leaf: PlainLeaf,
+        path: Path,
+        position_context: Any = None,
+    ) -> Any:
+        """A plain scalar read and completed; an error located and collected (or raised, for
+        a non-null field, nulling the parent), as graphql-core's `execute_field` does."""
         try:
-            result = resolve.function(source)
+            result = leaf.function(source)
             if isinstance(result, Exception):
                 raise result  # noqa: TRY301 - as graphql-core's complete_value does
-            completed = None if result is None else self.complete_leaf_value(resolve.leaf, result)
+            completed = None if result is None else self.complete_leaf_value(leaf.leaf, result)
         except Exception as raw_error:  # noqa: BLE001 - located and collected, as graphql-core does
-            # Its own type: an error in a non-null field nulls the parent, as graphql-core's.
             self.handle_field_error(raw_error, field_def.type, field_details_list, path)
             return None
-        if completed is None and resolve.non_null:  # graphql-core's own error, at its path
+        if completed is None and leaf.non_null:  # graphql-core's own error, at its path
             return super().execute_field(
                 parent_type, source, field_details_list, path, position_context
             )
         return completed
 
-    # The audit.
+    # An object's selection, completed flat.
 
-    def complete_object_value(  # noqa: PLR0917 - graphql-core's signature
+    def collect_and_execute_subfields(
         self,
         return_type: GraphQLObjectType,
         field_details_list: FieldDetailsList,
-        info: Any,
         path: Path,
         result: Any,
         position_context: Any,
     ) -> Any:
+        """The audit's note of a record, then its fields.
+
+        Without `@defer` (nothing to deliver later) the fields run in one loop here
+        (`_execute_object_fields`) instead of graphql-core's five nested calls per object
+        (and this class's gate and leaf overrides in between): a page's deepest objects (its
+        children's records) sat past the interpreter's 16 kB frame-stack chunk, which was
+        mapped and unmapped for every one of them.
+        """
+        grouped_field_set, new_defer_usages, _ = self.collect_subfields(
+            return_type, field_details_list
+        )
         if self.notes_served and return_type.name in AUDITED_TYPES:
             context: HubContext = self.context_value
             context.served.note(
                 tuple(path.as_list()),
                 return_type.name,
                 result.row,
-                self._fields_of(return_type, field_details_list),
+                self._fields_of(grouped_field_set),
             )
-        return super().complete_object_value(
-            return_type, field_details_list, info, path, result, position_context
-        )
+        if new_defer_usages or position_context is not None:
+            return self.execute_collected_subfields(
+                return_type, result, path, grouped_field_set, new_defer_usages, position_context
+            )
+        return self._execute_object_fields(return_type, result, path, grouped_field_set)
 
-    def _fields_of(
-        self, return_type: GraphQLObjectType, field_details_list: FieldDetailsList
-    ) -> Mapping[str, str]:
+    def _execute_object_fields(
+        self,
+        parent_type: GraphQLObjectType,
+        source: Any,
+        path: Path,
+        grouped_field_set: GroupedFieldSet,
+    ) -> Any:
+        """graphql-core's `execute_fields` (in parallel) for a selection the gate refuses
+        nothing of, each plain scalar read and completed in the loop itself."""
+        plan = self._plan(parent_type, grouped_field_set)
+        if plan is None:  # something refused, or middleware: the general, gated way
+            return self.execute_fields(parent_type, source, path, grouped_field_set, None)
+        results: dict[str, Any] = {}
+        pending: list[str] = []
+        is_awaitable = self.is_awaitable
+        type_name = parent_type.name
+        try:
+            for key, field_details_list, field_def, leaf in plan:
+                field_path = Path(path, key, type_name)
+                if leaf is not None and field_def is not None:
+                    results[key] = self._leaf_value(
+                        parent_type, source, field_details_list, field_def, leaf, field_path
+                    )
+                    continue
+                if field_def is None or field_def.args or field_details_list[0].node.arguments:
+                    value = super().execute_field(
+                        parent_type, source, field_details_list, field_path, None
+                    )
+                else:
+                    value = self._execute_plain_field(
+                        parent_type, source, field_details_list, field_def, field_path
+                    )
+                if value is Undefined:  # pragma: no cover - a validated document's field
+                    continue
+                if is_awaitable(value):
+                    pending.append(key)
+                results[key] = value
+        except Exception:
+            if pending:  # settled, as graphql-core settles its siblings' work
+                self.settle_in_background([results[key] for key in pending])
+            raise
+        if not pending:
+            return results
+        return self._awaited(results, pending)
+
+    def _execute_plain_field(
+        self,
+        parent_type: GraphQLObjectType,
+        source: Any,
+        field_details_list: FieldDetailsList,
+        field_def: GraphQLField,
+        path: Path,
+    ) -> Any:
+        """graphql-core's `execute_field` for a field without arguments or middleware, its
+        resolve info built only if the resolver or the completion reads more than the context
+        and where the field is (a page's items ask their loaders through the context only)."""
+        return_type = field_def.type
+        info = cast(
+            "GraphQLResolveInfo[Any]",
+            LazyResolveInfo(self, field_def, field_details_list, parent_type, path),
+        )
+        try:
+            result = (field_def.resolve or self.field_resolver)(source, info)
+            if self.is_awaitable(result):
+                return self.complete_awaitable_value(
+                    return_type, field_details_list, info, path, result, None
+                )
+            completed = self.complete_value(
+                return_type, field_details_list, info, path, result, None
+            )
+        except Exception as raw_error:  # noqa: BLE001 - located and collected, as graphql-core does
+            self.handle_field_error(raw_error, return_type, field_details_list, path)
+            return None
+        if self.is_awaitable(completed):
+            return self._completed_later(completed, return_type, field_details_list, path)
+        return completed
+
+    async def _completed_later(
+        self,
+        completed: Awaitable[Any],
+        return_type: GraphQLOutputType,
+        field_details_list: FieldDetailsList,
+        path: Path,
+    ) -> Any:
+        try:
+            return await completed
+        except Exception as raw_error:  # noqa: BLE001 - located and collected, as graphql-core does
+            self.handle_field_error(raw_error, return_type, field_details_list, path)
+            return None
+
+    @staticmethod
+    async def _awaited(results: dict[str, Any], pending: list[str]) -> dict[str, Any]:
+        if len(pending) == 1:
+            results[pending[0]] = await results[pending[0]]
+        else:
+            awaited = await gather_with_cancel(*(results[key] for key in pending))
+            results.update(zip(pending, awaited, strict=True))
+        return results
+
+    def _plan(
+        self, parent_type: GraphQLObjectType, grouped_field_set: GroupedFieldSet
+    ) -> list[PlanStep] | None:
+        """Per selection: each field with its definition, and its plain scalar read if it has
+        one; None when the gate refuses any of it or middleware must see every field."""
+        known = self._plans.get(id(grouped_field_set))
+        if known is not None:
+            return known[1]
+        plan: list[PlanStep] | None = None
+        if not self._middleware and not self._refused(parent_type, grouped_field_set):
+            plan = []
+            for key, field_details_list in grouped_field_set.items():
+                field_def = parent_type.fields.get(field_details_list[0].node.name.value)
+                if field_def is None:
+                    # `__typename`, or a field the schema lacks: graphql-core's own way.
+                    plan.append((key, field_details_list, field_def, None))
+                    continue
+                resolve = field_def.resolve
+                leaf = resolve if type(resolve) is PlainLeaf else None
+                plan.append((key, field_details_list, field_def, leaf))
+        self._plans[id(grouped_field_set)] = (grouped_field_set, plan)
+        return plan
+
+    # The audit.
+
+    def _fields_of(self, grouped_field_set: GroupedFieldSet) -> Mapping[str, str]:
         """A record's selection as the audit names it: response key -> field, without `__`s."""
-        grouped_field_set = self.collect_subfields(return_type, field_details_list)[0]
         known = self._served_fields.get(id(grouped_field_set))
         if known is not None:
             return known[1]

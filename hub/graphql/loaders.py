@@ -13,6 +13,7 @@ from functools import cached_property
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 from strawberry.dataloader import DataLoader
@@ -75,15 +76,31 @@ _KEYS: sa.BindParameter[Any] = sa.bindparam("keys", expanding=True)
 _ORGANISATION: sa.Table = Organisation.__table__  # type: ignore[attr-defined]
 _CHILD: sa.Table = Child.__table__  # type: ignore[attr-defined]
 _INCIDENT_CHILD: sa.Table = IncidentChild.__table__  # type: ignore[attr-defined]
-_ORGANISATIONS = sa.select(*_ORGANISATION.c).where(_ORGANISATION.c.code.in_(_KEYS))
-_CHILDREN = sa.select(*_CHILD.c).where(_CHILD.c.id.in_(_KEYS))
+
+
+def _keyed(column: sa.ColumnElement[Any], *, array: bool) -> sa.ColumnElement[bool]:
+    """`column` among the `keys` parameter. On PostgreSQL (`array`) the keys go as one array,
+    `= ANY($1)`: one statement text whatever their number, and nothing rendered per key at
+    each execution, as an expanding IN renders a placeholder for each."""
+    if array:
+        return column == sa.any_(sa.bindparam("keys", type_=postgresql.ARRAY(column.type)))
+    return column.in_(_KEYS)
+
+
+_ORGANISATIONS = {
+    array: sa.select(*_ORGANISATION.c).where(_keyed(_ORGANISATION.c.code, array=array))
+    for array in (False, True)
+}
+_CHILDREN = {
+    array: sa.select(*_CHILD.c).where(_keyed(_CHILD.c.id, array=array)) for array in (False, True)
+}
 
 
 @functools.lru_cache(maxsize=1024)
-def _incident_children(scope: RowScope) -> sa.Select[Any]:
+def _incident_children(scope: RowScope, *, array: bool = False) -> sa.Select[Any]:
     return (
         sa.select(*_INCIDENT_CHILD.c)
-        .where(_INCIDENT_CHILD.c.incident_id.in_(_KEYS), scope.incident_children())
+        .where(_keyed(_INCIDENT_CHILD.c.incident_id, array=array), scope.incident_children())
         .order_by(_INCIDENT_CHILD.c.child_id)
     )
 
@@ -114,15 +131,17 @@ class Loaders:
     def __init__(self, session: AsyncSession, scope: RowScope) -> None:
         self._session = session
         self._scope = scope
+        dialect = getattr(session.bind, "dialect", None)
+        self._array = dialect is not None and dialect.name == "postgresql"
 
     @cached_property
     def organisation(self) -> DataLoader[str, Organisation | None]:
-        return _one_row(self._session, _ORGANISATIONS, "code")
+        return _one_row(self._session, _ORGANISATIONS[self._array], "code")
 
     # A child reached through a record the caller may see is part of that record.
     @cached_property
     def child(self) -> DataLoader[str, Child | None]:
-        return _one_row(self._session, _CHILDREN, "id")
+        return _one_row(self._session, _CHILDREN[self._array], "id")
 
     @cached_property
     def incident(self) -> DataLoader[str, Incident | None]:
@@ -189,7 +208,9 @@ class Loaders:
 
     @cached_property
     def incident_children(self) -> DataLoader[str, list[IncidentChild]]:
-        return _many_rows(self._session, _incident_children(self._scope), "incident_id")
+        return _many_rows(
+            self._session, _incident_children(self._scope, array=self._array), "incident_id"
+        )
 
     @cached_property
     def child_references(self) -> DataLoader[str, list[ChildReference]]:
