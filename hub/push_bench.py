@@ -102,6 +102,12 @@ class PushFigures:
         return lines
 
 
+def _has_batches(source: Path) -> bool:
+    """Whether a source tree serves `reportIncidents`, so that its batches go side by side."""
+    schema = source / "hub" / "graphql" / "schema.py"
+    return schema.is_file() and "async def report_incidents(" in schema.read_text()
+
+
 def _spread(ratios: list[float]) -> str:
     ordered = sorted(ratios)
     return (
@@ -196,7 +202,7 @@ async def run(
 ) -> PushFigures:
     hubs = [Hub(f"workers={n}", THIS_CODE, n) for n in workers]
     if baseline is not None:
-        hubs.insert(0, Hub("baseline", baseline, 1, batches=False))
+        hubs.insert(0, Hub("baseline", baseline, 1, batches=_has_batches(baseline)))
     async with contextlib.AsyncExitStack() as stack:
         for h in hubs:
             await stack.enter_async_context(_serving(h, database_url))
