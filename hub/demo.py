@@ -43,6 +43,7 @@ COUNCIL_A, COUNCIL_B, COUNCIL_HOST = (
     "E06000016",
 )  # Birmingham, Manchester, Leicester
 DEMO_SCHOOL = "DEMO-SCHOOL-1"
+SCHOOL_EVERY = 4  # every fourth child of COUNCIL_A attends DEMO_SCHOOL
 
 GIVEN = ["Alex", "Sam", "Jordan", "Riley", "Casey", "Morgan", "Jamie", "Taylor", "Robin", "Quinn"]
 FAMILY = ["Example", "Sample", "Testcase", "Fictional", "Madeup", "Placeholder"]
@@ -69,6 +70,10 @@ DEMO_ROLES: list[tuple[Role, str, str]] = [
 
 def _child(rng: random.Random, number: int, council: str, **extra: object) -> ChildDetails:
     born = dt.date(2010, 1, 1) + dt.timedelta(days=rng.randrange(0, 14 * 365))
+    if council == COUNCIL_A and number % SCHOOL_EVERY == 0:
+        # Some of the council's children are the demo school's pupils: its designated
+        # safeguarding lead has Operation Encompass notices to read.
+        extra.setdefault("school", DEMO_SCHOOL)
     return ChildDetails(
         police_reference=f"DEMO-P{number:05d}",
         given_name=rng.choice(GIVEN),

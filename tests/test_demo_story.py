@@ -150,3 +150,54 @@ def _the_decisions_story(figures: DecisionsData) -> None:
     assert owed == vetting_story.BACKLOG_CARERS
     agreed = reviews[closure_story.AGREEING_COUNCIL]
     assert (agreed.closures, agreed.agreed, agreed.challenged) == (1, 1, 0)
+
+
+async def test_each_printed_example_answers_with_records_from_the_demo(tmp_path: Path) -> None:
+    """What a newcomer does first: run each role's printed `curl` line against the served demo.
+    Each is answered without an error and with records, the school's too (its pupils'
+    domestic abuse incidents, and of those only the pupils)."""
+    import json  # noqa: PLC0415
+    import re  # noqa: PLC0415
+
+    import httpx  # noqa: PLC0415
+
+    from hub.app import create_app  # noqa: PLC0415
+    from tests.conftest import free_port, serve  # noqa: PLC0415
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    url = f"sqlite+aiosqlite:///{tmp_path / 'demo.db'}"
+    settings = Settings(database_url=url, data_dir=tmp_path, issuer=base)
+    printed = await demo.load(settings, base_url=base)
+    blocks = re.findall(
+        r"^== (\S+) .*?-H 'Authorization: Bearer (\S+)' .*?-H 'Hub-Purpose: (\S+)' .*?-d '(.*?)'\n",
+        printed,
+        re.DOTALL | re.MULTILINE,
+    )
+    assert {role for role, *_ in blocks} == {role.value for role in demo.EXAMPLE_PURPOSE}
+    server, thread = serve(create_app(settings), port, settings)
+    try:
+        async with httpx.AsyncClient(timeout=30) as http:
+            for role, token, purpose, payload in blocks:
+                response = await http.post(
+                    f"{base}/graphql",
+                    content=payload,
+                    headers={
+                        "Content-Type": "application/json",
+                        "Authorization": f"Bearer {token}",
+                        "Hub-On-Behalf-Of": "demo-user-1",
+                        "Hub-Purpose": purpose,
+                    },
+                )
+                body = response.json()
+                assert "errors" not in body, (role, body)
+                answered = {k: v for k, v in body["data"].items() if k != "viewer"}
+                lists = [v.get("edges", v) if isinstance(v, dict) else v for v in answered.values()]
+                assert all(lists), (role, json.dumps(body)[:300])
+                if role == "school_dsl":
+                    nodes = [edge["node"] for edge in body["data"]["incidents"]["edges"]]
+                    assert {node["type"] for node in nodes} == {"DOMESTIC_ABUSE"}
+                    assert all(node["children"] for node in nodes)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
