@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy.engine import make_url
 
 import hub
 from hub.access.keys import KeySet
@@ -64,14 +65,74 @@ class Series:
     latencies: list[float] = dataclasses.field(default_factory=list)
     seconds: float = 0.0
     block_rates: list[float] = dataclasses.field(default_factory=list)
+    # CPU seconds its blocks took: the hub process, its database's server processes, the bench.
+    cpu: CpuSeconds = dataclasses.field(default_factory=lambda: CpuSeconds(0.0, 0.0, 0.0))
 
     @property
     def rate(self) -> float:
         return len(self.latencies) / self.seconds
 
+    def cpu_per_request(self) -> str:
+        each = 1000 / len(self.latencies)
+        cpu = self.cpu
+        return (
+            f"cpu/request: hub {cpu.hub * each:.2f} ms, database {cpu.database * each:.2f} ms, "
+            f"bench client {cpu.client * each:.2f} ms"
+        )
+
     def percentile(self, fraction: float) -> float:
         ordered = sorted(self.latencies)
         return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+@dataclasses.dataclass(frozen=True)
+class CpuSeconds:
+    """CPU time (user and system) taken while a block ran, by whom: where a request's cost goes,
+    and what is left to cut. Read from /proc, so Linux only; elsewhere every figure is 0."""
+
+    hub: float
+    database: float  # the server processes of the hub's own scratch database (PostgreSQL)
+    client: float  # this bench process, which sends the requests and reads the answers
+
+    def __add__(self, other: CpuSeconds) -> CpuSeconds:
+        return CpuSeconds(
+            self.hub + other.hub, self.database + other.database, self.client + other.client
+        )
+
+    def __sub__(self, other: CpuSeconds) -> CpuSeconds:
+        return CpuSeconds(
+            self.hub - other.hub, self.database - other.database, self.client - other.client
+        )
+
+
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _process_cpu(pid: int | str) -> float:
+    """utime + stime of a process, in seconds; 0 if it is gone or /proc is not there."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat.rsplit(")", 1)[1].split()  # the command, in brackets, may hold spaces
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def _database_cpu(database: str | None) -> float:
+    """The CPU of PostgreSQL's backends serving `database` (their title names it)."""
+    if database is None:
+        return 0.0
+    total = 0.0
+    for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else ():
+        if not entry.name.isdigit():
+            continue
+        try:
+            title = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if title.startswith(b"postgres:") and f" {database} ".encode() in title:
+            total += _process_cpu(entry.name)
+    return total
 
 
 @dataclasses.dataclass
@@ -82,6 +143,11 @@ class Hub:
     base: str
     council: dict[str, str]
     police: dict[str, str]
+    pid: int = 0
+    database: str | None = None  # the PostgreSQL database's name; None on SQLite
+
+    def cpu(self) -> CpuSeconds:
+        return CpuSeconds(_process_cpu(self.pid), _database_cpu(self.database), time.process_time())
 
 
 def _series_key(hub_name: str, query: str, flight: int) -> tuple[str, str, int]:
@@ -111,7 +177,8 @@ class ReadFigures:
             out.append(
                 f"{hub_name:<8} {query:<5} {flight} in flight  {series.rate:8.1f}/s  "
                 f"p50 {series.percentile(0.5) * 1000:7.1f} ms  "
-                f"p99 {series.percentile(0.99) * 1000:7.1f} ms  n {len(series.latencies)}"
+                f"p99 {series.percentile(0.99) * 1000:7.1f} ms  n {len(series.latencies)}  "
+                f"{series.cpu_per_request()}"
             )
         for flight, ratios in sorted(self.turn_ratios.items(), reverse=True):
             new = self.series[_series_key("new", "page", flight)]
@@ -230,6 +297,8 @@ async def running_hub(name: str, tree: Path, database_url: str) -> AsyncIterator
                 base=base,
                 council=_headers(settings, keys, Role.COUNCIL_SOCIAL_WORKER, COUNCIL),
                 police=_headers(settings, keys, Role.POLICE_OFFICER, FORCE),
+                pid=process.pid,
+                database=make_url(url).database if url.startswith("postgresql") else None,
             )
         finally:
             process.terminate()
@@ -301,9 +370,11 @@ class Driver:
                 await self.one(target, query)
                 series.latencies.append(time.perf_counter() - started)
 
+        cpu = target.cpu()
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(flight)))
         series.seconds = time.perf_counter() - started
+        series.cpu = target.cpu() - cpu
         series.block_rates.append(count / series.seconds)
         return series
 
@@ -356,6 +427,7 @@ async def _turns(
                     whole.latencies += done.latencies
                     whole.seconds += done.seconds
                     whole.block_rates += done.block_rates
+                    whole.cpu += done.cpu
                     if query == "page":
                         rates[target.name] = done.block_rates[0]
             ratios[flight].append(rates["new"] / rates["baseline"])

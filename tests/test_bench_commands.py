@@ -120,6 +120,7 @@ def test_bench_read_compares_with_the_baseline_or_refuses(tmp_path: Path) -> Non
     assert good.returncode == 0, good.stdout + good.stderr
     assert "page rate new/baseline at 8 in flight" in good.stdout
     assert "page-to-floor (new) at 1 in flight" in good.stdout
+    assert "cpu/request: hub" in good.stdout
     # 3 incidents seeded, pages of 5 asked for: the first page comes back short.
     short = _bench(
         "bench-read", "--database-url", _database(tmp_path, "short.db"), *tiny, "--records", "3"
