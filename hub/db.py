@@ -9,8 +9,10 @@ except those that write their own audit (`Database.audits_reads_in_place`).
 from __future__ import annotations
 
 import asyncio
+import collections
 import datetime as dt
-from collections.abc import AsyncIterator
+import functools
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -71,6 +73,30 @@ class UTCDateTime(sa.types.TypeDecorator[dt.datetime]):
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+@functools.lru_cache(maxsize=256)
+def _record_class(fields: tuple[str, ...]) -> Callable[[Any], Any]:
+    # Its columns are known only at run time: typing.NamedTuple needs them written out.
+    named: Any = collections.namedtuple  # noqa: PYI024
+    make: Callable[[Any], Any] = named("Record", fields)._make
+    return make
+
+
+def records(result: sa.Result[Any]) -> list[Any]:
+    """A result's rows as named tuples, read by attribute as SQLAlchemy's rows are
+    (`row.summary`), for what a request reads many times over (a page's records).
+
+    SQLAlchemy's compiled row looks an attribute up on its class first, which fails, and in
+    Python 3.11 formats an AttributeError's message each time before falling back to the
+    column: a council's page read its rows' attributes 1,300 times, 7.5% of its instructions.
+    A named tuple's attribute is an index. Columns whose names a named tuple cannot take (a
+    keyword, a leading underscore) keep SQLAlchemy's rows."""
+    try:
+        make = _record_class(tuple(result.keys()))
+    except ValueError:
+        return list(result.all())
+    return [make(row) for row in result.all()]
 
 
 class HubSession(Session):

@@ -10,6 +10,7 @@ from typing import Any, Generic, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hub.db import records
 from hub.errors import InvalidInput
 
 T = TypeVar("T")
@@ -59,7 +60,7 @@ async def paginate(
         query = query.where(sa.tuple_(time_column, id_column) < sa.tuple_(anchor, after))
     query = query.order_by(time_column.desc(), id_column.desc()).limit(first + 1)
     result = await session.execute(query)
-    found: list[Any] = list(result.all() if rows else result.scalars())
+    found: list[Any] = records(result) if rows else list(result.scalars())
     items = found[:first]
     positions = [getattr(r, id_column.key) for r in items]
     return Page(items=items, positions=positions, has_next_page=len(found) > first)

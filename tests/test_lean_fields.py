@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import sqlalchemy as sa
 import strawberry
 from graphql import GraphQLObjectType
 
+from hub.db import records
 from hub.graphql.executor import HubExecutor
 from hub.graphql.resolvers import PlainLeaf, lean_resolvers
 
@@ -139,3 +141,92 @@ def test_a_field_without_arguments_reads_the_same_info_and_fails_the_same_way() 
         ("holders", 0, "required"),
         ("holders", 1, "required"),
     }
+
+
+# A record, or a list of records, below the root is completed straight from the executor's loop
+# (`HubExecutor._complete`): the same data and errors as graphql-core's own executor gives.
+
+
+@strawberry.interface
+class Tagged:
+    tag: str | None
+
+
+@strawberry.type
+class Label(Tagged):  # an interface's type: strawberry gives it an `is_type_of`
+    @strawberry.field
+    def text(self) -> str:
+        return None if self.tag == "blank" else self.tag  # type: ignore[return-value]
+
+
+@strawberry.type
+class Shelf:
+    @strawberry.field
+    def loose(self) -> list[Record | None]:
+        return Query().records()
+
+    @strawberry.field
+    def strict(self) -> list[Record] | None:
+        return [Record(id=strawberry.ID("a"), name="kept"), Record(id=None, name="no id")]  # type: ignore[arg-type]
+
+    @strawberry.field
+    def labels(self) -> list[Label | None]:
+        return [Label(tag="x"), Label(tag="blank"), None]
+
+    @strawberry.field
+    def label(self) -> Label:
+        return Label(tag="blank")
+
+    @strawberry.field
+    def wrong(self) -> Label | None:
+        return Record(id=strawberry.ID("a"), name="not a label")  # type: ignore[return-value]
+
+
+@strawberry.type
+class ShelfQuery:
+    @strawberry.field
+    def shelves(self) -> list[Shelf]:
+        return [Shelf()]
+
+
+def test_records_below_the_root_complete_as_graphql_cores_executor_completes_them() -> None:
+    query = """{ shelves {
+        loose { id name summary } strict { id name } labels { tag text }
+        wrong { tag } } }"""
+    hub = strawberry.Schema(
+        query=ShelfQuery,
+        types=[Label],
+        execution_context_class=HubExecutor.for_schema(
+            gates=False, notes_served=False, contract=False
+        ),
+    )
+    lean_resolvers(hub._schema)
+    plain = strawberry.Schema(query=ShelfQuery, types=[Label])  # graphql-core's own executor
+    ours, theirs = hub.execute_sync(query), plain.execute_sync(query)
+    assert ours.data == theirs.data
+    assert ours.data is not None
+    shelf = ours.data["shelves"][0]
+    assert shelf["strict"] is None  # a non-null record failed: the list is nulled
+    assert shelf["labels"] == [{"tag": "x", "text": "x"}, None, None]
+    assert shelf["wrong"] is None  # not a Label: graphql-core's own error
+
+    def located(result: Any) -> list[tuple[tuple[Any, ...], str]]:
+        return sorted((tuple(e.path or ()), e.message) for e in result.errors or ())
+
+    assert located(ours) == located(theirs)
+    assert len(located(ours)) == 5
+    nulled = hub.execute_sync("{ shelves { label { text } } }")
+    assert nulled.data is None  # a non-null record's non-null field failed, up to the root
+    assert located(nulled) == located(plain.execute_sync("{ shelves { label { text } } }"))
+
+
+def test_rows_read_many_times_are_named_tuples_unless_a_column_name_cannot_be_one() -> None:
+    engine = sa.create_engine("sqlite://")
+    with engine.connect() as connection:
+        plain = records(connection.execute(sa.text("SELECT 1 AS id, 'x' AS summary")))
+        keyword = records(connection.execute(sa.text('SELECT 1 AS id, 2 AS "from"')))
+    assert plain == [(1, "x")]
+    assert (plain[0].id, plain[0].summary) == (1, "x")
+    assert type(plain[0]).__name__ == "Record"
+    assert isinstance(keyword[0], sa.Row)  # SQLAlchemy's own row, read by key as before
+    assert keyword[0]._mapping["from"] == 2

@@ -20,7 +20,14 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
-from graphql import GraphQLField, GraphQLObjectType, GraphQLOutputType, GraphQLResolveInfo
+from graphql import (
+    GraphQLField,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLOutputType,
+    GraphQLResolveInfo,
+)
 from graphql.pyutils import Path, Undefined, gather_with_cancel
 
 from hub.access.policy import ChangeForbidden, ContractForbidden, FieldForbidden
@@ -50,6 +57,40 @@ def _raise_again(error: Exception) -> Refusal:
         return error
 
     return refusal
+
+
+def _directed(field_details_list: FieldDetailsList) -> bool:
+    """Whether any node of the field carries a directive (`@stream`, `@include`...): graphql-core
+    alone reads them while completing."""
+    return any(details.node.directives for details in field_details_list)
+
+
+def _owns(object_type: GraphQLObjectType, value: Any, info: GraphQLResolveInfo[Any]) -> bool:
+    """The object type takes the value without question: it has no `is_type_of`, or that says
+    yes at once (strawberry's is an isinstance check). False sends the value graphql-core's way,
+    which raises its error (or awaits an asynchronous answer)."""
+    is_type_of = object_type.is_type_of
+    return is_type_of is None or is_type_of(value, info) is True
+
+
+_CAREFULLY = object()
+
+
+def _read_at_once(leaf: PlainLeaf, source: Any) -> Any:
+    """A plain scalar read and coerced with no path built, in the common case; `_CAREFULLY`
+    for anything else (null where not allowed, an error, a coercion refused), which the caller
+    reads again the careful way (`HubExecutor._leaf_value`): that one locates and collects its
+    error as graphql-core does. A plain read has no side effects, so reading twice is safe."""
+    try:
+        value = leaf.function(source)
+        if value is None:
+            return _CAREFULLY if leaf.non_null else None
+        if isinstance(value, Exception):
+            return _CAREFULLY
+        coerced = leaf.coerce(value)
+    except Exception:  # noqa: BLE001 - read again, and located there
+        return _CAREFULLY
+    return _CAREFULLY if coerced is None or coerced is Undefined else coerced
 
 
 class LazyResolveInfo:
@@ -344,16 +385,25 @@ class HubExecutor(FanoutExecutor):
         type_name = parent_type.name
         try:
             for key, field_details_list, field_def, leaf in plan:
-                field_path = Path(path, key, type_name)
                 if leaf is not None and field_def is not None:
-                    results[key] = self._leaf_value(
-                        parent_type, source, field_details_list, field_def, leaf, field_path
+                    value = _read_at_once(leaf, source)
+                    results[key] = (
+                        value
+                        if value is not _CAREFULLY
+                        else self._leaf_value(
+                            parent_type,
+                            source,
+                            field_details_list,
+                            field_def,
+                            leaf,
+                            Path(path, key, type_name),
+                        )
                     )
                     continue
+                field_path = Path(path, key, type_name)
                 if field_def is None or field_def.args or field_details_list[0].node.arguments:
-                    value = super().execute_field(
-                        parent_type, source, field_details_list, field_path, None
-                    )
+                    execute = super().execute_field
+                    value = execute(parent_type, source, field_details_list, field_path, None)
                 else:
                     value = self._execute_plain_field(
                         parent_type, source, field_details_list, field_def, field_path
@@ -393,14 +443,81 @@ class HubExecutor(FanoutExecutor):
                 return self.complete_awaitable_value(
                     return_type, field_details_list, info, path, result, None
                 )
-            completed = self.complete_value(
-                return_type, field_details_list, info, path, result, None
-            )
+            completed = self._complete(return_type, field_details_list, info, path, result)
         except Exception as raw_error:  # noqa: BLE001 - located and collected, as graphql-core does
             self.handle_field_error(raw_error, return_type, field_details_list, path)
             return None
         if self.is_awaitable(completed):
             return self._completed_later(completed, return_type, field_details_list, path)
+        return completed
+
+    def _complete(
+        self,
+        return_type: GraphQLOutputType,
+        field_details_list: FieldDetailsList,
+        info: GraphQLResolveInfo[Any],
+        path: Path,
+        result: Any,
+    ) -> Any:
+        """graphql-core's `complete_value`, straight to the selection for what a page is made
+        of: a record, or a list of records, of one object type. graphql-core goes through five
+        calls per record for it (and checks the type's kind at each); anything else (null, an
+        error, an abstract type, a `@stream`ed list, a type that disowns the value) goes its
+        whole way, which raises and locates its errors as before."""
+        if result is None or isinstance(result, Exception) or _directed(field_details_list):
+            return self.complete_value(return_type, field_details_list, info, path, result, None)
+        inner = return_type.of_type if isinstance(return_type, GraphQLNonNull) else return_type
+        if isinstance(inner, GraphQLObjectType) and _owns(inner, result, info):
+            return self.collect_and_execute_subfields(inner, field_details_list, path, result, None)
+        if isinstance(inner, GraphQLList) and type(result) is list:
+            item_type = inner.of_type
+            item = item_type.of_type if isinstance(item_type, GraphQLNonNull) else item_type
+            if isinstance(item, GraphQLObjectType) and all(
+                value is not None and not isinstance(value, Exception) and _owns(item, value, info)
+                for value in result
+            ):
+                return self._records(item_type, item, field_details_list, path, result)
+        return self.complete_value(return_type, field_details_list, info, path, result, None)
+
+    def _records(
+        self,
+        item_type: GraphQLOutputType,
+        object_type: GraphQLObjectType,
+        field_details_list: FieldDetailsList,
+        path: Path,
+        items: list[Any],
+    ) -> Any:
+        """graphql-core's `complete_iterable_value` for a list of records: each item's error
+        located at the item (nulling it, or the list for a non-null item), as it does."""
+        completed: list[Any] = []
+        pending: list[int] = []
+        is_awaitable = self.is_awaitable
+        collect = self.collect_and_execute_subfields
+        try:
+            for index, item in enumerate(items):
+                item_path = Path(path, index, None)
+                try:
+                    value = collect(object_type, field_details_list, item_path, item, None)
+                except Exception as raw_error:  # noqa: BLE001 - located, as graphql-core does
+                    self.handle_field_error(raw_error, item_type, field_details_list, item_path)
+                    value = None
+                if is_awaitable(value):
+                    value = self._completed_later(value, item_type, field_details_list, item_path)
+                    pending.append(index)
+                completed.append(value)
+        except Exception:
+            if pending:  # settled, as graphql-core settles its siblings' work
+                self.settle_in_background([completed[index] for index in pending])
+            raise
+        if not pending:
+            return completed
+        return self._awaited_items(completed, pending)
+
+    @staticmethod
+    async def _awaited_items(completed: list[Any], pending: list[int]) -> list[Any]:
+        awaited = await gather_with_cancel(*(completed[index] for index in pending))
+        for index, value in zip(pending, awaited, strict=True):
+            completed[index] = value
         return completed
 
     async def _completed_later(

@@ -22,6 +22,7 @@ from strawberry.utils.await_maybe import AwaitableOrValue
 from hub.access.scope import RowScope
 from hub.children.models import Child, ChildReference
 from hub.closures.models import ClosureReview
+from hub.db import records
 from hub.incidents.models import Incident, IncidentChild
 from hub.investigations.models import (
     Investigation,
@@ -107,7 +108,7 @@ def _incident_children(scope: RowScope, *, array: bool = False) -> sa.Select[Any
 
 def _one_row(session: AsyncSession, statement: sa.Select[Any], key: str) -> DataLoader[Any, Any]:
     async def load(keys: list[Any]) -> Sequence[Any]:
-        rows = (await session.execute(statement, {"keys": keys})).all()
+        rows = records(await session.execute(statement, {"keys": keys}))
         found = {getattr(r, key): r for r in rows}
         return [found.get(k) for k in keys]
 
@@ -117,7 +118,7 @@ def _one_row(session: AsyncSession, statement: sa.Select[Any], key: str) -> Data
 def _many_rows(session: AsyncSession, statement: sa.Select[Any], key: str) -> DataLoader[Any, Any]:
     async def load(keys: list[Any]) -> Sequence[list[Any]]:
         grouped: defaultdict[Any, list[Any]] = defaultdict(list)
-        for row in (await session.execute(statement, {"keys": keys})).all():
+        for row in records(await session.execute(statement, {"keys": keys})):
             grouped[getattr(row, key)].append(row)
         return [grouped[k] for k in keys]
 
@@ -406,6 +407,32 @@ class Loaders:
 
 
 R = TypeVar("R")
+
+
+async def fill(loader: DataLoader[K, V], keys: Sequence[K]) -> list[V]:
+    """The values for `keys`, those the request has not loaded yet fetched in one batch with
+    the loader's own function, each left in its cache as a finished load: what a page's items
+    then ask for completes at once (`at_once`), and a key's value is the same object however it
+    is asked for. A load of the same keys (`load_many`) costs a future, a task entry and a
+    callback per key; a page's prefetch asked for sixty."""
+    cache = loader.cache_map
+    wanted = [key for key in dict.fromkeys(keys) if cache.get(key) is None]
+    if wanted:
+        values = await loader.load_fn(wanted)
+        loader.prime_many(
+            {
+                key: value
+                for key, value in zip(wanted, values, strict=True)
+                if not isinstance(value, BaseException)  # left for a load, which raises it
+            }
+        )
+    found: list[V] = []
+    for key in keys:
+        future = cache.get(key)
+        found.append(
+            future.result() if future is not None and future.done() else await loader.load(key)
+        )
+    return found
 
 
 def at_once(loader: DataLoader[K, V], key: K, then: Callable[[V], R]) -> AwaitableOrValue[R]:

@@ -11,6 +11,7 @@ Any field with arguments, extensions or permission classes keeps strawberry's ow
 from __future__ import annotations
 
 import inspect
+import operator
 from collections.abc import Callable
 from typing import Any
 
@@ -94,6 +95,10 @@ def _attribute(field: GraphQLField, definition: StrawberryField) -> Resolver | N
     if not is_leaf_type(leaf):
         return None
 
+    if definition.base_resolver is None and definition.default_resolver is getattr:
+        # What strawberry's default resolver does, as one C call.
+        return PlainLeaf(operator.attrgetter(definition.python_name), leaf, non_null=non_null)
+
     def read(source: Any) -> Any:
         return definition.get_result(source, info=None, args=[], kwargs={})
 
@@ -105,7 +110,7 @@ class PlainLeaf:
     building the field's resolve info (`HubExecutor.execute_field`). A non-null one that
     reads None goes graphql-core's whole way, which raises its error."""
 
-    __slots__ = ("function", "leaf", "non_null")
+    __slots__ = ("coerce", "function", "leaf", "non_null")
 
     def __init__(
         self, function: Resolver, leaf: GraphQLLeafType, *, non_null: bool = False
@@ -113,6 +118,9 @@ class PlainLeaf:
         self.function = function
         self.leaf = leaf
         self.non_null = non_null
+        # The type's own coercion of a value for the response (graphql-core's
+        # `complete_leaf_value` calls it, and checks what it returns).
+        self.coerce: Callable[[Any], Any] = leaf.coerce_output_value
 
     def __call__(self, source: Any, _info: GraphQLResolveInfo[Any]) -> Any:
         return self.function(source)

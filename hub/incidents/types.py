@@ -11,7 +11,7 @@ from hub.children.types import Child, ChildInput, child_of
 from hub.graphql.context import Info
 from hub.graphql.entity import PoliceRecord
 from hub.graphql.input_plans import planned
-from hub.graphql.loaders import at_once
+from hub.graphql.loaders import at_once, fill
 from hub.graphql.selection import selects
 from hub.incidents import models
 from hub.incidents.models import DashRisk, IncidentType
@@ -100,15 +100,20 @@ class Incident(PoliceRecord):
             codes.update(r.force_code for r in rows)
         if wanted("locationCouncil"):
             codes.update(r.location_council_code for r in rows)
-        children = wanted("children")
-        links = loaders.incident_children.load_many([r.id for r in rows]) if children else None
-        if codes:
-            await loaders.organisation.load_many(sorted(codes))
-        if links is None:
+        # Organisations by load: a page names a few, and other fields of the request (another
+        # root's records) may ask for theirs in the same batch.
+        organisations = loaders.organisation.load_many(sorted(codes)) if codes else None
+        loaded = (
+            await fill(loaders.incident_children, [r.id for r in rows])
+            if wanted("children")
+            else None
+        )
+        if organisations is not None:
+            await organisations
+        if loaded is None:
             return
-        loaded = await links
         if sees("IncidentChild", "child") and selects(info, "edges", "node", "children", "child"):
-            await loaders.child.load_many(sorted({c.child_id for cs in loaded for c in cs}))
+            await fill(loaders.child, sorted({c.child_id for cs in loaded for c in cs}))
 
 
 def _involved(rows: list[models.IncidentChild]) -> list[IncidentChild]:
