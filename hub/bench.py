@@ -203,9 +203,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def _wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
+async def _wait_ready(url: str, process: subprocess.Popen[bytes], seconds: float = 20) -> None:
     async with httpx.AsyncClient() as client:
-        for _ in range(200):
+        for _ in range(round(seconds * 10)):
             if process.poll() is not None:
                 msg = "the hub process exited during start-up"
                 raise RuntimeError(msg)

@@ -260,8 +260,12 @@ def baseline_tree(commit: str) -> Iterator[Path]:
 
 
 @contextlib.asynccontextmanager
-async def running_hub(name: str, tree: Path, database_url: str) -> AsyncIterator[Hub]:
-    """`python -m hub migrate` then `serve`, run in `tree`, on a scratch database of its own."""
+async def running_hub(
+    name: str, tree: Path, database_url: str, *, counted: Path | None = None
+) -> AsyncIterator[Hub]:
+    """`python -m hub migrate` then `serve`, run in `tree`, on a scratch database of its own.
+
+    With `counted`, the hub runs under callgrind (`Callgrind`), its counts written there."""
     async with scratch_database(database_url, prefix=f"hub_read_{name}") as scratch:
         data_dir = Path(tempfile.mkdtemp(prefix=f"hub-read-{name}-"))
         sqlite = f"sqlite+aiosqlite:///{data_dir / 'hub.db'}"
@@ -289,9 +293,17 @@ async def running_hub(name: str, tree: Path, database_url: str) -> AsyncIterator
         settings = Settings(database_url=url, data_dir=data_dir, issuer=base)
         keys = KeySet.for_settings(settings)  # written before the server starts: it loads them
         command = [sys.executable, "-m", "hub", "serve", "--port", str(port)]
-        process = subprocess.Popen(command, cwd=tree, env=env)  # noqa: S603, ASYNC220 - our CLI
+        if counted is not None:
+            command = [*Callgrind.command(counted), *command]
+            env["PYTHONHASHSEED"] = "0"  # the same dicts' layouts, run after run
+        process = subprocess.Popen(  # noqa: S603, ASYNC220 - our CLI
+            command,
+            cwd=tree,
+            env=env,
+            stderr=subprocess.DEVNULL if counted is not None else None,  # valgrind's banner
+        )
         try:
-            await _wait_ready(base, process)
+            await _wait_ready(base, process, seconds=20 if counted is None else 600)
             yield Hub(
                 name=name,
                 base=base,
@@ -432,3 +444,124 @@ async def _turns(
                         rates[target.name] = done.block_rates[0]
             ratios[flight].append(rates["new"] / rates["baseline"])
     return series, ratios
+
+
+class Callgrind:
+    """Instructions a hub process executes, counted by valgrind's callgrind: the same count for
+    the same code and requests whatever else the machine is doing, where a rate on a shared
+    machine moves by a fifth from one run to the next. Counting is off until a block starts;
+    each block's count is dumped to a file of its own."""
+
+    @staticmethod
+    def command(directory: Path) -> list[str]:
+        if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
+            msg = "counting instructions needs valgrind (Debian's package valgrind)"
+            raise BenchFailed(msg)
+        return [
+            "valgrind",
+            "--tool=callgrind",
+            "--instr-atstart=no",
+            f"--callgrind-out-file={directory / 'callgrind.%p'}",
+        ]
+
+    @staticmethod
+    def control(pid: int, *options: str) -> None:
+        done = subprocess.run(  # noqa: S603 - valgrind's own tool, on our own child
+            ["callgrind_control", *options, str(pid)],  # noqa: S607
+            capture_output=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            msg = f"callgrind_control {' '.join(options)} failed for the hub process"
+            raise BenchFailed(msg)
+
+    @staticmethod
+    def totals(directory: Path, pid: int) -> list[int]:
+        """Each dump's instruction count, oldest first (callgrind numbers them .1, .2...)."""
+        dumps = sorted(
+            directory.glob(f"callgrind.{pid}.*"), key=lambda p: int(p.suffix.lstrip("."))
+        )
+        counts = []
+        for dump in dumps:
+            # `summary:` is written as 0 where counting began switched off; `totals:` holds it.
+            total = max(
+                (
+                    int(line.split()[1])
+                    for line in dump.read_text().splitlines()
+                    if line.startswith(("totals:", "summary:"))
+                ),
+                default=None,
+            )
+            if not total:
+                msg = f"callgrind's dump {dump.name} holds no total"
+                raise BenchFailed(msg)
+            counts.append(total)
+        return counts
+
+
+@dataclasses.dataclass
+class InstructionFigures:
+    baseline: str
+    backend: str
+    page_size: int
+    requests: int
+    # (hub, query) -> instructions per request
+    per_request: dict[tuple[str, str], float]
+
+    def lines(self) -> list[str]:
+        out = [
+            (
+                f"instructions per request in the hub process (callgrind), {self.backend}; "
+                f"baseline {self.baseline} vs this code; {self.requests} requests of each, "
+                f"one at a time; council page of {self.page_size} incidents vs {FLOOR}"
+            )
+        ]
+        for (hub_name, query), count in sorted(self.per_request.items()):
+            out.append(f"{hub_name:<8} {query:<5} {count / 1e6:8.2f} M instructions")
+        for query in ("page", "floor"):
+            new = self.per_request[("new", query)]
+            old = self.per_request[("baseline", query)]
+            out.append(
+                f"{query} instructions new/baseline: {new / old:.3f} ({old / new:.2f}x fewer)"
+            )
+        return out
+
+
+async def run_instructions(
+    *,
+    database_url: str,
+    baseline: str = BASELINE,
+    records: int = 40,
+    page_size: int = 20,
+    requests: int = 30,
+) -> InstructionFigures:
+    """Both hubs under callgrind, seeded alike; the page and the floor counted in each."""
+    here = Path(hub.__file__).parents[1]
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    counts = Path(tempfile.mkdtemp(prefix="hub-read-counts-"))
+    per_request: dict[tuple[str, str], float] = {}
+    try:
+        with baseline_tree(baseline) as tree:
+            async with (
+                running_hub("baseline", tree, database_url, counted=counts) as old,
+                running_hub("new", here, database_url, counted=counts) as new,
+                httpx.AsyncClient(timeout=600) as client,
+            ):
+                for target in (old, new):
+                    await _seed(client, target, records, now)
+                driver = Driver(client, page_size)
+                for target in (old, new):
+                    for query in ("page", "floor"):
+                        await driver.block(target, query, 5, 1)  # warm-up, not counted
+                        Callgrind.control(target.pid, "--zero")
+                        Callgrind.control(target.pid, "--instr=on")
+                        await driver.block(target, query, requests, 1)
+                        Callgrind.control(target.pid, "--instr=off")
+                        Callgrind.control(target.pid, "--dump")
+                    page, floor = Callgrind.totals(counts, target.pid)[-2:]
+                    per_request[(target.name, "page")] = page / requests
+                    per_request[(target.name, "floor")] = floor / requests
+    finally:
+        shutil.rmtree(counts, ignore_errors=True)
+    backend = database_url.split(":", maxsplit=1)[0]
+    return InstructionFigures(baseline, backend, page_size, requests, per_request)

@@ -406,13 +406,32 @@ def bench_read(  # noqa: PLR0917 - typer's options are the parameters
     page_size: int = typer.Option(20, min=1, help="Incidents per council page."),
     turns: int = typer.Option(10, min=1, help="Turns each series takes."),
     block: int = typer.Option(100, min=1, help="Requests per series per turn."),
+    instructions: int = typer.Option(
+        0,
+        min=0,
+        help="Instead of timing: count the instructions of this many requests of each kind, "
+        "each hub under valgrind's callgrind (the same count whatever the machine's load).",
+    ),
 ) -> None:
     """The council page side by side: the baseline commit's hub and this one, in turns.
 
     With a SQLite URL each hub gets a database file of its own in its scratch directory.
     """
-    from hub.bench_read import run_read  # noqa: PLC0415
+    from hub.bench_read import run_instructions, run_read  # noqa: PLC0415
 
+    if instructions:
+        counted = _measured(
+            run_instructions(
+                database_url=database_url,
+                baseline=baseline,
+                records=records,
+                page_size=page_size,
+                requests=instructions,
+            )
+        )
+        for line in counted.lines():
+            typer.echo(line)
+        return
     figures = _measured(
         run_read(
             database_url=database_url,

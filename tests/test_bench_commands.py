@@ -5,6 +5,7 @@ succeeded with a whole answer; otherwise the reason, exit status 1, and no rate 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -127,6 +128,33 @@ def test_bench_read_compares_with_the_baseline_or_refuses(tmp_path: Path) -> Non
     )
     _assert_no_rate(short)
     assert "3 records where 5 were asked for" in short.stderr
+
+
+@pytest.mark.skipif(is_postgres(), reason="slow under valgrind: run once, in the SQLite suite")
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="counting needs valgrind")
+def test_bench_read_counts_instructions_of_both_hubs(tmp_path: Path) -> None:
+    counted = _bench(
+        "bench-read",
+        "--database-url",
+        _database(tmp_path, "counted.db"),
+        "--instructions",
+        "2",
+        "--records",
+        "6",
+        "--page-size",
+        "5",
+    )
+    assert counted.returncode == 0, counted.stdout + counted.stderr
+    figures = {
+        tuple(line.split()[:2]): float(line.split()[2])
+        for line in counted.stdout.splitlines()
+        if line.startswith(("baseline ", "new "))
+    }
+    assert set(figures) == {(h, q) for h in ("baseline", "new") for q in ("page", "floor")}
+    # A page of records costs more than a request that returns none, in either hub.
+    assert figures[("new", "page")] > figures[("new", "floor")] > 0
+    assert figures[("baseline", "page")] > figures[("baseline", "floor")] > 0
+    assert "page instructions new/baseline" in counted.stdout
 
 
 @pytest.mark.skipif(not is_postgres(), reason="bench-audit loads with PostgreSQL's COPY")
