@@ -173,6 +173,7 @@ class Database:
 
     def __init__(self, url: str, *, echo: bool = False, pool_size: int = 10) -> None:
         self.url = url
+        self.pool_size = pool_size
         self.is_sqlite = url.startswith("sqlite")
         ensure_sqlite_directory(url)
         # Statement parameters are what callers sent: kept out of exception text and echo.
