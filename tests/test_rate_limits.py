@@ -17,12 +17,13 @@ import sqlalchemy as sa
 from hub.access.keys import KeySet
 from hub.access.models import Role
 from hub.access.tokens import issue_access_token
+from hub.app import _limiter
 from hub.audit.models import AuditEvent, Outcome
 from hub.db import Database
 from hub.demo import EXAMPLE_PURPOSE
-from hub.limits.rate import RoleLimit
+from hub.limits.rate import PostgresLimiter, RoleLimit
 from hub.settings import Settings
-from tests.conftest import LiveServer, free_port, is_postgres, serve, unique
+from tests.conftest import POSTGRES_URL, LiveServer, free_port, is_postgres, serve, unique
 from tests.factories import COUNCIL
 
 BURST = 3
@@ -178,3 +179,19 @@ async def _retry_until_refused(
             return response
         await asyncio.sleep(0.1)
     return response
+
+
+@pytest.mark.skipif(not is_postgres(), reason="the shared limiter is PostgreSQL's")
+async def test_the_limiter_keeps_as_many_connections_as_requests_have() -> None:
+    # Fewer, and at 8 requests in flight its overflow connections were closed as they came back
+    # and opened again for the next admission (a connect and its first queries per request).
+    db = Database(POSTGRES_URL, pool_size=7)
+    limiter = _limiter(db)
+    try:
+        assert isinstance(limiter, PostgresLimiter)
+        pool = limiter._engine.sync_engine.pool
+        assert isinstance(pool, sa.pool.QueuePool)
+        assert pool.size() == 7
+    finally:
+        await limiter.close()
+        await db.dispose()
