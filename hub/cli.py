@@ -417,31 +417,24 @@ def bench_read(  # noqa: PLR0917 - typer's options are the parameters
 
     With a SQLite URL each hub gets a database file of its own in its scratch directory.
     """
-    from hub.bench_read import run_instructions, run_read  # noqa: PLC0415
-
-    if instructions:
-        counted = _measured(
-            run_instructions(
-                database_url=database_url,
-                baseline=baseline,
-                records=records,
-                page_size=page_size,
-                requests=instructions,
-            )
-        )
-        for line in counted.lines():
-            typer.echo(line)
-        return
-    figures = _measured(
-        run_read(
-            database_url=database_url,
-            baseline=baseline,
-            records=records,
-            page_size=page_size,
-            turns=turns,
-            block=block,
-        )
+    from hub.bench_read import (  # noqa: PLC0415
+        InstructionFigures,
+        ReadFigures,
+        run_instructions,
+        run_read,
     )
+
+    same: dict[str, Any] = {
+        "database_url": database_url,
+        "baseline": baseline,
+        "records": records,
+        "page_size": page_size,
+    }
+    figures: InstructionFigures | ReadFigures
+    if instructions:
+        figures = _measured(run_instructions(**same, requests=instructions))
+    else:
+        figures = _measured(run_read(**same, turns=turns, block=block))
     for line in figures.lines():
         typer.echo(line)
 

@@ -27,6 +27,14 @@ async def db(tmp_path: Path) -> AsyncIterator[Database]:
     await database.dispose()
 
 
+async def _hold(db: Database, holding: asyncio.Event, done: asyncio.Event) -> None:
+    """A writer that takes its turn, says so, and keeps it until told."""
+    async with db.transaction(write=True) as session:
+        await session.execute(sa.text("INSERT INTO note VALUES (1)"))
+        holding.set()
+        await done.wait()
+
+
 async def test_writers_take_turns_one_at_a_time_and_all_commit(db: Database) -> None:
     inside = 0
     most = 0
@@ -64,17 +72,11 @@ async def test_a_waiting_writer_queues_in_the_process_not_in_sqlites_busy_handle
     )
     holding, done = asyncio.Event(), asyncio.Event()
 
-    async def hold() -> None:
-        async with db.transaction(write=True) as session:
-            await session.execute(sa.text("INSERT INTO note VALUES (1)"))
-            holding.set()
-            await done.wait()
-
     async def follow() -> None:
         async with db.transaction(write=True) as session:
             await session.execute(sa.text("INSERT INTO note VALUES (2)"))
 
-    holder = asyncio.create_task(hold())
+    holder = asyncio.create_task(_hold(db, holding, done))
     await holding.wait()
     follower = asyncio.create_task(follow())
     await asyncio.sleep(0.2)  # the follower has asked by now
@@ -93,17 +95,11 @@ async def test_a_writer_that_cannot_wait_fails_as_a_busy_sqlite_and_stores_nothi
     holding = asyncio.Event()
     done = asyncio.Event()
 
-    async def hold() -> None:
-        async with db.transaction(write=True) as session:
-            await session.execute(sa.text("INSERT INTO note VALUES (1)"))
-            holding.set()
-            await done.wait()
-
     async def impatient() -> None:
         async with db.transaction(write=True, write_lock_wait=0.05) as session:
             await session.execute(sa.text("INSERT INTO note VALUES (2)"))
 
-    holder = asyncio.create_task(hold())
+    holder = asyncio.create_task(_hold(db, holding, done))
     await holding.wait()
     with pytest.raises(
         (sqlite3.OperationalError, sa.exc.OperationalError), match="database is locked"

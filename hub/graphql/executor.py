@@ -18,7 +18,7 @@ each is decided where graphql-core already works per selection, not per field:
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
 from graphql import (
     GraphQLField,
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from hub.graphql.context import HubContext
 
 Refusal = Callable[[], Exception]
+Results = TypeVar("Results", dict[str, Any], list[Any])
 Execute = Callable[..., Any]
 # A selection's field: response key, its nodes, its definition, its plain scalar read if any.
 PlanStep = tuple[str, "FieldDetailsList", GraphQLField | None, PlainLeaf | None]
@@ -511,14 +512,7 @@ class HubExecutor(FanoutExecutor):
             raise
         if not pending:
             return completed
-        return self._awaited_items(completed, pending)
-
-    @staticmethod
-    async def _awaited_items(completed: list[Any], pending: list[int]) -> list[Any]:
-        awaited = await gather_with_cancel(*(completed[index] for index in pending))
-        for index, value in zip(pending, awaited, strict=True):
-            completed[index] = value
-        return completed
+        return self._awaited(completed, pending)
 
     async def _completed_later(
         self,
@@ -534,12 +528,15 @@ class HubExecutor(FanoutExecutor):
             return None
 
     @staticmethod
-    async def _awaited(results: dict[str, Any], pending: list[str]) -> dict[str, Any]:
+    async def _awaited(results: Results, pending: list[Any]) -> Results:
+        """An object's fields (by key) or a list's items (by index), the pending ones awaited
+        together in place."""
         if len(pending) == 1:
             results[pending[0]] = await results[pending[0]]
         else:
             awaited = await gather_with_cancel(*(results[key] for key in pending))
-            results.update(zip(pending, awaited, strict=True))
+            for key, value in zip(pending, awaited, strict=True):
+                results[key] = value
         return results
 
     def _plan(
