@@ -56,6 +56,7 @@ PAGE = """query Page($first: Int!, $until: DateTime!) {
     force { name } locationCouncil { name }
     children { present victim child { id givenName familyName dateOfBirth } } } } } }"""
 FLOOR = "{ viewer { role } }"
+PUSHED_FROM = 100_000  # a counted push's police references: past any seeded one
 
 
 @dataclasses.dataclass
@@ -352,6 +353,9 @@ class Driver:
 
     async def one(self, target: Hub, query: str) -> None:
         self.sent += 1
+        if query == "push":
+            await self._push(target)
+            return
         if query == "floor":
             body: dict[str, Any] = {"query": FLOOR}
         else:
@@ -370,6 +374,21 @@ class Driver:
             failure = _failure(response, field="incidents", expected=self.page_size)
         if failure is not None:
             msg = f"the {target.name} hub's {query} request failed: {failure}"
+            raise BenchFailed(msg)
+
+    async def _push(self, target: Hub) -> None:
+        """A new incident naming two new children, as a force pushes one (`reportIncident`)."""
+        now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        incident = _incident(PUSHED_FROM + self.sent, now)
+        incident["occurredAt"] = (now - dt.timedelta(hours=2)).isoformat()
+        incident["recordedAt"] = (now - dt.timedelta(hours=1)).isoformat()
+        body = {"query": PUSH, "variables": {"input": incident}}
+        response = await self.client.post(
+            f"{target.base}/graphql", json=body, headers=target.police
+        )
+        failure = _failure(response, field="reportIncident")
+        if failure is not None:
+            msg = f"the {target.name} hub's push failed: {failure}"
             raise BenchFailed(msg)
 
     async def block(self, target: Hub, query: str, count: int, flight: int) -> Series:
@@ -446,6 +465,9 @@ async def _turns(
     return series, ratios
 
 
+COUNTED = ("page", "floor", "push")
+
+
 class Callgrind:
     """Instructions a hub process executes, counted by valgrind's callgrind: the same count for
     the same code and requests whatever else the machine is doing, where a rate on a shared
@@ -513,12 +535,13 @@ class InstructionFigures:
             (
                 f"instructions per request in the hub process (callgrind), {self.backend}; "
                 f"baseline {self.baseline} vs this code; {self.requests} requests of each, "
-                f"one at a time; council page of {self.page_size} incidents vs {FLOOR}"
+                f"one at a time; council page of {self.page_size} incidents, {FLOOR}, and "
+                "a force's reportIncident of a new incident with two new children"
             )
         ]
         for (hub_name, query), count in sorted(self.per_request.items()):
             out.append(f"{hub_name:<8} {query:<5} {count / 1e6:8.2f} M instructions")
-        for query in ("page", "floor"):
+        for query in COUNTED:
             new = self.per_request[("new", query)]
             old = self.per_request[("baseline", query)]
             out.append(
@@ -535,7 +558,8 @@ async def run_instructions(
     page_size: int = 20,
     requests: int = 30,
 ) -> InstructionFigures:
-    """Both hubs under callgrind, seeded alike; the page and the floor counted in each."""
+    """Both hubs under callgrind, seeded alike; the page, the floor and a force's push (a new
+    incident with two new children) counted in each."""
     here = Path(hub.__file__).parents[1]
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     counts = Path(tempfile.mkdtemp(prefix="hub-read-counts-"))
@@ -551,16 +575,16 @@ async def run_instructions(
                     await _seed(client, target, records, now)
                 driver = Driver(client, page_size)
                 for target in (old, new):
-                    for query in ("page", "floor"):
+                    for query in COUNTED:
                         await driver.block(target, query, 5, 1)  # warm-up, not counted
                         Callgrind.control(target.pid, "--zero")
                         Callgrind.control(target.pid, "--instr=on")
                         await driver.block(target, query, requests, 1)
                         Callgrind.control(target.pid, "--instr=off")
                         Callgrind.control(target.pid, "--dump")
-                    page, floor = Callgrind.totals(counts, target.pid)[-2:]
-                    per_request[(target.name, "page")] = page / requests
-                    per_request[(target.name, "floor")] = floor / requests
+                    dumps = Callgrind.totals(counts, target.pid)[-len(COUNTED) :]
+                    for query, total in zip(COUNTED, dumps, strict=True):
+                        per_request[(target.name, query)] = total / requests
     finally:
         shutil.rmtree(counts, ignore_errors=True)
     backend = database_url.split(":", maxsplit=1)[0]
