@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
 
 from hub.errors import InvalidInput
 from hub.reference.models import Organisation, OrganisationKind
+
+_ORGANISATION: sa.Table = Organisation.__table__  # type: ignore[attr-defined]
+# Every column, as the request's organisation loader reads them: a push's resolver can hand
+# the rows found here to its loader rather than read them again.
+_ORGANISATIONS = sa.select(*_ORGANISATION.c).where(
+    _ORGANISATION.c.code.in_(sa.bindparam("codes", expanding=True))
+)
 
 MAX_CLOCK_SKEW = dt.timedelta(minutes=5)
 # No record the hub keeps is about anything earlier; later checks can then do date arithmetic
@@ -59,17 +66,17 @@ def text(value: str, *, field: str, max_length: int, required: bool = True) -> s
 
 async def require_organisations(
     session: AsyncSession, codes: Iterable[tuple[str, str, OrganisationKind]]
-) -> None:
-    """Each (code, field, kind) must name an organisation of that kind; report the first miss."""
+) -> dict[str, Any]:
+    """Each (code, field, kind) must name an organisation of that kind; report the first miss.
+
+    Returns the organisations named (rows of every column, by code)."""
     wanted = list(codes)
     if not wanted:
-        return
-    rows = await session.execute(
-        sa.select(col(Organisation.code), col(Organisation.kind)).where(
-            col(Organisation.code).in_({code for code, _, _ in wanted})
-        )
-    )
-    kinds: dict[str, str] = {code: kind for code, kind in rows.all()}  # noqa: C416 - typed rows
+        return {}
+    rows = await session.execute(_ORGANISATIONS, {"codes": list({code for code, _, _ in wanted})})
+    found: dict[str, Any] = {row.code: row for row in rows.all()}
     for code, field, kind in wanted:
-        if kinds.get(code) != kind:
+        organisation = found.get(code)
+        if organisation is None or organisation.kind != kind:
             raise InvalidInput(f"{field} is not a known {kind.replace('_', ' ')} code", field=field)
+    return found

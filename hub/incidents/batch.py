@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -36,7 +36,13 @@ from hub.incidents.models import Incident, IncidentChild
 from hub.incidents.service import IncidentReport
 from hub.timeliness import facts
 
-Stored = tuple[Incident, bool]  # (the record, whether this push created it)
+
+class Stored(NamedTuple):
+    record: Incident
+    created: bool  # whether this push created it
+    # The children it was created with (every child it concerns), when this push created it
+    # and knows them: the response's audit then need not look them up.
+    child_ids: tuple[str, ...] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,19 +58,25 @@ class _Checked:
         return named
 
 
+class Reported(NamedTuple):
+    records: list[Stored]  # each report's, in order
+    # Every organisation the push named (rows of every column, by code), as a request's
+    # organisation loader reads them: its resolver need not read them again.
+    organisations: dict[str, Any]
+
+
 # Where a single push's report is in its request: its errors name `input.occurredAt`.
 SINGLE = "input"
 
 
 async def report_one(
     session: AsyncSession, *, force_code: str, client_id: str, report: IncidentReport
-) -> Stored:
+) -> Reported:
     """A single push (`reportIncident`) as a batch of one: the same checks and idempotency as
     `incidents.report`, in fewer statements (rows, not ORM objects)."""
-    (stored,) = await report_many(
+    return await report_many(
         session, force_code=force_code, client_id=client_id, reports=[report], places=[SINGLE]
     )
-    return stored
 
 
 async def report_many(
@@ -74,11 +86,21 @@ async def report_many(
     client_id: str,
     reports: Sequence[IncidentReport],
     places: Sequence[str] | None = None,
-) -> list[Stored]:
+) -> Reported:
     """Record each pushed incident once, in order; return (record, created) for each.
 
     `places`: where each report is in the request, for errors (`input.3` by default)."""
-    batch = await _checked(session, reports, places or [f"input.{n}" for n in range(len(reports))])
+    where = places or [f"input.{n}" for n in range(len(reports))]
+    batch, organisations = await _checked(session, reports, where)
+    return Reported(
+        await _stored_once(session, force_code=force_code, client_id=client_id, batch=batch),
+        organisations,
+    )
+
+
+async def _stored_once(
+    session: AsyncSession, *, force_code: str, client_id: str, batch: list[_Checked]
+) -> list[Stored]:
     before = await _pushed_before(session, force_code=force_code, batch=batch)
     results: list[Stored | None] = [None] * len(batch)
     fresh: dict[tuple[str, str], int] = {}  # a new record's keys: its place in the batch
@@ -86,7 +108,7 @@ async def report_many(
     for place, record in enumerate(batch):
         earlier = next((before[k] for k in record.names() if k in before), None)
         if earlier is not None:
-            results[place] = (_same(earlier, record), False)
+            results[place] = Stored(_same(earlier, record), created=False)
             continue
         twin = next((fresh[k] for k in record.names() if k in fresh), None)
         if twin is None:
@@ -102,17 +124,19 @@ async def report_many(
     except IntegrityError:
         # A concurrent push stored one of these first: the single push's path finds it.
         return [
-            await incidents.report(
-                session, force_code=force_code, client_id=client_id, incident=record.report
+            Stored(
+                *await incidents.report(
+                    session, force_code=force_code, client_id=client_id, incident=record.report
+                )
             )
             for record in batch
         ]
     for place, row in zip(new, rows, strict=True):
-        results[place] = (row, True)
+        results[place] = row
     for place, record in enumerate(batch):
         if results[place] is None:  # the same record twice in the batch: the first one's row
             twin = next(fresh[k] for k in record.names() if k in fresh)
-            results[place] = (_stored(results[twin])[0], False)
+            results[place] = Stored(_stored(results[twin]).record, created=False)
     return [_stored(result) for result in results]
 
 
@@ -123,15 +147,14 @@ def _stored(result: Stored | None) -> Stored:
 
 async def _checked(
     session: AsyncSession, reports: Sequence[IncidentReport], places: Sequence[str]
-) -> list[_Checked]:
+) -> tuple[list[_Checked], dict[str, Any]]:
     now = utcnow()
     batch, codes = [], []
     for at, report in zip(places, reports, strict=True):
         normalised, named = incidents.checked(report, now=now, at=at)
         batch.append(_Checked(at, normalised, pushes.fingerprint(normalised)))
         codes += named
-    await validation.require_organisations(session, codes)
-    return batch
+    return batch, await validation.require_organisations(session, codes)
 
 
 def _same(earlier: Incident, record: _Checked) -> Incident:
@@ -172,7 +195,7 @@ async def _pushed_before(
 
 async def _insert(
     session: AsyncSession, *, force_code: str, client_id: str, batch: Sequence[_Checked]
-) -> list[Incident]:
+) -> list[Stored]:
     """The batch's new incidents and children, an INSERT per table (rows, not ORM objects: the
     ORM's per-object work cost more than the database's)."""
     incident_rows = [_incident_row(r, force_code=force_code, client_id=client_id) for r in batch]
@@ -212,9 +235,14 @@ async def _insert(
         ).scalars()
     )
     await session.execute(sa.insert(IncidentChild), list(links.values()))
-    # Rows the ORM did not flush: their stage facts are marked here instead.
-    facts.mark(session.sync_session, [("Incident", row["id"]) for row in incident_rows])
-    return stored
+    linked: dict[str, list[str]] = {row["id"]: [] for row in incident_rows}
+    for incident_id, child_id in links:
+        linked[incident_id].append(child_id)
+    # Rows the ORM did not flush: their stage facts are marked here instead, as new records.
+    facts.mark(
+        session.sync_session, [("Incident", row["id"]) for row in incident_rows], created=True
+    )
+    return [Stored(row, created=True, child_ids=tuple(sorted(linked[row.id]))) for row in stored]
 
 
 def _incident_row(record: _Checked, *, force_code: str, client_id: str) -> dict[str, Any]:
