@@ -9,9 +9,10 @@ key with different content (the same content twice is one record).
 
 The batch costs a few statements, not a few per record: one lookup of the organisations named,
 one of the incidents pushed before, one of the children the force already holds, and one INSERT
-per table. Two rare cases take the single push's path, record by record: a new child with an
-NHS number (matched and linked to other organisations' children, a combination the audit
-logs), and a batch that loses a race with a concurrent push of one of its records.
+of every table's rows (on SQLite, one per table). Two rare cases take the single push's path,
+record by record: a new child with an NHS number (matched and linked to other organisations'
+children, a combination the audit logs), and a batch that loses a race with a concurrent push
+of one of its records.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -65,12 +67,10 @@ class Reported(NamedTuple):
     organisations: dict[str, Any]
 
 
-# Up to this many new records are written in one statement (`_in_one_statement`); a larger
-# batch's rows go an INSERT per table, whose statement is compiled once whatever the count.
-FEW = 8
 _CHILD: sa.Table = Child.__table__  # type: ignore[attr-defined]
 _REFERENCE: sa.Table = ChildReference.__table__  # type: ignore[attr-defined]
 _LINK: sa.Table = IncidentChild.__table__  # type: ignore[attr-defined]
+_INCIDENT: sa.Table = Incident.__table__  # type: ignore[attr-defined]
 
 # Where a single push's report is in its request: its errors name `input.occurredAt`.
 SINGLE = "input"
@@ -232,10 +232,10 @@ async def _insert(
             link["household_member"] |= involved.household_member
             link["victim"] |= involved.victim
     await session.flush()  # placement changes to children the force held
-    if len(batch) <= FEW and session.get_bind().dialect.name == "postgresql":
+    if session.get_bind().dialect.name == "postgresql":
         stored = await _in_one_statement(session, new_children, incident_rows, [*links.values()])
     else:
-        await new_children.insert(session)
+        await new_children.insert(session)  # SQLite: no INSERT in a WITH
         stored = list(
             (
                 await session.execute(
@@ -261,20 +261,47 @@ async def _in_one_statement(
     incident_rows: list[dict[str, Any]],
     links: list[dict[str, Any]],
 ) -> list[Incident]:
-    """A few records' rows of every table in one INSERT, its other tables' as data-modifying
+    """The records' rows of every table in one INSERT, its other tables' as data-modifying
     WITHs (PostgreSQL): one round trip, not four. Their foreign keys are checked at the end of
     the statement, once every row is in; a duplicate key fails the whole statement, as it
     would fail one of the four, and the savepoint around it is rolled back just the same."""
-    tables = [(_CHILD, new_children.rows), (_REFERENCE, new_children.references)]
-    written = [
-        sa.insert(table).values(rows).cte(f"new_{table.name}")
-        for table, rows in [*tables, (_LINK, links)]
-        if rows
-    ]
+    given = {
+        **_columns(_CHILD, new_children.rows),
+        **_columns(_REFERENCE, new_children.references),
+        **_columns(_LINK, links),
+        **_columns(_INCIDENT, incident_rows),
+    }
     new_children.rows, new_children.references = [], []
-    statement = sa.insert(Incident).values(incident_rows).returning(Incident).add_cte(*written)
-    found = {row.id: row for row in (await session.execute(statement)).scalars()}
+    found = {row.id: row for row in (await session.execute(_ONE_STATEMENT, given)).scalars()}
     return [found[row["id"]] for row in incident_rows]
+
+
+def _given(table: sa.Table) -> sa.Select[Any]:
+    """The table's rows as bound, an array per column: one statement text whatever the number
+    of rows, so that it is compiled once (a multi-row VALUES is compiled at every push)."""
+    names = [column.name for column in table.c]
+    arrays = [
+        sa.bindparam(f"{table.name}__{column.name}", type_=postgresql.ARRAY(column.type))
+        for column in table.c
+    ]
+    rows = sa.func.unnest(*arrays).table_valued(*names).render_derived(name=f"given_{table.name}")
+    return sa.select(*(rows.c[name] for name in names))
+
+
+def _columns(table: sa.Table, rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    return {f"{table.name}__{c.name}": [row.get(c.name) for row in rows] for c in table.c}
+
+
+def _inserted(table: sa.Table) -> sa.Insert:
+    return sa.insert(table).from_select(list(table.c), _given(table))
+
+
+# Core's INSERT, read as the model's objects (an ORM INSERT would take the arrays as rows).
+_ONE_STATEMENT = sa.select(Incident).from_statement(
+    _inserted(_INCIDENT)
+    .returning(*_INCIDENT.c)
+    .add_cte(*(_inserted(table).cte(f"new_{table.name}") for table in (_CHILD, _REFERENCE, _LINK)))
+)
 
 
 def _incident_row(record: _Checked, *, force_code: str, client_id: str) -> dict[str, Any]:
