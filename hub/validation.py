@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -65,15 +65,23 @@ def text(value: str, *, field: str, max_length: int, required: bool = True) -> s
 
 
 async def require_organisations(
-    session: AsyncSession, codes: Iterable[tuple[str, str, OrganisationKind]]
+    session: AsyncSession,
+    codes: Iterable[tuple[str, str, OrganisationKind]],
+    *,
+    probes: Mapping[str, sa.Exists] | None = None,
 ) -> dict[str, Any]:
     """Each (code, field, kind) must name an organisation of that kind; report the first miss.
 
-    Returns the organisations named (rows of every column, by code)."""
+    Returns the organisations named (rows of every column, by code). `probes`: questions the
+    caller asks in the same statement, a round trip saved; each row answers them all, under
+    their names (a push's: whether it names anything stored before)."""
     wanted = list(codes)
     if not wanted:
         return {}
-    rows = await session.execute(_ORGANISATIONS, {"codes": list({code for code, _, _ in wanted})})
+    statement = _ORGANISATIONS
+    if probes:
+        statement = statement.add_columns(*(probe.label(name) for name, probe in probes.items()))
+    rows = await session.execute(statement, {"codes": list({code for code, _, _ in wanted})})
     found: dict[str, Any] = {row.code: row for row in rows.all()}
     for code, field, kind in wanted:
         organisation = found.get(code)

@@ -109,6 +109,9 @@ async def test_a_new_push_reads_nothing_it_wrote_or_read_already(
 
     assert count("FROM organisation") == 1, "the checks' read serves the metrics' loader"
     assert count("FROM incident_child") == 0, "the audit knows the new incident's children"
+    # Nothing was pushed under its reference: asked in the checks' statement, not looked up.
+    # (The held child is looked up: the probe found it.)
+    assert count("FROM incident WHERE") == 1
     if is_postgres():
         # The new incident's stage facts are filled, with nothing to lock, delete or look up.
         assert count("INSERT INTO stage_fact") == 1
@@ -122,20 +125,43 @@ async def test_a_new_push_reads_nothing_it_wrote_or_read_already(
         assert all(f"INSERT INTO {t} (" in writing[0] for t in tables)
 
 
+def _as_if_before_the_winner(monkeypatch: pytest.MonkeyPatch, missed: str) -> None:
+    """The push reads as if the winner had not committed yet: its lookups find nothing
+    ("lookups"), or the probe its checks' statement asks says there is nothing to look up
+    ("probe"), so that it takes the path a new push takes."""
+    if missed == "lookups":
+
+        async def nothing_found(*_: Any, **__: Any) -> dict[Any, Any]:
+            return {}
+
+        monkeypatch.setattr(batch, "_pushed_before", nothing_found)
+        monkeypatch.setattr(batch, "_children_held", nothing_found)
+        return
+    stored_once = batch._stored_once
+
+    async def unseen(*args: Any, **kwargs: Any) -> Any:
+        kwargs["seen"] = batch._Seen(incidents=False, children=False)
+        return await stored_once(*args, **kwargs)
+
+    monkeypatch.setattr(batch, "_stored_once", unseen)
+
+
+MISSED = pytest.mark.parametrize("missed", ["lookups", "probe"])
+
+
+@MISSED
 async def test_a_push_that_loses_the_race_returns_the_winners_record(
-    http: httpx.AsyncClient, live_server: LiveServer, db: Database, monkeypatch: pytest.MonkeyPatch
+    http: httpx.AsyncClient,
+    live_server: LiveServer,
+    db: Database,
+    monkeypatch: pytest.MonkeyPatch,
+    missed: str,
 ) -> None:
     """The winner commits between the loser's lookup and its insert: the loser's one statement
     fails on the incident's key, and its push answers with the winner's record."""
     payload = _two_children(unique("RACE"), held=unique("RACE-P"))
     won, _ = await _push(http, live_server, payload)
-
-    async def nothing_found(*_: Any, **__: Any) -> dict[Any, Any]:
-        return {}
-
-    # As if the lookups had run before the winner committed.
-    monkeypatch.setattr(batch, "_pushed_before", nothing_found)
-    monkeypatch.setattr(batch, "_children_held", nothing_found)
+    _as_if_before_the_winner(monkeypatch, missed)
     lost, _ = await _push(http, live_server, payload)
     assert lost["data"]["reportIncident"] == won["data"]["reportIncident"]
     reference = payload["policeReference"]
@@ -145,8 +171,13 @@ async def test_a_push_that_loses_the_race_returns_the_winners_record(
         assert await _count(db, ChildReference, ChildReference.value == person) == 1
 
 
+@MISSED
 async def test_a_push_that_loses_the_race_for_a_new_child_links_the_winners_child(
-    http: httpx.AsyncClient, live_server: LiveServer, db: Database, monkeypatch: pytest.MonkeyPatch
+    http: httpx.AsyncClient,
+    live_server: LiveServer,
+    db: Database,
+    monkeypatch: pytest.MonkeyPatch,
+    missed: str,
 ) -> None:
     """Another incident recorded the same new child first: the loser's one statement fails on
     the child's reference, and its incident is stored linked to that child, not to a second."""
@@ -155,10 +186,7 @@ async def test_a_push_that_loses_the_race_for_a_new_child_links_the_winners_chil
         http, live_server, incident(unique("W"), children=[{"child": child(person)}])
     )
 
-    async def nothing_held(*_: Any, **__: Any) -> dict[Any, Any]:
-        return {}
-
-    monkeypatch.setattr(batch, "_children_held", nothing_held)
+    _as_if_before_the_winner(monkeypatch, missed)
     loser, _ = await _push(
         http, live_server, incident(unique("L"), children=[{"child": child(person)}])
     )

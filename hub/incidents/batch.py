@@ -98,17 +98,32 @@ async def report_many(
 
     `places`: where each report is in the request, for errors (`input.3` by default)."""
     where = places or [f"input.{n}" for n in range(len(reports))]
-    batch, organisations = await _checked(session, reports, where)
-    return Reported(
-        await _stored_once(session, force_code=force_code, client_id=client_id, batch=batch),
-        organisations,
+    batch, organisations = await _checked(session, force_code, reports, where)
+    # Asked with the organisations (any row answers): a new push's lookups find nothing.
+    answer = next(iter(organisations.values()), None)
+    seen = _Seen() if answer is None else _Seen(answer.pushed_before, answer.children_held)
+    stored = await _stored_once(
+        session, force_code=force_code, client_id=client_id, batch=batch, seen=seen
     )
+    return Reported(stored, organisations)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Seen:
+    """Whether the force pushed any of the batch's incidents, and holds any of its children,
+    before its checks' statement: where not, their lookups are not made. One committed since
+    is found as a lost race is, through the INSERT's duplicate key."""
+
+    incidents: bool = True
+    children: bool = True
 
 
 async def _stored_once(
-    session: AsyncSession, *, force_code: str, client_id: str, batch: list[_Checked]
+    session: AsyncSession, *, force_code: str, client_id: str, batch: list[_Checked], seen: _Seen
 ) -> list[Stored]:
-    before = await _pushed_before(session, force_code=force_code, batch=batch)
+    before: dict[tuple[str, str], Incident] = {}
+    if seen.incidents:
+        before = await _pushed_before(session, force_code=force_code, batch=batch)
     results: list[Stored | None] = [None] * len(batch)
     fresh: dict[tuple[str, str], int] = {}  # a new record's keys: its place in the batch
     new: list[int] = []
@@ -126,7 +141,11 @@ async def _stored_once(
     try:
         async with session.begin_nested():
             rows = await _insert(
-                session, force_code=force_code, client_id=client_id, batch=[batch[p] for p in new]
+                session,
+                force_code=force_code,
+                client_id=client_id,
+                batch=[batch[p] for p in new],
+                may_hold=seen.children,
             )
     except IntegrityError:
         # A concurrent push stored one of these first: the single push's path finds it.
@@ -153,15 +172,22 @@ def _stored(result: Stored | None) -> Stored:
 
 
 async def _checked(
-    session: AsyncSession, reports: Sequence[IncidentReport], places: Sequence[str]
+    session: AsyncSession, force_code: str, reports: Sequence[IncidentReport], places: Sequence[str]
 ) -> tuple[list[_Checked], dict[str, Any]]:
+    """The batch checked, and the organisations it names, each row also saying whether the
+    force pushed any of its incidents (`pushed_before`) and holds any of its children
+    (`children_held`)."""
     now = utcnow()
     batch, codes = [], []
     for at, report in zip(places, reports, strict=True):
         normalised, named = incidents.checked(report, now=now, at=at)
         batch.append(_Checked(at, normalised, pushes.fingerprint(normalised)))
         codes += named
-    return batch, await validation.require_organisations(session, codes)
+    probes = {
+        "pushed_before": _pushed_before_query(force_code, batch).exists(),
+        "children_held": _children_held_query(force_code, batch).exists(),
+    }
+    return batch, await validation.require_organisations(session, codes, probes=probes)
 
 
 def _same(earlier: Incident, record: _Checked) -> Incident:
@@ -182,16 +208,20 @@ def _conflict(record: _Checked) -> Conflict:
     )
 
 
-async def _pushed_before(
-    session: AsyncSession, *, force_code: str, batch: Sequence[_Checked]
-) -> dict[tuple[str, str], Incident]:
-    """The force's incidents pushed before under any of the batch's references or keys."""
+def _pushed_before_query(force_code: str, batch: Sequence[_Checked]) -> sa.Select[Any]:
     references = {r.report.police_reference for r in batch}
     keys = {r.report.idempotency_key for r in batch} - {None}
     named: sa.ColumnElement[bool] = col(Incident.police_reference).in_(references)
     if keys:
         named = sa.or_(named, col(Incident.idempotency_key).in_(keys))
-    query = sa.select(Incident).where(col(Incident.force_code) == force_code, named)
+    return sa.select(Incident).where(col(Incident.force_code) == force_code, named)
+
+
+async def _pushed_before(
+    session: AsyncSession, *, force_code: str, batch: Sequence[_Checked]
+) -> dict[tuple[str, str], Incident]:
+    """The force's incidents pushed before under any of the batch's references or keys."""
+    query = _pushed_before_query(force_code, batch)
     found: dict[tuple[str, str], Incident] = {}
     for row in (await session.execute(query)).scalars():
         found[("reference", row.police_reference)] = row
@@ -201,12 +231,20 @@ async def _pushed_before(
 
 
 async def _insert(
-    session: AsyncSession, *, force_code: str, client_id: str, batch: Sequence[_Checked]
+    session: AsyncSession,
+    *,
+    force_code: str,
+    client_id: str,
+    batch: Sequence[_Checked],
+    may_hold: bool = True,
 ) -> list[Stored]:
     """The batch's new incidents and children, an INSERT per table (rows, not ORM objects: the
     ORM's per-object work cost more than the database's)."""
     incident_rows = [_incident_row(r, force_code=force_code, client_id=client_id) for r in batch]
-    held = await _children_held(session, force_code=force_code, batch=batch)
+    # `may_hold`: whether the force may hold any of the batch's children (else no lookup).
+    held: dict[str, Child | str] = {}
+    if may_hold:
+        held = await _children_held(session, force_code=force_code, batch=batch)
     new_children = _NewChildren(force_code=force_code)
     links: dict[tuple[str, str], dict[str, Any]] = {}
     for row, record in zip(incident_rows, batch, strict=True):
@@ -353,12 +391,9 @@ class _NewChildren:
         self.rows, self.references = [], []
 
 
-async def _children_held(
-    session: AsyncSession, *, force_code: str, batch: Sequence[_Checked]
-) -> dict[str, Child | str]:
-    """The force's children the batch names by the force's person reference, by reference."""
+def _children_held_query(force_code: str, batch: Sequence[_Checked]) -> sa.Select[Child, str]:
     references = {c.child.police_reference for r in batch for c in r.report.children}
-    query = (
+    return (
         sa.select(Child, col(ChildReference.value))
         .join(ChildReference, col(ChildReference.child_id) == Child.id)
         .where(
@@ -367,7 +402,13 @@ async def _children_held(
             col(ChildReference.value).in_(references),
         )
     )
-    found = (await session.execute(query)).all()
+
+
+async def _children_held(
+    session: AsyncSession, *, force_code: str, batch: Sequence[_Checked]
+) -> dict[str, Child | str]:
+    """The force's children the batch names by the force's person reference, by reference."""
+    found = (await session.execute(_children_held_query(force_code, batch))).all()
     return {reference: child for child, reference in found}
 
 
