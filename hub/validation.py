@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import functools
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -64,24 +66,40 @@ def text(value: str, *, field: str, max_length: int, required: bool = True) -> s
     return value
 
 
+@dataclasses.dataclass(frozen=True)
+class Probes:
+    """Questions a caller asks in the organisations' statement, a round trip saved: EXISTS
+    clauses built once (`asked`, by name), and the values of their parameters this time."""
+
+    asked: tuple[tuple[str, sa.Exists], ...]
+    values: Mapping[str, Any]
+
+
+@functools.lru_cache(maxsize=16)
+def _asking(asked: tuple[tuple[str, sa.Exists], ...]) -> sa.Select[Any]:
+    """The organisations' statement with the probes' answers as columns, built once: one
+    SQLAlchemy compiles and caches once."""
+    return _ORGANISATIONS.add_columns(*(probe.label(name) for name, probe in asked))
+
+
 async def require_organisations(
     session: AsyncSession,
     codes: Iterable[tuple[str, str, OrganisationKind]],
     *,
-    probes: Mapping[str, sa.Exists] | None = None,
+    probes: Probes | None = None,
 ) -> dict[str, Any]:
     """Each (code, field, kind) must name an organisation of that kind; report the first miss.
 
-    Returns the organisations named (rows of every column, by code). `probes`: questions the
-    caller asks in the same statement, a round trip saved; each row answers them all, under
-    their names (a push's: whether it names anything stored before)."""
+    Returns the organisations named (rows of every column, by code); with `probes`, each row
+    also answers them, under their names (a push's: whether it names anything stored before).
+    """
     wanted = list(codes)
     if not wanted:
         return {}
-    statement = _ORGANISATIONS
-    if probes:
-        statement = statement.add_columns(*(probe.label(name) for name, probe in probes.items()))
-    rows = await session.execute(statement, {"codes": list({code for code, _, _ in wanted})})
+    statement, values = _ORGANISATIONS, {"codes": list({code for code, _, _ in wanted})}
+    if probes is not None:
+        statement, values = _asking(probes.asked), {**probes.values, **values}
+    rows = await session.execute(statement, values)
     found: dict[str, Any] = {row.code: row for row in rows.all()}
     for code, field, kind in wanted:
         organisation = found.get(code)

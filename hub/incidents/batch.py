@@ -183,11 +183,46 @@ async def _checked(
         normalised, named = incidents.checked(report, now=now, at=at)
         batch.append(_Checked(at, normalised, pushes.fingerprint(normalised)))
         codes += named
-    probes = {
-        "pushed_before": _pushed_before_query(force_code, batch).exists(),
-        "children_held": _children_held_query(force_code, batch).exists(),
+    values = {
+        "probe_force": force_code,
+        "probe_references": sorted({r.report.police_reference for r in batch}),
+        "probe_keys": sorted({k for r in batch if (k := r.report.idempotency_key) is not None}),
+        "probe_people": sorted(
+            {c.child.police_reference for r in batch for c in r.report.children}
+        ),
     }
+    probes = validation.Probes(_PROBES, values)
     return batch, await validation.require_organisations(session, codes, probes=probes)
+
+
+# What `_pushed_before` and `_children_held` would find, as two EXISTS (their values bound).
+_PROBES = (
+    (
+        "pushed_before",
+        sa.select(col(Incident.id))
+        .where(
+            col(Incident.force_code) == sa.bindparam("probe_force"),
+            sa.or_(
+                col(Incident.police_reference).in_(
+                    sa.bindparam("probe_references", expanding=True)
+                ),
+                col(Incident.idempotency_key).in_(sa.bindparam("probe_keys", expanding=True)),
+            ),
+        )
+        .exists(),
+    ),
+    (
+        "children_held",
+        sa.select(col(ChildReference.id))
+        .join(Child, col(ChildReference.child_id) == Child.id)
+        .where(
+            col(ChildReference.organisation_code) == sa.bindparam("probe_force"),
+            col(ChildReference.kind) == ReferenceKind.POLICE_PERSON,
+            col(ChildReference.value).in_(sa.bindparam("probe_people", expanding=True)),
+        )
+        .exists(),
+    ),
+)
 
 
 def _same(earlier: Incident, record: _Checked) -> Incident:
