@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-from collections.abc import Iterable
+import functools
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
 
 from hub.errors import InvalidInput
 from hub.reference.models import Organisation, OrganisationKind
+
+_ORGANISATION: sa.Table = Organisation.__table__  # type: ignore[attr-defined]
+# Every column, as the request's organisation loader reads them: a push's resolver can hand
+# the rows found here to its loader rather than read them again.
+_ORGANISATIONS = sa.select(*_ORGANISATION.c).where(
+    _ORGANISATION.c.code.in_(sa.bindparam("codes", expanding=True))
+)
 
 MAX_CLOCK_SKEW = dt.timedelta(minutes=5)
 # No record the hub keeps is about anything earlier; later checks can then do date arithmetic
@@ -57,19 +66,43 @@ def text(value: str, *, field: str, max_length: int, required: bool = True) -> s
     return value
 
 
+@dataclasses.dataclass(frozen=True)
+class Probes:
+    """Questions a caller asks in the organisations' statement, a round trip saved: EXISTS
+    clauses built once (`asked`, by name), and the values of their parameters this time."""
+
+    asked: tuple[tuple[str, sa.Exists], ...]
+    values: Mapping[str, Any]
+
+
+@functools.lru_cache(maxsize=16)
+def _asking(asked: tuple[tuple[str, sa.Exists], ...]) -> sa.Select[Any]:
+    """The organisations' statement with the probes' answers as columns, built once: one
+    SQLAlchemy compiles and caches once."""
+    return _ORGANISATIONS.add_columns(*(probe.label(name) for name, probe in asked))
+
+
 async def require_organisations(
-    session: AsyncSession, codes: Iterable[tuple[str, str, OrganisationKind]]
-) -> None:
-    """Each (code, field, kind) must name an organisation of that kind; report the first miss."""
+    session: AsyncSession,
+    codes: Iterable[tuple[str, str, OrganisationKind]],
+    *,
+    probes: Probes | None = None,
+) -> dict[str, Any]:
+    """Each (code, field, kind) must name an organisation of that kind; report the first miss.
+
+    Returns the organisations named (rows of every column, by code); with `probes`, each row
+    also answers them, under their names (a push's: whether it names anything stored before).
+    """
     wanted = list(codes)
     if not wanted:
-        return
-    rows = await session.execute(
-        sa.select(col(Organisation.code), col(Organisation.kind)).where(
-            col(Organisation.code).in_({code for code, _, _ in wanted})
-        )
-    )
-    kinds: dict[str, str] = {code: kind for code, kind in rows.all()}  # noqa: C416 - typed rows
+        return {}
+    statement, values = _ORGANISATIONS, {"codes": list({code for code, _, _ in wanted})}
+    if probes is not None:
+        statement, values = _asking(probes.asked), {**probes.values, **values}
+    rows = await session.execute(statement, values)
+    found: dict[str, Any] = {row.code: row for row in rows.all()}
     for code, field, kind in wanted:
-        if kinds.get(code) != kind:
+        organisation = found.get(code)
+        if organisation is None or organisation.kind != kind:
             raise InvalidInput(f"{field} is not a known {kind.replace('_', ' ')} code", field=field)
+    return found

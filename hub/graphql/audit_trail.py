@@ -84,6 +84,7 @@ class ServedRecords:
         self._noted: dict[Path, _Noted] = {}
         self._disclosed: dict[Path, dict[str, Any]] = {}
         self.changes: dict[tuple[str, str], S62Operation] = {}
+        self._created_with: dict[tuple[str, str], tuple[str, ...]] = {}
 
     def disclosed(self, info: GraphQLResolveInfo[Any], detail: dict[str, Any]) -> None:
         """A field's value is itself a disclosure (a report, not a record): `detail` says what."""
@@ -108,6 +109,11 @@ class ServedRecords:
     def changed(self, type_name: str, record_id: str, operation: S62Operation) -> None:
         """A mutation says what it did to a record: collected it, or altered it."""
         self.changes[(type_name, record_id)] = operation
+
+    def created_with(self, type_name: str, record_id: str, child_ids: Iterable[str]) -> None:
+        """A mutation created this record, with these children: every child it will ever
+        concern (no mutation adds one later), so the audit need not look them up."""
+        self._created_with[(type_name, record_id)] = tuple(sorted(child_ids))
 
     def released(
         self, data: Mapping[str, Any] | None, errors: Sequence[GraphQLError]
@@ -144,7 +150,9 @@ class ServedRecords:
         loaded: LoadedChildren | None = None,
     ) -> list[ServedRecord]:
         released = self.released(data, errors)
-        children = await children_of(session, released, loaded or LoadedChildren())
+        children = await children_of(
+            session, released, loaded or LoadedChildren(), created=self._created_with
+        )
         merged: dict[tuple[str, str], ServedRecord] = {}
         for type_name, row, fields in released:
             key = (type_name, str(row.id))
@@ -202,27 +210,42 @@ def _child_id(row: Any) -> str:
     return str(row.child_id if hasattr(row, "child_id") else row.id)
 
 
+def _known(
+    type_name: str,
+    row: Any,
+    created: Mapping[tuple[str, str], tuple[str, ...]],
+    loaded: LoadedChildren,
+) -> tuple[str, ...] | None:
+    """A record's children where they are known without a lookup, else None."""
+    if type_name == "Child":
+        return (row.id,)
+    if type_name in ONE_CHILD_TYPES:
+        return (row.child_id,)
+    if type_name in CHILDLESS_TYPES:
+        return ()
+    made = created.get((type_name, row.id))
+    return made if made is not None else loaded.of(type_name, row.id)
+
+
 async def children_of(
     session: AsyncSession,
     released: Iterable[tuple[str, Any, tuple[str, ...]]],
     loaded: LoadedChildren,
+    *,
+    created: Mapping[tuple[str, str], tuple[str, ...]] | None = None,
 ) -> dict[tuple[str, str], tuple[str, ...]]:
-    """The children each record concerns: from the record itself, from what the request's
-    loaders fetched already, and the rest in one statement per record type.
+    """The children each record concerns: from the record itself, from the mutation that
+    created it (`ServedRecords.created_with`), from what the request's loaders fetched already,
+    and the rest in one statement per record type.
     """
     concerned: dict[tuple[str, str], tuple[str, ...]] = {}
     by_type: defaultdict[str, set[str]] = defaultdict(set)
     for type_name, row, _ in released:
-        if type_name == "Child":
-            concerned[(type_name, row.id)] = (row.id,)
-        elif type_name in ONE_CHILD_TYPES:
-            concerned[(type_name, row.id)] = (row.child_id,)
-        elif type_name in CHILDLESS_TYPES:
-            concerned[(type_name, row.id)] = ()
-        elif (known := loaded.of(type_name, row.id)) is not None:
-            concerned[(type_name, row.id)] = known
-        else:
+        known = _known(type_name, row, created or {}, loaded)
+        if known is None:
             by_type[type_name].add(row.id)
+        else:
+            concerned[(type_name, row.id)] = known
     links = {
         "Incident": (col(IncidentChild.incident_id), col(IncidentChild.child_id)),
         "Investigation": (

@@ -322,6 +322,21 @@ class Query(AuditQuery, TimelinessQuery, EscalationQuery, VettingQuery, ClosureQ
         return await PoliceProtection.resolve_reference(info, id)
 
 
+async def _incidents_pushed(info: Info, reported: incident_batch.Reported) -> None:
+    """What pushed incidents tell the audit and the metrics, for those the push created."""
+    # The organisations the push's checks read: the metrics and the response read them again.
+    info.context.loaders.organisation.prime_many(reported.organisations)
+    served = info.context.served
+    for stored in reported.records:
+        if not stored.created:
+            continue
+        row = stored.record
+        served.changed("Incident", row.id, S62Operation.COLLECTION)
+        if stored.child_ids is not None:
+            served.created_with("Incident", row.id, stored.child_ids)
+        await note_shared(info, "Incident", row)
+
+
 @strawberry.type
 class Mutation(
     TimelinessMutation, VettingMutation, ClosureMutation, MeetingMutation, WebhookMutation
@@ -331,16 +346,15 @@ class Mutation(
     )
     async def report_incident(self, info: Info, input: ReportIncidentInput) -> Incident | None:  # noqa: A002
         p = info.context.principal
-        row, created = await incident_batch.report_one(
+        reported = await incident_batch.report_one(
             info.context.session,
             force_code=p.organisation_code,
             client_id=p.client_id,
             report=input.command(),
         )
-        if created:
-            info.context.served.changed("Incident", row.id, S62Operation.COLLECTION)
-            await note_shared(info, "Incident", row)
-        return Incident.of(row)
+        await _incidents_pushed(info, reported)
+        (stored,) = reported.records
+        return Incident.of(stored.record)
 
     @strawberry.mutation(
         description=(
@@ -360,17 +374,14 @@ class Mutation(
             msg = f"input must hold from 1 to {limit} incidents"
             raise InvalidInput(msg, field="input")
         p = info.context.principal
-        stored = await incident_batch.report_many(
+        reported = await incident_batch.report_many(
             info.context.session,
             force_code=p.organisation_code,
             client_id=p.client_id,
             reports=[given.command() for given in input],
         )
-        for row, created in stored:
-            if created:
-                info.context.served.changed("Incident", row.id, S62Operation.COLLECTION)
-                await note_shared(info, "Incident", row)
-        return [Incident.of(row) for row, _ in stored]
+        await _incidents_pushed(info, reported)
+        return [Incident.of(each.record) for each in reported.records]
 
     @strawberry.mutation(
         description="Push a missing-child episode the moment it is reported. Safe to retry.",

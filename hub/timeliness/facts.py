@@ -39,6 +39,7 @@ FEW = 64  # records locked one by one; more lock the table
 # A record the facts are derived for: (record type, id); "Child" marks every record of a child.
 Subject = tuple[str, str]
 _PENDING = "hub_stage_facts_pending"
+_CREATED = "hub_stage_facts_created"  # the pending records this transaction inserted
 
 
 class StageFact(SQLModel, table=True):
@@ -249,8 +250,16 @@ def rebuild(connection: sa.Connection) -> None:
     connection.execute(sa.text(fill_sql(only_given=False, declared=_present(connection))))
 
 
-def refresh(connection: sa.Connection, subjects: Iterable[Subject]) -> None:
-    """Derive the facts of these records again: their rows replaced, stale councils dropped."""
+def refresh(
+    connection: sa.Connection, subjects: Iterable[Subject], *, created: Iterable[Subject] = ()
+) -> None:
+    """Derive the facts of these records again: their rows replaced, stale councils dropped.
+
+    `created`: those of them this transaction inserted and has not refreshed yet. No other
+    transaction can see them, so none can have facts of them, change them, or link a record to
+    them (a record this one links to them is marked by its own write): their facts are only
+    filled, with no dependents to look for, nothing to delete and no lock to take.
+    """
     every = kinds.declared()
     wanted: dict[str, set[str]] = {k.record_type: set() for k in every}
     children: set[str] = set()
@@ -261,23 +270,38 @@ def refresh(connection: sa.Connection, subjects: Iterable[Subject]) -> None:
             wanted[record_type].add(record_id)
     if children:
         _of_children(connection, every, sorted(children), wanted)
-    _of_others(connection, every, wanted)
+    new = set(created)
+    seen = {k: {i for i in ids if (k, i) not in new} for k, ids in wanted.items()}
+    _of_others(connection, every, seen, wanted)
     keys = [(k.record_type, i) for k in every for i in wanted[k.record_type]]
     if not keys:
         return
-    _lock(connection, keys)
+    old = [(t, i) for t, i in keys if (t, i) not in new]
+    if old:
+        _lock(connection, old)
     for each in every:
-        if wanted[each.record_type]:
-            connection.execute(
-                sa.text(
-                    "DELETE FROM stage_fact WHERE record_type = :type AND subject_id = ANY(:ids)"
-                ),
-                {"type": each.record_type, "ids": sorted(wanted[each.record_type])},
-            )
-    connection.execute(
-        sa.text(fill_sql(only_given=True)),
-        {f"ids_{n}": sorted(wanted[each.record_type]) for n, each in enumerate(every)},
-    )
+        ids = sorted(i for i in wanted[each.record_type] if (each.record_type, i) not in new)
+        if ids:
+            connection.execute(_DELETE, {"type": each.record_type, "ids": ids})
+    given = {f"ids_{n}": sorted(wanted[each.record_type]) for n, each in enumerate(every)}
+    connection.execute(_refill(every), given)
+
+
+_DELETE = sa.text("DELETE FROM stage_fact WHERE record_type = :type AND subject_id = ANY(:ids)")
+_LOCK = sa.text("SELECT pg_advisory_xact_lock(hashtext(k)) FROM unnest(CAST(:keys AS text[])) k")
+
+
+_REFILLS: dict[tuple[str, ...], sa.TextClause] = {}
+
+
+def _refill(every: tuple[kinds.RecordKind, ...]) -> sa.TextClause:
+    """The refresh's fill, built once per set of declared kinds: assembling the text and parsing
+    its bind parameters cost each push more than a statement's round trip."""
+    named = tuple(k.record_type for k in every)
+    built = _REFILLS.get(named)
+    if built is None:
+        built = _REFILLS[named] = sa.text(fill_sql(only_given=True, declared=every))
+    return built
 
 
 def _of_children(
@@ -300,14 +324,18 @@ def _of_children(
 
 
 def _of_others(
-    connection: sa.Connection, every: tuple[kinds.RecordKind, ...], wanted: dict[str, set[str]]
+    connection: sa.Connection,
+    every: tuple[kinds.RecordKind, ...],
+    changed: dict[str, set[str]],
+    wanted: dict[str, set[str]],
 ) -> None:
-    """Add the records whose facts depend on wanted ones: received through another's places
-    (an investigation, its incidents'), or timed by another (a conference, its discussion)."""
+    """Add to `wanted` the records whose facts depend on `changed` ones: received through
+    another's places (an investigation, its incidents'), or timed by another (a conference, its
+    discussion)."""
     for each in every:
         for other, sql in each.sql.depends_on.items():
-            if wanted.get(other):
-                rows = connection.execute(sa.text(sql), {"ids": sorted(wanted[other])})
+            if changed.get(other):
+                rows = connection.execute(sa.text(sql), {"ids": sorted(changed[other])})
                 wanted[each.record_type].update(row[0] for row in rows)
 
 
@@ -322,10 +350,7 @@ def _lock(connection: sa.Connection, keys: list[Subject]) -> None:
     if len(keys) > FEW:
         connection.execute(sa.text("LOCK TABLE stage_fact IN SHARE ROW EXCLUSIVE MODE"))
         return
-    connection.execute(
-        sa.text("SELECT pg_advisory_xact_lock(hashtext(k)) FROM unnest(CAST(:keys AS text[])) k"),
-        {"keys": sorted(f"{t}:{i}" for t, i in keys)},
-    )
+    connection.execute(_LOCK, {"keys": sorted(f"{t}:{i}" for t, i in keys)})
 
 
 # First sight and acknowledgement, copied into the facts by whatever statement writes a receipt
@@ -366,10 +391,18 @@ DROP_RECEIPT_TRIGGER = (
 )
 
 
-def mark(session: Session, subjects: Iterable[Subject]) -> None:
-    """Have these records' facts refreshed when the session commits."""
+def mark(session: Session, subjects: Iterable[Subject], *, created: bool = False) -> None:
+    """Have these records' facts refreshed when the session commits.
+
+    `created`: the caller inserted these records in this transaction (`refresh` says what that
+    spares). Marks from the ORM's flushes never say so: a written row may belong to a record
+    that was there before.
+    """
+    wanted = list(subjects)
     pending: set[Subject] = session.info.setdefault(_PENDING, set())
-    pending.update(subjects)
+    pending.update(wanted)
+    if created:
+        session.info.setdefault(_CREATED, set()).update(wanted)
 
 
 def _subjects_of(instance: Any, *, is_new: bool) -> list[Subject]:
@@ -432,5 +465,7 @@ def refresh_marked(session: Session) -> None:
         return
     session.flush()
     pending: set[Subject] = session.info.pop(_PENDING, set())
+    # Refreshed once, a created record's facts are there: a second refresh replaces them.
+    created: set[Subject] = session.info.pop(_CREATED, set())
     if pending:
-        refresh(session.connection(), pending)
+        refresh(session.connection(), pending, created=created & pending)
