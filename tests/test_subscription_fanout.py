@@ -316,3 +316,18 @@ async def test_a_fanned_out_delivery_is_sent_as_its_group_resolved_it_not_run_ag
         assert set(message["payload"]) == {"data"}
         assert text == json.dumps(message, separators=(",", ":"))  # strawberry's encoding
     assert replayed == []
+
+
+async def test_an_outlet_whose_socket_is_gone_says_so_and_sends_nothing_more() -> None:
+    from strawberry.http.exceptions import WebSocketDisconnected  # noqa: PLC0415
+
+    class Gone:
+        id = "1"
+
+        async def send_operation_message(self, message: Any) -> None:  # noqa: ARG002
+            raise WebSocketDisconnected
+
+    delivery = fanout.Delivery(1, ExecutionResult(data={"recordChanges": None}))
+    assert delivery.sent_as_is
+    assert not await fanout.Outlet(Gone()).send(delivery)  # type: ignore[arg-type]
+    assert not fanout.Delivery(1, ExecutionResult(data=None), last=True).sent_as_is

@@ -36,6 +36,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from graphql import ExecutionResult, GraphQLError
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
@@ -138,11 +139,16 @@ class Outlet:
     def __init__(self, operation: Operation[Any, Any]) -> None:
         self._operation = operation
 
-    async def send(self, delivery: Delivery) -> None:
+    async def send(self, delivery: Delivery) -> bool:
+        """Send it; False if the socket is gone (the handler ends the operation)."""
         message = NextMessage(
             id=self._operation.id, type="next", payload={"data": delivery.result.data}
         )
-        await self._operation.send_operation_message(message)
+        try:
+            await self._operation.send_operation_message(message)
+        except WebSocketDisconnected:
+            return False
+        return True
 
 
 # Set in each graphql-transport-ws operation's own task (`OutletHandler`), so a subscription

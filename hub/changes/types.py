@@ -236,7 +236,8 @@ async def _shared(info: Info, member: fanout_.Member) -> AsyncIterator[fanout_.R
         if outlet is not None and delivery.sent_as_is:
             # Its group's stream wrote the event naming this subscriber, and committed it,
             # before the delivery was queued: nothing is left to do for it but send it.
-            await outlet.send(delivery)
+            if not await outlet.send(delivery):
+                return  # the socket is gone: nothing more to send on it
             continue
         yield fanout_.Replayed(delivery.result)
         if delivery.last:
