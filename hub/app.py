@@ -37,7 +37,7 @@ from hub.access.keys import KeySet
 from hub.access.oauth import routes as oauth_routes
 from hub.access.revocation import ClientStatus, authenticate_live
 from hub.audit.indexer import AuditIndexer
-from hub.changes.fanout import Fanout
+from hub.changes.fanout import Fanout, OutletHandler
 from hub.changes.notifier import ChangeNotifier
 from hub.cursors import CursorSeal
 from hub.db import Database
@@ -275,6 +275,9 @@ UNKNOWN_OPERATION = "operationName names no operation in the query."
 
 
 class HubGraphQL(GraphQL[HubContext, None]):
+    # Sends a fanned-out subscriber what its group resolved and audited (`hub.changes.fanout`).
+    graphql_transport_ws_handler_class = OutletHandler
+
     async def execute_single(self, *args: Any, **kwargs: Any) -> ExecutionResult:
         """One operation; an operationName the document lacks is a coded error, not echoed."""
         try:

@@ -4,10 +4,13 @@ succeeded with a whole answer; otherwise the reason, exit status 1, and no rate 
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -366,3 +369,33 @@ def test_bench_webhooks_prints_delivery_rates_when_every_delivery_arrived(
     assert "errors 0" in lines["pushes"]
     assert "8 to 2 endpoints" in lines["webhooks"]
     assert "/s" in lines["webhooks"]
+
+
+def test_a_subscription_run_with_a_push_delivered_twice_has_no_figures() -> None:
+    from hub.changes.bench import _deliveries, _read, _Subscriber  # noqa: PLC0415 - the check itself
+
+    message = json.dumps(
+        {
+            "type": "next",
+            "payload": {"data": {"recordChanges": {"record": {"policeReference": "A"}}}},
+        }
+    )
+
+    class Socket:
+        def __init__(self, count: int) -> None:
+            self.raw = [message] * count
+
+        def __aiter__(self) -> AsyncIterator[str]:
+            return self._each()
+
+        async def _each(self) -> AsyncIterator[str]:
+            for raw in self.raw:
+                yield raw
+
+    once, twice = _Subscriber(socket=Socket(1)), _Subscriber(socket=Socket(2))  # type: ignore[arg-type]
+    asyncio.run(_read(once))
+    asyncio.run(_read(twice))
+    assert (once.failure, once.messages) == (None, 1)
+    assert twice.messages == 2
+    with pytest.raises(BenchFailed, match="a push delivered twice"):
+        _deliveries([once, twice], {"A"}, {"A": 1.0}, 1.0).checked()

@@ -277,3 +277,57 @@ async def test_a_subscriber_too_far_behind_is_ended_not_buffered_without_end() -
     delivered = quick.deliveries.get_nowait()
     assert delivered.result.data == {"recordChanges": {"change": "ALTERED"}}
     assert not delivered.last
+
+
+async def test_a_fanned_out_delivery_is_sent_as_its_group_resolved_it_not_run_again(
+    http: httpx.AsyncClient,
+    fanout_server: LiveServer,
+    db: Database,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Over graphql-transport-ws each member is sent its group's audited result as strawberry
+    would send it (`fanout.Outlet`): the same message, byte for byte, with no second pass through
+    the schema for each subscriber."""
+    replayed: list[int] = []
+    replay = fanout._Replay.execute_operation
+
+    def counted(self: Any, serially: bool | None = None) -> ExecutionResult:
+        replayed.append(1)
+        return replay(self, serially)
+
+    monkeypatch.setattr(fanout._Replay, "execute_operation", counted)
+    after = await _latest_cursor(db, fanout_server)
+    async with AsyncExitStack() as stack:
+        sockets = [
+            (
+                await stack.enter_async_context(
+                    _subscriber(fanout_server, user, COUNCIL, PURPOSE, after)
+                )
+            )[0]
+            for user in ("sw-g", "sw-h")
+        ]
+        await _joined(fanout_server, 2)
+        incident_id = await _push(http, fanout_server, incident(unique("FAN-OUT")))
+        raw = [await asyncio.wait_for(ws.recv(), WAIT) for ws in sockets]
+    messages = [json.loads(text) for text in raw]
+    for text, message in zip(raw, messages, strict=True):
+        assert message["type"] == "next"
+        assert message["payload"]["data"]["recordChanges"]["record"]["id"] == incident_id
+        assert set(message["payload"]) == {"data"}
+        assert text == json.dumps(message, separators=(",", ":"))  # strawberry's encoding
+    assert replayed == []
+
+
+async def test_an_outlet_whose_socket_is_gone_says_so_and_sends_nothing_more() -> None:
+    from strawberry.http.exceptions import WebSocketDisconnected  # noqa: PLC0415
+
+    class Gone:
+        id = "1"
+
+        async def send_operation_message(self, message: Any) -> None:  # noqa: ARG002
+            raise WebSocketDisconnected
+
+    delivery = fanout.Delivery(1, ExecutionResult(data={"recordChanges": None}))
+    assert delivery.sent_as_is
+    assert not await fanout.Outlet(Gone()).send(delivery)  # type: ignore[arg-type]
+    assert not fanout.Delivery(1, ExecutionResult(data=None), last=True).sent_as_is

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import httpx
 import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 from sqlmodel import col
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import WebSocketException
@@ -36,6 +37,7 @@ from websockets.exceptions import WebSocketException
 from hub.access.keys import KeySet
 from hub.access.models import Role
 from hub.access.tokens import issue_access_token
+from hub.audit import chain
 from hub.audit.models import AuditEvent
 from hub.bench import (
     COUNCIL,
@@ -50,6 +52,7 @@ from hub.bench import (
     _wait_ready,
     scratch_database,
 )
+from hub.bench_read import CpuSeconds, _database_cpu, _process_cpu
 from hub.db import Database
 from hub.migrate import upgrade
 from hub.settings import Settings
@@ -72,6 +75,10 @@ class SubscriptionFigures:
     delivery_events: int  # audit events for the deliveries (one per group per change, fanned out)
     # Each delivery's latency from the moment its push was answered (committed), not sent.
     after_answer: list[float] = dataclasses.field(default_factory=list)
+    # CPU seconds while the timed pushes were pushed and delivered: every hub process, the
+    # scratch database's backends, this bench. On a shared machine the latencies move with
+    # everyone's load; the CPU a push costs moves much less, so side by side it says what changed.
+    cpu: CpuSeconds = dataclasses.field(default_factory=lambda: CpuSeconds(0.0, 0.0, 0.0))
 
     def lines(self) -> list[str]:
         return [
@@ -87,7 +94,16 @@ class SubscriptionFigures:
                 f"audit: {self.delivery_events} disclosure events for "
                 f"{self.deliveries.count} deliveries"
             ),
+            self.cpu_per_push(),
         ]
+
+    def cpu_per_push(self) -> str:
+        each = 1000 / self.pushes.count
+        cpu = self.cpu
+        return (
+            f"cpu/push (its {self.subscribers} deliveries included): hubs {cpu.hub * each:.2f} ms, "
+            f"database {cpu.database * each:.2f} ms, bench client {cpu.client * each:.2f} ms"
+        )
 
 
 @dataclasses.dataclass
@@ -95,6 +111,7 @@ class _Subscriber:
     socket: ClientConnection
     received: dict[str, float] = dataclasses.field(default_factory=dict)  # reference -> when
     failure: str | None = None
+    messages: int = 0  # every record sent to it, warm-up included: each must be audited
 
 
 async def run(
@@ -135,7 +152,16 @@ async def run(
                 started.append(subprocess.Popen(command, env=env))  # noqa: S603, ASYNC220 - our own CLI
             for base, process in zip(bases, started, strict=True):
                 await _wait_ready(base, process)
-            pushes, deliveries, after_answer = await _measure(
+            database = make_url(url).database if url.startswith("postgresql") else None
+
+            def cpu() -> CpuSeconds:
+                return CpuSeconds(
+                    sum(_process_cpu(process.pid) for process in started),
+                    _database_cpu(database),
+                    time.process_time(),
+                )
+
+            measured = await _measure(
                 bases,
                 settings,
                 keys,
@@ -143,29 +169,50 @@ async def run(
                 rate=rate,
                 seconds=seconds,
                 drain_seconds=drain_seconds,
+                cpu=cpu,
             )
         finally:
             for process in started:
                 process.terminate()
             for process in started:
                 process.wait(timeout=30)
-        events = await _delivery_events(url)
+        events, listed = await _delivery_events(url)
+    if listed < measured.messages:
+        msg = (
+            f"{measured.messages} records were delivered but the audit lists only {listed} "
+            "recipients of subscription disclosures; no figures for a run with unaudited deliveries"
+        )
+        raise BenchFailed(msg)
     return SubscriptionFigures(
-        path, subscribers, processes, pushes, deliveries, events, after_answer
+        path,
+        subscribers,
+        processes,
+        measured.pushes,
+        measured.deliveries,
+        events,
+        measured.after_answer,
+        measured.cpu,
     )
 
 
-async def _delivery_events(url: str) -> int:
+async def _delivery_events(url: str) -> tuple[int, int]:
+    """The subscription disclosures in the audit, and the deliveries they list: an event
+    fanned out lists its recipients; one sent to one subscriber lists none and is one."""
     db = Database(url)
     try:
         async with db.transaction(write=False) as session:
-            query = sa.select(sa.func.count()).where(
+            query = sa.select(col(AuditEvent.detail)).where(
                 col(AuditEvent.operation_kind) == "subscription",
                 col(AuditEvent.operation) == "disclosure",
             )
-            return int((await session.execute(query)).scalar_one())
+            details = list((await session.execute(query)).scalars())
     finally:
         await db.dispose()
+    listed = sum(
+        len(chain.recipients_in(None if detail is None else json.loads(detail))) or 1
+        for detail in details
+    )
+    return len(details), listed
 
 
 def _token(  # noqa: PLR0917 - a token's claims, all needed
@@ -246,7 +293,19 @@ async def _read(subscriber: _Subscriber) -> None:
         if reference is None:
             subscriber.failure = subscriber.failure or "a message without its record"
             continue
+        if reference in subscriber.received:
+            subscriber.failure = subscriber.failure or "a push delivered twice"
         subscriber.received[reference] = time.perf_counter()
+        subscriber.messages += 1
+
+
+@dataclasses.dataclass(frozen=True)
+class _Measured:
+    pushes: Figures
+    deliveries: Figures
+    after_answer: list[float]
+    cpu: CpuSeconds  # while the timed pushes were pushed and delivered
+    messages: int  # records sent to the subscribers in all, warm-up included
 
 
 async def _measure(
@@ -258,7 +317,8 @@ async def _measure(
     rate: float,
     seconds: float,
     drain_seconds: float,
-) -> tuple[Figures, Figures, list[float]]:
+    cpu: Callable[[], CpuSeconds],
+) -> _Measured:
     police = {
         "Authorization": "Bearer "
         + _token(settings, keys, Role.POLICE_OFFICER, FORCE, "bench-pc", "police_investigation")
@@ -302,6 +362,7 @@ async def _measure(
         try:
             await _warm_up(subs, push, deadline=time.perf_counter() + drain_seconds)
             push_latencies.clear()
+            cpu_before = cpu()
             begun = time.perf_counter()
             tasks = []
             for number in range(count):
@@ -311,6 +372,7 @@ async def _measure(
             pushed_in = time.perf_counter() - begun
             await _until(subs, references, deadline=time.perf_counter() + drain_seconds)
             delivered_in = time.perf_counter() - begun
+            used = cpu() - cpu_before
         finally:
             for listener in listeners:
                 listener.cancel()
@@ -324,7 +386,7 @@ async def _measure(
     ).checked()
     deliveries = _deliveries(subs, references, sent, delivered_in).checked()
     after_answer = [s.received[r] - answered[r] for s in subs for r in references]
-    return pushes, deliveries, after_answer
+    return _Measured(pushes, deliveries, after_answer, used, sum(s.messages for s in subs))
 
 
 async def _warm_up(

@@ -8,6 +8,12 @@ lists its recipients (`audit_trail.Recipient`), committed before any of them is 
 If the audit cannot be written, every recipient in the group gets AUDIT_UNAVAILABLE and no data:
 fail-closed per group.
 
+Over graphql-transport-ws a member is sent its group's message straight from the queue, as
+strawberry sends an event without errors (`Outlet`): the group's stream already ran it through
+the schema and its extensions and committed its audit, so the subscriber's own stream does not
+resolve it again. A message with errors, or one that ends the stream, still goes through the
+subscriber's own stream (its error hooks restate codes on its own copy).
+
 A subscriber first catches up on its own (the per-subscriber path, one transaction per change),
 then joins its group at the fan-out's position, so nothing is missed or sent twice: it joins only
 once it has seen every change the fan-out has started on, and is sent only later ones.
@@ -21,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import dataclasses
 import json
 import logging
@@ -29,7 +36,13 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from graphql import ExecutionResult, GraphQLError
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+    Operation,
+)
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import NextMessage
 
 from hub.changes import service as changes
 from hub.changes.models import RecordChange
@@ -110,6 +123,45 @@ class Delivery:
     seq: int
     result: ExecutionResult
     last: bool = False  # the group failed: the subscriber's stream ends after this
+
+    @property
+    def sent_as_is(self) -> bool:
+        """Whether an `Outlet` may send it: data its group audited, nothing to restate."""
+        return not self.last and not self.result.errors
+
+
+class Outlet:
+    """A graphql-transport-ws subscription's own operation, to send it what its group resolved
+    and audited: the `next` message strawberry sends for an event without errors or extensions
+    (the hub's extensions add none), without running the event through the schema again for
+    each subscriber."""
+
+    def __init__(self, operation: Operation[Any, Any]) -> None:
+        self._operation = operation
+
+    async def send(self, delivery: Delivery) -> bool:
+        """Send it; False if the socket is gone (the handler ends the operation)."""
+        message = NextMessage(
+            id=self._operation.id, type="next", payload={"data": delivery.result.data}
+        )
+        try:
+            await self._operation.send_operation_message(message)
+        except WebSocketDisconnected:
+            return False
+        return True
+
+
+# Set in each graphql-transport-ws operation's own task (`OutletHandler`), so a subscription
+# finds its own operation and no other; unset elsewhere (a subscription run without a socket).
+OUTLET: contextvars.ContextVar[Outlet | None] = contextvars.ContextVar("outlet", default=None)
+
+
+class OutletHandler(BaseGraphQLTransportWSHandler[Any, Any]):
+    """strawberry's graphql-transport-ws handler, giving each operation's task its `Outlet`."""
+
+    async def run_operation(self, operation: Operation[Any, Any]) -> None:
+        OUTLET.set(Outlet(operation))
+        await super().run_operation(operation)
 
 
 @dataclasses.dataclass(eq=False)
@@ -265,11 +317,13 @@ class Fanout:
                 log.warning("fan-out could not read the outbox: %s", type(error).__name__)
                 await notifier.wait(mark)
                 continue
-            if not batch:
-                await notifier.wait(mark)
-                continue
             for change in batch:
                 await self._send(change)
+            if len(batch) < BATCH:
+                # Every change committed before the read was in it; one committed since has
+                # poked the notifier after the mark (and `wait` returns at once): reading again
+                # now would find nothing, for a transaction and its round trips, per change.
+                await notifier.wait(mark)
         self.head = None  # nobody left: the next subscriber sets where it starts
 
     async def _send(self, change: RecordChange) -> None:

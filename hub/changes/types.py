@@ -220,8 +220,10 @@ async def _for_webhook(info: Info) -> AsyncIterator[RecordChangeEvent]:
 
 
 async def _shared(info: Info, member: fanout_.Member) -> AsyncIterator[fanout_.Replayed]:
-    """What the subscriber's group resolved and audited for it, change by change."""
+    """What the subscriber's group resolved and audited for it, change by change: sent from
+    here when the socket allows (`fanout.Outlet`), else yielded to go through the schema."""
     hub = info.context.hub
+    outlet = fanout_.OUTLET.get()
     while not _expired(info):
         try:
             delivery = await asyncio.wait_for(
@@ -231,6 +233,12 @@ async def _shared(info: Info, member: fanout_.Member) -> AsyncIterator[fanout_.R
             continue
         if _expired(info):
             return
+        if outlet is not None and delivery.sent_as_is:
+            # Its group's stream wrote the event naming this subscriber, and committed it,
+            # before the delivery was queued: nothing is left to do for it but send it.
+            if not await outlet.send(delivery):
+                return  # the socket is gone: nothing more to send on it
+            continue
         yield fanout_.Replayed(delivery.result)
         if delivery.last:
             return
