@@ -203,7 +203,10 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def _wait_ready(url: str, process: subprocess.Popen[bytes], seconds: float = 20) -> None:
+async def _wait_ready(url: str, process: subprocess.Popen[bytes], seconds: float = 60) -> None:
+    """Until the hub answers /readyz. A minute: on a loaded two-core machine a hub's start-up
+    (imports, migrations checked, keys loaded) has taken over 20 seconds; a healthy one is
+    ready in about two, and waiting longer only delays the report of a hub that never starts."""
     async with httpx.AsyncClient() as client:
         for _ in range(round(seconds * 10)):
             if process.poll() is not None:

@@ -304,7 +304,7 @@ async def running_hub(
             stderr=subprocess.DEVNULL if counted is not None else None,  # valgrind's banner
         )
         try:
-            await _wait_ready(base, process, seconds=20 if counted is None else 600)
+            await _wait_ready(base, process, seconds=60 if counted is None else 600)
             yield Hub(
                 name=name,
                 base=base,

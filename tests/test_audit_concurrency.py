@@ -128,7 +128,10 @@ async def test_parallel_appends_from_engines_and_processes_keep_one_chain(
     expected = ENGINES * TASKS_PER_ENGINE * RESPONSES_PER_TASK + PROCESSES * RESPONSES_PER_PROCESS
     assert len(responses) == expected
     if db.engine.dialect.name == "postgresql":  # SQLite's appends index their own events
-        assert indexed >= expected
+        # These indexers did index while the appends ran; not necessarily all of it: a live
+        # server's indexer left from an earlier test in this database may take some. That every
+        # event is indexed, and its records listed, is checked below.
+        assert indexed > 0
     async with db.transaction(write=False) as session:
         head = await chain.read_head(session)
         assert head is not None
