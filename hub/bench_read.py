@@ -100,10 +100,21 @@ class CpuSeconds:
             self.hub + other.hub, self.database + other.database, self.client + other.client
         )
 
-    def __sub__(self, other: CpuSeconds) -> CpuSeconds:
-        return CpuSeconds(
-            self.hub - other.hub, self.database - other.database, self.client - other.client
-        )
+
+@dataclasses.dataclass(frozen=True)
+class CpuSnapshot:
+    """CPU times read at one moment: the hub's, each database backend's by pid, the bench's."""
+
+    hub: float
+    backends: dict[str, float]
+    client: float
+
+    def until(self, later: CpuSnapshot) -> CpuSeconds:
+        """What was spent from this snapshot to `later`. A backend that exited in between
+        (a pool's overflow connection) is left out rather than counted negative; one that
+        started in between counts whole."""
+        database = sum(spent - self.backends.get(pid, 0.0) for pid, spent in later.backends.items())
+        return CpuSeconds(later.hub - self.hub, database, later.client - self.client)
 
 
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -119,12 +130,12 @@ def _process_cpu(pid: int | str) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
-def _database_cpu(database: str | None) -> float:
-    """The CPU of PostgreSQL's backends serving `database` (their title names it)."""
-    if database is None:
-        return 0.0
-    total = 0.0
-    for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else ():
+def _backends_cpu(database: str | None) -> dict[str, float]:
+    """The CPU of each PostgreSQL backend serving `database` (their title names it), by pid."""
+    if database is None or not Path("/proc").is_dir():
+        return {}
+    found: dict[str, float] = {}
+    for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
@@ -132,8 +143,8 @@ def _database_cpu(database: str | None) -> float:
         except OSError:
             continue
         if title.startswith(b"postgres:") and f" {database} ".encode() in title:
-            total += _process_cpu(entry.name)
-    return total
+            found[entry.name] = _process_cpu(entry.name)
+    return found
 
 
 @dataclasses.dataclass
@@ -147,8 +158,10 @@ class Hub:
     pid: int = 0
     database: str | None = None  # the PostgreSQL database's name; None on SQLite
 
-    def cpu(self) -> CpuSeconds:
-        return CpuSeconds(_process_cpu(self.pid), _database_cpu(self.database), time.process_time())
+    def cpu(self) -> CpuSnapshot:
+        return CpuSnapshot(
+            _process_cpu(self.pid), _backends_cpu(self.database), time.process_time()
+        )
 
 
 def _series_key(hub_name: str, query: str, flight: int) -> tuple[str, str, int]:
@@ -401,11 +414,11 @@ class Driver:
                 await self.one(target, query)
                 series.latencies.append(time.perf_counter() - started)
 
-        cpu = target.cpu()
+        before = target.cpu()
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(flight)))
         series.seconds = time.perf_counter() - started
-        series.cpu = target.cpu() - cpu
+        series.cpu = before.until(target.cpu())
         series.block_rates.append(count / series.seconds)
         return series
 

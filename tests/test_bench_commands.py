@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from hub.bench import BenchFailed, Figures
+from hub.bench_read import CpuSnapshot
 from hub.timeliness.bench import _check_answers
 from tests.conftest import POSTGRES_URL, is_postgres
 
@@ -399,3 +400,11 @@ def test_a_subscription_run_with_a_push_delivered_twice_has_no_figures() -> None
     assert twice.messages == 2
     with pytest.raises(BenchFailed, match="a push delivered twice"):
         _deliveries([once, twice], {"A"}, {"A": 1.0}, 1.0).checked()
+
+
+def test_cpu_spent_leaves_out_a_backend_that_exited_rather_than_counting_it_negative() -> None:
+    before = CpuSnapshot(hub=1.0, backends={"10": 2.0, "11": 5.0}, client=0.5)
+    after = CpuSnapshot(hub=1.5, backends={"10": 2.25, "12": 0.5}, client=0.75)
+    spent = before.until(after)
+    # 11 exited (its last seconds are not seen); 12 started in between and counts whole.
+    assert (spent.hub, spent.database, spent.client) == (0.5, 0.75, 0.25)
