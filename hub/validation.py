@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hub.db import records
 from hub.errors import InvalidInput
 from hub.reference.models import Organisation, OrganisationKind
 
@@ -99,8 +100,10 @@ async def require_organisations(
     statement, values = _ORGANISATIONS, {"codes": list({code for code, _, _ in wanted})}
     if probes is not None:
         statement, values = _asking(probes.asked), {**probes.values, **values}
-    rows = await session.execute(statement, values)
-    found: dict[str, Any] = {row.code: row for row in rows.all()}
+    # Named tuples, as the organisation loader's rows are (`hub.db.records`).
+    found: dict[str, Any] = {
+        row.code: row for row in records(await session.execute(statement, values))
+    }
     for code, field, kind in wanted:
         organisation = found.get(code)
         if organisation is None or organisation.kind != kind:
