@@ -52,7 +52,7 @@ from hub.bench import (
     _wait_ready,
     scratch_database,
 )
-from hub.bench_read import CpuSeconds, _database_cpu, _process_cpu
+from hub.bench_read import CpuSeconds, CpuSnapshot, _backends_cpu, _process_cpu
 from hub.db import Database
 from hub.migrate import upgrade
 from hub.settings import Settings
@@ -154,10 +154,10 @@ async def run(
                 await _wait_ready(base, process)
             database = make_url(url).database if url.startswith("postgresql") else None
 
-            def cpu() -> CpuSeconds:
-                return CpuSeconds(
+            def cpu() -> CpuSnapshot:
+                return CpuSnapshot(
                     sum(_process_cpu(process.pid) for process in started),
-                    _database_cpu(database),
+                    _backends_cpu(database),
                     time.process_time(),
                 )
 
@@ -317,7 +317,7 @@ async def _measure(
     rate: float,
     seconds: float,
     drain_seconds: float,
-    cpu: Callable[[], CpuSeconds],
+    cpu: Callable[[], CpuSnapshot],
 ) -> _Measured:
     police = {
         "Authorization": "Bearer "
@@ -372,7 +372,7 @@ async def _measure(
             pushed_in = time.perf_counter() - begun
             await _until(subs, references, deadline=time.perf_counter() + drain_seconds)
             delivered_in = time.perf_counter() - begun
-            used = cpu() - cpu_before
+            used = cpu_before.until(cpu())
         finally:
             for listener in listeners:
                 listener.cancel()
