@@ -82,6 +82,16 @@ def _hub(database_url: str, data_dir: Path, *, fanout: bool) -> Iterator[LiveSer
     thread.join(timeout=10)
 
 
+async def _council_sockets(
+    stack: AsyncExitStack, server: LiveServer, users: tuple[str, ...], after: str
+) -> list[ClientConnection]:
+    """A council subscriber's socket for each user, open until `stack` closes."""
+    return [
+        (await stack.enter_async_context(_subscriber(server, user, COUNCIL, PURPOSE, after)))[0]
+        for user in users
+    ]
+
+
 @asynccontextmanager
 async def _subscriber(
     server: LiveServer, user: str, organisation: str, purpose: str, after: str
@@ -228,14 +238,7 @@ async def test_a_group_whose_audit_cannot_be_written_is_sent_no_record(
     incident_id = await _push(http, fanout_server, incident(unique("FAN-FAIL")))
     after = await _latest_cursor(db, fanout_server)
     async with AsyncExitStack() as stack:
-        sockets = [
-            (
-                await stack.enter_async_context(
-                    _subscriber(fanout_server, user, COUNCIL, PURPOSE, after)
-                )
-            )[0]
-            for user in ("sw-e", "sw-f")
-        ]
+        sockets = await _council_sockets(stack, fanout_server, ("sw-e", "sw-f"), after)
         await _joined(fanout_server, 2)
         async with unwritable_audit(db):
             # A change to the record, as a push would publish it (the push's own audit would
@@ -298,14 +301,7 @@ async def test_a_fanned_out_delivery_is_sent_as_its_group_resolved_it_not_run_ag
     monkeypatch.setattr(fanout._Replay, "execute_operation", counted)
     after = await _latest_cursor(db, fanout_server)
     async with AsyncExitStack() as stack:
-        sockets = [
-            (
-                await stack.enter_async_context(
-                    _subscriber(fanout_server, user, COUNCIL, PURPOSE, after)
-                )
-            )[0]
-            for user in ("sw-g", "sw-h")
-        ]
+        sockets = await _council_sockets(stack, fanout_server, ("sw-g", "sw-h"), after)
         await _joined(fanout_server, 2)
         incident_id = await _push(http, fanout_server, incident(unique("FAN-OUT")))
         raw = [await asyncio.wait_for(ws.recv(), WAIT) for ws in sockets]
