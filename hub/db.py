@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import datetime as dt
 import functools
 import sqlite3
+import types
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -75,6 +78,21 @@ class UTCDateTime(sa.types.TypeDecorator[dt.datetime]):
         return value.astimezone(dt.UTC)
 
 
+def among(column: sa.ColumnElement[Any], name: str, *, array: bool) -> sa.ColumnElement[bool]:
+    """`column` among the values of the list parameter `name`. On PostgreSQL (`array`) the list
+    goes as one array, `= ANY($1)`: one statement text whatever its length, nothing rendered
+    per value at each execution as an expanding IN renders a placeholder for each, and the
+    statement can go straight to the driver (`SerialSession.rows`)."""
+    if array:
+        return column == sa.any_(sa.bindparam(name, type_=postgresql.ARRAY(column.type)))
+    return column.in_(sa.bindparam(name, expanding=True))
+
+
+def is_postgresql(session: AsyncSession) -> bool:
+    bind = session.bind
+    return bind is not None and bind.dialect.name == "postgresql"
+
+
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
@@ -103,6 +121,16 @@ def records(result: sa.Result[Any]) -> list[Any]:
     return [make(row) for row in result.all()]
 
 
+async def rows(
+    session: AsyncSession, statement: sa.Select[Any], params: Mapping[str, Any] | None = None
+) -> list[Any]:
+    """A SELECT's rows as named tuples (`records`): straight through asyncpg where the
+    session can (`SerialSession.rows`)."""
+    if isinstance(session, SerialSession):
+        return await session.rows(statement, params)
+    return records(await session.execute(statement, params))
+
+
 class HubSession(Session):
     """The synchronous side of every session the hub opens.
 
@@ -111,6 +139,75 @@ class HubSession(Session):
     itself: this module, the ground floor, knows none of them (the stage facts register from
     `hub.timeliness.facts`, imported by the domains whose writes they follow).
     """
+
+
+_ONE = False  # a statement listener's `executemany`: one set of parameters
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Direct:
+    """A SELECT compiled once for asyncpg: its text, its parameters in order (with the values
+    it binds itself, such as a scope's organisation codes, and each one's bind processor), and
+    how a row becomes a record (each column's result processor, where its type has one)."""
+
+    sql: str
+    names: tuple[str, ...]
+    fixed: Mapping[str, Any]
+    binds: tuple[Callable[[Any], Any] | None, ...]
+    results: tuple[Callable[[Any], Any] | None, ...] | None
+    make: Callable[[Any], Any]
+
+    def arguments(self, params: Mapping[str, Any] | None) -> list[Any]:
+        given = self.fixed if not params else {**self.fixed, **params}
+        values = [given[name] for name in self.names]
+        return [
+            value if bind is None or value is None else bind(value)
+            for value, bind in zip(values, self.binds, strict=True)
+        ]
+
+    def records(self, rows: Sequence[Any]) -> list[Any]:
+        make, results = self.make, self.results
+        if results is None:
+            return [make(row) for row in rows]
+        return [
+            make(
+                value if result is None else result(value)
+                for value, result in zip(row, results, strict=True)
+            )
+            for row in rows
+        ]
+
+
+@functools.lru_cache(maxsize=2048)
+def _direct(statement: sa.Select[Any], dialect: Dialect) -> _Direct | None:
+    """`statement` compiled for `dialect`, or None when it cannot go straight to the driver:
+    a list given at each execution as an expanding IN (one text per length), or rows that
+    cannot be named tuples."""
+    given = statement.compile(dialect=dialect).binds.values()
+    if any(bind.expanding and bind.required for bind in given):
+        return None
+    # The values the statement holds (a scope's codes, as many as it has) are rendered in;
+    # those given at each execution are left unset until then.
+    unset = {bind.key: None for bind in given if bind.required}
+    compiled = statement.params(unset).compile(dialect=dialect)
+    expanded = compiled.construct_expanded_state(escape_names=False)
+    columns = compiled._result_columns  # noqa: SLF001 - the compiled statement's own columns
+    try:
+        make = _record_class(tuple(column.keyname for column in columns))
+    except ValueError:
+        return None
+    names = tuple(expanded.positiontup or ())
+    results = tuple(
+        column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
+    )
+    return _Direct(
+        sql=expanded.statement,
+        names=names,
+        fixed={name: value for name, value in expanded.parameters.items() if name not in unset},
+        binds=tuple(expanded.processors.get(name) for name in names),
+        results=None if all(result is None for result in results) else results,
+        make=make,
+    )
 
 
 class SerialSession(AsyncSession):
@@ -123,6 +220,55 @@ class SerialSession(AsyncSession):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._lock = asyncio.Lock()
+        self._driver: tuple[Any, Any] | None = None  # (transaction, asyncpg adapter)
+
+    async def rows(
+        self, statement: sa.Select[Any], params: Mapping[str, Any] | None = None
+    ) -> list[Any]:
+        """A SELECT's rows as named tuples (`records`), in this session's transaction.
+
+        On PostgreSQL a statement built once (a module's, or a cached one: it is compiled once
+        per statement object) goes straight to asyncpg, on the connection and in the
+        transaction SQLAlchemy opened for this session: SQLAlchemy's execution of a page's
+        SELECTs (its cache key, its execution context, its result) cost about four times
+        asyncpg's own work. The engine's statement listeners (tracing, the tests' counters)
+        still see each statement. Elsewhere, and for what cannot be named tuples, SQLAlchemy
+        runs it."""
+        bind = self.bind
+        dialect = None if bind is None else bind.dialect
+        direct = (
+            None if dialect is None or dialect.name != "postgresql" else _direct(statement, dialect)
+        )
+        if direct is None:
+            return records(await self.execute(statement, params))
+        arguments = direct.arguments(params)
+        async with self._lock:
+            adapter = await self._adapter()
+            listeners = bind.sync_engine.dispatch  # type: ignore[union-attr]
+            context = types.SimpleNamespace()
+            if listeners.before_cursor_execute:
+                listeners.before_cursor_execute(None, None, direct.sql, arguments, context, _ONE)
+            async with adapter._execute_mutex:  # noqa: SLF001 - as SQLAlchemy's cursor does
+                if adapter._transaction is None:  # noqa: SLF001
+                    await adapter._start_transaction()  # noqa: SLF001
+                try:
+                    prepared, _ = await adapter._prepare(direct.sql, 0)  # noqa: SLF001
+                    found = await prepared.fetch(*arguments)
+                except Exception as error:  # noqa: BLE001 - translated as SQLAlchemy's cursor does
+                    adapter._handle_exception(error)  # noqa: SLF001
+            if listeners.after_cursor_execute:
+                listeners.after_cursor_execute(None, None, direct.sql, arguments, context, _ONE)
+        return direct.records(found)
+
+    async def _adapter(self) -> Any:
+        """SQLAlchemy's asyncpg adapter for this session's connection, checked out and in its
+        transaction (READ ONLY where the session's engine says so) as for any statement."""
+        transaction = self.sync_session.get_transaction()
+        if self._driver is None or transaction is None or self._driver[0] is not transaction:
+            connection = await self.connection()
+            raw = await connection.get_raw_connection()
+            self._driver = (self.sync_session.get_transaction(), raw.dbapi_connection)
+        return self._driver[1]
 
     async def execute(self, *args: Any, **kwargs: Any) -> Any:
         async with self._lock:

@@ -10,7 +10,8 @@ from typing import Any, Generic, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub.db import records
+from hub.db import among
+from hub.db import rows as db_rows
 from hub.errors import InvalidInput
 
 T = TypeVar("T")
@@ -36,6 +37,67 @@ def page_size(first: int | None, *, default: int, maximum: int) -> int:
     return first
 
 
+@dataclasses.dataclass(frozen=True)
+class Listing:
+    """A list's statements, built once for the shape of a request (which filters it uses,
+    whether it starts after a cursor), their values bound at each execution: the page's
+    records after `:anchor_time`/`:anchor_id`, newest first, `:limit` of them; and the
+    anchor's sort key, looked up inside the same scope and filters."""
+
+    page: sa.Select[Any]
+    later: sa.Select[Any]
+    anchor: sa.Select[Any]
+    id_key: str
+
+    @classmethod
+    def of(cls, query: sa.Select[Any], *, time_column: Any, id_column: Any) -> Listing:
+        ordered = query.order_by(time_column.desc(), id_column.desc())
+        limit = sa.bindparam("limit", type_=sa.Integer)
+        position = sa.tuple_(
+            sa.bindparam("anchor_time", type_=time_column.type),
+            sa.bindparam("anchor_id", type_=id_column.type),
+        )
+        return cls(
+            page=ordered.limit(limit),
+            later=ordered.where(sa.tuple_(time_column, id_column) < position).limit(limit),
+            anchor=query.with_only_columns(time_column).where(
+                id_column == sa.bindparam("anchor_id", type_=id_column.type)
+            ),
+            id_key=id_column.key,
+        )
+
+    async def read(
+        self,
+        session: AsyncSession,
+        params: Mapping[str, Any],
+        *,
+        first: int,
+        after: str | None,
+        rows: bool = False,
+    ) -> Page[Any]:
+        """The page after the record whose id is `after` (an opened cursor).
+
+        The sort key is looked up again, inside the caller's scope and filters, so a position
+        naming a record the caller cannot see is refused like a forged cursor. With `rows`,
+        the statements select a table's columns and the page holds its rows
+        (`hub.db.rows`), not one entity per row."""
+        bound = {**params, "limit": first + 1}
+        statement = self.page
+        if after is not None:
+            anchor = await session.scalar(self.anchor, {**params, "anchor_id": after})
+            if anchor is None:
+                raise InvalidInput(_NOT_A_CURSOR, field="after")
+            bound.update(anchor_time=anchor, anchor_id=after)
+            statement = self.later
+        if rows:
+            found: list[Any] = await db_rows(session, statement, bound)
+        else:
+            found = list((await session.execute(statement, bound)).scalars())
+        items = found[:first]
+        positions = [getattr(r, self.id_key) for r in items]
+        return Page(items=items, positions=positions, has_next_page=len(found) > first)
+
+
 async def paginate(
     session: AsyncSession,
     query: sa.Select[T],
@@ -46,24 +108,51 @@ async def paginate(
     after: str | None,
     rows: bool = False,
 ) -> Page[T]:
-    """The page after the record whose id is `after` (an opened cursor).
+    """A page of `query`, built for this request alone (`Listing.read`)."""
+    listing = Listing.of(query, time_column=time_column, id_column=id_column)
+    return await listing.read(session, {}, first=first, after=after, rows=rows)
 
-    The sort key is looked up again, inside the caller's scope and filters, so a position naming
-    a record the caller cannot see is refused like a forged cursor. With `rows`, the query
-    selects a table's columns and the page holds its rows, not one entity per row.
-    """
-    if after is not None:
-        anchored = query.with_only_columns(time_column).where(id_column == after)
-        anchor = await session.scalar(anchored)
-        if anchor is None:
-            raise InvalidInput(_NOT_A_CURSOR, field="after")
-        query = query.where(sa.tuple_(time_column, id_column) < sa.tuple_(anchor, after))
-    query = query.order_by(time_column.desc(), id_column.desc()).limit(first + 1)
-    result = await session.execute(query)
-    found: list[Any] = records(result) if rows else list(result.scalars())
-    items = found[:first]
-    positions = [getattr(r, id_column.key) for r in items]
-    return Page(items=items, positions=positions, has_next_page=len(found) > first)
+
+@dataclasses.dataclass(frozen=True)
+class Narrowing:
+    """Which of the filters every record list shares a request uses (a half-open time range,
+    and any of some values for each of some columns): the shape its statements are built
+    and cached by. The values go in `params`, bound at each execution."""
+
+    since: bool
+    until: bool
+    any_of: tuple[bool, ...]
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        since: dt.datetime | None,
+        until: dt.datetime | None,
+        any_of: Sequence[Sequence[Any]],
+    ) -> tuple[Narrowing, dict[str, Any]]:
+        params: dict[str, Any] = {"since": since, "until": until}
+        params.update({f"any_{i}": list(values) for i, values in enumerate(any_of)})
+        shape = cls(since is not None, until is not None, tuple(bool(v) for v in any_of))
+        return shape, {name: value for name, value in params.items() if value}
+
+    def applied(
+        self,
+        query: sa.Select[T],
+        *,
+        time_column: Any,
+        any_of: Sequence[Any],
+        array: bool,
+    ) -> sa.Select[T]:
+        """`query` narrowed by the filters this shape uses, each a parameter (`among`)."""
+        if self.since:
+            query = query.where(time_column >= sa.bindparam("since", type_=time_column.type))
+        if self.until:
+            query = query.where(time_column < sa.bindparam("until", type_=time_column.type))
+        for i, (column, used) in enumerate(zip(any_of, self.any_of, strict=True)):
+            if used:
+                query = query.where(among(column, f"any_{i}", array=array))
+        return query
 
 
 def narrowed(
@@ -74,12 +163,7 @@ def narrowed(
     until: dt.datetime | None,
     any_of: Mapping[Any, Sequence[Any]],
 ) -> sa.Select[T]:
-    """The filters every record list shares: a half-open time range, and any of some values."""
-    if since is not None:
-        query = query.where(time_column >= since)
-    if until is not None:
-        query = query.where(time_column < until)
-    for column, values in any_of.items():
-        if values:
-            query = query.where(column.in_(values))
-    return query
+    """`query` narrowed by the shared filters, their values bound in it, for one request."""
+    shape, params = Narrowing.of(since=since, until=until, any_of=list(any_of.values()))
+    applied = shape.applied(query, time_column=time_column, any_of=list(any_of), array=False)
+    return applied.params(params)

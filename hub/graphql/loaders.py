@@ -13,7 +13,6 @@ from functools import cached_property
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 from strawberry.dataloader import DataLoader
@@ -22,7 +21,7 @@ from strawberry.utils.await_maybe import AwaitableOrValue
 from hub.access.scope import RowScope
 from hub.children.models import Child, ChildReference
 from hub.closures.models import ClosureReview
-from hub.db import records
+from hub.db import among, is_postgresql, rows
 from hub.incidents.models import Incident, IncidentChild
 from hub.investigations.models import (
     Investigation,
@@ -73,19 +72,14 @@ def _many(
 # model's attribute names), not ORM objects: nothing in a read changes them, and building a
 # SQLModel instance each was a tenth of a page. Their statements are built once, keyed by
 # scope where the scope applies, so their SQLAlchemy cache keys are computed once too.
-_KEYS: sa.BindParameter[Any] = sa.bindparam("keys", expanding=True)
 _ORGANISATION: sa.Table = Organisation.__table__  # type: ignore[attr-defined]
 _CHILD: sa.Table = Child.__table__  # type: ignore[attr-defined]
 _INCIDENT_CHILD: sa.Table = IncidentChild.__table__  # type: ignore[attr-defined]
 
 
 def _keyed(column: sa.ColumnElement[Any], *, array: bool) -> sa.ColumnElement[bool]:
-    """`column` among the `keys` parameter. On PostgreSQL (`array`) the keys go as one array,
-    `= ANY($1)`: one statement text whatever their number, and nothing rendered per key at
-    each execution, as an expanding IN renders a placeholder for each."""
-    if array:
-        return column == sa.any_(sa.bindparam("keys", type_=postgresql.ARRAY(column.type)))
-    return column.in_(_KEYS)
+    """`column` among the `keys` parameter: on PostgreSQL one array (`among`)."""
+    return among(column, "keys", array=array)
 
 
 _ORGANISATIONS = {
@@ -108,8 +102,7 @@ def _incident_children(scope: RowScope, *, array: bool = False) -> sa.Select[Any
 
 def _one_row(session: AsyncSession, statement: sa.Select[Any], key: str) -> DataLoader[Any, Any]:
     async def load(keys: list[Any]) -> Sequence[Any]:
-        rows = records(await session.execute(statement, {"keys": keys}))
-        found = {getattr(r, key): r for r in rows}
+        found = {getattr(r, key): r for r in await rows(session, statement, {"keys": keys})}
         return [found.get(k) for k in keys]
 
     return DataLoader(load_fn=load)
@@ -118,7 +111,7 @@ def _one_row(session: AsyncSession, statement: sa.Select[Any], key: str) -> Data
 def _many_rows(session: AsyncSession, statement: sa.Select[Any], key: str) -> DataLoader[Any, Any]:
     async def load(keys: list[Any]) -> Sequence[list[Any]]:
         grouped: defaultdict[Any, list[Any]] = defaultdict(list)
-        for row in records(await session.execute(statement, {"keys": keys})):
+        for row in await rows(session, statement, {"keys": keys}):
             grouped[getattr(row, key)].append(row)
         return [grouped[k] for k in keys]
 
@@ -132,8 +125,7 @@ class Loaders:
     def __init__(self, session: AsyncSession, scope: RowScope) -> None:
         self._session = session
         self._scope = scope
-        dialect = getattr(session.bind, "dialect", None)
-        self._array = dialect is not None and dialect.name == "postgresql"
+        self._array = is_postgresql(session)
 
     @cached_property
     def organisation(self) -> DataLoader[str, Organisation | None]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from typing import Any
+import functools
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,11 +14,11 @@ from hub import pushes, validation
 from hub.access.scope import RowScope
 from hub.children import service as children
 from hub.children.service import ChildDetails
-from hub.db import utcnow
+from hub.db import is_postgresql, utcnow
 from hub.errors import InvalidInput
 from hub.incidents import timeliness as _timeliness  # noqa: F401 - declares the kind
 from hub.incidents.models import DashRisk, Incident, IncidentChild, IncidentType
-from hub.pagination import Page, narrowed, paginate
+from hub.pagination import Listing, Narrowing, Page
 from hub.reference.models import OrganisationKind
 
 
@@ -176,36 +176,37 @@ async def _link_children(
 _INCIDENT: sa.Table = Incident.__table__  # type: ignore[attr-defined]
 
 
-def _filtered(scope: RowScope, where: IncidentFilter) -> sa.Select[Any]:
+@functools.lru_cache(maxsize=1024)
+def _listing(scope: RowScope, shape: Narrowing, *, child: bool, array: bool) -> Listing:
+    """The statements of a page of incidents, built once per scope and shape of filter."""
     query = sa.select(*_INCIDENT.c).where(scope.incidents())
-    if where.child_id is not None:
+    if child:
         query = query.where(
             sa.exists().where(
                 col(IncidentChild.incident_id) == Incident.id,
-                col(IncidentChild.child_id) == where.child_id,
+                col(IncidentChild.child_id) == sa.bindparam("child_id", type_=sa.String),
             )
         )
-    return narrowed(
+    occurred = col(Incident.occurred_at)
+    query = shape.applied(
         query,
-        time_column=col(Incident.occurred_at),
-        since=where.occurred_from,
-        until=where.occurred_to,
-        any_of={col(Incident.type): where.types, col(Incident.dash_risk): where.dash_risks},
+        time_column=occurred,
+        any_of=(col(Incident.type), col(Incident.dash_risk)),
+        array=array,
     )
+    return Listing.of(query, time_column=occurred, id_column=col(Incident.id))
 
 
 async def list_(
     session: AsyncSession, *, scope: RowScope, where: IncidentFilter, first: int, after: str | None
 ) -> Page[Incident]:
-    return await paginate(
-        session,
-        _filtered(scope, where),
-        time_column=col(Incident.occurred_at),
-        id_column=col(Incident.id),
-        first=first,
-        after=after,
-        rows=True,
+    shape, params = Narrowing.of(
+        since=where.occurred_from, until=where.occurred_to, any_of=(where.types, where.dash_risks)
     )
+    if where.child_id is not None:
+        params["child_id"] = where.child_id
+    listing = _listing(scope, shape, child=where.child_id is not None, array=is_postgresql(session))
+    return await listing.read(session, params, first=first, after=after, rows=True)
 
 
 async def get_by_reference(
