@@ -1,0 +1,147 @@
+"""Reads sent straight to the driver (`hub.db.rows`) and lists built once per shape
+(`hub.pagination.Listing`): the same rows as SQLAlchemy gives, in the session's own
+transaction, seen by the engine's statement listeners, and failures as SQLAlchemy's."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hub.access.scope import RowScope
+from hub.db import Database, is_postgresql, records, rows
+from hub.incidents import service as incidents
+from hub.incidents.models import DashRisk, Incident, IncidentType
+from hub.incidents.service import IncidentFilter
+from tests.conftest import is_postgres, unique
+from tests.factories import COUNCIL, FORCE
+
+_INCIDENT: sa.Table = Incident.__table__  # type: ignore[attr-defined]
+BASE = dt.datetime(2026, 3, 1, 9, 30, 15, 123456, tzinfo=dt.UTC)
+
+
+async def _incidents(session: AsyncSession, count: int) -> list[str]:
+    """`count` incidents a day apart, in COUNCIL, in the test's own transaction."""
+    ids = []
+    for n in range(count):
+        row = Incident(
+            force_code=FORCE,
+            police_reference=unique("DR"),
+            payload_hash="0" * 64,
+            type=IncidentType.DOMESTIC_ABUSE if n % 2 else IncidentType.NEGLECT,
+            occurred_at=BASE + dt.timedelta(days=n),
+            recorded_at=BASE + dt.timedelta(days=n, hours=1),
+            location_council_code=COUNCIL,
+            dash_risk=DashRisk.HIGH if n % 3 == 0 else None,
+            summary=f"synthetic {n}",
+            pushed_by_client="test",
+        )
+        session.add(row)
+        ids.append(row.id)
+    await session.flush()
+    return ids
+
+
+def _statement(ids: list[str], *, array: bool) -> sa.Select[Any]:
+    # Two organisation codes in the scope: a list the statement holds, rendered in.
+    scope = RowScope(councils=frozenset({COUNCIL, "E08000026"}))
+    keyed = (
+        _INCIDENT.c.id == sa.any_(sa.bindparam("keys", type_=sa.ARRAY(sa.String)))
+        if array
+        else _INCIDENT.c.id.in_(sa.bindparam("keys", expanding=True))
+    )
+    return sa.select(*_INCIDENT.c).where(keyed, scope.incidents()).order_by(_INCIDENT.c.id)
+
+
+async def test_rows_are_sqlalchemys_rows_in_the_sessions_transaction(
+    session: AsyncSession,
+) -> None:
+    # Written in this transaction and not committed: only its own connection sees them.
+    ids = await _incidents(session, 3)
+    statement = _statement(ids, array=is_postgresql(session))
+    direct = await rows(session, statement, {"keys": ids})
+    through_sqlalchemy = records(await session.execute(statement, {"keys": ids}))
+    assert [r._asdict() for r in direct] == [r._asdict() for r in through_sqlalchemy]
+    assert sorted(r.id for r in direct) == sorted(ids)
+    first = min(direct, key=lambda r: r.occurred_at)
+    # The column type's own processing: aware UTC times, as every other read gives them.
+    assert first.occurred_at == BASE
+    assert first.occurred_at.tzinfo is not None
+    assert first.occurred_at.utcoffset() == dt.timedelta(0)
+
+
+async def test_the_engines_statement_listeners_see_a_direct_read(
+    db: Database, session: AsyncSession
+) -> None:
+    ids = await _incidents(session, 1)
+    seen: list[str] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        seen.append(statement)
+
+    engine = db.engine.sync_engine
+    sa.event.listen(engine, "before_cursor_execute", note)
+    try:
+        async with db.transaction(write=False) as reader:
+            await rows(reader, _statement(ids, array=db.audits_reads_in_place), {"keys": ids})
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", note)
+    assert any(statement.lstrip().startswith("SELECT incident.id") for statement in seen), seen
+
+
+@pytest.mark.skipif(not is_postgres(), reason="the direct path is PostgreSQL's")
+async def test_a_direct_read_keeps_a_read_transaction_read_only(db: Database) -> None:
+    setting = sa.select(sa.func.current_setting("transaction_read_only").label("value"))
+    async with db.transaction(write=False) as reader:
+        [found] = await rows(reader, setting)
+    assert found.value == "on"
+    async with db.transaction(write=True) as writer:
+        [found] = await rows(writer, setting)
+    assert found.value == "off"
+
+
+@pytest.mark.skipif(not is_postgres(), reason="the direct path is PostgreSQL's")
+async def test_a_failed_direct_read_fails_as_sqlalchemys_and_rolls_back(db: Database) -> None:
+    failing = sa.select(sa.cast(sa.bindparam("text", type_=sa.String), sa.Integer).label("n"))
+    with pytest.raises(Exception, match="invalid input syntax") as raised:
+        async with db.transaction(write=False) as reader:
+            await rows(reader, failing, {"text": "not a number"})
+    assert getattr(raised.value, "sqlstate", None) == "22P02"  # the driver's code, kept
+    # The connection went back to the pool in a usable state.
+    async with db.transaction(write=False) as reader:
+        [found] = await rows(reader, failing, {"text": "7"})
+    assert found.n == 7
+
+
+async def test_a_listing_is_built_once_per_shape_and_bound_per_request(
+    session: AsyncSession,
+) -> None:
+    ids = await _incidents(session, 6)
+    scope = RowScope(councils=frozenset({COUNCIL}))
+    since, until = BASE + dt.timedelta(days=1), BASE + dt.timedelta(days=5)
+
+    async def page(where: IncidentFilter, *, after: str | None = None) -> list[str]:
+        found = await incidents.list_(session, scope=scope, where=where, first=2, after=after)
+        return [r.id for r in found.items if r.id in ids]
+
+    window = IncidentFilter(occurred_from=since, occurred_to=until)
+    first = await page(window)
+    assert first == [ids[4], ids[3]]  # newest first, inside [since, until)
+    assert await page(window, after=ids[3]) == [ids[2], ids[1]]
+    other = IncidentFilter(occurred_from=BASE, occurred_to=until)
+    assert await page(other, after=ids[1]) == [ids[0]]
+    risky = IncidentFilter(dash_risks=(DashRisk.HIGH,), occurred_to=until)
+    assert await page(risky) == [ids[3], ids[0]]
+    typed = IncidentFilter(types=(IncidentType.DOMESTIC_ABUSE,), occurred_from=since)
+    assert await page(typed) == [ids[5], ids[3]]
+    # The same shape of filter, other values: the same statements, bound afresh.
+    array = is_postgresql(session)
+    shape_of = incidents.Narrowing.of
+    one, _ = shape_of(since=since, until=until, any_of=((), ()))
+    two, _ = shape_of(since=BASE, until=BASE, any_of=((), ()))
+    assert one == two
+    listing = incidents._listing(scope, one, child=False, array=array)  # noqa: SLF001
+    assert incidents._listing(scope, two, child=False, array=array) is listing  # noqa: SLF001
