@@ -122,7 +122,7 @@ def records(result: sa.Result[Any]) -> list[Any]:
 
 
 async def rows(
-    session: AsyncSession, statement: sa.Select[Any], params: Mapping[str, Any] | None = None
+    session: AsyncSession, statement: Selecting, params: Mapping[str, Any] | None = None
 ) -> list[Any]:
     """A SELECT's rows as named tuples (`records`): straight through asyncpg where the
     session can (`SerialSession.rows`)."""
@@ -141,6 +141,7 @@ class HubSession(Session):
     """
 
 
+Selecting = sa.Select[Any] | sa.TextualSelect  # what `rows` reads: a SELECT, or text with columns
 _ONE = False  # a statement listener's `executemany`: one set of parameters
 
 
@@ -179,7 +180,7 @@ class _Direct:
 
 
 @functools.lru_cache(maxsize=2048)
-def _direct(statement: sa.Select[Any], dialect: Dialect) -> _Direct | None:
+def _direct(statement: Selecting, dialect: Dialect) -> _Direct | None:
     """`statement` compiled for `dialect`, or None when it cannot go straight to the driver:
     a list given at each execution as an expanding IN (one text per length), or rows that
     cannot be named tuples."""
@@ -210,6 +211,26 @@ def _direct(statement: sa.Select[Any], dialect: Dialect) -> _Direct | None:
     )
 
 
+def _translated(
+    error: Exception, adapter: Any, sql: str, arguments: Sequence[Any], dialect: Dialect
+) -> sa.exc.StatementError:
+    """A driver's error as SQLAlchemy raises it (`OperationalError`, `DataError` ...), with
+    the driver's own error (and its SQLSTATE) as `orig`, and no parameters in its text."""
+    try:
+        adapter._handle_exception(error)  # noqa: SLF001 - raises the DB-API's translation
+    except Exception as translated:  # noqa: BLE001 - whatever it is, it is wrapped below
+        return sa.exc.DBAPIError.instance(
+            sql,
+            arguments,
+            translated,
+            dialect.loaded_dbapi.Error,
+            hide_parameters=True,
+            dialect=dialect,
+            connection_invalidated=dialect.is_disconnect(translated, adapter, None),  # type: ignore[arg-type]
+        )
+    raise AssertionError  # pragma: no cover - _handle_exception always raises
+
+
 class SerialSession(AsyncSession):
     """An AsyncSession that queues its statements.
 
@@ -223,7 +244,7 @@ class SerialSession(AsyncSession):
         self._driver: tuple[Any, Any] | None = None  # (transaction, asyncpg adapter)
 
     async def rows(
-        self, statement: sa.Select[Any], params: Mapping[str, Any] | None = None
+        self, statement: Selecting, params: Mapping[str, Any] | None = None
     ) -> list[Any]:
         """A SELECT's rows as named tuples (`records`), in this session's transaction.
 
@@ -235,16 +256,16 @@ class SerialSession(AsyncSession):
         still see each statement. Elsewhere, and for what cannot be named tuples, SQLAlchemy
         runs it."""
         bind = self.bind
-        dialect = None if bind is None else bind.dialect
-        direct = (
-            None if dialect is None or dialect.name != "postgresql" else _direct(statement, dialect)
-        )
+        if bind is None or bind.dialect.name != "postgresql":
+            return records(await self.execute(statement, params))
+        dialect = bind.dialect
+        direct = _direct(statement, dialect)
         if direct is None:
             return records(await self.execute(statement, params))
         arguments = direct.arguments(params)
         async with self._lock:
             adapter = await self._adapter()
-            listeners = bind.sync_engine.dispatch  # type: ignore[union-attr]
+            listeners = bind.sync_engine.dispatch
             context = types.SimpleNamespace()
             if listeners.before_cursor_execute:
                 listeners.before_cursor_execute(None, None, direct.sql, arguments, context, _ONE)
@@ -254,8 +275,8 @@ class SerialSession(AsyncSession):
                 try:
                     prepared, _ = await adapter._prepare(direct.sql, 0)  # noqa: SLF001
                     found = await prepared.fetch(*arguments)
-                except Exception as error:  # noqa: BLE001 - translated as SQLAlchemy's cursor does
-                    adapter._handle_exception(error)  # noqa: SLF001
+                except Exception as error:
+                    raise _translated(error, adapter, direct.sql, arguments, dialect) from error
             if listeners.after_cursor_execute:
                 listeners.after_cursor_execute(None, None, direct.sql, arguments, context, _ONE)
         return direct.records(found)

@@ -45,6 +45,7 @@ from hub.audit.models import (
     OperationKind,
     S62Operation,
 )
+from hub.db import rows
 from hub.timeliness.models import FirstSeen, note_first_seen
 
 # Core tables: appends and the walk skip the ORM's per-row bookkeeping.
@@ -265,9 +266,9 @@ class IndexRows:
 
 
 def index_rows(pending: Sequence[Pending], first_seq: int) -> IndexRows:
-    rows = IndexRows()
+    index = IndexRows()
     for seq, event in enumerate(pending, start=first_seq):
-        rows.records.extend(
+        index.records.extend(
             {
                 "seq": seq,
                 "ordinal": ordinal,
@@ -277,11 +278,11 @@ def index_rows(pending: Sequence[Pending], first_seq: int) -> IndexRows:
             }
             for ordinal, record in enumerate(event.records)
         )
-        rows.children.extend({"child_id": child, "seq": seq} for child in event.child_ids)
-        rows.recipients.extend(
+        index.children.extend({"child_id": child, "seq": seq} for child in event.child_ids)
+        index.recipients.extend(
             {"seq": seq, **dataclasses.asdict(recipient)} for recipient in event.recipients
         )
-    return rows
+    return index
 
 
 def chain_rows(pending: Sequence[Pending], head: Head) -> tuple[list[dict[str, Any]], Head]:
@@ -330,11 +331,14 @@ _PG_PUBLISHED = (
 )
 _PG_NOTIFIED = (
     ", (SELECT count(*) FROM (SELECT pg_notify(CAST(:outbox_channel AS TEXT), '') "
-    "FROM (SELECT 1 FROM published LIMIT 1) p) n)"
+    "FROM (SELECT 1 FROM published LIMIT 1) p) n) AS notified"
 )
 
 
-def _postgres_append(*, publishing: bool = False) -> sa.TextClause:
+_RETURNED = ("last_seq", "last_hash", "lock_timeout", "notified")
+
+
+def _postgres_append(*, publishing: bool = False) -> sa.TextualSelect:
     """One statement of constant shape whatever the number of events and records (prepared once
     per connection, no parameter limit).
 
@@ -381,9 +385,9 @@ def _postgres_append(*, publishing: bool = False) -> sa.TextClause:
         "AND l.n = cardinality(CAST(:canonical AS BYTEA[])) "
         "RETURNING audit_chain_head.last_seq, audit_chain_head.last_hash, "
         "(SELECT set_config('lock_timeout', reset_val, true) FROM pg_settings "
-        "WHERE name = 'lock_timeout')"
+        "WHERE name = 'lock_timeout') AS lock_timeout"
         f"{_PG_NOTIFIED if publishing else ''}"
-    )
+    ).columns(*(sa.column(name) for name in _RETURNED[: 4 if publishing else 3]))
 
 
 _PG_APPEND = _postgres_append()
@@ -427,14 +431,14 @@ async def append(
             params["outbox_id"] = [row[1] for row in outbox.rows]
             params["outbox_change"] = [row[2] for row in outbox.rows]
             params["outbox_channel"] = outbox.channel
-        moved = (await session.execute(statement, params)).one_or_none()
-        if moved is None:
+        moved = await rows(session, statement, params)
+        if not moved:
             raise ChainHeadMissing("the audit chain head row is missing")
-        return Head(last_seq=int(moved[0]), last_hash=str(moved[1]))
+        return Head(last_seq=int(moved[0].last_seq), last_hash=str(moved[0].last_hash))
     head = await lock_head(session)
-    rows, new_head = chain_rows(pending, head)
+    events, new_head = chain_rows(pending, head)
     indexes = index_rows(pending, head.last_seq + 1)
-    await session.execute(sa.insert(EVENTS), rows)
+    await session.execute(sa.insert(EVENTS), events)
     if indexes.records:
         await session.execute(sa.insert(RECORDS), indexes.records)
     if indexes.children:
