@@ -26,6 +26,7 @@ from sqlalchemy import event
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -141,7 +142,8 @@ class HubSession(Session):
     """
 
 
-Selecting = sa.Select[Any] | sa.TextualSelect  # what `rows` reads: a SELECT, or text with columns
+# What `rows` reads: a SELECT, text with its columns named, or text that returns none.
+Selecting = sa.Select[Any] | sa.TextualSelect | sa.TextClause
 _ONE = False  # a statement listener's `executemany`: one set of parameters
 
 
@@ -231,6 +233,42 @@ def _translated(
     raise AssertionError  # pragma: no cover - _handle_exception always raises
 
 
+async def _on_driver(
+    adapter: Any, engine: sa.Engine, direct: _Direct, params: Mapping[str, Any] | None
+) -> list[Any]:
+    """`direct` run on SQLAlchemy's asyncpg adapter `adapter` as SQLAlchemy's cursor runs a
+    statement (the adapter's lock, its transaction begun if it has none, its prepared
+    statements), with `engine`'s statement listeners told before and after."""
+    arguments = direct.arguments(params)
+    listeners = engine.dispatch
+    context = types.SimpleNamespace()
+    if listeners.before_cursor_execute:
+        listeners.before_cursor_execute(None, None, direct.sql, arguments, context, _ONE)
+    async with adapter._execute_mutex:  # noqa: SLF001 - as SQLAlchemy's cursor does
+        if adapter._transaction is None:  # noqa: SLF001
+            await adapter._start_transaction()  # noqa: SLF001
+        try:
+            prepared, _ = await adapter._prepare(direct.sql, 0)  # noqa: SLF001
+            found = await prepared.fetch(*arguments)
+        except Exception as error:
+            raise _translated(error, adapter, direct.sql, arguments, engine.dialect) from error
+    if listeners.after_cursor_execute:
+        listeners.after_cursor_execute(None, None, direct.sql, arguments, context, _ONE)
+    return direct.records(found)
+
+
+async def fetch(
+    connection: AsyncConnection, statement: Selecting, params: Mapping[str, Any] | None = None
+) -> list[Any]:
+    """`rows`, on a connection of its own (outside any session)."""
+    dialect = connection.dialect
+    direct = _direct(statement, dialect) if dialect.name == "postgresql" else None
+    if direct is None:
+        return records(await connection.execute(statement, params))
+    raw = await connection.get_raw_connection()
+    return await _on_driver(raw.dbapi_connection, connection.sync_engine, direct, params)
+
+
 class SerialSession(AsyncSession):
     """An AsyncSession that queues its statements.
 
@@ -262,24 +300,8 @@ class SerialSession(AsyncSession):
         direct = _direct(statement, dialect)
         if direct is None:
             return records(await self.execute(statement, params))
-        arguments = direct.arguments(params)
         async with self._lock:
-            adapter = await self._adapter()
-            listeners = bind.sync_engine.dispatch
-            context = types.SimpleNamespace()
-            if listeners.before_cursor_execute:
-                listeners.before_cursor_execute(None, None, direct.sql, arguments, context, _ONE)
-            async with adapter._execute_mutex:  # noqa: SLF001 - as SQLAlchemy's cursor does
-                if adapter._transaction is None:  # noqa: SLF001
-                    await adapter._start_transaction()  # noqa: SLF001
-                try:
-                    prepared, _ = await adapter._prepare(direct.sql, 0)  # noqa: SLF001
-                    found = await prepared.fetch(*arguments)
-                except Exception as error:
-                    raise _translated(error, adapter, direct.sql, arguments, dialect) from error
-            if listeners.after_cursor_execute:
-                listeners.after_cursor_execute(None, None, direct.sql, arguments, context, _ONE)
-        return direct.records(found)
+            return await _on_driver(await self._adapter(), bind.sync_engine, direct, params)
 
     async def _adapter(self) -> Any:
         """SQLAlchemy's asyncpg adapter for this session's connection, checked out and in its
@@ -354,7 +376,7 @@ class Database:
             _configure_sqlite(self.engine)
             read_engine = self.engine
         else:
-            _replace_closed_connections(self.engine)
+            replace_closed_connections(self.engine)
             read_engine = self.engine.execution_options(postgresql_readonly=True)
         write_engine = self.engine.execution_options(**{_WRITE: True})
         self._write_engine = write_engine
@@ -410,7 +432,7 @@ class Database:
         await self.engine.dispose()
 
 
-def _replace_closed_connections(engine: AsyncEngine) -> None:
+def replace_closed_connections(engine: AsyncEngine) -> None:
     """A pooled PostgreSQL connection the server closed (a restart, a terminated backend) is
     replaced when it is checked out, as `pool_pre_ping` would, without a round trip.
 

@@ -23,6 +23,8 @@ import sqlalchemy as sa
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from hub.db import fetch, replace_closed_connections
+
 LEASE_SECONDS = 60.0  # longer than any request runs
 IN_FLIGHT_RETRY_SECONDS = 1.0
 
@@ -105,7 +107,9 @@ ON CONFLICT (client_id) DO UPDATE SET
     in_flight = {_LIVE} + CASE WHEN {_ADMIT} THEN 1 ELSE 0 END,
     touched = excluded.touched
 RETURNING admitted, tat, in_flight, touched
-""")  # noqa: S608 - constants only; every value is a bound parameter
+""").columns(  # noqa: S608 - constants only; every value is a bound parameter
+    *(sa.column(name) for name in ("admitted", "tat", "in_flight", "touched"))
+)
 _RELEASE_SQL = sa.text(
     "UPDATE rate_limit SET in_flight = GREATEST(in_flight - 1, 0) WHERE client_id = :client"
 )
@@ -121,6 +125,7 @@ class PostgresLimiter:
         self._engine = create_async_engine(
             url, pool_size=pool_size, max_overflow=pool_size, isolation_level="AUTOCOMMIT"
         )
+        replace_closed_connections(self._engine)
         # What this process knows without asking: a flood's refusals then cost no round trip
         # (nor a pooled connection another client's push is waiting for).
         self._refused_until: dict[str, float] = {}
@@ -170,7 +175,7 @@ class PostgresLimiter:
         await self._once_more_if_dropped(_RELEASE_SQL, {"client": client})
 
     async def _once_more_if_dropped(
-        self, statement: sa.TextClause, parameters: dict[str, Any]
+        self, statement: sa.TextClause | sa.TextualSelect, parameters: dict[str, Any]
     ) -> Any:
         try:
             return await self._execute(statement, parameters)
@@ -181,10 +186,12 @@ class PostgresLimiter:
                 raise
             return await self._execute(statement, parameters)
 
-    async def _execute(self, statement: sa.TextClause, parameters: dict[str, Any]) -> Any:
+    async def _execute(
+        self, statement: sa.TextClause | sa.TextualSelect, parameters: dict[str, Any]
+    ) -> Any:
         async with self._engine.connect() as connection:
-            result = await connection.execute(statement, parameters)
-            return result.one() if result.returns_rows else None
+            found = await fetch(connection, statement, parameters)
+            return found[0] if found else None
 
     async def close(self) -> None:
         await self._engine.dispose()
