@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from opentelemetry import metrics, propagate, trace
+from opentelemetry.context import Context
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import (
     ConsoleMetricExporter,
@@ -26,6 +27,7 @@ from opentelemetry.sdk.trace.export import (
     SimpleSpanProcessor,
     SpanExporter,
 )
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from sqlalchemy import Engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -164,6 +166,9 @@ def trace_sql(engine: Engine) -> None:
 
 class OperationTracing(SchemaExtension):
     def on_operation(self) -> Iterator[None]:
+        if not _exporting():
+            yield  # nothing receives it: the request's span (`TraceContext`) carries the trace
+            return
         context = self.execution_context.context
         with _tracer.start_as_current_span("graphql.operation", kind=SpanKind.SERVER) as span:
             principal = getattr(context, "principal", None)
@@ -194,6 +199,23 @@ def current_trace_id() -> str | None:
     return format(context.trace_id, "032x") if context.is_valid else None
 
 
+_ids = RandomIdGenerator()
+
+
+def _unrecorded(context: Context) -> trace.Span:
+    """A span that records nothing, in the caller's trace if it sent one, else a new trace."""
+    caller = trace.get_current_span(context).get_span_context()
+    return trace.NonRecordingSpan(
+        trace.SpanContext(
+            trace_id=caller.trace_id if caller.is_valid else _ids.generate_trace_id(),
+            span_id=_ids.generate_span_id(),
+            is_remote=False,
+            trace_flags=caller.trace_flags,
+            trace_state=caller.trace_state,
+        )
+    )
+
+
 class TraceContext:
     """The HTTP server span of each request, joined to the caller's trace (W3C `traceparent`).
 
@@ -210,6 +232,12 @@ class TraceContext:
             await self.app(scope, receive, send)
             return
         carrier = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        if not _exporting():
+            # Nothing receives spans: the request still runs in a trace (the caller's, joined,
+            # or a new one) whose id its audit events record, without a span built and dropped.
+            with trace.use_span(_unrecorded(propagate.extract(carrier))):
+                await self.app(scope, receive, send)
+            return
         method = scope.get("method", "GET")
         with _http_tracer.start_as_current_span(
             f"{method} {scope['path']}", context=propagate.extract(carrier), kind=SpanKind.SERVER
