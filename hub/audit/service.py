@@ -230,6 +230,10 @@ async def record(
     )[0]
 
 
+# An actor's fields, read one by one: `dataclasses.asdict` deep-copies, on every audited response.
+_ACTOR_FIELDS = tuple(field.name for field in dataclasses.fields(Actor))
+
+
 @dataclasses.dataclass(frozen=True)
 class EventDraft:
     """One event to append: who, what kind of processing, which records, and why."""
@@ -247,7 +251,7 @@ class EventDraft:
 
     def pending(self) -> chain.Pending:
         common: dict[str, Any] = {
-            **{name: _text(value) for name, value in dataclasses.asdict(self.actor).items()},
+            **{name: _text(getattr(self.actor, name)) for name in _ACTOR_FIELDS},
             "operation": S62Operation(self.operation).value,
             "outcome": Outcome(self.outcome).value,
             "operation_kind": OperationKind(self.operation_kind).value,
