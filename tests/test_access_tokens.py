@@ -17,9 +17,10 @@ import pytest
 from joserfc import jwk, jws, jwt
 from starlette.applications import Starlette
 
-from hub.access import clients, oauth
+from hub.access import clients, oauth, tokens
 from hub.access.identity import (
     ON_BEHALF_OF_HEADER,
+    ORG_CLAIM,
     PURPOSE_HEADER,
     RejectReason,
     TokenRejected,
@@ -294,6 +295,52 @@ def test_our_kid_on_another_key(settings: Settings, keys: KeySet, other_keys: Ke
     header = {"alg": "RS256", "typ": "at+jwt", "kid": keys.signing_key.kid}
     token = jwt.encode(header, claims, other_keys.signing_key)
     assert rejected(settings, keys, token) is RejectReason.BAD_SIGNATURE
+
+
+# -- a signature checked once ----------------------------------------------------------------
+
+
+def test_a_checked_tokens_claims_are_still_checked_each_time(
+    settings: Settings, keys: KeySet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = issue(settings, keys)
+    claims = verify_access_token(settings=settings, keys=keys, token=token)
+    claims[ORG_CLAIM] = "ANOTHER_FORCE"  # the caller's copy: the next request is not changed by it
+    assert (
+        verify_access_token(settings=settings, keys=keys, token=token)[ORG_CLAIM] == "WEST_MIDLANDS"
+    )
+    later = time.time() + TTL + 120
+    monkeypatch.setattr(time, "time", lambda: later)
+    assert rejected(settings, keys, token) is RejectReason.EXPIRED
+
+
+def test_a_tokens_signature_is_checked_once_per_key(
+    settings: Settings, keys: KeySet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checked: list[str] = []
+    check = tokens._check_signature
+    monkeypatch.setattr(
+        tokens,
+        "_check_signature",
+        lambda signed, key: checked.append(key.kid) or check(signed, key),
+    )
+    token = issue(settings, keys)
+    for _ in range(3):
+        assert verify_access_token(settings=settings, keys=keys, token=token)
+    assert checked == [keys.signing_key.kid]
+
+
+def test_a_checked_token_fails_once_its_key_is_gone_or_another(
+    settings: Settings, keys: KeySet, other_keys: KeySet
+) -> None:
+    token = issue(settings, keys)
+    assert verify_access_token(settings=settings, keys=keys, token=token)
+    assert rejected(settings, other_keys, token) is RejectReason.UNKNOWN_KEY
+    # The same kid on another key (a key set replaced under the same name): checked again.
+    impostor = KeySet.generate(development=True)
+    impostor._by_kid = {keys.signing_key.kid: impostor.signing_key}
+    assert rejected(settings, impostor, token) is RejectReason.BAD_SIGNATURE
+    assert verify_access_token(settings=settings, keys=keys, token=token)
 
 
 def test_tampered_claims(settings: Settings, keys: KeySet) -> None:
