@@ -99,7 +99,7 @@ def utcnow() -> dt.datetime:
 
 
 @functools.lru_cache(maxsize=256)
-def _record_class(fields: tuple[str, ...]) -> Callable[[Any], Any]:
+def record_class(fields: tuple[str, ...]) -> Callable[[Any], Any]:
     # Its columns are known only at run time: typing.NamedTuple needs them written out.
     named: Any = collections.namedtuple  # noqa: PYI024
     make: Callable[[Any], Any] = named("Record", fields)._make
@@ -116,7 +116,7 @@ def records(result: sa.Result[Any]) -> list[Any]:
     A named tuple's attribute is an index. Columns whose names a named tuple cannot take (a
     keyword, a leading underscore) keep SQLAlchemy's rows."""
     try:
-        make = _record_class(tuple(result.keys()))
+        make = record_class(tuple(result.keys()))
     except ValueError:
         return list(result.all())
     return [make(row) for row in result.all()]
@@ -196,7 +196,7 @@ def _direct(statement: Selecting, dialect: Dialect) -> _Direct | None:
     expanded = compiled.construct_expanded_state(escape_names=False)
     columns = compiled._result_columns  # noqa: SLF001 - the compiled statement's own columns
     try:
-        make = _record_class(tuple(column.keyname for column in columns))
+        make = record_class(tuple(column.keyname for column in columns))
     except ValueError:
         return None
     names = tuple(expanded.positiontup or ())

@@ -21,7 +21,7 @@ from strawberry.utils.await_maybe import AwaitableOrValue
 from hub.access.scope import RowScope
 from hub.children.models import Child, ChildReference
 from hub.closures.models import ClosureReview
-from hub.db import among, is_postgresql, rows
+from hub.db import among, is_postgresql, record_class, rows
 from hub.incidents.models import Incident, IncidentChild
 from hub.investigations.models import (
     Investigation,
@@ -98,6 +98,22 @@ def _incident_children(scope: RowScope, *, array: bool = False) -> sa.Select[Any
         .where(_keyed(_INCIDENT_CHILD.c.incident_id, array=array), scope.incident_children())
         .order_by(_INCIDENT_CHILD.c.child_id)
     )
+
+
+@functools.lru_cache(maxsize=1024)
+def _involved(scope: RowScope, *, array: bool) -> sa.Select[Any]:
+    """`_incident_children` with each one's child: the two loads a page makes, in one."""
+    return (
+        sa.select(*_INCIDENT_CHILD.c, *_CHILD.c)
+        .join_from(_INCIDENT_CHILD, _CHILD, _CHILD.c.id == _INCIDENT_CHILD.c.child_id)
+        .where(_keyed(_INCIDENT_CHILD.c.incident_id, array=array), scope.incident_children())
+        .order_by(_INCIDENT_CHILD.c.child_id)
+    )
+
+
+_AS_INCIDENT_CHILD = record_class(tuple(_INCIDENT_CHILD.c.keys()))
+_AS_CHILD = record_class(tuple(_CHILD.c.keys()))
+_SPLIT = len(_INCIDENT_CHILD.c)
 
 
 def _one_row(session: AsyncSession, statement: sa.Select[Any], key: str) -> DataLoader[Any, Any]:
@@ -204,6 +220,23 @@ class Loaders:
         return _many_rows(
             self._session, _incident_children(self._scope, array=self._array), "incident_id"
         )
+
+    async def involved(self, incident_ids: Sequence[str]) -> None:
+        """The incidents' children (`incident_children`) and each one's child (`child`), in
+        one statement, each left in its loader's cache as a finished load (`fill`)."""
+        involving, children = self.incident_children, self.child
+        wanted = [i for i in dict.fromkeys(incident_ids) if involving.cache_map.get(i) is None]
+        if not wanted:
+            return
+        statement = _involved(self._scope, array=self._array)
+        grouped: dict[str, list[Any]] = {i: [] for i in wanted}
+        found: dict[str, Any] = {}
+        for row in await rows(self._session, statement, {"keys": wanted}):
+            involved = _AS_INCIDENT_CHILD(row[:_SPLIT])
+            grouped[involved.incident_id].append(involved)
+            found[involved.child_id] = _AS_CHILD(row[_SPLIT:])
+        involving.prime_many(grouped)
+        children.prime_many({k: v for k, v in found.items() if children.cache_map.get(k) is None})
 
     @cached_property
     def child_references(self) -> DataLoader[str, list[ChildReference]]:

@@ -103,17 +103,16 @@ class Incident(PoliceRecord):
         # Organisations by load: a page names a few, and other fields of the request (another
         # root's records) may ask for theirs in the same batch.
         organisations = loaders.organisation.load_many(sorted(codes)) if codes else None
-        loaded = (
-            await fill(loaders.incident_children, [r.id for r in rows])
-            if wanted("children")
-            else None
-        )
+        if wanted("children"):
+            ids = [r.id for r in rows]
+            if sees("IncidentChild", "child") and selects(
+                info, "edges", "node", "children", "child"
+            ):
+                await loaders.involved(ids)
+            else:
+                await fill(loaders.incident_children, ids)
         if organisations is not None:
             await organisations
-        if loaded is None:
-            return
-        if sees("IncidentChild", "child") and selects(info, "edges", "node", "children", "child"):
-            await fill(loaders.child, sorted({c.child_id for cs in loaded for c in cs}))
 
 
 def _involved(rows: list[models.IncidentChild]) -> list[IncidentChild]:
