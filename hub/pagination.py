@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
@@ -37,33 +38,41 @@ def page_size(first: int | None, *, default: int, maximum: int) -> int:
     return first
 
 
-@dataclasses.dataclass(frozen=True)
 class Listing:
     """A list's statements, built once for the shape of a request (which filters it uses,
     whether it starts after a cursor), their values bound at each execution: the page's
     records after `:anchor_time`/`:anchor_id`, newest first, `:limit` of them; and the
-    anchor's sort key, looked up inside the same scope and filters."""
+    anchor's sort key, looked up inside the same scope and filters. Each statement is built
+    when first needed."""
 
-    page: sa.Select[Any]
-    later: sa.Select[Any]
-    anchor: sa.Select[Any]
-    id_key: str
+    def __init__(self, query: sa.Select[Any], *, time_column: Any, id_column: Any) -> None:
+        self._query = query
+        self._time = time_column
+        self._id = id_column
+        self.id_key: str = id_column.key
 
-    @classmethod
-    def of(cls, query: sa.Select[Any], *, time_column: Any, id_column: Any) -> Listing:
-        ordered = query.order_by(time_column.desc(), id_column.desc())
-        limit = sa.bindparam("limit", type_=sa.Integer)
+    @functools.cached_property
+    def _ordered(self) -> sa.Select[Any]:
+        return self._query.order_by(self._time.desc(), self._id.desc())
+
+    @functools.cached_property
+    def page(self) -> sa.Select[Any]:
+        return self._ordered.limit(sa.bindparam("limit", type_=sa.Integer))
+
+    @functools.cached_property
+    def later(self) -> sa.Select[Any]:
         position = sa.tuple_(
-            sa.bindparam("anchor_time", type_=time_column.type),
-            sa.bindparam("anchor_id", type_=id_column.type),
+            sa.bindparam("anchor_time", type_=self._time.type),
+            sa.bindparam("anchor_id", type_=self._id.type),
         )
-        return cls(
-            page=ordered.limit(limit),
-            later=ordered.where(sa.tuple_(time_column, id_column) < position).limit(limit),
-            anchor=query.with_only_columns(time_column).where(
-                id_column == sa.bindparam("anchor_id", type_=id_column.type)
-            ),
-            id_key=id_column.key,
+        return self._ordered.where(sa.tuple_(self._time, self._id) < position).limit(
+            sa.bindparam("limit", type_=sa.Integer)
+        )
+
+    @functools.cached_property
+    def anchor(self) -> sa.Select[Any]:
+        return self._query.with_only_columns(self._time).where(
+            self._id == sa.bindparam("anchor_id", type_=self._id.type)
         )
 
     async def read(
@@ -109,7 +118,7 @@ async def paginate(
     rows: bool = False,
 ) -> Page[T]:
     """A page of `query`, built for this request alone (`Listing.read`)."""
-    listing = Listing.of(query, time_column=time_column, id_column=id_column)
+    listing = Listing(query, time_column=time_column, id_column=id_column)
     return await listing.read(session, {}, first=first, after=after, rows=rows)
 
 

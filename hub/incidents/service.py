@@ -194,7 +194,7 @@ def _listing(scope: RowScope, shape: Narrowing, *, child: bool, array: bool) -> 
         any_of=(col(Incident.type), col(Incident.dash_risk)),
         array=array,
     )
-    return Listing.of(query, time_column=occurred, id_column=col(Incident.id))
+    return Listing(query, time_column=occurred, id_column=col(Incident.id))
 
 
 async def list_(
