@@ -83,10 +83,13 @@ def among(column: sa.ColumnElement[Any], name: str, *, array: bool) -> sa.Column
     """`column` among the values of the list parameter `name`. On PostgreSQL (`array`) the list
     goes as one array, `= ANY($1)`: one statement text whatever its length, nothing rendered
     per value at each execution as an expanding IN renders a placeholder for each, and the
-    statement can go straight to the driver (`SerialSession.rows`)."""
+    statement can go straight to the driver (`SerialSession.rows`). SQLite's, likewise, is one
+    JSON array."""
     if array:
         return column == sa.any_(sa.bindparam(name, type_=postgresql.ARRAY(column.type)))
-    return column.in_(sa.bindparam(name, expanding=True))
+    # SQLite: the list as one JSON array, its values a table (`json_each`), for the same reasons.
+    values = sa.func.json_each(sa.bindparam(name, type_=sa.JSON())).table_valued("value")
+    return column.in_(sa.select(values.c.value))
 
 
 def is_postgresql(session: AsyncSession) -> bool:
@@ -144,6 +147,7 @@ class HubSession(Session):
 
 # What `rows` reads: a SELECT, text with its columns named, or text that returns none.
 Selecting = sa.Select[Any] | sa.TextualSelect | sa.TextClause
+_DIRECT = frozenset({"postgresql", "sqlite"})  # the dialects whose drivers `rows` knows
 _ONE = False  # a statement listener's `executemany`: one set of parameters
 
 
@@ -200,6 +204,7 @@ def _direct(statement: Selecting, dialect: Dialect) -> _Direct | None:
     except ValueError:
         return None
     names = tuple(expanded.positiontup or ())
+    single = compiled._bind_processors  # noqa: SLF001 - the compiled statement's own processors
     results = tuple(
         column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
     )
@@ -207,7 +212,11 @@ def _direct(statement: Selecting, dialect: Dialect) -> _Direct | None:
         sql=expanded.statement,
         names=names,
         fixed={name: value for name, value in expanded.parameters.items() if name not in unset},
-        binds=tuple(expanded.processors.get(name) for name in names),
+        # The expanded lists' processors, and the other parameters' (the compiled statement's).
+        binds=tuple(
+            expanded.processors.get(name) or single.get(name)  # type: ignore[misc]
+            for name in names
+        ),
         results=None if all(result is None for result in results) else results,
         make=make,
     )
@@ -236,20 +245,24 @@ def _translated(
 async def _on_driver(
     adapter: Any, engine: sa.Engine, direct: _Direct, params: Mapping[str, Any] | None
 ) -> list[Any]:
-    """`direct` run on SQLAlchemy's asyncpg adapter `adapter` as SQLAlchemy's cursor runs a
-    statement (the adapter's lock, its transaction begun if it has none, its prepared
-    statements), with `engine`'s statement listeners told before and after."""
+    """`direct` run on SQLAlchemy's adapter of the driver's connection as SQLAlchemy's cursor
+    runs a statement (the adapter's lock; on asyncpg its transaction begun if it has none,
+    and its prepared statements), with `engine`'s statement listeners told before and after.
+    On aiosqlite the statement and the fetch of its rows are one trip to its thread, not two."""
     arguments = direct.arguments(params)
     listeners = engine.dispatch
     context = types.SimpleNamespace()
     if listeners.before_cursor_execute:
         listeners.before_cursor_execute(None, None, direct.sql, arguments, context, _ONE)
     async with adapter._execute_mutex:  # noqa: SLF001 - as SQLAlchemy's cursor does
-        if adapter._transaction is None:  # noqa: SLF001
-            await adapter._start_transaction()  # noqa: SLF001
         try:
-            prepared, _ = await adapter._prepare(direct.sql, 0)  # noqa: SLF001
-            found = await prepared.fetch(*arguments)
+            if engine.dialect.name == "sqlite":
+                found = await adapter._connection.execute_fetchall(direct.sql, arguments)  # noqa: SLF001
+            else:
+                if adapter._transaction is None:  # noqa: SLF001
+                    await adapter._start_transaction()  # noqa: SLF001
+                prepared, _ = await adapter._prepare(direct.sql, 0)  # noqa: SLF001
+                found = await prepared.fetch(*arguments)
         except Exception as error:
             raise _translated(error, adapter, direct.sql, arguments, engine.dialect) from error
     if listeners.after_cursor_execute:
@@ -262,7 +275,7 @@ async def fetch(
 ) -> list[Any]:
     """`rows`, on a connection of its own (outside any session)."""
     dialect = connection.dialect
-    direct = _direct(statement, dialect) if dialect.name == "postgresql" else None
+    direct = _direct(statement, dialect) if dialect.name in _DIRECT else None
     if direct is None:
         return records(await connection.execute(statement, params))
     raw = await connection.get_raw_connection()
@@ -286,15 +299,15 @@ class SerialSession(AsyncSession):
     ) -> list[Any]:
         """A SELECT's rows as named tuples (`records`), in this session's transaction.
 
-        On PostgreSQL a statement built once (a module's, or a cached one: it is compiled once
-        per statement object) goes straight to asyncpg, on the connection and in the
+        A statement built once (a module's, or a cached one: it is compiled once per statement
+        object) goes straight to the driver (asyncpg, aiosqlite), on the connection and in the
         transaction SQLAlchemy opened for this session: SQLAlchemy's execution of a page's
         SELECTs (its cache key, its execution context, its result) cost about four times
         asyncpg's own work. The engine's statement listeners (tracing, the tests' counters)
-        still see each statement. Elsewhere, and for what cannot be named tuples, SQLAlchemy
-        runs it."""
+        still see each statement. What cannot go that way (an expanding IN, rows that cannot
+        be named tuples, another dialect) SQLAlchemy runs."""
         bind = self.bind
-        if bind is None or bind.dialect.name != "postgresql":
+        if bind is None or bind.dialect.name not in _DIRECT:
             return records(await self.execute(statement, params))
         dialect = bind.dialect
         direct = _direct(statement, dialect)
