@@ -79,22 +79,26 @@ class UTCDateTime(sa.types.TypeDecorator[dt.datetime]):
         return value.astimezone(dt.UTC)
 
 
-def among(column: sa.ColumnElement[Any], name: str, *, array: bool) -> sa.ColumnElement[bool]:
-    """`column` among the values of the list parameter `name`. On PostgreSQL (`array`) the list
-    goes as one array, `= ANY($1)`: one statement text whatever its length, nothing rendered
-    per value at each execution as an expanding IN renders a placeholder for each, and the
-    statement can go straight to the driver (`SerialSession.rows`). SQLite's, likewise, is one
-    JSON array."""
-    if array:
+def among(
+    column: sa.ColumnElement[Any], name: str, *, dialect: str | None
+) -> sa.ColumnElement[bool]:
+    """`column` among the values of the list parameter `name`, for a statement that `dialect`
+    runs. On PostgreSQL the list goes as one array (`= ANY($1)`), on SQLite as one JSON
+    array (`json_each`): one statement text whatever the list's length, nothing rendered per
+    value at each execution as an expanding IN renders a placeholder for each, and the
+    statement can go straight to the driver (`SerialSession.rows`). For a statement built for
+    one request, whatever runs it (None), an expanding IN."""
+    if dialect == "postgresql":
         return column == sa.any_(sa.bindparam(name, type_=postgresql.ARRAY(column.type)))
-    # SQLite: the list as one JSON array, its values a table (`json_each`), for the same reasons.
-    values = sa.func.json_each(sa.bindparam(name, type_=sa.JSON())).table_valued("value")
-    return column.in_(sa.select(values.c.value))
+    if dialect == "sqlite":
+        values = sa.func.json_each(sa.bindparam(name, type_=sa.JSON())).table_valued("value")
+        return column.in_(sa.select(values.c.value))
+    return column.in_(sa.bindparam(name, expanding=True))
 
 
-def is_postgresql(session: AsyncSession) -> bool:
+def dialect_of(session: AsyncSession) -> str | None:
     bind = session.bind
-    return bind is not None and bind.dialect.name == "postgresql"
+    return None if bind is None else bind.dialect.name
 
 
 def utcnow() -> dt.datetime:

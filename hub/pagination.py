@@ -151,7 +151,7 @@ class Narrowing:
         *,
         time_column: Any,
         any_of: Sequence[Any],
-        array: bool,
+        dialect: str | None,
     ) -> sa.Select[T]:
         """`query` narrowed by the filters this shape uses, each a parameter (`among`)."""
         if self.since:
@@ -160,7 +160,7 @@ class Narrowing:
             query = query.where(time_column < sa.bindparam("until", type_=time_column.type))
         for i, (column, used) in enumerate(zip(any_of, self.any_of, strict=True)):
             if used:
-                query = query.where(among(column, f"any_{i}", array=array))
+                query = query.where(among(column, f"any_{i}", dialect=dialect))
         return query
 
 
@@ -174,5 +174,5 @@ def narrowed(
 ) -> sa.Select[T]:
     """`query` narrowed by the shared filters, their values bound in it, for one request."""
     shape, params = Narrowing.of(since=since, until=until, any_of=list(any_of.values()))
-    applied = shape.applied(query, time_column=time_column, any_of=list(any_of), array=False)
+    applied = shape.applied(query, time_column=time_column, any_of=list(any_of), dialect=None)
     return applied.params(params)

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.access.scope import RowScope
-from hub.db import Database, is_postgresql, records, rows
+from hub.db import Database, dialect_of, records, rows
 from hub.incidents import service as incidents
 from hub.incidents.models import DashRisk, Incident, IncidentType
 from hub.incidents.service import IncidentFilter
@@ -62,7 +62,7 @@ async def test_rows_are_sqlalchemys_rows_in_the_sessions_transaction(
 ) -> None:
     # Written in this transaction and not committed: only its own connection sees them.
     ids = await _incidents(session, 3)
-    statement = _statement(ids, array=is_postgresql(session))
+    statement = _statement(ids, array=dialect_of(session) == "postgresql")
     direct = await rows(session, statement, {"keys": ids})
     through_sqlalchemy = records(await session.execute(statement, {"keys": ids}))
     assert [r._asdict() for r in direct] == [r._asdict() for r in through_sqlalchemy]
@@ -150,10 +150,10 @@ async def test_a_listing_is_built_once_per_shape_and_bound_per_request(
     )
     assert await page(typed) == [ids[5], ids[3]]
     # The same shape of filter, other values: the same statements, bound afresh.
-    array = is_postgresql(session)
+    dialect = dialect_of(session)
     shape_of = incidents.Narrowing.of
     one, _ = shape_of(since=since, until=until, any_of=((), ()))
     two, _ = shape_of(since=BASE, until=BASE, any_of=((), ()))
     assert one == two
-    listing = incidents._listing(scope, one, child=False, array=array)
-    assert incidents._listing(scope, two, child=False, array=array) is listing
+    listing = incidents._listing(scope, one, child=False, dialect=dialect)
+    assert incidents._listing(scope, two, child=False, dialect=dialect) is listing

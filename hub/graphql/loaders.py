@@ -21,7 +21,7 @@ from strawberry.utils.await_maybe import AwaitableOrValue
 from hub.access.scope import RowScope
 from hub.children.models import Child, ChildReference
 from hub.closures.models import ClosureReview
-from hub.db import among, is_postgresql, record_class, rows
+from hub.db import among, dialect_of, record_class, rows
 from hub.incidents.models import Incident, IncidentChild
 from hub.investigations.models import (
     Investigation,
@@ -77,36 +77,38 @@ _CHILD: sa.Table = Child.__table__  # type: ignore[attr-defined]
 _INCIDENT_CHILD: sa.Table = IncidentChild.__table__  # type: ignore[attr-defined]
 
 
-def _keyed(column: sa.ColumnElement[Any], *, array: bool) -> sa.ColumnElement[bool]:
-    """`column` among the `keys` parameter: on PostgreSQL one array (`among`)."""
-    return among(column, "keys", array=array)
+def _keyed(column: sa.ColumnElement[Any], *, dialect: str | None) -> sa.ColumnElement[bool]:
+    """`column` among the `keys` parameter (`among`)."""
+    return among(column, "keys", dialect=dialect)
 
 
+_DIALECTS = ("postgresql", "sqlite", None)
 _ORGANISATIONS = {
-    array: sa.select(*_ORGANISATION.c).where(_keyed(_ORGANISATION.c.code, array=array))
-    for array in (False, True)
+    dialect: sa.select(*_ORGANISATION.c).where(_keyed(_ORGANISATION.c.code, dialect=dialect))
+    for dialect in _DIALECTS
 }
 _CHILDREN = {
-    array: sa.select(*_CHILD.c).where(_keyed(_CHILD.c.id, array=array)) for array in (False, True)
+    dialect: sa.select(*_CHILD.c).where(_keyed(_CHILD.c.id, dialect=dialect))
+    for dialect in _DIALECTS
 }
 
 
 @functools.lru_cache(maxsize=1024)
-def _incident_children(scope: RowScope, *, array: bool = False) -> sa.Select[Any]:
+def _incident_children(scope: RowScope, *, dialect: str | None) -> sa.Select[Any]:
     return (
         sa.select(*_INCIDENT_CHILD.c)
-        .where(_keyed(_INCIDENT_CHILD.c.incident_id, array=array), scope.incident_children())
+        .where(_keyed(_INCIDENT_CHILD.c.incident_id, dialect=dialect), scope.incident_children())
         .order_by(_INCIDENT_CHILD.c.child_id)
     )
 
 
 @functools.lru_cache(maxsize=1024)
-def _involved(scope: RowScope, *, array: bool) -> sa.Select[Any]:
+def _involved(scope: RowScope, *, dialect: str | None) -> sa.Select[Any]:
     """`_incident_children` with each one's child: the two loads a page makes, in one."""
     return (
         sa.select(*_INCIDENT_CHILD.c, *_CHILD.c)
         .join_from(_INCIDENT_CHILD, _CHILD, _CHILD.c.id == _INCIDENT_CHILD.c.child_id)
-        .where(_keyed(_INCIDENT_CHILD.c.incident_id, array=array), scope.incident_children())
+        .where(_keyed(_INCIDENT_CHILD.c.incident_id, dialect=dialect), scope.incident_children())
         .order_by(_INCIDENT_CHILD.c.child_id)
     )
 
@@ -141,16 +143,17 @@ class Loaders:
     def __init__(self, session: AsyncSession, scope: RowScope) -> None:
         self._session = session
         self._scope = scope
-        self._array = is_postgresql(session)
+        known = dialect_of(session)
+        self._dialect = known if known in _DIALECTS else None
 
     @cached_property
     def organisation(self) -> DataLoader[str, Organisation | None]:
-        return _one_row(self._session, _ORGANISATIONS[self._array], "code")
+        return _one_row(self._session, _ORGANISATIONS[self._dialect], "code")
 
     # A child reached through a record the caller may see is part of that record.
     @cached_property
     def child(self) -> DataLoader[str, Child | None]:
-        return _one_row(self._session, _CHILDREN[self._array], "id")
+        return _one_row(self._session, _CHILDREN[self._dialect], "id")
 
     @cached_property
     def incident(self) -> DataLoader[str, Incident | None]:
@@ -218,7 +221,7 @@ class Loaders:
     @cached_property
     def incident_children(self) -> DataLoader[str, list[IncidentChild]]:
         return _many_rows(
-            self._session, _incident_children(self._scope, array=self._array), "incident_id"
+            self._session, _incident_children(self._scope, dialect=self._dialect), "incident_id"
         )
 
     async def involved(self, incident_ids: Sequence[str]) -> None:
@@ -228,7 +231,7 @@ class Loaders:
         wanted = [i for i in dict.fromkeys(incident_ids) if involving.cache_map.get(i) is None]
         if not wanted:
             return
-        statement = _involved(self._scope, array=self._array)
+        statement = _involved(self._scope, dialect=self._dialect)
         grouped: dict[str, list[Any]] = {i: [] for i in wanted}
         found: dict[str, Any] = {}
         for row in await rows(self._session, statement, {"keys": wanted}):

@@ -14,7 +14,7 @@ from hub import pushes, validation
 from hub.access.scope import RowScope
 from hub.children import service as children
 from hub.children.service import ChildDetails
-from hub.db import is_postgresql, utcnow
+from hub.db import dialect_of, utcnow
 from hub.errors import InvalidInput
 from hub.incidents import timeliness as _timeliness  # noqa: F401 - declares the kind
 from hub.incidents.models import DashRisk, Incident, IncidentChild, IncidentType
@@ -177,7 +177,7 @@ _INCIDENT: sa.Table = Incident.__table__  # type: ignore[attr-defined]
 
 
 @functools.lru_cache(maxsize=1024)
-def _listing(scope: RowScope, shape: Narrowing, *, child: bool, array: bool) -> Listing:
+def _listing(scope: RowScope, shape: Narrowing, *, child: bool, dialect: str | None) -> Listing:
     """The statements of a page of incidents, built once per scope and shape of filter."""
     query = sa.select(*_INCIDENT.c).where(scope.incidents())
     if child:
@@ -192,7 +192,7 @@ def _listing(scope: RowScope, shape: Narrowing, *, child: bool, array: bool) -> 
         query,
         time_column=occurred,
         any_of=(col(Incident.type), col(Incident.dash_risk)),
-        array=array,
+        dialect=dialect,
     )
     return Listing(query, time_column=occurred, id_column=col(Incident.id))
 
@@ -205,7 +205,7 @@ async def list_(
     )
     if where.child_id is not None:
         params["child_id"] = where.child_id
-    listing = _listing(scope, shape, child=where.child_id is not None, array=is_postgresql(session))
+    listing = _listing(scope, shape, child=where.child_id is not None, dialect=dialect_of(session))
     return await listing.read(session, params, first=first, after=after, rows=True)
 
 
