@@ -11,16 +11,20 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub.db import records
+from hub.db import among, dialect_of, rows
 from hub.errors import InvalidInput
 from hub.reference.models import Organisation, OrganisationKind
 
 _ORGANISATION: sa.Table = Organisation.__table__  # type: ignore[attr-defined]
+
+
 # Every column, as the request's organisation loader reads them: a push's resolver can hand
 # the rows found here to its loader rather than read them again.
-_ORGANISATIONS = sa.select(*_ORGANISATION.c).where(
-    _ORGANISATION.c.code.in_(sa.bindparam("codes", expanding=True))
-)
+@functools.lru_cache(maxsize=4)
+def _organisations(dialect: str | None) -> sa.Select[Any]:
+    """The organisations of the `codes` parameter (`among`), built once for each database."""
+    return sa.select(*_ORGANISATION.c).where(among(_ORGANISATION.c.code, "codes", dialect=dialect))
+
 
 MAX_CLOCK_SKEW = dt.timedelta(minutes=5)
 # No record the hub keeps is about anything earlier; later checks can then do date arithmetic
@@ -77,10 +81,10 @@ class Probes:
 
 
 @functools.lru_cache(maxsize=16)
-def _asking(asked: tuple[tuple[str, sa.Exists], ...]) -> sa.Select[Any]:
+def _asking(asked: tuple[tuple[str, sa.Exists], ...], dialect: str | None) -> sa.Select[Any]:
     """The organisations' statement with the probes' answers as columns, built once: one
-    SQLAlchemy compiles and caches once."""
-    return _ORGANISATIONS.add_columns(*(probe.label(name) for name, probe in asked))
+    compiled once (`hub.db.rows`)."""
+    return _organisations(dialect).add_columns(*(probe.label(name) for name, probe in asked))
 
 
 async def require_organisations(
@@ -97,13 +101,12 @@ async def require_organisations(
     wanted = list(codes)
     if not wanted:
         return {}
-    statement, values = _ORGANISATIONS, {"codes": list({code for code, _, _ in wanted})}
+    dialect = dialect_of(session)
+    statement, values = _organisations(dialect), {"codes": list({code for code, _, _ in wanted})}
     if probes is not None:
-        statement, values = _asking(probes.asked), {**probes.values, **values}
+        statement, values = _asking(probes.asked, dialect), {**probes.values, **values}
     # Named tuples, as the organisation loader's rows are (`hub.db.records`).
-    found: dict[str, Any] = {
-        row.code: row for row in records(await session.execute(statement, values))
-    }
+    found: dict[str, Any] = {row.code: row for row in await rows(session, statement, values)}
     for code, field, kind in wanted:
         organisation = found.get(code)
         if organisation is None or organisation.kind != kind:

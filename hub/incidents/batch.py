@@ -18,6 +18,7 @@ of one of its records.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -32,7 +33,7 @@ from hub import pushes, validation
 from hub.base import new_id
 from hub.children import service as children
 from hub.children.models import Child, ChildReference, ReferenceKind
-from hub.db import utcnow
+from hub.db import among, dialect_of, utcnow
 from hub.errors import Conflict
 from hub.incidents import service as incidents
 from hub.incidents.models import Incident, IncidentChild
@@ -231,38 +232,39 @@ async def _checked(
             {c.child.police_reference for r in batch for c in r.report.children}
         ),
     }
-    probes = validation.Probes(_PROBES, values)
+    probes = validation.Probes(_probes(dialect_of(session)), values)
     return batch, await validation.require_organisations(session, codes, probes=probes)
 
 
-# What `_pushed_before` and `_children_held` would find, as two EXISTS (their values bound).
-_PROBES = (
-    (
-        "pushed_before",
-        sa.select(col(Incident.id))
-        .where(
-            col(Incident.force_code) == sa.bindparam("probe_force"),
-            sa.or_(
-                col(Incident.police_reference).in_(
-                    sa.bindparam("probe_references", expanding=True)
+@functools.lru_cache(maxsize=4)
+def _probes(dialect: str | None) -> tuple[tuple[str, sa.Exists], ...]:
+    """What `_pushed_before` and `_children_held` would find, as two EXISTS (their values
+    bound, each list as one parameter: `among`), built once for each database."""
+    return (
+        (
+            "pushed_before",
+            sa.select(col(Incident.id))
+            .where(
+                col(Incident.force_code) == sa.bindparam("probe_force"),
+                sa.or_(
+                    among(_INCIDENT.c.police_reference, "probe_references", dialect=dialect),
+                    among(_INCIDENT.c.idempotency_key, "probe_keys", dialect=dialect),
                 ),
-                col(Incident.idempotency_key).in_(sa.bindparam("probe_keys", expanding=True)),
-            ),
-        )
-        .exists(),
-    ),
-    (
-        "children_held",
-        sa.select(col(ChildReference.id))
-        .join(Child, col(ChildReference.child_id) == Child.id)
-        .where(
-            col(ChildReference.organisation_code) == sa.bindparam("probe_force"),
-            col(ChildReference.kind) == ReferenceKind.POLICE_PERSON,
-            col(ChildReference.value).in_(sa.bindparam("probe_people", expanding=True)),
-        )
-        .exists(),
-    ),
-)
+            )
+            .exists(),
+        ),
+        (
+            "children_held",
+            sa.select(col(ChildReference.id))
+            .join(Child, col(ChildReference.child_id) == Child.id)
+            .where(
+                col(ChildReference.organisation_code) == sa.bindparam("probe_force"),
+                col(ChildReference.kind) == ReferenceKind.POLICE_PERSON,
+                among(_REFERENCE.c.value, "probe_people", dialect=dialect),
+            )
+            .exists(),
+        ),
+    )
 
 
 def _same(earlier: Incident, record: _Checked) -> Incident:
