@@ -195,3 +195,51 @@ async def test_the_limiter_keeps_as_many_connections_as_requests_have() -> None:
     finally:
         await limiter.close()
         await db.dispose()
+
+
+@pytest.mark.skipif(not is_postgres(), reason="the shared limiter is PostgreSQL's")
+async def test_a_release_goes_with_the_clients_next_admission_or_soon_after(
+    database_url: str,
+) -> None:
+    limiter = PostgresLimiter(database_url, pool_size=2)
+    statements: list[str] = []
+
+    def note(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        statements.append(statement.split(None, 1)[0])
+
+    sa.event.listen(limiter._engine.sync_engine, "before_cursor_execute", note)
+    client = unique("fold")
+    one = RoleLimit(rate=1000, burst=1000, in_flight=1)
+
+    async def in_flight() -> int:
+        async with limiter._engine.connect() as connection:
+            found = await connection.execute(
+                sa.text("SELECT in_flight FROM rate_limit WHERE client_id = :c"), {"c": client}
+            )
+            return int(found.scalar_one())
+
+    try:
+        assert (await limiter.admit(client, one)).admitted
+        await limiter.release(client)
+        # A cap of one: the second admission is allowed only with the release it carries.
+        assert (await limiter.admit(client, one)).admitted
+        assert statements == ["INSERT", "INSERT"]  # no UPDATE between them
+        assert await in_flight() == 1  # one in flight: the first one's slot went back
+        await limiter.release(client)
+        for _ in range(100):  # the flush, RELEASE_FLUSH_SECONDS later (bounded wait)
+            if await in_flight() == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert await in_flight() == 0
+        assert statements.count("UPDATE") == 1
+        # And a release still owed is written when the limiter closes.
+        assert (await limiter.admit(client, one)).admitted
+        await limiter.release(client)
+    finally:
+        await limiter.close()
+    reader = PostgresLimiter(database_url, pool_size=1)
+    try:
+        limiter = reader
+        assert await in_flight() == 0
+    finally:
+        await reader.close()

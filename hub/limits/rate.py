@@ -7,15 +7,20 @@ nothing, so a client that stops flooding is served again as soon as its allowanc
 
 On PostgreSQL the state is one row per client in an UNLOGGED table, checked and moved in one
 `INSERT ... ON CONFLICT DO UPDATE` on an autocommit connection (one round trip, row-locked, so
-every hub process and worker shares one allowance per client, not one each); releasing an
-in-flight slot is one `UPDATE` after the response. A process killed mid-request cannot release
-its slots: a client's count is taken as zero once it has been quiet for `LEASE_SECONDS`, and a
-crashed server empties UNLOGGED tables. On SQLite (one process) the state is in memory.
+every hub process and worker shares one allowance per client, not one each). A released
+in-flight slot is freed in this process at once, and in the shared row by the client's next
+admission here (the same statement) or, if none comes, by one `UPDATE` for every client
+`RELEASE_FLUSH_SECONDS` later: meanwhile another process may count it still. A process killed
+mid-request cannot release its slots: a client's count is taken as zero once it has been quiet
+for `LEASE_SECONDS`, and a crashed server empties UNLOGGED tables. On SQLite (one process) the
+state is in memory.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import logging
 import time
 from typing import Any, Protocol
 
@@ -25,8 +30,14 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from hub.db import fetch, replace_closed_connections
 
+log = logging.getLogger("hub.limits")
+
 LEASE_SECONDS = 60.0  # longer than any request runs
 IN_FLIGHT_RETRY_SECONDS = 1.0
+# How long a released slot may stay counted in the shared row, for the other processes: a
+# client's next admission here takes its owed releases with it (one round trip, not two), and
+# what no admission took is written after this long.
+RELEASE_FLUSH_SECONDS = 0.05
 
 
 class RoleLimit(BaseModel):
@@ -94,7 +105,10 @@ class MemoryLimiter:
 
 # The row's old values on the right of SET; `excluded.touched` is now, by the database's clock
 # (one clock for every hub process). Admitted only if within the rate and under the cap.
-_LIVE = f"(CASE WHEN r.touched < excluded.touched - {LEASE_SECONDS} THEN 0 ELSE r.in_flight END)"
+_LIVE = (
+    f"(CASE WHEN r.touched < excluded.touched - {LEASE_SECONDS} THEN 0 "
+    "ELSE GREATEST(r.in_flight - :released, 0) END)"
+)
 _RATE_OK = "(GREATEST(r.tat, excluded.touched) + :interval - excluded.touched <= :window)"
 _ADMIT = f"({_RATE_OK} AND {_LIVE} < :cap)"
 _ADMIT_SQL = sa.text(f"""
@@ -111,7 +125,9 @@ RETURNING admitted, tat, in_flight, touched
     *(sa.column(name) for name in ("admitted", "tat", "in_flight", "touched"))
 )
 _RELEASE_SQL = sa.text(
-    "UPDATE rate_limit SET in_flight = GREATEST(in_flight - 1, 0) WHERE client_id = :client"
+    "UPDATE rate_limit AS r SET in_flight = GREATEST(r.in_flight - o.released, 0) "
+    "FROM unnest(CAST(:clients AS TEXT[]), CAST(:counts AS INTEGER[])) AS o(client_id, released) "
+    "WHERE r.client_id = o.client_id"
 )
 
 
@@ -130,6 +146,10 @@ class PostgresLimiter:
         # (nor a pooled connection another client's push is waiting for).
         self._refused_until: dict[str, float] = {}
         self._in_flight: dict[str, int] = {}
+        # Slots released here and not yet written to the shared rows (`release`).
+        self._owed: dict[str, int] = {}
+        self._flush: asyncio.TimerHandle | None = None
+        self._flushing: set[asyncio.Task[None]] = set()
 
     async def admit(self, client: str, limit: RoleLimit) -> Decision:
         local = self._known_refusal(client, limit)
@@ -153,13 +173,19 @@ class PostgresLimiter:
         return None
 
     async def _admit_shared(self, client: str, limit: RoleLimit) -> Decision:
+        released = self._owed.pop(client, 0)
         parameters = {
             "client": client,
             "interval": limit.interval,
             "window": limit.window,
             "cap": limit.in_flight,
+            "released": released,
         }
-        row = await self._once_more_if_dropped(_ADMIT_SQL, parameters)
+        try:
+            row = await self._once_more_if_dropped(_ADMIT_SQL, parameters)
+        except BaseException:
+            self._owe(client, released)  # not written: still owed
+            raise
         if row.admitted:
             return Decision(admitted=True)
         decision = _decide(row.tat, row.touched, row.in_flight, limit)
@@ -171,8 +197,40 @@ class PostgresLimiter:
         )
 
     async def release(self, client: str) -> None:
+        """Free a slot: at once in this process, in the shared row with the client's next
+        admission here, or at the latest `RELEASE_FLUSH_SECONDS` from now."""
         self._in_flight[client] = max(0, self._in_flight.get(client, 0) - 1)
-        await self._once_more_if_dropped(_RELEASE_SQL, {"client": client})
+        self._owe(client, 1)
+
+    def _owe(self, client: str, count: int) -> None:
+        if count <= 0:
+            return
+        self._owed[client] = self._owed.get(client, 0) + count
+        if self._flush is None:
+            self._flush = asyncio.get_running_loop().call_later(
+                RELEASE_FLUSH_SECONDS, self._start_flush
+            )
+
+    def _start_flush(self) -> None:
+        self._flush = None
+        task = asyncio.get_running_loop().create_task(self.flush())
+        self._flushing.add(task)
+        task.add_done_callback(self._flushing.discard)
+
+    async def flush(self) -> None:
+        """Write the releases no admission has taken yet. A slot it cannot write stays owed
+        (and the client's lease frees it anyway, `LEASE_SECONDS`)."""
+        owed, self._owed = self._owed, {}
+        if not owed:
+            return
+        clients = sorted(owed)
+        parameters = {"clients": clients, "counts": [owed[c] for c in clients]}
+        try:
+            await self._once_more_if_dropped(_RELEASE_SQL, parameters)
+        except Exception as error:  # noqa: BLE001 - owed again, and said so
+            for client, count in owed.items():
+                self._owe(client, count)
+            log.warning("in-flight slots not released yet: %s", type(error).__name__)
 
     async def _once_more_if_dropped(
         self, statement: sa.TextClause | sa.TextualSelect, parameters: dict[str, Any]
@@ -194,4 +252,12 @@ class PostgresLimiter:
             return found[0] if found else None
 
     async def close(self) -> None:
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush = None
+        await asyncio.gather(*self._flushing, return_exceptions=True)
+        await self.flush()
+        if self._flush is not None:  # the last write failed: nothing more to try it on
+            self._flush.cancel()
+            self._flush = None
         await self._engine.dispose()
