@@ -132,8 +132,8 @@ def records(result: sa.Result[Any]) -> list[Any]:
 async def rows(
     session: AsyncSession, statement: Selecting, params: Mapping[str, Any] | None = None
 ) -> list[Any]:
-    """A SELECT's rows as named tuples (`records`): straight through asyncpg where the
-    session can (`SerialSession.rows`)."""
+    """A SELECT's rows as named tuples (`records`): straight to the driver where the session
+    can (`SerialSession.rows`). For statements built once: each is compiled once and kept."""
     if isinstance(session, SerialSession):
         return await session.rows(statement, params)
     return records(await session.execute(statement, params))

@@ -9,6 +9,7 @@ import dataclasses
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -232,8 +233,23 @@ async def test_a_release_goes_with_the_clients_next_admission_or_soon_after(
             await asyncio.sleep(0.05)
         assert await in_flight() == 0
         assert statements.count("UPDATE") == 1
-        # And a release still owed is written when the limiter closes.
+        # An admission while its client's release is being written waits for the write (here
+        # held back a while, as a slow round trip would be), not counting the slot as taken.
         assert (await limiter.admit(client, one)).admitted
+        await limiter.release(client)
+        send, written = limiter._once_more_if_dropped, asyncio.Event()
+
+        async def held_back(statement: Any, parameters: dict[str, Any]) -> Any:
+            if str(statement).lstrip().startswith("UPDATE"):  # the flush's, not an admission
+                await written.wait()
+            return await send(statement, parameters)
+
+        limiter._once_more_if_dropped = held_back  # type: ignore[method-assign]
+        limiter._start_flush()
+        await asyncio.sleep(0)  # the flush has taken the owed slot
+        asyncio.get_running_loop().call_later(0.2, written.set)
+        assert (await limiter.admit(client, one)).admitted
+        # And a release still owed is written when the limiter closes.
         await limiter.release(client)
     finally:
         await limiter.close()

@@ -150,6 +150,7 @@ class PostgresLimiter:
         self._owed: dict[str, int] = {}
         self._flush: asyncio.TimerHandle | None = None
         self._flushing: set[asyncio.Task[None]] = set()
+        self._being_flushed: set[str] = set()  # clients whose owed slots a flush is writing
 
     async def admit(self, client: str, limit: RoleLimit) -> Decision:
         local = self._known_refusal(client, limit)
@@ -173,6 +174,9 @@ class PostgresLimiter:
         return None
 
     async def _admit_shared(self, client: str, limit: RoleLimit) -> Decision:
+        if client in self._being_flushed:
+            # Its released slots are being written: counted until then, so wait for it.
+            await asyncio.gather(*self._flushing, return_exceptions=True)
         released = self._owed.pop(client, 0)
         parameters = {
             "client": client,
@@ -225,12 +229,15 @@ class PostgresLimiter:
             return
         clients = sorted(owed)
         parameters = {"clients": clients, "counts": [owed[c] for c in clients]}
+        self._being_flushed.update(clients)
         try:
             await self._once_more_if_dropped(_RELEASE_SQL, parameters)
         except Exception as error:  # noqa: BLE001 - owed again, and said so
             for client, count in owed.items():
                 self._owe(client, count)
             log.warning("in-flight slots not released yet: %s", type(error).__name__)
+        finally:
+            self._being_flushed.difference_update(clients)
 
     async def _once_more_if_dropped(
         self, statement: sa.TextClause | sa.TextualSelect, parameters: dict[str, Any]
