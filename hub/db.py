@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextvars
 import dataclasses
 import datetime as dt
 import functools
@@ -19,7 +20,7 @@ import weakref
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -150,7 +151,7 @@ class HubSession(Session):
 
 
 # What `rows` reads: a SELECT, text with its columns named, or text that returns none.
-Selecting = sa.Select[Any] | sa.TextualSelect | sa.TextClause
+Selecting = sa.Select[*tuple[Any, ...]] | sa.TextualSelect | sa.TextClause
 _DIRECT = frozenset({"postgresql", "sqlite"})  # the dialects whose drivers `rows` knows
 _ONE = False  # a statement listener's `executemany`: one set of parameters
 
@@ -194,14 +195,14 @@ def _direct(statement: Selecting, dialect: Dialect) -> _Direct | None:
     """`statement` compiled for `dialect`, or None when it cannot go straight to the driver:
     a list given at each execution as an expanding IN (one text per length), or rows that
     cannot be named tuples."""
-    given = statement.compile(dialect=dialect).binds.values()
+    compiled = statement.compile(dialect=dialect)
+    given = compiled.binds.values()
     if any(bind.expanding and bind.required for bind in given):
         return None
     # The values the statement holds (a scope's codes, as many as it has) are rendered in;
     # those given at each execution are left unset until then.
     unset = {bind.key: None for bind in given if bind.required}
-    compiled = statement.params(unset).compile(dialect=dialect)
-    expanded = compiled.construct_expanded_state(escape_names=False)
+    expanded = compiled.construct_expanded_state(unset, escape_names=False)
     columns = compiled._result_columns  # noqa: SLF001 - the compiled statement's own columns
     try:
         make = record_class(tuple(column.keyname for column in columns))
@@ -286,6 +287,76 @@ async def fetch(
     return await _on_driver(raw.dbapi_connection, connection.sync_engine, direct, params)
 
 
+Worked = TypeVar("Worked")
+
+
+class OnSQLiteThread:
+    """A SQLite connection's statements, run synchronously in aiosqlite's thread (`together`).
+
+    Each statement is one compiled once (`_direct`): its parameters bound with their types'
+    processors as SQLAlchemy binds them, its rows made records, the engine's statement
+    listeners told of it, a driver's error raised as SQLAlchemy raises it."""
+
+    def __init__(self, connection: sqlite3.Connection, adapter: Any, engine: sa.Engine) -> None:
+        self._connection = connection
+        self._adapter = adapter
+        self._engine = engine
+
+    def rows(self, statement: Selecting, params: Mapping[str, Any] | None = None) -> list[Any]:
+        direct = self._compiled(statement)
+        arguments = direct.arguments(params)
+        found = self._run(direct.sql, arguments, many=False)
+        return direct.records(found)
+
+    def execute_many(
+        self, statement: sa.Insert | sa.Update, params: Sequence[Mapping[str, Any]]
+    ) -> None:
+        """`statement` once for each set of parameters (one `executemany`)."""
+        if not params:
+            return
+        direct = self._compiled(statement)
+        self._run(direct.sql, [direct.arguments(each) for each in params], many=True)
+
+    def _compiled(self, statement: Any) -> _Direct:
+        direct = _direct(statement, self._engine.dialect)
+        if direct is None:
+            msg = "a statement run in one trip is compiled once: no expanding IN"
+            raise TypeError(msg)
+        return direct
+
+    def _run(self, sql: str, arguments: Any, *, many: bool) -> list[Any]:
+        listeners = self._engine.dispatch
+        context = types.SimpleNamespace()
+        if listeners.before_cursor_execute:
+            listeners.before_cursor_execute(None, None, sql, arguments, context, many)
+        try:
+            if many:
+                self._connection.executemany(sql, arguments)
+                found: list[Any] = []
+            else:
+                found = self._connection.execute(sql, arguments).fetchall()
+        except Exception as error:
+            dialect = self._engine.dialect
+            raise _translated(error, self._adapter, sql, arguments, dialect) from error
+        if listeners.after_cursor_execute:
+            listeners.after_cursor_execute(None, None, sql, arguments, context, many)
+        return found
+
+
+async def together(session: AsyncSession, work: Callable[[OnSQLiteThread], Worked]) -> Worked:
+    """`work`'s statements in one trip to aiosqlite's thread, in `session`'s transaction.
+
+    Each trip to the thread is a wake-up of each side and a resumption of the request's whole
+    chain of coroutines; the audit's append on SQLite was eight of them, each through
+    SQLAlchemy's execution. `work` runs in the thread (holding the connection: keep it to
+    statements and the little computing between them), in a copy of the caller's context, so
+    that a statement's span has the request's trace."""
+    if not isinstance(session, SerialSession) or dialect_of(session) != "sqlite":
+        msg = "together() runs on a SQLite session of the hub's"
+        raise TypeError(msg)
+    return await session.together(work)
+
+
 class SerialSession(AsyncSession):
     """An AsyncSession that queues its statements.
 
@@ -319,6 +390,24 @@ class SerialSession(AsyncSession):
             return records(await self.execute(statement, params))
         async with self._lock:
             return await _on_driver(await self._adapter(), bind.sync_engine, direct, params)
+
+    async def together(self, work: Callable[[OnSQLiteThread], Worked]) -> Worked:
+        """See the module's `together`."""
+        bind = self.bind
+        assert bind is not None  # noqa: S101 - the hub's sessions are bound
+        async with self._lock:
+            adapter = await self._adapter()
+            engine = bind.sync_engine
+            connection = adapter._connection  # noqa: SLF001 - aiosqlite's, as SQLAlchemy's own
+            context = contextvars.copy_context()
+
+            def run() -> Worked:
+                thread = OnSQLiteThread(connection._conn, adapter, engine)  # noqa: SLF001
+                return context.run(work, thread)
+
+            async with adapter._execute_mutex:  # noqa: SLF001 - as SQLAlchemy's cursor does
+                worked: Worked = await connection._execute(run)  # noqa: SLF001 - its thread
+            return worked
 
     async def _adapter(self) -> Any:
         """SQLAlchemy's asyncpg adapter for this session's connection, checked out and in its

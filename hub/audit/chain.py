@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import hashlib
 import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
@@ -45,8 +47,8 @@ from hub.audit.models import (
     OperationKind,
     S62Operation,
 )
-from hub.db import rows
-from hub.timeliness.models import FirstSeen, note_first_seen
+from hub.db import OnSQLiteThread, rows, together
+from hub.timeliness.models import FirstSeen, RecordReceipt
 
 # Core tables: appends and the walk skip the ORM's per-row bookkeeping.
 EVENTS = SQLModel.metadata.tables[AuditEvent.__tablename__]
@@ -55,6 +57,7 @@ CHILDREN = SQLModel.metadata.tables[AuditEventChild.__tablename__]
 RECIPIENTS = SQLModel.metadata.tables[AuditEventRecipient.__tablename__]
 HEAD = SQLModel.metadata.tables[AuditChainHead.__tablename__]
 PROGRESS = SQLModel.metadata.tables[AuditIndexProgress.__tablename__]
+RECEIPTS = SQLModel.metadata.tables[RecordReceipt.__tablename__]
 
 CHAIN_VERSION = 2
 CONTENT_COLUMNS_V1 = (
@@ -402,15 +405,16 @@ async def append(
     lock_timeout: float | None = None,
     outbox: Outbox | None = None,
 ) -> Head:
-    """Append events to the chain: 1 statement on PostgreSQL, 3 to 7 on SQLite; `outbox`'s
-    changes are published with them, after the head is locked.
+    """Append events to the chain: 1 statement on PostgreSQL, 1 trip to aiosqlite's thread on
+    SQLite; `outbox`'s changes are published with them, after the head is locked.
 
     On PostgreSQL the wait for the head's lock ends after `lock_timeout` seconds with an error
     (None: as the server is configured). On SQLite the transaction holds the write lock already:
     its wait was at BEGIN (`Database.transaction`'s `write_lock_wait`).
 
     SQLite has no writable CTEs: the head is read (under the write lock the transaction already
-    holds), the links computed here, and each table written by an executemany.
+    holds), the links computed here, and each table written by an executemany, all of it in
+    one trip to aiosqlite's thread (`_sqlite_append`).
     """
     seen = first_seen.records if first_seen is not None else ()
     if session.get_bind().dialect.name == "postgresql":
@@ -435,30 +439,95 @@ async def append(
         if not moved:
             raise ChainHeadMissing("the audit chain head row is missing")
         return Head(last_seq=int(moved[0].last_seq), last_hash=str(moved[0].last_hash))
-    head = await lock_head(session)
+    return await together(
+        session, functools.partial(_sqlite_append, pending, first_seen=first_seen, outbox=outbox)
+    )
+
+
+def _insert(table: sa.Table, names: Sequence[str]) -> sa.Insert:
+    return sa.insert(table).values(
+        {name: sa.bindparam(name, type_=table.c[name].type) for name in names}
+    )
+
+
+# SQLite's append, each statement compiled once (`hub.db.together`).
+_SQLITE_HEAD = _head_query()
+_SQLITE_EVENTS = _insert(EVENTS, EVENT_COLUMNS)
+_SQLITE_RECORDS = _insert(RECORDS, RECORD_COLUMNS)
+_SQLITE_CHILDREN = _insert(CHILDREN, ("child_id", "seq"))
+_SQLITE_RECIPIENTS = _insert(RECIPIENTS, ("seq", "ordinal", "user", "client_id", "request_id"))
+_SQLITE_MOVE_HEAD = (
+    sa.update(HEAD)
+    .where(HEAD.c.id == HEAD_ID)
+    .values(
+        last_seq=sa.bindparam("new_seq", type_=HEAD.c.last_seq.type),
+        last_hash=sa.bindparam("new_hash", type_=HEAD.c.last_hash.type),
+    )
+)
+_SQLITE_INDEXED = (
+    sa.update(PROGRESS)
+    .where(PROGRESS.c.id == HEAD_ID)
+    .values(indexed_seq=sa.bindparam("new_seq", type_=PROGRESS.c.indexed_seq.type))
+)
+_SQLITE_RECEIPTS = (
+    sqlite.insert(RECEIPTS)
+    .values(
+        {
+            name: sa.bindparam(name, type_=RECEIPTS.c[name].type)
+            for name in ("record_type", "record_id", "organisation_code", "first_seen_at")
+        }
+    )
+    .on_conflict_do_nothing()
+)
+
+
+@functools.cache
+def _sqlite_outbox() -> sa.Insert:
+    # Built at first use: `hub.changes` defines the table, and imports this module.
+    table = SQLModel.metadata.tables[OUTBOX_TABLE]
+    return _insert(table, ("occurred_at", "record_type", "record_id", "change"))
+
+
+def _sqlite_append(
+    pending: Sequence[Pending],
+    run: OnSQLiteThread,
+    *,
+    first_seen: FirstSeen | None,
+    outbox: Outbox | None,
+) -> Head:
+    """SQLite's append, in aiosqlite's thread: the head read (under the write lock the
+    transaction holds from its BEGIN IMMEDIATE), the links computed, each table written by an
+    executemany, the head and the index's progress moved, first sights and the outbox noted."""
+    found = run.rows(_SQLITE_HEAD)
+    if not found:
+        raise ChainHeadMissing("the audit chain head row is missing")
+    head = Head(last_seq=int(found[0].last_seq), last_hash=str(found[0].last_hash))
     events, new_head = chain_rows(pending, head)
     indexes = index_rows(pending, head.last_seq + 1)
-    await session.execute(sa.insert(EVENTS), events)
-    if indexes.records:
-        await session.execute(sa.insert(RECORDS), indexes.records)
-    if indexes.children:
-        await session.execute(sa.insert(CHILDREN), indexes.children)
-    if indexes.recipients:
-        await session.execute(sa.insert(RECIPIENTS), indexes.recipients)
-    await session.execute(
-        sa.update(HEAD)
-        .where(HEAD.c.id == HEAD_ID)
-        .values(last_seq=new_head.last_seq, last_hash=new_head.last_hash)
-    )
-    await session.execute(
-        sa.update(PROGRESS).where(PROGRESS.c.id == HEAD_ID).values(indexed_seq=new_head.last_seq)
-    )
-    if first_seen is not None and seen:
-        await note_first_seen(session, first_seen)
-    if outbox is not None and outbox.rows:
+    run.execute_many(_SQLITE_EVENTS, events)
+    run.execute_many(_SQLITE_RECORDS, indexes.records)
+    run.execute_many(_SQLITE_CHILDREN, indexes.children)
+    run.execute_many(_SQLITE_RECIPIENTS, indexes.recipients)
+    moved = {"new_seq": new_head.last_seq, "new_hash": new_head.last_hash}
+    run.execute_many(_SQLITE_MOVE_HEAD, [moved])
+    run.execute_many(_SQLITE_INDEXED, [moved])
+    if first_seen is not None:
+        run.execute_many(
+            _SQLITE_RECEIPTS,
+            [
+                {
+                    "record_type": record_type,
+                    "record_id": record_id,
+                    "organisation_code": first_seen.organisation_code,
+                    "first_seen_at": first_seen.at,
+                }
+                for record_type, record_id in first_seen.records
+            ],
+        )
+    if outbox is not None:
         # The database's write lock, held since BEGIN, orders the commits already.
-        await session.execute(
-            sa.insert(SQLModel.metadata.tables[OUTBOX_TABLE]),
+        run.execute_many(
+            _sqlite_outbox(),
             [
                 {"occurred_at": outbox.occurred_at, "record_type": t, "record_id": i, "change": c}
                 for t, i, c in outbox.rows

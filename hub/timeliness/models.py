@@ -57,8 +57,8 @@ async def note_first_seen(session: AsyncSession, seen: FirstSeen) -> None:
     """Record that the organisation first saw these records at `seen.at`; keep earlier ones.
 
     One statement, insert-or-ignore: a record already seen keeps its first sight, and two
-    concurrent first reads cannot both win. (On PostgreSQL the audit's append does the same
-    insert inside its own statement: `hub.audit.chain`.)
+    concurrent first reads cannot both win. (The audit's append makes the same insert among
+    its own statements: `hub.audit.chain`.)
     """
     rows = [
         {
