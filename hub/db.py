@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import contextvars
 import dataclasses
 import datetime as dt
@@ -317,6 +318,10 @@ class OnSQLiteThread:
         direct = self._compiled(statement)
         self._run(direct.sql, [direct.arguments(each) for each in params], many=True)
 
+    def plain(self, sql: str) -> None:
+        """A statement of the driver's own, with no parameters (BEGIN, COMMIT, a PRAGMA)."""
+        self._run(sql, (), many=False)
+
     def _compiled(self, statement: Any) -> _Direct:
         direct = _direct(statement, self._engine.dialect)
         if direct is None:
@@ -355,6 +360,45 @@ async def together(session: AsyncSession, work: Callable[[OnSQLiteThread], Worke
         msg = "together() runs on a SQLite session of the hub's"
         raise TypeError(msg)
     return await session.together(work)
+
+
+async def _in_thread(
+    adapter: Any,
+    engine: sa.Engine,
+    work: Callable[[OnSQLiteThread], Worked],
+    *,
+    transaction: bool = False,
+    settings: Sequence[str] = (),
+) -> Worked:
+    """`work` in one trip to the thread of `adapter`'s aiosqlite connection. With
+    `transaction`, in a write transaction of its own (BEGIN IMMEDIATE, after the connection's
+    `settings`, which the statement listeners are not told of), committed in the same trip,
+    or rolled back if anything in it fails."""
+    connection = adapter._connection  # noqa: SLF001 - aiosqlite's, as SQLAlchemy's own
+    context = contextvars.copy_context()
+
+    def run() -> Worked:
+        raw: sqlite3.Connection = connection._conn  # noqa: SLF001
+        thread = OnSQLiteThread(raw, adapter, engine)
+        if not transaction:
+            return context.run(work, thread)
+        try:
+            for setting in settings:
+                raw.execute(setting)
+            context.run(thread.plain, "BEGIN IMMEDIATE")
+            worked = context.run(work, thread)
+            context.run(thread.plain, "COMMIT")
+        except BaseException:
+            if raw.in_transaction:
+                # If even this fails, the pool's reset rolls back when the connection returns.
+                with contextlib.suppress(sqlite3.Error):
+                    raw.execute("ROLLBACK")
+            raise
+        return worked
+
+    async with adapter._execute_mutex:  # noqa: SLF001 - as SQLAlchemy's cursor does
+        worked: Worked = await connection._execute(run)  # noqa: SLF001 - its thread
+    return worked
 
 
 class SerialSession(AsyncSession):
@@ -396,18 +440,7 @@ class SerialSession(AsyncSession):
         bind = self.bind
         assert bind is not None  # noqa: S101 - the hub's sessions are bound
         async with self._lock:
-            adapter = await self._adapter()
-            engine = bind.sync_engine
-            connection = adapter._connection  # noqa: SLF001 - aiosqlite's, as SQLAlchemy's own
-            context = contextvars.copy_context()
-
-            def run() -> Worked:
-                thread = OnSQLiteThread(connection._conn, adapter, engine)  # noqa: SLF001
-                return context.run(work, thread)
-
-            async with adapter._execute_mutex:  # noqa: SLF001 - as SQLAlchemy's cursor does
-                worked: Worked = await connection._execute(run)  # noqa: SLF001 - its thread
-            return worked
+            return await _in_thread(await self._adapter(), bind.sync_engine, work)
 
     async def _adapter(self) -> Any:
         """SQLAlchemy's asyncpg adapter for this session's connection, checked out and in its
@@ -473,13 +506,15 @@ class Database:
         ensure_sqlite_directory(url)
         # Statement parameters are what callers sent: kept out of exception text and echo.
         kwargs: dict[str, Any] = {"echo": echo, "hide_parameters": True}
+        # As many connections kept as a busy process uses: one returned to a full pool is
+        # closed, and on SQLite the next one opened costs a thread and a connection's set-up.
+        kwargs.update(pool_size=pool_size, max_overflow=pool_size)
         if self.is_sqlite:
             kwargs["connect_args"] = {"timeout": SQLITE_WRITE_LOCK_WAIT_SECONDS}
-        else:
-            kwargs.update(pool_size=pool_size, max_overflow=pool_size)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        self._turns: _WriteTurns | None = None
         if self.is_sqlite:
-            _configure_sqlite(self.engine)
+            self._turns = _configure_sqlite(self.engine)
             read_engine = self.engine
         else:
             replace_closed_connections(self.engine)
@@ -530,6 +565,42 @@ class Database:
         async with session, session.begin():
             yield session
 
+    async def write_together(
+        self, work: Callable[[OnSQLiteThread], Worked], *, write_lock_wait: float | None = None
+    ) -> Worked:
+        """SQLite: `work` in a write transaction of its own, begun, run and committed in one
+        trip to a connection's thread (`together`), this process's write turn held for that
+        trip alone. A write transaction through a session holds the turn from its BEGIN
+        IMMEDIATE to its connection's return to the pool: four trips to the thread, each
+        waiting for the event loop, while every other writer waits. `write_lock_wait` is as
+        for `transaction`."""
+        if self._turns is None:
+            msg = "write_together() is SQLite's"
+            raise TypeError(msg)
+        wait_ms = None if write_lock_wait is None else round(write_lock_wait * 1000)
+        engine = self.engine.sync_engine
+        async with self.engine.connect() as connection:
+            raw = await connection.get_raw_connection()
+            # As a session's BEGIN takes it: after the connection is checked out.
+            async with self._turn(wait_ms):
+                settings = _busy_timeout(connection.info, wait_ms)
+                return await _in_thread(
+                    raw.dbapi_connection, engine, work, transaction=True, settings=settings
+                )
+
+    @asynccontextmanager
+    async def _turn(self, wait_ms: int | None) -> AsyncIterator[None]:
+        assert self._turns is not None  # noqa: S101 - SQLite's, checked by the caller
+        try:
+            lock = await self._turns.acquire(wait_ms)
+        except sqlite3.OperationalError as busy:
+            # As SQLAlchemy raises a busy BEGIN: retryable (`hub.limits.unavailable`).
+            raise sa.exc.OperationalError("BEGIN IMMEDIATE", None, busy) from None
+        try:
+            yield
+        finally:
+            lock.release()
+
     async def ping(self) -> None:
         async with self.engine.connect() as connection:
             await connection.execute(sa.text("SELECT 1"))
@@ -555,7 +626,7 @@ def replace_closed_connections(engine: AsyncEngine) -> None:
             raise sa.exc.DisconnectionError
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
+def _configure_sqlite(engine: AsyncEngine) -> _WriteTurns:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
         # Take transaction control from the driver so that BEGIN can be IMMEDIATE for writers.
@@ -588,6 +659,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     pool = engine.sync_engine.pool
     event.listen(pool, "checkin", lambda _c, record: turns.end(record.info))
     event.listen(pool, "invalidate", lambda _c, record, _e: turns.end(record.info))
+    return turns
 
 
 class _WriteTurns:
@@ -610,15 +682,19 @@ class _WriteTurns:
 
     def take(self, info: dict[Any, Any], wait_ms: int | None) -> None:
         """Wait for this connection's turn (called in SQLAlchemy's greenlet, at BEGIN)."""
+        info[_TURN] = await_(self.acquire(wait_ms))
+
+    async def acquire(self, wait_ms: int | None) -> asyncio.Lock:
+        """Wait for a turn; the lock returned is released when it ends."""
         loop = asyncio.get_running_loop()
         lock = self._locks.setdefault(loop, asyncio.Lock())
         wait = (SQLITE_WRITE_LOCK_WAIT_SECONDS * 1000 if wait_ms is None else wait_ms) / 1000
         try:
-            await_(asyncio.wait_for(lock.acquire(), timeout=wait))
+            await asyncio.wait_for(lock.acquire(), timeout=wait)
         except TimeoutError:
             msg = "database is locked"
             raise sqlite3.OperationalError(msg) from None
-        info[_TURN] = lock
+        return lock
 
     @staticmethod
     def end(info: dict[Any, Any]) -> None:
@@ -634,11 +710,17 @@ def _wait_for_write_lock(connection: sa.Connection, wait_ms: int | None) -> None
     each write transaction says what it wants, and only a change costs a statement (sent to the
     driver directly, so that it is not among the transaction's statements).
     """
+    for statement in _busy_timeout(connection.info, wait_ms):
+        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        cursor.execute(statement)
+        cursor.close()
+
+
+def _busy_timeout(info: dict[Any, Any], wait_ms: int | None) -> list[str]:
+    """The statement that sets a connection's busy timeout to `wait_ms`, if it is not so
+    already (noted in the pool's `info` for the connection, as if it had run)."""
     wanted = SQLITE_WRITE_LOCK_WAIT_SECONDS * 1000 if wait_ms is None else wait_ms
-    info = connection.info
     if info.get(_LOCK_WAIT_MS, SQLITE_WRITE_LOCK_WAIT_SECONDS * 1000) == wanted:
-        return
-    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    cursor.execute(f"PRAGMA busy_timeout={int(wanted)}")
-    cursor.close()
+        return []
     info[_LOCK_WAIT_MS] = wanted
+    return [f"PRAGMA busy_timeout={int(wanted)}"]

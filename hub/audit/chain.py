@@ -21,11 +21,13 @@ written with the events.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 import functools
 import hashlib
 import json
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -47,7 +49,7 @@ from hub.audit.models import (
     OperationKind,
     S62Operation,
 )
-from hub.db import OnSQLiteThread, rows, together
+from hub.db import Database, OnSQLiteThread, rows, together
 from hub.timeliness.models import FirstSeen, RecordReceipt
 
 # Core tables: appends and the walk skip the ORM's per-row bookkeeping.
@@ -439,9 +441,28 @@ async def append(
         if not moved:
             raise ChainHeadMissing("the audit chain head row is missing")
         return Head(last_seq=int(moved[0].last_seq), last_hash=str(moved[0].last_hash))
-    return await together(
-        session, functools.partial(_sqlite_append, pending, first_seen=first_seen, outbox=outbox)
-    )
+    appending = Appending(pending, first_seen, outbox)
+    [head] = await together(session, functools.partial(_sqlite_append, [appending]))
+    return head
+
+
+async def append_apart(
+    db: Database,
+    pending: Sequence[Pending],
+    *,
+    first_seen: FirstSeen | None = None,
+    lock_timeout: float | None = None,
+) -> Head:
+    """`append` in a write transaction of its own, committed before this returns; on SQLite
+    with the appends of others waiting at the same time (`AppendGroups`), begun, written and
+    committed in one trip to a connection's thread (`Database.write_together`).
+    `lock_timeout` bounds the wait for the chain's head (PostgreSQL) or the database's write
+    lock (SQLite)."""
+    if db.is_sqlite:
+        appending = Appending(pending, first_seen)
+        return await _groups(db).append(appending, lock_timeout=lock_timeout)
+    async with db.transaction(write=True, write_lock_wait=lock_timeout) as session:
+        return await append(session, pending, first_seen=first_seen, lock_timeout=lock_timeout)
 
 
 def _insert(table: sa.Table, names: Sequence[str]) -> sa.Insert:
@@ -488,52 +509,151 @@ def _sqlite_outbox() -> sa.Insert:
     return _insert(table, ("occurred_at", "record_type", "record_id", "change"))
 
 
-def _sqlite_append(
-    pending: Sequence[Pending],
-    run: OnSQLiteThread,
-    *,
-    first_seen: FirstSeen | None,
-    outbox: Outbox | None,
-) -> Head:
+@dataclasses.dataclass(frozen=True)
+class Appending:
+    """One caller's part of an append on SQLite: its events, the first sights its reads
+    amount to, the changes it publishes."""
+
+    pending: Sequence[Pending]
+    first_seen: FirstSeen | None = None
+    outbox: Outbox | None = None
+
+
+def _sqlite_append(appending: Sequence[Appending], run: OnSQLiteThread) -> list[Head]:
     """SQLite's append, in aiosqlite's thread: the head read (under the write lock the
     transaction holds from its BEGIN IMMEDIATE), the links computed, each table written by an
-    executemany, the head and the index's progress moved, first sights and the outbox noted."""
+    executemany, the head and the index's progress moved, first sights and the outbox noted.
+    Several callers' parts are appended in turn (`AppendGroups`); each one's head after its
+    events is returned, in order."""
     found = run.rows(_SQLITE_HEAD)
     if not found:
         raise ChainHeadMissing("the audit chain head row is missing")
     head = Head(last_seq=int(found[0].last_seq), last_hash=str(found[0].last_hash))
-    events, new_head = chain_rows(pending, head)
-    indexes = index_rows(pending, head.last_seq + 1)
+    heads: list[Head] = []
+    events: list[dict[str, Any]] = []
+    indexes = IndexRows()
+    receipts: list[dict[str, Any]] = []
+    changed: list[dict[str, Any]] = []
+    for part in appending:
+        rows, moved_to = chain_rows(part.pending, head)
+        events += rows
+        indexed = index_rows(part.pending, head.last_seq + 1)
+        indexes.records += indexed.records
+        indexes.children += indexed.children
+        indexes.recipients += indexed.recipients
+        head = moved_to
+        heads.append(head)
+        seen = part.first_seen
+        if seen is not None:
+            receipts += (
+                {
+                    "record_type": record_type,
+                    "record_id": record_id,
+                    "organisation_code": seen.organisation_code,
+                    "first_seen_at": seen.at,
+                }
+                for record_type, record_id in seen.records
+            )
+        if part.outbox is not None:
+            # The database's write lock, held since BEGIN, orders the commits already.
+            at = part.outbox.occurred_at
+            changed += (
+                {"occurred_at": at, "record_type": t, "record_id": i, "change": c}
+                for t, i, c in part.outbox.rows
+            )
     run.execute_many(_SQLITE_EVENTS, events)
     run.execute_many(_SQLITE_RECORDS, indexes.records)
     run.execute_many(_SQLITE_CHILDREN, indexes.children)
     run.execute_many(_SQLITE_RECIPIENTS, indexes.recipients)
-    moved = {"new_seq": new_head.last_seq, "new_hash": new_head.last_hash}
+    moved = {"new_seq": head.last_seq, "new_hash": head.last_hash}
     run.execute_many(_SQLITE_MOVE_HEAD, [moved])
     run.execute_many(_SQLITE_INDEXED, [moved])
-    if first_seen is not None:
-        run.execute_many(
-            _SQLITE_RECEIPTS,
-            [
-                {
-                    "record_type": record_type,
-                    "record_id": record_id,
-                    "organisation_code": first_seen.organisation_code,
-                    "first_seen_at": first_seen.at,
-                }
-                for record_type, record_id in first_seen.records
-            ],
-        )
-    if outbox is not None:
-        # The database's write lock, held since BEGIN, orders the commits already.
-        run.execute_many(
-            _sqlite_outbox(),
-            [
-                {"occurred_at": outbox.occurred_at, "record_type": t, "record_id": i, "change": c}
-                for t, i, c in outbox.rows
-            ],
-        )
-    return new_head
+    run.execute_many(_SQLITE_RECEIPTS, receipts)
+    if changed:  # (the outbox's table is `hub.changes`'s, not imported by every process)
+        run.execute_many(_sqlite_outbox(), changed)
+    return heads
+
+
+class AppendGroups:
+    """SQLite: appends in write transactions of their own (a read's audit), written in groups.
+
+    A SQLite write transaction holds this process's write turn (`hub.db`) for its one trip to
+    aiosqlite's thread, about 9 ms at 8 council pages in flight: each statement there gives
+    the interpreter's lock up and waits to have it back from the event loop's thread, busy
+    with other requests. One append per transaction made that the page's limit (about 100
+    a second, whatever else was cut). Here the appends that arrive while one transaction is
+    being written go together in the next: one BEGIN, one head read and move, one COMMIT for
+    all of them. Each caller still returns only once its own events are committed. If a
+    group's transaction fails, each of its appends is tried again alone, so that one
+    caller's bad event fails no other's (unless the database itself failed it: busy, gone,
+    full; then each caller has the error).
+    """
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._waiting: list[tuple[Appending, asyncio.Future[Head]]] = []
+        self._writing: asyncio.Task[None] | None = None
+
+    async def append(self, appending: Appending, *, lock_timeout: float | None) -> Head:
+        done: asyncio.Future[Head] = asyncio.get_running_loop().create_future()
+        self._waiting.append((appending, done))
+        if self._writing is None or self._writing.done():
+            self._writing = asyncio.create_task(self._write(lock_timeout))
+        # Shielded: a caller that goes away leaves its group's transaction to finish.
+        return await asyncio.shield(done)
+
+    async def _write(self, lock_timeout: float | None) -> None:
+        while self._waiting:
+            group, self._waiting = self._waiting, []
+            try:
+                heads = await self._together([part for part, _ in group], lock_timeout)
+            except Exception as error:  # noqa: BLE001 - handed to each caller, or retried
+                if len(group) == 1 or isinstance(error, sa.exc.OperationalError):
+                    # The database's trouble (busy, gone, full), not one event's: each alone
+                    # would wait for it again.
+                    for _, done in group:
+                        _settle(done, error=error)
+                    continue
+                for part, done in group:
+                    try:
+                        [alone] = await self._together([part], lock_timeout)
+                    except Exception as failed:  # noqa: BLE001 - handed to its caller
+                        _settle(done, error=failed)
+                    else:
+                        _settle(done, head=alone)
+                continue
+            for (_, done), head in zip(group, heads, strict=True):
+                _settle(done, head=head)
+
+    async def _together(self, parts: list[Appending], lock_timeout: float | None) -> list[Head]:
+        work = functools.partial(_sqlite_append, parts)
+        return await self._db.write_together(work, write_lock_wait=lock_timeout)
+
+
+def _settle(
+    done: asyncio.Future[Head], *, head: Head | None = None, error: Exception | None = None
+) -> None:
+    if done.done():
+        return
+    if error is not None:
+        done.set_exception(error)
+    else:
+        done.set_result(head)  # type: ignore[arg-type]
+
+
+_GROUPS: weakref.WeakKeyDictionary[
+    Database, weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AppendGroups]
+] = weakref.WeakKeyDictionary()
+
+
+def _groups(db: Database) -> AppendGroups:
+    """`db`'s groups for the running event loop (a test's server runs its own)."""
+    loop = asyncio.get_running_loop()
+    by_loop = _GROUPS.setdefault(db, weakref.WeakKeyDictionary())
+    found = by_loop.get(loop)
+    if found is None:
+        found = by_loop[loop] = AppendGroups(db)
+    return found
 
 
 # Events indexed per statement: a bounded transaction however far behind the indexes are.

@@ -23,7 +23,7 @@ from sqlmodel import col
 
 from hub.audit import chain
 from hub.audit.models import AuditEvent, OperationKind, Outcome, S62Operation
-from hub.db import utcnow
+from hub.db import Database, utcnow
 from hub.errors import HubError, InvalidInput
 from hub.pagination import Page
 from hub.timeliness.models import FirstSeen
@@ -265,7 +265,7 @@ class EventDraft:
 
 
 async def record_many(
-    session: AsyncSession,
+    into: AsyncSession | Database,
     drafts: Sequence[EventDraft],
     *,
     first_seen: FirstSeen | None = None,
@@ -274,16 +274,26 @@ async def record_many(
 ) -> list[int]:
     """Append several events in one go (a response's, under each operation); return their seqs.
 
-    `first_seen` notes the receipts the response's consultations amount to, in the same write.
-    Raises `AuditWriteFailed` if they cannot be written, a wait for the chain's head longer than
-    `lock_timeout` seconds included: the caller must then serve nothing. `outbox`: changes
-    published in the same write (`chain.Outbox`).
+    `into`: a session's transaction, or (a `Database`) a write transaction of their own,
+    committed before this returns (`chain.append_apart`). `first_seen` notes the receipts the
+    response's consultations amount to, in the same write. Raises `AuditWriteFailed` if they
+    cannot be written, a wait for the chain's head longer than `lock_timeout` seconds
+    included: the caller must then serve nothing. `outbox`: changes published in the same
+    write (`chain.Outbox`), in a session's transaction only.
     """
     pending = [draft.pending() for draft in drafts]
     try:
-        head = await chain.append(
-            session, pending, first_seen=first_seen, lock_timeout=lock_timeout, outbox=outbox
-        )
+        if isinstance(into, Database):
+            if outbox is not None:
+                msg = "an outbox goes in the transaction of the changes it publishes"
+                raise TypeError(msg)
+            head = await chain.append_apart(
+                into, pending, first_seen=first_seen, lock_timeout=lock_timeout
+            )
+        else:
+            head = await chain.append(
+                into, pending, first_seen=first_seen, lock_timeout=lock_timeout, outbox=outbox
+            )
     except (sa.exc.SQLAlchemyError, OSError, chain.ChainHeadMissing) as error:
         # The cause stays chained for operators' logs; the message carries no request data.
         raise AuditWriteFailed("the audit log could not be written: nothing was served") from error

@@ -25,7 +25,7 @@ from hub.audit import service as audit
 from hub.audit.models import OperationKind, Outcome, S62Operation
 from hub.audit.service import Actor, ServedRecord
 from hub.closures.models import ClosureReview
-from hub.db import utcnow
+from hub.db import Database, utcnow
 from hub.incidents.models import IncidentChild
 from hub.investigations.models import InvestigationChild
 from hub.meetings.models import MeetingChild
@@ -372,7 +372,7 @@ def _with_alterations(
 
 
 async def write(
-    session: AsyncSession,
+    into: AsyncSession | Database,
     *,
     facts: RequestFacts,
     released: Released,
@@ -382,11 +382,12 @@ async def write(
     """The request's events, appended together: one per kind of processing done to its
     records (a push collects one record and may consult others), one for records it combined
     with what others hold, and one for any refusal. The append waits at most `lock_timeout`
-    seconds for the chain's head.
+    seconds for the chain's head. `into`: the request's transaction, or (a `Database`) one of
+    their own (`audit.record_many`).
     """
     drafts, first_seen = events(facts=facts, released=released, changes=changes)
     if drafts:
-        await audit.record_many(session, drafts, first_seen=first_seen, lock_timeout=lock_timeout)
+        await audit.record_many(into, drafts, first_seen=first_seen, lock_timeout=lock_timeout)
 
 
 def events(

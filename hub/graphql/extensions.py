@@ -22,6 +22,7 @@ from hub.audit import service as audit
 from hub.audit.models import OperationKind, S62Operation
 from hub.audit.service import Actor, AuditWriteFailed
 from hub.changes import service as changes
+from hub.db import Database
 from hub.errors import HubError
 from hub.graphql import audit_trail, messages
 from hub.graphql.context import HubContext
@@ -182,12 +183,9 @@ class RequestTransaction(SchemaExtension):
         if mutation:
             _not_stored(result)
         if self.audited and released:
-            # SQLite: this transaction's BEGIN is where the audit waits for the write lock.
-            wait = context.hub.settings.audit_lock_timeout_seconds
-            async with context.hub.db.transaction(
-                write=True, write_lock_wait=wait
-            ) as audit_session:
-                await self._write(context, audit_session, released)
+            # In a write transaction of its own (on SQLite, one trip to a connection's thread,
+            # whose BEGIN waits for the write lock as long as the append waits for the head).
+            await self._write(context, context.hub.db, released)
 
     def _held(self, context: HubContext, released: audit_trail.Released) -> bool:
         """Whether a query's events are held for the gateway's report of its response."""
@@ -205,7 +203,7 @@ class RequestTransaction(SchemaExtension):
     async def _write(
         self,
         context: HubContext,
-        session: AsyncSession,
+        into: AsyncSession | Database,
         released: audit_trail.Released,
         *,
         outbox: chain.Outbox | None = None,
@@ -215,7 +213,7 @@ class RequestTransaction(SchemaExtension):
         facts = self._facts(context)
         if outbox is None:
             await audit_trail.write(
-                session,
+                into,
                 facts=facts,
                 released=released,
                 changes=context.served.changes,
@@ -228,7 +226,7 @@ class RequestTransaction(SchemaExtension):
         if not drafts:
             return False
         await audit.record_many(
-            session, drafts, first_seen=first_seen, lock_timeout=lock_timeout, outbox=outbox
+            into, drafts, first_seen=first_seen, lock_timeout=lock_timeout, outbox=outbox
         )
         return True
 
