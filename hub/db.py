@@ -318,6 +318,10 @@ class OnSQLiteThread:
         direct = self._compiled(statement)
         self._run(direct.sql, [direct.arguments(each) for each in params], many=True)
 
+    def raw(self, sql: str) -> None:
+        """A statement of the driver's own, the listeners not told, errors the driver's."""
+        self._connection.execute(sql)
+
     def plain(self, sql: str) -> None:
         """A statement of the driver's own, with no parameters (BEGIN, COMMIT, a PRAGMA)."""
         self._run(sql, (), many=False)
@@ -644,13 +648,13 @@ def _configure_sqlite(engine: AsyncEngine) -> _WriteTurns:
         options = connection.get_execution_options()
         immediate = options.get(_WRITE, False)
         if not immediate:
-            connection.exec_driver_sql("BEGIN")
+            _begin(connection, "BEGIN")
             return
         info = connection.connection.info
         turns.take(info, options.get(_LOCK_WAIT_MS))
         try:
             _wait_for_write_lock(connection, options.get(_LOCK_WAIT_MS))
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            _begin(connection, "BEGIN IMMEDIATE")
         except BaseException:
             turns.end(info)
             raise
@@ -660,6 +664,23 @@ def _configure_sqlite(engine: AsyncEngine) -> _WriteTurns:
     event.listen(pool, "checkin", lambda _c, record: turns.end(record.info))
     event.listen(pool, "invalidate", lambda _c, record, _e: turns.end(record.info))
     return turns
+
+
+def _begin(connection: sa.Connection, statement: str) -> None:
+    """A SQLite transaction's BEGIN in one trip to aiosqlite's thread (SQLAlchemy's cursor
+    takes three: one to open it, one to execute, one to close it), told to the statement
+    listeners and failing as SQLAlchemy's own would. Called in SQLAlchemy's greenlet."""
+    adapter = connection.connection.dbapi_connection
+    dispatch = connection.dispatch
+    context = types.SimpleNamespace()
+    if dispatch.before_cursor_execute:
+        dispatch.before_cursor_execute(connection, None, statement, (), context, _ONE)
+    try:
+        await_(_in_thread(adapter, connection.engine, lambda thread: thread.raw(statement)))
+    except Exception as error:
+        raise _translated(error, adapter, statement, (), connection.dialect) from error
+    if dispatch.after_cursor_execute:
+        dispatch.after_cursor_execute(connection, None, statement, (), context, _ONE)
 
 
 class _WriteTurns:
