@@ -158,9 +158,9 @@ async def _page_statements(
 async def test_a_page_loads_what_its_items_ask_for_through_fragments(
     http: httpx.AsyncClient, live_server: LiveServer
 ) -> None:
-    """The page's own resolver loads the items' organisations (one statement) and links with
-    their children (one more), whatever the page size, reached through named and inline
-    fragments."""
+    """The page's own statement brings the items' organisations, and its resolver loads the
+    links with their children (one more statement), whatever the page size, reached through
+    named and inline fragments."""
     await _seed(http, live_server, 3)
     data, statements = await _page_statements(http, live_server, PAGE_BY_FRAGMENTS, 3)
     edges = data["incidents"]["edges"]  # type: ignore[index]
@@ -171,7 +171,11 @@ async def test_a_page_loads_what_its_items_ask_for_through_fragments(
         assert node["locationCouncil"]["name"]
         assert [c["child"]["givenName"] for c in node["children"]] != []
         assert all(c["child"]["givenName"] for c in node["children"])
-    assert len([s for s in statements if s.startswith("SELECT organisation.")]) == 1, statements
+    # The organisations came with the incidents: none loaded after them.
+    assert [s for s in statements if s.startswith("SELECT organisation.")] == [], statements
+    [page] = [s for s in statements if s.startswith("SELECT incident.")]
+    assert "LEFT OUTER JOIN organisation AS force__organisation" in page, page
+    assert "LEFT OUTER JOIN organisation AS council__organisation" in page, page
     # The links and their children in one statement.
     assert [s for s in statements if s.startswith("SELECT child.")] == [], statements
     links = [s for s in statements if s.startswith("SELECT incident_child.")]

@@ -15,7 +15,7 @@ from hub.graphql.loaders import at_once, fill
 from hub.graphql.selection import selects
 from hub.incidents import models
 from hub.incidents.models import DashRisk, IncidentType
-from hub.incidents.service import IncidentFilter, IncidentReport, InvolvedChild
+from hub.incidents.service import IncidentFilter, IncidentReport, InvolvedChild, organisations_of
 from hub.reference.types import Organisation, organisation_of
 from hub.validation import optional_utc
 
@@ -100,8 +100,10 @@ class Incident(PoliceRecord):
             codes.update(r.force_code for r in rows)
         if wanted("locationCouncil"):
             codes.update(r.location_council_code for r in rows)
-        # Organisations by load: a page names a few, and other fields of the request (another
-        # root's records) may ask for theirs in the same batch.
+        # The page's organisations came with its incidents (`service.organisations_of`); any
+        # other is loaded, with what other fields of the request ask for in the same batch.
+        came = organisations_of(rows) if codes else {}
+        loaders.organisation.prime_many({code: came[code] for code in codes if code in came})
         organisations = loaders.organisation.load_many(sorted(codes)) if codes else None
         if wanted("children"):
             ids = [r.id for r in rows]
