@@ -18,7 +18,7 @@ import functools
 import sqlite3
 import types
 import weakref
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -256,12 +256,8 @@ async def _on_driver(
     and its prepared statements), with `engine`'s statement listeners told before and after.
     On aiosqlite the statement and the fetch of its rows are one trip to its thread, not two."""
     arguments = direct.arguments(params)
-    listeners = engine.dispatch
-    context = types.SimpleNamespace()
-    if listeners.before_cursor_execute:
-        listeners.before_cursor_execute(None, None, direct.sql, arguments, context, _ONE)
     async with adapter._execute_mutex:  # noqa: SLF001 - as SQLAlchemy's cursor does
-        try:
+        with _told(engine, adapter, direct.sql, arguments, many=_ONE):
             if engine.dialect.name == "sqlite":
                 found = await adapter._connection.execute_fetchall(direct.sql, arguments)  # noqa: SLF001
             else:
@@ -269,11 +265,26 @@ async def _on_driver(
                     await adapter._start_transaction()  # noqa: SLF001
                 prepared, _ = await adapter._prepare(direct.sql, 0)  # noqa: SLF001
                 found = await prepared.fetch(*arguments)
-        except Exception as error:
-            raise _translated(error, adapter, direct.sql, arguments, engine.dialect) from error
-    if listeners.after_cursor_execute:
-        listeners.after_cursor_execute(None, None, direct.sql, arguments, context, _ONE)
     return direct.records(found)
+
+
+@contextlib.contextmanager
+def _told(
+    engine: sa.Engine, adapter: Any, sql: str, arguments: Any, *, many: bool
+) -> Iterator[None]:
+    """A statement sent to the driver outside SQLAlchemy's cursor, as the cursor sends one:
+    `engine`'s statement listeners told before and after, a driver's error raised as
+    SQLAlchemy raises it (`_translated`)."""
+    listeners = engine.dispatch
+    context = types.SimpleNamespace()
+    if listeners.before_cursor_execute:
+        listeners.before_cursor_execute(None, None, sql, arguments, context, many)
+    try:
+        yield
+    except Exception as error:
+        raise _translated(error, adapter, sql, arguments, engine.dialect) from error
+    if listeners.after_cursor_execute:
+        listeners.after_cursor_execute(None, None, sql, arguments, context, many)
 
 
 async def fetch(
@@ -318,10 +329,6 @@ class OnSQLiteThread:
         direct = self._compiled(statement)
         self._run(direct.sql, [direct.arguments(each) for each in params], many=True)
 
-    def raw(self, sql: str) -> None:
-        """A statement of the driver's own, the listeners not told, errors the driver's."""
-        self._connection.execute(sql)
-
     def plain(self, sql: str) -> None:
         """A statement of the driver's own, with no parameters (BEGIN, COMMIT, a PRAGMA)."""
         self._run(sql, (), many=False)
@@ -334,22 +341,11 @@ class OnSQLiteThread:
         return direct
 
     def _run(self, sql: str, arguments: Any, *, many: bool) -> list[Any]:
-        listeners = self._engine.dispatch
-        context = types.SimpleNamespace()
-        if listeners.before_cursor_execute:
-            listeners.before_cursor_execute(None, None, sql, arguments, context, many)
-        try:
+        with _told(self._engine, self._adapter, sql, arguments, many=many):
             if many:
                 self._connection.executemany(sql, arguments)
-                found: list[Any] = []
-            else:
-                found = self._connection.execute(sql, arguments).fetchall()
-        except Exception as error:
-            dialect = self._engine.dialect
-            raise _translated(error, self._adapter, sql, arguments, dialect) from error
-        if listeners.after_cursor_execute:
-            listeners.after_cursor_execute(None, None, sql, arguments, context, many)
-        return found
+                return []
+            return self._connection.execute(sql, arguments).fetchall()
 
 
 async def together(session: AsyncSession, work: Callable[[OnSQLiteThread], Worked]) -> Worked:
@@ -671,16 +667,7 @@ def _begin(connection: sa.Connection, statement: str) -> None:
     takes three: one to open it, one to execute, one to close it), told to the statement
     listeners and failing as SQLAlchemy's own would. Called in SQLAlchemy's greenlet."""
     adapter = connection.connection.dbapi_connection
-    dispatch = connection.dispatch
-    context = types.SimpleNamespace()
-    if dispatch.before_cursor_execute:
-        dispatch.before_cursor_execute(connection, None, statement, (), context, _ONE)
-    try:
-        await_(_in_thread(adapter, connection.engine, lambda thread: thread.raw(statement)))
-    except Exception as error:
-        raise _translated(error, adapter, statement, (), connection.dialect) from error
-    if dispatch.after_cursor_execute:
-        dispatch.after_cursor_execute(connection, None, statement, (), context, _ONE)
+    await_(_in_thread(adapter, connection.engine, lambda thread: thread.plain(statement)))
 
 
 class _WriteTurns:
