@@ -461,7 +461,7 @@ async def append_apart(
     if db.is_sqlite:
         appending = Appending(pending, first_seen)
         return await _groups(db).append(appending, lock_timeout=lock_timeout)
-    async with db.transaction(write=True, write_lock_wait=lock_timeout) as session:
+    async with db.transaction(write=True) as session:
         return await append(session, pending, first_seen=first_seen, lock_timeout=lock_timeout)
 
 
@@ -535,8 +535,8 @@ def _sqlite_append(appending: Sequence[Appending], run: OnSQLiteThread) -> list[
     receipts: list[dict[str, Any]] = []
     changed: list[dict[str, Any]] = []
     for part in appending:
-        rows, moved_to = chain_rows(part.pending, head)
-        events += rows
+        linked, moved_to = chain_rows(part.pending, head)
+        events += linked
         indexed = index_rows(part.pending, head.last_seq + 1)
         indexes.records += indexed.records
         indexes.children += indexed.children

@@ -185,12 +185,15 @@ _ORGANISATION: sa.Table = Organisation.__table__  # type: ignore[attr-defined]
 _WITH_ORGANISATIONS = {
     prefix: sa.alias(_ORGANISATION, f"{prefix}organisation") for prefix in ("force__", "council__")
 }
-_AS_ORGANISATION = record_class(tuple(_ORGANISATION.c.keys()))
+_ORGANISATION_KEYS = tuple(_ORGANISATION.c.keys())
+_AS_ORGANISATION = record_class(_ORGANISATION_KEYS)  # the organisation loader's rows
 # (the code's attribute, all the columns' attributes) of each organisation a page's row carries
 _CARRIED = tuple(
-    (operator.attrgetter(f"{prefix}code"), operator.attrgetter(*(prefix + k for k in keys)))
+    (
+        operator.attrgetter(f"{prefix}code"),
+        operator.attrgetter(*(prefix + key for key in _ORGANISATION_KEYS)),
+    )
     for prefix in _WITH_ORGANISATIONS
-    for keys in [tuple(_ORGANISATION.c.keys())]
 )
 
 
@@ -210,12 +213,13 @@ def organisations_of(rows: Sequence[Any]) -> dict[str, Any]:
 def _listing(scope: RowScope, shape: Narrowing, *, child: bool, dialect: str | None) -> Listing:
     """The statements of a page of incidents, built once per scope and shape of filter."""
     force, council = _WITH_ORGANISATIONS.values()
+    carried = (
+        column.label(prefix + column.key)
+        for prefix, organisation in _WITH_ORGANISATIONS.items()
+        for column in organisation.c
+    )
     query = (
-        sa.select(
-            *_INCIDENT.c,
-            *(column.label(f"force__{column.key}") for column in force.c),
-            *(column.label(f"council__{column.key}") for column in council.c),
-        )
+        sa.select(*_INCIDENT.c, *carried)
         .select_from(
             _INCIDENT.outerjoin(force, force.c.code == _INCIDENT.c.force_code).outerjoin(
                 council, council.c.code == _INCIDENT.c.location_council_code
