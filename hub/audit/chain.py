@@ -578,15 +578,16 @@ class AppendGroups:
     """SQLite: appends in write transactions of their own (a read's audit), written in groups.
 
     A SQLite write transaction holds this process's write turn (`hub.db`) for its one trip to
-    aiosqlite's thread, about 9 ms at 8 council pages in flight: each statement there gives
-    the interpreter's lock up and waits to have it back from the event loop's thread, busy
-    with other requests. One append per transaction made that the page's limit (about 100
-    a second, whatever else was cut). Here the appends that arrive while one transaction is
-    being written go together in the next: one BEGIN, one head read and move, one COMMIT for
-    all of them. Each caller still returns only once its own events are committed. If a
-    group's transaction fails, each of its appends is tried again alone, so that one
-    caller's bad event fails no other's (unless the database itself failed it: busy, gone,
-    full; then each caller has the error).
+    aiosqlite's thread, and under load that trip is long: each statement there gives the
+    interpreter's lock up and waits to have it back from the event loop's thread, busy with
+    other requests. One append per transaction made the turn the council page's limit at 8 in
+    flight (`safeguarding-hub bench-read --database-url sqlite+aiosqlite:///hub.db --baseline
+    123b659`, the commit before groups, shows the rate before and after). Here the appends
+    that arrive while one transaction is being written go together in the next: one BEGIN,
+    one head read and move, one COMMIT for all of them. Each caller still returns only once
+    its own events are committed. If a group's transaction fails, each of its appends is
+    tried again alone, so that one caller's bad event fails no other's (unless the database
+    itself failed it: busy, gone, full; then each caller has the error).
     """
 
     def __init__(self, db: Database) -> None:
