@@ -3,7 +3,8 @@
 SQLite is the embedded default and PostgreSQL production. The differences live here and nowhere
 else: SQLite write transactions start with BEGIN IMMEDIATE so that concurrent pushes queue on the
 write lock instead of failing on a lock upgrade; PostgreSQL read transactions are READ ONLY,
-except those that write their own audit (`Database.audits_reads_in_place`).
+and a read that writes its own audit runs each statement as its own transaction
+(`Database.audited_read`).
 """
 
 from __future__ import annotations
@@ -535,6 +536,19 @@ class Database:
             expire_on_commit=False,
             autoflush=False,
         )
+        self._audited_reader = (
+            self._writer
+            if self.is_sqlite
+            else async_sessionmaker(
+                _statement_by_statement(
+                    self.engine.execution_options(isolation_level="AUTOCOMMIT")
+                ),
+                class_=SerialSession,
+                sync_session_class=HubSession,
+                expire_on_commit=False,
+                autoflush=False,
+            )
+        )
 
     @property
     def audits_reads_in_place(self) -> bool:
@@ -548,6 +562,20 @@ class Database:
 
     def session(self, *, write: bool) -> AsyncSession:
         return (self._writer if write else self._reader)()
+
+    def audited_read(self) -> AsyncSession:
+        """A read that writes its own audit (`audits_reads_in_place`, PostgreSQL), each of its
+        statements a transaction of its own: no BEGIN, no COMMIT.
+
+        Those are two round trips of a council page's five, and the audit's append then holds
+        the chain head's lock while it runs, not across the round trip to a COMMIT while every
+        other audited request waits. The reads lose nothing by it: under READ COMMITTED each
+        statement in a transaction sees a snapshot of its own anyway. The one write is the
+        append, a single statement, whole or not at all. A read that needs a transaction (a
+        snapshot across statements, a `SET LOCAL`) opens one of its own, as the sharing
+        report's extract does. On SQLite this is `session(write=True)`.
+        """
+        return self._audited_reader()
 
     @asynccontextmanager
     async def transaction(
@@ -607,6 +635,32 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+# What would not be what it says without a transaction around it: a `SET LOCAL` (lost with
+# its statement) and writes (each committed apart, one kept if another fails).
+_NEEDS_A_TRANSACTION = ("SET", "INSERT", "UPDATE", "DELETE")
+
+
+class NeedsATransaction(RuntimeError):
+    """A statement sent through `Database.audited_read` that needs a transaction around it."""
+
+
+def _statement_by_statement(engine: AsyncEngine) -> AsyncEngine:
+    """`engine` in autocommit, refusing what needs a transaction (`audited_read`). The audit's
+    append is one statement (a WITH whose parts write) and passes."""
+
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def _refuse(*arguments: Any) -> None:
+        statement: str = arguments[2]
+        if statement.lstrip()[:6].upper().startswith(_NEEDS_A_TRANSACTION):
+            msg = (
+                "a statement that needs a transaction, in an audited read's session (each "
+                "statement its own): open a transaction for it"
+            )
+            raise NeedsATransaction(msg)
+
+    return engine
 
 
 def replace_closed_connections(engine: AsyncEngine) -> None:

@@ -40,7 +40,8 @@ class RequestTransaction(SchemaExtension):
 
     A request is all or nothing, so a failed push in a batch leaves none of it half-written.
     Every record the response carries is in an audit event written before the response leaves,
-    in the request's own transaction (on SQLite, a query's in a write transaction of its own).
+    in the request's own transaction (on PostgreSQL a query's is one statement, committed as it
+    runs: `Database.audited_read`; on SQLite, a query's in a write transaction of its own).
     If the audit cannot be written, the caller gets an error and no data.
     """
 
@@ -55,8 +56,10 @@ class RequestTransaction(SchemaExtension):
             yield
             return
         mutation = operation is OperationType.MUTATION
-        write = mutation or (self.audited and context.hub.db.audits_reads_in_place)
-        async with context.hub.db.session(write=write) as session:
+        db = context.hub.db
+        write = mutation or (self.audited and db.audits_reads_in_place)
+        session = db.audited_read() if write and not mutation else db.session(write=mutation)
+        async with session:
             await session.begin()
             context.open(session)
             try:
