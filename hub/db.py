@@ -2,9 +2,8 @@
 
 SQLite is the embedded default and PostgreSQL production. The differences live here and nowhere
 else: SQLite write transactions start with BEGIN IMMEDIATE so that concurrent pushes queue on the
-write lock instead of failing on a lock upgrade; PostgreSQL read transactions are READ ONLY,
-and a read that writes its own audit runs each statement as its own transaction
-(`Database.audited_read`).
+write lock instead of failing on a lock upgrade; PostgreSQL read transactions are READ ONLY.
+A GraphQL query runs each statement as a transaction of its own (`Database.query_session`).
 """
 
 from __future__ import annotations
@@ -48,6 +47,7 @@ NAMING_CONVENTION = {
 }
 
 _WRITE = "hub_write"
+_BY_STATEMENT = "hub_statement_by_statement"  # SQLite: no BEGIN (`Database.query_session`)
 _LOCK_WAIT_MS = "hub_write_lock_wait_ms"
 _TURN = "hub_write_turn"  # the asyncio lock a SQLite connection holds while it writes
 # SQLite: how long a writer's BEGIN IMMEDIATE queues for the write lock unless its transaction
@@ -536,18 +536,17 @@ class Database:
             expire_on_commit=False,
             autoflush=False,
         )
-        self._audited_reader = (
-            self._writer
+        by_statement = (
+            self.engine.execution_options(**{_BY_STATEMENT: True})
             if self.is_sqlite
-            else async_sessionmaker(
-                _statement_by_statement(
-                    self.engine.execution_options(isolation_level="AUTOCOMMIT")
-                ),
-                class_=SerialSession,
-                sync_session_class=HubSession,
-                expire_on_commit=False,
-                autoflush=False,
-            )
+            else self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
+        self._querier = async_sessionmaker(
+            _statement_by_statement(by_statement),
+            class_=SerialSession,
+            sync_session_class=HubSession,
+            expire_on_commit=False,
+            autoflush=False,
         )
 
     @property
@@ -563,19 +562,23 @@ class Database:
     def session(self, *, write: bool) -> AsyncSession:
         return (self._writer if write else self._reader)()
 
-    def audited_read(self) -> AsyncSession:
-        """A read that writes its own audit (`audits_reads_in_place`, PostgreSQL), each of its
-        statements a transaction of its own: no BEGIN, no COMMIT.
+    def query_session(self) -> AsyncSession:
+        """A GraphQL query's session: each of its statements a transaction of its own, no
+        BEGIN, no COMMIT.
 
-        Those are two round trips of a council page's five, and the audit's append then holds
-        the chain head's lock while it runs, not across the round trip to a COMMIT while every
-        other audited request waits. The reads lose nothing by it: under READ COMMITTED each
-        statement in a transaction sees a snapshot of its own anyway. The one write is the
-        append, a single statement, whole or not at all. A read that needs a transaction (a
-        snapshot across statements, a `SET LOCAL`) opens one of its own, as the sharing
-        report's extract does. On SQLite this is `session(write=True)`.
+        Those were two round trips of a council page's six on PostgreSQL, and on SQLite two
+        trips to a connection's thread of four, each waiting for the event loop under load.
+        On PostgreSQL the read's audit goes in place (`audits_reads_in_place`): its append is
+        one statement, whole or not at all, and holds the chain head's lock while it runs, not
+        across the round trip to a COMMIT while every other audited request waits. The reads
+        lose nothing by it on PostgreSQL, where under READ COMMITTED each statement of a
+        transaction reads a snapshot of its own anyway; on SQLite a page's children are read
+        as committed when they are read, not when its incidents were (a push between the two
+        shows with its incident, or not at all). What needs a transaction around it (writes,
+        a `SET LOCAL`, a snapshot across statements) is refused (`NeedsATransaction`): it
+        opens one of its own, as the sharing report's extract does.
         """
-        return self._audited_reader()
+        return self._querier()
 
     @asynccontextmanager
     async def transaction(
@@ -643,20 +646,21 @@ _NEEDS_A_TRANSACTION = ("SET", "INSERT", "UPDATE", "DELETE")
 
 
 class NeedsATransaction(RuntimeError):
-    """A statement sent through `Database.audited_read` that needs a transaction around it."""
+    """A statement sent through `Database.query_session` that needs a transaction around it."""
 
 
 def _statement_by_statement(engine: AsyncEngine) -> AsyncEngine:
-    """`engine` in autocommit, refusing what needs a transaction (`audited_read`). The audit's
-    append is one statement (a WITH whose parts write) and passes."""
+    """`engine`, each statement its own transaction, refusing what needs one around it
+    (`query_session`). The audit's append is one statement (a WITH whose parts write) and
+    passes."""
 
     @event.listens_for(engine.sync_engine, "before_cursor_execute")
     def _refuse(*arguments: Any) -> None:
         statement: str = arguments[2]
         if statement.lstrip()[:6].upper().startswith(_NEEDS_A_TRANSACTION):
             msg = (
-                "a statement that needs a transaction, in an audited read's session (each "
-                "statement its own): open a transaction for it"
+                "a statement that needs a transaction, in a query's session (each statement "
+                "its own): open a transaction for it"
             )
             raise NeedsATransaction(msg)
 
@@ -691,11 +695,19 @@ def _configure_sqlite(engine: AsyncEngine) -> _WriteTurns:
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_WRITE_LOCK_WAIT_SECONDS * 1000}")
         cursor.close()
 
+    # A transaction's end where none was begun (a query's session, `_BY_STATEMENT`) is nothing
+    # for SQLite to do: no trip to the connection's thread for it.
+    dialect = engine.sync_engine.dialect
+    for name in ("do_rollback", "do_commit"):
+        setattr(dialect, name, _if_begun(getattr(dialect, name)))
+
     turns = _WriteTurns()
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: sa.Connection) -> None:
         options = connection.get_execution_options()
+        if options.get(_BY_STATEMENT, False):
+            return  # each statement its own transaction, as the driver runs it
         immediate = options.get(_WRITE, False)
         if not immediate:
             _begin(connection, "BEGIN")
@@ -714,6 +726,18 @@ def _configure_sqlite(engine: AsyncEngine) -> _WriteTurns:
     event.listen(pool, "checkin", lambda _c, record: turns.end(record.info))
     event.listen(pool, "invalidate", lambda _c, record, _e: turns.end(record.info))
     return turns
+
+
+def _if_begun(end: Callable[[Any], None]) -> Callable[[Any], None]:
+    """`end` (the dialect's COMMIT or ROLLBACK of an aiosqlite connection) when SQLite has a
+    transaction open on it, or the connection is closed (as `end` itself handles)."""
+
+    def ended(adapter: Any) -> None:
+        connection = adapter._connection  # noqa: SLF001 - aiosqlite's, under SQLAlchemy's adapter
+        if connection._connection is None or connection.in_transaction:  # noqa: SLF001
+            end(adapter)
+
+    return ended
 
 
 def _begin(connection: sa.Connection, statement: str) -> None:

@@ -40,8 +40,9 @@ class RequestTransaction(SchemaExtension):
 
     A request is all or nothing, so a failed push in a batch leaves none of it half-written.
     Every record the response carries is in an audit event written before the response leaves,
-    in the request's own transaction (on PostgreSQL a query's is one statement, committed as it
-    runs: `Database.audited_read`; on SQLite, a query's in a write transaction of its own).
+    in the request's own transaction. A query has none (`Database.query_session`): on
+    PostgreSQL its audit is one statement, committed as it runs; on SQLite it is written in a
+    write transaction of its own.
     If the audit cannot be written, the caller gets an error and no data.
     """
 
@@ -58,7 +59,7 @@ class RequestTransaction(SchemaExtension):
         mutation = operation is OperationType.MUTATION
         db = context.hub.db
         write = mutation or (self.audited and db.audits_reads_in_place)
-        session = db.audited_read() if write and not mutation else db.session(write=mutation)
+        session = db.session(write=True) if mutation else db.query_session()
         async with session:
             await session.begin()
             context.open(session)

@@ -1,10 +1,11 @@
-"""A read that writes its own audit (`Database.audited_read`): on PostgreSQL each statement is a
-transaction of its own (no BEGIN, no COMMIT), its one write the audit's append, committed as it
-runs; what needs a transaction around it is refused, not silently half-done."""
+"""A GraphQL query's session (`Database.query_session`): each statement a transaction of its own
+(no BEGIN, no COMMIT); on PostgreSQL its one write the audit's append, committed as it runs;
+what needs a transaction around it is refused, not silently half-done."""
 
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -16,7 +17,7 @@ from tests.conftest import is_postgres
 from tests.test_audit_chain import ACTOR, served
 
 postgres_only = pytest.mark.skipif(
-    not is_postgres(), reason="a SQLite read's audit is written in a transaction of its own"
+    not is_postgres(), reason="a SQLite query's audit is written in a transaction of its own"
 )
 
 
@@ -40,23 +41,34 @@ async def _events(db: Database, request_id: str) -> list[AuditEvent]:
         return list((await reader.execute(query)).scalars())
 
 
-@postgres_only
-async def test_an_audited_read_opens_no_transaction(db: Database) -> None:
-    async with db.audited_read() as session:
+def _in_transaction(raw: Any) -> bool:
+    """The driver's own view of its connection (asyncpg's, or aiosqlite's sqlite3's)."""
+    driver = raw.driver_connection
+    if is_postgres():
+        return bool(driver.is_in_transaction())
+    return bool(driver.in_transaction)
+
+
+async def test_a_query_session_opens_no_transaction(db: Database) -> None:
+    async with db.query_session() as session:
         await session.begin()
         [row] = (await session.execute(sa.text("SELECT 1 AS n"))).all()
         [direct] = await rows(session, sa.select(sa.literal(2).label("n")))
         raw = await (await session.connection()).get_raw_connection()
-        # asyncpg's own view of its connection: no BEGIN was sent for either statement.
-        assert not raw.driver_connection.is_in_transaction()  # type: ignore[union-attr]
+        assert not _in_transaction(raw)  # no BEGIN was sent for either statement
         assert (row.n, direct.n) == (1, 2)
         await session.commit()
+    # A write transaction still has one, and commits it.
+    async with db.transaction(write=True) as writer:
+        await writer.execute(sa.text("SELECT 1"))
+        raw = await (await writer.connection()).get_raw_connection()
+        assert _in_transaction(raw)
 
 
 @postgres_only
-async def test_an_audited_reads_append_is_committed_as_it_runs(db: Database) -> None:
+async def test_a_query_sessions_append_is_committed_as_it_runs(db: Database) -> None:
     request_id = f"req-{uuid.uuid4()}"
-    async with db.audited_read() as session:
+    async with db.query_session() as session:
         await session.begin()
         [seq] = await service.record_many(session, [_draft(request_id)])
         # Another connection sees it before this session commits (or even ends).
@@ -67,18 +79,18 @@ async def test_an_audited_reads_append_is_committed_as_it_runs(db: Database) -> 
     assert [e.seq for e in await _events(db, request_id)] == [seq]
 
 
-@postgres_only
+_WRITES = [
+    "  insert into audit_index_progress (id, indexed_seq) values (-7, 0)",
+    "UPDATE audit_chain_head SET last_seq = last_seq WHERE id = -7",
+    "DELETE FROM audit_index_progress WHERE id = -7",
+]
+
+
 @pytest.mark.parametrize(
-    "statement",
-    [
-        "SET LOCAL jit = off",
-        "  insert into audit_index_progress (id, indexed_seq) values (-7, 0)",
-        "UPDATE audit_chain_head SET last_seq = last_seq WHERE id = -7",
-        "DELETE FROM audit_index_progress WHERE id = -7",
-    ],
+    "statement", [*_WRITES, *(["SET LOCAL jit = off"] if is_postgres() else [])]
 )
 async def test_what_needs_a_transaction_is_refused(db: Database, statement: str) -> None:
-    async with db.audited_read() as session:
+    async with db.query_session() as session:
         await session.begin()
         with pytest.raises(NeedsATransaction, match="open a transaction for it"):
             await session.execute(sa.text(statement))
@@ -96,11 +108,31 @@ async def test_a_transaction_of_its_own_is_not_refused(db: Database) -> None:
         assert setting.scalar_one() == "off"
 
 
-async def test_on_sqlite_an_audited_read_is_a_write_transaction(db: Database) -> None:
+async def test_a_query_sessions_end_takes_no_trip_on_sqlite(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
     if db.audits_reads_in_place:
-        pytest.skip("PostgreSQL: above")
-    session = db.audited_read()
-    assert session.bind is not None
-    # BEGIN IMMEDIATE (`_configure_sqlite`): the read and its audit in one write transaction.
-    assert session.bind.get_execution_options().get("hub_write") is True
-    await session.close()
+        pytest.skip("SQLite's thread: PostgreSQL sends no COMMIT or ROLLBACK without a BEGIN")
+    import aiosqlite  # noqa: PLC0415 - SQLite's driver, on SQLite only
+
+    ended: list[str] = []
+    for name in ("commit", "rollback"):
+        original = getattr(aiosqlite.Connection, name)
+
+        async def counted(self: Any, *, _name: str = name, _original: Any = original) -> None:
+            ended.append(_name)
+            await _original(self)
+
+        monkeypatch.setattr(aiosqlite.Connection, name, counted)
+    async with db.query_session() as session:
+        await session.begin()
+        await session.execute(sa.text("SELECT 1"))
+        await session.commit()
+    async with db.query_session() as session:
+        await session.begin()
+        await session.execute(sa.text("SELECT 1"))
+        await session.rollback()
+    assert ended == []  # no transaction to end: no trip to the connection's thread for it
+    async with db.transaction(write=True) as writer:
+        await writer.execute(sa.text("SELECT 1"))
+    assert ended == ["commit"]  # a transaction begun is ended as before
