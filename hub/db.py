@@ -15,6 +15,8 @@ import contextvars
 import dataclasses
 import datetime as dt
 import functools
+import json
+import operator
 import sqlite3
 import types
 import weakref
@@ -114,6 +116,63 @@ def record_class(fields: tuple[str, ...]) -> Callable[[Any], Any]:
     named: Any = collections.namedtuple  # noqa: PYI024
     make: Callable[[Any], Any] = named("Record", fields)._make
     return make
+
+
+@dataclasses.dataclass(frozen=True)
+class Nested:
+    """The rows of a correlated SELECT, carried in one column of each row of an outer
+    statement: a page and what each of its records has (an incident's children) in one round
+    trip, not two.
+
+    On PostgreSQL the column is an array of anonymous records, which asyncpg decodes with
+    their types; on SQLite a JSON array of arrays, each value as SQLite holds it (text,
+    integer, real or null: what its driver would give), in no set order, so sorted here by
+    the column `order` names. Each value then goes through its column type's result
+    processor, as `rows` does, and each row becomes a tuple of `statement`'s columns."""
+
+    statement: sa.Select[Any]
+    order: str  # the column the rows are in order of (`statement`'s ORDER BY)
+    _by_dialect: dict[str, tuple[Callable[[Any], Any] | None, ...]] = dataclasses.field(
+        default_factory=dict, compare=False, repr=False
+    )
+
+    def column(self, dialect: str | None) -> sa.ColumnElement[Any]:
+        columns = list(self.statement.selected_columns)
+        if dialect == "postgresql":
+            each = self.statement.with_only_columns(sa.func.row(*columns))
+            return sa.func.array(each.scalar_subquery(), type_=sa.types.NullType())
+        grouped = self.statement.with_only_columns(
+            sa.func.json_group_array(sa.func.json_array(*columns))
+        ).order_by(None)
+        return grouped.scalar_subquery()
+
+    def rows(self, value: Any, dialect: Dialect) -> list[tuple[Any, ...]]:
+        processors = self._processors(dialect)
+        if isinstance(value, str):  # SQLite's JSON
+            found = json.loads(value)
+            found.sort(key=operator.itemgetter(self._order_index))
+        else:
+            found = value
+        return [
+            tuple(
+                item if process is None else process(item)
+                for item, process in zip(row, processors, strict=True)
+            )
+            for row in found
+        ]
+
+    @functools.cached_property
+    def _order_index(self) -> int:
+        return list(self.statement.selected_columns.keys()).index(self.order)
+
+    def _processors(self, dialect: Dialect) -> tuple[Callable[[Any], Any] | None, ...]:
+        known = self._by_dialect.get(dialect.name)
+        if known is None:
+            known = self._by_dialect[dialect.name] = tuple(
+                column.type.dialect_impl(dialect).result_processor(dialect, None)
+                for column in self.statement.selected_columns
+            )
+        return known
 
 
 def records(result: sa.Result[Any]) -> list[Any]:

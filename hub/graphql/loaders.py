@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import cached_property
 from typing import Any, TypeVar
 
@@ -22,6 +22,7 @@ from hub.access.scope import RowScope
 from hub.children.models import Child, ChildReference
 from hub.closures.models import ClosureReview
 from hub.db import among, dialect_of, record_class, rows
+from hub.incidents import service as incidents
 from hub.incidents.models import Incident, IncidentChild
 from hub.investigations.models import (
     Investigation,
@@ -105,12 +106,7 @@ def _incident_children(scope: RowScope, *, dialect: str | None) -> sa.Select[Any
 @functools.lru_cache(maxsize=1024)
 def _involved(scope: RowScope, *, dialect: str | None) -> sa.Select[Any]:
     """`_incident_children` with each one's child: the two loads a page makes, in one."""
-    return (
-        sa.select(*_INCIDENT_CHILD.c, *_CHILD.c)
-        .join_from(_INCIDENT_CHILD, _CHILD, _CHILD.c.id == _INCIDENT_CHILD.c.child_id)
-        .where(_keyed(_INCIDENT_CHILD.c.incident_id, dialect=dialect), scope.incident_children())
-        .order_by(_INCIDENT_CHILD.c.child_id)
-    )
+    return incidents.involved(scope, _keyed(_INCIDENT_CHILD.c.incident_id, dialect=dialect))
 
 
 _AS_INCIDENT_CHILD = record_class(tuple(_INCIDENT_CHILD.c.keys()))
@@ -224,17 +220,28 @@ class Loaders:
             self._session, _incident_children(self._scope, dialect=self._dialect), "incident_id"
         )
 
-    async def involved(self, incident_ids: Sequence[str]) -> None:
+    async def involved(
+        self,
+        incident_ids: Sequence[str],
+        *,
+        carried: Mapping[str, Sequence[Sequence[Any]]] | None = None,
+    ) -> None:
         """The incidents' children (`incident_children`) and each one's child (`child`), in
-        one statement, each left in its loader's cache as a finished load (`fill`)."""
+        one statement, each left in its loader's cache as a finished load (`fill`). `carried`:
+        those rows by incident, as they came with the incidents (`incidents.involved_of`),
+        for every incident named: then no statement at all."""
         involving, children = self.incident_children, self.child
         wanted = [i for i in dict.fromkeys(incident_ids) if involving.cache_map.get(i) is None]
         if not wanted:
             return
-        statement = _involved(self._scope, dialect=self._dialect)
+        if carried is not None:
+            found_rows: Sequence[Sequence[Any]] = [row for i in wanted for row in carried[i]]
+        else:
+            statement = _involved(self._scope, dialect=self._dialect)
+            found_rows = await rows(self._session, statement, {"keys": wanted})
         grouped: dict[str, list[Any]] = {i: [] for i in wanted}
         found: dict[str, Any] = {}
-        for row in await rows(self._session, statement, {"keys": wanted}):
+        for row in found_rows:
             involved = _AS_INCIDENT_CHILD(row[:_SPLIT])
             grouped[involved.incident_id].append(involved)
             found[involved.child_id] = _AS_CHILD(row[_SPLIT:])

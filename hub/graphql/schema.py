@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
 from typing import Protocol, TypeVar
 
@@ -185,7 +186,7 @@ class Query(AuditQuery, TimelinessQuery, EscalationQuery, VettingQuery, ClosureQ
         given = filter or IncidentFilterInput()
         return await _connection(
             info,
-            incidents.list_,
+            functools.partial(incidents.list_, involved=Incident.carries_children(info)),
             given,
             Incident.of,
             first=first,

@@ -10,14 +10,16 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from hub import pushes, validation
 from hub.access.scope import RowScope
 from hub.children import service as children
+from hub.children.models import Child
 from hub.children.service import ChildDetails
-from hub.db import dialect_of, record_class, utcnow
+from hub.db import Nested, dialect_of, record_class, utcnow
 from hub.errors import InvalidInput
 from hub.incidents import timeliness as _timeliness  # noqa: F401 - declares the kind
 from hub.incidents.models import DashRisk, Incident, IncidentChild, IncidentType
@@ -209,8 +211,44 @@ def organisations_of(rows: Sequence[Any]) -> dict[str, Any]:
     return found
 
 
+_INCIDENT_CHILD: sa.Table = IncidentChild.__table__  # type: ignore[attr-defined]
+_CHILD: sa.Table = Child.__table__  # type: ignore[attr-defined]
+# The column a page's incidents carry their involved children in (`list_`'s `involved`).
+INVOLVED = "involved__"
+
+
+def involved(scope: RowScope, incidents: sa.ColumnElement[bool]) -> sa.Select[Any]:
+    """The children of the `incidents` the caller sees (a school only its own pupils), each
+    with its child's row, in the order of their ids."""
+    return (
+        sa.select(*_INCIDENT_CHILD.c, *_CHILD.c)
+        .join_from(_INCIDENT_CHILD, _CHILD, _CHILD.c.id == _INCIDENT_CHILD.c.child_id)
+        .where(incidents, scope.incident_children())
+        .order_by(_INCIDENT_CHILD.c.child_id)
+    )
+
+
 @functools.lru_cache(maxsize=1024)
-def _listing(scope: RowScope, shape: Narrowing, *, child: bool, dialect: str | None) -> Listing:
+def _carried(scope: RowScope) -> Nested:
+    """Each incident's involved children, as a column of the incident's own row."""
+    return Nested(involved(scope, _INCIDENT_CHILD.c.incident_id == _INCIDENT.c.id), "child_id")
+
+
+def involved_of(
+    rows: Sequence[Any], scope: RowScope, dialect: Dialect
+) -> dict[str, list[tuple[Any, ...]]] | None:
+    """The involved children (`involved`'s rows) that came with a page's incidents, by
+    incident id; None if the page was read without them."""
+    if not rows or not hasattr(rows[0], INVOLVED):
+        return None
+    nested = _carried(scope)
+    return {row.id: nested.rows(getattr(row, INVOLVED), dialect) for row in rows}
+
+
+@functools.lru_cache(maxsize=1024)
+def _listing(
+    scope: RowScope, shape: Narrowing, *, child: bool, dialect: str | None, involved: bool = False
+) -> Listing:
     """The statements of a page of incidents, built once per scope and shape of filter."""
     force, council = _WITH_ORGANISATIONS.values()
     carried = (
@@ -227,6 +265,8 @@ def _listing(scope: RowScope, shape: Narrowing, *, child: bool, dialect: str | N
         )
         .where(scope.incidents())
     )
+    if involved:
+        query = query.add_columns(_carried(scope).column(dialect).label(INVOLVED))
     if child:
         query = query.where(
             sa.exists().where(
@@ -245,14 +285,28 @@ def _listing(scope: RowScope, shape: Narrowing, *, child: bool, dialect: str | N
 
 
 async def list_(
-    session: AsyncSession, *, scope: RowScope, where: IncidentFilter, first: int, after: str | None
+    session: AsyncSession,
+    *,
+    scope: RowScope,
+    where: IncidentFilter,
+    first: int,
+    after: str | None,
+    involved: bool = False,
 ) -> Page[Incident]:
+    """A page of the incidents in `scope` that match `where`; with `involved`, each row
+    carries its children (`involved_of`), read in the same statement."""
     shape, params = Narrowing.of(
         since=where.occurred_from, until=where.occurred_to, any_of=(where.types, where.dash_risks)
     )
     if where.child_id is not None:
         params["child_id"] = where.child_id
-    listing = _listing(scope, shape, child=where.child_id is not None, dialect=dialect_of(session))
+    listing = _listing(
+        scope,
+        shape,
+        child=where.child_id is not None,
+        involved=involved,
+        dialect=dialect_of(session),
+    )
     return await listing.read(session, params, first=first, after=after, rows=True)
 
 

@@ -15,7 +15,13 @@ from hub.graphql.loaders import at_once, fill
 from hub.graphql.selection import selects
 from hub.incidents import models
 from hub.incidents.models import DashRisk, IncidentType
-from hub.incidents.service import IncidentFilter, IncidentReport, InvolvedChild, organisations_of
+from hub.incidents.service import (
+    IncidentFilter,
+    IncidentReport,
+    InvolvedChild,
+    involved_of,
+    organisations_of,
+)
 from hub.reference.types import Organisation, organisation_of
 from hub.validation import optional_utc
 
@@ -84,6 +90,18 @@ class Incident(PoliceRecord):
     def children(self, info: Info) -> AwaitableOrValue[list[IncidentChild] | None]:
         return at_once(info.context.loaders.incident_children, self.row.id, _involved)
 
+    @staticmethod
+    def carries_children(info: Info) -> bool:
+        """Whether a page of incidents is read with its involved children, in its own
+        statement (`incidents.list_`'s `involved`): the selection names each one's child, and
+        the caller's role sees them."""
+        sees = info.context.policy.sees
+        return (
+            sees("Incident", "children")
+            and sees("IncidentChild", "child")
+            and selects(info, "edges", "node", "children", "child")
+        )
+
     @classmethod
     async def prefetch(cls, info: Info, rows: Sequence[models.Incident]) -> None:
         """What a page's items will ask for, loaded at once: their fields then complete from
@@ -107,10 +125,10 @@ class Incident(PoliceRecord):
         organisations = loaders.organisation.load_many(sorted(codes)) if codes else None
         if wanted("children"):
             ids = [r.id for r in rows]
-            if sees("IncidentChild", "child") and selects(
-                info, "edges", "node", "children", "child"
-            ):
-                await loaders.involved(ids)
+            if cls.carries_children(info):
+                dialect = info.context.session.get_bind().dialect
+                carried = involved_of(rows, info.context.scope, dialect)
+                await loaders.involved(ids, carried=carried)
             else:
                 await fill(loaders.incident_children, ids)
         if organisations is not None:

@@ -1,0 +1,127 @@
+"""A page's incidents carry their involved children in their own statement (`hub.db.Nested`):
+the same rows, of the same types, in the same order, within the same scope, as the loader's
+statement of them gives."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hub.access.scope import RowScope
+from hub.children.models import Child
+from hub.db import records
+from hub.incidents import service as incidents
+from hub.incidents.models import DashRisk, Incident, IncidentChild, IncidentType
+from hub.incidents.service import IncidentFilter
+from hub.reference.models import Organisation, OrganisationKind
+from tests.conftest import unique
+from tests.factories import COUNCIL, FORCE, OTHER_COUNCIL
+
+_INCIDENT_CHILD: sa.Table = IncidentChild.__table__  # type: ignore[attr-defined]
+# Long before any other test's incidents: the pages here hold only this test's.
+BASE = dt.datetime(1999, 7, 1, 8, 15, 30, 654321, tzinfo=dt.UTC)
+
+
+async def _seeded(session: AsyncSession) -> tuple[list[str], str]:
+    """Three incidents: two children each (the first a pupil of a new school), and one with
+    none; their ids, and the school's code."""
+    school = f"NR-{uuid.uuid4().hex[:8]}"
+    session.add(
+        Organisation(
+            code=school,
+            name="Synthetic school",
+            kind=OrganisationKind.SCHOOL,
+            nation="england",
+        )
+    )
+    await session.flush()  # before the children naming it
+    ids = []
+    for n in range(3):
+        incident = Incident(
+            force_code=FORCE,
+            police_reference=unique("NR"),
+            payload_hash="0" * 64,
+            type=IncidentType.DOMESTIC_ABUSE,
+            occurred_at=BASE + dt.timedelta(days=n),
+            recorded_at=BASE + dt.timedelta(days=n, hours=2),
+            location_council_code=COUNCIL,
+            dash_risk=DashRisk.MEDIUM,
+            summary=f"synthetic {n}",
+            pushed_by_client="test",
+        )
+        session.add(incident)
+        ids.append(incident.id)
+        for m in range(2 if n < 2 else 0):
+            child = Child(
+                given_name=f"Synthetic{n}{m}",
+                family_name="Example",
+                date_of_birth=dt.date(2012 + m, 2, 28),
+                responsible_council_code=OTHER_COUNCIL if m else COUNCIL,
+                school_code=school if m == 0 else None,
+                looked_after=bool(m),
+            )
+            session.add(child)
+            await session.flush()
+            session.add(
+                IncidentChild(
+                    incident_id=incident.id, child_id=child.id, present=True, victim=bool(m)
+                )
+            )
+    await session.flush()
+    return ids, school
+
+
+def _typed(rows: list[Any]) -> list[list[tuple[type, Any]]]:
+    return [[(type(value), value) for value in row] for row in rows]
+
+
+async def _compared(session: AsyncSession, scope: RowScope, ids: list[str]) -> dict[str, Any]:
+    where = IncidentFilter(occurred_from=BASE, occurred_to=BASE + dt.timedelta(days=5))
+    page = await incidents.list_(
+        session, scope=scope, where=where, first=10, after=None, involved=True
+    )
+    assert sorted(r.id for r in page.items) == sorted(ids)
+    carried = incidents.involved_of(page.items, scope, session.get_bind().dialect)
+    assert carried is not None
+    statement = incidents.involved(scope, _INCIDENT_CHILD.c.incident_id.in_(ids))
+    loaded = records(await session.execute(statement))
+    for incident_id in ids:
+        expected = [tuple(row) for row in loaded if row.incident_id == incident_id]
+        assert _typed(carried[incident_id]) == _typed(expected), incident_id
+    return carried
+
+
+async def test_the_carried_children_are_the_loaders_rows(session: AsyncSession) -> None:
+    ids, _ = await _seeded(session)
+    carried = await _compared(session, RowScope(councils=frozenset({COUNCIL})), ids)
+    assert [len(carried[i]) for i in ids] == [2, 2, 0]
+    first = carried[ids[0]]
+    # Their types as every other read gives them: a date, aware UTC times, booleans.
+    columns = [*_INCIDENT_CHILD.c.keys(), *Child.__table__.c.keys()]  # type: ignore[attr-defined]
+    child = dict(
+        zip(columns[len(_INCIDENT_CHILD.c) :], first[0][len(_INCIDENT_CHILD.c) :], strict=True)
+    )
+    assert type(child["date_of_birth"]) is dt.date
+    assert child["created_at"].utcoffset() == dt.timedelta(0)
+    assert type(child["looked_after"]) is bool
+    assert [row[1] for row in first] == sorted(row[1] for row in first)  # by child id
+
+
+async def test_a_school_is_carried_only_its_own_pupils(session: AsyncSession) -> None:
+    ids, school = await _seeded(session)
+    carried = await _compared(session, RowScope(schools=frozenset({school})), ids[:2])
+    # Each incident had two children; the school sees its pupil in each, not the other.
+    assert [len(carried[i]) for i in ids[:2]] == [1, 1]
+
+
+async def test_a_page_read_without_them_carries_none(session: AsyncSession) -> None:
+    await _seeded(session)
+    where = IncidentFilter(occurred_from=BASE, occurred_to=BASE + dt.timedelta(days=5))
+    scope = RowScope(councils=frozenset({COUNCIL}))
+    page = await incidents.list_(session, scope=scope, where=where, first=10, after=None)
+    assert page.items
+    assert incidents.involved_of(page.items, scope, session.get_bind().dialect) is None
