@@ -278,3 +278,23 @@ async def test_the_append_bounds_only_its_own_wait(session: AsyncSession) -> Non
     )
     await service.record_many(session, [draft], lock_timeout=0.25)
     assert (await session.execute(sa.text("SHOW lock_timeout"))).scalar_one() == before
+
+
+@pytest.mark.skipif(not is_postgres(), reason="lock_timeout is PostgreSQL's")
+async def test_the_append_puts_back_the_transactions_own_wait(session: AsyncSession) -> None:
+    """A transaction that set its own lock_timeout has it back after the append, not the
+    server's default."""
+    await session.execute(sa.text("SET LOCAL lock_timeout = '7s'"))
+    draft = service.EventDraft(
+        actor=ACTOR,
+        operation=S62Operation.CONSULTATION,
+        operation_kind=OperationKind.QUERY,
+        operation_name="Bounded",
+        outcome=Outcome.SERVED,
+        records=served(1),
+        request_id="req-bounded-own",
+        trace_id=None,
+        agreement_version="test",
+    )
+    await service.record_many(session, [draft], lock_timeout=0.25)
+    assert (await session.execute(sa.text("SHOW lock_timeout"))).scalar_one() == "7s"
