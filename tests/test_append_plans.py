@@ -11,27 +11,16 @@ import pytest
 import sqlalchemy as sa
 
 from hub.audit import chain, service
-from hub.audit.models import OperationKind, Outcome, S62Operation
 from hub.db import Database
 from tests.conftest import is_postgres
-from tests.test_audit_chain import ACTOR, served
+from tests.test_audit_chain import consulted, index_committed, served
 
 pytestmark = pytest.mark.skipif(not is_postgres(), reason="PostgreSQL's plan cache")
 APPENDS = 12  # the plan cache tries five custom plans before it weighs the generic one
 
 
 def _draft(n: int) -> service.EventDraft:
-    return service.EventDraft(
-        actor=ACTOR,
-        operation=S62Operation.CONSULTATION,
-        operation_kind=OperationKind.QUERY,
-        operation_name="Planned",
-        outcome=Outcome.SERVED,
-        records=served(1 + n % 3),
-        request_id=f"req-planned-{n}",
-        trace_id=None,
-        agreement_version="test",
-    )
+    return consulted("Planned", f"req-planned-{n}", served(1 + n % 3))
 
 
 @pytest.mark.parametrize("publishing", [False, True])
@@ -62,6 +51,7 @@ async def test_the_append_is_not_planned_again_for_each_request(
                 {"publishing": publishing},
             )
             [(generic, custom)] = found.all()
+        await index_committed(db)
     finally:
         await db.dispose()
     assert custom <= 5, (generic, custom)

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hub.audit import chain, retention, service, verify
 from hub.audit.models import OperationKind, Outcome, S62Operation
 from hub.audit.verify import Reason
+from hub.db import Database
 from hub.errors import InvalidInput
 from tests.conftest import is_postgres
 
@@ -45,6 +46,30 @@ def served(count: int, *, children: int = 1) -> list[service.ServedRecord]:
         )
         for _ in range(count)
     ]
+
+
+def consulted(
+    operation_name: str, request_id: str, records: Sequence[service.ServedRecord]
+) -> service.EventDraft:
+    """An event draft of a query's consultation of `records`, as a council page's would be."""
+    return service.EventDraft(
+        actor=ACTOR,
+        operation=S62Operation.CONSULTATION,
+        operation_kind=OperationKind.QUERY,
+        operation_name=operation_name,
+        outcome=Outcome.SERVED,
+        records=records,
+        request_id=request_id,
+        trace_id=None,
+        agreement_version="test",
+    )
+
+
+async def index_committed(db: Database) -> None:
+    """Index every event committed so far, as the hub's indexer would: a test that commits
+    events outside a request leaves the chain as verifiable as a request does."""
+    async with db.transaction(write=True) as session:
+        await chain.catch_up_all(session)
 
 
 async def record(

@@ -11,10 +11,10 @@ import pytest
 import sqlalchemy as sa
 
 from hub.audit import service
-from hub.audit.models import AuditEvent, OperationKind, Outcome, S62Operation
+from hub.audit.models import AuditEvent
 from hub.db import Database, NeedsATransaction, rows
 from tests.conftest import is_postgres
-from tests.test_audit_chain import ACTOR, served
+from tests.test_audit_chain import consulted, index_committed, served
 
 postgres_only = pytest.mark.skipif(
     not is_postgres(), reason="a SQLite query's audit is written in a transaction of its own"
@@ -22,17 +22,7 @@ postgres_only = pytest.mark.skipif(
 
 
 def _draft(request_id: str) -> service.EventDraft:
-    return service.EventDraft(
-        actor=ACTOR,
-        operation=S62Operation.CONSULTATION,
-        operation_kind=OperationKind.QUERY,
-        operation_name="AuditedRead",
-        outcome=Outcome.SERVED,
-        records=served(2),
-        request_id=request_id,
-        trace_id=None,
-        agreement_version="test",
-    )
+    return consulted("AuditedRead", request_id, served(2))
 
 
 async def _events(db: Database, request_id: str) -> list[AuditEvent]:
@@ -77,6 +67,7 @@ async def test_a_query_sessions_append_is_committed_as_it_runs(db: Database) -> 
         assert event.operation_name == "AuditedRead"
         await session.rollback()  # nothing to undo: the append was its own transaction
     assert [e.seq for e in await _events(db, request_id)] == [seq]
+    await index_committed(db)
 
 
 _WRITES = [

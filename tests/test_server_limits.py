@@ -28,13 +28,12 @@ from websockets.asyncio.client import ClientConnection, connect
 from hub.access.keys import KeySet
 from hub.access.models import Role
 from hub.audit import service
-from hub.audit.models import OperationKind, Outcome, S62Operation
 from hub.db import Database
 from hub.server import ClientSlots, slots_of
 from hub.settings import Settings
 from tests.conftest import LiveServer, free_port, is_postgres, serve, unique
 from tests.factories import COUNCIL, FORCE, REPORT_INCIDENT, incident
-from tests.test_audit_chain import ACTOR, served
+from tests.test_audit_chain import consulted, served
 
 HEADER_TIMEOUT = 0.5
 HANG = 10.0  # longer than any limit here
@@ -265,17 +264,7 @@ async def test_the_append_bounds_only_its_own_wait(session: AsyncSession) -> Non
     """The append sets lock_timeout for the head's lock, then puts the session's value back:
     whatever the transaction does after it waits as it always did."""
     before = (await session.execute(sa.text("SHOW lock_timeout"))).scalar_one()
-    draft = service.EventDraft(
-        actor=ACTOR,
-        operation=S62Operation.CONSULTATION,
-        operation_kind=OperationKind.QUERY,
-        operation_name="Bounded",
-        outcome=Outcome.SERVED,
-        records=served(1),
-        request_id="req-bounded",
-        trace_id=None,
-        agreement_version="test",
-    )
+    draft = consulted("Bounded", "req-bounded", served(1))
     await service.record_many(session, [draft], lock_timeout=0.25)
     assert (await session.execute(sa.text("SHOW lock_timeout"))).scalar_one() == before
 
@@ -285,16 +274,6 @@ async def test_the_append_puts_back_the_transactions_own_wait(session: AsyncSess
     """A transaction that set its own lock_timeout has it back after the append, not the
     server's default."""
     await session.execute(sa.text("SET LOCAL lock_timeout = '7s'"))
-    draft = service.EventDraft(
-        actor=ACTOR,
-        operation=S62Operation.CONSULTATION,
-        operation_kind=OperationKind.QUERY,
-        operation_name="Bounded",
-        outcome=Outcome.SERVED,
-        records=served(1),
-        request_id="req-bounded-own",
-        trace_id=None,
-        agreement_version="test",
-    )
+    draft = consulted("Bounded", "req-bounded-own", served(1))
     await service.record_many(session, [draft], lock_timeout=0.25)
     assert (await session.execute(sa.text("SHOW lock_timeout"))).scalar_one() == "7s"
