@@ -79,6 +79,8 @@ class UTCDateTime(sa.types.TypeDecorator[dt.datetime]):
     ) -> dt.datetime | None:
         if value is None:
             return None
+        if value.tzinfo is dt.UTC:  # as asyncpg gives a timestamptz: already what it should be
+            return value
         if value.tzinfo is None:
             return value.replace(tzinfo=dt.UTC)
         return value.astimezone(dt.UTC)
@@ -153,13 +155,8 @@ class Nested:
             found.sort(key=operator.itemgetter(self._order_index))
         else:
             found = value
-        return [
-            tuple(
-                item if process is None else process(item)
-                for item, process in zip(row, processors, strict=True)
-            )
-            for row in found
-        ]
+        process = processing(processors)
+        return [tuple(process(row)) for row in found]
 
     @functools.cached_property
     def _order_index(self) -> int:
@@ -242,13 +239,24 @@ class _Direct:
         make, results = self.make, self.results
         if results is None:
             return [make(row) for row in rows]
-        return [
-            make(
-                value if result is None else result(value)
-                for value, result in zip(row, results, strict=True)
-            )
-            for row in rows
-        ]
+        process = processing(results)
+        return [make(process(row)) for row in rows]
+
+
+@functools.lru_cache(maxsize=2048)
+def processing(results: tuple[Callable[[Any], Any] | None, ...]) -> Callable[[Any], list[Any]]:
+    """A row's values, each through its column's result processor where its type has one
+    (`results`, by position): the others copied as the driver gave them, not visited one by
+    one (most of a page's columns have none)."""
+    todo = tuple((index, result) for index, result in enumerate(results) if result is not None)
+
+    def process(row: Any) -> list[Any]:
+        values = list(row)
+        for index, result in todo:
+            values[index] = result(values[index])
+        return values
+
+    return process
 
 
 @functools.lru_cache(maxsize=2048)

@@ -125,19 +125,27 @@ class ServedRecords:
             if e.path and (e.extensions or {}).get("code") == "FORBIDDEN_FIELD"
         }
         released = []
+        # A selection's fields, sorted once for all its records that came whole (a page's).
+        whole: dict[int, tuple[str, ...]] = {}
         for place, noted in self._noted.items():
             value = _at(data, place)
             if not isinstance(value, dict) and not isinstance(value, Mapping):
                 continue  # nulled by an error below it: nothing of it left
-            fields = tuple(
-                sorted(
-                    {
-                        field
-                        for key, field in noted.fields.items()
-                        if key in value and not (redacted and (*place, key) in redacted)
-                    }
+            selected = noted.fields
+            complete = not redacted and value.keys() >= selected.keys()
+            fields = whole.get(id(selected)) if complete else None
+            if fields is None:
+                fields = tuple(
+                    sorted(
+                        {
+                            field
+                            for key, field in selected.items()
+                            if key in value and not (redacted and (*place, key) in redacted)
+                        }
+                    )
                 )
-            )
+                if complete:
+                    whole[id(selected)] = fields
             released.append((noted.type_name, noted.row, fields))
         return released
 
