@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
@@ -12,6 +14,15 @@ from sqlmodel import Field, SQLModel
 from hub.db import NAMING_CONVENTION, UTCDateTime, utcnow
 
 SQLModel.metadata.naming_convention = NAMING_CONVENTION
+
+E = TypeVar("E", bound=enum.Enum)
+
+
+def stored(kind: type[E]) -> Callable[[Any], E]:
+    """The member of `kind` a stored value names (or the member itself), as one dictionary
+    lookup: calling the enum costs about a microsecond in Python 3.11, and a council page made
+    120 such calls. An unknown value raises KeyError where the call raised ValueError."""
+    return {member.value: member for member in kind}.__getitem__
 
 
 def new_id() -> str:

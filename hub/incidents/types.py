@@ -7,6 +7,7 @@ from typing import ClassVar
 import strawberry
 from strawberry.utils.await_maybe import AwaitableOrValue
 
+from hub.base import stored
 from hub.children.types import Child, ChildInput, child_of
 from hub.graphql.context import Info
 from hub.graphql.entity import PoliceRecord
@@ -27,6 +28,7 @@ from hub.validation import optional_utc
 
 IncidentTypeType = strawberry.enum(IncidentType, name="IncidentType")
 DashRiskType = strawberry.enum(DashRisk, name="DashRisk", description="SafeLives DASH risk level.")
+_TYPE, _DASH_RISK = stored(IncidentType), stored(DashRisk)
 
 
 @strawberry.type
@@ -60,7 +62,7 @@ class Incident(PoliceRecord):
 
     @strawberry.field
     def type(self) -> IncidentTypeType | None:  # type: ignore[valid-type]
-        return IncidentType(self.row.type)
+        return _TYPE(self.row.type)
 
     @strawberry.field(description="When the incident happened.")
     def occurred_at(self) -> dt.datetime | None:
@@ -76,7 +78,7 @@ class Incident(PoliceRecord):
 
     @strawberry.field
     def dash_risk(self) -> DashRiskType | None:  # type: ignore[valid-type]
-        return DashRisk(self.row.dash_risk) if self.row.dash_risk else None
+        return _DASH_RISK(self.row.dash_risk) if self.row.dash_risk else None
 
     @strawberry.field
     def summary(self) -> str | None:

@@ -5,6 +5,7 @@ from typing import Self
 import strawberry
 from strawberry.utils.await_maybe import AwaitableOrValue
 
+from hub.base import stored
 from hub.graphql.context import Info
 from hub.graphql.loaders import at_once
 from hub.reference import models
@@ -12,6 +13,7 @@ from hub.reference.models import Nation, OrganisationKind
 
 OrganisationKindType = strawberry.enum(OrganisationKind, name="OrganisationKind")
 NationType = strawberry.enum(Nation, name="Nation")
+_KIND, _NATION = stored(OrganisationKind), stored(Nation)
 
 
 @strawberry.federation.type(keys=["id"], name="Organisation")
@@ -29,8 +31,8 @@ class Organisation:
         return cls(
             id=strawberry.ID(row.code),
             name=row.name,
-            kind=OrganisationKind(row.kind),
-            nation=Nation(row.nation) if row.nation else None,
+            kind=_KIND(row.kind),
+            nation=_NATION(row.nation) if row.nation else None,
             ons_code=row.ons_code,
         )
 
