@@ -134,7 +134,7 @@ class Nested:
 
     statement: sa.Select[Any]
     order: str  # the column the rows are in order of (`statement`'s ORDER BY)
-    _by_dialect: dict[str, tuple[Callable[[Any], Any] | None, ...]] = dataclasses.field(
+    _by_dialect: dict[str, Callable[[Any], list[Any]]] = dataclasses.field(
         default_factory=dict, compare=False, repr=False
     )
 
@@ -149,25 +149,26 @@ class Nested:
         return grouped.scalar_subquery()
 
     def rows(self, value: Any, dialect: Dialect) -> list[tuple[Any, ...]]:
-        processors = self._processors(dialect)
         if isinstance(value, str):  # SQLite's JSON
             found = json.loads(value)
             found.sort(key=operator.itemgetter(self._order_index))
         else:
             found = value
-        process = processing(processors)
+        process = self._processing(dialect)
         return [tuple(process(row)) for row in found]
 
     @functools.cached_property
     def _order_index(self) -> int:
         return list(self.statement.selected_columns.keys()).index(self.order)
 
-    def _processors(self, dialect: Dialect) -> tuple[Callable[[Any], Any] | None, ...]:
+    def _processing(self, dialect: Dialect) -> Callable[[Any], list[Any]]:
         known = self._by_dialect.get(dialect.name)
         if known is None:
-            known = self._by_dialect[dialect.name] = tuple(
-                column.type.dialect_impl(dialect).result_processor(dialect, None)
-                for column in self.statement.selected_columns
+            known = self._by_dialect[dialect.name] = processing(
+                tuple(
+                    column.type.dialect_impl(dialect).result_processor(dialect, None)
+                    for column in self.statement.selected_columns
+                )
             )
         return known
 
