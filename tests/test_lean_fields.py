@@ -230,3 +230,56 @@ def test_rows_read_many_times_are_named_tuples_unless_a_column_name_cannot_be_on
     assert type(plain[0]).__name__ == "Record"
     assert isinstance(keyword[0], sa.Row)  # SQLAlchemy's own row, read by key as before
     assert keyword[0]._mapping["from"] == 2
+
+
+@strawberry.type
+class Leaf:
+    name: str
+
+
+@strawberry.type
+class Branch:
+    @strawberry.field
+    def leaf(self) -> Leaf:
+        return Leaf(name="kept")
+
+    @strawberry.field
+    def leaves(self, first: int = 2) -> list[Leaf]:
+        return [Leaf(name=str(number)) for number in range(first)]
+
+
+@strawberry.type
+class Tree:
+    @strawberry.field
+    def branches(self) -> list[Branch]:
+        return [Branch(), Branch()]
+
+
+def test_object_fields_with_directives_or_arguments_complete_as_graphql_core_does() -> None:
+    """A record's object field with a directive or an argument takes graphql-core's own way;
+    without, the executor's plain one: the data and errors are the same either way."""
+    document = """{ branches {
+        plain: leaf { name }
+        included: leaf @include(if: true) { name }
+        skipped: leaf @skip(if: true) { name }
+        argued: leaves(first: 1) { name }
+        defaulted: leaves { name }
+    } }"""
+    hub = strawberry.Schema(
+        query=Tree,
+        execution_context_class=HubExecutor.for_schema(
+            gates=False, notes_served=False, contract=False
+        ),
+    )
+    lean_resolvers(hub._schema)
+    ours = hub.execute_sync(document)
+    theirs = strawberry.Schema(query=Tree).execute_sync(document)
+    assert ours.errors is None
+    assert ours.data == theirs.data
+    assert ours.data is not None
+    assert ours.data["branches"][0] == {
+        "plain": {"name": "kept"},
+        "included": {"name": "kept"},
+        "argued": [{"name": "0"}],
+        "defaulted": [{"name": "0"}, {"name": "1"}],
+    }

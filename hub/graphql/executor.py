@@ -18,7 +18,8 @@ each is decided where graphql-core already works per selection, not per field:
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
+from types import GeneratorType
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from graphql import (
     GraphQLField,
@@ -29,6 +30,7 @@ from graphql import (
     GraphQLResolveInfo,
 )
 from graphql.pyutils import Path, Undefined, gather_with_cancel
+from strawberry.execution.is_awaitable import optimized_is_awaitable
 
 from hub.access.policy import ChangeForbidden, ContractForbidden, FieldForbidden
 from hub.changes.fanout import FanoutExecutor
@@ -43,8 +45,35 @@ if TYPE_CHECKING:
 Refusal = Callable[[], Exception]
 Results = TypeVar("Results", dict[str, Any], list[Any])
 Execute = Callable[..., Any]
-# A selection's field: response key, its nodes, its definition, its plain scalar read if any.
-PlanStep = tuple[str, "FieldDetailsList", GraphQLField | None, PlainLeaf | None]
+# A selection's field: response key, its nodes, its definition, its plain scalar read if any,
+# and whether it is plain: no arguments and no directives (`_execute_plain_field` takes it).
+PlanStep = tuple[str, "FieldDetailsList", GraphQLField | None, PlainLeaf | None, bool]
+
+# The types whose values are never awaitable, learnt as they are met (`is_awaitable`).
+_NEVER_AWAITABLE: set[type] = set()
+_GENERIC_GETATTRIBUTE = object.__getattribute__
+
+
+def is_awaitable(value: Any) -> bool:
+    """strawberry's `optimized_is_awaitable`, its answer for a record's type kept: a record (an
+    incident, an organisation, a child) costs one set lookup, where the check tests it against
+    two types and looks for an `__await__` it does not have, on every field of every record.
+
+    A type is kept only where an instance cannot say otherwise: one without `__getattr__` or
+    its own `__getattribute__` (which could make an `__await__` up), and not a generator (an
+    old-style coroutine is one of those, its flags tell)."""
+    kind = type(value)
+    if kind in _NEVER_AWAITABLE:
+        return False
+    if optimized_is_awaitable(value):
+        return True
+    if (
+        kind is not GeneratorType
+        and getattr(kind, "__getattribute__", None) is _GENERIC_GETATTRIBUTE
+        and not hasattr(kind, "__getattr__")
+    ):
+        _NEVER_AWAITABLE.add(kind)
+    return False
 
 
 def _forbidden(type_name: str, field: str) -> Refusal:
@@ -158,6 +187,7 @@ class HubExecutor(FanoutExecutor):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.is_awaitable = is_awaitable  # type: ignore[assignment]  # graphql-core's TypeGuard
         # Per request, by the identity of a selection graphql-core collected (kept alive with
         # it, so that the identity is not reused): the refusals, and the audit's field names.
         self._refusals: dict[int, tuple[GroupedFieldSet, Mapping[str, Refusal]]] = {}
@@ -385,7 +415,7 @@ class HubExecutor(FanoutExecutor):
         is_awaitable = self.is_awaitable
         type_name = parent_type.name
         try:
-            for key, field_details_list, field_def, leaf in plan:
+            for key, field_details_list, field_def, leaf, plain in plan:
                 if leaf is not None and field_def is not None:
                     value = _read_at_once(leaf, source)
                     results[key] = (
@@ -402,13 +432,13 @@ class HubExecutor(FanoutExecutor):
                     )
                     continue
                 field_path = Path(path, key, type_name)
-                if field_def is None or field_def.args or field_details_list[0].node.arguments:
-                    execute = super().execute_field
-                    value = execute(parent_type, source, field_details_list, field_path, None)
-                else:
+                if plain and field_def is not None:
                     value = self._execute_plain_field(
                         parent_type, source, field_details_list, field_def, field_path
                     )
+                else:
+                    execute = super().execute_field
+                    value = execute(parent_type, source, field_details_list, field_path, None)
                 if value is Undefined:  # pragma: no cover - a validated document's field
                     continue
                 if is_awaitable(value):
@@ -430,13 +460,13 @@ class HubExecutor(FanoutExecutor):
         field_def: GraphQLField,
         path: Path,
     ) -> Any:
-        """graphql-core's `execute_field` for a field without arguments or middleware, its
-        resolve info built only if the resolver or the completion reads more than the context
-        and where the field is (a page's items ask their loaders through the context only)."""
+        """graphql-core's `execute_field` for a field without arguments, directives or
+        middleware, its resolve info built only if the resolver or the completion reads more
+        than the context and where the field is (a page's items ask their loaders through the
+        context only)."""
         return_type = field_def.type
-        info = cast(
-            "GraphQLResolveInfo[Any]",
-            LazyResolveInfo(self, field_def, field_details_list, parent_type, path),
+        info: GraphQLResolveInfo[Any] = LazyResolveInfo(  # type: ignore[assignment]  # lazily
+            self, field_def, field_details_list, parent_type, path
         )
         try:
             result = (field_def.resolve or self.field_resolver)(source, info)
@@ -463,9 +493,10 @@ class HubExecutor(FanoutExecutor):
         """graphql-core's `complete_value`, straight to the selection for what a page is made
         of: a record, or a list of records, of one object type. graphql-core goes through five
         calls per record for it (and checks the type's kind at each); anything else (null, an
-        error, an abstract type, a `@stream`ed list, a type that disowns the value) goes its
-        whole way, which raises and locates its errors as before."""
-        if result is None or isinstance(result, Exception) or _directed(field_details_list):
+        error, an abstract type, a type that disowns the value) goes its whole way, which
+        raises and locates its errors as before. A field with a directive (a `@stream`ed list)
+        never comes here (`_plan`)."""
+        if result is None or isinstance(result, Exception):
             return self.complete_value(return_type, field_details_list, info, path, result, None)
         inner = return_type.of_type if isinstance(return_type, GraphQLNonNull) else return_type
         if isinstance(inner, GraphQLObjectType) and _owns(inner, result, info):
@@ -554,11 +585,16 @@ class HubExecutor(FanoutExecutor):
                 field_def = parent_type.fields.get(field_details_list[0].node.name.value)
                 if field_def is None:
                     # `__typename`, or a field the schema lacks: graphql-core's own way.
-                    plan.append((key, field_details_list, field_def, None))
+                    plan.append((key, field_details_list, field_def, None, False))
                     continue
                 resolve = field_def.resolve
                 leaf = resolve if type(resolve) is PlainLeaf else None
-                plan.append((key, field_details_list, field_def, leaf))
+                plain = not (
+                    field_def.args
+                    or field_details_list[0].node.arguments
+                    or _directed(field_details_list)
+                )
+                plan.append((key, field_details_list, field_def, leaf, plain))
         self._plans[id(grouped_field_set)] = (grouped_field_set, plan)
         return plan
 
