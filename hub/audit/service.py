@@ -15,7 +15,7 @@ import json
 import os
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -48,9 +48,11 @@ class Actor:
     purpose: str | None
 
 
-@dataclasses.dataclass(frozen=True)
-class ServedRecord:
-    """One record as the caller received it: `fields` are those actually returned."""
+class ServedRecord(NamedTuple):
+    """One record as the caller received it: `fields` are those actually returned.
+
+    A named tuple, not a frozen dataclass: a page makes one per record it served, and a frozen
+    dataclass sets each field through `object.__setattr__` (twice the time to build)."""
 
     record_type: str
     record_id: str
@@ -107,9 +109,7 @@ def note_alteration(session: AsyncSession, altered: ServedRecord) -> None:
     key = (altered.record_type, altered.record_id)
     earlier = noted.get(key)
     if earlier is not None:
-        altered = dataclasses.replace(
-            altered, fields=tuple(sorted({*earlier.fields, *altered.fields}))
-        )
+        altered = altered._replace(fields=tuple(sorted({*earlier.fields, *altered.fields})))
     noted[key] = altered
 
 

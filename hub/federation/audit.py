@@ -257,9 +257,7 @@ def _fetched(held: Sequence[HeldFetch]) -> dict[tuple[str, str], ServedRecord]:
                 released[key] = (
                     record
                     if earlier is None
-                    else dataclasses.replace(
-                        earlier, fields=tuple(sorted({*earlier.fields, *record.fields}))
-                    )
+                    else earlier._replace(fields=tuple(sorted({*earlier.fields, *record.fields})))
                 )
     return released
 
@@ -324,9 +322,7 @@ def _with_fetched(
         key = (record.type_name, record.record_id)
         hubs = fetched.get(key)
         if hubs is not None:
-            merged[key] = dataclasses.replace(
-                hubs, fields=tuple(sorted({*hubs.fields, *record.fields}))
-            )
+            merged[key] = hubs._replace(fields=tuple(sorted({*hubs.fields, *record.fields})))
     for key, hubs in fetched.items():
         merged.setdefault(key, hubs)
     return list(merged.values())

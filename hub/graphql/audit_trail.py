@@ -205,9 +205,12 @@ class LoadedChildren:
     investigations: Callable[[str], Any] = dataclasses.field(default=lambda _: None)
 
     def of(self, type_name: str, record_id: str) -> tuple[str, ...] | None:
-        lookups = {"Incident": self.incidents, "Investigation": self.investigations}
-        lookup = lookups.get(type_name)
-        future = lookup(record_id) if lookup is not None else None
+        if type_name == "Incident":
+            future = self.incidents(record_id)
+        elif type_name == "Investigation":
+            future = self.investigations(record_id)
+        else:
+            return None
         if future is None or not future.done() or future.exception() is not None:
             return None
         return tuple(sorted(_child_id(row) for row in future.result()))
@@ -372,9 +375,7 @@ def _with_alterations(
         merged[key] = (
             record
             if earlier is None
-            else dataclasses.replace(
-                earlier, fields=tuple(sorted({*earlier.fields, *record.fields}))
-            )
+            else earlier._replace(fields=tuple(sorted({*earlier.fields, *record.fields})))
         )
     return list(merged.values())
 
