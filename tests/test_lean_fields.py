@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import sqlalchemy as sa
 import strawberry
 from graphql import GraphQLObjectType
+from strawberry.execution.is_awaitable import optimized_is_awaitable
 
 from hub.db import records
-from hub.graphql.executor import HubExecutor
+from hub.graphql.executor import HubExecutor, is_awaitable
 from hub.graphql.resolvers import PlainLeaf, lean_resolvers
 
 
@@ -283,3 +285,31 @@ def test_object_fields_with_directives_or_arguments_complete_as_graphql_core_doe
         "argued": [{"name": "0"}],
         "defaulted": [{"name": "0"}, {"name": "1"}],
     }
+
+
+class _Proxy:
+    """Claims any attribute, `__await__` included, as some proxies do."""
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda: iter(())
+
+
+async def _coroutine() -> None:
+    return None
+
+
+def test_is_awaitable_answers_as_strawberry_does_and_keeps_only_what_cannot_change() -> None:
+    loop = asyncio.new_event_loop()
+    coroutine = _coroutine()
+    try:
+        values: list[Any] = [
+            None, 1, "x", {}, [], Leaf(name="a"), Branch(), _Proxy(), coroutine,
+            loop.create_future(), (number for number in range(1)),
+        ]  # fmt: skip
+        for _ in range(2):  # the second time from what the first one kept
+            assert [is_awaitable(v) for v in values] == [optimized_is_awaitable(v) for v in values]
+        assert is_awaitable(_Proxy()) is True
+        assert is_awaitable(Leaf(name="b")) is False
+    finally:
+        coroutine.close()
+        loop.close()

@@ -49,8 +49,9 @@ Execute = Callable[..., Any]
 # and whether it is plain: no arguments and no directives (`_execute_plain_field` takes it).
 PlanStep = tuple[str, "FieldDetailsList", GraphQLField | None, PlainLeaf | None, bool]
 
-# The types whose values are never awaitable, learnt as they are met (`is_awaitable`).
-_NEVER_AWAITABLE: set[type] = set()
+# The types whose values are never awaitable: the plain ones (a completed object is a dict),
+# and the rest learnt as they are met (`is_awaitable`).
+_NEVER_AWAITABLE: set[type] = {type(None), bool, int, float, str, bytes, list, tuple, dict, set}
 _GENERIC_GETATTRIBUTE = object.__getattribute__
 
 
