@@ -246,3 +246,34 @@ async def test_unexpected_errors_are_masked(
     assert body["errors"], body
     assert "depth" in body["errors"][0]["message"]
     assert _codes(body) == ["GRAPHQL_VALIDATION_FAILED"]
+
+
+async def test_a_documents_size_limits_refuse_it_and_the_next_valid_one_is_served(
+    http: httpx.AsyncClient, live_server: LiveServer
+) -> None:
+    """Too many aliases (over 15) or tokens (over 2,000) are refused before anything runs, as
+    too deep is above; each refusal is fresh however often it is sent, and a valid document
+    after them is served (`DocumentLimits`, rules built once for the schema)."""
+    headers = _headers(live_server, Role.COUNCIL_SOCIAL_WORKER, COUNCIL)
+    aliased = "{ " + " ".join(f"a{n}: viewer {{ role }}" for n in range(16)) + " }"
+    long = "{ viewer { " + " ".join(["role"] * 4_000) + " } }"
+    for _ in range(2):
+        body = (
+            await http.post(live_server.graphql_url, headers=headers, json={"query": aliased})
+        ).json()
+        assert _codes(body) == ["GRAPHQL_VALIDATION_FAILED"], body
+        assert "aliases" in body["errors"][0]["message"]
+        assert body.get("data") is None
+        body = (
+            await http.post(live_server.graphql_url, headers=headers, json={"query": long})
+        ).json()
+        # Reported as a parse failure where the 2,000th token stands, long before the end.
+        assert _codes(body) == ["GRAPHQL_PARSE_FAILED"], body
+        assert body["errors"][0]["locations"][0]["column"] < len(long) // 2
+        assert body.get("data") is None
+    fifteen = "{ " + " ".join(f"a{n}: viewer {{ role }}" for n in range(15)) + " }"
+    body = (
+        await http.post(live_server.graphql_url, headers=headers, json={"query": fifteen})
+    ).json()
+    assert "errors" not in body, body
+    assert len(body["data"]) == 15

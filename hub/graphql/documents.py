@@ -14,8 +14,10 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
 
-from graphql import DocumentNode
+from graphql import ASTValidationRule, DocumentNode
 from strawberry.extensions import SchemaExtension
+from strawberry.extensions.max_aliases import create_validator as aliases_rule
+from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
 
 Key = tuple[str, tuple[tuple[str, Any], ...]]
 
@@ -74,3 +76,27 @@ class CachedDocuments(SchemaExtension):
         valid = execution.pre_execution_errors == [] and document is not None
         if key is not None and document is not None and not known and valid:
             self.documents.keep(key, document)
+
+
+class DocumentLimits(SchemaExtension):
+    """A document's size limits: its tokens when parsed, its depth and aliases when validated.
+
+    strawberry's `MaxTokensLimiter`, `QueryDepthLimiter` and `MaxAliasesLimiter`, with their
+    rules built once for the schema: as three extensions each request made three objects and
+    twelve hooks, and the two validators each built their rule's class again, for documents
+    that are validated once (`CachedDocuments`).
+    """
+
+    def __init__(self, rules: tuple[type[ASTValidationRule], ...], max_tokens: int) -> None:
+        self.rules = rules
+        self.max_tokens = max_tokens
+
+    @staticmethod
+    def rules_for(*, max_depth: int, max_aliases: int) -> tuple[type[ASTValidationRule], ...]:
+        return (depth_rule(max_depth, None, None), aliases_rule(max_aliases))
+
+    def on_operation(self) -> Iterator[None]:
+        execution = self.execution_context
+        execution.parse_options["max_tokens"] = self.max_tokens
+        execution.validation_rules = (*execution.validation_rules, *self.rules)
+        yield

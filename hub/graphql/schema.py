@@ -8,13 +8,7 @@ from typing import Protocol, TypeVar
 
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
-from strawberry.extensions import (
-    DisableIntrospection,
-    MaxAliasesLimiter,
-    MaxTokensLimiter,
-    QueryDepthLimiter,
-    SchemaExtension,
-)
+from strawberry.extensions import DisableIntrospection, SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 
 import hub.record_kinds  # noqa: F401 - the timelines and reports measure every kind
@@ -30,7 +24,7 @@ from hub.escalation import service as escalation_service
 from hub.escalation.types import Escalation, EscalationFilterInput, EscalationQuery
 from hub.graphql.connection import Connection
 from hub.graphql.context import Info
-from hub.graphql.documents import CachedDocuments, ValidDocuments
+from hub.graphql.documents import CachedDocuments, DocumentLimits, ValidDocuments
 from hub.graphql.executor import HubExecutor
 from hub.graphql.extensions import (
     ErrorCodes,
@@ -532,14 +526,13 @@ def build_schema(
         msg = "an audited schema needs the agreement enforced: the audit is of what it released"
         raise ValueError(msg)
     documents = ValidDocuments()  # this schema's: its validation rules are fixed below
+    limits = DocumentLimits.rules_for(max_depth=settings.max_query_depth, max_aliases=15)
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
         ErrorCodesWithoutSuggestions if settings.is_production else ErrorCodes,
         lambda: CachedDocuments(documents),
         OperationTracing,
         *gate,
-        lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
-        lambda: MaxAliasesLimiter(max_alias_count=15),
-        lambda: MaxTokensLimiter(max_token_count=2000),
+        lambda: DocumentLimits(limits, max_tokens=2000),
         InputText,
         SubscriptionsOverWebSocket,  # before the transaction: a refused one opens none
         RequestTransaction if audit else UnauditedTransaction,
