@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 
 import httpx
+from strawberry.dataloader import DataLoader
 
 from hub.access.models import Role
+from hub.graphql.loaders import KeyCache
 from tests.conftest import LiveServer, is_postgres, unique
 from tests.factories import (
     COUNCIL,
@@ -192,3 +194,24 @@ async def test_a_page_loads_nothing_its_selection_does_not_name(
     links = [s for s in statements if s.startswith("SELECT incident_child.")]
     # Only the audit's own lookup of the records' children, which every served incident needs.
     assert links == _audit_lookups(statements), statements
+
+
+async def test_a_loaders_key_cache_serves_as_strawberrys_default_one() -> None:
+    """`KeyCache`: the same futures by key, primed, loaded once, cleared one by one or all."""
+    batches: list[list[str]] = []
+
+    async def load(keys: list[str]) -> list[str]:
+        batches.append(keys)
+        return [key.upper() for key in keys]
+
+    ours: DataLoader[str, str] = DataLoader(load_fn=load, cache_map=KeyCache())
+    ours.prime("p", "primed")
+    assert await ours.load_many(["a", "b", "a", "p"]) == ["A", "B", "A", "primed"]
+    assert await ours.load("b") == "B"
+    assert batches == [["a", "b"]]
+    ours.clear("a")
+    assert await ours.load("a") == "A"
+    assert batches == [["a", "b"], ["a"]]
+    ours.clear_all()
+    assert await ours.load_many(["a", "p"]) == ["A", "P"]
+    assert batches[-1] == ["a", "p"]
