@@ -72,6 +72,13 @@ class UTCDateTime(sa.types.TypeDecorator[dt.datetime]):
         value = value.astimezone(dt.UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
+    def result_processor(self, dialect: Dialect, coltype: object) -> Any:
+        """None for asyncpg, which gives a timestamptz as an aware datetime in UTC whatever the
+        server's time zone: a page read two calls a value to get it back unchanged."""
+        if dialect.driver == "asyncpg":
+            return None
+        return super().result_processor(dialect, coltype)
+
     def process_result_value(
         self,
         value: dt.datetime | None,
