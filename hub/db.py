@@ -121,10 +121,12 @@ def utcnow() -> dt.datetime:
 
 @functools.lru_cache(maxsize=256)
 def record_class(fields: tuple[str, ...]) -> Callable[[Any], Any]:
+    """A named tuple of these fields, made from an iterable of their values: the tuple made
+    in C (`tuple.__new__`), not through `_make`, a Python call a row that checks a length a
+    statement's rows always have."""
     # Its columns are known only at run time: typing.NamedTuple needs them written out.
     named: Any = collections.namedtuple  # noqa: PYI024
-    make: Callable[[Any], Any] = named("Record", fields)._make
-    return make
+    return functools.partial(tuple.__new__, named("Record", fields))
 
 
 @dataclasses.dataclass(frozen=True)
