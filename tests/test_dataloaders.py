@@ -8,7 +8,7 @@ import httpx
 from strawberry.dataloader import DataLoader
 
 from hub.access.models import Role
-from hub.graphql.loaders import KeyCache
+from hub.graphql.loaders import KeyCache, prime
 from tests.conftest import LiveServer, is_postgres, unique
 from tests.factories import (
     COUNCIL,
@@ -215,3 +215,22 @@ async def test_a_loaders_key_cache_serves_as_strawberrys_default_one() -> None:
     ours.clear_all()
     assert await ours.load_many(["a", "p"]) == ["A", "P"]
     assert batches[-1] == ["a", "p"]
+
+
+async def test_prime_keeps_what_was_loaded_and_settles_a_waiting_load() -> None:
+    """`prime`: as strawberry's `prime_many`, a key loaded before keeps its value, the rest are
+    finished at once, and a load still waiting for its batch takes the primed value."""
+    batches: list[list[str]] = []
+
+    async def load(keys: list[str]) -> list[str]:
+        batches.append(keys)
+        return [key.upper() for key in keys]
+
+    loader: DataLoader[str, str] = DataLoader(load_fn=load, cache_map=KeyCache())
+    assert await loader.load("a") == "A"
+    prime(loader, {"a": "primed a", "b": "primed b"})
+    assert await loader.load_many(["a", "b"]) == ["A", "primed b"]
+    waiting = loader.load("c")  # its batch not sent yet
+    prime(loader, {"c": "primed c"})
+    assert await waiting == "primed c"
+    assert batches == [["a"]]

@@ -12,7 +12,7 @@ from hub.children.types import Child, ChildInput, child_of
 from hub.graphql.context import Info
 from hub.graphql.entity import PoliceRecord
 from hub.graphql.input_plans import planned
-from hub.graphql.loaders import at_once, fill
+from hub.graphql.loaders import at_once, fill, prime
 from hub.graphql.selection import selects
 from hub.incidents import models
 from hub.incidents.models import DashRisk, IncidentType
@@ -123,7 +123,7 @@ class Incident(PoliceRecord):
         # The page's organisations came with its incidents (`service.organisations_of`); any
         # other is loaded, with what other fields of the request ask for in the same batch.
         came = organisations_of(rows) if codes else {}
-        loaders.organisation.prime_many({code: came[code] for code in codes if code in came})
+        prime(loaders.organisation, {code: came[code] for code in codes if code in came})
         organisations = loaders.organisation.load_many(sorted(codes)) if codes else None
         if wanted("children"):
             ids = [r.id for r in rows]
