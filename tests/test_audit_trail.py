@@ -18,13 +18,14 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-from graphql import GraphQLObjectType, get_named_type
+from graphql import GraphQLError, GraphQLObjectType, get_named_type
 
 from hub.access.models import Role
 from hub.audit import chain
 from hub.audit.models import AuditChainHead, AuditEvent
 from hub.audit.service import Access, accesses_of
 from hub.db import Database
+from hub.graphql.audit_trail import ServedRecords
 from hub.graphql.schema import build_schema
 from hub.settings import Settings
 from tests.conftest import LiveServer, unique
@@ -511,3 +512,27 @@ async def test_a_dpo_reads_accesses_to_its_own_organisations_records(
         e["node"]["recordOwner"]["id"] for e in theirs["data"]["recordAccessHistory"]["edges"]
     }
     assert owners == {FORCE}
+
+
+def test_a_response_without_errors_releases_every_noted_record_whole() -> None:
+    """With no error nothing was nulled: every noted record is released with its selection's
+    fields, as the walk through the data finds them; an error that nulled one releases the
+    rest only."""
+    served = ServedRecords()
+    incident = {"summary": "s", "ref": "r", "force": {"name": "f"}}
+    child = {"givenName": "g"}
+    data = {"incidents": {"edges": [{"node": {**incident, "children": [{"child": child}]}}]}}
+    selection = {"summary": "summary", "ref": "policeReference", "force": "force"}
+    served.note(("incidents", "edges", 0, "node"), "Incident", SimpleNamespace(id="i"), selection)
+    place = ("incidents", "edges", 0, "node", "children", 0, "child")
+    served.note(place, "Child", SimpleNamespace(id="c"), {"givenName": "givenName"})
+    fast = served.released(data, [])
+    walked = served.released(data, [GraphQLError("elsewhere, nulling nothing")])
+    assert fast == walked
+    assert [(kind, fields) for kind, _, fields in fast] == [
+        ("Incident", ("force", "policeReference", "summary")),
+        ("Child", ("givenName",)),
+    ]
+    nulled = {"incidents": {"edges": [{"node": {**incident, "children": None}}]}}
+    kept = served.released(nulled, [GraphQLError("nulled the children")])
+    assert [kind for kind, _, _ in kept] == ["Incident"]

@@ -119,6 +119,10 @@ class ServedRecords:
         self, data: Mapping[str, Any] | None, errors: Sequence[GraphQLError]
     ) -> list[tuple[str, Any, tuple[str, ...]]]:
         """(type, row, fields received) for each noted record present in the final data."""
+        if not errors and isinstance(data, dict):
+            # No error, so nothing was nulled or redacted: every noted record is in the data,
+            # whole (a page's records, found without a walk from the root to each).
+            return self._all_whole()
         redacted = {
             tuple(e.path)
             for e in errors
@@ -149,6 +153,18 @@ class ServedRecords:
             released.append((noted.type_name, noted.row, fields))
         return released
 
+    def _all_whole(self) -> list[tuple[str, Any, tuple[str, ...]]]:
+        # A selection's fields, sorted once for all its records (a page's share a few).
+        whole: dict[int, tuple[str, ...]] = {}
+        released = []
+        for noted in self._noted.values():
+            selected = noted.fields
+            fields = whole.get(id(selected))
+            if fields is None:
+                fields = whole[id(selected)] = tuple(sorted(set(selected.values())))
+            released.append((noted.type_name, noted.row, fields))
+        return released
+
     async def served_records(
         self,
         session: AsyncSession,
@@ -163,12 +179,13 @@ class ServedRecords:
         )
         merged: dict[tuple[str, str], ServedRecord] = {}
         for type_name, row, fields in released:
-            key = (type_name, str(row.id))
+            record_id = str(row.id)
+            key = (type_name, record_id)
             earlier = merged.get(key)
             every = fields if earlier is None else tuple(sorted({*earlier.fields, *fields}))
             merged[key] = ServedRecord(
                 record_type=type_name,
-                record_id=str(row.id),
+                record_id=record_id,
                 fields=every,
                 child_ids=children.get(key, ()),
                 owner=owner_of(type_name, row),
