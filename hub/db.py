@@ -129,17 +129,41 @@ def record_class(fields: tuple[str, ...]) -> Callable[[Any], Any]:
     return functools.partial(tuple.__new__, named("Record", fields))
 
 
+def _utc_from_json(text: str) -> dt.datetime:
+    # PostgreSQL writes a timestamptz in JSON as ISO 8601 in the session's time zone.
+    return dt.datetime.fromisoformat(text).astimezone(dt.UTC)
+
+
+def _from_postgres_json(type_: sa.types.TypeEngine[Any]) -> Callable[[Any], Any] | None:
+    """What turns a column's value, as PostgreSQL writes it in JSON, into what asyncpg would
+    have given: a date or an aware UTC datetime from its text, the rest (text, booleans,
+    integers, null) as JSON has them. Any other type is refused where the statement is
+    built, not decoded wrongly later."""
+    impl = type_.impl_instance if isinstance(type_, sa.types.TypeDecorator) else type_
+    if isinstance(impl, sa.DateTime):
+        return _utc_from_json
+    if isinstance(impl, sa.Date):
+        return dt.date.fromisoformat
+    if isinstance(impl, (sa.String, sa.Boolean, sa.Integer)):
+        return None
+    msg = f"a nested row cannot carry a {type_!r} column on PostgreSQL"
+    raise TypeError(msg)
+
+
 @dataclasses.dataclass(frozen=True)
 class Nested:
     """The rows of a correlated SELECT, carried in one column of each row of an outer
     statement: a page and what each of its records has (an incident's children) in one round
     trip, not two.
 
-    On PostgreSQL the column is an array of anonymous records, which asyncpg decodes with
-    their types; on SQLite a JSON array of arrays, each value as SQLite holds it (text,
-    integer, real or null: what its driver would give), in no set order, so sorted here by
-    the column `order` names. Each value then goes through its column type's result
-    processor, as `rows` does, and each row becomes a tuple of `statement`'s columns."""
+    The column is a JSON array of arrays, one a row, in no set order (sorted here by the
+    column `order` names); each value as the database writes it in JSON. SQLite's are what
+    its driver would give (text, integer, real or null), each then through its column type's
+    result processor, as `rows` does; PostgreSQL's are turned back into what asyncpg gives
+    (`_from_postgres_json`). Each row becomes a tuple of `statement`'s columns.
+
+    (PostgreSQL's column was an array of anonymous records: asyncpg looks each field's codec
+    up by the type the record names, two thousand instructions a value, a tenth of a page.)"""
 
     statement: sa.Select[Any]
     order: str  # the column the rows are in order of (`statement`'s ORDER BY)
@@ -150,19 +174,19 @@ class Nested:
     def column(self, dialect: str | None) -> sa.ColumnElement[Any]:
         columns = list(self.statement.selected_columns)
         if dialect == "postgresql":
-            each = self.statement.with_only_columns(sa.func.row(*columns))
-            return sa.func.array(each.scalar_subquery(), type_=sa.types.NullType())
-        grouped = self.statement.with_only_columns(
-            sa.func.json_group_array(sa.func.json_array(*columns))
-        ).order_by(None)
-        return grouped.scalar_subquery()
-
-    def rows(self, value: Any, dialect: Dialect) -> list[tuple[Any, ...]]:
-        if isinstance(value, str):  # SQLite's JSON
-            found = json.loads(value)
-            found.sort(key=operator.itemgetter(self._order_index))
+            for column in columns:
+                _from_postgres_json(column.type)  # refused now, not when read
+            grouped = sa.func.json_agg(sa.func.json_build_array(*columns))
         else:
-            found = value
+            grouped = sa.func.json_group_array(sa.func.json_array(*columns))
+        return self.statement.with_only_columns(grouped).order_by(None).scalar_subquery()
+
+    def rows(self, value: str | list[Any] | None, dialect: Dialect) -> list[tuple[Any, ...]]:
+        if value is None:  # PostgreSQL's json_agg of no rows
+            return []
+        # SQLite's text; PostgreSQL's json, parsed by the codec SQLAlchemy gives asyncpg.
+        found = json.loads(value) if isinstance(value, str) else value
+        found.sort(key=operator.itemgetter(self._order_index))
         process = self._processing(dialect)
         return [tuple(process(row)) for row in found]
 
@@ -173,10 +197,13 @@ class Nested:
     def _processing(self, dialect: Dialect) -> Callable[[Any], list[Any]]:
         known = self._by_dialect.get(dialect.name)
         if known is None:
+            columns = self.statement.selected_columns
             known = self._by_dialect[dialect.name] = processing(
                 tuple(
-                    column.type.dialect_impl(dialect).result_processor(dialect, None)
-                    for column in self.statement.selected_columns
+                    _from_postgres_json(column.type)
+                    if dialect.name == "postgresql"
+                    else column.type.dialect_impl(dialect).result_processor(dialect, None)
+                    for column in columns
                 )
             )
         return known

@@ -8,12 +8,13 @@ import datetime as dt
 import uuid
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.access.scope import RowScope
 from hub.children.models import Child
-from hub.db import records
+from hub.db import Nested, records
 from hub.incidents import service as incidents
 from hub.incidents.models import DashRisk, Incident, IncidentChild, IncidentType
 from hub.incidents.service import IncidentFilter
@@ -125,3 +126,24 @@ async def test_a_page_read_without_them_carries_none(session: AsyncSession) -> N
     page = await incidents.list_(session, scope=scope, where=where, first=10, after=None)
     assert page.items
     assert incidents.involved_of(page.items, scope, session.get_bind().dialect) is None
+
+
+async def test_the_carried_times_are_utc_whatever_the_sessions_time_zone(
+    session: AsyncSession,
+) -> None:
+    """PostgreSQL writes a time in JSON in the session's zone: read back, it is the same
+    instant in UTC, as asyncpg gives it (Chatham's offset is 12:45 or 13:45)."""
+    ids, _ = await _seeded(session)
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(sa.text("SET LOCAL TIME ZONE 'Pacific/Chatham'"))
+    carried = await _compared(session, RowScope(councils=frozenset({COUNCIL})), ids)
+    created = carried[ids[0]][0][-2]
+    assert created.tzinfo is dt.UTC
+
+
+def test_a_column_json_cannot_carry_faithfully_is_refused_when_the_statement_is_built() -> None:
+    odd = sa.table("odd", sa.column("id", sa.String()), sa.column("amount", sa.Numeric()))
+    nested = Nested(sa.select(odd.c.id, odd.c.amount), "id")
+    with pytest.raises(TypeError, match="cannot carry"):
+        nested.column("postgresql")
+    nested.column("sqlite")  # SQLite's processors take what its JSON holds
