@@ -17,6 +17,7 @@ each is decided where graphql-core already works per selection, not per field:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Mapping
 from types import GeneratorType
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
@@ -105,6 +106,11 @@ def _owns(object_type: GraphQLObjectType, value: Any, info: GraphQLResolveInfo[A
 
 
 _CAREFULLY = object()
+# A field's or an item's place: graphql-core's `Path` (a named tuple) made in C from its three
+# values, not through the named tuple's `__new__`, a Python call for every record and field.
+_path: Callable[[tuple[Path | None, str | int, str | None]], Path] = functools.partial(
+    tuple.__new__, Path
+)
 
 
 def _read_at_once(leaf: PlainLeaf, source: Any) -> Any:
@@ -432,7 +438,7 @@ class HubExecutor(FanoutExecutor):
                         )
                     )
                     continue
-                field_path = Path(path, key, type_name)
+                field_path = _path((path, key, type_name))
                 if plain and field_def is not None:
                     value = self._execute_plain_field(
                         parent_type, source, field_details_list, field_def, field_path
@@ -528,7 +534,7 @@ class HubExecutor(FanoutExecutor):
         collect = self.collect_and_execute_subfields
         try:
             for index, item in enumerate(items):
-                item_path = Path(path, index, None)
+                item_path = _path((path, index, None))
                 try:
                     value = collect(object_type, field_details_list, item_path, item, None)
                 except Exception as raw_error:  # noqa: BLE001 - located, as graphql-core does
