@@ -120,6 +120,8 @@ def _read_at_once(leaf: PlainLeaf, source: Any) -> Any:
     error as graphql-core does. A plain read has no side effects, so reading twice is safe."""
     try:
         value = leaf.function(source)
+        if type(value) is leaf.as_is:
+            return value  # what the coercion would hand back
         if value is None:
             return _CAREFULLY if leaf.non_null else None
         if isinstance(value, Exception):
@@ -419,7 +421,7 @@ class HubExecutor(FanoutExecutor):
             return self.execute_fields(parent_type, source, path, grouped_field_set, None)
         results: dict[str, Any] = {}
         pending: list[str] = []
-        is_awaitable = self.is_awaitable
+        is_awaitable, never = self.is_awaitable, _NEVER_AWAITABLE  # the set: no call for a dict
         type_name = parent_type.name
         try:
             for key, field_details_list, field_def, leaf, plain in plan:
@@ -448,7 +450,7 @@ class HubExecutor(FanoutExecutor):
                     value = execute(parent_type, source, field_details_list, field_path, None)
                 if value is Undefined:  # pragma: no cover - a validated document's field
                     continue
-                if is_awaitable(value):
+                if type(value) not in never and is_awaitable(value):
                     pending.append(key)
                 results[key] = value
         except Exception:
@@ -477,7 +479,7 @@ class HubExecutor(FanoutExecutor):
         )
         try:
             result = (field_def.resolve or self.field_resolver)(source, info)
-            if self.is_awaitable(result):
+            if type(result) not in _NEVER_AWAITABLE and self.is_awaitable(result):
                 return self.complete_awaitable_value(
                     return_type, field_details_list, info, path, result, None
                 )
@@ -485,7 +487,7 @@ class HubExecutor(FanoutExecutor):
         except Exception as raw_error:  # noqa: BLE001 - located and collected, as graphql-core does
             self.handle_field_error(raw_error, return_type, field_details_list, path)
             return None
-        if self.is_awaitable(completed):
+        if type(completed) not in _NEVER_AWAITABLE and self.is_awaitable(completed):
             return self._completed_later(completed, return_type, field_details_list, path)
         return completed
 
@@ -530,7 +532,7 @@ class HubExecutor(FanoutExecutor):
         located at the item (nulling it, or the list for a non-null item), as it does."""
         completed: list[Any] = []
         pending: list[int] = []
-        is_awaitable = self.is_awaitable
+        is_awaitable, never = self.is_awaitable, _NEVER_AWAITABLE  # the set: no call for a dict
         collect = self.collect_and_execute_subfields
         try:
             for index, item in enumerate(items):
@@ -540,7 +542,7 @@ class HubExecutor(FanoutExecutor):
                 except Exception as raw_error:  # noqa: BLE001 - located, as graphql-core does
                     self.handle_field_error(raw_error, item_type, field_details_list, item_path)
                     value = None
-                if is_awaitable(value):
+                if type(value) not in never and is_awaitable(value):
                     value = self._completed_later(value, item_type, field_details_list, item_path)
                     pending.append(index)
                 completed.append(value)

@@ -16,12 +16,15 @@ from collections.abc import Callable
 from typing import Any
 
 from graphql import (
+    GraphQLBoolean,
     GraphQLField,
+    GraphQLID,
     GraphQLLeafType,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLResolveInfo,
     GraphQLSchema,
+    GraphQLString,
     is_leaf_type,
 )
 from strawberry.schema.schema_converter import GraphQLCoreConverter
@@ -105,12 +108,15 @@ def _attribute(field: GraphQLField, definition: StrawberryField) -> Resolver | N
     return PlainLeaf(read, leaf, non_null=non_null)
 
 
+_AS_IS: dict[GraphQLLeafType, type] = {GraphQLString: str, GraphQLID: str, GraphQLBoolean: bool}
+
+
 class PlainLeaf:
     """A scalar or enum read off the object alone: the executor may complete it without
     building the field's resolve info (`HubExecutor.execute_field`). A non-null one that
     reads None goes graphql-core's whole way, which raises its error."""
 
-    __slots__ = ("coerce", "function", "leaf", "non_null")
+    __slots__ = ("as_is", "coerce", "function", "leaf", "non_null")
 
     def __init__(
         self, function: Resolver, leaf: GraphQLLeafType, *, non_null: bool = False
@@ -121,6 +127,9 @@ class PlainLeaf:
         # The type's own coercion of a value for the response (graphql-core's
         # `complete_leaf_value` calls it, and checks what it returns).
         self.coerce: Callable[[Any], Any] = leaf.coerce_output_value
+        # The type of value the coercion hands back untouched, and so need not be called for:
+        # text for a String or an ID, a boolean for a Boolean (graphql-core's own scalars).
+        self.as_is: type | None = _AS_IS.get(leaf)
 
     def __call__(self, source: Any, _info: GraphQLResolveInfo[Any]) -> Any:
         return self.function(source)
