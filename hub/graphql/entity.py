@@ -30,7 +30,7 @@ class Entity:
 
     @classmethod
     def of(cls, row: Any) -> Self:
-        return cls(row=row, id=strawberry.ID(row.id))
+        return cls(row=row, id=row.id)  # `strawberry.ID` is `str` at run time: no call a record
 
     @classmethod
     async def resolve_reference(cls, info: Info, id: strawberry.ID) -> Self | None:  # noqa: A002
