@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import enum
 from typing import Any
 
 import sqlalchemy as sa
@@ -313,3 +314,45 @@ def test_is_awaitable_answers_as_strawberry_does_and_keeps_only_what_cannot_chan
     finally:
         coroutine.close()
         loop.close()
+
+
+@strawberry.enum
+class Kind(enum.StrEnum):  # a str subclass: not text handed back as it is
+    FIRST = "first"
+
+
+@strawberry.type
+class Plain:
+    name: str
+    ident: strawberry.ID
+    flag: bool
+    kind: Kind
+    count: int
+
+
+@strawberry.type
+class Plains:
+    @strawberry.field
+    def plains(self) -> list[Plain]:
+        return [Plain(name="n", ident=strawberry.ID("i"), flag=False, kind=Kind.FIRST, count=3)]
+
+
+def test_text_and_booleans_handed_back_as_they_are_and_the_rest_coerced() -> None:
+    document = "{ plains { name ident flag kind count } }"
+    hub = strawberry.Schema(
+        query=Plains,
+        execution_context_class=HubExecutor.for_schema(
+            gates=False, notes_served=False, contract=False
+        ),
+    )
+    lean_resolvers(hub._schema)
+    fields = hub._schema.type_map["Plain"].fields  # type: ignore[union-attr]
+    assert {n: f.resolve.as_is for n, f in fields.items()} == {
+        "name": str, "ident": str, "flag": bool, "kind": None, "count": None,
+    }  # fmt: skip
+    ours = hub.execute_sync(document)
+    assert ours.errors is None
+    assert ours.data == strawberry.Schema(query=Plains).execute_sync(document).data
+    assert ours.data == {
+        "plains": [{"name": "n", "ident": "i", "flag": False, "kind": "FIRST", "count": 3}]
+    }
