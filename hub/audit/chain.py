@@ -408,20 +408,16 @@ def _postgres_append(*, publishing: bool = False) -> sa.TextualSelect:
 
 def _events_json(pending: Sequence[Pending]) -> str:
     """The events' columns but their records, an array each in `CONTENT_COLUMNS_V1`'s order,
-    as one JSON text: the append's parameters were an array a column, and asyncpg checks
-    every value of an array against three abstract classes before it encodes it (a fifth of a
-    page's statement work). `occurred_at` goes as `timestamp_text` writes it, to the
-    microsecond. (The records, the longest text, stay an array: in JSON they would be escaped
-    once more.)"""
-    return encode_json(
-        [
-            [
-                timestamp_text(value) if name == "occurred_at" else value
-                for name, value in ((name, event.content[name]) for name in CONTENT_COLUMNS_V1)
-            ]
-            for event in pending
-        ]
-    )
+    as one JSON text: asyncpg checks every value of an array parameter against three abstract
+    classes before it encodes it, and the append had an array a column. `occurred_at` goes as
+    `timestamp_text` writes it, to the microsecond. (The records, the longest text, stay an
+    array: in JSON they would be escaped once more.)"""
+    rows = []
+    for event in pending:
+        row = [event.content[name] for name in CONTENT_COLUMNS_V1]
+        row[_TIME_INDEX] = timestamp_text(row[_TIME_INDEX])
+        rows.append(row)
+    return encode_json(rows)
 
 
 _PG_APPEND = _postgres_append()
