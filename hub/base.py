@@ -40,7 +40,13 @@ class _Randomness(threading.local):
 
 
 _RANDOMNESS = _Randomness()
-os.register_at_fork(after_in_child=_RANDOMNESS.__init__)
+
+
+def _forget_randomness() -> None:
+    _RANDOMNESS.left = iter(())
+
+
+os.register_at_fork(after_in_child=_forget_randomness)
 
 
 def _random_blocks() -> Iterator[bytes]:
