@@ -125,6 +125,24 @@ async def test_a_failed_direct_read_fails_as_sqlalchemys_and_rolls_back(db: Data
     assert found.n == 7
 
 
+async def test_a_direct_read_in_a_savepoint_fails_only_the_savepoint(db: Database) -> None:
+    """`begin_nested` emits its SAVEPOINT only when the connection is first asked for: a
+    direct read inside it must ask, or its failure aborts the whole transaction (and what the
+    transaction wrote before the savepoint goes with it)."""
+    missing = sa.table("no_such_table", sa.column("n"))
+    failing = sa.select(missing.c.n).where(missing.c.n == sa.bindparam("n", type_=sa.Integer))
+    kept = sa.select(*_INCIDENT.c).where(_INCIDENT.c.id == sa.bindparam("id"))
+    async with db.transaction(write=True) as writer:
+        [written] = await _incidents(writer, 1)
+        await rows(writer, kept, {"id": written})  # the outer transaction's adapter, noted
+        with pytest.raises(sa.exc.DBAPIError):
+            async with writer.begin_nested():
+                await rows(writer, failing, {"n": 7})
+        [found] = await rows(writer, kept, {"id": written})
+        assert found.id == written
+        await writer.rollback()
+
+
 async def test_a_listing_is_built_once_per_shape_and_bound_per_request(
     session: AsyncSession,
 ) -> None:

@@ -14,12 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.access.scope import RowScope
 from hub.children.models import Child
-from hub.db import Nested, records
+from hub.db import GivenRows, Nested, records, rows
 from hub.incidents import service as incidents
 from hub.incidents.models import DashRisk, Incident, IncidentChild, IncidentType
 from hub.incidents.service import IncidentFilter
 from hub.reference.models import Organisation, OrganisationKind
-from tests.conftest import unique
+from tests.conftest import is_postgres, unique
 from tests.factories import COUNCIL, FORCE, OTHER_COUNCIL
 
 _INCIDENT_CHILD: sa.Table = IncidentChild.__table__  # type: ignore[attr-defined]
@@ -147,3 +147,60 @@ def test_a_column_json_cannot_carry_faithfully_is_refused_when_the_statement_is_
     with pytest.raises(TypeError, match="cannot carry"):
         nested.column("postgresql")
     nested.column("sqlite")  # SQLite's processors take what its JSON holds
+
+
+# --- rows given as JSON (`GivenRows`) ------------------------------------------------------
+
+_CHILD: sa.Table = Child.__table__  # type: ignore[attr-defined]
+
+
+@pytest.mark.skipif(not is_postgres(), reason="json_populate_recordset is PostgreSQL's")
+async def test_rows_given_as_json_are_stored_as_bound_values_would_be(
+    session: AsyncSession,
+) -> None:
+    """Every kind of column a push writes, through `GivenRows` and back: times to the
+    microsecond from another zone, dates, booleans, NULLs, quotes, backslashes, control
+    characters and non-ASCII text; a column a row lacks is NULL."""
+    await session.execute(sa.text("SET LOCAL TIME ZONE 'Pacific/Chatham'"))
+    chatham = dt.timezone(dt.timedelta(hours=13, minutes=45))
+    given = [
+        {
+            "id": str(uuid.uuid4()),
+            "given_name": 'Zoë "Zed" O\'Neill\\\n\t\u2028',
+            "family_name": "Ñandú",
+            "date_of_birth": dt.date(2014, 2, 28),
+            "nhs_number": None,
+            "responsible_council_code": COUNCIL,
+            "host_council_code": OTHER_COUNCIL,
+            "school_code": None,
+            "looked_after": True,
+            "created_at": dt.datetime(2026, 3, 29, 0, 59, 59, 999999, tzinfo=dt.UTC),
+            "updated_at": dt.datetime(2026, 10, 25, 14, 30, 0, 1, tzinfo=chatham),
+        },
+        {
+            "id": str(uuid.uuid4()),
+            "given_name": "Synthetic",
+            "family_name": "Child",
+            "date_of_birth": dt.date(2019, 12, 31),
+            "responsible_council_code": COUNCIL,
+            "looked_after": False,
+            "created_at": dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+            "updated_at": dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+        },
+    ]
+    rows_given = GivenRows(_CHILD)
+    returned = sa.text(
+        f"INSERT INTO child ({rows_given.columns}) {rows_given.sql} RETURNING {rows_given.columns}"
+    ).columns(*(sa.column(c.name, c.type) for c in _CHILD.c))
+    value = rows_given.value(given, session.get_bind().dialect)
+    stored = {row.id: row._asdict() for row in await rows(session, returned, {"child": value})}
+    for row in given:
+        expected = {column.name: row.get(column.name) for column in _CHILD.c}
+        assert stored[row["id"]] == expected
+    assert stored[given[0]["id"]]["updated_at"].utcoffset() == dt.timedelta(0)  # aware, UTC
+
+
+def test_a_column_json_cannot_give_faithfully_is_refused_when_the_text_is_built() -> None:
+    odd = sa.Table("odd", sa.MetaData(), sa.Column("id", sa.String()), sa.Column("n", sa.Numeric()))
+    with pytest.raises(TypeError, match="cannot carry"):
+        _ = GivenRows(odd).sql

@@ -23,17 +23,15 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.selectable import ExecutableReturnsRows
 from sqlmodel import col
 
 from hub import pushes, validation
 from hub.base import new_id
 from hub.children import service as children
 from hub.children.models import Child, ChildReference, ReferenceKind
-from hub.db import among, dialect_of, utcnow
+from hub.db import GivenRows, among, dialect_of, rows, utcnow
 from hub.errors import Conflict
 from hub.incidents import service as incidents
 from hub.incidents.models import Incident, IncidentChild
@@ -42,7 +40,9 @@ from hub.timeliness import facts
 
 
 class Stored(NamedTuple):
-    record: Incident
+    # The incident: the model's object, or a record of its columns (a named tuple) where the
+    # push's own INSERT returned it (PostgreSQL).
+    record: Any
     created: bool  # whether this push created it
     # The children it was created with (every child it concerns), when this push created it
     # and knows them: the response's audit then need not look them up.
@@ -382,105 +382,84 @@ async def _in_one_statement(
     incident_rows: list[dict[str, Any]],
     links: list[dict[str, Any]],
     guarded: bool,  # whether a savepoint is around it
-) -> list[Incident] | None:
+) -> list[Any] | None:
     """The records' rows of every table in one INSERT, its other tables' as data-modifying
     WITHs (PostgreSQL): one round trip, not four. Their foreign keys are checked at the end of
     the statement, once every row is in; a duplicate key fails the whole statement, as it
     would fail one of the four, and the savepoint around it is rolled back just the same.
+    Each table's rows go as one JSON parameter (`GivenRows`); the incidents come back as
+    records of their columns (`hub.db.rows`), not as the model's objects.
 
     Unguarded (one record, no savepoint), a duplicate is skipped instead: a child whose
     reference another push took is not stored, and then the incident is not either, nor its
     links; None says so. What it did store then (the children whose references were free,
     each with its reference) is what the single push's path stores again, and finds."""
-    references = len(new_children.references)
+    dialect = session.get_bind().dialect
     given: dict[str, Any] = {
-        **_columns(_CHILD, new_children.rows),
-        **_columns(_REFERENCE, new_children.references),
-        **_columns(_LINK, links),
-        **_columns(_INCIDENT, incident_rows),
+        _CHILD.name: _GIVEN[_CHILD.name].value(new_children.rows, dialect),
+        _REFERENCE.name: _GIVEN[_REFERENCE.name].value(new_children.references, dialect),
+        _LINK.name: _GIVEN[_LINK.name].value(links, dialect),
+        _INCIDENT.name: _GIVEN[_INCIDENT.name].value(incident_rows, dialect),
     }
+    references = len(new_children.references)
     new_children.rows, new_children.references = [], []
     statement = _ONE_STATEMENT
     if not guarded:
         statement, given["references_given"] = _ONE_STATEMENT_OR_NONE, references
-    found = {row.id: row for row in (await session.execute(statement, given)).scalars()}
+    found = {row.id: row for row in await rows(session, statement, given)}
     if not guarded and not found:
         return None
     return [found[row["id"]] for row in incident_rows]
 
 
-def _given(table: sa.Table) -> sa.Select[Any]:
-    """The table's rows as bound, an array per column: one statement text whatever the number
-    of rows, so that it is compiled once (a multi-row VALUES is compiled at every push)."""
-    names = [column.name for column in table.c]
-    arrays = [
-        sa.bindparam(f"{table.name}__{column.name}", type_=postgresql.ARRAY(column.type))
-        for column in table.c
-    ]
-    rows = sa.func.unnest(*arrays).table_valued(*names).render_derived(name=f"given_{table.name}")
-    return sa.select(*(rows.c[name] for name in names))
+_GIVEN = {table.name: GivenRows(table) for table in (_CHILD, _REFERENCE, _LINK, _INCIDENT)}
 
 
-def _columns(table: sa.Table, rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
-    return {f"{table.name}__{c.name}": [row.get(c.name) for row in rows] for c in table.c}
+def _inserting(table: sa.Table, *, where: str | None = None, skip: bool = False) -> str:
+    """`INSERT INTO <table>` of its given rows (those `where` keeps; duplicates skipped)."""
+    given = _GIVEN[table.name]
+    kept = "" if where is None else f" WHERE {where}"
+    skipped = " ON CONFLICT DO NOTHING" if skip else ""
+    return f"INSERT INTO {table.name} ({given.columns}) {given.sql}{kept}{skipped}"
 
 
-def _inserted(table: sa.Table) -> sa.Insert:
-    return sa.insert(table).from_select(list(table.c), _given(table))
+def _one_statement(*, skip_duplicates: bool) -> sa.TextualSelect:
+    """Every table's rows in one statement (constant names; the rows are bound), the
+    incidents' columns returned.
 
-
-# Core's INSERT, read as the model's objects (an ORM INSERT would take the arrays as rows).
-_ONE_STATEMENT = sa.select(Incident).from_statement(
-    _inserted(_INCIDENT)
-    .returning(*_INCIDENT.c)
-    .add_cte(*(_inserted(table).cte(f"new_{table.name}") for table in (_CHILD, _REFERENCE, _LINK)))
-)
-
-
-def _or_none() -> ExecutableReturnsRows:
-    """`_ONE_STATEMENT`, skipping duplicates: a child is stored only if its reference was, the
-    incident only if every reference was (and its own keys are free), its links only if it
-    was. Every row it stores has the rows its foreign keys name."""
-    references = (
-        postgresql.insert(_REFERENCE)
-        .from_select(list(_REFERENCE.c), _given(_REFERENCE))
-        .on_conflict_do_nothing()
-        .returning(_REFERENCE.c.child_id)
-        .cte("new_child_reference")
-    )
-    child = _given(_CHILD)
-    children = (
-        sa.insert(_CHILD)
-        .from_select(
-            list(_CHILD.c),
-            child.where(child.selected_columns.id.in_(sa.select(references.c.child_id))),
+    Skipping duplicates (`_ONE_STATEMENT_OR_NONE`): a child is stored only if its reference
+    was, the incident only if every reference was (and its own keys are free), its links only
+    if it was. Every row it stores has the rows its foreign keys name."""
+    incident = _GIVEN[_INCIDENT.name].columns
+    if skip_duplicates:
+        references = _inserting(_REFERENCE, skip=True)
+        children = _inserting(
+            _CHILD, where="given.id IN (SELECT child_id FROM new_child_reference)"
         )
-        .cte("new_child")
-    )
-    stored = sa.select(sa.func.count()).select_from(references).scalar_subquery()
-    incident = _given(_INCIDENT).where(stored == sa.bindparam("references_given", type_=sa.Integer))
-    incidents = (
-        postgresql.insert(_INCIDENT)
-        .from_select(list(_INCIDENT.c), incident)
-        .on_conflict_do_nothing()
-        .returning(*_INCIDENT.c)
-        .cte("new_incident")
-    )
-    link = _given(_LINK)
-    links = (
-        sa.insert(_LINK)
-        .from_select(
-            list(_LINK.c),
-            link.where(link.selected_columns.incident_id.in_(sa.select(incidents.c.id))),
+        every_reference = (
+            "(SELECT count(*) FROM new_child_reference) = CAST(:references_given AS INTEGER)"
         )
-        .cte("new_incident_child")
-    )
-    return sa.select(Incident).from_statement(
-        sa.select(*incidents.c).add_cte(references, children, links)
-    )
+        incidents = _inserting(_INCIDENT, where=every_reference, skip=True)
+        links = _inserting(_LINK, where="given.incident_id IN (SELECT id FROM new_incident)")
+        parts = [
+            f"WITH new_child_reference AS ({references} RETURNING child_id)",
+            f"new_child AS ({children})",
+            f"new_incident AS ({incidents} RETURNING {incident})",
+            f"new_incident_child AS ({links}) SELECT {incident} FROM new_incident",  # noqa: S608
+        ]
+    else:
+        parts = [
+            f"WITH new_child AS ({_inserting(_CHILD)})",
+            f"new_child_reference AS ({_inserting(_REFERENCE)})",
+            f"new_incident_child AS ({_inserting(_LINK)})",
+        ]
+        parts[-1] += f" {_inserting(_INCIDENT)} RETURNING {incident}"
+    returned = (sa.column(column.name, column.type) for column in _INCIDENT.c)
+    return sa.text(", ".join(parts)).columns(*returned)
 
 
-_ONE_STATEMENT_OR_NONE = _or_none()
+_ONE_STATEMENT = _one_statement(skip_duplicates=False)
+_ONE_STATEMENT_OR_NONE = _one_statement(skip_duplicates=True)
 
 
 def _incident_row(record: _Checked, *, force_code: str, client_id: str) -> dict[str, Any]:
