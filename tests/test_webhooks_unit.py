@@ -1,17 +1,27 @@
-"""Webhook rules that need no server: addresses, the production guard, the backoff, replay."""
+"""Webhook rules that need no server: addresses, the production guard, the backoff, replay,
+and the dispatcher's look for work."""
 
 from __future__ import annotations
 
+import datetime as dt
 import random
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
+from hub.changes import service as changes
+from hub.db import utcnow
 from hub.errors import InvalidInput
 from hub.settings import Mode, Settings
 from hub.webhooks import signing
-from hub.webhooks.service import backoff_seconds, check_url, open_secret, seal_secret
+from hub.webhooks.models import WebhookEndpoint
+from hub.webhooks.service import backoff_seconds, check_url, has_work, open_secret, seal_secret
+from tests.conftest import unique
+from tests.factories import COUNCIL
 
 
 def test_only_https_unless_development_allows_http_on_loopback() -> None:
@@ -76,3 +86,35 @@ def test_a_signature_made_by_the_hub_verifies_and_nothing_else_does() -> None:
         signing.verify(secret, forged, body, now=1_800_000_000)
     rotated = {**headers, "webhook-signature": "v1,AAAA " + headers["webhook-signature"]}
     assert signing.verify(secret, rotated, body, now=1_800_000_000) == "msg_1"
+
+
+async def test_work_is_found_for_an_endpoint_free_to_claim_and_only_then(
+    session: AsyncSession,
+) -> None:
+    """`has_work`'s query, built once and bound each time: an endpoint behind on the changes
+    has work unless this process is busy with it (`exclude`) or another holds its lease."""
+    others = list((await session.execute(sa.select(col(WebhookEndpoint.id)))).scalars())
+    newest = await changes.latest(session)
+    mine = WebhookEndpoint(
+        client_id=unique("hook-client"),
+        organisation_code=COUNCIL,
+        role="COUNCIL_SOCIAL_WORKER",
+        purpose="SAFEGUARDING",
+        on_behalf_of="synthetic-user",
+        url="https://case.example.org/hook",
+        secret="sealed",
+        seen=newest - 1,  # a change it has not looked at
+    )
+    session.add(mine)
+    await session.flush()
+    assert await has_work(session, exclude=others)
+    assert not await has_work(session, exclude=[*others, mine.id])
+    mine.lease_until = utcnow() + dt.timedelta(minutes=5)  # another process holds it
+    await session.flush()
+    assert not await has_work(session, exclude=others)
+    mine.lease_until = utcnow() - dt.timedelta(minutes=5)  # its lease ran out
+    await session.flush()
+    assert await has_work(session, exclude=others)
+    mine.seen = newest  # up to date, and no delivery due
+    await session.flush()
+    assert not await has_work(session, exclude=others)

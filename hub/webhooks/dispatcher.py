@@ -188,7 +188,8 @@ class WebhookDispatcher:
             return
         busy = list(self._tasks)
         db = self.hub.db
-        async with db.transaction(write=False) as session:
+        # One statement, no BEGIN or COMMIT around it on PostgreSQL (`query_session`).
+        async with db.query_session() as session, session.begin():
             if not await service.has_work(session, exclude=busy):
                 return
         async with db.transaction(write=True) as session:

@@ -39,7 +39,7 @@ from hub.access.models import OAuthClient
 from hub.changes import service as changes
 from hub.changes.models import RecordChange
 from hub.cursors import CursorSeal
-from hub.db import utcnow
+from hub.db import UTCDateTime, among, dialect_of, rows, utcnow
 from hub.errors import Conflict, InvalidInput, NotFound
 from hub.settings import Settings
 from hub.webhooks.models import DeliveryState, WebhookDelivery, WebhookEndpoint
@@ -205,7 +205,7 @@ def _revoked() -> sa.Exists:
     )
 
 
-def _work_waiting(now: dt.datetime) -> sa.ColumnElement[bool]:
+def _work_waiting(now: dt.datetime | sa.BindParameter[dt.datetime]) -> sa.ColumnElement[bool]:
     """An endpoint with a delivery due, or changes it has not looked at yet."""
     due = (
         sa.select(col(WebhookDelivery.id))
@@ -220,7 +220,9 @@ def _work_waiting(now: dt.datetime) -> sa.ColumnElement[bool]:
     return sa.or_(due, col(WebhookEndpoint.seen) < newest)
 
 
-def _claimable(now: dt.datetime, exclude: Sequence[str]) -> list[sa.ColumnElement[bool]]:
+def _claimable(
+    now: dt.datetime | sa.BindParameter[dt.datetime], exclude: Sequence[str]
+) -> list[sa.ColumnElement[bool]]:
     conditions = [
         sa.or_(col(WebhookEndpoint.lease_until).is_(None), col(WebhookEndpoint.lease_until) < now),
         _work_waiting(now),
@@ -232,9 +234,22 @@ def _claimable(now: dt.datetime, exclude: Sequence[str]) -> list[sa.ColumnElemen
 
 
 async def has_work(session: AsyncSession, *, exclude: Sequence[str] = ()) -> bool:
-    """Whether any endpoint could be claimed now (a read: checked before taking a write lock)."""
-    query = sa.select(col(WebhookEndpoint.id)).where(*_claimable(utcnow(), exclude)).limit(1)
-    return (await session.execute(query)).first() is not None
+    """Whether any endpoint could be claimed now (a read: checked before taking a write lock).
+
+    Asked after every push that wakes the dispatcher: its query is built once for each
+    database, its time and the endpoints this process is busy with bound (`rows`)."""
+    query = _has_work(dialect_of(session))
+    return bool(await rows(session, query, {"now": utcnow(), "busy": list(exclude)}))
+
+
+@functools.lru_cache(maxsize=4)
+def _has_work(dialect: str | None) -> sa.Select[str]:
+    now = sa.bindparam("now", type_=UTCDateTime())
+    busy = among(_ENDPOINT.c.id, "busy", dialect=dialect)
+    return sa.select(col(WebhookEndpoint.id)).where(*_claimable(now, ()), ~busy).limit(1)
+
+
+_ENDPOINT: sa.Table = WebhookEndpoint.__table__  # type: ignore[attr-defined]
 
 
 async def claim(
