@@ -11,16 +11,24 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
+from strawberry.extensions.runner import SchemaExtensionsRunner
 from strawberry.federation.schema import FederationAny
 from strawberry.types import ExecutionContext, Info
 from strawberry.utils.inspect import get_func_args
 
 from hub.errors import InvalidInput
+from hub.graphql.hooks import OnceWrappedRunner
 
 _NOT_KEYS = {"info", "cls", "self"}
 
 
 class HubSchema(strawberry.federation.Schema):
+    def create_extensions_runner(
+        self, execution_context: ExecutionContext, extensions: list[SchemaExtension]
+    ) -> SchemaExtensionsRunner:
+        return OnceWrappedRunner(execution_context=execution_context, extensions=extensions)
+
     # strawberry reads this signature to build `_entities`: its types must stay strawberry's.
     def entities_resolver(
         self, info: Info, representations: list[FederationAny]
