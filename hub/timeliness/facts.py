@@ -283,8 +283,11 @@ def refresh(
         ids = sorted(i for i in wanted[each.record_type] if (each.record_type, i) not in new)
         if ids:
             connection.execute(_DELETE, {"type": each.record_type, "ids": ids})
-    given = {f"ids_{n}": sorted(wanted[each.record_type]) for n, each in enumerate(every)}
-    connection.execute(_refill(every), given)
+    # Only the kinds with records to fill: a push's incident alone is one kind's part of the
+    # statement, not six, each with its joins for PostgreSQL to plan and run on nothing.
+    present = tuple(each for each in every if wanted[each.record_type])
+    given = {f"ids_{n}": sorted(wanted[each.record_type]) for n, each in enumerate(present)}
+    connection.execute(_refill(present), given)
 
 
 _DELETE = sa.text("DELETE FROM stage_fact WHERE record_type = :type AND subject_id = ANY(:ids)")
@@ -295,8 +298,8 @@ _REFILLS: dict[tuple[str, ...], sa.TextClause] = {}
 
 
 def _refill(every: tuple[kinds.RecordKind, ...]) -> sa.TextClause:
-    """The refresh's fill, built once per set of declared kinds: assembling the text and parsing
-    its bind parameters cost each push more than a statement's round trip."""
+    """The refresh's fill, built once per set of kinds (those with records to fill): assembling
+    the text and parsing its bind parameters cost each push more than a statement's round trip."""
     named = tuple(k.record_type for k in every)
     built = _REFILLS.get(named)
     if built is None:
