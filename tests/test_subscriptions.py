@@ -136,6 +136,24 @@ async def test_a_council_is_sent_its_records_as_pushed_and_each_delivery_is_audi
     assert seen is not None, "a delivery is the council's receipt of the record"
 
 
+async def test_messages_go_uncompressed_as_text_frames_of_the_same_json(
+    http: httpx.AsyncClient, live_server: LiveServer, db: Database
+) -> None:
+    """The client offers permessage-deflate (websockets does by default): the hub declines it,
+    and sends each message as a text frame, its non-ASCII text as written (orjson's UTF-8)."""
+    after = await _latest_cursor(db, live_server)
+    async with subscribed(live_server, after, request_id=str(uuid.uuid4())) as ws:
+        assert ws.response is not None
+        assert ws.response.headers.get("Sec-WebSocket-Extensions") is None
+        summary = "Zoë — « synthetic » ✓"
+        await _push(http, live_server, {**incident(unique("SUB-TEXT")), "summary": summary})
+        raw = await asyncio.wait_for(ws.recv(), WAIT)
+    assert isinstance(raw, str)
+    message = json.loads(raw)
+    assert message["type"] == "next"
+    assert message["payload"]["data"]["recordChanges"]["record"]["summary"] == summary
+
+
 async def test_a_subscriber_resumes_from_its_cursor_and_misses_nothing(
     http: httpx.AsyncClient, live_server: LiveServer, db: Database
 ) -> None:
