@@ -224,15 +224,20 @@ async def _shared(info: Info, member: fanout_.Member) -> AsyncIterator[fanout_.R
     here when the socket allows (`fanout.Outlet`), else yielded to go through the schema."""
     hub = info.context.hub
     outlet = fanout_.OUTLET.get()
+    deliveries = member.deliveries
     while not _expired(info):
         try:
-            delivery = await asyncio.wait_for(
-                member.deliveries.get(), timeout=hub.settings.change_poll_seconds
-            )
-        except TimeoutError:
-            continue
-        if _expired(info):
-            return
+            delivery = deliveries.get_nowait()
+        except asyncio.QueueEmpty:
+            try:
+                # A deadline on this task's own wait: `wait_for` made a task of the `get`, and
+                # woke two tasks for each delivery to each subscriber.
+                async with asyncio.timeout(hub.settings.change_poll_seconds):
+                    delivery = await deliveries.get()
+            except TimeoutError:
+                continue
+            if _expired(info):
+                return
         if outlet is not None and delivery.sent_as_is:
             # Its group's stream wrote the event naming this subscriber, and committed it,
             # before the delivery was queued: nothing is left to do for it but send it.
