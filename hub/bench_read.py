@@ -120,14 +120,31 @@ class CpuSnapshot:
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
-def _process_cpu(pid: int | str) -> float:
-    """utime + stime of a process, in seconds; 0 if it is gone or /proc is not there."""
+def _stat_fields(pid: int | str) -> list[str] | None:
+    """A process's /proc stat fields after its command (state, ppid, ...); None if gone."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
-        return 0.0
-    fields = stat.rsplit(")", 1)[1].split()  # the command, in brackets, may hold spaces
-    return (int(fields[11]) + int(fields[12])) / _TICKS
+        return None
+    return stat.rsplit(")", 1)[1].split()  # the command, in brackets, may hold spaces
+
+
+def _process_cpu(pid: int | str) -> float:
+    """utime + stime of a process, in seconds; 0 if it is gone or /proc is not there."""
+    fields = _stat_fields(pid)
+    return 0.0 if fields is None else (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def _tree_cpu(pid: int) -> float:
+    """A process's CPU and its live children's: `serve --workers N` serves from N children
+    of a supervising process."""
+    spent = _process_cpu(pid)
+    if not Path("/proc").is_dir():
+        return spent
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (fields := _stat_fields(entry.name)) and fields[1] == str(pid):
+            spent += (int(fields[11]) + int(fields[12])) / _TICKS
+    return spent
 
 
 def _backends_cpu(database: str | None) -> dict[str, float]:
@@ -159,9 +176,13 @@ class Hub:
     database: str | None = None  # the PostgreSQL database's name; None on SQLite
 
     def cpu(self) -> CpuSnapshot:
-        return CpuSnapshot(
-            _process_cpu(self.pid), _backends_cpu(self.database), time.process_time()
-        )
+        return cpu_snapshot(self.pid, self.database)
+
+
+def cpu_snapshot(pid: int, database: str | None) -> CpuSnapshot:
+    """The CPU spent so far by a hub (its process and any workers), its database's backends
+    and this bench process."""
+    return CpuSnapshot(_tree_cpu(pid), _backends_cpu(database), time.process_time())
 
 
 def _series_key(hub_name: str, query: str, flight: int) -> tuple[str, str, int]:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy.engine import make_url
 
 import hub
 from hub.access.keys import KeySet
@@ -44,6 +45,7 @@ from hub.bench import (
     _wait_ready,
     scratch_database,
 )
+from hub.bench_read import CpuSeconds, cpu_snapshot
 from hub.demo import EXAMPLE_PURPOSE
 from hub.settings import Settings
 
@@ -65,6 +67,19 @@ class Hub:
     pushes: list[float] = dataclasses.field(default_factory=list)  # pushes/s per round
     records: list[float] = dataclasses.field(default_factory=list)  # batch records/s per round
     latencies: list[float] = dataclasses.field(default_factory=list)
+    pid: int = 0  # its `serve` process (with N workers, their supervisor)
+    database: str | None = None  # its scratch database's name
+    # CPU seconds its single pushes took (hub, database backends, this bench), and how many.
+    cpu: CpuSeconds = dataclasses.field(default_factory=lambda: CpuSeconds(0.0, 0.0, 0.0))
+    counted: int = 0
+
+    def cpu_per_push(self) -> str:
+        each = 1000 / self.counted
+        cpu = self.cpu
+        return (
+            f"cpu/push: hub {cpu.hub * each:.2f} ms, database {cpu.database * each:.2f} ms, "
+            f"bench client {cpu.client * each:.2f} ms"
+        )
 
 
 @dataclasses.dataclass
@@ -87,7 +102,7 @@ class PushFigures:
             line = f"{h.name:<12} pushes  median {rate:8.1f}/s  p50 {p50:6.1f} ms"
             if h.records:
                 line += f"   batch records median {statistics.median(h.records):8.1f}/s"
-            lines.append(line)
+            lines += [line, f"{'':<12} {h.cpu_per_push()}"]
         lines += self._ratios("pushes", lambda h: h.pushes)
         lines += self._ratios("batch records", lambda h: h.records)
         return lines
@@ -153,6 +168,7 @@ async def _serving(h: Hub, database_url: str) -> AsyncIterator[Hub]:
         h.headers = {"Authorization": f"Bearer {token}"}
         serve = [*hub_command, "serve", "--port", str(port), "--workers", str(h.workers)]
         process = subprocess.Popen(serve, env=env, cwd=h.source)  # noqa: S603, ASYNC220
+        h.pid, h.database = process.pid, make_url(url).database
         try:
             await _wait_ready(h.base, process)
             yield h
@@ -212,7 +228,10 @@ async def run(
         for turn in range(rounds):
             order = hubs[turn % len(hubs) :] + hubs[: turn % len(hubs)]
             for h in order:
+                before = cpu_snapshot(h.pid, h.database)
                 singles = await _singles(h, pushes, concurrency, f"S{turn}{run_id}")
+                h.cpu += before.until(cpu_snapshot(h.pid, h.database))
+                h.counted += singles.count
                 h.pushes.append(singles.count / singles.seconds)
                 h.latencies += singles.latencies
                 if batches and h.batches:

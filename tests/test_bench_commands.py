@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -320,6 +321,10 @@ def test_bench_pushes_prints_ratios_or_refuses() -> None:
     assert run.returncode == 0, run.stdout + run.stderr
     assert "pushes: workers=2 / workers=1 median" in run.stdout
     assert "batch records: workers=2 / workers=1 median" in run.stdout
+    # Where each hub's single pushes spent CPU: its process (its workers'), PostgreSQL's, ours.
+    spent = re.findall(r"cpu/push: hub ([0-9.]+) ms, database ([0-9.]+) ms", run.stdout)
+    assert len(spent) == 2, run.stdout  # workers=1 and workers=2
+    assert all(float(hub) > 0 and float(database) > 0 for hub, database in spent), spent
     # Batches over HUB_MAX_PUSH_BATCH (200): every one is refused, so no rate.
     refused = _bench("bench-pushes", *tiny, "--batch", "201", "--batches", "1", "--rounds", "1")
     _assert_no_rate(refused)
