@@ -74,12 +74,7 @@ class Series:
         return len(self.latencies) / self.seconds
 
     def cpu_per_request(self) -> str:
-        each = 1000 / len(self.latencies)
-        cpu = self.cpu
-        return (
-            f"cpu/request: hub {cpu.hub * each:.2f} ms, database {cpu.database * each:.2f} ms, "
-            f"bench client {cpu.client * each:.2f} ms"
-        )
+        return self.cpu.each(len(self.latencies), "request")
 
     def percentile(self, fraction: float) -> float:
         ordered = sorted(self.latencies)
@@ -94,6 +89,15 @@ class CpuSeconds:
     hub: float
     database: float  # the server processes of the hub's own scratch database (PostgreSQL)
     client: float  # this bench process, which sends the requests and reads the answers
+
+    def each(self, count: int, what: str, *, hub: str = "hub") -> str:
+        """The time per `what` (a request, a push) of `count`, in milliseconds, by whom
+        (`hub`: what the hub's share is called, "hubs" for several processes)."""
+        ms = 1000 / count
+        return (
+            f"cpu/{what}: {hub} {self.hub * ms:.2f} ms, database {self.database * ms:.2f} ms, "
+            f"bench client {self.client * ms:.2f} ms"
+        )
 
     def __add__(self, other: CpuSeconds) -> CpuSeconds:
         return CpuSeconds(

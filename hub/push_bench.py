@@ -73,14 +73,6 @@ class Hub:
     cpu: CpuSeconds = dataclasses.field(default_factory=lambda: CpuSeconds(0.0, 0.0, 0.0))
     counted: int = 0
 
-    def cpu_per_push(self) -> str:
-        each = 1000 / self.counted
-        cpu = self.cpu
-        return (
-            f"cpu/push: hub {cpu.hub * each:.2f} ms, database {cpu.database * each:.2f} ms, "
-            f"bench client {cpu.client * each:.2f} ms"
-        )
-
 
 @dataclasses.dataclass
 class PushFigures:
@@ -102,7 +94,7 @@ class PushFigures:
             line = f"{h.name:<12} pushes  median {rate:8.1f}/s  p50 {p50:6.1f} ms"
             if h.records:
                 line += f"   batch records median {statistics.median(h.records):8.1f}/s"
-            lines += [line, f"{'':<12} {h.cpu_per_push()}"]
+            lines += [line, f"{'':<12} {h.cpu.each(h.counted, 'push')}"]
         lines += self._ratios("pushes", lambda h: h.pushes)
         lines += self._ratios("batch records", lambda h: h.records)
         return lines

@@ -94,16 +94,10 @@ class SubscriptionFigures:
                 f"audit: {self.delivery_events} disclosure events for "
                 f"{self.deliveries.count} deliveries"
             ),
-            self.cpu_per_push(),
+            self.cpu.each(
+                self.pushes.count, f"push (its {self.subscribers} deliveries included)", hub="hubs"
+            ),
         ]
-
-    def cpu_per_push(self) -> str:
-        each = 1000 / self.pushes.count
-        cpu = self.cpu
-        return (
-            f"cpu/push (its {self.subscribers} deliveries included): hubs {cpu.hub * each:.2f} ms, "
-            f"database {cpu.database * each:.2f} ms, bench client {cpu.client * each:.2f} ms"
-        )
 
 
 @dataclasses.dataclass
