@@ -221,16 +221,16 @@ def _work_waiting(now: dt.datetime | sa.BindParameter[dt.datetime]) -> sa.Column
 
 
 def _claimable(
-    now: dt.datetime | sa.BindParameter[dt.datetime], exclude: Sequence[str]
+    now: dt.datetime | sa.BindParameter[dt.datetime], dialect: str | None
 ) -> list[sa.ColumnElement[bool]]:
-    conditions = [
+    """An endpoint free to claim: no live lease, work waiting, its client not revoked, and not
+    one this process is busy with (the list bound as `busy`)."""
+    return [
         sa.or_(col(WebhookEndpoint.lease_until).is_(None), col(WebhookEndpoint.lease_until) < now),
         _work_waiting(now),
         ~_revoked(),
+        ~among(_ENDPOINT.c.id, "busy", dialect=dialect),
     ]
-    if exclude:
-        conditions.append(col(WebhookEndpoint.id).not_in(list(exclude)))
-    return conditions
 
 
 async def has_work(session: AsyncSession, *, exclude: Sequence[str] = ()) -> bool:
@@ -245,8 +245,7 @@ async def has_work(session: AsyncSession, *, exclude: Sequence[str] = ()) -> boo
 @functools.lru_cache(maxsize=4)
 def _has_work(dialect: str | None) -> sa.Select[str]:
     now = sa.bindparam("now", type_=UTCDateTime())
-    busy = among(_ENDPOINT.c.id, "busy", dialect=dialect)
-    return sa.select(col(WebhookEndpoint.id)).where(*_claimable(now, ()), ~busy).limit(1)
+    return sa.select(col(WebhookEndpoint.id)).where(*_claimable(now, dialect)).limit(1)
 
 
 _ENDPOINT: sa.Table = WebhookEndpoint.__table__  # type: ignore[attr-defined]
@@ -267,12 +266,12 @@ async def claim(
     now = utcnow()
     query = (
         sa.select(WebhookEndpoint)
-        .where(*_claimable(now, exclude))
+        .where(*_claimable(now, dialect_of(session)))
         .order_by(col(WebhookEndpoint.lease_until).nulls_first(), col(WebhookEndpoint.id))
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    endpoints = list((await session.execute(query)).scalars())
+    endpoints = list((await session.execute(query, {"busy": list(exclude)})).scalars())
     leases = []
     until = now + dt.timedelta(seconds=lease_seconds)
     for endpoint in endpoints:
