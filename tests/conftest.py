@@ -190,6 +190,9 @@ def live_server(database_url: str, data_dir: Path) -> Iterator[LiveServer]:
         # No webhook dispatcher polling behind the tests that count a request's statements:
         # tests/test_webhooks.py starts a hub of its own that delivers.
         webhook_dispatch=False,
+        # Nor an escalation scanner waking mid-test (every 60 s) to read meetings and write
+        # escalations: tests/test_escalation.py starts hubs of its own that scan.
+        escalation_scan_seconds=0,
     )
     app = create_app(settings)
     live = LiveServer(
