@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from hub import bench_http
 from hub.access.keys import KeySet
 from hub.access.models import Role
 from hub.access.tokens import issue_access_token
@@ -158,7 +159,9 @@ def _error_code(error: dict[str, Any]) -> str:
     return f"{code} ({', '.join(detail)})" if detail else code
 
 
-def _failure(response: httpx.Response, *, field: str, expected: int | None = None) -> str | None:
+def _failure(
+    response: bench_http.Answered, *, field: str, expected: int | None = None
+) -> str | None:
     """What went wrong with a GraphQL response, or None: an HTTP error, any error entry, no
     data, or (with `expected`) a page with fewer edges than asked for."""
     if response.status_code != HTTPStatus.OK:
@@ -271,19 +274,19 @@ async def _measure(
     police = bearer(settings, keys, Role.POLICE_OFFICER, FORCE, client="bench")
     council = bearer(settings, keys, Role.COUNCIL_SOCIAL_WORKER, COUNCIL, client="bench")
     run_id = uuid.uuid4().hex[:6].upper()
-    limits = httpx.Limits(max_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as client:
+    url = f"{base}/graphql"
+    async with bench_http.Client(timeout=60) as client:
 
         async def push(number: int) -> str | None:
             body = {"query": PUSH, "variables": {"input": _incident(number, run_id)}}
-            response = await client.post("/graphql", json=body, headers=police)
+            response = await client.post(url, json=body, headers=police)
             return _failure(response, field="reportIncident")
 
         async def query(number: int) -> str | None:
             # Distinct variables per request: nothing in front may collapse identical ones.
             first = page_size - number % 2
             body = {"query": QUERY, "variables": {"first": first}}
-            response = await client.post("/graphql", json=body, headers=council)
+            response = await client.post(url, json=body, headers=council)
             return _failure(response, field="incidents", expected=first)
 
         warm = min(20, pushes)

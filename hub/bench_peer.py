@@ -29,6 +29,7 @@ from typing import Any
 import httpx
 from sqlalchemy.engine import make_url
 
+from hub import bench_http
 from hub.access.keys import KeySet
 from hub.access.models import Role
 from hub.access.tokens import issue_access_token
@@ -229,8 +230,7 @@ async def run(
                 user="bench-user",
                 purpose="section_47_enquiry",
             )
-            limits = httpx.Limits(max_connections=max(concurrencies) * 2)
-            async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+            async with bench_http.Client(timeout=60) as client:
                 return [
                     await _measure(
                         client,
@@ -247,7 +247,7 @@ async def run(
 
 
 async def _measure(
-    client: httpx.AsyncClient,
+    client: bench_http.Client,
     hub_base: str,
     peer_base: str,
     token: str,

@@ -25,10 +25,10 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 from sqlalchemy.engine import make_url
 
 import hub
+from hub import bench_http
 from hub.access.keys import KeySet
 from hub.access.models import Role
 from hub.access.tokens import issue_access_token
@@ -370,7 +370,7 @@ def _headers(settings: Settings, keys: KeySet, role: Role, org: str) -> dict[str
     return {"Authorization": f"Bearer {token}"}
 
 
-async def _seed(client: httpx.AsyncClient, target: Hub, records: int, now: dt.datetime) -> None:
+async def _seed(client: bench_http.Client, target: Hub, records: int, now: dt.datetime) -> None:
     for number in range(records):
         body = {"query": PUSH, "variables": {"input": _incident(number, now)}}
         response = await client.post(f"{target.base}/graphql", json=body, headers=target.police)
@@ -383,7 +383,7 @@ async def _seed(client: httpx.AsyncClient, target: Hub, records: int, now: dt.da
 class Driver:
     """Blocks of requests at a given number in flight, each request's variables its own."""
 
-    def __init__(self, client: httpx.AsyncClient, page_size: int) -> None:
+    def __init__(self, client: bench_http.Client, page_size: int) -> None:
         self.client = client
         self.page_size = page_size
         self.sent = 0
@@ -461,12 +461,11 @@ async def run_read(
     """Both hubs up at once, seeded alike, then driven in turns; figures, or BenchFailed."""
     here = Path(hub.__file__).parents[1]  # the package's own directory: already absolute
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    limits = httpx.Limits(max_connections=max(flights) * 2)
     with baseline_tree(baseline) as tree:
         async with (
             running_hub("baseline", tree, database_url) as old,
             running_hub("new", here, database_url) as new,
-            httpx.AsyncClient(timeout=60, limits=limits) as client,
+            bench_http.Client(timeout=60) as client,
         ):
             for target in (old, new):
                 await _seed(client, target, records, now)
@@ -607,7 +606,7 @@ async def run_instructions(
             async with (
                 running_hub("baseline", tree, database_url, counted=counts) as old,
                 running_hub("new", here, database_url, counted=counts) as new,
-                httpx.AsyncClient(timeout=600) as client,
+                bench_http.Client(timeout=600) as client,
             ):
                 for target in (old, new):
                     await _seed(client, target, records, now)

@@ -139,10 +139,11 @@ T = TypeVar("T")
 def _measured(work: Coroutine[Any, Any, T]) -> T:
     """A bench's figures, or its reason to print none: the message and exit status 1."""
     from hub.bench import BenchFailed  # noqa: PLC0415
+    from hub.bench_http import HttpFailed  # noqa: PLC0415
 
     try:
         return asyncio.run(work)
-    except BenchFailed as failed:
+    except (BenchFailed, HttpFailed) as failed:
         typer.echo(f"bench failed: {failed}", err=True)
         raise typer.Exit(1) from failed
 

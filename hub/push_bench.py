@@ -25,10 +25,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 from sqlalchemy.engine import make_url
 
 import hub
+from hub import bench_http
 from hub.access.keys import KeySet
 from hub.access.models import Role
 from hub.access.tokens import issue_access_token
@@ -170,24 +170,23 @@ async def _serving(h: Hub, database_url: str) -> AsyncIterator[Hub]:
 
 
 async def _singles(h: Hub, count: int, concurrency: int, run: str) -> Figures:
-    limits = httpx.Limits(max_connections=concurrency)
-    async with httpx.AsyncClient(base_url=h.base, timeout=60, limits=limits) as client:
+    async with bench_http.Client(timeout=60) as client:
 
         async def push(number: int) -> str | None:
             body = {"query": PUSH, "variables": {"input": _incident(number, run)}}
-            response = await client.post("/graphql", json=body, headers=h.headers)
+            response = await client.post(f"{h.base}/graphql", json=body, headers=h.headers)
             return _failure(response, field="reportIncident")
 
         return (await _drive(f"{h.name} pushes", count, concurrency, push)).checked()
 
 
 async def _batches(h: Hub, count: int, size: int, concurrency: int, run: str) -> Figures:
-    async with httpx.AsyncClient(base_url=h.base, timeout=120) as client:
+    async with bench_http.Client(timeout=120) as client:
 
         async def push(number: int) -> str | None:
             batch = [_incident(number * size + k, run) for k in range(size)]
             body = {"query": PUSH_MANY, "variables": {"input": batch}}
-            response = await client.post("/graphql", json=body, headers=h.headers)
+            response = await client.post(f"{h.base}/graphql", json=body, headers=h.headers)
             failure = _failure(response, field="reportIncidents")
             stored = (response.json().get("data") or {}).get("reportIncidents") or []
             if failure is None and len(stored) != size:
