@@ -361,6 +361,10 @@ def bench_pushes(  # noqa: PLR0917 - typer's options are the parameters
     baseline: Path | None = typer.Option(
         None, help="A source tree of other code (e.g. today's commit) to push to side by side."
     ),
+    lock_waits: bool = typer.Option(
+        False,  # noqa: FBT003 - typer's default
+        help="Sample each hub's database every 10 ms for pushes waiting on a lock, and in what.",
+    ),
 ) -> None:
     """Pushes/s side by side: this code at each worker count, and a baseline's code."""
     from hub.push_bench import run as run_pushes  # noqa: PLC0415
@@ -376,6 +380,7 @@ def bench_pushes(  # noqa: PLR0917 - typer's options are the parameters
             rounds=rounds,
             workers=counts,
             baseline=baseline.resolve() if baseline else None,
+            lock_waits=lock_waits,
         )
     )
     for line in figures.lines():

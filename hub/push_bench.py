@@ -13,6 +13,7 @@ of `--batch` records (this code only; a baseline without it is skipped for them)
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import os
@@ -21,11 +22,14 @@ import subprocess
 import sys
 import tempfile
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 import hub
 from hub import bench_http
@@ -55,6 +59,28 @@ THIS_CODE = Path(hub.__file__).resolve().parents[1]
 
 
 @dataclasses.dataclass
+class LockWaits:
+    """Which statements its database's backends waited on a lock in, sampled while its single
+    pushes ran (`--lock-waits`): the statement's first words, and backends waiting in it summed
+    over the samples. A push that waits is one of those in flight doing nothing else."""
+
+    samples: int = 0
+    waiting: Counter[str] = dataclasses.field(default_factory=Counter)
+
+    def line(self, concurrency: int) -> str:
+        average = sum(self.waiting.values()) / self.samples
+        each = ", ".join(
+            f"{n / self.samples:.1f} in {statement!r}"
+            for statement, n in self.waiting.most_common(3)
+        )
+        return (
+            f"lock waits: {average:.1f} of {concurrency} pushes in flight waiting, on average "
+            f"over {self.samples} samples{': ' if each else ''}{each} "
+            "(the samples' queries load the machine too: take ratios from a run without them)"
+        )
+
+
+@dataclasses.dataclass
 class Hub:
     """One hub under test: its name, where its code is, and (once started) its address."""
 
@@ -72,6 +98,39 @@ class Hub:
     # CPU seconds its single pushes took (hub, database backends, this bench), and how many.
     cpu: CpuSeconds = dataclasses.field(default_factory=lambda: CpuSeconds(0.0, 0.0, 0.0))
     counted: int = 0
+    waits: LockWaits = dataclasses.field(default_factory=LockWaits)
+
+
+# Backends of one database waiting for a lock, by the statement they wait in.
+_WAITING = sa.text(
+    "SELECT left(regexp_replace(query, '\\s+', ' ', 'g'), 40) AS statement, count(*) AS n "
+    "FROM pg_stat_activity WHERE datname = :database AND wait_event_type = 'Lock' GROUP BY 1"
+)
+
+
+@contextlib.asynccontextmanager
+async def _sampling(engine: AsyncEngine | None, h: Hub) -> AsyncIterator[None]:
+    """Sample `h`'s database's lock waits every 10 ms while the block runs (None: don't)."""
+    if engine is None:
+        yield
+        return
+
+    async def sample() -> None:
+        async with engine.connect() as connection:
+            while True:
+                found = await connection.execute(_WAITING, {"database": h.database})
+                h.waits.samples += 1
+                for statement, n in found:
+                    h.waits.waiting[statement] += n
+                await asyncio.sleep(0.01)
+
+    task = asyncio.create_task(sample())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 @dataclasses.dataclass
@@ -95,6 +154,8 @@ class PushFigures:
             if h.records:
                 line += f"   batch records median {statistics.median(h.records):8.1f}/s"
             lines += [line, f"{'':<12} {h.cpu.each(h.counted, 'push')}"]
+            if h.waits.samples:
+                lines.append(f"{'':<12} {h.waits.line(self.concurrency)}")
         lines += self._ratios("pushes", lambda h: h.pushes)
         lines += self._ratios("batch records", lambda h: h.records)
         return lines
@@ -206,11 +267,17 @@ async def run(
     rounds: int,
     workers: tuple[int, ...],
     baseline: Path | None,
+    lock_waits: bool = False,
 ) -> PushFigures:
     hubs = [Hub(f"workers={n}", THIS_CODE, n) for n in workers]
     if baseline is not None:
         hubs.insert(0, Hub("baseline", baseline, 1, batches=_has_batches(baseline)))
     async with contextlib.AsyncExitStack() as stack:
+        sampler = None
+        if lock_waits:
+            admin = make_url(database_url).set(database="postgres")
+            sampler = create_async_engine(admin, isolation_level="AUTOCOMMIT")
+            stack.push_async_callback(sampler.dispose)
         for h in hubs:
             await stack.enter_async_context(_serving(h, database_url))
         run_id = uuid.uuid4().hex[:6].upper()
@@ -220,7 +287,8 @@ async def run(
             order = hubs[turn % len(hubs) :] + hubs[: turn % len(hubs)]
             for h in order:
                 before = cpu_snapshot(h.pid, h.database)
-                singles = await _singles(h, pushes, concurrency, f"S{turn}{run_id}")
+                async with _sampling(sampler, h):
+                    singles = await _singles(h, pushes, concurrency, f"S{turn}{run_id}")
                 h.cpu += before.until(cpu_snapshot(h.pid, h.database))
                 h.counted += singles.count
                 h.pushes.append(singles.count / singles.seconds)

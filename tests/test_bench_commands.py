@@ -318,18 +318,8 @@ def test_bench_pushes_prints_ratios_or_refuses() -> None:
     # 40 pushes, not 6: the kernel counts a process's CPU in 10 ms ticks, by sampling, and six
     # pushes' 15 ms or so of the database's, spread over its backends, was sometimes none.
     counted = (*tiny[:2], "--pushes", "40", *tiny[4:])
-    run = _bench(
-        "bench-pushes",
-        *counted,
-        "--batch",
-        "3",
-        "--batches",
-        "1",
-        "--rounds",
-        "1",
-        "--workers",
-        "1,2",
-    )
+    shape = ("--batch", "3", "--batches", "1", "--rounds", "1", "--workers", "1,2")
+    run = _bench("bench-pushes", *counted, *shape, "--lock-waits")
     assert run.returncode == 0, run.stdout + run.stderr
     assert "pushes: workers=2 / workers=1 median" in run.stdout
     assert "batch records: workers=2 / workers=1 median" in run.stdout
@@ -337,6 +327,10 @@ def test_bench_pushes_prints_ratios_or_refuses() -> None:
     spent = re.findall(r"cpu/push: hub ([0-9.]+) ms, database ([0-9.]+) ms", run.stdout)
     assert len(spent) == 2, run.stdout  # workers=1 and workers=2
     assert all(float(hub) > 0 and float(database) > 0 for hub, database in spent), spent
+    # Sampled for lock waits (`--lock-waits`): each hub's line says over how many samples.
+    sampled = re.findall(r"lock waits: [0-9.]+ of 2 pushes .* over ([0-9]+) samples", run.stdout)
+    assert len(sampled) == 2, run.stdout
+    assert all(int(n) > 0 for n in sampled), sampled
     # Batches over HUB_MAX_PUSH_BATCH (200): every one is refused, so no rate.
     refused = _bench("bench-pushes", *tiny, "--batch", "201", "--batches", "1", "--rounds", "1")
     _assert_no_rate(refused)
