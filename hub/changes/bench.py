@@ -27,13 +27,14 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
-import httpx
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlmodel import col
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import WebSocketException
 
+from hub import bench_http
 from hub.access.keys import KeySet
 from hub.access.models import Role
 from hub.access.tokens import issue_access_token
@@ -271,7 +272,7 @@ async def _listen(subscriber: _Subscriber) -> None:
 
 async def _read(subscriber: _Subscriber) -> None:
     async for raw in subscriber.socket:
-        message = json.loads(raw)
+        message = orjson.loads(raw)
         if message.get("type") != "next":
             subscriber.failure = subscriber.failure or f"a {message.get('type')} message"
             return
@@ -324,7 +325,7 @@ async def _measure(
     push_latencies: list[float] = []
     push_failures: list[str] = []
     async with (
-        httpx.AsyncClient(timeout=60) as client,
+        bench_http.Client(timeout=60) as client,
         _subscribed(bases, settings, keys, subscribers) as subs,
     ):
         listeners = [asyncio.create_task(_listen(s)) for s in subs]
@@ -343,8 +344,8 @@ async def _measure(
                     json={"query": PUSH, "variables": {"input": payload}},
                     headers=police,
                 )
-            except httpx.HTTPError as error:
-                failure: str | None = f"a push's connection failed ({type(error).__name__})"
+            except bench_http.HttpFailed as error:
+                failure: str | None = f"a push's connection failed ({error})"
             else:
                 failure = _failure(response, field="reportIncident")
             answered[reference] = time.perf_counter()
