@@ -18,8 +18,17 @@ from hub.children.models import Child, ChildReference
 from hub.db import Database
 from hub.incidents import batch
 from hub.incidents.models import Incident, IncidentChild
+from hub.timeliness import facts
 from tests.conftest import LiveServer, is_postgres, unique
-from tests.factories import FORCE, REPORT_INCIDENT, child, incident
+from tests.factories import (
+    COUNCIL,
+    FORCE,
+    HOST_COUNCIL,
+    OTHER_COUNCIL,
+    REPORT_INCIDENT,
+    child,
+    incident,
+)
 
 # The benchmark's push: the response names no organisation the checks did not read.
 PUSH_ID = "mutation Push($input: ReportIncidentInput!) { reportIncident(input: $input) { id } }"
@@ -254,3 +263,61 @@ async def test_a_push_that_loses_the_race_for_one_of_its_new_children_stores_the
             )
         )
     assert orphans == 0, "every child the push stored has its reference"
+
+
+async def _councils_of(db: Database, record_id: str) -> set[str]:
+    async with db.transaction(write=False) as session:
+        return await _councils_of_in(session, record_id)
+
+
+@pytest.mark.skipif(not is_postgres(), reason="stage facts serve PostgreSQL's report")
+async def test_a_push_moving_a_held_child_moves_the_facts_of_its_earlier_records(
+    http: httpx.AsyncClient, live_server: LiveServer, db: Database
+) -> None:
+    """The new incident's facts are filled straight to the driver; the child it moved to another
+    council moves its earlier incident's facts too (`facts.refresh_before_append`)."""
+    held = unique("MOVED-P")
+    first, _ = await _push(
+        http, live_server, incident(unique("BEFORE"), children=[{"child": child(held)}])
+    )
+    earlier = first["data"]["reportIncident"]["id"]
+    assert await _councils_of(db, earlier) == {COUNCIL}
+    moved = {"child": child(held, council=OTHER_COUNCIL)}
+    second, _ = await _push(http, live_server, incident(unique("AFTER"), children=[moved]))
+    assert await _councils_of(db, earlier) == {COUNCIL, OTHER_COUNCIL}  # its place, the child's
+    assert await _councils_of(db, second["data"]["reportIncident"]["id"]) == {
+        COUNCIL,
+        OTHER_COUNCIL,
+    }
+
+
+@pytest.mark.skipif(not is_postgres(), reason="stage facts serve PostgreSQL's report")
+async def test_a_record_marked_that_was_there_before_has_its_stale_facts_dropped(
+    http: httpx.AsyncClient, live_server: LiveServer, db: Database
+) -> None:
+    """Only records this transaction created skip the refresh's deletes and locks."""
+    pushed, _ = await _push(http, live_server, incident(unique("STALE")))
+    record_id = pushed["data"]["reportIncident"]["id"]
+    async with db.transaction(write=True) as session:
+        columns = ", ".join(facts.COLUMNS)
+        copied = columns.replace("council_code", "CAST(:stale AS TEXT)")
+        await session.execute(
+            sa.text(
+                f"INSERT INTO stage_fact ({columns}) SELECT {copied}"  # noqa: S608 - fixed columns
+                " FROM stage_fact WHERE record_id = :id"
+            ),
+            {"id": record_id, "stale": HOST_COUNCIL},
+        )
+    assert await _councils_of(db, record_id) == {COUNCIL, HOST_COUNCIL}
+    async with db.transaction(write=True) as session:
+        facts.mark(session.sync_session, [("Incident", record_id)])  # not created here
+        await facts.refresh_before_append(session)
+        assert await _councils_of_in(session, record_id) == {COUNCIL}
+    assert await _councils_of(db, record_id) == {COUNCIL}
+
+
+async def _councils_of_in(session: Any, record_id: str) -> set[str]:
+    found = await session.scalars(
+        sa.text("SELECT council_code FROM stage_fact WHERE record_id = :id"), {"id": record_id}
+    )
+    return set(found)

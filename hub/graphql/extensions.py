@@ -170,7 +170,7 @@ class RequestTransaction(SchemaExtension):
             if mutation:
                 # Before the audit's append: its lock on the chain's head is held until the
                 # commit, and every other push and audited read waits for it.
-                await session.run_sync(facts.refresh_marked)
+                await facts.refresh_before_append(session)
             # A push's changes go in the audit's append, written once it holds the chain's
             # lock: the outbox's seq order is then the order of the commits, which subscribers
             # rely on (one reading past seq 11 while seq 10 is uncommitted would never be

@@ -27,12 +27,13 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 from sqlmodel import Field, SQLModel
 
 from hub.base import utc_field
 from hub.children.models import Child
-from hub.db import HubSession
+from hub.db import HubSession, rows
 from hub.timeliness import kinds
 
 FEW = 64  # records locked one by one; more lock the table
@@ -283,11 +284,18 @@ def refresh(
         ids = sorted(i for i in wanted[each.record_type] if (each.record_type, i) not in new)
         if ids:
             connection.execute(_DELETE, {"type": each.record_type, "ids": ids})
-    # Only the kinds with records to fill: a push's incident alone is one kind's part of the
-    # statement, not six, each with its joins for PostgreSQL to plan and run on nothing.
-    present = tuple(each for each in every if wanted[each.record_type])
+    connection.execute(*_filling(every, wanted))
+
+
+def _filling(
+    every: tuple[kinds.RecordKind, ...], wanted: dict[str, set[str]]
+) -> tuple[sa.TextClause, dict[str, list[str]]]:
+    """The fill of the wanted records, and its parameters. Only the kinds with records to
+    fill: a push's incident alone is one kind's part of the statement, not six, each with its
+    joins for PostgreSQL to plan and run on nothing."""
+    present = tuple(each for each in every if wanted.get(each.record_type))
     given = {f"ids_{n}": sorted(wanted[each.record_type]) for n, each in enumerate(present)}
-    connection.execute(_refill(present), given)
+    return _refill(present), given
 
 
 _DELETE = sa.text("DELETE FROM stage_fact WHERE record_type = :type AND subject_id = ANY(:ids)")
@@ -456,6 +464,32 @@ def _before_commit(session: Session) -> None:
         # facts are refreshed once, at the transaction's own commit, for everything marked.
         return
     refresh_marked(session)
+
+
+async def refresh_before_append(session: AsyncSession) -> None:
+    """`refresh_marked`, for a request about to append its audit events.
+
+    Where this transaction created every record marked, none is a child, and nothing is left
+    to flush (a push of new records), `refresh` would only fill them: the fill then goes
+    straight to the driver (`hub.db.rows`), without the ORM's execution of a statement (a
+    tenth of a push's instructions went to this one statement that way).
+    """
+    sync = session.sync_session
+    if not _is_postgres(sync):
+        return
+    pending: set[Subject] = sync.info.get(_PENDING, set())
+    created: set[Subject] = sync.info.get(_CREATED, set())
+    simple = pending <= created and not any(kind == "Child" for kind, _ in pending)
+    if not simple or sync.new or sync.dirty or sync.deleted:
+        await session.run_sync(refresh_marked)
+        return
+    sync.info.pop(_PENDING, None)
+    sync.info.pop(_CREATED, None)
+    wanted: dict[str, set[str]] = {}
+    for kind, record_id in pending:
+        wanted.setdefault(kind, set()).add(record_id)
+    if pending:
+        await rows(session, *_filling(kinds.declared(), wanted))
 
 
 def refresh_marked(session: Session) -> None:
