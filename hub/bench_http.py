@@ -7,6 +7,9 @@ every latency. This client does only what a bench needs: a POST of JSON (or a GE
 started, on a connection kept open, the answer read by its `Content-Length` (or its chunks),
 its status and JSON. Anything else it meets (a malformed head, a connection closed mid-answer,
 a timeout) is an `HttpFailed`, which a bench reports as a failure, never as a rate.
+
+aiohttp's client would also have done (it cost a few times this one's CPU a request, and a
+sixth of httpx's), at the price of seven packages more in every install, for the benches alone.
 """
 
 from __future__ import annotations
