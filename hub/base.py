@@ -6,6 +6,7 @@ import datetime as dt
 import enum
 import os
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -62,11 +63,7 @@ def new_id() -> str:
     except StopIteration:
         _RANDOMNESS.left = _random_blocks()
         raw = next(_RANDOMNESS.left)
-    marked = bytearray(raw)
-    marked[6] = (marked[6] & 0x0F) | 0x40  # version 4
-    marked[8] = (marked[8] & 0x3F) | 0x80  # RFC 4122's variant
-    text = marked.hex()
-    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+    return str(uuid.UUID(bytes=raw, version=4))  # as `uuid4` makes one of its 16 bytes
 
 
 def id_field() -> Any:
