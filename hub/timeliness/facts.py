@@ -262,13 +262,7 @@ def refresh(
     filled, with no dependents to look for, nothing to delete and no lock to take.
     """
     every = kinds.declared()
-    wanted: dict[str, set[str]] = {k.record_type: set() for k in every}
-    children: set[str] = set()
-    for record_type, record_id in subjects:
-        if record_type == "Child":
-            children.add(record_id)
-        elif record_type in wanted:
-            wanted[record_type].add(record_id)
+    wanted, children = _by_kind(every, subjects)
     if children:
         _of_children(connection, every, sorted(children), wanted)
     new = set(created)
@@ -285,6 +279,20 @@ def refresh(
         if ids:
             connection.execute(_DELETE, {"type": each.record_type, "ids": ids})
     connection.execute(*_filling(every, wanted))
+
+
+def _by_kind(
+    every: tuple[kinds.RecordKind, ...], subjects: Iterable[Subject]
+) -> tuple[dict[str, set[str]], set[str]]:
+    """The records' ids by declared kind (every kind a key), and the children's apart."""
+    wanted: dict[str, set[str]] = {k.record_type: set() for k in every}
+    children: set[str] = set()
+    for record_type, record_id in subjects:
+        if record_type == "Child":
+            children.add(record_id)
+        elif record_type in wanted:
+            wanted[record_type].add(record_id)
+    return wanted, children
 
 
 def _filling(
@@ -478,18 +486,21 @@ async def refresh_before_append(session: AsyncSession) -> None:
     if not _is_postgres(sync):
         return
     pending: set[Subject] = sync.info.get(_PENDING, set())
-    created: set[Subject] = sync.info.get(_CREATED, set())
-    simple = pending <= created and not any(kind == "Child" for kind, _ in pending)
-    if not simple or sync.new or sync.dirty or sync.deleted:
+    every = kinds.declared()
+    wanted, children = _by_kind(every, pending)
+    if (
+        children
+        or not pending <= sync.info.get(_CREATED, set())
+        or sync.new
+        or sync.dirty
+        or sync.deleted
+    ):
         await session.run_sync(refresh_marked)
         return
     sync.info.pop(_PENDING, None)
     sync.info.pop(_CREATED, None)
-    wanted: dict[str, set[str]] = {}
-    for kind, record_id in pending:
-        wanted.setdefault(kind, set()).add(record_id)
     if pending:
-        await rows(session, *_filling(kinds.declared(), wanted))
+        await rows(session, *_filling(every, wanted))
 
 
 def refresh_marked(session: Session) -> None:
