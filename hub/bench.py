@@ -24,7 +24,6 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
-import httpx
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -159,9 +158,7 @@ def _error_code(error: dict[str, Any]) -> str:
     return f"{code} ({', '.join(detail)})" if detail else code
 
 
-def _failure(
-    response: bench_http.Answered, *, field: str, expected: int | None = None
-) -> str | None:
+def _failure(response: bench_http.Answer, *, field: str, expected: int | None = None) -> str | None:
     """What went wrong with a GraphQL response, or None: an HTTP error, any error entry, no
     data, or (with `expected`) a page with fewer edges than asked for."""
     if response.status_code != HTTPStatus.OK:
@@ -210,12 +207,12 @@ async def _wait_ready(url: str, process: subprocess.Popen[bytes], seconds: float
     """Until the hub answers /readyz. A minute: on a loaded two-core machine a hub's start-up
     (imports, migrations checked, keys loaded) has taken over 20 seconds; a healthy one is
     ready in about two, and waiting longer only delays the report of a hub that never starts."""
-    async with httpx.AsyncClient() as client:
+    async with bench_http.Client(timeout=5) as client:
         for _ in range(round(seconds * 10)):
             if process.poll() is not None:
                 msg = "the hub process exited during start-up"
                 raise RuntimeError(msg)
-            with contextlib.suppress(httpx.HTTPError):
+            with contextlib.suppress(bench_http.HttpFailed):
                 if (await client.get(f"{url}/readyz")).status_code == HTTPStatus.OK:
                     return
             await asyncio.sleep(0.1)

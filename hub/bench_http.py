@@ -20,7 +20,7 @@ import dataclasses
 import functools
 from collections.abc import Mapping
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Self
 from urllib.parse import urlsplit
 
 import orjson
@@ -30,18 +30,9 @@ class HttpFailed(Exception):
     """A request that got no complete HTTP answer."""
 
 
-class Answered(Protocol):
-    """What a bench reads of an answer: this client's `Answer`, or an httpx response."""
-
-    @property
-    def status_code(self) -> int: ...
-
-    def json(self) -> Any: ...
-
-
 @dataclasses.dataclass(frozen=True)
 class Answer:
-    """An HTTP answer: what the benches read of one (httpx's names, where it has them)."""
+    """An HTTP answer: what the benches read of one (named as httpx names them)."""
 
     status_code: int
     content: bytes

@@ -26,7 +26,6 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
-import httpx
 from sqlalchemy.engine import make_url
 
 from hub import bench_http
@@ -168,12 +167,12 @@ async def _processes(url: str) -> AsyncIterator[tuple[str, str, Settings, KeySet
 
 
 async def _wait_peer(base: str, process: subprocess.Popen[bytes]) -> None:
-    async with httpx.AsyncClient() as client:
+    async with bench_http.Client(timeout=5) as client:
         for _ in range(600):
             if process.poll() is not None:
                 msg = "PostGraphile exited during start-up"
                 raise BenchFailed(msg)
-            with contextlib.suppress(httpx.HTTPError):
+            with contextlib.suppress(bench_http.HttpFailed):
                 answer = await client.post(f"{base}/graphql", json={"query": "{ __typename }"})
                 if answer.status_code == HTTPStatus.OK:
                     return

@@ -23,9 +23,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 from websockets.asyncio.client import connect
 
+from hub import bench_http
 from hub.access.keys import KeySet
 from hub.access.models import Role
 from hub.bench import (
@@ -181,16 +181,16 @@ async def _soak(  # noqa: PLR0917 - one run's parts, passed once
     council = bearer(settings, keys, Role.COUNCIL_SOCIAL_WORKER, COUNCIL, client="soak")
     numbers = itertools.count()
     run_id = f"SOAK{os.getpid()}"
-    limits = httpx.Limits(max_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as client:
+    url = f"{base}/graphql"
+    async with bench_http.Client(timeout=60) as client:
 
         async def request(number: int) -> str | None:
             if number % 2 == 0:  # half pushes, half a council's page of incidents
                 body = {"query": PUSH, "variables": {"input": _incident(number, run_id)}}
-                response = await client.post("/graphql", json=body, headers=police)
+                response = await client.post(url, json=body, headers=police)
                 return _failure(response, field="reportIncident")
             body = {"query": QUERY, "variables": {"first": 10}}
-            response = await client.post("/graphql", json=body, headers=council)
+            response = await client.post(url, json=body, headers=council)
             return _failure(response, field="incidents")
 
         async def worker() -> None:

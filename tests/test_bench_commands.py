@@ -15,10 +15,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from hub.bench import BenchFailed, Figures
+from hub.bench_http import Answer
 from hub.bench_read import CpuSnapshot
 from hub.timeliness.bench import _check_answers
 from tests.conftest import POSTGRES_URL, is_postgres
@@ -339,8 +339,8 @@ def test_bench_pushes_prints_ratios_or_refuses() -> None:
 def test_a_refusal_names_its_reason_and_subgraph() -> None:
     from hub.bench import _failure  # noqa: PLC0415 - the check itself
 
-    def answer(*errors: dict[str, Any]) -> httpx.Response:
-        return httpx.Response(200, json={"data": {"child": None}, "errors": list(errors)})
+    def answer(*errors: dict[str, Any]) -> Answer:
+        return Answer(200, json.dumps({"data": {"child": None}, "errors": list(errors)}).encode())
 
     refused = {"extensions": {"code": "UNAUTHENTICATED", "reason": "expired"}}
     from_council = {"extensions": {"code": "UNAUTHENTICATED", "serviceName": "council"}}
@@ -349,6 +349,19 @@ def test_a_refusal_names_its_reason_and_subgraph() -> None:
     assert _failure(answer({"extensions": {"code": "FORBIDDEN"}}), field="child") == (
         "errors FORBIDDEN"
     )
+
+
+def test_bench_flood_measures_each_phase_tiny(tmp_path: Path) -> None:
+    database = _database(tmp_path, "flood.db")
+    run = _bench("bench-flood", "--database-url", database, "--pushes", "10", "--concurrency", "4")
+    assert run.returncode == 0, run.stdout + run.stderr
+    phases = [line for line in run.stdout.splitlines() if " pushes " in line]
+    assert len(phases) == 4, run.stdout  # no flood and flood, limits on and off
+    assert all("pushes       10 in" in line and "errors 0" in line for line in phases), phases
+    flooded = [re.search(r"served (\d+), refused \(429\) (\d+)", line) for line in phases]
+    served = [int(m.group(1)) for m in flooded if m is not None]
+    assert len(served) == 2, phases  # the two phases with a flood say what it got
+    assert all(n > 0 for n in served), phases
 
 
 def test_bench_gateway_compares_direct_and_through_the_gateway_tiny() -> None:

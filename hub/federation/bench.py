@@ -15,8 +15,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
-
+from hub import bench_http
 from hub.bench import Figures, _drive, _failure, _free_port, scratch_database
 from hub.federation import stack
 
@@ -53,7 +52,7 @@ async def _measure(
     sequence = 0
 
     def caller(
-        http: httpx.AsyncClient, url: str, query: str
+        http: bench_http.Client, url: str, query: str
     ) -> Callable[[int], Awaitable[str | None]]:
         async def call(_: int) -> str | None:
             nonlocal sequence
@@ -71,8 +70,7 @@ async def _measure(
     gateway: list[Figures] = []
     cross: list[Figures] = []
     per_round = max(1, requests // rounds)
-    limits = httpx.Limits(max_connections=concurrency * 2)
-    async with httpx.AsyncClient(timeout=60, limits=limits) as http:
+    async with bench_http.Client(timeout=60) as http:
         for _ in range(rounds):
             direct.append(
                 await _drive("direct", per_round, concurrency, caller(http, direct_url, HUB_PART))

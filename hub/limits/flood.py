@@ -17,10 +17,10 @@ import subprocess
 import sys
 import tempfile
 import uuid
+from http import HTTPStatus
 from pathlib import Path
 
-import httpx
-
+from hub import bench_http
 from hub.access.keys import KeySet
 from hub.access.models import Role
 from hub.access.tokens import issue_access_token
@@ -75,11 +75,11 @@ def _headers(settings: Settings, keys: KeySet, role: Role, org: str, client: str
 
 
 async def _victim(base: str, headers: dict[str, str], pushes: int, run: str) -> Figures:
-    async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+    async with bench_http.Client(timeout=60) as client:
 
         async def push(number: int) -> str | None:
             body = {"query": PUSH, "variables": {"input": _incident(number, run)}}
-            response = await client.post("/graphql", json=body, headers=headers)
+            response = await client.post(f"{base}/graphql", json=body, headers=headers)
             return _failure(response, field="reportIncident")
 
         return (await _drive("pushes", pushes, 1, push)).checked()
@@ -89,15 +89,14 @@ async def _flood(
     base: str, headers: dict[str, str], concurrency: int, stop: asyncio.Event
 ) -> tuple[int, int, int]:
     served = refused = other = 0
-    limits = httpx.Limits(max_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as client:
+    async with bench_http.Client(timeout=60) as client:
 
         async def worker() -> None:
             nonlocal served, refused, other
             while not stop.is_set():
                 body = {"query": QUERY, "variables": {"first": 20}}
-                response = await client.post("/graphql", json=body, headers=headers)
-                if response.status_code == httpx.codes.TOO_MANY_REQUESTS:
+                response = await client.post(f"{base}/graphql", json=body, headers=headers)
+                if response.status_code == HTTPStatus.TOO_MANY_REQUESTS:
                     refused += 1
                 elif _failure(response, field="incidents") is None:
                     served += 1

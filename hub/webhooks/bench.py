@@ -22,8 +22,7 @@ import time
 import uuid
 from pathlib import Path
 
-import httpx
-
+from hub import bench_http
 from hub.access.keys import KeySet
 from hub.access.models import Role
 from hub.bench import (
@@ -123,7 +122,8 @@ async def _measure(
     police = bearer(settings, keys, Role.POLICE_OFFICER, FORCE, client="bench")
     run_id = uuid.uuid4().hex[:6].upper()
     pushed_at: dict[str, float] = {}
-    async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+    url = f"{base}/graphql"
+    async with bench_http.Client(timeout=60) as client:
         paths = []
         for number in range(endpoints):
             council = bearer(
@@ -131,7 +131,7 @@ async def _measure(
             )
             path = f"hooks/{number}"
             response = await client.post(
-                "/graphql",
+                url,
                 json={"query": REGISTER, "variables": {"url": f"{receiver_url}/{path}"}},
                 headers=council,
             )
@@ -144,7 +144,7 @@ async def _measure(
 
         async def push(number: int) -> str | None:
             body = {"query": PUSH, "variables": {"input": _incident(number, run_id)}}
-            response = await client.post("/graphql", json=body, headers=police)
+            response = await client.post(url, json=body, headers=police)
             failure = _failure(response, field="reportIncident")
             if failure is None:
                 pushed_at[response.json()["data"]["reportIncident"]["id"]] = time.monotonic()
