@@ -73,15 +73,18 @@ def text(value: str, *, field: str, max_length: int, required: bool = True) -> s
 
 @dataclasses.dataclass(frozen=True)
 class Probes:
-    """Questions a caller asks in the organisations' statement, a round trip saved: EXISTS
-    clauses built once (`asked`, by name), and the values of their parameters this time."""
+    """Questions a caller asks in the organisations' statement, a round trip saved: yes-or-no
+    clauses (EXISTS) built once (`asked`, by name), and the values of their parameters this
+    time."""
 
-    asked: tuple[tuple[str, sa.Exists], ...]
+    asked: tuple[tuple[str, sa.ColumnElement[bool]], ...]
     values: Mapping[str, Any]
 
 
 @functools.lru_cache(maxsize=16)
-def _asking(asked: tuple[tuple[str, sa.Exists], ...], dialect: str | None) -> sa.Select[Any]:
+def _asking(
+    asked: tuple[tuple[str, sa.ColumnElement[bool]], ...], dialect: str | None
+) -> sa.Select[Any]:
     """The organisations' statement with the probes' answers as columns, built once: one
     compiled once (`hub.db.rows`)."""
     return _organisations(dialect).add_columns(*(probe.label(name) for name, probe in asked))

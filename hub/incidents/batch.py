@@ -236,22 +236,34 @@ async def _checked(
     return batch, await validation.require_organisations(session, codes, probes=probes)
 
 
+def _force_has(column: sa.Column[Any], values: str, dialect: str | None) -> sa.Exists:
+    """Whether the probed force has an incident with any of `values` in `column`."""
+    return (
+        sa.select(col(Incident.id))
+        .where(
+            col(Incident.force_code) == sa.bindparam("probe_force"),
+            among(column, values, dialect=dialect),
+        )
+        .exists()
+    )
+
+
 @functools.lru_cache(maxsize=4)
-def _probes(dialect: str | None) -> tuple[tuple[str, sa.Exists], ...]:
-    """What `_pushed_before` and `_children_held` would find, as two EXISTS (their values
-    bound, each list as one parameter: `among`), built once for each database."""
+def _probes(dialect: str | None) -> tuple[tuple[str, sa.ColumnElement[bool]], ...]:
+    """What `_pushed_before` and `_children_held` would find, as EXISTS clauses (their values
+    bound, each list as one parameter: `among`), built once for each database.
+
+    `pushed_before` is two EXISTS, one per unique index ((force, reference) and (force, key)):
+    as one EXISTS over `reference = ANY(...) OR key = ANY(...)`, PostgreSQL's generic plan
+    (the statement is prepared once) scanned every incident of the force, for a push naming
+    none of them, the usual case: a millisecond at 5,400 incidents, and growing with them."""
     return (
         (
             "pushed_before",
-            sa.select(col(Incident.id))
-            .where(
-                col(Incident.force_code) == sa.bindparam("probe_force"),
-                sa.or_(
-                    among(_INCIDENT.c.police_reference, "probe_references", dialect=dialect),
-                    among(_INCIDENT.c.idempotency_key, "probe_keys", dialect=dialect),
-                ),
-            )
-            .exists(),
+            sa.or_(
+                _force_has(_INCIDENT.c.police_reference, "probe_references", dialect),
+                _force_has(_INCIDENT.c.idempotency_key, "probe_keys", dialect),
+            ),
         ),
         (
             "children_held",

@@ -1,0 +1,59 @@
+"""A push's probe of what its force pushed before reads the unique indexes, whatever the force
+holds: the organisations' statement is prepared once, and PostgreSQL's generic plan for one
+EXISTS over `reference = ANY(...) OR key = ANY(...)` scanned every incident of the force for
+a push naming none of them (the usual push), a cost growing with the force's history."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+from hub.bench import COUNCIL, FORCE
+from hub.db import Database
+from hub.incidents.batch import _probes
+from hub.validation import _asking
+from tests.conftest import is_postgres
+
+pytestmark = pytest.mark.skipif(not is_postgres(), reason="PostgreSQL's generic plans")
+HISTORY = 3000  # a force's earlier incidents: enough that a scan of them costs more than the index
+
+_EARLIER = sa.text(
+    "INSERT INTO incident (id, force_code, police_reference, idempotency_key, payload_hash, "
+    "type, occurred_at, recorded_at, shared_at, location_council_code, dash_risk, summary, "
+    "operational_notes, pushed_by_client) "
+    "SELECT 'probe-' || n, :force, 'PROBE-' || n, 'probe-key-' || n, 'hash', 'domestic_abuse', "
+    "now(), now(), now(), :council, 'standard', 'synthetic', '', 'probe-client' "
+    "FROM generate_series(1, :count) AS n"
+)
+
+
+async def test_the_pushed_before_probe_reads_the_indexes_not_the_forces_incidents(
+    database_url: str,
+) -> None:
+    statement = _asking(_probes("postgresql"), "postgresql")
+    sql = str(statement.compile(dialect=postgresql.asyncpg.dialect()))  # type: ignore[no-untyped-call]
+    db = Database(database_url)
+    try:
+        async with db.engine.connect() as connection:
+            transaction = await connection.begin()  # rolled back: the history goes with it
+            await connection.execute(
+                _EARLIER, {"force": FORCE, "council": COUNCIL, "count": HISTORY}
+            )
+            await connection.execute(sa.text("ANALYZE incident"))
+            await connection.execute(sa.text("SET LOCAL plan_cache_mode = force_generic_plan"))
+            await connection.exec_driver_sql(f"PREPARE probed AS {sql}")
+            # A push naming nothing the force pushed before (EXECUTE takes no bound values).
+            plan = await connection.exec_driver_sql(
+                f"EXPLAIN EXECUTE probed('{FORCE}', '{{PROBE-NEW}}', '{{probe-key-new}}', "
+                f"'police_person', '{{P-NEW}}', '{{{COUNCIL}}}')"
+            )
+            lines = [row[0] for row in plan]
+            await connection.exec_driver_sql("DEALLOCATE probed")
+            await transaction.rollback()
+    finally:
+        await db.dispose()
+    text = "\n".join(lines)
+    assert "Seq Scan on incident" not in text, text
+    assert "uq_incident_force_code_police_reference" in text, text
+    assert "uq_incident_force_code_idempotency_key" in text, text
