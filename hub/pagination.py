@@ -43,31 +43,69 @@ class Listing:
     whether it starts after a cursor), their values bound at each execution: the page's
     records after `:anchor_time`/`:anchor_id`, newest first, `:limit` of them; and the
     anchor's sort key, looked up inside the same scope and filters. Each statement is built
-    when first needed."""
+    when first needed.
 
-    def __init__(self, query: sa.Select[Any], *, time_column: Any, id_column: Any) -> None:
+    `branches` (PostgreSQL): the ids the caller's scope reaches, one SELECT for each condition
+    the scope is the OR of (with the same filters). Each branch's newest `:limit` are read
+    first, from an index of its own, and the page is the newest of those, still inside the
+    whole query's scope and filters. A scope as one OR cannot use any one index in time order:
+    a council's page walked the time index back through every newer incident in the country
+    and filtered each, its cost growing with the other councils' incidents (24.9 ms at 100,000
+    of them, 0.71 ms at none; 0.54 ms this way)."""
+
+    def __init__(
+        self,
+        query: sa.Select[Any],
+        *,
+        time_column: Any,
+        id_column: Any,
+        branches: Sequence[sa.Select[Any]] = (),
+        unfiltered: sa.Select[Any] | None = None,
+    ) -> None:
+        """`unfiltered`: with `branches`, `query` without the request's filters (the page's
+        columns in its scope); the branches apply them, and here they would lead the plan to
+        an index on a filtered column, read from end to end, instead of the key."""
         self._query = query
         self._time = time_column
         self._id = id_column
+        self._branches = tuple(branches)
+        self._unfiltered = query if unfiltered is None else unfiltered
         self.id_key: str = id_column.key
 
-    @functools.cached_property
-    def _ordered(self) -> sa.Select[Any]:
-        return self._query.order_by(self._time.desc(), self._id.desc())
+    def _newest(self, query: sa.Select[Any], *, after: bool) -> sa.Select[Any]:
+        ordered = query.order_by(self._time.desc(), self._id.desc())
+        if after:
+            position = sa.tuple_(
+                sa.bindparam("anchor_time", type_=self._time.type),
+                sa.bindparam("anchor_id", type_=self._id.type),
+            )
+            ordered = ordered.where(sa.tuple_(self._time, self._id) < position)
+        return ordered.limit(sa.bindparam("limit", type_=sa.Integer))
+
+    def _statement(self, *, after: bool) -> sa.Select[Any]:
+        if not self._branches:
+            return self._newest(self._query, after=after)
+        # Each branch reads the table on its own: never correlated with the page's own FROM.
+        newest = sa.union(
+            *(self._newest(branch.correlate(None), after=after) for branch in self._branches)
+        )
+        # `= ANY(ARRAY(...))`: the candidates are one value to the planner, read by the
+        # primary key; as `IN (...)` a prepared statement's plan guessed a tenth of the table
+        # and scanned all of it.
+        chosen = self._unfiltered.where(
+            self._id == sa.any_(sa.func.array(newest.scalar_subquery()))
+        )
+        return chosen.order_by(self._time.desc(), self._id.desc()).limit(
+            sa.bindparam("limit", type_=sa.Integer)
+        )
 
     @functools.cached_property
     def page(self) -> sa.Select[Any]:
-        return self._ordered.limit(sa.bindparam("limit", type_=sa.Integer))
+        return self._statement(after=False)
 
     @functools.cached_property
     def later(self) -> sa.Select[Any]:
-        position = sa.tuple_(
-            sa.bindparam("anchor_time", type_=self._time.type),
-            sa.bindparam("anchor_id", type_=self._id.type),
-        )
-        return self._ordered.where(sa.tuple_(self._time, self._id) < position).limit(
-            sa.bindparam("limit", type_=sa.Integer)
-        )
+        return self._statement(after=True)
 
     @functools.cached_property
     def anchor(self) -> sa.Select[Any]:

@@ -124,7 +124,15 @@ class RowScope:
     def incidents(self) -> sa.ColumnElement[bool]:
         if self.everything:
             return sa.true()
-        return sa.or_(
+        return sa.or_(*self.incident_branches())
+
+    @functools.lru_cache(maxsize=1024)  # noqa: B019 - scopes are few and live as long as the hub
+    def incident_branches(self) -> tuple[sa.ColumnElement[bool], ...]:
+        """`incidents` as the conditions it is the OR of, each answerable from an index of its
+        own (a list reads each one's newest first: `pagination.Listing`'s branches)."""
+        if self.everything:
+            return (sa.true(),)
+        return (
             col(Incident.force_code).in_(self.forces),
             col(Incident.location_council_code).in_(self.councils),
             self._any_child_ours(_incident_child, _incident_child.incident_id, Incident.id),

@@ -29,10 +29,19 @@ class Incident(SQLModel, table=True):
     __table_args__ = (
         sa.UniqueConstraint("force_code", "police_reference"),
         sa.UniqueConstraint("force_code", "idempotency_key"),
+        # A force's and a council's incidents, newest first, each read from its own index
+        # (`pagination.Listing`'s branches); each also serves a lookup by its code alone.
+        sa.Index("ix_incident_force_code_occurred_at", "force_code", "occurred_at", "id"),
+        sa.Index(
+            "ix_incident_location_council_code_occurred_at",
+            "location_council_code",
+            "occurred_at",
+            "id",
+        ),
     )
 
     id: str = id_field()
-    force_code: str = org_field()
+    force_code: str = org_field(index=False)
     police_reference: str = Field(max_length=64)
     idempotency_key: str | None = Field(default=None, max_length=128)
     payload_hash: str = Field(max_length=64)
@@ -40,7 +49,7 @@ class Incident(SQLModel, table=True):
     occurred_at: dt.datetime = utc_field(index=True)
     recorded_at: dt.datetime = utc_field()
     shared_at: dt.datetime = utc_field(now=True)
-    location_council_code: str = org_field()
+    location_council_code: str = org_field(index=False)
     dash_risk: str | None = enum_field(nullable=True)
     summary: str = Field(default="", sa_type=sa.Text)
     # Police-restricted operational detail: the agreement keeps it from every other role.

@@ -267,21 +267,36 @@ def _listing(
     )
     if involved:
         query = query.add_columns(_carried(scope).column(dialect).label(INVOLVED))
-    if child:
-        query = query.where(
-            sa.exists().where(
-                col(IncidentChild.incident_id) == Incident.id,
-                col(IncidentChild.child_id) == sa.bindparam("child_id", type_=sa.String),
-            )
-        )
     occurred = col(Incident.occurred_at)
-    query = shape.applied(
-        query,
-        time_column=occurred,
-        any_of=(col(Incident.type), col(Incident.dash_risk)),
-        dialect=dialect,
+
+    def narrowed(selecting: sa.Select[Any]) -> sa.Select[Any]:
+        """The request's filters, on the page and on each branch alike."""
+        if child:
+            selecting = selecting.where(
+                sa.exists().where(
+                    col(IncidentChild.incident_id) == Incident.id,
+                    col(IncidentChild.child_id) == sa.bindparam("child_id", type_=sa.String),
+                )
+            )
+        return shape.applied(
+            selecting,
+            time_column=occurred,
+            any_of=(col(Incident.type), col(Incident.dash_risk)),
+            dialect=dialect,
+        )
+
+    branches = (
+        [narrowed(sa.select(_INCIDENT.c.id).where(term)) for term in scope.incident_branches()]
+        if dialect == "postgresql"
+        else []
     )
-    return Listing(query, time_column=occurred, id_column=col(Incident.id))
+    return Listing(
+        narrowed(query),
+        time_column=occurred,
+        id_column=col(Incident.id),
+        branches=branches,
+        unfiltered=query,
+    )
 
 
 async def list_(
