@@ -1,7 +1,7 @@
 """A scoped list reads about its own records, not the country's: a council's page of incidents
 is the newest of each condition its scope is the OR of, each from an index of its own. As one
 OR, the plan walked the time index back through every newer incident of every other council and
-filtered each, its cost growing with them (24.9 ms a page at 100,000 of them, 0.71 ms at none).
+filtered each, its cost growing with them (23.6 ms a page at 100,000 of them, 0.7 ms at none).
 
 The plan is PostgreSQL's generic one (a prepared statement's, as the hub's are after their fifth
 run), and the count is of rows read, not of time: the same on any machine."""
