@@ -83,7 +83,7 @@ class Listing:
         return ordered.limit(sa.bindparam("limit", type_=sa.Integer))
 
     def _statement(self, *, after: bool) -> sa.Select[Any]:
-        if not self._branches:
+        if len(self._branches) <= 1:  # one condition: its index serves the query as it is
             return self._newest(self._query, after=after)
         # Each branch reads the table on its own: never correlated with the page's own FROM.
         newest = sa.union(
@@ -95,9 +95,7 @@ class Listing:
         chosen = self._unfiltered.where(
             self._id == sa.any_(sa.func.array(newest.scalar_subquery()))
         )
-        return chosen.order_by(self._time.desc(), self._id.desc()).limit(
-            sa.bindparam("limit", type_=sa.Integer)
-        )
+        return self._newest(chosen, after=False)  # the branches placed the cursor already
 
     @functools.cached_property
     def page(self) -> sa.Select[Any]:

@@ -122,8 +122,6 @@ class RowScope:
 
     @functools.lru_cache(maxsize=1024)  # noqa: B019 - scopes are few and live as long as the hub
     def incidents(self) -> sa.ColumnElement[bool]:
-        if self.everything:
-            return sa.true()
         return sa.or_(*self.incident_branches())
 
     @functools.lru_cache(maxsize=1024)  # noqa: B019 - scopes are few and live as long as the hub

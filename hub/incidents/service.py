@@ -269,7 +269,7 @@ def _listing(
         query = query.add_columns(_carried(scope).column(dialect).label(INVOLVED))
     occurred = col(Incident.occurred_at)
 
-    def narrowed(selecting: sa.Select[Any]) -> sa.Select[Any]:
+    def filtered(selecting: sa.Select[Any]) -> sa.Select[Any]:
         """The request's filters, on the page and on each branch alike."""
         if child:
             selecting = selecting.where(
@@ -286,12 +286,12 @@ def _listing(
         )
 
     branches = (
-        [narrowed(sa.select(_INCIDENT.c.id).where(term)) for term in scope.incident_branches()]
+        [filtered(sa.select(_INCIDENT.c.id).where(term)) for term in scope.incident_branches()]
         if dialect == "postgresql"
         else []
     )
     return Listing(
-        narrowed(query),
+        filtered(query),
         time_column=occurred,
         id_column=col(Incident.id),
         branches=branches,
