@@ -72,6 +72,41 @@ class Listing:
         self._unfiltered = query if unfiltered is None else unfiltered
         self.id_key: str = id_column.key
 
+    @classmethod
+    def scoped(
+        cls,
+        query: sa.Select[Any],
+        scope: sa.ColumnElement[bool],
+        branches: Sequence[sa.ColumnElement[bool]],
+        *,
+        shape: Narrowing,
+        time_column: Any,
+        id_column: Any,
+        any_of: Sequence[Any] = (),
+        also: Sequence[sa.ColumnElement[bool]] = (),
+        dialect: str | None,
+    ) -> Listing:
+        """`query` (the page's columns) in `scope`, narrowed by the request's filters: those of
+        `shape` and the conditions `also` (their values bound at each execution). On
+        PostgreSQL each of `branches` (the conditions `scope` is the OR of, as `RowScope`
+        gives them) is a branch of its own."""
+
+        def narrowed(selecting: sa.Select[Any]) -> sa.Select[Any]:
+            return shape.applied(
+                selecting.where(*also), time_column=time_column, any_of=any_of, dialect=dialect
+            )
+
+        in_scope = query.where(scope)
+        return cls(
+            narrowed(in_scope),
+            time_column=time_column,
+            id_column=id_column,
+            branches=[narrowed(sa.select(id_column).where(term)) for term in branches]
+            if dialect == "postgresql"
+            else [],
+            unfiltered=in_scope,
+        )
+
     def _newest(self, query: sa.Select[Any], *, after: bool) -> sa.Select[Any]:
         ordered = query.order_by(self._time.desc(), self._id.desc())
         if after:

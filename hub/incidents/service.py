@@ -256,46 +256,27 @@ def _listing(
         for prefix, organisation in _WITH_ORGANISATIONS.items()
         for column in organisation.c
     )
-    query = (
-        sa.select(*_INCIDENT.c, *carried)
-        .select_from(
-            _INCIDENT.outerjoin(force, force.c.code == _INCIDENT.c.force_code).outerjoin(
-                council, council.c.code == _INCIDENT.c.location_council_code
-            )
+    query = sa.select(*_INCIDENT.c, *carried).select_from(
+        _INCIDENT.outerjoin(force, force.c.code == _INCIDENT.c.force_code).outerjoin(
+            council, council.c.code == _INCIDENT.c.location_council_code
         )
-        .where(scope.incidents())
     )
     if involved:
         query = query.add_columns(_carried(scope).column(dialect).label(INVOLVED))
-    occurred = col(Incident.occurred_at)
-
-    def filtered(selecting: sa.Select[Any]) -> sa.Select[Any]:
-        """The request's filters, on the page and on each branch alike."""
-        if child:
-            selecting = selecting.where(
-                sa.exists().where(
-                    col(IncidentChild.incident_id) == Incident.id,
-                    col(IncidentChild.child_id) == sa.bindparam("child_id", type_=sa.String),
-                )
-            )
-        return shape.applied(
-            selecting,
-            time_column=occurred,
-            any_of=(col(Incident.type), col(Incident.dash_risk)),
-            dialect=dialect,
-        )
-
-    branches = (
-        [filtered(sa.select(_INCIDENT.c.id).where(term)) for term in scope.incident_branches()]
-        if dialect == "postgresql"
-        else []
+    of_child = sa.exists().where(
+        col(IncidentChild.incident_id) == Incident.id,
+        col(IncidentChild.child_id) == sa.bindparam("child_id", type_=sa.String),
     )
-    return Listing(
-        filtered(query),
-        time_column=occurred,
+    return Listing.scoped(
+        query,
+        scope.incidents(),
+        scope.incident_branches(),
+        shape=shape,
+        time_column=col(Incident.occurred_at),
         id_column=col(Incident.id),
-        branches=branches,
-        unfiltered=query,
+        any_of=(col(Incident.type), col(Incident.dash_risk)),
+        also=[of_child] if child else [],
+        dialect=dialect,
     )
 
 

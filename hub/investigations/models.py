@@ -18,10 +18,20 @@ class InvestigationStatus(enum.StrEnum):
 
 
 class Investigation(SQLModel, table=True):
-    __table_args__ = (sa.UniqueConstraint("force_code", "police_reference"),)
+    __table_args__ = (
+        sa.UniqueConstraint("force_code", "police_reference"),
+        # A force's investigations, latest change first (`pagination.Listing`'s branches); it
+        # also serves a lookup by the force alone.
+        sa.Index(
+            "ix_investigation_force_code_status_changed_at",
+            "force_code",
+            "status_changed_at",
+            "id",
+        ),
+    )
 
     id: str = id_field()
-    force_code: str = org_field()
+    force_code: str = org_field(index=False)
     police_reference: str = Field(max_length=64)
     status: str = enum_field(index=True)
     status_changed_at: dt.datetime = utc_field(index=True)

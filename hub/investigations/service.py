@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -16,7 +17,7 @@ from hub.children import service as children
 from hub.children.service import ChildDetails
 from hub.closures import service as closures
 from hub.closures.models import ClosureReview
-from hub.db import utcnow
+from hub.db import dialect_of, utcnow
 from hub.errors import Conflict, InvalidInput
 from hub.incidents.models import Incident, IncidentChild
 from hub.investigations import timeliness as _timeliness  # noqa: F401 - declares the kind
@@ -27,7 +28,7 @@ from hub.investigations.models import (
     InvestigationStatus,
     InvestigationTransition,
 )
-from hub.pagination import Page, narrowed, paginate
+from hub.pagination import Listing, Narrowing, Page
 
 
 @dataclasses.dataclass(frozen=True)
@@ -275,21 +276,23 @@ async def _link_children(
             existing.add(child.id)
 
 
-def _filtered(scope: RowScope, where: InvestigationFilter) -> sa.Select[Investigation]:
-    query = sa.select(Investigation).where(scope.investigations())
-    if where.child_id is not None:
-        query = query.where(
-            sa.exists().where(
-                col(InvestigationChild.investigation_id) == Investigation.id,
-                col(InvestigationChild.child_id) == where.child_id,
-            )
-        )
-    return narrowed(
-        query,
+@functools.lru_cache(maxsize=1024)
+def _listing(scope: RowScope, shape: Narrowing, *, child: bool, dialect: str | None) -> Listing:
+    """The statements of a page of investigations, built once per scope and shape of filter."""
+    of_child = sa.exists().where(
+        col(InvestigationChild.investigation_id) == Investigation.id,
+        col(InvestigationChild.child_id) == sa.bindparam("child_id", type_=sa.String),
+    )
+    return Listing.scoped(
+        sa.select(Investigation),
+        scope.investigations(),
+        scope.investigation_branches(),
+        shape=shape,
         time_column=col(Investigation.status_changed_at),
-        since=where.changed_from,
-        until=where.changed_to,
-        any_of={col(Investigation.status): where.statuses},
+        id_column=col(Investigation.id),
+        any_of=(col(Investigation.status),),
+        also=[of_child] if child else [],
+        dialect=dialect,
     )
 
 
@@ -301,11 +304,10 @@ async def list_(
     first: int,
     after: str | None,
 ) -> Page[Investigation]:
-    return await paginate(
-        session,
-        _filtered(scope, where),
-        time_column=col(Investigation.status_changed_at),
-        id_column=col(Investigation.id),
-        first=first,
-        after=after,
+    shape, params = Narrowing.of(
+        since=where.changed_from, until=where.changed_to, any_of=(where.statuses,)
     )
+    if where.child_id is not None:
+        params["child_id"] = where.child_id
+    listing = _listing(scope, shape, child=where.child_id is not None, dialect=dialect_of(session))
+    return await listing.read(session, params, first=first, after=after)

@@ -34,11 +34,19 @@ class MissingEpisode(SQLModel, table=True):
     __table_args__ = (
         sa.UniqueConstraint("force_code", "police_reference"),
         sa.UniqueConstraint("force_code", "idempotency_key"),
+        # A force's episodes, newest first (`pagination.Listing`'s branches); it also serves a
+        # lookup by the force alone.
+        sa.Index(
+            "ix_missing_episode_force_code_reported_missing_at",
+            "force_code",
+            "reported_missing_at",
+            "id",
+        ),
     )
 
     id: str = id_field()
     child_id: str = Field(foreign_key="child.id", max_length=36, index=True)
-    force_code: str = org_field()
+    force_code: str = org_field(index=False)
     police_reference: str = Field(max_length=64)
     idempotency_key: str | None = Field(default=None, max_length=128)
     payload_hash: str = Field(max_length=64)

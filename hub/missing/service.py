@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,11 +14,11 @@ from hub import pushes, validation
 from hub.access.scope import RowScope
 from hub.children import service as children
 from hub.children.service import ChildDetails
-from hub.db import utcnow
+from hub.db import dialect_of, utcnow
 from hub.errors import Conflict, InvalidInput, NotFound
 from hub.missing import timeliness as _timeliness  # noqa: F401 - declares the kind
 from hub.missing.models import MissingEpisode, MissingFrom, MissingStatus, RiskGrade
-from hub.pagination import Page, narrowed, paginate
+from hub.pagination import Listing, Narrowing, Page
 from hub.reference.models import OrganisationKind
 
 APP_2017 = "college_of_policing_app_2017"
@@ -183,30 +184,32 @@ async def update(
     return episode, True
 
 
-def _filtered(scope: RowScope, where: MissingFilter) -> sa.Select[MissingEpisode]:
-    query = sa.select(MissingEpisode).where(scope.missing_episodes())
-    if where.child_id is not None:
-        query = query.where(col(MissingEpisode.child_id) == where.child_id)
-    return narrowed(
-        query,
+@functools.lru_cache(maxsize=1024)
+def _listing(scope: RowScope, shape: Narrowing, *, child: bool, dialect: str | None) -> Listing:
+    """The statements of a page of missing episodes, built once per scope and shape of filter."""
+    of_child = col(MissingEpisode.child_id) == sa.bindparam("child_id", type_=sa.String)
+    return Listing.scoped(
+        sa.select(MissingEpisode),
+        scope.missing_episodes(),
+        scope.missing_episode_branches(),
+        shape=shape,
         time_column=col(MissingEpisode.reported_missing_at),
-        since=where.reported_from,
-        until=where.reported_to,
-        any_of={
-            col(MissingEpisode.risk_grade): where.risk_grades,
-            col(MissingEpisode.status): where.statuses,
-        },
+        id_column=col(MissingEpisode.id),
+        any_of=(col(MissingEpisode.risk_grade), col(MissingEpisode.status)),
+        also=[of_child] if child else [],
+        dialect=dialect,
     )
 
 
 async def list_(
     session: AsyncSession, *, scope: RowScope, where: MissingFilter, first: int, after: str | None
 ) -> Page[MissingEpisode]:
-    return await paginate(
-        session,
-        _filtered(scope, where),
-        time_column=col(MissingEpisode.reported_missing_at),
-        id_column=col(MissingEpisode.id),
-        first=first,
-        after=after,
+    shape, params = Narrowing.of(
+        since=where.reported_from,
+        until=where.reported_to,
+        any_of=(where.risk_grades, where.statuses),
     )
+    if where.child_id is not None:
+        params["child_id"] = where.child_id
+    listing = _listing(scope, shape, child=where.child_id is not None, dialect=dialect_of(session))
+    return await listing.read(session, params, first=first, after=after)
