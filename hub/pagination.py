@@ -83,17 +83,21 @@ class Listing:
         time_column: Any,
         id_column: Any,
         any_of: Sequence[Any] = (),
-        also: Sequence[sa.ColumnElement[bool]] = (),
+        also: Mapping[str, sa.ColumnElement[bool]] | None = None,
         dialect: str | None,
     ) -> Listing:
         """`query` (the page's columns) in `scope`, narrowed by the request's filters: those of
-        `shape` and the conditions `also` (their values bound at each execution). On
-        PostgreSQL each of `branches` (the conditions `scope` is the OR of, as `RowScope`
-        gives them) is a branch of its own."""
+        `shape`, and of `also` (the list's own, by the name of the value each binds at each
+        execution) those `shape` says the request gives. On PostgreSQL each of `branches` (the
+        conditions `scope` is the OR of, as `RowScope` gives them) is a branch of its own."""
+        conditions = [(also or {})[name] for name in shape.given]
 
         def narrowed(selecting: sa.Select[Any]) -> sa.Select[Any]:
             return shape.applied(
-                selecting.where(*also), time_column=time_column, any_of=any_of, dialect=dialect
+                selecting.where(*conditions),
+                time_column=time_column,
+                any_of=any_of,
+                dialect=dialect,
             )
 
         in_scope = query.where(scope)
@@ -202,6 +206,7 @@ class Narrowing:
     since: bool
     until: bool
     any_of: tuple[bool, ...]
+    given: tuple[str, ...] = ()  # a list's own filters the request uses, by their value's name
 
     @classmethod
     def of(
@@ -210,11 +215,17 @@ class Narrowing:
         since: dt.datetime | None,
         until: dt.datetime | None,
         any_of: Sequence[Sequence[Any]],
+        given: Mapping[str, Any] | None = None,
     ) -> tuple[Narrowing, dict[str, Any]]:
+        """The shape and the values of a request's filters; `given`, a list's own filters'
+        values by name, each used unless None (`Listing.scoped`'s `also`)."""
         params: dict[str, Any] = {"since": since, "until": until}
         params.update({f"any_{i}": list(values) for i, values in enumerate(any_of)})
-        shape = cls(since is not None, until is not None, tuple(bool(v) for v in any_of))
-        return shape, {name: value for name, value in params.items() if value}
+        named = {name: value for name, value in (given or {}).items() if value is not None}
+        shape = cls(
+            since is not None, until is not None, tuple(bool(v) for v in any_of), tuple(named)
+        )
+        return shape, {**{name: value for name, value in params.items() if value}, **named}
 
     def applied(
         self,

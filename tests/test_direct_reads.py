@@ -173,5 +173,5 @@ async def test_a_listing_is_built_once_per_shape_and_bound_per_request(
     one, _ = shape_of(since=since, until=until, any_of=((), ()))
     two, _ = shape_of(since=BASE, until=BASE, any_of=((), ()))
     assert one == two
-    listing = incidents._listing(scope, one, child=False, dialect=dialect)
-    assert incidents._listing(scope, two, child=False, dialect=dialect) is listing
+    listing = incidents._listing(scope, one, dialect=dialect)
+    assert incidents._listing(scope, two, dialect=dialect) is listing

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import json
 from collections.abc import Callable
 from typing import Any
@@ -26,8 +27,10 @@ from hub.bench import FORCE
 from hub.db import Database, _direct
 from hub.incidents import service as incidents
 from hub.investigations import service as investigations
+from hub.joint_visits import service as joint_visits
 from hub.missing import service as missing
 from hub.pagination import Listing, Narrowing
+from hub.protection import service as protection
 from tests.conftest import is_postgres
 
 pytestmark = pytest.mark.skipif(not is_postgres(), reason="PostgreSQL's generic plans")
@@ -90,6 +93,23 @@ _INVESTIGATION_INCIDENTS = sa.text(
     f"SELECT :prefix || n, :prefix || n {_NUMBERED} WHERE n % 2 = 1"
 )
 
+# Even ones placed in (or asked for by) a council elsewhere if `:away` names one: only their
+# child makes them ours.
+_ELSEWHERE_IF_EVEN = "CASE WHEN n % 2 = 0 THEN COALESCE(:away, c.code) ELSE c.code END"
+_PROTECTIONS = sa.text(  # of the children of `_CHILDREN`
+    "INSERT INTO police_protection (id, force_code, police_reference, payload_hash, child_id, "
+    "taken_at, recorded_at, shared_at, placed_in, placed_council_code, consulted_before, "
+    "alternatives_considered, pushed_by_client) "
+    f"SELECT :prefix || n, :force, :prefix || n, 'hash', :prefix || 'c' || n, {_AT}, now(), "
+    f"now(), 'foster_care', {_ELSEWHERE_IF_EVEN}, false, '', 'plan-client' {_NUMBERED}"
+)
+_VISITS = sa.text(  # about the children of `_CHILDREN`
+    "INSERT INTO joint_visit_request (id, council_code, council_reference, payload_hash, "
+    "force_code, child_id, kind, urgency, needed_by, recorded_at, shared_at) "
+    f"SELECT :prefix || n, {_ELSEWHERE_IF_EVEN}, :prefix || n, 'hash', :force, "
+    f":prefix || 'c' || n, 'visit', 'planned', {_AT}, {_AT}, now() {_NUMBERED}"
+)
+
 
 @dataclasses.dataclass(frozen=True)
 class Listed:
@@ -97,7 +117,7 @@ class Listed:
 
     table: str
     seeds: tuple[sa.TextClause, ...]
-    listing: Callable[[RowScope, Narrowing], Listing]
+    listing: Callable[..., Listing]  # its `_listing`: (scope, shape, *, dialect)
     filters: int  # how many lists of values it filters by
 
 
@@ -105,24 +125,21 @@ LISTED = {
     "incidents": Listed(
         "incident",
         (_CHILDREN, _INCIDENTS, _INCIDENT_CHILDREN),
-        lambda scope, shape: incidents._listing(
-            scope, shape, child=False, dialect="postgresql", involved=True
-        ),
+        functools.partial(incidents._listing, involved=True),
         filters=2,
     ),
-    "missing episodes": Listed(
-        "missing_episode",
-        (_CHILDREN, _EPISODES),
-        lambda scope, shape: missing._listing(scope, shape, child=False, dialect="postgresql"),
-        filters=2,
-    ),
+    "missing episodes": Listed("missing_episode", (_CHILDREN, _EPISODES), missing._listing, 2),
     "investigations": Listed(
         "investigation",
         (_CHILDREN, _INCIDENTS, _INVESTIGATIONS, _INVESTIGATION_CHILDREN, _INVESTIGATION_INCIDENTS),
-        lambda scope, shape: investigations._listing(
-            scope, shape, child=False, dialect="postgresql"
-        ),
+        investigations._listing,
         filters=1,
+    ),
+    "police protections": Listed(
+        "police_protection", (_CHILDREN, _PROTECTIONS), protection._listing, filters=1
+    ),
+    "joint visit requests": Listed(
+        "joint_visit_request", (_CHILDREN, _VISITS), joint_visits._listing, filters=4
     ),
 }
 
@@ -159,7 +176,7 @@ async def test_a_councils_page_reads_its_records_not_the_countrys(
     shape, params = Narrowing.of(
         since=None, until=now + dt.timedelta(days=1), any_of=((),) * listed.filters
     )
-    listing = listed.listing(RowScope(councils=frozenset({COUNCIL})), shape)
+    listing = listed.listing(RowScope(councils=frozenset({COUNCIL})), shape, dialect="postgresql")
     statement = listing.later if after else listing.page
     values = {**params, "limit": PAGE + 1}
     ours_from = now - dt.timedelta(days=1)

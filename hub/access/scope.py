@@ -113,6 +113,11 @@ class RowScope:
         among: sa.ColumnElement[bool] = column == sa.any_(sa.func.array(ids.scalar_subquery()))
         return among
 
+    def child_among_ours(self, child_id: Any) -> sa.ColumnElement[bool]:
+        """`child_is_ours` for a branch (PostgreSQL): the child (an id column of the caller's
+        table) is `_one_of` our councils' children."""
+        return self._one_of(child_id, self._our_children())
+
     @functools.lru_cache(maxsize=1024)  # noqa: B019 - scopes are few and live as long as the hub
     def children(self) -> sa.ColumnElement[bool]:
         if self.everything:
@@ -237,7 +242,7 @@ class RowScope:
             return (sa.true(),)
         return (
             col(MissingEpisode.force_code).in_(self.forces),
-            self._one_of(col(MissingEpisode.child_id), self._our_children()),
+            self.child_among_ours(col(MissingEpisode.child_id)),
         )
 
     @functools.lru_cache(maxsize=1024)  # noqa: B019 - scopes are few and live as long as the hub

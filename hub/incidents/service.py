@@ -247,7 +247,7 @@ def involved_of(
 
 @functools.lru_cache(maxsize=1024)
 def _listing(
-    scope: RowScope, shape: Narrowing, *, child: bool, dialect: str | None, involved: bool = False
+    scope: RowScope, shape: Narrowing, *, dialect: str | None, involved: bool = False
 ) -> Listing:
     """The statements of a page of incidents, built once per scope and shape of filter."""
     force, council = _WITH_ORGANISATIONS.values()
@@ -275,7 +275,7 @@ def _listing(
         time_column=col(Incident.occurred_at),
         id_column=col(Incident.id),
         any_of=(col(Incident.type), col(Incident.dash_risk)),
-        also=[of_child] if child else [],
+        also={"child_id": of_child},
         dialect=dialect,
     )
 
@@ -292,17 +292,12 @@ async def list_(
     """A page of the incidents in `scope` that match `where`; with `involved`, each row
     carries its children (`involved_of`), read in the same statement."""
     shape, params = Narrowing.of(
-        since=where.occurred_from, until=where.occurred_to, any_of=(where.types, where.dash_risks)
+        since=where.occurred_from,
+        until=where.occurred_to,
+        any_of=(where.types, where.dash_risks),
+        given={"child_id": where.child_id},
     )
-    if where.child_id is not None:
-        params["child_id"] = where.child_id
-    listing = _listing(
-        scope,
-        shape,
-        child=where.child_id is not None,
-        involved=involved,
-        dialect=dialect_of(session),
-    )
+    listing = _listing(scope, shape, involved=involved, dialect=dialect_of(session))
     return await listing.read(session, params, first=first, after=after, rows=True)
 
 

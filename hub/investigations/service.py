@@ -277,7 +277,7 @@ async def _link_children(
 
 
 @functools.lru_cache(maxsize=1024)
-def _listing(scope: RowScope, shape: Narrowing, *, child: bool, dialect: str | None) -> Listing:
+def _listing(scope: RowScope, shape: Narrowing, *, dialect: str | None) -> Listing:
     """The statements of a page of investigations, built once per scope and shape of filter."""
     of_child = sa.exists().where(
         col(InvestigationChild.investigation_id) == Investigation.id,
@@ -291,7 +291,7 @@ def _listing(scope: RowScope, shape: Narrowing, *, child: bool, dialect: str | N
         time_column=col(Investigation.status_changed_at),
         id_column=col(Investigation.id),
         any_of=(col(Investigation.status),),
-        also=[of_child] if child else [],
+        also={"child_id": of_child},
         dialect=dialect,
     )
 
@@ -305,9 +305,10 @@ async def list_(
     after: str | None,
 ) -> Page[Investigation]:
     shape, params = Narrowing.of(
-        since=where.changed_from, until=where.changed_to, any_of=(where.statuses,)
+        since=where.changed_from,
+        until=where.changed_to,
+        any_of=(where.statuses,),
+        given={"child_id": where.child_id},
     )
-    if where.child_id is not None:
-        params["child_id"] = where.child_id
-    listing = _listing(scope, shape, child=where.child_id is not None, dialect=dialect_of(session))
+    listing = _listing(scope, shape, dialect=dialect_of(session))
     return await listing.read(session, params, first=first, after=after)

@@ -61,14 +61,20 @@ class JointVisitRequest(SQLModel, table=True):
     __table_args__ = (
         sa.UniqueConstraint("council_code", "council_reference"),
         sa.UniqueConstraint("council_code", "idempotency_key"),
+        # The council's and the force's, each newest first (`pagination.Listing`'s branches);
+        # each also serves a lookup by its code alone.
+        *(
+            sa.Index(f"ix_joint_visit_request_{code}_recorded_at", code, "recorded_at", "id")
+            for code in ("council_code", "force_code")
+        ),
     )
 
     id: str = id_field()
-    council_code: str = org_field()
+    council_code: str = org_field(index=False)
     council_reference: str = Field(max_length=64)
     idempotency_key: str | None = Field(default=None, max_length=128)
     payload_hash: str = Field(max_length=64)
-    force_code: str = org_field()
+    force_code: str = org_field(index=False)
     child_id: str = Field(foreign_key="child.id", max_length=36, index=True)
     kind: str = enum_field()
     urgency: str = enum_field()

@@ -16,7 +16,7 @@ from sqlmodel import col
 from hub import pushes, validation
 from hub.access.scope import RowScope
 from hub.children.models import Child
-from hub.db import utcnow
+from hub.db import dialect_of, utcnow
 from hub.errors import Conflict, InvalidInput, NotFound
 from hub.joint_visits.models import (
     JointVisitKind,
@@ -27,7 +27,7 @@ from hub.joint_visits.models import (
     UnavailableReason,
     Urgency,
 )
-from hub.pagination import Page, narrowed, paginate
+from hub.pagination import Listing, Narrowing, Page
 from hub.reference.models import OrganisationKind
 
 # How far ahead a visit may be asked for: beyond it a date is a typing error, not a plan.
@@ -84,6 +84,20 @@ def visible(scope: RowScope) -> sa.ColumnElement[bool]:
         col(JointVisitRequest.force_code).in_(scope.forces),
         col(JointVisitRequest.council_code).in_(scope.councils),
         scope.child_is_ours(JointVisitRequest.child_id),
+    )
+
+
+@functools.lru_cache(maxsize=1024)
+def _branches(scope: RowScope) -> tuple[sa.ColumnElement[bool], ...]:
+    """`visible` as the conditions it is the OR of, for PostgreSQL (as
+    `RowScope.incident_branches`): the force's and the council's from their (code, time)
+    indexes, the child's as `RowScope.child_among_ours`."""
+    if scope.everything:
+        return (sa.true(),)
+    return (
+        col(JointVisitRequest.force_code).in_(scope.forces),
+        col(JointVisitRequest.council_code).in_(scope.councils),
+        scope.child_among_ours(col(JointVisitRequest.child_id)),
     )
 
 
@@ -240,24 +254,30 @@ async def record_outcome(
     return row, True
 
 
-def _filtered(scope: RowScope, where: JointVisitFilter) -> sa.Select[JointVisitRequest]:
-    query = sa.select(JointVisitRequest).where(visible(scope))
-    if where.child_id is not None:
-        query = query.where(col(JointVisitRequest.child_id) == where.child_id)
-    if where.answered is not None:
-        answered = col(JointVisitRequest.response)
-        query = query.where(answered.is_not(None) if where.answered else answered.is_(None))
-    return narrowed(
-        query,
+@functools.lru_cache(maxsize=1024)
+def _listing(scope: RowScope, shape: Narrowing, *, dialect: str | None) -> Listing:
+    """The statements of a page of joint visit requests, built once per scope and shape of
+    filter."""
+    also = {
+        "child_id": col(JointVisitRequest.child_id) == sa.bindparam("child_id", type_=sa.String),
+        "answered": col(JointVisitRequest.response).is_not(None)
+        == sa.bindparam("answered", type_=sa.Boolean),
+    }
+    return Listing.scoped(
+        sa.select(JointVisitRequest),
+        visible(scope),
+        _branches(scope),
+        shape=shape,
         time_column=col(JointVisitRequest.recorded_at),
-        since=where.requested_from,
-        until=where.requested_to,
-        any_of={
-            col(JointVisitRequest.kind): where.kinds,
-            col(JointVisitRequest.urgency): where.urgencies,
-            col(JointVisitRequest.response): where.responses,
-            col(JointVisitRequest.outcome): where.outcomes,
-        },
+        id_column=col(JointVisitRequest.id),
+        any_of=(
+            col(JointVisitRequest.kind),
+            col(JointVisitRequest.urgency),
+            col(JointVisitRequest.response),
+            col(JointVisitRequest.outcome),
+        ),
+        also=also,
+        dialect=dialect,
     )
 
 
@@ -269,11 +289,11 @@ async def list_(
     first: int,
     after: str | None,
 ) -> Page[JointVisitRequest]:
-    return await paginate(
-        session,
-        _filtered(scope, where),
-        time_column=col(JointVisitRequest.recorded_at),
-        id_column=col(JointVisitRequest.id),
-        first=first,
-        after=after,
+    shape, params = Narrowing.of(
+        since=where.requested_from,
+        until=where.requested_to,
+        any_of=(where.kinds, where.urgencies, where.responses, where.outcomes),
+        given={"child_id": where.child_id, "answered": where.answered},
     )
+    listing = _listing(scope, shape, dialect=dialect_of(session))
+    return await listing.read(session, params, first=first, after=after)

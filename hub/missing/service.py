@@ -185,7 +185,7 @@ async def update(
 
 
 @functools.lru_cache(maxsize=1024)
-def _listing(scope: RowScope, shape: Narrowing, *, child: bool, dialect: str | None) -> Listing:
+def _listing(scope: RowScope, shape: Narrowing, *, dialect: str | None) -> Listing:
     """The statements of a page of missing episodes, built once per scope and shape of filter."""
     of_child = col(MissingEpisode.child_id) == sa.bindparam("child_id", type_=sa.String)
     return Listing.scoped(
@@ -196,7 +196,7 @@ def _listing(scope: RowScope, shape: Narrowing, *, child: bool, dialect: str | N
         time_column=col(MissingEpisode.reported_missing_at),
         id_column=col(MissingEpisode.id),
         any_of=(col(MissingEpisode.risk_grade), col(MissingEpisode.status)),
-        also=[of_child] if child else [],
+        also={"child_id": of_child},
         dialect=dialect,
     )
 
@@ -208,8 +208,7 @@ async def list_(
         since=where.reported_from,
         until=where.reported_to,
         any_of=(where.risk_grades, where.statuses),
+        given={"child_id": where.child_id},
     )
-    if where.child_id is not None:
-        params["child_id"] = where.child_id
-    listing = _listing(scope, shape, child=where.child_id is not None, dialect=dialect_of(session))
+    listing = _listing(scope, shape, dialect=dialect_of(session))
     return await listing.read(session, params, first=first, after=after)

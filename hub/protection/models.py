@@ -43,10 +43,16 @@ class PoliceProtection(SQLModel, table=True):
     __table_args__ = (
         sa.UniqueConstraint("force_code", "police_reference"),
         sa.UniqueConstraint("force_code", "idempotency_key"),
+        # The force's, the placing council's and the consulted council's, each newest first
+        # (`pagination.Listing`'s branches); each also serves a lookup by its code alone.
+        *(
+            sa.Index(f"ix_police_protection_{code}_taken_at", code, "taken_at", "id")
+            for code in ("force_code", "placed_council_code", "consulted_council_code")
+        ),
     )
 
     id: str = id_field()
-    force_code: str = org_field()
+    force_code: str = org_field(index=False)
     police_reference: str = Field(max_length=64)
     idempotency_key: str | None = Field(default=None, max_length=128)
     payload_hash: str = Field(max_length=64)
@@ -55,10 +61,10 @@ class PoliceProtection(SQLModel, table=True):
     recorded_at: dt.datetime = utc_field()
     shared_at: dt.datetime = utc_field(now=True)
     placed_in: str = enum_field()
-    placed_council_code: str | None = org_field(nullable=True)
+    placed_council_code: str | None = org_field(nullable=True, index=False)
     consulted_before: bool
     consulted_at: dt.datetime | None = utc_field(nullable=True)
-    consulted_council_code: str | None = org_field(nullable=True)
+    consulted_council_code: str | None = org_field(nullable=True, index=False)
     consulted_role: str | None = enum_field(nullable=True)
     # Comma-joined `Alternative` values, sorted: one column the report reads without a join.
     alternatives_considered: str = Field(sa_type=sa.Text)

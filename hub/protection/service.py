@@ -18,9 +18,9 @@ from hub import pushes, validation
 from hub.access.scope import RowScope
 from hub.children import service as children
 from hub.children.service import ChildDetails
-from hub.db import utcnow
+from hub.db import dialect_of, utcnow
 from hub.errors import InvalidInput
-from hub.pagination import Page, narrowed, paginate
+from hub.pagination import Listing, Narrowing, Page
 from hub.protection.models import Alternative, ConsultedRole, PlacedIn, PoliceProtection
 from hub.reference.models import OrganisationKind
 
@@ -59,6 +59,21 @@ def visible(scope: RowScope) -> sa.ColumnElement[bool]:
     return sa.or_(
         col(PoliceProtection.force_code).in_(scope.forces),
         scope.child_is_ours(PoliceProtection.child_id),
+        col(PoliceProtection.placed_council_code).in_(scope.councils),
+        col(PoliceProtection.consulted_council_code).in_(scope.councils),
+    )
+
+
+@functools.lru_cache(maxsize=1024)
+def _branches(scope: RowScope) -> tuple[sa.ColumnElement[bool], ...]:
+    """`visible` as the conditions it is the OR of, for PostgreSQL (as
+    `RowScope.incident_branches`): the force's, the placing and the consulted council's from
+    their (code, time) indexes, the child's as `RowScope.child_among_ours`."""
+    if scope.everything:
+        return (sa.true(),)
+    return (
+        col(PoliceProtection.force_code).in_(scope.forces),
+        scope.child_among_ours(col(PoliceProtection.child_id)),
         col(PoliceProtection.placed_council_code).in_(scope.councils),
         col(PoliceProtection.consulted_council_code).in_(scope.councils),
     )
@@ -189,18 +204,25 @@ async def record(
     )
 
 
-def _filtered(scope: RowScope, where: ProtectionFilter) -> sa.Select[PoliceProtection]:
-    query = sa.select(PoliceProtection).where(visible(scope))
-    if where.child_id is not None:
-        query = query.where(col(PoliceProtection.child_id) == where.child_id)
-    if where.consulted_before is not None:
-        query = query.where(col(PoliceProtection.consulted_before) == where.consulted_before)
-    return narrowed(
-        query,
+@functools.lru_cache(maxsize=1024)
+def _listing(scope: RowScope, shape: Narrowing, *, dialect: str | None) -> Listing:
+    """The statements of a page of police protections, built once per scope and shape of
+    filter."""
+    also = {
+        "child_id": col(PoliceProtection.child_id) == sa.bindparam("child_id", type_=sa.String),
+        "consulted_before": col(PoliceProtection.consulted_before)
+        == sa.bindparam("consulted_before", type_=sa.Boolean),
+    }
+    return Listing.scoped(
+        sa.select(PoliceProtection),
+        visible(scope),
+        _branches(scope),
+        shape=shape,
         time_column=col(PoliceProtection.taken_at),
-        since=where.taken_from,
-        until=where.taken_to,
-        any_of={col(PoliceProtection.placed_in): where.placed_in},
+        id_column=col(PoliceProtection.id),
+        any_of=(col(PoliceProtection.placed_in),),
+        also=also,
+        dialect=dialect,
     )
 
 
@@ -212,11 +234,11 @@ async def list_(
     first: int,
     after: str | None,
 ) -> Page[PoliceProtection]:
-    return await paginate(
-        session,
-        _filtered(scope, where),
-        time_column=col(PoliceProtection.taken_at),
-        id_column=col(PoliceProtection.id),
-        first=first,
-        after=after,
+    shape, params = Narrowing.of(
+        since=where.taken_from,
+        until=where.taken_to,
+        any_of=(where.placed_in,),
+        given={"child_id": where.child_id, "consulted_before": where.consulted_before},
     )
+    listing = _listing(scope, shape, dialect=dialect_of(session))
+    return await listing.read(session, params, first=first, after=after)
