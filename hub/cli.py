@@ -445,6 +445,24 @@ def bench_read(  # noqa: PLR0917 - typer's options are the parameters
         typer.echo(line)
 
 
+@app.command("bench-listing")
+def bench_listing(
+    database_url: str = PostgresBenchDatabase,
+    others: int = typer.Option(100_000, min=1, help="Other councils' records of each kind."),
+    runs: int = typer.Option(20, min=1, help="Times each statement is run and timed."),
+    even: bool = typer.Option(
+        False,  # noqa: FBT003 - typer's default
+        help="Spread the records over every council, the council's own among them.",
+    ),
+) -> None:
+    """A council's page of each scoped list, as one statement and by branches, side by side."""
+    from hub.bench_listing import run as run_listing  # noqa: PLC0415
+
+    figures = _measured(run_listing(database_url=database_url, others=others, runs=runs, even=even))
+    for line in figures.lines():
+        typer.echo(line)
+
+
 @app.command("bench-audit")
 def bench_audit(
     database_url: str = PostgresBenchDatabase,

@@ -201,6 +201,19 @@ def test_bench_report_runs_tiny() -> None:
     assert "partnership counted nationally" in run.stdout
 
 
+@pytest.mark.skipif(not is_postgres(), reason="bench-listing measures PostgreSQL's plans")
+def test_bench_listing_runs_tiny() -> None:
+    run = _bench("bench-listing", "--database-url", POSTGRES_URL, "--others", "600", "--runs", "2")
+    assert run.returncode == 0, run.stdout + run.stderr
+    for kind in ("incidents", "missing episodes", "investigations", "joint visit requests"):
+        assert re.search(rf"{kind} +one statement .* one/branches \d", run.stdout), run.stdout
+    # Too few of the council's records for a page: no figures, the reason.
+    short = _bench("bench-listing", "--database-url", POSTGRES_URL, "--others", "600", "--even")
+    assert short.returncode == 1
+    assert "raise --others" in short.stderr
+    assert "one/branches" not in short.stdout
+
+
 @pytest.mark.skipif(not is_postgres(), reason="bench-escalation loads with PostgreSQL's COPY")
 def test_bench_escalation_runs_tiny() -> None:
     run = _bench("bench-escalation", "--database-url", POSTGRES_URL, "--episodes", "300")

@@ -104,9 +104,8 @@ class RowScope:
         """`column` is one of `ids`, for a branch (PostgreSQL): the ids are read first, on
         their own, as one array, and the branch's records by `column`'s index. As `EXISTS`,
         a generic plan (which knows neither the limit nor how few the ids are) walked the
-        time index back through every newer record in the country and tested each: 452 ms
-        for a council's page of incidents among 100,000 of other councils' with their
-        children, 733 ms for investigations (20.6 and 24.4 ms this way).
+        time index back through every newer record in the country and tested each
+        (`tests/test_listing_plans`: 10,000 to 40,000 rows read where the council has 30).
 
         Such a branch still reads all of the council's linked records, however old, to find
         its newest: no index holds them by council and time."""
