@@ -38,6 +38,34 @@ def page_size(first: int | None, *, default: int, maximum: int) -> int:
     return first
 
 
+@dataclasses.dataclass(frozen=True)
+class ByCode:
+    """A condition of a scope's OR that a record's `column` is one of `codes` (a force's, a
+    council's), for `Listing.scoped`: a branch for each code, which holds `column` to it as a
+    range (`code <= column <= code`) and reads it ordered by (column, time, id).
+
+    As `column = code`, the branch's order is the time's alone (the code is a constant to the
+    planner), which the time index gives as well as the code's own; and a generic plan,
+    which takes every code for an average one, may reckon on meeting the code's newest early
+    in the time index and walk it, to the country's end where the code has fewer records than
+    the page (`bench-listing` at 100,000: 100,015 rows read for a council's 15). Held as a
+    range, the code leads the order, and only the (code, time, id) index gives that order
+    without sorting the code's every record: the plan reads a page's worth whatever the
+    planner thinks of the code."""
+
+    column: Any
+    codes: frozenset[str]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Branch:
+    """One branch's ids, and the code it is held to (`ByCode`), if any."""
+
+    query: sa.Select[Any]
+    column: Any = None
+    code: str | None = None
+
+
 class Listing:
     """A list's statements, built once for the shape of a request (which filters it uses,
     whether it starts after a cursor), their values bound at each execution: the page's
@@ -51,9 +79,9 @@ class Listing:
     whole query's scope and filters. A scope as one OR cannot use any one index in time order:
     a council's page walked the time index back through every newer record in the country and
     filtered each, its cost growing with the other councils' records (`tests/test_listing_plans`
-    counts the rows read; `safeguarding-hub bench-listing` times both ways side by side). Which
-    index a branch reads is still the planner's choice, made on its estimate of the council's
-    share: where it takes the council for an average one, it may walk the time index still."""
+    counts the rows read; `safeguarding-hub bench-listing` times both ways side by side). A
+    condition on a code (`ByCode`) is a branch for each code, ordered so that only its
+    (code, time, id) index serves it."""
 
     def __init__(
         self,
@@ -61,7 +89,7 @@ class Listing:
         *,
         time_column: Any,
         id_column: Any,
-        branches: Sequence[sa.Select[Any]] = (),
+        branches: Sequence[_Branch] = (),
         unfiltered: sa.Select[Any] | None = None,
     ) -> None:
         """`unfiltered`: with `branches`, `query` without the request's filters (the page's
@@ -79,7 +107,7 @@ class Listing:
         cls,
         query: sa.Select[Any],
         scope: sa.ColumnElement[bool],
-        branches: Sequence[sa.ColumnElement[bool]],
+        branches: Sequence[sa.ColumnElement[bool] | ByCode],
         *,
         shape: Narrowing,
         time_column: Any,
@@ -91,7 +119,9 @@ class Listing:
         """`query` (the page's columns) in `scope`, narrowed by the request's filters: those of
         `shape`, and of `also` (the list's own, by the name of the value each binds at each
         execution) those `shape` says the request gives. On PostgreSQL each of `branches` (the
-        conditions `scope` is the OR of, as `RowScope` gives them) is a branch of its own."""
+        conditions `scope` is the OR of, as `RowScope` gives them) is a branch of its own, a
+        `ByCode` one for each of its codes; with none (a scope that is no OR, the hub's own
+        jobs'), the list is one statement."""
         conditions = [(also or {})[name] for name in shape.given]
 
         def narrowed(selecting: sa.Select[Any]) -> sa.Select[Any]:
@@ -102,12 +132,24 @@ class Listing:
                 dialect=dialect,
             )
 
+        def branched(term: sa.ColumnElement[bool] | ByCode) -> list[_Branch]:
+            if not isinstance(term, ByCode):
+                return [_Branch(narrowed(sa.select(id_column).where(term)))]
+            held = (
+                (code, sa.and_(term.column >= code, term.column <= code))
+                for code in sorted(term.codes)
+            )
+            return [
+                _Branch(narrowed(sa.select(id_column).where(where)), term.column, code)
+                for code, where in held
+            ]
+
         in_scope = query.where(scope)
         return cls(
             narrowed(in_scope),
             time_column=time_column,
             id_column=id_column,
-            branches=[narrowed(sa.select(id_column).where(term)) for term in branches]
+            branches=[branch for term in branches for branch in branched(term)]
             if dialect == "postgresql"
             else [],
             unfiltered=in_scope,
@@ -118,22 +160,34 @@ class Listing:
         the branches against."""
         return Listing(self._query, time_column=self._time, id_column=self._id)
 
-    def _newest(self, query: sa.Select[Any], *, after: bool) -> sa.Select[Any]:
-        ordered = query.order_by(self._time.desc(), self._id.desc())
+    def _newest(
+        self, query: sa.Select[Any], *, after: bool, held: _Branch | None = None
+    ) -> sa.Select[Any]:
+        """`query`'s newest `:limit`, after the anchor if `after`; a branch `held` to a code
+        (`ByCode`) ordered by (code, time, id), its anchor a position in that order too, which
+        the (code, time, id) index starts its reading at."""
+        keys = [self._time, self._id]
+        anchor = [
+            sa.bindparam("anchor_time", type_=self._time.type),
+            sa.bindparam("anchor_id", type_=self._id.type),
+        ]
+        if held is not None and held.column is not None:
+            keys.insert(0, held.column)
+            anchor.insert(0, sa.literal(held.code, type_=held.column.type))
+        ordered = query.order_by(*(key.desc() for key in keys))
         if after:
-            position = sa.tuple_(
-                sa.bindparam("anchor_time", type_=self._time.type),
-                sa.bindparam("anchor_id", type_=self._id.type),
-            )
-            ordered = ordered.where(sa.tuple_(self._time, self._id) < position)
+            ordered = ordered.where(sa.tuple_(*keys) < sa.tuple_(*anchor))
         return ordered.limit(sa.bindparam("limit", type_=sa.Integer))
 
     def _statement(self, *, after: bool) -> sa.Select[Any]:
-        if len(self._branches) <= 1:  # one condition: its index serves the query as it is
+        if not self._branches:  # the scope is no OR (SQLite reads every list this way)
             return self._newest(self._query, after=after)
         # Each branch reads the table on its own: never correlated with the page's own FROM.
         newest = sa.union(
-            *(self._newest(branch.correlate(None), after=after) for branch in self._branches)
+            *(
+                self._newest(branch.query.correlate(None), after=after, held=branch)
+                for branch in self._branches
+            )
         )
         # `= ANY(ARRAY(...))`: the candidates are one value to the planner, read by the
         # primary key; as `IN (...)` a prepared statement's plan guessed a tenth of the table

@@ -24,6 +24,10 @@ from hub.closures.models import ClosureReview
 from hub.incidents.models import Incident, IncidentChild, IncidentType
 from hub.investigations.models import Investigation, InvestigationChild, InvestigationIncident
 from hub.missing.models import MissingEpisode
+from hub.pagination import ByCode
+
+# A condition of a scope's OR, as a list's branch reads it (`pagination.Listing.scoped`).
+Branch = sa.ColumnElement[bool] | ByCode
 
 # Subqueries use aliases of their own so that they never correlate with the outer query's tables
 # by accident (a loader may select from the same tables). Building an alias is costly, so they
@@ -112,10 +116,11 @@ class RowScope:
         among: sa.ColumnElement[bool] = column == sa.any_(sa.func.array(ids.scalar_subquery()))
         return among
 
-    def child_among_ours(self, child_id: Any) -> sa.ColumnElement[bool]:
-        """`child_is_ours` for a branch (PostgreSQL): the child (an id column of the caller's
-        table) is `_one_of` our councils' children."""
-        return self._one_of(child_id, self._our_children())
+    def children_among_ours(self, child_id: Any) -> tuple[sa.ColumnElement[bool], ...]:
+        """`child_is_ours` as a list's branch (PostgreSQL): the child (an id column of the
+        caller's table) is `_one_of` our councils' children; no branch for a scope of no
+        council."""
+        return (self._one_of(child_id, self._our_children()),) if self.councils else ()
 
     @functools.lru_cache(maxsize=1024)  # noqa: B019 - scopes are few and live as long as the hub
     def children(self) -> sa.ColumnElement[bool]:
@@ -159,30 +164,34 @@ class RowScope:
         )
 
     @functools.lru_cache(maxsize=1024)  # noqa: B019 - scopes are few and live as long as the hub
-    def incident_branches(self) -> tuple[sa.ColumnElement[bool], ...]:
+    def incident_branches(self) -> tuple[Branch, ...]:
         """`incidents` as the conditions it is the OR of, for PostgreSQL, each read on its own
         (a list reads each one's newest first: `pagination.Listing`'s branches): the force's
-        and the area's from their (code, time) indexes, those through a child as `_one_of` the
-        incidents linked to such a child."""
+        and the area's from their (code, time) indexes (`ByCode`), those through a child as
+        `_one_of` the incidents linked to such a child. A condition the scope cannot meet (a
+        council's as a force) is left out."""
         if self.everything:
-            return (sa.true(),)
+            return ()  # one condition, no OR: the list is one statement
         linked = col(_incident_child.incident_id)
         pupils = sa.select(col(_child.id)).where(col(_child.school_code).in_(self.schools))
-        return (
-            col(Incident.force_code).in_(self.forces),
-            col(Incident.location_council_code).in_(self.councils),
-            self._one_of(
-                col(Incident.id),
-                sa.select(linked).where(col(_incident_child.child_id).in_(self._our_children())),
-            ),
-            sa.and_(
-                col(Incident.type) == IncidentType.DOMESTIC_ABUSE,
-                self._one_of(
-                    col(Incident.id),
-                    sa.select(linked).where(col(_incident_child.child_id).in_(pupils)),
-                ),
-            ),
-        )
+        branches: list[Branch] = [
+            ByCode(col(Incident.force_code), self.forces),
+            ByCode(col(Incident.location_council_code), self.councils),
+        ]
+        if self.councils:
+            children = sa.select(linked).where(
+                col(_incident_child.child_id).in_(self._our_children())
+            )
+            branches.append(self._one_of(col(Incident.id), children))
+        if self.schools:
+            of_pupils = sa.select(linked).where(col(_incident_child.child_id).in_(pupils))
+            branches.append(
+                sa.and_(
+                    col(Incident.type) == IncidentType.DOMESTIC_ABUSE,
+                    self._one_of(col(Incident.id), of_pupils),
+                )
+            )
+        return tuple(branches)
 
     def _pupil_involved(self) -> sa.ColumnElement[bool]:
         """Operation Encompass: one of the school's pupils was involved in the incident."""
@@ -235,13 +244,13 @@ class RowScope:
         )
 
     @functools.lru_cache(maxsize=1024)  # noqa: B019 - scopes are few and live as long as the hub
-    def missing_episode_branches(self) -> tuple[sa.ColumnElement[bool], ...]:
+    def missing_episode_branches(self) -> tuple[Branch, ...]:
         """`missing_episodes` as the conditions it is the OR of (`incident_branches`)."""
         if self.everything:
-            return (sa.true(),)
+            return ()  # one condition, no OR: the list is one statement
         return (
-            col(MissingEpisode.force_code).in_(self.forces),
-            self.child_among_ours(col(MissingEpisode.child_id)),
+            ByCode(col(MissingEpisode.force_code), self.forces),
+            *self.children_among_ours(col(MissingEpisode.child_id)),
         )
 
     @functools.lru_cache(maxsize=1024)  # noqa: B019 - scopes are few and live as long as the hub
@@ -266,18 +275,21 @@ class RowScope:
         )
 
     @functools.lru_cache(maxsize=1024)  # noqa: B019 - scopes are few and live as long as the hub
-    def investigation_branches(self) -> tuple[sa.ColumnElement[bool], ...]:
+    def investigation_branches(self) -> tuple[Branch, ...]:
         """`investigations` as the conditions it is the OR of (`incident_branches`): the
         force's, those of a child of ours, those linked to an incident in our area."""
         if self.everything:
-            return (sa.true(),)
+            return ()  # one condition, no OR: the list is one statement
+        forces = ByCode(col(Investigation.force_code), self.forces)
+        if not self.councils:
+            return (forces,)
         of_child = col(_investigation_child.investigation_id)
         of_incident = col(_investigation_incident.investigation_id)
         in_our_area = sa.select(col(_incident.id)).where(
             col(_incident.location_council_code).in_(self.councils)
         )
         return (
-            col(Investigation.force_code).in_(self.forces),
+            forces,
             self._one_of(
                 col(Investigation.id),
                 sa.select(of_child).where(

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from hub import pushes, validation
-from hub.access.scope import RowScope
+from hub.access.scope import Branch, RowScope
 from hub.children.models import Child
 from hub.db import dialect_of, utcnow
 from hub.errors import Conflict, InvalidInput, NotFound
@@ -27,7 +27,7 @@ from hub.joint_visits.models import (
     UnavailableReason,
     Urgency,
 )
-from hub.pagination import Listing, Narrowing, Page
+from hub.pagination import ByCode, Listing, Narrowing, Page
 from hub.reference.models import OrganisationKind
 
 # How far ahead a visit may be asked for: beyond it a date is a typing error, not a plan.
@@ -88,16 +88,16 @@ def visible(scope: RowScope) -> sa.ColumnElement[bool]:
 
 
 @functools.lru_cache(maxsize=1024)
-def _branches(scope: RowScope) -> tuple[sa.ColumnElement[bool], ...]:
+def _branches(scope: RowScope) -> tuple[Branch, ...]:
     """`visible` as the conditions it is the OR of, for PostgreSQL (as
     `RowScope.incident_branches`): the force's and the council's from their (code, time)
-    indexes, the child's as `RowScope.child_among_ours`."""
+    indexes, the child's as `RowScope.children_among_ours`."""
     if scope.everything:
-        return (sa.true(),)
+        return ()  # one condition, no OR: the list is one statement
     return (
-        col(JointVisitRequest.force_code).in_(scope.forces),
-        col(JointVisitRequest.council_code).in_(scope.councils),
-        scope.child_among_ours(col(JointVisitRequest.child_id)),
+        ByCode(col(JointVisitRequest.force_code), scope.forces),
+        ByCode(col(JointVisitRequest.council_code), scope.councils),
+        *scope.children_among_ours(col(JointVisitRequest.child_id)),
     )
 
 

@@ -15,12 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from hub import pushes, validation
-from hub.access.scope import RowScope
+from hub.access.scope import Branch, RowScope
 from hub.children import service as children
 from hub.children.service import ChildDetails
 from hub.db import dialect_of, utcnow
 from hub.errors import InvalidInput
-from hub.pagination import Listing, Narrowing, Page
+from hub.pagination import ByCode, Listing, Narrowing, Page
 from hub.protection.models import Alternative, ConsultedRole, PlacedIn, PoliceProtection
 from hub.reference.models import OrganisationKind
 
@@ -65,17 +65,17 @@ def visible(scope: RowScope) -> sa.ColumnElement[bool]:
 
 
 @functools.lru_cache(maxsize=1024)
-def _branches(scope: RowScope) -> tuple[sa.ColumnElement[bool], ...]:
+def _branches(scope: RowScope) -> tuple[Branch, ...]:
     """`visible` as the conditions it is the OR of, for PostgreSQL (as
     `RowScope.incident_branches`): the force's, the placing and the consulted council's from
-    their (code, time) indexes, the child's as `RowScope.child_among_ours`."""
+    their (code, time) indexes, the child's as `RowScope.children_among_ours`."""
     if scope.everything:
-        return (sa.true(),)
+        return ()  # one condition, no OR: the list is one statement
     return (
-        col(PoliceProtection.force_code).in_(scope.forces),
-        scope.child_among_ours(col(PoliceProtection.child_id)),
-        col(PoliceProtection.placed_council_code).in_(scope.councils),
-        col(PoliceProtection.consulted_council_code).in_(scope.councils),
+        ByCode(col(PoliceProtection.force_code), scope.forces),
+        *scope.children_among_ours(col(PoliceProtection.child_id)),
+        ByCode(col(PoliceProtection.placed_council_code), scope.councils),
+        ByCode(col(PoliceProtection.consulted_council_code), scope.councils),
     )
 
 
