@@ -36,6 +36,8 @@ from hub.missing import service as missing
 from hub.pagination import Listing, Narrowing
 from hub.protection import service as protection
 
+# The tables that link records to their children and incidents, which a branch reads too.
+LINKS = ("incident_child", "investigation_child", "investigation_incident")
 COUNCIL = "E08000004"  # a council no test's records name: its page holds only these
 AWAY = "E06000001"  # where half the council's records are: only their child makes them ours
 OURS = 30  # the council's, a second apart
@@ -232,9 +234,7 @@ async def indexes_of(connection: AsyncConnection, table: str) -> set[str]:
 
 def rows_read(plan: dict[str, Any], table: str, indexes: set[str]) -> int:
     """Rows and index entries of `table` every node of the plan read, over all its loops: a
-    scan's rows and those it filtered out, a bitmap's index entries. (The tables that link
-    records to children are left out: at a few thousand rows the planner rightly reads them
-    whole, where at a country's it reads their indexes.)"""
+    scan's rows and those it filtered out, a bitmap's index entries."""
     read = 0
     if plan.get("Relation Name") == table or plan.get("Index Name") in indexes:
         loops = plan.get("Actual Loops", 1)
