@@ -73,6 +73,7 @@ from hub.timeliness.report_sql import (
     build,
     population_table,
     populations,
+    span_sql,
 )
 from hub.timeliness.stats import Breach, Group, StageStats, breach_order
 from hub.timeliness.targets import KINDS, STAGES, TargetSet, Unit, load_targets
@@ -294,11 +295,41 @@ class _Part:
     bound: dict[str, Any]
 
 
-def _statements(asked: _Asked, batching: BatchingParams) -> tuple[list[_Part], list[Cell]]:
-    """The report's parts (`report_sql.PARTS`), each with the parameters it binds; the cells."""
+async def _calendar_days(connection: AsyncConnection, asked: _Asked) -> tuple[dt.date, dt.date]:
+    """The first and last day the calendar arrays must hold: every day a stage of the period's
+    records starts on, with a day either side. A stage may begin before the period (a
+    conference's strategy discussion, a meeting's invitations) or after it; a start outside the
+    arrays would read its deadline from another calendar's days."""
+    first_day = asked.period_from
+    last_day = max(local_date(asked.as_of), asked.period_to)
+    sql = span_sql(asked.targets, asked.scope)
+    if sql is not None:
+        start, end = period_bounds(asked.period_from, asked.period_to)
+        scope = asked.scope
+        values = {
+            "start": start,
+            "end": end,
+            "as_of": asked.as_of,
+            "force": scope.force_code,
+            "council": scope.council_code,
+            "kind": scope.kind,
+        }
+        statement = sa.text(sql)
+        bound = {key: value for key, value in values.items() if f":{key}" in sql}
+        earliest, latest = (await connection.execute(statement, bound)).one()
+        if earliest is not None:
+            first_day = min(first_day, local_date(earliest))
+            last_day = max(last_day, local_date(latest))
+    return first_day - dt.timedelta(days=1), last_day + dt.timedelta(days=1)
+
+
+def _statements(
+    asked: _Asked, batching: BatchingParams, days: tuple[dt.date, dt.date]
+) -> tuple[list[_Part], list[Cell]]:
+    """The report's parts (`report_sql.PARTS`), each with the parameters it binds; the cells.
+    `days`: the first and last of the calendar's (`_calendar_days`)."""
     start, end = period_bounds(asked.period_from, asked.period_to)
-    first_day = asked.period_from - dt.timedelta(days=1)
-    last_day = max(local_date(asked.as_of), asked.period_to) + dt.timedelta(days=1)
+    first_day, last_day = days
     scope = asked.scope
     parts, extra, found = build(asked.targets, scope)
     params: dict[str, Any] = {
@@ -391,7 +422,7 @@ async def _slices(connection: AsyncConnection, count: int) -> list[tuple[str, st
 async def _plan(connection: AsyncConnection, asked: _Asked, *, slices: int) -> _Plan:
     names = await _names(connection)
     batching = BatchingParams()
-    statements, cells = _statements(asked, batching)
+    statements, cells = _statements(asked, batching, await _calendar_days(connection, asked))
     return _Plan(
         asked=asked,
         names=names,

@@ -220,6 +220,21 @@ _FILTERS = {
 }
 
 
+def span_sql(targets: TargetSet, scope: ReportScope) -> str | None:
+    """The earliest and the latest start, among the period's stage facts in scope, of the
+    stages judged against a calendar (whose deadlines `_deadline` looks up by the start's day);
+    None if no target uses a calendar."""
+    starts = sorted({STAGE_SQL[t.stage][0] for t in targets.targets if t.unit.uses_calendar})
+    if not starts:
+        return None
+    slots = ", ".join(f"f.{slot}" for slot in starts)
+    return scoped_sql(
+        f"SELECT min(least({slots})), max(greatest({slots})) FROM stage_fact f "  # noqa: S608 - fixed slot names
+        "WHERE f.event_at >= :start AND f.event_at < :end AND f.shared_at <= :as_of /*PAIR*/",
+        scope,
+    )
+
+
 def scoped_sql(sql: str, scope: ReportScope) -> str:
     """The statement with the scope's filters in place (each a fixed fragment, values bound)."""
     chosen = {
