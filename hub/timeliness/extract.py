@@ -295,6 +295,26 @@ class _Part:
     bound: dict[str, Any]
 
 
+def _in_scope(asked: _Asked) -> dict[str, Any]:
+    """The values that pick the period's stage facts in the report's scope (`report_sql`'s
+    `:start`, `:end`, `:as_of` and the scope's filters)."""
+    start, end = period_bounds(asked.period_from, asked.period_to)
+    scope = asked.scope
+    return {
+        "start": start,
+        "end": end,
+        "as_of": asked.as_of,
+        "force": scope.force_code,
+        "council": scope.council_code,
+        "kind": scope.kind,
+    }
+
+
+def _bound(sql: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    """The values `sql` names (a parameter it does not name may not be bound)."""
+    return {key: value for key, value in values.items() if f":{key}" in sql}
+
+
 async def _calendar_days(connection: AsyncConnection, asked: _Asked) -> tuple[dt.date, dt.date]:
     """The first and last day the calendar arrays must hold: every day a stage of the period's
     records starts on, with a day either side. A stage may begin before the period (a
@@ -304,19 +324,8 @@ async def _calendar_days(connection: AsyncConnection, asked: _Asked) -> tuple[dt
     last_day = max(local_date(asked.as_of), asked.period_to)
     sql = span_sql(asked.targets, asked.scope)
     if sql is not None:
-        start, end = period_bounds(asked.period_from, asked.period_to)
-        scope = asked.scope
-        values = {
-            "start": start,
-            "end": end,
-            "as_of": asked.as_of,
-            "force": scope.force_code,
-            "council": scope.council_code,
-            "kind": scope.kind,
-        }
-        statement = sa.text(sql)
-        bound = {key: value for key, value in values.items() if f":{key}" in sql}
-        earliest, latest = (await connection.execute(statement, bound)).one()
+        found = await connection.execute(sa.text(sql), _bound(sql, _in_scope(asked)))
+        earliest, latest = found.one()
         if earliest is not None:
             first_day = min(first_day, local_date(earliest))
             last_day = max(last_day, local_date(latest))
@@ -328,17 +337,10 @@ def _statements(
 ) -> tuple[list[_Part], list[Cell]]:
     """The report's parts (`report_sql.PARTS`), each with the parameters it binds; the cells.
     `days`: the first and last of the calendar's (`_calendar_days`)."""
-    start, end = period_bounds(asked.period_from, asked.period_to)
     first_day, last_day = days
-    scope = asked.scope
-    parts, extra, found = build(asked.targets, scope)
+    parts, extra, found = build(asked.targets, asked.scope)
     params: dict[str, Any] = {
-        "start": start,
-        "end": end,
-        "as_of": asked.as_of,
-        "force": scope.force_code,
-        "council": scope.council_code,
-        "kind": scope.kind,
+        **_in_scope(asked),
         "window": batching.window,
         "min_records": batching.min_records,
         "min_span": batching.min_event_span,
@@ -347,7 +349,7 @@ def _statements(
         **extra,
     }
     statements = [
-        _Part(name, sa.text(sql), {key: value for key, value in params.items() if f":{key}" in sql})
+        _Part(name, sa.text(sql), _bound(sql, params))
         for name, sql in zip(PARTS, parts, strict=True)
     ]
     return statements, found
