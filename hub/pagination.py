@@ -101,6 +101,7 @@ class Listing:
         self._branches = tuple(branches)
         self._unfiltered = query if unfiltered is None else unfiltered
         self.id_key: str = id_column.key
+        self.time_key: str = time_column.key
 
     @classmethod
     def scoped(
