@@ -41,6 +41,7 @@ from hub.bench import (
     _failure,
     _free_port,
     _wait_ready,
+    analysed,
     scratch_database,
 )
 from hub.demo import EXAMPLE_PURPOSE
@@ -469,6 +470,7 @@ async def run_read(
         ):
             for target in (old, new):
                 await _seed(client, target, records, now)
+                await analysed(database_url, target.database)  # as autovacuum would
             driver = Driver(client, page_size)
             series, ratios = await _turns(driver, (old, new), turns, block, flights)
     backend = database_url.split(":", maxsplit=1)[0]

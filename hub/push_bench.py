@@ -48,6 +48,7 @@ from hub.bench import (
     _free_port,
     _incident,
     _wait_ready,
+    analysed,
     scratch_database,
 )
 from hub.bench_read import CpuSeconds, cpu_snapshot
@@ -185,21 +186,6 @@ def _spread(ratios: list[float]) -> str:
     )
 
 
-async def _analysed(database_url: str, h: Hub) -> None:
-    """The hub's database analysed before its round, as autovacuum's analyses keep a served
-    one: a PostgreSQL run without them (this machine's runs with `autovacuum = off`) plans
-    every push on the empty tables it was created with, and the push's probe of what the
-    force pushed before then read every incident of the force (3.3 ms at 5,000 of them,
-    against 0.06 ms with statistics)."""
-    url = make_url(database_url).set(database=h.database)
-    engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as connection:
-            await connection.execute(sa.text("ANALYZE"))
-    finally:
-        await engine.dispose()
-
-
 @contextlib.asynccontextmanager
 async def _serving(h: Hub, database_url: str) -> AsyncIterator[Hub]:
     async with scratch_database(database_url, prefix="hub_bench_push") as url:
@@ -302,7 +288,7 @@ async def run(
         for turn in range(rounds):
             order = hubs[turn % len(hubs) :] + hubs[: turn % len(hubs)]
             for h in order:
-                await _analysed(database_url, h)
+                await analysed(database_url, h.database)  # as autovacuum would
                 before = cpu_snapshot(h.pid, h.database)
                 async with _sampling(sampler, h):
                     singles = await _singles(h, pushes, concurrency, f"S{turn}{run_id}")
