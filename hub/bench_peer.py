@@ -39,6 +39,7 @@ from hub.bench import (
     _free_port,
     _seed_incidents,
     _wait_ready,
+    analysed,
     scratch_database,
 )
 from hub.migrate import upgrade
@@ -219,6 +220,7 @@ async def run(
     async with scratch_database(database_url, prefix="hub_peer_bench") as url:
         await upgrade(url)
         await _seed_incidents(url, max(records, page_size + 1))
+        await analysed(url, make_url(url).database)  # as autovacuum would, for both servers
         async with _processes(url) as (hub_base, peer_base, settings, keys):
             token = issue_access_token(
                 settings=settings,
