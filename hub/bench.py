@@ -201,8 +201,9 @@ async def analysed(database_url: str, database: str | None) -> None:
     """ANALYZE a hub's scratch database (PostgreSQL; on SQLite nothing), as autovacuum's
     analyses keep a served one. A PostgreSQL run without them (this machine's runs with
     `autovacuum = off`) plans every statement on the empty tables it was created with: the
-    push's probe of what the force pushed before then read every incident of the force (3.3 ms
-    at 5,000 of them, against 0.06 ms with statistics), more the more a bench pushed."""
+    push's probe of what the force pushed before then read every incident of the force, by the
+    (force, time) index, instead of its unique indexes (`tests/test_push_probe_plans`, which
+    analyses), and each push cost more the more a bench had pushed."""
     if database is None:
         return
     engine = create_async_engine(

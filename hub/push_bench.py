@@ -297,9 +297,8 @@ async def run(
                 h.pushes.append(singles.count / singles.seconds)
                 h.latencies += singles.latencies
         # The batches after every round of single pushes, not between them: single pushes
-        # that followed batches cost their database twice the CPU (5.35 ms a push against
-        # 2.11 without batches, 2.65 with the batches after; the cause not traced), which
-        # fell on this code's rounds and not on a baseline's without batches.
+        # that follow batches cost their database more, even analysed (`analysed`), and only
+        # this code's rounds would pay it, a baseline without batches never.
         for turn in range(rounds if batches else 0):
             for h in (h for h in hubs if h.batches):
                 many = await _batches(h, batches, batch, 2, f"B{turn}{run_id}")

@@ -19,6 +19,7 @@ import pytest
 
 from hub.bench import BenchFailed, Figures
 from hub.bench_http import Answer
+from hub.bench_listing import LISTED
 from hub.bench_read import CpuSnapshot
 from hub.timeliness.bench import _check_answers
 from tests.conftest import POSTGRES_URL, is_postgres
@@ -205,7 +206,7 @@ def test_bench_report_runs_tiny() -> None:
 def test_bench_listing_runs_tiny() -> None:
     run = _bench("bench-listing", "--database-url", POSTGRES_URL, "--others", "600", "--runs", "2")
     assert run.returncode == 0, run.stdout + run.stderr
-    for kind in ("incidents", "missing episodes", "investigations", "joint visit requests"):
+    for kind in LISTED:
         assert re.search(rf"{kind} +one statement .* one/branches \d", run.stdout), run.stdout
     # Too few of the council's records for a page: no figures, the reason.
     short = _bench("bench-listing", "--database-url", POSTGRES_URL, "--others", "600", "--even")
