@@ -12,6 +12,7 @@ from graphql import GraphQLObjectType
 from strawberry.execution.is_awaitable import optimized_is_awaitable
 
 from hub.db import records
+from hub.graphql import selections
 from hub.graphql.executor import HubExecutor, is_awaitable
 from hub.graphql.resolvers import PlainLeaf, lean_resolvers
 
@@ -356,3 +357,82 @@ def test_text_and_booleans_handed_back_as_they_are_and_the_rest_coerced() -> Non
     assert ours.data == {
         "plains": [{"name": "n", "ident": "i", "flag": False, "kind": "FIRST", "count": 3}]
     }
+
+
+# A selection's fields run by a function made once per shape (`selections.runner`): aliases, a
+# field asked twice, `__typename`, fragments and enums complete as graphql-core's own do, and the
+# next request with that selection (another caller's, other values) runs the same function.
+
+
+@strawberry.enum
+class Colour(enum.Enum):
+    RED = "red"
+    BLUE = "blue"
+
+
+@strawberry.type
+class Painted:
+    id: strawberry.ID
+    colour: Colour | None
+    shade: Colour
+
+    @strawberry.field
+    def count(self) -> int | None:
+        return len(self.id) if self.id != "none" else None
+
+    @strawberry.field
+    def mixed(self) -> Colour | None:
+        return "not a colour" if self.id == "odd" else self.colour  # type: ignore[return-value]
+
+
+@strawberry.type
+class PaintQuery:
+    @strawberry.field
+    def painted(self) -> list[Painted | None]:
+        return [
+            Painted(id=strawberry.ID("a"), colour=Colour.RED, shade=Colour.BLUE),
+            Painted(id=strawberry.ID("none"), colour=None, shade=Colour.RED),
+            Painted(id=strawberry.ID("odd"), colour=Colour.BLUE, shade=None),  # type: ignore[arg-type]
+        ]
+
+
+def test_a_selection_runs_by_a_function_made_once_for_its_shape_as_graphql_core_runs_it() -> None:
+    document = """query Q { painted {
+        __typename ident: id id colour again: colour mixed shade count ...More
+    } }
+    fragment More on Painted { tone: shade count }"""
+    hub = strawberry.Schema(
+        query=PaintQuery,
+        execution_context_class=HubExecutor.for_schema(
+            gates=False, notes_served=False, contract=False
+        ),
+    )
+    lean_resolvers(hub._schema)
+    plain = strawberry.Schema(query=PaintQuery)  # graphql-core's own executor
+    made = selections._runner.cache_info().misses
+    ours, theirs = hub.execute_sync(document), plain.execute_sync(document)
+    assert ours.data == theirs.data
+    assert ours.data is not None
+    assert ours.data["painted"][0] == {
+        "__typename": "Painted",
+        "ident": "a",
+        "id": "a",
+        "colour": "RED",
+        "again": "RED",
+        "mixed": "RED",
+        "shade": "BLUE",
+        "count": 1,
+        "tone": "BLUE",
+    }
+    assert list(ours.data["painted"][0]) == list(theirs.data["painted"][0])  # the same order
+    assert ours.data["painted"][2] is None  # its non-null shade was null: the record is nulled
+
+    def located(result: Any) -> list[tuple[tuple[Any, ...], str]]:
+        return sorted((tuple(e.path or ()), e.message) for e in result.errors or ())
+
+    assert located(ours) == located(theirs)
+    assert {path for path, _ in located(ours)} == {("painted", 2, "mixed"), ("painted", 2, "shade")}
+    assert selections._runner.cache_info().misses == made + 1  # one selection, one function
+    again = hub.execute_sync(document)
+    assert again.data == ours.data
+    assert selections._runner.cache_info().misses == made + 1  # the next request reuses it

@@ -17,6 +17,7 @@ each is decided where graphql-core already works per selection, not per field:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -32,13 +33,14 @@ from graphql import (
     GraphQLResolveInfo,
     GraphQLResolveInfoHelpers,
 )
-from graphql.pyutils import Path, Undefined, gather_with_cancel
+from graphql.pyutils import Path, gather_with_cancel
 from strawberry.execution.is_awaitable import optimized_is_awaitable
 
 from hub.access.policy import ChangeForbidden, ContractForbidden, FieldForbidden
 from hub.changes.fanout import FanoutExecutor
 from hub.graphql.audit_trail import AUDITED_TYPES
 from hub.graphql.resolvers import PlainLeaf
+from hub.graphql.selections import PlanStep, Runner, path_of, runner
 
 if TYPE_CHECKING:
     from graphql.execution.collect_fields import FieldDetailsList, GroupedFieldSet
@@ -48,9 +50,6 @@ if TYPE_CHECKING:
 Refusal = Callable[[], Exception]
 Results = TypeVar("Results", dict[str, Any], list[Any])
 Execute = Callable[..., Any]
-# A selection's field: response key, its nodes, its definition, its plain scalar read if any,
-# and whether it is plain: no arguments and no directives (`_execute_plain_field` takes it).
-PlanStep = tuple[str, "FieldDetailsList", GraphQLField | None, PlainLeaf | None, bool]
 
 # The types whose values are never awaitable: the plain ones (a completed object is a dict),
 # and the rest learnt as they are met (`is_awaitable`).
@@ -107,31 +106,7 @@ def _owns(object_type: GraphQLObjectType, value: Any, info: GraphQLResolveInfo[A
     return is_type_of is None or is_type_of(value, info) is True
 
 
-_CAREFULLY = object()
-# A field's or an item's place: graphql-core's `Path` (a named tuple) made in C from its three
-# values, not through the named tuple's `__new__`, a Python call for every record and field.
-_path: Callable[[tuple[Path | None, str | int, str | None]], Path] = functools.partial(
-    tuple.__new__, Path
-)
-
-
-def _read_at_once(leaf: PlainLeaf, source: Any) -> Any:
-    """A plain scalar read and coerced with no path built, in the common case; `_CAREFULLY`
-    for anything else (null where not allowed, an error, a coercion refused), which the caller
-    reads again the careful way (`HubExecutor._leaf_value`): that one locates and collects its
-    error as graphql-core does. A plain read has no side effects, so reading twice is safe."""
-    try:
-        value = leaf.function(source)
-        if type(value) is leaf.as_is:
-            return value  # what the coercion would hand back
-        if value is None:
-            return _CAREFULLY if leaf.non_null else None
-        if isinstance(value, Exception):
-            return _CAREFULLY
-        coerced = leaf.coerce(value)
-    except Exception:  # noqa: BLE001 - read again, and located there
-        return _CAREFULLY
-    return _CAREFULLY if coerced is None or coerced is Undefined else coerced
+_path = path_of
 
 
 def _helpers_of(executor: HubExecutor) -> GraphQLResolveInfoHelpers:
@@ -161,6 +136,40 @@ def _alive(method: weakref.WeakMethod[Callable[..., Any]]) -> Callable[..., Any]
         msg = "the request's execution has ended: no work can join it"
         raise RuntimeError(msg)
     return bound
+
+
+@dataclasses.dataclass(slots=True, eq=False)
+class _Selection:
+    """What completing an object of one type with one selection needs, worked out once per
+    request: its fields (collected by graphql-core, kept alive with its nodes so that their
+    identity, the key, is not reused), whether it defers any, the audit's names for them
+    (None: not a record the audit notes), and the function running its plan (None: the gate
+    refuses some of it, or middleware sees every field)."""
+
+    field_details_list: FieldDetailsList
+    grouped_field_set: GroupedFieldSet
+    new_defer_usages: Any
+    deferred: bool
+    noted: Mapping[str, str] | None
+    plan: list[PlanStep]
+    run: Runner | None
+
+
+@functools.lru_cache(maxsize=4096)
+def _shape(
+    return_type: GraphQLOutputType,
+) -> tuple[GraphQLObjectType | None, GraphQLOutputType | None, GraphQLObjectType | None]:
+    """A field's type as `_complete` takes it, worked out once per type: the object type of a
+    (non-null) record; or the item type of a (non-null) list of records and its object type."""
+    inner = return_type.of_type if isinstance(return_type, GraphQLNonNull) else return_type
+    if isinstance(inner, GraphQLObjectType):
+        return inner, None, None
+    if isinstance(inner, GraphQLList):
+        item_type = inner.of_type
+        item = item_type.of_type if isinstance(item_type, GraphQLNonNull) else item_type
+        if isinstance(item, GraphQLObjectType):
+            return None, item_type, item
+    return None, None, None
 
 
 class LazyResolveInfo:
@@ -232,8 +241,8 @@ class HubExecutor(FanoutExecutor):
         # Per request, by the identity of a selection graphql-core collected (kept alive with
         # it, so that the identity is not reused): the refusals, and the audit's field names.
         self._refusals: dict[int, tuple[GroupedFieldSet, Mapping[str, Refusal]]] = {}
-        self._served_fields: dict[int, tuple[GroupedFieldSet, Mapping[str, str]]] = {}
-        self._plans: dict[int, tuple[GroupedFieldSet, list[PlanStep] | None]] = {}
+        self._selections: dict[tuple[GraphQLObjectType, int], _Selection] = {}
+        self.never_awaitable = _NEVER_AWAITABLE  # for the selections' functions
         manager = self.middleware_manager
         self._middleware = manager is not None and bool(manager.middlewares)
 
@@ -416,82 +425,66 @@ class HubExecutor(FanoutExecutor):
     ) -> Any:
         """The audit's note of a record, then its fields.
 
-        Without `@defer` (nothing to deliver later) the fields run in one loop here
-        (`_execute_object_fields`) instead of graphql-core's five nested calls per object
-        (and this class's gate and leaf overrides in between): a page's deepest objects (its
-        children's records) sat past the interpreter's 16 kB frame-stack chunk, which was
-        mapped and unmapped for every one of them.
+        Without `@defer` (nothing to deliver later) the fields run in one function made for
+        the selection's shape (`selections.runner`) instead of graphql-core's five nested calls
+        per object (and this class's gate and leaf overrides in between): a page's deepest
+        objects (its children's records) sat past the interpreter's 16 kB frame-stack chunk,
+        which was mapped and unmapped for every one of them. What a selection needs is worked
+        out once per request (`_Selection`), for every record that has it.
         """
+        selection = self._selections.get((return_type, id(field_details_list)))
+        if selection is None:
+            selection = self._select(return_type, field_details_list)
+        if selection.noted is not None:
+            context: HubContext = self.context_value
+            context.served.note(
+                tuple(path.as_list()), return_type.name, result.row, selection.noted
+            )
+        if selection.deferred or position_context is not None:
+            return self.execute_collected_subfields(
+                return_type,
+                result,
+                path,
+                selection.grouped_field_set,
+                selection.new_defer_usages,
+                position_context,
+            )
+        if selection.run is None:  # something refused, or middleware: the general, gated way
+            return self.execute_fields(return_type, result, path, selection.grouped_field_set, None)
+        return selection.run(self, result, path, selection.plan)
+
+    def _select(
+        self, return_type: GraphQLObjectType, field_details_list: FieldDetailsList
+    ) -> _Selection:
         grouped_field_set, new_defer_usages, _ = self.collect_subfields(
             return_type, field_details_list
         )
-        if self.notes_served and return_type.name in AUDITED_TYPES:
-            context: HubContext = self.context_value
-            context.served.note(
-                tuple(path.as_list()),
-                return_type.name,
-                result.row,
-                self._fields_of(grouped_field_set),
-            )
-        if new_defer_usages or position_context is not None:
-            return self.execute_collected_subfields(
-                return_type, result, path, grouped_field_set, new_defer_usages, position_context
-            )
-        return self._execute_object_fields(return_type, result, path, grouped_field_set)
+        plan = self._plan(return_type, grouped_field_set)
+        selection = _Selection(
+            field_details_list=field_details_list,
+            grouped_field_set=grouped_field_set,
+            new_defer_usages=new_defer_usages,
+            deferred=bool(new_defer_usages),
+            noted=(
+                self._fields_of(grouped_field_set)
+                if self.notes_served and return_type.name in AUDITED_TYPES
+                else None
+            ),
+            plan=plan or [],
+            run=None if plan is None else runner(return_type, plan),
+        )
+        self._selections[(return_type, id(field_details_list))] = selection
+        return selection
 
-    def _execute_object_fields(
+    def general_field(
         self,
         parent_type: GraphQLObjectType,
         source: Any,
+        field_details_list: FieldDetailsList,
         path: Path,
-        grouped_field_set: GroupedFieldSet,
     ) -> Any:
-        """graphql-core's `execute_fields` (in parallel) for a selection the gate refuses
-        nothing of, each plain scalar read and completed in the loop itself."""
-        plan = self._plan(parent_type, grouped_field_set)
-        if plan is None:  # something refused, or middleware: the general, gated way
-            return self.execute_fields(parent_type, source, path, grouped_field_set, None)
-        results: dict[str, Any] = {}
-        pending: list[str] = []
-        is_awaitable, never = self.is_awaitable, _NEVER_AWAITABLE  # the set: no call for a dict
-        type_name = parent_type.name
-        try:
-            for key, field_details_list, field_def, leaf, plain in plan:
-                if leaf is not None and field_def is not None:
-                    value = _read_at_once(leaf, source)
-                    results[key] = (
-                        value
-                        if value is not _CAREFULLY
-                        else self._leaf_value(
-                            parent_type,
-                            source,
-                            field_details_list,
-                            field_def,
-                            leaf,
-                            Path(path, key, type_name),
-                        )
-                    )
-                    continue
-                field_path = _path((path, key, type_name))
-                if plain and field_def is not None:
-                    value = self._execute_plain_field(
-                        parent_type, source, field_details_list, field_def, field_path
-                    )
-                else:
-                    execute = super().execute_field
-                    value = execute(parent_type, source, field_details_list, field_path, None)
-                if value is Undefined:  # pragma: no cover - a validated document's field
-                    continue
-                if type(value) not in never and is_awaitable(value):
-                    pending.append(key)
-                results[key] = value
-        except Exception:
-            if pending:  # settled, as graphql-core settles its siblings' work
-                self.settle_in_background([results[key] for key in pending])
-            raise
-        if not pending:
-            return results
-        return self._awaited(results, pending)
+        """graphql-core's own `execute_field`, for a field with arguments or directives."""
+        return super().execute_field(parent_type, source, field_details_list, path, None)
 
     def _execute_plain_field(
         self,
@@ -539,17 +532,22 @@ class HubExecutor(FanoutExecutor):
         never comes here (`_plan`)."""
         if result is None or isinstance(result, Exception):
             return self.complete_value(return_type, field_details_list, info, path, result, None)
-        inner = return_type.of_type if isinstance(return_type, GraphQLNonNull) else return_type
-        if isinstance(inner, GraphQLObjectType) and _owns(inner, result, info):
-            return self.collect_and_execute_subfields(inner, field_details_list, path, result, None)
-        if isinstance(inner, GraphQLList) and type(result) is list:
-            item_type = inner.of_type
-            item = item_type.of_type if isinstance(item_type, GraphQLNonNull) else item_type
-            if isinstance(item, GraphQLObjectType) and all(
+        record, item_type, item = _shape(return_type)
+        if record is not None:
+            if _owns(record, result, info):
+                return self.collect_and_execute_subfields(
+                    record, field_details_list, path, result, None
+                )
+        elif (
+            item is not None
+            and item_type is not None
+            and type(result) is list
+            and all(
                 value is not None and not isinstance(value, Exception) and _owns(item, value, info)
                 for value in result
-            ):
-                return self._records(item_type, item, field_details_list, path, result)
+            )
+        ):
+            return self._records(item_type, item, field_details_list, path, result)
         return self.complete_value(return_type, field_details_list, info, path, result, None)
 
     def _records(
@@ -616,40 +614,31 @@ class HubExecutor(FanoutExecutor):
     ) -> list[PlanStep] | None:
         """Per selection: each field with its definition, and its plain scalar read if it has
         one; None when the gate refuses any of it or middleware must see every field."""
-        known = self._plans.get(id(grouped_field_set))
-        if known is not None:
-            return known[1]
-        plan: list[PlanStep] | None = None
-        if not self._middleware and not self._refused(parent_type, grouped_field_set):
-            plan = []
-            for key, field_details_list in grouped_field_set.items():
-                field_def = parent_type.fields.get(field_details_list[0].node.name.value)
-                if field_def is None:
-                    # `__typename`, or a field the schema lacks: graphql-core's own way.
-                    plan.append((key, field_details_list, field_def, None, False))
-                    continue
-                resolve = field_def.resolve
-                leaf = resolve if type(resolve) is PlainLeaf else None
-                plain = not (
-                    field_def.args
-                    or field_details_list[0].node.arguments
-                    or _directed(field_details_list)
-                )
-                plan.append((key, field_details_list, field_def, leaf, plain))
-        self._plans[id(grouped_field_set)] = (grouped_field_set, plan)
+        if self._middleware or self._refused(parent_type, grouped_field_set):
+            return None
+        plan: list[PlanStep] = []
+        for key, field_details_list in grouped_field_set.items():
+            field_def = parent_type.fields.get(field_details_list[0].node.name.value)
+            if field_def is None:
+                # `__typename`, or a field the schema lacks: graphql-core's own way.
+                plan.append((key, field_details_list, field_def, None, False))
+                continue
+            resolve = field_def.resolve
+            leaf = resolve if type(resolve) is PlainLeaf else None
+            plain = not (
+                field_def.args
+                or field_details_list[0].node.arguments
+                or _directed(field_details_list)
+            )
+            plan.append((key, field_details_list, field_def, leaf, plain))
         return plan
 
     # The audit.
 
     def _fields_of(self, grouped_field_set: GroupedFieldSet) -> Mapping[str, str]:
         """A record's selection as the audit names it: response key -> field, without `__`s."""
-        known = self._served_fields.get(id(grouped_field_set))
-        if known is not None:
-            return known[1]
-        fields = {
+        return {
             key: details[0].node.name.value
             for key, details in grouped_field_set.items()
             if not details[0].node.name.value.startswith("__")
         }
-        self._served_fields[id(grouped_field_set)] = (grouped_field_set, fields)
-        return fields

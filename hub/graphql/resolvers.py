@@ -100,7 +100,8 @@ def _attribute(field: GraphQLField, definition: StrawberryField) -> Resolver | N
 
     if definition.base_resolver is None and definition.default_resolver is getattr:
         # What strawberry's default resolver does, as one C call.
-        return PlainLeaf(operator.attrgetter(definition.python_name), leaf, non_null=non_null)
+        name = definition.python_name
+        return PlainLeaf(operator.attrgetter(name), leaf, non_null=non_null, attribute=name)
 
     def read(source: Any) -> Any:
         return definition.get_result(source, info=None, args=[], kwargs={})
@@ -116,12 +117,19 @@ class PlainLeaf:
     building the field's resolve info (`HubExecutor.execute_field`). A non-null one that
     reads None goes graphql-core's whole way, which raises its error."""
 
-    __slots__ = ("as_is", "coerce", "function", "leaf", "non_null")
+    __slots__ = ("as_is", "attribute", "coerce", "function", "leaf", "non_null")
 
     def __init__(
-        self, function: Resolver, leaf: GraphQLLeafType, *, non_null: bool = False
+        self,
+        function: Resolver,
+        leaf: GraphQLLeafType,
+        *,
+        non_null: bool = False,
+        attribute: str | None = None,
     ) -> None:
         self.function = function
+        # The attribute `function` reads, where it reads just one (`operator.attrgetter`).
+        self.attribute = attribute
         self.leaf = leaf
         self.non_null = non_null
         # The type's own coercion of a value for the response (graphql-core's
