@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import re
+from types import SimpleNamespace
 
 import httpx
 from strawberry.dataloader import DataLoader
 
 from hub.access.models import Role
 from hub.graphql.loaders import KeyCache, prime
+from hub.reference.models import Organisation as OrganisationRow
+from hub.reference.types import Organisation, organisation_of
 from tests.conftest import LiveServer, is_postgres, unique
 from tests.factories import (
     COUNCIL,
@@ -235,3 +238,41 @@ async def test_prime_keeps_what_was_loaded_and_settles_a_waiting_load() -> None:
     prime(loader, {"c": "primed c"})
     assert await waiting == "primed c"
     assert batches == [["a"]]
+
+
+async def test_an_organisation_named_by_many_fields_is_made_once_per_request() -> None:
+    """`organisation_of`: a loaded organisation is made into the type once, and every later
+    field naming it gets that one; one still loading, or unknown, is not kept."""
+    batches: list[list[str]] = []
+
+    async def load(codes: list[str]) -> list[OrganisationRow | None]:
+        batches.append(codes)
+        return [
+            OrganisationRow(code=code, name=f"Synthetic {code}", kind="police_force")
+            if code.startswith("F")
+            else None
+            for code in codes
+        ]
+
+    def request() -> SimpleNamespace:
+        loaders = SimpleNamespace(
+            organisation=DataLoader(load_fn=load, cache_map=KeyCache()), made_organisations={}
+        )
+        return SimpleNamespace(context=SimpleNamespace(loaders=loaders))
+
+    info = request()
+    waiting = organisation_of(info, "F1")  # what the field reads
+    assert not isinstance(waiting, Organisation)
+    first = await waiting  # loading: an awaitable
+    assert info.context.loaders.made_organisations == {}  # made once loaded, not before
+    again = organisation_of(info, "F1")
+    assert isinstance(again, Organisation)
+    assert again == first
+    assert organisation_of(info, "F1") is again
+    assert await organisation_of(info, "X9") is None
+    assert organisation_of(info, "X9") is None
+    assert set(info.context.loaders.made_organisations) == {"F1"}
+    other = organisation_of(request(), "F1")  # another request
+    assert not isinstance(other, Organisation)  # loads anew: nothing outlives a request
+    assert await other == again
+    assert batches == [["F1"], ["X9"], ["F1"]]

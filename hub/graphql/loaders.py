@@ -188,6 +188,9 @@ class Loaders:
         self._scope = scope
         known = dialect_of(session)
         self._dialect = known if known in _DIALECTS else None
+        # Organisations made from loaded rows, by code (`reference.types.organisation_of`): one
+        # for every field that names it (a page's forty organisation fields name two).
+        self.made_organisations: dict[str, Any] = {}
 
     @cached_property
     def organisation(self) -> DataLoader[str, Organisation | None]:

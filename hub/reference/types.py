@@ -46,7 +46,14 @@ def organisation_of(info: Info, code: str | None) -> AwaitableOrValue[Organisati
     """The organisation at once if this request already loaded it, else once it is loaded."""
     if code is None:
         return None
-    return at_once(info.context.loaders.organisation, code, _organisation)
+    loaders = info.context.loaders
+    made: Organisation | None = loaders.made_organisations.get(code)
+    if made is not None:
+        return made
+    organisation = at_once(loaders.organisation, code, _organisation)
+    if isinstance(organisation, Organisation):
+        loaders.made_organisations[code] = organisation
+    return organisation
 
 
 def _organisation(row: models.Organisation | None) -> Organisation | None:
