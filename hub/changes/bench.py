@@ -51,6 +51,7 @@ from hub.bench import (
     _free_port,
     _incident,
     _wait_ready,
+    analysed,
     scratch_database,
 )
 from hub.bench_read import CpuSeconds, CpuSnapshot, _backends_cpu, _process_cpu
@@ -165,6 +166,7 @@ async def run(
                 seconds=seconds,
                 drain_seconds=drain_seconds,
                 cpu=cpu,
+                analyse=lambda: analysed(url, database),
             )
         finally:
             for process in started:
@@ -313,6 +315,7 @@ async def _measure(
     seconds: float,
     drain_seconds: float,
     cpu: Callable[[], CpuSnapshot],
+    analyse: Callable[[], Awaitable[None]],
 ) -> _Measured:
     police = {
         "Authorization": "Bearer "
@@ -356,6 +359,8 @@ async def _measure(
 
         try:
             await _warm_up(subs, push, deadline=time.perf_counter() + drain_seconds)
+            # What the warm-up stored, analysed as autovacuum would (`hub.bench.analysed`).
+            await analyse()
             push_latencies.clear()
             cpu_before = cpu()
             begun = time.perf_counter()
