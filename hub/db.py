@@ -229,14 +229,30 @@ class Nested:
     )
 
     def column(self, dialect: str | None) -> sa.ColumnElement[Any]:
+        grouped = self._grouped(dialect)
+        return self.statement.with_only_columns(grouped).order_by(None).scalar_subquery()
+
+    def grouped_by(
+        self, key: sa.ColumnElement[Any], statement: sa.Select[Any], dialect: str | None
+    ) -> sa.Subquery:
+        """`statement` (this one's rows, for many outer rows at once) as one row per `key`:
+        the key as `key`, its rows in the column `rows`, as `column` carries them. For a page,
+        one aggregate over the page's rows instead of a correlated SELECT run for each."""
+        grouped = self._grouped(dialect).label("rows")
+        return (
+            statement.with_only_columns(key.label("key"), grouped)
+            .order_by(None)
+            .group_by(key)
+            .subquery("grouped")
+        )
+
+    def _grouped(self, dialect: str | None) -> sa.ColumnElement[Any]:
         columns = list(self.statement.selected_columns)
         if dialect == "postgresql":
             for column in columns:
                 _from_postgres_json(column.type)  # refused now, not when read
-            grouped = sa.func.json_agg(sa.func.json_build_array(*columns))
-        else:
-            grouped = sa.func.json_group_array(sa.func.json_array(*columns))
-        return self.statement.with_only_columns(grouped).order_by(None).scalar_subquery()
+            return sa.func.json_agg(sa.func.json_build_array(*columns))
+        return sa.func.json_group_array(sa.func.json_array(*columns))
 
     def rows(self, value: str | list[Any] | None, dialect: Dialect) -> list[tuple[Any, ...]]:
         if value is None:  # PostgreSQL's json_agg of no rows

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
@@ -66,6 +66,10 @@ class _Branch:
     code: str | None = None
 
 
+# A page's statement, its rows chosen, made into the one that reads them with what they carry.
+Finish = Callable[[sa.CTE], sa.Select[Any]]
+
+
 class Listing:
     """A list's statements, built once for the shape of a request (which filters it uses,
     whether it starts after a cursor), their values bound at each execution: the page's
@@ -91,10 +95,13 @@ class Listing:
         id_column: Any,
         branches: Sequence[_Branch] = (),
         unfiltered: sa.Select[Any] | None = None,
+        finish: Finish | None = None,
     ) -> None:
         """`unfiltered`: with `branches`, `query` without the request's filters (the page's
         columns in its scope); the branches apply them, and here they would lead the plan to
-        an index on a filtered column, read from end to end, instead of the key."""
+        an index on a filtered column, read from end to end, instead of the key. `finish`:
+        what the page's statement becomes once its rows are chosen (`Carried`)."""
+        self._finish = finish
         self._query = query
         self._time = time_column
         self._id = id_column
@@ -116,6 +123,7 @@ class Listing:
         any_of: Sequence[Any] = (),
         also: Mapping[str, sa.ColumnElement[bool]] | None = None,
         dialect: str | None,
+        finish: Finish | None = None,
     ) -> Listing:
         """`query` (the page's columns) in `scope`, narrowed by the request's filters: those of
         `shape`, and of `also` (the list's own, by the name of the value each binds at each
@@ -154,12 +162,13 @@ class Listing:
             if dialect == "postgresql"
             else [],
             unfiltered=in_scope,
+            finish=finish,
         )
 
     def unbranched(self) -> Listing:
         """The same list as one statement, as SQLite reads it: what `bench-listing` measures
         the branches against."""
-        return Listing(self._query, time_column=self._time, id_column=self._id)
+        return Listing(self._query, time_column=self._time, id_column=self._id, finish=self._finish)
 
     def _newest(
         self, query: sa.Select[Any], *, after: bool, held: _Branch | None = None
@@ -200,11 +209,19 @@ class Listing:
 
     @functools.cached_property
     def page(self) -> sa.Select[Any]:
-        return self._statement(after=False)
+        return self._finished(self._statement(after=False))
 
     @functools.cached_property
     def later(self) -> sa.Select[Any]:
-        return self._statement(after=True)
+        return self._finished(self._statement(after=True))
+
+    def _finished(self, statement: sa.Select[Any]) -> sa.Select[Any]:
+        if self._finish is None:
+            return statement
+        # The page's rows chosen (and limited) first, then what each carries added to them.
+        page = statement.cte("page").prefix_with("MATERIALIZED")
+        finished = self._finish(page)
+        return finished.order_by(page.c[self.time_key].desc(), page.c[self.id_key].desc())
 
     @functools.cached_property
     def anchor(self) -> sa.Select[Any]:
