@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
+import time
 from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, Self
@@ -63,9 +64,16 @@ def _target(url: str) -> _Target:
 class _Connection:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader, self.writer = reader, writer
+        self.idle_since = time.monotonic()
 
-    def usable(self) -> bool:
-        """Not closed by either end (the hub closes one left idle past its keep-alive)."""
+    def usable(self, *, most_idle: float) -> bool:
+        """Not closed by either end, nor left idle long enough that the hub may be closing it
+        (it closes one idle past its keep-alive, `Settings.idle_timeout_seconds`): a request
+        sent as the hub's close crossed it would find the connection gone, an error that is
+        neither the hub's answer nor its fault (a bench's turns leave one hub's connections
+        idle while the other's run)."""
+        if time.monotonic() - self.idle_since > most_idle:
+            return False
         return not (self.reader.at_eof() or self.writer.is_closing())
 
     def close(self) -> None:
@@ -106,6 +114,8 @@ class _Connection:
             parts.append((await self.reader.readexactly(size + 2))[:-2])
 
 
+# A kept connection idle longer is not reused: well inside the hub's default keep-alive (5 s).
+MOST_IDLE_SECONDS = 2.0
 # What a connection's faults raise: each an `HttpFailed` naming it.
 _FAULTS = (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError)
 
@@ -113,8 +123,9 @@ _FAULTS = (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, Valu
 class Client:
     """Keep-alive connections to the hosts it is asked about; as many as are in flight."""
 
-    def __init__(self, *, timeout: float = 60) -> None:
+    def __init__(self, *, timeout: float = 60, most_idle: float = MOST_IDLE_SECONDS) -> None:
         self.timeout = timeout
+        self.most_idle = most_idle
         self._idle: dict[tuple[str, int], list[_Connection]] = {}
 
     async def __aenter__(self) -> Self:
@@ -172,6 +183,7 @@ class Client:
             msg = f"{method.decode()} {target.path}: {said or type(e).__name__}"
             raise HttpFailed(msg) from e
         if again:
+            connection.idle_since = time.monotonic()
             self._idle.setdefault(key, []).append(connection)
         else:
             connection.close()
@@ -181,7 +193,7 @@ class Client:
         idle = self._idle.get(key, [])
         while idle:
             connection = idle.pop()
-            if connection.usable():
+            if connection.usable(most_idle=self.most_idle):
                 return connection
             connection.close()
         reader, writer = await asyncio.open_connection(*key)

@@ -107,6 +107,21 @@ async def test_a_connection_is_kept_and_one_the_server_closed_is_replaced(base: 
         assert after != renewed
 
 
+async def test_a_connection_idle_near_the_servers_keep_alive_is_not_reused(base: str) -> None:
+    """A connection the server may be closing as the next request goes out is left: the
+    request would meet a closed connection, a fault of neither end (a bench's turns leave one
+    hub's connections idle while the other's run)."""
+    async with Client(most_idle=0.2) as client:
+        first = (await client.get(f"{base}/echo")).json()["peer_port"]
+        assert (await client.get(f"{base}/echo")).json()["peer_port"] == first  # at once: kept
+        await asyncio.sleep(0.5)  # the server (keep-alive 1 s) still holds it open
+        assert (await client.get(f"{base}/echo")).json()["peer_port"] != first
+    async with Client() as client:  # by default, idle up to `MOST_IDLE_SECONDS`
+        first = (await client.get(f"{base}/echo")).json()["peer_port"]
+        await asyncio.sleep(0.5)
+        assert (await client.get(f"{base}/echo")).json()["peer_port"] == first
+
+
 async def test_requests_in_flight_each_get_their_own_answer(base: str) -> None:
     async with Client() as client:
         answers = await asyncio.gather(
