@@ -191,13 +191,18 @@ def test_fingerprints_are_those_of_pushes_stored_before() -> None:
         location_council="E08000025",
         children=(InvolvedChild(kid, present=True), InvolvedChild(dataclasses.replace(kid))),
         dash_risk=DashRisk.HIGH,
-        summary="Synthetic.",
+        summary='Synthétique ☃ "quoted" \\ \n',  # escaped as `json.dumps` escapes them
         idempotency_key="K-1",
     )
     before = dataclasses.asdict(report)  # how fingerprints were computed until now
     before.pop("idempotency_key")
     canonical = json.dumps(before, sort_keys=True, default=str, separators=(",", ":"))
     assert pushes.fingerprint(report) == hashlib.sha256(canonical.encode()).hexdigest()
+    assert "\\u00e9" in canonical  # the text hashed is ASCII, as it always was
+    again = dataclasses.replace(report, summary="Other.")  # the same classes, their fields kept
+    changed = {**before, "summary": "Other."}
+    text = json.dumps(changed, sort_keys=True, default=str, separators=(",", ":"))
+    assert pushes.fingerprint(again) == hashlib.sha256(text.encode()).hexdigest()
 
 
 async def test_a_child_with_an_nhs_number_is_matched_as_in_a_single_push(
