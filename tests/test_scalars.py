@@ -5,10 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import random
 import zoneinfo
+from typing import Any
 
 import pytest
+from strawberry.schema.types.base_scalars import DateTimeDefinition
 
-from hub.graphql.scalars import Date, DateTime, isoformat
+from hub.graphql.scalars import _PLAIN_TIME, Date, DateTime, _quiet, isoformat
 
 
 def _moments(count: int) -> list[dt.datetime]:
@@ -54,3 +56,61 @@ def test_other_values_are_written_by_isoformat(value: dt.datetime | dt.time) -> 
 def test_the_served_scalars_use_it() -> None:
     assert DateTime.serialize is isoformat
     assert Date.serialize is isoformat
+
+
+def _answer(parse: Any, value: object) -> tuple[str, object, object, str] | str:
+    try:
+        parsed = parse(value)
+    except Exception as error:  # noqa: BLE001 - the refusal is the answer compared
+        return f"refused: {type(error).__name__}: {error}"
+    assert isinstance(parsed, dt.datetime)
+    return (parsed.isoformat(), parsed.utcoffset(), parsed.tzinfo, type(parsed.tzinfo).__name__)
+
+
+def _times(count: int) -> list[object]:
+    """Times as forces write them, with offsets, fractions and errors, and other forms."""
+    chance = random.Random(62)
+    offsets = ["Z", "+00:00", "-00:00", "+01:00", "-08:00", "+05:30", "+14:00", "-12:00"]
+    fractions = ["", ".000", ".123", ".000001", ".999999", ".5", ".1234567", ","]
+    values: list[object] = [
+        "2026-01-31T09:00:00Z",
+        "2026-01-31T24:00:00Z",  # dateutil reads it as the next midnight
+        "2026-02-30T09:00:00Z",
+        "2026-13-01T09:00:00Z",
+        "2026-01-31T09:60:00Z",
+        "2026-01-31T23:59:60Z",
+        "2026-01-31 09:00:00Z",
+        "2026-01-31T09:00:00z",
+        "2026-01-31T09:00:00",
+        "2026-01-31T09:00Z",
+        "2026-01-31",
+        "2026-01-31T09:00:00+0100",
+        "2026-01-31T09:00:00+01",
+        "２０２６-01-31T09:00:00Z",  # noqa: RUF001 - not ASCII digits
+        "",
+        20260131,
+        None,
+    ]
+    for _ in range(count):
+        values.append(
+            f"{chance.randint(1, 9999):04d}-{chance.randint(1, 12):02d}-"
+            f"{chance.randint(1, 31):02d}T{chance.randint(0, 24):02d}:"
+            f"{chance.randint(0, 59):02d}:{chance.randint(0, 59):02d}"
+            f"{chance.choice(fractions)}{chance.choice(offsets)}"
+        )
+    return values
+
+
+def test_a_time_is_read_as_strawberrys_parser_reads_it_by_whichever_path() -> None:
+    """The plain form by `fromisoformat`, the rest by strawberry's own (dateutil's) parser:
+    the same moment, the same offset and kind of offset, or the same refusal."""
+    theirs = _quiet(DateTimeDefinition, "an ISO 8601 date and time").parse_value
+    ours = DateTime.parse_value
+    assert ours is not None
+    assert theirs is not None
+    values = _times(5_000)
+    for value in values:
+        assert _answer(ours, value) == _answer(theirs, value), value
+    plain = [v for v in values if isinstance(v, str) and _PLAIN_TIME.fullmatch(v)]
+    assert len(plain) > 2_000  # the path `fromisoformat` takes, well covered
+    assert {type(_answer(ours, v)) for v in plain} == {tuple, str}  # read, and refused
