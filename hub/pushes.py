@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
@@ -23,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from hub.errors import Conflict
+from hub.json_text import compact_json
 
 
 class Fingerprinted(Protocol):
@@ -57,24 +57,9 @@ def fingerprint(command: Any) -> str:
     return hashlib.sha256(_canonical(payload).encode()).hexdigest()
 
 
-def _canonical_encoder() -> Callable[[Any], str]:
-    """`json.dumps(value, sort_keys=True, default=str, separators=(",", ":"))`, the text every
-    stored push was fingerprinted from: the same C encoder with the same settings, made once
-    (`json.dumps` with any setting of its own makes an encoder object, and the C encoder in
-    it, for each call: a batch fingerprints hundreds of pushes)."""
-    make: Callable[..., Any] | None = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:  # a Python without the C accelerator: slower, the same text
-        encoder = json.JSONEncoder(sort_keys=True, default=str, separators=(",", ":"))
-        return encoder.encode
-    # Positional, as the C function takes them: markers (None: no check for cycles, which a
-    # push's dataclasses cannot have), default, string encoder (ASCII, as `ensure_ascii`),
-    # indent, key and item separators, sort_keys, skipkeys, allow_nan.
-    ascii_text = json.encoder.encode_basestring_ascii
-    encode = make(None, str, ascii_text, None, ":", ",", True, False, True)  # noqa: FBT003
-    return lambda value: "".join(encode(value, 0))
-
-
-_canonical = _canonical_encoder()
+# The text every stored push was fingerprinted from: `json.dumps(value, sort_keys=True,
+# default=str, separators=(",", ":"))`, its encoder made once (a batch fingerprints hundreds).
+_canonical = compact_json(sort_keys=True, default=str, ensure_ascii=True)
 # A dataclass's field names, by class: `dataclasses.fields` filters its fields on every call.
 _FIELDS: dict[type, tuple[str, ...]] = {}
 # Values `dataclasses.asdict` hands back as they are (its deep copy of them is themselves).

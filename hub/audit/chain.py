@@ -50,6 +50,7 @@ from hub.audit.models import (
     S62Operation,
 )
 from hub.db import Database, OnSQLiteThread, rows, together
+from hub.json_text import compact_json
 from hub.timeliness.models import FirstSeen, RecordReceipt
 
 # Core tables: appends and the walk skip the ORM's per-row bookkeeping.
@@ -90,21 +91,8 @@ EVENT_COLUMNS = ("seq", *CONTENT_COLUMNS, "prev_hash", "hash")
 RECORD_COLUMNS = ("record_type", "record_id", "seq", "ordinal", "record_owner")
 
 
-def _compact_json_encoder() -> Callable[[Any], str]:
-    """Compact UTF-8 JSON with minimal escapes, the C encoder built once.
-
-    `JSONEncoder.encode` builds a C encoder per call: a third of the cost for a small list.
-    """
-    make: Callable[..., Any] | None = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:  # a Python without the C accelerator: slower, the same text
-        return json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-    # Positional, as the C function takes them: markers, default, string encoder, indent,
-    # key and item separators, sort_keys, skipkeys, allow_nan.
-    encoder = make(None, None, json.encoder.encode_basestring, None, ":", ",", False, False, True)  # noqa: FBT003
-    return lambda value: "".join(encoder(value, 0))
-
-
-encode_json = _compact_json_encoder()
+# Compact UTF-8 JSON with minimal escapes.
+encode_json = compact_json()
 # One string as `encode_json` writes it (the same C escaping), for texts built piece by piece.
 encode_string: Callable[[str], str] = json.encoder.encode_basestring
 
