@@ -100,7 +100,8 @@ class Listing:
         """`unfiltered`: with `branches`, `query` without the request's filters (the page's
         columns in its scope); the branches apply them, and here they would lead the plan to
         an index on a filtered column, read from end to end, instead of the key. `finish`:
-        what the page's statement becomes once its rows are chosen (`Carried`)."""
+        what the page's statement becomes once its rows are chosen (`Listing._finished`; the
+        incidents' children added to them, `incidents.service._with_involved`)."""
         self._finish = finish
         self._query = query
         self._time = time_column

@@ -106,9 +106,6 @@ def _owns(object_type: GraphQLObjectType, value: Any, info: GraphQLResolveInfo[A
     return is_type_of is None or is_type_of(value, info) is True
 
 
-_path = path_of
-
-
 def _helpers_of(executor: HubExecutor) -> GraphQLResolveInfoHelpers:
     """graphql-core's helpers for resolvers (`info.async_helpers`), without the reference cycle
     its own make: they are the executor's bound methods, kept on the executor. In that cycle
@@ -142,14 +139,13 @@ def _alive(method: weakref.WeakMethod[Callable[..., Any]]) -> Callable[..., Any]
 class _Selection:
     """What completing an object of one type with one selection needs, worked out once per
     request: its fields (collected by graphql-core, kept alive with its nodes so that their
-    identity, the key, is not reused), whether it defers any, the audit's names for them
-    (None: not a record the audit notes), and the function running its plan (None: the gate
-    refuses some of it, or middleware sees every field)."""
+    identity, the key, is not reused), what it defers, the audit's names for them (None: not
+    a record the audit notes), and the function running its plan (None: the gate refuses some
+    of it, or middleware sees every field)."""
 
     field_details_list: FieldDetailsList
     grouped_field_set: GroupedFieldSet
     new_defer_usages: Any
-    deferred: bool
     noted: Mapping[str, str] | None
     plan: list[PlanStep]
     run: Runner | None
@@ -225,6 +221,7 @@ class HubExecutor(FanoutExecutor):
     gates: ClassVar[bool] = False  # every field checked against the agreement
     notes_served: ClassVar[bool] = False  # every record noted for the audit
     contract_for_gateway: ClassVar[bool] = False  # production: `_service` for the gateway only
+    never_awaitable: ClassVar[set[type]] = _NEVER_AWAITABLE  # for the selections' functions
 
     @classmethod
     def for_schema(cls, *, gates: bool, notes_served: bool, contract: bool) -> type[HubExecutor]:
@@ -242,7 +239,6 @@ class HubExecutor(FanoutExecutor):
         # it, so that the identity is not reused): the refusals, and the audit's field names.
         self._refusals: dict[int, tuple[GroupedFieldSet, Mapping[str, Refusal]]] = {}
         self._selections: dict[tuple[GraphQLObjectType, int], _Selection] = {}
-        self.never_awaitable = _NEVER_AWAITABLE  # for the selections' functions
         manager = self.middleware_manager
         self._middleware = manager is not None and bool(manager.middlewares)
 
@@ -440,7 +436,7 @@ class HubExecutor(FanoutExecutor):
             context.served.note(
                 tuple(path.as_list()), return_type.name, result.row, selection.noted
             )
-        if selection.deferred or position_context is not None:
+        if selection.new_defer_usages or position_context is not None:
             return self.execute_collected_subfields(
                 return_type,
                 result,
@@ -464,7 +460,6 @@ class HubExecutor(FanoutExecutor):
             field_details_list=field_details_list,
             grouped_field_set=grouped_field_set,
             new_defer_usages=new_defer_usages,
-            deferred=bool(new_defer_usages),
             noted=(
                 self._fields_of(grouped_field_set)
                 if self.notes_served and return_type.name in AUDITED_TYPES
@@ -566,7 +561,7 @@ class HubExecutor(FanoutExecutor):
         collect = self.collect_and_execute_subfields
         try:
             for index, item in enumerate(items):
-                item_path = _path((path, index, None))
+                item_path = path_of((path, index, None))
                 try:
                     value = collect(object_type, field_details_list, item_path, item, None)
                 except Exception as raw_error:  # noqa: BLE001 - located, as graphql-core does

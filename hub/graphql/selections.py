@@ -1,4 +1,4 @@
-"""A selection's fields run by code written for its shape: no loop over a plan, no call a scalar.
+"""A selection's fields run by code written for its shape: no plan walked, no call per scalar.
 
 The executor (`hub.graphql.executor`) plans each selection once per request: for each response
 key, the field, its plain scalar read if it has one (`PlainLeaf`), and whether it is plain (no
@@ -72,7 +72,6 @@ def _runner(parent_type: GraphQLObjectType, shape: Shape) -> Runner:
     names: dict[str, Any] = {
         "CAREFULLY": CAREFULLY,
         "PARENT": parent_type,
-        "Path": Path,
         "PATH": path_of,
         "Undefined": Undefined,
     }
@@ -119,8 +118,9 @@ def _runner(parent_type: GraphQLObjectType, shape: Shape) -> Runner:
 
 
 def _leaf_lines(index: int, key: str, field_def: GraphQLField, names: dict[str, Any]) -> list[str]:
-    """A plain scalar read and coerced in place, as `_read_at_once` did: anything it would not
-    hand back as it is read again by `_leaf_value`, which locates its error."""
+    """A plain scalar read and coerced in place; anything not handed back as it is (null where
+    not allowed, an error, a coercion refused) read again by `_leaf_value`, which locates and
+    collects its error as graphql-core does (a plain read has no side effects)."""
     leaf: PlainLeaf = field_def.resolve  # type: ignore[assignment]  # the plan's leaf
     names[f"LEAF_{index}"] = leaf
     names[f"FIELD_{index}"] = field_def
@@ -155,7 +155,7 @@ def _leaf_lines(index: int, key: str, field_def: GraphQLField, names: dict[str, 
         "        if value is CAREFULLY:",
         (
             f"            value = ex._leaf_value(PARENT, source, steps[{index}][1], "
-            f"FIELD_{index}, LEAF_{index}, Path(path, {key!r}, PARENT.name))"
+            f"FIELD_{index}, LEAF_{index}, PATH((path, {key!r}, PARENT.name)))"
         ),
         f"        results[{key!r}] = value",
     ]
