@@ -5,6 +5,8 @@ a push naming none of them (the usual push), a cost growing with the force's his
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -57,3 +59,42 @@ async def test_the_pushed_before_probe_reads_the_indexes_not_the_forces_incident
     assert "Seq Scan on incident" not in text, text
     assert "uq_incident_force_code_police_reference" in text, text
     assert "uq_incident_force_code_idempotency_key" in text, text
+
+
+_HELD = sa.text(
+    "WITH made AS (INSERT INTO child (id, given_name, family_name, date_of_birth, "
+    "responsible_council_code, looked_after, created_at, updated_at) "
+    "SELECT 'held-' || n, 'Synthetic', 'Child', date '2015-01-01', :council, false, now(), now() "
+    "FROM generate_series(1, :count) AS n RETURNING id) "
+    "INSERT INTO child_reference (id, child_id, organisation_code, kind, value) "
+    "SELECT 'ref-' || id, id, :force, 'police_person', 'P-' || id FROM made"
+)
+
+
+async def test_the_children_held_probe_reads_the_reference_index_alone(database_url: str) -> None:
+    """Every reference's child exists (a foreign key), so the probe need not join `child`:
+    joined, the generic plan for a force of 700 children (`bench-read`'s database after a few
+    hundred pushes) scanned them all for a push naming none of them (the usual push)."""
+    statement = _asking(_probes("postgresql"), "postgresql")
+    sql = str(statement.compile(dialect=postgresql.asyncpg.dialect()))  # type: ignore[no-untyped-call]
+    db = Database(database_url)
+    try:
+        async with db.engine.connect() as connection:
+            transaction = await connection.begin()  # rolled back: the children go with it
+            await connection.execute(_HELD, {"force": FORCE, "council": COUNCIL, "count": HISTORY})
+            await connection.execute(sa.text("ANALYZE child"))
+            await connection.execute(sa.text("ANALYZE child_reference"))
+            await connection.execute(sa.text("SET LOCAL plan_cache_mode = force_generic_plan"))
+            await connection.exec_driver_sql(f"PREPARE probed AS {sql}")
+            plan = await connection.exec_driver_sql(
+                f"EXPLAIN EXECUTE probed('{FORCE}', '{{PROBE-NEW}}', '{{probe-key-new}}', "
+                f"'police_person', '{{P-NEW}}', '{{{COUNCIL}}}')"
+            )
+            lines = [row[0] for row in plan]
+            await connection.exec_driver_sql("DEALLOCATE probed")
+            await transaction.rollback()
+    finally:
+        await db.dispose()
+    text = "\n".join(lines)
+    assert not re.search(r" on child\b", text), text  # `child_reference` is read, not `child`
+    assert "uq_child_reference_organisation_code_kind_value" in text, text

@@ -266,9 +266,11 @@ def _probes(dialect: str | None) -> tuple[tuple[str, sa.ColumnElement[bool]], ..
             ),
         ),
         (
+            # A reference's child always exists (a foreign key; children are never deleted):
+            # joined to `child` as `_children_held` is, PostgreSQL's generic plan scanned every
+            # child for a push naming none the force held, its cost growing with them.
             "children_held",
             sa.select(col(ChildReference.id))
-            .join(Child, col(ChildReference.child_id) == Child.id)
             .where(
                 col(ChildReference.organisation_code) == sa.bindparam("probe_force"),
                 col(ChildReference.kind) == ReferenceKind.POLICE_PERSON,
