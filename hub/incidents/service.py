@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from hub import pushes, validation
-from hub.access.scope import RowScope
+from hub.access.scope import RowScope, one_of
 from hub.children import service as children
 from hub.children.models import Child
 from hub.children.service import ChildDetails
@@ -288,9 +288,7 @@ def _with_involved(scope: RowScope, page: sa.CTE) -> sa.Select[Any]:
     """A page's incidents with their involved children, read for the page at once: one
     aggregate over the page's links, where a SELECT correlated with each incident ran once for
     each (a hash join of the link and child tables each time, on a small database)."""
-    among_page = _INCIDENT_CHILD.c.incident_id == sa.any_(
-        sa.func.array(sa.select(page.c.id).scalar_subquery())
-    )
+    among_page = one_of(_INCIDENT_CHILD.c.incident_id, sa.select(page.c.id))
     grouped = _carried(scope).grouped_by(
         _INCIDENT_CHILD.c.incident_id, involved(scope, among_page), "postgresql"
     )
