@@ -234,11 +234,7 @@ class HubExecutor(FanoutExecutor):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.is_awaitable = is_awaitable  # type: ignore[assignment]  # graphql-core's TypeGuard
-        self.async_helpers = _helpers_of(self)
-        # Per request, by the identity of a selection graphql-core collected (kept alive with
-        # it, so that the identity is not reused): the refusals, and the audit's field names.
-        self._refusals: dict[int, tuple[GroupedFieldSet, Mapping[str, Refusal]]] = {}
-        self._selections: dict[tuple[GraphQLObjectType, int], _Selection] = {}
+        self.own_memos()
         manager = self.middleware_manager
         self._middleware = manager is not None and bool(manager.middlewares)
 
@@ -257,11 +253,14 @@ class HubExecutor(FanoutExecutor):
         return executor
 
     def own_memos(self) -> None:
-        """Memos of this executor's own, none shared with the one it was copied from."""
+        """The memos of one request or one subscription event, none shared with another
+        executor: graphql-core's, and by the identity of a selection graphql-core collected
+        (kept alive with it, so that the identity is not reused) the gate's refusals and what
+        completing it needs (`_Selection`); and the resolvers' helpers, bound to this one."""
         self._relevant_sub_fields = {}
         self._stream_usages = RefMap()
-        self._refusals = {}
-        self._selections = {}
+        self._refusals: dict[int, tuple[GroupedFieldSet, Mapping[str, Refusal]]] = {}
+        self._selections: dict[tuple[GraphQLObjectType, int], _Selection] = {}
         self.async_helpers = _helpers_of(self)
 
     # The gate.
