@@ -173,15 +173,20 @@ def ours_from(now: dt.datetime) -> dt.datetime:
 
 
 async def seed(
-    connection: AsyncConnection, listed: Listed, *, others: int, even: bool = False
+    connection: AsyncConnection,
+    listed: Listed,
+    *,
+    others: int,
+    even: bool = False,
+    ours: int = OURS,
 ) -> None:
-    """The council's records and `others` of other councils' (`even`: of every council, the
-    council's own among them), each seed's table analysed before the next is checked against
-    it."""
+    """`ours` of the council's records and `others` of other councils' (`even`: of every
+    council, the council's own among them), each seed's table analysed before the next is
+    checked against it."""
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     start = ours_from(now) - dt.timedelta(seconds=others // 2)
     batches: list[tuple[str, str, str | None, dt.datetime, int]]
-    batches = [("plan-ours-", COUNCIL, AWAY, ours_from(now), OURS)]
+    batches = [("plan-ours-", COUNCIL, AWAY, ours_from(now), ours)]
     batches.append(("plan-elsewhere-", "E06%", None, start, others))
     if even:
         batches = [("plan-even-", "E0%", None, now - dt.timedelta(seconds=others + 10), others)]
@@ -264,13 +269,15 @@ class ListingFigures:
     others: int
     even: bool
     runs: int
+    ours: int = OURS
     timed: dict[str, tuple[Timed, Timed]] = dataclasses.field(default_factory=dict)
 
     def lines(self) -> list[str]:
         spread = "spread over every council" if self.even else "of 63 other councils"
+        own = "" if self.even else f" ({self.ours:,} of its own, half through a child)"
         heading = (
-            f"a council's page of {PAGE} among {self.others:,} records {spread}, each statement "
-            f"prepared and run {self.runs} times under the generic plan (median)"
+            f"a council's page of {PAGE}{own} among {self.others:,} records {spread}, each "
+            f"statement prepared and run {self.runs} times under the generic plan (median)"
         )
         lines = [heading]
         for kind, (one, branched) in self.timed.items():
@@ -313,10 +320,12 @@ async def _in_turns(connection: AsyncConnection, listed: Listed, runs: int) -> t
     return first, second
 
 
-async def run(*, database_url: str, others: int, runs: int, even: bool) -> ListingFigures:
+async def run(
+    *, database_url: str, others: int, runs: int, even: bool, ours: int = OURS
+) -> ListingFigures:
     if not database_url.startswith("postgresql"):
         raise BenchFailed("bench-listing measures PostgreSQL's plans: give a PostgreSQL server")
-    figures = ListingFigures(others=others, even=even, runs=runs)
+    figures = ListingFigures(others=others, even=even, runs=runs, ours=ours)
     async with scratch_database(database_url, prefix="hub_bench_listing") as url:
         await upgrade(url)
         db = Database(url)
@@ -324,7 +333,7 @@ async def run(*, database_url: str, others: int, runs: int, even: bool) -> Listi
             async with db.engine.connect() as connection:
                 for kind, listed in LISTED.items():
                     transaction = await connection.begin()  # rolled back: the records go too
-                    await seed(connection, listed, others=others, even=even)
+                    await seed(connection, listed, others=others, even=even, ours=ours)
                     figures.timed[kind] = await _in_turns(connection, listed, runs)
                     await transaction.rollback()
         finally:

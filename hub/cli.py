@@ -454,11 +454,17 @@ def bench_listing(
         False,  # noqa: FBT003 - typer's default
         help="Spread the records over every council, the council's own among them.",
     ),
+    ours: int = typer.Option(
+        30,
+        min=21,
+        help="The council's own records of each kind, half reached only through a child.",
+    ),
 ) -> None:
     """A council's page of each scoped list, as one statement and by branches, side by side."""
     from hub.bench_listing import run as run_listing  # noqa: PLC0415
 
-    figures = _measured(run_listing(database_url=database_url, others=others, runs=runs, even=even))
+    listed = run_listing(database_url=database_url, others=others, runs=runs, even=even, ours=ours)
+    figures = _measured(listed)
     for line in figures.lines():
         typer.echo(line)
 

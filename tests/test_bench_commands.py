@@ -204,8 +204,19 @@ def test_bench_report_runs_tiny() -> None:
 
 @pytest.mark.skipif(not is_postgres(), reason="bench-listing measures PostgreSQL's plans")
 def test_bench_listing_runs_tiny() -> None:
-    run = _bench("bench-listing", "--database-url", POSTGRES_URL, "--others", "600", "--runs", "2")
+    run = _bench(
+        "bench-listing",
+        "--database-url",
+        POSTGRES_URL,
+        "--others",
+        "600",
+        "--runs",
+        "2",
+        "--ours",
+        "40",
+    )
     assert run.returncode == 0, run.stdout + run.stderr
+    assert "(40 of its own, half through a child)" in run.stdout, run.stdout
     for kind in LISTED:
         assert re.search(rf"{kind} +one statement .* one/branches \d", run.stdout), run.stdout
     # Too few of the council's records for a page: no figures, the reason.
