@@ -4,7 +4,7 @@ and every record kind, whose tables the stage facts are derived from."""
 from sqlmodel import SQLModel
 
 import hub.record_kinds  # noqa: F401 - the migrations derive every kind's stage facts
-from hub.access.models import OAuthClient
+from hub.access.models import CouncilReach, OAuthClient
 from hub.audit.models import (
     AuditChainHead,
     AuditEvent,
@@ -48,6 +48,7 @@ __all__ = [
     "ChildLink",
     "ChildReference",
     "ClosureReview",
+    "CouncilReach",
     "Escalation",
     "ForceCoverage",
     "Incident",

@@ -1,0 +1,236 @@
+"""`council_reach` (`hub.access.models.CouncilReach`), what each council reaches of a list's
+records through a child or, for an investigation, a linked incident's area, is kept by
+PostgreSQL's triggers (migration 0023) as the links, the children's councils and the records'
+times change, and stays right when two transactions change a record's reach at once.
+
+A council's page reads it (`RowScope.reached`): a row missing there is a record missing from the
+council's page, and a row left there takes a place in the council's page that no record fills.
+The records are written here with SQL, as a push writes its rows, so that every path a row can
+change by is taken, whatever the services do today."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from hub.bench import FORCE
+from hub.db import Database
+from tests.conftest import is_postgres, scratch_database
+
+pytestmark = pytest.mark.skipif(not is_postgres(), reason="kept by PostgreSQL's triggers")
+
+A, B, C, D, L, M = (f"E0600000{n}" for n in range(1, 7))  # councils of the reference data
+T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+_CHILD = sa.text(
+    "INSERT INTO child (id, given_name, family_name, date_of_birth, responsible_council_code, "
+    "host_council_code, looked_after, created_at, updated_at) VALUES (:id, 'Synthetic', "
+    "'Child', DATE '2015-01-01', :council, :host, false, now(), now())"
+)
+_INCIDENT = sa.text(
+    "INSERT INTO incident (id, force_code, police_reference, payload_hash, type, occurred_at, "
+    "recorded_at, shared_at, location_council_code, summary, operational_notes, "
+    "pushed_by_client) VALUES (:id, :force, :id, 'hash', 'neglect', :at, now(), now(), :area, "
+    "'synthetic', '', 'reach-client')"
+)
+_EPISODE = sa.text(
+    "INSERT INTO missing_episode (id, child_id, force_code, police_reference, payload_hash, "
+    "reported_missing_at, recorded_at, shared_at, risk_grade, risk_framework, "
+    "last_seen_council_code, missing_from, status, updated_at, pushed_by_client) VALUES "
+    "(:id, :child, :force, :id, 'hash', :at, now(), now(), 'medium', 'synthetic', :area, "
+    "'home', 'missing', now(), 'reach-client')"
+)
+_PROTECTION = sa.text(
+    "INSERT INTO police_protection (id, force_code, police_reference, payload_hash, child_id, "
+    "taken_at, recorded_at, shared_at, placed_in, placed_council_code, consulted_before, "
+    "alternatives_considered, pushed_by_client) VALUES (:id, :force, :id, 'hash', :child, :at, "
+    "now(), now(), 'foster_care', :area, false, '', 'reach-client')"
+)
+_VISIT = sa.text(
+    "INSERT INTO joint_visit_request (id, council_code, council_reference, payload_hash, "
+    "force_code, child_id, kind, urgency, needed_by, recorded_at, shared_at) VALUES (:id, :area, "
+    ":id, 'hash', :force, :child, 'visit', 'planned', :at, :at, now())"
+)
+_INVESTIGATION = sa.text(
+    "INSERT INTO investigation (id, force_code, police_reference, status, status_changed_at, "
+    "shared_at, updated_at) VALUES (:id, :force, :id, 'open', :at, now(), now())"
+)
+
+
+async def _run(connection: AsyncConnection, sql: str | sa.TextClause, **values: Any) -> None:
+    await connection.execute(sa.text(sql) if isinstance(sql, str) else sql, values)
+
+
+async def _reach(connection: AsyncConnection, kind: str, record: str) -> dict[str, dt.datetime]:
+    """The councils that reach the record, each with the time their row holds."""
+    found = await connection.execute(
+        sa.text(
+            "SELECT council_code, at FROM council_reach WHERE kind = :kind AND record_id = :id"
+        ),
+        {"kind": kind, "id": record},
+    )
+    return dict(found.all())
+
+
+async def _councils(connection: AsyncConnection, kind: str, record: str) -> set[str]:
+    return set(await _reach(connection, kind, record))
+
+
+async def test_each_change_of_who_reaches_a_record_is_kept(database_url: str) -> None:
+    db = Database(database_url)
+    try:
+        async with db.engine.connect() as connection:
+            transaction = await connection.begin()  # rolled back: the records go with it
+            await _run(connection, _CHILD, id="reach-a", council=A, host=None)
+            await _run(connection, _CHILD, id="reach-b", council=B, host=C)
+            await _run(connection, _INCIDENT, id="reach-i", force=FORCE, at=T0, area=L)
+            assert await _councils(connection, "incident", "reach-i") == set()  # its area's own
+
+            link = "INSERT INTO incident_child (incident_id, child_id, present, "
+            link += "household_member, victim) VALUES ('reach-i', :child, true, true, false)"
+            await _run(connection, link, child="reach-a")
+            assert await _reach(connection, "incident", "reach-i") == {A: T0}
+            await _run(connection, link, child="reach-b")
+            assert await _councils(connection, "incident", "reach-i") == {A, B, C}
+
+            child = "UPDATE child SET {} = :council WHERE id = :id"
+            await _run(connection, child.format("host_council_code"), council=None, id="reach-b")
+            assert await _councils(connection, "incident", "reach-i") == {A, B}
+            await _run(
+                connection, child.format("responsible_council_code"), council=D, id="reach-a"
+            )
+            assert await _councils(connection, "incident", "reach-i") == {D, B}
+            await _run(
+                connection,
+                "DELETE FROM incident_child WHERE incident_id = 'reach-i' AND child_id = 'reach-b'",
+            )
+            assert await _councils(connection, "incident", "reach-i") == {D}
+            later = T0 + dt.timedelta(hours=1)
+            await _run(
+                connection, "UPDATE incident SET occurred_at = :at WHERE id = 'reach-i'", at=later
+            )
+            assert await _reach(connection, "incident", "reach-i") == {D: later}
+
+            for kind, statement in (
+                ("missing_episode", _EPISODE),
+                ("police_protection", _PROTECTION),
+                ("joint_visit_request", _VISIT),
+            ):
+                record = f"reach-{kind}"
+                values = {"id": record, "force": FORCE, "at": T0, "area": L}
+                await _run(connection, statement, child="reach-a", **values)
+                assert await _reach(connection, kind, record) == {D: T0}, kind
+                await _run(
+                    connection,
+                    f"UPDATE {kind} SET child_id = 'reach-b' WHERE id = :id",  # noqa: S608 - our tables
+                    id=record,
+                )
+                assert await _councils(connection, kind, record) == {B}, kind
+                await _run(connection, child.format("host_council_code"), council=C, id="reach-b")
+                assert await _councils(connection, kind, record) == {B, C}, kind
+                await _run(
+                    connection, child.format("host_council_code"), council=None, id="reach-b"
+                )
+                await _run(connection, f"DELETE FROM {kind} WHERE id = :id", id=record)  # noqa: S608
+                assert await _councils(connection, kind, record) == set(), kind
+
+            await _run(connection, _INVESTIGATION, id="reach-n", force=FORCE, at=T0)
+            await _run(
+                connection,
+                "INSERT INTO investigation_child (investigation_id, child_id) "
+                "VALUES ('reach-n', 'reach-a')",
+            )
+            await _run(
+                connection,
+                "INSERT INTO investigation_incident (investigation_id, incident_id) "
+                "VALUES ('reach-n', 'reach-i')",
+            )
+            assert await _reach(connection, "investigation", "reach-n") == {D: T0, L: T0}
+            await _run(
+                connection,
+                "UPDATE incident SET location_council_code = :area WHERE id = 'reach-i'",
+                area=M,
+            )
+            assert await _councils(connection, "investigation", "reach-n") == {D, M}
+            await _run(
+                connection,
+                "UPDATE investigation SET status = 'closed', status_changed_at = :at "
+                "WHERE id = 'reach-n'",
+                at=later,
+            )
+            assert await _reach(connection, "investigation", "reach-n") == {D: later, M: later}
+            # the child's council and the incident's area the same: one row for the council
+            await _run(
+                connection, child.format("responsible_council_code"), council=M, id="reach-a"
+            )
+            assert await _reach(connection, "investigation", "reach-n") == {M: later}
+            await _run(
+                connection, "DELETE FROM investigation_incident WHERE investigation_id = 'reach-n'"
+            )
+            await _run(
+                connection, "DELETE FROM investigation_child WHERE investigation_id = 'reach-n'"
+            )
+            assert await _councils(connection, "investigation", "reach-n") == set()
+            await transaction.rollback()
+    finally:
+        await db.dispose()
+
+
+async def test_a_link_made_while_its_childs_council_changes_reaches_the_new_council(
+    tmp_path: Path,
+) -> None:
+    """A push links an incident to a child while, in another transaction, the child's council
+    changes. Each transaction alone sees the other's change only once it commits: unless one
+    waits for the other, the link's row names the old council, and the new council never finds
+    the incident on its page. The link's trigger locks the child (`FOR SHARE`), so the change
+    of council waits for the push and then recomputes the incident with its link."""
+    async with scratch_database(tmp_path, "hub_reach") as url:
+        db = Database(url)
+        try:
+            async with db.engine.connect() as setup, setup.begin():
+                await _run(setup, _CHILD, id="race-child", council=A, host=None)
+                await _run(setup, _INCIDENT, id="race-i", force=FORCE, at=T0, area=L)
+            async with db.engine.connect() as push, db.engine.connect() as council:
+                linking = await push.begin()
+                await _run(
+                    push,
+                    "INSERT INTO incident_child (incident_id, child_id, present, "
+                    "household_member, victim) VALUES ('race-i', 'race-child', true, true, false)",
+                )
+                moving = await council.begin()
+                moved = asyncio.ensure_future(
+                    _run(
+                        council,
+                        "UPDATE child SET responsible_council_code = :council "
+                        "WHERE id = 'race-child'",
+                        council=B,
+                    )
+                )
+                await _waiting_on_a_lock(db, moved)
+                await linking.commit()
+                await moved
+                await moving.commit()
+            async with db.engine.connect() as reading:
+                assert await _councils(reading, "incident", "race-i") == {B}
+        finally:
+            await db.dispose()
+
+
+async def _waiting_on_a_lock(db: Database, statement: asyncio.Future[None]) -> None:
+    """Until some session waits on a lock: the statement's, unless it has finished first."""
+    async with db.engine.connect() as watching:
+        for _ in range(200):
+            assert not statement.done(), "the change of council did not wait for the link"
+            waiting = await watching.scalar(
+                sa.text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+            )
+            if waiting:
+                return
+            await asyncio.sleep(0.05)
+    raise AssertionError("no session waited on a lock")
