@@ -36,8 +36,9 @@ from hub.missing import service as missing
 from hub.pagination import Listing, Narrowing
 from hub.protection import service as protection
 
-# The tables that link records to their children and incidents, which a branch reads too.
-LINKS = ("incident_child", "investigation_child", "investigation_incident")
+# The tables that link records to their children and incidents, and what each council reaches
+# through them (`CouncilReach`), which a branch reads too.
+LINKS = ("incident_child", "investigation_child", "investigation_incident", "council_reach")
 COUNCIL = "E08000004"  # a council no test's records name: its page holds only these
 AWAY = "E06000001"  # where half the council's records are: only their child makes them ours
 OURS = 30  # the council's, a second apart

@@ -55,15 +55,31 @@ class ByCode:
 
     column: Any
     codes: frozenset[str]
+    # Where the code is another table's, whose rows name the list's records, each with its
+    # time (`hub.access.models.CouncilReach`): that table's record and time columns, and which
+    # of its rows are the list's. The branch reads that table's (code, time, id) index.
+    naming: Naming | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Naming:
+    """A table whose rows name a list's records, by code and time (`ByCode.naming`)."""
+
+    record: Any  # its column of the record's id
+    time: Any  # its column of the record's time, equal to the record's own
+    rows: sa.ColumnElement[bool]  # which of its rows name the list's records
 
 
 @dataclasses.dataclass(frozen=True)
 class _Branch:
-    """One branch's ids, and the code it is held to (`ByCode`), if any."""
+    """One branch's ids; the code it is held to (`ByCode`), if any; and the time and id
+    columns its order is read by, if not the list's own (`ByCode.naming`)."""
 
     query: sa.Select[Any]
     column: Any = None
     code: str | None = None
+    time: Any = None
+    id: Any = None
 
 
 # A page's statement, its rows chosen, made into the one that reads them with what they carry.
@@ -134,24 +150,28 @@ class Listing:
         jobs'), the list is one statement."""
         conditions = [(also or {})[name] for name in shape.given]
 
-        def narrowed(selecting: sa.Select[Any]) -> sa.Select[Any]:
+        def narrowed(selecting: sa.Select[Any], time: Any = time_column) -> sa.Select[Any]:
             return shape.applied(
-                selecting.where(*conditions),
-                time_column=time_column,
-                any_of=any_of,
-                dialect=dialect,
+                selecting.where(*conditions), time_column=time, any_of=any_of, dialect=dialect
             )
 
         def branched(term: sa.ColumnElement[bool] | ByCode) -> list[_Branch]:
             if not isinstance(term, ByCode):
                 return [_Branch(narrowed(sa.select(id_column).where(term)))]
-            held = (
-                (code, sa.and_(term.column >= code, term.column <= code))
-                for code in sorted(term.codes)
-            )
+            naming = term.naming
+            selecting = sa.select(id_column)
+            if naming is not None:  # the time filters on the naming table's, which it is read by
+                selecting = selecting.where(naming.record == id_column, naming.rows)
+            time = time_column if naming is None else naming.time
+            order = {} if naming is None else {"time": naming.time, "id": naming.record}
             return [
-                _Branch(narrowed(sa.select(id_column).where(where)), term.column, code)
-                for code, where in held
+                _Branch(
+                    narrowed(selecting.where(term.column >= code, term.column <= code), time),
+                    term.column,
+                    code,
+                    **order,
+                )
+                for code in sorted(term.codes)
             ]
 
         in_scope = query.where(scope)
@@ -177,7 +197,9 @@ class Listing:
         """`query`'s newest `:limit`, after the anchor if `after`; a branch `held` to a code
         (`ByCode`) ordered by (code, time, id), its anchor a position in that order too, which
         the (code, time, id) index starts its reading at."""
-        keys = [self._time, self._id]
+        time = self._time if held is None or held.time is None else held.time
+        ids = self._id if held is None or held.id is None else held.id
+        keys = [time, ids]
         anchor = [
             sa.bindparam("anchor_time", type_=self._time.type),
             sa.bindparam("anchor_id", type_=self._id.type),

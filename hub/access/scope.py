@@ -19,12 +19,13 @@ from sqlalchemy.orm import aliased
 from sqlmodel import col
 
 from hub.access.agreement import RowKind
+from hub.access.models import CouncilReach
 from hub.children.models import Child, ChildReference
 from hub.closures.models import ClosureReview
 from hub.incidents.models import Incident, IncidentChild, IncidentType
 from hub.investigations.models import Investigation, InvestigationChild, InvestigationIncident
 from hub.missing.models import MissingEpisode
-from hub.pagination import ByCode
+from hub.pagination import ByCode, Naming
 
 # A condition of a scope's OR, as a list's branch reads it (`pagination.Listing.scoped`).
 Branch = sa.ColumnElement[bool] | ByCode
@@ -53,8 +54,9 @@ def one_of(column: Any, ids: sa.Select[Any]) -> sa.ColumnElement[bool]:
     from its start: a page cost the council's children times the rows read (5.2 ms at 680
     children and 340 incidents, 0.9 ms unnested and joined).
 
-    A branch through a child still reads all of the council's linked records, however old,
-    to find its newest: no index holds them by council and time."""
+    A council's branches through a child read `CouncilReach` instead (`RowScope.reached`):
+    this way they read every record of every child of the council, however old, to find the
+    newest."""
     unnested = sa.select(sa.func.unnest(sa.func.array(ids.scalar_subquery())))
     among: sa.ColumnElement[bool] = column.in_(unnested)
     return among
@@ -115,20 +117,21 @@ class RowScope:
             .correlate_except(link)
         )
 
-    def _our_children(self) -> sa.Select[Any]:
-        """The ids of our councils' children."""
-        return sa.select(col(_child.id)).where(
-            sa.or_(
-                col(_child.responsible_council_code).in_(self.councils),
-                col(_child.host_council_code).in_(self.councils),
-            )
-        )
+    def reached(self, kind: str) -> tuple[ByCode, ...]:
+        """The records of the list `kind` (its table) our councils reach through a child of
+        theirs, or an investigation through an incident in their area, as a list's branch
+        (PostgreSQL): each council's newest from `CouncilReach`'s (council, time) index, which
+        PostgreSQL's triggers keep. No branch for a scope of no council.
 
-    def children_among_ours(self, child_id: Any) -> tuple[sa.ColumnElement[bool], ...]:
-        """`child_is_ours` as a list's branch (PostgreSQL): the child (an id column of the
-        caller's table) is `one_of` our councils' children; no branch for a scope of no
-        council."""
-        return (one_of(child_id, self._our_children()),) if self.councils else ()
+        Read through the children themselves, a branch read every record of every child of the
+        council to find the newest, its cost growing with the council's own history
+        (`bench-listing --ours`)."""
+        if not self.councils:
+            return ()
+        naming = Naming(
+            col(CouncilReach.record_id), col(CouncilReach.at), col(CouncilReach.kind) == kind
+        )
+        return (ByCode(col(CouncilReach.council_code), self.councils, naming),)
 
     @functools.lru_cache(maxsize=1024)  # noqa: B019 - scopes are few and live as long as the hub
     def children(self) -> sa.ColumnElement[bool]:
@@ -175,9 +178,9 @@ class RowScope:
     def incident_branches(self) -> tuple[Branch, ...]:
         """`incidents` as the conditions it is the OR of, for PostgreSQL, each read on its own
         (a list reads each one's newest first: `pagination.Listing`'s branches): the force's
-        and the area's from their (code, time) indexes (`ByCode`), those through a child as
-        `one_of` the incidents linked to such a child. A condition the scope cannot meet (a
-        council's as a force) is left out."""
+        and the area's from their (code, time) indexes (`ByCode`), those through a child from
+        what the council reaches (`reached`), a school's as `one_of` its pupils' incidents. A
+        condition the scope cannot meet (a council's as a force) is left out."""
         if self.everything:
             return ()  # one condition, no OR: the list is one statement
         linked = col(_incident_child.incident_id)
@@ -187,9 +190,7 @@ class RowScope:
             ByCode(col(Incident.location_council_code), self.councils),
         ]
         of_child = col(_incident_child.child_id)
-        if self.councils:
-            children = sa.select(linked).where(one_of(of_child, self._our_children()))
-            branches.append(one_of(col(Incident.id), children))
+        branches += self.reached("incident")
         if self.schools:
             of_pupils = sa.select(linked).where(one_of(of_child, pupils))
             branches.append(
@@ -257,7 +258,7 @@ class RowScope:
             return ()  # one condition, no OR: the list is one statement
         return (
             ByCode(col(MissingEpisode.force_code), self.forces),
-            *self.children_among_ours(col(MissingEpisode.child_id)),
+            *self.reached("missing_episode"),
         )
 
     @functools.lru_cache(maxsize=1024)  # noqa: B019 - scopes are few and live as long as the hub
@@ -284,31 +285,13 @@ class RowScope:
     @functools.lru_cache(maxsize=1024)  # noqa: B019 - scopes are few and live as long as the hub
     def investigation_branches(self) -> tuple[Branch, ...]:
         """`investigations` as the conditions it is the OR of (`incident_branches`): the
-        force's, those of a child of ours, those linked to an incident in our area."""
+        force's, and those of a child of ours or linked to an incident in our area, from what
+        the council reaches (`reached`)."""
         if self.everything:
             return ()  # one condition, no OR: the list is one statement
-        forces = ByCode(col(Investigation.force_code), self.forces)
-        if not self.councils:
-            return (forces,)
-        of_child = col(_investigation_child.investigation_id)
-        of_incident = col(_investigation_incident.investigation_id)
-        in_our_area = sa.select(col(_incident.id)).where(
-            col(_incident.location_council_code).in_(self.councils)
-        )
         return (
-            forces,
-            one_of(
-                col(Investigation.id),
-                sa.select(of_child).where(
-                    one_of(col(_investigation_child.child_id), self._our_children())
-                ),
-            ),
-            one_of(
-                col(Investigation.id),
-                sa.select(of_incident).where(
-                    one_of(col(_investigation_incident.incident_id), in_our_area)
-                ),
-            ),
+            ByCode(col(Investigation.force_code), self.forces),
+            *self.reached("investigation"),
         )
 
     @functools.lru_cache(maxsize=1024)  # noqa: B019 - scopes are few and live as long as the hub

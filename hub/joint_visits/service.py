@@ -91,13 +91,14 @@ def visible(scope: RowScope) -> sa.ColumnElement[bool]:
 def _branches(scope: RowScope) -> tuple[Branch, ...]:
     """`visible` as the conditions it is the OR of, for PostgreSQL (as
     `RowScope.incident_branches`): the force's and the council's from their (code, time)
-    indexes, the child's as `RowScope.children_among_ours`."""
+    indexes, the child's from what the
+    council reaches (`RowScope.reached`)."""
     if scope.everything:
         return ()  # one condition, no OR: the list is one statement
     return (
         ByCode(col(JointVisitRequest.force_code), scope.forces),
         ByCode(col(JointVisitRequest.council_code), scope.councils),
-        *scope.children_among_ours(col(JointVisitRequest.child_id)),
+        *scope.reached("joint_visit_request"),
     )
 
 

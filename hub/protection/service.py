@@ -68,12 +68,13 @@ def visible(scope: RowScope) -> sa.ColumnElement[bool]:
 def _branches(scope: RowScope) -> tuple[Branch, ...]:
     """`visible` as the conditions it is the OR of, for PostgreSQL (as
     `RowScope.incident_branches`): the force's, the placing and the consulted council's from
-    their (code, time) indexes, the child's as `RowScope.children_among_ours`."""
+    their (code, time) indexes, the child's from what the
+    council reaches (`RowScope.reached`)."""
     if scope.everything:
         return ()  # one condition, no OR: the list is one statement
     return (
         ByCode(col(PoliceProtection.force_code), scope.forces),
-        *scope.children_among_ours(col(PoliceProtection.child_id)),
+        *scope.reached("police_protection"),
         ByCode(col(PoliceProtection.placed_council_code), scope.councils),
         ByCode(col(PoliceProtection.consulted_council_code), scope.councils),
     )
