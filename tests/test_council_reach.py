@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.bench import FORCE
 from hub.db import Database
+from hub.migrate import upgrade
 from tests.conftest import is_postgres, scratch_database
 
 pytestmark = pytest.mark.skipif(not is_postgres(), reason="kept by PostgreSQL's triggers")
@@ -180,6 +181,40 @@ async def test_each_change_of_who_reaches_a_record_is_kept(database_url: str) ->
             await transaction.rollback()
     finally:
         await db.dispose()
+
+
+async def test_the_migration_builds_the_rows_of_the_records_already_held(tmp_path: Path) -> None:
+    """A hub upgraded to 0023 with records already held: their rows are built by the migration,
+    not left for a change to build (a council would miss its older records until then)."""
+    async with scratch_database(tmp_path, "hub_reach_upgrade", migrate=False) as url:
+        await upgrade(url, "0022")
+        db = Database(url)
+        try:
+            async with db.engine.connect() as connection, connection.begin():
+                await _run(connection, _CHILD, id="held-a", council=A, host=B)
+                await _run(connection, _INCIDENT, id="held-i", force=FORCE, at=T0, area=L)
+                await _run(
+                    connection,
+                    "INSERT INTO incident_child (incident_id, child_id, present, "
+                    "household_member, victim) VALUES ('held-i', 'held-a', true, true, false)",
+                )
+                values = {"force": FORCE, "at": T0, "area": L, "child": "held-a"}
+                await _run(connection, _EPISODE, id="held-e", **values)
+                await _run(connection, _INVESTIGATION, id="held-n", force=FORCE, at=T0)
+                await _run(
+                    connection,
+                    "INSERT INTO investigation_incident (investigation_id, incident_id) "
+                    "VALUES ('held-n', 'held-i')",
+                )
+            await upgrade(url)
+            async with db.engine.connect() as connection:
+                assert await _reach(connection, "incident", "held-i") == {A: T0, B: T0}
+                assert await _reach(connection, "missing_episode", "held-e") == {A: T0, B: T0}
+                assert await _reach(connection, "investigation", "held-n") == {L: T0}
+                count = await connection.scalar(sa.text("SELECT count(*) FROM council_reach"))
+                assert count == 5
+        finally:
+            await db.dispose()
 
 
 async def test_a_link_made_while_its_childs_council_changes_reaches_the_new_council(
