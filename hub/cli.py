@@ -184,12 +184,18 @@ def bench(
 
 
 @app.command("bench-soak")
-def bench_soak(
+def bench_soak(  # noqa: PLR0917 - typer's options are the parameters
     database_url: str = BenchDatabase,
     seconds: float = typer.Option(60.0, min=1, help="How long the load runs."),
     slices: int = typer.Option(6, min=2, help="Time slices reported."),
     concurrency: int = typer.Option(8, min=1, help="Requests in flight at once."),
     subscribers: int = typer.Option(4, min=0, help="Live subscriptions held open throughout."),
+    vacuum_every: float = typer.Option(
+        0,
+        min=0,
+        help="Seconds between the bench's own VACUUM ANALYZE (PostgreSQL), as autovacuum "
+        "would do where the server's is off; 0 for none.",
+    ),
 ) -> None:
     """Mixed pushes, queries and subscriptions for a bounded time: memory growth, p99 drift."""
     from hub.soak import run as run_soak  # noqa: PLC0415
@@ -201,6 +207,7 @@ def bench_soak(
             slices=slices,
             concurrency=concurrency,
             subscribers=subscribers,
+            vacuum_every=vacuum_every,
         )
     )
     for line in figures.lines():

@@ -23,6 +23,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import create_async_engine
 from websockets.asyncio.client import connect
 
 from hub import bench_http
@@ -66,10 +68,26 @@ class Slice:
 class SoakFigures:
     seconds: float
     slices: list[Slice]
+    autovacuum: str | None = None  # the server's setting (PostgreSQL)
+    vacuum_every: float = 0
+    vacuums: int = 0
 
     def lines(self) -> list[str]:
         width = self.seconds / len(self.slices)
-        lines = [
+        lines = []
+        if self.autovacuum is not None:
+            by_bench = (
+                f"; VACUUM ANALYZE every {self.vacuum_every:g} s by the bench ({self.vacuums} runs)"
+                if self.vacuum_every
+                else ""
+            )
+            lines.append(f"the server's autovacuum: {self.autovacuum}{by_bench}")
+            if self.autovacuum != "on" and not self.vacuum_every:
+                lines.append(
+                    "  no table is analysed or vacuumed: plans made while tables were small "
+                    "are kept, and dead rows stay (--vacuum-every does what autovacuum would)"
+                )
+        lines += [
             f"slice {number:>2} {number * width - width:6.1f}-{number * width:6.1f}s  "
             f"requests {len(part.latencies):>6}  p99 {part.p99 * 1000:7.1f} ms  "
             f"deliveries {part.deliveries:>5}  rss {_mib(part.rss_bytes)}"
@@ -113,6 +131,7 @@ class _Load:
     slices: list[Slice]
     failures: list[str] = dataclasses.field(default_factory=list)
     count: int = 0
+    vacuums: int = 0  # the bench's own VACUUM ANALYZE runs (`--vacuum-every`)
 
     def current(self) -> Slice:
         elapsed = time.perf_counter() - self.started
@@ -124,13 +143,30 @@ class _Load:
 
 
 async def run(
-    *, database_url: str, seconds: float, slices: int, concurrency: int, subscribers: int
+    *,
+    database_url: str,
+    seconds: float,
+    slices: int,
+    concurrency: int,
+    subscribers: int,
+    vacuum_every: float = 0,
 ) -> SoakFigures:
+    """`vacuum_every`: seconds between the bench's own `VACUUM ANALYZE` of the database, what a
+    server's autovacuum does (0: none; PostgreSQL only)."""
+    postgres = database_url.startswith("postgresql")
+    if vacuum_every and not postgres:
+        raise BenchFailed("--vacuum-every vacuums a PostgreSQL database: give one")
+    autovacuum = None
     async with scratch_database(database_url, prefix="hub_soak") as url:
         await upgrade(url)
+        if postgres:
+            autovacuum = await _autovacuum(url)
         async with _served(url) as (base, settings, keys, pid):
             load = _Load(time.perf_counter(), seconds, [Slice() for _ in range(slices)])
-            await _soak(base, settings, keys, pid, load, concurrency, subscribers)
+            await asyncio.gather(
+                _soak(base, settings, keys, pid, load, concurrency, subscribers),
+                *([_vacuuming(url, vacuum_every, load)] if vacuum_every else []),
+            )
     total = list(itertools.chain.from_iterable(part.latencies for part in load.slices))
     first = load.failures[0] if load.failures else None
     Figures("requests", load.count, seconds, total, len(load.failures), first).checked()
@@ -138,7 +174,34 @@ async def run(
         if not part.latencies:
             msg = f"slice {number} completed no request: the hub stalled"
             raise BenchFailed(msg)
-    return SoakFigures(seconds, load.slices)
+    return SoakFigures(seconds, load.slices, autovacuum, vacuum_every, load.vacuums)
+
+
+async def _autovacuum(url: str) -> str:
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as connection:
+            return str(await connection.scalar(sa.text("SHOW autovacuum")))
+    finally:
+        await engine.dispose()
+
+
+async def _vacuuming(url: str, every: float, load: _Load) -> None:
+    """`VACUUM ANALYZE` every `every` seconds while the load runs: where the server's
+    autovacuum is off (this repository's CI machine), tables are never analysed, so plans made
+    while they were small are kept as they grow, and a soak measures that, not the hub."""
+    engine = create_async_engine(url, isolation_level="AUTOCOMMIT")  # VACUUM: no transaction
+    try:
+        while True:
+            left = load.seconds - (time.perf_counter() - load.started)
+            if left <= every:
+                return
+            await asyncio.sleep(every)
+            async with engine.connect() as connection:
+                await connection.exec_driver_sql("VACUUM ANALYZE")
+            load.vacuums += 1
+    finally:
+        await engine.dispose()
 
 
 @contextlib.asynccontextmanager
