@@ -44,7 +44,13 @@ class CouncilReach(SQLModel, table=True):
     councils and the records' times change (migration 0023 says how, and why it locks what it
     locks). SQLite's lists are one statement and never read it, and there it stays empty.
     A list's page still checks every record it names against the whole scope: a row here only
-    nominates a record, it never shows one."""
+    nominates a record, it never shows one.
+
+    Not `stage_fact` (`hub.timeliness.facts`), which also derives each record's councils: its
+    rows are a timeline's events (an investigation's each status change, not its current time),
+    and it is refreshed by the hub's own sessions at commit, so a write that bypasses them (a
+    bulk load) needs a rebuild; a list must find each record once, at its list's time, after
+    any write."""
 
     __tablename__ = "council_reach"
     __table_args__ = (
