@@ -54,9 +54,9 @@ def one_of(column: Any, ids: sa.Select[Any]) -> sa.ColumnElement[bool]:
     from its start: a page cost the council's children times the rows read (5.2 ms at 680
     children and 340 incidents, 0.9 ms unnested and joined).
 
-    A council's branches through a child read `CouncilReach` instead (`RowScope.reached`):
-    this way they read every record of every child of the council, however old, to find the
-    newest."""
+    A council's branches through a child no longer use it: read this way, they read every
+    record of every child of the council, however old, to find the newest. They read
+    `CouncilReach` (`RowScope.reached`)."""
     unnested = sa.select(sa.func.unnest(sa.func.array(ids.scalar_subquery())))
     among: sa.ColumnElement[bool] = column.in_(unnested)
     return among
