@@ -31,7 +31,7 @@ DEFAULT_SCHEMA_FILE = Path("schema/hub.graphql")
 def _mount_access_commands() -> None:
     # The report and the benchmarks measure every record kind its domain declares.
     import hub.record_kinds  # noqa: F401, PLC0415
-    from hub.access.cli import clients_app, keys_app, token_command  # noqa: PLC0415
+    from hub.access.cli import clients_app, keys_app, reach_app, token_command  # noqa: PLC0415
     from hub.audit.cli import audit_app  # noqa: PLC0415
     from hub.escalation.cli import escalations_app  # noqa: PLC0415
     from hub.timeliness.cli import report_command  # noqa: PLC0415
@@ -43,6 +43,7 @@ def _mount_access_commands() -> None:
     app.add_typer(webhooks_app, name="webhooks")
     app.add_typer(clients_app, name="clients")
     app.add_typer(keys_app, name="keys")
+    app.add_typer(reach_app, name="reach")
     app.command("token", help="Print a short-lived access token (development only).")(token_command)
     app.command("report")(report_command)
     app.command("vetting-report")(vetting_report_command)

@@ -207,3 +207,14 @@ def test_the_demo_database_goes_in_the_data_directory(
     assert "synthetic records loaded" in out
     assert (data_dir / "hub.db").is_file()  # the hub's own database: every command sees it
     assert not (tmp_path / ".hub").exists()
+
+
+def test_reach_verify_on_sqlite_says_there_is_nothing_to_verify(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite's lists never read `council_reach` and no trigger keeps it there: the command says
+    so and succeeds (`tests/test_council_reach` verifies it on PostgreSQL)."""
+    with cli_settings(monkeypatch, f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}", tmp_path):
+        result = runner.invoke(app, ["reach", "verify"])
+    assert result.exit_code == 0, result.output
+    assert "PostgreSQL only: nothing to verify" in result.output

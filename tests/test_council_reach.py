@@ -13,17 +13,21 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import re
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
+from typer.testing import CliRunner
 
+from hub.access import reach
 from hub.bench import FORCE
+from hub.cli import app
 from hub.db import Database
 from hub.migrate import upgrade
-from tests.conftest import is_postgres, scratch_database
+from tests.conftest import cli_settings, is_postgres, scratch_database
 
 pytestmark = pytest.mark.skipif(not is_postgres(), reason="kept by PostgreSQL's triggers")
 
@@ -322,3 +326,101 @@ async def test_the_triggers_read_by_index_while_the_tables_are_small(tmp_path: P
     assert len(ours) > 16, notices  # each link's and each child's statements
     scans = [notice for notice in ours if "Seq Scan" in notice]
     assert scans == [], scans[0]
+
+
+async def _corrupted(url: str) -> None:
+    """Two incidents and an episode of a child of A, and four kinds of wrong row: one missing,
+    one at the wrong time, one for a council that reaches nothing, one for no record."""
+    db = Database(url)
+    try:
+        async with db.engine.connect() as connection, connection.begin():
+            await _run(connection, _CHILD, id="wrong-a", council=A, host=None)
+            for incident in ("wrong-i1", "wrong-i2", "wrong-i3"):
+                await _run(connection, _INCIDENT, id=incident, force=FORCE, at=T0, area=L)
+                await _run(
+                    connection,
+                    "INSERT INTO incident_child (incident_id, child_id, present, "
+                    "household_member, victim) VALUES (:id, 'wrong-a', true, true, false)",
+                    id=incident,
+                )
+            values = {"force": FORCE, "at": T0, "area": L, "child": "wrong-a"}
+            await _run(connection, _EPISODE, id="wrong-e", **values)
+            await _run(connection, "DELETE FROM council_reach WHERE record_id = 'wrong-i1'")
+            await _run(
+                connection,
+                "UPDATE council_reach SET at = :at WHERE record_id = 'wrong-i2'",
+                at=T0 + dt.timedelta(days=1),
+            )
+            stale = "INSERT INTO council_reach (kind, record_id, council_code, at) VALUES "
+            await _run(connection, stale + "('missing_episode', 'wrong-e', :c, :at)", c=C, at=T0)
+            await _run(connection, stale + "('incident', 'wrong-gone', :a, :at)", a=A, at=T0)
+    finally:
+        await db.dispose()
+
+
+async def _rows(url: str) -> set[tuple[Any, ...]]:
+    db = Database(url)
+    try:
+        async with db.engine.connect() as connection:
+            return {tuple(row) for row in await connection.execute(sa.text(_ALL_ROWS))}
+    finally:
+        await db.dispose()
+
+
+_ALL_ROWS = "SELECT kind, record_id, council_code, at FROM council_reach"
+
+
+async def test_verify_finds_each_wrong_row_and_repair_puts_it_right(tmp_path: Path) -> None:
+    """`safeguarding-hub reach verify`'s check: the records whose rows are wrong, counted in
+    slices smaller than the list (so that a slice's end is crossed), nothing changed by a check,
+    everything put right by a repair."""
+    async with scratch_database(tmp_path, "hub_reach_verify") as url:
+        await _corrupted(url)
+        wrong = await _rows(url)
+        db = Database(url)
+        try:
+            found = await reach.check(db, repair=False, slice_size=2)
+            assert found.checked == {
+                **dict.fromkeys(reach.LISTS, 0),
+                "incident": 3,
+                "missing_episode": 1,
+            }
+            assert found.wrong == {
+                **dict.fromkeys(reach.LISTS, 0),
+                "incident": 3,
+                "missing_episode": 1,
+            }
+            assert await _rows(url) == wrong  # a check changes nothing
+            repaired = await reach.check(db, repair=True, slice_size=2)
+            assert repaired.wrong == found.wrong
+            assert (await reach.check(db, repair=False)).total_wrong == 0
+        finally:
+            await db.dispose()
+        right = await _rows(url)
+        at = T0
+        incidents = {("incident", f"wrong-i{n}", A, at) for n in (1, 2, 3)}
+        assert right == {*incidents, ("missing_episode", "wrong-e", A, at)}
+
+
+@pytest.fixture
+async def corrupted_url(tmp_path: Path) -> AsyncIterator[str]:
+    async with scratch_database(tmp_path, "hub_reach_cli") as url:
+        await _corrupted(url)
+        yield url
+
+
+def test_the_command_says_what_is_wrong_and_repairs_it(
+    corrupted_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`safeguarding-hub reach verify` as an operator runs it (its own event loop)."""
+    with cli_settings(monkeypatch, corrupted_url, tmp_path):
+        checked = CliRunner().invoke(app, ["reach", "verify"])
+        assert checked.exit_code == 1, checked.output
+        assert re.search(r"incident +3 records checked +3 wrong", checked.output), checked.output
+        assert "4 records' rows are wrong" in checked.output
+        repaired = CliRunner().invoke(app, ["reach", "verify", "--repair"])
+        assert repaired.exit_code == 0, repaired.output
+        assert re.search(r"missing_episode +1 records checked +1 repaired", repaired.output)
+        again = CliRunner().invoke(app, ["reach", "verify"])
+        assert again.exit_code == 0, again.output
+        assert " 0 wrong" in again.output

@@ -1,7 +1,8 @@
-"""Operator commands for identity: machine clients, signing keys, and development tokens.
+"""Operator commands for identity and scope: machine clients, signing keys, development tokens,
+and what each council reaches through a child (`council_reach`).
 
-Mounted by `hub.cli` as `clients`, `keys` and `token`. No `from __future__ import annotations`
-here: typer reads the parameter annotations at runtime.
+Mounted by `hub.cli` as `clients`, `keys`, `token` and `reach`. No `from __future__ import
+annotations` here: typer reads the parameter annotations at runtime.
 """
 
 import asyncio
@@ -13,7 +14,7 @@ import sqlalchemy as sa
 import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub.access import clients
+from hub.access import clients, reach
 from hub.access.keys import KeySet, KeySetError, prune, rotate
 from hub.access.models import OAuthClient, Role
 from hub.access.tokens import issue_access_token
@@ -31,6 +32,11 @@ _DB_CHECK_TIMEOUT_SECONDS = 5
 clients_app = typer.Typer(help="Machine clients: register, list, revoke.", no_args_is_help=True)
 keys_app = typer.Typer(
     help="Token signing keys: rotate, prune, show the public set.", no_args_is_help=True
+)
+
+reach_app = typer.Typer(
+    help="What each council reaches through a child (council_reach): verify, repair.",
+    no_args_is_help=True,
 )
 
 OrgOption = Annotated[
@@ -83,6 +89,33 @@ def revoke_client(client_id: Annotated[str, typer.Argument(help="The client to r
     _in_transaction(work, write=True)
     ttl = get_settings().client_status_ttl_seconds  # HUB_CLIENT_STATUS_TTL_SECONDS
     typer.echo(f"revoked {client_id}; every hub process refuses its tokens within {ttl:g} seconds")
+
+
+@reach_app.command("verify")
+def verify_reach(
+    repair: Annotated[
+        bool, typer.Option("--repair", help="Put each wrong record's rows right.")
+    ] = False,
+) -> None:
+    """Recompute every record's rows with the triggers' own functions: the records checked and
+    wrong for each list; exit 1 if any is wrong (unless --repair, which puts them right)."""
+    url = get_settings().database_url
+    if not url.startswith("postgresql"):
+        typer.echo("council_reach is kept and read on PostgreSQL only: nothing to verify")
+        return
+
+    async def checked() -> reach.ReachCheck:
+        db = Database(url)
+        try:
+            return await reach.check(db, repair=repair)
+        finally:
+            await db.dispose()
+
+    found = asyncio.run(checked())
+    for line in found.lines(repaired=repair):
+        typer.echo(line)
+    if found.total_wrong and not repair:
+        _fail(f"{found.total_wrong} records' rows are wrong: `reach verify --repair` rebuilds them")
 
 
 @keys_app.command("rotate")
