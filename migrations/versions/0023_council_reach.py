@@ -25,8 +25,10 @@ it should. So a record's rows are recomputed under its row's lock (`FOR NO KEY U
 conflicts with itself), and the paths that read a child's or an incident's council lock that row
 first (`FOR SHARE`, which waits for a change of its council to commit). Locks are taken child or
 incident first, then record, on every path, so two of these never wait on each other in a
-circle; the one exception is a record's child changed while that child's council changes in
-another transaction, which PostgreSQL then breaks as a deadlock (a retryable refusal).
+circle. The one exception: a missing episode's, protection's or visit request's child or time
+changed while that child's council changes in another transaction (the record is held by its
+UPDATE before its trigger locks the child), which PostgreSQL breaks as a deadlock, a refusal the
+hub answers as retryable (503).
 In READ COMMITTED each statement of a trigger sees what committed before it, so whichever of two
 such transactions waits recomputes from what the other wrote.
 """
