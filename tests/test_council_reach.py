@@ -263,12 +263,15 @@ async def test_a_link_made_while_its_childs_council_changes_reaches_the_new_coun
 
 
 async def _waiting_on_a_lock(db: Database, statement: asyncio.Future[None]) -> None:
-    """Until some session waits on a lock: the statement's, unless it has finished first."""
+    """Until the change of council waits on a lock, unless it has finished first."""
     async with db.engine.connect() as watching:
         for _ in range(200):
             assert not statement.done(), "the change of council did not wait for the link"
             waiting = await watching.scalar(
-                sa.text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+                sa.text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND datname = current_database() AND query LIKE 'UPDATE child%'"
+                )
             )
             if waiting:
                 return
