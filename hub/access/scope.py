@@ -183,16 +183,16 @@ class RowScope:
         condition the scope cannot meet (a council's as a force) is left out."""
         if self.everything:
             return ()  # one condition, no OR: the list is one statement
-        linked = col(_incident_child.incident_id)
-        pupils = sa.select(col(_child.id)).where(col(_child.school_code).in_(self.schools))
         branches: list[Branch] = [
             ByCode(col(Incident.force_code), self.forces),
             ByCode(col(Incident.location_council_code), self.councils),
+            *self.reached("incident"),
         ]
-        of_child = col(_incident_child.child_id)
-        branches += self.reached("incident")
         if self.schools:
-            of_pupils = sa.select(linked).where(one_of(of_child, pupils))
+            pupils = sa.select(col(_child.id)).where(col(_child.school_code).in_(self.schools))
+            of_pupils = sa.select(col(_incident_child.incident_id)).where(
+                one_of(col(_incident_child.child_id), pupils)
+            )
             branches.append(
                 sa.and_(
                     col(Incident.type) == IncidentType.DOMESTIC_ABUSE,
