@@ -25,6 +25,7 @@ from tests.factories import (
     iso,
     missing_episode,
 )
+from tests.test_audit_trail import unwritable_audit
 
 TIMELINE = """query($id: ID!) { incident(id: $id) { id timeline {
   kind eventAt recordedAt sharedAt
@@ -112,6 +113,20 @@ async def test_first_seen_is_the_first_council_read_only(as_role: Any, db: Datab
         (receipt.first_seen_at - dt.datetime.fromisoformat(seen["startedAt"])).total_seconds()
         / 3600
     )
+
+
+async def test_a_read_whose_audit_failed_is_no_receipt(as_role: Any, db: Database) -> None:
+    """Fail-closed for the receipts too: a read served nothing, so nobody received anything."""
+    pushed = await _push(as_role, REPORT_INCIDENT, incident(unique("TL-UNAUDITED")))
+    council = as_role(Role.COUNCIL_SOCIAL_WORKER, COUNCIL)
+    async with unwritable_audit(db):
+        failed = await council(TIMELINE, {"id": pushed["id"]})
+    assert failed["data"] is None, failed
+    assert await _receipts(db, pushed["id"]) == [], "a read served nothing, so no receipt"
+    first = await council(TIMELINE, {"id": pushed["id"]})
+    assert "errors" not in first, first
+    [receipt] = await _receipts(db, pushed["id"])
+    assert receipt.organisation_code == COUNCIL
 
 
 async def test_acknowledge_keeps_the_first_and_hides_other_councils_records(

@@ -384,7 +384,11 @@ def _postgres_append(*, publishing: bool = False) -> sa.TextualSelect:
         "(record_type, record_id, organisation_code, first_seen_at) "
         "SELECT s.record_type, s.record_id, CAST(:seen_by AS TEXT), CAST(:seen_at AS TIMESTAMPTZ) "
         "FROM (SELECT s.value->>0 AS record_type, s.value->>1 AS record_id "
-        "FROM json_array_elements(CAST(:seen AS JSON)) AS s(value)) AS s ON CONFLICT DO NOTHING) "
+        # Joined with `head`, as the events and the outbox are: with the head's row gone
+        # nothing is appended (`ChainHeadMissing`), and a read's statement commits as it runs,
+        # so a receipt noted here would stay for a read that served nothing.
+        "FROM json_array_elements(CAST(:seen AS JSON)) AS s(value)) AS s, head "
+        "ON CONFLICT DO NOTHING) "
         "UPDATE audit_chain_head SET last_seq = l.seq, last_hash = l.hash "
         "FROM linked l WHERE audit_chain_head.id = 1 "
         "AND l.n = cardinality(CAST(:canonical AS BYTEA[])) "
