@@ -63,6 +63,7 @@ from hub.limits.unavailable import (
 from hub.settings import Settings, get_settings
 from hub.timeliness import dashboard
 from hub.timeliness.extract import all_targets_for
+from hub.timeliness.models import NotedReceipts
 from hub.webhooks.dispatcher import WebhookDispatcher
 
 log = logging.getLogger("hub.app")
@@ -82,6 +83,8 @@ class HubState:
     client_status: ClientStatus = dataclasses.field(init=False)
     escalations: EscalationScanner = dataclasses.field(init=False)
     held_fetches: HeldFetches = dataclasses.field(init=False)
+    # Receipts this process saw committed: a read's audit leaves them out (`NotedReceipts`).
+    receipts: NotedReceipts = dataclasses.field(default_factory=NotedReceipts)
     # The gateway's own tokens this process verified (token -> the gateway, until when): sent
     # with every fetch it makes, so verified once; revocation is still checked on every use.
     gateway_credentials: dict[str, tuple[Principal, float]] = dataclasses.field(

@@ -11,8 +11,8 @@ import sqlalchemy as sa
 
 from hub.access.models import Role
 from hub.db import Database
-from hub.timeliness.models import RecordReceipt
-from tests.conftest import unique
+from hub.timeliness.models import FirstSeen, NotedReceipts, RecordReceipt
+from tests.conftest import LiveServer, unique
 from tests.factories import (
     COUNCIL,
     FORCE,
@@ -129,6 +129,36 @@ async def test_a_read_whose_audit_failed_is_no_receipt(as_role: Any, db: Databas
     assert receipt.organisation_code == COUNCIL
 
 
+async def test_a_receipt_is_known_noted_once_committed_and_left_out_after(
+    as_role: Any, db: Database, live_server: LiveServer
+) -> None:
+    """The hub leaves receipts it knows are in the table out of later reads' audits
+    (`NotedReceipts`), and knows one only once the read that noted it committed: a read whose
+    audit failed noted nothing, so the next read notes the receipt."""
+    pushed = await _push(as_role, REPORT_INCIDENT, incident(unique("TL-NOTED")))
+    council = as_role(Role.COUNCIL_SOCIAL_WORKER, COUNCIL)
+    async with unwritable_audit(db):
+        failed = await council(TIMELINE, {"id": pushed["id"]})
+    assert failed["data"] is None, failed
+    assert await _receipts(db, pushed["id"]) == [], "a read served nothing, so no receipt"
+
+    first = await council(TIMELINE, {"id": pushed["id"]})
+    assert "errors" not in first, first
+    [receipt] = await _receipts(db, pushed["id"])
+    assert receipt.organisation_code == COUNCIL
+
+    live_server.statements.clear()
+    again = await council(TIMELINE, {"id": pushed["id"]})
+    assert "errors" not in again, again
+    noting = [s for s in live_server.statements if "INSERT INTO record_receipt" in s]
+    assert noting == [], "a receipt known to be in the table was noted again"
+    [unchanged] = await _receipts(db, pushed["id"])
+    assert unchanged.first_seen_at == receipt.first_seen_at
+    # Another council's first read of the same incident is its own receipt, noted.
+    other = await as_role(Role.COUNCIL_SOCIAL_WORKER, OTHER_COUNCIL)(TIMELINE, {"id": pushed["id"]})
+    assert "errors" not in other, other
+
+
 async def test_acknowledge_keeps_the_first_and_hides_other_councils_records(
     as_role: Any,
 ) -> None:
@@ -243,3 +273,24 @@ async def test_an_investigations_status_changes_each_have_their_stage(as_role: A
     receipts = [s for s in timeline["stages"] if s["stage"] == "shared_to_first_seen"]
     assert [s["recordId"] for s in receipts] == [opened["id"]]
     assert {s["council"]["id"] for s in timeline["stages"]} == {COUNCIL}
+
+
+def test_noted_receipts_leave_out_only_what_committed_for_that_organisation() -> None:
+    at = _now()
+    noted = NotedReceipts(most=4)
+    seen = FirstSeen.of(COUNCIL, [("Incident", "a"), ("Incident", "b")], at)
+    assert noted.unnoted(seen) is seen, "nothing committed yet: all of it is noted"
+    assert noted.unnoted(None) is None
+    noted.committed(seen)
+    assert noted.unnoted(seen) is None
+    more = FirstSeen.of(COUNCIL, [("Incident", "a"), ("Incident", "c")], at)
+    left = noted.unnoted(more)
+    assert left is not None
+    assert (left.records, left.organisation_code, left.at) == ((("Incident", "c"),), COUNCIL, at)
+    other = FirstSeen.of(OTHER_COUNCIL, [("Incident", "a")], at)
+    assert noted.unnoted(other) is other, "another organisation's receipt is its own"
+    # Past `most`, the older half is forgotten: noted again, which the table ignores.
+    noted.committed(FirstSeen.of(COUNCIL, [("Incident", x) for x in "cdef"], at))
+    assert len(noted) <= 4
+    assert noted.unnoted(FirstSeen.of(COUNCIL, [("Incident", "a")], at)) is not None
+    assert noted.unnoted(FirstSeen.of(COUNCIL, [("Incident", "f")], at)) is None

@@ -324,7 +324,7 @@ _PG_PUBLISHED = (
     "JOIN unnest((SELECT CAST(:outbox_type AS TEXT[])), (SELECT CAST(:outbox_id AS TEXT[])), "
     "(SELECT CAST(:outbox_change AS TEXT[]))) "
     "WITH ORDINALITY AS o(record_type, record_id, change, n) "
-    "ON o.n = r.n RETURNING 1), "
+    "ON o.n = r.n RETURNING 1)"
 )
 _PG_NOTIFIED = (
     ", (SELECT count(*) FROM (SELECT pg_notify(CAST(:outbox_channel AS TEXT), '') "
@@ -333,9 +333,21 @@ _PG_NOTIFIED = (
 
 
 _RETURNED = ("last_seq", "last_hash", "lock_timeout", "notified")
+# The receipts a read amounts to (`FirstSeen`), each kept as first set.
+# Joined with `head`, as the events and the outbox are: with the head's row gone nothing is
+# appended (`ChainHeadMissing`), and a read's statement commits as it runs, so a receipt noted
+# here would stay for a read that served nothing.
+_PG_SEEN = (
+    "seen AS (INSERT INTO record_receipt "
+    "(record_type, record_id, organisation_code, first_seen_at) "
+    "SELECT s.record_type, s.record_id, CAST(:seen_by AS TEXT), CAST(:seen_at AS TIMESTAMPTZ) "
+    "FROM (SELECT s.value->>0 AS record_type, s.value->>1 AS record_id "
+    "FROM json_array_elements(CAST(:seen AS JSON)) AS s(value)) AS s, head "
+    "ON CONFLICT DO NOTHING)"
+)
 
 
-def _postgres_append(*, publishing: bool = False) -> sa.TextualSelect:
+def _postgres_append(*, publishing: bool = False, noting: bool = True) -> sa.TextualSelect:
     """One statement of constant shape whatever the number of events and records (prepared once
     per connection, no parameter limit).
 
@@ -343,8 +355,10 @@ def _postgres_append(*, publishing: bool = False) -> sa.TextualSelect:
     sha256 of the one before and the event's canonical bytes (as `link` computes it);
     `appended` pairs each link with the event's columns (from arrays). The events are inserted,
     any first sight of records by a receiving organisation (`FirstSeen`) noted, and the head
-    moved to the last link. The index rows come later (`catch_up`): they cost as much again as
-    the rest of the statement for a page of records, and no reader of the response needs them.
+    moved to the last link. Without receipts to note (`noting`), `seen` is left out: an
+    INSERT of no rows still runs the receipts' statement trigger. The index rows come later
+    (`catch_up`): they cost as much again as the rest of the statement for a page of records,
+    and no reader of the response needs them.
 
     `:lock_timeout` bounds the wait for the head's lock and nothing else: `setting` notes the
     value in force and sets this one (for the transaction, as SET LOCAL would), `head` locks
@@ -378,17 +392,9 @@ def _postgres_append(*, publishing: bool = False) -> sa.TextualSelect:
         f"JOIN (SELECT j.n, {fields} FROM json_array_elements(CAST(:events AS JSON)) "
         "WITH ORDINALITY AS j(value, n)) AS e ON e.n = l.n "
         "JOIN unnest(CAST(:records AS TEXT[])) WITH ORDINALITY AS r(records, n) ON r.n = l.n), "
-        f"written AS (INSERT INTO audit_event ({columns}) SELECT * FROM appended), "
-        f"{_PG_PUBLISHED if publishing else ''}"
-        "seen AS (INSERT INTO record_receipt "
-        "(record_type, record_id, organisation_code, first_seen_at) "
-        "SELECT s.record_type, s.record_id, CAST(:seen_by AS TEXT), CAST(:seen_at AS TIMESTAMPTZ) "
-        "FROM (SELECT s.value->>0 AS record_type, s.value->>1 AS record_id "
-        # Joined with `head`, as the events and the outbox are: with the head's row gone
-        # nothing is appended (`ChainHeadMissing`), and a read's statement commits as it runs,
-        # so a receipt noted here would stay for a read that served nothing.
-        "FROM json_array_elements(CAST(:seen AS JSON)) AS s(value)) AS s, head "
-        "ON CONFLICT DO NOTHING) "
+        f"written AS (INSERT INTO audit_event ({columns}) SELECT * FROM appended)"
+        f"{', ' + _PG_PUBLISHED if publishing else ''}"
+        f"{', ' + _PG_SEEN if noting else ''} "
         "UPDATE audit_chain_head SET last_seq = l.seq, last_hash = l.hash "
         "FROM linked l WHERE audit_chain_head.id = 1 "
         "AND l.n = cardinality(CAST(:canonical AS BYTEA[])) "
@@ -412,8 +418,12 @@ def _events_json(pending: Sequence[Pending]) -> str:
     return encode_json(rows)
 
 
-_PG_APPEND = _postgres_append()
-_PG_APPEND_PUBLISHING = _postgres_append(publishing=True)
+# By (publishing, noting).
+_PG_APPENDS = {
+    (publishing, noting): _postgres_append(publishing=publishing, noting=noting)
+    for publishing in (False, True)
+    for noting in (False, True)
+}
 
 
 async def append(
@@ -435,20 +445,21 @@ async def append(
     holds), the links computed here, and each table written by an executemany, all of it in
     one trip to aiosqlite's thread (`_sqlite_append`).
     """
-    seen = first_seen.records if first_seen is not None else ()
     if session.get_bind().dialect.name == "postgresql":
         params: dict[str, Any] = {
             "events": _events_json(pending),
             "records": [event.content["records"] for event in pending],
             "canonical": [event.canonical for event in pending],
-            "seen_by": first_seen.organisation_code if first_seen is not None else None,
-            "seen_at": first_seen.at if first_seen is not None else None,
-            "seen": encode_json(seen),
         }
         params["lock_timeout"] = None if lock_timeout is None else f"{lock_timeout * 1000:.0f}ms"
-        statement = _PG_APPEND
-        if outbox is not None and outbox.rows:
-            statement = _PG_APPEND_PUBLISHING
+        noting = first_seen is not None and bool(first_seen.records)
+        if first_seen is not None and noting:
+            params["seen_by"] = first_seen.organisation_code
+            params["seen_at"] = first_seen.at
+            params["seen"] = encode_json(first_seen.records)
+        publishing = outbox is not None and bool(outbox.rows)
+        statement = _PG_APPENDS[publishing, noting]
+        if outbox is not None and publishing:
             params["outbox_at"] = outbox.occurred_at
             params["outbox_type"] = [row[0] for row in outbox.rows]
             params["outbox_id"] = [row[1] for row in outbox.rows]

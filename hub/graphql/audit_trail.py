@@ -25,7 +25,7 @@ from hub.audit import service as audit
 from hub.audit.models import OperationKind, Outcome, S62Operation
 from hub.audit.service import Actor, ServedRecord
 from hub.closures.models import ClosureReview
-from hub.db import Database, utcnow
+from hub.db import utcnow
 from hub.incidents.models import IncidentChild
 from hub.investigations.models import InvestigationChild
 from hub.meetings.models import MeetingChild
@@ -397,32 +397,16 @@ def _with_alterations(
     return list(merged.values())
 
 
-async def write(
-    into: AsyncSession | Database,
-    *,
-    facts: RequestFacts,
-    released: Released,
-    changes: Mapping[tuple[str, str], S62Operation],
-    lock_timeout: float | None = None,
-) -> None:
-    """The request's events, appended together: one per kind of processing done to its
-    records (a push collects one record and may consult others), one for records it combined
-    with what others hold, and one for any refusal. The append waits at most `lock_timeout`
-    seconds for the chain's head. `into`: the request's transaction, or (a `Database`) one of
-    their own (`audit.record_many`).
-    """
-    drafts, first_seen = events(facts=facts, released=released, changes=changes)
-    if drafts:
-        await audit.record_many(into, drafts, first_seen=first_seen, lock_timeout=lock_timeout)
-
-
 def events(
     *,
     facts: RequestFacts,
     released: Released,
     changes: Mapping[tuple[str, str], S62Operation],
 ) -> tuple[list[audit.EventDraft], FirstSeen | None]:
-    """What `write` appends: the request's events, and the receipts its consultations are."""
+    """What a request appends (`RequestTransaction._write`, in one `audit.record_many`): its
+    events, one per kind of processing done to its records (a push collects one record and may
+    consult others), one for records it combined with what others hold, and one for any
+    refusal; and the receipts its consultations are."""
     grouped: defaultdict[S62Operation, list[ServedRecord]] = defaultdict(list)
     for served in released.records:
         operation = changes.get((served.record_type, served.record_id), facts.default_operation)

@@ -29,6 +29,7 @@ from hub.graphql.context import HubContext
 from hub.graphql.operation import root_fields
 from hub.limits.unavailable import any_unavailable, is_transient, unavailable
 from hub.timeliness import facts
+from hub.timeliness.models import FirstSeen
 
 log = logging.getLogger("hub.graphql")
 
@@ -176,12 +177,14 @@ class RequestTransaction(SchemaExtension):
             # rely on (one reading past seq 11 while seq 10 is uncommitted would never be
             # sent 10), and the lock is held for that statement and the commit only.
             outbox = changes.outbox(context.served.changes) if mutation else None
+            noted = None
             if self.audited and released:
-                published = await self._write(context, session, released, outbox=outbox)
+                published, noted = await self._write(context, session, released, outbox=outbox)
                 outbox = None if published else outbox
             if outbox is not None:
                 await changes.publish_changes(session, context.served.changes)
             await session.commit()
+            context.hub.receipts.committed(noted)
             return
         await session.rollback()
         if mutation:
@@ -189,7 +192,8 @@ class RequestTransaction(SchemaExtension):
         if self.audited and released:
             # In a write transaction of its own (on SQLite, one trip to a connection's thread,
             # whose BEGIN waits for the write lock as long as the append waits for the head).
-            await self._write(context, context.hub.db, released)
+            _, noted = await self._write(context, context.hub.db, released)
+            context.hub.receipts.committed(noted)
 
     def _held(self, context: HubContext, released: audit_trail.Released) -> bool:
         """Whether a query's events are held for the gateway's report of its response."""
@@ -211,28 +215,20 @@ class RequestTransaction(SchemaExtension):
         released: audit_trail.Released,
         *,
         outbox: chain.Outbox | None = None,
-    ) -> bool:
-        """Append the request's events; return whether `outbox` went with them."""
+    ) -> tuple[bool, FirstSeen | None]:
+        """Append the request's events; return whether `outbox` went with them, and the
+        receipts they noted: once their transaction commits, `NotedReceipts.committed`."""
         lock_timeout = context.hub.settings.audit_lock_timeout_seconds
-        facts = self._facts(context)
-        if outbox is None:
-            await audit_trail.write(
-                into,
-                facts=facts,
-                released=released,
-                changes=context.served.changes,
-                lock_timeout=lock_timeout,
-            )
-            return False
         drafts, first_seen = audit_trail.events(
-            facts=facts, released=released, changes=context.served.changes
+            facts=self._facts(context), released=released, changes=context.served.changes
         )
         if not drafts:
-            return False
+            return False, None
+        first_seen = context.hub.receipts.unnoted(first_seen)
         await audit.record_many(
             into, drafts, first_seen=first_seen, lock_timeout=lock_timeout, outbox=outbox
         )
-        return True
+        return outbox is not None, first_seen
 
     def _facts(self, context: HubContext) -> audit_trail.RequestFacts:
         principal = context.principal

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import itertools
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -51,6 +52,52 @@ class FirstSeen:
     ) -> FirstSeen:
         kept = tuple(record for record in dict.fromkeys(records) if record[0] in RECEIPT_TYPES)
         return cls(organisation_code=organisation_code, records=kept, at=at)
+
+
+class NotedReceipts:
+    """The receipts this process knows are committed: none of them needs noting again.
+
+    A council reads the same records again and again (its page of incidents, every few
+    seconds), and each read's audit noted each record's receipt once more: an insert that met
+    the row already there and did nothing, twenty a page, then the receipts' statement trigger
+    (`facts.RECEIPT_TRIGGER`) run over no rows. A quarter of the audit's statement, for
+    nothing. A receipt is kept as first set and never deleted, so once this process has seen
+    one committed it can leave it out of every later append.
+
+    Only what committed goes in (`committed`, after the commit), never what a transaction
+    wrote and might still lose: a receipt missing from the table must stay unknown here, or
+    it would never be noted. At most `most` are kept; past that the older half goes, and a
+    receipt forgotten is noted again, as before, which the table ignores.
+    """
+
+    def __init__(self, most: int = 100_000) -> None:
+        self._most = most
+        self._known: dict[tuple[str, str, str], None] = {}
+
+    def unnoted(self, seen: FirstSeen | None) -> FirstSeen | None:
+        """`seen` without the receipts known committed; None if it has none left."""
+        if seen is None:
+            return None
+        known = self._known
+        organisation = seen.organisation_code
+        left = tuple(record for record in seen.records if (organisation, *record) not in known)
+        if not left:
+            return None
+        return seen if len(left) == len(seen.records) else dataclasses.replace(seen, records=left)
+
+    def committed(self, seen: FirstSeen | None) -> None:
+        """`seen`'s receipts are in the table: a transaction that noted them has committed."""
+        if seen is None:
+            return
+        known = self._known
+        organisation = seen.organisation_code
+        for record_type, record_id in seen.records:
+            known[(organisation, record_type, record_id)] = None
+        if len(known) > self._most:  # the newer half kept: a rebuild now and then, not per key
+            self._known = dict.fromkeys(itertools.islice(known, len(known) // 2, None))
+
+    def __len__(self) -> int:
+        return len(self._known)
 
 
 async def note_first_seen(session: AsyncSession, seen: FirstSeen) -> None:
