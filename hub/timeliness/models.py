@@ -66,11 +66,11 @@ class NotedReceipts:
 
     Only what committed goes in (`committed`, after the commit), never what a transaction
     wrote and might still lose: a receipt missing from the table must stay unknown here, or
-    it would never be noted. At most `most` are kept; past that the older half goes, and a
-    receipt forgotten is noted again, as before, which the table ignores.
+    it would never be noted. At most `most` are kept (20,000: 3.4 MiB); past that the older
+    half goes, and a receipt forgotten is noted again, as before, which the table ignores.
     """
 
-    def __init__(self, most: int = 100_000) -> None:
+    def __init__(self, most: int = 20_000) -> None:
         self._most = most
         self._known: dict[tuple[str, str, str], None] = {}
 
