@@ -333,10 +333,10 @@ _PG_NOTIFIED = (
 
 
 _RETURNED = ("last_seq", "last_hash", "lock_timeout", "notified")
-# The receipts a read amounts to (`FirstSeen`), each kept as first set.
-# Joined with `head`, as the events and the outbox are: with the head's row gone nothing is
-# appended (`ChainHeadMissing`), and a read's statement commits as it runs, so a receipt noted
-# here would stay for a read that served nothing.
+# The receipts a read amounts to (`FirstSeen`), each kept as first set. Joined with `head`,
+# as the events and the outbox are: with the head's row gone nothing is appended
+# (`ChainHeadMissing`), and a read's statement commits as it runs, so a receipt noted here
+# would stay for a read that served nothing.
 _PG_SEEN = (
     "seen AS (INSERT INTO record_receipt "
     "(record_type, record_id, organisation_code, first_seen_at) "

@@ -60,9 +60,10 @@ class NotedReceipts:
     A council reads the same records again and again (its page of incidents, every few
     seconds), and each read's audit noted each record's receipt once more: an insert that met
     the row already there and did nothing, twenty a page, then the receipts' statement trigger
-    (`facts.RECEIPT_TRIGGER`) run over no rows. A quarter of the audit's statement, for
-    nothing. A receipt is kept as first set and never deleted, so once this process has seen
-    one committed it can leave it out of every later append.
+    (`facts.RECEIPT_TRIGGER`) run over no rows: a sixth of the append's database CPU (0.58
+    against 0.48 ms for a page's event), for nothing. A receipt is kept as first set and never
+    deleted, so once this process has seen one committed it can leave it out of every later
+    append.
 
     Only what committed goes in (`committed`, after the commit), never what a transaction
     wrote and might still lose: a receipt missing from the table must stay unknown here, or
