@@ -11,6 +11,7 @@ redacted by the agreement.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -25,7 +26,7 @@ from hub.audit import service as audit
 from hub.audit.models import OperationKind, Outcome, S62Operation
 from hub.audit.service import Actor, ServedRecord
 from hub.closures.models import ClosureReview
-from hub.db import utcnow
+from hub.db import among, dialect_of, rows, utcnow
 from hub.incidents.models import IncidentChild
 from hub.investigations.models import InvestigationChild
 from hub.meetings.models import MeetingChild
@@ -255,6 +256,36 @@ def _known(
     return made if made is not None else loaded.of(type_name, row.id)
 
 
+# Where each record type's children are listed: (the record's column, the child's column).
+_LINKS: dict[str, tuple[Any, Any]] = {
+    "Incident": (col(IncidentChild.incident_id), col(IncidentChild.child_id)),
+    "Investigation": (col(InvestigationChild.investigation_id), col(InvestigationChild.child_id)),
+    # A closure review concerns its investigation's children.
+    "ClosureReview": (col(ClosureReview.id), col(InvestigationChild.child_id)),
+    # An unborn child has no record yet: the meeting concerns its born children.
+    "Meeting": (col(MeetingChild.meeting_id), col(MeetingChild.child_id)),
+}
+
+
+@functools.lru_cache(maxsize=64)
+def _children_of(type_name: str, dialect: str | None) -> sa.Select[Any, Any]:
+    """The children of the records of one type whose ids are the list `ids`: built once per
+    type and dialect, so it goes straight to the driver (`rows`, `among`). Built per request
+    (an IN of so many ids) and run through the ORM's session, it was a tenth of the hub's work
+    for a page that selects no children (`{ incidents { edges { node { id } } } }`)."""
+    record_column, child_column = _LINKS[type_name]
+    query: sa.Select[Any, Any] = sa.select(
+        record_column.label("record_id"), child_column.label("child_id")
+    ).where(among(record_column, "ids", dialect=dialect), child_column.is_not(None))
+    if type_name == "ClosureReview":
+        query = query.join_from(
+            ClosureReview,
+            InvestigationChild,
+            col(InvestigationChild.investigation_id) == ClosureReview.investigation_id,
+        )
+    return query
+
+
 async def children_of(
     session: AsyncSession,
     released: Iterable[tuple[str, Any, tuple[str, ...]]],
@@ -274,32 +305,11 @@ async def children_of(
             by_type[type_name].add(row.id)
         else:
             concerned[(type_name, row.id)] = known
-    links = {
-        "Incident": (col(IncidentChild.incident_id), col(IncidentChild.child_id)),
-        "Investigation": (
-            col(InvestigationChild.investigation_id),
-            col(InvestigationChild.child_id),
-        ),
-        # A closure review concerns its investigation's children.
-        "ClosureReview": (col(ClosureReview.id), col(InvestigationChild.child_id)),
-        # An unborn child has no record yet: the meeting concerns its born children.
-        "Meeting": (col(MeetingChild.meeting_id), col(MeetingChild.child_id)),
-    }
+    dialect = dialect_of(session)
     for type_name, ids in by_type.items():
-        record_column, child_column = links[type_name]
-        query = sa.select(record_column, child_column).where(
-            record_column.in_(ids), child_column.is_not(None)
-        )
-        if type_name == "ClosureReview":
-            query = query.join_from(
-                ClosureReview,
-                InvestigationChild,
-                col(InvestigationChild.investigation_id) == ClosureReview.investigation_id,
-            )
-        rows = await session.execute(query)
         grouped: defaultdict[str, list[str]] = defaultdict(list)
-        for record_id, child_id in rows.all():
-            grouped[record_id].append(str(child_id))
+        for row in await rows(session, _children_of(type_name, dialect), {"ids": sorted(ids)}):
+            grouped[row.record_id].append(str(row.child_id))
         for record_id in ids:
             concerned[(type_name, record_id)] = tuple(sorted(grouped[record_id]))
     return concerned
