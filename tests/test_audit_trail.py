@@ -278,6 +278,37 @@ async def test_a_record_is_audited_with_only_the_fields_received(
     ]
 
 
+async def test_a_pages_children_are_looked_up_for_its_audit_in_one_statement_of_any_length(
+    http: httpx.AsyncClient, live_server: LiveServer, db: Database, world: World
+) -> None:
+    """A page that selects no children still lists each record's children in its event: read
+    in one statement whatever the page's length (one text, built once: `children_of`)."""
+    police = {"Authorization": f"Bearer {live_server.token(Role.POLICE_OFFICER, FORCE)}"}
+    for _ in range(2):  # the council's area has two incidents at least, with their children
+        pushed = await http.post(
+            live_server.graphql_url,
+            headers=police,
+            json={"query": REPORT_INCIDENT, "variables": {"input": incident(unique("AUD-KIDS"))}},
+        )
+        assert "errors" not in pushed.json(), pushed.json()
+    lookups: list[list[str]] = []
+    for first in (1, 2):
+        live_server.statements.clear()
+        body, request_id = await _ask(
+            http,
+            live_server,
+            Role.COUNCIL_SOCIAL_WORKER,
+            f"{{ incidents(first: {first}) {{ edges {{ node {{ id }} }} }} }}",
+        )
+        edges = body["data"]["incidents"]["edges"]
+        assert len(edges) == first, body
+        lookups.append([s for s in live_server.statements if "child_id IS NOT NULL" in s])
+        served = [e for e in await _events(db, request_id) if e.outcome == "served"]
+        assert sorted(e.record_id for e in served) == sorted(e["node"]["id"] for e in edges)
+    assert [len(found) for found in lookups] == [1, 1], lookups
+    assert lookups[0] == lookups[1], "the lookup's text changed with the page's length"
+
+
 async def test_a_refused_purpose_is_an_event(
     http: httpx.AsyncClient, live_server: LiveServer, db: Database, world: World
 ) -> None:
