@@ -6,14 +6,21 @@ import datetime as dt
 from typing import Any
 
 import pytest
+from graphql import GraphQLInputObjectType
 from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.schema.types.scalar import DEFAULT_SCALAR_REGISTRY
 from strawberry.types.arguments import convert_argument
-from strawberry.types.base import StrawberryList
+from strawberry.types.base import StrawberryList, StrawberryOptional, has_object_definition
+from strawberry.types.enum import StrawberryEnumDefinition
 
 from hub.children.types import ChildInput
+from hub.graphql.schema import build_schema
 from hub.incidents.models import DashRisk, IncidentType
 from hub.incidents.types import InvolvedChildInput, ReportIncidentInput
+from hub.settings import Settings
+
+SCHEMA = build_schema(Settings())._schema  # gives every input its plan (`plan_inputs`)
 
 CHILD = {"policeReference": "P-1", "givenName": "Ada", "familyName": "Example"}
 FULL: dict[str, Any] = {
@@ -82,3 +89,62 @@ def test_a_planned_input_is_the_one_strawberry_builds(
     assert planned == _strawberry_s([value, value], monkeypatch)
     assert isinstance(planned[0].children[0].child, ChildInput)
     assert planned[0].children is not value["children"]  # a list of its own, not the request's
+
+
+def _inputs() -> list[tuple[str, type]]:
+    found = []
+    for type_ in SCHEMA.type_map.values():
+        if isinstance(type_, GraphQLInputObjectType):
+            definition = type_.extensions[GraphQLCoreConverter.DEFINITION_BACKREF]
+            found.append((type_.name, definition.origin))
+    return sorted(found, key=lambda pair: pair[0])
+
+
+def _sample(type_: Any) -> Any:
+    """A value of `type_` as graphql-core hands it over after coercion: every field given."""
+    if isinstance(type_, StrawberryOptional):
+        return _sample(type_.of_type)
+    if isinstance(type_, StrawberryList):
+        return [_sample(type_.of_type), _sample(type_.of_type)]
+    if has_object_definition(type_):
+        definition = type_.__strawberry_definition__
+        return {
+            StrawberryConfig().name_converter.from_field(field): _sample(
+                field.resolve_type(type_definition=definition)
+            )
+            for field in definition.fields
+        }
+    enum = getattr(type_, "__strawberry_definition__", None)
+    if isinstance(enum, StrawberryEnumDefinition):
+        return next(iter(enum.wrapped_cls))
+    samples = {
+        dt.datetime: dt.datetime(2026, 1, 2, 3, 4, tzinfo=dt.UTC),
+        dt.date: dt.date(2016, 5, 6),
+        bool: True,
+        int: 7,
+        float: 1.5,
+    }
+    return samples.get(type_, "synthetic-1")  # text, an ID
+
+
+@pytest.mark.parametrize(("name", "cls"), _inputs(), ids=[name for name, _ in _inputs()])
+def test_every_input_of_the_schema_is_planned_and_built_as_strawberry_builds_it(
+    name: str, cls: type, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    definition = cls.__strawberry_definition__  # type: ignore[attr-defined]
+    assert definition.from_input is not None, f"{name} has no plan"
+    value = _sample(cls)
+    assert value, name
+
+    def convert() -> Any:
+        return convert_argument(
+            value, cls, DEFAULT_SCALAR_REGISTRY, StrawberryConfig(), None, path=("input",)
+        )
+
+    planned = convert()
+    with monkeypatch.context() as patched:
+        for _, each in _inputs():
+            patched.setattr(each.__strawberry_definition__, "from_input", None)
+        strawberrys = convert()
+    assert planned == strawberrys
+    assert type(planned) is cls

@@ -34,6 +34,7 @@ from hub.graphql.extensions import (
 )
 from hub.graphql.federation import HubSchema
 from hub.graphql.filters import GuardedFilter, checked
+from hub.graphql.input_plans import plan_inputs
 from hub.graphql.inputs import InputText
 from hub.graphql.resolvers import lean_resolvers
 from hub.graphql.scalars import OVERRIDES
@@ -557,6 +558,7 @@ def build_schema(
         ),
     )
     lean_resolvers(schema._schema, schema.config.info_class)  # noqa: SLF001 - its fields' resolvers
+    plan_inputs(schema._schema)  # noqa: SLF001 - its input types' conversion
     return schema
 
 

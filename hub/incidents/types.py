@@ -11,7 +11,6 @@ from hub.base import stored
 from hub.children.types import Child, ChildInput, child_of
 from hub.graphql.context import Info
 from hub.graphql.entity import PoliceRecord
-from hub.graphql.input_plans import planned
 from hub.graphql.loaders import at_once, fill, prime
 from hub.graphql.selection import selects
 from hub.incidents import models
@@ -141,7 +140,6 @@ def _involved(rows: list[models.IncidentChild]) -> list[IncidentChild]:
     return [IncidentChild(row=r) for r in rows]
 
 
-@planned
 @strawberry.input
 class InvolvedChildInput:
     child: ChildInput
@@ -151,7 +149,6 @@ class InvolvedChildInput:
 
 
 # Planned: a force's batch of 200 spent 40% of its time in Strawberry's conversion of them.
-@planned
 @strawberry.input
 class ReportIncidentInput:
     police_reference: str
