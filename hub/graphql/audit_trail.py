@@ -274,9 +274,9 @@ def _children_of(type_name: str, dialect: str | None) -> sa.Select[Any, Any]:
     (an IN of so many ids) and run through the ORM's session, it was a tenth of the hub's work
     for a page that selects no children (`{ incidents { edges { node { id } } } }`)."""
     record_column, child_column = _LINKS[type_name]
-    query: sa.Select[Any, Any] = sa.select(
-        record_column.label("record_id"), child_column.label("child_id")
-    ).where(among(record_column, "ids", dialect=dialect), child_column.is_not(None))
+    query: sa.Select[Any, Any] = sa.select(record_column, child_column).where(
+        among(record_column, "ids", dialect=dialect), child_column.is_not(None)
+    )
     if type_name == "ClosureReview":
         query = query.join_from(
             ClosureReview,
@@ -308,8 +308,10 @@ async def children_of(
     dialect = dialect_of(session)
     for type_name, ids in by_type.items():
         grouped: defaultdict[str, list[str]] = defaultdict(list)
-        for row in await rows(session, _children_of(type_name, dialect), {"ids": sorted(ids)}):
-            grouped[row.record_id].append(str(row.child_id))
+        for record_id, child_id in await rows(
+            session, _children_of(type_name, dialect), {"ids": sorted(ids)}
+        ):
+            grouped[record_id].append(str(child_id))
         for record_id in ids:
             concerned[(type_name, record_id)] = tuple(sorted(grouped[record_id]))
     return concerned
