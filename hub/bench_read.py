@@ -6,6 +6,10 @@ one from this code, each on its own scratch database, migrated by its own code a
 the same pushes over HTTP. The two are then driven in turns, in blocks, at 8 and at 1 in flight,
 so that the machine's drift falls on both alike; ratios are taken turn by turn and their spread
 printed beside them. Any error or short page is a `BenchFailed`, never a rate.
+
+Each hub serves three series: the issue's page, the same list with its ids only, and the floor
+(`{ viewer { role } }`). The ids show how much of a page is the list read itself (its
+statement, its audit event, its session) and how much its records' fields.
 """
 
 from __future__ import annotations
@@ -57,6 +61,11 @@ PAGE = """query Page($first: Int!, $until: DateTime!) {
     force { name } locationCouncil { name }
     children { present victim child { id givenName familyName dateOfBirth } } } } } }"""
 FLOOR = "{ viewer { role } }"
+# The same list, its ids only: what a list read costs before any of its records' fields (the
+# statement, the audit's event of its records, the session), between the floor and the page.
+IDS = """query Ids($first: Int!, $until: DateTime!) {
+  incidents(first: $first, filter: {occurredTo: $until}) { edges { node { id } } } }"""
+QUERIES = ("page", "ids", "floor")  # each hub's timed series, in the order each turn runs them
 PUSHED_FROM = 100_000  # a counted push's police references: past any seeded one
 
 
@@ -208,7 +217,8 @@ class ReadFigures:
     def lines(self) -> list[str]:
         out = [
             (
-                f"council page of {self.page_size} incidents with children vs {FLOOR}, "
+                f"council page of {self.page_size} incidents with children, the same list's "
+                f"ids only, and {FLOOR}, "
                 f"{self.backend}; baseline {self.baseline} vs this code, {self.turns} turns "
                 f"of {self.block} requests per series, taking turns"
             )
@@ -231,9 +241,12 @@ class ReadFigures:
             for hub_name in ("baseline", "new"):
                 page = self.series[_series_key(hub_name, "page", flight)]
                 floor = self.series[_series_key(hub_name, "floor", flight)]
+                ids = self.series[_series_key(hub_name, "ids", flight)]
                 out.append(
                     f"page-to-floor ({hub_name}) at {flight} in flight: "
-                    f"{page.rate / floor.rate:.3f} (target 0.30)"
+                    f"{page.rate / floor.rate:.3f} (target 0.30); "
+                    f"ids-to-floor {ids.rate / floor.rate:.3f}, "
+                    f"page-to-ids {page.rate / ids.rate:.3f}"
                 )
         return out
 
@@ -401,7 +414,7 @@ class Driver:
             # Distinct variables, the same page: nothing in front may collapse them.
             until = self.until + dt.timedelta(microseconds=self.sent)
             body = {
-                "query": PAGE,
+                "query": IDS if query == "ids" else PAGE,
                 "variables": {"first": self.page_size, "until": until.isoformat()},
             }
         response = await self.client.post(
@@ -484,14 +497,14 @@ async def _turns(
     ratios: dict[int, list[float]] = {flight: [] for flight in flights}
     for flight in flights:
         for target in hubs:  # warm-up, not counted: connections, caches, the JIT of the ORM
-            for query in ("page", "floor"):
+            for query in QUERIES:
                 await driver.block(target, query, min(block, 20), flight)
         for turn in range(turns):
             # Alternate who goes first, so neither always inherits the other's leftovers.
             order = hubs if turn % 2 == 0 else hubs[::-1]
             rates: dict[str, float] = {}
             for target in order:
-                for query in ("page", "floor"):
+                for query in QUERIES:
                     done = await driver.block(target, query, block, flight)
                     whole = series.setdefault(_series_key(target.name, query, flight), Series())
                     whole.latencies += done.latencies

@@ -127,6 +127,8 @@ def test_bench_read_compares_with_the_baseline_or_refuses(tmp_path: Path) -> Non
     assert good.returncode == 0, good.stdout + good.stderr
     assert "page rate new/baseline at 8 in flight" in good.stdout
     assert "page-to-floor (new) at 1 in flight" in good.stdout
+    assert "ids-to-floor" in good.stdout
+    assert any(line.startswith("new      ids   8 in flight") for line in good.stdout.splitlines())
     assert "cpu/request: hub" in good.stdout
     # 3 incidents seeded, pages of 5 asked for: the first page comes back short.
     short = _bench(
