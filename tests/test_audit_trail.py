@@ -19,6 +19,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from graphql import GraphQLError, GraphQLObjectType, get_named_type
+from sqlmodel import col
 
 from hub.access.models import Role
 from hub.audit import chain
@@ -27,6 +28,7 @@ from hub.audit.service import Access, accesses_of
 from hub.db import Database
 from hub.graphql.audit_trail import ServedRecords
 from hub.graphql.schema import build_schema
+from hub.incidents.models import IncidentChild
 from hub.settings import Settings
 from tests.conftest import LiveServer, unique
 from tests.factories import (
@@ -305,8 +307,25 @@ async def test_a_pages_children_are_looked_up_for_its_audit_in_one_statement_of_
         lookups.append([s for s in live_server.statements if "child_id IS NOT NULL" in s])
         served = [e for e in await _events(db, request_id) if e.outcome == "served"]
         assert sorted(e.record_id for e in served) == sorted(e["node"]["id"] for e in edges)
+        links = await _children_linked(db, [e.record_id for e in served])
+        for access in served:  # each incident's children, as the link table has them
+            assert json.loads(access.child_ids) == links.get(access.record_id, []), access
     assert [len(found) for found in lookups] == [1, 1], lookups
     assert lookups[0] == lookups[1], "the lookup's text changed with the page's length"
+
+
+async def _children_linked(db: Database, incident_ids: list[str]) -> dict[str, list[str]]:
+    """Each incident's children by id, sorted, read from the link table itself."""
+    async with db.transaction(write=False) as session:
+        found = await session.execute(
+            sa.select(IncidentChild.incident_id, IncidentChild.child_id).where(
+                col(IncidentChild.incident_id).in_(incident_ids)
+            )
+        )
+        links: dict[str, list[str]] = {}
+        for incident_id, child_id in found.all():
+            links.setdefault(incident_id, []).append(child_id)
+    return {incident_id: sorted(children) for incident_id, children in links.items()}
 
 
 async def test_a_refused_purpose_is_an_event(
