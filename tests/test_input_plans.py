@@ -60,24 +60,21 @@ BARE: dict[str, Any] = {
 }
 
 PLANNED = (ReportIncidentInput, InvolvedChildInput)
+BATCH = StrawberryList(ReportIncidentInput)  # a force's list of incidents
 
 
-def _convert(value: Any) -> Any:
+def _convert(value: Any, type_: Any = BATCH) -> Any:
     return convert_argument(
-        value,
-        StrawberryList(ReportIncidentInput),
-        DEFAULT_SCALAR_REGISTRY,
-        StrawberryConfig(),
-        None,
-        path=("input",),
+        value, type_, DEFAULT_SCALAR_REGISTRY, StrawberryConfig(), None, path=("input",)
     )
 
 
-def _strawberry_s(value: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+def _strawberry_s(value: Any, monkeypatch: pytest.MonkeyPatch, type_: Any = BATCH) -> Any:
+    """`value` as Strawberry's own conversion builds it: every input of the schema unplanned."""
     with monkeypatch.context() as patched:
-        for cls in PLANNED:
+        for _, cls in _inputs():
             patched.setattr(cls.__strawberry_definition__, "from_input", None)  # type: ignore[attr-defined]
-        return _convert(value)
+        return _convert(value, type_)
 
 
 @pytest.mark.parametrize("value", [FULL, BARE], ids=["every field", "required only"])
@@ -135,16 +132,6 @@ def test_every_input_of_the_schema_is_planned_and_built_as_strawberry_builds_it(
     assert definition.from_input is not None, f"{name} has no plan"
     value = _sample(cls)
     assert value, name
-
-    def convert() -> Any:
-        return convert_argument(
-            value, cls, DEFAULT_SCALAR_REGISTRY, StrawberryConfig(), None, path=("input",)
-        )
-
-    planned = convert()
-    with monkeypatch.context() as patched:
-        for _, each in _inputs():
-            patched.setattr(each.__strawberry_definition__, "from_input", None)
-        strawberrys = convert()
-    assert planned == strawberrys
+    planned = _convert(value, cls)
+    assert planned == _strawberry_s(value, monkeypatch, cls)
     assert type(planned) is cls
