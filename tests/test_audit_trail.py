@@ -19,6 +19,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from graphql import GraphQLError, GraphQLObjectType, get_named_type
+from graphql.pyutils import Path
 from sqlmodel import col
 
 from hub.access.models import Role
@@ -564,6 +565,14 @@ async def test_a_dpo_reads_accesses_to_its_own_organisations_records(
     assert owners == {FORCE}
 
 
+def _where(*keys: str | int) -> Path:
+    """A place in the response as graphql-core's executor passes it."""
+    where = Path(None, keys[0], None)
+    for key in keys[1:]:
+        where = where.add_key(key)
+    return where
+
+
 def test_a_response_without_errors_releases_every_noted_record_whole() -> None:
     """With no error nothing was nulled: every noted record is released with its selection's
     fields, as the walk through the data finds them; an error that nulled one releases the
@@ -573,8 +582,9 @@ def test_a_response_without_errors_releases_every_noted_record_whole() -> None:
     child = {"givenName": "g"}
     data = {"incidents": {"edges": [{"node": {**incident, "children": [{"child": child}]}}]}}
     selection = {"summary": "summary", "ref": "policeReference", "force": "force"}
-    served.note(("incidents", "edges", 0, "node"), "Incident", SimpleNamespace(id="i"), selection)
-    place = ("incidents", "edges", 0, "node", "children", 0, "child")
+    at_incident = _where("incidents", "edges", 0, "node")
+    served.note(at_incident, "Incident", SimpleNamespace(id="i"), selection)
+    place = _where("incidents", "edges", 0, "node", "children", 0, "child")
     served.note(place, "Child", SimpleNamespace(id="c"), {"givenName": "givenName"})
     fast = served.released(data, [])
     walked = served.released(data, [GraphQLError("elsewhere, nulling nothing")])

@@ -21,7 +21,10 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from hub.access.models import Role
 from hub.audit.service import pseudonym
+from hub.cursors import Caller, CursorSeal
 from hub.db import Database
+from hub.graphql.connection import Connection, _end_sealed
+from hub.pagination import Page
 from tests.conftest import GraphQLClient, LiveServer, unique
 from tests.factories import (
     COUNCIL,
@@ -202,6 +205,32 @@ async def test_a_sealed_cursor_still_pages(
     paged = [e["node"]["id"] for e in first["data"]["incidents"]["edges"]]
     paged += [e["node"]["id"] for e in rest["data"]["incidents"]["edges"]]
     assert paged == [e["node"]["id"] for e in whole["data"]["incidents"]["edges"]]
+
+
+class _CountedSeal(CursorSeal):
+    def __init__(self) -> None:
+        super().__init__(bytes(32))
+        self.sealed: list[str] = []
+
+    def seal(self, position: str, *, binding: bytes) -> str:
+        self.sealed.append(position)
+        return super().seal(position, binding=binding)
+
+
+def test_a_page_seals_a_cursor_only_where_one_is_read() -> None:
+    seal = _CountedSeal()
+    cursors = seal.for_list("incidents", Caller("E08000025", "council_social_worker"))
+    page = Page(items=["a", "b"], positions=["p1", "p2"], has_next_page=True)
+    connection = Connection.of(page, str.upper, cursors)
+    assert [edge.node for edge in connection.edges] == ["A", "B"]
+    assert seal.sealed == []  # a page read for its nodes alone seals nothing
+    end = _end_sealed(connection.page_info)
+    assert seal.sealed == ["p2"]
+    assert end is not None
+    assert cursors.open(end) == "p2"
+    empty = Connection.of(Page(items=[], positions=[], has_next_page=False), str, cursors)
+    assert _end_sealed(empty.page_info) is None
+    assert seal.sealed == ["p2"]
 
 
 async def test_a_forged_tampered_foreign_or_misplaced_cursor_is_refused(

@@ -19,6 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from graphql import GraphQLError, GraphQLResolveInfo
+from graphql.pyutils import Path as Where
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -82,7 +83,7 @@ class ServedRecords:
     """The request's collector; one per request, on the context."""
 
     def __init__(self) -> None:
-        self._noted: dict[Path, _Noted] = {}
+        self._noted: dict[Where, _Noted] = {}
         self._disclosed: dict[Path, dict[str, Any]] = {}
         self.changes: dict[tuple[str, str], S62Operation] = {}
         self._created_with: dict[tuple[str, str], tuple[str, ...]] = {}
@@ -99,8 +100,12 @@ class ServedRecords:
             if isinstance(_at(data, place), Mapping)
         ]
 
-    def note(self, place: Path, type_name: str, row: Any, fields: Mapping[str, str]) -> None:
-        """A record reached at `place`, and its selection (response key -> field)."""
+    def note(self, place: Where, type_name: str, row: Any, fields: Mapping[str, str]) -> None:
+        """A record reached at `place`, and its selection (response key -> field).
+
+        `place` is graphql-core's own path, kept as it is: a record's path as a list of keys
+        is needed only when an error may have nulled or redacted part of the response
+        (`released`), and building it for every record of every page was most of a note."""
         noted = self._noted.get(place)
         if noted is None:
             self._noted[place] = _Noted(type_name, row, fields)
@@ -132,7 +137,8 @@ class ServedRecords:
         released = []
         # A selection's fields, sorted once for all its records that came whole (a page's).
         whole: dict[int, tuple[str, ...]] = {}
-        for place, noted in self._noted.items():
+        for where, noted in self._noted.items():
+            place = tuple(where.as_list())
             value = _at(data, place)
             if not isinstance(value, dict) and not isinstance(value, Mapping):
                 continue  # nulled by an error below it: nothing of it left

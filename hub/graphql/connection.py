@@ -13,10 +13,18 @@ from hub.pagination import Page
 NodeT = TypeVar("NodeT")
 
 
+def _end_sealed(root: PageInfo) -> str | None:
+    return None if root.end is None else root.cursors.seal(root.end)
+
+
 @strawberry.type
 class PageInfo:
     has_next_page: bool
-    end_cursor: str | None
+    # Sealed only when asked for, as an edge's cursor is: a seal is an authenticated
+    # encryption, and a page read for its nodes alone (the council's page) never shows it.
+    end_cursor: str | None = strawberry.field(resolver=_end_sealed)
+    end: strawberry.Private[str | None]
+    cursors: strawberry.Private[ListCursors]
 
 
 def _sealed(root: Edge[Any]) -> str:
@@ -25,7 +33,7 @@ def _sealed(root: Edge[Any]) -> str:
 
 @strawberry.type
 class Edge(Generic[NodeT]):
-    # Sealed only when asked for: a page that selects no cursors seals one, for `endCursor`.
+    # Sealed only when asked for.
     cursor: str = strawberry.field(resolver=_sealed)
     node: NodeT
     position: strawberry.Private[str]
@@ -44,7 +52,8 @@ class Connection(Generic[NodeT]):
             Edge(node=node(r), position=p, cursors=cursors)
             for r, p in zip(page.items, page.positions, strict=True)
         ]
-        end = cursors.seal(page.positions[-1]) if page.positions else None
+        end = page.positions[-1] if page.positions else None
         return cls(
-            edges=edges, page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=end)
+            edges=edges,
+            page_info=PageInfo(has_next_page=page.has_next_page, end=end, cursors=cursors),
         )

@@ -454,9 +454,7 @@ class HubExecutor(FanoutExecutor):
             selection = self._select(return_type, field_details_list)
         if selection.noted is not None:
             context: HubContext = self.context_value
-            context.served.note(
-                tuple(path.as_list()), return_type.name, result.row, selection.noted
-            )
+            context.served.note(path, return_type.name, result.row, selection.noted)
         if selection.new_defer_usages or position_context is not None:
             return self.execute_collected_subfields(
                 return_type,
@@ -579,12 +577,12 @@ class HubExecutor(FanoutExecutor):
         completed: list[Any] = []
         pending: list[int] = []
         is_awaitable, never = self.is_awaitable, _NEVER_AWAITABLE  # the set: no call for a dict
-        collect = self.collect_and_execute_subfields
+        collect = self._collector(object_type, field_details_list)
         try:
             for index, item in enumerate(items):
                 item_path = path_of((path, index, None))
                 try:
-                    value = collect(object_type, field_details_list, item_path, item, None)
+                    value = collect(item_path, item)
                 except Exception as raw_error:  # noqa: BLE001 - located, as graphql-core does
                     self.handle_field_error(raw_error, item_type, field_details_list, item_path)
                     value = None
@@ -599,6 +597,37 @@ class HubExecutor(FanoutExecutor):
         if not pending:
             return completed
         return self._awaited(completed, pending)
+
+    def _collector(
+        self, object_type: GraphQLObjectType, field_details_list: FieldDetailsList
+    ) -> Callable[[Path, Any], Any]:
+        """`collect_and_execute_subfields` for each item of a list of records, what they share
+        looked up once for the list: the selection, the audit's note, the function running
+        the plan. A list whose selection defers or goes the general way is collected item by
+        item as before."""
+        selection = self._selections.get((object_type, id(field_details_list)))
+        if selection is None:
+            selection = self._select(object_type, field_details_list)
+        run = selection.run
+        if selection.new_defer_usages or run is None:
+
+            def each(item_path: Path, item: Any) -> Any:
+                return self.collect_and_execute_subfields(
+                    object_type, field_details_list, item_path, item, None
+                )
+
+            return each
+        plan, noted, type_name = selection.plan, selection.noted, object_type.name
+        if noted is None:
+            return lambda item_path, item: run(self, item, item_path, plan)
+        context: HubContext = self.context_value
+        note = context.served.note
+
+        def noted_each(item_path: Path, item: Any) -> Any:
+            note(item_path, type_name, item.row, noted)
+            return run(self, item, item_path, plan)
+
+        return noted_each
 
     async def _completed_later(
         self,
