@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import dis
 import enum
+import inspect
 from typing import Any
 
 import sqlalchemy as sa
@@ -14,7 +16,9 @@ from strawberry.execution.is_awaitable import optimized_is_awaitable
 from hub.db import records
 from hub.graphql import selections
 from hub.graphql.executor import HubExecutor, is_awaitable
-from hub.graphql.resolvers import PlainLeaf, lean_resolvers
+from hub.graphql.resolvers import ContextResolver, PlainLeaf, context_only, lean_resolvers
+from hub.graphql.schema import build_schema
+from hub.settings import Settings
 
 
 @strawberry.type
@@ -42,9 +46,9 @@ class Query:
         ]
 
 
-def _schema() -> strawberry.Schema:
+def _schema(query: type = Query) -> strawberry.Schema:
     schema = strawberry.Schema(
-        query=Query,
+        query=query,
         execution_context_class=HubExecutor.for_schema(
             gates=False, notes_served=False, contract=False
         ),
@@ -117,13 +121,7 @@ class HolderQuery:
 
 
 def test_a_field_without_arguments_reads_the_same_info_and_fails_the_same_way() -> None:
-    schema = strawberry.Schema(
-        query=HolderQuery,
-        execution_context_class=HubExecutor.for_schema(
-            gates=False, notes_served=False, contract=False
-        ),
-    )
-    lean_resolvers(schema._schema)
+    schema = _schema(HolderQuery)
     result = schema.execute_sync(
         "query Q { holders { label owner { name where } } }", context_value={"caller": "c1"}
     )
@@ -436,3 +434,107 @@ def test_a_selection_runs_by_a_function_made_once_for_its_shape_as_graphql_core_
     again = hub.execute_sync(document)
     assert again.data == ours.data
     assert selections._runner.cache_info().misses == made + 1  # the next request reuses it
+
+
+# --- context-only resolvers: the request's `ContextInfo`, not an `Info` per field -----------------
+
+
+def _reads_only_the_context(function: Any, seen: set[Any]) -> list[str]:
+    """What `function` does with its `info` parameter (the first one named `info`, or its
+    first parameter for a helper handed `info`) beyond reading `.context`, or handing it as
+    first argument to a module function that itself reads only that: [] if nothing."""
+    if function in seen:
+        return []
+    seen.add(function)
+    code = function.__code__
+    names = code.co_varnames[: code.co_argcount]
+    name = "info" if "info" in names else names[0]
+    found: list[str] = []
+    instructions = [i for i in dis.get_instructions(function) if i.opname not in {"CACHE", "NOP"}]
+    for index, instruction in enumerate(instructions):
+        if instruction.opname != "LOAD_FAST" or instruction.argval != name:
+            continue
+        after = instructions[index + 1]
+        if after.opname == "LOAD_ATTR" and after.argval == "context":
+            continue
+        before = instructions[index - 1] if index else None
+        if before is not None and before.opname == "LOAD_GLOBAL":
+            callee = function.__globals__.get(before.argval)
+            if inspect.isfunction(callee):
+                found += _reads_only_the_context(callee, seen)
+                continue
+        found.append(f"{function.__qualname__}: {name} then {after.opname} {after.argval}")
+    return found
+
+
+def _context_only_fields() -> dict[str, ContextResolver]:
+    schema = build_schema(Settings())._schema
+    return {
+        f"{type_.name}.{name}": field.resolve
+        for type_ in schema.type_map.values()
+        if isinstance(type_, GraphQLObjectType)
+        for name, field in type_.fields.items()
+        if isinstance(field.resolve, ContextResolver)
+    }
+
+
+def test_the_page_s_object_fields_are_context_only_and_read_nothing_else() -> None:
+    fields = _context_only_fields()
+    for wanted in ("Incident.force", "Incident.locationCouncil", "Incident.children"):
+        assert wanted in fields, sorted(fields)
+    assert "IncidentChild.child" in fields
+    for name, resolver in fields.items():
+        assert _reads_only_the_context(resolver.function, set()) == [], name
+
+
+def test_the_check_finds_a_resolver_that_reads_more_than_the_context() -> None:
+    def path_of_it(self: Any, info: Any) -> Any:
+        return info.path
+
+    def handed_on(self: Any, info: Any) -> Any:
+        return path_of_it(self, info)  # `info` handed on, not first: not followed
+
+    assert _reads_only_the_context(path_of_it, set()) != []
+    assert _reads_only_the_context(handed_on, set()) != []
+
+
+@strawberry.type
+class Shop:
+    name: str
+
+    @strawberry.field
+    @context_only
+    def owner(self, info: strawberry.Info) -> Record | None:
+        owner: Record | None = info.context["owners"].get(self.name)
+        return owner
+
+    @strawberry.field
+    @context_only
+    def nosy(self, info: strawberry.Info) -> str | None:
+        return str(info.path.key)  # not the context: marked wrongly, so it fails
+
+
+@strawberry.type
+class ShopQuery:
+    @strawberry.field
+    def shops(self) -> list[Shop]:
+        return [Shop(name="a"), Shop(name="b")]
+
+
+def test_a_context_only_resolver_is_handed_the_context_and_nothing_more() -> None:
+    schema = _schema(ShopQuery)
+    shop = schema._schema.type_map["Shop"]
+    assert isinstance(shop, GraphQLObjectType)
+    assert isinstance(shop.fields["owner"].resolve, ContextResolver)
+    owners = {"a": Record(id=strawberry.ID("r"), name="kept")}
+    result = schema.execute_sync(
+        "{ shops { name owner { id name } } }", context_value={"owners": owners}
+    )
+    assert result.errors is None
+    assert result.data == {
+        "shops": [{"name": "a", "owner": {"id": "r", "name": "kept"}}, {"name": "b", "owner": None}]
+    }
+    nosy = schema.execute_sync("{ shops { nosy } }", context_value={"owners": owners})
+    assert nosy.data == {"shops": [{"nosy": None}, {"nosy": None}]}
+    assert nosy.errors is not None
+    assert [e.path for e in nosy.errors] == [["shops", 0, "nosy"], ["shops", 1, "nosy"]]

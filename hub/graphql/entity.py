@@ -9,6 +9,7 @@ import strawberry
 from strawberry.utils.await_maybe import AwaitableOrValue
 
 from hub.graphql.context import Info
+from hub.graphql.resolvers import context_only
 from hub.reference.types import Organisation, load_organisation, organisation_of
 
 if TYPE_CHECKING:
@@ -44,6 +45,7 @@ class PoliceRecord(Entity):
     id: strawberry.ID
 
     @strawberry.field(graphql_type=Organisation | None)
+    @context_only
     def force(self, info: Info) -> AwaitableOrValue[Organisation | None]:
         return organisation_of(info, self.row.force_code)
 

@@ -39,7 +39,7 @@ from strawberry.execution.is_awaitable import optimized_is_awaitable
 from hub.access.policy import ChangeForbidden, ContractForbidden, FieldForbidden
 from hub.changes.fanout import FanoutExecutor
 from hub.graphql.audit_trail import AUDITED_TYPES
-from hub.graphql.resolvers import PlainLeaf
+from hub.graphql.resolvers import ContextInfo, ContextResolver, PlainLeaf
 from hub.graphql.selections import PlanStep, Runner, path_of, runner
 
 if TYPE_CHECKING:
@@ -262,6 +262,7 @@ class HubExecutor(FanoutExecutor):
         self._refusals: dict[int, tuple[GroupedFieldSet, Mapping[str, Refusal]]] = {}
         self._selections: dict[tuple[GraphQLObjectType, int], _Selection] = {}
         self.async_helpers = _helpers_of(self)
+        self.context_info = ContextInfo(self.context_value)  # for `context_only` resolvers
 
     # The gate.
 
@@ -511,13 +512,18 @@ class HubExecutor(FanoutExecutor):
         """graphql-core's `execute_field` for a field without arguments, directives or
         middleware, its resolve info built only if the resolver or the completion reads more
         than the context and where the field is (a page's items ask their loaders through the
-        context only)."""
+        context only). A `context_only` resolver is handed the request's `ContextInfo`, not an
+        `Info` of its own."""
         return_type = field_def.type
         info: GraphQLResolveInfo[Any] = LazyResolveInfo(  # type: ignore[assignment]  # lazily
             self, field_def, field_details_list, parent_type, path
         )
+        resolve = field_def.resolve or self.field_resolver
         try:
-            result = (field_def.resolve or self.field_resolver)(source, info)
+            if type(resolve) is ContextResolver:
+                result = resolve.function(source, self.context_info)
+            else:
+                result = resolve(source, info)
             if type(result) not in _NEVER_AWAITABLE and self.is_awaitable(result):
                 return self.complete_awaitable_value(
                     return_type, field_details_list, info, path, result, None

@@ -6,6 +6,11 @@ plain fields do not need: they take the object and, at most, `info`, and have no
 permission classes or field extensions. For exactly those fields the schema's resolver is
 replaced by one that calls the method directly, with the same `Info` strawberry would give it.
 Any field with arguments, extensions or permission classes keeps strawberry's own path.
+
+A record's object field whose resolver reads nothing of `info` but `info.context` (an
+organisation, a child, a record's children, each from the request's loaders) is marked
+`context_only`: the executor calls it with the request's one `ContextInfo`, where strawberry
+would build an `Info` around a resolve info for every field of every record, a hundred a page.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from __future__ import annotations
 import inspect
 import operator
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from graphql import (
     GraphQLBoolean,
@@ -32,6 +37,28 @@ from strawberry.types import Info
 from strawberry.types.field import StrawberryField
 
 Resolver = Callable[..., Any]
+Function = TypeVar("Function", bound=Callable[..., Any])
+
+_CONTEXT_ONLY = "__hub_context_only__"
+
+
+def context_only(function: Function) -> Function:
+    """Mark a record field's `(self, info)` resolver as reading nothing of `info` but
+    `info.context`, nor the helpers it hands `info` to (`organisation_of`, `child_of`): the
+    executor may then call it with the request's `ContextInfo`. Anything else read of it fails
+    the field (tests/test_lean_fields.py runs every marked resolver so)."""
+    setattr(function, _CONTEXT_ONLY, True)
+    return function
+
+
+class ContextInfo:
+    """What a `context_only` resolver is handed by the executor: the request's context alone,
+    one for the whole request."""
+
+    __slots__ = ("context",)
+
+    def __init__(self, context: Any) -> None:
+        self.context = context
 
 
 def lean_resolvers(schema: GraphQLSchema, info_class: type[Info[Any, Any]] = Info) -> int:
@@ -84,6 +111,8 @@ def _method(
         leaf = field.type if is_leaf_type(field.type) else None
         return _of_self(function) if leaf is None else PlainLeaf(function, leaf)
     if info is not None and names == [resolver.self_parameter.name, info.name]:
+        if getattr(function, _CONTEXT_ONLY, False):
+            return ContextResolver(function, definition, info_class)
         return _of_self_and_info(function, definition, info_class)
     return None
 
@@ -141,6 +170,24 @@ class PlainLeaf:
 
     def __call__(self, source: Any, _info: GraphQLResolveInfo[Any]) -> Any:
         return self.function(source)
+
+
+class ContextResolver:
+    """A `context_only` field's resolver. Called as a resolver (graphql-core's own way, or a
+    test's), it gives the function the `Info` strawberry would; the executor calls `function`
+    with its `ContextInfo` instead."""
+
+    __slots__ = ("definition", "function", "info_class")
+
+    def __init__(
+        self, function: Resolver, definition: StrawberryField, info_class: type[Info[Any, Any]]
+    ) -> None:
+        self.function = function
+        self.definition = definition
+        self.info_class = info_class
+
+    def __call__(self, source: Any, info: GraphQLResolveInfo[Any]) -> Any:
+        return self.function(source, self.info_class(_raw_info=info, _field=self.definition))
 
 
 def _of_self(function: Resolver) -> Resolver:

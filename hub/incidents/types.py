@@ -12,6 +12,7 @@ from hub.children.types import Child, ChildInput, child_of
 from hub.graphql.context import Info
 from hub.graphql.entity import PoliceRecord
 from hub.graphql.loaders import at_once, fill, prime
+from hub.graphql.resolvers import context_only
 from hub.graphql.selection import selects
 from hub.incidents import models
 from hub.incidents.models import DashRisk, IncidentType
@@ -37,6 +38,7 @@ class IncidentChild:
     row: strawberry.Private[models.IncidentChild]
 
     @strawberry.field(graphql_type=Child | None)
+    @context_only
     def child(self, info: Info) -> AwaitableOrValue[Child | None]:
         return child_of(info, self.row.child_id)
 
@@ -72,6 +74,7 @@ class Incident(PoliceRecord):
         return self.row.recorded_at
 
     @strawberry.field(graphql_type=Organisation | None)
+    @context_only
     def location_council(self, info: Info) -> AwaitableOrValue[Organisation | None]:
         return organisation_of(info, self.row.location_council_code)
 
@@ -88,6 +91,7 @@ class Incident(PoliceRecord):
         return self.row.operational_notes
 
     @strawberry.field(graphql_type=list[IncidentChild] | None)
+    @context_only
     def children(self, info: Info) -> AwaitableOrValue[list[IncidentChild] | None]:
         return at_once(info.context.loaders.incident_children, self.row.id, _involved)
 
