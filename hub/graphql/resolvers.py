@@ -45,8 +45,8 @@ _CONTEXT_ONLY = "__hub_context_only__"
 def context_only(function: Function) -> Function:
     """Mark a record field's `(self, info)` resolver as reading nothing of `info` but
     `info.context`, nor the helpers it hands `info` to (`organisation_of`, `child_of`): the
-    executor may then call it with the request's `ContextInfo`. Anything else read of it fails
-    the field (tests/test_lean_fields.py runs every marked resolver so)."""
+    executor may then call it with the request's `ContextInfo`, and anything else read of it
+    fails the field. tests/test_lean_fields.py checks every marked resolver's bytecode for it."""
     setattr(function, _CONTEXT_ONLY, True)
     return function
 
@@ -111,9 +111,8 @@ def _method(
         leaf = field.type if is_leaf_type(field.type) else None
         return _of_self(function) if leaf is None else PlainLeaf(function, leaf)
     if info is not None and names == [resolver.self_parameter.name, info.name]:
-        if getattr(function, _CONTEXT_ONLY, False):
-            return ContextResolver(function, definition, info_class)
-        return _of_self_and_info(function, definition, info_class)
+        kind = ContextResolver if getattr(function, _CONTEXT_ONLY, False) else InfoResolver
+        return kind(function, definition, info_class)
     return None
 
 
@@ -172,10 +171,8 @@ class PlainLeaf:
         return self.function(source)
 
 
-class ContextResolver:
-    """A `context_only` field's resolver. Called as a resolver (graphql-core's own way, or a
-    test's), it gives the function the `Info` strawberry would; the executor calls `function`
-    with its `ContextInfo` instead."""
+class InfoResolver:
+    """A `(self, info)` method called directly, with the `Info` strawberry would give it."""
 
     __slots__ = ("definition", "function", "info_class")
 
@@ -190,17 +187,16 @@ class ContextResolver:
         return self.function(source, self.info_class(_raw_info=info, _field=self.definition))
 
 
+class ContextResolver(InfoResolver):
+    """A `context_only` field's resolver. Called as a resolver (graphql-core's own way, or a
+    test's), it gives the function the `Info` strawberry would; the executor calls `function`
+    with its `ContextInfo` instead."""
+
+    __slots__ = ()
+
+
 def _of_self(function: Resolver) -> Resolver:
     def resolve(source: Any, _info: GraphQLResolveInfo[Any]) -> Any:
         return function(source)
-
-    return resolve
-
-
-def _of_self_and_info(
-    function: Resolver, definition: StrawberryField, info_class: type[Info[Any, Any]]
-) -> Resolver:
-    def resolve(source: Any, info: GraphQLResolveInfo[Any]) -> Any:
-        return function(source, info_class(_raw_info=info, _field=definition))
 
     return resolve
