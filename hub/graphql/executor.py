@@ -450,9 +450,7 @@ class HubExecutor(FanoutExecutor):
         which was mapped and unmapped for every one of them. What a selection needs is worked
         out once per request (`_Selection`), for every record that has it.
         """
-        selection = self._selections.get((return_type, id(field_details_list)))
-        if selection is None:
-            selection = self._select(return_type, field_details_list)
+        selection = self._selection(return_type, field_details_list)
         if selection.noted is not None:
             context: HubContext = self.context_value
             context.served.note(path, return_type.name, result.row, selection.noted)
@@ -468,6 +466,14 @@ class HubExecutor(FanoutExecutor):
         if selection.run is None:  # something refused, or middleware: the general, gated way
             return self.execute_fields(return_type, result, path, selection.grouped_field_set, None)
         return selection.run(self, result, path, selection.plan)
+
+    def _selection(
+        self, return_type: GraphQLObjectType, field_details_list: FieldDetailsList
+    ) -> _Selection:
+        """What completing objects of `return_type` with this selection needs, worked out at
+        its first object in the request (`_select`)."""
+        selection = self._selections.get((return_type, id(field_details_list)))
+        return selection or self._select(return_type, field_details_list)
 
     def _select(
         self, return_type: GraphQLObjectType, field_details_list: FieldDetailsList
@@ -611,9 +617,7 @@ class HubExecutor(FanoutExecutor):
         looked up once for the list: the selection, the audit's note, the function running
         the plan. A list whose selection defers or goes the general way is collected item by
         item as before."""
-        selection = self._selections.get((object_type, id(field_details_list)))
-        if selection is None:
-            selection = self._select(object_type, field_details_list)
+        selection = self._selection(object_type, field_details_list)
         run = selection.run
         if selection.new_defer_usages or run is None:
 
