@@ -18,7 +18,14 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-from graphql import GraphQLError, GraphQLObjectType, get_named_type
+from graphql import (
+    GraphQLError,
+    GraphQLObjectType,
+    get_named_type,
+    parse,
+    specified_rules,
+    validate,
+)
 from graphql.pyutils import Path
 from sqlmodel import col
 
@@ -28,7 +35,8 @@ from hub.audit.models import AuditChainHead, AuditEvent
 from hub.audit.service import Access, accesses_of
 from hub.db import Database
 from hub.graphql.audit_trail import ServedRecords
-from hub.graphql.schema import build_schema
+from hub.graphql.executor import HubExecutor
+from hub.graphql.schema import build_schema, query_limits
 from hub.incidents.models import IncidentChild
 from hub.settings import Settings
 from tests.conftest import LiveServer, unique
@@ -596,3 +604,65 @@ def test_a_response_without_errors_releases_every_noted_record_whole() -> None:
     nulled = {"incidents": {"edges": [{"node": {**incident, "children": None}}]}}
     kept = served.released(nulled, [GraphQLError("nulled the children")])
     assert [kind for kind, _, _ in kept] == ["Incident"]
+
+
+def _without_request_ids(body: dict[str, Any]) -> dict[str, Any]:
+    """A response as compared across requests: each error's request id is the request's own."""
+    errors = [
+        {
+            **error,
+            "extensions": {
+                k: v for k, v in error.get("extensions", {}).items() if k != "requestId"
+            },
+        }
+        for error in body.get("errors", [])
+    ]
+    return {**body, "errors": errors}
+
+
+def _accesses(events: list[SimpleNamespace]) -> list[tuple[Any, ...]]:
+    """A request's accesses as compared across requests: what was served to whom, and how (in
+    no order: records loaded apart are noted in the order their loads return)."""
+    return sorted(
+        (e.outcome, e.operation, e.record_type, e.record_id, e.record_owner, e.fields, e.child_ids)
+        for e in events
+    )
+
+
+@pytest.mark.parametrize("seed", range(12))
+async def test_records_read_in_place_serve_and_audit_exactly_what_the_plain_way_does(
+    http: httpx.AsyncClient,
+    live_server: LiveServer,
+    db: Database,
+    world: World,
+    seed: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A record's selection run from its parent's function (`selections.kind_of`'s "record"
+    and "records") against the same request completed the plain way, field by field: for every
+    role, the same response, errors at the same paths, and the same accesses in the audit.
+    (A record's first reading by a council is a receipt its timeline shows: both come after it.)"""
+    rng = random.Random(1000 + seed)
+    query = _valid_query(rng, world)
+    served = 0
+    for role in Role:
+        await _ask(http, live_server, role, query)  # its first receipts: the next two alike
+        inline, inline_id = await _ask(http, live_server, role, query)
+        monkeypatch.setattr(HubExecutor, "inline_records", False)
+        plain, plain_id = await _ask(http, live_server, role, query)
+        monkeypatch.undo()
+        assert _without_request_ids(inline) == _without_request_ids(plain), (role, query)
+        accesses = _accesses(await _events(db, inline_id))
+        assert accesses == _accesses(await _events(db, plain_id)), (role, query)
+        served += sum(access[0] == "served" for access in accesses)
+    assert served, query  # some role was served some record
+
+
+def _valid_query(rng: random.Random, world: World) -> str:
+    """A generated query within the hub's limits (aliases, depth), ids asked for or not."""
+    for _ in range(50):
+        query = _query(rng, world).replace("@@ID@@", "id" if rng.random() < 0.5 else "")
+        document = parse(query)
+        if not validate(SCHEMA, document, [*specified_rules, *query_limits(Settings())]):
+            return query
+    pytest.fail("no generated query within the hub's limits")

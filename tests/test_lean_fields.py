@@ -8,6 +8,7 @@ import enum
 import inspect
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 import strawberry
 from graphql import GraphQLObjectType
@@ -538,3 +539,140 @@ def test_a_context_only_resolver_is_handed_the_context_and_nothing_more() -> Non
     assert nosy.data == {"shops": [{"nosy": None}, {"nosy": None}]}
     assert nosy.errors is not None
     assert [e.path for e in nosy.errors] == [["shops", 0, "nosy"], ["shops", 1, "nosy"]]
+
+
+# --- records read in place: a record's selection run from its parent's function -------------
+
+
+@strawberry.interface
+class Named:
+    text: str
+
+
+@strawberry.type
+class Tag(Named):
+    pass
+
+
+@strawberry.type
+class Box:
+    name: str
+    tag: Tag | None  # an object attribute
+    must: Tag  # a non-null one
+    loose: list[Tag | None] | None  # a list of them, its items nullable
+
+    @strawberry.field
+    @context_only
+    def kept(self, info: strawberry.Info) -> Tag | None:
+        tag: Tag | None = info.context["tags"].get(self.name)
+        return tag
+
+    @strawberry.field
+    @context_only
+    def required(self, info: strawberry.Info) -> Tag:
+        tag: Tag = info.context["tags"].get(self.name)
+        return tag
+
+    @strawberry.field
+    @context_only
+    def failing(self, info: strawberry.Info) -> Tag | None:
+        if self.name == "broken":
+            msg = "unreadable"
+            raise ValueError(msg)
+        tag: Tag | None = info.context["tags"].get(self.name)
+        return tag
+
+    @strawberry.field
+    @context_only
+    def later(self, info: strawberry.Info) -> Tag | None:
+        async def loaded() -> Tag | None:
+            await asyncio.sleep(0)
+            tag: Tag | None = info.context["tags"].get(self.name)
+            return tag
+
+        return loaded()  # type: ignore[return-value]  # an awaitable, as a pending load is
+
+    @strawberry.field
+    @context_only
+    def wrong(self, info: strawberry.Info) -> Tag | None:
+        return info.context["boxes"][0]  # type: ignore[no-any-return]  # not a Tag
+
+    @strawberry.field
+    @context_only
+    def many(self, info: strawberry.Info) -> list[Tag] | None:
+        return [Tag(text=self.name), *info.context["extra"].get(self.name, [])]
+
+
+@strawberry.type
+class BoxQuery:
+    @strawberry.field
+    def boxes(self, info: strawberry.Info) -> list[Box | None]:
+        return info.context["boxes"]  # type: ignore[no-any-return]
+
+
+def _boxes() -> dict[str, Any]:
+    blank = Tag(text=None)  # type: ignore[arg-type] - a non-null field read as None
+    boxes = [
+        Box(name="a", tag=Tag(text="t"), must=Tag(text="m"), loose=[Tag(text="l"), None]),
+        Box(name="broken", tag=None, must=blank, loose=[blank]),
+        Box(name="c", tag=blank, must=Tag(text="m"), loose=None),
+    ]
+    tags = {"a": Tag(text="kept a"), "broken": blank}
+    return {"boxes": boxes, "tags": tags, "extra": {"c": [blank]}}
+
+
+async def test_records_read_in_place_complete_and_fail_as_graphql_core_completes_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Object fields read as attributes or by `context_only` resolvers, their records' own
+    selections run from the parent's function: the same data, and the same errors at the same
+    paths, as graphql-core's own executor gives, for a record, a null one, a non-null null, an
+    error, an awaitable, a value of another type, and lists of them."""
+    hub = _schema(BoxQuery)
+    plain = strawberry.Schema(query=BoxQuery, types=[Tag])  # graphql-core's own executor
+    plain_fields = 0
+    execute_plain_field = HubExecutor._execute_plain_field
+
+    def counted(self: HubExecutor, *args: Any) -> Any:
+        nonlocal plain_fields
+        plain_fields += 1
+        return execute_plain_field(self, *args)
+
+    monkeypatch.setattr(HubExecutor, "_execute_plain_field", counted)
+
+    def located(result: Any) -> list[tuple[tuple[Any, ...], str]]:
+        return sorted((tuple(e.path or ()), e.message) for e in result.errors or ())
+
+    for selection in (
+        "tag { text } kept { text } failing { text } later { text } wrong { text }",
+        "name loose { text } many { text }",
+        "name must { text }",
+        "name required { text }",
+    ):
+        query = f"{{ boxes {{ {selection} }} }}"
+        for inline in (True, False):
+            monkeypatch.setattr(HubExecutor, "inline_records", inline)
+            plain_fields = 0
+            ours = await hub.execute(query, context_value=_boxes())
+            theirs = await plain.execute(query, context_value=_boxes())
+            assert ours.data == theirs.data, (inline, selection)
+            assert located(ours) == located(theirs), (inline, selection)
+            assert ours.errors, selection  # each selection fails somewhere
+            # In place, no record field goes the plain way (the root's goes graphql-core's).
+            assert (plain_fields == 0) is inline, (inline, plain_fields, selection)
+    monkeypatch.undo()
+    found = await hub.execute(
+        "{ boxes { tag { text } failing { text } wrong { text } } }", context_value=_boxes()
+    )
+    assert found.data is not None
+    assert found.data["boxes"][0] == {
+        "tag": {"text": "t"},
+        "failing": {"text": "kept a"},
+        "wrong": None,
+    }
+    assert found.data["boxes"][1] == {"tag": None, "failing": None, "wrong": None}
+    assert {tuple(e.path or ()) for e in found.errors or ()} >= {
+        ("boxes", 1, "failing"),  # raised: the field nulled, at its path
+        ("boxes", 0, "wrong"),  # not a Tag: graphql-core's own error
+        ("boxes", 2, "tag", "text"),  # a non-null field of a record read in place
+    }

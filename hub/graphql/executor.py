@@ -18,7 +18,6 @@ each is decided where graphql-core already works per selection, not per field:
 from __future__ import annotations
 
 import dataclasses
-import functools
 import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import GeneratorType
@@ -26,8 +25,6 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from graphql import (
     GraphQLField,
-    GraphQLList,
-    GraphQLNonNull,
     GraphQLObjectType,
     GraphQLOutputType,
     GraphQLResolveInfo,
@@ -40,7 +37,7 @@ from hub.access.policy import ChangeForbidden, ContractForbidden, FieldForbidden
 from hub.changes.fanout import FanoutExecutor
 from hub.graphql.audit_trail import AUDITED_TYPES
 from hub.graphql.resolvers import ContextInfo, ContextResolver, PlainLeaf
-from hub.graphql.selections import PlanStep, Runner, path_of, runner
+from hub.graphql.selections import PlanStep, Runner, path_of, record_shape, runner
 
 if TYPE_CHECKING:
     from graphql.execution.collect_fields import FieldDetailsList, GroupedFieldSet
@@ -140,8 +137,10 @@ class _Selection:
     """What completing an object of one type with one selection needs, worked out once per
     request: its fields (collected by graphql-core, kept alive with its nodes so that their
     identity, the key, is not reused), what it defers, the audit's names for them (None: not
-    a record the audit notes), and the function running its plan (None: the gate refuses some
-    of it, or middleware sees every field)."""
+    a record the audit notes), the function running its plan (None: the gate refuses some
+    of it, or middleware sees every field), whether that function runs it (`direct`: it has
+    one and nothing is deferred), and the selections of the records its plan reads in place
+    (`subs`, by step, each found at the first record that has it)."""
 
     field_details_list: FieldDetailsList
     grouped_field_set: GroupedFieldSet
@@ -149,23 +148,8 @@ class _Selection:
     noted: Mapping[str, str] | None
     plan: list[PlanStep]
     run: Runner | None
-
-
-@functools.lru_cache(maxsize=4096)
-def _shape(
-    return_type: GraphQLOutputType,
-) -> tuple[GraphQLObjectType | None, GraphQLOutputType | None, GraphQLObjectType | None]:
-    """A field's type as `_complete` takes it, worked out once per type: the object type of a
-    (non-null) record; or the item type of a (non-null) list of records and its object type."""
-    inner = return_type.of_type if isinstance(return_type, GraphQLNonNull) else return_type
-    if isinstance(inner, GraphQLObjectType):
-        return inner, None, None
-    if isinstance(inner, GraphQLList):
-        item_type = inner.of_type
-        item = item_type.of_type if isinstance(item_type, GraphQLNonNull) else item_type
-        if isinstance(item, GraphQLObjectType):
-            return None, item_type, item
-    return None, None, None
+    direct: bool
+    subs: list[_Selection | None]
 
 
 class LazyResolveInfo:
@@ -222,6 +206,9 @@ class HubExecutor(FanoutExecutor):
     notes_served: ClassVar[bool] = False  # every record noted for the audit
     contract_for_gateway: ClassVar[bool] = False  # production: `_service` for the gateway only
     never_awaitable: ClassVar[set[type]] = _NEVER_AWAITABLE  # for the selections' functions
+    # A record's selection run from its parent's function (`selections.kind_of`); off, each
+    # record goes the plain way (`_execute_plain_field`), as tests compare.
+    inline_records: ClassVar[bool] = True
 
     @classmethod
     def for_schema(cls, *, gates: bool, notes_served: bool, contract: bool) -> type[HubExecutor]:
@@ -465,7 +452,7 @@ class HubExecutor(FanoutExecutor):
             )
         if selection.run is None:  # something refused, or middleware: the general, gated way
             return self.execute_fields(return_type, result, path, selection.grouped_field_set, None)
-        return selection.run(self, result, path, selection.plan)
+        return selection.run(self, result, path, selection)
 
     def _selection(
         self, return_type: GraphQLObjectType, field_details_list: FieldDetailsList
@@ -482,6 +469,7 @@ class HubExecutor(FanoutExecutor):
             return_type, field_details_list
         )
         plan = self._plan(return_type, grouped_field_set)
+        run = None if plan is None else runner(return_type, plan, inline=self.inline_records)
         selection = _Selection(
             field_details_list=field_details_list,
             grouped_field_set=grouped_field_set,
@@ -492,10 +480,19 @@ class HubExecutor(FanoutExecutor):
                 else None
             ),
             plan=plan or [],
-            run=None if plan is None else runner(return_type, plan),
+            run=run,
+            direct=run is not None and not new_defer_usages,
+            subs=[None] * len(plan or ()),
         )
         self._selections[(return_type, id(field_details_list))] = selection
         return selection
+
+    def _sub(self, selection: _Selection, index: int, object_type: GraphQLObjectType) -> _Selection:
+        """The selection of the records step `index` of `selection` reads in place, kept on it
+        for the request's next record."""
+        sub = self._selection(object_type, selection.plan[index][1])
+        selection.subs[index] = sub
+        return sub
 
     def general_field(
         self,
@@ -520,7 +517,6 @@ class HubExecutor(FanoutExecutor):
         than the context and where the field is (a page's items ask their loaders through the
         context only). A `context_only` resolver is handed the request's `ContextInfo`, not an
         `Info` of its own."""
-        return_type = field_def.type
         info: GraphQLResolveInfo[Any] = LazyResolveInfo(  # type: ignore[assignment]  # lazily
             self, field_def, field_details_list, parent_type, path
         )
@@ -530,6 +526,29 @@ class HubExecutor(FanoutExecutor):
                 result = resolve.function(source, self.context_info)
             else:
                 result = resolve(source, info)
+        except Exception as raw_error:  # noqa: BLE001 - located and collected, as graphql-core does
+            self.handle_field_error(raw_error, field_def.type, field_details_list, path)
+            return None
+        return self._resolved(parent_type, field_details_list, field_def, path, result, info)
+
+    def _resolved(  # noqa: PLR0917 - the field, whole
+        self,
+        parent_type: GraphQLObjectType,
+        field_details_list: FieldDetailsList,
+        field_def: GraphQLField,
+        path: Path,
+        result: Any,
+        info: GraphQLResolveInfo[Any] | None = None,
+    ) -> Any:
+        """A field's resolved value completed: awaited, or completed at once (`_complete`);
+        an error located at the field and collected (or raised, for a non-null field)."""
+        return_type = field_def.type
+        if info is None:
+            info = LazyResolveInfo(  # type: ignore[assignment]  # lazily
+                self, field_def, field_details_list, parent_type, path
+            )
+        assert info is not None  # noqa: S101 - for mypy
+        try:
             if type(result) not in _NEVER_AWAITABLE and self.is_awaitable(result):
                 return self.complete_awaitable_value(
                     return_type, field_details_list, info, path, result, None
@@ -558,7 +577,7 @@ class HubExecutor(FanoutExecutor):
         never comes here (`_plan`)."""
         if result is None or isinstance(result, Exception):
             return self.complete_value(return_type, field_details_list, info, path, result, None)
-        record, item_type, item = _shape(return_type)
+        record, item_type, item = record_shape(return_type)
         if record is not None:
             if _owns(record, result, info):
                 return self.collect_and_execute_subfields(
@@ -568,28 +587,44 @@ class HubExecutor(FanoutExecutor):
             item is not None
             and item_type is not None
             and type(result) is list
-            and all(
-                value is not None and not isinstance(value, Exception) and _owns(item, value, info)
-                for value in result
-            )
+            and self.owns_all(item, result, info)
         ):
             return self._records(item_type, item, field_details_list, path, result)
         return self.complete_value(return_type, field_details_list, info, path, result, None)
 
-    def _records(
+    def owns_all(
+        self,
+        object_type: GraphQLObjectType,
+        items: list[Any],
+        info: GraphQLResolveInfo[Any] | None,
+    ) -> bool:
+        """Every item plainly a record of `object_type`: not null, not an error, not awaitable,
+        and owned by the type (`info` None: its `is_type_of` reads the value alone)."""
+        is_awaitable, never = self.is_awaitable, _NEVER_AWAITABLE
+        is_type_of = object_type.is_type_of
+        return all(
+            item is not None
+            and not isinstance(item, Exception)
+            and (type(item) in never or not is_awaitable(item))
+            and (is_type_of is None or is_type_of(item, info) is True)  # type: ignore[arg-type]
+            for item in items
+        )
+
+    def _records(  # noqa: PLR0917 - the list, whole
         self,
         item_type: GraphQLOutputType,
         object_type: GraphQLObjectType,
         field_details_list: FieldDetailsList,
         path: Path,
         items: list[Any],
+        selection: _Selection | None = None,
     ) -> Any:
         """graphql-core's `complete_iterable_value` for a list of records: each item's error
         located at the item (nulling it, or the list for a non-null item), as it does."""
         completed: list[Any] = []
         pending: list[int] = []
         is_awaitable, never = self.is_awaitable, _NEVER_AWAITABLE  # the set: no call for a dict
-        collect = self._collector(object_type, field_details_list)
+        collect = self._collector(object_type, field_details_list, selection)
         try:
             for index, item in enumerate(items):
                 item_path = path_of((path, index, None))
@@ -611,15 +646,19 @@ class HubExecutor(FanoutExecutor):
         return self._awaited(completed, pending)
 
     def _collector(
-        self, object_type: GraphQLObjectType, field_details_list: FieldDetailsList
+        self,
+        object_type: GraphQLObjectType,
+        field_details_list: FieldDetailsList,
+        selection: _Selection | None = None,
     ) -> Callable[[Path, Any], Any]:
         """`collect_and_execute_subfields` for each item of a list of records, what they share
-        looked up once for the list: the selection, the audit's note, the function running
-        the plan. A list whose selection defers or goes the general way is collected item by
-        item as before."""
-        selection = self._selection(object_type, field_details_list)
+        looked up once for the list (unless given): the selection, the audit's note, the
+        function running the plan. A list whose selection defers or goes the general way is
+        collected item by item as before."""
+        if selection is None:
+            selection = self._selection(object_type, field_details_list)
         run = selection.run
-        if selection.new_defer_usages or run is None:
+        if run is None or not selection.direct:
 
             def each(item_path: Path, item: Any) -> Any:
                 return self.collect_and_execute_subfields(
@@ -627,15 +666,15 @@ class HubExecutor(FanoutExecutor):
                 )
 
             return each
-        plan, noted, type_name = selection.plan, selection.noted, object_type.name
+        noted, type_name = selection.noted, object_type.name
         if noted is None:
-            return lambda item_path, item: run(self, item, item_path, plan)
+            return lambda item_path, item: run(self, item, item_path, selection)
         context: HubContext = self.context_value
         note = context.served.note
 
         def noted_each(item_path: Path, item: Any) -> Any:
             note(item_path, type_name, item.row, noted)
-            return run(self, item, item_path, plan)
+            return run(self, item, item_path, selection)
 
         return noted_each
 

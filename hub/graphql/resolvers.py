@@ -11,6 +11,8 @@ A record's object field whose resolver reads nothing of `info` but `info.context
 organisation, a child, a record's children, each from the request's loaders) is marked
 `context_only`: the executor calls it with the request's one `ContextInfo`, where strawberry
 would build an `Info` around a resolve info for every field of every record, a hundred a page.
+Such a field, and an object attribute (`ObjectAttribute`: an edge's `node`), is read in place by
+the function running its parent's selection, which runs the record's own selection from there.
 """
 
 from __future__ import annotations
@@ -117,17 +119,18 @@ def _method(
 
 
 def _attribute(field: GraphQLField, definition: StrawberryField) -> Resolver | None:
-    """A scalar or enum attribute (`id: strawberry.ID`, an organisation's `name`), read as
-    strawberry's default resolver reads it, when nothing else applies to the field."""
+    """A scalar or enum attribute (`id: strawberry.ID`, an organisation's `name`), or an object
+    one (an edge's `node`), read as strawberry's default resolver reads it, when nothing else
+    applies to the field."""
     if definition.extensions or definition.permission_classes or field.args:
         return None
     non_null = isinstance(field.type, GraphQLNonNull)
     leaf = field.type.of_type if isinstance(field.type, GraphQLNonNull) else field.type
+    # What strawberry's default resolver does, as one C call.
+    plain = definition.base_resolver is None and definition.default_resolver is getattr
     if not is_leaf_type(leaf):
-        return None
-
-    if definition.base_resolver is None and definition.default_resolver is getattr:
-        # What strawberry's default resolver does, as one C call.
+        return ObjectAttribute(definition.python_name) if plain else None
+    if plain:
         name = definition.python_name
         return PlainLeaf(operator.attrgetter(name), leaf, non_null=non_null, attribute=name)
 
@@ -166,6 +169,21 @@ class PlainLeaf:
         # The type of value the coercion hands back untouched, and so need not be called for:
         # text for a String or an ID, a boolean for a Boolean (graphql-core's own scalars).
         self.as_is: type | None = _AS_IS.get(leaf)
+
+    def __call__(self, source: Any, _info: GraphQLResolveInfo[Any]) -> Any:
+        return self.function(source)
+
+
+class ObjectAttribute:
+    """An object field read as an attribute (a connection's `edges`, an edge's `node`), as
+    strawberry's default resolver reads it, in one C call. It reads nothing of the info: the
+    executor's selections read it in place (`selections.kind_of`)."""
+
+    __slots__ = ("attribute", "function")
+
+    def __init__(self, attribute: str) -> None:
+        self.attribute = attribute
+        self.function: Callable[[Any], Any] = operator.attrgetter(attribute)
 
     def __call__(self, source: Any, _info: GraphQLResolveInfo[Any]) -> Any:
         return self.function(source)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -76,6 +76,9 @@ from hub.reference import service as reference
 from hub.reference.models import OrganisationKind
 from hub.reference.types import Organisation, OrganisationKindType, load_organisation
 from hub.settings import Settings
+
+if TYPE_CHECKING:
+    from graphql.validation import ASTValidationRule
 from hub.telemetry import OperationTracing
 from hub.timeliness.types import TimelinessMutation, TimelinessQuery, note_shared
 from hub.vetting.types import VettingMutation, VettingQuery
@@ -514,6 +517,14 @@ class Mutation(
         return PoliceProtection.of(row)
 
 
+MAX_ALIASES = 15  # a document's aliases: enough for any real screen, few enough to bound one
+
+
+def query_limits(settings: Settings) -> tuple[type[ASTValidationRule], ...]:
+    """The served schema's validation rules for a document's depth and aliases."""
+    return DocumentLimits.rules_for(max_depth=settings.max_query_depth, max_aliases=MAX_ALIASES)
+
+
 def build_schema(
     settings: Settings, *, enforce_agreement: bool = True, audit: bool = True
 ) -> HubSchema:
@@ -527,7 +538,7 @@ def build_schema(
         msg = "an audited schema needs the agreement enforced: the audit is of what it released"
         raise ValueError(msg)
     documents = ValidDocuments()  # this schema's: its validation rules are fixed below
-    limits = DocumentLimits.rules_for(max_depth=settings.max_query_depth, max_aliases=15)
+    limits = query_limits(settings)
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
         ErrorCodesWithoutSuggestions if settings.is_production else ErrorCodes,
         lambda: CachedDocuments(documents),
