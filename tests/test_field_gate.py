@@ -1,8 +1,9 @@
 """The field gate decides per request, from the caller's own policy: no decision outlives it.
 
-The executor decides once per selection which fields a role may not have; the parsed document
-is cached across requests. Neither another role sending the same document nor a hub serving a
-changed agreement may meet a decision made for someone else.
+The executor decides once per selection which fields a role may not have, and keeps the
+selection for the next request made from the same document by the same role under the same
+agreement; the parsed document is cached across requests. Neither another role sending the same
+document nor a hub serving a changed agreement may meet a decision made for someone else.
 """
 
 from __future__ import annotations
@@ -13,13 +14,15 @@ from typing import Any
 
 import httpx
 
-from hub.access.agreement import default_path
+from hub.access.agreement import Agreement, default_path
 from hub.access.keys import KeySet
 from hub.access.models import Role
+from hub.graphql.schema import build_schema
 from hub.settings import Settings
 from tests.conftest import GraphQLClient, LiveServer, free_port, serve
 from tests.scenario import ORGANISATION_OF, World
 
+SCHEMA = build_schema(Settings())._schema
 PAGE = "query($id: ID!) { incident(id: $id) { id summary operationalNotes } }"
 
 
@@ -98,3 +101,39 @@ async def test_a_changed_agreement_is_enforced_as_changed(
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+LIST = "{ incidents(first: 5) { edges { node { id summary children { victim } } } } }"
+
+
+async def test_a_hub_whose_agreement_changes_keeps_no_decision_made_under_the_last(
+    as_role: Any, live_server: LiveServer, world: World, tmp_path: Path
+) -> None:
+    """The executor keeps a document's selections for the schema, with the gate's decisions
+    in them, per agreement and role: the same hub, its agreement swapped in place, decides
+    the same documents afresh, and again when the shipped one is back."""
+    council: GraphQLClient = as_role(
+        Role.COUNCIL_SOCIAL_WORKER, ORGANISATION_OF[Role.COUNCIL_SOCIAL_WORKER]
+    )
+    variables = {"id": world.inside.incident}
+    hub = live_server.app.app.state.hub  # inside the body limit
+    shipped = hub.agreement
+    edited = Agreement.load(_without_summary(tmp_path), SCHEMA)
+
+    async def summaries() -> tuple[set[tuple[Any, ...]], set[tuple[Any, ...]]]:
+        one = await council(PAGE, variables)
+        listed = await council(LIST)
+        assert listed["data"]["incidents"]["edges"], "the council sees some incidents"
+        return _forbidden(one), {path[-1:] for path in _forbidden(listed)}
+
+    notes = ("incident", "operationalNotes")  # never the council's
+    try:
+        for _ in range(2):  # the second time, from the selections kept the first
+            assert await summaries() == ({notes}, set())
+        hub.agreement = edited
+        for _ in range(2):
+            assert await summaries() == ({notes, ("incident", "summary")}, {("summary",)})
+        hub.agreement = shipped
+        assert await summaries() == ({notes}, set())
+    finally:
+        hub.agreement = shipped

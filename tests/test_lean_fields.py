@@ -16,6 +16,7 @@ from strawberry.execution.is_awaitable import optimized_is_awaitable
 
 from hub.db import records
 from hub.graphql import selections
+from hub.graphql.documents import CachedDocuments, ValidDocuments
 from hub.graphql.executor import HubExecutor, is_awaitable
 from hub.graphql.resolvers import ContextResolver, PlainLeaf, context_only, lean_resolvers
 from hub.graphql.schema import build_schema
@@ -676,3 +677,38 @@ async def test_records_read_in_place_complete_and_fail_as_graphql_core_completes
         ("boxes", 0, "wrong"),  # not a Tag: graphql-core's own error
         ("boxes", 2, "tag", "text"),  # a non-null field of a record read in place
     }
+
+
+async def test_selections_are_kept_across_requests_only_where_no_variable_can_change_them() -> None:
+    """A selection without directives is worked out once for the schema and serves the next
+    request made from the same document (the same nodes, from the document cache); one whose
+    fields `@include`, `@skip` or a fragment's directive choose by the request's variables is
+    worked out for each request."""
+    documents = ValidDocuments()
+    hub = strawberry.Schema(
+        query=BoxQuery,
+        extensions=[lambda: CachedDocuments(documents)],
+        execution_context_class=HubExecutor.for_schema(
+            gates=False, notes_served=False, contract=False
+        ),
+    )
+    lean_resolvers(hub._schema)
+    kept = hub.execution_context_class.shared_selections  # type: ignore[attr-defined]
+    plain = "{ boxes { name tag { text } } }"
+    first = await hub.execute(plain, context_value=_boxes())
+    shared = len(kept)
+    assert shared >= 2  # the boxes' selection and their tags'
+    again = await hub.execute(plain, context_value=_boxes())
+    assert again.data == first.data
+    assert len(kept) == shared  # nothing worked out anew
+    chosen = """query($show: Boolean!, $hide: Boolean!) { boxes {
+        name tag @include(if: $show) { text } ...Must } }
+        fragment Must on Box { must @skip(if: $hide) { text } }"""
+    for show, hide in ((True, False), (False, True), (True, True), (False, False)):
+        result = await hub.execute(
+            chosen, variable_values={"show": show, "hide": hide}, context_value=_boxes()
+        )
+        assert result.data is not None
+        box = result.data["boxes"][0]
+        assert ("tag" in box) is show, (show, hide)
+        assert ("must" in box) is not hide, (show, hide)

@@ -14,7 +14,7 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket
 from strawberry.types import Info as StrawberryInfo
 
-from hub.access.agreement import RolePolicy
+from hub.access.agreement import Agreement, RolePolicy
 from hub.access.identity import Principal
 from hub.access.scope import RowScope
 from hub.cursors import Caller, ListCursors
@@ -24,6 +24,7 @@ from hub.graphql.loaders import Loaders
 from hub.pagination import page_size
 
 if TYPE_CHECKING:
+    from hub.access.models import Role
     from hub.app import HubState
     from hub.changes.fanout import Group
     from hub.federation.audit import GatewayFetch
@@ -114,6 +115,15 @@ class HubContext:
         p = self.principal
         caller = Caller(organisation_code=p.organisation_code, role=p.role.value)
         return self.hub.cursors.for_list(kind, caller)
+
+    def gate_basis(self) -> tuple[Agreement, Role] | None:
+        """What the field gate's decisions for this request are made from, for the executor to
+        keep them for another request made from the same (`HubExecutor`'s shared selections):
+        the agreement in force and the caller's role. None where they are not to be kept: no
+        caller (every field refused, with the request's own error), or the hub's own jobs."""
+        if self.internal or self.identity is None:
+            return None
+        return self.hub.agreement, self.identity.role
 
     @cached_property
     def policy(self) -> RolePolicy:

@@ -11,8 +11,8 @@ The key is the text and the parse options (the token limit), for one schema and 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Hashable, Iterator
+from typing import Any, Generic, TypeVar
 
 from graphql import ASTValidationRule, DocumentNode
 from strawberry.extensions import SchemaExtension
@@ -20,29 +20,35 @@ from strawberry.extensions.max_aliases import create_validator as aliases_rule
 from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
 
 Key = tuple[str, tuple[tuple[str, Any], ...]]
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 
 
-class ValidDocuments:
-    """One schema's documents that passed its validation, least recently used evicted first."""
+class Recent(Generic[K, V]):
+    """At most `maxsize` values, the least recently used evicted first."""
 
     def __init__(self, maxsize: int = 256) -> None:
         self.maxsize = maxsize
-        self._documents: OrderedDict[Key, DocumentNode] = OrderedDict()
+        self._values: OrderedDict[K, V] = OrderedDict()
 
-    def get(self, key: Key) -> DocumentNode | None:
-        document = self._documents.get(key)
-        if document is not None:
-            self._documents.move_to_end(key)
-        return document
+    def get(self, key: K) -> V | None:
+        value = self._values.get(key)
+        if value is not None:
+            self._values.move_to_end(key)
+        return value
 
-    def keep(self, key: Key, document: DocumentNode) -> None:
-        self._documents[key] = document
-        self._documents.move_to_end(key)
-        while len(self._documents) > self.maxsize:
-            self._documents.popitem(last=False)
+    def keep(self, key: K, value: V) -> None:
+        self._values[key] = value
+        self._values.move_to_end(key)
+        while len(self._values) > self.maxsize:
+            self._values.popitem(last=False)
 
     def __len__(self) -> int:
-        return len(self._documents)
+        return len(self._values)
+
+
+class ValidDocuments(Recent[Key, DocumentNode]):
+    """One schema's documents that passed its validation, least recently used evicted first."""
 
 
 class CachedDocuments(SchemaExtension):

@@ -8,8 +8,10 @@ each is decided where graphql-core already works per selection, not per field:
   request and reuses it for every item of a list), the fields the caller's role does not see.
   Only those are refused, each with its error (FORBIDDEN_FIELD, or for a mutation the change
   refusal) at its own path and null, as a resolver raising it would; the rest resolve untouched.
-  Decisions are made from the request's own policy and never kept past the request, so a
-  changed agreement or another role cannot meet a stale one.
+  Decisions are made from the request's own policy. A selection without directives is kept,
+  with its decisions, for the next request made from the same document by the same role under
+  the same agreement (`_select`), so a changed agreement or another role cannot meet a stale
+  one.
 - The audit: each record object completed (`collect_and_execute_subfields`) is noted once, with the
   response keys of its selection and the fields they name; `ServedRecords.released` later keeps
   only the records and fields that reached the final data unredacted.
@@ -19,16 +21,18 @@ from __future__ import annotations
 
 import dataclasses
 import weakref
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from types import GeneratorType
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from graphql import (
+    FragmentSpreadNode,
     GraphQLField,
     GraphQLObjectType,
     GraphQLOutputType,
     GraphQLResolveInfo,
     GraphQLResolveInfoHelpers,
+    InlineFragmentNode,
 )
 from graphql.pyutils import Path, RefMap, gather_with_cancel
 from strawberry.execution.is_awaitable import optimized_is_awaitable
@@ -36,6 +40,7 @@ from strawberry.execution.is_awaitable import optimized_is_awaitable
 from hub.access.policy import ChangeForbidden, ContractForbidden, FieldForbidden
 from hub.changes.fanout import FanoutExecutor
 from hub.graphql.audit_trail import AUDITED_TYPES
+from hub.graphql.documents import Recent
 from hub.graphql.resolvers import ContextInfo, ContextResolver, PlainLeaf
 from hub.graphql.selections import PlanStep, Runner, path_of, record_shape, runner
 
@@ -52,6 +57,7 @@ Execute = Callable[..., Any]
 # and the rest learnt as they are met (`is_awaitable`).
 _NEVER_AWAITABLE: set[type] = {type(None), bool, int, float, str, bytes, list, tuple, dict, set}
 _GENERIC_GETATTRIBUTE = object.__getattribute__
+SHARED_SELECTIONS = 1024  # a schema's selections kept across requests (`HubExecutor._select`)
 
 
 def is_awaitable(value: Any) -> bool:
@@ -139,8 +145,9 @@ class _Selection:
     identity, the key, is not reused), what it defers, the audit's names for them (None: not
     a record the audit notes), the function running its plan (None: the gate refuses some
     of it, or middleware sees every field), whether that function runs it (`direct`: it has
-    one and nothing is deferred), and the selections of the records its plan reads in place
-    (`subs`, by step, each found at the first record that has it)."""
+    one and nothing is deferred), the selections of the records its plan reads in place
+    (`subs`, by step, each found at the first record that has it), and whether it serves other
+    requests made from the same as well (`shared`: `HubExecutor._select`)."""
 
     field_details_list: FieldDetailsList
     grouped_field_set: GroupedFieldSet
@@ -150,6 +157,7 @@ class _Selection:
     run: Runner | None
     direct: bool
     subs: list[_Selection | None]
+    shared: bool
 
 
 class LazyResolveInfo:
@@ -209,13 +217,20 @@ class HubExecutor(FanoutExecutor):
     # A record's selection run from its parent's function (`selections.kind_of`); off, each
     # record goes the plain way (`_execute_plain_field`), as tests compare.
     inline_records: ClassVar[bool] = True
+    # The schema's selections kept across requests (`_select`); None: each request its own.
+    shared_selections: ClassVar[Recent[Hashable, tuple[_Selection, object]] | None] = None
 
     @classmethod
     def for_schema(cls, *, gates: bool, notes_served: bool, contract: bool) -> type[HubExecutor]:
         return type(
             cls.__name__,
             (cls,),
-            {"gates": gates, "notes_served": notes_served, "contract_for_gateway": contract},
+            {
+                "gates": gates,
+                "notes_served": notes_served,
+                "contract_for_gateway": contract,
+                "shared_selections": Recent(maxsize=SHARED_SELECTIONS),
+            },
         )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -465,12 +480,89 @@ class HubExecutor(FanoutExecutor):
     def _select(
         self, return_type: GraphQLObjectType, field_details_list: FieldDetailsList
     ) -> _Selection:
+        """A selection's first object in the request: what completing it needs, as another
+        request made from the same worked it out, or worked out now.
+
+        What `_selected` works out depends on the selection's nodes, the object type, the
+        executor's kind (its schema, gate, audit and middleware) and, through the gate, on the
+        agreement in force and the caller's role (`HubContext.gate_basis`); and through any
+        directive (`@skip`, `@include`, `@defer`) on the request's variables. A selection
+        without directives is kept for the schema (`shared_selections`, bounded), keyed by all
+        of the rest: its nodes by identity (the document cache's, the same objects for every
+        request of that text; kept alive with it, so never another's), the agreement by
+        identity (kept alive with it too). A changed agreement or another role finds none of
+        another's; nor does a request with directives, or without a caller, keep any."""
+        shared = self._shared_key(return_type, field_details_list)
+        kept = None if shared is None else self._shared(shared[0])
+        selection = kept or self._selected(
+            return_type, field_details_list, shareable=shared is not None
+        )
+        if shared is not None and kept is None and selection.shared:
+            self.shared_selections.keep(shared[0], (selection, shared[1]))  # type: ignore[union-attr]
+        self._selections[(return_type, id(field_details_list))] = selection
+        return selection
+
+    def _shared(self, key: Hashable) -> _Selection | None:
+        kept = self.shared_selections.get(key)  # type: ignore[union-attr]
+        return None if kept is None else kept[0]
+
+    def _shared_key(
+        self, return_type: GraphQLObjectType, field_details_list: FieldDetailsList
+    ) -> tuple[Hashable, object] | None:
+        """The key a selection is kept under for the schema, and what must stay alive with it
+        for the key to name nothing else; None: not kept."""
+        if self.shared_selections is None:
+            return None
+        gate: tuple[int, Any] | None = None
+        alive: object = None
+        if self.gates:
+            basis = getattr(self.context_value, "gate_basis", None)
+            found = basis() if basis is not None else None
+            if found is None:
+                return None
+            alive, role = found
+            gate = (id(alive), role)
+        nodes = tuple(id(details.node) for details in field_details_list)
+        key = (return_type, nodes, gate, self.inline_records, self._middleware)
+        return key, alive
+
+    def _without_directives(self, field_details_list: FieldDetailsList) -> bool:
+        """No directive anywhere `collect_subfields` looks for this selection's fields: its
+        nodes' selections, their inline fragments and the fragments they spread."""
+        pending = [details.node.selection_set for details in field_details_list]
+        while pending:
+            selection_set = pending.pop()
+            if selection_set is None:
+                continue
+            for node in selection_set.selections:
+                if node.directives:
+                    return False
+                if isinstance(node, InlineFragmentNode):
+                    pending.append(node.selection_set)
+                elif isinstance(node, FragmentSpreadNode):
+                    fragment = self.fragments.get(node.name.value)
+                    if (
+                        fragment is None
+                        or fragment.variable_signatures  # a fragment's own arguments
+                        or fragment.definition.directives
+                    ):
+                        return False
+                    pending.append(fragment.definition.selection_set)
+        return True
+
+    def _selected(
+        self,
+        return_type: GraphQLObjectType,
+        field_details_list: FieldDetailsList,
+        *,
+        shareable: bool,
+    ) -> _Selection:
         grouped_field_set, new_defer_usages, _ = self.collect_subfields(
             return_type, field_details_list
         )
         plan = self._plan(return_type, grouped_field_set)
         run = None if plan is None else runner(return_type, plan, inline=self.inline_records)
-        selection = _Selection(
+        return _Selection(
             field_details_list=field_details_list,
             grouped_field_set=grouped_field_set,
             new_defer_usages=new_defer_usages,
@@ -483,15 +575,16 @@ class HubExecutor(FanoutExecutor):
             run=run,
             direct=run is not None and not new_defer_usages,
             subs=[None] * len(plan or ()),
+            shared=shareable and self._without_directives(field_details_list),
         )
-        self._selections[(return_type, id(field_details_list))] = selection
-        return selection
 
     def _sub(self, selection: _Selection, index: int, object_type: GraphQLObjectType) -> _Selection:
         """The selection of the records step `index` of `selection` reads in place, kept on it
-        for the request's next record."""
+        for the next record (and, on a shared selection, only a shared one: one worked out
+        from this request's variables is not another's)."""
         sub = self._selection(object_type, selection.plan[index][1])
-        selection.subs[index] = sub
+        if sub.shared or not selection.shared:
+            selection.subs[index] = sub
         return sub
 
     def general_field(
