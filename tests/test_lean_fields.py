@@ -11,14 +11,21 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 import strawberry
-from graphql import GraphQLObjectType
+from graphql import GraphQLNonNull, GraphQLObjectType
 from strawberry.execution.is_awaitable import optimized_is_awaitable
+from strawberry.schema.schema_converter import CustomGraphQLEnumType
 
 from hub.db import records
 from hub.graphql import selections
 from hub.graphql.documents import CachedDocuments, ValidDocuments
 from hub.graphql.executor import HubExecutor, is_awaitable
-from hub.graphql.resolvers import ContextResolver, PlainLeaf, context_only, lean_resolvers
+from hub.graphql.resolvers import (
+    ContextResolver,
+    PlainLeaf,
+    coercion,
+    context_only,
+    lean_resolvers,
+)
 from hub.graphql.schema import build_schema
 from hub.settings import Settings
 
@@ -712,3 +719,30 @@ async def test_selections_are_kept_across_requests_only_where_no_variable_can_ch
         box = result.data["boxes"][0]
         assert ("tag" in box) is show, (show, hide)
         assert ("must" in box) is not hide, (show, hide)
+
+
+def test_an_enum_is_named_as_strawberry_names_it() -> None:
+    """Each member of each of the hub's enums, and values that are not members, coerced for
+    the response as strawberry's own enum type coerces them (its error for what it refuses)."""
+    schema = build_schema(Settings())._schema
+    enums = [t for t in schema.type_map.values() if isinstance(t, CustomGraphQLEnumType)]
+    assert len(enums) >= 5
+    for enum_type in enums:
+        ours = coercion(enum_type)
+        for member in enum_type.wrapped_cls:
+            assert ours(member) == enum_type.coerce_output_value(member)
+        for other in (next(iter(enum_type.wrapped_cls)).value, "NOT_A_MEMBER", 3):
+            try:
+                expected: Any = enum_type.coerce_output_value(other)
+            except Exception as error:  # noqa: BLE001 - compared below
+                expected = type(error)
+            try:
+                found: Any = ours(other)
+            except Exception as error:  # noqa: BLE001 - compared below
+                found = type(error)
+            assert found == expected, (enum_type.name, other)
+    painted = _schema(PaintQuery)._schema.type_map["Painted"]
+    assert isinstance(painted, GraphQLObjectType)
+    shade = painted.fields["shade"].type
+    assert isinstance(shade, GraphQLNonNull)
+    assert coercion(shade.of_type)(Colour.RED) == "RED"

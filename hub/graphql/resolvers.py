@@ -34,7 +34,7 @@ from graphql import (
     GraphQLString,
     is_leaf_type,
 )
-from strawberry.schema.schema_converter import GraphQLCoreConverter
+from strawberry.schema.schema_converter import CustomGraphQLEnumType, GraphQLCoreConverter
 from strawberry.types import Info
 from strawberry.types.field import StrawberryField
 
@@ -165,13 +165,40 @@ class PlainLeaf:
         self.non_null = non_null
         # The type's own coercion of a value for the response (graphql-core's
         # `complete_leaf_value` calls it, and checks what it returns).
-        self.coerce: Callable[[Any], Any] = leaf.coerce_output_value
+        self.coerce: Callable[[Any], Any] = coercion(leaf)
         # The type of value the coercion hands back untouched, and so need not be called for:
         # text for a String or an ID, a boolean for a Boolean (graphql-core's own scalars).
         self.as_is: type | None = _AS_IS.get(leaf)
 
     def __call__(self, source: Any, _info: GraphQLResolveInfo[Any]) -> Any:
         return self.function(source)
+
+
+def coercion(leaf: GraphQLLeafType) -> Callable[[Any], Any]:
+    """The type's own coercion of a value for the response; for a strawberry enum, a member's
+    name by one dictionary lookup, where strawberry compares the member with each of the
+    type's values in turn (`CustomGraphQLEnumType.coerce_output_value`: an incident's type
+    and risk, two a record). Anything that is not a member of the enum, or whose value is not
+    one of the type's, is coerced by the type itself, which raises its own error."""
+    coerce = leaf.coerce_output_value
+    if not isinstance(leaf, CustomGraphQLEnumType):
+        return coerce
+    members = leaf.wrapped_cls
+    names: dict[Any, str] = {}
+    try:
+        for name, value in leaf.values.items():
+            names.setdefault(value.value, name)  # the first, as strawberry's loop finds it
+    except TypeError:  # a value that cannot be a key: the type's own way, always
+        return coerce
+
+    def name_of(value: Any) -> Any:
+        if isinstance(value, members):
+            name = names.get(value.value)
+            if name is not None:
+                return name
+        return coerce(value)
+
+    return name_of
 
 
 class ObjectAttribute:
