@@ -1,19 +1,22 @@
 """A selection's fields run by code written for its shape: no plan walked, no call per scalar.
 
-The executor (`hub.graphql.executor`) plans each selection once per request: for each response
-key, the field, its plain scalar read if it has one (`PlainLeaf`), and whether it is plain (no
-arguments, no directives). Completing a record then walked that plan field by field, a call
-to read and coerce each scalar and a tuple to unpack each step, for every record of a page.
+The executor (`hub.graphql.executor`) plans each selection (once, for every request made from
+the same document by the same role: `HubExecutor._select`): for each response key, the field,
+its plain scalar read if it has one (`PlainLeaf`), and whether it is plain (no arguments, no
+directives). Completing a record then walked that plan field by field, a call to read and coerce
+each scalar and a tuple to unpack each step, for every record of a page.
 
 Here a plan's shape (its type, and each step's key, field and kind) becomes a function once per
 process, its scalars read inline (`source.summary`, or the field's own method) and coerced in
 place; anything out of the ordinary (null where not allowed, an error, a coercion refused) is
 read again the careful way (`HubExecutor._leaf_value`), which locates and collects the error as
-graphql-core does. Object fields and fields with arguments or directives are handed to the
-executor exactly as the plan's loop handed them.
+graphql-core does. A record, or a list of them, read by an attribute or a `context_only`
+resolver is read in place too, and its own selection run from here (`_record_lines`). Other
+object fields, and fields with arguments or directives, are handed to the executor exactly as
+the plan's loop handed them.
 
 The shape names fields, never a request's values: the function is the same for every request
-with that selection, whoever makes it; the request's own field nodes are passed in (`steps`).
+with that selection, whoever makes it; the selection's own field nodes are passed in (`steps`).
 Which fields a caller may have is decided before (`HubExecutor._plan` has no plan for a
 selection the agreement refuses any of): this only runs what was allowed.
 """
