@@ -140,14 +140,15 @@ def _alive(method: weakref.WeakMethod[Callable[..., Any]]) -> Callable[..., Any]
 
 @dataclasses.dataclass(slots=True, eq=False)
 class _Selection:
-    """What completing an object of one type with one selection needs, worked out once per
-    request: its fields (collected by graphql-core, kept alive with its nodes so that their
-    identity, the key, is not reused), what it defers, the audit's names for them (None: not
-    a record the audit notes), the function running its plan (None: the gate refuses some
-    of it, or middleware sees every field), whether that function runs it (`direct`: it has
-    one and nothing is deferred), the selections of the records its plan reads in place
-    (`subs`, by step, each found at the first record that has it), and whether it serves other
-    requests made from the same as well (`shared`: `HubExecutor._select`)."""
+    """What completing an object of one type with one selection needs, worked out at its
+    first object in a request, or kept from another request made from the same (`shared`):
+    its fields (collected by graphql-core, kept alive with its nodes so that their identity,
+    the key, is not reused), what it defers, the audit's names for them (None: not a record
+    the audit notes), the function running its plan (None: the gate refuses some of it, or
+    middleware sees every field), whether that function runs it (`direct`: it has one and
+    nothing is deferred), the selections of the records its plan reads in place (`subs`, by
+    step, each found at the first record that has it), and whether it serves other requests
+    made from the same as well (`shared`: `HubExecutor._select`)."""
 
     field_details_list: FieldDetailsList
     grouped_field_set: GroupedFieldSet
@@ -217,8 +218,10 @@ class HubExecutor(FanoutExecutor):
     # A record's selection run from its parent's function (`selections.kind_of`); off, each
     # record goes the plain way (`_execute_plain_field`), as tests compare.
     inline_records: ClassVar[bool] = True
-    # The schema's selections kept across requests (`_select`); None: each request its own.
-    shared_selections: ClassVar[Recent[Hashable, tuple[_Selection, object]] | None] = None
+    # Selections kept across requests (`_select`): each schema's its own (`for_schema`).
+    shared_selections: ClassVar[Recent[Hashable, tuple[_Selection, object]]] = Recent(
+        maxsize=SHARED_SELECTIONS
+    )
 
     @classmethod
     def for_schema(cls, *, gates: bool, notes_served: bool, contract: bool) -> type[HubExecutor]:
@@ -450,7 +453,7 @@ class HubExecutor(FanoutExecutor):
         per object (and this class's gate and leaf overrides in between): a page's deepest
         objects (its children's records) sat past the interpreter's 16 kB frame-stack chunk,
         which was mapped and unmapped for every one of them. What a selection needs is worked
-        out once per request (`_Selection`), for every record that has it.
+        out once (`_Selection`, `_select`), for every record that has it.
         """
         selection = self._selection(return_type, field_details_list)
         if selection.noted is not None:
@@ -493,26 +496,23 @@ class HubExecutor(FanoutExecutor):
         identity (kept alive with it too). A changed agreement or another role finds none of
         another's; nor does a request with directives, or without a caller, keep any."""
         shared = self._shared_key(return_type, field_details_list)
-        kept = None if shared is None else self._shared(shared[0])
-        selection = kept or self._selected(
-            return_type, field_details_list, shareable=shared is not None
-        )
-        if shared is not None and kept is None and selection.shared:
-            self.shared_selections.keep(shared[0], (selection, shared[1]))  # type: ignore[union-attr]
+        kept = None if shared is None else self.shared_selections.get(shared[0])
+        if kept is not None:
+            selection = kept[0]
+        else:
+            selection = self._selected(
+                return_type, field_details_list, shareable=shared is not None
+            )
+            if shared is not None and selection.shared:
+                self.shared_selections.keep(shared[0], (selection, shared[1]))
         self._selections[(return_type, id(field_details_list))] = selection
         return selection
-
-    def _shared(self, key: Hashable) -> _Selection | None:
-        kept = self.shared_selections.get(key)  # type: ignore[union-attr]
-        return None if kept is None else kept[0]
 
     def _shared_key(
         self, return_type: GraphQLObjectType, field_details_list: FieldDetailsList
     ) -> tuple[Hashable, object] | None:
         """The key a selection is kept under for the schema, and what must stay alive with it
         for the key to name nothing else; None: not kept."""
-        if self.shared_selections is None:
-            return None
         gate: tuple[int, Any] | None = None
         alive: object = None
         if self.gates:
@@ -631,16 +631,18 @@ class HubExecutor(FanoutExecutor):
         field_def: GraphQLField,
         path: Path,
         result: Any,
-        info: GraphQLResolveInfo[Any] | None = None,
+        given: GraphQLResolveInfo[Any] | None = None,
     ) -> Any:
         """A field's resolved value completed: awaited, or completed at once (`_complete`);
         an error located at the field and collected (or raised, for a non-null field)."""
         return_type = field_def.type
-        if info is None:
-            info = LazyResolveInfo(  # type: ignore[assignment]  # lazily
+        info: GraphQLResolveInfo[Any] = (
+            given
+            if given is not None
+            else LazyResolveInfo(  # type: ignore[assignment]  # built lazily
                 self, field_def, field_details_list, parent_type, path
             )
-        assert info is not None  # noqa: S101 - for mypy
+        )
         try:
             if type(result) not in _NEVER_AWAITABLE and self.is_awaitable(result):
                 return self.complete_awaitable_value(
