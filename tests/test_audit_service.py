@@ -378,6 +378,9 @@ def test_an_events_records_text_is_what_the_json_encoder_writes() -> None:
         service.ServedRecord("Child", odd, ("givenName",), (), None),
         service.ServedRecord(odd, "i-2", ("summary", "id", "id"), (odd,), odd),
         service.ServedRecord("Incident", "i-3", (), ("c-1",), ""),
+        # A child's one child is itself: its id, encoded once, serves both.
+        service.ServedRecord("Child", odd, ("givenName",), (odd,), "F"),
+        service.ServedRecord("Child", "c-1", ("givenName", "id"), ("c-1",), "F"),
     ]
     expected = chain.encode_json(
         [

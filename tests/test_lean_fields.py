@@ -746,3 +746,40 @@ def test_an_enum_is_named_as_strawberry_names_it() -> None:
     shade = painted.fields["shade"].type
     assert isinstance(shade, GraphQLNonNull)
     assert coercion(shade.of_type)(Colour.RED) == "RED"
+
+
+def _subclasses(cls: type) -> list[type]:
+    found = []
+    for sub in cls.__subclasses__():
+        found += [sub, *_subclasses(sub)]
+    return found
+
+
+def test_entity_types_are_made_of_a_row_and_its_id() -> None:
+    """`Entity.of` and the incident's child links set their attributes themselves, without
+    strawberry's `__init__`: that is right only while that `__init__` takes exactly them and
+    sets nothing else. A field added to such a type must fail here, not leave it unset."""
+    from types import SimpleNamespace  # noqa: PLC0415
+
+    from hub.graphql.entity import Entity  # noqa: PLC0415
+    from hub.incidents import types as incident_types  # noqa: PLC0415
+
+    build_schema(Settings())  # every entity type's module imported
+    entities = [cls for cls in _subclasses(Entity) if hasattr(cls, "__strawberry_definition__")]
+    assert {"Incident", "Child", "MissingEpisode", "Investigation"} <= {
+        cls.__name__ for cls in entities
+    }
+    row = SimpleNamespace(id="r-1")
+    for cls in entities:
+        parameters = inspect.signature(cls.__init__).parameters
+        assert list(parameters) == ["self", "row", "id"], cls
+        assert not hasattr(cls, "__post_init__"), cls
+        made = cls.of(row)
+        assert type(made) is cls
+        assert vars(made) == vars(cls(row=row, id=row.id)), cls
+    link = incident_types.IncidentChild
+    assert list(inspect.signature(link.__init__).parameters) == ["self", "row"]
+    assert not hasattr(link, "__post_init__")
+    [made_link] = incident_types._involved([row])  # type: ignore[list-item]
+    assert type(made_link) is link
+    assert vars(made_link) == vars(link(row=row))

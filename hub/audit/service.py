@@ -11,7 +11,9 @@ import dataclasses
 import datetime as dt
 import hashlib
 import hmac
+import itertools
 import json
+import operator
 import os
 import uuid
 from collections.abc import Sequence
@@ -148,29 +150,46 @@ def _records_json(records: Sequence[ServedRecord]) -> str:
 
     The text `chain.encode_json` writes for a list of {type, id, owner, fields, children}
     objects (fields and children sorted, once each), built piece by piece: a page of records
-    shares a few field lists, each encoded once. Half the time of building the objects and
-    encoding them, on every audited response.
+    shares a few types, owners and field lists, each encoded once, and a child's one child is
+    its own id, encoded once. A third of the time of building the objects and encoding them,
+    on every audited response.
     """
     string = chain.encode_string
-    field_lists: dict[tuple[str, ...], str] = {}
+    heads: dict[str, str] = {}  # type -> its object's opening, to the id
+    owners: dict[str | None, str] = {None: ',"owner":null'}
+    field_lists: dict[tuple[str, ...], str] = {}  # fields -> them, to the children
     parts = []
-    for served in records:
-        fields = field_lists.get(served.fields)
-        if fields is None:
-            fields = field_lists[served.fields] = chain.encode_strings(sorted(set(served.fields)))
-        owner = "null" if served.owner is None else string(served.owner)
-        children = chain.encode_strings(sorted(set(served.child_ids)))
-        parts.append(
-            f'{{"type":{string(served.record_type)},"id":{string(served.record_id)},'
-            f'"owner":{owner},"fields":{fields},"children":{children}}}'
+    for record_type, record_id, fields, child_ids, owner in records:
+        head = heads.get(record_type)
+        if head is None:
+            head = heads[record_type] = '{"type":' + string(record_type) + ',"id":'
+        named = owners.get(owner)
+        if named is None:
+            named = owners[owner] = ',"owner":' + string(owner)  # type: ignore[arg-type]
+        listed = field_lists.get(fields)
+        if listed is None:
+            listed = field_lists[fields] = (
+                ',"fields":' + chain.encode_strings(sorted(set(fields))) + ',"children":'
+            )
+        some = string(record_id)
+        children = (
+            "[" + some + "]"
+            if len(child_ids) == 1 and child_ids[0] == record_id
+            else chain.encode_strings(sorted(set(child_ids)))
         )
+        parts.append(head + some + named + listed + children + "}")
     return "[" + ",".join(parts) + "]"
+
+
+# A served record's (type, id, owner), as the record index holds it; its children.
+_INDEXED = operator.itemgetter(0, 1, 4)
+_CHILD_IDS = operator.itemgetter(3)
 
 
 def _pending(
     common: dict[str, Any], records: Sequence[ServedRecord], detail: dict[str, Any] | None
 ) -> chain.Pending:
-    children = sorted({child for served in records for child in served.child_ids})
+    children = sorted(set(itertools.chain.from_iterable(map(_CHILD_IDS, records))))
     occurred_at = utcnow()
     content = {
         **common,
@@ -183,10 +202,7 @@ def _pending(
         "child_ids": chain.encode_json(children),
         "records": _records_json(records),
     }
-    indexed = [
-        chain.IndexedRecord(served.record_type, served.record_id, served.owner)
-        for served in records
-    ]
+    indexed = list(map(chain.IndexedRecord._make, map(_INDEXED, records)))
     return chain.Pending.of(content, indexed, children, chain.recipients_in(detail))
 
 

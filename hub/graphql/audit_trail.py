@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import operator
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -67,16 +68,20 @@ class _Noted:
     fields: Mapping[str, str]  # response key -> field (shared by a selection's records)
 
 
+# The column naming each type's owner where it is not the force's (a police record's).
+_OWNER_COLUMNS: dict[str, Callable[[Any], Any]] = {
+    "Escalation": operator.attrgetter("owed_by_code"),  # the organisation that owes the answer
+    **dict.fromkeys(COUNCIL_OWNED_TYPES, operator.attrgetter("council_code")),
+}
+_FORCE_CODE = operator.attrgetter("force_code")
+
+
 def owner_of(type_name: str, row: Any) -> str | None:
     """The organisation whose record it is: whose DPO reads its accesses."""
     if type_name == "Child":
         owner: str | None = row.responsible_council_code
         return owner
-    if type_name == "Escalation":  # the organisation that owes the answer
-        return str(row.owed_by_code)
-    if type_name in COUNCIL_OWNED_TYPES:
-        return str(row.council_code)
-    return str(row.force_code)
+    return str(_OWNER_COLUMNS.get(type_name, _FORCE_CODE)(row))
 
 
 class ServedRecords:
@@ -190,12 +195,9 @@ class ServedRecords:
             key = (type_name, record_id)
             earlier = merged.get(key)
             every = fields if earlier is None else tuple(sorted({*earlier.fields, *fields}))
+            # Positional: a page builds one per record (type, id, fields, children, owner).
             merged[key] = ServedRecord(
-                record_type=type_name,
-                record_id=record_id,
-                fields=every,
-                child_ids=children.get(key, ()),
-                owner=owner_of(type_name, row),
+                type_name, record_id, every, children.get(key, ()), owner_of(type_name, row)
             )
         return list(merged.values())
 
@@ -231,18 +233,19 @@ class LoadedChildren:
     def of(self, type_name: str, record_id: str) -> tuple[str, ...] | None:
         if type_name == "Incident":
             future = self.incidents(record_id)
+            child_id = _LINKED_CHILD  # an incident's loader yields its links
         elif type_name == "Investigation":
             future = self.investigations(record_id)
+            child_id = _CHILD  # an investigation's, its children
         else:
             return None
         if future is None or not future.done() or future.exception() is not None:
             return None
-        return tuple(sorted(_child_id(row) for row in future.result()))
+        return tuple(sorted([str(child_id(row)) for row in future.result()]))
 
 
-def _child_id(row: Any) -> str:
-    # An incident's links carry `child_id`; an investigation's loader yields the children.
-    return str(row.child_id if hasattr(row, "child_id") else row.id)
+_LINKED_CHILD = operator.attrgetter("child_id")
+_CHILD = operator.attrgetter("id")
 
 
 def _known(

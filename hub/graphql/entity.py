@@ -16,6 +16,9 @@ if TYPE_CHECKING:
     from hub.timeliness.types import Timeline
 
 
+_new = object.__new__
+
+
 class Entity:
     """`of` and `resolve_reference` for a type wrapping one row and keyed by its id.
 
@@ -26,12 +29,20 @@ class Entity:
     loader: ClassVar[str]
 
     if TYPE_CHECKING:
+        row: Any
+        id: strawberry.ID
 
         def __init__(self, *, row: Any, id: strawberry.ID) -> None: ...  # noqa: A002
 
     @classmethod
     def of(cls, row: Any) -> Self:
-        return cls(row=row, id=row.id)  # `strawberry.ID` is `str` at run time: no call a record
+        """What strawberry's `__init__(*, row, id)` does, without a keyword call: a page makes
+        one per record (`test_entity_types_are_made_of_a_row_and_its_id` holds every entity
+        type to that `__init__`). `strawberry.ID` is `str` at run time: no call either."""
+        made = _new(cls)
+        made.row = row
+        made.id = row.id
+        return made
 
     @classmethod
     async def resolve_reference(cls, info: Info, id: strawberry.ID) -> Self | None:  # noqa: A002
