@@ -649,6 +649,11 @@ class SerialSession(AsyncSession):
             await super().flush(*args, **kwargs)
 
 
+class QuerySession(SerialSession):
+    """A GraphQL query's session (`Database.query_session`): each statement committed as it
+    runs, so there is never anything to commit."""
+
+
 def ensure_sqlite_directory(url: str) -> None:
     """Create the directory an embedded database file goes in (SQLite creates only the file):
     a fresh checkout or a new `HUB_DATA_DIR` then works from the first command."""
@@ -729,7 +734,7 @@ class Database:
         )
         self._querier = async_sessionmaker(
             _statement_by_statement(by_statement),
-            class_=SerialSession,
+            class_=QuerySession,
             sync_session_class=HubSession,
             expire_on_commit=False,
             autoflush=False,

@@ -22,7 +22,7 @@ from hub.audit import service as audit
 from hub.audit.models import OperationKind, S62Operation
 from hub.audit.service import Actor, AuditWriteFailed
 from hub.changes import service as changes
-from hub.db import Database
+from hub.db import Database, QuerySession
 from hub.errors import HubError
 from hub.graphql import audit_trail, messages
 from hub.graphql.context import HubContext
@@ -183,7 +183,7 @@ class RequestTransaction(SchemaExtension):
                 outbox = None if published else outbox
             if outbox is not None:
                 await changes.publish_changes(session, context.served.changes)
-            await session.commit()
+            await _commit(session)
             context.hub.receipts.committed(noted)
             return
         await session.rollback()
@@ -283,6 +283,14 @@ class UnauditedTransaction(RequestTransaction):
     """The same transaction without the audit: only for the benchmark's side-by-side baseline."""
 
     audited = False
+
+
+async def _commit(session: AsyncSession) -> None:
+    """Commit the request's transaction. A query's session has none (`QuerySession`): each of
+    its statements, the audit's append included, committed as it ran, so SQLAlchemy's commit
+    would send nothing and only run its own bookkeeping; its close returns the connection."""
+    if not isinstance(session, QuerySession):
+        await session.commit()
 
 
 async def _rollback(session: AsyncSession) -> None:
