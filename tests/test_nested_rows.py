@@ -204,3 +204,14 @@ def test_a_column_json_cannot_give_faithfully_is_refused_when_the_text_is_built(
     odd = sa.Table("odd", sa.MetaData(), sa.Column("id", sa.String()), sa.Column("n", sa.Numeric()))
     with pytest.raises(TypeError, match="cannot carry"):
         _ = GivenRows(odd).sql
+
+
+def test_a_rows_processing_puts_each_value_through_its_columns_processor() -> None:
+    """`processing` writes one function a statement: each value by position, through its
+    column's processor where it has one, the rest as given, as a tuple the row's length."""
+    from hub.db import processing  # noqa: PLC0415
+
+    process = processing((None, str.upper, None, int))
+    assert process(("a", "b", None, "7")) == ("a", "B", None, 7)
+    assert processing((None,))(["x"]) == ("x",)
+    assert processing(())(()) == ()
