@@ -279,3 +279,47 @@ async def test_an_organisation_named_by_many_fields_is_made_once_per_request() -
     assert not isinstance(other, Organisation)  # loads anew: nothing outlives a request
     assert await other == again
     assert batches == [["F1"], ["X9"], ["F1"]]
+
+
+async def test_at_once_completes_from_a_finished_load_and_awaits_any_other() -> None:
+    """`at_once`: a value already loaded is completed at once, without an awaitable; a load
+    not finished, failed or cancelled is the loader's to answer (a failure raised there, a
+    cancelled load loaded again)."""
+    import asyncio  # noqa: PLC0415
+    import inspect  # noqa: PLC0415
+
+    from hub.graphql.loaders import at_once  # noqa: PLC0415
+
+    asked: list[list[str]] = []
+
+    async def load(keys: list[str]) -> list[str]:
+        asked.append(keys)
+        return [f"loaded {key}" for key in keys]
+
+    loader: DataLoader[str, str] = DataLoader(load_fn=load)
+    loop = asyncio.get_running_loop()
+    done, failed, cancelled = loop.create_future(), loop.create_future(), loop.create_future()
+    done.set_result("ready")
+    failed.set_exception(LookupError("gone"))
+    cancelled.cancel()
+    for key, future in {"done": done, "failed": failed, "cancelled": cancelled}.items():
+        loader.cache_map.set(key, future)
+
+    assert at_once(loader, "done", str.upper) == "READY"
+    later = at_once(loader, "new", str.upper)
+    assert inspect.isawaitable(later)
+    assert await later == "LOADED NEW"
+    assert asked == [["new"]]
+    failing = at_once(loader, "failed", str.upper)
+    assert inspect.isawaitable(failing)
+    try:
+        await failing
+    except LookupError as error:
+        assert str(error) == "gone"  # noqa: PT017
+    else:
+        raise AssertionError("a failed load must fail the field")
+    # A cancelled load is no answer: the loader loads the key again.
+    again = at_once(loader, "cancelled", str.upper)
+    assert inspect.isawaitable(again)
+    assert await again == "LOADED CANCELLED"
+    assert asked == [["new"], ["cancelled"]]

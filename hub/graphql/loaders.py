@@ -526,13 +526,14 @@ def at_once(loader: DataLoader[K, V], key: K, then: Callable[[V], R]) -> Awaitab
     graphql-core completes the field without an awaitable (no task per item of a list); else
     once the loader's batch returns. A failed load fails the field either way."""
     future = loader.cache_map.get(key)
-    if (
-        future is not None
-        and future.done()
-        and not future.cancelled()
-        and future.exception() is None
-    ):
-        return then(future.result())
+    if future is not None and future.done():
+        try:
+            # One call where three asked (cancelled? failed?) before: the usual load succeeded.
+            value = future.result()
+        except BaseException:  # noqa: BLE001, S110 - cancelled or failed: `later` raises it
+            pass
+        else:
+            return then(value)
 
     async def later() -> R:
         return then(await loader.load(key))
