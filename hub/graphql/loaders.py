@@ -530,7 +530,7 @@ def at_once(loader: DataLoader[K, V], key: K, then: Callable[[V], R]) -> Awaitab
         try:
             # One call where three asked (cancelled? failed?) before: the usual load succeeded.
             value = future.result()
-        except BaseException:  # noqa: BLE001, S110 - cancelled or failed: `later` raises it
+        except BaseException:  # noqa: BLE001, S110 - cancelled or failed: the loader's (`later`)
             pass
         else:
             return then(value)

@@ -140,6 +140,9 @@ class Incident(PoliceRecord):
             await organisations
 
 
+_new = object.__new__
+
+
 def _involved(rows: list[models.IncidentChild]) -> list[IncidentChild]:
     # What `IncidentChild(row=r)` does, without strawberry's keyword `__init__` for each link of
     # a page (`test_entity_types_are_made_of_a_row_and_its_id` holds it to that `__init__`).
@@ -149,9 +152,6 @@ def _involved(rows: list[models.IncidentChild]) -> list[IncidentChild]:
         link.row = row
         made.append(link)
     return made
-
-
-_new = object.__new__
 
 
 @strawberry.input
