@@ -351,16 +351,16 @@ class _Direct:
         return [make(process(row)) for row in rows]
 
 
-@functools.lru_cache(maxsize=2048)
 def processing(
     results: tuple[Callable[[Any], Any] | None, ...],
 ) -> Callable[[Any], tuple[Any, ...]]:
     """A row's values as a tuple, each through its column's result processor where its type
     has one (`results`, by position), the others as the driver gave them.
 
-    One function per statement, its source written here: `(row[0], p1(row[1]), ...)`. The loop
-    over a list of the row's values it replaces took as long as the processors themselves, and
-    a page's nested children go through it forty times (tests/test_nested_rows.py)."""
+    One function per statement, `(row[0], p1(row[1]), ...)`, its source written here; the
+    caller keeps it (`_direct`'s cache, `Nested`'s per dialect). The loop over a list of the
+    row's values it replaces took as long as the processors themselves, and a page's nested
+    children go through it forty times (tests/test_nested_rows.py)."""
     values = []
     processors: dict[str, Callable[[Any], Any]] = {}
     for index, result in enumerate(results):
