@@ -326,6 +326,55 @@ async def test_one_response_is_one_event_listing_its_records(session: AsyncSessi
     assert (await check(session)).ok
 
 
+async def test_index_rows_hold_the_events_values_exactly(session: AsyncSession) -> None:
+    """Each record, child and recipient an event lists is one index row with its very values:
+    awkward text (quotes, backslashes, a newline, non-ASCII), a record without an owner, a
+    recipient without a person. (SQLite writes each index table from one JSON text.)"""
+    odd = 'id "quoted" \\ back\nline é'
+    records = [
+        service.ServedRecord("Incident", odd, ("id",), (odd, "child-2"), None),
+        service.ServedRecord("Child", "child-2", ("id",), ("child-2",), 'own"er\\'),
+    ]
+    people = [
+        {"user": None, "client_id": "client-a", "request_id": None},
+        {"user": "Siân \"x\"", "client_id": "client\\b", "request_id": "req\n2"},
+    ]
+    (seq,) = await record(
+        session, records, grouped=True, detail={"recipients": people}, indexed=False
+    )
+    await chain.catch_up_all(session)  # PostgreSQL's rows come from its indexer
+    indexed = await session.execute(
+        sa.select(
+            chain.RECORDS.c.ordinal,
+            chain.RECORDS.c.record_type,
+            chain.RECORDS.c.record_id,
+            chain.RECORDS.c.record_owner,
+        )
+        .where(chain.RECORDS.c.seq == seq)
+        .order_by(chain.RECORDS.c.ordinal)
+    )
+    assert indexed.all() == [(0, "Incident", odd, None), (1, "Child", "child-2", 'own"er\\')]
+    children = await session.execute(
+        sa.select(chain.CHILDREN.c.child_id).where(chain.CHILDREN.c.seq == seq)
+    )
+    assert sorted(children.scalars()) == sorted([odd, "child-2"])
+    recipients = await session.execute(
+        sa.select(
+            chain.RECIPIENTS.c.ordinal,
+            chain.RECIPIENTS.c.user,
+            chain.RECIPIENTS.c.client_id,
+            chain.RECIPIENTS.c.request_id,
+        )
+        .where(chain.RECIPIENTS.c.seq == seq)
+        .order_by(chain.RECIPIENTS.c.ordinal)
+    )
+    assert recipients.all() == [
+        (0, None, "client-a", None),
+        (1, 'Siân "x"', "client\\b", "req\n2"),
+    ]
+    assert (await check(session)).ok
+
+
 async def test_a_record_slipped_into_an_event_is_named(session: AsyncSession) -> None:
     seqs = await record(session, served(2), grouped=True)
     seqs += await record(session, served(1))
