@@ -337,7 +337,7 @@ async def test_index_rows_hold_the_events_values_exactly(session: AsyncSession) 
     ]
     people = [
         {"user": None, "client_id": "client-a", "request_id": None},
-        {"user": "Siân \"x\"", "client_id": "client\\b", "request_id": "req\n2"},
+        {"user": 'Siân "x"', "client_id": "client\\b", "request_id": "req\n2"},
     ]
     (seq,) = await record(
         session, records, grouped=True, detail={"recipients": people}, indexed=False
