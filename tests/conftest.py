@@ -30,7 +30,7 @@ from hub.access.keys import KeySet
 from hub.access.models import Role
 from hub.access.tokens import issue_access_token
 from hub.audit.models import AuditEvent
-from hub.db import Database
+from hub.db import Database, unpacked
 from hub.demo import EXAMPLE_PURPOSE
 from hub.limits.rate import RoleLimit
 from hub.migrate import upgrade
@@ -205,7 +205,7 @@ def live_server(database_url: str, data_dir: Path) -> Iterator[LiveServer]:
 
     @sa.event.listens_for(engine, "before_cursor_execute")
     def _count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        live.statements.append(statement)
+        live.statements.append(unpacked(statement))  # as written, if SQLite was sent it packed
 
     server, thread = serve(app, port, settings)
     yield live

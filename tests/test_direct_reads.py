@@ -9,10 +9,12 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.access.scope import RowScope
-from hub.db import Database, dialect_of, records, rows
+from hub.db import Database, UTCDateTime, _direct, dialect_of, records, rows, unpacked
+from hub.db import among as listed
 from hub.incidents import service as incidents
 from hub.incidents.models import DashRisk, Incident, IncidentType
 from hub.incidents.service import IncidentFilter
@@ -175,3 +177,76 @@ async def test_a_listing_is_built_once_per_shape_and_bound_per_request(
     assert one == two
     listing = incidents._listing(scope, one, dialect=dialect)
     assert incidents._listing(scope, two, dialect=dialect) is listing
+
+
+@pytest.mark.skipif(is_postgres(), reason="SQLite's packed reads (`hub.db._packed`)")
+async def test_sqlite_reads_a_statements_rows_packed_as_sqlalchemy_reads_them(
+    db: Database, session: AsyncSession
+) -> None:
+    """Sent as one row (one step, one wait for the interpreter's lock), the rows are
+    SQLAlchemy's, in the statement's order (not the order they were written in), with every
+    value as it was: text that JSON would escape or could take for JSON, nulls, integers,
+    aware times."""
+    awkward = ['quote " back \\ new\nline', '["looks", "like", {"json": 1}]', "é ☂ \u2028", ""]
+    ids = await _incidents(session, 13)
+    for n, incident_id in enumerate(ids):  # written in one order, read in others
+        await session.execute(
+            sa.update(_INCIDENT)
+            .where(_INCIDENT.c.id == incident_id)
+            .values(
+                occurred_at=BASE + dt.timedelta(days=(n * 5) % 13),
+                summary=awkward[n % len(awkward)],
+            )
+        )
+    among = listed(_INCIDENT.c.id, "keys", dialect="sqlite")
+    later_first = _INCIDENT.c.occurred_at.desc()
+    statements = [
+        sa.select(*_INCIDENT.c).where(among).order_by(later_first),  # no LIMIT
+        sa.select(*_INCIDENT.c).where(among).order_by(later_first, _INCIDENT.c.id).limit(7),
+        sa.select(_INCIDENT.c.id, sa.func.count().label("n"))
+        .where(among)
+        .group_by(_INCIDENT.c.id)
+        .order_by(_INCIDENT.c.id.desc()),
+        sa.select(_INCIDENT.c.id).where(sa.false()),  # no rows
+    ]
+    seen: list[str] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        seen.append(statement)
+
+    engine = db.engine.sync_engine
+    sa.event.listen(engine, "before_cursor_execute", note)
+    try:
+        for statement in statements:
+            params = {"keys": ids}
+            direct = await rows(session, statement, params)
+            through_sqlalchemy = records(await session.execute(statement, params))
+            assert [r._asdict() for r in direct] == [r._asdict() for r in through_sqlalchemy]
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", note)
+    packed = [s for s in seen if s.startswith("SELECT json_group_array(json_array(packed.")]
+    assert len(packed) == len(statements), seen
+    assert unpacked(packed[0]).startswith("SELECT incident.id, incident.force_code")
+    summaries = {r.summary for r in await rows(session, statements[0], {"keys": ids})}
+    assert summaries == set(awkward)
+
+
+def test_only_columns_json_carries_exactly_are_read_packed() -> None:
+    """Reals (JSON keeps fifteen digits of them), blobs, and values of no known type are read
+    row by row; text, integers, booleans and times packed; PostgreSQL never packs."""
+    table = sa.table(
+        "sample",
+        sa.column("t", sa.String()),
+        sa.column("i", sa.Integer()),
+        sa.column("b", sa.Boolean()),
+        sa.column("at", UTCDateTime()),
+        sa.column("r", sa.Float()),
+        sa.column("blob", sa.LargeBinary()),
+        sa.column("unknown"),
+    )
+    lite, pg = sqlite.dialect(), postgresql.dialect()
+    plain = sa.select(table.c.t, table.c.i, table.c.b, table.c.at)
+    assert _direct(plain, lite).packed  # type: ignore[union-attr]
+    assert not _direct(plain, pg).packed  # type: ignore[union-attr]
+    for other in (table.c.r, table.c.blob, table.c.unknown):
+        assert not _direct(sa.select(table.c.t, other), lite).packed  # type: ignore[union-attr]
