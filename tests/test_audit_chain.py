@@ -343,32 +343,21 @@ async def test_index_rows_hold_the_events_values_exactly(session: AsyncSession) 
         session, records, grouped=True, detail={"recipients": people}, indexed=False
     )
     await chain.catch_up_all(session)  # PostgreSQL's rows come from its indexer
-    indexed = await session.execute(
-        sa.select(
-            chain.RECORDS.c.ordinal,
-            chain.RECORDS.c.record_type,
-            chain.RECORDS.c.record_id,
-            chain.RECORDS.c.record_owner,
+
+    async def index(table: sa.Table, *columns: str) -> list[tuple[Any, ...]]:
+        found = await session.execute(
+            sa.select(*(table.c[name] for name in columns))
+            .where(table.c.seq == seq)
+            .order_by(*(table.c[name] for name in columns))
         )
-        .where(chain.RECORDS.c.seq == seq)
-        .order_by(chain.RECORDS.c.ordinal)
-    )
-    assert indexed.all() == [(0, "Incident", odd, None), (1, "Child", "child-2", 'own"er\\')]
-    children = await session.execute(
-        sa.select(chain.CHILDREN.c.child_id).where(chain.CHILDREN.c.seq == seq)
-    )
-    assert sorted(children.scalars()) == sorted([odd, "child-2"])
-    recipients = await session.execute(
-        sa.select(
-            chain.RECIPIENTS.c.ordinal,
-            chain.RECIPIENTS.c.user,
-            chain.RECIPIENTS.c.client_id,
-            chain.RECIPIENTS.c.request_id,
-        )
-        .where(chain.RECIPIENTS.c.seq == seq)
-        .order_by(chain.RECIPIENTS.c.ordinal)
-    )
-    assert recipients.all() == [
+        return [tuple(row) for row in found]
+
+    assert await index(chain.RECORDS, "ordinal", "record_type", "record_id", "record_owner") == [
+        (0, "Incident", odd, None),
+        (1, "Child", "child-2", 'own"er\\'),
+    ]
+    assert await index(chain.CHILDREN, "child_id") == sorted([(odd,), ("child-2",)])
+    assert await index(chain.RECIPIENTS, "ordinal", "user", "client_id", "request_id") == [
         (0, None, "client-a", None),
         (1, 'Siân "x"', "client\\b", "req\n2"),
     ]

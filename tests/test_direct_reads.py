@@ -4,7 +4,9 @@ transaction, seen by the engine's statement listeners, and failures as SQLAlchem
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -59,6 +61,22 @@ def _statement(ids: list[str], *, array: bool) -> sa.Select[Any]:
     return sa.select(*_INCIDENT.c).where(keyed, scope.incidents()).order_by(_INCIDENT.c.id)
 
 
+@contextlib.contextmanager
+def _statements_seen(db: Database) -> Iterator[list[str]]:
+    """The statements the engine's listeners are told of meanwhile, as sent."""
+    seen: list[str] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        seen.append(statement)
+
+    engine = db.engine.sync_engine
+    sa.event.listen(engine, "before_cursor_execute", note)
+    try:
+        yield seen
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", note)
+
+
 async def test_rows_are_sqlalchemys_rows_in_the_sessions_transaction(
     session: AsyncSession,
 ) -> None:
@@ -80,18 +98,9 @@ async def test_the_engines_statement_listeners_see_a_direct_read(
     db: Database, session: AsyncSession
 ) -> None:
     ids = await _incidents(session, 1)
-    seen: list[str] = []
-
-    def note(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        seen.append(statement)
-
-    engine = db.engine.sync_engine
-    sa.event.listen(engine, "before_cursor_execute", note)
-    try:
+    with _statements_seen(db) as seen:
         async with db.transaction(write=False) as reader:
             await rows(reader, _statement(ids, array=db.audits_reads_in_place), {"keys": ids})
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", note)
     assert any(statement.lstrip().startswith("SELECT incident.id") for statement in seen), seen
 
 
@@ -209,21 +218,12 @@ async def test_sqlite_reads_a_statements_rows_packed_as_sqlalchemy_reads_them(
         .order_by(_INCIDENT.c.id.desc()),
         sa.select(_INCIDENT.c.id).where(sa.false()),  # no rows
     ]
-    seen: list[str] = []
-
-    def note(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        seen.append(statement)
-
-    engine = db.engine.sync_engine
-    sa.event.listen(engine, "before_cursor_execute", note)
-    try:
+    with _statements_seen(db) as seen:
         for statement in statements:
             params = {"keys": ids}
             direct = await rows(session, statement, params)
             through_sqlalchemy = records(await session.execute(statement, params))
             assert [r._asdict() for r in direct] == [r._asdict() for r in through_sqlalchemy]
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", note)
     packed = [s for s in seen if s.startswith("SELECT json_group_array(json_array(packed.")]
     assert len(packed) == len(statements), seen
     assert unpacked(packed[0]).startswith("SELECT incident.id, incident.force_code")
