@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hub.audit import chain, retention, service, verify
 from hub.audit.models import OperationKind, Outcome, S62Operation
 from hub.audit.verify import Reason
-from hub.db import Database
+from hub.db import MOST_PARAMETERS, Database
 from hub.errors import InvalidInput
 from tests.conftest import is_postgres
 
@@ -329,11 +329,17 @@ async def test_one_response_is_one_event_listing_its_records(session: AsyncSessi
 async def test_index_rows_hold_the_events_values_exactly(session: AsyncSession) -> None:
     """Each record, child and recipient an event lists is one index row with its very values:
     awkward text (quotes, backslashes, a newline, non-ASCII), a record without an owner, a
-    recipient without a person. (SQLite writes each index table from one JSON text.)"""
+    recipient without a person; and an event of more records than an INSERT's parameters
+    take (SQLite then writes an index table's rows from JSON: `hub.db.MOST_PARAMETERS`)."""
     odd = 'id "quoted" \\ back\nline é'
     records = [
         service.ServedRecord("Incident", odd, ("id",), (odd, "child-2"), None),
         service.ServedRecord("Child", "child-2", ("id",), ("child-2",), 'own"er\\'),
+    ]
+    many = MOST_PARAMETERS // len(chain.RECORD_COLUMNS) + 1
+    records += [
+        service.ServedRecord("Child", f"child-{n:03}", ("id",), (f"child-{n:03}",), "E08000025")
+        for n in range(3, many + 1)
     ]
     people = [
         {"user": None, "client_id": "client-a", "request_id": None},
@@ -353,10 +359,11 @@ async def test_index_rows_hold_the_events_values_exactly(session: AsyncSession) 
         return [tuple(row) for row in found]
 
     assert await index(chain.RECORDS, "ordinal", "record_type", "record_id", "record_owner") == [
-        (0, "Incident", odd, None),
-        (1, "Child", "child-2", 'own"er\\'),
+        (ordinal, r.record_type, r.record_id, r.owner) for ordinal, r in enumerate(records)
     ]
-    assert await index(chain.CHILDREN, "child_id") == sorted([(odd,), ("child-2",)])
+    assert len(records) == many
+    children = sorted({(child,) for r in records for child in r.child_ids})
+    assert await index(chain.CHILDREN, "child_id") == children
     assert await index(chain.RECIPIENTS, "ordinal", "user", "client_id", "request_id") == [
         (0, None, "client-a", None),
         (1, 'Siân "x"', "client\\b", "req\n2"),

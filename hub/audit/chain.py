@@ -500,32 +500,13 @@ def _insert(table: sa.Table, names: Sequence[str]) -> sa.Insert:
     )
 
 
-def _insert_from_json(table: sa.Table, names: Sequence[str]) -> sa.Insert:
-    """SQLite: `table`'s rows from one JSON array of arrays (`:rows`, each row's values in
-    `names`' order), in one statement. An executemany steps SQLite once per row, and each step
-    gives the interpreter's lock up and waits to have it back from the event loop's thread,
-    busy with other requests: a council page's sixty record index rows and forty child rows
-    were a hundred such waits in the append, with the database's write turn held through them
-    (at 8 in flight, 93 context switches a page; 57 with these). For plain values only (text,
-    integers, null): each comes back from the JSON as SQLite's own value of that kind."""
-    each = sa.func.json_each(sa.bindparam("rows", type_=sa.String())).table_valued("value")
-    values = (
-        sa.func.json_extract(each.c.value, sa.literal_column(f"'$[{index}]'"))
-        for index in range(len(names))
-    )
-    return sa.insert(table).from_select(list(names), sa.select(*values))
-
-
 # SQLite's append, each statement compiled once (`hub.db.together`).
 _SQLITE_HEAD = _head_query()
 _SQLITE_EVENTS = _insert(EVENTS, EVENT_COLUMNS)
-_SQLITE_INDEXES = tuple(
-    _insert_from_json(table, names)
-    for table, names in (
-        (RECORDS, RECORD_COLUMNS),
-        (CHILDREN, CHILD_COLUMNS),
-        (RECIPIENTS, RECIPIENT_COLUMNS),
-    )
+_SQLITE_INDEXES = (
+    (RECORDS, RECORD_COLUMNS),
+    (CHILDREN, CHILD_COLUMNS),
+    (RECIPIENTS, RECIPIENT_COLUMNS),
 )
 _SQLITE_MOVE_HEAD = (
     sa.update(HEAD)
@@ -572,10 +553,10 @@ class Appending:
 def _sqlite_append(appending: Sequence[Appending], run: OnSQLiteThread) -> list[Head]:
     """SQLite's append, in aiosqlite's thread: the head read (under the write lock the
     transaction holds from its BEGIN IMMEDIATE), the links computed, each table written by one
-    statement (the events by an executemany, the index rows from JSON), the head and the
-    index's progress moved, first sights and the outbox noted. Several callers' parts are
-    appended in turn (`AppendGroups`); each one's head after its events is returned, in
-    order."""
+    statement or a few (the events by an executemany, the index rows by INSERTs of many rows
+    each), the head and the index's progress moved, first sights and the outbox noted.
+    Several callers' parts are appended in turn (`AppendGroups`); each one's head after its
+    events is returned, in order."""
     found = run.rows(_SQLITE_HEAD)
     if not found:
         raise ChainHeadMissing("the audit chain head row is missing")
@@ -613,11 +594,10 @@ def _sqlite_append(appending: Sequence[Appending], run: OnSQLiteThread) -> list[
                 for t, i, c in part.outbox.rows
             )
     run.execute_many(_SQLITE_EVENTS, events)
-    for statement, written in zip(
+    for (table, names), written in zip(
         _SQLITE_INDEXES, (indexes.records, indexes.children, indexes.recipients), strict=True
     ):
-        if written:  # one statement a table (`_insert_from_json`)
-            run.execute_many(statement, [{"rows": encode_json(written)}])
+        run.insert_rows(table, names, written)  # a few statements, not one a row
     moved = {"new_seq": head.last_seq, "new_hash": head.last_hash}
     run.execute_many(_SQLITE_MOVE_HEAD, [moved])
     run.execute_many(_SQLITE_INDEXED, [moved])
