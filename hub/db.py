@@ -633,9 +633,14 @@ def _rows_insert(
     requests: a council page's sixty record index rows and forty child rows were a hundred
     such waits in its audit's append, the database's write turn held through them (at 8 in
     flight, 93 context switches a page; 57 in one statement a table). One statement is one
-    step. The rows go as parameters while they fit (in one thread, sixty rows took 88 us,
-    against 148 us by an executemany and 245 us from JSON); past that, as JSON, whose values
-    come back from it as SQLite's own (text, integers, null)."""
+    step. The rows go as parameters while they fit; past that, as JSON, whose values come
+    back from it as SQLite's own (text, integers, null).
+
+    In one thread with nobody waiting, one statement is the slower: sixty record index rows,
+    into the table as the migrations make it, took 331 to 427 us as parameters and 485 to
+    601 us from JSON, against 221 to 270 us by an executemany (a scratch measurement). At 1
+    in flight the council page is a little slower for it (bench-read: 0.89x to 0.93x); at 8 in
+    flight, faster (1.14x with the packed reads, `_packed`)."""
     if count is None:
         each = sa.func.json_each(sa.bindparam("rows", type_=sa.String())).table_valued("value")
         values = (
