@@ -553,8 +553,9 @@ class Appending:
 def _sqlite_append(appending: Sequence[Appending], run: OnSQLiteThread) -> list[Head]:
     """SQLite's append, in aiosqlite's thread: the head read (under the write lock the
     transaction holds from its BEGIN IMMEDIATE), the links computed, each table written by one
-    statement or a few (the events by an executemany, the index rows by INSERTs of many rows
-    each), the head and the index's progress moved, first sights and the outbox noted.
+    statement (the events by an executemany, each index table by one INSERT of all its rows:
+    `OnSQLiteThread.insert_rows`), the head and the index's progress moved, first sights and
+    the outbox noted.
     Several callers' parts are appended in turn (`AppendGroups`); each one's head after its
     events is returned, in order."""
     found = run.rows(_SQLITE_HEAD)
@@ -597,7 +598,7 @@ def _sqlite_append(appending: Sequence[Appending], run: OnSQLiteThread) -> list[
     for (table, names), written in zip(
         _SQLITE_INDEXES, (indexes.records, indexes.children, indexes.recipients), strict=True
     ):
-        run.insert_rows(table, names, written)  # a few statements, not one a row
+        run.insert_rows(table, names, written)  # one statement, not a step a row
     moved = {"new_seq": head.last_seq, "new_hash": head.last_hash}
     run.execute_many(_SQLITE_MOVE_HEAD, [moved])
     run.execute_many(_SQLITE_INDEXED, [moved])
