@@ -327,9 +327,10 @@ _ONE = False  # a statement listener's `executemany`: one set of parameters
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class _Direct:
-    """A SELECT compiled once for asyncpg: its text, its parameters in order (with the values
-    it binds itself, such as a scope's organisation codes, and each one's bind processor), and
-    how a row becomes a record (each column's result processor, where its type has one).
+    """A SELECT compiled once for the driver (asyncpg, aiosqlite): its text, its parameters in
+    order (with the values it binds itself, such as a scope's organisation codes, and each
+    one's bind processor), and how a row becomes a record (each column's result processor,
+    where its type has one).
 
     On SQLite a statement whose columns JSON carries exactly is sent `packed`: its rows come
     back as one row holding them all (`_packed`)."""
@@ -450,8 +451,8 @@ def _packed(sql: str, columns: Sequence[Any]) -> str:
     pysqlite gives the interpreter's lock up around each step of a statement, one step a row,
     and waits to have it back from the event loop's thread, busy with other requests: a
     council page's twenty rows were twenty-one such waits (at 8 in flight, 57 context switches
-    a page; 28 packed). Packed, the statement is one step, and its rows one text that orjson
-    reads at once.
+    a page; 28 packed: perf stat on one hub, a scratch measurement). Packed, the statement is
+    one step, and its rows one text that orjson reads at once.
 
     - The statement is the same text, its parameters the same: the packing only wraps it,
       naming its columns as SQLite names them (a bare column by its own name; the rest
@@ -632,7 +633,8 @@ def _rows_insert(
     around each step and waits to have it back from the event loop's thread, busy with other
     requests: a council page's sixty record index rows and forty child rows were a hundred
     such waits in its audit's append, the database's write turn held through them (at 8 in
-    flight, 93 context switches a page; 57 in one statement a table). One statement is one
+    flight, 93 context switches a page; 57 in one statement a table: perf stat, a scratch
+    measurement). One statement is one
     step. The rows go as parameters while they fit; past that, as JSON, whose values come
     back from it as SQLite's own (text, integers, null).
 

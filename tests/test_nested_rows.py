@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.access.scope import RowScope
 from hub.children.models import Child
-from hub.db import GivenRows, Nested, records, rows
+from hub.db import GivenRows, Nested, processing, records, rows
 from hub.incidents import service as incidents
 from hub.incidents.models import DashRisk, Incident, IncidentChild, IncidentType
 from hub.incidents.service import IncidentFilter
@@ -209,8 +209,6 @@ def test_a_column_json_cannot_give_faithfully_is_refused_when_the_text_is_built(
 def test_a_rows_processing_puts_each_value_through_its_columns_processor() -> None:
     """`processing` writes one function a statement: each value by position, through its
     column's processor where it has one, the rest as given, as a tuple the row's length."""
-    from hub.db import processing  # noqa: PLC0415
-
     process = processing((None, str.upper, None, int))
     assert process(("a", "b", None, "7")) == ("a", "B", None, 7)
     assert processing((None,))(["x"]) == ("x",)
