@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -213,13 +213,16 @@ class ReadFigures:
     series: dict[tuple[str, str, int], Series]
     # Per turn, new/baseline page rate, by in-flight count: the spread of the headline ratio.
     turn_ratios: dict[int, list[float]]
+    new_settings: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def lines(self) -> list[str]:
+        settings = " ".join(f"{key}={value}" for key, value in sorted(self.new_settings.items()))
         out = [
             (
                 f"council page of {self.page_size} incidents with children, the same list's "
                 f"ids only, and {FLOOR}, "
-                f"{self.backend}; baseline {self.baseline} vs this code, {self.turns} turns "
+                f"{self.backend}; baseline {self.baseline} vs this code"
+                f"{' run with ' + settings if settings else ''}, {self.turns} turns "
                 f"of {self.block} requests per series, taking turns"
             )
         ]
@@ -312,13 +315,42 @@ def baseline_tree(commit: str) -> Iterator[Path]:
         shutil.rmtree(directory, ignore_errors=True)
 
 
+# What the bench sets for each hub itself: a setting `--new-env` may not change.
+BENCH_OWNED = frozenset(
+    {"HUB_DATABASE_URL", "HUB_RATE_LIMITS", "HUB_DATA_DIR", "HUB_ISSUER", "HUB_MODE"}
+)
+
+
+def hub_settings(pairs: Sequence[str]) -> dict[str, str]:
+    """`KEY=VALUE` pairs naming hub settings (`HUB_...`) for one hub of a side-by-side run:
+    the same code with another setting, measured against itself. `BenchFailed` for anything
+    else, and for the settings the bench gives every hub itself."""
+    found: dict[str, str] = {}
+    for pair in pairs:
+        key, equals, value = pair.partition("=")
+        if not equals or not key.startswith("HUB_") or key != key.upper():
+            msg = f"--new-env takes KEY=VALUE with KEY a hub setting (HUB_...), not {key!r}"
+            raise BenchFailed(msg)
+        if key in BENCH_OWNED:
+            msg = f"--new-env cannot set {key}: the bench sets it for each hub itself"
+            raise BenchFailed(msg)
+        found[key] = value
+    return found
+
+
 @contextlib.asynccontextmanager
 async def running_hub(
-    name: str, tree: Path, database_url: str, *, counted: Path | None = None
+    name: str,
+    tree: Path,
+    database_url: str,
+    *,
+    counted: Path | None = None,
+    hub_env: Mapping[str, str] | None = None,
 ) -> AsyncIterator[Hub]:
     """`python -m hub migrate` then `serve`, run in `tree`, on a scratch database of its own.
 
-    With `counted`, the hub runs under callgrind (`Callgrind`), its counts written there."""
+    With `counted`, the hub runs under callgrind (`Callgrind`), its counts written there.
+    `hub_env` (`hub_settings`) goes in its environment beside the bench's own."""
     async with scratch_database(database_url, prefix=f"hub_read_{name}") as scratch:
         data_dir = Path(tempfile.mkdtemp(prefix=f"hub-read-{name}-"))
         sqlite = f"sqlite+aiosqlite:///{data_dir / 'hub.db'}"
@@ -332,6 +364,7 @@ async def running_hub(
             "HUB_DATA_DIR": str(data_dir),
             "HUB_ISSUER": base,
             "HUB_MODE": "development",
+            **(hub_env or {}),
         }
         migrated = subprocess.run(  # noqa: ASYNC221 - our own CLI, before any request
             [sys.executable, "-m", "hub", "migrate"],
@@ -471,14 +504,20 @@ async def run_read(
     turns: int = 10,
     block: int = 100,
     flights: tuple[int, ...] = (8, 1),
+    new_env: Sequence[str] = (),
 ) -> ReadFigures:
-    """Both hubs up at once, seeded alike, then driven in turns; figures, or BenchFailed."""
+    """Both hubs up at once, seeded alike, then driven in turns; figures, or BenchFailed.
+
+    `new_env` (KEY=VALUE hub settings, `hub_settings`) go to this code's hub only: with
+    `baseline` this very commit, the run measures a setting against the default, side by
+    side."""
+    new_settings = hub_settings(new_env)
     here = Path(hub.__file__).parents[1]  # the package's own directory: already absolute
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     with baseline_tree(baseline) as tree:
         async with (
             running_hub("baseline", tree, database_url) as old,
-            running_hub("new", here, database_url) as new,
+            running_hub("new", here, database_url, hub_env=new_settings) as new,
             bench_http.Client(timeout=60) as client,
         ):
             for target in (old, new):
@@ -487,7 +526,7 @@ async def run_read(
             driver = Driver(client, page_size)
             series, ratios = await _turns(driver, (old, new), turns, block, flights)
     backend = database_url.split(":", maxsplit=1)[0]
-    return ReadFigures(baseline, backend, page_size, turns, block, series, ratios)
+    return ReadFigures(baseline, backend, page_size, turns, block, series, ratios, new_settings)
 
 
 async def _turns(

@@ -426,6 +426,12 @@ def bench_read(  # noqa: PLR0917 - typer's options are the parameters
         help="Instead of timing: count the instructions of this many requests of each kind, "
         "each hub under valgrind's callgrind (the same count whatever the machine's load).",
     ),
+    new_env: list[str] = typer.Option(
+        [],
+        help="A hub setting, KEY=VALUE (HUB_...), for this code's hub only (repeatable). With "
+        "--baseline this commit, a setting against the default, side by side: e.g. "
+        "HUB_AUDIT_INDEX_DELAY_SECONDS=60 leaves the audit's indexing until after the run.",
+    ),
 ) -> None:
     """The council page side by side: the baseline commit's hub and this one, in turns.
 
@@ -446,9 +452,12 @@ def bench_read(  # noqa: PLR0917 - typer's options are the parameters
     }
     figures: InstructionFigures | ReadFigures
     if instructions:
+        if new_env:
+            msg = "is for timed runs, not with --instructions"
+            raise typer.BadParameter(msg, param_hint="--new-env")
         figures = _measured(run_instructions(**same, requests=instructions))
     else:
-        figures = _measured(run_read(**same, turns=turns, block=block))
+        figures = _measured(run_read(**same, turns=turns, block=block, new_env=new_env))
     for line in figures.lines():
         typer.echo(line)
 

@@ -138,6 +138,27 @@ def test_bench_read_compares_with_the_baseline_or_refuses(tmp_path: Path) -> Non
     assert "3 records where 5 were asked for" in short.stderr
 
 
+def test_bench_read_gives_a_setting_to_this_codes_hub_only(tmp_path: Path) -> None:
+    tiny = ("--turns", "1", "--block", "4", "--page-size", "5", "--baseline", "HEAD")
+    url = _database(tmp_path, "settings.db")
+    # Pages of 5 asked for, at most 2 allowed: only the hub given the setting refuses them.
+    capped = _bench("bench-read", "--database-url", url, *tiny, "--new-env", "HUB_MAX_PAGE_SIZE=2")
+    _assert_no_rate(capped)
+    assert "the new hub's page request failed" in capped.stderr
+    # A setting that changes nothing the bench checks: figures, the setting named above them.
+    good = _bench("bench-read", "--database-url", url, *tiny, "--new-env", "HUB_MAX_PAGE_SIZE=50")
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert "vs this code run with HUB_MAX_PAGE_SIZE=50," in good.stdout
+    # What the bench sets for every hub, or not a hub setting at all: refused before any hub.
+    for pair in ("HUB_DATABASE_URL=sqlite://", "PATH=/tmp", "HUB_MODE"):
+        refused = _bench("bench-read", "--database-url", url, *tiny, "--new-env", pair)
+        _assert_no_rate(refused)
+        assert "--new-env" in refused.stderr
+    counted = _bench("bench-read", "--instructions", "1", "--new-env", "HUB_MAX_PAGE_SIZE=50")
+    assert counted.returncode == 2, counted.stdout + counted.stderr  # a usage error
+    assert "--new-env" in counted.stderr
+
+
 @pytest.mark.skipif(is_postgres(), reason="slow under valgrind: run once, in the SQLite suite")
 @pytest.mark.skipif(shutil.which("valgrind") is None, reason="counting needs valgrind")
 def test_bench_read_counts_instructions_of_both_hubs(tmp_path: Path) -> None:
