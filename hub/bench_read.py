@@ -510,7 +510,10 @@ async def run_read(
 
     `new_env` (KEY=VALUE hub settings, `hub_settings`) go to this code's hub only: with
     `baseline` this very commit, the run measures a setting against the default, side by
-    side."""
+    side. What a hub leaves running after a block (on PostgreSQL, the audit's indexing, half
+    a second later) runs during the next block, whoever's it is: with both hubs indexing alike
+    that falls on each in turn, but a setting that defers it (HUB_AUDIT_INDEX_DELAY_SECONDS)
+    leaves the other hub's indexing falling into this one's blocks, and none of its own."""
     new_settings = hub_settings(new_env)
     here = Path(hub.__file__).parents[1]  # the package's own directory: already absolute
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)

@@ -429,8 +429,9 @@ def bench_read(  # noqa: PLR0917 - typer's options are the parameters
     new_env: list[str] = typer.Option(
         [],
         help="A hub setting, KEY=VALUE (HUB_...), for this code's hub only (repeatable). With "
-        "--baseline this commit, a setting against the default, side by side: e.g. "
-        "HUB_AUDIT_INDEX_DELAY_SECONDS=60 leaves the audit's indexing until after the run.",
+        "--baseline this commit, a setting against the default, side by side. Work a hub "
+        "leaves running after a block (on PostgreSQL, the audit's indexing) runs on into "
+        "the next block, which may be the other hub's.",
     ),
 ) -> None:
     """The council page side by side: the baseline commit's hub and this one, in turns.
