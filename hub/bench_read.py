@@ -19,6 +19,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -216,7 +217,10 @@ class ReadFigures:
     new_settings: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def lines(self) -> list[str]:
-        settings = " ".join(f"{key}={value}" for key, value in sorted(self.new_settings.items()))
+        settings = " ".join(
+            f"{key}={'***' if _SECRET.search(key) else value}"
+            for key, value in sorted(self.new_settings.items())
+        )
         out = [
             (
                 f"council page of {self.page_size} incidents with children, the same list's "
@@ -315,6 +319,8 @@ def baseline_tree(commit: str) -> Iterator[Path]:
         shutil.rmtree(directory, ignore_errors=True)
 
 
+# A setting whose value the figures' heading names by its key only (`HUB_PSEUDONYM_KEY`).
+_SECRET = re.compile(r"KEY|SECRET|PASSWORD|TOKEN")
 # What the bench sets for each hub itself: a setting `--new-env` may not change.
 BENCH_OWNED = frozenset(
     {"HUB_DATABASE_URL", "HUB_RATE_LIMITS", "HUB_DATA_DIR", "HUB_ISSUER", "HUB_MODE"}

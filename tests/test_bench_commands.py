@@ -146,9 +146,19 @@ def test_bench_read_gives_a_setting_to_this_codes_hub_only(tmp_path: Path) -> No
     _assert_no_rate(capped)
     assert "the new hub's page request failed" in capped.stderr
     # A setting that changes nothing the bench checks: figures, the setting named above them.
-    good = _bench("bench-read", "--database-url", url, *tiny, "--new-env", "HUB_MAX_PAGE_SIZE=50")
+    good = _bench(
+        "bench-read",
+        "--database-url",
+        url,
+        *tiny,
+        "--new-env",
+        "HUB_MAX_PAGE_SIZE=50",
+        "--new-env",
+        "HUB_PSEUDONYM_KEY=synthetic-bench-secret",
+    )
     assert good.returncode == 0, good.stdout + good.stderr
-    assert "vs this code run with HUB_MAX_PAGE_SIZE=50," in good.stdout
+    assert "run with HUB_MAX_PAGE_SIZE=50 HUB_PSEUDONYM_KEY=***," in good.stdout
+    assert "synthetic-bench-secret" not in good.stdout + good.stderr
     # What the bench sets for every hub, or not a hub setting at all: refused before any hub.
     for pair in ("HUB_DATABASE_URL=sqlite://", "PATH=/tmp", "HUB_MODE"):
         refused = _bench("bench-read", "--database-url", url, *tiny, "--new-env", pair)
