@@ -146,16 +146,9 @@ def test_bench_read_gives_a_setting_to_this_codes_hub_only(tmp_path: Path) -> No
     _assert_no_rate(capped)
     assert "the new hub's page request failed" in capped.stderr
     # A setting that changes nothing the bench checks: figures, the setting named above them.
-    good = _bench(
-        "bench-read",
-        "--database-url",
-        url,
-        *tiny,
-        "--new-env",
-        "HUB_MAX_PAGE_SIZE=50",
-        "--new-env",
-        "HUB_PSEUDONYM_KEY=synthetic-bench-secret",
-    )
+    settings = ("HUB_MAX_PAGE_SIZE=50", "HUB_PSEUDONYM_KEY=synthetic-bench-secret")
+    given = [option for pair in settings for option in ("--new-env", pair)]
+    good = _bench("bench-read", "--database-url", url, *tiny, *given)
     assert good.returncode == 0, good.stdout + good.stderr
     assert "run with HUB_MAX_PAGE_SIZE=50 HUB_PSEUDONYM_KEY=***," in good.stdout
     assert "synthetic-bench-secret" not in good.stdout + good.stderr
