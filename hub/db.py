@@ -634,9 +634,8 @@ def _rows_insert(
     requests: a council page's sixty record index rows and forty child rows were a hundred
     such waits in its audit's append, the database's write turn held through them (at 8 in
     flight, 93 context switches a page; 57 in one statement a table: perf stat, a scratch
-    measurement). One statement is one
-    step. The rows go as parameters while they fit; past that, as JSON, whose values come
-    back from it as SQLite's own (text, integers, null).
+    measurement). One statement is one step. The rows go as parameters while they fit; past
+    that, as JSON, whose values come back from it as SQLite's own (text, integers, null).
 
     In one thread with nobody waiting, one statement is the slower: sixty record index rows,
     into the table as the migrations make it, took 331 to 427 us as parameters and 485 to

@@ -362,8 +362,9 @@ def _postgres_append(*, publishing: bool = False, noting: bool = True) -> sa.Tex
     and no reader of the response needs them.
 
     `:events` is read as JSONB, parsed once: `->>` on `json` lexes the event's text again for
-    each of the twenty columns it takes (on a page's event, the append's execution took 0.47
-    ms that way and 0.34 ms this way, the head locked throughout).
+    each of the twenty columns it takes, the head locked throughout (on a page's event, the
+    append's execution took 0.47 ms that way and 0.34 ms this way in the server's log, a
+    scratch measurement; `bench-read --baseline 425e10a` puts the two side by side).
 
     `:lock_timeout` bounds the wait for the head's lock and nothing else: `setting` notes the
     value in force and sets this one (for the transaction, as SET LOCAL would), `head` locks
