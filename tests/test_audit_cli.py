@@ -223,4 +223,9 @@ async def test_the_bench_loads_measures_and_verifies_a_small_log() -> None:
     assert report.verify.checked == report.chained + 5
     assert len(report.history_seconds) == 20
     assert report.children_with_history == 20
-    assert len(report.lines()) == 4
+    # The indexer caught up with the 5 appended responses (20 records, each with its child).
+    assert report.indexed.events == 5
+    assert report.indexed.rows == 5 * (bench.APPEND_RECORDS + bench.APPEND_RECORDS)
+    assert report.indexed.seconds > 0
+    assert len(report.lines()) == 5
+    assert "5 responses: 200 record and child index rows" in report.lines()[3]

@@ -4,7 +4,9 @@ Not a test: it measures. It creates a scratch PostgreSQL database (dropped after
 it, bulk-loads N synthetic accesses (records served, in responses of 1 to 50 records, each
 response one chained event) with COPY (the chain computed in Python as it goes, exactly as
 `record` would), then times a child's access history (the latest 50 accesses) over many distinct
-children, appends through `record`, and `verify` over the whole log. Every value is invented.
+children, appends through `record`, the indexer's catch-up of what was appended (the record and
+child index rows a served response adds, written into indexes as large as the loaded log's),
+and `verify` over the whole log. Every value is invented.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from hub.audit import chain, service, verify
 from hub.audit.export import COLUMNS
+from hub.audit.indexer import AuditIndexer
 from hub.audit.models import GENESIS_HASH, OperationKind, Outcome, S62Operation
 from hub.bench import BenchFailed, scratch_database
 from hub.db import Database
@@ -60,10 +63,12 @@ class AuditBenchReport:
     history_seconds: list[float]
     children_with_history: int
     append_seconds: list[float]
+    indexed: Indexed
     verify: verify.VerifyReport
 
     def lines(self) -> list[str]:
         history, appends = _percentiles(self.history_seconds), _percentiles(self.append_seconds)
+        indexed = self.indexed
         verdict = "OK" if self.verify.ok else f"FAILED {self.verify.problem}"
         return [
             (
@@ -80,6 +85,13 @@ class AuditBenchReport:
                 f"append   record() of a response of {APPEND_RECORDS} records, "
                 f"{len(self.append_seconds)} responses: "
                 f"p50 {appends[0]:.2f} ms  p99 {appends[1]:.2f} ms"
+            ),
+            (
+                f"index    the indexer's catch-up of those {indexed.events} responses: "
+                f"{indexed.rows:,} record and child index rows in {indexed.seconds * 1000:.1f} ms, "
+                f"{indexed.seconds * 1000 / max(indexed.events, 1):.2f} ms a response, "
+                f"{indexed.rows / max(indexed.seconds, 1e-9):,.0f} rows/s "
+                f"(into indexes of {self.events:,} accesses)"
             ),
             (
                 f"verify   {self.verify.checked:,} chained events holding {self.events:,} "
@@ -323,6 +335,40 @@ async def _appends(db: Database, children: list[str], count: int) -> list[float]
     return latencies
 
 
+@dataclasses.dataclass(frozen=True)
+class Indexed:
+    """The indexer's catch-up of the appended events: how many, their index rows, its time."""
+
+    events: int
+    rows: int
+    seconds: float
+
+
+async def _index(db: Database) -> Indexed:
+    """Index what the appends left unindexed, as a hub's indexer does after its requests
+    (`AuditIndexer.index_all`), into record and child indexes already holding the loaded log.
+
+    A page's accesses cost the database this much again after the response has gone: the
+    rows go into primary keys led by a record's or a child's id, at scattered places in large
+    indexes, not at their ends."""
+    async with db.transaction(write=False) as session:
+        before = await chain.indexed_through(session)
+    if before is None:
+        raise chain.IndexProgressMissing("the audit index progress row is missing")
+    started = time.perf_counter()
+    events = await AuditIndexer(db).index_all()
+    seconds = time.perf_counter() - started
+    counts = [
+        sa.select(sa.func.count()).select_from(table).where(table.c.seq > before)
+        for table in (chain.RECORDS, chain.CHILDREN)
+    ]
+    rows = 0
+    async with db.transaction(write=False) as session:
+        for count in counts:
+            rows += (await session.execute(count)).scalar_one()
+    return Indexed(events=events, rows=rows, seconds=seconds)
+
+
 async def _verify(db: Database) -> verify.VerifyReport:
     async with db.transaction(write=False) as session:
         await chain.begin_snapshot(session)
@@ -351,9 +397,16 @@ async def run(
             sample = rng.sample(pool, min(samples, len(pool)))
             history, found = await _history(db, sample)
             appended = await _appends(db, pool, appends)
+            indexed = await _index(db)
             verified = await _verify(db)
         finally:
             await db.dispose()
+    if indexed.events != appends or (appends and not indexed.rows):
+        msg = (
+            f"the indexer indexed {indexed.events} of the {appends} appended events, "
+            f"{indexed.rows} index rows: no figures for an incomplete index"
+        )
+        raise BenchFailed(msg)
     if not verified.ok or verified.checked != loaded.chained + appends:
         msg = (
             f"verify checked {verified.checked} of {loaded.chained + appends} events "
@@ -369,5 +422,6 @@ async def run(
         history_seconds=history,
         children_with_history=found,
         append_seconds=appended,
+        indexed=indexed,
         verify=verified,
     )
