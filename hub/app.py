@@ -7,6 +7,7 @@ import datetime as dt
 import gc
 import json
 import logging
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -387,6 +388,11 @@ async def readyz(request: Request) -> Response:
 YOUNG_THRESHOLD = 7000
 
 
+def _settle_the_interpreter(settings: Settings) -> None:
+    """The GIL's turns (`Settings.switch_interval_seconds`), for every thread of the process."""
+    sys.setswitchinterval(settings.switch_interval_seconds)
+
+
 def _settle_the_collector() -> None:
     if gc.get_freeze_count():
         return  # once per process: an app started again (tests) leaves its objects collectable
@@ -436,6 +442,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         state.indexer.poke()  # whatever an earlier process appended and did not index
         state.escalations.start()
         _settle_the_collector()
+        _settle_the_interpreter(settings)
         if settings.webhook_dispatch:
             webhooks.start()  # in the background: never on a request's path
         yield

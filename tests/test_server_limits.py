@@ -13,6 +13,7 @@ import json
 import logging
 import select
 import socket
+import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -277,3 +278,16 @@ async def test_the_append_puts_back_the_transactions_own_wait(session: AsyncSess
     draft = consulted("Bounded", "req-bounded-own", served(1))
     await service.record_many(session, [draft], lock_timeout=0.25)
     assert (await session.execute(sa.text("SHOW lock_timeout"))).scalar_one() == "7s"
+
+
+def test_a_hub_sets_the_gils_turns_from_its_settings(database_url: str, data_dir: Path) -> None:
+    """The lifespan hands the GIL over as often as `switch_interval_seconds` says: a setting
+    ignored would leave the interpreter's own 0.005 s, or whatever a hub before set."""
+    before = sys.getswitchinterval()
+    try:
+        for wanted in (0.002, 0.0005):
+            sys.setswitchinterval(0.005)
+            with _guarded(database_url, data_dir, switch_interval_seconds=wanted):
+                assert sys.getswitchinterval() == pytest.approx(wanted)
+    finally:
+        sys.setswitchinterval(before)
