@@ -78,10 +78,9 @@ class Settings(BaseSettings):
     # How long the interpreter lets a thread hold the GIL while another waits for it
     # (`sys.setswitchinterval`; Python's own is 0.005). On SQLite each statement runs in
     # aiosqlite's thread, which then waits for the GIL back from the event loop's thread, busy
-    # with other requests: at 0.0005 a council page ran 1.14x as fast at 8 in flight, and its
-    # p99 fell from 113 to 79 ms (`bench-read --database-url sqlite+aiosqlite:///x.db`, the
-    # commit before this setting as baseline). On PostgreSQL no thread waits, and it changes
-    # nothing there.
+    # with other requests: at 0.0005 a council page ran 1.13x as fast at 8 in flight, 1.09x
+    # at 1 (`bench-read --database-url sqlite+aiosqlite:///x.db --baseline 3c0c0a1`, the
+    # commit before this setting). On PostgreSQL no thread of the hub's waits for the GIL.
     switch_interval_seconds: float = Field(default=0.0005, gt=0, le=0.1)
     # PostgreSQL reports copy the stage facts on this many connections at once, a slice of the
     # table each, in one snapshot: numpy reads one slice while the database sends the next.
