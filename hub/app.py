@@ -388,9 +388,16 @@ async def readyz(request: Request) -> Response:
 YOUNG_THRESHOLD = 7000
 
 
-def _settle_the_interpreter(settings: Settings) -> None:
+SQLITE_SWITCH_INTERVAL = 0.0005  # `Settings.switch_interval_seconds`'s default on SQLite
+
+
+def _settle_the_interpreter(settings: Settings, db: Database) -> None:
     """The GIL's turns (`Settings.switch_interval_seconds`), for every thread of the process."""
-    sys.setswitchinterval(settings.switch_interval_seconds)
+    interval = settings.switch_interval_seconds
+    if interval is None and db.is_sqlite:
+        interval = SQLITE_SWITCH_INTERVAL
+    if interval is not None:
+        sys.setswitchinterval(interval)
 
 
 def _settle_the_collector() -> None:
@@ -442,7 +449,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         state.indexer.poke()  # whatever an earlier process appended and did not index
         state.escalations.start()
         _settle_the_collector()
-        _settle_the_interpreter(settings)
+        _settle_the_interpreter(settings, state.db)
         if settings.webhook_dispatch:
             webhooks.start()  # in the background: never on a request's path
         yield

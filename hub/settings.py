@@ -76,12 +76,14 @@ class Settings(BaseSettings):
     # one statement (readers see unindexed events all the same).
     audit_index_delay_seconds: float = Field(default=0.5, ge=0, le=60)
     # How long the interpreter lets a thread hold the GIL while another waits for it
-    # (`sys.setswitchinterval`; Python's own is 0.005). On SQLite each statement runs in
-    # aiosqlite's thread, which then waits for the GIL back from the event loop's thread, busy
-    # with other requests: at 0.0005 a council page ran 1.13x as fast at 8 in flight, 1.09x
-    # at 1 (`bench-read --database-url sqlite+aiosqlite:///x.db --baseline 3c0c0a1`, the
-    # commit before this setting). On PostgreSQL no thread of the hub's waits for the GIL.
-    switch_interval_seconds: float = Field(default=0.0005, gt=0, le=0.1)
+    # (`sys.setswitchinterval`); None: 0.0005 on SQLite, Python's own 0.005 on PostgreSQL.
+    # On SQLite each statement runs in aiosqlite's thread, which then waits for the GIL back
+    # from the event loop's thread, busy with other requests: at 0.0005 a council page ran
+    # 1.13x as fast at 8 in flight, 1.09x at 1 (`bench-read --database-url
+    # sqlite+aiosqlite:///x.db --baseline 3c0c0a1`, the commit before this setting). On
+    # PostgreSQL, where no statement waits on a thread, the same run of 0.0005 gave 1.10x at 8
+    # in flight but 0.90x at 1 (every turn below 0.95x), so it is left at Python's own there.
+    switch_interval_seconds: float | None = Field(default=None, gt=0, le=0.1)
     # PostgreSQL reports copy the stage facts on this many connections at once, a slice of the
     # table each, in one snapshot: numpy reads one slice while the database sends the next.
     report_connections: int = Field(default=2, ge=1, le=8)

@@ -282,12 +282,16 @@ async def test_the_append_puts_back_the_transactions_own_wait(session: AsyncSess
 
 def test_a_hub_sets_the_gils_turns_from_its_settings(database_url: str, data_dir: Path) -> None:
     """The lifespan hands the GIL over as often as `switch_interval_seconds` says: a setting
-    ignored would leave the interpreter's own 0.005 s, or whatever a hub before set."""
-    before = sys.getswitchinterval()
+    ignored would leave whatever was set before. Unset, a SQLite hub takes 0.0005 s and a
+    PostgreSQL one leaves the interpreter's as it was."""
+    from hub.app import SQLITE_SWITCH_INTERVAL  # noqa: PLC0415
+
+    before, elsewhere = sys.getswitchinterval(), 0.004  # neither a hub's nor Python's own
+    unset = SQLITE_SWITCH_INTERVAL if database_url.startswith("sqlite") else elsewhere
     try:
-        for wanted in (0.002, 0.0005):
-            sys.setswitchinterval(0.005)
-            with _guarded(database_url, data_dir, switch_interval_seconds=wanted):
+        for wanted, given in ((0.002, {"switch_interval_seconds": 0.002}), (unset, {})):
+            sys.setswitchinterval(elsewhere)
+            with _guarded(database_url, data_dir, **given):
                 assert sys.getswitchinterval() == pytest.approx(wanted)
     finally:
         sys.setswitchinterval(before)
