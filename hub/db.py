@@ -20,7 +20,7 @@ import operator
 import sqlite3
 import types
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -711,8 +711,34 @@ async def _in_thread(
         return worked
 
     async with adapter._execute_mutex:  # noqa: SLF001 - as SQLAlchemy's cursor does
-        worked: Worked = await connection._execute(run)  # noqa: SLF001 - its thread
+        worked: Worked = await _to_the_end(connection._execute(run))  # noqa: SLF001 - its thread
     return worked
+
+
+async def _to_the_end(trip: Awaitable[Worked]) -> Worked:
+    """A trip to aiosqlite's thread, waited for until the thread has done it, even when the
+    caller is cancelled meanwhile (the cancellation is raised then).
+
+    The thread runs what it was sent whether or not anyone still waits. A writer cancelled
+    while its BEGIN IMMEDIATE waited in the thread (a subscription's socket closed, a hub
+    shutting down) went on to hand its connection back to the pool, whose reset saw no
+    transaction yet and rolled nothing back; the BEGIN then ran, leaving a write transaction
+    open on a pooled connection: SQLite's write lock held by nobody, and the next BEGIN on that
+    connection failing "cannot start a transaction within a transaction" (INTERNAL). Waited
+    for, the BEGIN has run when the cancellation unwinds the session, and its reset rolls it
+    back (`tests/test_sqlite_write_turns.py`)."""
+    sent = asyncio.ensure_future(trip)
+    cancelled = False
+    while not sent.done():
+        try:
+            await asyncio.wait((sent,))  # a cancelled wait leaves `sent` as it is
+        except asyncio.CancelledError:
+            cancelled = True
+    if cancelled:
+        if not sent.cancelled():
+            sent.exception()  # looked at: what the caller is told is its cancellation
+        raise asyncio.CancelledError
+    return sent.result()
 
 
 class SerialSession(AsyncSession):

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -129,3 +131,46 @@ async def test_a_writer_that_fails_gives_its_turn_back(db: Database) -> None:
     async with db.transaction(write=False) as session:
         stored = (await session.execute(sa.text("SELECT n FROM note"))).scalars()
         assert list(stored) == [2]
+
+
+async def test_a_writer_cancelled_while_its_begin_waits_in_the_thread_leaves_nothing_open(
+    db: Database,
+) -> None:
+    """The thread runs the BEGIN IMMEDIATE it was sent after its caller is cancelled (a socket
+    closed, a hub stopping): the connection must not go back to the pool with it open."""
+    loop = asyncio.get_running_loop()
+    in_the_thread = asyncio.Event()
+    slow = [True]
+
+    def stall(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
+        if statement == "BEGIN IMMEDIATE" and slow and slow.pop():
+            loop.call_soon_threadsafe(in_the_thread.set)
+            time.sleep(0.3)  # in aiosqlite's thread, before SQLite is sent the BEGIN
+
+    sa.event.listen(db.engine.sync_engine, "before_cursor_execute", stall)
+
+    async def write() -> None:
+        async with db.transaction(write=True) as session:
+            await session.execute(sa.text("INSERT INTO note VALUES (1)"))
+
+    cancelled = asyncio.create_task(write())
+    await in_the_thread.wait()
+    cancelled.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    # Nothing holds SQLite's write lock: another connection takes it without waiting.
+    path = db.engine.url.database
+    assert path is not None
+    other = sqlite3.connect(path, timeout=0, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
+    # The pool's connection (the one that was cancelled) begins the next writer's transaction.
+    for n in (2, 3):
+        async with db.transaction(write=True, write_lock_wait=1) as session:
+            await session.execute(sa.text("INSERT INTO note VALUES (:n)"), {"n": n})
+    async with db.transaction(write=False) as session:
+        stored = (await session.execute(sa.text("SELECT n FROM note ORDER BY n"))).scalars()
+        assert list(stored) == [2, 3]
