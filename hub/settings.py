@@ -81,10 +81,9 @@ class Settings(BaseSettings):
     # from the event loop's thread, busy with other requests: at 0.0005 a council page ran
     # 1.13x as fast at 8 in flight, 1.09x at 1 (`bench-read --database-url
     # sqlite+aiosqlite:///x.db --baseline 3c0c0a1`, the commit before this setting). On
-    # PostgreSQL, where no statement waits on a thread, two runs of 0.0005 disagreed (1.10x and
-    # 1.18x at 8 in flight; 0.90x, every turn below 0.95x, and 1.07x at 1), so it is left at
-    # Python's own there until more runs of `bench-read --baseline HEAD --new-env
-    # HUB_SWITCH_INTERVAL_SECONDS=0.0005` settle it.
+    # PostgreSQL, where no statement waits on a thread, three runs of 0.0005 (`bench-read
+    # --baseline HEAD --new-env HUB_SWITCH_INTERVAL_SECONDS=0.0005`) gave 1.10x, 1.18x and
+    # 0.96x at 8 in flight, 0.90x, 1.07x and 0.92x at 1: no gain to be sure of, so Python's own.
     switch_interval_seconds: float | None = Field(default=None, gt=0, le=0.1)
     # PostgreSQL reports copy the stage facts on this many connections at once, a slice of the
     # table each, in one snapshot: numpy reads one slice while the database sends the next.
