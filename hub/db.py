@@ -726,7 +726,8 @@ async def _to_the_end(trip: Awaitable[Worked]) -> Worked:
     open on a pooled connection: SQLite's write lock held by nobody, and the next BEGIN on that
     connection failing "cannot start a transaction within a transaction" (INTERNAL). Waited
     for, the BEGIN has run when the cancellation unwinds the session, and its reset rolls it
-    back (`tests/test_sqlite_write_turns.py`)."""
+    back (`tests/test_sqlite_write_turns.py`). The wait is the statement's own: at most the
+    busy timeout for a BEGIN IMMEDIATE that finds another process (a CLI command) writing."""
     sent = asyncio.ensure_future(trip)
     cancelled = False
     while not sent.done():
