@@ -848,6 +848,25 @@ def sqlite_file_missing(url: str) -> Path | None:
     return None if path.exists() else path
 
 
+class RollbackOnClose(sqlite3.Connection):
+    """A SQLite connection that rolls back its open transaction when it is closed.
+
+    Python's `close` is SQLite's `sqlite3_close_v2`, which, while a statement of the connection
+    is not finalized (a cursor still referenced, say by a cancelled request's traceback), leaves
+    the connection open as a "zombie" until that statement goes, with its transaction and its
+    locks. A write transaction cancelled mid-statement on SQLite is closed so (SQLAlchemy
+    invalidates the connection): its write lock then stayed held, by nobody, until the
+    collector found the cursor, and every writer waited its busy timeout and failed "database
+    is locked" (`tests/test_query_sessions.py`). A ROLLBACK first ends the transaction whatever
+    statements remain. aiosqlite closes the connection in its own thread, as this runs."""
+
+    def close(self) -> None:
+        if self.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self.rollback()
+        super().close()
+
+
 class Database:
     """The engine and the two kinds of transaction a request can ask for."""
 
@@ -865,7 +884,10 @@ class Database:
         # closed, and on SQLite the next one opened costs a thread and a connection's set-up.
         kwargs.update(pool_size=pool_size, max_overflow=pool_size)
         if self.is_sqlite:
-            kwargs["connect_args"] = {"timeout": SQLITE_WRITE_LOCK_WAIT_SECONDS}
+            kwargs["connect_args"] = {
+                "timeout": SQLITE_WRITE_LOCK_WAIT_SECONDS,
+                "factory": RollbackOnClose,
+            }
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         self._turns: _WriteTurns | None = None
         if self.is_sqlite:

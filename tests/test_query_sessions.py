@@ -4,11 +4,14 @@ what needs a transaction around it is refused, not silently half-done."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.audit import service
 from hub.audit.models import AuditEvent
@@ -127,3 +130,58 @@ async def test_a_query_sessions_end_takes_no_trip_on_sqlite(
     async with db.transaction(write=True) as writer:
         await writer.execute(sa.text("SELECT 1"))
     assert ended == ["commit"]  # a transaction begun is ended as before
+
+
+# Long enough to be cancelled while it runs, on either database (a second or less).
+_SLOW = sa.select(
+    sa.text(
+        "(WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 1000000) "
+        "SELECT count(*) FROM c) AS n"
+    )
+)
+
+
+@pytest.mark.parametrize("kind", ["query", "read", "write"])
+@pytest.mark.parametrize("path", ["direct", "sqlalchemy"])
+async def test_a_session_cancelled_mid_statement_leaves_its_pool_usable(
+    db: Database, kind: str, path: str
+) -> None:
+    """A request cancelled while its statement runs (a socket closed, a hub stopping) hands
+    its connection back with nothing open on it: the transactions after it begin, run and
+    commit, on every connection of the pool."""
+    loop = asyncio.get_running_loop()
+    sent = asyncio.Event()
+
+    def listener(*_: Any) -> None:  # in whichever thread sends the statement
+        loop.call_soon_threadsafe(sent.set)
+
+    sa.event.listen(db.engine.sync_engine, "before_cursor_execute", listener)
+
+    def opened() -> contextlib.AbstractAsyncContextManager[AsyncSession]:
+        return db.query_session() if kind == "query" else db.transaction(write=kind == "write")
+
+    async def slow() -> None:
+        async with opened() as session:
+            if path == "direct":
+                await rows(session, _SLOW)
+            else:
+                await session.execute(_SLOW)
+
+    try:
+        for _ in range(3):
+            sent.clear()
+            running = asyncio.create_task(slow())
+            await sent.wait()
+            await asyncio.sleep(0.05)  # the statement is with the database now
+            running.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await running
+    finally:
+        sa.event.remove(db.engine.sync_engine, "before_cursor_execute", listener)
+    for _ in range(10):
+        # A write lock left held fails this after a second, not SQLite's 30 s busy timeout.
+        async with db.transaction(write=True, write_lock_wait=1) as writer:
+            [row] = await rows(writer, sa.select(sa.literal(1).label("n")))
+            assert row.n == 1
+            raw = await (await writer.connection()).get_raw_connection()
+            assert _in_transaction(raw)  # its own, begun on a connection with none open
