@@ -140,10 +140,11 @@ async def test_a_writer_cancelled_while_its_begin_waits_in_the_thread_leaves_not
     closed, a hub stopping): the connection must not go back to the pool with it open."""
     loop = asyncio.get_running_loop()
     in_the_thread = asyncio.Event()
-    slow = [True]
+    stalled: list[str] = []  # the first BEGIN IMMEDIATE only
 
     def stall(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
-        if statement == "BEGIN IMMEDIATE" and slow and slow.pop():
+        if statement == "BEGIN IMMEDIATE" and not stalled:
+            stalled.append(statement)
             loop.call_soon_threadsafe(in_the_thread.set)
             time.sleep(0.3)  # in aiosqlite's thread, before SQLite is sent the BEGIN
 
