@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -19,7 +20,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -175,6 +176,18 @@ def _failure(response: bench_http.Answer, *, field: str, expected: int | None = 
     return None
 
 
+@contextlib.contextmanager
+def scratch_directory(prefix: str) -> Iterator[Path]:
+    """A directory of the benchmark's own (a hub's data directory: its development signing
+    keys, its SQLite file), removed after, whatever happened. Each run used to leave one in the
+    system's temporary directory, a private key in each."""
+    directory = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield directory
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 @contextlib.asynccontextmanager
 async def scratch_database(url: str, *, prefix: str = "hub_bench") -> AsyncIterator[str]:
     """A PostgreSQL database of the benchmark's own on the server `url` names, dropped after.
@@ -244,37 +257,37 @@ async def run(
 ) -> list[Figures]:
     async with scratch_database(database_url) as url:
         await upgrade(url)
-        data_dir = Path(tempfile.mkdtemp(prefix="hub-bench-"))
-        port = _free_port()
-        base = f"http://127.0.0.1:{port}"
-        env = {
-            **os.environ,
-            "HUB_DATABASE_URL": url,
-            "HUB_DATA_DIR": str(data_dir),
-            "HUB_ISSUER": base,
-            "HUB_MODE": "development",
-            # The bench measures the hub's throughput from one client, not that client's limit.
-            "HUB_RATE_LIMITS": UNLIMITED,
-        }
-        settings = Settings(database_url=url, data_dir=data_dir, issuer=base)
-        keys = KeySet.for_settings(settings)  # written before the server starts: it loads them
-        command = [sys.executable, "-m", "hub", "serve", "--port", str(port)]
-        # A plain Popen: the child outlives no await, and we stop it in `finally`.
-        process = subprocess.Popen(command, env=env)  # noqa: S603, ASYNC220 - our own CLI
-        try:
-            await _wait_ready(base, process)
-            return await _measure(
-                base,
-                settings,
-                keys,
-                pushes=pushes,
-                queries=queries,
-                concurrency=concurrency,
-                page_size=page_size,
-            )
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
+        with scratch_directory("hub-bench-") as data_dir:
+            port = _free_port()
+            base = f"http://127.0.0.1:{port}"
+            env = {
+                **os.environ,
+                "HUB_DATABASE_URL": url,
+                "HUB_DATA_DIR": str(data_dir),
+                "HUB_ISSUER": base,
+                "HUB_MODE": "development",
+                # The bench measures the hub's throughput from one client, not that client's limit.
+                "HUB_RATE_LIMITS": UNLIMITED,
+            }
+            settings = Settings(database_url=url, data_dir=data_dir, issuer=base)
+            keys = KeySet.for_settings(settings)  # written before the server starts: it loads them
+            command = [sys.executable, "-m", "hub", "serve", "--port", str(port)]
+            # A plain Popen: the child outlives no await, and we stop it in `finally`.
+            process = subprocess.Popen(command, env=env)  # noqa: S603, ASYNC220 - our own CLI
+            try:
+                await _wait_ready(base, process)
+                return await _measure(
+                    base,
+                    settings,
+                    keys,
+                    pushes=pushes,
+                    queries=queries,
+                    concurrency=concurrency,
+                    page_size=page_size,
+                )
+            finally:
+                process.terminate()
+                process.wait(timeout=30)
 
 
 async def _measure(
@@ -446,76 +459,78 @@ async def run_costs(
     async with scratch_database(database_url) as url:
         await upgrade(url)
         await _seed_incidents(url, records)
-        data_dir = Path(tempfile.mkdtemp(prefix="hub-bench-"))
-        settings = Settings(database_url=url, data_dir=data_dir)
-        served = build_schema(settings)
-        paths = {
-            "internal": (build_schema(settings, enforce_agreement=False, audit=False), True),
-            "scoped": (build_schema(settings, audit=False), False),
-            "audited": (served, False),
-        }
-        db = Database(url)
-        state = HubState(
-            settings=settings,
-            db=db,
-            keys=KeySet.for_settings(settings),
-            agreement=Agreement.load(default_path(), served._schema),  # noqa: SLF001
-        )
-        principal = Principal(
-            client_id="bench",
-            organisation_code=COUNCIL,
-            role=Role.COUNCIL_SOCIAL_WORKER,
-            user="bench-user",
-            purpose="section_47_enquiry",
-            token_id="bench",  # noqa: S106 - an id, not a secret
-        )
+        with scratch_directory("hub-bench-") as data_dir:
+            settings = Settings(database_url=url, data_dir=data_dir)
+            served = build_schema(settings)
+            paths = {
+                "internal": (build_schema(settings, enforce_agreement=False, audit=False), True),
+                "scoped": (build_schema(settings, audit=False), False),
+                "audited": (served, False),
+            }
+            db = Database(url)
+            state = HubState(
+                settings=settings,
+                db=db,
+                keys=KeySet.for_settings(settings),
+                agreement=Agreement.load(default_path(), served._schema),  # noqa: SLF001
+            )
+            principal = Principal(
+                client_id="bench",
+                organisation_code=COUNCIL,
+                role=Role.COUNCIL_SOCIAL_WORKER,
+                user="bench-user",
+                purpose="section_47_enquiry",
+                token_id="bench",  # noqa: S106 - an id, not a secret
+            )
 
-        async def once(schema: Any, *, is_internal: bool) -> float:
-            context = HubContext(
-                request=None,
-                response=None,
-                hub=state,
-                request_id="bench",
-                identity=principal,
-                internal=is_internal,
-            )
-            started = time.perf_counter()
-            result = await schema.execute(
-                POLICY_QUERY, variable_values={"first": page_size}, context_value=context
-            )
-            elapsed = time.perf_counter() - started
-            if result.errors or len(result.data["incidents"]["edges"]) != page_size:
-                codes = sorted({str((e.extensions or {}).get("code")) for e in result.errors or []})
-                msg = (
-                    f"the council query failed or came back short of {page_size} incidents "
-                    f"(errors: {', '.join(codes) or 'none'}): seed at least as many records"
+            async def once(schema: Any, *, is_internal: bool) -> float:
+                context = HubContext(
+                    request=None,
+                    response=None,
+                    hub=state,
+                    request_id="bench",
+                    identity=principal,
+                    internal=is_internal,
                 )
-                raise BenchFailed(msg)
-            return elapsed
+                started = time.perf_counter()
+                result = await schema.execute(
+                    POLICY_QUERY, variable_values={"first": page_size}, context_value=context
+                )
+                elapsed = time.perf_counter() - started
+                if result.errors or len(result.data["incidents"]["edges"]) != page_size:
+                    codes = sorted(
+                        {str((e.extensions or {}).get("code")) for e in result.errors or []}
+                    )
+                    msg = (
+                        f"the council query failed or came back short of {page_size} incidents "
+                        f"(errors: {', '.join(codes) or 'none'}): seed at least as many records"
+                    )
+                    raise BenchFailed(msg)
+                return elapsed
 
-        timings: dict[str, list[float]] = {name: [] for name in paths}
-        turns: list[dict[str, float]] = []
-        try:
-            for schema, is_internal in paths.values():  # warm-up runs, not counted
-                for _ in range(WARM_UP):
-                    await once(schema, is_internal=is_internal)
-            await state.indexer.idle()
-            for turn in range(-(-repeats // BLOCK)):
-                block: dict[str, float] = {}
-                for name, (schema, is_internal) in paths.items():
-                    runs = [
+            timings: dict[str, list[float]] = {name: [] for name in paths}
+            turns: list[dict[str, float]] = []
+            try:
+                for schema, is_internal in paths.values():  # warm-up runs, not counted
+                    for _ in range(WARM_UP):
                         await once(schema, is_internal=is_internal)
-                        for _ in range(min(BLOCK, repeats - turn * BLOCK))
-                    ]
-                    timings[name] += runs
-                    block[name] = statistics.median(runs)
-                    # The audited block's events are indexed before the next block starts:
-                    # that work is timed on its own, not charged to the unaudited paths.
-                    await state.indexer.idle()
-                turns.append(block)
-        finally:
-            await state.indexer.close()
-            await db.dispose()
+                await state.indexer.idle()
+                for turn in range(-(-repeats // BLOCK)):
+                    block: dict[str, float] = {}
+                    for name, (schema, is_internal) in paths.items():
+                        runs = [
+                            await once(schema, is_internal=is_internal)
+                            for _ in range(min(BLOCK, repeats - turn * BLOCK))
+                        ]
+                        timings[name] += runs
+                        block[name] = statistics.median(runs)
+                        # The audited block's events are indexed before the next block starts:
+                        # that work is timed on its own, not charged to the unaudited paths.
+                        await state.indexer.idle()
+                    turns.append(block)
+            finally:
+                await state.indexer.close()
+                await db.dispose()
     median = {name: statistics.median(values) * 1000 for name, values in timings.items()}
     return CostFigures(
         internal_ms=median["internal"],

@@ -19,7 +19,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from http import HTTPStatus
@@ -41,6 +40,7 @@ from hub.bench import (
     _wait_ready,
     analysed,
     scratch_database,
+    scratch_directory,
 )
 from hub.migrate import upgrade
 from hub.settings import Settings
@@ -128,43 +128,43 @@ def _short(body: Any, *, root: str, expected: int) -> str | None:
 
 @contextlib.asynccontextmanager
 async def _processes(url: str) -> AsyncIterator[tuple[str, str, Settings, KeySet]]:
-    data_dir = Path(tempfile.mkdtemp(prefix="hub-bench-"))
-    hub_port, peer_port = _free_port(), _free_port()
-    hub_base, peer_base = f"http://127.0.0.1:{hub_port}", f"http://127.0.0.1:{peer_port}"
-    settings = Settings(database_url=url, data_dir=data_dir, issuer=hub_base)
-    keys = KeySet.for_settings(settings)
-    hub_env = {
-        **os.environ,
-        "HUB_DATABASE_URL": url,
-        "HUB_RATE_LIMITS": UNLIMITED,  # one synthetic client drives it: no per-client cap
-        "HUB_DATA_DIR": str(data_dir),
-        "HUB_ISSUER": hub_base,
-        "HUB_MODE": "development",
-    }
-    libpq = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-    peer_env = {
-        **os.environ,
-        "PEER_DATABASE_URL": libpq,
-        "PEER_PORT": str(peer_port),
-        "GRAPHILE_ENV": "production",  # as deployed: no development-only checks
-    }
-    command = [sys.executable, "-m", "hub", "serve", "--port", str(hub_port)]
-    hub = subprocess.Popen(command, env=hub_env)  # noqa: S603, ASYNC220 - our own CLI
-    peer = subprocess.Popen(  # noqa: S603, ASYNC220 - the pinned Node, our script; stopped below
-        [str(NODE), "server.mjs"],
-        env=peer_env,
-        cwd=PEER_DIR,
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        await _wait_ready(hub_base, hub)
-        await _wait_peer(peer_base, peer)
-        yield hub_base, peer_base, settings, keys
-    finally:
-        for process in (hub, peer):
-            process.terminate()
-        for process in (hub, peer):
-            process.wait(timeout=30)
+    with scratch_directory("hub-bench-") as data_dir:
+        hub_port, peer_port = _free_port(), _free_port()
+        hub_base, peer_base = f"http://127.0.0.1:{hub_port}", f"http://127.0.0.1:{peer_port}"
+        settings = Settings(database_url=url, data_dir=data_dir, issuer=hub_base)
+        keys = KeySet.for_settings(settings)
+        hub_env = {
+            **os.environ,
+            "HUB_DATABASE_URL": url,
+            "HUB_RATE_LIMITS": UNLIMITED,  # one synthetic client drives it: no per-client cap
+            "HUB_DATA_DIR": str(data_dir),
+            "HUB_ISSUER": hub_base,
+            "HUB_MODE": "development",
+        }
+        libpq = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+        peer_env = {
+            **os.environ,
+            "PEER_DATABASE_URL": libpq,
+            "PEER_PORT": str(peer_port),
+            "GRAPHILE_ENV": "production",  # as deployed: no development-only checks
+        }
+        command = [sys.executable, "-m", "hub", "serve", "--port", str(hub_port)]
+        hub = subprocess.Popen(command, env=hub_env)  # noqa: S603, ASYNC220 - our own CLI
+        peer = subprocess.Popen(  # noqa: S603, ASYNC220 - the pinned Node, our script; stopped below
+            [str(NODE), "server.mjs"],
+            env=peer_env,
+            cwd=PEER_DIR,
+            stdout=subprocess.DEVNULL,
+        )
+        try:
+            await _wait_ready(hub_base, hub)
+            await _wait_peer(peer_base, peer)
+            yield hub_base, peer_base, settings, keys
+        finally:
+            for process in (hub, peer):
+                process.terminate()
+            for process in (hub, peer):
+                process.wait(timeout=30)
 
 
 async def _wait_peer(base: str, process: subprocess.Popen[bytes]) -> None:

@@ -24,7 +24,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -48,6 +47,7 @@ from hub.bench import (
     _wait_ready,
     analysed,
     scratch_database,
+    scratch_directory,
 )
 from hub.demo import EXAMPLE_PURPOSE
 from hub.settings import Settings
@@ -296,8 +296,7 @@ def _incident(number: int, now: dt.datetime) -> dict[str, Any]:
 def baseline_tree(commit: str) -> Iterator[Path]:
     """The baseline commit's files in a temporary directory (no checkout is touched)."""
     root = Path(hub.__file__).resolve().parents[1]
-    directory = Path(tempfile.mkdtemp(prefix="hub-baseline-"))
-    try:
+    with scratch_directory("hub-baseline-") as directory:
         archive = subprocess.run(  # noqa: S603 - git, with a commit named by our own option
             ["git", "-C", str(root), "archive", "--format=tar", commit],  # noqa: S607
             capture_output=True,
@@ -315,8 +314,6 @@ def baseline_tree(commit: str) -> Iterator[Path]:
             check=True,
         )
         yield directory
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 # A setting whose value the figures' heading names by its key only (`HUB_PSEUDONYM_KEY`).
@@ -358,56 +355,55 @@ async def running_hub(
     With `counted`, the hub runs under callgrind (`Callgrind`), its counts written there.
     `hub_env` (`hub_settings`) goes in its environment beside the bench's own."""
     async with scratch_database(database_url, prefix=f"hub_read_{name}") as scratch:
-        data_dir = Path(tempfile.mkdtemp(prefix=f"hub-read-{name}-"))
-        sqlite = f"sqlite+aiosqlite:///{data_dir / 'hub.db'}"
-        url = scratch if scratch.startswith("postgresql") else sqlite
-        port = _free_port()
-        base = f"http://127.0.0.1:{port}"
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("HUB_")},
-            "HUB_DATABASE_URL": url,
-            "HUB_RATE_LIMITS": UNLIMITED,  # one synthetic client drives it: no per-client cap
-            "HUB_DATA_DIR": str(data_dir),
-            "HUB_ISSUER": base,
-            "HUB_MODE": "development",
-            **(hub_env or {}),
-        }
-        migrated = subprocess.run(  # noqa: ASYNC221 - our own CLI, before any request
-            [sys.executable, "-m", "hub", "migrate"],
-            cwd=tree,
-            env=env,
-            capture_output=True,
-            check=False,
-        )
-        if migrated.returncode != 0:
-            msg = f"the {name} hub could not migrate its scratch database"
-            raise BenchFailed(msg)
-        settings = Settings(database_url=url, data_dir=data_dir, issuer=base)
-        keys = KeySet.for_settings(settings)  # written before the server starts: it loads them
-        command = [sys.executable, "-m", "hub", "serve", "--port", str(port)]
-        if counted is not None:
-            command = [*Callgrind.command(counted), *command]
-            env["PYTHONHASHSEED"] = "0"  # the same dicts' layouts, run after run
-        process = subprocess.Popen(  # noqa: S603, ASYNC220 - our CLI
-            command,
-            cwd=tree,
-            env=env,
-            stderr=subprocess.DEVNULL if counted is not None else None,  # valgrind's banner
-        )
-        try:
-            await _wait_ready(base, process, seconds=60 if counted is None else 600)
-            yield Hub(
-                name=name,
-                base=base,
-                council=_headers(settings, keys, Role.COUNCIL_SOCIAL_WORKER, COUNCIL),
-                police=_headers(settings, keys, Role.POLICE_OFFICER, FORCE),
-                pid=process.pid,
-                database=make_url(url).database if url.startswith("postgresql") else None,
+        with scratch_directory(f"hub-read-{name}-") as data_dir:
+            sqlite = f"sqlite+aiosqlite:///{data_dir / 'hub.db'}"
+            url = scratch if scratch.startswith("postgresql") else sqlite
+            port = _free_port()
+            base = f"http://127.0.0.1:{port}"
+            env = {
+                **{k: v for k, v in os.environ.items() if not k.startswith("HUB_")},
+                "HUB_DATABASE_URL": url,
+                "HUB_RATE_LIMITS": UNLIMITED,  # one synthetic client drives it: no per-client cap
+                "HUB_DATA_DIR": str(data_dir),
+                "HUB_ISSUER": base,
+                "HUB_MODE": "development",
+                **(hub_env or {}),
+            }
+            migrated = subprocess.run(  # noqa: ASYNC221 - our own CLI, before any request
+                [sys.executable, "-m", "hub", "migrate"],
+                cwd=tree,
+                env=env,
+                capture_output=True,
+                check=False,
             )
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
-            shutil.rmtree(data_dir, ignore_errors=True)
+            if migrated.returncode != 0:
+                msg = f"the {name} hub could not migrate its scratch database"
+                raise BenchFailed(msg)
+            settings = Settings(database_url=url, data_dir=data_dir, issuer=base)
+            keys = KeySet.for_settings(settings)  # written before the server starts: it loads them
+            command = [sys.executable, "-m", "hub", "serve", "--port", str(port)]
+            if counted is not None:
+                command = [*Callgrind.command(counted), *command]
+                env["PYTHONHASHSEED"] = "0"  # the same dicts' layouts, run after run
+            process = subprocess.Popen(  # noqa: S603, ASYNC220 - our CLI
+                command,
+                cwd=tree,
+                env=env,
+                stderr=subprocess.DEVNULL if counted is not None else None,  # valgrind's banner
+            )
+            try:
+                await _wait_ready(base, process, seconds=60 if counted is None else 600)
+                yield Hub(
+                    name=name,
+                    base=base,
+                    council=_headers(settings, keys, Role.COUNCIL_SOCIAL_WORKER, COUNCIL),
+                    police=_headers(settings, keys, Role.POLICE_OFFICER, FORCE),
+                    pid=process.pid,
+                    database=make_url(url).database if url.startswith("postgresql") else None,
+                )
+            finally:
+                process.terminate()
+                process.wait(timeout=30)
 
 
 def _headers(settings: Settings, keys: KeySet, role: Role, org: str) -> dict[str, str]:
@@ -682,32 +678,28 @@ async def run_instructions(
     incident with two new children) counted in each."""
     here = Path(hub.__file__).parents[1]
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    counts = Path(tempfile.mkdtemp(prefix="hub-read-counts-"))
     per_request: dict[tuple[str, str], float] = {}
-    try:
-        with baseline_tree(baseline) as tree:
-            async with (
-                running_hub("baseline", tree, database_url, counted=counts) as old,
-                running_hub("new", here, database_url, counted=counts) as new,
-                bench_http.Client(timeout=600) as client,
-            ):
-                for target in (old, new):
-                    await _seed(client, target, records, now)
-                driver = Driver(client, page_size)
-                for target in (old, new):
-                    for query in COUNTED:
-                        await driver.block(target, query, 5, 1)  # warm-up, not counted
-                        await _settled(target)  # what the last block left running: not ours
-                        Callgrind.control(target.pid, "--zero")
-                        Callgrind.control(target.pid, "--instr=on")
-                        await driver.block(target, query, requests, 1)
-                        await _settled(target)  # what these requests left running: theirs
-                        Callgrind.control(target.pid, "--instr=off")
-                        Callgrind.control(target.pid, "--dump")
-                    dumps = Callgrind.totals(counts, target.pid)[-len(COUNTED) :]
-                    for query, total in zip(COUNTED, dumps, strict=True):
-                        per_request[(target.name, query)] = total / requests
-    finally:
-        shutil.rmtree(counts, ignore_errors=True)
+    with scratch_directory("hub-read-counts-") as counts, baseline_tree(baseline) as tree:
+        async with (
+            running_hub("baseline", tree, database_url, counted=counts) as old,
+            running_hub("new", here, database_url, counted=counts) as new,
+            bench_http.Client(timeout=600) as client,
+        ):
+            for target in (old, new):
+                await _seed(client, target, records, now)
+            driver = Driver(client, page_size)
+            for target in (old, new):
+                for query in COUNTED:
+                    await driver.block(target, query, 5, 1)  # warm-up, not counted
+                    await _settled(target)  # what the last block left running: not ours
+                    Callgrind.control(target.pid, "--zero")
+                    Callgrind.control(target.pid, "--instr=on")
+                    await driver.block(target, query, requests, 1)
+                    await _settled(target)  # what these requests left running: theirs
+                    Callgrind.control(target.pid, "--instr=off")
+                    Callgrind.control(target.pid, "--dump")
+                dumps = Callgrind.totals(counts, target.pid)[-len(COUNTED) :]
+                for query, total in zip(COUNTED, dumps, strict=True):
+                    per_request[(target.name, query)] = total / requests
     backend = database_url.split(":", maxsplit=1)[0]
     return InstructionFigures(baseline, backend, page_size, requests, per_request)

@@ -21,7 +21,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -50,6 +49,7 @@ from hub.bench import (
     _wait_ready,
     analysed,
     scratch_database,
+    scratch_directory,
 )
 from hub.bench_read import CpuSeconds, cpu_snapshot
 from hub.demo import EXAMPLE_PURPOSE
@@ -189,47 +189,47 @@ def _spread(ratios: list[float]) -> str:
 @contextlib.asynccontextmanager
 async def _serving(h: Hub, database_url: str) -> AsyncIterator[Hub]:
     async with scratch_database(database_url, prefix="hub_bench_push") as url:
-        data_dir = Path(tempfile.mkdtemp(prefix="hub-bench-"))
-        port = _free_port()
-        h.base = f"http://127.0.0.1:{port}"
-        env = {
-            **os.environ,
-            "HUB_DATABASE_URL": url,
-            "HUB_RATE_LIMITS": UNLIMITED,  # one synthetic client drives it: no per-client cap
-            "HUB_DATA_DIR": str(data_dir),
-            "HUB_ISSUER": h.base,
-            "HUB_MODE": "development",
-            # Its own code first: the baseline's tree, or this one's.
-            "PYTHONPATH": os.pathsep.join([str(h.source), os.environ.get("PYTHONPATH", "")]),
-        }
-        hub_command = [sys.executable, "-m", "hub"]
-        migrated = subprocess.run(  # noqa: S603, ASYNC221 - our own CLI, before any await
-            [*hub_command, "migrate"], env=env, cwd=h.source, capture_output=True, check=False
-        )
-        if migrated.returncode != 0:
-            msg = f"{h.name}: migrate failed (exit {migrated.returncode})"
-            raise BenchFailed(msg)
-        settings = Settings(database_url=url, data_dir=data_dir, issuer=h.base)
-        keys = KeySet.for_settings(settings)
-        token = issue_access_token(
-            settings=settings,
-            keys=keys,
-            client_id="bench-police",
-            organisation_code=FORCE,
-            role=Role.POLICE_OFFICER,
-            user="bench-user",
-            purpose=EXAMPLE_PURPOSE[Role.POLICE_OFFICER],
-        )
-        h.headers = {"Authorization": f"Bearer {token}"}
-        serve = [*hub_command, "serve", "--port", str(port), "--workers", str(h.workers)]
-        process = subprocess.Popen(serve, env=env, cwd=h.source)  # noqa: S603, ASYNC220
-        h.pid, h.database = process.pid, make_url(url).database
-        try:
-            await _wait_ready(h.base, process)
-            yield h
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
+        with scratch_directory("hub-bench-") as data_dir:
+            port = _free_port()
+            h.base = f"http://127.0.0.1:{port}"
+            env = {
+                **os.environ,
+                "HUB_DATABASE_URL": url,
+                "HUB_RATE_LIMITS": UNLIMITED,  # one synthetic client drives it: no per-client cap
+                "HUB_DATA_DIR": str(data_dir),
+                "HUB_ISSUER": h.base,
+                "HUB_MODE": "development",
+                # Its own code first: the baseline's tree, or this one's.
+                "PYTHONPATH": os.pathsep.join([str(h.source), os.environ.get("PYTHONPATH", "")]),
+            }
+            hub_command = [sys.executable, "-m", "hub"]
+            migrated = subprocess.run(  # noqa: S603, ASYNC221 - our own CLI, before any await
+                [*hub_command, "migrate"], env=env, cwd=h.source, capture_output=True, check=False
+            )
+            if migrated.returncode != 0:
+                msg = f"{h.name}: migrate failed (exit {migrated.returncode})"
+                raise BenchFailed(msg)
+            settings = Settings(database_url=url, data_dir=data_dir, issuer=h.base)
+            keys = KeySet.for_settings(settings)
+            token = issue_access_token(
+                settings=settings,
+                keys=keys,
+                client_id="bench-police",
+                organisation_code=FORCE,
+                role=Role.POLICE_OFFICER,
+                user="bench-user",
+                purpose=EXAMPLE_PURPOSE[Role.POLICE_OFFICER],
+            )
+            h.headers = {"Authorization": f"Bearer {token}"}
+            serve = [*hub_command, "serve", "--port", str(port), "--workers", str(h.workers)]
+            process = subprocess.Popen(serve, env=env, cwd=h.source)  # noqa: S603, ASYNC220
+            h.pid, h.database = process.pid, make_url(url).database
+            try:
+                await _wait_ready(h.base, process)
+                yield h
+            finally:
+                process.terminate()
+                process.wait(timeout=30)
 
 
 async def _singles(h: Hub, count: int, concurrency: int, run: str) -> Figures:

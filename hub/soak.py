@@ -17,7 +17,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -44,6 +43,7 @@ from hub.bench import (
     _wait_ready,
     bearer,
     scratch_database,
+    scratch_directory,
 )
 from hub.migrate import upgrade
 from hub.settings import Settings
@@ -206,29 +206,29 @@ async def _vacuuming(url: str, every: float, load: _Load) -> None:
 
 @contextlib.asynccontextmanager
 async def _served(url: str) -> AsyncIterator[tuple[str, Settings, KeySet, int]]:
-    data_dir = Path(tempfile.mkdtemp(prefix="hub-soak-"))
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "HUB_DATABASE_URL": url,
-        "HUB_RATE_LIMITS": UNLIMITED,  # one synthetic client drives it: no per-client cap
-        "HUB_DATA_DIR": str(data_dir),
-        "HUB_ISSUER": base,
-        "HUB_MODE": "development",
-        # Deliveries come from the database's notifications (PostgreSQL) or this poll.
-        "HUB_CHANGE_POLL_SECONDS": "0.5",
-    }
-    settings = Settings(database_url=url, data_dir=data_dir, issuer=base)
-    keys = KeySet.for_settings(settings)  # written before the server starts: it loads them
-    command = [sys.executable, "-m", "hub", "serve", "--port", str(port)]
-    process = subprocess.Popen(command, env=env)  # noqa: S603, ASYNC220 - our own CLI
-    try:
-        await _wait_ready(base, process)
-        yield base, settings, keys, process.pid
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    with scratch_directory("hub-soak-") as data_dir:
+        port = _free_port()
+        base = f"http://127.0.0.1:{port}"
+        env = {
+            **os.environ,
+            "HUB_DATABASE_URL": url,
+            "HUB_RATE_LIMITS": UNLIMITED,  # one synthetic client drives it: no per-client cap
+            "HUB_DATA_DIR": str(data_dir),
+            "HUB_ISSUER": base,
+            "HUB_MODE": "development",
+            # Deliveries come from the database's notifications (PostgreSQL) or this poll.
+            "HUB_CHANGE_POLL_SECONDS": "0.5",
+        }
+        settings = Settings(database_url=url, data_dir=data_dir, issuer=base)
+        keys = KeySet.for_settings(settings)  # written before the server starts: it loads them
+        command = [sys.executable, "-m", "hub", "serve", "--port", str(port)]
+        process = subprocess.Popen(command, env=env)  # noqa: S603, ASYNC220 - our own CLI
+        try:
+            await _wait_ready(base, process)
+            yield base, settings, keys, process.pid
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
 
 
 async def _soak(  # noqa: PLR0917 - one run's parts, passed once

@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -28,16 +29,23 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _bench(*arguments: str) -> subprocess.CompletedProcess[str]:
+    """The command run as a newcomer runs it, with a temporary directory of its own, which it
+    must leave as it found it, whether it measured or refused: a run's scratch directories
+    hold its hubs' signing keys."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
-    return subprocess.run(  # noqa: S603 - our own CLI, with arguments from this file
-        [sys.executable, "-m", "hub", *arguments],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=ROOT,
-        env=environment,
-        check=False,
-    )
+    with tempfile.TemporaryDirectory(prefix="bench-tmp-") as scratch:
+        run = subprocess.run(  # noqa: S603 - our own CLI, with arguments from this file
+            [sys.executable, "-m", "hub", *arguments],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=ROOT,
+            env={**environment, "TMPDIR": scratch},
+            check=False,
+        )
+        left = sorted(path.name for path in Path(scratch).iterdir())
+    assert not left, f"{arguments[0]} left {left} in its temporary directory"
+    return run
 
 
 def _database(tmp_path: Path, name: str) -> str:

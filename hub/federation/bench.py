@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import tempfile
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from hub import bench_http
-from hub.bench import Figures, _drive, _failure, _free_port, scratch_database
+from hub.bench import Figures, _drive, _failure, _free_port, scratch_database, scratch_directory
 from hub.federation import stack
 
 HUB_PART = (
@@ -111,8 +110,8 @@ def _database(database_url: str | None, data_dir: Path) -> Iterator[str]:
 def run(
     *, requests: int, rounds: int, concurrency: int, database_url: str | None = None
 ) -> list[Figures]:
-    data_dir = Path(tempfile.mkdtemp(prefix="hub-bench-gateway-"))
     with (
+        scratch_directory("hub-bench-gateway-") as data_dir,
         _database(database_url, data_dir) as url,
         stack.running(
             database_url=url,

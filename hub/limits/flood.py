@@ -15,10 +15,8 @@ import dataclasses
 import os
 import subprocess
 import sys
-import tempfile
 import uuid
 from http import HTTPStatus
-from pathlib import Path
 
 from hub import bench_http
 from hub.access.keys import KeySet
@@ -37,6 +35,7 @@ from hub.bench import (
     _incident,
     _wait_ready,
     scratch_database,
+    scratch_directory,
 )
 from hub.demo import EXAMPLE_PURPOSE
 from hub.migrate import upgrade
@@ -130,26 +129,26 @@ async def _measure(
 async def _with_hub(
     url: str, *, limits: str | None, pushes: int, concurrency: int, label: str
 ) -> list[FloodFigures]:
-    data_dir = Path(tempfile.mkdtemp(prefix="hub-flood-"))
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "HUB_DATABASE_URL": url, "HUB_DATA_DIR": str(data_dir)}
-    env |= {"HUB_ISSUER": base, "HUB_MODE": "development"}
-    env.pop("HUB_RATE_LIMITS", None)
-    if limits is not None:
-        env["HUB_RATE_LIMITS"] = limits
-    settings = Settings(database_url=url, data_dir=data_dir, issuer=base)
-    keys = KeySet.for_settings(settings)
-    command = [sys.executable, "-m", "hub", "serve", "--port", str(port)]
-    process = subprocess.Popen(command, env=env)  # noqa: S603, ASYNC220 - our own CLI
-    try:
-        await _wait_ready(base, process)
-        return await _measure(
-            base, settings, keys, pushes=pushes, concurrency=concurrency, label=label
-        )
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    with scratch_directory("hub-flood-") as data_dir:
+        port = _free_port()
+        base = f"http://127.0.0.1:{port}"
+        env = {**os.environ, "HUB_DATABASE_URL": url, "HUB_DATA_DIR": str(data_dir)}
+        env |= {"HUB_ISSUER": base, "HUB_MODE": "development"}
+        env.pop("HUB_RATE_LIMITS", None)
+        if limits is not None:
+            env["HUB_RATE_LIMITS"] = limits
+        settings = Settings(database_url=url, data_dir=data_dir, issuer=base)
+        keys = KeySet.for_settings(settings)
+        command = [sys.executable, "-m", "hub", "serve", "--port", str(port)]
+        process = subprocess.Popen(command, env=env)  # noqa: S603, ASYNC220 - our own CLI
+        try:
+            await _wait_ready(base, process)
+            return await _measure(
+                base, settings, keys, pushes=pushes, concurrency=concurrency, label=label
+            )
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
 
 
 async def run_flood(

@@ -17,10 +17,8 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
-from pathlib import Path
 
 from hub import bench_http
 from hub.access.keys import KeySet
@@ -39,6 +37,7 @@ from hub.bench import (
     _wait_ready,
     bearer,
     scratch_database,
+    scratch_directory,
 )
 from hub.migrate import upgrade
 from hub.settings import Settings
@@ -70,41 +69,41 @@ async def run(
 ) -> list[str]:
     async with scratch_database(database_url, prefix="hub_bench_webhooks") as url:
         await upgrade(url)
-        data_dir = Path(tempfile.mkdtemp(prefix="hub-bench-webhooks-"))
-        tls = make_tls(data_dir)
-        receiver = Receiver()
-        port = _free_port()
-        base = f"http://127.0.0.1:{port}"
-        env = {
-            **os.environ,
-            "HUB_DATABASE_URL": url,
-            "HUB_DATA_DIR": str(data_dir),
-            "HUB_ISSUER": base,
-            "HUB_MODE": "development",
-            "HUB_RATE_LIMITS": UNLIMITED,
-            "HUB_WEBHOOK_CA_FILE": str(tls.ca_file),
-        }
-        settings = Settings(database_url=url, data_dir=data_dir, issuer=base)
-        keys = KeySet.for_settings(settings)  # written before the server starts: it loads them
-        command = [sys.executable, "-m", "hub", "serve", "--port", str(port)]
-        with serving(receiver, tls) as receiver_url:
-            process = subprocess.Popen(command, env=env)  # noqa: S603, ASYNC220 - our own CLI
-            try:
-                await _wait_ready(base, process)
-                return await _measure(
-                    base,
-                    settings,
-                    keys,
-                    receiver,
-                    receiver_url,
-                    endpoints=endpoints,
-                    pushes=pushes,
-                    concurrency=concurrency,
-                    drain_seconds=drain_seconds,
-                )
-            finally:
-                process.terminate()
-                process.wait(timeout=30)
+        with scratch_directory("hub-bench-webhooks-") as data_dir:
+            tls = make_tls(data_dir)
+            receiver = Receiver()
+            port = _free_port()
+            base = f"http://127.0.0.1:{port}"
+            env = {
+                **os.environ,
+                "HUB_DATABASE_URL": url,
+                "HUB_DATA_DIR": str(data_dir),
+                "HUB_ISSUER": base,
+                "HUB_MODE": "development",
+                "HUB_RATE_LIMITS": UNLIMITED,
+                "HUB_WEBHOOK_CA_FILE": str(tls.ca_file),
+            }
+            settings = Settings(database_url=url, data_dir=data_dir, issuer=base)
+            keys = KeySet.for_settings(settings)  # written before the server starts: it loads them
+            command = [sys.executable, "-m", "hub", "serve", "--port", str(port)]
+            with serving(receiver, tls) as receiver_url:
+                process = subprocess.Popen(command, env=env)  # noqa: S603, ASYNC220 - our own CLI
+                try:
+                    await _wait_ready(base, process)
+                    return await _measure(
+                        base,
+                        settings,
+                        keys,
+                        receiver,
+                        receiver_url,
+                        endpoints=endpoints,
+                        pushes=pushes,
+                        concurrency=concurrency,
+                        drain_seconds=drain_seconds,
+                    )
+                finally:
+                    process.terminate()
+                    process.wait(timeout=30)
 
 
 async def _measure(
