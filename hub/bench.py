@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -235,6 +235,85 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def hub_environment(
+    url: str,
+    data_dir: Path,
+    issuer: str,
+    *,
+    rate_limits: str | None = UNLIMITED,
+    inherited: Mapping[str, str] = os.environ,
+) -> dict[str, str]:
+    """A benchmark's hub's environment: `inherited`'s, with the hub's database, its data
+    directory, its issuer and development mode. `rate_limits`: by default none to speak of
+    (one synthetic client drives a bench, and its limit is not what is measured); None, the
+    hub's own defaults."""
+    environment = {
+        **inherited,
+        "HUB_DATABASE_URL": url,
+        "HUB_DATA_DIR": str(data_dir),
+        "HUB_ISSUER": issuer,
+        "HUB_MODE": "development",
+    }
+    environment.pop("HUB_RATE_LIMITS", None)
+    if rate_limits is not None:
+        environment["HUB_RATE_LIMITS"] = rate_limits
+    return environment
+
+
+@dataclasses.dataclass(frozen=True)
+class ServedHubs:
+    """The hub processes a benchmark started on one database, and what its tokens are made with."""
+
+    bases: list[str]
+    settings: Settings
+    keys: KeySet
+    processes: list[subprocess.Popen[bytes]]
+
+    @property
+    def base(self) -> str:
+        return self.bases[0]
+
+    @property
+    def pid(self) -> int:
+        return self.processes[0].pid
+
+
+@contextlib.asynccontextmanager
+async def serving_hubs(
+    url: str,
+    *,
+    prefix: str = "hub-bench-",
+    processes: int = 1,
+    rate_limits: str | None = UNLIMITED,
+    settings: Mapping[str, str] | None = None,
+) -> AsyncIterator[ServedHubs]:
+    """`processes` hubs (`serve`, each on a free port) on the migrated database `url`, sharing a
+    scratch data directory (`scratch_directory`), ready when this yields, stopped and their
+    directory removed after. `settings` (HUB_... = value) go in their environment beside the
+    bench's own (`hub_environment`)."""
+    with scratch_directory(prefix) as data_dir:
+        ports = [_free_port() for _ in range(processes)]
+        bases = [f"http://127.0.0.1:{port}" for port in ports]
+        environment = hub_environment(url, data_dir, bases[0], rate_limits=rate_limits)
+        environment |= settings or {}
+        hub_settings = Settings(database_url=url, data_dir=data_dir, issuer=bases[0])
+        keys = KeySet.for_settings(hub_settings)  # written before the servers start: they load them
+        started: list[subprocess.Popen[bytes]] = []
+        try:
+            for port in ports:
+                command = [sys.executable, "-m", "hub", "serve", "--port", str(port)]
+                # A plain Popen: the child outlives no await, and is stopped below.
+                started.append(subprocess.Popen(command, env=environment))  # noqa: S603, ASYNC220 - our own CLI
+            for base, process in zip(bases, started, strict=True):
+                await _wait_ready(base, process)
+            yield ServedHubs(bases, hub_settings, keys, started)
+        finally:
+            for process in started:
+                process.terminate()
+            for process in started:
+                process.wait(timeout=30)
+
+
 async def _wait_ready(url: str, process: subprocess.Popen[bytes], seconds: float = 60) -> None:
     """Until the hub answers /readyz. A minute: on a loaded two-core machine a hub's start-up
     (imports, migrations checked, keys loaded) has taken over 20 seconds; a healthy one is
@@ -257,37 +336,16 @@ async def run(
 ) -> list[Figures]:
     async with scratch_database(database_url) as url:
         await upgrade(url)
-        with scratch_directory("hub-bench-") as data_dir:
-            port = _free_port()
-            base = f"http://127.0.0.1:{port}"
-            env = {
-                **os.environ,
-                "HUB_DATABASE_URL": url,
-                "HUB_DATA_DIR": str(data_dir),
-                "HUB_ISSUER": base,
-                "HUB_MODE": "development",
-                # The bench measures the hub's throughput from one client, not that client's limit.
-                "HUB_RATE_LIMITS": UNLIMITED,
-            }
-            settings = Settings(database_url=url, data_dir=data_dir, issuer=base)
-            keys = KeySet.for_settings(settings)  # written before the server starts: it loads them
-            command = [sys.executable, "-m", "hub", "serve", "--port", str(port)]
-            # A plain Popen: the child outlives no await, and we stop it in `finally`.
-            process = subprocess.Popen(command, env=env)  # noqa: S603, ASYNC220 - our own CLI
-            try:
-                await _wait_ready(base, process)
-                return await _measure(
-                    base,
-                    settings,
-                    keys,
-                    pushes=pushes,
-                    queries=queries,
-                    concurrency=concurrency,
-                    page_size=page_size,
-                )
-            finally:
-                process.terminate()
-                process.wait(timeout=30)
+        async with serving_hubs(url) as hub:
+            return await _measure(
+                hub.base,
+                hub.settings,
+                hub.keys,
+                pushes=pushes,
+                queries=queries,
+                concurrency=concurrency,
+                page_size=page_size,
+            )
 
 
 async def _measure(

@@ -18,7 +18,6 @@ import dataclasses
 import os
 import statistics
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from http import HTTPStatus
@@ -30,17 +29,15 @@ from sqlalchemy.engine import make_url
 from hub import bench_http
 from hub.access.keys import KeySet
 from hub.access.models import Role
-from hub.access.tokens import issue_access_token
 from hub.bench import (
     COUNCIL,
-    UNLIMITED,
     BenchFailed,
     _free_port,
     _seed_incidents,
-    _wait_ready,
     analysed,
+    bearer,
     scratch_database,
-    scratch_directory,
+    serving_hubs,
 )
 from hub.migrate import upgrade
 from hub.settings import Settings
@@ -128,28 +125,16 @@ def _short(body: Any, *, root: str, expected: int) -> str | None:
 
 @contextlib.asynccontextmanager
 async def _processes(url: str) -> AsyncIterator[tuple[str, str, Settings, KeySet]]:
-    with scratch_directory("hub-bench-") as data_dir:
-        hub_port, peer_port = _free_port(), _free_port()
-        hub_base, peer_base = f"http://127.0.0.1:{hub_port}", f"http://127.0.0.1:{peer_port}"
-        settings = Settings(database_url=url, data_dir=data_dir, issuer=hub_base)
-        keys = KeySet.for_settings(settings)
-        hub_env = {
-            **os.environ,
-            "HUB_DATABASE_URL": url,
-            "HUB_RATE_LIMITS": UNLIMITED,  # one synthetic client drives it: no per-client cap
-            "HUB_DATA_DIR": str(data_dir),
-            "HUB_ISSUER": hub_base,
-            "HUB_MODE": "development",
-        }
-        libpq = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-        peer_env = {
-            **os.environ,
-            "PEER_DATABASE_URL": libpq,
-            "PEER_PORT": str(peer_port),
-            "GRAPHILE_ENV": "production",  # as deployed: no development-only checks
-        }
-        command = [sys.executable, "-m", "hub", "serve", "--port", str(hub_port)]
-        hub = subprocess.Popen(command, env=hub_env)  # noqa: S603, ASYNC220 - our own CLI
+    peer_port = _free_port()
+    peer_base = f"http://127.0.0.1:{peer_port}"
+    libpq = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    peer_env = {
+        **os.environ,
+        "PEER_DATABASE_URL": libpq,
+        "PEER_PORT": str(peer_port),
+        "GRAPHILE_ENV": "production",  # as deployed: no development-only checks
+    }
+    async with serving_hubs(url) as hub:
         peer = subprocess.Popen(  # noqa: S603, ASYNC220 - the pinned Node, our script; stopped below
             [str(NODE), "server.mjs"],
             env=peer_env,
@@ -157,14 +142,11 @@ async def _processes(url: str) -> AsyncIterator[tuple[str, str, Settings, KeySet
             stdout=subprocess.DEVNULL,
         )
         try:
-            await _wait_ready(hub_base, hub)
             await _wait_peer(peer_base, peer)
-            yield hub_base, peer_base, settings, keys
+            yield hub.base, peer_base, hub.settings, hub.keys
         finally:
-            for process in (hub, peer):
-                process.terminate()
-            for process in (hub, peer):
-                process.wait(timeout=30)
+            peer.terminate()
+            peer.wait(timeout=30)
 
 
 async def _wait_peer(base: str, process: subprocess.Popen[bytes]) -> None:
@@ -222,22 +204,14 @@ async def run(
         await _seed_incidents(url, max(records, page_size + 1))
         await analysed(url, make_url(url).database)  # as autovacuum would, for both servers
         async with _processes(url) as (hub_base, peer_base, settings, keys):
-            token = issue_access_token(
-                settings=settings,
-                keys=keys,
-                client_id="bench-council",
-                organisation_code=COUNCIL,
-                role=Role.COUNCIL_SOCIAL_WORKER,
-                user="bench-user",
-                purpose="section_47_enquiry",
-            )
+            council = bearer(settings, keys, Role.COUNCIL_SOCIAL_WORKER, COUNCIL, client="bench")
             async with bench_http.Client(timeout=60) as client:
                 return [
                     await _measure(
                         client,
                         hub_base,
                         peer_base,
-                        token,
+                        council,
                         concurrency=concurrency,
                         requests=requests,
                         turns=turns,
@@ -251,7 +225,7 @@ async def _measure(
     client: bench_http.Client,
     hub_base: str,
     peer_base: str,
-    token: str,
+    council: dict[str, str],
     *,
     concurrency: int,
     requests: int,
@@ -269,7 +243,7 @@ async def _measure(
         response = await client.post(
             f"{hub_base}/graphql",
             json={"query": HUB_QUERY, "variables": {"first": size}},
-            headers={"Authorization": f"Bearer {token}"},
+            headers=council,
         )
         if response.status_code != HTTPStatus.OK:
             return f"hub: HTTP {response.status_code}"

@@ -40,12 +40,12 @@ from hub.bench import (
     COUNCIL,
     FORCE,
     PUSH,
-    UNLIMITED,
     BenchFailed,
     _failure,
     _free_port,
     _wait_ready,
     analysed,
+    hub_environment,
     scratch_database,
     scratch_directory,
 )
@@ -360,15 +360,9 @@ async def running_hub(
             url = scratch if scratch.startswith("postgresql") else sqlite
             port = _free_port()
             base = f"http://127.0.0.1:{port}"
-            env = {
-                **{k: v for k, v in os.environ.items() if not k.startswith("HUB_")},
-                "HUB_DATABASE_URL": url,
-                "HUB_RATE_LIMITS": UNLIMITED,  # one synthetic client drives it: no per-client cap
-                "HUB_DATA_DIR": str(data_dir),
-                "HUB_ISSUER": base,
-                "HUB_MODE": "development",
-                **(hub_env or {}),
-            }
+            # Only the bench's settings and `hub_env`: none of the caller's own.
+            inherited = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+            env = {**hub_environment(url, data_dir, base, inherited=inherited), **(hub_env or {})}
             migrated = subprocess.run(  # noqa: ASYNC221 - our own CLI, before any request
                 [sys.executable, "-m", "hub", "migrate"],
                 cwd=tree,

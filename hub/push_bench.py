@@ -35,11 +35,9 @@ import hub
 from hub import bench_http
 from hub.access.keys import KeySet
 from hub.access.models import Role
-from hub.access.tokens import issue_access_token
 from hub.bench import (
     FORCE,
     PUSH,
-    UNLIMITED,
     BenchFailed,
     Figures,
     _drive,
@@ -48,11 +46,12 @@ from hub.bench import (
     _incident,
     _wait_ready,
     analysed,
+    bearer,
+    hub_environment,
     scratch_database,
     scratch_directory,
 )
 from hub.bench_read import CpuSeconds, cpu_snapshot
-from hub.demo import EXAMPLE_PURPOSE
 from hub.settings import Settings
 
 PUSH_MANY = """mutation Push($input: [ReportIncidentInput!]!) {
@@ -192,16 +191,9 @@ async def _serving(h: Hub, database_url: str) -> AsyncIterator[Hub]:
         with scratch_directory("hub-bench-") as data_dir:
             port = _free_port()
             h.base = f"http://127.0.0.1:{port}"
-            env = {
-                **os.environ,
-                "HUB_DATABASE_URL": url,
-                "HUB_RATE_LIMITS": UNLIMITED,  # one synthetic client drives it: no per-client cap
-                "HUB_DATA_DIR": str(data_dir),
-                "HUB_ISSUER": h.base,
-                "HUB_MODE": "development",
-                # Its own code first: the baseline's tree, or this one's.
-                "PYTHONPATH": os.pathsep.join([str(h.source), os.environ.get("PYTHONPATH", "")]),
-            }
+            env = hub_environment(url, data_dir, h.base)
+            # Its own code first: the baseline's tree, or this one's.
+            env["PYTHONPATH"] = os.pathsep.join([str(h.source), os.environ.get("PYTHONPATH", "")])
             hub_command = [sys.executable, "-m", "hub"]
             migrated = subprocess.run(  # noqa: S603, ASYNC221 - our own CLI, before any await
                 [*hub_command, "migrate"], env=env, cwd=h.source, capture_output=True, check=False
@@ -211,16 +203,7 @@ async def _serving(h: Hub, database_url: str) -> AsyncIterator[Hub]:
                 raise BenchFailed(msg)
             settings = Settings(database_url=url, data_dir=data_dir, issuer=h.base)
             keys = KeySet.for_settings(settings)
-            token = issue_access_token(
-                settings=settings,
-                keys=keys,
-                client_id="bench-police",
-                organisation_code=FORCE,
-                role=Role.POLICE_OFFICER,
-                user="bench-user",
-                purpose=EXAMPLE_PURPOSE[Role.POLICE_OFFICER],
-            )
-            h.headers = {"Authorization": f"Bearer {token}"}
+            h.headers = bearer(settings, keys, Role.POLICE_OFFICER, FORCE, client="bench")
             serve = [*hub_command, "serve", "--port", str(port), "--workers", str(h.workers)]
             process = subprocess.Popen(serve, env=env, cwd=h.source)  # noqa: S603, ASYNC220
             h.pid, h.database = process.pid, make_url(url).database

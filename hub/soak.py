@@ -10,15 +10,11 @@ growing table shows in. As with every bench, a run with any failure prints no fi
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import itertools
 import json
 import os
-import subprocess
-import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -34,16 +30,13 @@ from hub.bench import (
     FORCE,
     PUSH,
     QUERY,
-    UNLIMITED,
     BenchFailed,
     Figures,
     _failure,
-    _free_port,
     _incident,
-    _wait_ready,
     bearer,
     scratch_database,
-    scratch_directory,
+    serving_hubs,
 )
 from hub.migrate import upgrade
 from hub.settings import Settings
@@ -161,10 +154,12 @@ async def run(
         await upgrade(url)
         if postgres:
             autovacuum = await _autovacuum(url)
-        async with _served(url) as (base, settings, keys, pid):
+        # Deliveries come from the database's notifications (PostgreSQL) or this poll.
+        polled = {"HUB_CHANGE_POLL_SECONDS": "0.5"}
+        async with serving_hubs(url, prefix="hub-soak-", settings=polled) as hub:
             load = _Load(time.perf_counter(), seconds, [Slice() for _ in range(slices)])
             await asyncio.gather(
-                _soak(base, settings, keys, pid, load, concurrency, subscribers),
+                _soak(hub.base, hub.settings, hub.keys, hub.pid, load, concurrency, subscribers),
                 *([_vacuuming(url, vacuum_every, load)] if vacuum_every else []),
             )
     total = list(itertools.chain.from_iterable(part.latencies for part in load.slices))
@@ -202,33 +197,6 @@ async def _vacuuming(url: str, every: float, load: _Load) -> None:
             load.vacuums += 1
     finally:
         await engine.dispose()
-
-
-@contextlib.asynccontextmanager
-async def _served(url: str) -> AsyncIterator[tuple[str, Settings, KeySet, int]]:
-    with scratch_directory("hub-soak-") as data_dir:
-        port = _free_port()
-        base = f"http://127.0.0.1:{port}"
-        env = {
-            **os.environ,
-            "HUB_DATABASE_URL": url,
-            "HUB_RATE_LIMITS": UNLIMITED,  # one synthetic client drives it: no per-client cap
-            "HUB_DATA_DIR": str(data_dir),
-            "HUB_ISSUER": base,
-            "HUB_MODE": "development",
-            # Deliveries come from the database's notifications (PostgreSQL) or this poll.
-            "HUB_CHANGE_POLL_SECONDS": "0.5",
-        }
-        settings = Settings(database_url=url, data_dir=data_dir, issuer=base)
-        keys = KeySet.for_settings(settings)  # written before the server starts: it loads them
-        command = [sys.executable, "-m", "hub", "serve", "--port", str(port)]
-        process = subprocess.Popen(command, env=env)  # noqa: S603, ASYNC220 - our own CLI
-        try:
-            await _wait_ready(base, process)
-            yield base, settings, keys, process.pid
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
 
 
 async def _soak(  # noqa: PLR0917 - one run's parts, passed once

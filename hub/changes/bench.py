@@ -17,10 +17,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
-import os
 import statistics
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -42,16 +39,13 @@ from hub.bench import (
     COUNCIL,
     FORCE,
     PUSH,
-    UNLIMITED,
     BenchFailed,
     Figures,
     _failure,
-    _free_port,
     _incident,
-    _wait_ready,
     analysed,
     scratch_database,
-    scratch_directory,
+    serving_hubs,
 )
 from hub.bench_read import CpuSeconds, CpuSnapshot, _backends_cpu, _process_cpu
 from hub.db import Database
@@ -124,55 +118,33 @@ async def run(
         raise ValueError(msg)
     async with scratch_database(database_url, prefix="hub_subs_bench") as url:
         await upgrade(url)
-        with scratch_directory("hub-bench-") as data_dir:
-            ports = [_free_port() for _ in range(processes)]
-            bases = [f"http://127.0.0.1:{port}" for port in ports]
-            settings = Settings(database_url=url, data_dir=data_dir, issuer=bases[0])
-            keys = KeySet.for_settings(settings)  # written before the servers start: they load them
-            env = {
-                **os.environ,
-                "HUB_DATABASE_URL": url,
-                "HUB_RATE_LIMITS": UNLIMITED,  # one synthetic client drives it: no per-client cap
-                "HUB_DATA_DIR": str(data_dir),
-                "HUB_ISSUER": bases[0],
-                "HUB_MODE": "development",
-                "HUB_SUBSCRIPTION_FANOUT": "true" if path == "fanout" else "false",
-                # Every subscriber connects from this one address: room for all, and the pushes.
-                "HUB_MAX_CONNECTIONS_PER_CLIENT": str(subscribers + 100),
-            }
-            started: list[subprocess.Popen[bytes]] = []
-            try:
-                for port in ports:
-                    command = [sys.executable, "-m", "hub", "serve", "--port", str(port)]
-                    started.append(subprocess.Popen(command, env=env))  # noqa: S603, ASYNC220 - our own CLI
-                for base, process in zip(bases, started, strict=True):
-                    await _wait_ready(base, process)
-                database = make_url(url).database if url.startswith("postgresql") else None
+        hub_settings = {
+            "HUB_SUBSCRIPTION_FANOUT": "true" if path == "fanout" else "false",
+            # Every subscriber connects from this one address: room for all, and the pushes.
+            "HUB_MAX_CONNECTIONS_PER_CLIENT": str(subscribers + 100),
+        }
+        async with serving_hubs(url, processes=processes, settings=hub_settings) as hubs:
+            database = make_url(url).database if url.startswith("postgresql") else None
 
-                def cpu() -> CpuSnapshot:
-                    return CpuSnapshot(
-                        sum(_process_cpu(process.pid) for process in started),
-                        _backends_cpu(database),
-                        time.process_time(),
-                    )
-
-                measured = await _measure(
-                    bases,
-                    settings,
-                    keys,
-                    subscribers=subscribers,
-                    rate=rate,
-                    seconds=seconds,
-                    drain_seconds=drain_seconds,
-                    cpu=cpu,
-                    analyse=lambda: analysed(url, database),
+            def cpu() -> CpuSnapshot:
+                return CpuSnapshot(
+                    sum(_process_cpu(process.pid) for process in hubs.processes),
+                    _backends_cpu(database),
+                    time.process_time(),
                 )
-            finally:
-                for process in started:
-                    process.terminate()
-                for process in started:
-                    process.wait(timeout=30)
-            events, listed = await _delivery_events(url)
+
+            measured = await _measure(
+                hubs.bases,
+                hubs.settings,
+                hubs.keys,
+                subscribers=subscribers,
+                rate=rate,
+                seconds=seconds,
+                drain_seconds=drain_seconds,
+                cpu=cpu,
+                analyse=lambda: analysed(url, database),
+            )
+        events, listed = await _delivery_events(url)
     if listed < measured.messages:
         msg = (
             f"{measured.messages} records were delivered but the audit lists only {listed} "

@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
-import subprocess
-import sys
 import uuid
 from http import HTTPStatus
 
@@ -31,11 +28,9 @@ from hub.bench import (
     Figures,
     _drive,
     _failure,
-    _free_port,
     _incident,
-    _wait_ready,
     scratch_database,
-    scratch_directory,
+    serving_hubs,
 )
 from hub.demo import EXAMPLE_PURPOSE
 from hub.migrate import upgrade
@@ -129,26 +124,10 @@ async def _measure(
 async def _with_hub(
     url: str, *, limits: str | None, pushes: int, concurrency: int, label: str
 ) -> list[FloodFigures]:
-    with scratch_directory("hub-flood-") as data_dir:
-        port = _free_port()
-        base = f"http://127.0.0.1:{port}"
-        env = {**os.environ, "HUB_DATABASE_URL": url, "HUB_DATA_DIR": str(data_dir)}
-        env |= {"HUB_ISSUER": base, "HUB_MODE": "development"}
-        env.pop("HUB_RATE_LIMITS", None)
-        if limits is not None:
-            env["HUB_RATE_LIMITS"] = limits
-        settings = Settings(database_url=url, data_dir=data_dir, issuer=base)
-        keys = KeySet.for_settings(settings)
-        command = [sys.executable, "-m", "hub", "serve", "--port", str(port)]
-        process = subprocess.Popen(command, env=env)  # noqa: S603, ASYNC220 - our own CLI
-        try:
-            await _wait_ready(base, process)
-            return await _measure(
-                base, settings, keys, pushes=pushes, concurrency=concurrency, label=label
-            )
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
+    async with serving_hubs(url, prefix="hub-flood-", rate_limits=limits) as hub:
+        return await _measure(
+            hub.base, hub.settings, hub.keys, pushes=pushes, concurrency=concurrency, label=label
+        )
 
 
 async def run_flood(

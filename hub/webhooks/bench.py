@@ -13,10 +13,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import os
 import statistics
-import subprocess
-import sys
 import time
 import uuid
 
@@ -27,17 +24,15 @@ from hub.bench import (
     COUNCIL,
     FORCE,
     PUSH,
-    UNLIMITED,
     BenchFailed,
     Figures,
     _drive,
     _failure,
-    _free_port,
     _incident,
-    _wait_ready,
     bearer,
     scratch_database,
     scratch_directory,
+    serving_hubs,
 )
 from hub.migrate import upgrade
 from hub.settings import Settings
@@ -69,31 +64,16 @@ async def run(
 ) -> list[str]:
     async with scratch_database(database_url, prefix="hub_bench_webhooks") as url:
         await upgrade(url)
-        with scratch_directory("hub-bench-webhooks-") as data_dir:
-            tls = make_tls(data_dir)
+        with scratch_directory("hub-bench-webhooks-tls-") as tls_dir:
+            tls = make_tls(tls_dir)
             receiver = Receiver()
-            port = _free_port()
-            base = f"http://127.0.0.1:{port}"
-            env = {
-                **os.environ,
-                "HUB_DATABASE_URL": url,
-                "HUB_DATA_DIR": str(data_dir),
-                "HUB_ISSUER": base,
-                "HUB_MODE": "development",
-                "HUB_RATE_LIMITS": UNLIMITED,
-                "HUB_WEBHOOK_CA_FILE": str(tls.ca_file),
-            }
-            settings = Settings(database_url=url, data_dir=data_dir, issuer=base)
-            keys = KeySet.for_settings(settings)  # written before the server starts: it loads them
-            command = [sys.executable, "-m", "hub", "serve", "--port", str(port)]
+            trusted = {"HUB_WEBHOOK_CA_FILE": str(tls.ca_file)}
             with serving(receiver, tls) as receiver_url:
-                process = subprocess.Popen(command, env=env)  # noqa: S603, ASYNC220 - our own CLI
-                try:
-                    await _wait_ready(base, process)
+                async with serving_hubs(url, prefix="hub-bench-webhooks-", settings=trusted) as hub:
                     return await _measure(
-                        base,
-                        settings,
-                        keys,
+                        hub.base,
+                        hub.settings,
+                        hub.keys,
                         receiver,
                         receiver_url,
                         endpoints=endpoints,
@@ -101,9 +81,6 @@ async def run(
                         concurrency=concurrency,
                         drain_seconds=drain_seconds,
                     )
-                finally:
-                    process.terminate()
-                    process.wait(timeout=30)
 
 
 async def _measure(
