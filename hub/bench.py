@@ -285,17 +285,17 @@ async def serving_hubs(
     prefix: str = "hub-bench-",
     processes: int = 1,
     rate_limits: str | None = UNLIMITED,
-    settings: Mapping[str, str] | None = None,
+    hub_env: Mapping[str, str] | None = None,
 ) -> AsyncIterator[ServedHubs]:
     """`processes` hubs (`serve`, each on a free port) on the migrated database `url`, sharing a
     scratch data directory (`scratch_directory`), ready when this yields, stopped and their
-    directory removed after. `settings` (HUB_... = value) go in their environment beside the
-    bench's own (`hub_environment`)."""
+    directory removed after. `hub_env` (HUB_... = value) goes in their environment beside the
+    bench's own (`hub_environment`), as `bench-read`'s does (`running_hub`)."""
     with scratch_directory(prefix) as data_dir:
         ports = [_free_port() for _ in range(processes)]
         bases = [f"http://127.0.0.1:{port}" for port in ports]
         environment = hub_environment(url, data_dir, bases[0], rate_limits=rate_limits)
-        environment |= settings or {}
+        environment |= hub_env or {}
         hub_settings = Settings(database_url=url, data_dir=data_dir, issuer=bases[0])
         keys = KeySet.for_settings(hub_settings)  # written before the servers start: they load them
         started: list[subprocess.Popen[bytes]] = []

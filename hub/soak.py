@@ -156,7 +156,7 @@ async def run(
             autovacuum = await _autovacuum(url)
         # Deliveries come from the database's notifications (PostgreSQL) or this poll.
         polled = {"HUB_CHANGE_POLL_SECONDS": "0.5"}
-        async with serving_hubs(url, prefix="hub-soak-", settings=polled) as hub:
+        async with serving_hubs(url, prefix="hub-soak-", hub_env=polled) as hub:
             load = _Load(time.perf_counter(), seconds, [Slice() for _ in range(slices)])
             await asyncio.gather(
                 _soak(hub.base, hub.settings, hub.keys, hub.pid, load, concurrency, subscribers),

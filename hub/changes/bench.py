@@ -118,12 +118,12 @@ async def run(
         raise ValueError(msg)
     async with scratch_database(database_url, prefix="hub_subs_bench") as url:
         await upgrade(url)
-        hub_settings = {
+        hub_env = {
             "HUB_SUBSCRIPTION_FANOUT": "true" if path == "fanout" else "false",
             # Every subscriber connects from this one address: room for all, and the pushes.
             "HUB_MAX_CONNECTIONS_PER_CLIENT": str(subscribers + 100),
         }
-        async with serving_hubs(url, processes=processes, settings=hub_settings) as hubs:
+        async with serving_hubs(url, processes=processes, hub_env=hub_env) as hubs:
             database = make_url(url).database if url.startswith("postgresql") else None
 
             def cpu() -> CpuSnapshot:

@@ -69,7 +69,7 @@ async def run(
             receiver = Receiver()
             trusted = {"HUB_WEBHOOK_CA_FILE": str(tls.ca_file)}
             with serving(receiver, tls) as receiver_url:
-                async with serving_hubs(url, prefix="hub-bench-webhooks-", settings=trusted) as hub:
+                async with serving_hubs(url, prefix="hub-bench-webhooks-", hub_env=trusted) as hub:
                     return await _measure(
                         hub.base,
                         hub.settings,
