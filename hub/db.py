@@ -15,7 +15,6 @@ import contextvars
 import dataclasses
 import datetime as dt
 import functools
-import itertools
 import operator
 import sqlite3
 import types
@@ -575,28 +574,13 @@ class OnSQLiteThread:
         return direct.records(found)
 
     def execute_many(
-        self, statement: sa.Insert | sa.Update, params: Sequence[Mapping[str, Any]]
+        self, statement: sa.Insert | sa.Update | sa.TextClause, params: Sequence[Mapping[str, Any]]
     ) -> None:
         """`statement` once for each set of parameters (one `executemany`)."""
         if not params:
             return
         direct = self._compiled(statement)
         self._run(direct.sql, [direct.arguments(each) for each in params], many=True)
-
-    def insert_rows(
-        self, table: sa.Table, names: Sequence[str], rows: Sequence[Sequence[Any]]
-    ) -> None:
-        """`rows` (each its values in `names`' order) inserted into `table` by one statement
-        (`_rows_insert`). For plain values only (text, integers, null): they are bound as they
-        are, through no column type's processor."""
-        if not rows:
-            return
-        if len(rows) * len(names) <= MOST_PARAMETERS:
-            sql = _rows_insert(table, tuple(names), len(rows), self._engine.dialect)
-            self._run(sql, list(itertools.chain.from_iterable(rows)), many=False)
-        else:
-            sql = _rows_insert(table, tuple(names), None, self._engine.dialect)
-            self._run(sql, [orjson.dumps(rows).decode()], many=False)
 
     def plain(self, sql: str) -> None:
         """A statement of the driver's own, with no parameters (BEGIN, COMMIT, a PRAGMA)."""
@@ -615,51 +599,6 @@ class OnSQLiteThread:
                 self._connection.executemany(sql, arguments)
                 return []
             return self._connection.execute(sql, arguments).fetchall()
-
-
-# The most parameters a statement of SQLite's may have before 3.32 (32,766 since).
-MOST_PARAMETERS = 999
-
-
-@functools.lru_cache(maxsize=256)
-def _rows_insert(
-    table: sa.Table, names: tuple[str, ...], count: int | None, dialect: Dialect
-) -> str:
-    """SQLite: an INSERT of `count` rows of `names` into `table` in one statement, its
-    parameters positional, row by row and, in each row, in `names`' order; or (`count` None)
-    of the rows of one JSON array of arrays, the one parameter.
-
-    An executemany is a step of SQLite's a row, and pysqlite gives the interpreter's lock up
-    around each step and waits to have it back from the event loop's thread, busy with other
-    requests: a council page's sixty record index rows and forty child rows were a hundred
-    such waits in its audit's append, the database's write turn held through them (at 8 in
-    flight, 93 context switches a page; 57 in one statement a table: perf stat, a scratch
-    measurement). One statement is one step. The rows go as parameters while they fit; past
-    that, as JSON, whose values come back from it as SQLite's own (text, integers, null).
-
-    In one thread with nobody waiting, one statement is the slower: sixty record index rows,
-    into the table as the migrations make it, took 331 to 427 us as parameters and 485 to
-    601 us from JSON, against 221 to 270 us by an executemany (a scratch measurement). At 1
-    in flight the council page is a little slower for it (bench-read: 0.89x to 0.93x); at 8 in
-    flight, faster (1.14x with the packed reads, `_packed`)."""
-    if count is None:
-        each = sa.func.json_each(sa.bindparam("rows", type_=sa.String())).table_valued("value")
-        values = (
-            sa.func.json_extract(each.c.value, sa.literal_column(f"'$[{index}]'"))
-            for index in range(len(names))
-        )
-        return str(
-            sa.insert(table).from_select(list(names), sa.select(*values)).compile(dialect=dialect)
-        )
-    keys = [[f"{name}_{row}" for name in names] for row in range(count)]
-    statement = sa.insert(table).values(
-        [{name: sa.bindparam(key) for name, key in zip(names, row, strict=True)} for row in keys]
-    )
-    compiled = statement.compile(dialect=dialect)
-    if list(compiled.positiontup or ()) != list(itertools.chain.from_iterable(keys)):
-        msg = "an INSERT of many rows binds its parameters in another order"
-        raise AssertionError(msg)
-    return compiled.string
 
 
 async def together(session: AsyncSession, work: Callable[[OnSQLiteThread], Worked]) -> Worked:

@@ -72,8 +72,8 @@ class Settings(BaseSettings):
     # runs it once). Stages that started longer ago than the horizon are left to the report.
     escalation_scan_seconds: float = Field(default=60.0, ge=0)
     escalation_horizon_days: int = Field(default=30, ge=1, le=400)
-    # PostgreSQL: how long the audit indexer gathers appended events before indexing them in
-    # one statement (readers see unindexed events all the same).
+    # How long the audit indexer gathers appended events before indexing them in one go
+    # (readers see unindexed events all the same).
     audit_index_delay_seconds: float = Field(default=0.5, ge=0, le=60)
     # How long the interpreter lets a thread hold the GIL while another waits for it
     # (`sys.setswitchinterval`); None: 0.0005 on SQLite, Python's own 0.005 on PostgreSQL.

@@ -1,6 +1,6 @@
 """The record and child indexes, built after the append: readers and `verify` before and after.
 
-On PostgreSQL an append writes only the chained event; `chain.catch_up` (run by the indexer
+An append writes only the chained event; `chain.catch_up` (run by the indexer
 after each audited commit) writes its index rows. Until then readers find the event all the
 same, and `verify` checks the indexes only as far as they claim to reach.
 """
@@ -17,12 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hub.audit import chain, service, verify
 from hub.audit.verify import Reason
 from hub.db import Database
-from tests.conftest import LiveServer, is_postgres
+from tests.conftest import LiveServer
 from tests.test_audit_chain import ACTOR, record, served, tamper
-
-pytestmark = pytest.mark.skipif(
-    not is_postgres(), reason="on SQLite the append writes its index rows itself"
-)
 
 
 async def _append(session: AsyncSession, records: list[service.ServedRecord]) -> int:
@@ -171,6 +167,7 @@ async def test_the_indexer_stops_after_a_short_batch(
         return indexed
 
     monkeypatch.setattr(chain, "CATCH_UP_BATCH", 3)
+    monkeypatch.setattr(chain, "SQLITE_CATCH_UP_BATCH", 3)
     monkeypatch.setattr(chain, "catch_up", counted)
     assert await AuditIndexer(db).index_all() == 7
     assert batches == [3, 3, 1]

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.audit import chain, service, verify
+from hub.audit.indexer import AuditIndexer
 from hub.audit.models import OperationKind, Outcome, S62Operation
 from hub.db import Database, OnSQLiteThread, UTCDateTime, together
 from hub.limits.unavailable import is_transient
@@ -197,17 +198,20 @@ async def test_appends_waiting_together_are_one_transaction_each_committed(
             sa.select(chain.EVENTS.c.request_id).where(chain.EVENTS.c.seq.in_(flat))
         )
         assert sorted(found.scalars()) == sorted(f"{tag}-{n}" for n in range(6))
-        indexed = await reader.execute(
-            sa.select(sa.func.count()).where(chain.RECORDS.c.seq.in_(flat))
-        )
-        assert indexed.scalar() == 12  # each event's records indexed with it
+        indexed = sa.select(sa.func.count()).where(chain.RECORDS.c.seq.in_(flat))
+        assert (await reader.execute(indexed)).scalar() == 0  # indexed after, off the path
+    assert report.ok, report.problem
+    assert await AuditIndexer(db).index_all() >= 6
+    async with db.transaction(write=False) as reader:
+        assert (await reader.execute(indexed)).scalar() == 12  # each event's two records
+        report = await verify.verify(reader)
     assert report.ok, report.problem
 
 
 async def test_one_bad_append_in_a_group_fails_no_other(db: Database) -> None:
     tag = uuid.uuid4().hex[:8]
     good = [service.record_many(db, _drafts(f"{tag}-{n}")) for n in range(3)]
-    broken = chain.Pending(content={}, canonical=b"[]", records=(), child_ids=())
+    broken = chain.Pending(content={}, canonical=b"[]")
 
     async def bad() -> chain.Head:
         return await chain.append_apart(db, [broken])

@@ -10,11 +10,11 @@ Version 1 events (written before `records` existed) hash `[1, <CONTENT_COLUMNS_V
 Appends serialise on the single `audit_chain_head` row. On PostgreSQL one statement locks it
 (`FOR UPDATE`, so any number of hub processes share one chain), links the new events to it
 (`sha256` in the database over bytes canonicalised here), inserts them and moves the head: one
-round trip for a response's events. Their record and child index rows are written after, off
-the request path, by `catch_up` (`AuditIndexProgress` says how far it has got); readers read
-the events past that point directly. On SQLite the hub's write transactions begin IMMEDIATE
-and so already hold the database's write lock; the links are computed here and the index rows
-written with the events.
+round trip for a response's events. On SQLite the hub's write transactions begin IMMEDIATE and
+so already hold the database's write lock; the links are computed here. On both, the events'
+record, child and recipient index rows are written after, off the request path, by `catch_up`
+(`AuditIndexProgress` says how far it has got); readers read the events past that point
+directly.
 
 `hub.audit.verify` walks the chain; a lawful erasure leaves an `Erasure` anchor it starts from.
 """
@@ -29,7 +29,7 @@ import hashlib
 import json
 import weakref
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
@@ -152,15 +152,6 @@ def event_hash(prev_hash: str, content: Sequence[Any]) -> str:
     return link(prev_hash, canonical(content))
 
 
-class IndexedRecord(NamedTuple):
-    """A record an event lists, as the record index holds it (a named tuple: one per record
-    of every audited response, built in half a frozen dataclass's time)."""
-
-    record_type: str
-    record_id: str
-    owner: str | None
-
-
 @dataclasses.dataclass(frozen=True)
 class IndexedRecipient:
     """A subscriber a fanned-out delivery's event lists (`detail.recipients`), as indexed:
@@ -196,30 +187,16 @@ def recipients_in(detail: Any) -> tuple[IndexedRecipient, ...]:
 
 @dataclasses.dataclass(frozen=True)
 class Pending:
-    """An event's content, canonicalised before the lock so that the lock is held briefly."""
+    """An event's content, canonicalised before the lock so that the lock is held briefly.
+    What it lists (`records`, `child_ids`, `detail.recipients`) is indexed from that very
+    text after the commit (`catch_up`)."""
 
     content: dict[str, Any]
     canonical: bytes
-    records: tuple[IndexedRecord, ...]
-    child_ids: tuple[str, ...]
-    recipients: tuple[IndexedRecipient, ...] = ()
 
     @classmethod
-    def of(
-        cls,
-        content: dict[str, Any],
-        records: Sequence[IndexedRecord],
-        child_ids: Sequence[str],
-        recipients: Sequence[IndexedRecipient] = (),
-    ) -> Pending:
-        ordered = [content[name] for name in CONTENT_COLUMNS]
-        return cls(
-            content=content,
-            canonical=canonical(ordered),
-            records=tuple(records),
-            child_ids=tuple(child_ids),
-            recipients=tuple(recipients),
-        )
+    def of(cls, content: dict[str, Any]) -> Pending:
+        return cls(content=content, canonical=canonical([content[n] for n in CONTENT_COLUMNS]))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -247,36 +224,6 @@ async def lock_head(session: AsyncSession) -> Head:
 async def read_head(session: AsyncSession) -> Head | None:
     row = (await session.execute(_head_query())).one_or_none()
     return None if row is None else Head(last_seq=int(row[0]), last_hash=str(row[1]))
-
-
-CHILD_COLUMNS = ("child_id", "seq")
-RECIPIENT_COLUMNS = ("seq", "ordinal", "user", "client_id", "request_id")
-
-
-@dataclasses.dataclass
-class IndexRows:
-    """The record, child and recipient index rows of events about to be appended, each a tuple
-    of its table's columns in `RECORD_COLUMNS`', `CHILD_COLUMNS`' and `RECIPIENT_COLUMNS`'
-    order."""
-
-    records: list[tuple[Any, ...]] = dataclasses.field(default_factory=list)
-    children: list[tuple[Any, ...]] = dataclasses.field(default_factory=list)
-    recipients: list[tuple[Any, ...]] = dataclasses.field(default_factory=list)
-
-
-def index_rows(pending: Sequence[Pending], first_seq: int) -> IndexRows:
-    index = IndexRows()
-    for seq, event in enumerate(pending, start=first_seq):
-        index.records.extend(
-            (record.record_type, record.record_id, seq, ordinal, record.owner)
-            for ordinal, record in enumerate(event.records)
-        )
-        index.children.extend((child, seq) for child in event.child_ids)
-        index.recipients.extend(
-            (seq, recipient.ordinal, recipient.user, recipient.client_id, recipient.request_id)
-            for recipient in event.recipients
-        )
-    return index
 
 
 def chain_rows(pending: Sequence[Pending], head: Head) -> tuple[list[dict[str, Any]], Head]:
@@ -508,11 +455,6 @@ def _insert(table: sa.Table, names: Sequence[str]) -> sa.Insert:
 # SQLite's append, each statement compiled once (`hub.db.together`).
 _SQLITE_HEAD = _head_query()
 _SQLITE_EVENTS = _insert(EVENTS, EVENT_COLUMNS)
-_SQLITE_INDEXES = (
-    (RECORDS, RECORD_COLUMNS),
-    (CHILDREN, CHILD_COLUMNS),
-    (RECIPIENTS, RECIPIENT_COLUMNS),
-)
 _SQLITE_MOVE_HEAD = (
     sa.update(HEAD)
     .where(HEAD.c.id == HEAD_ID)
@@ -557,10 +499,9 @@ class Appending:
 
 def _sqlite_append(appending: Sequence[Appending], run: OnSQLiteThread) -> list[Head]:
     """SQLite's append, in aiosqlite's thread: the head read (under the write lock the
-    transaction holds from its BEGIN IMMEDIATE), the links computed, each table written by one
-    statement (the events by an executemany, each index table by one INSERT of all its rows:
-    `OnSQLiteThread.insert_rows`), the head and the index's progress moved, first sights and
-    the outbox noted.
+    transaction holds from its BEGIN IMMEDIATE), the links computed, the events written (one
+    executemany), the head moved, first sights and the outbox noted. The index rows come
+    later (`catch_up`), as on PostgreSQL.
     Several callers' parts are appended in turn (`AppendGroups`); each one's head after its
     events is returned, in order."""
     found = run.rows(_SQLITE_HEAD)
@@ -569,16 +510,11 @@ def _sqlite_append(appending: Sequence[Appending], run: OnSQLiteThread) -> list[
     head = Head(last_seq=int(found[0].last_seq), last_hash=str(found[0].last_hash))
     heads: list[Head] = []
     events: list[dict[str, Any]] = []
-    indexes = IndexRows()
     receipts: list[dict[str, Any]] = []
     changed: list[dict[str, Any]] = []
     for part in appending:
         linked, moved_to = chain_rows(part.pending, head)
         events += linked
-        indexed = index_rows(part.pending, head.last_seq + 1)
-        indexes.records += indexed.records
-        indexes.children += indexed.children
-        indexes.recipients += indexed.recipients
         head = moved_to
         heads.append(head)
         seen = part.first_seen
@@ -600,13 +536,7 @@ def _sqlite_append(appending: Sequence[Appending], run: OnSQLiteThread) -> list[
                 for t, i, c in part.outbox.rows
             )
     run.execute_many(_SQLITE_EVENTS, events)
-    for (table, names), written in zip(
-        _SQLITE_INDEXES, (indexes.records, indexes.children, indexes.recipients), strict=True
-    ):
-        run.insert_rows(table, names, written)  # one statement, not a step a row
-    moved = {"new_seq": head.last_seq, "new_hash": head.last_hash}
-    run.execute_many(_SQLITE_MOVE_HEAD, [moved])
-    run.execute_many(_SQLITE_INDEXED, [moved])
+    run.execute_many(_SQLITE_MOVE_HEAD, [{"new_seq": head.last_seq, "new_hash": head.last_hash}])
     run.execute_many(_SQLITE_RECEIPTS, receipts)
     if changed:  # (the outbox's table is `hub.changes`'s, not imported by every process)
         run.execute_many(_sqlite_outbox(), changed)
@@ -698,6 +628,10 @@ def _groups(db: Database) -> AppendGroups:
 
 # Events indexed per statement: a bounded transaction however far behind the indexes are.
 CATCH_UP_BATCH = 2_000
+# SQLite: the events a catch-up's transaction indexes. It holds the database's write lock, and
+# every append waits for it: a page's event lists about sixty records and children, so a
+# hundred events are some six thousand index rows.
+SQLITE_CATCH_UP_BATCH = 100
 
 # The record, child and recipient index rows of the events after the progress row, from the very
 # `records`, `child_ids` and `detail` text the hash covers, and the progress moved past them.
@@ -730,18 +664,76 @@ _PG_CATCH_UP = sa.text(
 )
 
 
+# SQLite's catch-up: the same index rows from the same text, with `json_each` (0-based `key`,
+# as PostgreSQL's ordinality less one), one statement a table, for the events after the
+# progress row through `:through`; then the progress row moved there. A detail that is not
+# JSON, or whose `recipients` is not a list, lists no recipients (`recipients_in`).
+_SQLITE_AFTER = "(SELECT indexed_seq FROM audit_index_progress WHERE id = 1)"
+_SQLITE_PENDING = sa.text(
+    "SELECT p.indexed_seq AS indexed, count(e.seq) AS events, max(e.seq) AS through "  # noqa: S608
+    "FROM audit_index_progress p LEFT JOIN (SELECT seq FROM audit_event "
+    f"WHERE seq > {_SQLITE_AFTER} ORDER BY seq LIMIT :batch) e "
+    "WHERE p.id = 1 GROUP BY p.indexed_seq"
+).columns(sa.column("indexed"), sa.column("events"), sa.column("through"))
+
+
+def _sqlite_indexing(table: str, columns: str, values: str, listed: str) -> sa.TextClause:
+    """One index table's rows: `values` for each entry `r` of the JSON list `listed` of each
+    event `a` after the progress row through `:through`."""
+    return sa.text(
+        f"INSERT INTO {table} ({columns}) SELECT {values} "  # noqa: S608 - constant names
+        f"FROM audit_event a, json_each({listed}) r "
+        f"WHERE a.seq > {_SQLITE_AFTER} AND a.seq <= :through"
+    )
+
+
+_SQLITE_INDEXING = (
+    _sqlite_indexing(
+        "audit_event_record",
+        "record_type, record_id, seq, ordinal, record_owner",
+        "json_extract(r.value, '$.type'), json_extract(r.value, '$.id'), a.seq, r.key, "
+        "json_extract(r.value, '$.owner')",
+        "a.records",
+    ),
+    _sqlite_indexing("audit_event_child", "child_id, seq", "r.value, a.seq", "a.child_ids"),
+    _sqlite_indexing(
+        "audit_event_recipient",
+        'seq, ordinal, "user", client_id, request_id',
+        "a.seq, r.key, json_extract(r.value, '$.user'), json_extract(r.value, '$.client_id'), "
+        "json_extract(r.value, '$.request_id')",
+        "CASE WHEN json_valid(a.detail) THEN CASE WHEN json_type(a.detail, '$.recipients') "
+        "= 'array' THEN json_extract(a.detail, '$.recipients') END END",
+    ),
+)
+
+
+def _sqlite_catch_up(batch: int, run: OnSQLiteThread) -> int:
+    """`catch_up` on SQLite, in aiosqlite's thread, under the write lock the transaction holds
+    (no event is appended, nor the progress row moved, between its statements). Every
+    statement names the progress row: an indexer's statement is told from a request's."""
+    found = run.rows(_SQLITE_PENDING, {"batch": batch})
+    if not found or found[0].indexed is None:
+        raise IndexProgressMissing("the audit index progress row is missing")
+    [pending] = found
+    if not pending.events:
+        return 0
+    through = {"through": int(pending.through)}
+    for statement in _SQLITE_INDEXING:
+        run.execute_many(statement, [through])
+    run.execute_many(_SQLITE_INDEXED, [{"new_seq": through["through"]}])
+    return int(pending.events)
+
+
 class IndexProgressMissing(RuntimeError):
     """The `audit_index_progress` row is gone: the migration creates it, nothing may delete it."""
 
 
 async def catch_up(session: AsyncSession, *, batch: int = CATCH_UP_BATCH) -> int:
-    """Index the events after the progress row, up to `batch` of them, in this transaction;
-    return how many (0: the indexes are complete as this transaction sees the chain).
-
-    PostgreSQL only: on SQLite the append indexes its events itself.
-    """
-    if session.get_bind().dialect.name != "postgresql":
-        return 0
+    """Index the events after the progress row, up to `batch` of them, in this transaction
+    (on SQLite a write transaction); return how many (0: the indexes are complete as this
+    transaction sees the chain)."""
+    if session.get_bind().dialect.name == "sqlite":
+        return await together(session, functools.partial(_sqlite_catch_up, batch))
     was, indexed = (await session.execute(_PG_CATCH_UP, {"batch": batch})).one()
     if was is None:
         raise IndexProgressMissing("the audit index progress row is missing")

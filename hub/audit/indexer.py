@@ -42,8 +42,6 @@ class AuditIndexer:
 
     def poke(self) -> None:
         """Events were appended: index them soon (at once if the indexer is idle)."""
-        if self.db.is_sqlite:
-            return  # the append indexed them already
         self._wanted.set()
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run())
@@ -69,13 +67,14 @@ class AuditIndexer:
         come with a poke of their own).
         """
         total = 0
+        batch = chain.SQLITE_CATCH_UP_BATCH if self.db.is_sqlite else chain.CATCH_UP_BATCH
         started = time.perf_counter()
         try:
             while True:
                 async with self.db.transaction(write=True) as session:
-                    indexed = await chain.catch_up(session, batch=chain.CATCH_UP_BATCH)
+                    indexed = await chain.catch_up(session, batch=batch)
                 total += indexed
-                if indexed < chain.CATCH_UP_BATCH:
+                if indexed < batch:
                     return total
         finally:
             self.indexed += total

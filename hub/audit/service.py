@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import functools
 import hashlib
 import hmac
 import itertools
@@ -183,15 +182,10 @@ def _records_json(records: Sequence[ServedRecord]) -> str:
     return "[" + ",".join(parts) + "]"
 
 
-# A served record's (type, id, owner), as the record index holds it; its children.
-_INDEXED = operator.itemgetter(0, 1, 4)
-_AS_INDEXED = functools.partial(tuple.__new__, chain.IndexedRecord)  # in C, unlike `_make`
-_CHILD_IDS = operator.itemgetter(3)
+_CHILD_IDS = operator.itemgetter(3)  # a served record's children
 
 
-def _pending(
-    common: dict[str, Any], records: Sequence[ServedRecord], detail: dict[str, Any] | None
-) -> chain.Pending:
+def _pending(common: dict[str, Any], records: Sequence[ServedRecord]) -> chain.Pending:
     children = sorted(set(itertools.chain.from_iterable(map(_CHILD_IDS, records))))
     occurred_at = utcnow()
     content = {
@@ -205,8 +199,7 @@ def _pending(
         "child_ids": chain.encode_json(children),
         "records": _records_json(records),
     }
-    indexed = list(map(_AS_INDEXED, map(_INDEXED, records)))
-    return chain.Pending.of(content, indexed, children, chain.recipients_in(detail))
+    return chain.Pending.of(content)
 
 
 async def record(
@@ -280,7 +273,7 @@ class EventDraft:
             "agreement_version": _clip("agreement_version", self.agreement_version),
             "detail": None if self.detail is None else _compact(self.detail),
         }
-        return _pending(common, self.records, self.detail)
+        return _pending(common, self.records)
 
 
 async def record_many(
