@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import threading
 import time
@@ -38,6 +39,23 @@ from hub.server import options as server_options
 from hub.settings import Settings, get_settings
 
 POSTGRES_URL = os.getenv("HUB_TEST_DATABASE_URL", "")
+
+
+def _stopped(signum: int, frame: object) -> None:
+    """SIGTERM (CI stopped: `stop_suites` in .ci/run, or `timeout`) ends the run as Ctrl-C
+    does, so that pytest tears the fixtures down: a throwaway PostgreSQL cluster is stopped
+    and deleted (`pg_ctl` starts its server in a session of its own, out of reach of a signal
+    to the run's process group), scratch databases are dropped. Python's default for SIGTERM
+    ends the process at once and leaves all of them behind. Once only: the signal comes again
+    (from `timeout`, passing on its own), and a teardown interrupted leaves them too; if it
+    takes too long, `timeout --kill-after` ends it."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _stopped)
 
 
 def is_postgres() -> bool:
