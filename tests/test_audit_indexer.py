@@ -159,16 +159,16 @@ async def test_the_indexer_stops_after_a_short_batch(
         for _ in range(7):
             await _append(session, served(2))
     batches: list[int] = []
-    real = chain.catch_up
+    real = chain.catch_up_apart
 
-    async def counted(session: AsyncSession, *, batch: int = chain.CATCH_UP_BATCH) -> int:
-        indexed = await real(session, batch=batch)
+    async def counted(db: Database) -> int:
+        indexed = await real(db)
         batches.append(indexed)
         return indexed
 
     monkeypatch.setattr(chain, "CATCH_UP_BATCH", 3)
     monkeypatch.setattr(chain, "SQLITE_CATCH_UP_BATCH", 3)
-    monkeypatch.setattr(chain, "catch_up", counted)
+    monkeypatch.setattr(chain, "catch_up_apart", counted)
     assert await AuditIndexer(db).index_all() == 7
     assert batches == [3, 3, 1]
     async with db.transaction(write=False) as session:

@@ -742,6 +742,24 @@ async def catch_up(session: AsyncSession, *, batch: int = CATCH_UP_BATCH) -> int
     return int(indexed)
 
 
+async def catch_up_apart(db: Database) -> int:
+    """One batch of `catch_up` in a write transaction of its own, committed before this
+    returns; return how many events it indexed (fewer than `batch_for(db)`: none are left).
+    On SQLite begun, run and committed in one trip to a connection's thread
+    (`Database.write_together`): the write lock every append waits for is held for that trip
+    alone, not across a session's BEGIN, statements and COMMIT, each a wait for the event
+    loop."""
+    batch = batch_for(db)
+    if db.is_sqlite:
+        return await db.write_together(functools.partial(_sqlite_catch_up, batch))
+    async with db.transaction(write=True) as session:
+        return await catch_up(session, batch=batch)
+
+
+def batch_for(db: Database) -> int:
+    return SQLITE_CATCH_UP_BATCH if db.is_sqlite else CATCH_UP_BATCH
+
+
 async def catch_up_all(session: AsyncSession) -> None:
     """Index every event committed so far, in this transaction, holding the progress row until
     it ends (retention, before it erases)."""

@@ -2,8 +2,8 @@
 
 An audited request's events are appended (and committed) before any data leaves; their index
 rows are not needed for that. After each audited commit the request pokes the indexer, which
-runs `chain.catch_up` in short transactions of its own until the indexes hold every committed
-event. Readers never wait for it: they read the events it has not reached yet directly
+runs `chain.catch_up_apart` (each a short transaction of its own) until the indexes hold every
+committed event. Readers never wait for it: they read the events it has not reached yet directly
 (`service.list_events`). Several hub processes may index at once: the progress row's lock
 serialises them, and each carries on where the last one stopped.
 """
@@ -67,14 +67,12 @@ class AuditIndexer:
         come with a poke of their own).
         """
         total = 0
-        batch = chain.SQLITE_CATCH_UP_BATCH if self.db.is_sqlite else chain.CATCH_UP_BATCH
         started = time.perf_counter()
         try:
             while True:
-                async with self.db.transaction(write=True) as session:
-                    indexed = await chain.catch_up(session, batch=batch)
+                indexed = await chain.catch_up_apart(self.db)
                 total += indexed
-                if indexed < batch:
+                if indexed < chain.batch_for(self.db):
                     return total
         finally:
             self.indexed += total
