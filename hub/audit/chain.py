@@ -631,9 +631,10 @@ CATCH_UP_BATCH = 2_000
 # SQLite: the events a catch-up's transaction indexes. It holds the database's write lock, and
 # every append waits for it: a page's event lists about sixty records and children. Twenty
 # events' rows took 8 ms, a hundred's 166 ms with their COMMIT, into indexes of 880,000
-# records (a scratch measurement); side by side (bench-read, SQLite), twenty against a
-# hundred: the page's p99 90 ms against 114 at 8 in flight, its rate 1.00x.
-SQLITE_CATCH_UP_BATCH = 20
+# records (a scratch measurement). Side by side (bench-read, SQLite), the page: twenty against
+# a hundred, p99 90 ms against 114 at 8 in flight, rate 1.00x; eight against twenty, p99 59
+# against 88 at 8 in flight and 21 against 25 at 1, rate 1.19x and 1.01x.
+SQLITE_CATCH_UP_BATCH = 8
 
 # The record, child and recipient index rows of the events after the progress row, from the very
 # `records`, `child_ids` and `detail` text the hash covers, and the progress moved past them.
