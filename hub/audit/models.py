@@ -198,11 +198,11 @@ class AuditIndexProgress(SQLModel, table=True):
     """How far the record, child and recipient indexes are built: every event up to
     `indexed_seq` has its index rows, none after it has any.
 
-    On PostgreSQL an append writes only the event (hash-chained, committed before any data
-    leaves); `chain.catch_up` indexes the events after this row, in seq order, off the request
-    path. Appends serialise on the chain head until they commit, so committed events are always
-    a prefix of the chain and the indexer never skips one. On SQLite the append indexes at once
-    and moves this row with the head.
+    An append writes only the event (hash-chained, committed before any data leaves);
+    `chain.catch_up` indexes the events after this row, in seq order, off the request path.
+    Appends serialise on the chain head (on SQLite, the database's write lock) until they
+    commit, so committed events are always a prefix of the chain and the indexer never skips
+    one.
     """
 
     __tablename__ = "audit_index_progress"
