@@ -370,6 +370,37 @@ async def test_index_rows_hold_the_events_values_exactly(session: AsyncSession) 
     assert (await check(session)).ok
 
 
+@pytest.mark.parametrize(
+    "listed",
+    [
+        "not a list",
+        {"client_id": "an object, not a list"},
+        [1, "text", None, {"client_id": "client-c", "user": "u-3"}, ["nested"]],
+        [],
+    ],
+)
+async def test_the_indexed_recipients_are_those_verify_reads(
+    session: AsyncSession, listed: Any
+) -> None:
+    """Whatever `detail.recipients` holds, the catch-up (SQL, on each database) indexes the
+    recipients `chain.recipients_in` reads from it, at the same places, and `verify` agrees."""
+    (seq,) = await record(
+        session, served(1), grouped=True, detail={"recipients": listed}, indexed=False
+    )
+    await chain.catch_up_all(session)
+    found = await session.execute(
+        sa.select(chain.RECIPIENTS.c.ordinal, chain.RECIPIENTS.c.user, chain.RECIPIENTS.c.client_id)
+        .where(chain.RECIPIENTS.c.seq == seq)
+        .order_by(chain.RECIPIENTS.c.ordinal)
+    )
+    expected = [
+        (r.ordinal, r.user, r.client_id) for r in chain.recipients_in({"recipients": listed})
+    ]
+    assert [tuple(row) for row in found] == expected
+    assert expected == ([(3, "u-3", "client-c")] if isinstance(listed, list) and listed else [])
+    assert (await check(session)).ok
+
+
 async def test_a_record_slipped_into_an_event_is_named(session: AsyncSession) -> None:
     seqs = await record(session, served(2), grouped=True)
     seqs += await record(session, served(1))

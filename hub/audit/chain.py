@@ -166,7 +166,9 @@ class IndexedRecipient:
 def recipients_in(detail: Any) -> tuple[IndexedRecipient, ...]:
     """The recipients an event's detail lists, in order (none for an event sent to one caller).
 
-    The one reading of `detail.recipients` every index writer and `verify` share.
+    `verify`'s reading of `detail.recipients`; each database's catch-up reads it the same way
+    in SQL (`_PG_CATCH_UP`, `_SQLITE_INDEXING`): only a list, only its objects, each with its
+    place in the whole list.
     """
     if not isinstance(detail, dict):
         return ()
@@ -670,7 +672,8 @@ _PG_CATCH_UP = sa.text(
 # SQLite's catch-up: the same index rows from the same text, with `json_each` (0-based `key`,
 # as PostgreSQL's ordinality less one), one statement a table, for the events after the
 # progress row through `:through`; then the progress row moved there. A detail that is not
-# JSON, or whose `recipients` is not a list, lists no recipients (`recipients_in`).
+# JSON, or whose `recipients` is not a list, lists no recipients, and only a list's objects
+# are recipients (`recipients_in`).
 _SQLITE_AFTER = "(SELECT indexed_seq FROM audit_index_progress WHERE id = 1)"
 _SQLITE_PENDING = sa.text(
     "SELECT p.indexed_seq AS indexed, count(e.seq) AS events, max(e.seq) AS through "  # noqa: S608
@@ -680,13 +683,15 @@ _SQLITE_PENDING = sa.text(
 ).columns(sa.column("indexed"), sa.column("events"), sa.column("through"))
 
 
-def _sqlite_indexing(table: str, columns: str, values: str, listed: str) -> sa.TextClause:
-    """One index table's rows: `values` for each entry `r` of the JSON list `listed` of each
-    event `a` after the progress row through `:through`."""
+def _sqlite_indexing(
+    table: str, columns: str, values: str, listed: str, *, entries: str = "TRUE"
+) -> sa.TextClause:
+    """One index table's rows: `values` for each entry `r` of the JSON list `listed` (those
+    for which `entries` holds) of each event `a` after the progress row through `:through`."""
     return sa.text(
         f"INSERT INTO {table} ({columns}) SELECT {values} "  # noqa: S608 - constant names
         f"FROM audit_event a, json_each({listed}) r "
-        f"WHERE a.seq > {_SQLITE_AFTER} AND a.seq <= :through"
+        f"WHERE a.seq > {_SQLITE_AFTER} AND a.seq <= :through AND {entries}"
     )
 
 
@@ -706,6 +711,7 @@ _SQLITE_INDEXING = (
         "json_extract(r.value, '$.request_id')",
         "CASE WHEN json_valid(a.detail) THEN CASE WHEN json_type(a.detail, '$.recipients') "
         "= 'array' THEN json_extract(a.detail, '$.recipients') END END",
+        entries="r.type = 'object'",
     ),
 )
 
