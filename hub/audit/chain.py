@@ -633,9 +633,11 @@ CATCH_UP_BATCH = 2_000
 # SQLite: the events a catch-up's transaction indexes. It holds the database's write lock, and
 # every append waits for it: a page's event lists about sixty records and children. Twenty
 # events' rows took 8 ms, a hundred's 166 ms with their COMMIT, into indexes of 880,000
-# records (a scratch measurement). Side by side (bench-read, SQLite), the page: twenty against
-# a hundred, p99 90 ms against 114 at 8 in flight, rate 1.00x; eight against twenty, p99 59
-# against 88 at 8 in flight and 21 against 25 at 1, rate 1.19x and 1.01x.
+# records (a scratch measurement). Side by side, the page (`bench-read --database-url
+# sqlite+aiosqlite:///x.db --turns 8`): twenty against a hundred (on ea6b508, `--baseline
+# cd12b81`), p99 90 ms against 114 at 8 in flight, rate 1.00x; eight against twenty, each batch
+# one trip (on 906f646, `--baseline 8e7f523`), p99 59 against 88 at 8 in flight and 21 against
+# 25 at 1, rate 1.19x and 1.01x.
 SQLITE_CATCH_UP_BATCH = 8
 
 # The record, child and recipient index rows of the events after the progress row, from the very
