@@ -555,7 +555,10 @@ async def _turns(
     return series, ratios
 
 
-COUNTED = ("page", "floor", "push")
+# The page, its ids alone and the floor (as the timed series), and a push. The ids split what a
+# page costs over the floor into the list's own work (its read, its audit event, its session)
+# and its records' fields, by a count that does not move with the machine.
+COUNTED = ("page", "ids", "floor", "push")
 
 
 class Callgrind:
@@ -625,8 +628,9 @@ class InstructionFigures:
             (
                 f"instructions per request in the hub process (callgrind), {self.backend}; "
                 f"baseline {self.baseline} vs this code; {self.requests} requests of each, "
-                f"one at a time; council page of {self.page_size} incidents, {FLOOR}, and "
-                "a force's reportIncident of a new incident with two new children"
+                f"one at a time; council page of {self.page_size} incidents, the same list's "
+                f"ids only, {FLOOR}, and a force's reportIncident of a new incident with two "
+                "new children"
             )
         ]
         for (hub_name, query), count in sorted(self.per_request.items()):
@@ -636,6 +640,14 @@ class InstructionFigures:
             old = self.per_request[("baseline", query)]
             out.append(
                 f"{query} instructions new/baseline: {new / old:.3f} ({old / new:.2f}x fewer)"
+            )
+        for hub_name in ("baseline", "new"):
+            page, ids, floor = (self.per_request[(hub_name, q)] for q in ("page", "ids", "floor"))
+            # The timed series' ratios, by instructions: the floor's count over the page's.
+            out.append(
+                f"by instructions, {hub_name}: page-to-floor {floor / page:.3f}, ids-to-floor "
+                f"{floor / ids:.3f}, page-to-ids {ids / page:.3f}; over the floor, the list "
+                f"{(ids - floor) / 1e6:.2f} M, its records' fields {(page - ids) / 1e6:.2f} M"
             )
         return out
 
@@ -668,8 +680,8 @@ async def run_instructions(
     page_size: int = 20,
     requests: int = 30,
 ) -> InstructionFigures:
-    """Both hubs under callgrind, seeded alike; the page, the floor and a force's push (a new
-    incident with two new children) counted in each."""
+    """Both hubs under callgrind, seeded alike; the page, its ids alone, the floor and a
+    force's push (a new incident with two new children) counted in each."""
     here = Path(hub.__file__).parents[1]
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     per_request: dict[tuple[str, str], float] = {}

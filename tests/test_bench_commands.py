@@ -190,10 +190,14 @@ def test_bench_read_counts_instructions_of_both_hubs(tmp_path: Path) -> None:
         for line in counted.stdout.splitlines()
         if line.startswith(("baseline ", "new "))
     }
-    assert set(figures) == {(h, q) for h in ("baseline", "new") for q in ("page", "floor", "push")}
-    # A page of records costs more than a request that returns none, in either hub.
-    assert figures[("new", "page")] > figures[("new", "floor")] > 0
-    assert figures[("baseline", "page")] > figures[("baseline", "floor")] > 0
+    queries = ("page", "ids", "floor", "push")
+    assert set(figures) == {(h, q) for h in ("baseline", "new") for q in queries}
+    # A page of records costs more than its ids alone, and they more than a request that
+    # returns none, in either hub.
+    for hub_name in ("baseline", "new"):
+        page, ids, floor = (figures[(hub_name, q)] for q in ("page", "ids", "floor"))
+        assert page > ids > floor > 0
+    assert "by instructions, new: page-to-floor 0." in counted.stdout
     assert figures[("new", "push")] > figures[("new", "floor")]  # a push writes and audits
     assert "page instructions new/baseline" in counted.stdout
 
