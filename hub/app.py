@@ -363,6 +363,7 @@ class HubGraphQL(GraphQL[HubContext, None]):
             gateway_fetch=await federation_audit.gateway_fetch(request, hub)
             if isinstance(request, Request)
             else None,
+            written_pages=hub.settings.compiled_reads and isinstance(request, Request),
         )
 
 

@@ -67,6 +67,11 @@ class Settings(BaseSettings):
     # (`audit_event_recipient`), so `accessEvents(user:)` finds each person's deliveries; off,
     # each subscriber reads and is audited on its own (one transaction per subscriber and change).
     subscription_fanout: bool = True
+    # A page of records whose whole selection the hub knows how to write in SQL (today: the
+    # incidents page's plain fields, organisations and children) is read as the response's JSON,
+    # built by the database, instead of a Python object for every record and field
+    # (`hub.graphql.compiled`); off, every page goes the executor's way.
+    compiled_reads: bool = True
     # How often each process looks for stages past their deadline to escalate (targets with
     # `escalate = true`); 0 turns the scanner off (`safeguarding-hub escalations scan` still
     # runs it once). Stages that started longer ago than the horizon are left to the report.

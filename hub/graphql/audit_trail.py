@@ -18,6 +18,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from graphql import GraphQLError, GraphQLResolveInfo
 from graphql.pyutils import Path as Where
@@ -29,6 +30,7 @@ from hub.audit.models import OperationKind, Outcome, S62Operation
 from hub.audit.service import Actor, ServedRecord
 from hub.closures.models import ClosureReview
 from hub.db import among, dialect_of, rows, utcnow
+from hub.graphql.compiled import ChildPlace, Served
 from hub.incidents.models import IncidentChild
 from hub.investigations.models import InvestigationChild
 from hub.meetings.models import MeetingChild
@@ -117,6 +119,27 @@ class ServedRecords:
         else:
             noted.fields = {**noted.fields, **fields}
 
+    def written(
+        self, record: Any, served: Served, place: Where, children: Sequence[ChildPlace]
+    ) -> None:
+        """A record the database wrote as its JSON (`compiled`), noted at `place` by its caller
+        already: its children are noted at theirs, with the fields their selection names, as
+        the executor's way would note each; and, where they are all its children, handed to
+        the audit as the record's children (no lookup)."""
+        for children_key, child_key, fields in children:
+            listed = Where(place, children_key, "Incident")
+            for index, child in enumerate(served.children):
+                self.note(
+                    Where(Where(listed, index, None), child_key, "IncidentChild"),
+                    "Child",
+                    child,
+                    fields,
+                )
+        if served.every_child:
+            self._created_with[("Incident", record.row.id)] = tuple(
+                sorted(child.id for child in served.children)
+            )
+
     def changed(self, type_name: str, record_id: str, operation: S62Operation) -> None:
         """A mutation says what it did to a record: collected it, or altered it."""
         self.changes[(type_name, record_id)] = operation
@@ -145,6 +168,12 @@ class ServedRecords:
         for where, noted in self._noted.items():
             place = tuple(where.as_list())
             value = _at(data, place)
+            if value is _WRITTEN:
+                # Written by the database whole (`compiled`): no error can be inside it.
+                released.append(
+                    (noted.type_name, noted.row, tuple(sorted(set(noted.fields.values()))))
+                )
+                continue
             if not isinstance(value, dict) and not isinstance(value, Mapping):
                 continue  # nulled by an error below it: nothing of it left
             selected = noted.fields
@@ -202,9 +231,15 @@ class ServedRecords:
         return list(merged.values())
 
 
+# A place in, or at, a record the database wrote whole (an `orjson.Fragment` in the data).
+_WRITTEN = object()
+
+
 def _at(data: Mapping[str, Any] | None, place: Path) -> Any:
     value: Any = data
     for key in place:
+        if type(value) is orjson.Fragment:
+            return _WRITTEN
         # graphql-core's results are dicts and lists: checked first, as this runs for every
         # step to every record served (a Mapping check goes through the ABC machinery).
         if isinstance(value, dict):
@@ -215,7 +250,7 @@ def _at(data: Mapping[str, Any] | None, place: Path) -> Any:
             value = value.get(str(key))
         else:
             return None
-    return value
+    return _WRITTEN if type(value) is orjson.Fragment else value
 
 
 @dataclasses.dataclass(frozen=True)

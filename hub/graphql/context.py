@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -59,6 +59,12 @@ class HubContext:
     # report (`hub.federation.deferred`) and appended with it, in one event for the whole
     # response; for a response the hub alone serves, they are written at once, marked.
     gateway_fetch: GatewayFetch | None = None
+    # The response is JSON written by orjson (an HTTP request's): a page may then be read as
+    # the JSON the database writes of it (`hub.graphql.compiled`), put in as it stands.
+    written_pages: bool = False
+    # The request's executor (weakly), for a list's resolver to ask what its items' selection
+    # compiles to; set by the executor.
+    executor: Callable[[], Any] | None = None
 
     def audit_channel(self) -> dict[str, Any] | None:
         """How what is audited here at once left, in its events' detail, if not as a plain read."""

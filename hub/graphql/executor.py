@@ -25,24 +25,33 @@ from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from types import GeneratorType
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
+import orjson
 from graphql import (
-    FragmentSpreadNode,
+    FieldNode,
     GraphQLField,
     GraphQLObjectType,
     GraphQLOutputType,
     GraphQLResolveInfo,
     GraphQLResolveInfoHelpers,
-    InlineFragmentNode,
 )
+from graphql.execution.collect_fields import FieldDetails
 from graphql.pyutils import Path, RefMap, gather_with_cancel
 from strawberry.execution.is_awaitable import optimized_is_awaitable
 
 from hub.access.policy import ChangeForbidden, ContractForbidden, FieldForbidden
 from hub.changes.fanout import FanoutExecutor
 from hub.graphql.audit_trail import AUDITED_TYPES
+from hub.graphql.compiled import (
+    COMPILED_ROOTS,
+    directive_free,
+    items_spec,
+    spec_of,
+    written_children,
+)
 from hub.graphql.documents import Recent
 from hub.graphql.resolvers import ContextInfo, ContextResolver, PlainLeaf
 from hub.graphql.selections import PlanStep, Runner, path_of, record_shape, runner
+from hub.json_records import Spec
 
 if TYPE_CHECKING:
     from graphql.execution.collect_fields import FieldDetailsList, GroupedFieldSet
@@ -159,6 +168,8 @@ class _Selection:
     direct: bool
     subs: list[_Selection | None]
     shared: bool
+    # What the database writes for this selection's records, where it can (`compiled`).
+    served: Spec | None = None
 
 
 class LazyResolveInfo:
@@ -222,6 +233,10 @@ class HubExecutor(FanoutExecutor):
     shared_selections: ClassVar[Recent[Hashable, tuple[_Selection, object]]] = Recent(
         maxsize=SHARED_SELECTIONS
     )
+    # What lists' item selections compile to (`written_spec`), kept as selections are.
+    written_specs: ClassVar[Recent[Hashable, tuple[Spec | None, object]]] = Recent(
+        maxsize=SHARED_SELECTIONS
+    )
 
     @classmethod
     def for_schema(cls, *, gates: bool, notes_served: bool, contract: bool) -> type[HubExecutor]:
@@ -233,6 +248,7 @@ class HubExecutor(FanoutExecutor):
                 "notes_served": notes_served,
                 "contract_for_gateway": contract,
                 "shared_selections": Recent(maxsize=SHARED_SELECTIONS),
+                "written_specs": Recent(maxsize=SHARED_SELECTIONS),
             },
         )
 
@@ -268,6 +284,10 @@ class HubExecutor(FanoutExecutor):
         self._selections: dict[tuple[GraphQLObjectType, int], _Selection] = {}
         self.async_helpers = _helpers_of(self)
         self.context_info = ContextInfo(self.context_value)  # for `context_only` resolvers
+        if hasattr(self.context_value, "executor"):
+            # For a list's resolver to ask what its items' selection compiles to (weakly, as
+            # the helpers: nothing of the request outlives it).
+            self.context_value.executor = weakref.ref(self)
 
     # The gate.
 
@@ -529,26 +549,7 @@ class HubExecutor(FanoutExecutor):
     def _without_directives(self, field_details_list: FieldDetailsList) -> bool:
         """No directive anywhere `collect_subfields` looks for this selection's fields: its
         nodes' selections, their inline fragments and the fragments they spread."""
-        pending = [details.node.selection_set for details in field_details_list]
-        while pending:
-            selection_set = pending.pop()
-            if selection_set is None:
-                continue
-            for node in selection_set.selections:
-                if node.directives:
-                    return False
-                if isinstance(node, InlineFragmentNode):
-                    pending.append(node.selection_set)
-                elif isinstance(node, FragmentSpreadNode):
-                    fragment = self.fragments.get(node.name.value)
-                    if (
-                        fragment is None
-                        or fragment.variable_signatures  # a fragment's own arguments
-                        or fragment.definition.directives
-                    ):
-                        return False
-                    pending.append(fragment.definition.selection_set)
-        return True
+        return directive_free(self, field_details_list, deep=False)
 
     def _selected(
         self,
@@ -562,6 +563,15 @@ class HubExecutor(FanoutExecutor):
         )
         plan = self._plan(return_type, grouped_field_set)
         run = None if plan is None else runner(return_type, plan, inline=self.inline_records)
+        served = (
+            spec_of(self, return_type, grouped_field_set, new_defer_usages)
+            if run is not None
+            and return_type.name in COMPILED_ROOTS
+            and directive_free(self, field_details_list)
+            else None
+        )
+        if served is not None and run is not None:
+            run = _written(run, served)
         return _Selection(
             field_details_list=field_details_list,
             grouped_field_set=grouped_field_set,
@@ -576,7 +586,24 @@ class HubExecutor(FanoutExecutor):
             direct=run is not None and not new_defer_usages,
             subs=[None] * len(plan or ()),
             shared=shareable and self._without_directives(field_details_list),
+            served=served,
         )
+
+    def written_spec(
+        self, list_type: GraphQLObjectType, field_nodes: list[FieldNode]
+    ) -> Spec | None:
+        """What the items of a list field (`field_nodes`, of `list_type`) compile to
+        (`compiled.items_spec`), kept for other requests as a selection is (`_select`): by
+        the nodes' identity, the agreement's and the caller's role."""
+        details: Any = [FieldDetails(node, None) for node in field_nodes]
+        shared = self._shared_key(list_type, details)
+        kept = None if shared is None else self.written_specs.get(shared[0])
+        if kept is not None:
+            return kept[0]
+        spec = items_spec(self, list_type, details)
+        if shared is not None:  # what has directives compiles to nothing (`items_spec`)
+            self.written_specs.keep(shared[0], (spec, (shared[1], field_nodes)))
+        return spec
 
     def _sub(self, selection: _Selection, index: int, object_type: GraphQLObjectType) -> _Selection:
         """The selection of the records step `index` of `selection` reads in place, kept on it
@@ -831,3 +858,20 @@ class HubExecutor(FanoutExecutor):
             for key, details in grouped_field_set.items()
             if not details[0].node.name.value.startswith("__")
         }
+
+
+def _written(run: Runner, spec: Spec) -> Runner:
+    """`run`, except for a record read written as `spec` (`compiled.Served`): that is noted for
+    the audit as `run` would note it (the record itself by its caller; its children at their
+    own places, with the fields the selection names) and put in the response as it stands."""
+    places = written_children(spec)
+
+    def run_or_written(ex: Any, source: Any, path: Path, selection: _Selection) -> Any:
+        served = getattr(source, "served", None)
+        if served is None or served.spec is not selection.served:
+            return run(ex, source, path, selection)
+        context: HubContext = ex.context_value
+        context.served.written(source, served, path, places)
+        return orjson.Fragment(served.json)
+
+    return run_or_written

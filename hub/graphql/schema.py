@@ -22,6 +22,7 @@ from hub.closures.types import ClosureMutation, ClosureQuery
 from hub.errors import InvalidInput
 from hub.escalation import service as escalation_service
 from hub.escalation.types import Escalation, EscalationFilterInput, EscalationQuery
+from hub.graphql.compiled import written_spec
 from hub.graphql.connection import Connection
 from hub.graphql.context import Info
 from hub.graphql.documents import CachedDocuments, DocumentLimits, ValidDocuments
@@ -182,6 +183,18 @@ class Query(AuditQuery, TimelinessQuery, EscalationQuery, VettingQuery, ClosureQ
         after: str | None = None,
     ) -> Connection[Incident] | None:
         given = filter or IncidentFilterInput()
+        spec = written_spec(info)
+        if spec is not None:
+            # Each incident as its selection's JSON, written by the database (`compiled`).
+            every_child = info.context.scope.sees_every_incident_child
+            return await _connection(
+                info,
+                functools.partial(incidents.list_, served=spec),
+                given,
+                lambda row: Incident.written(row, spec, every_child=every_child),
+                first=first,
+                after=after,
+            )
         return await _connection(
             info,
             functools.partial(incidents.list_, involved=Incident.carries_children(info)),

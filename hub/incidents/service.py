@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -23,6 +25,7 @@ from hub.db import Nested, dialect_of, record_class, utcnow
 from hub.errors import InvalidInput
 from hub.incidents import timeliness as _timeliness  # noqa: F401 - declares the kind
 from hub.incidents.models import DashRisk, Incident, IncidentChild, IncidentType
+from hub.json_records import SERVED, SERVED_CHILDREN, Spec, Writer
 from hub.pagination import Listing, Narrowing, Page
 from hub.reference.models import Organisation, OrganisationKind
 
@@ -247,9 +250,15 @@ def involved_of(
 
 @functools.lru_cache(maxsize=1024)
 def _listing(
-    scope: RowScope, shape: Narrowing, *, dialect: str | None, involved: bool = False
+    scope: RowScope,
+    shape: Narrowing,
+    *,
+    dialect: str | None,
+    involved: bool = False,
+    served: Spec | None = None,
 ) -> Listing:
-    """The statements of a page of incidents, built once per scope and shape of filter."""
+    """The statements of a page of incidents, built once per scope and shape of filter (and
+    compiled selection: `served`, each row then written as its JSON, `hub.graphql.compiled`)."""
     force, council = _WITH_ORGANISATIONS.values()
     carried = (
         column.label(prefix + column.key)
@@ -262,7 +271,11 @@ def _listing(
         )
     )
     finish = None
-    if involved and dialect == "postgresql":
+    if served is not None and dialect == "postgresql":
+        finish = functools.partial(_with_served, scope, served)
+    elif served is not None:
+        query = query.add_columns(*_served_columns(scope, served))
+    elif involved and dialect == "postgresql":
         finish = functools.partial(_with_involved, scope)
     elif involved:
         query = query.add_columns(_carried(scope).column(dialect).label(INVOLVED))
@@ -297,6 +310,89 @@ def _with_involved(scope: RowScope, page: sa.CTE) -> sa.Select[Any]:
     )
 
 
+def _involved_source(name: str) -> Any:
+    """An involved child's columns (`involved`), its child's as `child:<column>`."""
+    if name.startswith("child:"):
+        return _CHILD.c[name.removeprefix("child:")]
+    return _INCIDENT_CHILD.c[name]
+
+
+def _children_specs(spec: Spec) -> list[Spec]:
+    return [item[2] for _, item in spec if item[0] == "nested" and item[1] == "children"]
+
+
+def _with_served(scope: RowScope, spec: Spec, page: sa.CTE) -> sa.Select[Any]:
+    """A page's incidents, each written as `spec`'s JSON, its children with it: one aggregate
+    over the page's involved children, as `_with_involved` reads them."""
+    among_page = one_of(_INCIDENT_CHILD.c.incident_id, sa.select(page.c.id))
+    order = _INCIDENT_CHILD.c.child_id
+    inner = Writer("postgresql", children=lambda _: None)
+    specs = _children_specs(spec)
+    aggregates = [
+        sa.func.json_agg(aggregate_order_by(inner.record(each, _involved_source), order)).label(
+            f"served_{index}"
+        )
+        for index, each in enumerate(specs)
+    ]
+    owners = sa.func.json_build_array(_CHILD.c.id, _CHILD.c.responsible_council_code)
+    grouped = (
+        involved(scope, among_page)
+        .with_only_columns(
+            _INCIDENT_CHILD.c.incident_id.label("key"),
+            sa.cast(sa.func.json_agg(aggregate_order_by(owners, order)), sa.Text).label("owners"),
+            *aggregates,
+        )
+        .order_by(None)
+        .group_by(_INCIDENT_CHILD.c.incident_id)
+        .subquery("grouped")
+    )
+    none = sa.cast(sa.literal_column("'[]'"), postgresql.JSON)
+    writer = Writer(
+        "postgresql",
+        children=lambda each: sa.func.coalesce(grouped.c[f"served_{specs.index(each)}"], none),
+    )
+    # As text: asyncpg's JSON codec would make it Python objects again.
+    record = sa.cast(writer.record(spec, lambda name: page.c[name]), sa.Text)
+    return sa.select(
+        page, record.label(SERVED), grouped.c.owners.label(SERVED_CHILDREN)
+    ).select_from(page.outerjoin(grouped, grouped.c.key == page.c.id))
+
+
+def _served_columns(scope: RowScope, spec: Spec) -> list[Any]:
+    """SQLite's: each incident written as `spec`'s JSON, its children by a correlated SELECT
+    each (in the order of their ids, as `involved` has them)."""
+    mine = involved(scope, _INCIDENT_CHILD.c.incident_id == _INCIDENT.c.id)
+
+    def in_order(*columns: Any) -> sa.Subquery:
+        return mine.with_only_columns(*columns).correlate(_INCIDENT).subquery("involved")
+
+    def children(each: Spec) -> Any:
+        rows = in_order(
+            Writer("sqlite", children=lambda _: None).record(each, _involved_source).label("item")
+        )
+        return sa.select(
+            sa.func.json_group_array(sa.func.json(rows.c.item), type_=sa.Text())
+        ).scalar_subquery()
+
+    def source(name: str) -> Any:
+        for prefix, organisation in _WITH_ORGANISATIONS.items():
+            if name.startswith(prefix):
+                return organisation.c[name.removeprefix(prefix)]
+        return _INCIDENT.c[name]
+
+    owners = in_order(_CHILD.c.id.label("child"), _CHILD.c.responsible_council_code.label("owner"))
+    return [
+        Writer("sqlite", children=children).record(spec, source).label(SERVED),
+        sa.select(
+            sa.func.json_group_array(
+                sa.func.json_array(owners.c.child, owners.c.owner), type_=sa.Text()
+            )
+        )
+        .scalar_subquery()
+        .label(SERVED_CHILDREN),
+    ]
+
+
 async def list_(
     session: AsyncSession,
     *,
@@ -305,16 +401,24 @@ async def list_(
     first: int,
     after: str | None,
     involved: bool = False,
+    served: Spec | None = None,
 ) -> Page[Incident]:
     """A page of the incidents in `scope` that match `where`; with `involved`, each row
-    carries its children (`involved_of`), read in the same statement."""
+    carries its children (`involved_of`), read in the same statement; with `served`, each row
+    carries itself as that selection's JSON instead (`hub.graphql.compiled`)."""
     shape, params = Narrowing.of(
         since=where.occurred_from,
         until=where.occurred_to,
         any_of=(where.types, where.dash_risks),
         given={"child_id": where.child_id},
     )
-    listing = _listing(scope, shape, involved=involved, dialect=dialect_of(session))
+    listing = _listing(
+        scope,
+        shape,
+        involved=involved and served is None,
+        served=served,
+        dialect=dialect_of(session),
+    )
     return await listing.read(session, params, first=first, after=after, rows=True)
 
 

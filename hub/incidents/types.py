@@ -2,13 +2,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import strawberry
 from strawberry.utils.await_maybe import AwaitableOrValue
 
 from hub.base import stored
 from hub.children.types import Child, ChildInput, child_of
+from hub.graphql.compiled import Served
 from hub.graphql.context import Info
 from hub.graphql.entity import PoliceRecord
 from hub.graphql.loaders import at_once, fill, prime
@@ -23,6 +24,7 @@ from hub.incidents.service import (
     involved_of,
     organisations_of,
 )
+from hub.json_records import Spec
 from hub.reference.types import Organisation, organisation_of
 from hub.validation import optional_utc
 
@@ -60,6 +62,10 @@ class Incident(PoliceRecord):
     loader = "incident"
     row: strawberry.Private[models.Incident]
     id: strawberry.ID
+    if TYPE_CHECKING:
+        served: Served | None
+    else:
+        served = None  # not a field: a written read's JSON (`written`)
 
     @strawberry.field
     def type(self) -> IncidentTypeType | None:  # type: ignore[valid-type]
@@ -94,6 +100,13 @@ class Incident(PoliceRecord):
     @context_only
     def children(self, info: Info) -> AwaitableOrValue[list[IncidentChild] | None]:
         return at_once(info.context.loaders.incident_children, self.row.id, _involved)
+
+    @classmethod
+    def written(cls, row: Any, spec: Spec, *, every_child: bool) -> Incident:
+        """An incident read written as `spec`'s JSON (`hub.graphql.compiled`)."""
+        made = cls.of(row)
+        made.served = Served.of(row, spec, every_child=every_child)
+        return made
 
     @staticmethod
     def carries_children(info: Info) -> bool:

@@ -1,0 +1,245 @@
+"""A page the database writes as its JSON (`hub.graphql.compiled`) is the page the executor's
+way gives: the same response, key by key and in order, and the same audit, for every role.
+
+Two hubs serve the same database: the suite's own (pages written where they can be) and one
+with `compiled_reads` off (every page the executor's way). Each document is asked of both by
+each role; their answers must be equal (less the cursors, sealed by each process's own key
+material), and so must what each wrote to the audit for it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from hub.access.models import Role
+from hub.db import Database
+from hub.settings import Settings
+from tests.conftest import LiveServer, audit_events_of, free_port, serve, unique
+from tests.factories import COUNCIL, FORCE, REPORT_INCIDENT, child, incident
+from tests.scenario import ORGANISATION_OF, World
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+PAGE = """query Page($first: Int!) {
+  incidents(first: $first) { edges { node {
+    id policeReference type occurredAt recordedAt sharedAt dashRisk summary
+    force { name } locationCouncil { name }
+    children { present victim child { id givenName familyName dateOfBirth } } } } } }"""
+# Aliases, a fragment, the type's name, a nested field asked twice, children with and without
+# their child, and a police-only field (refused to others: their page goes the executor's way).
+SHAPES = """query Shapes($first: Int!) {
+  incidents(first: $first) { pageInfo { hasNextPage } edges { cursor node {
+    __typename key: id ...Told force { id name } force { onsCode }
+    children { present }
+    kids: children { householdMember child { __typename id nhsNumber lookedAfter } }
+  } } } }
+fragment Told on Incident { type dashRisk recordedAt gist: summary }"""
+POLICE_ONLY = """query Police($first: Int!) {
+  incidents(first: $first) { edges { node { id operationalNotes summary } } } }"""
+# A field the database does not write (an organisation's kind): the executor's way, whole.
+NOT_WRITTEN = """query Kinds($first: Int!) {
+  incidents(first: $first) { edges { node { id summary force { kind name } } } } }"""
+# Beside a root field refused to most roles: the response has errors, so the audit finds what
+# reached the data by walking it, into the written records too (`ServedRecords.released`).
+BESIDE_REFUSED = """query Beside($first: Int!) {
+  incidents(first: $first) { edges { node { id summary children { child { id } } } } }
+  accessEvents(first: 1) { edges { node { operation } } } }"""
+DOCUMENTS = {
+    "page": PAGE,
+    "shapes": SHAPES,
+    "police_only": POLICE_ONLY,
+    "not_written": NOT_WRITTEN,
+    "beside_refused": BESIDE_REFUSED,
+}
+ROLES = (Role.COUNCIL_SOCIAL_WORKER, Role.SCHOOL_DSL, Role.POLICE_OFFICER, Role.AUDITOR)
+WRITTEN = "served__"  # the column a written page's statement carries
+
+
+@pytest.fixture(scope="module")
+def plain_server(live_server: LiveServer) -> Iterator[LiveServer]:
+    """A second hub on the suite's database, its pages never written by the database; it
+    accepts the suite's tokens (same keys, same issuer)."""
+    from hub.app import create_app  # noqa: PLC0415
+
+    settings = live_server.settings.model_copy(update={"compiled_reads": False})
+    assert isinstance(settings, Settings)
+    app = create_app(settings)
+    port = free_port()
+    server, thread = serve(app, port, settings)
+    yield LiveServer(
+        settings=settings, url=f"http://127.0.0.1:{port}", app=app, keys=live_server.keys
+    )
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+async def pushed(live_server: LiveServer, world: World) -> list[str]:
+    """Incidents beside the world's: times on the whole second (isoformat leaves out the
+    fraction), no risk and no share time recorded, three children; their ids."""
+    async with httpx.AsyncClient(timeout=30) as http:
+        token = live_server.token(Role.POLICE_OFFICER, FORCE)
+        whole = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(minutes=30)
+        payloads = [
+            incident(
+                unique("CMP-WHOLE"),
+                occurredAt=(whole - dt.timedelta(hours=2)).isoformat(),
+                recordedAt=(whole - dt.timedelta(hours=1)).isoformat(),
+                dashRisk=None,
+            ),
+            incident(
+                unique("CMP-THREE"),
+                children=[
+                    {"child": child(unique("CMP-C"), council=COUNCIL), "victim": True},
+                    {"child": child(unique("CMP-C"), council=COUNCIL, nhsNumber=None)},
+                    {"child": child(unique("CMP-C"), council=COUNCIL), "present": True},
+                ],
+            ),
+        ]
+        ids = []
+        for payload in payloads:
+            response = await http.post(
+                live_server.graphql_url,
+                headers={"Authorization": f"Bearer {token}"},
+                json={"query": REPORT_INCIDENT, "variables": {"input": payload}},
+            )
+            body = response.json()
+            assert "errors" not in body, body
+            ids.append(body["data"]["reportIncident"]["id"])
+        return ids
+
+
+async def _ask(
+    http: httpx.AsyncClient, server: LiveServer, role: Role, document: str
+) -> tuple[Any, str]:
+    request_id = str(uuid.uuid4())
+    response = await http.post(
+        server.graphql_url,
+        headers={
+            "Authorization": f"Bearer {server.token(role, ORGANISATION_OF[role])}",
+            "X-Request-Id": request_id,
+        },
+        json={"query": document, "variables": {"first": 50}},
+    )
+    assert response.status_code == 200, response.text
+    # Pairs, not dicts: the order of keys is compared too.
+    return json.loads(response.text, object_pairs_hook=_without_cursors), request_id
+
+
+def _without_cursors(pairs: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    return [(key, value) for key, value in pairs if key != "cursor"]
+
+
+async def _audited(db: Database, request_id: str) -> list[tuple[Any, ...]]:
+    return [
+        (e.operation, e.outcome, e.record_type, e.record_id, e.records, e.child_ids, e.fields)
+        for e in await audit_events_of(db, request_id)
+    ]
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda role: role.value)
+@pytest.mark.parametrize("name", DOCUMENTS)
+async def test_a_written_page_is_the_page_the_executor_gives(
+    http: httpx.AsyncClient,
+    live_server: LiveServer,
+    plain_server: LiveServer,
+    db: Database,
+    pushed: list[str],
+    name: str,
+    role: Role,
+) -> None:
+    document = DOCUMENTS[name]
+    written, written_id = await _ask(http, live_server, role, document)
+    plain, plain_id = await _ask(http, plain_server, role, document)
+    assert written == plain
+    assert await _audited(db, written_id) == await _audited(db, plain_id)
+    assert await _audited(db, written_id), "a page's read is audited"
+
+
+async def test_the_council_page_is_written_by_the_database_and_lists_every_record(
+    http: httpx.AsyncClient,
+    live_server: LiveServer,
+    plain_server: LiveServer,
+    db: Database,
+    pushed: list[str],
+) -> None:
+    """The page the issue measures goes the written way (its statement carries the JSON), and
+    its event names each incident and each child it shows, with their fields."""
+    live_server.statements.clear()
+    body, request_id = await _ask(http, live_server, Role.COUNCIL_SOCIAL_WORKER, PAGE)
+    assert any(WRITTEN in statement for statement in live_server.statements)
+    nodes = [
+        dict(dict(edge)["node"]) for edge in dict(dict(dict(body)["data"])["incidents"])["edges"]
+    ]
+    assert set(pushed) <= {node["id"] for node in nodes}
+    three = next(node for node in nodes if node["id"] == pushed[1])
+    assert [dict(dict(link)["child"])["id"] for link in three["children"]] == sorted(
+        dict(dict(link)["child"])["id"] for link in three["children"]
+    )
+    whole = next(node for node in nodes if node["id"] == pushed[0])
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", whole["occurredAt"])
+    assert whole["dashRisk"] is None
+    [event] = [e for e in await audit_events_of(db, request_id) if e.outcome == "served"]
+    records = json.loads(event.records)
+    served = {(r["type"], r["id"]): r for r in records}
+    for node in nodes:
+        incident_record = served[("Incident", node["id"])]
+        kids = [dict(dict(link)["child"])["id"] for link in node["children"]]
+        assert incident_record["children"] == sorted(kids)
+        for kid in kids:
+            assert served[("Child", kid)]["fields"] == [
+                "dateOfBirth",
+                "familyName",
+                "givenName",
+                "id",
+            ]
+
+
+async def test_a_school_is_written_only_its_pupils_and_audited_for_every_child(
+    http: httpx.AsyncClient, live_server: LiveServer, db: Database, world: World
+) -> None:
+    """A school's page shows its pupils among an incident's children, not the rest; the
+    incident's event still names all its children (looked up: the page's are not all)."""
+    body, request_id = await _ask(http, live_server, Role.SCHOOL_DSL, PAGE)
+    nodes = [
+        dict(dict(edge)["node"]) for edge in dict(dict(dict(body)["data"])["incidents"])["edges"]
+    ]
+    mine = next(node for node in nodes if node["id"] == world.inside.incident)
+    assert [dict(dict(link)["child"])["id"] for link in mine["children"]] == [world.inside.child]
+    [event] = [e for e in await audit_events_of(db, request_id) if e.outcome == "served"]
+    records = {(r["type"], r["id"]): r for r in json.loads(event.records)}
+    assert records[("Incident", mine["id"])]["children"] == sorted(
+        [world.inside.child, world.inside.sibling]
+    )
+    assert ("Child", world.inside.sibling) not in records
+
+
+async def test_a_selection_a_variable_decides_is_never_written_from_another_requests(
+    http: httpx.AsyncClient, live_server: LiveServer, plain_server: LiveServer, pushed: list[str]
+) -> None:
+    """The same text with `@include` answered one way, then the other: each answer is the
+    executor's own (what depends on variables is never written, so never kept)."""
+    document = """query Maybe($first: Int!, $with: Boolean!) { incidents(first: $first) {
+      edges { node { id
+        ... on Incident @include(if: $with) { summary children { child { id } } } } } } }"""
+    token = live_server.token(Role.COUNCIL_SOCIAL_WORKER, COUNCIL)
+    for including in (True, False, True):
+        answers = []
+        for server in (live_server, plain_server):
+            response = await http.post(
+                server.graphql_url,
+                headers={"Authorization": f"Bearer {token}"},
+                json={"query": document, "variables": {"first": 50, "with": including}},
+            )
+            answers.append(json.loads(response.text, object_pairs_hook=_without_cursors))
+        assert answers[0] == answers[1]
+        node = dict(dict(dict(dict(answers[0])["data"])["incidents"])["edges"][0])["node"]
+        assert ("summary" in dict(node)) is including
