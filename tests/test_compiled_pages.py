@@ -25,6 +25,7 @@ from hub.settings import Settings
 from tests.conftest import LiveServer, audit_events_of, free_port, serve, unique
 from tests.factories import COUNCIL, FORCE, REPORT_INCIDENT, child, incident
 from tests.scenario import ORGANISATION_OF, World
+from tests.scenario import _push as push
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -84,9 +85,8 @@ def plain_server(live_server: LiveServer) -> Iterator[LiveServer]:
 @pytest.fixture(scope="module")
 async def pushed(live_server: LiveServer, world: World) -> list[str]:
     """Incidents beside the world's: times on the whole second (isoformat leaves out the
-    fraction), no risk and no share time recorded, three children; their ids."""
+    fraction) and no risk recorded; three children; their ids."""
     async with httpx.AsyncClient(timeout=30) as http:
-        token = live_server.token(Role.POLICE_OFFICER, FORCE)
         whole = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(minutes=30)
         payloads = [
             incident(
@@ -104,17 +104,10 @@ async def pushed(live_server: LiveServer, world: World) -> list[str]:
                 ],
             ),
         ]
-        ids = []
-        for payload in payloads:
-            response = await http.post(
-                live_server.graphql_url,
-                headers={"Authorization": f"Bearer {token}"},
-                json={"query": REPORT_INCIDENT, "variables": {"input": payload}},
-            )
-            body = response.json()
-            assert "errors" not in body, body
-            ids.append(body["data"]["reportIncident"]["id"])
-        return ids
+        return [
+            (await push(http, live_server, FORCE, REPORT_INCIDENT, payload))["id"]
+            for payload in payloads
+        ]
 
 
 async def _ask(
