@@ -22,6 +22,8 @@ import pytest
 
 from hub.access.models import Role
 from hub.db import Database
+from hub.graphql import compiled
+from hub.graphql.documents import Recent
 from hub.settings import Settings
 from tests.conftest import LiveServer, audit_events_of, free_port, serve, unique
 from tests.factories import COUNCIL, FORCE, REPORT_INCIDENT, child, incident
@@ -325,3 +327,25 @@ async def test_random_selections_are_the_pages_the_executor_gives(
         assert await _audited(db, written_id) == await _audited(db, plain_id), document
     if role is not Role.AUDITOR:  # an inspectorate's view refuses most fields: never written
         assert written_any, "no random selection was written: the test compares nothing"
+
+
+async def test_a_spec_made_again_is_found_equal_when_the_first_was_forgotten(
+    http: httpx.AsyncClient,
+    live_server: LiveServer,
+    plain_server: LiveServer,
+    pushed: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With nothing interned (every spec its own object), the resolver's and the executor's
+    specs for the same selection are equal, not the same: the page is still written, with no
+    statement of the executor's way (its children's loads)."""
+    monkeypatch.setattr(compiled, "_INTERNED", Recent(maxsize=0))
+    # A text no earlier request made: nothing of it is kept yet.
+    document = PAGE.replace("summary", f"summary {unique('a').replace('-', '_').lower()}: id")
+    live_server.statements.clear()
+    written, _ = await _ask(http, live_server, Role.COUNCIL_SOCIAL_WORKER, document)
+    plain, _ = await _ask(http, plain_server, Role.COUNCIL_SOCIAL_WORKER, document)
+    assert written == plain
+    reads = [s for s in live_server.statements if "incident_child" in s]
+    assert reads, live_server.statements
+    assert all(WRITTEN in s for s in reads), reads

@@ -22,8 +22,9 @@ Nothing else changes:
 What a selection compiles to is a `Spec`: its response keys in order, each a leaf (how the
 database writes it: the text `isoformat` writes for a time, an enum's GraphQL name...), the
 type's name, or a nested record and its own `Spec`. The list's resolver and the executor work
-it out from the same collected fields and meet on the same interned object: a record read for
-one selection is never written for another.
+it out from the same collected fields, and a record is written only where the two are equal
+(by identity, as specs made alike are one object, else by value): a record read for one
+selection is never written for another.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from graphql import (
     get_named_type,
 )
 
+from hub.graphql.documents import Recent
 from hub.json_records import SERVED, SERVED_CHILDREN, Leaf, LeafKind, Nested, Spec, TypeName
 
 if TYPE_CHECKING:
@@ -95,7 +97,10 @@ _SCALARS: dict[str, LeafKind] = {
     "Date": "date",
     "DateTime": "datetime",
 }
-_INTERNED: dict[Spec, Spec] = {}
+# Specs made alike are one object (`spec_of`), so that a record's is found its selection's by
+# identity; bounded, as a caller chooses its selections (one evicted between the resolver's
+# and the executor's working out is found equal instead: `HubExecutor._written`).
+_INTERNED: Recent[Spec, Spec] = Recent(maxsize=4096)
 _AUDITED = frozenset({"Child", "Incident"})
 
 
@@ -128,8 +133,15 @@ def spec_of(
         if item is None:
             return None
         items.append((key, item))
-    spec = tuple(items)
-    return _INTERNED.setdefault(spec, spec)
+    return _interned(tuple(items))
+
+
+def _interned(spec: Spec) -> Spec:
+    kept = _INTERNED.get(spec)
+    if kept is None:
+        _INTERNED.keep(spec, spec)
+        kept = spec
+    return kept
 
 
 def _leaf(object_type: GraphQLObjectType, name: str, column: str) -> Leaf | None:

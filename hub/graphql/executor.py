@@ -868,7 +868,9 @@ def _written(run: Runner, spec: Spec) -> Runner:
 
     def run_or_written(ex: Any, source: Any, path: Path, selection: _Selection) -> Any:
         served = getattr(source, "served", None)
-        if served is None or served.spec is not selection.served:
+        if served is None or (
+            served.spec is not selection.served and served.spec != selection.served
+        ):
             return run(ex, source, path, selection)
         context: HubContext = ex.context_value
         context.served.written(source, served, path, places)
