@@ -16,7 +16,7 @@ import json
 import operator
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import sqlalchemy as sa
@@ -30,11 +30,13 @@ from hub.audit.models import OperationKind, Outcome, S62Operation
 from hub.audit.service import Actor, ServedRecord
 from hub.closures.models import ClosureReview
 from hub.db import among, dialect_of, rows, utcnow
-from hub.graphql.compiled import ChildPlace, Served
 from hub.incidents.models import IncidentChild
 from hub.investigations.models import InvestigationChild
 from hub.meetings.models import MeetingChild
 from hub.timeliness.models import RECEIVING_ROLES, FirstSeen
+
+if TYPE_CHECKING:
+    from hub.graphql.compiled import ChildPlace, Served
 
 AUDITED_TYPES = frozenset(
     {
@@ -122,8 +124,8 @@ class ServedRecords:
     def written(
         self, record: Any, served: Served, place: Where, children: Sequence[ChildPlace]
     ) -> None:
-        """A record the database wrote as its JSON (`compiled`), noted at `place` by its caller
-        already: its children are noted at theirs, with the fields their selection names, as
+        """An incident (the one kind written today) the database wrote as its JSON (`compiled`),
+        noted at `place` by its caller already: its children are noted at theirs, with the fields their selection names, as
         the executor's way would note each; and, where they are all its children, handed to
         the audit as the record's children (no lookup)."""
         for children_key, child_key, fields in children:

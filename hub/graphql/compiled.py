@@ -46,6 +46,7 @@ from graphql import (
     get_named_type,
 )
 
+from hub.graphql.audit_trail import AUDITED_TYPES
 from hub.graphql.documents import Recent
 from hub.json_records import SERVED, SERVED_CHILDREN, Leaf, LeafKind, Nested, Spec, TypeName
 
@@ -101,7 +102,6 @@ _SCALARS: dict[str, LeafKind] = {
 # identity; bounded, as a caller chooses its selections (one evicted between the resolver's
 # and the executor's working out is found equal instead: `HubExecutor._written`).
 _INTERNED: Recent[Spec, Spec] = Recent(maxsize=4096)
-_AUDITED = frozenset({"Child", "Incident"})
 
 
 def spec_of(
@@ -189,7 +189,7 @@ def _nested(
             for key, d in grouped.items()
             if not d[0].node.name.value.startswith("__")
         )
-        if inner.name in _AUDITED
+        if inner.name in AUDITED_TYPES
         else None
     )
     return ("nested", how, spec, noted)
