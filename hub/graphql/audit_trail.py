@@ -125,9 +125,9 @@ class ServedRecords:
         self, record: Any, served: Served, place: Where, children: Sequence[ChildPlace]
     ) -> None:
         """An incident (the one kind written today) the database wrote as its JSON (`compiled`),
-        noted at `place` by its caller already: its children are noted at theirs, with the fields their selection names, as
-        the executor's way would note each; and, where they are all its children, handed to
-        the audit as the record's children (no lookup)."""
+        noted at `place` by its caller already: its children are noted at theirs, with the
+        fields their selection names, as the executor's way would note each; and, where they
+        are all its children, handed to the audit as the record's children (no lookup)."""
         for children_key, child_key, fields in children:
             listed = Where(place, children_key, "Incident")
             for index, child in enumerate(served.children):
