@@ -349,3 +349,37 @@ async def test_a_spec_made_again_is_found_equal_when_the_first_was_forgotten(
     reads = [s for s in live_server.statements if "incident_child" in s]
     assert reads, live_server.statements
     assert all(WRITTEN in s for s in reads), reads
+
+
+async def test_a_written_page_after_a_cursor_is_the_executor_page_after_it(
+    http: httpx.AsyncClient, live_server: LiveServer, plain_server: LiveServer, pushed: list[str]
+) -> None:
+    """Paging on: the page after the first, written, is the plain hub's page after its own."""
+    document = """query Next($first: Int!, $after: String) {
+      incidents(first: $first, after: $after) { pageInfo { hasNextPage endCursor }
+        edges { node { id occurredAt children { victim child { id } } } } } }"""
+    token = live_server.token(Role.COUNCIL_SOCIAL_WORKER, COUNCIL)
+    pages = []
+    live_server.statements.clear()
+    for server in (live_server, plain_server):
+        after, seen, more = None, [], True
+        while more:
+            response = await http.post(
+                server.graphql_url,
+                headers={"Authorization": f"Bearer {token}"},
+                json={"query": document, "variables": {"first": 2, "after": after}},
+            )
+            body = response.json()
+            assert "errors" not in body, body
+            found = body["data"]["incidents"]
+            seen.append([edge["node"] for edge in found["edges"]])
+            after, more = found["pageInfo"]["endCursor"], found["pageInfo"]["hasNextPage"]
+            assert len(seen) < 50, "paging never ended"
+        pages.append(seen)
+    assert pages[0] == pages[1]
+    # Every page of the writing hub, the first and those after a cursor, was written.
+    assert sum(WRITTEN in statement for statement in live_server.statements) == len(pages[0])
+    ids = [node["id"] for page in pages[0] for node in page]
+    assert len(pages[0]) >= 2, "the page after the first was never asked for"
+    assert len(set(ids)) == len(ids)
+    assert set(pushed) <= set(ids)
