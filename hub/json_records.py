@@ -32,13 +32,19 @@ SERVED, SERVED_CHILDREN = "served__", "served_children__"
 Source = Callable[[str], Any]  # a column of the record, by name
 
 
+def _no_children(_: Spec) -> Any:
+    msg = "children are written only within an incident"
+    raise ValueError(msg)
+
+
 @dataclasses.dataclass(frozen=True)
 class Writer:
     """One dialect's way of writing a spec's JSON; `children(spec)` writes an incident's
-    children from its involved rows (`incident_child`, `child`)."""
+    children from its involved rows (`incident_child`, `child`): a writer of the children
+    themselves has none to write."""
 
     dialect: str
-    children: Callable[[Spec], Any]
+    children: Callable[[Spec], Any] = _no_children
 
     def record(self, spec: Spec, source: Source) -> Any:
         pairs: list[Any] = []

@@ -326,7 +326,7 @@ def _with_served(scope: RowScope, spec: Spec, page: sa.CTE) -> sa.Select[Any]:
     over the page's involved children, as `_with_involved` reads them."""
     among_page = one_of(_INCIDENT_CHILD.c.incident_id, sa.select(page.c.id))
     order = _INCIDENT_CHILD.c.child_id
-    inner = Writer("postgresql", children=lambda _: None)
+    inner = Writer("postgresql")
     specs = _children_specs(spec)
     aggregates = [
         sa.func.json_agg(aggregate_order_by(inner.record(each, _involved_source), order)).label(
@@ -367,9 +367,7 @@ def _served_columns(scope: RowScope, spec: Spec) -> list[Any]:
         return mine.with_only_columns(*columns).correlate(_INCIDENT).subquery("involved")
 
     def children(each: Spec) -> Any:
-        rows = in_order(
-            Writer("sqlite", children=lambda _: None).record(each, _involved_source).label("item")
-        )
+        rows = in_order(Writer("sqlite").record(each, _involved_source).label("item"))
         return sa.select(
             sa.func.json_group_array(sa.func.json(rows.c.item), type_=sa.Text())
         ).scalar_subquery()
