@@ -295,7 +295,7 @@ async def test_a_pages_children_are_looked_up_for_its_audit_in_one_statement_of_
     """A page that selects no children still lists each record's children in its event: read
     in one statement whatever the page's length (one text, built once: `children_of`). (A page
     the database writes reads them with itself: tests/test_compiled_pages.py. This one names a
-    field it does not write, `force { kind }`.)"""
+    field it does not write, `timeline { kind }`.)"""
     police = {"Authorization": f"Bearer {live_server.token(Role.POLICE_OFFICER, FORCE)}"}
     for _ in range(2):  # the council's area has two incidents at least, with their children
         pushed = await http.post(
@@ -311,7 +311,7 @@ async def test_a_pages_children_are_looked_up_for_its_audit_in_one_statement_of_
             http,
             live_server,
             Role.COUNCIL_SOCIAL_WORKER,
-            f"{{ incidents(first: {first}) {{ edges {{ node {{ id force {{ kind }} }} }} }} }}",
+            f"{{ incidents(first: {first}) {{ edges {{ node {{ id timeline {{ kind }} }} }} }} }}",
         )
         edges = body["data"]["incidents"]["edges"]
         assert len(edges) == first, body

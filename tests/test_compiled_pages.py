@@ -41,16 +41,18 @@ PAGE = """query Page($first: Int!) {
 # their child, and a police-only field (refused to others: their page goes the executor's way).
 SHAPES = """query Shapes($first: Int!) {
   incidents(first: $first) { pageInfo { hasNextPage } edges { cursor node {
-    __typename key: id ...Told force { id name } force { onsCode }
+    __typename key: id ...Told force { id name } force { onsCode kind nation }
     children { present }
     kids: children { householdMember child { __typename id nhsNumber lookedAfter } }
   } } } }
 fragment Told on Incident { type dashRisk recordedAt gist: summary }"""
 POLICE_ONLY = """query Police($first: Int!) {
   incidents(first: $first) { edges { node { id operationalNotes summary } } } }"""
-# A field the database does not write (an organisation's kind): the executor's way, whole.
-NOT_WRITTEN = """query Kinds($first: Int!) {
-  incidents(first: $first) { edges { node { id summary force { kind name } } } } }"""
+# A field the database does not write (a child's council, a record of its own): the
+# executor's way, whole.
+NOT_WRITTEN = """query Councils($first: Int!) {
+  incidents(first: $first) { edges { node { id summary force { kind name }
+    children { child { id responsibleCouncil { name } } } } } } }"""
 # Beside a root field refused to most roles: the response has errors, so the audit finds what
 # reached the data by walking it, into the written records too (`ServedRecords.released`).
 BESIDE_REFUSED = """query Beside($first: Int!) {
@@ -67,6 +69,9 @@ DOCUMENTS = {
     "not_written": NOT_WRITTEN,
     "beside_refused": BESIDE_REFUSED,
 }
+# Those the database writes for a council: every field listed in `compiled.COLUMNS` (an
+# organisation's kind and nation too), none the agreement refuses it.
+COUNCIL_WRITTEN = frozenset({"page", "school_page", "shapes", "beside_refused"})
 ROLES = (Role.COUNCIL_SOCIAL_WORKER, Role.SCHOOL_DSL, Role.POLICE_OFFICER, Role.AUDITOR)
 WRITTEN = "served__"  # the column a written page's statement carries
 
@@ -157,9 +162,13 @@ async def test_a_written_page_is_the_page_the_executor_gives(
     role: Role,
 ) -> None:
     document = DOCUMENTS[name]
+    live_server.statements.clear()
     written, written_id = await _ask(http, live_server, role, document)
+    was_written = any(WRITTEN in statement for statement in live_server.statements)
     plain, plain_id = await _ask(http, plain_server, role, document)
     assert written == plain
+    if role is Role.COUNCIL_SOCIAL_WORKER:  # sees every field but the police's own
+        assert was_written == (name in COUNCIL_WRITTEN), (name, was_written)
     assert await _audited(db, written_id) == await _audited(db, plain_id)
     assert await _audited(db, written_id), "a page's read is audited"
 
@@ -248,7 +257,7 @@ async def test_a_selection_a_variable_decides_is_never_written_from_another_requ
         assert ("summary" in dict(node)) is including
 
 
-# Random selections over what the database writes, and a little it does not (`kind`,
+# Random selections over what the database writes, and a little it does not (a child's
 # `responsibleCouncil`): aliases, inline fragments and nested fields at every level.
 _FIELDS: dict[str, list[str]] = {
     "Incident": [
@@ -266,7 +275,7 @@ _FIELDS: dict[str, list[str]] = {
         "locationCouncil",
         "children",
     ],
-    "Organisation": ["id", "name", "onsCode", "__typename", "kind"],
+    "Organisation": ["id", "name", "onsCode", "__typename", "kind", "nation"],
     "IncidentChild": ["present", "householdMember", "victim", "__typename", "child"],
     "Child": [
         "id",

@@ -67,7 +67,13 @@ COLUMNS: dict[str, dict[str, str]] = {
         "summary": "summary",
         "operationalNotes": "operational_notes",
     },
-    "Organisation": {"id": "code", "name": "name", "onsCode": "ons_code"},
+    "Organisation": {
+        "id": "code",
+        "name": "name",
+        "kind": "kind",
+        "nation": "nation",
+        "onsCode": "ons_code",
+    },
     "IncidentChild": {
         "present": "present",
         "householdMember": "household_member",
