@@ -9,6 +9,7 @@ material), and so must what each wrote to the audit for it.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import random
@@ -365,6 +366,37 @@ async def test_a_spec_made_again_is_found_equal_when_the_first_was_forgotten(
     reads = [s for s in live_server.statements if "incident_child" in s]
     assert reads, live_server.statements
     assert all(WRITTEN in s for s in reads), reads
+
+
+async def test_a_record_written_for_another_selection_is_an_error_not_a_page(
+    http: httpx.AsyncClient,
+    live_server: LiveServer,
+    db: Database,
+    pushed: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A written row carries its JSON, its id and its force's code, nothing to complete it
+    by field by field: met by a selection it was not written for (never so, unless the two
+    sides' working out parts), the executor refuses it with an internal error. No record's
+    data leaves, and none is audited as served."""
+    made = compiled.Served.of
+
+    def other(row: Any, spec: Any, *, every_child: bool) -> compiled.Served:
+        served = made(row, spec, every_child=every_child)
+        return dataclasses.replace(served, spec=(*spec, ("other", ("typename", "Incident"))))
+
+    monkeypatch.setattr(compiled.Served, "of", other)
+    live_server.statements.clear()
+    body, request_id = await _ask(http, live_server, Role.COUNCIL_SOCIAL_WORKER, PAGE)
+    assert any(WRITTEN in statement for statement in live_server.statements)
+    found = dict(body)
+    assert found["data"] == [("incidents", None)], found
+    [error] = [dict(e) for e in found["errors"]]
+    assert dict(error["extensions"])["code"] == "INTERNAL", error
+    assert "Traceback" not in json.dumps(body)
+    assert "written" not in error["message"]
+    served = [e for e in await audit_events_of(db, request_id) if e.outcome == "served"]
+    assert served == [], served
 
 
 async def test_a_written_page_after_a_cursor_is_the_executor_page_after_it(

@@ -117,7 +117,12 @@ def spec_of(
     new_defer_usages: Any = (),
 ) -> Spec | None:
     """The selection as the database would write it, or None if it cannot (see the module)."""
-    if new_defer_usages or executor._refused(object_type, grouped_field_set):  # noqa: SLF001 - the executor's own gate
+    # Middleware must see every field (`HubExecutor._plan`): such an executor completes each.
+    if (
+        new_defer_usages
+        or executor._middleware  # noqa: SLF001 - the executor's own
+        or executor._refused(object_type, grouped_field_set)  # noqa: SLF001 - its own gate
+    ):
         return None
     columns = COLUMNS.get(object_type.name)
     if columns is None:

@@ -860,6 +860,10 @@ class HubExecutor(FanoutExecutor):
         }
 
 
+class WrittenForAnother(RuntimeError):
+    """A record read written for one selection was met by another: an internal error."""
+
+
 def _written(run: Runner, spec: Spec) -> Runner:
     """`run`, except for a record read written as `spec` (`compiled.Served`): that is noted for
     the audit as `run` would note it (the record itself by its caller; its children at their
@@ -868,10 +872,12 @@ def _written(run: Runner, spec: Spec) -> Runner:
 
     def run_or_written(ex: Any, source: Any, path: Path, selection: _Selection) -> Any:
         served = getattr(source, "served", None)
-        if served is None or (
-            served.spec is not selection.served and served.spec != selection.served
-        ):
+        if served is None:
             return run(ex, source, path, selection)
+        if served.spec is not selection.served and served.spec != selection.served:
+            # Never so: both sides work the spec out alike (`compiled.spec_of`). A written row
+            # carries nothing else to complete it by (`incidents.service.WRITTEN_ROW`).
+            raise WrittenForAnother(WrittenForAnother.__doc__)
         context: HubContext = ex.context_value
         context.served.written(source, served, path, places)
         return orjson.Fragment(served.json)

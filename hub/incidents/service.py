@@ -214,6 +214,14 @@ def organisations_of(rows: Sequence[Any]) -> dict[str, Any]:
     return found
 
 
+# What a written page's rows carry besides their JSON (`_with_served`, `_served_columns`): the
+# id (the record's, the audit's and the cursor's) and the force's code (whose record it is, for
+# the audit). The rest of the columns stay in the database: read, turned into Python values
+# and dropped, they were a twentieth of a written page's instructions. Such a row cannot be
+# completed field by field, nor does it need to be: the executor writes it whole or refuses.
+WRITTEN_ROW = ("id", "force_code")
+
+
 _INCIDENT_CHILD: sa.Table = IncidentChild.__table__  # type: ignore[attr-defined]
 _CHILD: sa.Table = Child.__table__  # type: ignore[attr-defined]
 # The column a page's incidents carry their involved children in (`list_`'s `involved`).
@@ -265,7 +273,10 @@ def _listing(
         for prefix, organisation in _WITH_ORGANISATIONS.items()
         for column in organisation.c
     )
-    query = sa.select(*_INCIDENT.c, *carried).select_from(
+    columns = (*_INCIDENT.c, *carried)
+    if served is not None and dialect != "postgresql":
+        columns = tuple(_INCIDENT.c[key] for key in WRITTEN_ROW)
+    query = sa.select(*columns).select_from(
         _INCIDENT.outerjoin(force, force.c.code == _INCIDENT.c.force_code).outerjoin(
             council, council.c.code == _INCIDENT.c.location_council_code
         )
@@ -354,7 +365,9 @@ def _with_served(scope: RowScope, spec: Spec, page: sa.CTE) -> sa.Select[Any]:
     # As text: asyncpg's JSON codec would make it Python objects again.
     record = sa.cast(writer.record(spec, lambda name: page.c[name]), sa.Text)
     return sa.select(
-        page, record.label(SERVED), grouped.c.owners.label(SERVED_CHILDREN)
+        *(page.c[key] for key in WRITTEN_ROW),
+        record.label(SERVED),
+        grouped.c.owners.label(SERVED_CHILDREN),
     ).select_from(page.outerjoin(grouped, grouped.c.key == page.c.id))
 
 
