@@ -19,10 +19,12 @@ from tests.conftest import LiveServer, is_postgres, unique
 from tests.factories import (
     COUNCIL,
     FORCE,
+    RECORD_MISSING,
     REPORT_INCIDENT,
     UPDATE_INVESTIGATION,
     child,
     incident,
+    missing_episode,
     status_change,
 )
 
@@ -205,6 +207,52 @@ async def test_a_page_loads_nothing_its_selection_does_not_name(
     links = [s for s in statements if s.startswith("SELECT incident_child.")]
     # Only the audit's own lookup of the records' children, which every served incident needs.
     assert links == _audit_lookups(statements), statements
+
+
+MISSING_PAGE = """
+query Missing($first: Int!) { missingEpisodes(first: $first) { edges { node {
+  policeReference riskGrade status force { name } lastSeenCouncil { name }
+  child { givenName responsibleCouncil { name } } } } } }"""
+MISSING_BARE = """
+query Missing($first: Int!) { missingEpisodes(first: $first) { edges { node {
+  policeReference riskGrade } } } }"""
+
+
+async def test_a_page_of_missing_episodes_loads_its_children_and_organisations_once(
+    http: httpx.AsyncClient, live_server: LiveServer
+) -> None:
+    """A page's episodes ask for their children and organisations through its prefetch
+    (`MissingEpisode.prefetch`): one load of each, whatever the page's size, and none of
+    what its selection does not name."""
+    token = live_server.token(Role.POLICE_OFFICER, FORCE)
+    for _ in range(4):
+        pushed = await http.post(
+            live_server.graphql_url,
+            headers={"Authorization": f"Bearer {token}"},
+            json={"query": RECORD_MISSING, "variables": {"input": missing_episode(unique("DL-M"))}},
+        )
+        assert "errors" not in pushed.json(), pushed.json()
+    counts = []
+    for first in (2, 4):
+        data, statements = await _page_statements(http, live_server, MISSING_PAGE, first)
+        edges = data["missingEpisodes"]["edges"]  # type: ignore[index]
+        assert len(edges) == first
+        for edge in edges:
+            node = edge["node"]
+            assert node["force"]["name"], node
+            assert node["lastSeenCouncil"]["name"], node
+            assert node["child"]["givenName"], node
+            assert node["child"]["responsibleCouncil"]["name"], node
+        children = [s for s in statements if s.startswith("SELECT child.")]
+        organisations = [s for s in statements if s.startswith("SELECT organisation.")]
+        assert len(children) == 1, children
+        # The episodes' forces and last-seen councils in one; the children's councils after.
+        assert len(organisations) <= 2, organisations
+        counts.append(len(statements))
+    assert counts[0] == counts[1], counts
+    _, statements = await _page_statements(http, live_server, MISSING_BARE, 2)
+    loaded = [s for s in statements if s.startswith(("SELECT organisation.", "SELECT child."))]
+    assert loaded == [], statements
 
 
 async def test_a_loaders_key_cache_serves_as_strawberrys_default_one() -> None:

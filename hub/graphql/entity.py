@@ -10,6 +10,7 @@ from strawberry.utils.await_maybe import AwaitableOrValue
 
 from hub.graphql.context import Info
 from hub.graphql.resolvers import context_only
+from hub.graphql.selection import selects
 from hub.reference.types import Organisation, load_organisation, organisation_of
 
 if TYPE_CHECKING:
@@ -48,6 +49,15 @@ class Entity:
     async def resolve_reference(cls, info: Info, id: strawberry.ID) -> Self | None:  # noqa: A002
         row = await getattr(info.context.loaders, cls.loader).load(str(id))
         return cls.of(row) if row is not None else None
+
+    @classmethod
+    def page_wants(cls, info: Info, field: str) -> bool:
+        """Whether each record of a page of these (a root list's `edges { node }`) will
+        complete `field`: the selection names it and the caller's role sees it. What a page's
+        prefetch loads at once, before its records' fields ask one by one."""
+        return info.context.policy.sees(cls.__name__, field) and selects(
+            info, "edges", "node", field
+        )
 
 
 @strawberry.interface(description="A record a police force pushed to the hub.")

@@ -215,7 +215,13 @@ class Query(AuditQuery, TimelinessQuery, EscalationQuery, VettingQuery, ClosureQ
     ) -> Connection[MissingEpisode] | None:
         given = filter or MissingEpisodeFilterInput()
         return await _connection(
-            info, missing.list_, given, MissingEpisode.of, first=first, after=after
+            info,
+            missing.list_,
+            given,
+            MissingEpisode.of,
+            first=first,
+            after=after,
+            prefetch=MissingEpisode.prefetch,
         )
 
     @strawberry.field

@@ -126,22 +126,17 @@ class Incident(PoliceRecord):
         finished loads, without a task each. Only what the selection names and the caller's
         role may see; the loaders are the request's own, scoped as a field's load would be."""
         loaders = info.context.loaders
-        sees = info.context.policy.sees
-
-        def wanted(field: str) -> bool:
-            return sees("Incident", field) and selects(info, "edges", "node", field)
-
         codes: set[str] = set()
-        if wanted("force"):
+        if cls.page_wants(info, "force"):
             codes.update(r.force_code for r in rows)
-        if wanted("locationCouncil"):
+        if cls.page_wants(info, "locationCouncil"):
             codes.update(r.location_council_code for r in rows)
         # The page's organisations came with its incidents (`service.organisations_of`); any
         # other is loaded, with what other fields of the request ask for in the same batch.
         came = organisations_of(rows) if codes else {}
         prime(loaders.organisation, {code: came[code] for code in codes if code in came})
         organisations = loaders.organisation.load_many(sorted(codes)) if codes else None
-        if wanted("children"):
+        if cls.page_wants(info, "children"):
             ids = [r.id for r in rows]
             if cls.carries_children(info):
                 dialect = info.context.session.get_bind().dialect

@@ -1,18 +1,22 @@
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
-from collections.abc import Mapping
-from typing import ClassVar
+from collections.abc import Awaitable, Mapping, Sequence
+from typing import Any, ClassVar
 
 import strawberry
+from strawberry.utils.await_maybe import AwaitableOrValue
 
-from hub.children.types import Child, ChildInput, load_child
+from hub.base import stored
+from hub.children.types import Child, ChildInput, child_of
 from hub.graphql.context import Info
 from hub.graphql.entity import PoliceRecord
+from hub.graphql.resolvers import context_only
 from hub.missing import models
 from hub.missing.models import MissingFrom, MissingStatus, RiskGrade
 from hub.missing.service import APP_2017, MissingFilter, MissingReport, MissingUpdate
-from hub.reference.types import Organisation, load_organisation
+from hub.reference.types import Organisation, organisation_of
 from hub.validation import optional_utc
 
 RiskGradeType = strawberry.enum(
@@ -20,6 +24,7 @@ RiskGradeType = strawberry.enum(
 )
 MissingFromType = strawberry.enum(MissingFrom, name="MissingFrom")
 MissingStatusType = strawberry.enum(MissingStatus, name="MissingStatus")
+_RISK_GRADE, _MISSING_FROM, _STATUS = stored(RiskGrade), stored(MissingFrom), stored(MissingStatus)
 
 
 @strawberry.federation.type(keys=["id"], name="MissingEpisode", authenticated=True)
@@ -28,9 +33,10 @@ class MissingEpisode(PoliceRecord):
     row: strawberry.Private[models.MissingEpisode]
     id: strawberry.ID
 
-    @strawberry.field
-    async def child(self, info: Info) -> Child | None:
-        return await load_child(info, self.row.child_id)
+    @strawberry.field(graphql_type=Child | None)
+    @context_only
+    def child(self, info: Info) -> AwaitableOrValue[Child | None]:
+        return child_of(info, self.row.child_id)
 
     @strawberry.field
     def reported_missing_at(self) -> dt.datetime | None:
@@ -42,23 +48,24 @@ class MissingEpisode(PoliceRecord):
 
     @strawberry.field
     def risk_grade(self) -> RiskGradeType | None:  # type: ignore[valid-type]
-        return RiskGrade(self.row.risk_grade)
+        return _RISK_GRADE(self.row.risk_grade)
 
     @strawberry.field(description="The framework the grade came from.")
     def risk_framework(self) -> str | None:
         return self.row.risk_framework
 
-    @strawberry.field
-    async def last_seen_council(self, info: Info) -> Organisation | None:
-        return await load_organisation(info, self.row.last_seen_council_code)
+    @strawberry.field(graphql_type=Organisation | None)
+    @context_only
+    def last_seen_council(self, info: Info) -> AwaitableOrValue[Organisation | None]:
+        return organisation_of(info, self.row.last_seen_council_code)
 
     @strawberry.field
     def missing_from(self) -> MissingFromType | None:  # type: ignore[valid-type]
-        return MissingFrom(self.row.missing_from)
+        return _MISSING_FROM(self.row.missing_from)
 
     @strawberry.field
     def status(self) -> MissingStatusType | None:  # type: ignore[valid-type]
-        return MissingStatus(self.row.status)
+        return _STATUS(self.row.status)
 
     @strawberry.field
     def found_at(self) -> dt.datetime | None:
@@ -67,6 +74,24 @@ class MissingEpisode(PoliceRecord):
     @strawberry.field
     def returned_at(self) -> dt.datetime | None:
         return self.row.returned_at
+
+    @classmethod
+    async def prefetch(cls, info: Info, rows: Sequence[models.MissingEpisode]) -> None:
+        """What a page's episodes will ask for (their children, forces and last-seen councils),
+        loaded at once by the request's own scoped loaders: the fields then complete from
+        finished loads, without a task each. Only what the selection names and the role sees."""
+        loaders = info.context.loaders
+        codes: set[str] = set()
+        if cls.page_wants(info, "force"):
+            codes.update(r.force_code for r in rows)
+        if cls.page_wants(info, "lastSeenCouncil"):
+            codes.update(r.last_seen_council_code for r in rows if r.last_seen_council_code)
+        loads: list[Awaitable[Any]] = []
+        if codes:
+            loads.append(loaders.organisation.load_many(sorted(codes)))
+        if cls.page_wants(info, "child"):
+            loads.append(loaders.child.load_many(sorted({r.child_id for r in rows})))
+        await asyncio.gather(*loads)
 
 
 @strawberry.input
