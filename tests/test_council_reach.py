@@ -273,18 +273,22 @@ async def test_a_link_made_while_its_childs_council_changes_reaches_the_new_coun
 
 async def _waiting_on_a_lock(db: Database, statement: asyncio.Future[None]) -> None:
     """Until the change of council waits on a lock, unless it has finished first: a minute at
-    most (it was ten seconds; a CI run of both suites at once failed in this test, what failed
-    hidden by the close's error, which the caller now prevents)."""
+    most."""
     deadline = asyncio.get_running_loop().time() + 60
     async with db.engine.connect() as watching:
         while asyncio.get_running_loop().time() < deadline:
             assert not statement.done(), "the change of council did not wait for the link"
-            waiting = await watching.scalar(
-                sa.text(
-                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                    "AND datname = current_database() AND query LIKE 'UPDATE child%'"
+            # Each look in a transaction of its own: PostgreSQL keeps what a transaction first
+            # reads of pg_stat_activity until the transaction ends. A first look taken before
+            # the change began to wait was read again at every look, and the test failed on a
+            # busy machine (CI runs of 76f2186 and c80a79d).
+            async with watching.begin():
+                waiting = await watching.scalar(
+                    sa.text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                        "AND datname = current_database() AND query LIKE 'UPDATE child%'"
+                    )
                 )
-            )
             if waiting:
                 return
             await asyncio.sleep(0.05)
