@@ -248,7 +248,11 @@ async def test_a_page_of_missing_episodes_loads_its_children_and_organisations_o
         assert len(children) == 1, children
         # The episodes' forces and last-seen councils in one; the children's councils after.
         assert len(organisations) <= 2, organisations
-        counts.append(len(statements))
+        # Left out, as `_statements_for` leaves them out: the audit's (its indexer's catch-up
+        # lands in whichever request comes when it runs) and the revocation list's refresh.
+        counts.append(
+            len([s for s in statements if "audit_" not in s and "FROM oauth_client" not in s])
+        )
     assert counts[0] == counts[1], counts
     _, statements = await _page_statements(http, live_server, MISSING_BARE, 2)
     loaded = [s for s in statements if s.startswith(("SELECT organisation.", "SELECT child."))]
