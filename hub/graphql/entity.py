@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import operator
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Self
 
 import strawberry
@@ -58,6 +60,21 @@ class Entity:
         return info.context.policy.sees(cls.__name__, field) and selects(
             info, "edges", "node", field
         )
+
+    @classmethod
+    def page_organisations(
+        cls, info: Info, rows: Sequence[Any], codes: Mapping[str, str]
+    ) -> set[str]:
+        """The codes of the organisations a page's records will ask for: for each field of
+        `codes` (GraphQL name -> the row's attribute holding the code) the page wants, each
+        record's code, where it names one."""
+        return {
+            code
+            for field, attribute in codes.items()
+            if cls.page_wants(info, field)
+            for code in map(operator.attrgetter(attribute), rows)
+            if code
+        }
 
 
 @strawberry.interface(description="A record a police force pushed to the hub.")

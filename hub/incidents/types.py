@@ -126,11 +126,9 @@ class Incident(PoliceRecord):
         finished loads, without a task each. Only what the selection names and the caller's
         role may see; the loaders are the request's own, scoped as a field's load would be."""
         loaders = info.context.loaders
-        codes: set[str] = set()
-        if cls.page_wants(info, "force"):
-            codes.update(r.force_code for r in rows)
-        if cls.page_wants(info, "locationCouncil"):
-            codes.update(r.location_council_code for r in rows)
+        codes = cls.page_organisations(
+            info, rows, {"force": "force_code", "locationCouncil": "location_council_code"}
+        )
         # The page's organisations came with its incidents (`service.organisations_of`); any
         # other is loaded, with what other fields of the request ask for in the same batch.
         came = organisations_of(rows) if codes else {}

@@ -81,11 +81,9 @@ class MissingEpisode(PoliceRecord):
         loaded at once by the request's own scoped loaders: the fields then complete from
         finished loads, without a task each. Only what the selection names and the role sees."""
         loaders = info.context.loaders
-        codes: set[str] = set()
-        if cls.page_wants(info, "force"):
-            codes.update(r.force_code for r in rows)
-        if cls.page_wants(info, "lastSeenCouncil"):
-            codes.update(r.last_seen_council_code for r in rows if r.last_seen_council_code)
+        codes = cls.page_organisations(
+            info, rows, {"force": "force_code", "lastSeenCouncil": "last_seen_council_code"}
+        )
         loads: list[Awaitable[Any]] = []
         if codes:
             loads.append(loaders.organisation.load_many(sorted(codes)))
