@@ -9,22 +9,26 @@ material), and so must what each wrote to the audit for it.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime as dt
 import json
 import random
 import re
 import uuid
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar
 
 import httpx
 import pytest
+from graphql import GraphQLResolveInfo
+from strawberry.extensions import SchemaExtension
 
 from hub.access.models import Role
 from hub.db import Database
 from hub.graphql import compiled
 from hub.graphql.documents import Recent
+from hub.graphql.schema import build_schema
 from hub.settings import Settings
 from tests.conftest import LiveServer, audit_events_of, free_port, serve, unique
 from tests.factories import COUNCIL, FORCE, REPORT_INCIDENT, child, incident
@@ -77,15 +81,9 @@ ROLES = (Role.COUNCIL_SOCIAL_WORKER, Role.SCHOOL_DSL, Role.POLICE_OFFICER, Role.
 WRITTEN = "served__"  # the column a written page's statement carries
 
 
-@pytest.fixture(scope="module")
-def plain_server(live_server: LiveServer) -> Iterator[LiveServer]:
-    """A second hub on the suite's database, its pages never written by the database; it
-    accepts the suite's tokens (same keys, same issuer)."""
-    from hub.app import create_app  # noqa: PLC0415
-
-    settings = live_server.settings.model_copy(update={"compiled_reads": False})
-    assert isinstance(settings, Settings)
-    app = create_app(settings)
+def _beside(live_server: LiveServer, settings: Settings, app: Any) -> Iterator[LiveServer]:
+    """`app` served beside the suite's hub, on its database; it accepts the suite's tokens
+    (same keys, same issuer)."""
     port = free_port()
     server, thread = serve(app, port, settings)
     yield LiveServer(
@@ -93,6 +91,50 @@ def plain_server(live_server: LiveServer) -> Iterator[LiveServer]:
     )
     server.should_exit = True
     thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def plain_server(live_server: LiveServer) -> Iterator[LiveServer]:
+    """A second hub, its pages never written by the database."""
+    from hub.app import create_app  # noqa: PLC0415
+
+    settings = live_server.settings.model_copy(update={"compiled_reads": False})
+    assert isinstance(settings, Settings)
+    yield from _beside(live_server, settings, create_app(settings))
+
+
+class Watching(SchemaExtension):
+    """graphql middleware (an extension's `resolve`): it sees every field completed, so the
+    executor must complete each field by field, and no page may be written for it."""
+
+    seen: ClassVar[collections.Counter[tuple[str, str]]] = collections.Counter()
+
+    def resolve(
+        self,
+        _next: Callable[..., Any],
+        root: Any,
+        info: GraphQLResolveInfo,
+        *args: Any,
+        **kwargs: Any,
+    ) -> Any:
+        Watching.seen[info.parent_type.name, info.field_name] += 1
+        return _next(root, info, *args, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def watched_server(live_server: LiveServer) -> Iterator[LiveServer]:
+    """A second hub, writing pages where it can, whose schema has graphql middleware."""
+    from hub import app as hub_app  # noqa: PLC0415
+
+    def watched(settings: Settings) -> Any:
+        schema = build_schema(settings)
+        schema.extensions = [*schema.extensions, Watching]
+        return schema
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(hub_app, "build_schema", watched)
+        app = hub_app.create_app(live_server.settings)
+    yield from _beside(live_server, live_server.settings, app)
 
 
 @pytest.fixture(scope="module")
@@ -142,6 +184,15 @@ async def _ask(
 
 def _without_cursors(pairs: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
     return [(key, value) for key, value in pairs if key != "cursor"]
+
+
+def _objects(answer: Any) -> Any:
+    """An answer `_ask` read as pairs, as dicts and lists again (its pairs are tuples)."""
+    if isinstance(answer, list):
+        if answer and all(isinstance(item, tuple) for item in answer):
+            return {key: _objects(value) for key, value in answer}
+        return [_objects(item) for item in answer]
+    return answer
 
 
 async def _audited(db: Database, request_id: str) -> list[tuple[Any, ...]]:
@@ -397,6 +448,33 @@ async def test_a_record_written_for_another_selection_is_an_error_not_a_page(
     assert "written" not in error["message"]
     served = [e for e in await audit_events_of(db, request_id) if e.outcome == "served"]
     assert served == [], served
+
+
+async def test_a_hub_with_graphql_middleware_completes_every_field_for_it(
+    http: httpx.AsyncClient,
+    live_server: LiveServer,
+    watched_server: LiveServer,
+    db: Database,
+    pushed: list[str],
+) -> None:
+    """Middleware must see each field: a hub with some never writes a page (`compiled.spec_of`)
+    nor reads a plain field past it (`HubExecutor._plan`). Its answer and audit are the page
+    the suite's hub writes."""
+    live_server.statements.clear()
+    written, written_id = await _ask(http, live_server, Role.COUNCIL_SOCIAL_WORKER, PAGE)
+    assert any(WRITTEN in statement for statement in live_server.statements)
+    Watching.seen.clear()
+    watched, watched_id = await _ask(http, watched_server, Role.COUNCIL_SOCIAL_WORKER, PAGE)
+    assert watched == written
+    nodes = [edge["node"] for edge in _objects(watched)["data"]["incidents"]["edges"]]
+    assert set(pushed) <= {node["id"] for node in nodes}, "the pushed incidents were not served"
+    children = sum(len(node["children"]) for node in nodes)
+    seen = Watching.seen
+    assert seen["Incident", "summary"] == seen["Incident", "occurredAt"] == len(nodes), seen
+    assert seen["Organisation", "name"] == 2 * len(nodes), seen
+    assert seen["IncidentChild", "victim"] == children > 0, seen
+    assert seen["Child", "givenName"] == seen["Child", "dateOfBirth"] == children, seen
+    assert await _audited(db, watched_id) == await _audited(db, written_id)
 
 
 async def test_a_written_page_after_a_cursor_is_the_executor_page_after_it(
