@@ -25,7 +25,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -66,8 +66,97 @@ FLOOR = "{ viewer { role } }"
 # statement, the audit's event of its records, the session), between the floor and the page.
 IDS = """query Ids($first: Int!, $until: DateTime!) {
   incidents(first: $first, filter: {occurredTo: $until}) { edges { node { id } } } }"""
+# A council's page of missing episodes: each episode's times, grade and status, its force, the
+# council where the child was last seen, and the child.
+MISSING_PAGE = """query Missing($first: Int!, $until: DateTime!) {
+  missingEpisodes(first: $first, filter: {reportedTo: $until}) { edges { node {
+    id policeReference reportedMissingAt recordedAt sharedAt riskGrade missingFrom status
+    force { name } lastSeenCouncil { name } child { id givenName familyName dateOfBirth } } } } }"""
+MISSING_IDS = """query MissingIds($first: Int!, $until: DateTime!) {
+  missingEpisodes(first: $first, filter: {reportedTo: $until}) { edges { node { id } } } }"""
+RECORD_MISSING = """mutation Missing($input: RecordMissingEpisodeInput!) {
+  recordMissingEpisode(input: $input) { id } }"""
 QUERIES = ("page", "ids", "floor")  # each hub's timed series, in the order each turn runs them
 PUSHED_FROM = 100_000  # a counted push's police references: past any seeded one
+
+
+def _incident(number: int, now: dt.datetime) -> dict[str, Any]:
+    occurred = now - dt.timedelta(hours=2 + number)
+    return {
+        "policeReference": f"READ-{number:05d}",
+        "type": "DOMESTIC_ABUSE",
+        "occurredAt": occurred.isoformat(),
+        "recordedAt": (occurred + dt.timedelta(minutes=30)).isoformat(),
+        "locationCouncil": COUNCIL,
+        "dashRisk": "MEDIUM",
+        "summary": "Synthetic benchmark incident.",
+        "children": [
+            {
+                "child": {
+                    "policeReference": f"READ-{number:05d}-P{k}",
+                    "givenName": "Bench",
+                    "familyName": "Synthetic",
+                    "dateOfBirth": "2015-01-01",
+                    "responsibleCouncil": COUNCIL,
+                },
+                "present": k == 0,
+                "victim": k == 1,
+            }
+            for k in range(2)
+        ],
+    }
+
+
+def _missing_episode(number: int, now: dt.datetime) -> dict[str, Any]:
+    reported = now - dt.timedelta(hours=2 + number)
+    return {
+        "policeReference": f"READ-M-{number:05d}",
+        "child": {
+            "policeReference": f"READ-M-{number:05d}-P",
+            "givenName": "Bench",
+            "familyName": "Synthetic",
+            "dateOfBirth": "2012-01-01",
+            "responsibleCouncil": COUNCIL,
+        },
+        "reportedMissingAt": reported.isoformat(),
+        "recordedAt": (reported + dt.timedelta(minutes=20)).isoformat(),
+        "riskGrade": "MEDIUM",
+        "lastSeenCouncil": COUNCIL,
+        "missingFrom": "HOME",
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class Listed:
+    """A council's list the timed series page through: its root field, its page and its ids
+    (`PAGE`, `IDS` for incidents), and how a force pushes one of its records to seed it."""
+
+    root: str
+    page: str
+    ids: str
+    push: str
+    pushed: str  # the push's root field
+    record: Callable[[int, dt.datetime], dict[str, Any]]
+    described: str  # what a page holds, for the figures' heading
+
+    def heading(self, page_size: int) -> str:
+        return f"council page of {page_size} {self.described}"
+
+
+LISTS = {
+    "incidents": Listed(
+        "incidents", PAGE, IDS, PUSH, "reportIncident", _incident, "incidents with children"
+    ),
+    "missing-episodes": Listed(
+        "missingEpisodes",
+        MISSING_PAGE,
+        MISSING_IDS,
+        RECORD_MISSING,
+        "recordMissingEpisode",
+        _missing_episode,
+        "missing episodes with their child",
+    ),
+}
 
 
 @dataclasses.dataclass
@@ -215,6 +304,7 @@ class ReadFigures:
     # Per turn, new/baseline page rate, by in-flight count: the spread of the headline ratio.
     turn_ratios: dict[int, list[float]]
     new_settings: dict[str, str] = dataclasses.field(default_factory=dict)
+    listed: Listed = dataclasses.field(default_factory=lambda: LISTS["incidents"])
 
     def lines(self) -> list[str]:
         settings = " ".join(
@@ -223,8 +313,7 @@ class ReadFigures:
         )
         out = [
             (
-                f"council page of {self.page_size} incidents with children, the same list's "
-                f"ids only, and {FLOOR}, "
+                f"{self.listed.heading(self.page_size)}, the same list's ids only, and {FLOOR}, "
                 f"{self.backend}; baseline {self.baseline} vs this code"
                 f"{' run with ' + settings if settings else ''}, {self.turns} turns "
                 f"of {self.block} requests per series, taking turns"
@@ -244,6 +333,8 @@ class ReadFigures:
                 f"page rate new/baseline at {flight} in flight: {new.rate / old.rate:.2f}x "
                 f"(by turn: {_spread(ratios)})"
             )
+        # The issue's target is its incidents page's.
+        target = " (target 0.30)" if self.listed is LISTS["incidents"] else ""
         for flight in sorted(self.turn_ratios, reverse=True):
             for hub_name in ("baseline", "new"):
                 page = self.series[_series_key(hub_name, "page", flight)]
@@ -251,7 +342,7 @@ class ReadFigures:
                 ids = self.series[_series_key(hub_name, "ids", flight)]
                 out.append(
                     f"page-to-floor ({hub_name}) at {flight} in flight: "
-                    f"{page.rate / floor.rate:.3f} (target 0.30); "
+                    f"{page.rate / floor.rate:.3f}{target}; "
                     f"ids-to-floor {ids.rate / floor.rate:.3f}, "
                     f"page-to-ids {page.rate / ids.rate:.3f}"
                 )
@@ -263,33 +354,6 @@ def _spread(ratios: list[float]) -> str:
         return "min " + f"{min(ratios):.2f}x, max {max(ratios):.2f}x"
     low, middle, high = statistics.quantiles(ratios, n=4)
     return f"median {middle:.2f}x, middle half {low:.2f}x to {high:.2f}x"
-
-
-def _incident(number: int, now: dt.datetime) -> dict[str, Any]:
-    occurred = now - dt.timedelta(hours=2 + number)
-    return {
-        "policeReference": f"READ-{number:05d}",
-        "type": "DOMESTIC_ABUSE",
-        "occurredAt": occurred.isoformat(),
-        "recordedAt": (occurred + dt.timedelta(minutes=30)).isoformat(),
-        "locationCouncil": COUNCIL,
-        "dashRisk": "MEDIUM",
-        "summary": "Synthetic benchmark incident.",
-        "children": [
-            {
-                "child": {
-                    "policeReference": f"READ-{number:05d}-P{k}",
-                    "givenName": "Bench",
-                    "familyName": "Synthetic",
-                    "dateOfBirth": "2015-01-01",
-                    "responsibleCouncil": COUNCIL,
-                },
-                "present": k == 0,
-                "victim": k == 1,
-            }
-            for k in range(2)
-        ],
-    }
 
 
 @contextlib.contextmanager
@@ -413,11 +477,13 @@ def _headers(settings: Settings, keys: KeySet, role: Role, org: str) -> dict[str
     return {"Authorization": f"Bearer {token}"}
 
 
-async def _seed(client: bench_http.Client, target: Hub, records: int, now: dt.datetime) -> None:
+async def _seed(
+    client: bench_http.Client, target: Hub, records: int, now: dt.datetime, listed: Listed
+) -> None:
     for number in range(records):
-        body = {"query": PUSH, "variables": {"input": _incident(number, now)}}
+        body = {"query": listed.push, "variables": {"input": listed.record(number, now)}}
         response = await client.post(f"{target.base}/graphql", json=body, headers=target.police)
-        failure = _failure(response, field="reportIncident")
+        failure = _failure(response, field=listed.pushed)
         if failure is not None:
             msg = f"seeding the {target.name} hub failed: {failure}"
             raise BenchFailed(msg)
@@ -426,9 +492,12 @@ async def _seed(client: bench_http.Client, target: Hub, records: int, now: dt.da
 class Driver:
     """Blocks of requests at a given number in flight, each request's variables its own."""
 
-    def __init__(self, client: bench_http.Client, page_size: int) -> None:
+    def __init__(
+        self, client: bench_http.Client, page_size: int, listed: Listed = LISTS["incidents"]
+    ) -> None:
         self.client = client
         self.page_size = page_size
+        self.listed = listed
         self.sent = 0
         self.until = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
 
@@ -443,7 +512,7 @@ class Driver:
             # Distinct variables, the same page: nothing in front may collapse them.
             until = self.until + dt.timedelta(microseconds=self.sent)
             body = {
-                "query": IDS if query == "ids" else PAGE,
+                "query": self.listed.ids if query == "ids" else self.listed.page,
                 "variables": {"first": self.page_size, "until": until.isoformat()},
             }
         response = await self.client.post(
@@ -452,7 +521,7 @@ class Driver:
         if query == "floor":
             failure = _failure(response, field="viewer")
         else:
-            failure = _failure(response, field="incidents", expected=self.page_size)
+            failure = _failure(response, field=self.listed.root, expected=self.page_size)
         if failure is not None:
             msg = f"the {target.name} hub's {query} request failed: {failure}"
             raise BenchFailed(msg)
@@ -501,6 +570,7 @@ async def run_read(
     block: int = 100,
     flights: tuple[int, ...] = (8, 1),
     new_env: Sequence[str] = (),
+    listed: Listed = LISTS["incidents"],
 ) -> ReadFigures:
     """Both hubs up at once, seeded alike, then driven in turns; figures, or BenchFailed.
 
@@ -520,12 +590,14 @@ async def run_read(
             bench_http.Client(timeout=60) as client,
         ):
             for target in (old, new):
-                await _seed(client, target, records, now)
+                await _seed(client, target, records, now, listed)
                 await analysed(database_url, target.database)  # as autovacuum would
-            driver = Driver(client, page_size)
+            driver = Driver(client, page_size, listed)
             series, ratios = await _turns(driver, (old, new), turns, block, flights)
     backend = database_url.split(":", maxsplit=1)[0]
-    return ReadFigures(baseline, backend, page_size, turns, block, series, ratios, new_settings)
+    return ReadFigures(
+        baseline, backend, page_size, turns, block, series, ratios, new_settings, listed
+    )
 
 
 async def _turns(
@@ -622,15 +694,16 @@ class InstructionFigures:
     requests: int
     # (hub, query) -> instructions per request
     per_request: dict[tuple[str, str], float]
+    listed: Listed = dataclasses.field(default_factory=lambda: LISTS["incidents"])
 
     def lines(self) -> list[str]:
         out = [
             (
                 f"instructions per request in the hub process (callgrind), {self.backend}; "
                 f"baseline {self.baseline} vs this code; {self.requests} requests of each, "
-                f"one at a time; council page of {self.page_size} incidents, the same list's "
-                f"ids only, {FLOOR}, and a force's reportIncident of a new incident with two "
-                "new children"
+                f"one at a time; {self.listed.heading(self.page_size)}, the same list's ids "
+                f"only, {FLOOR}, and a force's reportIncident of a new incident with two new "
+                "children"
             )
         ]
         for (hub_name, query), count in sorted(self.per_request.items()):
@@ -679,6 +752,7 @@ async def run_instructions(
     records: int = 40,
     page_size: int = 20,
     requests: int = 30,
+    listed: Listed = LISTS["incidents"],
 ) -> InstructionFigures:
     """Both hubs under callgrind, seeded alike; the page, its ids alone, the floor and a
     force's push (a new incident with two new children) counted in each."""
@@ -692,8 +766,8 @@ async def run_instructions(
             bench_http.Client(timeout=600) as client,
         ):
             for target in (old, new):
-                await _seed(client, target, records, now)
-            driver = Driver(client, page_size)
+                await _seed(client, target, records, now, listed)
+            driver = Driver(client, page_size, listed)
             for target in (old, new):
                 for query in COUNTED:
                     await driver.block(target, query, 5, 1)  # warm-up, not counted
@@ -708,4 +782,4 @@ async def run_instructions(
                 for query, total in zip(COUNTED, dumps, strict=True):
                     per_request[(target.name, query)] = total / requests
     backend = database_url.split(":", maxsplit=1)[0]
-    return InstructionFigures(baseline, backend, page_size, requests, per_request)
+    return InstructionFigures(baseline, backend, page_size, requests, per_request, listed)

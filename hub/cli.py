@@ -416,8 +416,13 @@ def bench_costs(
 def bench_read(  # noqa: PLR0917 - typer's options are the parameters
     database_url: str = BenchDatabase,
     baseline: str = typer.Option("9ac7754", help="The commit to measure against (today's code)."),
-    records: int = typer.Option(40, min=1, help="Incidents to seed in each hub."),
-    page_size: int = typer.Option(20, min=1, help="Incidents per council page."),
+    records: int = typer.Option(40, min=1, help="Records to seed in each hub."),
+    page_size: int = typer.Option(20, min=1, help="Records per council page."),
+    listed: str = typer.Option(
+        "incidents",
+        "--list",
+        help="The council's list paged: incidents (the issue's page) or missing-episodes.",
+    ),
     turns: int = typer.Option(10, min=1, help="Turns each series takes."),
     block: int = typer.Option(100, min=1, help="Requests per series per turn."),
     instructions: int = typer.Option(
@@ -439,17 +444,22 @@ def bench_read(  # noqa: PLR0917 - typer's options are the parameters
     With a SQLite URL each hub gets a database file of its own in its scratch directory.
     """
     from hub.bench_read import (  # noqa: PLC0415
+        LISTS,
         InstructionFigures,
         ReadFigures,
         run_instructions,
         run_read,
     )
 
+    if listed not in LISTS:
+        msg = f"is one of {', '.join(LISTS)}"
+        raise typer.BadParameter(msg, param_hint="--list")
     same: dict[str, Any] = {
         "database_url": database_url,
         "baseline": baseline,
         "records": records,
         "page_size": page_size,
+        "listed": LISTS[listed],
     }
     figures: InstructionFigures | ReadFigures
     if instructions:

@@ -144,6 +144,23 @@ def test_bench_read_compares_with_the_baseline_or_refuses(tmp_path: Path) -> Non
     )
     _assert_no_rate(short)
     assert "3 records where 5 were asked for" in short.stderr
+    # A council's missing episodes, seeded by the force's pushes of them, paged alike.
+    missing = _bench(
+        "bench-read",
+        "--database-url",
+        _database(tmp_path, "missing.db"),
+        *tiny,
+        "--list",
+        "missing-episodes",
+    )
+    assert missing.returncode == 0, missing.stdout + missing.stderr
+    assert missing.stdout.startswith("council page of 5 missing episodes"), missing.stdout
+    assert "page-to-floor (new) at 8 in flight" in missing.stdout
+    unknown = _bench("bench-read", "--database-url", _database(tmp_path, "x.db"), "--list", "x")
+    assert unknown.returncode == 2, unknown.stdout + unknown.stderr  # a usage error, no run
+    assert "--list" in unknown.stderr
+    assert "incidents, missing-episodes" in unknown.stderr
+    assert "Traceback" not in unknown.stderr
 
 
 def test_bench_read_gives_a_setting_to_this_codes_hub_only(tmp_path: Path) -> None:
