@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -86,29 +86,38 @@ class Figures:
         )
 
 
-def _incident(number: int, run: str) -> dict[str, Any]:
-    occurred = dt.datetime.now(dt.UTC) - dt.timedelta(hours=2 + number % 500)
+def synthetic_child(reference: str, *, born: str = "2015-01-01") -> dict[str, Any]:
+    """A synthetic child of the bench's council, as a force's push names one."""
     return {
-        "policeReference": f"BENCH-{run}-{number:07d}",
+        "policeReference": reference,
+        "givenName": "Bench",
+        "familyName": "Synthetic",
+        "dateOfBirth": born,
+        "responsibleCouncil": COUNCIL,
+    }
+
+
+def synthetic_incident(
+    reference: str, occurred: dt.datetime, children: Sequence[tuple[str, Mapping[str, bool]]]
+) -> dict[str, Any]:
+    """A force's push of a synthetic incident in the bench's council, recorded half an hour
+    after it occurred; `children`: each child's police reference and its flags (present...)."""
+    return {
+        "policeReference": reference,
         "type": "DOMESTIC_ABUSE",
         "occurredAt": occurred.isoformat(),
         "recordedAt": (occurred + dt.timedelta(minutes=30)).isoformat(),
         "locationCouncil": COUNCIL,
         "dashRisk": "MEDIUM",
         "summary": "Synthetic benchmark incident.",
-        "children": [
-            {
-                "child": {
-                    "policeReference": f"BENCH-{run}-P{number:07d}",
-                    "givenName": "Bench",
-                    "familyName": "Synthetic",
-                    "dateOfBirth": "2015-01-01",
-                    "responsibleCouncil": COUNCIL,
-                },
-                "present": True,
-            }
-        ],
+        "children": [{"child": synthetic_child(child), **flags} for child, flags in children],
     }
+
+
+def _incident(number: int, run: str) -> dict[str, Any]:
+    occurred = dt.datetime.now(dt.UTC) - dt.timedelta(hours=2 + number % 500)
+    child = f"BENCH-{run}-P{number:07d}"
+    return synthetic_incident(f"BENCH-{run}-{number:07d}", occurred, [(child, {"present": True})])
 
 
 def bearer(

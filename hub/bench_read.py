@@ -48,6 +48,8 @@ from hub.bench import (
     hub_environment,
     scratch_database,
     scratch_directory,
+    synthetic_child,
+    synthetic_incident,
 )
 from hub.demo import EXAMPLE_PURPOSE
 from hub.settings import Settings
@@ -81,43 +83,16 @@ PUSHED_FROM = 100_000  # a counted push's police references: past any seeded one
 
 
 def _incident(number: int, now: dt.datetime) -> dict[str, Any]:
-    occurred = now - dt.timedelta(hours=2 + number)
-    return {
-        "policeReference": f"READ-{number:05d}",
-        "type": "DOMESTIC_ABUSE",
-        "occurredAt": occurred.isoformat(),
-        "recordedAt": (occurred + dt.timedelta(minutes=30)).isoformat(),
-        "locationCouncil": COUNCIL,
-        "dashRisk": "MEDIUM",
-        "summary": "Synthetic benchmark incident.",
-        "children": [
-            {
-                "child": {
-                    "policeReference": f"READ-{number:05d}-P{k}",
-                    "givenName": "Bench",
-                    "familyName": "Synthetic",
-                    "dateOfBirth": "2015-01-01",
-                    "responsibleCouncil": COUNCIL,
-                },
-                "present": k == 0,
-                "victim": k == 1,
-            }
-            for k in range(2)
-        ],
-    }
+    reference = f"READ-{number:05d}"
+    children = [(f"{reference}-P{k}", {"present": k == 0, "victim": k == 1}) for k in range(2)]
+    return synthetic_incident(reference, now - dt.timedelta(hours=2 + number), children)
 
 
 def _missing_episode(number: int, now: dt.datetime) -> dict[str, Any]:
     reported = now - dt.timedelta(hours=2 + number)
     return {
         "policeReference": f"READ-M-{number:05d}",
-        "child": {
-            "policeReference": f"READ-M-{number:05d}-P",
-            "givenName": "Bench",
-            "familyName": "Synthetic",
-            "dateOfBirth": "2012-01-01",
-            "responsibleCouncil": COUNCIL,
-        },
+        "child": synthetic_child(f"READ-M-{number:05d}-P", born="2012-01-01"),
         "reportedMissingAt": reported.isoformat(),
         "recordedAt": (reported + dt.timedelta(minutes=20)).isoformat(),
         "riskGrade": "MEDIUM",
