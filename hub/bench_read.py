@@ -278,8 +278,8 @@ class ReadFigures:
     series: dict[tuple[str, str, int], Series]
     # Per turn, new/baseline page rate, by in-flight count: the spread of the headline ratio.
     turn_ratios: dict[int, list[float]]
+    listed: Listed
     new_settings: dict[str, str] = dataclasses.field(default_factory=dict)
-    listed: Listed = dataclasses.field(default_factory=lambda: LISTS["incidents"])
 
     def lines(self) -> list[str]:
         settings = " ".join(
@@ -467,9 +467,7 @@ async def _seed(
 class Driver:
     """Blocks of requests at a given number in flight, each request's variables its own."""
 
-    def __init__(
-        self, client: bench_http.Client, page_size: int, listed: Listed = LISTS["incidents"]
-    ) -> None:
+    def __init__(self, client: bench_http.Client, page_size: int, listed: Listed) -> None:
         self.client = client
         self.page_size = page_size
         self.listed = listed
@@ -571,7 +569,7 @@ async def run_read(
             series, ratios = await _turns(driver, (old, new), turns, block, flights)
     backend = database_url.split(":", maxsplit=1)[0]
     return ReadFigures(
-        baseline, backend, page_size, turns, block, series, ratios, new_settings, listed
+        baseline, backend, page_size, turns, block, series, ratios, listed, new_settings
     )
 
 
@@ -669,7 +667,7 @@ class InstructionFigures:
     requests: int
     # (hub, query) -> instructions per request
     per_request: dict[tuple[str, str], float]
-    listed: Listed = dataclasses.field(default_factory=lambda: LISTS["incidents"])
+    listed: Listed
 
     def lines(self) -> list[str]:
         out = [
