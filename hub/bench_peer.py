@@ -8,6 +8,11 @@ turns in blocks, at each concurrency asked for. PostGraphile applies no policy a
 audit: the hub checks every field against the agreement, scopes the rows and audits each record
 served before the response leaves. Each request has variables of its own; any error or short
 page is a failed bench, with no ratio.
+
+Beside the rates, each side's CPU per request: its server's process, the database's backends
+for that side's blocks, and the bench's own. A hub block's time runs on until the hub has
+settled (`bench_read.settled`): the audit's index rows it writes after its responses are
+charged to it, and never fall into PostGraphile's next block.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from hub.bench import (
     scratch_database,
     serving_hubs,
 )
+from hub.bench_read import CpuSeconds, CpuSnapshot, cpu_snapshot, settled
 from hub.migrate import upgrade
 from hub.settings import Settings
 
@@ -56,6 +62,7 @@ PEER_QUERY = """query Council($first: Int!, $council: String!) {
   organisationByForceCode { name } organisationByLocationCouncilCode { name }
   incidentChildrenByIncidentId { nodes { present victim
     childByChildId { rowId givenName familyName dateOfBirth } } } } } }"""
+HUB = "peer bench's"  # what `settled` calls the hub, if it never settles
 NOTE = (
     "PostGraphile: no policy, no audit (every row and field the tables hold); the hub: purpose "
     "checked, rows scoped, every field checked against the agreement, every record audited"
@@ -73,6 +80,8 @@ class Turn:
     peer_rate: float
     hub_latencies: list[float]
     peer_latencies: list[float]
+    hub_cpu: CpuSeconds
+    peer_cpu: CpuSeconds
 
     @property
     def ratio(self) -> float:
@@ -100,6 +109,17 @@ class PeerFigures:
                 f"  hub / PostGraphile = {statistics.median(ratios):.2f}x (median of "
                 f"{len(ratios)} turns; lowest {ratios[0]:.2f}, highest {ratios[-1]:.2f})"
             ),
+            *self._cpu_lines(),
+        ]
+
+    def _cpu_lines(self) -> list[str]:
+        """Each side's CPU per request over every turn: the hub's with its audit's indexing."""
+        count = sum(len(t.hub_latencies) for t in self.turns)
+        hub = sum((t.hub_cpu for t in self.turns), CpuSeconds(0.0, 0.0, 0.0))
+        peer = sum((t.peer_cpu for t in self.turns), CpuSeconds(0.0, 0.0, 0.0))
+        return [
+            f"  {hub.each(count, 'request', hub='hub')} (its audit's indexing included)",
+            f"  {peer.each(count, 'request', hub='PostGraphile')}",
         ]
 
 
@@ -123,8 +143,27 @@ def _short(body: Any, *, root: str, expected: int) -> str | None:
     return None if found == expected else f"{found} records where {expected} were asked for"
 
 
+@dataclasses.dataclass(frozen=True)
+class Servers:
+    """The hub and PostGraphile, serving one scratch database."""
+
+    hub_base: str
+    peer_base: str
+    settings: Settings
+    keys: KeySet
+    hub_pid: int
+    peer_pid: int
+    database: str | None
+
+    def hub_cpu(self) -> CpuSnapshot:
+        return cpu_snapshot(self.hub_pid, self.database)
+
+    def peer_cpu(self) -> CpuSnapshot:
+        return cpu_snapshot(self.peer_pid, self.database)
+
+
 @contextlib.asynccontextmanager
-async def _processes(url: str) -> AsyncIterator[tuple[str, str, Settings, KeySet]]:
+async def _processes(url: str) -> AsyncIterator[Servers]:
     peer_port = _free_port()
     peer_base = f"http://127.0.0.1:{peer_port}"
     libpq = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
@@ -143,7 +182,8 @@ async def _processes(url: str) -> AsyncIterator[tuple[str, str, Settings, KeySet
         )
         try:
             await _wait_peer(peer_base, peer)
-            yield hub.base, peer_base, hub.settings, hub.keys
+            database = make_url(url).database
+            yield Servers(hub.base, peer_base, hub.settings, hub.keys, hub.pid, peer.pid, database)
         finally:
             peer.terminate()
             peer.wait(timeout=30)
@@ -203,14 +243,15 @@ async def run(
         await upgrade(url)
         await _seed_incidents(url, max(records, page_size + 1))
         await analysed(url, make_url(url).database)  # as autovacuum would, for both servers
-        async with _processes(url) as (hub_base, peer_base, settings, keys):
-            council = bearer(settings, keys, Role.COUNCIL_SOCIAL_WORKER, COUNCIL, client="bench")
+        async with _processes(url) as servers:
+            council = bearer(
+                servers.settings, servers.keys, Role.COUNCIL_SOCIAL_WORKER, COUNCIL, client="bench"
+            )
             async with bench_http.Client(timeout=60) as client:
                 return [
                     await _measure(
                         client,
-                        hub_base,
-                        peer_base,
+                        servers,
                         council,
                         concurrency=concurrency,
                         requests=requests,
@@ -223,8 +264,7 @@ async def run(
 
 async def _measure(
     client: bench_http.Client,
-    hub_base: str,
-    peer_base: str,
+    servers: Servers,
     council: dict[str, str],
     *,
     concurrency: int,
@@ -241,7 +281,7 @@ async def _measure(
     async def hub(_: int) -> str | None:
         size = first()
         response = await client.post(
-            f"{hub_base}/graphql",
+            f"{servers.hub_base}/graphql",
             json={"query": HUB_QUERY, "variables": {"first": size}},
             headers=council,
         )
@@ -254,7 +294,7 @@ async def _measure(
         size = first()
         variables = {"first": size, "council": COUNCIL}
         response = await client.post(
-            f"{peer_base}/graphql", json={"query": PEER_QUERY, "variables": variables}
+            f"{servers.peer_base}/graphql", json={"query": PEER_QUERY, "variables": variables}
         )
         if response.status_code != HTTPStatus.OK:
             return f"PostGraphile: HTTP {response.status_code}"
@@ -266,16 +306,38 @@ async def _measure(
         said = "; ".join(str(e.get("message"))[:80] for e in (body.get("errors") or [])[:1])
         return f"PostGraphile: {failure} {said}".rstrip()
 
+    async def hub_block() -> tuple[float, list[float], CpuSeconds]:
+        before = servers.hub_cpu()
+        rate, latencies = await _block(requests, concurrency, hub)
+        await settled(servers.hub_pid, HUB)  # its audit's indexing: the hub's own cost
+        return rate, latencies, before.until(servers.hub_cpu())
+
+    async def peer_block() -> tuple[float, list[float], CpuSeconds]:
+        before = servers.peer_cpu()
+        rate, latencies = await _block(requests, concurrency, peer)
+        return rate, latencies, before.until(servers.peer_cpu())
+
     warm = max(concurrency, min(requests, 20))
     await _block(warm, concurrency, hub)
     await _block(warm, concurrency, peer)
+    await settled(servers.hub_pid, HUB)
+    return PeerFigures(concurrency, page_size, await _turns(turns, hub_block, peer_block))
+
+
+Block = Callable[[], Awaitable[tuple[float, list[float], CpuSeconds]]]
+
+
+async def _turns(turns: int, hub: Block, peer: Block) -> list[Turn]:
     measured = []
     for turn in range(turns):
         # Taking turns, each starting with the other: the machine's drift falls on both.
         order = [("hub", hub), ("peer", peer)]
         if turn % 2:
             order.reverse()
-        results = {name: await _block(requests, concurrency, call) for name, call in order}
-        (hub_rate, hub_lat), (peer_rate, peer_lat) = results["hub"], results["peer"]
-        measured.append(Turn(hub_rate, peer_rate, hub_lat, peer_lat))
-    return PeerFigures(concurrency, page_size, measured)
+        results = {name: await block() for name, block in order}
+        (hub_rate, hub_lat, hub_cpu), (peer_rate, peer_lat, peer_cpu) = (
+            results["hub"],
+            results["peer"],
+        )
+        measured.append(Turn(hub_rate, peer_rate, hub_lat, peer_lat, hub_cpu, peer_cpu))
+    return measured

@@ -698,20 +698,20 @@ class InstructionFigures:
         return out
 
 
-async def _settled(target: Hub, *, quiet: float = 0.5, most: float = 600) -> None:
-    """Until the hub's processes spend (almost) no CPU for `quiet` seconds: the work its last
-    requests left running in the background done (on PostgreSQL, the audit's index rows,
-    written off the request path). Counted with the requests that left it, not with the next
-    block's: the empty request was charged a page's indexing when it followed the page."""
+async def settled(pid: int, name: str, *, quiet: float = 0.5, most: float = 600) -> None:
+    """Until the hub `pid` (its processes) spends (almost) no CPU for `quiet` seconds: the work
+    its last requests left running in the background done (on PostgreSQL, the audit's index
+    rows, written off the request path). Counted with the requests that left it, not with the
+    next block's: the empty request was charged a page's indexing when it followed the page."""
     deadline = time.monotonic() + most
-    before = _tree_cpu(target.pid)
+    before = _tree_cpu(pid)
     while time.monotonic() < deadline:
         await asyncio.sleep(quiet)
-        spent = _tree_cpu(target.pid)
+        spent = _tree_cpu(pid)
         if spent - before <= quiet * _IDLE:
             return
         before = spent
-    msg = f"the {target.name} hub did not settle within {most:g} s"
+    msg = f"the {name} hub did not settle within {most:g} s"
     raise BenchFailed(msg)
 
 
@@ -744,11 +744,15 @@ async def run_instructions(
             for target in (old, new):
                 for query in COUNTED:
                     await driver.block(target, query, 5, 1)  # warm-up, not counted
-                    await _settled(target)  # what the last block left running: not ours
+                    await settled(
+                        target.pid, target.name
+                    )  # what the last block left running: not ours
                     Callgrind.control(target.pid, "--zero")
                     Callgrind.control(target.pid, "--instr=on")
                     await driver.block(target, query, requests, 1)
-                    await _settled(target)  # what these requests left running: theirs
+                    await settled(
+                        target.pid, target.name
+                    )  # what these requests left running: theirs
                     Callgrind.control(target.pid, "--instr=off")
                     Callgrind.control(target.pid, "--dump")
                 dumps = Callgrind.totals(counts, target.pid)[-len(COUNTED) :]

@@ -381,6 +381,14 @@ def test_bench_peer_runs_tiny() -> None:
     assert "no policy, no audit" in run.stdout
     ratios = [line for line in run.stdout.splitlines() if "hub / PostGraphile" in line]
     assert len(ratios) == 2, run.stdout
+    # Each concurrency's CPU per request, side by side: the hub's with its audit's indexing.
+    spent = [line.strip() for line in run.stdout.splitlines() if "cpu/request:" in line]
+    assert [line.split(" ms")[0].split(": ")[1].rsplit(" ", 1)[0] for line in spent] == [
+        "hub",
+        "PostGraphile",
+    ] * 2, run.stdout
+    assert all("database" in line and "bench client" in line for line in spent), run.stdout
+    assert all(line.endswith("(its audit's indexing included)") for line in spent[::2])
 
 
 def test_a_peer_answer_with_errors_or_short_is_a_failure() -> None:
