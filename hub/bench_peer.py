@@ -115,8 +115,8 @@ class PeerFigures:
     def _cpu_lines(self) -> list[str]:
         """Each side's CPU per request over every turn: the hub's with its audit's indexing."""
         count = sum(len(t.hub_latencies) for t in self.turns)
-        hub = sum((t.hub_cpu for t in self.turns), CpuSeconds(0.0, 0.0, 0.0))
-        peer = sum((t.peer_cpu for t in self.turns), CpuSeconds(0.0, 0.0, 0.0))
+        hub = sum((t.hub_cpu for t in self.turns), CpuSeconds())
+        peer = sum((t.peer_cpu for t in self.turns), CpuSeconds())
         return [
             f"  {hub.each(count, 'request', hub='hub')} (its audit's indexing included)",
             f"  {peer.each(count, 'request', hub='PostGraphile')}",

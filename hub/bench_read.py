@@ -134,6 +134,43 @@ LISTS = {
 }
 
 
+@dataclasses.dataclass(frozen=True)
+class CpuSeconds:
+    """CPU time (user and system) taken while a block ran, by whom: where a request's cost goes,
+    and what is left to cut. Read from /proc, so Linux only; elsewhere every figure is 0."""
+
+    hub: float = 0.0
+    database: float = 0.0  # the server processes of the hub's own scratch database (PostgreSQL)
+    client: float = 0.0  # this bench process, which sends the requests and reads the answers
+    # Of `hub`: its threads beside each process's main one (the event loop's). On SQLite, the
+    # connections' threads (aiosqlite's), which run the statements and take the GIL from the
+    # event loop for their own Python; on PostgreSQL nearly nothing. A thread that ended during
+    # the block took its time out of /proc with it: then this is less than they spent.
+    threads: float = 0.0
+
+    def each(self, count: int, what: str, *, hub: str = "hub") -> str:
+        """The time per `what` (a request, a push) of `count`, in milliseconds, by whom
+        (`hub`: what the hub's share is called, "hubs" for several processes)."""
+        ms = 1000 / count
+        beside = (
+            f" ({self.threads * ms:.2f} ms in threads beside its event loop)"
+            if self.threads * ms >= 0.01  # noqa: PLR2004 - what the figures print
+            else ""
+        )
+        return (
+            f"cpu/{what}: {hub} {self.hub * ms:.2f} ms{beside}, "
+            f"database {self.database * ms:.2f} ms, bench client {self.client * ms:.2f} ms"
+        )
+
+    def __add__(self, other: CpuSeconds) -> CpuSeconds:
+        return CpuSeconds(
+            self.hub + other.hub,
+            self.database + other.database,
+            self.client + other.client,
+            self.threads + other.threads,
+        )
+
+
 @dataclasses.dataclass
 class Series:
     """One (hub, query, in flight) series: its latencies and the time its blocks took."""
@@ -142,7 +179,7 @@ class Series:
     seconds: float = 0.0
     block_rates: list[float] = dataclasses.field(default_factory=list)
     # CPU seconds its blocks took: the hub process, its database's server processes, the bench.
-    cpu: CpuSeconds = dataclasses.field(default_factory=lambda: CpuSeconds(0.0, 0.0, 0.0))
+    cpu: CpuSeconds = dataclasses.field(default_factory=CpuSeconds)
 
     @property
     def rate(self) -> float:
@@ -157,43 +194,25 @@ class Series:
 
 
 @dataclasses.dataclass(frozen=True)
-class CpuSeconds:
-    """CPU time (user and system) taken while a block ran, by whom: where a request's cost goes,
-    and what is left to cut. Read from /proc, so Linux only; elsewhere every figure is 0."""
-
-    hub: float
-    database: float  # the server processes of the hub's own scratch database (PostgreSQL)
-    client: float  # this bench process, which sends the requests and reads the answers
-
-    def each(self, count: int, what: str, *, hub: str = "hub") -> str:
-        """The time per `what` (a request, a push) of `count`, in milliseconds, by whom
-        (`hub`: what the hub's share is called, "hubs" for several processes)."""
-        ms = 1000 / count
-        return (
-            f"cpu/{what}: {hub} {self.hub * ms:.2f} ms, database {self.database * ms:.2f} ms, "
-            f"bench client {self.client * ms:.2f} ms"
-        )
-
-    def __add__(self, other: CpuSeconds) -> CpuSeconds:
-        return CpuSeconds(
-            self.hub + other.hub, self.database + other.database, self.client + other.client
-        )
-
-
-@dataclasses.dataclass(frozen=True)
 class CpuSnapshot:
     """CPU times read at one moment: the hub's, each database backend's by pid, the bench's."""
 
     hub: float
     backends: dict[str, float]
     client: float
+    threads: float = 0.0  # of `hub`: its threads beside each process's main one
 
     def until(self, later: CpuSnapshot) -> CpuSeconds:
         """What was spent from this snapshot to `later`. A backend that exited in between
         (a pool's overflow connection) is left out rather than counted negative; one that
         started in between counts whole."""
         database = sum(spent - self.backends.get(pid, 0.0) for pid, spent in later.backends.items())
-        return CpuSeconds(later.hub - self.hub, database, later.client - self.client)
+        return CpuSeconds(
+            later.hub - self.hub,
+            database,
+            later.client - self.client,
+            max(later.threads - self.threads, 0.0),  # a thread that ended took its time with it
+        )
 
 
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -211,18 +230,42 @@ def _stat_fields(pid: int | str) -> list[str] | None:
 def _process_cpu(pid: int | str) -> float:
     """utime + stime of a process, in seconds; 0 if it is gone or /proc is not there."""
     fields = _stat_fields(pid)
-    return 0.0 if fields is None else (int(fields[11]) + int(fields[12])) / _TICKS
+    return 0.0 if fields is None else _spent(fields)
+
+
+def _spent(fields: list[str]) -> float:
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def _tree(pid: int) -> list[str]:
+    """A process and its live children: `serve --workers N` serves from N children of a
+    supervising process."""
+    found = [str(pid)]
+    if Path("/proc").is_dir():
+        found += [
+            entry.name
+            for entry in Path("/proc").iterdir()
+            if entry.name.isdigit()
+            and (fields := _stat_fields(entry.name))
+            and fields[1] == str(pid)
+        ]
+    return found
 
 
 def _tree_cpu(pid: int) -> float:
-    """A process's CPU and its live children's: `serve --workers N` serves from N children
-    of a supervising process."""
-    spent = _process_cpu(pid)
-    if not Path("/proc").is_dir():
-        return spent
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and (fields := _stat_fields(entry.name)) and fields[1] == str(pid):
-            spent += (int(fields[11]) + int(fields[12])) / _TICKS
+    """A process's CPU and its live children's (`_tree`)."""
+    return sum(_process_cpu(each) for each in _tree(pid))
+
+
+def _threads_cpu(pid: int) -> float:
+    """The CPU of the threads of a process and its live children (`_tree`) other than each
+    one's main thread, whose id is the process's."""
+    spent = 0.0
+    for each in _tree(pid):
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{each}/task").iterdir():
+                if task.name != each and (fields := _stat_fields(f"{each}/task/{task.name}")):
+                    spent += _spent(fields)
     return spent
 
 
@@ -261,7 +304,9 @@ class Hub:
 def cpu_snapshot(pid: int, database: str | None) -> CpuSnapshot:
     """The CPU spent so far by a hub (its process and any workers), its database's backends
     and this bench process."""
-    return CpuSnapshot(_tree_cpu(pid), _backends_cpu(database), time.process_time())
+    return CpuSnapshot(
+        _tree_cpu(pid), _backends_cpu(database), time.process_time(), _threads_cpu(pid)
+    )
 
 
 def _series_key(hub_name: str, query: str, flight: int) -> tuple[str, str, int]:

@@ -97,7 +97,7 @@ class Hub:
     pid: int = 0  # its `serve` process (with N workers, their supervisor)
     database: str | None = None  # its scratch database's name
     # CPU seconds its single pushes took (hub, database backends, this bench), and how many.
-    cpu: CpuSeconds = dataclasses.field(default_factory=lambda: CpuSeconds(0.0, 0.0, 0.0))
+    cpu: CpuSeconds = dataclasses.field(default_factory=CpuSeconds)
     counted: int = 0
     waits: LockWaits = dataclasses.field(default_factory=LockWaits)
 

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import threading
+import time
+
 from hub.bench import CostFigures
+from hub.bench_read import CpuSeconds, _threads_cpu, _tree_cpu
 
 
 def _figures(**turns: list[float]) -> CostFigures:
@@ -36,3 +41,39 @@ def test_too_few_turns_print_no_spread() -> None:
     lines = _figures(policy_turns=[1.1, 1.2, 1.3], audit_turns=[1.1, 1.2, 1.3]).lines()
 
     assert not any("by turn" in line for line in lines)
+
+
+def test_the_cpu_a_request_took_names_the_threads_beside_the_event_loop() -> None:
+    spent = CpuSeconds(hub=0.008, database=0.002, client=0.001, threads=0.003)
+    assert (spent + spent).each(2, "request") == (
+        "cpu/request: hub 8.00 ms (3.00 ms in threads beside its event loop), "
+        "database 2.00 ms, bench client 1.00 ms"
+    )
+    # None beside it (PostgreSQL's hub, a peer): the line as it always read.
+    assert CpuSeconds(hub=0.008).each(1, "push", hub="hubs") == (
+        "cpu/push: hubs 8.00 ms, database 0.00 ms, bench client 0.00 ms"
+    )
+
+
+def test_a_threads_cpu_is_counted_beside_its_process_main_thread() -> None:
+    busy_for = 0.3  # seconds of the thread's own CPU, not of the clock
+    worked, release = threading.Event(), threading.Event()
+
+    def connection() -> None:  # as an aiosqlite connection's thread runs statements
+        started = time.thread_time()
+        while time.thread_time() - started < busy_for:
+            pass
+        worked.set()
+        release.wait()  # alive while it is read: an ended thread's time leaves /proc with it
+
+    thread = threading.Thread(target=connection)
+    thread.start()
+    try:
+        assert worked.wait(timeout=120)
+        during = _threads_cpu(os.getpid())
+        whole = _tree_cpu(os.getpid())
+    finally:
+        release.set()
+        thread.join()
+    assert during >= busy_for - 0.05  # /proc counts in ticks (10 ms)
+    assert whole >= during  # the process's own figure holds every thread's

@@ -47,7 +47,13 @@ from hub.bench import (
     scratch_database,
     serving_hubs,
 )
-from hub.bench_read import CpuSeconds, CpuSnapshot, _backends_cpu, _process_cpu
+from hub.bench_read import (
+    CpuSeconds,
+    CpuSnapshot,
+    _backends_cpu,
+    _process_cpu,
+    _threads_cpu,
+)
 from hub.db import Database
 from hub.migrate import upgrade
 from hub.settings import Settings
@@ -73,7 +79,7 @@ class SubscriptionFigures:
     # CPU seconds while the timed pushes were pushed and delivered: every hub process, the
     # scratch database's backends, this bench. On a shared machine the latencies move with
     # everyone's load; the CPU a push costs moves much less, so side by side it says what changed.
-    cpu: CpuSeconds = dataclasses.field(default_factory=lambda: CpuSeconds(0.0, 0.0, 0.0))
+    cpu: CpuSeconds = dataclasses.field(default_factory=CpuSeconds)
 
     def lines(self) -> list[str]:
         return [
@@ -131,6 +137,7 @@ async def run(
                     sum(_process_cpu(process.pid) for process in hubs.processes),
                     _backends_cpu(database),
                     time.process_time(),
+                    sum(_threads_cpu(process.pid) for process in hubs.processes),
                 )
 
             measured = await _measure(
