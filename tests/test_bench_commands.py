@@ -212,11 +212,17 @@ def test_bench_read_counts_instructions_of_both_hubs(tmp_path: Path) -> None:
     }
     queries = ("page", "ids", "floor", "push")
     assert set(figures) == {(h, q) for h in ("baseline", "new") for q in queries}
-    # A page of records costs more than its ids alone, and they more than a request that
-    # returns none, in either hub.
+    # A page of records, and its ids alone, cost more than a request that returns none, in
+    # either hub.
     for hub_name in ("baseline", "new"):
         page, ids, floor = (figures[(hub_name, q)] for q in ("page", "ids", "floor"))
-        assert page > ids > floor > 0
+        assert page > floor > 0
+        assert ids > floor
+    # The baseline completes each field in Python: its page costs more than its ids. This
+    # code's page is written by SQLite, within about a tenth of its ids, less than the count
+    # moves with the audit's indexing (one trip or two in a window of two requests): seen at
+    # 8.02 M against ids' 8.18 M, and at 8.54 M and 8.87 M against 8.15 M.
+    assert figures[("baseline", "page")] > figures[("baseline", "ids")]
     assert "by instructions, new: page-to-floor 0." in counted.stdout
     assert figures[("new", "push")] > figures[("new", "floor")]  # a push writes and audits
     assert "page instructions new/baseline" in counted.stdout
