@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import threading
 import time
+from collections.abc import AsyncIterator
+
+import pytest
 
 from hub.bench import CostFigures
-from hub.bench_read import CpuSeconds, _threads_cpu, _tree_cpu
+from hub.bench_read import BenchFailed, CpuSeconds, Hub, _threads_cpu, _tree_cpu, both_running
 
 
 def _figures(**turns: list[float]) -> CostFigures:
@@ -77,3 +82,45 @@ def test_a_threads_cpu_is_counted_beside_its_process_main_thread() -> None:
         thread.join()
     assert during >= busy_for - 0.05  # /proc counts in ticks (10 ms)
     assert whole >= during  # the process's own figure holds every thread's
+
+
+class Starts:
+    """Two hubs' starts, as `both_running` sees them: what each got to, and what was undone."""
+
+    def __init__(self) -> None:
+        self.log: list[str] = []
+        self.both_starting = asyncio.Event()
+
+    @contextlib.asynccontextmanager
+    async def hub(self, name: str, *, fails: bool = False) -> AsyncIterator[Hub]:
+        self.log.append(f"{name} starting")
+        try:
+            if fails:
+                await self.both_starting.wait()  # the other is mid-start when this one fails
+                msg = f"the {name} hub could not migrate its scratch database"
+                raise BenchFailed(msg)
+            self.both_starting.set()
+            await asyncio.sleep(0.05)
+            self.log.append(f"{name} started")
+            yield Hub(name=name, base="http://127.0.0.1:1", council={}, police={})
+        finally:
+            self.log.append(f"{name} undone")
+
+
+async def test_both_hubs_start_at_once_and_both_are_stopped() -> None:
+    starts = Starts()
+    async with both_running(starts.hub("baseline"), starts.hub("new")) as (old, new):
+        assert (old.name, new.name) == ("baseline", "new")
+        assert starts.log[:2] == ["baseline starting", "new starting"]  # neither waited
+        assert "baseline undone" not in starts.log
+    assert {"baseline undone", "new undone"} <= set(starts.log)
+
+
+async def test_a_hub_that_cannot_start_stops_the_others_start() -> None:
+    starts = Starts()
+    with pytest.raises(BenchFailed, match="baseline hub could not migrate"):
+        async with both_running(starts.hub("baseline", fails=True), starts.hub("new")):
+            pytest.fail("no hubs: one could not start")
+    # The other was cancelled mid-start and undid what it had got to; nothing is left running.
+    assert "new started" not in starts.log
+    assert {"baseline undone", "new undone"} <= set(starts.log)
