@@ -44,8 +44,10 @@ from hub.bench import (
     _failure,
     _free_port,
     _wait_ready,
+    all_running,
     analysed,
     hub_environment,
+    migrated,
     scratch_database,
     scratch_directory,
     synthetic_child,
@@ -447,7 +449,7 @@ async def running_hub(
             # Only the bench's settings and `hub_env`: none of the caller's own.
             inherited = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
             env = {**hub_environment(url, data_dir, base, inherited=inherited), **(hub_env or {})}
-            if await _migrate(tree, env) != 0:
+            if await migrated(tree, env) != 0:
                 msg = f"the {name} hub could not migrate its scratch database"
                 raise BenchFailed(msg)
             settings = Settings(database_url=url, data_dir=data_dir, issuer=base)
@@ -475,49 +477,6 @@ async def running_hub(
             finally:
                 process.terminate()
                 process.wait(timeout=30)
-
-
-async def _migrate(tree: Path, env: Mapping[str, str]) -> int:
-    """`python -m hub migrate` in `tree`: its exit status. Awaited, so that the other hub can
-    start meanwhile (`both_running`); a start cancelled (the other's failed) stops it."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "hub",
-        "migrate",
-        cwd=tree,
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    try:
-        return await process.wait()
-    except BaseException:
-        if process.returncode is None:
-            process.kill()
-            await asyncio.shield(process.wait())
-        raise
-
-
-@contextlib.asynccontextmanager
-async def both_running(
-    first: contextlib.AbstractAsyncContextManager[Hub],
-    second: contextlib.AbstractAsyncContextManager[Hub],
-) -> AsyncIterator[tuple[Hub, Hub]]:
-    """Two hubs started at once (each hub's start-up, about four seconds of imports and
-    migrations, and some twenty under callgrind, overlapping the other's), stopped after.
-    If one fails to start, the other's start is cancelled, and whatever either got to (its
-    process, its directory, its scratch database) is undone before the failure is raised."""
-    async with contextlib.AsyncExitStack() as stack:
-        starts = [asyncio.create_task(stack.enter_async_context(m)) for m in (first, second)]
-        try:
-            old, new = await asyncio.gather(*starts)
-        except BaseException:
-            for start in starts:
-                start.cancel()
-            await asyncio.gather(*starts, return_exceptions=True)
-            raise
-        yield old, new
 
 
 def _headers(settings: Settings, keys: KeySet, role: Role, org: str) -> dict[str, str]:
@@ -639,9 +598,11 @@ async def run_read(
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     with baseline_tree(baseline) as tree:
         async with (
-            both_running(
-                running_hub("baseline", tree, database_url),
-                running_hub("new", here, database_url, hub_env=new_settings),
+            all_running(
+                [
+                    running_hub("baseline", tree, database_url),
+                    running_hub("new", here, database_url, hub_env=new_settings),
+                ]
             ) as (old, new),
             bench_http.Client(timeout=60) as client,
         ):
@@ -817,9 +778,11 @@ async def run_instructions(
     per_request: dict[tuple[str, str], float] = {}
     with scratch_directory("hub-read-counts-") as counts, baseline_tree(baseline) as tree:
         async with (
-            both_running(
-                running_hub("baseline", tree, database_url, counted=counts),
-                running_hub("new", here, database_url, counted=counts),
+            all_running(
+                [
+                    running_hub("baseline", tree, database_url, counted=counts),
+                    running_hub("new", here, database_url, counted=counts),
+                ]
             ) as (old, new),
             bench_http.Client(timeout=600) as client,
         ):

@@ -45,9 +45,11 @@ from hub.bench import (
     _free_port,
     _incident,
     _wait_ready,
+    all_running,
     analysed,
     bearer,
     hub_environment,
+    migrated,
     scratch_database,
     scratch_directory,
 )
@@ -195,11 +197,9 @@ async def _serving(h: Hub, database_url: str) -> AsyncIterator[Hub]:
             # Its own code first: the baseline's tree, or this one's.
             env["PYTHONPATH"] = os.pathsep.join([str(h.source), os.environ.get("PYTHONPATH", "")])
             hub_command = [sys.executable, "-m", "hub"]
-            migrated = subprocess.run(  # noqa: S603, ASYNC221 - our own CLI, before any await
-                [*hub_command, "migrate"], env=env, cwd=h.source, capture_output=True, check=False
-            )
-            if migrated.returncode != 0:
-                msg = f"{h.name}: migrate failed (exit {migrated.returncode})"
+            status = await migrated(h.source, env)
+            if status != 0:
+                msg = f"{h.name}: migrate failed (exit {status})"
                 raise BenchFailed(msg)
             settings = Settings(database_url=url, data_dir=data_dir, issuer=h.base)
             keys = KeySet.for_settings(settings)
@@ -263,8 +263,7 @@ async def run(
             admin = make_url(database_url).set(database="postgres")
             sampler = create_async_engine(admin, isolation_level="AUTOCOMMIT")
             stack.push_async_callback(sampler.dispose)
-        for h in hubs:
-            await stack.enter_async_context(_serving(h, database_url))
+        await stack.enter_async_context(all_running([_serving(h, database_url) for h in hubs]))
         run_id = uuid.uuid4().hex[:6].upper()
         for h in hubs:  # warm-up, not counted
             await _singles(h, min(20, pushes), concurrency, f"W{run_id}")

@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from hub.bench import CostFigures
-from hub.bench_read import BenchFailed, CpuSeconds, Hub, _threads_cpu, _tree_cpu, both_running
+from hub.bench import CostFigures, all_running
+from hub.bench_read import BenchFailed, CpuSeconds, Hub, _threads_cpu, _tree_cpu
 
 
 def _figures(**turns: list[float]) -> CostFigures:
@@ -85,7 +85,7 @@ def test_a_threads_cpu_is_counted_beside_its_process_main_thread() -> None:
 
 
 class Starts:
-    """Two hubs' starts, as `both_running` sees them: what each got to, and what was undone."""
+    """Two hubs' starts, as `all_running` sees them: what each got to, and what was undone."""
 
     def __init__(self) -> None:
         self.log: list[str] = []
@@ -109,7 +109,7 @@ class Starts:
 
 async def test_both_hubs_start_at_once_and_both_are_stopped() -> None:
     starts = Starts()
-    async with both_running(starts.hub("baseline"), starts.hub("new")) as (old, new):
+    async with all_running([starts.hub("baseline"), starts.hub("new")]) as (old, new):
         assert (old.name, new.name) == ("baseline", "new")
         assert starts.log[:2] == ["baseline starting", "new starting"]  # neither waited
         assert "baseline undone" not in starts.log
@@ -119,7 +119,7 @@ async def test_both_hubs_start_at_once_and_both_are_stopped() -> None:
 async def test_a_hub_that_cannot_start_stops_the_others_start() -> None:
     starts = Starts()
     with pytest.raises(BenchFailed, match="baseline hub could not migrate"):
-        async with both_running(starts.hub("baseline", fails=True), starts.hub("new")):
+        async with all_running([starts.hub("baseline", fails=True), starts.hub("new")]):
             pytest.fail("no hubs: one could not start")
     # The other was cancelled mid-start and undid what it had got to; nothing is left running.
     assert "new started" not in starts.log
