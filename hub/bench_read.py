@@ -25,7 +25,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -259,11 +259,11 @@ def _tree_cpu(pid: int) -> float:
     return sum(_process_cpu(each) for each in _tree(pid))
 
 
-def _threads_cpu(pid: int) -> float:
-    """The CPU of the threads of a process and its live children (`_tree`) other than each
+def _threads_cpu(processes: Iterable[int | str]) -> float:
+    """The CPU of the threads of `processes` (a hub's `_tree`, its processes) other than each
     one's main thread, whose id is the process's."""
     spent = 0.0
-    for each in _tree(pid):
+    for each in map(str, processes):
         with contextlib.suppress(OSError):
             for task in Path(f"/proc/{each}/task").iterdir():
                 if task.name != each and (fields := _stat_fields(f"{each}/task/{task.name}")):
@@ -306,8 +306,12 @@ class Hub:
 def cpu_snapshot(pid: int, database: str | None) -> CpuSnapshot:
     """The CPU spent so far by a hub (its process and any workers), its database's backends
     and this bench process."""
+    processes = _tree(pid)  # one walk of /proc for both figures
     return CpuSnapshot(
-        _tree_cpu(pid), _backends_cpu(database), time.process_time(), _threads_cpu(pid)
+        sum(_process_cpu(each) for each in processes),
+        _backends_cpu(database),
+        time.process_time(),
+        _threads_cpu(processes),
     )
 
 
@@ -792,15 +796,13 @@ async def run_instructions(
             for target in (old, new):
                 for query in COUNTED:
                     await driver.block(target, query, 5, 1)  # warm-up, not counted
-                    await settled(
-                        target.pid, target.name
-                    )  # what the last block left running: not ours
+                    # What the last block left running: not ours.
+                    await settled(target.pid, target.name)
                     Callgrind.control(target.pid, "--zero")
                     Callgrind.control(target.pid, "--instr=on")
                     await driver.block(target, query, requests, 1)
-                    await settled(
-                        target.pid, target.name
-                    )  # what these requests left running: theirs
+                    # What these requests left running: theirs.
+                    await settled(target.pid, target.name)
                     Callgrind.control(target.pid, "--instr=off")
                     Callgrind.control(target.pid, "--dump")
                 dumps = Callgrind.totals(counts, target.pid)[-len(COUNTED) :]

@@ -75,7 +75,7 @@ def test_a_threads_cpu_is_counted_beside_its_process_main_thread() -> None:
     thread.start()
     try:
         assert worked.wait(timeout=120)
-        during = _threads_cpu(os.getpid())
+        during = _threads_cpu([os.getpid()])
         whole = _tree_cpu(os.getpid())
     finally:
         release.set()

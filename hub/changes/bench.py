@@ -137,7 +137,7 @@ async def run(
                     sum(_process_cpu(process.pid) for process in hubs.processes),
                     _backends_cpu(database),
                     time.process_time(),
-                    sum(_threads_cpu(process.pid) for process in hubs.processes),
+                    _threads_cpu(process.pid for process in hubs.processes),
                 )
 
             measured = await _measure(
