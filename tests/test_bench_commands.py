@@ -135,6 +135,7 @@ def test_bench_read_compares_with_the_baseline_or_refuses(tmp_path: Path) -> Non
     assert good.returncode == 0, good.stdout + good.stderr
     assert "page rate new/baseline at 8 in flight" in good.stdout
     assert "page-to-floor (new) at 1 in flight" in good.stdout
+    assert "page p50 at 1 in flight: baseline" in good.stdout
     assert "ids-to-floor" in good.stdout
     assert any(line.startswith("new      ids   8 in flight") for line in good.stdout.splitlines())
     assert "cpu/request: hub" in good.stdout

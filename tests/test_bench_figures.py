@@ -12,7 +12,16 @@ from collections.abc import AsyncIterator
 import pytest
 
 from hub.bench import CostFigures, all_running
-from hub.bench_read import BenchFailed, CpuSeconds, Hub, _threads_cpu, _tree_cpu
+from hub.bench_read import (
+    LISTS,
+    BenchFailed,
+    CpuSeconds,
+    Hub,
+    ReadFigures,
+    Series,
+    _threads_cpu,
+    _tree_cpu,
+)
 
 
 def _figures(**turns: list[float]) -> CostFigures:
@@ -124,3 +133,42 @@ async def test_a_hub_that_cannot_start_stops_the_others_start() -> None:
     # The other was cancelled mid-start and undid what it had got to; nothing is left running.
     assert "new started" not in starts.log
     assert {"baseline undone", "new undone"} <= set(starts.log)
+
+
+def _read_figures(backend: str, new_medians: list[float]) -> ReadFigures:
+    """Figures of a run of len(new_medians) turns of two requests per series, at 1 in flight."""
+    series = {}
+    for name in ("baseline", "new"):
+        for query in ("page", "ids", "floor"):
+            medians = new_medians if (name, query) == ("new", "page") else [0.006] * 4
+            series[(name, query, 1)] = Series(
+                latencies=[m for m in medians for _ in range(2)],
+                seconds=1.0,
+                block_medians=list(medians),
+            )
+    return ReadFigures(
+        baseline="abc1234",
+        backend=backend,
+        page_size=20,
+        turns=len(new_medians),
+        block=2,
+        series=series,
+        turn_ratios={1: [1.0] * len(new_medians)},
+        listed=LISTS["incidents"],
+    )
+
+
+def test_the_page_p50_is_printed_with_its_spread_by_turn_and_the_issue_target() -> None:
+    turns = [0.0052, 0.0046, 0.0049, 0.0061]  # each turn's page p50, in the order they ran
+    lines = _read_figures("postgresql+asyncpg", turns).lines()
+
+    [p50] = [line for line in lines if line.startswith("page p50")]
+    # Quartiles of 4.6, 4.9, 5.2, 6.1 ms (exclusive method): 4.675, 5.05, 5.875.
+    assert p50 == (
+        "page p50 at 1 in flight: baseline 6.0 ms, new 5.2 ms (new by turn: median 5.0 ms, "
+        "middle half 4.7 ms to 5.9 ms) (target under 5 ms)"
+    )
+    # The target is the issue's on PostgreSQL only; with few turns, the extremes.
+    sqlite = _read_figures("sqlite+aiosqlite", turns[:2]).lines()
+    [p50] = [line for line in sqlite if line.startswith("page p50")]
+    assert p50.endswith("(new by turn: min 4.6 ms, max 5.2 ms)")
