@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,13 +15,14 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from hub.access.keys import KeySet
 from hub.access.models import Role
 from hub.access.tokens import issue_access_token
 from hub.app import _limiter
 from hub.audit.models import AuditEvent, Outcome
-from hub.db import Database
+from hub.db import Database, fetch
 from hub.demo import EXAMPLE_PURPOSE
 from hub.limits.rate import PostgresLimiter, RoleLimit
 from hub.settings import Settings
@@ -259,3 +261,65 @@ async def test_a_release_goes_with_the_clients_next_admission_or_soon_after(
         assert await in_flight() == 0
     finally:
         await reader.close()
+
+
+def _terminate_backends(database_url: str) -> int:
+    """End every other server process on the test database, from a thread with a loop of its
+    own: the caller's event loop runs nothing meanwhile, so its pooled connections learn of it
+    only when they next send a statement, as after a connection lost without a word."""
+    found: list[int] = []
+
+    async def terminate() -> None:
+        engine = create_async_engine(database_url, isolation_level="AUTOCOMMIT")
+        try:
+            async with engine.connect() as connection:
+                ended = await connection.execute(
+                    sa.text(
+                        "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) "
+                        "FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    )
+                )
+                found.append(int(ended.scalar_one()))
+        finally:
+            await engine.dispose()
+
+    thread = threading.Thread(target=asyncio.run, args=(terminate(),))
+    thread.start()
+    thread.join(timeout=30)
+    return found[0]
+
+
+@pytest.mark.skipif(not is_postgres(), reason="the shared limiter is PostgreSQL's")
+async def test_an_admission_on_a_dropped_connection_retries_on_a_fresh_pool(
+    database_url: str,
+) -> None:
+    limiter = PostgresLimiter(database_url, pool_size=2)
+    client, limit = unique("dropped"), RoleLimit(rate=1000, burst=1000, in_flight=10)
+    try:
+        assert (await limiter.admit(client, limit)).admitted
+        await limiter.release(client)
+        pool = limiter._engine.sync_engine.pool
+        assert _terminate_backends(database_url) >= 1  # the limiter's pooled connection's
+        # Its statement fails on the dead connection, which discards the pool: the one
+        # retry runs on a fresh connection of a fresh pool, and the client is admitted.
+        assert (await limiter.admit(client, limit)).admitted
+        assert limiter._engine.sync_engine.pool is not pool
+        await limiter.release(client)
+    finally:
+        await limiter.close()
+
+
+@pytest.mark.skipif(not is_postgres(), reason="fetch serves the shared limiter, on PostgreSQL")
+async def test_fetch_refuses_an_engine_whose_statements_would_stay_uncommitted(
+    database_url: str,
+) -> None:
+    engine = create_async_engine(database_url, pool_size=1, max_overflow=0)
+    try:
+        with pytest.raises(ValueError, match="AUTOCOMMIT"):
+            await fetch(engine, sa.text("SELECT 1 AS one").columns(sa.column("one")))
+        # The connection went back to the pool: its only one is free for the next checkout.
+        async with engine.connect() as connection:
+            assert (await connection.execute(sa.text("SELECT 1"))).scalar_one() == 1
+    finally:
+        await engine.dispose()

@@ -254,9 +254,8 @@ class PostgresLimiter:
     async def _execute(
         self, statement: sa.TextClause | sa.TextualSelect, parameters: dict[str, Any]
     ) -> Any:
-        async with self._engine.connect() as connection:
-            found = await fetch(connection, statement, parameters)
-            return found[0] if found else None
+        found = await fetch(self._engine, statement, parameters)
+        return found[0] if found else None
 
     async def close(self) -> None:
         if self._flush is not None:
