@@ -263,31 +263,27 @@ async def test_a_release_goes_with_the_clients_next_admission_or_soon_after(
         await reader.close()
 
 
-def _terminate_backends(database_url: str) -> int:
-    """End every other server process on the test database, from a thread with a loop of its
-    own: the caller's event loop runs nothing meanwhile, so its pooled connections learn of it
-    only when they next send a statement, as after a connection lost without a word."""
-    found: list[int] = []
+def _terminate(database_url: str, pid: int) -> bool:
+    """End one server process, from a thread with a loop of its own: the caller's event loop
+    runs nothing meanwhile, so its pooled connection learns of it only when it next sends a
+    statement, as after a connection lost without a word."""
+    ended: list[bool] = []
 
     async def terminate() -> None:
         engine = create_async_engine(database_url, isolation_level="AUTOCOMMIT")
         try:
             async with engine.connect() as connection:
-                ended = await connection.execute(
-                    sa.text(
-                        "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) "
-                        "FROM pg_stat_activity "
-                        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                    )
+                found = await connection.execute(
+                    sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}
                 )
-                found.append(int(ended.scalar_one()))
+                ended.append(bool(found.scalar_one()))
         finally:
             await engine.dispose()
 
     thread = threading.Thread(target=asyncio.run, args=(terminate(),))
     thread.start()
     thread.join(timeout=30)
-    return found[0]
+    return ended == [True]
 
 
 @pytest.mark.skipif(not is_postgres(), reason="the shared limiter is PostgreSQL's")
@@ -300,7 +296,12 @@ async def test_an_admission_on_a_dropped_connection_retries_on_a_fresh_pool(
         assert (await limiter.admit(client, limit)).admitted
         await limiter.release(client)
         pool = limiter._engine.sync_engine.pool
-        assert _terminate_backends(database_url) >= 1  # the limiter's pooled connection's
+        assert pool.checkedin() == 1  # the one connection the admission used, now idle
+        raw = await limiter._engine.raw_connection()
+        pid = await raw.dbapi_connection._connection.fetchval("SELECT pg_backend_pid()")  # type: ignore[union-attr]
+        raw.close()
+        # Only the limiter's own connection: the suite's other hubs share this database.
+        assert _terminate(database_url, pid)
         # Its statement fails on the dead connection, which discards the pool: the one
         # retry runs on a fresh connection of a fresh pool, and the client is admitted.
         assert (await limiter.admit(client, limit)).admitted
